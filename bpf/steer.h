@@ -1,0 +1,25 @@
+/* Shared between bpf/steer.bpf.c and src/io/xdp.rs (struct SteerConfig): keep in sync. */
+#ifndef XDPSCAN_STEER_H
+#define XDPSCAN_STEER_H
+
+/* Steer ICMP echo replies whose identifier lies in the port range (ping sweeps). */
+#define STEER_ECHO_REPLY   (1u << 0)
+/* Steer ICMP errors quoting any protocol from our address, not only TCP/UDP (-sO). */
+#define STEER_ANY_QUOTED   (1u << 1)
+/* Steer every IPv4 packet addressed to us from a scanned protocol (-sO replies). */
+#define STEER_ALL_PROTOS   (1u << 2)
+
+struct steer_config {
+	__u32 src_ip;   /* network byte order */
+	__u16 port_lo;  /* host byte order, inclusive */
+	__u16 port_hi;  /* host byte order, inclusive */
+	__u32 flags;
+};
+
+enum steer_counter {
+	CNT_STEERED = 0,
+	CNT_PASSED = 1,
+	CNT_MAX = 2,
+};
+
+#endif

@@ -1,0 +1,155 @@
+//! Stateless validation: every probe carries a keyed SipHash-2-4 of its own addressing, so a
+//! reply proves it answers one of our probes without any table of what was sent.
+//!
+//! `H = SipHash-2-4_k(src ip ‖ dst ip ‖ dst port ‖ protocol)` (12 bytes, big-endian). Its low 32
+//! bits are the TCP sequence number, its high 32 bits pick the source port within the scan's
+//! range, and bits 32..48 also serve as the IPv4 identification. A reply validates when its
+//! 4-tuple recomputes the same source port and it echoes the sequence number (or, for ICMP
+//! errors, quotes it).
+
+use siphasher::sip::SipHasher24;
+
+/// An inclusive range of source ports, also used for ICMP echo identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub fn len(&self) -> u32 {
+        self.hi as u32 - self.lo as u32 + 1
+    }
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    pub fn contains(&self, p: u16) -> bool {
+        (self.lo..=self.hi).contains(&p)
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.lo, self.hi)
+    }
+}
+
+/// What one probe carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeCookie {
+    pub src_port: u16,
+    pub seq: u32,
+    pub ip_id: u16,
+}
+
+/// The scan's key and source-port range.
+#[derive(Debug, Clone)]
+pub struct CookieJar {
+    hasher: SipHasher24,
+    ports: PortRange,
+}
+
+impl CookieJar {
+    pub fn new(key: [u8; 16], ports: PortRange) -> Self {
+        Self { hasher: SipHasher24::new_with_key(&key), ports }
+    }
+
+    /// A jar with a key from the OS's random source.
+    pub fn random(ports: PortRange) -> std::io::Result<Self> {
+        Ok(Self::new(random_bytes()?, ports))
+    }
+
+    pub fn ports(&self) -> PortRange {
+        self.ports
+    }
+
+    #[inline(always)]
+    fn hash(&self, src: u32, dst: u32, dport: u16, proto: u8) -> u64 {
+        let mut b = [0u8; 12];
+        b[0..4].copy_from_slice(&src.to_be_bytes());
+        b[4..8].copy_from_slice(&dst.to_be_bytes());
+        b[8..10].copy_from_slice(&dport.to_be_bytes());
+        b[10] = proto;
+        self.hasher.hash(&b)
+    }
+
+    /// The cookie for a probe from `src` to `dst:dport` over IP protocol `proto`.
+    #[inline(always)]
+    pub fn cookie(&self, src: u32, dst: u32, dport: u16, proto: u8) -> ProbeCookie {
+        let h = self.hash(src, dst, dport, proto);
+        let hi = (h >> 32) as u32;
+        ProbeCookie {
+            src_port: self.ports.lo + (hi % self.ports.len()) as u16,
+            seq: h as u32,
+            ip_id: hi as u16,
+        }
+    }
+
+    /// Is `sport` the source port we would have used for this probe? Returns its cookie if so.
+    #[inline]
+    pub fn check_port(&self, src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> Option<ProbeCookie> {
+        if !self.ports.contains(sport) {
+            return None;
+        }
+        let c = self.cookie(src, dst, dport, proto);
+        (c.src_port == sport).then_some(c)
+    }
+}
+
+/// Bytes from the kernel's random source.
+pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    use std::io::Read;
+    let mut b = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+    const RANGE: PortRange = PortRange { lo: 61000, hi: 65535 };
+
+    #[test]
+    fn siphash24_reference_vector() {
+        // SipHash paper, appendix A: key 00..0f, message 00..0e.
+        let msg: Vec<u8> = (0..15).collect();
+        assert_eq!(SipHasher24::new_with_key(&KEY).hash(&msg), 0xa129_ca61_49be_45e5);
+    }
+
+    #[test]
+    fn cookie_layout_vector() {
+        // SipHash-2-4(key 00..0f, c6 12 00 01 | c6 13 00 05 | 00 50 | 06 | 00).
+        let jar = CookieJar::new(KEY, RANGE);
+        let msg = [0xc6, 0x12, 0, 1, 0xc6, 0x13, 0, 5, 0, 80, 6, 0];
+        let h = SipHasher24::new_with_key(&KEY).hash(&msg);
+        let c = jar.cookie(0xc612_0001, 0xc613_0005, 80, 6);
+        assert_eq!(c.seq, h as u32);
+        assert_eq!(c.src_port as u32, 61000 + ((h >> 32) as u32 % 4536));
+        assert_eq!(c.ip_id, (h >> 32) as u16);
+    }
+
+    #[test]
+    fn check_accepts_own_and_rejects_others() {
+        let jar = CookieJar::new(KEY, RANGE);
+        let other = CookieJar::new([9; 16], RANGE);
+        let mut accepted_by_other = 0;
+        for i in 0..10_000u32 {
+            let dst = 0xc613_0000 + i;
+            let c = jar.cookie(0xc612_0001, dst, 443, 6);
+            assert!(RANGE.contains(c.src_port));
+            assert_eq!(jar.check_port(0xc612_0001, dst, c.src_port, 443, 6), Some(c));
+            if other.check_port(0xc612_0001, dst, c.src_port, 443, 6).is_some_and(|o| o.seq == c.seq) {
+                accepted_by_other += 1;
+            }
+        }
+        assert_eq!(accepted_by_other, 0);
+    }
+
+    #[test]
+    fn out_of_range_port_never_checks() {
+        let jar = CookieJar::new(KEY, RANGE);
+        assert_eq!(jar.check_port(1, 2, 80, 80, 6), None);
+    }
+}

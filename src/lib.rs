@@ -1,0 +1,11 @@
+//! xdpscan: a stateless mass port scanner over AF_XDP.
+//!
+//! The data path, in module order: [`target`] (what to scan) → [`permute`] (in which order) →
+//! [`cookie`] + [`probe`] + [`wire`] (what each probe looks like) → [`io`] (how it leaves and
+//! how replies come back) → [`engine`] (threads, rate, dedup, stats) → [`output`].
+
+pub mod cookie;
+pub mod permute;
+pub mod probe;
+pub mod target;
+pub mod wire;
