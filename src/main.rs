@@ -1,1 +1,61 @@
-fn main(){}
+//! The `xdpscan` command: parse, validate, scan, and turn every failure into one line and an
+//! exit status (0 done, 1 runtime error, 2 usage error).
+
+use std::{
+    process::ExitCode,
+    sync::{atomic::AtomicUsize, Arc},
+};
+
+use clap::{error::ErrorKind, Parser};
+use xdpscan::{cli, config::ScanConfig, io::sys, scan};
+
+fn main() -> ExitCode {
+    // A bug must still read as one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("xdpscan: internal error: {msg}{at}");
+    }));
+
+    let args = cli::normalize_args(std::env::args_os());
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("xdpscan: {} (see --help)", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+
+    let cfg = match ScanConfig::from_cli(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xdpscan: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+
+    let interrupts = Arc::new(AtomicUsize::new(0));
+    if let Err(e) = sys::count_signals(&[libc::SIGINT, libc::SIGTERM], interrupts.clone()) {
+        eprintln!("xdpscan: cannot install signal handlers: {e}");
+        return ExitCode::from(1);
+    }
+
+    match scan::run(&cfg, &interrupts) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xdpscan: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The test lab: two network namespaces joined by a veth pair, nothing else.
+#
+#   netns <P>-scan                          netns <P>-tgt
+#     <P>s 198.18.0.1/24  <──── veth ────>    <P>t 198.18.0.2/24
+#     route 198.19.0.0/16 via 198.18.0.2      local route 198.19.0.0/16 (answers for all of it)
+#     xdpscan runs here                        TCP listeners on 22, 80, 443 (LAB_TCP_PORTS);
+#                                              UDP responders on 53, 161 (LAB_UDP_PORTS);
+#                                              nftables shapes sub-ranges (table below)
+#
+# Ground truth for a TCP SYN scan (tests/common/lab.rs mirrors it; keep the two in step):
+#   198.19.1.0/24     dropped silently                      -> no reply
+#   198.19.2.0/24     reject icmp host-unreachable (3/1)    -> filtered host-unreach
+#   198.19.3.0/24     reject icmp admin-prohibited (3/13)   -> filtered admin-prohibited
+#   198.19.4.0/25     reject icmp host-prohibited (3/10)    -> filtered host-prohibited
+#   198.19.4.128/25   reject icmp net-unreachable (3/0)     -> filtered net-unreach
+#   198.19.5.0/24     reject icmp prot-unreachable (3/2)    -> filtered proto-unreach
+#   198.19.6.0/24     reject icmp port-unreachable (3/3)    -> filtered port-unreach
+#   198.19.7.0/24     reject icmp net-prohibited (3/9)      -> filtered net-prohibited
+#   198.19.8.0/24     reject with tcp reset                 -> closed reset (listening or not)
+#   198.19.9.0/24     tcp port 80 dropped                   -> 80 silent, others as below
+#   everything else   listeners open (syn-ack), other ports closed (reset)
+#
+# Usage: scripts/lab.sh up [PREFIX] | down [PREFIX] | sink [PREFIX] | exec [PREFIX] CMD...
+# Every packet stays inside these namespaces: the scanner side has no route anywhere else.
+set -euo pipefail
+
+cmd=${1:-}
+P=${2:-xlab}
+SCAN="$P-scan"
+TGT="$P-tgt"
+VS="${P}s"
+VT="${P}t"
+TCP_PORTS=${LAB_TCP_PORTS:-22,80,443}
+UDP_PORTS=${LAB_UDP_PORTS:-53,161}
+QUEUES=${LAB_QUEUES:-2}
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+die() { echo "lab.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
+[ ${#VS} -le 15 ] || die "prefix '$P' too long for interface names (max 14 characters)"
+
+down() {
+    for ns in "$TGT" "$SCAN"; do
+        if ip netns list | grep -qw "^$ns"; then
+            # Processes outlive their namespace's name; end them first.
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+            ip netns del "$ns" 2>/dev/null || true
+        fi
+    done
+    ip link del "$VS" 2>/dev/null || true
+}
+
+up() {
+    down
+    ip netns add "$SCAN"
+    ip netns add "$TGT"
+    ip link add "$VS" numtxqueues "$QUEUES" numrxqueues "$QUEUES" type veth \
+        peer name "$VT" numtxqueues "$QUEUES" numrxqueues "$QUEUES"
+    ip link set "$VS" netns "$SCAN"
+    ip link set "$VT" netns "$TGT"
+
+    ip -n "$SCAN" link set lo up
+    ip -n "$SCAN" addr add 198.18.0.1/24 dev "$VS"
+    ip -n "$SCAN" link set "$VS" up
+    ip -n "$SCAN" route add 198.19.0.0/16 via 198.18.0.2
+
+    ip -n "$TGT" link set lo up
+    ip -n "$TGT" addr add 198.18.0.2/24 dev "$VT"
+    ip -n "$TGT" link set "$VT" up
+    ip -n "$TGT" route add local 198.19.0.0/16 dev lo
+    # Unfinished checksums otherwise (veth offload); replies must be valid on the wire.
+    ip netns exec "$TGT" ethtool -K "$VT" tx off >/dev/null
+    ip netns exec "$SCAN" ethtool -K "$VS" tx off >/dev/null
+    # The target answers every probe: no ICMP rate limit, deep SYN queues (syncookies beyond).
+    ip netns exec "$TGT" sysctl -qw net.ipv4.icmp_ratelimit=0 \
+        net.ipv4.icmp_msgs_per_sec=100000000 net.ipv4.icmp_msgs_burst=100000000 \
+        net.ipv4.tcp_max_syn_backlog=65536 net.core.somaxconn=65535 net.ipv4.tcp_syncookies=1 \
+        net.ipv4.tcp_synack_retries=1
+    # The target's receive work on the last core, away from the sender's (RPS).
+    ncpu=$(nproc)
+    mask=$(printf '%x' $((1 << (ncpu - 1))))
+    for q in /sys/class/net/"$VT"/queues/rx-*; do :; done
+    ip netns exec "$TGT" sh -c "for f in /sys/class/net/$VT/queues/rx-*/rps_cpus; do echo $mask > \$f; done"
+
+    ip netns exec "$TGT" nft -f - <<NFT
+table inet lab {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        ip daddr 198.19.1.0/24 drop
+        ip daddr 198.19.2.0/24 reject with icmp type host-unreachable
+        ip daddr 198.19.3.0/24 reject with icmp type admin-prohibited
+        ip daddr 198.19.4.0/25 reject with icmp type host-prohibited
+        ip daddr 198.19.4.128/25 reject with icmp type net-unreachable
+        ip daddr 198.19.5.0/24 reject with icmp type prot-unreachable
+        ip daddr 198.19.6.0/24 reject with icmp type port-unreachable
+        ip daddr 198.19.7.0/24 reject with icmp type net-prohibited
+        ip daddr 198.19.8.0/24 meta l4proto tcp reject with tcp reset
+        ip daddr 198.19.9.0/24 tcp dport 80 drop
+    }
+}
+NFT
+    ip netns exec "$TGT" python3 "$HERE/lab-listener.py" --tcp "$TCP_PORTS" --udp "$UDP_PORTS" \
+        >/dev/null 2>&1 &
+    # Ready when every listener is bound.
+    for _ in $(seq 100); do
+        n=$(ip netns exec "$TGT" ss -Hltn | wc -l)
+        [ "$n" -ge "$(echo "$TCP_PORTS" | tr ',' '\n' | grep -c .)" ] && break
+        sleep 0.05
+    done
+    # Resolve the gateway once so the first scan need not ARP.
+    ip netns exec "$SCAN" ping -c1 -W1 198.18.0.2 >/dev/null || die "lab link does not answer"
+}
+
+# Sink mode: the target drops everything at the driver (pure transmit-rate measurements).
+sink() {
+    ip netns exec "$TGT" ip link set dev "$VT" xdp obj "$(sink_obj)" sec xdp 2>/dev/null \
+        || die "cannot attach the XDP_DROP sink (build it with scripts/bench.sh)"
+}
+
+sink_obj() {
+    local o="${TMPDIR:-/tmp}/xdpscan-sink.o"
+    if [ ! -f "$o" ]; then
+        printf '%s\n' '#include <linux/bpf.h>' '__attribute__((section("xdp"), used)) int sink(struct xdp_md *c) { return XDP_DROP; }' \
+            'char _l[] __attribute__((section("license"), used)) = "GPL";' \
+            | clang -O2 -target bpf -I/usr/include/"$(uname -m)"-linux-gnu -x c -c - -o "$o"
+    fi
+    echo "$o"
+}
+
+case "$cmd" in
+    up) up; echo "lab $P up: run the scanner with 'ip netns exec $SCAN ...'" ;;
+    down) down ;;
+    sink) sink ;;
+    exec) shift 2; exec ip netns exec "$SCAN" "$@" ;;
+    *) die "usage: $0 up|down|sink|exec [PREFIX] [CMD...]" ;;
+esac

@@ -1,0 +1,232 @@
+//! Command-line definitions (nmap/masscan-style flags) and their value parsers. Every value that
+//! can be checked without the kernel is checked here, so a typo is one clear line and exit 2.
+
+use std::{ffi::OsString, net::Ipv4Addr, path::PathBuf};
+
+use clap::{Parser, ValueEnum};
+
+use crate::{cookie::PortRange, wire::MacAddr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportChoice {
+    /// AF_XDP, falling back to AF_PACKET (with one line on stderr) where it cannot bind
+    Auto,
+    /// AF_XDP only
+    Xdp,
+    /// AF_PACKET only
+    Packet,
+}
+
+/// Stateless mass port scanner over AF_XDP.
+#[derive(Debug, Parser)]
+#[command(name = "xdpscan", version, max_term_width = 100, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Targets: address, CIDR (198.19.0.0/16), range (198.19.0.1-198.19.0.200 or 198.19.0.1-200);
+    /// commas allowed
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Read targets from a file, one or more per line, '#' comments (also -iL)
+    #[arg(long = "target-file", value_name = "FILE")]
+    pub target_files: Vec<PathBuf>,
+
+    /// Ports: 22,80,8000-8100; '-' for 1-65535; open ends like -1024
+    #[arg(short = 'p', long = "ports", value_name = "SPEC", required = true)]
+    pub ports: String,
+
+    /// Exclude targets (same syntax as targets); repeatable
+    #[arg(long = "exclude", value_name = "LIST")]
+    pub excludes: Vec<String>,
+
+    /// Exclude targets listed in a file; repeatable
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+
+    /// Interface to send on [default: interface of the route to the first target]
+    #[arg(short = 'i', long = "interface", value_name = "IF")]
+    pub interface: Option<String>,
+
+    /// Source address [default: the interface's address]
+    #[arg(long = "source-ip", short = 'S', value_name = "IP")]
+    pub source_ip: Option<Ipv4Addr>,
+
+    /// Source ports our probes use and our XDP program claims; must lie outside the kernel's
+    /// ephemeral range [default: 61000-65535]
+    #[arg(long = "source-port", short = 'g', value_name = "LO-HI", value_parser = parse_port_range)]
+    pub source_port: Option<PortRange>,
+
+    /// MAC of the next hop [default: from the kernel's neighbour table, resolved by ARP if missing]
+    #[arg(long = "gateway-mac", alias = "router-mac", value_name = "MAC", value_parser = parse_mac)]
+    pub gateway_mac: Option<MacAddr>,
+
+    /// Probes per second over all threads (suffixes k, M); 0 = as fast as the transport goes
+    #[arg(short = 'r', long = "rate", alias = "max-rate", value_name = "PPS", default_value = "10000", value_parser = parse_rate)]
+    pub rate: u64,
+
+    /// Seconds to keep receiving after the last probe
+    #[arg(long = "wait", value_name = "SECS", default_value = "8", value_parser = parse_secs)]
+    pub wait: f64,
+
+    /// Seed of the permutation [default: random]; printed in the summary so a scan can be repeated
+    #[arg(long = "seed", value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Scan only shard I of N (1-based); shards with one --seed are disjoint and cover everything
+    #[arg(long = "shard", value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+
+    /// Transmit threads, each pinned to a core [default: 1, or one per --cores entry]
+    #[arg(long = "tx-threads", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub tx_threads: Option<u32>,
+
+    /// Cores for the transmit threads, in order: 0,1 or 0-3
+    #[arg(long = "cores", value_name = "LIST", value_parser = parse_cores)]
+    pub cores: Option<Vec<usize>>,
+
+    /// Packet I/O
+    #[arg(long = "transport", value_name = "KIND", default_value = "auto")]
+    pub transport: TransportChoice,
+
+    /// Build every probe but send nothing: write them to --pcap, or only count them
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    /// With --dry-run: write every probe to this pcap file
+    #[arg(long = "pcap", value_name = "FILE", requires = "dry_run")]
+    pub pcap: Option<PathBuf>,
+
+    /// Write results here instead of stdout (one JSON object per line)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// IP time-to-live of the probes
+    #[arg(long = "ttl", value_name = "N", default_value = "64", value_parser = clap::value_parser!(u8).range(1..))]
+    pub ttl: u8,
+
+    /// No status line on stderr
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+const AFTER_HELP: &str = "\
+Results go to stdout as NDJSON, one object per (address, port):
+  {\"ip\":\"198.19.0.5\",\"port\":80,\"proto\":\"tcp\",\"state\":\"open\",\"reason\":\"syn-ack\",\"ttl\":64,\"scan\":\"syn\",\"ts\":\"...\"}
+Exit status: 0 done (also when interrupted or stdout closed), 1 runtime error, 2 usage error.
+Ctrl-C stops sending and keeps receiving through --wait; a second Ctrl-C ends at once.";
+
+/// Rewrites nmap's multi-letter short options (clap has none) to their long forms.
+pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some("-iL") => OsString::from("--target-file"),
+            _ => a,
+        })
+        .collect()
+}
+
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let err = || format!("'{s}' is not a rate (probes per second like 10000, 50k or 1.5M)");
+    let t = s.trim();
+    let (num, mul) = match t.chars().last() {
+        Some('k') | Some('K') => (&t[..t.len() - 1], 1e3),
+        Some('m') | Some('M') => (&t[..t.len() - 1], 1e6),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| err())?;
+    if !v.is_finite() || v < 0.0 || v * mul > 1e10 {
+        return Err(err());
+    }
+    Ok((v * mul).round() as u64)
+}
+
+pub fn parse_secs(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v <= 86_400.0)
+        .ok_or_else(|| format!("'{s}' is not a number of seconds (0-86400)"))
+}
+
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let err = || format!("'{s}' is not a shard like 1/4 (1-based: I from 1 to N)");
+    let (i, n) = s.split_once('/').ok_or_else(err)?;
+    let i: u32 = i.trim().parse().map_err(|_| err())?;
+    let n: u32 = n.trim().parse().map_err(|_| err())?;
+    if n == 0 || i == 0 || i > n || n > 65_536 {
+        return Err(err());
+    }
+    Ok((i - 1, n))
+}
+
+pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
+    let err = || format!("'{s}' is not a port range like 61000-65535");
+    let p = |x: &str| x.trim().parse::<u16>().map_err(|_| err());
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (p(a)?, p(b)?),
+        None => (p(s)?, p(s)?),
+    };
+    if lo == 0 || lo > hi {
+        return Err(err());
+    }
+    Ok(PortRange { lo, hi })
+}
+
+pub fn parse_mac(s: &str) -> Result<MacAddr, String> {
+    s.parse::<MacAddr>().map_err(|e| e.to_string())
+}
+
+pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
+    let err = || format!("'{s}' is not a core list like 0,1 or 0-3");
+    let mut out = Vec::new();
+    for item in s.split(',') {
+        match item.split_once('-') {
+            Some((a, b)) => {
+                let a: usize = a.trim().parse().map_err(|_| err())?;
+                let b: usize = b.trim().parse().map_err(|_| err())?;
+                if a > b || b > 4096 {
+                    return Err(err());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(item.trim().parse().map_err(|_| err())?),
+        }
+    }
+    if out.is_empty() {
+        return Err(err());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values() {
+        assert_eq!(parse_rate("10000"), Ok(10_000));
+        assert_eq!(parse_rate("50k"), Ok(50_000));
+        assert_eq!(parse_rate("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_rate("0"), Ok(0));
+        for bad in ["", "-5", "fast", "1e20", "NaN", "10kk"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_shard("1/3"), Ok((0, 3)));
+        for bad in ["0/3", "4/3", "1/0", "1", "a/b", "1/2/3"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_port_range("61000-61010"), Ok(PortRange { lo: 61000, hi: 61010 }));
+        assert_eq!(parse_port_range("62000"), Ok(PortRange { lo: 62000, hi: 62000 }));
+        for bad in ["0-10", "5-4", "70000", "x"] {
+            assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_cores("0,2-3"), Ok(vec![0, 2, 3]));
+        assert!(parse_cores("3-1").is_err());
+    }
+
+    #[test]
+    fn nmap_short_options() {
+        let v = normalize_args(["xdpscan", "-iL", "f", "-p", "80"].map(OsString::from));
+        let cli = Cli::try_parse_from(v).unwrap();
+        assert_eq!(cli.target_files, vec![PathBuf::from("f")]);
+    }
+}

@@ -1,0 +1,244 @@
+//! One validated [`ScanConfig`] from the command line: every default is decided here (network
+//! facts included, from the kernel), and every bad value is refused here with a clear message.
+
+use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
+
+use crate::{
+    cli::{Cli, TransportChoice},
+    cookie::{random_bytes, PortRange},
+    netinfo::{self, NetError},
+    probe::ScanType,
+    target::{self, blocklist, PortList, RangeSet, TargetSpace},
+    wire::MacAddr,
+};
+
+/// The default source-port range: above Linux's default ephemeral range (32768-60999).
+pub const DEFAULT_SOURCE_PORTS: PortRange = PortRange { lo: 61000, hi: 65535 };
+
+/// Bad input: reported as one line, exit status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Target(#[from] target::TargetError),
+    #[error(transparent)]
+    Ports(#[from] target::PortParseError),
+    #[error("no targets given (name them on the command line or with -iL FILE)")]
+    NoTargets,
+    #[error("no targets left after excludes and the default blocklist")]
+    EmptySpace,
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("--source-port {ours} overlaps the kernel's ephemeral ports {lo}-{hi} (net.ipv4.ip_local_port_range); choose a range outside it")]
+    SourcePortsOverlap { ours: PortRange, lo: u16, hi: u16 },
+    #[error("core {0} does not exist on this machine (cores 0-{1})")]
+    NoSuchCore(usize, usize),
+    #[error("the route to {target} leaves through {route_if}, not {asked}; give the next hop's MAC with --gateway-mac")]
+    InterfaceNotOnRoute { target: Ipv4Addr, route_if: String, asked: String },
+}
+
+/// Where frames go and come from.
+#[derive(Debug, Clone)]
+pub struct NetSetup {
+    pub ifname: String,
+    pub ifindex: u32,
+    pub src_mac: MacAddr,
+    pub src_ip: Ipv4Addr,
+    pub gateway_mac: MacAddr,
+    /// The next hop, when we know it (for messages).
+    pub next_hop: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub scan: ScanType,
+    pub space: TargetSpace,
+    /// Addresses removed from broad targets by the default blocklist.
+    pub blocklisted: u64,
+    /// Addresses removed by --exclude / --exclude-file.
+    pub excluded: u64,
+    pub seed: u64,
+    pub shard: (u32, u32),
+    pub rate: u64,
+    pub wait: Duration,
+    pub tx_cores: Vec<Option<usize>>,
+    pub rx_core: Option<usize>,
+    pub transport: TransportChoice,
+    pub dry_run: bool,
+    pub pcap: Option<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub source_ports: PortRange,
+    pub ttl: u8,
+    pub status: bool,
+    pub net: NetSetup,
+}
+
+impl ScanConfig {
+    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+        let (space, blocklisted, excluded) = build_space(cli)?;
+        let seed = match cli.seed {
+            Some(s) => s,
+            None => u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
+                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
+            })),
+        };
+        let source_ports = source_ports(cli.source_port)?;
+        let (tx_cores, rx_core) = cores(cli)?;
+        let first = Ipv4Addr::from(space.address(0));
+        let net = resolve_net(cli, first)?;
+        Ok(Self {
+            scan: ScanType::Syn,
+            space,
+            blocklisted,
+            excluded,
+            seed,
+            shard: cli.shard.unwrap_or((0, 1)),
+            rate: cli.rate,
+            wait: Duration::from_secs_f64(cli.wait),
+            tx_cores,
+            rx_core,
+            transport: cli.transport,
+            dry_run: cli.dry_run,
+            pcap: cli.pcap.clone(),
+            output: cli.output.clone(),
+            source_ports,
+            ttl: cli.ttl,
+            status: !cli.quiet,
+            net,
+        })
+    }
+}
+
+/// Targets minus blocklist minus excludes, times ports.
+fn build_space(cli: &Cli) -> Result<(TargetSpace, u64, u64), ConfigError> {
+    let ports = PortList::parse(&cli.ports)?;
+    let mut targets = Vec::new();
+    for t in &cli.targets {
+        targets.extend(target::parse_target_list(t)?);
+    }
+    for f in &cli.target_files {
+        targets.extend(target::read_target_file(f)?);
+    }
+    if targets.is_empty() {
+        return Err(ConfigError::NoTargets);
+    }
+    let mut excludes = Vec::new();
+    for e in &cli.excludes {
+        excludes.extend(target::parse_target_list(e)?);
+    }
+    for f in &cli.exclude_files {
+        excludes.extend(target::read_target_file(f)?);
+    }
+    let (allowed, blocklisted) = blocklist::apply(&targets);
+    let kept = allowed.subtract(&RangeSet::from_ranges(excludes));
+    let excluded = allowed.len() - kept.len();
+    if kept.is_empty() {
+        return Err(ConfigError::EmptySpace);
+    }
+    Ok((TargetSpace::new(kept, ports), blocklisted, excluded))
+}
+
+fn source_ports(asked: Option<PortRange>) -> Result<PortRange, ConfigError> {
+    let ours = asked.unwrap_or(DEFAULT_SOURCE_PORTS);
+    if let Some((lo, hi)) = netinfo::ephemeral_ports() {
+        if ours.lo <= hi && lo <= ours.hi {
+            return Err(ConfigError::SourcePortsOverlap { ours, lo, hi });
+        }
+    }
+    Ok(ours)
+}
+
+/// Transmit threads on the listed cores (or 0, 1, ...), the receive thread on a free core.
+fn cores(cli: &Cli) -> Result<(Vec<Option<usize>>, Option<usize>), ConfigError> {
+    let avail: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let max = avail.iter().copied().max().unwrap_or(0);
+    if let Some(list) = &cli.cores {
+        if let Some(&bad) = list.iter().find(|c| !avail.contains(c)) {
+            return Err(ConfigError::NoSuchCore(bad, max));
+        }
+    }
+    let threads = cli.tx_threads.map(|t| t as usize).or(cli.cores.as_ref().map(Vec::len)).unwrap_or(1);
+    let tx: Vec<Option<usize>> = match &cli.cores {
+        Some(list) => (0..threads).map(|i| Some(list[i % list.len()])).collect(),
+        None if avail.is_empty() => vec![None; threads],
+        None => (0..threads).map(|i| Some(avail[i % avail.len()])).collect(),
+    };
+    let rx = avail.iter().copied().find(|c| !tx.contains(&Some(*c)));
+    Ok((tx, rx))
+}
+
+/// Interface, source address and next-hop MAC.
+fn resolve_net(cli: &Cli, first: Ipv4Addr) -> Result<NetSetup, ConfigError> {
+    let route = netinfo::route(first);
+    let (ifname, ifindex, src_mac) = match (&cli.interface, &route) {
+        (Some(name), _) => {
+            let (idx, mac) = netinfo::interface(name)?;
+            (name.clone(), idx, mac)
+        }
+        (None, Ok(r)) => {
+            let name = netinfo::interface_name(r.ifindex).ok_or_else(|| NetError::NoRoute(first))?;
+            let (idx, mac) = netinfo::interface(&name)?;
+            (name, idx, mac)
+        }
+        (None, Err(_)) if cli.dry_run && cli.source_ip.is_some() => {
+            // A dry run needs no wire: placeholders are fine.
+            ("none".to_string(), 0, MacAddr::ZERO)
+        }
+        (None, Err(e)) => return Err(clone_net_error(e, first).into()),
+    };
+    let on_route = route.as_ref().ok().filter(|r| r.ifindex == ifindex);
+    let src_ip = match cli.source_ip {
+        Some(ip) => ip,
+        None => match on_route.and_then(|r| r.prefsrc) {
+            Some(ip) => ip,
+            None => netinfo::interface_ipv4(ifindex)?.ok_or_else(|| NetError::NoAddress(ifname.clone()))?,
+        },
+    };
+    if let Some(mac) = cli.gateway_mac {
+        return Ok(NetSetup { ifname, ifindex, src_mac, src_ip, gateway_mac: mac, next_hop: None });
+    }
+    let next_hop = match (&route, on_route) {
+        (_, Some(r)) => r.gateway.unwrap_or(first),
+        (Ok(r), None) => {
+            return Err(ConfigError::InterfaceNotOnRoute {
+                target: first,
+                route_if: netinfo::interface_name(r.ifindex).unwrap_or_else(|| r.ifindex.to_string()),
+                asked: ifname,
+            })
+        }
+        (Err(_), None) if cli.dry_run => {
+            return Ok(NetSetup { ifname, ifindex, src_mac, src_ip, gateway_mac: MacAddr::ZERO, next_hop: None })
+        }
+        (Err(e), None) => return Err(clone_net_error(e, first).into()),
+    };
+    let gateway_mac = match netinfo::neighbour(ifindex, next_hop)? {
+        Some(mac) => mac,
+        // A dry run sends nothing, ARP included.
+        None if cli.dry_run => MacAddr::ZERO,
+        None => netinfo::arp_resolve(&ifname, ifindex, src_mac, src_ip, next_hop).map_err(|e| match e {
+            NetError::Arp(_, ref io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                ConfigError::Net(NetError::Arp(ifname.clone(), std::io::Error::new(io.kind(), "permission denied (run as root, or give --gateway-mac)")))
+            }
+            e => e.into(),
+        })?,
+    };
+    Ok(NetSetup { ifname, ifindex, src_mac, src_ip, gateway_mac, next_hop: Some(next_hop) })
+}
+
+fn clone_net_error(e: &NetError, first: Ipv4Addr) -> NetError {
+    match e {
+        NetError::NoRoute(a) => NetError::NoRoute(*a),
+        NetError::Netlink(io) => NetError::Netlink(std::io::Error::new(io.kind(), io.to_string())),
+        _ => NetError::NoRoute(first),
+    }
+}
+
+impl ConfigError {
+    /// 2 for bad input, 1 when the kernel or the network failed us.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConfigError::Net(NetError::Unresolved { .. } | NetError::Arp(..) | NetError::Netlink(_) | NetError::Mac(..)) => 1,
+            _ => 2,
+        }
+    }
+}

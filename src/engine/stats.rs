@@ -1,0 +1,45 @@
+//! Counters shared by the engine's threads, read by the monitor once a second.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::probe::PortState;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Probes handed to the transport.
+    pub sent: AtomicU64,
+    /// Cycle positions walked (skipped ones included), for progress.
+    pub walked: AtomicU64,
+    /// Frames received by the receive thread.
+    pub received: AtomicU64,
+    /// Replies that validated against a cookie.
+    pub validated: AtomicU64,
+    /// Replies to our port range that failed validation.
+    pub invalid: AtomicU64,
+    /// Validated replies for an (address, port) already reported.
+    pub duplicates: AtomicU64,
+    /// Frames the kernel dropped before we could read them.
+    pub drops: AtomicU64,
+    /// Results per state, in `PortState::ALL` order.
+    pub states: [AtomicU64; 6],
+}
+
+impl Stats {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+    pub fn count_state(&self, s: PortState) {
+        let i = PortState::ALL.iter().position(|&x| x == s).expect("every state is listed");
+        self.states[i].fetch_add(1, Relaxed);
+    }
+    pub fn state(&self, s: PortState) -> u64 {
+        let i = PortState::ALL.iter().position(|&x| x == s).expect("every state is listed");
+        self.states[i].load(Relaxed)
+    }
+    pub fn results(&self) -> u64 {
+        self.states.iter().map(|c| c.load(Relaxed)).sum()
+    }
+}

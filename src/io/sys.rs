@@ -1,0 +1,195 @@
+//! Thin safe wrappers over the few raw syscalls the transports and `netinfo` need.
+
+use std::{
+    ffi::CString,
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    time::Duration,
+};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cvt_size(r: isize) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Opens a socket.
+pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) takes no pointers; a non-negative result is a fresh fd we now own.
+    let fd = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) })?;
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// setsockopt with a plain-old-data value.
+pub fn setsockopt<T: Copy>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
+    // SAFETY: `val` points to `size_of::<T>()` readable bytes for the duration of the call.
+    cvt(unsafe {
+        libc::setsockopt(fd, level, name, (val as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
+    })
+    .map(drop)
+}
+
+/// getsockopt into a plain-old-data value.
+pub fn getsockopt<T: Copy + Default>(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+    let mut v = T::default();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `v` is a valid, writable `T` and `len` tells the kernel its size.
+    cvt(unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut T).cast(), &mut len) })?;
+    Ok(v)
+}
+
+/// Binds an AF_PACKET socket to an interface and protocol (host order `proto`).
+pub fn bind_packet(fd: RawFd, ifindex: u32, proto: u16) -> io::Result<()> {
+    // SAFETY: an all-zero sockaddr_ll is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto.to_be();
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: `sll` is a fully initialised sockaddr_ll and its size is passed.
+    cvt(unsafe {
+        libc::bind(fd, (&sll as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+    })
+    .map(drop)
+}
+
+/// Sends one datagram on a connected or bound socket.
+pub fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+    cvt_size(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) })
+}
+
+/// Sends several datagrams with one syscall; returns how many went.
+pub fn sendmmsg(fd: RawFd, bufs: &[&[u8]]) -> io::Result<usize> {
+    let mut iov: Vec<libc::iovec> =
+        bufs.iter().map(|b| libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() }).collect();
+    let mut msgs: Vec<libc::mmsghdr> = iov
+        .iter_mut()
+        .map(|v| {
+            // SAFETY: an all-zero mmsghdr is valid (no name, no control data).
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = v;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    // SAFETY: every mmsghdr points at one iovec that points into a live buffer of `bufs`.
+    let r = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+    cvt(r).map(|n| n as usize)
+}
+
+/// Receives one datagram without blocking; `Ok(None)` when nothing waits.
+pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    Ok(Some(r as usize))
+}
+
+/// Waits until any of `fds` is readable (or writable when `write`), at most `timeout`.
+pub fn poll(fds: &[RawFd], write: bool, timeout: Duration) -> io::Result<bool> {
+    let ev = if write { libc::POLLOUT } else { libc::POLLIN };
+    let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: ev, revents: 0 }).collect();
+    // SAFETY: `p` is a valid array of pollfd of the length passed.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout.as_millis().min(i32::MAX as u128) as i32) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EINTR) { Ok(false) } else { Err(e) };
+    }
+    Ok(r > 0)
+}
+
+/// The index of a named interface, if it exists.
+pub fn if_nametoindex(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
+/// The name of an interface index.
+pub fn if_indextoname(index: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    Some(s.to_string_lossy().into_owned())
+}
+
+/// Hardware address and ARP hardware type of an interface (SIOCGIFHWADDR).
+pub fn if_hwaddr(name: &str) -> io::Result<([u8; 6], u16)> {
+    let sock = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+    // SAFETY: an all-zero ifreq is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= libc::IF_NAMESIZE {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq with a NUL-terminated name; the kernel fills ifru_hwaddr.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) })?;
+    // SAFETY: SIOCGIFHWADDR initialised the hwaddr member of the union.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Ok((mac, sa.sa_family))
+}
+
+/// Attaches a classic BPF filter to a socket.
+pub fn attach_filter(fd: RawFd, prog: &[libc::sock_filter]) -> io::Result<()> {
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
+}
+
+/// Receives one datagram, waiting at most `timeout`; `Ok(None)` on timeout.
+pub fn recv_timeout(fd: RawFd, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(n) = recv_nonblocking(fd, buf)? {
+            return Ok(Some(n));
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        poll(&[fd], false, left)?;
+    }
+}
+
+/// Counts deliveries of `signals` in `counter` instead of dying on them.
+pub fn count_signals(signals: &[libc::c_int], counter: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> io::Result<()> {
+    for &sig in signals {
+        let c = counter.clone();
+        // SAFETY: the handler only does an atomic increment, which is async-signal-safe.
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! AF_XDP transport: one socket per RX queue of the interface, each with its own UMEM split into
+//! transmit and receive frames, and our XDP program (bpf/steer.bpf.c) attached through a
+//! bpf_link so the kernel detaches it when the process dies, however it dies.
+
+use std::{
+    num::NonZeroU32,
+    os::fd::{AsRawFd, RawFd},
+    time::{Duration, Instant},
+};
+
+use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder};
+use xsk_rs::{
+    config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig},
+    CompQueue, FillQueue, FrameDesc, RxQueue as XskRx, Socket, TxQueue as XskTx, Umem,
+};
+
+use super::{sys, IoError, RxQueue, TxQueue};
+
+/// The compiled XDP program (built by build.rs from bpf/steer.bpf.c).
+const STEER_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/steer.bpf.o"));
+
+const FRAME_SIZE: u32 = 2048;
+const TX_FRAMES: usize = 4096;
+const RX_FRAMES: usize = 4096;
+const RING: u32 = 4096;
+/// SOL_XDP option (Linux >= 6.17) raising how many frames one copy-mode kick sends (default 32).
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+const SOL_XDP: libc::c_int = 283;
+
+/// Steering flags, as in bpf/steer.h.
+pub const STEER_ECHO_REPLY: u32 = 1 << 0;
+pub const STEER_ANY_QUOTED: u32 = 1 << 1;
+pub const STEER_ALL_PROTOS: u32 = 1 << 2;
+
+/// Mirror of `struct steer_config` in bpf/steer.h.
+#[derive(Debug, Clone, Copy)]
+pub struct SteerConfig {
+    /// Our source address, host order.
+    pub src_ip: u32,
+    pub port_lo: u16,
+    pub port_hi: u16,
+    pub flags: u32,
+}
+
+impl SteerConfig {
+    fn to_bytes(self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[0..4].copy_from_slice(&self.src_ip.to_be_bytes()); // network order, as the header wants
+        b[4..6].copy_from_slice(&self.port_lo.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.port_hi.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.flags.to_ne_bytes());
+        b
+    }
+}
+
+/// The loaded and attached program; dropping it detaches.
+pub struct SteerProgram {
+    _link: Link,
+    obj: Object,
+}
+
+impl SteerProgram {
+    /// Packets steered to our sockets and passed to the kernel, summed over CPUs.
+    pub fn counters(&self) -> (u64, u64) {
+        let Some(map) = self.obj.maps().find(|m| m.name() == "counters") else { return (0, 0) };
+        let read = |k: u32| -> u64 {
+            map.lookup_percpu(&k.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .map(|v| v.iter().map(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8]))).sum())
+                .unwrap_or(0)
+        };
+        (read(0), read(1))
+    }
+}
+
+/// An opened AF_XDP transport: one transmit half per queue and the receive half of all of them.
+pub struct XdpTransport {
+    pub program: SteerProgram,
+    pub txs: Vec<XdpTx>,
+    pub rx: XdpRx,
+    pub zero_copy: bool,
+}
+
+/// Number of RX queues of an interface, from sysfs (1 when unknown).
+pub fn rx_queue_count(ifname: &str) -> u32 {
+    std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
+        .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count() as u32)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}
+
+/// Opens sockets on every RX queue of `ifname`, loads and attaches the program.
+pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig) -> Result<XdpTransport, IoError> {
+    let queues = rx_queue_count(ifname);
+    let obj = ObjectBuilder::default()
+        .open_memory(STEER_OBJ)
+        .and_then(|o| o.load())
+        .map_err(|e| IoError::Setup(format!("cannot load the XDP program: {e}")))?;
+
+    {
+        let cfg = obj.maps().find(|m| m.name() == "config").ok_or_else(|| IoError::Setup("XDP program has no config map".into()))?;
+        cfg.update(&0u32.to_ne_bytes(), &steer.to_bytes(), MapFlags::ANY)
+            .map_err(|e| IoError::Setup(format!("cannot configure the XDP program: {e}")))?;
+    }
+
+    let iface = ifname
+        .parse()
+        .map_err(|_| IoError::Setup(format!("interface name '{ifname}' is not valid")))?;
+    let mut txs = Vec::new();
+    let mut socks = Vec::new();
+    let mut zero_copy = true;
+    for q in 0..queues {
+        let umem_cfg = UmemConfig::builder()
+            .frame_size(FrameSize::new(FRAME_SIZE).expect("power of two"))
+            .fill_queue_size(QueueSize::new(RING).expect("power of two"))
+            .comp_queue_size(QueueSize::new(RING).expect("power of two"))
+            .build()
+            .map_err(|e| IoError::Setup(format!("UMEM config: {e}")))?;
+        let (umem, mut descs) = Umem::new(umem_cfg, NonZeroU32::new((TX_FRAMES + RX_FRAMES) as u32).expect("non-zero"), false)
+            .map_err(|e| IoError::Setup(format!("cannot create UMEM: {e}")))?;
+        let sock_cfg = SocketConfig::builder()
+            .rx_queue_size(QueueSize::new(RING).expect("power of two"))
+            .tx_queue_size(QueueSize::new(RING).expect("power of two"))
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
+            .build();
+        // SAFETY: the UMEM is not shared, so the INHIBIT_PROG_LOAD contract for shared UMEMs does not apply.
+        let (tx_q, rx_q, fq_cq) = unsafe { Socket::new(sock_cfg, &umem, &iface, q) }
+            .map_err(|e| IoError::Setup(format!("cannot bind an AF_XDP socket to {ifname} queue {q}: {e}")))?;
+        let (mut fq, cq) = fq_cq.ok_or_else(|| IoError::Setup("AF_XDP socket came without fill/completion rings".into()))?;
+        let fd = tx_q.fd().as_raw_fd();
+        zero_copy &= xdp_zero_copy(fd);
+        // Raise the per-kick budget where the kernel has the option; older kernels refuse it.
+        for budget in [RING, 1024, 256] {
+            if sys::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget).is_ok() {
+                break;
+            }
+        }
+
+        let rx_descs = descs.split_off(TX_FRAMES);
+        // SAFETY: these frames belong to this UMEM and are handed to the kernel only here.
+        let filled = unsafe { fq.produce(&rx_descs) };
+        if filled != rx_descs.len() {
+            return Err(IoError::Setup("could not fill the AF_XDP fill ring".into()));
+        }
+        let xsks = obj.maps().find(|m| m.name() == "xsks").ok_or_else(|| IoError::Setup("XDP program has no xsks map".into()))?;
+        xsks.update(&q.to_ne_bytes(), &(fd as u32).to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| IoError::Setup(format!("cannot register socket for queue {q}: {e}")))?;
+
+        txs.push(XdpTx { umem: umem.clone(), tx: tx_q, cq, free: descs, batch: Vec::with_capacity(RING as usize), done: vec![FrameDesc::default(); RING as usize], fd });
+        socks.push(RxSock { umem, rx: rx_q, fq, scratch: vec![FrameDesc::default(); 256], fd });
+    }
+
+    let prog = obj
+        .progs_mut()
+        .find(|p| p.name() == "xdpscan_steer")
+        .ok_or_else(|| IoError::Setup("XDP program not found in object".into()))?;
+    let link = prog.attach_xdp(ifindex as i32).map_err(|e| {
+        let busy = e.to_string().contains("Device or resource busy") || e.to_string().contains("EBUSY");
+        if busy {
+            IoError::Setup(format!("{ifname} already has an XDP program attached; detach it first (ip link set dev {ifname} xdp off)"))
+        } else {
+            IoError::Setup(format!("cannot attach the XDP program to {ifname}: {e}"))
+        }
+    })?;
+
+    Ok(XdpTransport { program: SteerProgram { _link: link, obj }, txs, rx: XdpRx { socks, dropped_base: 0 }, zero_copy })
+}
+
+/// Whether the kernel bound the socket in zero-copy mode (XDP_OPTIONS, XDP_OPTIONS_ZEROCOPY).
+fn xdp_zero_copy(fd: RawFd) -> bool {
+    const XDP_OPTIONS: libc::c_int = 8;
+    sys::getsockopt::<u32>(fd, SOL_XDP, XDP_OPTIONS).map(|o| o & 1 != 0).unwrap_or(false)
+}
+
+/// The transmit half of one socket.
+pub struct XdpTx {
+    umem: Umem,
+    tx: XskTx,
+    cq: CompQueue,
+    free: Vec<FrameDesc>,
+    batch: Vec<FrameDesc>,
+    done: Vec<FrameDesc>,
+    fd: RawFd,
+}
+
+impl XdpTx {
+    fn reclaim(&mut self) {
+        // SAFETY: completed descriptors are ours again and were produced from this UMEM.
+        let n = unsafe { self.cq.consume(&mut self.done) };
+        self.free.extend_from_slice(&self.done[..n]);
+    }
+
+    fn kick(&mut self) -> Result<(), IoError> {
+        if self.tx.needs_wakeup() {
+            self.tx.wakeup().map_err(|e| IoError::os("AF_XDP transmit kick", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl TxQueue for XdpTx {
+    #[inline]
+    fn send_batch<F: FnMut(&mut [u8]) -> usize>(&mut self, max: usize, mut fill: F) -> Result<usize, IoError> {
+        self.reclaim();
+        let room = self.tx.nb_free(max as u32) as usize;
+        let n = max.min(room).min(self.free.len());
+        self.batch.clear();
+        for _ in 0..n {
+            let mut desc = self.free.pop().expect("n <= free.len()");
+            // SAFETY: `desc` came from this UMEM's free list, so neither the kernel nor any other
+            // reference touches this frame until it is produced below.
+            let len = unsafe {
+                let mut data = self.umem.data_mut(&mut desc);
+                data.cursor().set_pos(usize::MAX); // expose the whole frame
+                let len = fill(data.contents_mut());
+                data.cursor().set_pos(len);
+                len
+            };
+            if len == 0 {
+                self.free.push(desc);
+                break;
+            }
+            self.batch.push(desc);
+        }
+        if self.batch.is_empty() {
+            self.kick()?;
+            return Ok(0);
+        }
+        // SAFETY: every descriptor in `batch` is a filled frame of this UMEM that we own.
+        let sent = unsafe { self.tx.produce(&self.batch) };
+        debug_assert_eq!(sent, self.batch.len(), "ring room was checked");
+        self.kick()?;
+        Ok(sent)
+    }
+
+    fn drain(&mut self, timeout: Duration) -> Result<(), IoError> {
+        let deadline = Instant::now() + timeout;
+        while self.free.len() < TX_FRAMES && Instant::now() < deadline {
+            self.kick()?;
+            self.reclaim();
+            if self.free.len() < TX_FRAMES {
+                let _ = sys::poll(&[self.fd], true, Duration::from_millis(1));
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RxSock {
+    umem: Umem,
+    rx: XskRx,
+    fq: FillQueue,
+    scratch: Vec<FrameDesc>,
+    fd: RawFd,
+}
+
+/// The receive halves of every socket.
+pub struct XdpRx {
+    socks: Vec<RxSock>,
+    dropped_base: u64,
+}
+
+impl RxQueue for XdpRx {
+    #[inline]
+    fn recv_batch<F: FnMut(&[u8])>(&mut self, mut f: F) -> Result<usize, IoError> {
+        let mut total = 0;
+        for s in &mut self.socks {
+            // SAFETY: the descriptors consumed are frames of this socket's UMEM the kernel has
+            // finished writing; we read them and give them back to the fill ring below.
+            let n = unsafe { s.rx.consume(&mut s.scratch) };
+            if n == 0 {
+                continue;
+            }
+            for d in &s.scratch[..n] {
+                // SAFETY: the frame was just received and is not in the fill ring until produced.
+                let data = unsafe { s.umem.data(d) };
+                f(data.contents());
+            }
+            let mut given = 0;
+            while given < n {
+                // SAFETY: returning the frames we just consumed to the kernel.
+                given += unsafe { s.fq.produce(&s.scratch[given..n]) };
+            }
+            if s.fq.needs_wakeup() {
+                let fd = s.rx.fd_mut();
+                let _ = s.fq.wakeup(fd, 0);
+            }
+            total += n;
+        }
+        Ok(total)
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<(), IoError> {
+        let fds: Vec<RawFd> = self.socks.iter().map(|s| s.fd).collect();
+        sys::poll(&fds, false, timeout).map(drop).map_err(|e| IoError::os("poll AF_XDP sockets", e))
+    }
+
+    fn drops(&mut self) -> u64 {
+        let mut d = 0;
+        for s in &self.socks {
+            if let Ok(st) = s.rx.fd().xdp_statistics() {
+                d += st.rx_dropped() + st.rx_ring_full();
+            }
+        }
+        d.saturating_sub(self.dropped_base)
+    }
+}
+
+impl XdpRx {
+    /// Raw fds of the sockets (for busy-poll options).
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.socks.iter().map(|s| s.fd).collect()
+    }
+}

@@ -1,0 +1,334 @@
+//! Network facts from the kernel: the route to a target (interface, next hop, preferred source),
+//! interface addresses, and the next hop's MAC from the neighbour table over rtnetlink. When the
+//! neighbour entry is missing we resolve it with an ARP request of our own.
+
+use std::{
+    net::Ipv4Addr,
+    os::fd::{AsRawFd, OwnedFd},
+    time::Duration,
+};
+
+use crate::{
+    io::sys,
+    wire::{ethernet::ETHERTYPE_ARP, MacAddr},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("netlink: {0}")]
+    Netlink(std::io::Error),
+    #[error("no route to {0}")]
+    NoRoute(Ipv4Addr),
+    #[error("interface '{0}' does not exist")]
+    NoInterface(String),
+    #[error("interface {0} has no IPv4 address; give one with --source-ip")]
+    NoAddress(String),
+    #[error("interface {0} is not an Ethernet interface; xdpscan sends Ethernet frames")]
+    NotEthernet(String),
+    #[error("cannot read the MAC address of {0}: {1}")]
+    Mac(String, std::io::Error),
+    #[error("no ARP reply from next hop {hop} on {iface}; give its MAC with --gateway-mac")]
+    Unresolved { hop: Ipv4Addr, iface: String },
+    #[error("ARP resolution on {0}: {1}")]
+    Arp(String, std::io::Error),
+}
+
+/// What the kernel's routing table says about one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub ifindex: u32,
+    pub gateway: Option<Ipv4Addr>,
+    pub prefsrc: Option<Ipv4Addr>,
+}
+
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PREFSRC: u16 = 7;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+const NUD_VALID: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80; // reachable..permanent
+const ARPHRD_ETHER: u16 = 1;
+
+struct Netlink {
+    fd: OwnedFd,
+    seq: u32,
+}
+
+impl Netlink {
+    fn open() -> Result<Self, NetError> {
+        let fd = sys::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE).map_err(NetError::Netlink)?;
+        Ok(Self { fd, seq: 1 })
+    }
+
+    /// Sends one request and collects the payloads of every answer message of type `want`.
+    fn request(&mut self, ty: u16, flags: u16, body: &[u8], want: u16) -> Result<Vec<Vec<u8>>, NetError> {
+        self.seq += 1;
+        let len = 16 + body.len();
+        let mut msg = Vec::with_capacity(len);
+        msg.extend_from_slice(&(len as u32).to_ne_bytes());
+        msg.extend_from_slice(&ty.to_ne_bytes());
+        msg.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
+        msg.extend_from_slice(&self.seq.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes());
+        msg.extend_from_slice(body);
+        sys::send(self.fd.as_raw_fd(), &msg, 0).map_err(NetError::Netlink)?;
+        let dump = flags & NLM_F_DUMP != 0;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = sys::recv_timeout(self.fd.as_raw_fd(), &mut buf, Duration::from_secs(2))
+                .map_err(NetError::Netlink)?
+                .ok_or_else(|| NetError::Netlink(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer")))?;
+            let mut off = 0;
+            while off + 16 <= n {
+                let mlen = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
+                let mty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap());
+                let mseq = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().unwrap());
+                if mlen < 16 || off + mlen > n {
+                    break;
+                }
+                let payload = &buf[off + 16..off + mlen];
+                if mseq == self.seq {
+                    match mty {
+                        NLMSG_DONE => return Ok(out),
+                        NLMSG_ERROR => {
+                            let errno = i32::from_ne_bytes(payload[..4].try_into().unwrap());
+                            if errno == 0 {
+                                return Ok(out);
+                            }
+                            return Err(NetError::Netlink(std::io::Error::from_raw_os_error(-errno)));
+                        }
+                        t if t == want => out.push(payload.to_vec()),
+                        _ => {}
+                    }
+                }
+                off += (mlen + 3) & !3;
+            }
+            if !dump && !out.is_empty() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// Iterates (type, data) over the rtattrs in `b`.
+fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if b.len() < 4 {
+            return None;
+        }
+        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
+        let ty = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
+        if len < 4 || len > b.len() {
+            return None;
+        }
+        let data = &b[4..len];
+        b = &b[((len + 3) & !3).min(b.len())..];
+        Some((ty, data))
+    })
+}
+
+fn ipv4(d: &[u8]) -> Option<Ipv4Addr> {
+    <[u8; 4]>::try_from(d).ok().map(Ipv4Addr::from)
+}
+
+/// The kernel's route to `dst` (as `ip route get`).
+pub fn route(dst: Ipv4Addr) -> Result<Route, NetError> {
+    let mut nl = Netlink::open()?;
+    let mut body = vec![0u8; 12];
+    body[0] = libc::AF_INET as u8;
+    body[1] = 32; // dst_len
+    body.extend_from_slice(&8u16.to_ne_bytes());
+    body.extend_from_slice(&RTA_DST.to_ne_bytes());
+    body.extend_from_slice(&dst.octets());
+    let msgs = nl.request(RTM_GETROUTE, 0, &body, RTM_NEWROUTE).map_err(|e| match e {
+        NetError::Netlink(ref io) if matches!(io.raw_os_error(), Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)) => {
+            NetError::NoRoute(dst)
+        }
+        e => e,
+    })?;
+    let m = msgs.first().ok_or(NetError::NoRoute(dst))?;
+    let rtype = m.get(7).copied().unwrap_or(0);
+    if rtype != libc::RTN_UNICAST && rtype != libc::RTN_LOCAL {
+        return Err(NetError::NoRoute(dst));
+    }
+    let mut r = Route { ifindex: 0, gateway: None, prefsrc: None };
+    for (ty, d) in attrs(m.get(12..).unwrap_or(&[])) {
+        match ty {
+            RTA_OIF if d.len() == 4 => r.ifindex = u32::from_ne_bytes(d.try_into().unwrap()),
+            RTA_GATEWAY => r.gateway = ipv4(d),
+            RTA_PREFSRC => r.prefsrc = ipv4(d),
+            _ => {}
+        }
+    }
+    if r.ifindex == 0 {
+        return Err(NetError::NoRoute(dst));
+    }
+    Ok(r)
+}
+
+/// The first IPv4 address of an interface.
+pub fn interface_ipv4(ifindex: u32) -> Result<Option<Ipv4Addr>, NetError> {
+    let mut nl = Netlink::open()?;
+    let mut body = vec![0u8; 8];
+    body[0] = libc::AF_INET as u8;
+    for m in nl.request(RTM_GETADDR, NLM_F_DUMP, &body, RTM_NEWADDR)? {
+        if m.len() < 8 || u32::from_ne_bytes(m[4..8].try_into().unwrap()) != ifindex {
+            continue;
+        }
+        let mut addr = None;
+        for (ty, d) in attrs(&m[8..]) {
+            match ty {
+                IFA_LOCAL => return Ok(ipv4(d)),
+                IFA_ADDRESS => addr = ipv4(d),
+                _ => {}
+            }
+        }
+        if addr.is_some() {
+            return Ok(addr);
+        }
+    }
+    Ok(None)
+}
+
+/// The MAC of `ip` in the kernel's neighbour table for `ifindex`, if present and usable.
+pub fn neighbour(ifindex: u32, ip: Ipv4Addr) -> Result<Option<MacAddr>, NetError> {
+    let mut nl = Netlink::open()?;
+    let mut body = vec![0u8; 12];
+    body[0] = libc::AF_INET as u8;
+    for m in nl.request(RTM_GETNEIGH, NLM_F_DUMP, &body, RTM_NEWNEIGH)? {
+        if m.len() < 12 {
+            continue;
+        }
+        let idx = i32::from_ne_bytes(m[4..8].try_into().unwrap()) as u32;
+        let state = u16::from_ne_bytes(m[8..10].try_into().unwrap());
+        if idx != ifindex || state & NUD_VALID == 0 {
+            continue;
+        }
+        let (mut dst, mut mac) = (None, None);
+        for (ty, d) in attrs(&m[12..]) {
+            match ty {
+                NDA_DST => dst = ipv4(d),
+                NDA_LLADDR if d.len() == 6 => mac = Some(MacAddr(d.try_into().unwrap())),
+                _ => {}
+            }
+        }
+        if dst == Some(ip) {
+            return Ok(mac);
+        }
+    }
+    Ok(None)
+}
+
+/// Interface name → (index, MAC), refusing interfaces that are not Ethernet.
+pub fn interface(name: &str) -> Result<(u32, MacAddr), NetError> {
+    let idx = sys::if_nametoindex(name).ok_or_else(|| NetError::NoInterface(name.to_string()))?;
+    let (mac, hwtype) = sys::if_hwaddr(name).map_err(|e| NetError::Mac(name.to_string(), e))?;
+    if hwtype != ARPHRD_ETHER {
+        return Err(NetError::NotEthernet(name.to_string()));
+    }
+    Ok((idx, MacAddr(mac)))
+}
+
+pub fn interface_name(ifindex: u32) -> Option<String> {
+    sys::if_indextoname(ifindex)
+}
+
+/// Asks `hop` for its MAC with ARP requests from (`src_mac`, `src_ip`) on `ifindex`.
+pub fn arp_resolve(
+    iface: &str,
+    ifindex: u32,
+    src_mac: MacAddr,
+    src_ip: Ipv4Addr,
+    hop: Ipv4Addr,
+) -> Result<MacAddr, NetError> {
+    let err = |e| NetError::Arp(iface.to_string(), e);
+    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, ETHERTYPE_ARP.to_be() as i32).map_err(err)?;
+    sys::bind_packet(fd.as_raw_fd(), ifindex, ETHERTYPE_ARP).map_err(err)?;
+    let req = arp_request(src_mac, src_ip, hop);
+    let mut buf = [0u8; 1500];
+    for _ in 0..3 {
+        sys::send(fd.as_raw_fd(), &req, 0).map_err(err)?;
+        let deadline = std::time::Instant::now() + Duration::from_millis(700);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match sys::recv_timeout(fd.as_raw_fd(), &mut buf, left).map_err(err)? {
+                Some(n) => {
+                    if let Some(mac) = parse_arp_reply(&buf[..n], hop) {
+                        return Ok(mac);
+                    }
+                }
+                None => break,
+            }
+        }
+    }
+    Err(NetError::Unresolved { hop, iface: iface.to_string() })
+}
+
+/// A broadcast ARP who-has frame, padded to the Ethernet minimum.
+pub fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[0..6].copy_from_slice(&MacAddr::BROADCAST.0);
+    f[6..12].copy_from_slice(&src_mac.0);
+    f[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]); // Ethernet, IPv4, request
+    f[22..28].copy_from_slice(&src_mac.0);
+    f[28..32].copy_from_slice(&src_ip.octets());
+    f[38..42].copy_from_slice(&target.octets());
+    f
+}
+
+/// The sender MAC of an ARP reply from `from`.
+pub fn parse_arp_reply(f: &[u8], from: Ipv4Addr) -> Option<MacAddr> {
+    if f.len() < 42 || f[12..14] != ETHERTYPE_ARP.to_be_bytes() || f[14..22] != [0, 1, 8, 0, 6, 4, 0, 2] {
+        return None;
+    }
+    (f[28..32] == from.octets()).then(|| MacAddr(f[22..28].try_into().unwrap()))
+}
+
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`).
+pub fn ephemeral_ports() -> Option<(u16, u16)> {
+    let s = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = s.split_whitespace().map(|x| x.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arp_roundtrip() {
+        let me = MacAddr([2, 0, 0, 0, 0, 1]);
+        let req = arp_request(me, Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(&req[..6], &[0xff; 6]);
+        assert_eq!(&req[12..14], &[8, 6]);
+        // Turn it into the reply the neighbour would send.
+        let mut rep = req;
+        rep[21] = 2;
+        rep[22..28].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        rep[28..32].copy_from_slice(&[198, 18, 0, 2]);
+        assert_eq!(parse_arp_reply(&rep, Ipv4Addr::new(198, 18, 0, 2)), Some(MacAddr([2, 0, 0, 0, 0, 2])));
+        assert_eq!(parse_arp_reply(&rep, Ipv4Addr::new(198, 18, 0, 3)), None);
+        assert_eq!(parse_arp_reply(&req, Ipv4Addr::new(198, 18, 0, 1)), None);
+    }
+
+    #[test]
+    fn rtattr_walk() {
+        let b = [8, 0, 1, 0, 198, 19, 0, 1, 5, 0, 4, 0, 7, 0, 0, 0];
+        let v: Vec<_> = attrs(&b).collect();
+        assert_eq!(v, vec![(1, &[198, 19, 0, 1][..]), (4, &[7][..])]);
+    }
+}
