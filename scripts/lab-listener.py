@@ -20,7 +20,7 @@ def main():
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("0.0.0.0", p))
-        s.listen(65535)
+        s.listen(1 << 20)
         keep.append(s)
     sel = selectors.DefaultSelector()
     for p in ports(a.udp):

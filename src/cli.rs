@@ -17,6 +17,16 @@ pub enum TransportChoice {
     Packet,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeChoice {
+    /// In the driver where it supports XDP, else in the generic path
+    Auto,
+    /// In the driver only
+    Native,
+    /// In the generic receive path (slower; for drivers without XDP)
+    Generic,
+}
+
 /// Stateless mass port scanner over AF_XDP.
 #[derive(Debug, Parser)]
 #[command(name = "xdpscan", version, max_term_width = 100, after_help = AFTER_HELP)]
@@ -81,11 +91,19 @@ pub struct Cli {
 
     /// Cores for the transmit threads, in order: 0,1 or 0-3
     #[arg(long = "cores", value_name = "LIST", value_parser = parse_cores)]
-    pub cores: Option<Vec<usize>>,
+    pub cores: Option<CoreList>,
+
+    /// Core for the receive thread [default: the first core no transmit thread uses]
+    #[arg(long = "rx-core", value_name = "N")]
+    pub rx_core: Option<usize>,
 
     /// Packet I/O
     #[arg(long = "transport", value_name = "KIND", default_value = "auto")]
     pub transport: TransportChoice,
+
+    /// Where the XDP program that steers replies is attached (AF_XDP transport)
+    #[arg(long = "xdp-mode", value_name = "MODE", default_value = "auto")]
+    pub xdp_mode: XdpModeChoice,
 
     /// Build every probe but send nothing: write them to --pcap, or only count them
     #[arg(long = "dry-run")]
@@ -175,7 +193,7 @@ pub fn parse_mac(s: &str) -> Result<MacAddr, String> {
     s.parse::<MacAddr>().map_err(|e| e.to_string())
 }
 
-pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
+pub fn parse_cores(s: &str) -> Result<CoreList, String> {
     let err = || format!("'{s}' is not a core list like 0,1 or 0-3");
     let mut out = Vec::new();
     for item in s.split(',') {
@@ -194,8 +212,12 @@ pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     if out.is_empty() {
         return Err(err());
     }
-    Ok(out)
+    Ok(CoreList(out))
 }
+
+/// A list of CPU core ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreList(pub Vec<usize>);
 
 #[cfg(test)]
 mod tests {
@@ -219,7 +241,7 @@ mod tests {
         for bad in ["0-10", "5-4", "70000", "x"] {
             assert!(parse_port_range(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_cores("0,2-3"), Ok(vec![0, 2, 3]));
+        assert_eq!(parse_cores("0,2-3"), Ok(CoreList(vec![0, 2, 3])));
         assert!(parse_cores("3-1").is_err());
     }
 

@@ -4,7 +4,8 @@
 use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use crate::{
-    cli::{Cli, TransportChoice},
+    cli::{Cli, TransportChoice, XdpModeChoice},
+    io::xdp::XdpMode,
     cookie::{random_bytes, PortRange},
     netinfo::{self, NetError},
     probe::ScanType,
@@ -63,6 +64,7 @@ pub struct ScanConfig {
     pub tx_cores: Vec<Option<usize>>,
     pub rx_core: Option<usize>,
     pub transport: TransportChoice,
+    pub xdp_mode: XdpMode,
     pub dry_run: bool,
     pub pcap: Option<PathBuf>,
     pub output: Option<PathBuf>,
@@ -98,6 +100,11 @@ impl ScanConfig {
             tx_cores,
             rx_core,
             transport: cli.transport,
+            xdp_mode: match cli.xdp_mode {
+                XdpModeChoice::Auto => XdpMode::Auto,
+                XdpModeChoice::Native => XdpMode::Native,
+                XdpModeChoice::Generic => XdpMode::Generic,
+            },
             dry_run: cli.dry_run,
             pcap: cli.pcap.clone(),
             output: cli.output.clone(),
@@ -152,18 +159,23 @@ fn source_ports(asked: Option<PortRange>) -> Result<PortRange, ConfigError> {
 fn cores(cli: &Cli) -> Result<(Vec<Option<usize>>, Option<usize>), ConfigError> {
     let avail: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
     let max = avail.iter().copied().max().unwrap_or(0);
-    if let Some(list) = &cli.cores {
+    if let Some(list) = cli.cores.as_ref().map(|c| &c.0) {
         if let Some(&bad) = list.iter().find(|c| !avail.contains(c)) {
             return Err(ConfigError::NoSuchCore(bad, max));
         }
     }
-    let threads = cli.tx_threads.map(|t| t as usize).or(cli.cores.as_ref().map(Vec::len)).unwrap_or(1);
-    let tx: Vec<Option<usize>> = match &cli.cores {
+    let threads = cli.tx_threads.map(|t| t as usize).or(cli.cores.as_ref().map(|c| c.0.len())).unwrap_or(1);
+    let tx: Vec<Option<usize>> = match cli.cores.as_ref().map(|c| &c.0) {
         Some(list) => (0..threads).map(|i| Some(list[i % list.len()])).collect(),
         None if avail.is_empty() => vec![None; threads],
         None => (0..threads).map(|i| Some(avail[i % avail.len()])).collect(),
     };
     let rx = avail.iter().copied().find(|c| !tx.contains(&Some(*c)));
+    let rx = match cli.rx_core {
+        Some(c) if !avail.contains(&c) => return Err(ConfigError::NoSuchCore(c, max)),
+        Some(c) => Some(c),
+        None => rx,
+    };
     Ok((tx, rx))
 }
 

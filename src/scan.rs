@@ -103,7 +103,7 @@ fn open_and_run(
             port_hi: cfg.source_ports.hi,
             flags: 0,
         };
-        xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer).map_err(|e| privileges(e.to_string()))
+        xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode).map_err(|e| privileges(e.to_string()))
     };
     let xdp = match cfg.transport {
         TransportChoice::Packet => None,

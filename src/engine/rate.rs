@@ -3,6 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+/// Waits shorter than this are spun; longer ones sleep.
+const SPIN_BELOW: f64 = 5e-6;
+
 #[derive(Debug)]
 pub struct RateLimiter {
     /// Probes per second; 0 = unlimited.
@@ -31,9 +34,12 @@ impl RateLimiter {
             if stop() {
                 return 0;
             }
+            // Sleep whenever the next probe is more than a few microseconds away: the count is
+            // kept against the clock, so oversleeping turns into a short burst, not a slower
+            // rate, and the core stays free for the receive thread and the kernel.
             let wait = (self.sent + 1 - due) as f64 / self.rate;
-            if wait > 200e-6 {
-                std::thread::sleep(Duration::from_secs_f64((wait - 100e-6).min(0.05)));
+            if wait > SPIN_BELOW {
+                std::thread::sleep(Duration::from_secs_f64(wait.min(0.05)));
             } else {
                 std::hint::spin_loop();
             }

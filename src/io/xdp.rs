@@ -4,11 +4,11 @@
 
 use std::{
     num::NonZeroU32,
-    os::fd::{AsRawFd, RawFd},
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd},
     time::{Duration, Instant},
 };
 
-use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder};
+use libbpf_rs::{AsRawLibbpf, MapCore, MapFlags, Object, ObjectBuilder};
 use xsk_rs::{
     config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig},
     CompQueue, FillQueue, FrameDesc, RxQueue as XskRx, Socket, TxQueue as XskTx, Umem,
@@ -26,6 +26,13 @@ const RING: u32 = 4096;
 /// SOL_XDP option (Linux >= 6.17) raising how many frames one copy-mode kick sends (default 32).
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 const SOL_XDP: libc::c_int = 283;
+/// Busy polling (Linux >= 5.11): the receive thread runs the driver's NAPI poll itself from its
+/// own core, instead of waiting for the softirq on whichever core the traffic arrived on.
+const SO_BUSY_POLL: libc::c_int = 46;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+const BUSY_POLL_USECS: i32 = 20;
+const BUSY_POLL_BUDGET: i32 = 64;
 
 /// Steering flags, as in bpf/steer.h.
 pub const STEER_ECHO_REPLY: u32 = 1 << 0;
@@ -53,9 +60,32 @@ impl SteerConfig {
     }
 }
 
-/// The loaded and attached program; dropping it detaches.
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// In the driver where it has XDP support, else generic.
+    Auto,
+    /// In the driver (fails where unsupported).
+    Native,
+    /// In the generic receive path, after the skb is built: slower, but fed from the per-CPU
+    /// backlog (`net.core.netdev_max_backlog`) rather than the driver's ring; on veth that
+    /// ring holds 256 frames and overflows under reply bursts.
+    Generic,
+}
+
+impl XdpMode {
+    fn flags(self) -> u32 {
+        match self {
+            XdpMode::Auto => 0,
+            XdpMode::Native => 1 << 2,  // XDP_FLAGS_DRV_MODE
+            XdpMode::Generic => 1 << 1, // XDP_FLAGS_SKB_MODE
+        }
+    }
+}
+
+/// The loaded and attached program; dropping it closes the bpf_link, which detaches it.
 pub struct SteerProgram {
-    _link: Link,
+    _link: OwnedFd,
     obj: Object,
 }
 
@@ -92,7 +122,7 @@ pub fn rx_queue_count(ifname: &str) -> u32 {
 }
 
 /// Opens sockets on every RX queue of `ifname`, loads and attaches the program.
-pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig) -> Result<XdpTransport, IoError> {
+pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig, mode: XdpMode) -> Result<XdpTransport, IoError> {
     let queues = rx_queue_count(ifname);
     let obj = ObjectBuilder::default()
         .open_memory(STEER_OBJ)
@@ -139,6 +169,10 @@ pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig) -> Result<XdpTranspo
             }
         }
 
+        let busy_poll = sys::setsockopt(fd, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &1i32).is_ok()
+            && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL, &BUSY_POLL_USECS).is_ok()
+            && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL_BUDGET, &BUSY_POLL_BUDGET).is_ok();
+
         let rx_descs = descs.split_off(TX_FRAMES);
         // SAFETY: these frames belong to this UMEM and are handed to the kernel only here.
         let filled = unsafe { fq.produce(&rx_descs) };
@@ -150,23 +184,41 @@ pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig) -> Result<XdpTranspo
             .map_err(|e| IoError::Setup(format!("cannot register socket for queue {q}: {e}")))?;
 
         txs.push(XdpTx { umem: umem.clone(), tx: tx_q, cq, free: descs, batch: Vec::with_capacity(RING as usize), done: vec![FrameDesc::default(); RING as usize], fd });
-        socks.push(RxSock { umem, rx: rx_q, fq, scratch: vec![FrameDesc::default(); 256], fd });
+        socks.push(RxSock { umem, rx: rx_q, fq, scratch: vec![FrameDesc::default(); 256], fd, busy_poll });
     }
 
     let prog = obj
-        .progs_mut()
+        .progs()
         .find(|p| p.name() == "xdpscan_steer")
         .ok_or_else(|| IoError::Setup("XDP program not found in object".into()))?;
-    let link = prog.attach_xdp(ifindex as i32).map_err(|e| {
-        let busy = e.to_string().contains("Device or resource busy") || e.to_string().contains("EBUSY");
-        if busy {
-            IoError::Setup(format!("{ifname} already has an XDP program attached; detach it first (ip link set dev {ifname} xdp off)"))
-        } else {
-            IoError::Setup(format!("cannot attach the XDP program to {ifname}: {e}"))
+    let link = attach(prog.as_fd().as_raw_fd(), ifindex, mode).map_err(|e| match e.raw_os_error() {
+        Some(libc::EBUSY) | Some(libc::EEXIST) => IoError::Setup(format!(
+            "{ifname} already has an XDP program attached; detach it first (ip link set dev {ifname} xdp off)"
+        )),
+        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) if mode == XdpMode::Native => {
+            IoError::Setup(format!("{ifname} has no native XDP support; use --xdp-mode generic"))
         }
+        _ => IoError::os(format!("cannot attach the XDP program to {ifname}"), e),
     })?;
+    let _ = obj.as_libbpf_object();
 
     Ok(XdpTransport { program: SteerProgram { _link: link, obj }, txs, rx: XdpRx { socks, dropped_base: 0 }, zero_copy })
+}
+
+/// Attaches through a bpf_link (BPF_LINK_CREATE), which the kernel removes with its last fd,
+/// so the program never outlives this process.
+fn attach(prog_fd: RawFd, ifindex: u32, mode: XdpMode) -> std::io::Result<OwnedFd> {
+    // SAFETY: an all-zero opts struct is valid; `sz` tells libbpf which fields we know.
+    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+    opts.flags = mode.flags();
+    // SAFETY: `prog_fd` is a loaded XDP program and `opts` is initialised and outlives the call.
+    let fd = unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: a non-negative return is a new link fd that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Whether the kernel bound the socket in zero-copy mode (XDP_OPTIONS, XDP_OPTIONS_ZEROCOPY).
@@ -255,6 +307,7 @@ struct RxSock {
     fq: FillQueue,
     scratch: Vec<FrameDesc>,
     fd: RawFd,
+    busy_poll: bool,
 }
 
 /// The receive halves of every socket.
@@ -270,7 +323,13 @@ impl RxQueue for XdpRx {
         for s in &mut self.socks {
             // SAFETY: the descriptors consumed are frames of this socket's UMEM the kernel has
             // finished writing; we read them and give them back to the fill ring below.
-            let n = unsafe { s.rx.consume(&mut s.scratch) };
+            let mut n = unsafe { s.rx.consume(&mut s.scratch) };
+            if n == 0 && s.busy_poll {
+                // An empty ring: run the driver's poll from here (recvmsg busy-polls).
+                let _ = sys::recv_nonblocking(s.fd, &mut []);
+                // SAFETY: as above.
+                n = unsafe { s.rx.consume(&mut s.scratch) };
+            }
             if n == 0 {
                 continue;
             }
