@@ -31,9 +31,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // Clap's message spans lines (the argument named on the next one); keep it on one.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("xdpscan: {} (see --help)", first.trim_start_matches("error: "));
+            let msg: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .map(|l| l.trim().trim_start_matches("error: "))
+                .collect();
+            eprintln!("xdpscan: {} (see --help)", msg.join(" "));
             return ExitCode::from(2);
         }
     };

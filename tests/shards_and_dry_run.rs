@@ -1,0 +1,106 @@
+//! Shards of one seed union to the whole scan without overlap; a dry run builds each probe
+//! exactly once with valid checksums; the default blocklist is applied and reported.
+
+mod common;
+
+use std::{collections::HashSet, net::Ipv4Addr};
+
+use common::*;
+use xdpscan::wire::{checksum, EthernetFrame, Ipv4Packet, TcpFlags, TcpSegment};
+
+#[test]
+fn three_shards_of_one_seed_cover_the_scan_once() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let mut all = Vec::new();
+    let mut sets = Vec::new();
+    for shard in ["1/3", "2/3", "3/3"] {
+        let out = lab.xdpscan(&[LAB_NET, "-p", LAB_PORTS, "--rate", "100000", "--wait", "2", "-q", "--seed", "4242", "--shard", shard]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let r = parse_results(&out.stdout);
+        sets.push(r.iter().map(|r| (r.ip, r.port)).collect::<HashSet<_>>());
+        all.extend(r);
+    }
+    for i in 0..3 {
+        for j in i + 1..3 {
+            assert!(sets[i].is_disjoint(&sets[j]), "shards {i} and {j} overlap");
+        }
+        assert!(sets[i].len() > 60_000, "shard {i} too small: {}", sets[i].len());
+    }
+    assert_exact(&all, &lab_expected());
+}
+
+fn probes_in(path: &std::path::Path) -> Vec<(Ipv4Addr, u16)> {
+    read_pcap(path)
+        .iter()
+        .map(|f| {
+            let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+            assert_eq!(eth.ethertype(), 0x0800);
+            let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+            assert!(ip.verify_checksum(), "bad IP checksum");
+            assert_eq!(ip.src(), u32::from(Ipv4Addr::new(198, 18, 0, 1)));
+            let tcp = TcpSegment::new_checked(ip.payload()).unwrap();
+            assert!(tcp.verify_checksum(ip.src(), ip.dst()), "bad TCP checksum");
+            assert_eq!(tcp.flags(), TcpFlags(TcpFlags::SYN));
+            assert!((61000..=65535).contains(&tcp.src_port()));
+            let acc = checksum::pseudo_header(ip.src(), ip.dst(), 6, ip.payload().len() as u16);
+            assert!(checksum::verify(checksum::sum(acc, ip.payload())));
+            (Ipv4Addr::from(ip.dst()), tcp.dst_port())
+        })
+        .collect()
+}
+
+#[test]
+fn dry_run_pcap_holds_each_probe_once_with_valid_checksums() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let dir = tempdir();
+    let mut shards = Vec::new();
+    for (i, threads) in [(1, "1"), (2, "2"), (3, "1")] {
+        let pcap = dir.join(format!("shard{i}.pcap"));
+        let shard = format!("{i}/3");
+        let out = lab.xdpscan(&[
+            "198.19.0.0/20", "-p", "22,80,443", "--dry-run", "--pcap", pcap.to_str().unwrap(), "--seed", "7",
+            "--shard", &shard, "--tx-threads", threads, "-q", "--rate", "0",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(out.stdout.is_empty(), "a dry run reports no results");
+        shards.push(probes_in(&pcap));
+    }
+    let whole = dir.join("whole.pcap");
+    let out = lab.xdpscan(&["198.19.0.0/20", "-p", "22,80,443", "--dry-run", "--pcap", whole.to_str().unwrap(), "-q", "--rate", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let probes = probes_in(&whole);
+    let set: HashSet<_> = probes.iter().copied().collect();
+    assert_eq!(probes.len(), 4096 * 3);
+    assert_eq!(set.len(), probes.len(), "a probe was built twice");
+    let union: Vec<_> = shards.concat();
+    let uset: HashSet<_> = union.iter().copied().collect();
+    assert_eq!(union.len(), uset.len(), "shards overlap");
+    assert_eq!(uset, set, "shards do not cover the scan");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn default_blocklist_trims_broad_targets_and_says_so() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    // 198.16.0.0/12 straddles 198.18.0.0/15; nothing is sent in a dry run.
+    let out = lab.xdpscan(&["198.16.0.0/12", "-p", "80", "--dry-run", "--source-ip", "198.18.0.1", "--gateway-mac", "02:00:00:00:00:02", "--rate", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("131072 reserved addresses removed by the default blocklist"), "{err}");
+    assert!(err.contains("917504 addresses"), "{err}");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("xdpscan-test-{}-{}", std::process::id(), line!()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
