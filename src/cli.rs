@@ -236,8 +236,20 @@ mod tests {
         for bad in ["0/3", "4/3", "1/0", "1", "a/b", "1/2/3"] {
             assert!(parse_shard(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_port_range("61000-61010"), Ok(PortRange { lo: 61000, hi: 61010 }));
-        assert_eq!(parse_port_range("62000"), Ok(PortRange { lo: 62000, hi: 62000 }));
+        assert_eq!(
+            parse_port_range("61000-61010"),
+            Ok(PortRange {
+                lo: 61000,
+                hi: 61010
+            })
+        );
+        assert_eq!(
+            parse_port_range("62000"),
+            Ok(PortRange {
+                lo: 62000,
+                hi: 62000
+            })
+        );
         for bad in ["0-10", "5-4", "70000", "x"] {
             assert!(parse_port_range(bad).is_err(), "{bad}");
         }

@@ -5,8 +5,8 @@ use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use crate::{
     cli::{Cli, TransportChoice, XdpModeChoice},
-    io::xdp::XdpMode,
     cookie::{random_bytes, PortRange},
+    io::xdp::XdpMode,
     netinfo::{self, NetError},
     probe::ScanType,
     target::{self, blocklist, PortList, RangeSet, TargetSpace},
@@ -14,7 +14,10 @@ use crate::{
 };
 
 /// The default source-port range: above Linux's default ephemeral range (32768-60999).
-pub const DEFAULT_SOURCE_PORTS: PortRange = PortRange { lo: 61000, hi: 65535 };
+pub const DEFAULT_SOURCE_PORTS: PortRange = PortRange {
+    lo: 61000,
+    hi: 65535,
+};
 
 /// Bad input: reported as one line, exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +37,11 @@ pub enum ConfigError {
     #[error("core {0} does not exist on this machine (cores 0-{1})")]
     NoSuchCore(usize, usize),
     #[error("the route to {target} leaves through {route_if}, not {asked}; give the next hop's MAC with --gateway-mac")]
-    InterfaceNotOnRoute { target: Ipv4Addr, route_if: String, asked: String },
+    InterfaceNotOnRoute {
+        target: Ipv4Addr,
+        route_if: String,
+        asked: String,
+    },
 }
 
 /// Where frames go and come from.
@@ -80,7 +87,9 @@ impl ScanConfig {
         let seed = match cli.seed {
             Some(s) => s,
             None => u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
-                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
                 (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
             })),
         };
@@ -157,14 +166,22 @@ fn source_ports(asked: Option<PortRange>) -> Result<PortRange, ConfigError> {
 
 /// Transmit threads on the listed cores (or 0, 1, ...), the receive thread on a free core.
 fn cores(cli: &Cli) -> Result<(Vec<Option<usize>>, Option<usize>), ConfigError> {
-    let avail: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let avail: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let max = avail.iter().copied().max().unwrap_or(0);
     if let Some(list) = cli.cores.as_ref().map(|c| &c.0) {
         if let Some(&bad) = list.iter().find(|c| !avail.contains(c)) {
             return Err(ConfigError::NoSuchCore(bad, max));
         }
     }
-    let threads = cli.tx_threads.map(|t| t as usize).or(cli.cores.as_ref().map(|c| c.0.len())).unwrap_or(1);
+    let threads = cli
+        .tx_threads
+        .map(|t| t as usize)
+        .or(cli.cores.as_ref().map(|c| c.0.len()))
+        .unwrap_or(1);
     let tx: Vec<Option<usize>> = match cli.cores.as_ref().map(|c| &c.0) {
         Some(list) => (0..threads).map(|i| Some(list[i % list.len()])).collect(),
         None if avail.is_empty() => vec![None; threads],
@@ -188,7 +205,7 @@ fn resolve_net(cli: &Cli, first: Ipv4Addr) -> Result<NetSetup, ConfigError> {
             (name.clone(), idx, mac)
         }
         (None, Ok(r)) => {
-            let name = netinfo::interface_name(r.ifindex).ok_or_else(|| NetError::NoRoute(first))?;
+            let name = netinfo::interface_name(r.ifindex).ok_or(NetError::NoRoute(first))?;
             let (idx, mac) = netinfo::interface(&name)?;
             (name, idx, mac)
         }
@@ -203,23 +220,39 @@ fn resolve_net(cli: &Cli, first: Ipv4Addr) -> Result<NetSetup, ConfigError> {
         Some(ip) => ip,
         None => match on_route.and_then(|r| r.prefsrc) {
             Some(ip) => ip,
-            None => netinfo::interface_ipv4(ifindex)?.ok_or_else(|| NetError::NoAddress(ifname.clone()))?,
+            None => netinfo::interface_ipv4(ifindex)?
+                .ok_or_else(|| NetError::NoAddress(ifname.clone()))?,
         },
     };
     if let Some(mac) = cli.gateway_mac {
-        return Ok(NetSetup { ifname, ifindex, src_mac, src_ip, gateway_mac: mac, next_hop: None });
+        return Ok(NetSetup {
+            ifname,
+            ifindex,
+            src_mac,
+            src_ip,
+            gateway_mac: mac,
+            next_hop: None,
+        });
     }
     let next_hop = match (&route, on_route) {
         (_, Some(r)) => r.gateway.unwrap_or(first),
         (Ok(r), None) => {
             return Err(ConfigError::InterfaceNotOnRoute {
                 target: first,
-                route_if: netinfo::interface_name(r.ifindex).unwrap_or_else(|| r.ifindex.to_string()),
+                route_if: netinfo::interface_name(r.ifindex)
+                    .unwrap_or_else(|| r.ifindex.to_string()),
                 asked: ifname,
             })
         }
         (Err(_), None) if cli.dry_run => {
-            return Ok(NetSetup { ifname, ifindex, src_mac, src_ip, gateway_mac: MacAddr::ZERO, next_hop: None })
+            return Ok(NetSetup {
+                ifname,
+                ifindex,
+                src_mac,
+                src_ip,
+                gateway_mac: MacAddr::ZERO,
+                next_hop: None,
+            })
         }
         (Err(e), None) => return Err(clone_net_error(e, first).into()),
     };
@@ -227,14 +260,33 @@ fn resolve_net(cli: &Cli, first: Ipv4Addr) -> Result<NetSetup, ConfigError> {
         Some(mac) => mac,
         // A dry run sends nothing, ARP included.
         None if cli.dry_run => MacAddr::ZERO,
-        None => netinfo::arp_resolve(&ifname, ifindex, src_mac, src_ip, next_hop).map_err(|e| match e {
-            NetError::Arp(_, ref io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
-                ConfigError::Net(NetError::Arp(ifname.clone(), std::io::Error::new(io.kind(), "permission denied (run as root, or give --gateway-mac)")))
-            }
-            e => e.into(),
-        })?,
+        None => {
+            netinfo::arp_resolve(&ifname, ifindex, src_mac, src_ip, next_hop).map_err(
+                |e| match e {
+                    NetError::Arp(_, ref io)
+                        if io.kind() == std::io::ErrorKind::PermissionDenied =>
+                    {
+                        ConfigError::Net(NetError::Arp(
+                            ifname.clone(),
+                            std::io::Error::new(
+                                io.kind(),
+                                "permission denied (run as root, or give --gateway-mac)",
+                            ),
+                        ))
+                    }
+                    e => e.into(),
+                },
+            )?
+        }
     };
-    Ok(NetSetup { ifname, ifindex, src_mac, src_ip, gateway_mac, next_hop: Some(next_hop) })
+    Ok(NetSetup {
+        ifname,
+        ifindex,
+        src_mac,
+        src_ip,
+        gateway_mac,
+        next_hop: Some(next_hop),
+    })
 }
 
 fn clone_net_error(e: &NetError, first: Ipv4Addr) -> NetError {
@@ -249,7 +301,12 @@ impl ConfigError {
     /// 2 for bad input, 1 when the kernel or the network failed us.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ConfigError::Net(NetError::Unresolved { .. } | NetError::Arp(..) | NetError::Netlink(_) | NetError::Mac(..)) => 1,
+            ConfigError::Net(
+                NetError::Unresolved { .. }
+                | NetError::Arp(..)
+                | NetError::Netlink(_)
+                | NetError::Mac(..),
+            ) => 1,
             _ => 2,
         }
     }

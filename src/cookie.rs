@@ -51,7 +51,10 @@ pub struct CookieJar {
 
 impl CookieJar {
     pub fn new(key: [u8; 16], ports: PortRange) -> Self {
-        Self { hasher: SipHasher24::new_with_key(&key), ports }
+        Self {
+            hasher: SipHasher24::new_with_key(&key),
+            ports,
+        }
     }
 
     /// A jar with a key from the OS's random source.
@@ -87,7 +90,14 @@ impl CookieJar {
 
     /// Is `sport` the source port we would have used for this probe? Returns its cookie if so.
     #[inline]
-    pub fn check_port(&self, src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> Option<ProbeCookie> {
+    pub fn check_port(
+        &self,
+        src: u32,
+        dst: u32,
+        sport: u16,
+        dport: u16,
+        proto: u8,
+    ) -> Option<ProbeCookie> {
         if !self.ports.contains(sport) {
             return None;
         }
@@ -109,13 +119,19 @@ mod tests {
     use super::*;
 
     const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-    const RANGE: PortRange = PortRange { lo: 61000, hi: 65535 };
+    const RANGE: PortRange = PortRange {
+        lo: 61000,
+        hi: 65535,
+    };
 
     #[test]
     fn siphash24_reference_vector() {
         // SipHash paper, appendix A: key 00..0f, message 00..0e.
         let msg: Vec<u8> = (0..15).collect();
-        assert_eq!(SipHasher24::new_with_key(&KEY).hash(&msg), 0xa129_ca61_49be_45e5);
+        assert_eq!(
+            SipHasher24::new_with_key(&KEY).hash(&msg),
+            0xa129_ca61_49be_45e5
+        );
     }
 
     #[test]
@@ -139,8 +155,14 @@ mod tests {
             let dst = 0xc613_0000 + i;
             let c = jar.cookie(0xc612_0001, dst, 443, 6);
             assert!(RANGE.contains(c.src_port));
-            assert_eq!(jar.check_port(0xc612_0001, dst, c.src_port, 443, 6), Some(c));
-            if other.check_port(0xc612_0001, dst, c.src_port, 443, 6).is_some_and(|o| o.seq == c.seq) {
+            assert_eq!(
+                jar.check_port(0xc612_0001, dst, c.src_port, 443, 6),
+                Some(c)
+            );
+            if other
+                .check_port(0xc612_0001, dst, c.src_port, 443, 6)
+                .is_some_and(|o| o.seq == c.seq)
+            {
                 accepted_by_other += 1;
             }
         }

@@ -4,15 +4,15 @@
 //! [`cookie`] + [`probe`] + [`wire`] (what each probe looks like) → [`io`] (how it leaves and
 //! how replies come back) → [`engine`] (threads, rate, dedup, stats) → [`output`].
 
-pub mod cookie;
-pub mod permute;
-pub mod probe;
-pub mod target;
-pub mod wire;
-pub mod io;
-pub mod netinfo;
-pub mod engine;
-pub mod output;
 pub mod cli;
 pub mod config;
+pub mod cookie;
+pub mod engine;
+pub mod io;
+pub mod netinfo;
+pub mod output;
+pub mod permute;
+pub mod probe;
 pub mod scan;
+pub mod target;
+pub mod wire;

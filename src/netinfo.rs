@@ -69,12 +69,19 @@ struct Netlink {
 
 impl Netlink {
     fn open() -> Result<Self, NetError> {
-        let fd = sys::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE).map_err(NetError::Netlink)?;
+        let fd = sys::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)
+            .map_err(NetError::Netlink)?;
         Ok(Self { fd, seq: 1 })
     }
 
     /// Sends one request and collects the payloads of every answer message of type `want`.
-    fn request(&mut self, ty: u16, flags: u16, body: &[u8], want: u16) -> Result<Vec<Vec<u8>>, NetError> {
+    fn request(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        body: &[u8],
+        want: u16,
+    ) -> Result<Vec<Vec<u8>>, NetError> {
         self.seq += 1;
         let len = 16 + body.len();
         let mut msg = Vec::with_capacity(len);
@@ -91,7 +98,12 @@ impl Netlink {
         loop {
             let n = sys::recv_timeout(self.fd.as_raw_fd(), &mut buf, Duration::from_secs(2))
                 .map_err(NetError::Netlink)?
-                .ok_or_else(|| NetError::Netlink(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer")))?;
+                .ok_or_else(|| {
+                    NetError::Netlink(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer",
+                    ))
+                })?;
             let mut off = 0;
             while off + 16 <= n {
                 let mlen = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
@@ -109,7 +121,9 @@ impl Netlink {
                             if errno == 0 {
                                 return Ok(out);
                             }
-                            return Err(NetError::Netlink(std::io::Error::from_raw_os_error(-errno)));
+                            return Err(NetError::Netlink(std::io::Error::from_raw_os_error(
+                                -errno,
+                            )));
                         }
                         t if t == want => out.push(payload.to_vec()),
                         _ => {}
@@ -154,18 +168,29 @@ pub fn route(dst: Ipv4Addr) -> Result<Route, NetError> {
     body.extend_from_slice(&8u16.to_ne_bytes());
     body.extend_from_slice(&RTA_DST.to_ne_bytes());
     body.extend_from_slice(&dst.octets());
-    let msgs = nl.request(RTM_GETROUTE, 0, &body, RTM_NEWROUTE).map_err(|e| match e {
-        NetError::Netlink(ref io) if matches!(io.raw_os_error(), Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)) => {
-            NetError::NoRoute(dst)
-        }
-        e => e,
-    })?;
+    let msgs = nl
+        .request(RTM_GETROUTE, 0, &body, RTM_NEWROUTE)
+        .map_err(|e| match e {
+            NetError::Netlink(ref io)
+                if matches!(
+                    io.raw_os_error(),
+                    Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)
+                ) =>
+            {
+                NetError::NoRoute(dst)
+            }
+            e => e,
+        })?;
     let m = msgs.first().ok_or(NetError::NoRoute(dst))?;
     let rtype = m.get(7).copied().unwrap_or(0);
     if rtype != libc::RTN_UNICAST && rtype != libc::RTN_LOCAL {
         return Err(NetError::NoRoute(dst));
     }
-    let mut r = Route { ifindex: 0, gateway: None, prefsrc: None };
+    let mut r = Route {
+        ifindex: 0,
+        gateway: None,
+        prefsrc: None,
+    };
     for (ty, d) in attrs(m.get(12..).unwrap_or(&[])) {
         match ty {
             RTA_OIF if d.len() == 4 => r.ifindex = u32::from_ne_bytes(d.try_into().unwrap()),
@@ -256,7 +281,12 @@ pub fn arp_resolve(
     hop: Ipv4Addr,
 ) -> Result<MacAddr, NetError> {
     let err = |e| NetError::Arp(iface.to_string(), e);
-    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, ETHERTYPE_ARP.to_be() as i32).map_err(err)?;
+    let fd = sys::socket(
+        libc::AF_PACKET,
+        libc::SOCK_RAW,
+        ETHERTYPE_ARP.to_be() as i32,
+    )
+    .map_err(err)?;
     sys::bind_packet(fd.as_raw_fd(), ifindex, ETHERTYPE_ARP).map_err(err)?;
     let req = arp_request(src_mac, src_ip, hop);
     let mut buf = [0u8; 1500];
@@ -274,7 +304,10 @@ pub fn arp_resolve(
             }
         }
     }
-    Err(NetError::Unresolved { hop, iface: iface.to_string() })
+    Err(NetError::Unresolved {
+        hop,
+        iface: iface.to_string(),
+    })
 }
 
 /// A broadcast ARP who-has frame, padded to the Ethernet minimum.
@@ -292,7 +325,10 @@ pub fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> [u8;
 
 /// The sender MAC of an ARP reply from `from`.
 pub fn parse_arp_reply(f: &[u8], from: Ipv4Addr) -> Option<MacAddr> {
-    if f.len() < 42 || f[12..14] != ETHERTYPE_ARP.to_be_bytes() || f[14..22] != [0, 1, 8, 0, 6, 4, 0, 2] {
+    if f.len() < 42
+        || f[12..14] != ETHERTYPE_ARP.to_be_bytes()
+        || f[14..22] != [0, 1, 8, 0, 6, 4, 0, 2]
+    {
         return None;
     }
     (f[28..32] == from.octets()).then(|| MacAddr(f[22..28].try_into().unwrap()))
@@ -312,7 +348,11 @@ mod tests {
     #[test]
     fn arp_roundtrip() {
         let me = MacAddr([2, 0, 0, 0, 0, 1]);
-        let req = arp_request(me, Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        let req = arp_request(
+            me,
+            Ipv4Addr::new(198, 18, 0, 1),
+            Ipv4Addr::new(198, 18, 0, 2),
+        );
         assert_eq!(&req[..6], &[0xff; 6]);
         assert_eq!(&req[12..14], &[8, 6]);
         // Turn it into the reply the neighbour would send.
@@ -320,7 +360,10 @@ mod tests {
         rep[21] = 2;
         rep[22..28].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
         rep[28..32].copy_from_slice(&[198, 18, 0, 2]);
-        assert_eq!(parse_arp_reply(&rep, Ipv4Addr::new(198, 18, 0, 2)), Some(MacAddr([2, 0, 0, 0, 0, 2])));
+        assert_eq!(
+            parse_arp_reply(&rep, Ipv4Addr::new(198, 18, 0, 2)),
+            Some(MacAddr([2, 0, 0, 0, 0, 2]))
+        );
         assert_eq!(parse_arp_reply(&rep, Ipv4Addr::new(198, 18, 0, 3)), None);
         assert_eq!(parse_arp_reply(&req, Ipv4Addr::new(198, 18, 0, 1)), None);
     }

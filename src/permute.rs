@@ -24,7 +24,11 @@ impl Cycle {
         let p = next_prime(n + 1);
         let mut rng = SplitMix64(seed);
         let g = random_primitive_root(p, &mut rng);
-        let start = if p == 2 { 1 } else { 1 + rng.next() % (p - 1) };
+        let start = if p == 2 {
+            1
+        } else {
+            1 + rng.next_u64() % (p - 1)
+        };
         Self { n, p, g, start }
     }
 
@@ -55,9 +59,20 @@ impl Cycle {
         let offset = shard as u64 + shards as u64 * thread as u64;
         let stride = shards as u64 * threads as u64;
         let total = self.p - 1;
-        let steps = if offset >= total { 0 } else { (total - offset).div_ceil(stride) };
+        let steps = if offset >= total {
+            0
+        } else {
+            (total - offset).div_ceil(stride)
+        };
         let x = mulmod(self.start, powmod(self.g, offset, self.p), self.p);
-        Walker { x, step: powmod(self.g, stride, self.p), p: self.p, n: self.n, remaining: steps, total: steps }
+        Walker {
+            x,
+            step: powmod(self.g, stride, self.p),
+            p: self.p,
+            n: self.n,
+            remaining: steps,
+            total: steps,
+        }
     }
 }
 
@@ -137,13 +152,13 @@ pub fn is_prime(n: u64) -> bool {
         return false;
     }
     for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
     let mut d = n - 1;
     let mut s = 0;
-    while d % 2 == 0 {
+    while d.is_multiple_of(2) {
         d /= 2;
         s += 1;
     }
@@ -160,7 +175,9 @@ pub fn is_prime(n: u64) -> bool {
         }
         false
     };
-    [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37].iter().all(|&a| mr(a))
+    [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
+        .iter()
+        .all(|&a| mr(a))
 }
 
 fn powmod_wide(mut b: u64, mut e: u64, m: u64) -> u64 {
@@ -189,9 +206,9 @@ pub fn next_prime(n: u64) -> u64 {
 pub fn prime_factors(mut n: u64) -> Vec<u64> {
     let mut out = Vec::new();
     for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             out.push(p);
-            while n % p == 0 {
+            while n.is_multiple_of(p) {
                 n /= p;
             }
         }
@@ -244,7 +261,7 @@ fn random_primitive_root(p: u64, rng: &mut SplitMix64) -> u64 {
     }
     let factors = prime_factors(p - 1);
     loop {
-        let g = 2 + rng.next() % (p - 2).max(1);
+        let g = 2 + rng.next_u64() % (p - 2).max(1);
         let g = g.min(p - 1);
         if factors.iter().all(|&q| powmod(g, (p - 1) / q, p) != 1) {
             return g;
@@ -257,7 +274,7 @@ fn random_primitive_root(p: u64, rng: &mut SplitMix64) -> u64 {
 pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -323,7 +340,10 @@ mod tests {
                 }
             }
         }
-        prop_assert!(seen.iter().all(|&k| k == 1), "n={n} seed={seed} {shards}x{threads}");
+        prop_assert!(
+            seen.iter().all(|&k| k == 1),
+            "n={n} seed={seed} {shards}x{threads}"
+        );
         Ok(())
     }
 

@@ -12,7 +12,11 @@ use crate::{
     config::ScanConfig,
     cookie::CookieJar,
     engine::{self, monitor::fmt_rate, stats::Stats, EngineError, Interrupts, Outcome, Plan},
-    io::{packet, pcap::{DryRunTx, PcapWriter}, xdp, IoError, TransportKind},
+    io::{
+        packet,
+        pcap::{DryRunTx, PcapWriter},
+        xdp, IoError, TransportKind,
+    },
     output::{ndjson::NdjsonSink, Sink},
     permute::Cycle,
     probe::PortState,
@@ -22,7 +26,10 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("cannot open {path} for results: {source}")]
-    OutputOpen { path: String, source: std::io::Error },
+    OutputOpen {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Privileges(String),
     #[error(transparent)]
@@ -49,9 +56,14 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
             src_ip: u32::from(cfg.net.src_ip),
             ttl: cfg.ttl,
         },
-        jar: CookieJar::random(cfg.source_ports).map_err(|e| IoError::os("reading /dev/urandom", e))?,
+        jar: CookieJar::random(cfg.source_ports)
+            .map_err(|e| IoError::os("reading /dev/urandom", e))?,
         rate: cfg.rate,
-        wait: if cfg.dry_run { Default::default() } else { cfg.wait },
+        wait: if cfg.dry_run {
+            Default::default()
+        } else {
+            cfg.wait
+        },
         tx_cores: cfg.tx_cores.clone(),
         rx_core: cfg.rx_core,
         status: cfg.status,
@@ -69,8 +81,13 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
             Some(p) => Some(Arc::new(Mutex::new(PcapWriter::create(p)?))),
             None => None,
         };
-        let txs = (0..plan.tx_cores.len()).map(|_| DryRunTx::new(pcap.clone())).collect();
-        (engine::run::<_, packet::PacketRx>(&plan, txs, None, sinks, &stats, interrupts)?, TransportKind::DryRun)
+        let txs = (0..plan.tx_cores.len())
+            .map(|_| DryRunTx::new(pcap.clone()))
+            .collect();
+        (
+            engine::run::<_, packet::PacketRx>(&plan, txs, None, sinks, &stats, interrupts)?,
+            TransportKind::DryRun,
+        )
     } else {
         open_and_run(cfg, &plan, sinks, &stats, interrupts)?
     };
@@ -78,7 +95,10 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
     if cfg.status || outcome.interrupted {
         summary(cfg, &plan, &stats, &outcome, kind);
     }
-    Ok(Report { outcome, transport: kind })
+    Ok(Report {
+        outcome,
+        transport: kind,
+    })
 }
 
 fn open_and_run(
@@ -103,7 +123,8 @@ fn open_and_run(
             port_hi: cfg.source_ports.hi,
             flags: 0,
         };
-        xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode).map_err(|e| privileges(e.to_string()))
+        xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode)
+            .map_err(|e| privileges(e.to_string()))
     };
     let xdp = match cfg.transport {
         TransportChoice::Packet => None,
@@ -126,11 +147,16 @@ fn open_and_run(
     }
     let open = || -> Result<_, IoError> {
         let rx = packet::open_rx(cfg.net.ifindex, u32::from(cfg.net.src_ip))?;
-        let txs = (0..threads).map(|_| packet::open_tx(cfg.net.ifindex)).collect::<Result<Vec<_>, _>>()?;
+        let txs = (0..threads)
+            .map(|_| packet::open_tx(cfg.net.ifindex))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((txs, rx))
     };
     let (txs, rx) = open().map_err(|e| ScanError::Privileges(privileges(e.to_string())))?;
-    Ok((engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?, TransportKind::Packet))
+    Ok((
+        engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?,
+        TransportKind::Packet,
+    ))
 }
 
 /// Adds the remedy to a permission error.
@@ -145,7 +171,10 @@ fn privileges(msg: String) -> String {
 fn open_sinks(cfg: &ScanConfig) -> Result<Vec<Box<dyn Sink>>, ScanError> {
     let sink: Box<dyn Sink> = match &cfg.output {
         Some(p) => {
-            let f = File::create(p).map_err(|source| ScanError::OutputOpen { path: p.display().to_string(), source })?;
+            let f = File::create(p).map_err(|source| ScanError::OutputOpen {
+                path: p.display().to_string(),
+                source,
+            })?;
             Box::new(NdjsonSink::new(BufWriter::with_capacity(1 << 16, f)))
         }
         None => Box::new(NdjsonSink::new(LineFlushed(std::io::stdout()))),
@@ -172,12 +201,19 @@ fn announce(cfg: &ScanConfig) {
     let s = &cfg.space;
     let mut notes = String::new();
     if cfg.blocklisted > 0 {
-        notes.push_str(&format!("; {} reserved addresses removed by the default blocklist", cfg.blocklisted));
+        notes.push_str(&format!(
+            "; {} reserved addresses removed by the default blocklist",
+            cfg.blocklisted
+        ));
     }
     if cfg.excluded > 0 {
         notes.push_str(&format!("; {} excluded", cfg.excluded));
     }
-    let rate = if cfg.rate == 0 { "max".to_string() } else { fmt_rate(cfg.rate as f64) };
+    let rate = if cfg.rate == 0 {
+        "max".to_string()
+    } else {
+        fmt_rate(cfg.rate as f64)
+    };
     eprintln!(
         "xdpscan: {} addresses x {} ports = {} probes{}; from {}:{} on {} via {}; rate {}; seed {}; shard {}/{}",
         s.addresses(),

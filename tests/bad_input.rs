@@ -9,15 +9,30 @@ use common::BIN;
 
 fn run(args: &[&str]) -> (i32, String) {
     let out = Command::new(BIN).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn refused(args: &[&str], names: &str) {
     let (code, err) = run(args);
     assert_eq!(code, 2, "{args:?}: exit {code}, stderr {err:?}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err:?}");
-    assert!(err.contains(names), "{args:?}: {err:?} does not name {names:?}");
-    assert!(!err.contains("panicked") && !err.contains("internal error") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {err:?}"
+    );
+    assert!(
+        err.contains(names),
+        "{args:?}: {err:?} does not name {names:?}"
+    );
+    assert!(
+        !err.contains("panicked")
+            && !err.contains("internal error")
+            && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -27,8 +42,14 @@ fn malformed_targets() {
     refused(&["198.19.0.9-198.19.0.1", "-p", "80"], "backwards");
     refused(&["not-an-address", "-p", "80"], "not-an-address");
     refused(&["-p", "80"], "no targets");
-    refused(&["198.19.0.1", "-p", "80", "--exclude", "198.19.0.x"], "198.19.0.x");
-    refused(&["198.19.0.1", "-p", "80", "--exclude", "198.19.0.1"], "no targets left");
+    refused(
+        &["198.19.0.1", "-p", "80", "--exclude", "198.19.0.x"],
+        "198.19.0.x",
+    );
+    refused(
+        &["198.19.0.1", "-p", "80", "--exclude", "198.19.0.1"],
+        "no targets left",
+    );
 }
 
 #[test]
@@ -37,14 +58,32 @@ fn malformed_ports() {
     refused(&["198.19.0.1", "-p", "90-80"], "90-80");
     refused(&["198.19.0.1", "-p", "http"], "http");
     refused(&["198.19.0.1"], "--ports");
-    refused(&["198.19.0.1", "-p", "80", "--source-port", "62000-61000"], "62000-61000");
-    refused(&["198.19.0.1", "-p", "80", "--source-port", "40000-41000"], "ephemeral");
+    refused(
+        &["198.19.0.1", "-p", "80", "--source-port", "62000-61000"],
+        "62000-61000",
+    );
+    refused(
+        &["198.19.0.1", "-p", "80", "--source-port", "40000-41000"],
+        "ephemeral",
+    );
 }
 
 #[test]
 fn malformed_values() {
-    refused(&["198.19.0.1", "-p", "80", "--gateway-mac", "02:00:00:00:00"], "02:00:00:00:00");
-    refused(&["198.19.0.1", "-p", "80", "--gateway-mac", "zz:00:00:00:00:01"], "zz:00:00:00:00:01");
+    refused(
+        &["198.19.0.1", "-p", "80", "--gateway-mac", "02:00:00:00:00"],
+        "02:00:00:00:00",
+    );
+    refused(
+        &[
+            "198.19.0.1",
+            "-p",
+            "80",
+            "--gateway-mac",
+            "zz:00:00:00:00:01",
+        ],
+        "zz:00:00:00:00:01",
+    );
     refused(&["198.19.0.1", "-p", "80", "--rate", "fast"], "fast");
     refused(&["198.19.0.1", "-p", "80", "--rate", "-1"], "-1");
     refused(&["198.19.0.1", "-p", "80", "--shard", "4/3"], "4/3");
@@ -52,14 +91,29 @@ fn malformed_values() {
     refused(&["198.19.0.1", "-p", "80", "--wait", "soon"], "soon");
     refused(&["198.19.0.1", "-p", "80", "--cores", "9999"], "9999");
     refused(&["198.19.0.1", "-p", "80", "--tx-threads", "0"], "0");
-    refused(&["198.19.0.1", "-p", "80", "--transport", "carrier-pigeon"], "carrier-pigeon");
+    refused(
+        &["198.19.0.1", "-p", "80", "--transport", "carrier-pigeon"],
+        "carrier-pigeon",
+    );
     refused(&["198.19.0.1", "-p", "80", "--pcap", "x.pcap"], "--dry-run");
 }
 
 #[test]
 fn missing_files_and_interfaces() {
-    refused(&["-iL", "/nonexistent/targets.txt", "-p", "80"], "/nonexistent/targets.txt");
-    refused(&["198.19.0.1", "-p", "80", "--exclude-file", "/nonexistent/ex.txt"], "/nonexistent/ex.txt");
+    refused(
+        &["-iL", "/nonexistent/targets.txt", "-p", "80"],
+        "/nonexistent/targets.txt",
+    );
+    refused(
+        &[
+            "198.19.0.1",
+            "-p",
+            "80",
+            "--exclude-file",
+            "/nonexistent/ex.txt",
+        ],
+        "/nonexistent/ex.txt",
+    );
     refused(&["198.19.0.1", "-p", "80", "-i", "nosuchif0"], "nosuchif0");
 }
 

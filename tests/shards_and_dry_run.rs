@@ -17,7 +17,10 @@ fn three_shards_of_one_seed_cover_the_scan_once() {
     let mut all = Vec::new();
     let mut sets = Vec::new();
     for shard in ["1/3", "2/3", "3/3"] {
-        let out = lab.xdpscan(&[LAB_NET, "-p", LAB_PORTS, "--rate", "100000", "--wait", "2", "-q", "--seed", "4242", "--shard", shard]);
+        let out = lab.xdpscan(&[
+            LAB_NET, "-p", LAB_PORTS, "--rate", "100000", "--wait", "2", "-q", "--seed", "4242",
+            "--shard", shard,
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let r = parse_results(&out.stdout);
         sets.push(r.iter().map(|r| (r.ip, r.port)).collect::<HashSet<_>>());
@@ -27,7 +30,11 @@ fn three_shards_of_one_seed_cover_the_scan_once() {
         for j in i + 1..3 {
             assert!(sets[i].is_disjoint(&sets[j]), "shards {i} and {j} overlap");
         }
-        assert!(sets[i].len() > 60_000, "shard {i} too small: {}", sets[i].len());
+        assert!(
+            sets[i].len() > 60_000,
+            "shard {i} too small: {}",
+            sets[i].len()
+        );
     }
     assert_exact(&all, &lab_expected());
 }
@@ -64,15 +71,38 @@ fn dry_run_pcap_holds_each_probe_once_with_valid_checksums() {
         let pcap = dir.join(format!("shard{i}.pcap"));
         let shard = format!("{i}/3");
         let out = lab.xdpscan(&[
-            "198.19.0.0/20", "-p", "22,80,443", "--dry-run", "--pcap", pcap.to_str().unwrap(), "--seed", "7",
-            "--shard", &shard, "--tx-threads", threads, "-q", "--rate", "0",
+            "198.19.0.0/20",
+            "-p",
+            "22,80,443",
+            "--dry-run",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--seed",
+            "7",
+            "--shard",
+            &shard,
+            "--tx-threads",
+            threads,
+            "-q",
+            "--rate",
+            "0",
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(out.stdout.is_empty(), "a dry run reports no results");
         shards.push(probes_in(&pcap));
     }
     let whole = dir.join("whole.pcap");
-    let out = lab.xdpscan(&["198.19.0.0/20", "-p", "22,80,443", "--dry-run", "--pcap", whole.to_str().unwrap(), "-q", "--rate", "0"]);
+    let out = lab.xdpscan(&[
+        "198.19.0.0/20",
+        "-p",
+        "22,80,443",
+        "--dry-run",
+        "--pcap",
+        whole.to_str().unwrap(),
+        "-q",
+        "--rate",
+        "0",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let probes = probes_in(&whole);
     let set: HashSet<_> = probes.iter().copied().collect();
@@ -92,10 +122,24 @@ fn default_blocklist_trims_broad_targets_and_says_so() {
     }
     let lab = Lab::up();
     // 198.16.0.0/12 straddles 198.18.0.0/15; nothing is sent in a dry run.
-    let out = lab.xdpscan(&["198.16.0.0/12", "-p", "80", "--dry-run", "--source-ip", "198.18.0.1", "--gateway-mac", "02:00:00:00:00:02", "--rate", "0"]);
+    let out = lab.xdpscan(&[
+        "198.16.0.0/12",
+        "-p",
+        "80",
+        "--dry-run",
+        "--source-ip",
+        "198.18.0.1",
+        "--gateway-mac",
+        "02:00:00:00:00:02",
+        "--rate",
+        "0",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("131072 reserved addresses removed by the default blocklist"), "{err}");
+    assert!(
+        err.contains("131072 reserved addresses removed by the default blocklist"),
+        "{err}"
+    );
     assert!(err.contains("917504 addresses"), "{err}");
 }
 

@@ -8,7 +8,9 @@ use std::{collections::HashSet, process::Stdio, time::Duration};
 use common::*;
 
 fn full_scan(lab: &Lab, extra: &[&str]) -> (Vec<Result_>, String) {
-    let mut args = vec![LAB_NET, "-p", LAB_PORTS, "--rate", "100000", "--wait", "2", "-q"];
+    let mut args = vec![
+        LAB_NET, "-p", LAB_PORTS, "--rate", "100000", "--wait", "2", "-q",
+    ];
     args.extend_from_slice(extra);
     let out = lab.xdpscan(&args);
     let err = stderr(&out);
@@ -25,10 +27,19 @@ fn exact_over(extra: &[&str]) {
     let aborts = lab.scan_counter("TcpExtTCPAbortOnData");
     let (results, err) = full_scan(&lab, extra);
     assert_exact(&results, &lab_expected());
-    assert!(results.iter().all(|r| r.proto == "tcp" && r.scan == "syn" && r.ttl == 64), "fields");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.proto == "tcp" && r.scan == "syn" && r.ttl == 64),
+        "fields"
+    );
     if !extra.contains(&"packet") {
         // Our XDP program keeps every reply from the scanner's kernel: it never sends a RST.
-        assert_eq!(lab.scan_counter("TcpOutRsts"), rsts, "scanner kernel sent RSTs");
+        assert_eq!(
+            lab.scan_counter("TcpOutRsts"),
+            rsts,
+            "scanner kernel sent RSTs"
+        );
         assert_eq!(lab.scan_counter("TcpExtTCPAbortOnData"), aborts);
     }
     assert!(!err.contains("AF_XDP unavailable"), "fell back: {err}");
@@ -68,7 +79,9 @@ fn rate_zero_completes_and_reports_what_it_found() {
     let mut seen = HashSet::new();
     for r in &results {
         assert!(seen.insert((r.ip, r.port)), "duplicate {r:?}");
-        let e = expected.get(&(r.ip, r.port)).unwrap_or_else(|| panic!("unexpected {r:?}"));
+        let e = expected
+            .get(&(r.ip, r.port))
+            .unwrap_or_else(|| panic!("unexpected {r:?}"));
         assert_eq!((&r.state, &r.reason), (&e.0, &e.1));
     }
     let summary = stderr(&out);
@@ -89,10 +102,25 @@ fn retransmitted_syn_acks_are_reported_once() {
     }
     // A target that retransmits every SYN-ACK twice.
     let lab = Lab::up_with(&[("LAB_SYNACK_RETRIES", "2")]);
-    let out = lab.xdpscan(&["198.19.0.0/24", "-p", "22,80,8080", "--rate", "2000", "--wait", "4"]);
+    let out = lab.xdpscan(&[
+        "198.19.0.0/24",
+        "-p",
+        "22,80,8080",
+        "--rate",
+        "2000",
+        "--wait",
+        "4",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let results = parse_results(&out.stdout);
-    assert_exact(&results, &syn_expected(u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0)), 256, &[22, 80, 8080]));
+    assert_exact(
+        &results,
+        &syn_expected(
+            u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0)),
+            256,
+            &[22, 80, 8080],
+        ),
+    );
     let err = stderr(&out);
     let dup: u64 = err
         .split(" duplicate")
@@ -100,7 +128,10 @@ fn retransmitted_syn_acks_are_reported_once() {
         .and_then(|s| s.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!(dup >= 512, "expected the retransmits to be counted as duplicates: {err}");
+    assert!(
+        dup >= 512,
+        "expected the retransmits to be counted as duplicates: {err}"
+    );
 }
 
 #[test]
@@ -110,8 +141,11 @@ fn ctrl_c_stops_sending_and_keeps_what_was_found() {
     }
     let lab = Lab::up();
     // 262144 probes at 20 kpps would take 13 s; interrupt after 2.
-    let mut child = lab
-        .in_scan(BIN, &[LAB_NET, "-p", LAB_PORTS, "--rate", "20000", "--wait", "2"])
+    let child = lab
+        .in_scan(
+            BIN,
+            &[LAB_NET, "-p", LAB_PORTS, "--rate", "20000", "--wait", "2"],
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -121,13 +155,28 @@ fn ctrl_c_stops_sending_and_keeps_what_was_found() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let t = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(t.elapsed() < Duration::from_secs(6), "did not stop after the cooldown");
-    assert!(out.status.success(), "exit {:?}: {}", out.status, stderr(&out));
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "did not stop after the cooldown"
+    );
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        stderr(&out)
+    );
     let results = parse_results(&out.stdout);
     let expected = lab_expected();
-    assert!(results.len() > 10_000 && results.len() < expected.len() / 2, "found {}", results.len());
+    assert!(
+        results.len() > 10_000 && results.len() < expected.len() / 2,
+        "found {}",
+        results.len()
+    );
     for r in &results {
-        assert_eq!(expected.get(&(r.ip, r.port)).map(|e| e.0.as_str()), Some(r.state.as_str()));
+        assert_eq!(
+            expected.get(&(r.ip, r.port)).map(|e| e.0.as_str()),
+            Some(r.state.as_str())
+        );
     }
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
 }
@@ -138,8 +187,20 @@ fn second_ctrl_c_skips_the_cooldown() {
         return;
     }
     let lab = Lab::up();
-    let mut child = lab
-        .in_scan(BIN, &["198.19.0.0/24", "-p", "22", "--rate", "1000", "--wait", "60", "-q"])
+    let child = lab
+        .in_scan(
+            BIN,
+            &[
+                "198.19.0.0/24",
+                "-p",
+                "22",
+                "--rate",
+                "1000",
+                "--wait",
+                "60",
+                "-q",
+            ],
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -150,7 +211,10 @@ fn second_ctrl_c_skips_the_cooldown() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let t = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(t.elapsed() < Duration::from_secs(5), "cooldown of 60 s was not skipped");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "cooldown of 60 s was not skipped"
+    );
     assert!(out.status.success());
     assert!(!parse_results(&out.stdout).is_empty());
 }

@@ -79,11 +79,17 @@ pub fn run<T: TxQueue, R: RxQueue>(
     stats: &Stats,
     interrupts: &Interrupts,
 ) -> Result<Outcome, EngineError> {
-    assert_eq!(txs.len(), plan.tx_cores.len(), "one transmit queue per thread");
+    assert_eq!(
+        txs.len(),
+        plan.tx_cores.len(),
+        "one transmit queue per thread"
+    );
     let start = Instant::now();
     let started = SystemTime::now();
     let threads = txs.len() as u32;
-    let walkers: Vec<_> = (0..threads).map(|t| plan.cycle.walker(plan.shard.0, plan.shard.1, t, threads)).collect();
+    let walkers: Vec<_> = (0..threads)
+        .map(|t| plan.cycle.walker(plan.shard.0, plan.shard.1, t, threads))
+        .collect();
     let progress = Progress {
         total_positions: walkers.iter().map(|w| w.positions()).sum(),
         send_done_ms: Default::default(),
@@ -135,12 +141,17 @@ pub fn run<T: TxQueue, R: RxQueue>(
                 if let Err(e) = receive(plan, &mut rxq, stats, stop_rx, &rec_tx) {
                     fail(e.into());
                 }
-                Stats::add(&stats.drops, rxq.drops().saturating_sub(Stats::get(&stats.drops)));
+                Stats::add(
+                    &stats.drops,
+                    rxq.drops().saturating_sub(Stats::get(&stats.drops)),
+                );
             })
         });
         drop(rec_tx);
 
-        let mon = plan.status.then(|| s.spawn(|| monitor::run(stats, &progress, start)));
+        let mon = plan
+            .status
+            .then(|| s.spawn(|| monitor::run(stats, &progress, start)));
 
         let senders: Vec<_> = txs
             .into_iter()
@@ -171,7 +182,9 @@ pub fn run<T: TxQueue, R: RxQueue>(
             let _ = h.join();
         }
         send_duration = start.elapsed();
-        progress.send_done_ms.store(send_duration.as_millis().max(1) as u64, Relaxed);
+        progress
+            .send_done_ms
+            .store(send_duration.as_millis().max(1) as u64, Relaxed);
 
         // Cooldown: replies still in flight. A signal now (another one, if sending was
         // interrupted) ends it; so does a dead output.
@@ -267,7 +280,10 @@ fn receive<R: RxQueue>(
     stop: &AtomicBool,
     out: &crossbeam_channel::Sender<Record>,
 ) -> Result<(), IoError> {
-    let ctx = ClassifyCtx { jar: plan.jar.clone(), src_ip: plan.frame.src_ip };
+    let ctx = ClassifyCtx {
+        jar: plan.jar.clone(),
+        src_ip: plan.frame.src_ip,
+    };
     let module = &*plan.module;
     let name = module.name();
     let mut dedup = Dedup::default();

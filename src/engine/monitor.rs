@@ -58,20 +58,42 @@ pub fn run(stats: &Stats, progress: &Progress, start: Instant) {
         last = (now, sent, rx);
         let elapsed = now.duration_since(start);
         let done_ms = progress.send_done_ms.load(Relaxed);
-        let send_secs = if done_ms > 0 { done_ms as f64 / 1e3 } else { elapsed.as_secs_f64() };
+        let send_secs = if done_ms > 0 {
+            done_ms as f64 / 1e3
+        } else {
+            elapsed.as_secs_f64()
+        };
         let avg = sent as f64 / send_secs.max(1e-9);
         let walked = Stats::get(&stats.walked);
-        let frac = if progress.total_positions == 0 { 1.0 } else { walked as f64 / progress.total_positions as f64 };
+        let frac = if progress.total_positions == 0 {
+            1.0
+        } else {
+            walked as f64 / progress.total_positions as f64
+        };
         let eta = if done_ms > 0 {
-            let left = progress.wait.saturating_sub(elapsed.saturating_sub(Duration::from_millis(done_ms)));
-            format!("cooldown {}s left", left.as_secs() + u64::from(left.subsec_nanos() > 0))
+            let left = progress
+                .wait
+                .saturating_sub(elapsed.saturating_sub(Duration::from_millis(done_ms)));
+            format!(
+                "cooldown {}s left",
+                left.as_secs() + u64::from(left.subsec_nanos() > 0)
+            )
         } else if frac > 0.0 {
             let total = elapsed.as_secs_f64() / frac;
-            format!("ETA {}", fmt_clock(Duration::from_secs_f64((total - elapsed.as_secs_f64()).max(0.0))))
+            format!(
+                "ETA {}",
+                fmt_clock(Duration::from_secs_f64(
+                    (total - elapsed.as_secs_f64()).max(0.0)
+                ))
+            )
         } else {
             "ETA -".to_string()
         };
-        let hit = if sent == 0 { 0.0 } else { 100.0 * rx as f64 / sent as f64 };
+        let hit = if sent == 0 {
+            0.0
+        } else {
+            100.0 * rx as f64 / sent as f64
+        };
         let _ = writeln!(
             err,
             "{} {:.0}% ({}); sent {} {} (avg {}); replies {} {}; hit {:.2}%; drops {}",

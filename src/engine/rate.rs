@@ -16,7 +16,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(rate: f64) -> Self {
-        Self { rate, start: Instant::now(), sent: 0 }
+        Self {
+            rate,
+            start: Instant::now(),
+            sent: 0,
+        }
     }
 
     /// How many probes may go now (at least 1, at most `max`), waiting first if needed.
@@ -73,6 +77,10 @@ mod tests {
             r.sent(n);
             total += n;
         }
-        assert!(t.elapsed() >= Duration::from_millis(95), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -32,11 +32,17 @@ impl Stats {
         c.load(Relaxed)
     }
     pub fn count_state(&self, s: PortState) {
-        let i = PortState::ALL.iter().position(|&x| x == s).expect("every state is listed");
+        let i = PortState::ALL
+            .iter()
+            .position(|&x| x == s)
+            .expect("every state is listed");
         self.states[i].fetch_add(1, Relaxed);
     }
     pub fn state(&self, s: PortState) -> u64 {
-        let i = PortState::ALL.iter().position(|&x| x == s).expect("every state is listed");
+        let i = PortState::ALL
+            .iter()
+            .position(|&x| x == s)
+            .expect("every state is listed");
         self.states[i].load(Relaxed)
     }
     pub fn results(&self) -> u64 {

@@ -17,17 +17,26 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
     #[error("{what}: {source}")]
-    Os { what: String, source: std::io::Error },
+    Os {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Setup(String),
 }
 
 impl IoError {
     pub fn os(what: impl Into<String>, source: std::io::Error) -> Self {
-        IoError::Os { what: what.into(), source }
+        IoError::Os {
+            what: what.into(),
+            source,
+        }
     }
     pub fn last_os(what: impl Into<String>) -> Self {
-        IoError::Os { what: what.into(), source: std::io::Error::last_os_error() }
+        IoError::Os {
+            what: what.into(),
+            source: std::io::Error::last_os_error(),
+        }
     }
 }
 
@@ -36,7 +45,11 @@ pub trait TxQueue: Send {
     /// Offers up to `max` free frames to `fill`, which writes one probe into the buffer and returns
     /// its length, or 0 when it has nothing more to send. Queues the filled frames, kicks the
     /// device, and returns how many were queued (fewer than asked when the ring is full).
-    fn send_batch<F: FnMut(&mut [u8]) -> usize>(&mut self, max: usize, fill: F) -> Result<usize, IoError>;
+    fn send_batch<F: FnMut(&mut [u8]) -> usize>(
+        &mut self,
+        max: usize,
+        fill: F,
+    ) -> Result<usize, IoError>;
 
     /// Blocks until every queued frame has been handed to the device (or `timeout` passes).
     fn drain(&mut self, timeout: Duration) -> Result<(), IoError>;

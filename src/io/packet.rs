@@ -23,16 +23,36 @@ pub struct PacketTx {
 
 /// A transmit socket bound to `ifindex`.
 pub fn open_tx(ifindex: u32) -> Result<PacketTx, IoError> {
-    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, 0).map_err(|e| IoError::os("AF_PACKET socket", e))?;
-    sys::bind_packet(fd.as_raw_fd(), ifindex, 0).map_err(|e| IoError::os("bind AF_PACKET socket", e))?;
+    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, 0)
+        .map_err(|e| IoError::os("AF_PACKET socket", e))?;
+    sys::bind_packet(fd.as_raw_fd(), ifindex, 0)
+        .map_err(|e| IoError::os("bind AF_PACKET socket", e))?;
     // Skipping the qdisc roughly doubles the rate; kernels without it still work.
-    let _ = sys::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32);
-    let _ = sys::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, &(4i32 << 20));
-    Ok(PacketTx { fd, bufs: vec![[0u8; FRAME]; BATCH], lens: vec![0; BATCH] })
+    let _ = sys::setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_PACKET,
+        libc::PACKET_QDISC_BYPASS,
+        &1i32,
+    );
+    let _ = sys::setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_SNDBUF,
+        &(4i32 << 20),
+    );
+    Ok(PacketTx {
+        fd,
+        bufs: vec![[0u8; FRAME]; BATCH],
+        lens: vec![0; BATCH],
+    })
 }
 
 impl TxQueue for PacketTx {
-    fn send_batch<F: FnMut(&mut [u8]) -> usize>(&mut self, max: usize, mut fill: F) -> Result<usize, IoError> {
+    fn send_batch<F: FnMut(&mut [u8]) -> usize>(
+        &mut self,
+        max: usize,
+        mut fill: F,
+    ) -> Result<usize, IoError> {
         let mut n = 0;
         while n < max.min(BATCH) {
             let len = fill(&mut self.bufs[n]);
@@ -47,7 +67,12 @@ impl TxQueue for PacketTx {
             let slices: Vec<&[u8]> = (sent..n).map(|i| &self.bufs[i][..self.lens[i]]).collect();
             match sys::sendmmsg(self.fd.as_raw_fd(), &slices) {
                 Ok(k) => sent += k,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)) => {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
+                    ) =>
+                {
                     // The device queue is full: wait for it rather than lose probes.
                     let _ = sys::poll(&[self.fd.as_raw_fd()], true, Duration::from_millis(1));
                 }
@@ -87,12 +112,22 @@ pub fn open_rx(ifindex: u32, src_ip: u32) -> Result<PacketRx, IoError> {
     if sys::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &(64i32 << 20)).is_err() {
         let _ = sys::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &(64i32 << 20));
     }
-    sys::bind_packet(raw, ifindex, ETH_P_IP).map_err(|e| IoError::os("bind AF_PACKET socket", e))?;
-    Ok(PacketRx { fd, buf: vec![0; 65536], drops: 0 })
+    sys::bind_packet(raw, ifindex, ETH_P_IP)
+        .map_err(|e| IoError::os("bind AF_PACKET socket", e))?;
+    Ok(PacketRx {
+        fd,
+        buf: vec![0; 65536],
+        drops: 0,
+    })
 }
 
 fn bpf_stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt: 0, jf: 0, k }
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn bpf_jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
@@ -116,12 +151,18 @@ impl RxQueue for PacketRx {
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<(), IoError> {
-        sys::poll(&[self.fd.as_raw_fd()], false, timeout).map(drop).map_err(|e| IoError::os("poll", e))
+        sys::poll(&[self.fd.as_raw_fd()], false, timeout)
+            .map(drop)
+            .map_err(|e| IoError::os("poll", e))
     }
 
     fn drops(&mut self) -> u64 {
         // PACKET_STATISTICS resets on every read, so accumulate.
-        if let Ok(st) = sys::getsockopt::<TpacketStats>(self.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS) {
+        if let Ok(st) = sys::getsockopt::<TpacketStats>(
+            self.fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+        ) {
             self.drops += st.drops as u64;
         }
         self.drops

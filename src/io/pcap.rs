@@ -22,8 +22,10 @@ pub struct PcapWriter<W: Write> {
 
 impl PcapWriter<BufWriter<File>> {
     pub fn create(path: &Path) -> Result<Self, IoError> {
-        let f = File::create(path).map_err(|e| IoError::os(format!("cannot create {}", path.display()), e))?;
-        Self::new(BufWriter::with_capacity(1 << 20, f)).map_err(|e| IoError::os(format!("write {}", path.display()), e))
+        let f = File::create(path)
+            .map_err(|e| IoError::os(format!("cannot create {}", path.display()), e))?;
+        Self::new(BufWriter::with_capacity(1 << 20, f))
+            .map_err(|e| IoError::os(format!("write {}", path.display()), e))
     }
 }
 
@@ -78,15 +80,27 @@ const DRY_FRAME: usize = 2048;
 
 impl DryRunTx {
     pub fn new(pcap: Option<SharedPcap>) -> Self {
-        Self { pcap, frames: vec![0; DRY_BATCH * DRY_FRAME], lens: Vec::with_capacity(DRY_BATCH) }
+        Self {
+            pcap,
+            frames: vec![0; DRY_BATCH * DRY_FRAME],
+            lens: Vec::with_capacity(DRY_BATCH),
+        }
     }
 }
 
 impl TxQueue for DryRunTx {
     #[inline]
-    fn send_batch<F: FnMut(&mut [u8]) -> usize>(&mut self, max: usize, mut fill: F) -> Result<usize, IoError> {
+    fn send_batch<F: FnMut(&mut [u8]) -> usize>(
+        &mut self,
+        max: usize,
+        mut fill: F,
+    ) -> Result<usize, IoError> {
         self.lens.clear();
-        for chunk in self.frames.chunks_exact_mut(DRY_FRAME).take(max.min(DRY_BATCH)) {
+        for chunk in self
+            .frames
+            .chunks_exact_mut(DRY_FRAME)
+            .take(max.min(DRY_BATCH))
+        {
             let len = fill(chunk);
             if len == 0 {
                 break;
@@ -106,7 +120,10 @@ impl TxQueue for DryRunTx {
 
     fn drain(&mut self, _timeout: Duration) -> Result<(), IoError> {
         if let Some(p) = &self.pcap {
-            p.lock().unwrap_or_else(|e| e.into_inner()).flush().map_err(|e| IoError::os("write pcap", e))?;
+            p.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .flush()
+                .map_err(|e| IoError::os("write pcap", e))?;
         }
         Ok(())
     }
@@ -119,11 +136,15 @@ mod tests {
     #[test]
     fn known_header_and_record() {
         let mut w = PcapWriter::new(Vec::new()).unwrap();
-        w.write_frame(UNIX_EPOCH + Duration::new(1, 2000), &[0xaa, 0xbb]).unwrap();
+        w.write_frame(UNIX_EPOCH + Duration::new(1, 2000), &[0xaa, 0xbb])
+            .unwrap();
         let b = w.into_inner();
         assert_eq!(&b[..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
         assert_eq!(&b[20..24], &[1, 0, 0, 0]);
-        assert_eq!(&b[24..40], &[1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(
+            &b[24..40],
+            &[1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0]
+        );
         assert_eq!(&b[40..], &[0xaa, 0xbb]);
     }
 }

@@ -32,16 +32,31 @@ pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::R
 }
 
 /// setsockopt with a plain-old-data value.
-pub fn setsockopt<T: Copy>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
+pub fn setsockopt<T: Copy>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
     // SAFETY: `val` points to `size_of::<T>()` readable bytes for the duration of the call.
     cvt(unsafe {
-        libc::setsockopt(fd, level, name, (val as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
     })
     .map(drop)
 }
 
 /// getsockopt into a plain-old-data value.
-pub fn getsockopt<T: Copy + Default>(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+pub fn getsockopt<T: Copy + Default>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
     let mut v = T::default();
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: `v` is a valid, writable `T` and `len` tells the kernel its size.
@@ -58,7 +73,11 @@ pub fn bind_packet(fd: RawFd, ifindex: u32, proto: u16) -> io::Result<()> {
     sll.sll_ifindex = ifindex as i32;
     // SAFETY: `sll` is a fully initialised sockaddr_ll and its size is passed.
     cvt(unsafe {
-        libc::bind(fd, (&sll as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
     })
     .map(drop)
 }
@@ -71,8 +90,13 @@ pub fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
 
 /// Sends several datagrams with one syscall; returns how many went.
 pub fn sendmmsg(fd: RawFd, bufs: &[&[u8]]) -> io::Result<usize> {
-    let mut iov: Vec<libc::iovec> =
-        bufs.iter().map(|b| libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() }).collect();
+    let mut iov: Vec<libc::iovec> = bufs
+        .iter()
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut _,
+            iov_len: b.len(),
+        })
+        .collect();
     let mut msgs: Vec<libc::mmsghdr> = iov
         .iter_mut()
         .map(|v| {
@@ -105,12 +129,29 @@ pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> 
 /// Waits until any of `fds` is readable (or writable when `write`), at most `timeout`.
 pub fn poll(fds: &[RawFd], write: bool, timeout: Duration) -> io::Result<bool> {
     let ev = if write { libc::POLLOUT } else { libc::POLLIN };
-    let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: ev, revents: 0 }).collect();
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: ev,
+            revents: 0,
+        })
+        .collect();
     // SAFETY: `p` is a valid array of pollfd of the length passed.
-    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout.as_millis().min(i32::MAX as u128) as i32) };
+    let r = unsafe {
+        libc::poll(
+            p.as_mut_ptr(),
+            p.len() as libc::nfds_t,
+            timeout.as_millis().min(i32::MAX as u128) as i32,
+        )
+    };
     if r < 0 {
         let e = io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::EINTR) { Ok(false) } else { Err(e) };
+        return if e.raw_os_error() == Some(libc::EINTR) {
+            Ok(false)
+        } else {
+            Err(e)
+        };
     }
     Ok(r > 0)
 }
@@ -143,7 +184,10 @@ pub fn if_hwaddr(name: &str) -> io::Result<([u8; 6], u16)> {
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let bytes = name.as_bytes();
     if bytes.len() >= libc::IF_NAMESIZE {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
     }
     for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
@@ -161,7 +205,10 @@ pub fn if_hwaddr(name: &str) -> io::Result<([u8; 6], u16)> {
 
 /// Attaches a classic BPF filter to a socket.
 pub fn attach_filter(fd: RawFd, prog: &[libc::sock_filter]) -> io::Result<()> {
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut _,
+    };
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
 }
 
@@ -181,7 +228,10 @@ pub fn recv_timeout(fd: RawFd, buf: &mut [u8], timeout: Duration) -> io::Result<
 }
 
 /// Counts deliveries of `signals` in `counter` instead of dying on them.
-pub fn count_signals(signals: &[libc::c_int], counter: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> io::Result<()> {
+pub fn count_signals(
+    signals: &[libc::c_int],
+    counter: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> io::Result<()> {
     for &sig in signals {
         let c = counter.clone();
         // SAFETY: the handler only does an atomic increment, which is async-signal-safe.

@@ -92,12 +92,18 @@ pub struct SteerProgram {
 impl SteerProgram {
     /// Packets steered to our sockets and passed to the kernel, summed over CPUs.
     pub fn counters(&self) -> (u64, u64) {
-        let Some(map) = self.obj.maps().find(|m| m.name() == "counters") else { return (0, 0) };
+        let Some(map) = self.obj.maps().find(|m| m.name() == "counters") else {
+            return (0, 0);
+        };
         let read = |k: u32| -> u64 {
             map.lookup_percpu(&k.to_ne_bytes(), MapFlags::ANY)
                 .ok()
                 .flatten()
-                .map(|v| v.iter().map(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8]))).sum())
+                .map(|v| {
+                    v.iter()
+                        .map(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8])))
+                        .sum()
+                })
                 .unwrap_or(0)
         };
         (read(0), read(1))
@@ -115,14 +121,23 @@ pub struct XdpTransport {
 /// Number of RX queues of an interface, from sysfs (1 when unknown).
 pub fn rx_queue_count(ifname: &str) -> u32 {
     std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
-        .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count() as u32)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
         .ok()
         .filter(|&n| n > 0)
         .unwrap_or(1)
 }
 
 /// Opens sockets on every RX queue of `ifname`, loads and attaches the program.
-pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig, mode: XdpMode) -> Result<XdpTransport, IoError> {
+pub fn open(
+    ifname: &str,
+    ifindex: u32,
+    steer: SteerConfig,
+    mode: XdpMode,
+) -> Result<XdpTransport, IoError> {
     let queues = rx_queue_count(ifname);
     let obj = ObjectBuilder::default()
         .open_memory(STEER_OBJ)
@@ -130,7 +145,10 @@ pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig, mode: XdpMode) -> Re
         .map_err(|e| IoError::Setup(format!("cannot load the XDP program: {e}")))?;
 
     {
-        let cfg = obj.maps().find(|m| m.name() == "config").ok_or_else(|| IoError::Setup("XDP program has no config map".into()))?;
+        let cfg = obj
+            .maps()
+            .find(|m| m.name() == "config")
+            .ok_or_else(|| IoError::Setup("XDP program has no config map".into()))?;
         cfg.update(&0u32.to_ne_bytes(), &steer.to_bytes(), MapFlags::ANY)
             .map_err(|e| IoError::Setup(format!("cannot configure the XDP program: {e}")))?;
     }
@@ -148,8 +166,12 @@ pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig, mode: XdpMode) -> Re
             .comp_queue_size(QueueSize::new(RING).expect("power of two"))
             .build()
             .map_err(|e| IoError::Setup(format!("UMEM config: {e}")))?;
-        let (umem, mut descs) = Umem::new(umem_cfg, NonZeroU32::new((TX_FRAMES + RX_FRAMES) as u32).expect("non-zero"), false)
-            .map_err(|e| IoError::Setup(format!("cannot create UMEM: {e}")))?;
+        let (umem, mut descs) = Umem::new(
+            umem_cfg,
+            NonZeroU32::new((TX_FRAMES + RX_FRAMES) as u32).expect("non-zero"),
+            false,
+        )
+        .map_err(|e| IoError::Setup(format!("cannot create UMEM: {e}")))?;
         let sock_cfg = SocketConfig::builder()
             .rx_queue_size(QueueSize::new(RING).expect("power of two"))
             .tx_queue_size(QueueSize::new(RING).expect("power of two"))
@@ -157,9 +179,15 @@ pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig, mode: XdpMode) -> Re
             .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
             .build();
         // SAFETY: the UMEM is not shared, so the INHIBIT_PROG_LOAD contract for shared UMEMs does not apply.
-        let (tx_q, rx_q, fq_cq) = unsafe { Socket::new(sock_cfg, &umem, &iface, q) }
-            .map_err(|e| IoError::Setup(format!("cannot bind an AF_XDP socket to {ifname} queue {q}: {e}")))?;
-        let (mut fq, cq) = fq_cq.ok_or_else(|| IoError::Setup("AF_XDP socket came without fill/completion rings".into()))?;
+        let (tx_q, rx_q, fq_cq) =
+            unsafe { Socket::new(sock_cfg, &umem, &iface, q) }.map_err(|e| {
+                IoError::Setup(format!(
+                    "cannot bind an AF_XDP socket to {ifname} queue {q}: {e}"
+                ))
+            })?;
+        let (mut fq, cq) = fq_cq.ok_or_else(|| {
+            IoError::Setup("AF_XDP socket came without fill/completion rings".into())
+        })?;
         let fd = tx_q.fd().as_raw_fd();
         zero_copy &= xdp_zero_copy(fd);
         // Raise the per-kick budget where the kernel has the option; older kernels refuse it.
@@ -171,7 +199,8 @@ pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig, mode: XdpMode) -> Re
 
         let busy_poll = sys::setsockopt(fd, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &1i32).is_ok()
             && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL, &BUSY_POLL_USECS).is_ok()
-            && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL_BUDGET, &BUSY_POLL_BUDGET).is_ok();
+            && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL_BUDGET, &BUSY_POLL_BUDGET)
+                .is_ok();
 
         let rx_descs = descs.split_off(TX_FRAMES);
         // SAFETY: these frames belong to this UMEM and are handed to the kernel only here.
@@ -179,12 +208,30 @@ pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig, mode: XdpMode) -> Re
         if filled != rx_descs.len() {
             return Err(IoError::Setup("could not fill the AF_XDP fill ring".into()));
         }
-        let xsks = obj.maps().find(|m| m.name() == "xsks").ok_or_else(|| IoError::Setup("XDP program has no xsks map".into()))?;
+        let xsks = obj
+            .maps()
+            .find(|m| m.name() == "xsks")
+            .ok_or_else(|| IoError::Setup("XDP program has no xsks map".into()))?;
         xsks.update(&q.to_ne_bytes(), &(fd as u32).to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| IoError::Setup(format!("cannot register socket for queue {q}: {e}")))?;
 
-        txs.push(XdpTx { umem: umem.clone(), tx: tx_q, cq, free: descs, batch: Vec::with_capacity(RING as usize), done: vec![FrameDesc::default(); RING as usize], fd });
-        socks.push(RxSock { umem, rx: rx_q, fq, scratch: vec![FrameDesc::default(); 256], fd, busy_poll });
+        txs.push(XdpTx {
+            umem: umem.clone(),
+            tx: tx_q,
+            cq,
+            free: descs,
+            batch: Vec::with_capacity(RING as usize),
+            done: vec![FrameDesc::default(); RING as usize],
+            fd,
+        });
+        socks.push(RxSock {
+            umem,
+            rx: rx_q,
+            fq,
+            scratch: vec![FrameDesc::default(); 256],
+            fd,
+            busy_poll,
+        });
     }
 
     let prog = obj
@@ -202,7 +249,15 @@ pub fn open(ifname: &str, ifindex: u32, steer: SteerConfig, mode: XdpMode) -> Re
     })?;
     let _ = obj.as_libbpf_object();
 
-    Ok(XdpTransport { program: SteerProgram { _link: link, obj }, txs, rx: XdpRx { socks, dropped_base: 0 }, zero_copy })
+    Ok(XdpTransport {
+        program: SteerProgram { _link: link, obj },
+        txs,
+        rx: XdpRx {
+            socks,
+            dropped_base: 0,
+        },
+        zero_copy,
+    })
 }
 
 /// Attaches through a bpf_link (BPF_LINK_CREATE), which the kernel removes with its last fd,
@@ -213,7 +268,8 @@ fn attach(prog_fd: RawFd, ifindex: u32, mode: XdpMode) -> std::io::Result<OwnedF
     opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
     opts.flags = mode.flags();
     // SAFETY: `prog_fd` is a loaded XDP program and `opts` is initialised and outlives the call.
-    let fd = unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
+    let fd =
+        unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
     if fd < 0 {
         return Err(std::io::Error::from_raw_os_error(-fd));
     }
@@ -224,7 +280,9 @@ fn attach(prog_fd: RawFd, ifindex: u32, mode: XdpMode) -> std::io::Result<OwnedF
 /// Whether the kernel bound the socket in zero-copy mode (XDP_OPTIONS, XDP_OPTIONS_ZEROCOPY).
 fn xdp_zero_copy(fd: RawFd) -> bool {
     const XDP_OPTIONS: libc::c_int = 8;
-    sys::getsockopt::<u32>(fd, SOL_XDP, XDP_OPTIONS).map(|o| o & 1 != 0).unwrap_or(false)
+    sys::getsockopt::<u32>(fd, SOL_XDP, XDP_OPTIONS)
+        .map(|o| o & 1 != 0)
+        .unwrap_or(false)
 }
 
 /// The transmit half of one socket.
@@ -247,7 +305,9 @@ impl XdpTx {
 
     fn kick(&mut self) -> Result<(), IoError> {
         if self.tx.needs_wakeup() {
-            self.tx.wakeup().map_err(|e| IoError::os("AF_XDP transmit kick", e))?;
+            self.tx
+                .wakeup()
+                .map_err(|e| IoError::os("AF_XDP transmit kick", e))?;
         }
         Ok(())
     }
@@ -255,7 +315,11 @@ impl XdpTx {
 
 impl TxQueue for XdpTx {
     #[inline]
-    fn send_batch<F: FnMut(&mut [u8]) -> usize>(&mut self, max: usize, mut fill: F) -> Result<usize, IoError> {
+    fn send_batch<F: FnMut(&mut [u8]) -> usize>(
+        &mut self,
+        max: usize,
+        mut fill: F,
+    ) -> Result<usize, IoError> {
         self.reclaim();
         let room = self.tx.nb_free(max as u32) as usize;
         let n = max.min(room).min(self.free.len());
@@ -354,7 +418,9 @@ impl RxQueue for XdpRx {
 
     fn wait(&mut self, timeout: Duration) -> Result<(), IoError> {
         let fds: Vec<RawFd> = self.socks.iter().map(|s| s.fd).collect();
-        sys::poll(&fds, false, timeout).map(drop).map_err(|e| IoError::os("poll AF_XDP sockets", e))
+        sys::poll(&fds, false, timeout)
+            .map(drop)
+            .map_err(|e| IoError::os("poll AF_XDP sockets", e))
     }
 
     fn drops(&mut self) -> u64 {

@@ -30,7 +30,10 @@ pub struct NdjsonSink<W: Write + Send> {
 
 impl<W: Write + Send> NdjsonSink<W> {
     pub fn new(out: W) -> Self {
-        Self { out, line: Vec::with_capacity(256) }
+        Self {
+            out,
+            line: Vec::with_capacity(256),
+        }
     }
 }
 
@@ -67,7 +70,10 @@ impl<W: Write + Send> Sink for NdjsonSink<W> {
 mod tests {
     use super::*;
     use crate::probe::{PortState, Proto, Reason};
-    use std::{net::Ipv4Addr, time::{Duration, UNIX_EPOCH}};
+    use std::{
+        net::Ipv4Addr,
+        time::{Duration, UNIX_EPOCH},
+    };
 
     #[test]
     fn stable_line() {

@@ -164,7 +164,14 @@ pub trait ProbeModule: Send + Sync {
     /// The frame every probe of this type starts from.
     fn template(&self, params: &FrameParams) -> FrameTemplate;
     /// Writes the probe for `dst:dport` into `frame`, returns its length.
-    fn write(&self, frame: &mut [u8], tpl: &FrameTemplate, dst: u32, dport: u16, c: &ProbeCookie) -> usize;
+    fn write(
+        &self,
+        frame: &mut [u8],
+        tpl: &FrameTemplate,
+        dst: u32,
+        dport: u16,
+        c: &ProbeCookie,
+    ) -> usize;
     /// Classifies a received IPv4 packet addressed to us.
     fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified;
 }
@@ -178,7 +185,7 @@ pub enum ScanType {
 impl ScanType {
     pub fn module(self) -> Box<dyn ProbeModule> {
         match self {
-            ScanType::Syn => Box::new(syn::SynScan::default()),
+            ScanType::Syn => Box::new(syn::SynScan),
         }
     }
 }

@@ -30,13 +30,22 @@ impl ProbeModule for SynScan {
     }
 
     #[inline(always)]
-    fn write(&self, frame: &mut [u8], tpl: &FrameTemplate, dst: u32, dport: u16, c: &ProbeCookie) -> usize {
+    fn write(
+        &self,
+        frame: &mut [u8],
+        tpl: &FrameTemplate,
+        dst: u32,
+        dport: u16,
+        c: &ProbeCookie,
+    ) -> usize {
         tcp::write(frame, tpl, dst, dport, c)
     }
 
     fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
         if ip.protocol() == PROTO_TCP {
-            let Some(r) = tcp::match_segment(ip, ctx) else { return Classified::Invalid };
+            let Some(r) = tcp::match_segment(ip, ctx) else {
+                return Classified::Invalid;
+            };
             let verdict = |state, reason| {
                 Classified::Verdict(Verdict {
                     ip: r.from,
@@ -95,11 +104,25 @@ mod tests {
     const DMAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
     fn ctx() -> ClassifyCtx {
-        ClassifyCtx { jar: CookieJar::new([7; 16], PortRange { lo: 61000, hi: 65535 }), src_ip: SRC }
+        ClassifyCtx {
+            jar: CookieJar::new(
+                [7; 16],
+                PortRange {
+                    lo: 61000,
+                    hi: 65535,
+                },
+            ),
+            src_ip: SRC,
+        }
     }
 
     fn params() -> FrameParams {
-        FrameParams { src_mac: MacAddr(SMAC), dst_mac: MacAddr(DMAC), src_ip: SRC, ttl: 64 }
+        FrameParams {
+            src_mac: MacAddr(SMAC),
+            dst_mac: MacAddr(DMAC),
+            src_ip: SRC,
+            ttl: 64,
+        }
     }
 
     fn probe(ctx: &ClassifyCtx, dst: u32, port: u16) -> (Vec<u8>, ProbeCookie) {
@@ -117,7 +140,9 @@ mod tests {
         let ctx = ctx();
         for (dst, port) in [(DST, 80u16), (0x0102_0304, 1), (0xffff_fffe, 65535), (0, 0)] {
             let (ours, c) = probe(&ctx, dst, port);
-            let mut ip = Ipv4Header::new(24, 64, IpNumber::TCP, SRC.to_be_bytes(), dst.to_be_bytes()).unwrap();
+            let mut ip =
+                Ipv4Header::new(24, 64, IpNumber::TCP, SRC.to_be_bytes(), dst.to_be_bytes())
+                    .unwrap();
             ip.identification = c.ip_id;
             ip.dont_fragment = false;
             let mut expect = Vec::new();
@@ -136,21 +161,47 @@ mod tests {
     #[test]
     fn known_frame_bytes() {
         // Fixed key: a regression vector for the whole frame.
-        let ctx = ClassifyCtx { jar: CookieJar::new([0; 16], PortRange { lo: 61000, hi: 61000 }), src_ip: SRC };
+        let ctx = ClassifyCtx {
+            jar: CookieJar::new(
+                [0; 16],
+                PortRange {
+                    lo: 61000,
+                    hi: 61000,
+                },
+            ),
+            src_ip: SRC,
+        };
         let (f, c) = probe(&ctx, DST, 80);
         assert_eq!(c.src_port, 61000);
         let sliced = SlicedPacket::from_ethernet(&f).unwrap();
-        let Some(TransportSlice::Tcp(t)) = sliced.transport else { panic!("not tcp") };
+        let Some(TransportSlice::Tcp(t)) = sliced.transport else {
+            panic!("not tcp")
+        };
         assert!(t.syn() && !t.ack());
-        assert_eq!((t.source_port(), t.destination_port(), t.sequence_number()), (61000, 80, c.seq));
+        assert_eq!(
+            (t.source_port(), t.destination_port(), t.sequence_number()),
+            (61000, 80, c.seq)
+        );
         assert_eq!(&f[..14], &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0]);
         assert_eq!(&f[IP_OFFSET..IP_OFFSET + 4], &[0x45, 0, 0, 44]);
-        assert_eq!(&f[IP_OFFSET + 12..IP_OFFSET + 20], &[198, 18, 0, 1, 198, 19, 1, 5]);
+        assert_eq!(
+            &f[IP_OFFSET + 12..IP_OFFSET + 20],
+            &[198, 18, 0, 1, 198, 19, 1, 5]
+        );
     }
 
     /// Builds the IPv4 packet a target would answer with.
-    fn tcp_reply(from: u32, sport: u16, dport: u16, seq: u32, ack: u32, syn: bool, rst: bool) -> Vec<u8> {
-        let b = PacketBuilder::ipv4(from.to_be_bytes(), SRC.to_be_bytes(), 63).tcp(sport, dport, seq, 65535);
+    fn tcp_reply(
+        from: u32,
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        syn: bool,
+        rst: bool,
+    ) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(from.to_be_bytes(), SRC.to_be_bytes(), 63)
+            .tcp(sport, dport, seq, 65535);
         let b = if syn { b.syn() } else { b };
         let b = if rst { b.rst() } else { b };
         let mut v = Vec::new();
@@ -166,12 +217,27 @@ mod tests {
     fn syn_ack_is_open_rst_is_closed() {
         let ctx = ctx();
         let c = ctx.jar.cookie(SRC, DST, 443, PROTO_TCP);
-        let open = classify(&ctx, &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(1), true, false));
-        let Classified::Verdict(v) = open else { panic!("{open:?}") };
-        assert_eq!((v.ip, v.port, v.state, v.reason, v.ttl), (DST, 443, PortState::Open, Reason::SynAck, 63));
+        let open = classify(
+            &ctx,
+            &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(1), true, false),
+        );
+        let Classified::Verdict(v) = open else {
+            panic!("{open:?}")
+        };
+        assert_eq!(
+            (v.ip, v.port, v.state, v.reason, v.ttl),
+            (DST, 443, PortState::Open, Reason::SynAck, 63)
+        );
         for ack in [c.seq.wrapping_add(1), c.seq] {
             let closed = classify(&ctx, &tcp_reply(DST, 443, c.src_port, 0, ack, false, true));
-            assert!(matches!(closed, Classified::Verdict(Verdict { state: PortState::Closed, reason: Reason::Reset, .. })));
+            assert!(matches!(
+                closed,
+                Classified::Verdict(Verdict {
+                    state: PortState::Closed,
+                    reason: Reason::Reset,
+                    ..
+                })
+            ));
         }
     }
 
@@ -180,11 +246,43 @@ mod tests {
         let ctx = ctx();
         let c = ctx.jar.cookie(SRC, DST, 443, PROTO_TCP);
         // Wrong ack, wrong source port, wrong responder, plain ACK.
-        assert_eq!(classify(&ctx, &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(2), true, false)), Classified::Invalid);
+        assert_eq!(
+            classify(
+                &ctx,
+                &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(2), true, false)
+            ),
+            Classified::Invalid
+        );
         let other = if c.src_port == 61000 { 61001 } else { 61000 };
-        assert_eq!(classify(&ctx, &tcp_reply(DST, 443, other, 9, c.seq.wrapping_add(1), true, false)), Classified::Invalid);
-        assert_eq!(classify(&ctx, &tcp_reply(DST + 1, 443, c.src_port, 9, c.seq.wrapping_add(1), true, false)), Classified::Invalid);
-        assert_eq!(classify(&ctx, &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(1), false, false)), Classified::Invalid);
+        assert_eq!(
+            classify(
+                &ctx,
+                &tcp_reply(DST, 443, other, 9, c.seq.wrapping_add(1), true, false)
+            ),
+            Classified::Invalid
+        );
+        assert_eq!(
+            classify(
+                &ctx,
+                &tcp_reply(
+                    DST + 1,
+                    443,
+                    c.src_port,
+                    9,
+                    c.seq.wrapping_add(1),
+                    true,
+                    false
+                )
+            ),
+            Classified::Invalid
+        );
+        assert_eq!(
+            classify(
+                &ctx,
+                &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(1), false, false)
+            ),
+            Classified::Invalid
+        );
     }
 
     fn icmp_error(ctx: &ClassifyCtx, code: u8, tamper: bool) -> Vec<u8> {
@@ -193,10 +291,11 @@ mod tests {
         if tamper {
             quoted[24] ^= 1; // sequence number
         }
-        let b = PacketBuilder::ipv4(0xc612_0002u32.to_be_bytes(), SRC.to_be_bytes(), 64)
-            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+        let b = PacketBuilder::ipv4(0xc612_0002u32.to_be_bytes(), SRC.to_be_bytes(), 64).icmpv4(
+            etherparse::Icmpv4Type::DestinationUnreachable(
                 etherparse::icmpv4::DestUnreachableHeader::from_values(code, 0).unwrap(),
-            ));
+            ),
+        );
         let mut v = Vec::new();
         b.write(&mut v, &quoted).unwrap();
         v
@@ -214,10 +313,21 @@ mod tests {
             (10, Reason::HostProhibited),
             (13, Reason::AdminProhibited),
         ] {
-            let Classified::Verdict(v) = classify(&ctx, &icmp_error(&ctx, code, false)) else { panic!("code {code}") };
-            assert_eq!((v.ip, v.port, v.state, v.reason, v.responder), (DST, 8080, PortState::Filtered, reason, 0xc612_0002));
+            let Classified::Verdict(v) = classify(&ctx, &icmp_error(&ctx, code, false)) else {
+                panic!("code {code}")
+            };
+            assert_eq!(
+                (v.ip, v.port, v.state, v.reason, v.responder),
+                (DST, 8080, PortState::Filtered, reason, 0xc612_0002)
+            );
         }
-        assert_eq!(classify(&ctx, &icmp_error(&ctx, 4, false)), Classified::Unrelated);
-        assert_eq!(classify(&ctx, &icmp_error(&ctx, 13, true)), Classified::Invalid);
+        assert_eq!(
+            classify(&ctx, &icmp_error(&ctx, 4, false)),
+            Classified::Unrelated
+        );
+        assert_eq!(
+            classify(&ctx, &icmp_error(&ctx, 13, true)),
+            Classified::Invalid
+        );
     }
 }

@@ -30,7 +30,13 @@ pub fn template(params: &FrameParams, flags: u8, window: u16) -> FrameTemplate {
 /// Stamps the template for `dst:dport`: source port and sequence number from the cookie, ack
 /// left as in the template.
 #[inline(always)]
-pub fn write(frame: &mut [u8], tpl: &FrameTemplate, dst: u32, dport: u16, c: &ProbeCookie) -> usize {
+pub fn write(
+    frame: &mut [u8],
+    tpl: &FrameTemplate,
+    dst: u32,
+    dport: u16,
+    c: &ProbeCookie,
+) -> usize {
     let n = tpl.stamp_ipv4(frame, dst, c.ip_id);
     put_u16(frame, L4_OFFSET + tcp::SRC_PORT_OFFSET, c.src_port);
     put_u16(frame, L4_OFFSET + tcp::DST_PORT_OFFSET, dport);
@@ -40,7 +46,11 @@ pub fn write(frame: &mut [u8], tpl: &FrameTemplate, dst: u32, dport: u16, c: &Pr
         + c.src_port as u64
         + dport as u64
         + checksum::sum_u32(c.seq);
-    put_u16(frame, L4_OFFSET + tcp::CHECKSUM_OFFSET, checksum::finish(sum));
+    put_u16(
+        frame,
+        L4_OFFSET + tcp::CHECKSUM_OFFSET,
+        checksum::finish(sum),
+    );
     n
 }
 
@@ -59,7 +69,13 @@ pub struct TcpReply {
 /// Looks at a TCP segment addressed to us; `None` when its port is not the one we would have used.
 pub fn match_segment(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Option<TcpReply> {
     let seg = TcpSegment::new_checked(ip.payload()).ok()?;
-    let c = ctx.jar.check_port(ctx.src_ip, ip.src(), seg.dst_port(), seg.src_port(), PROTO_TCP)?;
+    let c = ctx.jar.check_port(
+        ctx.src_ip,
+        ip.src(),
+        seg.dst_port(),
+        seg.src_port(),
+        PROTO_TCP,
+    )?;
     Some(TcpReply {
         from: ip.src(),
         port: seg.src_port(),
@@ -94,19 +110,28 @@ pub fn match_icmp_tcp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> QuoteMatch {
     if ip.protocol() != PROTO_ICMP {
         return QuoteMatch::NotOurs;
     }
-    let Ok(msg) = IcmpPacket::new_checked(ip.payload()) else { return QuoteMatch::NotOurs };
+    let Ok(msg) = IcmpPacket::new_checked(ip.payload()) else {
+        return QuoteMatch::NotOurs;
+    };
     if !msg.is_error() {
         return QuoteMatch::NotOurs;
     }
-    let Ok(q) = Ipv4Packet::new_checked(msg.payload()) else { return QuoteMatch::NotOurs };
+    let Ok(q) = Ipv4Packet::new_checked(msg.payload()) else {
+        return QuoteMatch::NotOurs;
+    };
     if q.src() != ctx.src_ip || q.protocol() != PROTO_TCP {
         return QuoteMatch::NotOurs;
     }
-    let Ok(qt) = QuotedTcp::parse(q.payload()) else { return QuoteMatch::NotOurs };
+    let Ok(qt) = QuotedTcp::parse(q.payload()) else {
+        return QuoteMatch::NotOurs;
+    };
     if !ctx.jar.ports().contains(qt.src_port) {
         return QuoteMatch::NotOurs;
     }
-    match ctx.jar.check_port(ctx.src_ip, q.dst(), qt.src_port, qt.dst_port, PROTO_TCP) {
+    match ctx
+        .jar
+        .check_port(ctx.src_ip, q.dst(), qt.src_port, qt.dst_port, PROTO_TCP)
+    {
         Some(c) if c.seq == qt.seq => QuoteMatch::Ours(QuotedProbe {
             target: q.dst(),
             port: qt.dst_port,

@@ -24,7 +24,12 @@ pub const RESERVED: &[(u32, u8, &str)] = &[
 ];
 
 pub fn reserved_set() -> RangeSet {
-    RangeSet::from_ranges(RESERVED.iter().map(|&(n, p, _)| Ipv4Range::cidr(n, p)).collect())
+    RangeSet::from_ranges(
+        RESERVED
+            .iter()
+            .map(|&(n, p, _)| Ipv4Range::cidr(n, p))
+            .collect(),
+    )
 }
 
 /// The reserved block that wholly contains `r`, if any: such a target is taken as meant.
@@ -75,7 +80,10 @@ mod tests {
     fn target_inside_one_block_is_meant() {
         let (set, removed) = apply(&[parse_target("198.19.0.0/16").unwrap()]);
         assert_eq!((set.len(), removed), (65536, 0));
-        assert_eq!(enclosing_block(&parse_target("198.19.0.0/16").unwrap()), Some("benchmarking (RFC 2544)"));
+        assert_eq!(
+            enclosing_block(&parse_target("198.19.0.0/16").unwrap()),
+            Some("benchmarking (RFC 2544)")
+        );
     }
 
     #[test]

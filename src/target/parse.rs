@@ -11,13 +11,23 @@ pub enum TargetError {
     #[error("invalid target '{spec}': {why}")]
     Invalid { spec: String, why: String },
     #[error("cannot read target file {path}: {source}")]
-    File { path: String, source: std::io::Error },
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {source}")]
-    InFile { path: String, line: usize, source: Box<TargetError> },
+    InFile {
+        path: String,
+        line: usize,
+        source: Box<TargetError>,
+    },
 }
 
 fn invalid(spec: &str, why: impl Into<String>) -> TargetError {
-    TargetError::Invalid { spec: spec.to_string(), why: why.into() }
+    TargetError::Invalid {
+        spec: spec.to_string(),
+        why: why.into(),
+    }
 }
 
 fn addr(spec: &str, s: &str) -> Result<u32, TargetError> {
@@ -50,7 +60,12 @@ pub fn parse_target(spec: &str) -> Result<Ipv4Range, TargetError> {
                 .parse()
                 .ok()
                 .filter(|_| !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()))
-                .ok_or_else(|| invalid(spec, format!("'{b}' is neither an address nor an octet 0-255")))?;
+                .ok_or_else(|| {
+                    invalid(
+                        spec,
+                        format!("'{b}' is neither an address nor an octet 0-255"),
+                    )
+                })?;
             (start & 0xffff_ff00) | last as u32
         };
         if end < start {
@@ -63,7 +78,10 @@ pub fn parse_target(spec: &str) -> Result<Ipv4Range, TargetError> {
 
 /// Parses a comma- or whitespace-separated list of targets.
 pub fn parse_target_list(spec: &str) -> Result<Vec<Ipv4Range>, TargetError> {
-    let items: Vec<&str> = spec.split([',', ' ', '\t']).filter(|s| !s.is_empty()).collect();
+    let items: Vec<&str> = spec
+        .split([',', ' ', '\t'])
+        .filter(|s| !s.is_empty())
+        .collect();
     if items.is_empty() {
         return Err(invalid(spec, "empty"));
     }
@@ -73,8 +91,10 @@ pub fn parse_target_list(spec: &str) -> Result<Vec<Ipv4Range>, TargetError> {
 /// Reads targets from a file: any number per line, `#` starts a comment.
 pub fn read_target_file(path: &Path) -> Result<Vec<Ipv4Range>, TargetError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| TargetError::File { path: name.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| TargetError::File {
+        path: name.clone(),
+        source,
+    })?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let body = line.split('#').next().unwrap_or("").trim();
@@ -97,22 +117,45 @@ mod tests {
 
     #[test]
     fn forms() {
-        assert_eq!(parse_target("198.19.0.5").unwrap(), Ipv4Range::single(0xc613_0005));
-        assert_eq!(parse_target("198.19.0.5/16").unwrap(), Ipv4Range::new(0xc613_0000, 0xc613_ffff));
+        assert_eq!(
+            parse_target("198.19.0.5").unwrap(),
+            Ipv4Range::single(0xc613_0005)
+        );
+        assert_eq!(
+            parse_target("198.19.0.5/16").unwrap(),
+            Ipv4Range::new(0xc613_0000, 0xc613_ffff)
+        );
         assert_eq!(parse_target("0.0.0.0/0").unwrap().len(), 1 << 32);
         assert_eq!(
             parse_target("198.19.0.1-198.19.1.0").unwrap(),
             Ipv4Range::new(0xc613_0001, 0xc613_0100)
         );
-        assert_eq!(parse_target("198.19.0.1-200").unwrap(), Ipv4Range::new(0xc613_0001, 0xc613_00c8));
-        assert_eq!(parse_target_list("198.19.0.1,198.19.0.3 198.19.0.9").unwrap().len(), 3);
+        assert_eq!(
+            parse_target("198.19.0.1-200").unwrap(),
+            Ipv4Range::new(0xc613_0001, 0xc613_00c8)
+        );
+        assert_eq!(
+            parse_target_list("198.19.0.1,198.19.0.3 198.19.0.9")
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "198.19.0", "198.19.0.256", "198.19.0.0/33", "198.19.0.0/", "198.19.0.0/x",
-            "198.19.0.9-198.19.0.1", "198.19.0.9-3", "198.19.0.1-300", "example.com", "1.2.3.4/-1",
+            "",
+            "198.19.0",
+            "198.19.0.256",
+            "198.19.0.0/33",
+            "198.19.0.0/",
+            "198.19.0.0/x",
+            "198.19.0.9-198.19.0.1",
+            "198.19.0.9-3",
+            "198.19.0.1-300",
+            "example.com",
+            "1.2.3.4/-1",
             "::1",
         ] {
             let e = parse_target(bad);
@@ -125,7 +168,11 @@ mod tests {
     #[test]
     fn file_with_comments() {
         let dir = std::env::temp_dir().join(format!("xdpscan-tf-{}", std::process::id()));
-        std::fs::write(&dir, "# lab\n198.19.0.1  # one\n\n198.19.1.0/30, 198.19.2.1\n").unwrap();
+        std::fs::write(
+            &dir,
+            "# lab\n198.19.0.1  # one\n\n198.19.1.0/30, 198.19.2.1\n",
+        )
+        .unwrap();
         let v = read_target_file(&dir).unwrap();
         assert_eq!(v.len(), 3);
         std::fs::write(&dir, "198.19.0.1\nbogus\n").unwrap();

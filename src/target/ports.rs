@@ -17,7 +17,10 @@ pub struct PortList {
 
 impl PortList {
     pub fn parse(spec: &str) -> Result<Self, PortParseError> {
-        let err = |why: &str| PortParseError { spec: spec.to_string(), why: why.to_string() };
+        let err = |why: &str| PortParseError {
+            spec: spec.to_string(),
+            why: why.to_string(),
+        };
         let mut seen = vec![false; 65536];
         for item in spec.split(',').map(str::trim) {
             if item.is_empty() {
@@ -25,14 +28,19 @@ impl PortList {
             }
             let (lo, hi) = match item.split_once('-') {
                 None => {
-                    let p = parse_port(item).ok_or_else(|| err(&format!("'{item}' is not a port 0-65535")))?;
+                    let p = parse_port(item)
+                        .ok_or_else(|| err(&format!("'{item}' is not a port 0-65535")))?;
                     (p, p)
                 }
                 Some((a, b)) => {
-                    let lo = if a.is_empty() { 1 } else {
+                    let lo = if a.is_empty() {
+                        1
+                    } else {
                         parse_port(a).ok_or_else(|| err(&format!("'{a}' is not a port 0-65535")))?
                     };
-                    let hi = if b.is_empty() { 65535 } else {
+                    let hi = if b.is_empty() {
+                        65535
+                    } else {
                         parse_port(b).ok_or_else(|| err(&format!("'{b}' is not a port 0-65535")))?
                     };
                     if lo > hi {
@@ -81,7 +89,10 @@ fn parse_port(s: &str) -> Option<u16> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 5 {
         return None;
     }
-    s.parse::<u32>().ok().filter(|&p| p <= 65535).map(|p| p as u16)
+    s.parse::<u32>()
+        .ok()
+        .filter(|&p| p <= 65535)
+        .map(|p| p as u16)
 }
 
 impl fmt::Display for PortList {
@@ -128,7 +139,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        for bad in ["", "80,", "65536", "x", "90-80", "1-2-3", "+5", "80 81", "-1-"] {
+        for bad in [
+            "", "80,", "65536", "x", "90-80", "1-2-3", "+5", "80 81", "-1-",
+        ] {
             assert!(PortList::parse(bad).is_err(), "{bad:?} accepted");
         }
         let e = PortList::parse("99999").unwrap_err();

@@ -15,8 +15,15 @@ impl Ipv4Range {
         Self { start, end }
     }
     pub fn cidr(net: u32, prefix: u8) -> Self {
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-        Self { start: net & mask, end: (net & mask) | !mask }
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        Self {
+            start: net & mask,
+            end: (net & mask) | !mask,
+        }
     }
     pub fn single(a: u32) -> Self {
         Self { start: a, end: a }
@@ -37,7 +44,12 @@ impl fmt::Display for Ipv4Range {
         if self.start == self.end {
             write!(f, "{}", Ipv4Addr::from(self.start))
         } else {
-            write!(f, "{}-{}", Ipv4Addr::from(self.start), Ipv4Addr::from(self.end))
+            write!(
+                f,
+                "{}-{}",
+                Ipv4Addr::from(self.start),
+                Ipv4Addr::from(self.end)
+            )
         }
     }
 }
@@ -133,7 +145,14 @@ mod tests {
     #[test]
     fn normalizes_overlap_and_adjacency() {
         let s = set(&[(10, 20), (0, 5), (6, 8), (15, 30), (40, 40)]);
-        assert_eq!(s.ranges(), &[Ipv4Range::new(0, 8), Ipv4Range::new(10, 30), Ipv4Range::new(40, 40)]);
+        assert_eq!(
+            s.ranges(),
+            &[
+                Ipv4Range::new(0, 8),
+                Ipv4Range::new(10, 30),
+                Ipv4Range::new(40, 40)
+            ]
+        );
         assert_eq!(s.len(), 9 + 21 + 1);
     }
 
@@ -141,13 +160,19 @@ mod tests {
     fn subtract_edges() {
         let s = set(&[(0, u32::MAX)]);
         let t = s.subtract(&set(&[(0, 0), (u32::MAX, u32::MAX), (100, 200)]));
-        assert_eq!(t.ranges(), &[Ipv4Range::new(1, 99), Ipv4Range::new(201, u32::MAX - 1)]);
+        assert_eq!(
+            t.ranges(),
+            &[Ipv4Range::new(1, 99), Ipv4Range::new(201, u32::MAX - 1)]
+        );
         assert!(s.subtract(&s).is_empty());
     }
 
     #[test]
     fn cidr() {
-        assert_eq!(Ipv4Range::cidr(0xc613_0105, 16), Ipv4Range::new(0xc613_0000, 0xc613_ffff));
+        assert_eq!(
+            Ipv4Range::cidr(0xc613_0105, 16),
+            Ipv4Range::new(0xc613_0000, 0xc613_ffff)
+        );
         assert_eq!(Ipv4Range::cidr(5, 0).len(), 1 << 32);
         assert_eq!(Ipv4Range::cidr(5, 32).len(), 1);
     }

@@ -22,7 +22,13 @@ impl TargetSpace {
             acc += r.len();
         }
         let starts = addrs.ranges().iter().map(|r| r.start).collect();
-        Self { starts, before, n_addrs: acc, addrs, ports }
+        Self {
+            starts,
+            before,
+            n_addrs: acc,
+            addrs,
+            ports,
+        }
     }
 
     /// Number of (address, port) pairs.
@@ -58,7 +64,11 @@ impl TargetSpace {
     #[inline]
     pub fn get(&self, index: u64) -> (u32, u16) {
         let np = self.ports.len() as u64;
-        let (a, p) = if np == 1 { (index, 0) } else { (index / np, index % np) };
+        let (a, p) = if np == 1 {
+            (index, 0)
+        } else {
+            (index / np, index % np)
+        };
         (self.address(a), self.ports.get(p as usize))
     }
 
@@ -79,7 +89,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn space(ranges: &[(u32, u32)], ports: &str) -> TargetSpace {
-        let set = RangeSet::from_ranges(ranges.iter().map(|&(a, b)| Ipv4Range::new(a, b)).collect());
+        let set =
+            RangeSet::from_ranges(ranges.iter().map(|&(a, b)| Ipv4Range::new(a, b)).collect());
         TargetSpace::new(set, PortList::parse(ports).unwrap())
     }
 
@@ -87,7 +98,17 @@ mod tests {
     fn enumerates_in_order() {
         let s = space(&[(10, 11), (20, 20)], "80,443");
         let all: Vec<_> = (0..s.len()).map(|i| s.get(i)).collect();
-        assert_eq!(all, vec![(10, 80), (10, 443), (11, 80), (11, 443), (20, 80), (20, 443)]);
+        assert_eq!(
+            all,
+            vec![
+                (10, 80),
+                (10, 443),
+                (11, 80),
+                (11, 443),
+                (20, 80),
+                (20, 443)
+            ]
+        );
         assert_eq!(s.index_of(20, 443), Some(5));
         assert_eq!(s.index_of(12, 443), None);
         assert_eq!(s.index_of(10, 22), None);

@@ -183,12 +183,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_headers() {
-        assert_eq!(Ipv4Packet::new_checked(&HDR[..19]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Ipv4Packet::new_checked(&HDR[..19]).unwrap_err(),
+            WireError::Truncated
+        );
         let mut v6 = HDR;
         v6[0] = 0x65;
-        assert_eq!(Ipv4Packet::new_checked(&v6[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Ipv4Packet::new_checked(&v6[..]).unwrap_err(),
+            WireError::Malformed
+        );
         let mut opts = HDR;
         opts[0] = 0x46; // claims 24 bytes of header
-        assert_eq!(Ipv4Packet::new_checked(&opts[..]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Ipv4Packet::new_checked(&opts[..]).unwrap_err(),
+            WireError::Truncated
+        );
     }
 }

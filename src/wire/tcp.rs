@@ -127,7 +127,7 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
     /// Writes a fresh header of `header_len` bytes (options zeroed) with no flags set.
     pub fn init(buf: T, header_len: usize) -> Self {
-        debug_assert!(header_len % 4 == 0 && (MIN_HEADER_LEN..=60).contains(&header_len));
+        debug_assert!(header_len.is_multiple_of(4) && (MIN_HEADER_LEN..=60).contains(&header_len));
         let mut s = Self { buf };
         let b = s.buf.as_mut();
         b[..header_len].fill(0);
@@ -185,7 +185,11 @@ impl QuotedTcp {
         if b.len() < 8 {
             return Err(WireError::Truncated);
         }
-        Ok(Self { src_port: get_u16(b, 0), dst_port: get_u16(b, 2), seq: get_u32(b, 4) })
+        Ok(Self {
+            src_port: get_u16(b, 0),
+            dst_port: get_u16(b, 2),
+            seq: get_u32(b, 4),
+        })
     }
 }
 
@@ -221,15 +225,28 @@ mod tests {
     fn rejects_lying_offset() {
         let mut seg = SYNACK;
         seg[12] = 0x40; // 16-byte header
-        assert_eq!(TcpSegment::new_checked(&seg[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            TcpSegment::new_checked(&seg[..]).unwrap_err(),
+            WireError::Malformed
+        );
         seg[12] = 0xf0; // 60-byte header in 24 bytes
-        assert_eq!(TcpSegment::new_checked(&seg[..]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            TcpSegment::new_checked(&seg[..]).unwrap_err(),
+            WireError::Truncated
+        );
     }
 
     #[test]
     fn quoted_header() {
         let q = QuotedTcp::parse(&SYNACK[..8]).unwrap();
-        assert_eq!(q, QuotedTcp { src_port: 80, dst_port: 61000, seq: 0x5b1a_2c3d });
+        assert_eq!(
+            q,
+            QuotedTcp {
+                src_port: 80,
+                dst_port: 61000,
+                seq: 0x5b1a_2c3d
+            }
+        );
         assert!(QuotedTcp::parse(&SYNACK[..7]).is_err());
     }
 }

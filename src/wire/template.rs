@@ -55,7 +55,11 @@ impl FrameTemplate {
         } else {
             checksum::sum(0, &bytes[L4_OFFSET..])
         };
-        Self { bytes, ip_sum, l4_sum }
+        Self {
+            bytes,
+            ip_sum,
+            l4_sum,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -85,7 +89,11 @@ impl FrameTemplate {
         put_u16(frame, IP_OFFSET + ipv4::ID_OFFSET, ident);
         put_u32(frame, IP_OFFSET + ipv4::DST_OFFSET, dst);
         let sum = self.ip_sum + checksum::sum_u32(dst) + ident as u64;
-        put_u16(frame, IP_OFFSET + ipv4::CHECKSUM_OFFSET, checksum::finish(sum));
+        put_u16(
+            frame,
+            IP_OFFSET + ipv4::CHECKSUM_OFFSET,
+            checksum::finish(sum),
+        );
         n
     }
 }
@@ -104,12 +112,19 @@ mod tests {
         };
         let t = FrameTemplate::new(&p, 17, &[0u8; 8], true);
         let mut f = [0u8; 64];
-        for (dst, id) in [(0xc613_0000u32, 0u16), (0xffff_ffff, 0xffff), (0x0a00_0001, 1234)] {
+        for (dst, id) in [
+            (0xc613_0000u32, 0u16),
+            (0xffff_ffff, 0xffff),
+            (0x0a00_0001, 1234),
+        ] {
             let n = t.stamp_ipv4(&mut f, dst, id);
             assert_eq!(n, 14 + 20 + 8);
             let ip = Ipv4Packet::new_checked(&f[IP_OFFSET..n]).unwrap();
             assert!(ip.verify_checksum());
-            assert_eq!((ip.dst(), ip.ident(), ip.ttl(), ip.protocol()), (dst, id, 64, 17));
+            assert_eq!(
+                (ip.dst(), ip.ident(), ip.ttl(), ip.protocol()),
+                (dst, id, 64, 17)
+            );
         }
     }
 }

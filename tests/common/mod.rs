@@ -25,7 +25,9 @@ pub fn lab_available() -> bool {
         if std::env::var("XDPSCAN_REQUIRE_LAB").as_deref() == Ok("1") {
             panic!("lab tests need root and XDPSCAN_REQUIRE_LAB=1 forbids skipping them");
         }
-        eprintln!("skipping: lab tests need root (set XDPSCAN_REQUIRE_LAB=1 to make this an error)");
+        eprintln!(
+            "skipping: lab tests need root (set XDPSCAN_REQUIRE_LAB=1 to make this an error)"
+        );
     }
     root
 }
@@ -52,15 +54,28 @@ impl Lab {
         // Scans that assert completeness must not share the two cores with another lab.
         let lock = File::create(std::env::temp_dir().join("xdpscan-lab.lock")).expect("lock file");
         lock.lock().expect("lab lock");
-        let prefix = format!("xt{:x}{}", std::process::id() & 0xffff, SEQ.fetch_add(1, Ordering::Relaxed));
-        let lab = Lab { prefix, _lock: lock };
+        let prefix = format!(
+            "xt{:x}{}",
+            std::process::id() & 0xffff,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let lab = Lab {
+            prefix,
+            _lock: lock,
+        };
         let mut cmd = Command::new("bash");
-        cmd.arg(repo().join("scripts/lab.sh")).arg("up").arg(&lab.prefix);
+        cmd.arg(repo().join("scripts/lab.sh"))
+            .arg("up")
+            .arg(&lab.prefix);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let out = cmd.output().expect("run scripts/lab.sh");
-        assert!(out.status.success(), "lab up failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "lab up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         lab
     }
 
@@ -91,7 +106,10 @@ impl Lab {
 
     /// A kernel counter (nstat name) of the scanner namespace.
     pub fn scan_counter(&self, name: &str) -> u64 {
-        let out = Command::new("ip").args(["netns", "exec", &self.scan_ns(), "nstat", "-az", name]).output().unwrap();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.scan_ns(), "nstat", "-az", name])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .find(|l| l.starts_with(name))
@@ -103,7 +121,11 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(repo().join("scripts/lab.sh")).arg("down").arg(&self.prefix).output();
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/lab.sh"))
+            .arg("down")
+            .arg(&self.prefix)
+            .output();
     }
 }
 
@@ -129,7 +151,11 @@ pub fn syn_truth(ip: Ipv4Addr, port: u16) -> Option<(&'static str, &'static str)
 }
 
 /// Every (ip, port) → (state, reason) a SYN scan of `net` × `ports` must report.
-pub fn syn_expected(first: u32, count: u32, ports: &[u16]) -> BTreeMap<(Ipv4Addr, u16), (String, String)> {
+pub fn syn_expected(
+    first: u32,
+    count: u32,
+    ports: &[u16],
+) -> BTreeMap<(Ipv4Addr, u16), (String, String)> {
     let mut m = BTreeMap::new();
     for a in first..first + count {
         let ip = Ipv4Addr::from(a);
@@ -143,7 +169,11 @@ pub fn syn_expected(first: u32, count: u32, ports: &[u16]) -> BTreeMap<(Ipv4Addr
 }
 
 pub fn lab_expected() -> BTreeMap<(Ipv4Addr, u16), (String, String)> {
-    syn_expected(u32::from(Ipv4Addr::new(198, 19, 0, 0)), 65536, &[22, 80, 443, 8080])
+    syn_expected(
+        u32::from(Ipv4Addr::new(198, 19, 0, 0)),
+        65536,
+        &[22, 80, 443, 8080],
+    )
 }
 
 /// One NDJSON result line.
@@ -170,12 +200,36 @@ pub fn parse_results(stdout: &[u8]) -> Vec<Result_> {
 /// differences when not.
 pub fn assert_exact(results: &[Result_], expected: &BTreeMap<(Ipv4Addr, u16), (String, String)>) {
     let mut seen = HashSet::new();
-    let dups: Vec<_> = results.iter().filter(|r| !seen.insert((r.ip, r.port))).map(|r| (r.ip, r.port)).collect();
-    assert!(dups.is_empty(), "{} duplicate results, e.g. {:?}", dups.len(), &dups[..dups.len().min(5)]);
-    let got: BTreeMap<_, _> = results.iter().map(|r| ((r.ip, r.port), (r.state.clone(), r.reason.clone()))).collect();
-    let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(k)).take(5).collect();
-    let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(k)).take(5).collect();
-    let wrong: Vec<_> = got.iter().filter(|(k, v)| expected.get(k).is_some_and(|e| e != *v)).take(5).collect();
+    let dups: Vec<_> = results
+        .iter()
+        .filter(|r| !seen.insert((r.ip, r.port)))
+        .map(|r| (r.ip, r.port))
+        .collect();
+    assert!(
+        dups.is_empty(),
+        "{} duplicate results, e.g. {:?}",
+        dups.len(),
+        &dups[..dups.len().min(5)]
+    );
+    let got: BTreeMap<_, _> = results
+        .iter()
+        .map(|r| ((r.ip, r.port), (r.state.clone(), r.reason.clone())))
+        .collect();
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !got.contains_key(k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !expected.contains_key(k))
+        .take(5)
+        .collect();
+    let wrong: Vec<_> = got
+        .iter()
+        .filter(|(k, v)| expected.get(k).is_some_and(|e| e != *v))
+        .take(5)
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty() && wrong.is_empty(),
         "got {} results, expected {}; missing e.g. {missing:?}; unexpected e.g. {extra:?}; wrong state e.g. {wrong:?}",
@@ -192,7 +246,11 @@ pub fn stderr(o: &Output) -> String {
 pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let b = std::fs::read(path).expect("read pcap");
     assert_eq!(&b[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "pcap magic");
-    assert_eq!(u32::from_le_bytes(b[20..24].try_into().unwrap()), 1, "Ethernet link type");
+    assert_eq!(
+        u32::from_le_bytes(b[20..24].try_into().unwrap()),
+        1,
+        "Ethernet link type"
+    );
     let mut off = 24;
     let mut out = Vec::new();
     while off + 16 <= b.len() {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything a fresh Debian machine needs to build, test and demo xdpscan:
+# the BPF toolchain, lab tools, peer scanners, and the Rust components. Safe to re-run.
+set -euo pipefail
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+PKGS=(
+    # build: the XDP program (clang, libbpf headers) and libxdp/libbpf built by xsk-rs
+    clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev linux-libc-dev make gcc
+    # lab: namespaces, veth, nftables, counters, offloads
+    iproute2 nftables ethtool iputils-ping python3
+    # peers and inspection: reference tools the tests and benchmarks compare with
+    nmap zmap masscan tshark python3-scapy libxml2-utils xsltproc
+)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    # tshark asks whether non-root users may capture; answer no without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null || { echo "setup: no Rust toolchain (install rustup, then re-run)" >&2; exit 1; }
+if command -v rustup >/dev/null; then
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+    rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+fi
+echo "setup: ready"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, formatting, lints, unit tests, and the lab integration tests
+# (which need root; XDPSCAN_REQUIRE_LAB=1 makes a missing lab a failure, never a skip).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE/.."
+
+bash scripts/setup.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets --release -- -D warnings
+export XDPSCAN_REQUIRE_LAB="${XDPSCAN_REQUIRE_LAB:-1}"
+# Lab tests serialise on a lock file; two test threads keep the CPU-light ones moving.
+cargo test --release -- --test-threads 2
