@@ -5,7 +5,7 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use xdpscan::{
     cookie::{CookieJar, PortRange},
     permute::Cycle,
-    probe::{ClassifyCtx, ProbeModule, ScanType},
+    probe::{udp_payloads::Payloads, ClassifyCtx, ScanType},
     target::{blocklist, parse_target, PortList, TargetSpace},
     wire::{template::FrameParams, Ipv4Packet, MacAddr},
 };
@@ -36,8 +36,8 @@ fn benches(c: &mut Criterion) {
             hi: 65535,
         },
     );
-    let module = ScanType::Syn.module();
-    let tpl = module.template(&params());
+    let module = ScanType::Syn.module(None, &Payloads::empty());
+    let tpl = module.template(&params(), 80);
 
     let mut g = c.benchmark_group("step");
     g.throughput(Throughput::Elements(1));

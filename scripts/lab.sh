@@ -19,7 +19,11 @@
 #   198.19.7.0/24     reject icmp net-prohibited (3/9)      -> filtered net-prohibited
 #   198.19.8.0/24     reject with tcp reset                 -> closed reset (listening or not)
 #   198.19.9.0/24     tcp port 80 dropped                   -> 80 silent, others as below
+#   198.19.10.0/24    a BSD-like TCP stack (lab-responder.py): like the rest for SYN scans, but
+#                     its RSTs carry window 4096 on listening ports (-sW: open) and it ignores
+#                     FIN+ACK there (-sM: open|filtered)
 #   everything else   listeners open (syn-ack), other ports closed (reset)
+# Other scan types read the same table: tests/common/lab.rs spells out each one's expectation.
 #
 # Usage: scripts/lab.sh up [PREFIX] | down [PREFIX] | sink [PREFIX] | exec [PREFIX] CMD...
 # Every packet stays inside these namespaces: the scanner side has no route anywhere else.
@@ -99,11 +103,13 @@ table inet lab {
         ip daddr 198.19.7.0/24 reject with icmp type net-prohibited
         ip daddr 198.19.8.0/24 meta l4proto tcp reject with tcp reset
         ip daddr 198.19.9.0/24 tcp dport 80 drop
+        ip daddr 198.19.10.0/24 meta l4proto tcp drop
     }
 }
 NFT
     ip netns exec "$TGT" python3 "$HERE/lab-listener.py" --tcp "$TCP_PORTS" --udp "$UDP_PORTS" \
         >/dev/null 2>&1 &
+    ip netns exec "$TGT" python3 "$HERE/lab-responder.py" "$VT" "$TCP_PORTS" >/dev/null 2>&1 &
     # Ready when every listener is bound.
     for _ in $(seq 100); do
         n=$(ip netns exec "$TGT" ss -Hltn | wc -l)

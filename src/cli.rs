@@ -27,6 +27,33 @@ pub enum XdpModeChoice {
     Generic,
 }
 
+/// Scan types, as nmap names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanChoice {
+    /// -sS: SYN scan (open / closed / filtered)
+    Syn,
+    /// -sA: ACK scan (unfiltered / filtered)
+    Ack,
+    /// -sW: window scan (open / closed by the RST's window; filtered)
+    Window,
+    /// -sF: FIN scan (closed / filtered / open|filtered)
+    Fin,
+    /// -sN: null scan, no flags (closed / filtered / open|filtered)
+    Null,
+    /// -sX: Xmas scan, FIN+PSH+URG (closed / filtered / open|filtered)
+    Xmas,
+    /// -sM: Maimon scan, FIN+ACK (closed / filtered / open|filtered)
+    Maimon,
+    /// -sU: UDP scan with per-port payloads (open / closed / filtered / open|filtered)
+    Udp,
+    /// -sO: IP protocol scan, -p selects protocol numbers (default 0-255)
+    Ipproto,
+    /// -PE, --ping: ICMP echo sweep (up / down)
+    Ping,
+    /// -sT: kernel connect() scan; needs no privileges and no AF_XDP
+    Connect,
+}
+
 /// Stateless mass port scanner over AF_XDP.
 #[derive(Debug, Parser)]
 #[command(name = "xdpscan", version, max_term_width = 100, after_help = AFTER_HELP)]
@@ -40,9 +67,42 @@ pub struct Cli {
     #[arg(long = "target-file", value_name = "FILE")]
     pub target_files: Vec<PathBuf>,
 
-    /// Ports: 22,80,8000-8100; '-' for 1-65535; open ends like -1024
-    #[arg(short = 'p', long = "ports", value_name = "SPEC", required = true)]
-    pub ports: String,
+    /// Ports: 22,80,8000-8100; '-' for 1-65535; open ends like -1024 (-sO: protocol numbers)
+    #[arg(short = 'p', long = "ports", value_name = "SPEC")]
+    pub ports: Option<String>,
+
+    /// Scan type (also nmap's -sS -sA -sW -sF -sN -sX -sM -sU -sO -sT -PE)
+    #[arg(long = "scan", value_name = "TYPE", default_value = "syn")]
+    pub scan: ScanChoice,
+
+    /// TCP flags of the probes (names like SYNFIN or URG,PSH,FIN, or a number); the scan type
+    /// (SYN unless given) decides how replies are read, as in nmap
+    #[arg(long = "scanflags", value_name = "FLAGS", value_parser = crate::probe::tcp::parse_scanflags)]
+    pub scanflags: Option<u8>,
+
+    /// UDP payloads in nmap-payloads format, replacing the built-in ones for the ports it lists
+    /// (Debian's nmap ships /usr/share/nmap/nmap-payloads)
+    #[arg(long = "udp-payloads", value_name = "FILE")]
+    pub udp_payloads: Option<PathBuf>,
+
+    /// After the cooldown, report every target that never answered with the state nmap gives
+    /// silence (filtered, open|filtered, down). Keeps one bit per (address, port): 128 MiB per
+    /// billion targets, at most 2^34 targets
+    #[arg(long = "report-silent")]
+    pub report_silent: bool,
+
+    /// Send every probe N more times, in further passes over the whole permutation (ICMP rate
+    /// limits on real hosts hide closed UDP ports); -sT retries timed-out connects
+    #[arg(long = "retries", value_name = "N", default_value = "0", value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub retries: u32,
+
+    /// -sT: milliseconds before an unanswered connect counts as silence
+    #[arg(long = "connect-timeout", value_name = "MS", default_value = "1000", value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub connect_timeout: u64,
+
+    /// -sT: connects in flight at once (bounded by the open-files limit)
+    #[arg(long = "max-inflight", value_name = "N", default_value = "2048", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_inflight: u32,
 
     /// Exclude targets (same syntax as targets); repeatable
     #[arg(long = "exclude", value_name = "LIST")]
@@ -127,6 +187,7 @@ pub struct Cli {
 }
 
 const AFTER_HELP: &str = "\
+Scan types: -sS (default) -sA -sW -sF -sN -sX -sM -sU -sO -sT, -PE/--ping (see --scan).
 Results go to stdout as NDJSON, one object per (address, port):
   {\"ip\":\"198.19.0.5\",\"port\":80,\"proto\":\"tcp\",\"state\":\"open\",\"reason\":\"syn-ack\",\"ttl\":64,\"scan\":\"syn\",\"ts\":\"...\"}
 Exit status: 0 done (also when interrupted or stdout closed), 1 runtime error, 2 usage error.
@@ -135,9 +196,23 @@ Ctrl-C stops sending and keeps receiving through --wait; a second Ctrl-C ends at
 /// Rewrites nmap's multi-letter short options (clap has none) to their long forms.
 pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString> {
     args.into_iter()
-        .map(|a| match a.to_str() {
-            Some("-iL") => OsString::from("--target-file"),
-            _ => a,
+        .map(|a| {
+            let long = match a.to_str() {
+                Some("-iL") => "--target-file",
+                Some("-sS") => "--scan=syn",
+                Some("-sA") => "--scan=ack",
+                Some("-sW") => "--scan=window",
+                Some("-sF") => "--scan=fin",
+                Some("-sN") => "--scan=null",
+                Some("-sX") => "--scan=xmas",
+                Some("-sM") => "--scan=maimon",
+                Some("-sU") => "--scan=udp",
+                Some("-sO") => "--scan=ipproto",
+                Some("-sT") => "--scan=connect",
+                Some("-PE") | Some("--ping") => "--scan=ping",
+                _ => return a,
+            };
+            OsString::from(long)
         })
         .collect()
 }
@@ -259,8 +334,27 @@ mod tests {
 
     #[test]
     fn nmap_short_options() {
-        let v = normalize_args(["xdpscan", "-iL", "f", "-p", "80"].map(OsString::from));
+        let v = normalize_args(["xdpscan", "-iL", "f", "-p", "80", "-sU"].map(OsString::from));
         let cli = Cli::try_parse_from(v).unwrap();
         assert_eq!(cli.target_files, vec![PathBuf::from("f")]);
+        assert_eq!(cli.scan, ScanChoice::Udp);
+        for (flag, scan) in [
+            ("-sS", ScanChoice::Syn),
+            ("-sA", ScanChoice::Ack),
+            ("-sW", ScanChoice::Window),
+            ("-sF", ScanChoice::Fin),
+            ("-sN", ScanChoice::Null),
+            ("-sX", ScanChoice::Xmas),
+            ("-sM", ScanChoice::Maimon),
+            ("-sO", ScanChoice::Ipproto),
+            ("-sT", ScanChoice::Connect),
+            ("-PE", ScanChoice::Ping),
+            ("--ping", ScanChoice::Ping),
+        ] {
+            let cli =
+                Cli::try_parse_from(normalize_args(["xdpscan", "x", flag].map(OsString::from)))
+                    .unwrap();
+            assert_eq!(cli.scan, scan, "{flag}");
+        }
     }
 }

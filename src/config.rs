@@ -4,10 +4,12 @@
 use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use crate::{
-    cli::{Cli, TransportChoice, XdpModeChoice},
+    cli::{Cli, ScanChoice, TransportChoice, XdpModeChoice},
     cookie::{random_bytes, PortRange},
+    engine::SILENT_MAX_TARGETS,
     io::xdp::XdpMode,
     netinfo::{self, NetError},
+    probe::udp_payloads::{PayloadError, Payloads},
     probe::ScanType,
     target::{self, blocklist, PortList, RangeSet, TargetSpace},
     wire::MacAddr,
@@ -34,6 +36,10 @@ pub enum ConfigError {
     Net(#[from] NetError),
     #[error("--source-port {ours} overlaps the kernel's ephemeral ports {lo}-{hi} (net.ipv4.ip_local_port_range); choose a range outside it")]
     SourcePortsOverlap { ours: PortRange, lo: u16, hi: u16 },
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Payloads(#[from] PayloadError),
     #[error("core {0} does not exist on this machine (cores 0-{1})")]
     NoSuchCore(usize, usize),
     #[error("the route to {target} leaves through {route_if}, not {asked}; give the next hop's MAC with --gateway-mac")]
@@ -59,6 +65,16 @@ pub struct NetSetup {
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
     pub scan: ScanType,
+    /// `--scanflags`, replacing the scan's TCP flags.
+    pub scanflags: Option<u8>,
+    pub payloads: Payloads,
+    pub retries: u32,
+    pub report_silent: bool,
+    pub connect_timeout: Duration,
+    pub max_inflight: usize,
+    /// `--interface` as given (connect scans bind to it only when asked).
+    pub interface_asked: Option<String>,
+    pub source_ip_asked: Option<Ipv4Addr>,
     pub space: TargetSpace,
     /// Addresses removed from broad targets by the default blocklist.
     pub blocklisted: u64,
@@ -83,7 +99,30 @@ pub struct ScanConfig {
 
 impl ScanConfig {
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
-        let (space, blocklisted, excluded) = build_space(cli)?;
+        let scan = scan_type(cli.scan);
+        let (space, blocklisted, excluded) = build_space(cli, scan)?;
+        if cli.scanflags.is_some() && scan.default_tcp_flags().is_none() {
+            return Err(ConfigError::Usage(format!(
+                "--scanflags applies to raw TCP scans (-sS -sA -sW -sF -sN -sX -sM), not --scan {}",
+                scan.name()
+            )));
+        }
+        if cli.udp_payloads.is_some() && scan != ScanType::Udp {
+            return Err(ConfigError::Usage(
+                "--udp-payloads applies to UDP scans (-sU)".into(),
+            ));
+        }
+        let payloads = match (&cli.udp_payloads, scan) {
+            (Some(f), _) => Payloads::builtin().merged_with(Payloads::load(f)?),
+            (None, ScanType::Udp) => Payloads::builtin(),
+            _ => Payloads::empty(),
+        };
+        if cli.report_silent && space.len() > SILENT_MAX_TARGETS {
+            return Err(ConfigError::Usage(format!(
+                "--report-silent keeps a bit per target and allows at most {SILENT_MAX_TARGETS}; this scan has {}",
+                space.len()
+            )));
+        }
         let seed = match cli.seed {
             Some(s) => s,
             None => u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
@@ -93,12 +132,30 @@ impl ScanConfig {
                 (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
             })),
         };
-        let source_ports = source_ports(cli.source_port)?;
+        let connect = scan == ScanType::Connect;
+        // Connect scans use the kernel's own ports; raw scans claim theirs.
+        let source_ports = if connect {
+            DEFAULT_SOURCE_PORTS
+        } else {
+            source_ports(cli.source_port)?
+        };
         let (tx_cores, rx_core) = cores(cli)?;
         let first = Ipv4Addr::from(space.address(0));
-        let net = resolve_net(cli, first)?;
+        let net = if connect {
+            connect_net(cli, first)
+        } else {
+            resolve_net(cli, first)?
+        };
         Ok(Self {
-            scan: ScanType::Syn,
+            scan,
+            scanflags: cli.scanflags,
+            payloads,
+            retries: cli.retries,
+            report_silent: cli.report_silent,
+            connect_timeout: Duration::from_millis(cli.connect_timeout),
+            max_inflight: cli.max_inflight as usize,
+            interface_asked: cli.interface.clone(),
+            source_ip_asked: cli.source_ip,
             space,
             blocklisted,
             excluded,
@@ -125,9 +182,48 @@ impl ScanConfig {
     }
 }
 
+fn scan_type(c: ScanChoice) -> ScanType {
+    match c {
+        ScanChoice::Syn => ScanType::Syn,
+        ScanChoice::Ack => ScanType::Ack,
+        ScanChoice::Window => ScanType::Window,
+        ScanChoice::Fin => ScanType::Fin,
+        ScanChoice::Null => ScanType::Null,
+        ScanChoice::Xmas => ScanType::Xmas,
+        ScanChoice::Maimon => ScanType::Maimon,
+        ScanChoice::Udp => ScanType::Udp,
+        ScanChoice::Ipproto => ScanType::IpProto,
+        ScanChoice::Ping => ScanType::Ping,
+        ScanChoice::Connect => ScanType::Connect,
+    }
+}
+
+/// The port list a scan type takes: ports, protocol numbers (-sO), or none (ping).
+fn port_list(cli: &Cli, scan: ScanType) -> Result<PortList, ConfigError> {
+    match (scan, &cli.ports) {
+        (ScanType::Ping, Some(_)) => Err(ConfigError::Usage(
+            "a ping sweep (-PE) takes no ports; drop -p".into(),
+        )),
+        (ScanType::Ping, None) => Ok(PortList::from_ports(vec![0])),
+        (ScanType::IpProto, spec) => {
+            let list = PortList::parse(spec.as_deref().unwrap_or("0-255"))?;
+            match list.as_slice().last() {
+                Some(&p) if p > 255 => Err(ConfigError::Usage(format!(
+                    "-sO scans protocol numbers 0-255, not {p}"
+                ))),
+                _ => Ok(list),
+            }
+        }
+        (_, Some(spec)) => Ok(PortList::parse(spec)?),
+        (_, None) => Err(ConfigError::Usage(
+            "no ports given (-p 22,80,443 or -p 1-65535)".into(),
+        )),
+    }
+}
+
 /// Targets minus blocklist minus excludes, times ports.
-fn build_space(cli: &Cli) -> Result<(TargetSpace, u64, u64), ConfigError> {
-    let ports = PortList::parse(&cli.ports)?;
+fn build_space(cli: &Cli, scan: ScanType) -> Result<(TargetSpace, u64, u64), ConfigError> {
+    let ports = port_list(cli, scan)?;
     let mut targets = Vec::new();
     for t in &cli.targets {
         targets.extend(target::parse_target_list(t)?);
@@ -194,6 +290,29 @@ fn cores(cli: &Cli) -> Result<(Vec<Option<usize>>, Option<usize>), ConfigError> 
         None => rx,
     };
     Ok((tx, rx))
+}
+
+/// What a connect scan needs of the network: nothing but names for the start line.
+fn connect_net(cli: &Cli, first: Ipv4Addr) -> NetSetup {
+    let route = netinfo::route(first).ok();
+    let ifindex = route.as_ref().map(|r| r.ifindex).unwrap_or(0);
+    let ifname = cli
+        .interface
+        .clone()
+        .or_else(|| netinfo::interface_name(ifindex))
+        .unwrap_or_else(|| "-".into());
+    let src_ip = cli
+        .source_ip
+        .or(route.and_then(|r| r.prefsrc))
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    NetSetup {
+        ifname,
+        ifindex,
+        src_mac: MacAddr::ZERO,
+        src_ip,
+        gateway_mac: MacAddr::ZERO,
+        next_hop: None,
+    }
 }
 
 /// Interface, source address and next-hop MAC.

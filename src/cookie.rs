@@ -42,6 +42,15 @@ pub struct ProbeCookie {
     pub ip_id: u16,
 }
 
+impl ProbeCookie {
+    /// The acknowledgment number of probes that carry ACK: a RST answering them echoes it as
+    /// its sequence number (RFC 9293, 3.10.7.1).
+    #[inline(always)]
+    pub fn ack(&self) -> u32 {
+        self.seq.rotate_left(16) ^ 0x5bd1_e995
+    }
+}
+
 /// The scan's key and source-port range.
 #[derive(Debug, Clone)]
 pub struct CookieJar {

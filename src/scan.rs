@@ -11,7 +11,10 @@ use crate::{
     cli::TransportChoice,
     config::ScanConfig,
     cookie::CookieJar,
-    engine::{self, monitor::fmt_rate, stats::Stats, EngineError, Interrupts, Outcome, Plan},
+    engine::{
+        self, connect::ConnectOptions, monitor::fmt_rate, stats::Stats, EngineError, Interrupts,
+        Outcome, Plan,
+    },
     io::{
         packet,
         pcap::{DryRunTx, PcapWriter},
@@ -19,7 +22,7 @@ use crate::{
     },
     output::{ndjson::NdjsonSink, Sink},
     permute::Cycle,
-    probe::PortState,
+    probe::{PortState, ProbeModule, ScanType},
     wire::template::FrameParams,
 };
 
@@ -45,7 +48,9 @@ pub struct Report {
 }
 
 pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
-    let module: Arc<dyn crate::probe::ProbeModule> = Arc::from(cfg.scan.module());
+    let connect = cfg.scan == ScanType::Connect;
+    let module: Option<Arc<dyn ProbeModule>> =
+        (!connect).then(|| Arc::from(cfg.scan.module(cfg.scanflags, &cfg.payloads)));
     let plan = Plan {
         cycle: Cycle::new(cfg.space.len(), cfg.seed),
         space: cfg.space.clone(),
@@ -67,6 +72,8 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         tx_cores: cfg.tx_cores.clone(),
         rx_core: cfg.rx_core,
         status: cfg.status,
+        retries: cfg.retries,
+        report_silent: cfg.report_silent,
         module,
     };
     let sinks = open_sinks(cfg)?;
@@ -76,7 +83,18 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         announce(cfg);
     }
 
-    let (outcome, kind) = if cfg.dry_run {
+    let (outcome, kind) = if connect {
+        let opts = ConnectOptions {
+            timeout: cfg.connect_timeout,
+            max_in_flight: cfg.max_inflight,
+            bind_ip: cfg.source_ip_asked,
+            interface: cfg.interface_asked.clone(),
+        };
+        (
+            engine::connect::run(&plan, &opts, sinks, &stats, interrupts)?,
+            TransportKind::Connect,
+        )
+    } else if cfg.dry_run {
         let pcap = match &cfg.pcap {
             Some(p) => Some(Arc::new(Mutex::new(PcapWriter::create(p)?))),
             None => None,
@@ -121,7 +139,7 @@ fn open_and_run(
             src_ip: u32::from(cfg.net.src_ip),
             port_lo: cfg.source_ports.lo,
             port_hi: cfg.source_ports.hi,
-            flags: 0,
+            flags: plan.raw_module().steer_flags(),
         };
         xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode)
             .map_err(|e| privileges(e.to_string()))
@@ -131,6 +149,8 @@ fn open_and_run(
         TransportChoice::Xdp => Some(try_xdp().map_err(ScanError::Privileges)?),
         TransportChoice::Auto => match try_xdp() {
             Ok(t) => Some(t),
+            // AF_PACKET needs the same privileges: say so once instead of falling back.
+            Err(why) if is_permission(&why) => return Err(ScanError::Privileges(why)),
             Err(why) => {
                 eprintln!("xdpscan: AF_XDP unavailable ({why}); using AF_PACKET");
                 None
@@ -159,9 +179,13 @@ fn open_and_run(
     ))
 }
 
+fn is_permission(msg: &str) -> bool {
+    msg.contains("ermission denied") || msg.contains("ot permitted")
+}
+
 /// Adds the remedy to a permission error.
 fn privileges(msg: String) -> String {
-    if msg.contains("ermission denied") || msg.contains("ot permitted") {
+    if is_permission(&msg) {
         format!("{msg}: sending raw packets needs root (or CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF)")
     } else {
         msg
@@ -215,7 +239,8 @@ fn announce(cfg: &ScanConfig) {
         fmt_rate(cfg.rate as f64)
     };
     eprintln!(
-        "xdpscan: {} addresses x {} ports = {} probes{}; from {}:{} on {} via {}; rate {}; seed {}; shard {}/{}",
+        "xdpscan: {} scan of {} addresses x {} ports = {} probes{}; from {}:{} on {} via {}; rate {}; seed {}; shard {}/{}",
+        cfg.scan.name(),
         s.addresses(),
         s.ports().len(),
         s.len(),

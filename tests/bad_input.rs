@@ -57,7 +57,29 @@ fn malformed_ports() {
     refused(&["198.19.0.1", "-p", "70000"], "70000");
     refused(&["198.19.0.1", "-p", "90-80"], "90-80");
     refused(&["198.19.0.1", "-p", "http"], "http");
-    refused(&["198.19.0.1"], "--ports");
+    refused(&["198.19.0.1"], "no ports given");
+    refused(&["198.19.0.1", "-PE", "-p", "80"], "takes no ports");
+    refused(&["198.19.0.1", "-sO", "-p", "300"], "0-255");
+    refused(
+        &["198.19.0.1", "-p", "80", "-sU", "--scanflags", "SYN"],
+        "--scanflags",
+    );
+    refused(&["198.19.0.1", "-p", "80", "--scanflags", "SYNNN"], "SYNNN");
+    refused(
+        &["198.19.0.1", "-p", "80", "--udp-payloads", "/nonexistent/p"],
+        "--udp-payloads",
+    );
+    refused(
+        &[
+            "198.19.0.1",
+            "-p",
+            "80",
+            "-sU",
+            "--udp-payloads",
+            "/nonexistent/p",
+        ],
+        "/nonexistent/p",
+    );
     refused(
         &["198.19.0.1", "-p", "80", "--source-port", "62000-61000"],
         "62000-61000",

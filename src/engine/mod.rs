@@ -2,6 +2,7 @@
 //! that validates, classifies and deduplicates, an output thread, a monitor, the cooldown, and
 //! orderly shutdown on Ctrl-C (sending stops, receiving goes on, every result is flushed).
 
+pub mod connect;
 pub mod dedup;
 pub mod monitor;
 pub mod rate;
@@ -18,13 +19,17 @@ use std::{
 use crossbeam_channel::bounded;
 
 use crate::{
-    cookie::CookieJar,
+    cookie::{CookieJar, ProbeCookie},
     io::{IoError, RxQueue, TxQueue},
     output::{Record, Sink},
     permute::Cycle,
-    probe::{Classified, ClassifyCtx, ProbeModule},
+    probe::{Classified, ClassifyCtx, ProbeModule, Verdict},
     target::TargetSpace,
-    wire::{ethernet, template::FrameParams, EthernetFrame, Ipv4Packet, ETHERTYPE_IPV4},
+    wire::{
+        ethernet,
+        template::{FrameParams, FrameTemplate},
+        EthernetFrame, Ipv4Packet, ETHERTYPE_IPV4,
+    },
 };
 
 use self::{dedup::Dedup, monitor::Progress, rate::RateLimiter, stats::Stats};
@@ -35,7 +40,8 @@ pub struct Plan {
     pub cycle: Cycle,
     /// 0-based shard index and shard count.
     pub shard: (u32, u32),
-    pub module: Arc<dyn ProbeModule>,
+    /// The probe module (raw scans); `None` for connect scans, which the kernel does.
+    pub module: Option<Arc<dyn ProbeModule>>,
     pub frame: FrameParams,
     pub jar: CookieJar,
     /// Probes per second over all threads; 0 = unlimited.
@@ -45,7 +51,23 @@ pub struct Plan {
     pub tx_cores: Vec<Option<usize>>,
     pub rx_core: Option<usize>,
     pub status: bool,
+    /// Extra passes over the whole permutation (`--retries`).
+    pub retries: u32,
+    /// Report every target that never answered, with the state silence means for this scan.
+    pub report_silent: bool,
 }
+
+impl Plan {
+    /// The probe module of a raw scan (the engine runs only those).
+    pub fn raw_module(&self) -> &dyn ProbeModule {
+        self.module
+            .as_deref()
+            .expect("raw scans always have a probe module")
+    }
+}
+
+/// The most targets `--report-silent` keeps a bit for (2 GiB of bitmap).
+pub const SILENT_MAX_TARGETS: u64 = 1 << 34;
 
 /// How the scan ended.
 #[derive(Debug)]
@@ -87,11 +109,10 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let start = Instant::now();
     let started = SystemTime::now();
     let threads = txs.len() as u32;
-    let walkers: Vec<_> = (0..threads)
-        .map(|t| plan.cycle.walker(plan.shard.0, plan.shard.1, t, threads))
-        .collect();
+    let walker = |t: u32| plan.cycle.walker(plan.shard.0, plan.shard.1, t, threads);
     let progress = Progress {
-        total_positions: walkers.iter().map(|w| w.positions()).sum(),
+        total_positions: (0..threads).map(|t| walker(t).positions()).sum::<u64>()
+            * (plan.retries as u64 + 1),
         send_done_ms: Default::default(),
         wait: plan.wait,
         finished: AtomicBool::new(false),
@@ -138,16 +159,20 @@ pub fn run<T: TxQueue, R: RxQueue>(
             let rec_tx = rec_tx.clone();
             s.spawn(move || {
                 pin(plan.rx_core);
-                if let Err(e) = receive(plan, &mut rxq, stats, stop_rx, &rec_tx) {
+                let mut answered = plan
+                    .report_silent
+                    .then(|| vec![0u64; plan.space.len().div_ceil(64) as usize]);
+                if let Err(e) = receive(plan, &mut rxq, stats, stop_rx, &rec_tx, answered.as_mut())
+                {
                     fail(e.into());
                 }
                 Stats::add(
                     &stats.drops,
                     rxq.drops().saturating_sub(Stats::get(&stats.drops)),
                 );
+                answered
             })
         });
-        drop(rec_tx);
 
         let mon = plan
             .status
@@ -155,14 +180,14 @@ pub fn run<T: TxQueue, R: RxQueue>(
 
         let senders: Vec<_> = txs
             .into_iter()
-            .zip(walkers)
+            .enumerate()
             .zip(plan.tx_cores.iter().copied())
-            .map(|((mut txq, walker), core)| {
+            .map(|((t, mut txq), core)| {
                 let stop_tx = &stop_tx;
                 let fail = &fail;
                 s.spawn(move || {
                     pin(core);
-                    if let Err(e) = transmit(plan, &mut txq, walker, threads, stats, stop_tx) {
+                    if let Err(e) = transmit(plan, &mut txq, t as u32, threads, stats, stop_tx) {
                         stop_tx.store(true, Relaxed);
                         fail(e.into());
                     }
@@ -198,9 +223,37 @@ pub fn run<T: TxQueue, R: RxQueue>(
             std::thread::sleep(Duration::from_millis(20));
         }
         stop_rx.store(true, Relaxed);
-        if let Some(h) = rx_thread {
-            let _ = h.join();
+        let answered = rx_thread.and_then(|h| h.join().ok()).flatten();
+        // Silence, reported after the cooldown for this shard's targets only. Not after an
+        // interruption: unsent targets did not stay silent.
+        if let Some(bits) = answered.filter(|_| !interrupted && !stop_tx.load(Relaxed)) {
+            let module = plan.raw_module();
+            let (state, reason) = module.silence();
+            let (name, proto) = (module.name(), module.result_proto());
+            'silent: for t in 0..threads {
+                for i in walker(t) {
+                    if bits[(i / 64) as usize] & (1 << (i % 64)) == 0 {
+                        let (ip, port) = plan.space.get(i);
+                        stats.count_state(state);
+                        let r = Record {
+                            ip: ip.into(),
+                            port,
+                            proto,
+                            state,
+                            reason,
+                            ttl: 0,
+                            responder: None,
+                            scan: name,
+                            ts: SystemTime::now(),
+                        };
+                        if rec_tx.send(r).is_err() {
+                            break 'silent;
+                        }
+                    }
+                }
+            }
         }
+        drop(rec_tx);
         let _ = out.join();
         progress.finished.store(true, Relaxed);
         if let Some(m) = mon {
@@ -233,41 +286,73 @@ const TX_BATCH: usize = 64;
 fn transmit<T: TxQueue>(
     plan: &Plan,
     txq: &mut T,
-    mut walker: crate::permute::Walker,
+    thread: u32,
     threads: u32,
     stats: &Stats,
     stop: &AtomicBool,
 ) -> Result<(), IoError> {
-    let module = &*plan.module;
-    let tpl = module.template(&plan.frame);
-    let proto = module.ip_proto();
+    let module = plan.raw_module();
+    let tag = module.cookie_tag();
     let src = plan.frame.src_ip;
+    let space = &plan.space;
+    // One list of templates for every port, or one per port (UDP payloads, IP protocols); a
+    // list holds one template per probe variant (several payloads for one port).
+    let per_port = module.per_port_templates();
+    let templates: Vec<Vec<FrameTemplate>> = if per_port {
+        space
+            .ports()
+            .as_slice()
+            .iter()
+            .map(|&p| module.variants(&plan.frame, p))
+            .collect()
+    } else {
+        vec![module.variants(&plan.frame, 0)]
+    };
     let mut limiter = RateLimiter::new(plan.rate as f64 / threads as f64);
-    let mut walked_reported = 0;
-    let mut exhausted = false;
-    while !exhausted && !stop.load(Relaxed) {
-        let allowed = limiter.allowance(TX_BATCH, || stop.load(Relaxed));
-        if allowed == 0 {
-            break;
+    // The target whose variants are being sent: (dst, port, template list, next variant, cookie).
+    let mut pending: Option<(u32, u16, usize, usize, ProbeCookie)> = None;
+    for _pass in 0..=plan.retries {
+        let mut walker = plan
+            .cycle
+            .walker(plan.shard.0, plan.shard.1, thread, threads);
+        let mut walked_reported = 0;
+        let mut exhausted = false;
+        while !exhausted && !stop.load(Relaxed) {
+            let allowed = limiter.allowance(TX_BATCH, || stop.load(Relaxed));
+            if allowed == 0 {
+                break;
+            }
+            let n = txq.send_batch(allowed, |frame| loop {
+                if let Some((dst, port, list, k, c)) = pending.as_mut() {
+                    if let Some(tpl) = templates[*list].get(*k) {
+                        *k += 1;
+                        return module.write(frame, tpl, *dst, *port, c);
+                    }
+                    pending = None;
+                }
+                match walker.next() {
+                    Some(i) => {
+                        let (dst, port, pi) = space.get_indexed(i);
+                        let c = plan.jar.cookie(src, dst, port, tag);
+                        pending = Some((dst, port, if per_port { pi } else { 0 }, 0, c));
+                    }
+                    None => {
+                        exhausted = true;
+                        return 0;
+                    }
+                }
+            })?;
+            limiter.sent(n);
+            Stats::add(&stats.sent, n as u64);
+            let w = walker.walked();
+            Stats::add(&stats.walked, w - walked_reported);
+            walked_reported = w;
+            if n == 0 && !exhausted {
+                std::hint::spin_loop(); // ring full: the kernel is still sending
+            }
         }
-        let n = txq.send_batch(allowed, |frame| match walker.next() {
-            Some(i) => {
-                let (dst, port) = plan.space.get(i);
-                let c = plan.jar.cookie(src, dst, port, proto);
-                module.write(frame, &tpl, dst, port, &c)
-            }
-            None => {
-                exhausted = true;
-                0
-            }
-        })?;
-        limiter.sent(n);
-        Stats::add(&stats.sent, n as u64);
-        let w = walker.walked();
-        Stats::add(&stats.walked, w - walked_reported);
-        walked_reported = w;
-        if n == 0 && !exhausted {
-            std::hint::spin_loop(); // ring full: the kernel is still sending
+        if stop.load(Relaxed) {
+            break;
         }
     }
     txq.drain(Duration::from_secs(2))
@@ -279,12 +364,13 @@ fn receive<R: RxQueue>(
     stats: &Stats,
     stop: &AtomicBool,
     out: &crossbeam_channel::Sender<Record>,
+    mut answered: Option<&mut Vec<u64>>,
 ) -> Result<(), IoError> {
     let ctx = ClassifyCtx {
         jar: plan.jar.clone(),
         src_ip: plan.frame.src_ip,
     };
-    let module = &*plan.module;
+    let module = plan.raw_module();
     let name = module.name();
     let mut dedup = Dedup::default();
     let mut handle = |frame: &[u8]| {
@@ -293,17 +379,23 @@ fn receive<R: RxQueue>(
         if ip.dst() != ctx.src_ip {
             return;
         }
-        match module.classify(&ip, &ctx) {
-            Classified::Verdict(v) => {
-                Stats::add(&stats.validated, 1);
-                if dedup.first(v.ip, v.port, v.proto) {
-                    stats.count_state(v.state);
-                    // Blocks when the writer lags: results are never dropped.
-                    let _ = out.send(Record::from_verdict(&v, name, SystemTime::now()));
-                } else {
-                    Stats::add(&stats.duplicates, 1);
+        let mut report = |v: Verdict| {
+            Stats::add(&stats.validated, 1);
+            if dedup.first(v.ip, v.port, v.proto) {
+                if let Some(bits) = answered.as_mut() {
+                    if let Some(i) = plan.space.index_of(v.ip, v.port) {
+                        bits[(i / 64) as usize] |= 1 << (i % 64);
+                    }
                 }
+                stats.count_state(v.state);
+                // Blocks when the writer lags: results are never dropped.
+                let _ = out.send(Record::from_verdict(&v, name, SystemTime::now()));
+            } else {
+                Stats::add(&stats.duplicates, 1);
             }
+        };
+        match module.classify(&ip, &ctx) {
+            Classified::Verdict(v) => report(v),
             Classified::Invalid => Stats::add(&stats.invalid, 1),
             Classified::Unrelated => {}
         }

@@ -21,7 +21,7 @@ pub struct Stats {
     /// Frames the kernel dropped before we could read them.
     pub drops: AtomicU64,
     /// Results per state, in `PortState::ALL` order.
-    pub states: [AtomicU64; 6],
+    pub states: [AtomicU64; PortState::ALL.len()],
 }
 
 impl Stats {

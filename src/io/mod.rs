@@ -6,6 +6,7 @@
 //! - [`packet`]: AF_PACKET, the fallback where AF_XDP cannot bind;
 //! - [`pcap`]: a file (or nothing) instead of a wire, for `--dry-run`.
 
+pub mod connect;
 pub mod packet;
 pub mod pcap;
 pub mod sys;
@@ -73,6 +74,8 @@ pub enum TransportKind {
     Xdp,
     Packet,
     DryRun,
+    /// Kernel sockets (`-sT`).
+    Connect,
 }
 
 impl TransportKind {
@@ -81,6 +84,7 @@ impl TransportKind {
             TransportKind::Xdp => "af_xdp",
             TransportKind::Packet => "af_packet",
             TransportKind::DryRun => "dry-run",
+            TransportKind::Connect => "kernel sockets",
         }
     }
 }

@@ -139,6 +139,8 @@ pub fn open(
     mode: XdpMode,
 ) -> Result<XdpTransport, IoError> {
     let queues = rx_queue_count(ifname);
+    // libbpf reports problems on stderr by itself; ours come back as errors, one line each.
+    libbpf_rs::set_print(None);
     let obj = ObjectBuilder::default()
         .open_memory(STEER_OBJ)
         .and_then(|o| o.load())

@@ -1,4 +1,4 @@
-//! SYN scan (`-sS`): open on SYN-ACK, closed on RST, filtered on ICMP unreachable.
+//! SYN scan (`-sS`): open on SYN-ACK, closed on RST, filtered on ICMP unreachable or silence.
 
 use crate::{
     cookie::ProbeCookie,
@@ -6,27 +6,44 @@ use crate::{
 };
 
 use super::{
-    tcp::{self, QuoteMatch},
-    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Verdict,
+    tcp::{self, TcpProbe},
+    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason,
 };
 
-/// nmap's SYN probes advertise a 1024-byte window.
-const WINDOW: u16 = 1024;
+#[derive(Debug, Clone, Copy)]
+pub struct SynScan {
+    probe: TcpProbe,
+}
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SynScan;
+impl SynScan {
+    pub fn new(flags: u8) -> Self {
+        Self {
+            probe: TcpProbe { flags },
+        }
+    }
+}
+
+impl Default for SynScan {
+    fn default() -> Self {
+        Self::new(TcpFlags::SYN)
+    }
+}
 
 impl ProbeModule for SynScan {
     fn name(&self) -> &'static str {
         "syn"
     }
 
-    fn ip_proto(&self) -> u8 {
+    fn cookie_tag(&self) -> u8 {
         PROTO_TCP
     }
 
-    fn template(&self, params: &FrameParams) -> FrameTemplate {
-        tcp::template(params, TcpFlags::SYN, WINDOW)
+    fn result_proto(&self) -> Proto {
+        Proto::Tcp
+    }
+
+    fn template(&self, params: &FrameParams, _port: u16) -> FrameTemplate {
+        self.probe.template(params)
     }
 
     #[inline(always)]
@@ -38,101 +55,45 @@ impl ProbeModule for SynScan {
         dport: u16,
         c: &ProbeCookie,
     ) -> usize {
-        tcp::write(frame, tpl, dst, dport, c)
+        self.probe.write(frame, tpl, dst, dport, c)
     }
 
     fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
-        if ip.protocol() == PROTO_TCP {
-            let Some(r) = tcp::match_segment(ip, ctx) else {
-                return Classified::Invalid;
-            };
-            let verdict = |state, reason| {
-                Classified::Verdict(Verdict {
-                    ip: r.from,
-                    port: r.port,
-                    proto: Proto::Tcp,
-                    state,
-                    reason,
-                    ttl: r.ttl,
-                    responder: r.from,
-                })
-            };
-            let f = r.flags;
-            if f.has(TcpFlags::SYN | TcpFlags::ACK) && !f.has(TcpFlags::RST) {
-                if r.ack == r.seq_sent.wrapping_add(1) {
-                    return verdict(PortState::Open, Reason::SynAck);
-                }
-            } else if f.has(TcpFlags::RST) {
-                // A RST answering a SYN acknowledges seq+1; some stacks echo seq itself.
-                if r.ack == r.seq_sent.wrapping_add(1) || r.ack == r.seq_sent {
-                    return verdict(PortState::Closed, Reason::Reset);
-                }
-            }
+        if ip.protocol() != PROTO_TCP {
+            return tcp::classify_icmp(ip, ctx, PROTO_TCP);
+        }
+        let Some(r) = tcp::match_segment(ip, ctx, PROTO_TCP) else {
             return Classified::Invalid;
+        };
+        let f = r.flags;
+        if f.has(TcpFlags::RST) {
+            if self.probe.rst_answers(&r) {
+                return r.verdict(PortState::Closed, Reason::Reset);
+            }
+        } else if f.has(TcpFlags::SYN | TcpFlags::ACK) {
+            if r.ack == r.cookie.seq.wrapping_add(1) {
+                return r.verdict(PortState::Open, Reason::SynAck);
+            }
+        } else if f.has(TcpFlags::SYN) {
+            // A bare SYN back is a simultaneous open; nmap calls the port open.
+            return r.verdict(PortState::Open, Reason::SynAck);
         }
-        match tcp::match_icmp_tcp(ip, ctx) {
-            QuoteMatch::Ours(q) => match tcp::icmp_reason(q.icmp_type, q.icmp_code) {
-                Some(reason) => Classified::Verdict(Verdict {
-                    ip: q.target,
-                    port: q.port,
-                    proto: Proto::Tcp,
-                    state: PortState::Filtered,
-                    reason,
-                    ttl: q.ttl,
-                    responder: q.from,
-                }),
-                None => Classified::Unrelated,
-            },
-            QuoteMatch::Forged => Classified::Invalid,
-            QuoteMatch::NotOurs => Classified::Unrelated,
-        }
+        Classified::Invalid
+    }
+
+    fn silence(&self) -> (PortState, Reason) {
+        (PortState::Filtered, Reason::NoResponse)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        cookie::{CookieJar, PortRange},
-        wire::{template::IP_OFFSET, MacAddr},
-    };
+    use crate::probe::{testutil::*, Verdict};
     use etherparse::{IpNumber, Ipv4Header, PacketBuilder, SlicedPacket, TransportSlice};
 
-    const SRC: u32 = 0xc612_0001; // 198.18.0.1
-    const DST: u32 = 0xc613_0105; // 198.19.1.5
-    const SMAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-    const DMAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-
-    fn ctx() -> ClassifyCtx {
-        ClassifyCtx {
-            jar: CookieJar::new(
-                [7; 16],
-                PortRange {
-                    lo: 61000,
-                    hi: 65535,
-                },
-            ),
-            src_ip: SRC,
-        }
-    }
-
-    fn params() -> FrameParams {
-        FrameParams {
-            src_mac: MacAddr(SMAC),
-            dst_mac: MacAddr(DMAC),
-            src_ip: SRC,
-            ttl: 64,
-        }
-    }
-
     fn probe(ctx: &ClassifyCtx, dst: u32, port: u16) -> (Vec<u8>, ProbeCookie) {
-        let m = SynScan;
-        let tpl = m.template(&params());
-        let c = ctx.jar.cookie(SRC, dst, port, PROTO_TCP);
-        let mut f = vec![0u8; 128];
-        let n = m.write(&mut f, &tpl, dst, port, &c);
-        f.truncate(n);
-        (f, c)
+        build(&SynScan::default(), ctx, dst, port)
     }
 
     #[test]
@@ -148,7 +109,7 @@ mod tests {
             let mut expect = Vec::new();
             PacketBuilder::ethernet2(SMAC, DMAC)
                 .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
-                .tcp(c.src_port, port, c.seq, WINDOW)
+                .tcp(c.src_port, port, c.seq, tcp::WINDOW)
                 .syn()
                 .options_raw(&tcp::MSS_OPTION)
                 .unwrap()
@@ -160,11 +121,10 @@ mod tests {
 
     #[test]
     fn known_frame_bytes() {
-        // Fixed key: a regression vector for the whole frame.
         let ctx = ClassifyCtx {
-            jar: CookieJar::new(
+            jar: crate::cookie::CookieJar::new(
                 [0; 16],
-                PortRange {
+                crate::cookie::PortRange {
                     lo: 61000,
                     hi: 61000,
                 },
@@ -183,43 +143,19 @@ mod tests {
             (61000, 80, c.seq)
         );
         assert_eq!(&f[..14], &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0]);
-        assert_eq!(&f[IP_OFFSET..IP_OFFSET + 4], &[0x45, 0, 0, 44]);
-        assert_eq!(
-            &f[IP_OFFSET + 12..IP_OFFSET + 20],
-            &[198, 18, 0, 1, 198, 19, 1, 5]
-        );
-    }
-
-    /// Builds the IPv4 packet a target would answer with.
-    fn tcp_reply(
-        from: u32,
-        sport: u16,
-        dport: u16,
-        seq: u32,
-        ack: u32,
-        syn: bool,
-        rst: bool,
-    ) -> Vec<u8> {
-        let b = PacketBuilder::ipv4(from.to_be_bytes(), SRC.to_be_bytes(), 63)
-            .tcp(sport, dport, seq, 65535);
-        let b = if syn { b.syn() } else { b };
-        let b = if rst { b.rst() } else { b };
-        let mut v = Vec::new();
-        b.ack(ack).write(&mut v, &[]).unwrap();
-        v
-    }
-
-    fn classify(ctx: &ClassifyCtx, pkt: &[u8]) -> Classified {
-        SynScan.classify(&Ipv4Packet::new_checked(pkt).unwrap(), ctx)
+        assert_eq!(&f[14..18], &[0x45, 0, 0, 44]);
+        assert_eq!(&f[26..34], &[198, 18, 0, 1, 198, 19, 1, 5]);
     }
 
     #[test]
     fn syn_ack_is_open_rst_is_closed() {
         let ctx = ctx();
         let c = ctx.jar.cookie(SRC, DST, 443, PROTO_TCP);
+        let m = SynScan::default();
         let open = classify(
+            &m,
             &ctx,
-            &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(1), true, false),
+            &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(1), "SA", 65535),
         );
         let Classified::Verdict(v) = open else {
             panic!("{open:?}")
@@ -229,7 +165,7 @@ mod tests {
             (DST, 443, PortState::Open, Reason::SynAck, 63)
         );
         for ack in [c.seq.wrapping_add(1), c.seq] {
-            let closed = classify(&ctx, &tcp_reply(DST, 443, c.src_port, 0, ack, false, true));
+            let closed = classify(&m, &ctx, &tcp_reply(DST, 443, c.src_port, 0, ack, "RA", 0));
             assert!(matches!(
                 closed,
                 Classified::Verdict(Verdict {
@@ -244,66 +180,40 @@ mod tests {
     #[test]
     fn wrong_cookie_is_invalid() {
         let ctx = ctx();
+        let m = SynScan::default();
         let c = ctx.jar.cookie(SRC, DST, 443, PROTO_TCP);
-        // Wrong ack, wrong source port, wrong responder, plain ACK.
+        let ok = c.seq.wrapping_add(1);
         assert_eq!(
             classify(
+                &m,
                 &ctx,
-                &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(2), true, false)
+                &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(2), "SA", 1)
             ),
             Classified::Invalid
         );
         let other = if c.src_port == 61000 { 61001 } else { 61000 };
         assert_eq!(
-            classify(
-                &ctx,
-                &tcp_reply(DST, 443, other, 9, c.seq.wrapping_add(1), true, false)
-            ),
+            classify(&m, &ctx, &tcp_reply(DST, 443, other, 9, ok, "SA", 1)),
             Classified::Invalid
         );
         assert_eq!(
             classify(
+                &m,
                 &ctx,
-                &tcp_reply(
-                    DST + 1,
-                    443,
-                    c.src_port,
-                    9,
-                    c.seq.wrapping_add(1),
-                    true,
-                    false
-                )
+                &tcp_reply(DST + 1, 443, c.src_port, 9, ok, "SA", 1)
             ),
             Classified::Invalid
         );
         assert_eq!(
-            classify(
-                &ctx,
-                &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(1), false, false)
-            ),
+            classify(&m, &ctx, &tcp_reply(DST, 443, c.src_port, 9, ok, "A", 1)),
             Classified::Invalid
         );
-    }
-
-    fn icmp_error(ctx: &ClassifyCtx, code: u8, tamper: bool) -> Vec<u8> {
-        let (frame, _) = probe(ctx, DST, 8080);
-        let mut quoted = frame[IP_OFFSET..IP_OFFSET + 28].to_vec();
-        if tamper {
-            quoted[24] ^= 1; // sequence number
-        }
-        let b = PacketBuilder::ipv4(0xc612_0002u32.to_be_bytes(), SRC.to_be_bytes(), 64).icmpv4(
-            etherparse::Icmpv4Type::DestinationUnreachable(
-                etherparse::icmpv4::DestUnreachableHeader::from_values(code, 0).unwrap(),
-            ),
-        );
-        let mut v = Vec::new();
-        b.write(&mut v, &quoted).unwrap();
-        v
     }
 
     #[test]
     fn icmp_unreachable_is_filtered_with_nmaps_reason() {
         let ctx = ctx();
+        let m = SynScan::default();
         for (code, reason) in [
             (0, Reason::NetUnreach),
             (1, Reason::HostUnreach),
@@ -313,20 +223,22 @@ mod tests {
             (10, Reason::HostProhibited),
             (13, Reason::AdminProhibited),
         ] {
-            let Classified::Verdict(v) = classify(&ctx, &icmp_error(&ctx, code, false)) else {
+            let Classified::Verdict(v) =
+                classify(&m, &ctx, &icmp_error(&m, &ctx, 8080, code, false))
+            else {
                 panic!("code {code}")
             };
             assert_eq!(
                 (v.ip, v.port, v.state, v.reason, v.responder),
-                (DST, 8080, PortState::Filtered, reason, 0xc612_0002)
+                (DST, 8080, PortState::Filtered, reason, ROUTER)
             );
         }
         assert_eq!(
-            classify(&ctx, &icmp_error(&ctx, 4, false)),
+            classify(&m, &ctx, &icmp_error(&m, &ctx, 8080, 4, false)),
             Classified::Unrelated
         );
         assert_eq!(
-            classify(&ctx, &icmp_error(&ctx, 13, true)),
+            classify(&m, &ctx, &icmp_error(&m, &ctx, 8080, 13, true)),
             Classified::Invalid
         );
     }

@@ -11,83 +11,129 @@ use crate::{
     },
 };
 
-use super::{ClassifyCtx, Reason};
+use super::{Classified, ClassifyCtx, PortState, Proto, Reason, Verdict};
 
 /// The options nmap's raw TCP probes carry: MSS 1460.
 pub const MSS_OPTION: [u8; 4] = [2, 4, 0x05, 0xb4];
 
-/// A TCP probe template: `flags`, window `window`, the MSS option, ports/seq/checksum zero.
-pub fn template(params: &FrameParams, flags: u8, window: u16) -> FrameTemplate {
-    let hl = tcp::MIN_HEADER_LEN + MSS_OPTION.len();
-    let mut l4 = vec![0u8; hl];
-    let mut seg = TcpSegment::init(&mut l4[..], hl);
-    seg.set_flags(TcpFlags(flags));
-    seg.set_window(window);
-    seg.options_mut().copy_from_slice(&MSS_OPTION);
-    FrameTemplate::new(params, PROTO_TCP, &l4, true)
+/// nmap's raw TCP probes advertise a 1024-byte window.
+pub const WINDOW: u16 = 1024;
+
+/// A TCP probe: its flags decide the template; cookie in the sequence number (and in the
+/// acknowledgment number when ACK is set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpProbe {
+    pub flags: u8,
 }
 
-/// Stamps the template for `dst:dport`: source port and sequence number from the cookie, ack
-/// left as in the template.
-#[inline(always)]
-pub fn write(
-    frame: &mut [u8],
-    tpl: &FrameTemplate,
-    dst: u32,
-    dport: u16,
-    c: &ProbeCookie,
-) -> usize {
-    let n = tpl.stamp_ipv4(frame, dst, c.ip_id);
-    put_u16(frame, L4_OFFSET + tcp::SRC_PORT_OFFSET, c.src_port);
-    put_u16(frame, L4_OFFSET + tcp::DST_PORT_OFFSET, dport);
-    put_u32(frame, L4_OFFSET + tcp::SEQ_OFFSET, c.seq);
-    let sum = tpl.l4_sum()
-        + checksum::sum_u32(dst)
-        + c.src_port as u64
-        + dport as u64
-        + checksum::sum_u32(c.seq);
-    put_u16(
-        frame,
-        L4_OFFSET + tcp::CHECKSUM_OFFSET,
-        checksum::finish(sum),
-    );
-    n
+impl TcpProbe {
+    pub fn template(&self, params: &FrameParams) -> FrameTemplate {
+        // Only SYNs carry options, as nmap's probes do.
+        let opts: &[u8] = if self.flags & TcpFlags::SYN != 0 {
+            &MSS_OPTION
+        } else {
+            &[]
+        };
+        let hl = tcp::MIN_HEADER_LEN + opts.len();
+        let mut l4 = vec![0u8; hl];
+        let mut seg = TcpSegment::init(&mut l4[..], hl);
+        seg.set_flags(TcpFlags(self.flags));
+        seg.set_window(WINDOW);
+        seg.options_mut().copy_from_slice(opts);
+        FrameTemplate::new(params, PROTO_TCP, &l4, true)
+    }
+
+    #[inline(always)]
+    pub fn write(
+        &self,
+        frame: &mut [u8],
+        tpl: &FrameTemplate,
+        dst: u32,
+        dport: u16,
+        c: &ProbeCookie,
+    ) -> usize {
+        let n = tpl.stamp_ipv4(frame, dst, c.ip_id);
+        put_u16(frame, L4_OFFSET + tcp::SRC_PORT_OFFSET, c.src_port);
+        put_u16(frame, L4_OFFSET + tcp::DST_PORT_OFFSET, dport);
+        put_u32(frame, L4_OFFSET + tcp::SEQ_OFFSET, c.seq);
+        let mut sum = tpl.l4_sum()
+            + checksum::sum_u32(dst)
+            + c.src_port as u64
+            + dport as u64
+            + checksum::sum_u32(c.seq);
+        if self.flags & TcpFlags::ACK != 0 {
+            let ack = c.ack();
+            put_u32(frame, L4_OFFSET + tcp::SEQ_OFFSET + 4, ack);
+            sum += checksum::sum_u32(ack);
+        }
+        put_u16(
+            frame,
+            L4_OFFSET + tcp::CHECKSUM_OFFSET,
+            checksum::finish(sum),
+        );
+        n
+    }
+
+    /// Does this RST answer our probe? A RST to a segment carrying ACK takes its sequence number
+    /// from that ACK; otherwise it acknowledges our sequence number plus what the probe occupied
+    /// (SYN and FIN one each); some stacks echo the bare sequence number.
+    pub fn rst_answers(&self, r: &TcpReply) -> bool {
+        if self.flags & TcpFlags::ACK != 0 && r.seq == r.cookie.ack() {
+            return true;
+        }
+        let len =
+            (self.flags & TcpFlags::SYN != 0) as u32 + (self.flags & TcpFlags::FIN != 0) as u32;
+        r.flags.has(TcpFlags::ACK)
+            && (r.ack == r.cookie.seq.wrapping_add(len) || r.ack == r.cookie.seq)
+    }
 }
 
-/// A TCP segment from a target that validates as a reply to our probe.
+/// A TCP segment from a target to the source port our cookie gave it.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpReply {
     pub from: u32,
     pub port: u16,
     pub flags: TcpFlags,
     pub window: u16,
-    pub seq_sent: u32,
+    pub seq: u32,
     pub ack: u32,
     pub ttl: u8,
+    pub cookie: ProbeCookie,
+}
+
+impl TcpReply {
+    pub fn verdict(&self, state: PortState, reason: Reason) -> Classified {
+        Classified::Verdict(Verdict {
+            ip: self.from,
+            port: self.port,
+            proto: Proto::Tcp,
+            state,
+            reason,
+            ttl: self.ttl,
+            responder: self.from,
+        })
+    }
 }
 
 /// Looks at a TCP segment addressed to us; `None` when its port is not the one we would have used.
-pub fn match_segment(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Option<TcpReply> {
+pub fn match_segment(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> Option<TcpReply> {
     let seg = TcpSegment::new_checked(ip.payload()).ok()?;
-    let c = ctx.jar.check_port(
-        ctx.src_ip,
-        ip.src(),
-        seg.dst_port(),
-        seg.src_port(),
-        PROTO_TCP,
-    )?;
+    let cookie = ctx
+        .jar
+        .check_port(ctx.src_ip, ip.src(), seg.dst_port(), seg.src_port(), tag)?;
     Some(TcpReply {
         from: ip.src(),
         port: seg.src_port(),
         flags: seg.flags(),
         window: seg.window(),
-        seq_sent: c.seq,
+        seq: seg.seq(),
         ack: seg.ack(),
         ttl: ip.ttl(),
+        cookie,
     })
 }
 
-/// An ICMP error quoting one of our probes of protocol `proto`, validated by its quoted cookie.
+/// An ICMP error quoting one of our probes, validated by its quoted cookie.
 #[derive(Debug, Clone, Copy)]
 pub struct QuotedProbe {
     pub target: u32,
@@ -98,6 +144,20 @@ pub struct QuotedProbe {
     pub ttl: u8,
 }
 
+impl QuotedProbe {
+    pub fn verdict(&self, proto: Proto, state: PortState, reason: Reason) -> Classified {
+        Classified::Verdict(Verdict {
+            ip: self.target,
+            port: self.port,
+            proto,
+            state,
+            reason,
+            ttl: self.ttl,
+            responder: self.from,
+        })
+    }
+}
+
 pub enum QuoteMatch {
     Ours(QuotedProbe),
     /// Quotes a packet from our port range whose cookie does not check.
@@ -105,21 +165,29 @@ pub enum QuoteMatch {
     NotOurs,
 }
 
-/// Matches an ICMP error quoting a TCP probe of ours.
-pub fn match_icmp_tcp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> QuoteMatch {
+/// An ICMP error and the IPv4 header it quotes.
+pub type IcmpQuote<'a> = (IcmpPacket<&'a [u8]>, Ipv4Packet<&'a [u8]>);
+
+/// The ICMP error in `ip` and the IPv4 header it quotes, if it quotes a packet from us.
+pub fn quoted<'a>(ip: &'a Ipv4Packet<&'a [u8]>, ctx: &ClassifyCtx) -> Option<IcmpQuote<'a>> {
     if ip.protocol() != PROTO_ICMP {
-        return QuoteMatch::NotOurs;
+        return None;
     }
-    let Ok(msg) = IcmpPacket::new_checked(ip.payload()) else {
-        return QuoteMatch::NotOurs;
-    };
+    let body: &'a [u8] = ip.payload();
+    let msg = IcmpPacket::new_checked(body).ok()?;
     if !msg.is_error() {
-        return QuoteMatch::NotOurs;
+        return None;
     }
-    let Ok(q) = Ipv4Packet::new_checked(msg.payload()) else {
+    let q = Ipv4Packet::new_checked(&body[icmp::HEADER_LEN..]).ok()?;
+    (q.src() == ctx.src_ip).then_some((msg, q))
+}
+
+/// Matches an ICMP error quoting a TCP probe of ours (its sequence number must be our cookie).
+pub fn match_icmp_tcp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> QuoteMatch {
+    let Some((msg, q)) = quoted(ip, ctx) else {
         return QuoteMatch::NotOurs;
     };
-    if q.src() != ctx.src_ip || q.protocol() != PROTO_TCP {
+    if q.protocol() != PROTO_TCP {
         return QuoteMatch::NotOurs;
     }
     let Ok(qt) = QuotedTcp::parse(q.payload()) else {
@@ -130,7 +198,7 @@ pub fn match_icmp_tcp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> QuoteMatch {
     }
     match ctx
         .jar
-        .check_port(ctx.src_ip, q.dst(), qt.src_port, qt.dst_port, PROTO_TCP)
+        .check_port(ctx.src_ip, q.dst(), qt.src_port, qt.dst_port, tag)
     {
         Some(c) if c.seq == qt.seq => QuoteMatch::Ours(QuotedProbe {
             target: q.dst(),
@@ -144,8 +212,8 @@ pub fn match_icmp_tcp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> QuoteMatch {
     }
 }
 
-/// nmap's reason for an ICMP error, and whether nmap's TCP scans call it `filtered`
-/// (type 3 codes 0, 1, 2, 3, 9, 10, 13, and time exceeded).
+/// nmap's reason for an ICMP error that means `filtered` to its TCP scans: unreachable codes 0,
+/// 1, 2, 3, 9, 10, 13, and time exceeded.
 pub fn icmp_reason(icmp_type: u8, code: u8) -> Option<Reason> {
     use icmp::unreach::*;
     match (icmp_type, code) {
@@ -158,5 +226,78 @@ pub fn icmp_reason(icmp_type: u8, code: u8) -> Option<Reason> {
         (icmp::TYPE_DEST_UNREACH, ADMIN_PROHIBITED) => Some(Reason::AdminProhibited),
         (icmp::TYPE_TIME_EXCEEDED, _) => Some(Reason::TimeExceeded),
         _ => None,
+    }
+}
+
+/// Every TCP scan reads ICMP errors the same way: `filtered`, with the code's reason.
+pub fn classify_icmp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> Classified {
+    match match_icmp_tcp(ip, ctx, tag) {
+        QuoteMatch::Ours(q) => match icmp_reason(q.icmp_type, q.icmp_code) {
+            Some(reason) => q.verdict(Proto::Tcp, PortState::Filtered, reason),
+            None => Classified::Unrelated,
+        },
+        QuoteMatch::Forged => Classified::Invalid,
+        QuoteMatch::NotOurs => Classified::Unrelated,
+    }
+}
+
+/// Parses `--scanflags`: a number (`0x29`, `41`) or flag names run together or separated
+/// (`URGPSHFIN`, `syn,ack`), as nmap accepts.
+pub fn parse_scanflags(s: &str) -> Result<u8, String> {
+    let t = s.trim();
+    let err = || {
+        format!("'{s}' is not a TCP flag set (names like SYNACK or URG,PSH,FIN, or a number 0-255)")
+    };
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return u8::from_str_radix(h, 16).map_err(|_| err());
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) && !t.is_empty() {
+        return t.parse::<u8>().map_err(|_| err());
+    }
+    const NAMES: [(&str, u8); 8] = [
+        ("FIN", TcpFlags::FIN),
+        ("SYN", TcpFlags::SYN),
+        ("RST", TcpFlags::RST),
+        ("PSH", TcpFlags::PSH),
+        ("ACK", TcpFlags::ACK),
+        ("URG", TcpFlags::URG),
+        ("ECE", TcpFlags::ECE),
+        ("CWR", TcpFlags::CWR),
+    ];
+    let up: String = t
+        .to_ascii_uppercase()
+        .chars()
+        .filter(|c| !matches!(c, ',' | '|' | ' ' | '+'))
+        .collect();
+    if up.is_empty() {
+        return Err(err());
+    }
+    let mut flags = 0u8;
+    let mut rest = up.as_str();
+    while !rest.is_empty() {
+        let (name, bit) = NAMES
+            .iter()
+            .find(|(n, _)| rest.starts_with(n))
+            .ok_or_else(err)?;
+        flags |= bit;
+        rest = &rest[name.len()..];
+    }
+    Ok(flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scanflags() {
+        assert_eq!(parse_scanflags("SYNACK"), Ok(0x12));
+        assert_eq!(parse_scanflags("urg,psh,fin"), Ok(0x29));
+        assert_eq!(parse_scanflags("0x29"), Ok(0x29));
+        assert_eq!(parse_scanflags("41"), Ok(0x29));
+        assert_eq!(parse_scanflags("0"), Ok(0));
+        for bad in ["", "SYNN", "256", "0xfff", "HELLO"] {
+            assert!(parse_scanflags(bad).is_err(), "{bad}");
+        }
     }
 }

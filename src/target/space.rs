@@ -72,6 +72,18 @@ impl TargetSpace {
         (self.address(a), self.ports.get(p as usize))
     }
 
+    /// The pair with this index and the port's index in the port list.
+    #[inline]
+    pub fn get_indexed(&self, index: u64) -> (u32, u16, usize) {
+        let np = self.ports.len() as u64;
+        let (a, p) = if np == 1 {
+            (index, 0)
+        } else {
+            (index / np, index % np)
+        };
+        (self.address(a), self.ports.get(p as usize), p as usize)
+    }
+
     /// The index of a pair, if it is in the space.
     pub fn index_of(&self, addr: u32, port: u16) -> Option<u64> {
         let p = self.ports.index_of(port)? as u64;

@@ -261,3 +261,184 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     assert_eq!(off, b.len(), "trailing bytes in pcap");
     out
 }
+
+/// What a scan of type `scan` (nmap's flag) must report for a lab target when silence is
+/// reported too (`--report-silent`). Mirrors the table in scripts/lab.sh.
+pub fn truth(scan: &str, ip: Ipv4Addr, port: u16) -> (&'static str, &'static str) {
+    let o = ip.octets();
+    let range = o[2];
+    let listening = LAB_LISTENING.contains(&port);
+    let icmp: Option<(&str, &str)> = match (range, o[3]) {
+        (2, _) => Some(("filtered", "host-unreach")),
+        (3, _) => Some(("filtered", "admin-prohibited")),
+        (4, 0..=127) => Some(("filtered", "host-prohibited")),
+        (4, _) => Some(("filtered", "net-unreach")),
+        (5, _) => Some(("filtered", "proto-unreach")),
+        (6, _) => Some(("filtered", "port-unreach")),
+        (7, _) => Some(("filtered", "net-prohibited")),
+        _ => None,
+    };
+    let silent = range == 1 || (range == 9 && port == 80 && scan != "-sU");
+    let bsd = range == 10;
+    match scan {
+        "-sS" | "-sA" | "-sW" | "-sF" | "-sN" | "-sX" | "-sM" => {
+            if let Some(f) = icmp {
+                return f;
+            }
+            if silent {
+                return match scan {
+                    "-sS" | "-sA" | "-sW" => ("filtered", "no-response"),
+                    _ => ("open|filtered", "no-response"),
+                };
+            }
+            let reset_by_nft = range == 8;
+            match scan {
+                "-sS" if listening && !reset_by_nft => ("open", "syn-ack"),
+                "-sS" => ("closed", "reset"),
+                "-sA" => ("unfiltered", "reset"),
+                "-sW" if bsd && listening => ("open", "reset"),
+                "-sW" => ("closed", "reset"),
+                // Linux answers FIN+ACK to a listener with RST; the BSD-like stack ignores it.
+                "-sM" if bsd && listening => ("open|filtered", "no-response"),
+                "-sM" => ("closed", "reset"),
+                _ if listening && !reset_by_nft => ("open|filtered", "no-response"),
+                _ => ("closed", "reset"),
+            }
+        }
+        "-sT" => match (range, o[3]) {
+            (1, _) => ("filtered", "no-response"),
+            (9, _) if port == 80 => ("filtered", "no-response"),
+            // The kernel turns ICMP errors into errno: several codes read alike.
+            (2, _) | (3, _) | (4, 0..=127) => ("filtered", "host-unreach"),
+            (4, _) | (7, _) => ("filtered", "net-unreach"),
+            (5, _) => ("filtered", "proto-unreach"),
+            (6, _) | (8, _) => ("closed", "conn-refused"),
+            _ if listening => ("open", "syn-ack"),
+            _ => ("closed", "conn-refused"),
+        },
+        "-sU" => match icmp {
+            Some(("filtered", "port-unreach")) => ("closed", "port-unreach"),
+            Some(f) => f,
+            None if range == 1 => ("open|filtered", "no-response"),
+            None if LAB_UDP.contains(&port) => ("open", "udp-response"),
+            None => ("closed", "port-unreach"),
+        },
+        other => panic!("no truth table for {other}"),
+    }
+}
+
+/// UDP ports the lab's responders answer on.
+pub const LAB_UDP: [u16; 2] = [53, 161];
+
+/// One address of each shaped range, for comparisons with nmap.
+pub const SAMPLE: [&str; 13] = [
+    "198.19.0.1",
+    "198.19.1.1",
+    "198.19.2.1",
+    "198.19.3.1",
+    "198.19.4.1",
+    "198.19.4.200",
+    "198.19.5.1",
+    "198.19.6.1",
+    "198.19.7.1",
+    "198.19.8.1",
+    "198.19.9.1",
+    "198.19.10.1",
+    "198.19.11.1",
+];
+
+/// nmap's state for every (address, port) of a scan, parsed from its XML output. `ports` is
+/// None for host discovery (`-PE`), where the "port" is 0 and the state up or down.
+pub fn nmap_states(
+    lab: &Lab,
+    flags: &[&str],
+    ports: Option<&str>,
+    hosts: &[&str],
+) -> BTreeMap<(Ipv4Addr, u16), String> {
+    let ns = lab.scan_ns();
+    let mut args: Vec<&str> = vec![
+        "netns",
+        "exec",
+        &ns,
+        "nmap",
+        "-n",
+        "--max-retries",
+        "1",
+        "--reason",
+        "-oX",
+        "-",
+    ];
+    args.extend_from_slice(flags);
+    if let Some(p) = ports {
+        args.extend_from_slice(&["-Pn", "-p", p]);
+    }
+    args.extend_from_slice(hosts);
+    let out = Command::new("ip")
+        .args(&args)
+        .output()
+        .expect("run nmap (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "nmap failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let xml = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut m = BTreeMap::new();
+    // nmap's XML is regular enough to read tag by tag, one <host> block at a time (its <status>
+    // comes before its <address>).
+    for block in xml
+        .split("<host")
+        .skip(1)
+        .filter(|b| b.starts_with(' ') || b.starts_with('>'))
+    {
+        let tags: Vec<&str> = block.split('<').collect();
+        let ip: Ipv4Addr = tags
+            .iter()
+            .find(|t| t.starts_with("address ") && t.contains("addrtype=\"ipv4\""))
+            .and_then(|t| attr(t, "addr"))
+            .and_then(|a| a.parse().ok())
+            .expect("host block without an IPv4 address");
+        let mut port: Option<u16> = None;
+        for t in &tags {
+            if t.starts_with("status ") && ports.is_none() {
+                m.insert((ip, 0), attr(t, "state").unwrap_or_default());
+            } else if t.starts_with("port ") {
+                port = attr(t, "portid").and_then(|p| p.parse().ok());
+            } else if t.starts_with("state ") {
+                if let Some(p) = port.take() {
+                    m.insert((ip, p), attr(t, "state").unwrap_or_default());
+                }
+            } else if t.starts_with("extraports ") {
+                // Ports nmap folds together: every port of the list not shown on its own.
+                let state = attr(t, "state").unwrap_or_default();
+                for p in crate_ports(ports.unwrap_or("")) {
+                    m.entry((ip, p)).or_insert_with(|| state.clone());
+                }
+            }
+        }
+    }
+    if ports.is_none() {
+        for h in hosts {
+            m.entry((h.parse().unwrap(), 0))
+                .or_insert_with(|| "down".to_string());
+        }
+    }
+    m
+}
+
+fn crate_ports(spec: &str) -> Vec<u16> {
+    spec.split(',')
+        .filter(|s| !s.is_empty())
+        .flat_map(|p| match p.split_once('-') {
+            Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect::<Vec<u16>>(),
+            None => vec![p.parse().unwrap()],
+        })
+        .collect()
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key)? + key.len();
+    let end = tag[start..].find('"')? + start;
+    Some(tag[start..end].to_string())
+}

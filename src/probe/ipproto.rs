@@ -1,0 +1,288 @@
+//! IP protocol scan (`-sO`): the "ports" are protocol numbers 0-255. Each protocol nmap knows
+//! gets a proper header (ICMP echo, IGMP query, TCP ACK, UDP, SCTP INIT); the rest a bare IP
+//! header. The cookie is in the IP identification (and in ports / echo id where there are some).
+//! `open` (any reply in that protocol, or port unreachable from the host), `closed` (protocol
+//! unreachable from the host), `filtered` (other ICMP unreachable codes, or any from a router),
+//! `open|filtered` (silence).
+//!
+//! nmap also marks ICMP open on any ICMP from the host while its own ICMP probe is still
+//! unanswered, so its ICMP verdict depends on arrival order; here the ICMP probe's own answer
+//! decides, which is what nmap reports whenever that answer arrives first.
+
+use crate::{
+    cookie::ProbeCookie,
+    io::xdp::{STEER_ALL_PROTOS, STEER_ANY_QUOTED, STEER_ECHO_REPLY},
+    wire::{
+        icmp, put_u16, put_u32, sctp,
+        template::{FrameParams, FrameTemplate, L4_OFFSET},
+        Ipv4Packet, TcpFlags, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    },
+};
+
+use super::{
+    ping, tcp, udp, Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Verdict,
+};
+
+/// Cookie tag of protocol probes: distinct from every IP protocol's own scans.
+pub const TAG: u8 = 255;
+const PROTO_IGMP: u8 = 2;
+const PROTO_SCTP: u8 = 132;
+/// Where nmap's protocol probes go for TCP, UDP, SCTP.
+const TCP_PORT: u16 = 80;
+const UDP_PORT: u16 = 40125;
+const SCTP_PORT: u16 = 80;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IpProtoScan;
+
+fn tcp_probe() -> tcp::TcpProbe {
+    tcp::TcpProbe {
+        flags: TcpFlags::ACK,
+    }
+}
+
+fn sctp_init() -> Vec<u8> {
+    let mut p = vec![0u8; sctp::HEADER_LEN + 20];
+    put_u16(&mut p, 2, SCTP_PORT);
+    p[12] = sctp::CHUNK_INIT;
+    put_u16(&mut p, 14, 20); // chunk length
+    put_u32(&mut p, 20, 65535); // a_rwnd
+    put_u16(&mut p, 24, 10); // outbound streams
+    put_u16(&mut p, 26, 2048); // inbound streams
+    p
+}
+
+impl ProbeModule for IpProtoScan {
+    fn name(&self) -> &'static str {
+        "ipproto"
+    }
+
+    fn cookie_tag(&self) -> u8 {
+        TAG
+    }
+
+    fn result_proto(&self) -> Proto {
+        Proto::Ip
+    }
+
+    fn per_port_templates(&self) -> bool {
+        true
+    }
+
+    fn template(&self, params: &FrameParams, port: u16) -> FrameTemplate {
+        let proto = port as u8;
+        match proto {
+            PROTO_ICMP => ping::echo_template(params),
+            PROTO_IGMP => {
+                // IGMPv2 general membership query; nothing in it varies, so checksum it now.
+                let mut l4 = [0x11, 0, 0, 0, 0, 0, 0, 0];
+                let c = crate::wire::checksum::finish(crate::wire::checksum::sum(0, &l4));
+                l4[2..4].copy_from_slice(&c.to_be_bytes());
+                FrameTemplate::new(params, PROTO_IGMP, &l4, false)
+            }
+            PROTO_TCP => tcp_probe().template(params),
+            PROTO_UDP => udp::template(params, &[]),
+            PROTO_SCTP => FrameTemplate::new(params, PROTO_SCTP, &sctp_init(), false),
+            p => FrameTemplate::new(params, p, &[], false),
+        }
+    }
+
+    #[inline]
+    fn write(
+        &self,
+        frame: &mut [u8],
+        tpl: &FrameTemplate,
+        dst: u32,
+        dport: u16,
+        c: &ProbeCookie,
+    ) -> usize {
+        match dport as u8 {
+            PROTO_ICMP => ping::write_echo(frame, tpl, dst, c),
+            PROTO_TCP => tcp_probe().write(frame, tpl, dst, TCP_PORT, c),
+            PROTO_UDP => udp::write(frame, tpl, dst, c.src_port, UDP_PORT, c.ip_id),
+            PROTO_SCTP => {
+                let n = tpl.stamp_ipv4(frame, dst, c.ip_id);
+                put_u16(frame, L4_OFFSET, c.src_port);
+                put_u32(frame, L4_OFFSET + 16, c.seq); // initiate tag
+                put_u32(frame, L4_OFFSET + 28, c.seq); // initial TSN
+                sctp::fill_checksum(&mut frame[L4_OFFSET..n]);
+                n
+            }
+            _ => tpl.stamp_ipv4(frame, dst, c.ip_id),
+        }
+    }
+
+    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+        let open = |proto: u8, reason| {
+            Classified::Verdict(Verdict {
+                ip: ip.src(),
+                port: proto as u16,
+                proto: Proto::Ip,
+                state: PortState::Open,
+                reason,
+                ttl: ip.ttl(),
+                responder: ip.src(),
+            })
+        };
+        // Our source port for protocol `p` to this host, checked against a reply's destination port.
+        let ours = |p: u8, dport: u16| {
+            ctx.jar.cookie(ctx.src_ip, ip.src(), p as u16, TAG).src_port == dport
+        };
+        match ip.protocol() {
+            PROTO_TCP => match TcpSegment::new_checked(ip.payload()) {
+                Ok(s) if ours(PROTO_TCP, s.dst_port()) => open(PROTO_TCP, Reason::ProtoResponse),
+                _ => Classified::Invalid,
+            },
+            PROTO_UDP => match UdpDatagram::new_checked(ip.payload()) {
+                Ok(d) if ours(PROTO_UDP, d.dst_port()) => open(PROTO_UDP, Reason::UdpResponse),
+                _ => Classified::Invalid,
+            },
+            PROTO_SCTP if ip.payload().len() >= sctp::HEADER_LEN => {
+                let dport = u16::from_be_bytes([ip.payload()[2], ip.payload()[3]]);
+                if ours(PROTO_SCTP, dport) {
+                    open(PROTO_SCTP, Reason::ProtoResponse)
+                } else {
+                    Classified::Invalid
+                }
+            }
+            PROTO_ICMP => {
+                match ping::is_echo_reply(ip, ctx, PROTO_ICMP as u16, TAG) {
+                    Some(true) => return open(PROTO_ICMP, Reason::EchoReply),
+                    Some(false) => return Classified::Invalid,
+                    None => {}
+                }
+                let Some((msg, q)) = tcp::quoted(ip, ctx) else {
+                    return Classified::Unrelated;
+                };
+                let p = q.protocol();
+                let c = ctx.jar.cookie(ctx.src_ip, q.dst(), p as u16, TAG);
+                if c.ip_id != q.ident() {
+                    return Classified::Invalid;
+                }
+                let verdict = |state, reason| {
+                    Classified::Verdict(Verdict {
+                        ip: q.dst(),
+                        port: p as u16,
+                        proto: Proto::Ip,
+                        state,
+                        reason,
+                        ttl: ip.ttl(),
+                        responder: ip.src(),
+                    })
+                };
+                let from_target = ip.src() == q.dst();
+                match (msg.msg_type(), msg.code()) {
+                    // Only the host itself can say it lacks a protocol, or that its transport
+                    // layer took the packet (port unreachable: the protocol is there).
+                    (icmp::TYPE_DEST_UNREACH, icmp::unreach::PROTOCOL) if from_target => {
+                        verdict(PortState::Closed, Reason::ProtoUnreach)
+                    }
+                    (icmp::TYPE_DEST_UNREACH, icmp::unreach::PORT) if from_target => {
+                        verdict(PortState::Open, Reason::PortUnreach)
+                    }
+                    (t, code) => match tcp::icmp_reason(t, code) {
+                        Some(reason) => verdict(PortState::Filtered, reason),
+                        None => Classified::Unrelated,
+                    },
+                }
+            }
+            _ => Classified::Unrelated,
+        }
+    }
+
+    fn silence(&self) -> (PortState, Reason) {
+        (PortState::OpenFiltered, Reason::NoResponse)
+    }
+
+    fn steer_flags(&self) -> u32 {
+        STEER_ECHO_REPLY | STEER_ANY_QUOTED | STEER_ALL_PROTOS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::testutil::*;
+    use crate::wire::{checksum, IcmpPacket};
+
+    #[test]
+    fn every_protocol_gets_a_valid_packet() {
+        let ctx = ctx();
+        for p in [0u16, 1, 2, 6, 17, 47, 132, 255] {
+            let (f, c) = build(&IpProtoScan, &ctx, DST, p);
+            let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+            assert!(ip.verify_checksum(), "proto {p}");
+            assert_eq!((ip.protocol() as u16, ip.ident()), (p, c.ip_id));
+            let l4 = ip.payload();
+            match p as u8 {
+                PROTO_ICMP => assert!(IcmpPacket::new_checked(l4).unwrap().verify_checksum()),
+                PROTO_IGMP => assert!(checksum::verify(checksum::sum(0, l4))),
+                PROTO_TCP | PROTO_UDP => {
+                    let acc = checksum::pseudo_header(SRC, DST, p as u8, l4.len() as u16);
+                    assert!(checksum::verify(checksum::sum(acc, l4)), "proto {p}");
+                }
+                PROTO_SCTP => {
+                    let mut copy = l4.to_vec();
+                    let stored = u32::from_le_bytes(copy[8..12].try_into().unwrap());
+                    copy[8..12].fill(0);
+                    assert_eq!(sctp::crc32c(&copy), stored);
+                }
+                _ => assert!(l4.is_empty()),
+            }
+        }
+    }
+
+    #[test]
+    fn protocol_unreachable_is_closed() {
+        let ctx = ctx();
+        // From the host: GRE is closed.
+        let Classified::Verdict(v) = classify(
+            &IpProtoScan,
+            &ctx,
+            &icmp_error_from(&IpProtoScan, &ctx, 47, 2, false, DST),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (v.ip, v.port, v.state, v.reason),
+            (DST, 47, PortState::Closed, Reason::ProtoUnreach)
+        );
+        // From a router: filtered, and nothing about the host's ICMP.
+        let Classified::Verdict(v) = classify(
+            &IpProtoScan,
+            &ctx,
+            &icmp_error(&IpProtoScan, &ctx, 47, 2, false),
+        ) else {
+            panic!()
+        };
+        assert_eq!(v.state, PortState::Filtered);
+        let Classified::Verdict(v) = classify(
+            &IpProtoScan,
+            &ctx,
+            &icmp_error(&IpProtoScan, &ctx, 47, 13, false),
+        ) else {
+            panic!()
+        };
+        assert_eq!(v.state, PortState::Filtered);
+        let Classified::Verdict(v) = classify(
+            &IpProtoScan,
+            &ctx,
+            &icmp_error_from(&IpProtoScan, &ctx, 6, 3, false, DST),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (v.port, v.state),
+            (6, PortState::Open),
+            "port unreachable from the host: TCP is there"
+        );
+        assert_eq!(
+            classify(
+                &IpProtoScan,
+                &ctx,
+                &icmp_error(&IpProtoScan, &ctx, 47, 2, true)
+            ),
+            Classified::Invalid
+        );
+    }
+}

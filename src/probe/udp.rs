@@ -1,0 +1,284 @@
+//! UDP scan (`-sU`): a datagram per payload the port has (see `udp_payloads`); the cookie is in
+//! the source port and the IP identification. `open` (any UDP reply), `closed` (ICMP port
+//! unreachable), `filtered` (other ICMP unreachable codes), `open|filtered` (silence).
+
+use crate::{
+    cookie::ProbeCookie,
+    wire::{
+        checksum, icmp, put_u16,
+        template::{FrameParams, FrameTemplate, L4_OFFSET},
+        udp, Ipv4Packet, UdpDatagram, PROTO_UDP,
+    },
+};
+
+use super::{
+    tcp::{self, icmp_reason},
+    udp_payloads::Payloads,
+    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Verdict,
+};
+
+#[derive(Debug, Clone)]
+pub struct UdpScan {
+    payloads: Payloads,
+}
+
+impl UdpScan {
+    pub fn new(payloads: Payloads) -> Self {
+        Self { payloads }
+    }
+}
+
+/// The template of a UDP probe carrying `payload` (ports and checksum zero).
+pub fn template(params: &FrameParams, payload: &[u8]) -> FrameTemplate {
+    let mut l4 = vec![0u8; udp::HEADER_LEN + payload.len()];
+    l4[udp::HEADER_LEN..].copy_from_slice(payload);
+    let mut d = UdpDatagram::init(&mut l4[..]);
+    d.set_len((udp::HEADER_LEN + payload.len()) as u16);
+    FrameTemplate::new(params, PROTO_UDP, &l4, true)
+}
+
+/// Stamps a UDP template: source port from the cookie, destination port, checksum.
+#[inline(always)]
+pub fn write(
+    frame: &mut [u8],
+    tpl: &FrameTemplate,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+    ip_id: u16,
+) -> usize {
+    let n = tpl.stamp_ipv4(frame, dst, ip_id);
+    put_u16(frame, L4_OFFSET, sport);
+    put_u16(frame, L4_OFFSET + 2, dport);
+    let sum = tpl.l4_sum() + checksum::sum_u32(dst) + sport as u64 + dport as u64;
+    let c = match checksum::finish(sum) {
+        0 => 0xffff, // zero means "no checksum" in UDP
+        c => c,
+    };
+    put_u16(frame, L4_OFFSET + 6, c);
+    n
+}
+
+/// An ICMP error quoting a UDP probe of ours, checked by its quoted source port and IP id.
+pub fn match_icmp_udp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> tcp::QuoteMatch {
+    let Some((msg, q)) = tcp::quoted(ip, ctx) else {
+        return tcp::QuoteMatch::NotOurs;
+    };
+    if q.protocol() != PROTO_UDP {
+        return tcp::QuoteMatch::NotOurs;
+    }
+    let Ok(qu) = UdpDatagram::new_checked(q.payload()) else {
+        return tcp::QuoteMatch::NotOurs;
+    };
+    if !ctx.jar.ports().contains(qu.src_port()) {
+        return tcp::QuoteMatch::NotOurs;
+    }
+    match ctx
+        .jar
+        .check_port(ctx.src_ip, q.dst(), qu.src_port(), qu.dst_port(), tag)
+    {
+        Some(c) if c.ip_id == q.ident() => tcp::QuoteMatch::Ours(tcp::QuotedProbe {
+            target: q.dst(),
+            port: qu.dst_port(),
+            icmp_type: msg.msg_type(),
+            icmp_code: msg.code(),
+            from: ip.src(),
+            ttl: ip.ttl(),
+        }),
+        _ => tcp::QuoteMatch::Forged,
+    }
+}
+
+impl ProbeModule for UdpScan {
+    fn name(&self) -> &'static str {
+        "udp"
+    }
+
+    fn cookie_tag(&self) -> u8 {
+        PROTO_UDP
+    }
+
+    fn result_proto(&self) -> Proto {
+        Proto::Udp
+    }
+
+    fn template(&self, params: &FrameParams, port: u16) -> FrameTemplate {
+        template(
+            params,
+            self.payloads
+                .for_port(port)
+                .first()
+                .map(|p| &p[..])
+                .unwrap_or(&[]),
+        )
+    }
+
+    fn per_port_templates(&self) -> bool {
+        true
+    }
+
+    fn variants(&self, params: &FrameParams, port: u16) -> Vec<FrameTemplate> {
+        match self.payloads.for_port(port) {
+            [] => vec![template(params, &[])],
+            list => list.iter().map(|p| template(params, p)).collect(),
+        }
+    }
+
+    #[inline(always)]
+    fn write(
+        &self,
+        frame: &mut [u8],
+        tpl: &FrameTemplate,
+        dst: u32,
+        dport: u16,
+        c: &ProbeCookie,
+    ) -> usize {
+        write(frame, tpl, dst, c.src_port, dport, c.ip_id)
+    }
+
+    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+        if ip.protocol() == PROTO_UDP {
+            let Ok(d) = UdpDatagram::new_checked(ip.payload()) else {
+                return Classified::Invalid;
+            };
+            if ctx
+                .jar
+                .check_port(ctx.src_ip, ip.src(), d.dst_port(), d.src_port(), PROTO_UDP)
+                .is_none()
+            {
+                return Classified::Invalid;
+            }
+            return Classified::Verdict(Verdict {
+                ip: ip.src(),
+                port: d.src_port(),
+                proto: Proto::Udp,
+                state: PortState::Open,
+                reason: Reason::UdpResponse,
+                ttl: ip.ttl(),
+                responder: ip.src(),
+            });
+        }
+        match match_icmp_udp(ip, ctx, PROTO_UDP) {
+            tcp::QuoteMatch::Ours(q) => {
+                // Only the target itself can say its port is closed; a router saying so is a filter.
+                if (q.icmp_type, q.icmp_code) == (icmp::TYPE_DEST_UNREACH, icmp::unreach::PORT)
+                    && q.from == q.target
+                {
+                    return q.verdict(Proto::Udp, PortState::Closed, Reason::PortUnreach);
+                }
+                match icmp_reason(q.icmp_type, q.icmp_code) {
+                    Some(reason) => q.verdict(Proto::Udp, PortState::Filtered, reason),
+                    None => Classified::Unrelated,
+                }
+            }
+            tcp::QuoteMatch::Forged => Classified::Invalid,
+            tcp::QuoteMatch::NotOurs => Classified::Unrelated,
+        }
+    }
+
+    fn silence(&self) -> (PortState, Reason) {
+        (PortState::OpenFiltered, Reason::NoResponse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::testutil::*;
+    use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+
+    #[test]
+    fn frames_carry_each_payload_with_valid_checksum() {
+        let ctx = ctx();
+        let m = UdpScan::new(Payloads::builtin());
+        let tpls = m.variants(&params(), 161);
+        assert_eq!(tpls.len(), 2);
+        let c = ctx.jar.cookie(SRC, DST, 161, PROTO_UDP);
+        for t in &tpls {
+            let mut f = vec![0u8; 2048];
+            let n = m.write(&mut f, t, DST, 161, &c);
+            let s = SlicedPacket::from_ethernet(&f[..n]).unwrap();
+            let Some(TransportSlice::Udp(u)) = s.transport else {
+                panic!()
+            };
+            assert_eq!((u.source_port(), u.destination_port()), (c.src_port, 161));
+            let ip = Ipv4Packet::new_checked(&f[14..n]).unwrap();
+            assert!(ip.verify_checksum());
+            assert_eq!(ip.ident(), c.ip_id);
+            let acc = checksum::pseudo_header(SRC, DST, PROTO_UDP, ip.payload().len() as u16);
+            assert!(checksum::verify(checksum::sum(acc, ip.payload())));
+            // Byte for byte what etherparse builds.
+            let mut want = Vec::new();
+            let mut h = etherparse::Ipv4Header::new(
+                (8 + u.payload().len()) as u16,
+                64,
+                etherparse::IpNumber::UDP,
+                SRC.to_be_bytes(),
+                DST.to_be_bytes(),
+            )
+            .unwrap();
+            h.identification = c.ip_id;
+            h.dont_fragment = false;
+            PacketBuilder::ethernet2(SMAC, DMAC)
+                .ip(etherparse::IpHeaders::Ipv4(h, Default::default()))
+                .udp(c.src_port, 161)
+                .write(&mut want, u.payload())
+                .unwrap();
+            assert_eq!(&f[..n], &want[..]);
+        }
+        assert_eq!(
+            m.variants(&params(), 9).len(),
+            1,
+            "empty datagram for ports without payload"
+        );
+    }
+
+    #[test]
+    fn reply_is_open_port_unreachable_is_closed() {
+        let ctx = ctx();
+        let m = UdpScan::new(Payloads::builtin());
+        let c = ctx.jar.cookie(SRC, DST, 53, PROTO_UDP);
+        let mut v = Vec::new();
+        PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 60)
+            .udp(53, c.src_port)
+            .write(&mut v, b"answer")
+            .unwrap();
+        let Classified::Verdict(r) = classify(&m, &ctx, &v) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.port, r.state, r.reason),
+            (53, PortState::Open, Reason::UdpResponse)
+        );
+        let Classified::Verdict(r) =
+            classify(&m, &ctx, &icmp_error_from(&m, &ctx, 53, 3, false, DST))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.port, r.state, r.reason),
+            (53, PortState::Closed, Reason::PortUnreach)
+        );
+        // A router cannot know the port is closed: nmap calls that filtered.
+        let Classified::Verdict(r) = classify(&m, &ctx, &icmp_error(&m, &ctx, 53, 3, false)) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.state, r.reason, r.responder),
+            (PortState::Filtered, Reason::PortUnreach, ROUTER)
+        );
+        let Classified::Verdict(r) = classify(&m, &ctx, &icmp_error(&m, &ctx, 53, 13, false))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.state, r.reason),
+            (PortState::Filtered, Reason::AdminProhibited)
+        );
+        assert_eq!(
+            classify(&m, &ctx, &icmp_error(&m, &ctx, 53, 3, true)),
+            Classified::Invalid
+        );
+        assert_eq!(m.silence().0, PortState::OpenFiltered);
+    }
+}
