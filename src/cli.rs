@@ -173,22 +173,90 @@ pub struct Cli {
     #[arg(long = "pcap", value_name = "FILE", requires = "dry_run")]
     pub pcap: Option<PathBuf>,
 
-    /// Write results here instead of stdout (one JSON object per line)
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// NDJSON results to FILE ('-' for stdout; also -oJ). Without any -o option, NDJSON goes
+    /// to stdout
+    #[arg(
+        short = 'o',
+        long = "output-json",
+        alias = "output",
+        value_name = "FILE"
+    )]
+    pub output_json: Option<PathBuf>,
+
+    /// nmap XML to FILE (also -oX): valid against nmap.dtd, renders with nmap.xsl
+    #[arg(long = "output-xml", value_name = "FILE")]
+    pub output_xml: Option<PathBuf>,
+
+    /// nmap grepable format to FILE (also -oG)
+    #[arg(long = "output-grepable", value_name = "FILE")]
+    pub output_grepable: Option<PathBuf>,
+
+    /// masscan list format to FILE (also -oL): "open tcp 80 198.19.0.5 1795000000"
+    #[arg(long = "output-list", value_name = "FILE")]
+    pub output_list: Option<PathBuf>,
+
+    /// CSV to FILE with the columns of --fields and a header row
+    #[arg(long = "csv", value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// CSV columns, in order (ZMap's names; --list-fields shows them all)
+    #[arg(short = 'f', long = "fields", value_name = "LIST", default_value = crate::output::csv::DEFAULT_FIELDS, value_parser = parse_fields)]
+    pub fields: FieldList,
+
+    /// Print every CSV field with what it holds, then exit
+    #[arg(long = "list-fields")]
+    pub list_fields: bool,
+
+    /// Every validated reply as received (duplicates included) to a pcap FILE
+    #[arg(long = "pcap-replies", value_name = "FILE")]
+    pub pcap_replies: Option<PathBuf>,
+
+    /// A JSON document describing the run (seed, rates, counts, times) to FILE at the end
+    #[arg(short = 'm', long = "metadata", value_name = "FILE")]
+    pub metadata: Option<PathBuf>,
+
+    /// masscan-style JSON status lines on stderr instead of the status line or progress bar
+    #[arg(long = "status-json")]
+    pub status_json: bool,
+
+    /// ZMap's status CSV (one row per second) to FILE
+    #[arg(long = "status-file", value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
+
+    /// Continue an interrupted scan from the resume file it wrote (same targets, ports and scan
+    /// type; the seed, shard and thread count come from the file)
+    #[arg(long = "resume", value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+
+    /// Where an interrupted scan writes its resume file
+    #[arg(
+        long = "resume-file",
+        value_name = "FILE",
+        default_value = "xdpscan-resume.json"
+    )]
+    pub resume_file: PathBuf,
+
+    /// Stop sending after SECS (then the cooldown), as cleanly as Ctrl-C
+    #[arg(long = "max-runtime", value_name = "SECS", value_parser = parse_secs)]
+    pub max_runtime: Option<f64>,
+
+    /// Stop once N results are written
+    #[arg(long = "max-results", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_results: Option<u64>,
 
     /// IP time-to-live of the probes
     #[arg(long = "ttl", value_name = "N", default_value = "64", value_parser = clap::value_parser!(u8).range(1..))]
     pub ttl: u8,
 
-    /// No status line on stderr
+    /// No status on stderr (the start and summary lines too)
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
 }
 
 const AFTER_HELP: &str = "\
 Scan types: -sS (default) -sA -sW -sF -sN -sX -sM -sU -sO -sT, -PE/--ping (see --scan).
-Results go to stdout as NDJSON, one object per (address, port):
+Outputs: -oJ/-o NDJSON, -oX nmap XML, -oG grepable, -oL masscan list, --csv; several at once.
+Without any, NDJSON goes to stdout, one object per (address, port):
   {\"ip\":\"198.19.0.5\",\"port\":80,\"proto\":\"tcp\",\"state\":\"open\",\"reason\":\"syn-ack\",\"ttl\":64,\"scan\":\"syn\",\"ts\":\"...\"}
 Exit status: 0 done (also when interrupted or stdout closed), 1 runtime error, 2 usage error.
 Ctrl-C stops sending and keeps receiving through --wait; a second Ctrl-C ends at once.";
@@ -199,6 +267,10 @@ pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString
         .map(|a| {
             let long = match a.to_str() {
                 Some("-iL") => "--target-file",
+                Some("-oJ") => "--output-json",
+                Some("-oX") => "--output-xml",
+                Some("-oG") => "--output-grepable",
+                Some("-oL") => "--output-list",
                 Some("-sS") => "--scan=syn",
                 Some("-sA") => "--scan=ack",
                 Some("-sW") => "--scan=window",
@@ -288,6 +360,14 @@ pub fn parse_cores(s: &str) -> Result<CoreList, String> {
         return Err(err());
     }
     Ok(CoreList(out))
+}
+
+/// CSV columns, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldList(pub Vec<&'static str>);
+
+pub fn parse_fields(s: &str) -> Result<FieldList, String> {
+    crate::output::csv::parse_fields(s).map(FieldList)
 }
 
 /// A list of CPU core ids.

@@ -6,11 +6,15 @@ use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 use crate::{
     cli::{Cli, ScanChoice, TransportChoice, XdpModeChoice},
     cookie::{random_bytes, PortRange},
-    engine::SILENT_MAX_TARGETS,
+    engine::{
+        monitor::{StatusMode, StatusOptions},
+        Limits, Position, SILENT_MAX_TARGETS,
+    },
     io::xdp::XdpMode,
     netinfo::{self, NetError},
     probe::udp_payloads::{PayloadError, Payloads},
     probe::ScanType,
+    resume::{ResumeError, ResumeFile},
     target::{self, blocklist, PortList, RangeSet, TargetSpace},
     wire::MacAddr,
 };
@@ -40,6 +44,8 @@ pub enum ConfigError {
     Usage(String),
     #[error(transparent)]
     Payloads(#[from] PayloadError),
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
     #[error("core {0} does not exist on this machine (cores 0-{1})")]
     NoSuchCore(usize, usize),
     #[error("the route to {target} leaves through {route_if}, not {asked}; give the next hop's MAC with --gateway-mac")]
@@ -90,11 +96,45 @@ pub struct ScanConfig {
     pub xdp_mode: XdpMode,
     pub dry_run: bool,
     pub pcap: Option<PathBuf>,
-    pub output: Option<PathBuf>,
+    pub outputs: Outputs,
     pub source_ports: PortRange,
     pub ttl: u8,
-    pub status: bool,
+    /// Status display; `quiet` also drops the start and summary lines.
+    pub status: StatusOptions,
+    pub quiet: bool,
+    pub limits: Limits,
+    /// Where to start each thread (`--resume`).
+    pub resume: Option<Vec<Position>>,
+    /// Where an interrupted scan writes its resume file.
+    pub resume_file: PathBuf,
+    /// Ties resume files to this scan.
+    pub fingerprint: String,
+    /// The command line as typed.
+    pub args: Vec<String>,
     pub net: NetSetup,
+}
+
+/// Every result file asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    pub json: Option<PathBuf>,
+    pub xml: Option<PathBuf>,
+    pub grepable: Option<PathBuf>,
+    pub list: Option<PathBuf>,
+    pub csv: Option<(PathBuf, Vec<&'static str>)>,
+    pub pcap_replies: Option<PathBuf>,
+    pub metadata: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// No results format was named: NDJSON goes to stdout.
+    pub fn default_stdout(&self) -> bool {
+        self.json.is_none()
+            && self.xml.is_none()
+            && self.grepable.is_none()
+            && self.list.is_none()
+            && self.csv.is_none()
+    }
 }
 
 impl ScanConfig {
@@ -106,6 +146,11 @@ impl ScanConfig {
                 "--scanflags applies to raw TCP scans (-sS -sA -sW -sF -sN -sX -sM), not --scan {}",
                 scan.name()
             )));
+        }
+        if cli.pcap_replies.is_some() && scan == ScanType::Connect {
+            return Err(ConfigError::Usage(
+                "--pcap-replies captures raw replies; a connect scan (-sT) leaves them to the kernel".into(),
+            ));
         }
         if cli.udp_payloads.is_some() && scan != ScanType::Udp {
             return Err(ConfigError::Usage(
@@ -123,9 +168,50 @@ impl ScanConfig {
                 space.len()
             )));
         }
-        let seed = match cli.seed {
-            Some(s) => s,
-            None => u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
+        let shard_asked = cli.shard.unwrap_or((0, 1));
+        let fingerprint = crate::resume::fingerprint(&[
+            scan.name(),
+            &space
+                .address_set()
+                .ranges()
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            &space.ports().to_string(),
+            &format!("{}/{}", shard_asked.0, shard_asked.1),
+            &cli.retries.to_string(),
+        ]);
+        let resume_file = cli
+            .resume
+            .as_ref()
+            .map(|p| ResumeFile::load(p).map(|f| (p.display().to_string(), f)))
+            .transpose()?;
+        if let Some((path, f)) = &resume_file {
+            if f.fingerprint != fingerprint {
+                return Err(ResumeError::Mismatch(path.clone()).into());
+            }
+            if cli.seed.is_some_and(|s| s != f.seed) {
+                return Err(ResumeError::Conflict {
+                    path: path.clone(),
+                    file: format!("--seed {}", f.seed),
+                    what: "--seed",
+                }
+                .into());
+            }
+            if cli.tx_threads.is_some_and(|t| t as usize != f.threads) {
+                return Err(ResumeError::Conflict {
+                    path: path.clone(),
+                    file: format!("--tx-threads {}", f.threads),
+                    what: "--tx-threads",
+                }
+                .into());
+            }
+        }
+        let seed = match (cli.seed, &resume_file) {
+            (_, Some((_, f))) => f.seed,
+            (Some(s), None) => s,
+            (None, None) => u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default();
@@ -139,7 +225,25 @@ impl ScanConfig {
         } else {
             source_ports(cli.source_port)?
         };
-        let (tx_cores, rx_core) = cores(cli)?;
+        let (tx_cores, rx_core) = cores(cli, resume_file.as_ref().map(|(_, f)| f.threads))?;
+        let resume = resume_file.map(|(_, f)| f.positions);
+        let outputs = Outputs {
+            json: cli.output_json.clone(),
+            xml: cli.output_xml.clone(),
+            grepable: cli.output_grepable.clone(),
+            list: cli.output_list.clone(),
+            csv: cli.csv.clone().map(|p| (p, cli.fields.0.clone())),
+            pcap_replies: cli.pcap_replies.clone(),
+            metadata: cli.metadata.clone(),
+        };
+        let status = StatusOptions {
+            mode: match (cli.quiet, cli.status_json) {
+                (true, _) => StatusMode::Quiet,
+                (false, true) => StatusMode::Json,
+                (false, false) => StatusMode::Auto,
+            },
+            file: cli.status_file.clone(),
+        };
         let first = Ipv4Addr::from(space.address(0));
         let net = if connect {
             connect_net(cli, first)
@@ -160,7 +264,7 @@ impl ScanConfig {
             blocklisted,
             excluded,
             seed,
-            shard: cli.shard.unwrap_or((0, 1)),
+            shard: shard_asked,
             rate: cli.rate,
             wait: Duration::from_secs_f64(cli.wait),
             tx_cores,
@@ -173,10 +277,19 @@ impl ScanConfig {
             },
             dry_run: cli.dry_run,
             pcap: cli.pcap.clone(),
-            output: cli.output.clone(),
+            outputs,
             source_ports,
             ttl: cli.ttl,
-            status: !cli.quiet,
+            status,
+            quiet: cli.quiet,
+            limits: Limits {
+                max_runtime: cli.max_runtime.map(Duration::from_secs_f64),
+                max_results: cli.max_results,
+            },
+            resume,
+            resume_file: cli.resume_file.clone(),
+            fingerprint,
+            args: std::env::args().collect(),
             net,
         })
     }
@@ -261,7 +374,10 @@ fn source_ports(asked: Option<PortRange>) -> Result<PortRange, ConfigError> {
 }
 
 /// Transmit threads on the listed cores (or 0, 1, ...), the receive thread on a free core.
-fn cores(cli: &Cli) -> Result<(Vec<Option<usize>>, Option<usize>), ConfigError> {
+fn cores(
+    cli: &Cli,
+    resume_threads: Option<usize>,
+) -> Result<(Vec<Option<usize>>, Option<usize>), ConfigError> {
     let avail: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
@@ -273,9 +389,8 @@ fn cores(cli: &Cli) -> Result<(Vec<Option<usize>>, Option<usize>), ConfigError> 
             return Err(ConfigError::NoSuchCore(bad, max));
         }
     }
-    let threads = cli
-        .tx_threads
-        .map(|t| t as usize)
+    let threads = resume_threads
+        .or(cli.tx_threads.map(|t| t as usize))
         .or(cli.cores.as_ref().map(|c| c.0.len()))
         .unwrap_or(1);
     let tx: Vec<Option<usize>> = match cli.cores.as_ref().map(|c| &c.0) {

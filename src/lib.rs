@@ -13,6 +13,7 @@ pub mod netinfo;
 pub mod output;
 pub mod permute;
 pub mod probe;
+pub mod resume;
 pub mod scan;
 pub mod target;
 pub mod wire;

@@ -46,6 +46,13 @@ fn main() -> ExitCode {
         }
     };
 
+    if cli.list_fields {
+        for (name, what) in xdpscan::output::csv::FIELDS {
+            println!("{name:16} {what}");
+        }
+        return ExitCode::SUCCESS;
+    }
+
     let cfg = match ScanConfig::from_cli(&cli) {
         Ok(c) => c,
         Err(e) => {

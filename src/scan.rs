@@ -1,9 +1,9 @@
 //! Runs one configured scan: builds the plan, opens the outputs and the transport (with the
-//! AF_PACKET fallback), drives the engine, and prints the summary.
+//! AF_PACKET fallback), drives the engine, then writes the resume file (when the scan stopped
+//! early), the metadata document, and the summary line.
 
 use std::{
-    fs::File,
-    io::{BufWriter, Write},
+    collections::BTreeMap,
     sync::{Arc, Mutex},
 };
 
@@ -13,16 +13,20 @@ use crate::{
     cookie::CookieJar,
     engine::{
         self, connect::ConnectOptions, monitor::fmt_rate, stats::Stats, EngineError, Interrupts,
-        Outcome, Plan,
+        NamedSink, Outcome, Plan, StopReason,
     },
     io::{
         packet,
         pcap::{DryRunTx, PcapWriter},
         xdp, IoError, TransportKind,
     },
-    output::{ndjson::NdjsonSink, Sink},
+    output::{
+        csv::CsvSink, file::OutFile, grepable::GrepableSink, list::ListSink, metadata,
+        ndjson::NdjsonSink, replies::RepliesSink, xml::XmlSink, RunInfo,
+    },
     permute::Cycle,
-    probe::{PortState, ProbeModule, ScanType},
+    probe::{PortState, ProbeModule, Proto, ScanType},
+    resume::{ResumeFile, FORMAT},
     wire::template::FrameParams,
 };
 
@@ -41,7 +45,7 @@ pub enum ScanError {
     Engine(#[from] EngineError),
 }
 
-/// What the caller needs to choose an exit status and print nothing more.
+/// How the scan ended, for the exit status.
 pub struct Report {
     pub outcome: Outcome,
     pub transport: TransportKind,
@@ -71,15 +75,32 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         },
         tx_cores: cfg.tx_cores.clone(),
         rx_core: cfg.rx_core,
-        status: cfg.status,
+        status: cfg.status.clone(),
         retries: cfg.retries,
         report_silent: cfg.report_silent,
+        limits: cfg.limits,
+        resume: cfg.resume.clone(),
+        keep_replies: cfg.outputs.pcap_replies.is_some(),
         module,
     };
-    let sinks = open_sinks(cfg)?;
+    let proto = plan
+        .module
+        .as_deref()
+        .map(|m| m.result_proto())
+        .unwrap_or(Proto::Tcp);
+    let info = RunInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        args: cfg.args.clone(),
+        start: std::time::SystemTime::now(),
+        scan: cfg.scan.name(),
+        proto,
+        ports: cfg.space.ports().to_string(),
+        num_ports: cfg.space.ports().len(),
+    };
+    let sinks = open_sinks(cfg, &info)?;
     let stats = Stats::default();
 
-    if cfg.status {
+    if !cfg.quiet {
         announce(cfg);
     }
 
@@ -110,8 +131,49 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         open_and_run(cfg, &plan, sinks, &stats, interrupts)?
     };
 
-    if cfg.status || outcome.interrupted {
-        summary(cfg, &plan, &stats, &outcome, kind);
+    // A scan that stopped early leaves a resume file (not when its reader went away).
+    let resume_path = (!outcome.complete && outcome.stop != StopReason::OutputClosed).then(|| {
+        let f = ResumeFile {
+            xdpscan_resume: FORMAT,
+            fingerprint: cfg.fingerprint.clone(),
+            seed: cfg.seed,
+            shard: cfg.shard,
+            threads: outcome.positions.len(),
+            positions: outcome.positions.clone(),
+            command_line: cfg.args.clone(),
+        };
+        match f.save(&cfg.resume_file) {
+            Ok(()) => Some(cfg.resume_file.display().to_string()),
+            Err(e) => {
+                eprintln!(
+                    "xdpscan: cannot write resume file {}: {e}",
+                    cfg.resume_file.display()
+                );
+                None
+            }
+        }
+    });
+    if let Some(path) = &cfg.outputs.metadata {
+        let m = metadata_of(
+            cfg,
+            &plan,
+            &stats,
+            &outcome,
+            kind,
+            resume_path.clone().flatten(),
+        );
+        if let Err(e) = metadata::write(path, &m) {
+            return Err(EngineError::Output(path.display().to_string(), e).into());
+        }
+    }
+    if outcome.stop != StopReason::OutputClosed && (!cfg.quiet || outcome.interrupted()) {
+        summary(cfg, &stats, &outcome, kind);
+        if let Some(Some(p)) = &resume_path {
+            eprintln!(
+                "xdpscan: stopped before the end ({}); continue with --resume {p}",
+                stop_name(outcome.stop)
+            );
+        }
     }
     Ok(Report {
         outcome,
@@ -119,10 +181,20 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
     })
 }
 
+fn stop_name(s: StopReason) -> &'static str {
+    match s {
+        StopReason::Completed => "completed",
+        StopReason::Interrupted => "interrupted",
+        StopReason::MaxRuntime => "max-runtime",
+        StopReason::MaxResults => "max-results",
+        StopReason::OutputClosed => "output-closed",
+    }
+}
+
 fn open_and_run(
     cfg: &ScanConfig,
     plan: &Plan,
-    sinks: Vec<Box<dyn Sink>>,
+    sinks: Vec<NamedSink>,
     stats: &Stats,
     interrupts: &Interrupts,
 ) -> Result<(Outcome, TransportKind), ScanError> {
@@ -192,33 +264,59 @@ fn privileges(msg: String) -> String {
     }
 }
 
-fn open_sinks(cfg: &ScanConfig) -> Result<Vec<Box<dyn Sink>>, ScanError> {
-    let sink: Box<dyn Sink> = match &cfg.output {
-        Some(p) => {
-            let f = File::create(p).map_err(|source| ScanError::OutputOpen {
-                path: p.display().to_string(),
-                source,
-            })?;
-            Box::new(NdjsonSink::new(BufWriter::with_capacity(1 << 16, f)))
-        }
-        None => Box::new(NdjsonSink::new(LineFlushed(std::io::stdout()))),
+/// Opens every results file now, so a bad path fails before anything is sent.
+fn open_sinks(cfg: &ScanConfig, info: &RunInfo) -> Result<Vec<NamedSink>, ScanError> {
+    let o = &cfg.outputs;
+    let open = |p: &std::path::Path| {
+        OutFile::create(p).map_err(|source| ScanError::OutputOpen {
+            path: p.display().to_string(),
+            source,
+        })
     };
-    Ok(vec![sink])
-}
-
-/// Stdout for results: flushed after every line so a pipeline sees each result as it comes.
-struct LineFlushed(std::io::Stdout);
-
-impl Write for LineFlushed {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        let mut l = self.0.lock();
-        l.write_all(b)?;
-        l.flush()?;
-        Ok(b.len())
+    let started = |p: &std::path::Path, e: std::io::Error| ScanError::OutputOpen {
+        path: p.display().to_string(),
+        source: e,
+    };
+    let mut sinks: Vec<NamedSink> = Vec::new();
+    if let Some(p) = &o.json {
+        sinks.push((p.display().to_string(), Box::new(NdjsonSink::new(open(p)?))));
+    } else if o.default_stdout() {
+        sinks.push((
+            "stdout".into(),
+            Box::new(NdjsonSink::new(open(std::path::Path::new("-"))?)),
+        ));
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.lock().flush()
+    if let Some(p) = &o.xml {
+        sinks.push((
+            p.display().to_string(),
+            Box::new(XmlSink::new(open(p)?, info).map_err(|e| started(p, e))?),
+        ));
     }
+    if let Some(p) = &o.grepable {
+        sinks.push((
+            p.display().to_string(),
+            Box::new(GrepableSink::new(open(p)?, info.clone()).map_err(|e| started(p, e))?),
+        ));
+    }
+    if let Some(p) = &o.list {
+        sinks.push((
+            p.display().to_string(),
+            Box::new(ListSink::new(open(p)?).map_err(|e| started(p, e))?),
+        ));
+    }
+    if let Some((p, fields)) = &o.csv {
+        sinks.push((
+            p.display().to_string(),
+            Box::new(CsvSink::new(open(p)?, fields.clone()).map_err(|e| started(p, e))?),
+        ));
+    }
+    if let Some(p) = &o.pcap_replies {
+        sinks.push((
+            p.display().to_string(),
+            Box::new(RepliesSink::create(p).map_err(|e| started(p, e))?),
+        ));
+    }
+    Ok(sinks)
 }
 
 fn announce(cfg: &ScanConfig) {
@@ -232,6 +330,9 @@ fn announce(cfg: &ScanConfig) {
     }
     if cfg.excluded > 0 {
         notes.push_str(&format!("; {} excluded", cfg.excluded));
+    }
+    if cfg.resume.is_some() {
+        notes.push_str("; resuming");
     }
     let rate = if cfg.rate == 0 {
         "max".to_string()
@@ -256,7 +357,7 @@ fn announce(cfg: &ScanConfig) {
     );
 }
 
-fn summary(cfg: &ScanConfig, _plan: &Plan, st: &Stats, out: &Outcome, kind: TransportKind) {
+fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
     let sent = Stats::get(&st.sent);
     let secs = out.send_duration.as_secs_f64().max(1e-9);
     let mut states = String::new();
@@ -268,7 +369,7 @@ fn summary(cfg: &ScanConfig, _plan: &Plan, st: &Stats, out: &Outcome, kind: Tran
     }
     eprintln!(
         "xdpscan: {}sent {} probes in {:.2} s ({}) over {}; {} replies{}; {} invalid, {} duplicate, {} dropped; {:.2} s in all; seed {}",
-        if out.interrupted { "interrupted: " } else { "" },
+        if out.interrupted() { "stopped early: " } else { "" },
         sent,
         secs,
         fmt_rate(sent as f64 / secs),
@@ -281,4 +382,69 @@ fn summary(cfg: &ScanConfig, _plan: &Plan, st: &Stats, out: &Outcome, kind: Tran
         out.duration.as_secs_f64(),
         cfg.seed,
     );
+}
+
+fn metadata_of(
+    cfg: &ScanConfig,
+    plan: &Plan,
+    st: &Stats,
+    out: &Outcome,
+    kind: TransportKind,
+    resume_file: Option<String>,
+) -> metadata::Metadata {
+    let sent = Stats::get(&st.sent);
+    let per_state: BTreeMap<&'static str, u64> = PortState::ALL
+        .iter()
+        .map(|s| (s.as_str(), st.state(*s)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let end = out.started + out.duration;
+    metadata::Metadata {
+        xdpscan_version: env!("CARGO_PKG_VERSION"),
+        command_line: cfg.args.clone(),
+        scan: cfg.scan.name(),
+        seed: cfg.seed,
+        generator: metadata::Generator {
+            prime: plan.cycle.prime(),
+            generator: plan.cycle.generator(),
+        },
+        shard: metadata::Shard {
+            index: cfg.shard.0 + 1,
+            count: cfg.shard.1,
+            threads: plan.tx_cores.len(),
+        },
+        transport: kind.as_str(),
+        interface: cfg.net.ifname.clone(),
+        source_ip: cfg.net.src_ip.to_string(),
+        source_mac: cfg.net.src_mac.to_string(),
+        gateway_mac: cfg.net.gateway_mac.to_string(),
+        source_ports: cfg.source_ports.to_string(),
+        targets: metadata::Targets {
+            addresses: cfg.space.addresses(),
+            ports: cfg.space.ports().to_string(),
+            probes: cfg.space.len(),
+            blocklisted: cfg.blocklisted,
+            excluded: cfg.excluded,
+        },
+        rate: metadata::Rate {
+            asked_pps: cfg.rate,
+            achieved_pps: sent as f64 / out.send_duration.as_secs_f64().max(1e-9),
+        },
+        counts: metadata::Counts {
+            sent,
+            received: Stats::get(&st.received),
+            validated: Stats::get(&st.validated),
+            invalid: Stats::get(&st.invalid),
+            duplicates: Stats::get(&st.duplicates),
+            dropped: Stats::get(&st.drops),
+            results: st.results(),
+            per_state,
+        },
+        start_time: crate::output::rfc3339(out.started),
+        end_time: crate::output::rfc3339(end),
+        duration_secs: out.duration.as_secs_f64(),
+        send_duration_secs: out.send_duration.as_secs_f64(),
+        stopped: stop_name(out.stop),
+        resume_file,
+    }
 }

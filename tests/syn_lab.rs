@@ -150,11 +150,13 @@ fn ctrl_c_stops_sending_and_keeps_what_was_found() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
     // `ip netns exec` execs the scanner, so the child's pid is the scanner's.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let pid = child.id() as i32;
+    let reader = std::thread::spawn(move || child.wait_with_output().unwrap());
+    std::thread::sleep(Duration::from_secs(2));
+    unsafe { libc::kill(pid, libc::SIGINT) };
     let t = std::time::Instant::now();
-    let out = child.wait_with_output().unwrap();
+    let out = reader.join().unwrap();
     assert!(
         t.elapsed() < Duration::from_secs(6),
         "did not stop after the cooldown"

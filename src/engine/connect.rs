@@ -8,15 +8,18 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::unbounded;
 
 use crate::{
     io::connect::{ConnectOutcome, Connector},
-    output::{Record, Sink},
+    output::Record,
     probe::{PortState, Proto, Reason},
 };
 
-use super::{monitor, rate::RateLimiter, stats::Stats, EngineError, Interrupts, Outcome, Plan};
+use super::{
+    monitor, rate::RateLimiter, stats::Stats, write_outputs, EngineError, Interrupts, NamedSink,
+    OutMsg, Outcome, OutputState, Plan, Position, StopReason,
+};
 
 /// Connect-scan settings besides the plan.
 #[derive(Debug, Clone)]
@@ -49,7 +52,7 @@ pub fn classify(outcome: ConnectOutcome) -> Option<(PortState, Reason)> {
 pub fn run(
     plan: &Plan,
     opts: &ConnectOptions,
-    mut sinks: Vec<Box<dyn Sink>>,
+    sinks: Vec<NamedSink>,
     stats: &Stats,
     interrupts: &Interrupts,
 ) -> Result<Outcome, EngineError> {
@@ -58,96 +61,64 @@ pub fn run(
     let mut conn = Connector::new(opts.bind_ip, opts.interface.clone())
         .map_err(|e| crate::io::IoError::os("epoll", e))?;
     let max_in_flight = Connector::raise_fd_limit(opts.max_in_flight);
-    let walker = plan.cycle.walker(plan.shard.0, plan.shard.1, 0, 1);
+    let mut walker = plan.walker(0, 1, 0);
+    let total = plan
+        .cycle
+        .walker(plan.shard.0, plan.shard.1, 0, 1)
+        .positions();
+    Stats::add(&stats.walked, walker.walked());
     let progress = monitor::Progress {
-        total_positions: walker.positions(),
+        total_positions: total,
         send_done_ms: Default::default(),
         wait: opts.timeout,
         finished: AtomicBool::new(false),
     };
-    let (rec_tx, rec_rx) = bounded::<Record>(1 << 16);
-    let broken_pipe = AtomicBool::new(false);
-    let dead_output = AtomicBool::new(false);
-    let mut out_err = None;
-    let mut interrupted = false;
+    // Unbounded: a stalled reader costs memory (results are few), never lost replies.
+    let (rec_tx, rec_rx) = unbounded::<OutMsg>();
+    let out_state = OutputState::new();
+    let mut stop = StopReason::Completed;
     let mut send_duration = Duration::ZERO;
 
-    std::thread::scope(|s| {
-        let out = s.spawn(|| {
-            let mut err = None;
-            'records: for r in rec_rx.iter() {
-                for sink in sinks.iter_mut() {
-                    if let Err(e) = sink.write(&r) {
-                        if e.kind() == std::io::ErrorKind::BrokenPipe {
-                            broken_pipe.store(true, Relaxed);
-                        } else {
-                            err = Some(e);
-                        }
-                        dead_output.store(true, Relaxed);
-                        break 'records;
-                    }
-                }
-            }
-            drop(rec_rx);
-            for sink in sinks.iter_mut() {
-                if let Err(e) = sink.finish() {
-                    if e.kind() != std::io::ErrorKind::BrokenPipe && err.is_none() {
-                        err = Some(e);
-                    }
-                }
-            }
-            err
-        });
-        let mon = plan
-            .status
-            .then(|| s.spawn(|| monitor::run(stats, &progress, start)));
+    let result = std::thread::scope(|s| {
+        let out =
+            s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits.max_results, start));
+        let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status));
 
         let mut limiter = RateLimiter::new(plan.rate as f64);
-        let mut walker = walker;
-        // (ip, port, attempts so far) to (re)try, from retries.
-        let mut retry: VecDeque<(u32, u16, u32)> = VecDeque::new();
+        let mut retry: VecDeque<(u32, u16)> = VecDeque::new();
         let mut attempts: std::collections::HashMap<(u32, u16), u32> = Default::default();
         let mut exhausted = false;
         let mut report =
-            |ip: u32, port: u16, outcome: ConnectOutcome, retry: &mut VecDeque<(u32, u16, u32)>| {
-                Stats::add(&stats.validated, 1);
+            |ip: u32, port: u16, outcome: ConnectOutcome, retry: &mut VecDeque<(u32, u16)>| {
+                let record = |state, reason| {
+                    Record {
+                        local: plan.frame.src_ip.into(),
+                        ..Record::silent(ip.into(), port, Proto::Tcp, state, "connect")
+                    }
+                    .with_reason(reason)
+                };
                 match classify(outcome) {
                     Some((state, reason)) => {
                         attempts.remove(&(ip, port));
+                        Stats::add(&stats.validated, 1);
                         stats.count_state(state);
-                        let _ = rec_tx.send(Record {
-                            ip: ip.into(),
-                            port,
-                            proto: Proto::Tcp,
-                            state,
-                            reason,
-                            ttl: 0,
-                            responder: None,
-                            scan: "connect",
-                            ts: SystemTime::now(),
-                        });
+                        let mut r = record(state, reason);
+                        r.cooldown = false;
+                        let _ = rec_tx.send(OutMsg::Result(r));
                     }
                     None => {
                         let n = attempts.entry((ip, port)).or_insert(1);
                         if *n <= plan.retries {
                             *n += 1;
-                            retry.push_back((ip, port, *n));
+                            retry.push_back((ip, port));
                         } else {
                             attempts.remove(&(ip, port));
                             if plan.report_silent {
-                                let (state, reason) = (PortState::Filtered, Reason::NoResponse);
-                                stats.count_state(state);
-                                let _ = rec_tx.send(Record {
-                                    ip: ip.into(),
-                                    port,
-                                    proto: Proto::Tcp,
-                                    state,
-                                    reason,
-                                    ttl: 0,
-                                    responder: None,
-                                    scan: "connect",
-                                    ts: SystemTime::now(),
-                                });
+                                stats.count_state(PortState::Filtered);
+                                let _ = rec_tx.send(OutMsg::Result(record(
+                                    PortState::Filtered,
+                                    Reason::NoResponse,
+                                )));
                             }
                         }
                     }
@@ -155,19 +126,32 @@ pub fn run(
             };
         let result = (|| -> Result<(), EngineError> {
             loop {
-                if interrupts.load(Relaxed) > 0 && !interrupted {
-                    interrupted = true;
+                if stop == StopReason::Completed {
+                    if interrupts.load(Relaxed) > 0 {
+                        stop = StopReason::Interrupted;
+                    } else if plan
+                        .limits
+                        .max_runtime
+                        .is_some_and(|m| start.elapsed() >= m)
+                    {
+                        stop = StopReason::MaxRuntime;
+                    } else if out_state.limit_hit.load(Relaxed) {
+                        stop = StopReason::MaxResults;
+                    } else if out_state.broken_pipe.load(Relaxed) {
+                        stop = StopReason::OutputClosed;
+                    }
                 }
-                if dead_output.load(Relaxed) {
+                if out_state.dead() {
                     conn.abandon();
                     return Ok(());
                 }
-                let sending = !interrupted && (!exhausted || !retry.is_empty());
+                let stopping = stop != StopReason::Completed;
+                let sending = !stopping && (!exhausted || !retry.is_empty());
                 if sending && conn.in_flight() < max_in_flight {
                     let room = max_in_flight - conn.in_flight();
                     let n = limiter.allowance(room.min(64), || interrupts.load(Relaxed) > 0);
                     for _ in 0..n {
-                        let next = retry.pop_front().map(|(ip, p, _)| (ip, p)).or_else(|| {
+                        let next = retry.pop_front().or_else(|| {
                             let i = walker.next();
                             if i.is_none() {
                                 exhausted = true;
@@ -184,12 +168,10 @@ pub fn run(
                             report(ip, port, o, &mut retry);
                         }
                     }
-                    Stats::add(
-                        &stats.walked,
-                        walker.walked() - Stats::get(&stats.walked).min(walker.walked()),
-                    );
+                    let w = walker.walked();
+                    Stats::add(&stats.walked, w.saturating_sub(Stats::get(&stats.walked)));
                 }
-                let done_sending = interrupted || (exhausted && retry.is_empty());
+                let done_sending = stopping || (exhausted && retry.is_empty());
                 if done_sending && send_duration.is_zero() {
                     send_duration = start.elapsed();
                     progress
@@ -214,25 +196,33 @@ pub fn run(
             }
         })();
         drop(rec_tx);
-        out_err = out.join().ok().flatten();
+        let _ = out.join();
         progress.finished.store(true, Relaxed);
-        if let Some(m) = mon {
-            let _ = m.join();
-        }
+        let _ = mon.join();
         result
-    })?;
-    if let Some(e) = out_err {
-        return Err(EngineError::Output(e));
+    });
+    result?;
+    if out_state.broken_pipe.load(Relaxed) {
+        stop = StopReason::OutputClosed;
+    }
+    if let Some(e) = out_state
+        .error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        return Err(e);
     }
     if send_duration.is_zero() {
         send_duration = start.elapsed();
     }
+    let walked = walker.walked();
     Ok(Outcome {
         started,
         duration: start.elapsed(),
         send_duration,
-        interrupted,
-        broken_pipe: broken_pipe.load(Relaxed),
+        stop,
+        positions: vec![Position { pass: 0, walked }],
+        complete: walked == total,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The engine: pinned transmit threads walking the permutation, a busy-polling receive thread
 //! that validates, classifies and deduplicates, an output thread, a monitor, the cooldown, and
-//! orderly shutdown on Ctrl-C (sending stops, receiving goes on, every result is flushed).
+//! orderly stops (Ctrl-C, limits, a closed output): sending stops, receiving goes on, every
+//! result is flushed, and each thread's place in the permutation is returned for `--resume`.
 
 pub mod connect;
 pub mod dedup;
@@ -10,20 +11,21 @@ pub mod stats;
 
 use std::{
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex,
     },
     time::{Duration, Instant, SystemTime},
 };
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     cookie::{CookieJar, ProbeCookie},
     io::{IoError, RxQueue, TxQueue},
-    output::{Record, Sink},
+    output::{Record, ReplyFacts, RunEnd, Sink},
     permute::Cycle,
-    probe::{Classified, ClassifyCtx, ProbeModule, Verdict},
+    probe::{Classified, ClassifyCtx, ProbeModule},
     target::TargetSpace,
     wire::{
         ethernet,
@@ -50,11 +52,16 @@ pub struct Plan {
     /// Core for each transmit thread (`None`: unpinned). Its length is the thread count.
     pub tx_cores: Vec<Option<usize>>,
     pub rx_core: Option<usize>,
-    pub status: bool,
+    pub status: monitor::StatusOptions,
     /// Extra passes over the whole permutation (`--retries`).
     pub retries: u32,
     /// Report every target that never answered, with the state silence means for this scan.
     pub report_silent: bool,
+    pub limits: Limits,
+    /// Where each thread starts (`--resume`); `None` for a fresh scan.
+    pub resume: Option<Vec<Position>>,
+    /// Hand every validated reply's frame to the sinks (`--pcap-replies`).
+    pub keep_replies: bool,
 }
 
 impl Plan {
@@ -64,10 +71,60 @@ impl Plan {
             .as_deref()
             .expect("raw scans always have a probe module")
     }
+
+    /// The walker of thread `t` of `threads`, moved to its resume position.
+    pub fn walker(&self, t: u32, threads: u32, pass: u32) -> crate::permute::Walker {
+        let mut w = self.cycle.walker(self.shard.0, self.shard.1, t, threads);
+        if let Some(p) = self.resume.as_ref().and_then(|r| r.get(t as usize)) {
+            if p.pass == pass {
+                w.advance(p.walked);
+            } else if p.pass > pass {
+                w.advance(u64::MAX);
+            }
+        }
+        w
+    }
+
+    fn first_pass(&self, t: u32) -> u32 {
+        self.resume
+            .as_ref()
+            .and_then(|r| r.get(t as usize))
+            .map(|p| p.pass)
+            .unwrap_or(0)
+    }
+}
+
+/// Limits that end a scan early, as cleanly as Ctrl-C.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// Stop sending after this long.
+    pub max_runtime: Option<Duration>,
+    /// Stop once this many results are written.
+    pub max_results: Option<u64>,
+}
+
+/// A transmit thread's place in the permutation: its pass (`--retries`) and the positions it has
+/// walked in that pass. Every probe before it was sent; none after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub pass: u32,
+    pub walked: u64,
 }
 
 /// The most targets `--report-silent` keeps a bit for (2 GiB of bitmap).
 pub const SILENT_MAX_TARGETS: u64 = 1 << 34;
+
+/// Why a scan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    Completed,
+    Interrupted,
+    MaxRuntime,
+    MaxResults,
+    /// Results went to a closed pipe: stop quietly.
+    OutputClosed,
+}
 
 /// How the scan ended.
 #[derive(Debug)]
@@ -75,21 +132,134 @@ pub struct Outcome {
     pub started: SystemTime,
     pub duration: Duration,
     pub send_duration: Duration,
-    pub interrupted: bool,
-    /// Output went to a closed pipe: stop quietly.
-    pub broken_pipe: bool,
+    pub stop: StopReason,
+    /// Where each transmit thread stopped.
+    pub positions: Vec<Position>,
+    /// Every probe of this shard was sent.
+    pub complete: bool,
+}
+
+impl Outcome {
+    pub fn interrupted(&self) -> bool {
+        self.stop != StopReason::Completed
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Io(#[from] IoError),
-    #[error("writing results: {0}")]
-    Output(std::io::Error),
+    #[error("writing {0}: {1}")]
+    Output(String, std::io::Error),
 }
 
 /// Signals received (SIGINT, SIGTERM): the first stops sending, the next ends the cooldown.
 pub type Interrupts = Arc<AtomicUsize>;
+
+/// What travels to the output thread.
+pub enum OutMsg {
+    Result(Record),
+    /// A validated reply's frame, for `--pcap-replies`.
+    Reply(Vec<u8>, SystemTime),
+}
+
+/// A sink and the name errors give it.
+pub type NamedSink = (String, Box<dyn Sink>);
+
+/// State the output thread shares with the rest.
+pub struct OutputState {
+    pub broken_pipe: AtomicBool,
+    pub limit_hit: AtomicBool,
+    pub written: AtomicU64,
+    pub error: Mutex<Option<EngineError>>,
+}
+
+impl OutputState {
+    pub fn new() -> Self {
+        Self {
+            broken_pipe: AtomicBool::new(false),
+            limit_hit: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            error: Mutex::new(None),
+        }
+    }
+
+    fn dead(&self) -> bool {
+        self.broken_pipe.load(Relaxed)
+            || self.limit_hit.load(Relaxed)
+            || self.error.lock().map(|e| e.is_some()).unwrap_or(true)
+    }
+}
+
+impl Default for OutputState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The output thread: the only writer of results, so a slow pipe never stalls the receive ring.
+/// Stops writing at the first failure or at `--max-results`, then closes every document.
+pub fn write_outputs(
+    rx: Receiver<OutMsg>,
+    mut sinks: Vec<NamedSink>,
+    st: &OutputState,
+    max_results: Option<u64>,
+    start: Instant,
+) {
+    let mut failed = false;
+    let fail = |name: &str, e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            st.broken_pipe.store(true, Relaxed);
+        } else {
+            let mut slot = st.error.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(EngineError::Output(name.to_string(), e));
+        }
+    };
+    'msgs: for m in rx.iter() {
+        if failed {
+            continue; // keep draining so senders never block
+        }
+        match m {
+            OutMsg::Result(r) => {
+                if max_results.is_some_and(|m| st.written.load(Relaxed) >= m) {
+                    st.limit_hit.store(true, Relaxed);
+                    continue;
+                }
+                for (name, sink) in sinks.iter_mut() {
+                    if let Err(e) = sink.write(&r) {
+                        fail(name, e);
+                        failed = true;
+                        continue 'msgs;
+                    }
+                }
+                let n = st.written.fetch_add(1, Relaxed) + 1;
+                if max_results.is_some_and(|m| n >= m) {
+                    st.limit_hit.store(true, Relaxed);
+                }
+            }
+            OutMsg::Reply(frame, ts) => {
+                for (name, sink) in sinks.iter_mut() {
+                    if let Err(e) = sink.write_reply(&frame, ts) {
+                        fail(name, e);
+                        failed = true;
+                        continue 'msgs;
+                    }
+                }
+            }
+        }
+    }
+    let end = RunEnd {
+        end: SystemTime::now(),
+        elapsed: start.elapsed(),
+        results: st.written.load(Relaxed),
+        error: st.error.lock().map(|e| e.is_some()).unwrap_or(true),
+    };
+    for (name, sink) in sinks.iter_mut() {
+        if let Err(e) = sink.finish(&end) {
+            fail(name, e);
+        }
+    }
+}
 
 /// Runs a scan to the end. Results already received are always written and flushed, also when
 /// sending fails or the user interrupts.
@@ -97,7 +267,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
     plan: &Plan,
     txs: Vec<T>,
     rx: Option<R>,
-    mut sinks: Vec<Box<dyn Sink>>,
+    sinks: Vec<NamedSink>,
     stats: &Stats,
     interrupts: &Interrupts,
 ) -> Result<Outcome, EngineError> {
@@ -109,61 +279,70 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let start = Instant::now();
     let started = SystemTime::now();
     let threads = txs.len() as u32;
-    let walker = |t: u32| plan.cycle.walker(plan.shard.0, plan.shard.1, t, threads);
+    let passes = plan.retries as u64 + 1;
     let progress = Progress {
-        total_positions: (0..threads).map(|t| walker(t).positions()).sum::<u64>()
-            * (plan.retries as u64 + 1),
+        total_positions: (0..threads)
+            .map(|t| {
+                plan.cycle
+                    .walker(plan.shard.0, plan.shard.1, t, threads)
+                    .positions()
+            })
+            .sum::<u64>()
+            * passes,
         send_done_ms: Default::default(),
         wait: plan.wait,
         finished: AtomicBool::new(false),
     };
+    // Positions already walked before a resume count as progress.
+    if let Some(r) = &plan.resume {
+        let per_pass: Vec<u64> = (0..threads)
+            .map(|t| {
+                plan.cycle
+                    .walker(plan.shard.0, plan.shard.1, t, threads)
+                    .positions()
+            })
+            .collect();
+        let done: u64 = r
+            .iter()
+            .zip(&per_pass)
+            .map(|(p, n)| p.pass as u64 * n + p.walked)
+            .sum();
+        Stats::add(&stats.walked, done);
+    }
     let stop_tx = AtomicBool::new(false);
     let stop_rx = AtomicBool::new(false);
-    let broken_pipe = AtomicBool::new(false);
+    let sending_done = AtomicBool::new(false);
+    let out_state = OutputState::new();
     let errors: Mutex<Vec<EngineError>> = Mutex::new(Vec::new());
-    let (rec_tx, rec_rx) = bounded::<Record>(1 << 16);
-    let mut interrupted = false;
+    let positions: Mutex<Vec<Position>> =
+        Mutex::new(vec![Position { pass: 0, walked: 0 }; threads as usize]);
+    // Unbounded: a stalled reader costs memory (results are few), never lost replies.
+    let (rec_tx, rec_rx) = unbounded::<OutMsg>();
+    let mut stop = StopReason::Completed;
     let mut send_duration = Duration::ZERO;
     let fail = |e: EngineError| errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
 
     std::thread::scope(|s| {
-        // Output: the only writer of results, so a slow pipe never stalls the receive ring.
-        let out = s.spawn(|| {
-            'records: for r in rec_rx.iter() {
-                for sink in sinks.iter_mut() {
-                    if let Err(e) = sink.write(&r) {
-                        if e.kind() == std::io::ErrorKind::BrokenPipe {
-                            broken_pipe.store(true, Relaxed);
-                        } else {
-                            fail(EngineError::Output(e));
-                        }
-                        stop_tx.store(true, Relaxed);
-                        stop_rx.store(true, Relaxed);
-                        break 'records;
-                    }
-                }
-            }
-            drop(rec_rx);
-            for sink in sinks.iter_mut() {
-                if let Err(e) = sink.finish() {
-                    if e.kind() != std::io::ErrorKind::BrokenPipe {
-                        fail(EngineError::Output(e));
-                    }
-                }
-            }
-        });
+        let out =
+            s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits.max_results, start));
 
         let rx_thread = rx.map(|mut rxq| {
-            let stop_rx = &stop_rx;
-            let fail = &fail;
+            let (stop_rx, fail, sending_done) = (&stop_rx, &fail, &sending_done);
             let rec_tx = rec_tx.clone();
             s.spawn(move || {
                 pin(plan.rx_core);
                 let mut answered = plan
                     .report_silent
                     .then(|| vec![0u64; plan.space.len().div_ceil(64) as usize]);
-                if let Err(e) = receive(plan, &mut rxq, stats, stop_rx, &rec_tx, answered.as_mut())
-                {
+                if let Err(e) = receive(
+                    plan,
+                    &mut rxq,
+                    stats,
+                    stop_rx,
+                    sending_done,
+                    &rec_tx,
+                    answered.as_mut(),
+                ) {
                     fail(e.into());
                 }
                 Stats::add(
@@ -174,79 +353,105 @@ pub fn run<T: TxQueue, R: RxQueue>(
             })
         });
 
-        let mon = plan
-            .status
-            .then(|| s.spawn(|| monitor::run(stats, &progress, start)));
+        let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status));
 
         let senders: Vec<_> = txs
             .into_iter()
             .enumerate()
             .zip(plan.tx_cores.iter().copied())
             .map(|((t, mut txq), core)| {
-                let stop_tx = &stop_tx;
-                let fail = &fail;
+                let (stop_tx, fail, positions) = (&stop_tx, &fail, &positions);
                 s.spawn(move || {
                     pin(core);
-                    if let Err(e) = transmit(plan, &mut txq, t as u32, threads, stats, stop_tx) {
-                        stop_tx.store(true, Relaxed);
-                        fail(e.into());
+                    match transmit(plan, &mut txq, t as u32, threads, stats, stop_tx) {
+                        Ok(p) => positions.lock().unwrap_or_else(|e| e.into_inner())[t] = p,
+                        Err((e, p)) => {
+                            positions.lock().unwrap_or_else(|e| e.into_inner())[t] = p;
+                            stop_tx.store(true, Relaxed);
+                            fail(e.into());
+                        }
                     }
                 })
             })
             .collect();
 
-        // Sending: wait for the threads, turning the first signal into "stop sending".
+        // Sending: wait for the threads; a signal, a limit or a dead output stops them.
         while senders.iter().any(|h| !h.is_finished()) {
-            if interrupts.load(Relaxed) > 0 && !stop_tx.load(Relaxed) {
-                interrupted = true;
-                stop_tx.store(true, Relaxed);
+            if !stop_tx.load(Relaxed) {
+                let why = if interrupts.load(Relaxed) > 0 {
+                    Some(StopReason::Interrupted)
+                } else if plan
+                    .limits
+                    .max_runtime
+                    .is_some_and(|m| start.elapsed() >= m)
+                {
+                    Some(StopReason::MaxRuntime)
+                } else if out_state.limit_hit.load(Relaxed) {
+                    Some(StopReason::MaxResults)
+                } else if out_state.broken_pipe.load(Relaxed) {
+                    Some(StopReason::OutputClosed)
+                } else if out_state.dead() {
+                    Some(StopReason::Interrupted)
+                } else {
+                    None
+                };
+                if let Some(w) = why {
+                    stop = w;
+                    stop_tx.store(true, Relaxed);
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
         for h in senders {
             let _ = h.join();
         }
         send_duration = start.elapsed();
+        sending_done.store(true, Relaxed);
         progress
             .send_done_ms
             .store(send_duration.as_millis().max(1) as u64, Relaxed);
 
-        // Cooldown: replies still in flight. A signal now (another one, if sending was
-        // interrupted) ends it; so does a dead output.
+        // Cooldown: replies still in flight. A further signal ends it, as do a dead output and
+        // the result limit.
         let seen = interrupts.load(Relaxed);
         let end = Instant::now() + plan.wait;
-        while Instant::now() < end && !stop_rx.load(Relaxed) && rx_thread.is_some() {
-            if interrupts.load(Relaxed) > seen || (!interrupted && seen > 0) {
-                interrupted = true;
+        while Instant::now() < end && rx_thread.is_some() {
+            if interrupts.load(Relaxed) > seen || (stop == StopReason::Completed && seen > 0) {
+                if stop == StopReason::Completed {
+                    stop = StopReason::Interrupted;
+                }
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            if out_state.dead() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
         stop_rx.store(true, Relaxed);
         let answered = rx_thread.and_then(|h| h.join().ok()).flatten();
-        // Silence, reported after the cooldown for this shard's targets only. Not after an
-        // interruption: unsent targets did not stay silent.
-        if let Some(bits) = answered.filter(|_| !interrupted && !stop_tx.load(Relaxed)) {
+        // Silence, reported after the cooldown for this shard's targets only, and only after a
+        // complete run: targets never sent did not stay silent.
+        if let Some(bits) =
+            answered.filter(|_| stop == StopReason::Completed && !stop_tx.load(Relaxed))
+        {
             let module = plan.raw_module();
-            let (state, reason) = module.silence();
+            let (state, _) = module.silence();
             let (name, proto) = (module.name(), module.result_proto());
             'silent: for t in 0..threads {
-                for i in walker(t) {
+                for i in plan.cycle.walker(plan.shard.0, plan.shard.1, t, threads) {
                     if bits[(i / 64) as usize] & (1 << (i % 64)) == 0 {
                         let (ip, port) = plan.space.get(i);
                         stats.count_state(state);
-                        let r = Record {
-                            ip: ip.into(),
-                            port,
-                            proto,
-                            state,
-                            reason,
-                            ttl: 0,
-                            responder: None,
-                            scan: name,
-                            ts: SystemTime::now(),
-                        };
-                        if rec_tx.send(r).is_err() {
+                        if rec_tx
+                            .send(OutMsg::Result(Record::silent(
+                                ip.into(),
+                                port,
+                                proto,
+                                state,
+                                name,
+                            )))
+                            .is_err()
+                        {
                             break 'silent;
                         }
                     }
@@ -256,21 +461,43 @@ pub fn run<T: TxQueue, R: RxQueue>(
         drop(rec_tx);
         let _ = out.join();
         progress.finished.store(true, Relaxed);
-        if let Some(m) = mon {
-            let _ = m.join();
-        }
+        let _ = mon.join();
     });
 
+    if stop == StopReason::Completed && out_state.limit_hit.load(Relaxed) {
+        stop = StopReason::MaxResults;
+    }
+    if out_state.broken_pipe.load(Relaxed) {
+        stop = StopReason::OutputClosed;
+    }
+    if let Some(e) = out_state
+        .error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        return Err(e);
+    }
     let mut errs = errors.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(e) = errs.drain(..).next() {
         return Err(e);
     }
+    let positions = positions.into_inner().unwrap_or_else(|p| p.into_inner());
+    let complete = (0..threads as usize).all(|t| {
+        let p = positions[t];
+        p.pass == plan.retries
+            && p.walked
+                == plan
+                    .cycle
+                    .walker(plan.shard.0, plan.shard.1, t as u32, threads)
+                    .positions()
+    });
     Ok(Outcome {
         started,
         duration: start.elapsed(),
         send_duration,
-        interrupted,
-        broken_pipe: broken_pipe.load(Relaxed),
+        stop,
+        positions,
+        complete,
     })
 }
 
@@ -283,6 +510,7 @@ fn pin(core: Option<usize>) {
 /// Largest batch handed to the transport at once.
 const TX_BATCH: usize = 64;
 
+/// Sends this thread's share; returns where it stopped (also on error).
 fn transmit<T: TxQueue>(
     plan: &Plan,
     txq: &mut T,
@@ -290,7 +518,7 @@ fn transmit<T: TxQueue>(
     threads: u32,
     stats: &Stats,
     stop: &AtomicBool,
-) -> Result<(), IoError> {
+) -> Result<Position, (IoError, Position)> {
     let module = plan.raw_module();
     let tag = module.cookie_tag();
     let src = plan.frame.src_ip;
@@ -310,25 +538,43 @@ fn transmit<T: TxQueue>(
     };
     let mut limiter = RateLimiter::new(plan.rate as f64 / threads as f64);
     // The target whose variants are being sent: (dst, port, template list, next variant, cookie).
+    // A target's variants go out together, so a stop never splits one.
     let mut pending: Option<(u32, u16, usize, usize, ProbeCookie)> = None;
-    for _pass in 0..=plan.retries {
-        let mut walker = plan
-            .cycle
-            .walker(plan.shard.0, plan.shard.1, thread, threads);
-        let mut walked_reported = 0;
+    let mut pos = Position {
+        pass: plan.first_pass(thread),
+        walked: 0,
+    };
+    for pass in pos.pass..=plan.retries {
+        let mut walker = plan.walker(thread, threads, pass);
+        pos = Position {
+            pass,
+            walked: walker.walked(),
+        };
+        let mut walked_reported = walker.walked();
         let mut exhausted = false;
-        while !exhausted && !stop.load(Relaxed) {
-            let allowed = limiter.allowance(TX_BATCH, || stop.load(Relaxed));
-            if allowed == 0 {
+        loop {
+            let stopping = stop.load(Relaxed);
+            if exhausted || (stopping && pending.is_none()) {
                 break;
             }
-            let n = txq.send_batch(allowed, |frame| loop {
+            let allowed = if stopping {
+                TX_BATCH
+            } else {
+                limiter.allowance(TX_BATCH, || stop.load(Relaxed))
+            };
+            if allowed == 0 {
+                continue;
+            }
+            let sent = txq.send_batch(allowed, |frame| loop {
                 if let Some((dst, port, list, k, c)) = pending.as_mut() {
                     if let Some(tpl) = templates[*list].get(*k) {
                         *k += 1;
                         return module.write(frame, tpl, *dst, *port, c);
                     }
                     pending = None;
+                }
+                if stopping {
+                    return 0;
                 }
                 match walker.next() {
                     Some(i) => {
@@ -341,21 +587,33 @@ fn transmit<T: TxQueue>(
                         return 0;
                     }
                 }
-            })?;
+            });
+            let n = match sent {
+                Ok(n) => n,
+                Err(e) => return Err((e, pos)),
+            };
             limiter.sent(n);
             Stats::add(&stats.sent, n as u64);
             let w = walker.walked();
             Stats::add(&stats.walked, w - walked_reported);
             walked_reported = w;
-            if n == 0 && !exhausted {
+            pos.walked = w;
+            if n == 0 && !exhausted && !stopping {
                 std::hint::spin_loop(); // ring full: the kernel is still sending
             }
         }
-        if stop.load(Relaxed) {
+        if stop.load(Relaxed) && !exhausted {
             break;
         }
+        if pass < plan.retries {
+            pos = Position {
+                pass: pass + 1,
+                walked: 0,
+            };
+        }
     }
-    txq.drain(Duration::from_secs(2))
+    txq.drain(Duration::from_secs(2)).map_err(|e| (e, pos))?;
+    Ok(pos)
 }
 
 fn receive<R: RxQueue>(
@@ -363,7 +621,8 @@ fn receive<R: RxQueue>(
     rxq: &mut R,
     stats: &Stats,
     stop: &AtomicBool,
-    out: &crossbeam_channel::Sender<Record>,
+    sending_done: &AtomicBool,
+    out: &Sender<OutMsg>,
     mut answered: Option<&mut Vec<u64>>,
 ) -> Result<(), IoError> {
     let ctx = ClassifyCtx {
@@ -372,6 +631,7 @@ fn receive<R: RxQueue>(
     };
     let module = plan.raw_module();
     let name = module.name();
+    let local = plan.frame.src_ip.into();
     let mut dedup = Dedup::default();
     let mut handle = |frame: &[u8]| {
         Stats::add(&stats.received, 1);
@@ -379,23 +639,30 @@ fn receive<R: RxQueue>(
         if ip.dst() != ctx.src_ip {
             return;
         }
-        let mut report = |v: Verdict| {
-            Stats::add(&stats.validated, 1);
-            if dedup.first(v.ip, v.port, v.proto) {
-                if let Some(bits) = answered.as_mut() {
-                    if let Some(i) = plan.space.index_of(v.ip, v.port) {
-                        bits[(i / 64) as usize] |= 1 << (i % 64);
-                    }
-                }
-                stats.count_state(v.state);
-                // Blocks when the writer lags: results are never dropped.
-                let _ = out.send(Record::from_verdict(&v, name, SystemTime::now()));
-            } else {
-                Stats::add(&stats.duplicates, 1);
-            }
-        };
         match module.classify(&ip, &ctx) {
-            Classified::Verdict(v) => report(v),
+            Classified::Verdict(v) => {
+                Stats::add(&stats.validated, 1);
+                let now = SystemTime::now();
+                if plan.keep_replies {
+                    let _ = out.send(OutMsg::Reply(frame.to_vec(), now));
+                }
+                if dedup.first(v.ip, v.port, v.proto) {
+                    if let Some(bits) = answered.as_mut() {
+                        if let Some(i) = plan.space.index_of(v.ip, v.port) {
+                            bits[(i / 64) as usize] |= 1 << (i % 64);
+                        }
+                    }
+                    stats.count_state(v.state);
+                    let mut r = Record::from_verdict(&v, name, now);
+                    r.local = local;
+                    r.facts = ReplyFacts::of(&ip);
+                    r.cooldown = sending_done.load(Relaxed);
+                    // Blocks when the writer lags: results are never dropped.
+                    let _ = out.send(OutMsg::Result(r));
+                } else {
+                    Stats::add(&stats.duplicates, 1);
+                }
+            }
             Classified::Invalid => Stats::add(&stats.invalid, 1),
             Classified::Unrelated => {}
         }

@@ -1,13 +1,42 @@
-//! The once-a-second status line on stderr (ZMap's layout): elapsed, progress, ETA, send rate
-//! (current and average), replies, hit rate, drops.
+//! Status once a second on stderr: a live progress bar on a terminal, ZMap's status line
+//! otherwise, or masscan-style JSON lines; optionally ZMap's status CSV to a file.
 
 use std::{
-    io::Write,
+    fs::File,
+    io::{IsTerminal, Write},
+    path::PathBuf,
     sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use super::stats::Stats;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMode {
+    /// A progress bar on a terminal, status lines otherwise.
+    Auto,
+    Lines,
+    Json,
+    Quiet,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    pub mode: StatusMode,
+    /// ZMap's status CSV (`--status-file`), one row per second.
+    pub file: Option<PathBuf>,
+}
+
+impl StatusOptions {
+    pub fn quiet() -> Self {
+        Self {
+            mode: StatusMode::Quiet,
+            file: None,
+        }
+    }
+}
 
 /// What the monitor reads besides the counters.
 pub struct Progress {
@@ -38,75 +67,226 @@ pub fn fmt_clock(d: Duration) -> String {
     }
 }
 
-/// Runs until `progress.finished`; prints one line per second.
-pub fn run(stats: &Stats, progress: &Progress, start: Instant) {
-    let mut last = (Instant::now(), 0u64, 0u64);
+/// One second's view of the counters.
+struct Snapshot {
+    elapsed: Duration,
+    frac: f64,
+    remaining: Option<Duration>,
+    cooldown_left: Option<Duration>,
+    sent: u64,
+    sent_now: f64,
+    sent_avg: f64,
+    replies: u64,
+    replies_now: f64,
+    replies_avg: f64,
+    received: u64,
+    received_now: f64,
+    hits: u64,
+    drops: u64,
+    drops_now: f64,
+}
+
+const STATUS_CSV_HEADER: &str = "real-time,time-elapsed,time-remaining,percent-complete,hit-rate,active-send-threads,sent-total,sent-last-one-sec,sent-avg-per-sec,recv-success-total,recv-success-last-one-sec,recv-success-avg-per-sec,recv-total,recv-total-last-one-sec,recv-total-avg-per-sec,pcap-drop-total,drop-last-one-sec,drop-avg-per-sec,sendto-fail-total,sendto-fail-last-one-sec,sendto-fail-avg-per-sec\n";
+
+/// Runs until `progress.finished`.
+pub fn run(stats: &Stats, progress: &Progress, start: Instant, opts: &StatusOptions) {
+    let mode = match opts.mode {
+        StatusMode::Auto if std::io::stderr().is_terminal() => None, // the bar
+        StatusMode::Auto => Some(StatusMode::Lines),
+        m => Some(m),
+    };
+    let bar = mode.is_none().then(|| {
+        let b = ProgressBar::with_draw_target(
+            Some(progress.total_positions.max(1)),
+            ProgressDrawTarget::stderr(),
+        );
+        b.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {percent:>3}% {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut csv = opts.file.as_ref().and_then(|p| {
+        let mut f = File::create(p).ok()?;
+        f.write_all(STATUS_CSV_HEADER.as_bytes()).ok()?;
+        Some(f)
+    });
+    if mode == Some(StatusMode::Quiet) && csv.is_none() {
+        while !progress.finished.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        return;
+    }
+    let mut last = (Instant::now(), 0u64, 0u64, 0u64, 0u64);
     let mut err = std::io::stderr();
     loop {
+        // Tick every 100 ms for the bar, report every second.
         for _ in 0..10 {
             if progress.finished.load(Relaxed) {
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
+            if let Some(b) = &bar {
+                b.set_position(Stats::get(&stats.walked).min(progress.total_positions));
+            }
         }
-        let now = Instant::now();
-        let sent = Stats::get(&stats.sent);
-        let rx = Stats::get(&stats.validated);
-        let dt = now.duration_since(last.0).as_secs_f64().max(1e-9);
-        let cur = (sent - last.1) as f64 / dt;
-        let cur_rx = (rx - last.2) as f64 / dt;
-        last = (now, sent, rx);
-        let elapsed = now.duration_since(start);
-        let done_ms = progress.send_done_ms.load(Relaxed);
-        let send_secs = if done_ms > 0 {
-            done_ms as f64 / 1e3
-        } else {
-            elapsed.as_secs_f64()
-        };
-        let avg = sent as f64 / send_secs.max(1e-9);
-        let walked = Stats::get(&stats.walked);
-        let frac = if progress.total_positions == 0 {
-            1.0
-        } else {
-            walked as f64 / progress.total_positions as f64
-        };
-        let eta = if done_ms > 0 {
-            let left = progress
-                .wait
-                .saturating_sub(elapsed.saturating_sub(Duration::from_millis(done_ms)));
-            format!(
-                "cooldown {}s left",
-                left.as_secs() + u64::from(left.subsec_nanos() > 0)
-            )
-        } else if frac > 0.0 {
-            let total = elapsed.as_secs_f64() / frac;
-            format!(
-                "ETA {}",
-                fmt_clock(Duration::from_secs_f64(
-                    (total - elapsed.as_secs_f64()).max(0.0)
-                ))
-            )
-        } else {
-            "ETA -".to_string()
-        };
-        let hit = if sent == 0 {
-            0.0
-        } else {
-            100.0 * rx as f64 / sent as f64
-        };
-        let _ = writeln!(
-            err,
-            "{} {:.0}% ({}); sent {} {} (avg {}); replies {} {}; hit {:.2}%; drops {}",
-            fmt_clock(elapsed),
-            (frac * 100.0).min(100.0),
-            eta,
-            sent,
-            fmt_rate(cur),
-            fmt_rate(avg),
-            rx,
-            fmt_rate(cur_rx),
-            hit,
-            Stats::get(&stats.drops),
-        );
+        let s = snapshot(stats, progress, start, &mut last);
+        if let Some(b) = &bar {
+            let tail = match s.cooldown_left {
+                Some(l) => format!("cooldown {}s", l.as_secs()),
+                None => format!(
+                    "ETA {}",
+                    s.remaining.map(fmt_clock).unwrap_or_else(|| "-".into())
+                ),
+            };
+            b.set_message(format!(
+                "{} sent, {}; {} hits; {}",
+                s.sent,
+                fmt_rate(s.sent_now),
+                s.hits,
+                tail
+            ));
+        }
+        match mode {
+            Some(StatusMode::Lines) => {
+                let eta = match (s.cooldown_left, s.remaining) {
+                    (Some(l), _) => format!(
+                        "cooldown {}s left",
+                        l.as_secs() + u64::from(l.subsec_nanos() > 0)
+                    ),
+                    (None, Some(r)) => format!("ETA {}", fmt_clock(r)),
+                    (None, None) => "ETA -".into(),
+                };
+                let hit = if s.sent == 0 {
+                    0.0
+                } else {
+                    100.0 * s.hits as f64 / s.sent as f64
+                };
+                let _ = writeln!(
+                    err,
+                    "{} {:.0}% ({}); sent {} {} (avg {}); replies {} {}; hit {:.2}%; drops {}",
+                    fmt_clock(s.elapsed),
+                    (s.frac * 100.0).min(100.0),
+                    eta,
+                    s.sent,
+                    fmt_rate(s.sent_now),
+                    fmt_rate(s.sent_avg),
+                    s.replies,
+                    fmt_rate(s.replies_now),
+                    hit,
+                    s.drops,
+                );
+            }
+            Some(StatusMode::Json) => {
+                let line = serde_json::json!({
+                    "state": if s.cooldown_left.is_some() { "waiting" } else { "running" },
+                    "time": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+                    "elapsed": s.elapsed.as_secs_f64(),
+                    "percent": (s.frac * 100.0).min(100.0),
+                    "remaining": s.cooldown_left.or(s.remaining).map(|d| d.as_secs_f64()),
+                    "rate": { "kpps": s.sent_now / 1e3, "pps": s.sent_now, "avg_pps": s.sent_avg },
+                    "sent": s.sent,
+                    "replies": s.replies,
+                    "hits": s.hits,
+                    "drops": s.drops,
+                });
+                let _ = writeln!(err, "{line}");
+            }
+            _ => {}
+        }
+        if let Some(f) = csv.as_mut() {
+            let now = humantime::format_rfc3339_seconds(SystemTime::now());
+            let hit = if s.sent == 0 {
+                0.0
+            } else {
+                100.0 * s.hits as f64 / s.sent as f64
+            };
+            let el = s.elapsed.as_secs_f64().max(1e-9);
+            let row = format!(
+                "{now},{},{},{:.6},{:.6},{},{},{:.0},{:.0},{},{:.0},{:.0},{},{:.0},{:.0},{},{:.0},{:.0},0,0,0\n",
+                s.elapsed.as_secs(),
+                s.cooldown_left.or(s.remaining).map(|d| d.as_secs()).unwrap_or(0),
+                (s.frac * 100.0).min(100.0),
+                hit,
+                u8::from(s.cooldown_left.is_none()),
+                s.sent,
+                s.sent_now,
+                s.sent_avg,
+                s.replies,
+                s.replies_now,
+                s.replies_avg,
+                s.received,
+                s.received_now,
+                s.received as f64 / el,
+                s.drops,
+                s.drops_now,
+                s.drops as f64 / el,
+            );
+            let _ = f.write_all(row.as_bytes());
+        }
+    }
+}
+
+fn snapshot(
+    stats: &Stats,
+    progress: &Progress,
+    start: Instant,
+    last: &mut (Instant, u64, u64, u64, u64),
+) -> Snapshot {
+    let now = Instant::now();
+    let sent = Stats::get(&stats.sent);
+    let replies = Stats::get(&stats.validated);
+    let received = Stats::get(&stats.received);
+    let drops = Stats::get(&stats.drops);
+    let dt = now.duration_since(last.0).as_secs_f64().max(1e-9);
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
+    let (sent_now, replies_now, received_now, drops_now) = (
+        per(sent, last.1),
+        per(replies, last.2),
+        per(received, last.3),
+        per(drops, last.4),
+    );
+    *last = (now, sent, replies, received, drops);
+    let elapsed = now.duration_since(start);
+    let done_ms = progress.send_done_ms.load(Relaxed);
+    let send_secs = if done_ms > 0 {
+        done_ms as f64 / 1e3
+    } else {
+        elapsed.as_secs_f64()
+    };
+    let walked = Stats::get(&stats.walked);
+    let frac = if progress.total_positions == 0 {
+        1.0
+    } else {
+        walked as f64 / progress.total_positions as f64
+    };
+    let cooldown_left = (done_ms > 0).then(|| {
+        progress
+            .wait
+            .saturating_sub(elapsed.saturating_sub(Duration::from_millis(done_ms)))
+    });
+    let remaining = (frac > 0.0).then(|| {
+        let total = elapsed.as_secs_f64() / frac;
+        Duration::from_secs_f64((total - elapsed.as_secs_f64()).max(0.0))
+    });
+    Snapshot {
+        elapsed,
+        frac,
+        remaining,
+        cooldown_left,
+        sent,
+        sent_now,
+        sent_avg: sent as f64 / send_secs.max(1e-9),
+        replies,
+        replies_now,
+        replies_avg: replies as f64 / elapsed.as_secs_f64().max(1e-9),
+        received,
+        received_now,
+        hits: stats.results(),
+        drops,
+        drops_now,
     }
 }

@@ -1,11 +1,75 @@
-//! Results and where they go. The engine hands every first verdict for an (address, port) to a
-//! [`Sink`]; each format is one module.
+//! Results and where they go. The engine hands every first verdict for a target to each
+//! [`Sink`]; each format is one module. Files are written through [`file::OutFile`], which never
+//! leaves half a record behind and always closes the document, even when the disk fills.
 
+pub mod csv;
+pub mod file;
+pub mod grepable;
+pub mod list;
+pub mod metadata;
 pub mod ndjson;
+pub mod replies;
+pub mod xml;
 
-use std::{net::Ipv4Addr, time::SystemTime};
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-use crate::probe::{PortState, Proto, Reason, Verdict};
+use crate::{
+    probe::{PortState, Proto, Reason, Verdict},
+    wire::{
+        icmp, IcmpPacket, Ipv4Packet, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    },
+};
+
+/// Facts about the reply packet itself (ZMap's fields), zero for targets reported as silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplyFacts {
+    pub ipid: u16,
+    /// TCP window of a TCP reply.
+    pub window: u16,
+    /// ICMP type and code of an ICMP reply.
+    pub icmp: Option<(u8, u8)>,
+    /// Our port the reply was addressed to (for ICMP errors: the source port they quote).
+    pub our_port: u16,
+}
+
+impl ReplyFacts {
+    pub fn of(ip: &Ipv4Packet<&[u8]>) -> Self {
+        let mut f = ReplyFacts {
+            ipid: ip.ident(),
+            ..Default::default()
+        };
+        match ip.protocol() {
+            PROTO_TCP => {
+                if let Ok(s) = TcpSegment::new_checked(ip.payload()) {
+                    f.window = s.window();
+                    f.our_port = s.dst_port();
+                }
+            }
+            PROTO_UDP => {
+                if let Ok(d) = UdpDatagram::new_checked(ip.payload()) {
+                    f.our_port = d.dst_port();
+                }
+            }
+            PROTO_ICMP => {
+                if let Ok(m) = IcmpPacket::new_checked(ip.payload()) {
+                    f.icmp = Some((m.msg_type(), m.code()));
+                    if m.msg_type() == icmp::TYPE_ECHO_REPLY {
+                        f.our_port = m.echo_ident();
+                    } else if let Ok(q) = Ipv4Packet::new_checked(m.payload()) {
+                        if q.payload().len() >= 2 {
+                            f.our_port = u16::from_be_bytes([q.payload()[0], q.payload()[1]]);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        f
+    }
+}
 
 /// One result as reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +84,11 @@ pub struct Record {
     pub responder: Option<Ipv4Addr>,
     pub scan: &'static str,
     pub ts: SystemTime,
+    /// Our address (the reply's destination).
+    pub local: Ipv4Addr,
+    pub facts: ReplyFacts,
+    /// Received after the last probe was sent.
+    pub cooldown: bool,
 }
 
 impl Record {
@@ -34,18 +103,223 @@ impl Record {
             responder: (v.responder != v.ip).then(|| Ipv4Addr::from(v.responder)),
             scan,
             ts,
+            local: Ipv4Addr::UNSPECIFIED,
+            facts: ReplyFacts::default(),
+            cooldown: false,
         }
     }
+
+    /// A target that never answered (`--report-silent`).
+    pub fn silent(
+        ip: Ipv4Addr,
+        port: u16,
+        proto: Proto,
+        state: PortState,
+        scan: &'static str,
+    ) -> Self {
+        Self {
+            ip,
+            port,
+            proto,
+            state,
+            reason: Reason::NoResponse,
+            ttl: 0,
+            responder: None,
+            scan,
+            ts: SystemTime::now(),
+            local: Ipv4Addr::UNSPECIFIED,
+            facts: ReplyFacts::default(),
+            cooldown: true,
+        }
+    }
+
+    pub fn with_reason(mut self, reason: Reason) -> Self {
+        self.reason = reason;
+        self
+    }
+
+    /// Did this result find something (open port, live host)?
+    pub fn success(&self) -> bool {
+        matches!(
+            self.state,
+            PortState::Open | PortState::Unfiltered | PortState::Up
+        )
+    }
+}
+
+/// What the documents say about the whole run.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub version: &'static str,
+    /// The command line, as typed.
+    pub args: Vec<String>,
+    pub start: SystemTime,
+    /// nmap's name of the scan type (`syn`, `udp`...).
+    pub scan: &'static str,
+    pub proto: Proto,
+    /// The port list, compact (`22,80,8000-8100`).
+    pub ports: String,
+    pub num_ports: usize,
+}
+
+/// Totals for the closing lines of a document.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd {
+    pub end: SystemTime,
+    pub elapsed: Duration,
+    pub results: u64,
+    /// Whether the run stopped on an error (XML records it).
+    pub error: bool,
 }
 
 /// A destination for results. Writes must leave the output valid at every record boundary.
 pub trait Sink: Send {
     fn write(&mut self, r: &Record) -> std::io::Result<()>;
-    /// Flushes and closes the document (called once, also after an interruption).
-    fn finish(&mut self) -> std::io::Result<()>;
+    /// A validated reply as received, with its Ethernet header (only pcap sinks keep these).
+    fn write_reply(&mut self, _frame: &[u8], _ts: SystemTime) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// Closes the document (called once, also after an interruption or a write error).
+    fn finish(&mut self, end: &RunEnd) -> std::io::Result<()>;
 }
 
 /// RFC 3339 UTC with microseconds, as `2026-11-22T10:00:00.123456Z`.
 pub fn rfc3339(ts: SystemTime) -> String {
     humantime::format_rfc3339_micros(ts).to_string()
+}
+
+pub fn unix_secs(ts: SystemTime) -> u64 {
+    ts.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// nmap's `Sun Nov 22 04:01:42 2026` (UTC).
+pub fn ctime(ts: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let s = unix_secs(ts);
+    let days = s / 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    let t = s % 86_400;
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        y
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Escapes text for an XML attribute.
+pub fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\t' => o.push_str(&format!("&#x{:x};", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    pub fn record(ip: [u8; 4], port: u16, state: PortState, reason: Reason) -> Record {
+        Record {
+            ip: Ipv4Addr::from(ip),
+            port,
+            proto: Proto::Tcp,
+            state,
+            reason,
+            ttl: 64,
+            responder: None,
+            scan: "syn",
+            ts: UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456),
+            local: Ipv4Addr::new(198, 18, 0, 1),
+            facts: ReplyFacts {
+                ipid: 7,
+                window: 64240,
+                icmp: None,
+                our_port: 61234,
+            },
+            cooldown: false,
+        }
+    }
+
+    pub fn info() -> RunInfo {
+        RunInfo {
+            version: "0.1.0",
+            args: vec![
+                "xdpscan".into(),
+                "198.19.0.0/16".into(),
+                "-p".into(),
+                "80".into(),
+            ],
+            start: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+            scan: "syn",
+            proto: Proto::Tcp,
+            ports: "80".into(),
+            num_ports: 1,
+        }
+    }
+
+    pub fn end() -> RunEnd {
+        RunEnd {
+            end: UNIX_EPOCH + Duration::from_secs(1_795_000_010),
+            elapsed: Duration::from_secs(10),
+            results: 2,
+            error: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctime_matches_nmap() {
+        // 1795320102 = Sun Nov 22 04:01:42 2026 UTC (nmap printed it for that second).
+        assert_eq!(
+            ctime(UNIX_EPOCH + Duration::from_secs(1_795_320_102)),
+            "Sun Nov 22 04:01:42 2026"
+        );
+        assert_eq!(ctime(UNIX_EPOCH), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(
+            ctime(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "Tue Feb 29 00:00:00 2000"
+        );
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(
+            xml_escape("a<b>&\"c'\u{1}"),
+            "a&lt;b&gt;&amp;&quot;c&apos;&#x1;"
+        );
+    }
 }

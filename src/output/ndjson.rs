@@ -1,13 +1,11 @@
-//! NDJSON: one JSON object per result per line, the default on stdout.
+//! NDJSON: one JSON object per result per line (the default, on stdout).
 //!
-//! Fields: `ip`, `port`, `proto`, `state`, `reason`, `ttl`, `ts` (RFC 3339 UTC), `scan`, and
+//! Fields: `ip`, `port`, `proto`, `state`, `reason`, `ttl`, `scan`, `ts` (RFC 3339 UTC), and
 //! `responder` when someone other than the target answered.
-
-use std::io::Write;
 
 use serde::Serialize;
 
-use super::{rfc3339, Record, Sink};
+use super::{file::OutFile, rfc3339, Record, RunEnd, Sink};
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -23,17 +21,13 @@ struct Line<'a> {
     ts: String,
 }
 
-pub struct NdjsonSink<W: Write + Send> {
-    out: W,
-    line: Vec<u8>,
+pub struct NdjsonSink {
+    out: OutFile,
 }
 
-impl<W: Write + Send> NdjsonSink<W> {
-    pub fn new(out: W) -> Self {
-        Self {
-            out,
-            line: Vec::with_capacity(256),
-        }
+impl NdjsonSink {
+    pub fn new(out: OutFile) -> Self {
+        Self { out }
     }
 }
 
@@ -52,42 +46,29 @@ pub fn to_line(r: &Record) -> String {
     serde_json::to_string(&l).expect("a record always serializes")
 }
 
-impl<W: Write + Send> Sink for NdjsonSink<W> {
+impl Sink for NdjsonSink {
     fn write(&mut self, r: &Record) -> std::io::Result<()> {
-        // Whole lines only: a failed write never leaves half a JSON object behind us.
-        self.line.clear();
-        self.line.extend_from_slice(to_line(r).as_bytes());
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)
+        let mut line = to_line(r);
+        line.push('\n');
+        self.out.record(line.as_bytes())
     }
 
-    fn finish(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+    fn finish(&mut self, _end: &RunEnd) -> std::io::Result<()> {
+        self.out.footer(b"")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{PortState, Proto, Reason};
-    use std::{
-        net::Ipv4Addr,
-        time::{Duration, UNIX_EPOCH},
+    use crate::{
+        output::testutil::record,
+        probe::{PortState, Reason},
     };
 
     #[test]
     fn stable_line() {
-        let r = Record {
-            ip: Ipv4Addr::new(198, 19, 0, 5),
-            port: 80,
-            proto: Proto::Tcp,
-            state: PortState::Open,
-            reason: Reason::SynAck,
-            ttl: 64,
-            responder: None,
-            scan: "syn",
-            ts: UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456),
-        };
+        let r = record([198, 19, 0, 5], 80, PortState::Open, Reason::SynAck);
         assert_eq!(
             to_line(&r),
             r#"{"ip":"198.19.0.5","port":80,"proto":"tcp","state":"open","reason":"syn-ack","ttl":64,"scan":"syn","ts":"2026-11-18T11:06:40.123456Z"}"#

@@ -1,0 +1,174 @@
+//! Where a format's bytes go: a file (or stdout for "-"). Records are appended whole; when a
+//! write fails (disk full, I/O error) the file is cut back to the last complete record, and the
+//! closing footer is written even if that means dropping records from the end, so what stays on
+//! disk is always a valid document.
+
+use std::{
+    fs::File,
+    io::{self, Seek, SeekFrom, Write},
+    path::Path,
+};
+
+enum Dest {
+    File(File),
+    Stdout(io::Stdout),
+}
+
+pub struct OutFile {
+    dest: Dest,
+    name: String,
+    buf: Vec<u8>,
+    /// Bytes known to be on disk.
+    committed: u64,
+    /// End offsets of the records on disk and in `buf` (for cutting back to fit a footer).
+    ends: Vec<u64>,
+    /// Bytes of `buf` already appended to `ends`' accounting.
+    pending: u64,
+    /// Length of the header, which is never cut.
+    header_len: u64,
+    failed: bool,
+}
+
+const FLUSH_AT: usize = 64 * 1024;
+
+impl OutFile {
+    /// Creates (truncates) `path`, or writes to stdout when it is "-".
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let dest = if path.as_os_str() == "-" {
+            Dest::Stdout(io::stdout())
+        } else {
+            Dest::File(File::create(path)?)
+        };
+        Ok(Self {
+            dest,
+            name: path.display().to_string(),
+            buf: Vec::with_capacity(FLUSH_AT * 2),
+            committed: 0,
+            ends: Vec::new(),
+            pending: 0,
+            header_len: 0,
+            failed: false,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_stdout(&self) -> bool {
+        matches!(self.dest, Dest::Stdout(_))
+    }
+
+    /// Appends a header: not a record, never dropped.
+    pub fn header(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        self.pending += bytes.len() as u64;
+        self.flush()?;
+        self.ends.clear();
+        self.header_len = self.committed;
+        Ok(())
+    }
+
+    /// Appends one whole record. On stdout, each record goes out at once (pipelines).
+    pub fn record(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::other("output already failed"));
+        }
+        self.buf.extend_from_slice(bytes);
+        self.pending += bytes.len() as u64;
+        self.ends.push(self.committed + self.pending);
+        if self.is_stdout() || self.buf.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = match &mut self.dest {
+            Dest::File(f) => f.write_all(&self.buf),
+            Dest::Stdout(s) => {
+                let mut l = s.lock();
+                l.write_all(&self.buf).and_then(|_| l.flush())
+            }
+        };
+        match r {
+            Ok(()) => {
+                self.committed += self.buf.len() as u64;
+                self.buf.clear();
+                self.pending = 0;
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = true;
+                self.buf.clear();
+                self.pending = 0;
+                self.ends.retain(|&end| end <= self.committed);
+                self.cut_to(
+                    self.committed
+                        .min(self.ends.last().copied().unwrap_or(self.committed)),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the closing footer, dropping trailing records if the disk has no room for it.
+    pub fn footer(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if !self.failed {
+            self.buf.extend_from_slice(bytes);
+            if self.flush().is_ok() {
+                return self.sync();
+            }
+        }
+        if self.is_stdout() {
+            // Its reader went away; the failed write already said so.
+            return Ok(());
+        }
+        // Cut to the last whole record, then make room record by record.
+        let mut at = self
+            .ends
+            .iter()
+            .rev()
+            .find(|&&e| e <= self.committed)
+            .copied()
+            .unwrap_or(self.committed);
+        loop {
+            self.cut_to(at);
+            let ok = match &mut self.dest {
+                Dest::File(f) => f
+                    .seek(SeekFrom::Start(at))
+                    .and_then(|_| f.write_all(bytes))
+                    .is_ok(),
+                Dest::Stdout(_) => false,
+            };
+            if ok {
+                self.committed = at + bytes.len() as u64;
+                return self.sync();
+            }
+            self.ends.retain(|&e| e < at);
+            match self.ends.pop() {
+                Some(prev) => at = prev,
+                None if at > self.header_len => at = self.header_len,
+                None => return Err(io::Error::other("no room for the document's footer")),
+            }
+        }
+    }
+
+    fn cut_to(&mut self, len: u64) {
+        if let Dest::File(f) = &mut self.dest {
+            let _ = f.set_len(len);
+            let _ = f.seek(SeekFrom::Start(len));
+            self.committed = len;
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        match &mut self.dest {
+            Dest::File(f) => f.flush(),
+            Dest::Stdout(s) => s.flush(),
+        }
+    }
+}

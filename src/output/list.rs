@@ -1,0 +1,51 @@
+//! masscan's list format (`-oL`): `open tcp 80 198.19.0.5 1795000000`, framed by `#masscan` and
+//! `# end`. States other than open keep their nmap name (`closed`, `open|filtered`, `up`...).
+
+use super::{file::OutFile, unix_secs, Record, RunEnd, Sink};
+
+pub struct ListSink {
+    out: OutFile,
+}
+
+impl ListSink {
+    pub fn new(mut out: OutFile) -> std::io::Result<Self> {
+        out.header(b"#masscan\n")?;
+        Ok(Self { out })
+    }
+}
+
+pub fn to_line(r: &Record) -> String {
+    format!(
+        "{} {} {} {} {}\n",
+        r.state.as_str(),
+        r.proto.as_str(),
+        r.port,
+        r.ip,
+        unix_secs(r.ts)
+    )
+}
+
+impl Sink for ListSink {
+    fn write(&mut self, r: &Record) -> std::io::Result<()> {
+        self.out.record(to_line(r).as_bytes())
+    }
+
+    fn finish(&mut self, _end: &RunEnd) -> std::io::Result<()> {
+        self.out.footer(b"# end\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        output::testutil::record,
+        probe::{PortState, Reason},
+    };
+
+    #[test]
+    fn masscan_line() {
+        let r = record([1, 2, 3, 4], 80, PortState::Open, Reason::SynAck);
+        assert_eq!(to_line(&r), "open tcp 80 1.2.3.4 1795000000\n");
+    }
+}
