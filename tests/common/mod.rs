@@ -386,11 +386,9 @@ pub fn nmap_states(
     let mut m = BTreeMap::new();
     // nmap's XML is regular enough to read tag by tag, one <host> block at a time (its <status>
     // comes before its <address>).
-    for block in xml
-        .split("<host")
-        .skip(1)
-        .filter(|b| b.starts_with(' ') || b.starts_with('>'))
-    {
+    // `<host>` or `<host ...>` starts a block; `<hostnames>` and `<hosthint>` do not.
+    let xml = xml.replace("<host>", "<host >");
+    for block in xml.split("<host ").skip(1) {
         let tags: Vec<&str> = block.split('<').collect();
         let ip: Ipv4Addr = tags
             .iter()
