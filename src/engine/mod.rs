@@ -508,7 +508,7 @@ fn pin(core: Option<usize>) {
 }
 
 /// Largest batch handed to the transport at once.
-const TX_BATCH: usize = 64;
+const TX_BATCH: usize = 256;
 
 /// Sends this thread's share; returns where it stopped (also on error).
 fn transmit<T: TxQueue>(
