@@ -121,7 +121,7 @@ done
     echo "# Benchmarks"
     echo
     echo "Measured by \`sudo scripts/bench.sh\` on $(date -u +%Y-%m-%d) on $(nproc) cores ($(uname -r)), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)."
-    echo "Probes per second are counted at the target (frames seen) between the first and last frame;"
+    echo "Probes per second are counted at the target over the middle 90 % of each run's frames (live mode: SYNs only);"
     echo "absolute numbers drift on shared machines, so compare tools within one run."
     echo
     echo "## Sink mode (target drops in XDP; 1,048,576 probes per tool)"
