@@ -144,7 +144,17 @@ fn ctrl_c_stops_sending_and_keeps_what_was_found() {
     let child = lab
         .in_scan(
             BIN,
-            &[LAB_NET, "-p", LAB_PORTS, "--rate", "20000", "--wait", "2"],
+            &[
+                LAB_NET,
+                "-p",
+                LAB_PORTS,
+                "--rate",
+                "20000",
+                "--wait",
+                "2",
+                "--resume-file",
+                &resume_path("ctrlc"),
+            ],
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -201,6 +211,8 @@ fn second_ctrl_c_skips_the_cooldown() {
                 "--wait",
                 "60",
                 "-q",
+                "--resume-file",
+                &resume_path("ctrlc2"),
             ],
         )
         .stdout(Stdio::piped())
@@ -219,4 +231,13 @@ fn second_ctrl_c_skips_the_cooldown() {
     );
     assert!(out.status.success());
     assert!(!parse_results(&out.stdout).is_empty());
+}
+
+/// Interrupted scans write a resume file; keep it out of the working tree.
+fn resume_path(tag: &str) -> String {
+    std::env::temp_dir()
+        .join(format!("xdpscan-{tag}-{}.json", std::process::id()))
+        .to_str()
+        .unwrap()
+        .to_string()
 }
