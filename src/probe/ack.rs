@@ -1,68 +1,18 @@
 //! ACK scan (`-sA`): maps firewall rules, not open ports. A RST means the probe got through
 //! (`unfiltered`); an ICMP unreachable or silence means `filtered`.
 
-use crate::{
-    cookie::ProbeCookie,
-    wire::{template::FrameParams, template::FrameTemplate, Ipv4Packet, TcpFlags, PROTO_TCP},
-};
-
 use super::{
-    tcp::{self, TcpProbe},
-    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason,
+    tcp::{TcpReading, TcpReply, TcpScan},
+    PortState, Reason,
 };
 
-#[derive(Debug, Clone, Copy)]
-pub struct AckScan {
-    probe: TcpProbe,
-}
+/// nmap's reading of an ACK scan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AckReading;
 
-impl AckScan {
-    pub fn new(flags: u8) -> Self {
-        Self {
-            probe: TcpProbe { flags },
-        }
-    }
-}
-
-impl ProbeModule for AckScan {
-    fn name(&self) -> &'static str {
-        "ack"
-    }
-
-    fn cookie_tag(&self) -> u8 {
-        PROTO_TCP
-    }
-
-    fn result_proto(&self) -> Proto {
-        Proto::Tcp
-    }
-
-    fn template(&self, params: &FrameParams, _port: u16) -> FrameTemplate {
-        self.probe.template(params)
-    }
-
-    #[inline(always)]
-    fn write(
-        &self,
-        frame: &mut [u8],
-        tpl: &FrameTemplate,
-        dst: u32,
-        dport: u16,
-        c: &ProbeCookie,
-    ) -> usize {
-        self.probe.write(frame, tpl, dst, dport, c)
-    }
-
-    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
-        if ip.protocol() != PROTO_TCP {
-            return tcp::classify_icmp(ip, ctx, PROTO_TCP);
-        }
-        match tcp::match_segment(ip, ctx, PROTO_TCP) {
-            Some(r) if r.flags.has(TcpFlags::RST) && self.probe.rst_answers(&r) => {
-                r.verdict(PortState::Unfiltered, Reason::Reset)
-            }
-            _ => Classified::Invalid,
-        }
+impl TcpReading for AckReading {
+    fn reset(&self, _r: &TcpReply) -> (PortState, Reason) {
+        (PortState::Unfiltered, Reason::Reset)
     }
 
     fn silence(&self) -> (PortState, Reason) {
@@ -70,10 +20,21 @@ impl ProbeModule for AckScan {
     }
 }
 
+pub type AckScan = TcpScan<AckReading>;
+
+impl AckScan {
+    pub fn new(flags: u8) -> Self {
+        TcpScan::with("ack", flags, AckReading)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::testutil::*;
+    use crate::{
+        probe::{testutil::*, Classified},
+        wire::TcpFlags,
+    };
 
     #[test]
     fn rst_is_unfiltered_icmp_is_filtered() {

@@ -1,6 +1,7 @@
 //! Scan types. Each module builds its probe template, patches it per target, and classifies a
 //! reply into nmap's port states, with no state kept per probe (ZMap's probe-module idea).
-//! Adding a scan type is adding one file and one arm in [`ScanType::module`].
+//! Adding a scan type is adding one file and one arm in [`ScanType::module`]; a raw TCP scan
+//! only supplies its reading of replies ([`tcp::TcpReading`]).
 
 pub mod ack;
 pub mod ipproto;

@@ -2,71 +2,18 @@
 //! an RFC 793 stack answers with RST only when the port is closed. `closed` (RST), `filtered`
 //! (ICMP unreachable), `open|filtered` (silence).
 
-use crate::{
-    cookie::ProbeCookie,
-    wire::{template::FrameParams, template::FrameTemplate, Ipv4Packet, TcpFlags, PROTO_TCP},
-};
-
 use super::{
-    tcp::{self, TcpProbe},
-    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason,
+    tcp::{TcpReading, TcpReply, TcpScan},
+    PortState, Reason,
 };
 
-#[derive(Debug, Clone, Copy)]
-pub struct StealthScan {
-    name: &'static str,
-    probe: TcpProbe,
-}
+/// nmap's reading of FIN, Null, Xmas and Maimon scans.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StealthReading;
 
-impl StealthScan {
-    /// `name` is the scan's (fin, null, xmas, maimon); `flags` its probe's.
-    pub fn new(name: &'static str, flags: u8) -> Self {
-        Self {
-            name,
-            probe: TcpProbe { flags },
-        }
-    }
-}
-
-impl ProbeModule for StealthScan {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn cookie_tag(&self) -> u8 {
-        PROTO_TCP
-    }
-
-    fn result_proto(&self) -> Proto {
-        Proto::Tcp
-    }
-
-    fn template(&self, params: &FrameParams, _port: u16) -> FrameTemplate {
-        self.probe.template(params)
-    }
-
-    #[inline(always)]
-    fn write(
-        &self,
-        frame: &mut [u8],
-        tpl: &FrameTemplate,
-        dst: u32,
-        dport: u16,
-        c: &ProbeCookie,
-    ) -> usize {
-        self.probe.write(frame, tpl, dst, dport, c)
-    }
-
-    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
-        if ip.protocol() != PROTO_TCP {
-            return tcp::classify_icmp(ip, ctx, PROTO_TCP);
-        }
-        match tcp::match_segment(ip, ctx, PROTO_TCP) {
-            Some(r) if r.flags.has(TcpFlags::RST) && self.probe.rst_answers(&r) => {
-                r.verdict(PortState::Closed, Reason::Reset)
-            }
-            _ => Classified::Invalid,
-        }
+impl TcpReading for StealthReading {
+    fn reset(&self, _r: &TcpReply) -> (PortState, Reason) {
+        (PortState::Closed, Reason::Reset)
     }
 
     fn silence(&self) -> (PortState, Reason) {
@@ -74,10 +21,22 @@ impl ProbeModule for StealthScan {
     }
 }
 
+pub type StealthScan = TcpScan<StealthReading>;
+
+impl StealthScan {
+    /// `name` is the scan's (fin, null, xmas, maimon); `flags` its probe's.
+    pub fn new(name: &'static str, flags: u8) -> Self {
+        TcpScan::with(name, flags, StealthReading)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{testutil::*, Verdict};
+    use crate::{
+        probe::{testutil::*, Classified, ProbeModule, Verdict},
+        wire::{TcpFlags, PROTO_TCP},
+    };
 
     #[test]
     fn rst_acknowledging_the_fin_is_closed() {

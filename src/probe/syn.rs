@@ -1,25 +1,35 @@
 //! SYN scan (`-sS`): open on SYN-ACK, closed on RST, filtered on ICMP unreachable or silence.
 
-use crate::{
-    cookie::ProbeCookie,
-    wire::{template::FrameParams, template::FrameTemplate, Ipv4Packet, TcpFlags, PROTO_TCP},
-};
+use crate::wire::TcpFlags;
 
 use super::{
-    tcp::{self, TcpProbe},
-    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason,
+    tcp::{TcpReading, TcpReply, TcpScan},
+    PortState, Reason,
 };
 
-#[derive(Debug, Clone, Copy)]
-pub struct SynScan {
-    probe: TcpProbe,
+/// nmap's reading of a SYN scan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SynReading;
+
+impl TcpReading for SynReading {
+    fn reset(&self, _r: &TcpReply) -> (PortState, Reason) {
+        (PortState::Closed, Reason::Reset)
+    }
+
+    fn syn_ack(&self, _r: &TcpReply) -> Option<(PortState, Reason)> {
+        Some((PortState::Open, Reason::SynAck))
+    }
+
+    fn silence(&self) -> (PortState, Reason) {
+        (PortState::Filtered, Reason::NoResponse)
+    }
 }
+
+pub type SynScan = TcpScan<SynReading>;
 
 impl SynScan {
     pub fn new(flags: u8) -> Self {
-        Self {
-            probe: TcpProbe { flags },
-        }
+        TcpScan::with("syn", flags, SynReading)
     }
 }
 
@@ -29,67 +39,14 @@ impl Default for SynScan {
     }
 }
 
-impl ProbeModule for SynScan {
-    fn name(&self) -> &'static str {
-        "syn"
-    }
-
-    fn cookie_tag(&self) -> u8 {
-        PROTO_TCP
-    }
-
-    fn result_proto(&self) -> Proto {
-        Proto::Tcp
-    }
-
-    fn template(&self, params: &FrameParams, _port: u16) -> FrameTemplate {
-        self.probe.template(params)
-    }
-
-    #[inline(always)]
-    fn write(
-        &self,
-        frame: &mut [u8],
-        tpl: &FrameTemplate,
-        dst: u32,
-        dport: u16,
-        c: &ProbeCookie,
-    ) -> usize {
-        self.probe.write(frame, tpl, dst, dport, c)
-    }
-
-    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
-        if ip.protocol() != PROTO_TCP {
-            return tcp::classify_icmp(ip, ctx, PROTO_TCP);
-        }
-        let Some(r) = tcp::match_segment(ip, ctx, PROTO_TCP) else {
-            return Classified::Invalid;
-        };
-        let f = r.flags;
-        if f.has(TcpFlags::RST) {
-            if self.probe.rst_answers(&r) {
-                return r.verdict(PortState::Closed, Reason::Reset);
-            }
-        } else if f.has(TcpFlags::SYN | TcpFlags::ACK) {
-            if r.ack == r.cookie.seq.wrapping_add(1) {
-                return r.verdict(PortState::Open, Reason::SynAck);
-            }
-        } else if f.has(TcpFlags::SYN) {
-            // A bare SYN back is a simultaneous open; nmap calls the port open.
-            return r.verdict(PortState::Open, Reason::SynAck);
-        }
-        Classified::Invalid
-    }
-
-    fn silence(&self) -> (PortState, Reason) {
-        (PortState::Filtered, Reason::NoResponse)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{testutil::*, Verdict};
+    use crate::{
+        cookie::ProbeCookie,
+        probe::{tcp, testutil::*, Classified, ClassifyCtx, Verdict},
+        wire::PROTO_TCP,
+    };
     use etherparse::{IpNumber, Ipv4Header, PacketBuilder, SlicedPacket, TransportSlice};
 
     fn probe(ctx: &ClassifyCtx, dst: u32, port: u16) -> (Vec<u8>, ProbeCookie) {

@@ -301,3 +301,94 @@ mod tests {
         }
     }
 }
+
+/// How a TCP scan type reads the replies its probes get; each scan type's file supplies one.
+pub trait TcpReading: Send + Sync {
+    /// A RST that answers our probe.
+    fn reset(&self, r: &TcpReply) -> (PortState, Reason);
+    /// A SYN-ACK acknowledging our SYN (or a bare SYN back); only SYN probes get these.
+    fn syn_ack(&self, _r: &TcpReply) -> Option<(PortState, Reason)> {
+        None
+    }
+    /// What silence means.
+    fn silence(&self) -> (PortState, Reason);
+}
+
+/// A raw TCP scan: the probe (its flags) and the reading of replies. ICMP errors mean
+/// `filtered` for every TCP scan.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpScan<R> {
+    name: &'static str,
+    probe: TcpProbe,
+    reading: R,
+}
+
+impl<R> TcpScan<R> {
+    pub fn with(name: &'static str, flags: u8, reading: R) -> Self {
+        Self {
+            name,
+            probe: TcpProbe { flags },
+            reading,
+        }
+    }
+}
+
+impl<R: TcpReading> super::ProbeModule for TcpScan<R> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cookie_tag(&self) -> u8 {
+        PROTO_TCP
+    }
+
+    fn result_proto(&self) -> Proto {
+        Proto::Tcp
+    }
+
+    fn template(&self, params: &FrameParams, _port: u16) -> FrameTemplate {
+        self.probe.template(params)
+    }
+
+    #[inline(always)]
+    fn write(
+        &self,
+        frame: &mut [u8],
+        tpl: &FrameTemplate,
+        dst: u32,
+        dport: u16,
+        c: &ProbeCookie,
+    ) -> usize {
+        self.probe.write(frame, tpl, dst, dport, c)
+    }
+
+    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+        if ip.protocol() != PROTO_TCP {
+            return classify_icmp(ip, ctx, PROTO_TCP);
+        }
+        let Some(r) = match_segment(ip, ctx, PROTO_TCP) else {
+            return Classified::Invalid;
+        };
+        let f = r.flags;
+        let read = if f.has(TcpFlags::RST) {
+            self.probe.rst_answers(&r).then(|| self.reading.reset(&r))
+        } else if f.has(TcpFlags::SYN | TcpFlags::ACK) {
+            (r.ack == r.cookie.seq.wrapping_add(1))
+                .then(|| self.reading.syn_ack(&r))
+                .flatten()
+        } else if f.has(TcpFlags::SYN) {
+            // A bare SYN back: a simultaneous open.
+            self.reading.syn_ack(&r)
+        } else {
+            None
+        };
+        match read {
+            Some((state, reason)) => r.verdict(state, reason),
+            None => Classified::Invalid,
+        }
+    }
+
+    fn silence(&self) -> (PortState, Reason) {
+        self.reading.silence()
+    }
+}
