@@ -47,20 +47,6 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-static __always_inline void count(__u32 which)
-{
-	__u64 *c = bpf_map_lookup_elem(&counters, &which);
-	if (c)
-		*c += 1;
-}
-
 static __always_inline int in_range(const struct steer_config *cfg, __u16 port_be)
 {
 	__u16 p = bpf_ntohs(port_be);
@@ -149,10 +135,8 @@ int xdpscan_steer(struct xdp_md *ctx)
 	if (!ours)
 		goto pass;
 
-	count(CNT_STEERED);
 	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_DROP);
 pass:
-	count(CNT_PASSED);
 	return XDP_PASS;
 }
 

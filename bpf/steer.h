@@ -16,10 +16,4 @@ struct steer_config {
 	__u32 flags;
 };
 
-enum steer_counter {
-	CNT_STEERED = 0,
-	CNT_PASSED = 1,
-	CNT_MAX = 2,
-};
-
 #endif

@@ -4,6 +4,7 @@ responders that echo a short reply to any datagram. Runs inside the target names
 import argparse
 import selectors
 import socket
+import time
 
 
 def ports(spec):
@@ -32,7 +33,6 @@ def main():
         sel.register(s, selectors.EVENT_READ)
     while True:
         if not sel.get_map():
-            import time
             time.sleep(3600)
             continue
         for key, _ in sel.select():

@@ -295,7 +295,7 @@ fn open_sinks(cfg: &ScanConfig, info: &RunInfo) -> Result<Vec<NamedSink>, ScanEr
     if let Some(p) = &o.grepable {
         sinks.push((
             p.display().to_string(),
-            Box::new(GrepableSink::new(open(p)?, info.clone()).map_err(|e| started(p, e))?),
+            Box::new(GrepableSink::new(open(p)?, info).map_err(|e| started(p, e))?),
         ));
     }
     if let Some(p) = &o.list {
@@ -334,22 +334,27 @@ fn announce(cfg: &ScanConfig) {
     if cfg.resume.is_some() {
         notes.push_str("; resuming");
     }
+    // A connect scan leaves ports and next hop to the kernel.
+    let via = if cfg.scan == ScanType::Connect {
+        format!("from {} through kernel sockets", cfg.net.src_ip)
+    } else {
+        format!(
+            "from {}:{} on {} via {}",
+            cfg.net.src_ip, cfg.source_ports, cfg.net.ifname, cfg.net.gateway_mac
+        )
+    };
     let rate = if cfg.rate == 0 {
         "max".to_string()
     } else {
         fmt_rate(cfg.rate as f64)
     };
     eprintln!(
-        "xdpscan: {} scan of {} addresses x {} ports = {} probes{}; from {}:{} on {} via {}; rate {}; seed {}; shard {}/{}",
+        "xdpscan: {} scan of {} addresses x {} ports = {} probes{}; {via}; rate {}; seed {}; shard {}/{}",
         cfg.scan.name(),
         s.addresses(),
         s.ports().len(),
         s.len(),
         notes,
-        cfg.net.src_ip,
-        cfg.source_ports,
-        cfg.net.ifname,
-        cfg.net.gateway_mac,
         rate,
         cfg.seed,
         cfg.shard.0 + 1,

@@ -377,6 +377,8 @@ fn retries_send_every_probe_again() {
         return;
     }
     let lab = Lab::up();
+    // Every probe goes out three times, in three passes over the whole permutation.
+    let pcap = std::env::temp_dir().join(format!("xdpscan-retries-{}.pcap", std::process::id()));
     let out = lab.xdpscan(&[
         "198.19.0.0/24",
         "-p",
@@ -385,13 +387,26 @@ fn retries_send_every_probe_again() {
         "--retries",
         "2",
         "--rate",
-        "5000",
-        "--wait",
-        "1",
+        "0",
         "-q",
         "--dry-run",
+        "--pcap",
+        pcap.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let frames = read_pcap(&pcap);
+    let _ = std::fs::remove_file(&pcap);
+    assert_eq!(frames.len(), 256 * 2 * 3);
+    let mut per_target = std::collections::HashMap::new();
+    for (i, f) in frames.iter().enumerate() {
+        let key = (f[30..34].to_vec(), u16::from_be_bytes([f[36], f[37]]));
+        per_target.entry(key).or_insert_with(Vec::new).push(i);
+    }
+    assert_eq!(per_target.len(), 512);
+    // Passes, not back-to-back repeats: a target's copies lie a whole pass apart.
+    assert!(per_target
+        .values()
+        .all(|v| v.len() == 3 && v[1] - v[0] >= 256 && v[2] - v[1] >= 256));
     let out = lab.xdpscan(&[
         "198.19.0.0/24",
         "-p",

@@ -148,3 +148,62 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn probe_fields_follow_the_flags() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let dir = tempdir();
+    let pcap = dir.join("flags.pcap");
+    let targets = dir.join("targets.txt");
+    let excludes = dir.join("excludes.txt");
+    std::fs::write(
+        &targets,
+        "# two /24s\n198.19.0.0/24\n198.19.1.0/24 # second\n",
+    )
+    .unwrap();
+    std::fs::write(&excludes, "198.19.1.128/25\n").unwrap();
+    let out = lab.xdpscan(&[
+        "-iL",
+        targets.to_str().unwrap(),
+        "--exclude-file",
+        excludes.to_str().unwrap(),
+        "--exclude",
+        "198.19.0.0/25",
+        "-p",
+        "80",
+        "--ttl",
+        "33",
+        "--source-port",
+        "62000-62009",
+        "--dry-run",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--rate",
+        "0",
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let frames = read_pcap(&pcap);
+    assert_eq!(frames.len(), 256, "two /24s less two excluded halves");
+    for f in &frames {
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!(ip.ttl(), 33);
+        let last = ip.dst() & 0xff;
+        let third = (ip.dst() >> 8) & 0xff;
+        assert!(
+            (third == 0 && last >= 128) || (third == 1 && last < 128),
+            "excluded target {:#x}",
+            ip.dst()
+        );
+        let tcp = TcpSegment::new_checked(ip.payload()).unwrap();
+        assert!(
+            (62000..=62009).contains(&tcp.src_port()),
+            "source port {}",
+            tcp.src_port()
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

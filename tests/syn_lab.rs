@@ -56,6 +56,48 @@ fn xdp_two_threads_reports_exactly_the_lab() {
 }
 
 #[test]
+fn xdp_generic_mode_on_chosen_cores_reports_exactly() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    // The program in the generic receive path; transmit on core 1, receive on core 0.
+    let out = lab.xdpscan(&[
+        "198.19.0.0/20",
+        "-p",
+        LAB_PORTS,
+        "--rate",
+        "20000",
+        "--wait",
+        "1",
+        "-q",
+        "--transport",
+        "xdp",
+        "--xdp-mode",
+        "generic",
+        "--cores",
+        "1",
+        "--rx-core",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = syn_expected(
+        u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0)),
+        4096,
+        &[22, 80, 443, 8080],
+    );
+    assert_exact(&parse_results(&out.stdout), &expected);
+    let ip = lab
+        .in_scan("ip", &["-d", "link", "show", &format!("{}s", lab.prefix)])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ip.stdout).contains("xdp"),
+        "the program outlived the scan"
+    );
+}
+
+#[test]
 fn packet_one_thread_reports_exactly_the_lab() {
     exact_over(&["--transport", "packet"]);
 }

@@ -90,21 +90,16 @@ pub fn run(
         let mut exhausted = false;
         let mut report =
             |ip: u32, port: u16, outcome: ConnectOutcome, retry: &mut VecDeque<(u32, u16)>| {
-                let record = |state, reason| {
-                    Record {
-                        local: plan.frame.src_ip.into(),
-                        ..Record::silent(ip.into(), port, Proto::Tcp, state, "connect")
-                    }
-                    .with_reason(reason)
+                let record = |state, reason| Record {
+                    local: plan.frame.src_ip.into(),
+                    ..Record::new(ip.into(), port, Proto::Tcp, state, reason, "connect")
                 };
                 match classify(outcome) {
                     Some((state, reason)) => {
                         attempts.remove(&(ip, port));
                         Stats::add(&stats.validated, 1);
                         stats.count_state(state);
-                        let mut r = record(state, reason);
-                        r.cooldown = false;
-                        let _ = rec_tx.send(OutMsg::Result(r));
+                        let _ = rec_tx.send(OutMsg::Result(record(state, reason)));
                     }
                     None => {
                         let n = attempts.entry((ip, port)).or_insert(1);

@@ -33,12 +33,6 @@ impl IoError {
             source,
         }
     }
-    pub fn last_os(what: impl Into<String>) -> Self {
-        IoError::Os {
-            what: what.into(),
-            source: std::io::Error::last_os_error(),
-        }
-    }
 }
 
 /// The sending half of a transport, owned by one transmit thread.

@@ -19,6 +19,7 @@ pub struct PacketTx {
     fd: OwnedFd,
     bufs: Vec<[u8; FRAME]>,
     lens: Vec<usize>,
+    batch: sys::MmsgBatch,
 }
 
 /// A transmit socket bound to `ifindex`.
@@ -44,6 +45,7 @@ pub fn open_tx(ifindex: u32) -> Result<PacketTx, IoError> {
         fd,
         bufs: vec![[0u8; FRAME]; BATCH],
         lens: vec![0; BATCH],
+        batch: sys::MmsgBatch::with_capacity(BATCH),
     })
 }
 
@@ -64,8 +66,8 @@ impl TxQueue for PacketTx {
         }
         let mut sent = 0;
         while sent < n {
-            let slices: Vec<&[u8]> = (sent..n).map(|i| &self.bufs[i][..self.lens[i]]).collect();
-            match sys::sendmmsg(self.fd.as_raw_fd(), &slices) {
+            let frames = (sent..n).map(|i| &self.bufs[i][..self.lens[i]]);
+            match self.batch.send(self.fd.as_raw_fd(), frames) {
                 Ok(k) => sent += k,
                 Err(e)
                     if matches!(

@@ -88,28 +88,49 @@ pub fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     cvt_size(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) })
 }
 
-/// Sends several datagrams with one syscall; returns how many went.
-pub fn sendmmsg(fd: RawFd, bufs: &[&[u8]]) -> io::Result<usize> {
-    let mut iov: Vec<libc::iovec> = bufs
-        .iter()
-        .map(|b| libc::iovec {
-            iov_base: b.as_ptr() as *mut _,
-            iov_len: b.len(),
-        })
-        .collect();
-    let mut msgs: Vec<libc::mmsghdr> = iov
-        .iter_mut()
-        .map(|v| {
+/// Message headers for `sendmmsg`, allocated once and reused for every batch.
+pub struct MmsgBatch {
+    iov: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the raw pointers inside are rewritten before every send and not used after it returns;
+// the batch owns no memory they point to.
+unsafe impl Send for MmsgBatch {}
+
+impl MmsgBatch {
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            iov: Vec::with_capacity(n),
+            msgs: Vec::with_capacity(n),
+        }
+    }
+
+    /// Sends `frames` (at most the capacity) with one syscall; returns how many went.
+    pub fn send<'a>(
+        &mut self,
+        fd: RawFd,
+        frames: impl Iterator<Item = &'a [u8]>,
+    ) -> io::Result<usize> {
+        self.iov.clear();
+        self.iov
+            .extend(frames.take(self.iov.capacity()).map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut _,
+                iov_len: b.len(),
+            }));
+        self.msgs.clear();
+        for v in self.iov.iter_mut() {
             // SAFETY: an all-zero mmsghdr is valid (no name, no control data).
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_iov = v;
             m.msg_hdr.msg_iovlen = 1;
-            m
-        })
-        .collect();
-    // SAFETY: every mmsghdr points at one iovec that points into a live buffer of `bufs`.
-    let r = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as u32, 0) };
-    cvt(r).map(|n| n as usize)
+            self.msgs.push(m);
+        }
+        // SAFETY: every mmsghdr points at one iovec of `self.iov`, which points into a frame
+        // borrowed for the duration of this call.
+        let r = unsafe { libc::sendmmsg(fd, self.msgs.as_mut_ptr(), self.msgs.len() as u32, 0) };
+        cvt(r).map(|n| n as usize)
+    }
 }
 
 /// Receives one datagram without blocking; `Ok(None)` when nothing waits.

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use libbpf_rs::{AsRawLibbpf, MapCore, MapFlags, Object, ObjectBuilder};
+use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder};
 use xsk_rs::{
     config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig},
     CompQueue, FillQueue, FrameDesc, RxQueue as XskRx, Socket, TxQueue as XskTx, Umem,
@@ -83,31 +83,11 @@ impl XdpMode {
     }
 }
 
-/// The loaded and attached program; dropping it closes the bpf_link, which detaches it.
+/// The loaded and attached program; dropping it closes the bpf_link, which detaches it. The
+/// object holds the maps the sockets are registered in.
 pub struct SteerProgram {
     _link: OwnedFd,
-    obj: Object,
-}
-
-impl SteerProgram {
-    /// Packets steered to our sockets and passed to the kernel, summed over CPUs.
-    pub fn counters(&self) -> (u64, u64) {
-        let Some(map) = self.obj.maps().find(|m| m.name() == "counters") else {
-            return (0, 0);
-        };
-        let read = |k: u32| -> u64 {
-            map.lookup_percpu(&k.to_ne_bytes(), MapFlags::ANY)
-                .ok()
-                .flatten()
-                .map(|v| {
-                    v.iter()
-                        .map(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8])))
-                        .sum()
-                })
-                .unwrap_or(0)
-        };
-        (read(0), read(1))
-    }
+    _obj: Object,
 }
 
 /// An opened AF_XDP transport: one transmit half per queue and the receive half of all of them.
@@ -115,7 +95,6 @@ pub struct XdpTransport {
     pub program: SteerProgram,
     pub txs: Vec<XdpTx>,
     pub rx: XdpRx,
-    pub zero_copy: bool,
 }
 
 /// Number of RX queues of an interface, from sysfs (1 when unknown).
@@ -160,7 +139,6 @@ pub fn open(
         .map_err(|_| IoError::Setup(format!("interface name '{ifname}' is not valid")))?;
     let mut txs = Vec::new();
     let mut socks = Vec::new();
-    let mut zero_copy = true;
     for q in 0..queues {
         let umem_cfg = UmemConfig::builder()
             .frame_size(FrameSize::new(FRAME_SIZE).expect("power of two"))
@@ -191,7 +169,6 @@ pub fn open(
             IoError::Setup("AF_XDP socket came without fill/completion rings".into())
         })?;
         let fd = tx_q.fd().as_raw_fd();
-        zero_copy &= xdp_zero_copy(fd);
         // Raise the per-kick budget where the kernel has the option; older kernels refuse it.
         for budget in [RING, 1024, 256] {
             if sys::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget).is_ok() {
@@ -249,16 +226,13 @@ pub fn open(
         }
         _ => IoError::os(format!("cannot attach the XDP program to {ifname}"), e),
     })?;
-    let _ = obj.as_libbpf_object();
-
     Ok(XdpTransport {
-        program: SteerProgram { _link: link, obj },
-        txs,
-        rx: XdpRx {
-            socks,
-            dropped_base: 0,
+        program: SteerProgram {
+            _link: link,
+            _obj: obj,
         },
-        zero_copy,
+        txs,
+        rx: XdpRx { socks },
     })
 }
 
@@ -277,14 +251,6 @@ fn attach(prog_fd: RawFd, ifindex: u32, mode: XdpMode) -> std::io::Result<OwnedF
     }
     // SAFETY: a non-negative return is a new link fd that we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Whether the kernel bound the socket in zero-copy mode (XDP_OPTIONS, XDP_OPTIONS_ZEROCOPY).
-fn xdp_zero_copy(fd: RawFd) -> bool {
-    const XDP_OPTIONS: libc::c_int = 8;
-    sys::getsockopt::<u32>(fd, SOL_XDP, XDP_OPTIONS)
-        .map(|o| o & 1 != 0)
-        .unwrap_or(false)
 }
 
 /// The transmit half of one socket.
@@ -379,7 +345,6 @@ struct RxSock {
 /// The receive halves of every socket.
 pub struct XdpRx {
     socks: Vec<RxSock>,
-    dropped_base: u64,
 }
 
 impl RxQueue for XdpRx {
@@ -433,13 +398,6 @@ impl RxQueue for XdpRx {
                 d += st.rx_dropped() + st.rx_ring_full();
             }
         }
-        d.saturating_sub(self.dropped_base)
-    }
-}
-
-impl XdpRx {
-    /// Raw fds of the sockets (for busy-poll options).
-    pub fn fds(&self) -> Vec<RawFd> {
-        self.socks.iter().map(|s| s.fd).collect()
+        d
     }
 }

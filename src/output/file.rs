@@ -22,8 +22,6 @@ pub struct OutFile {
     committed: u64,
     /// End offsets of the records on disk and in `buf` (for cutting back to fit a footer).
     ends: Vec<u64>,
-    /// Bytes of `buf` already appended to `ends`' accounting.
-    pending: u64,
     /// Length of the header, which is never cut.
     header_len: u64,
     failed: bool,
@@ -45,7 +43,6 @@ impl OutFile {
             buf: Vec::with_capacity(FLUSH_AT * 2),
             committed: 0,
             ends: Vec::new(),
-            pending: 0,
             header_len: 0,
             failed: false,
         })
@@ -62,7 +59,6 @@ impl OutFile {
     /// Appends a header: not a record, never dropped.
     pub fn header(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.buf.extend_from_slice(bytes);
-        self.pending += bytes.len() as u64;
         self.flush()?;
         self.ends.clear();
         self.header_len = self.committed;
@@ -75,8 +71,7 @@ impl OutFile {
             return Err(io::Error::other("output already failed"));
         }
         self.buf.extend_from_slice(bytes);
-        self.pending += bytes.len() as u64;
-        self.ends.push(self.committed + self.pending);
+        self.ends.push(self.committed + self.buf.len() as u64);
         if self.is_stdout() || self.buf.len() >= FLUSH_AT {
             self.flush()?;
         }
@@ -98,13 +93,11 @@ impl OutFile {
             Ok(()) => {
                 self.committed += self.buf.len() as u64;
                 self.buf.clear();
-                self.pending = 0;
                 Ok(())
             }
             Err(e) => {
                 self.failed = true;
                 self.buf.clear();
-                self.pending = 0;
                 self.ends.retain(|&end| end <= self.committed);
                 self.cut_to(
                     self.committed

@@ -7,11 +7,10 @@ use crate::probe::Proto;
 
 pub struct GrepableSink {
     out: OutFile,
-    info: RunInfo,
 }
 
 impl GrepableSink {
-    pub fn new(mut out: OutFile, info: RunInfo) -> std::io::Result<Self> {
+    pub fn new(mut out: OutFile, info: &RunInfo) -> std::io::Result<Self> {
         let mut head = format!(
             "# xdpscan {} scan initiated {} as: {}\n",
             info.version,
@@ -30,7 +29,7 @@ impl GrepableSink {
             ));
         }
         out.header(head.as_bytes())?;
-        Ok(Self { out, info })
+        Ok(Self { out })
     }
 }
 
@@ -67,7 +66,6 @@ impl Sink for GrepableSink {
             end.results,
             end.elapsed.as_secs_f64()
         );
-        let _ = &self.info;
         self.out.footer(foot.as_bytes())
     }
 }

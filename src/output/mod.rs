@@ -109,7 +109,32 @@ impl Record {
         }
     }
 
-    /// A target that never answered (`--report-silent`).
+    /// A result decided without a reply frame of ours to describe (kernel connects, silence).
+    pub fn new(
+        ip: Ipv4Addr,
+        port: u16,
+        proto: Proto,
+        state: PortState,
+        reason: Reason,
+        scan: &'static str,
+    ) -> Self {
+        Self {
+            ip,
+            port,
+            proto,
+            state,
+            reason,
+            ttl: 0,
+            responder: None,
+            scan,
+            ts: SystemTime::now(),
+            local: Ipv4Addr::UNSPECIFIED,
+            facts: ReplyFacts::default(),
+            cooldown: false,
+        }
+    }
+
+    /// A target that never answered (`--report-silent`), reported after the cooldown.
     pub fn silent(
         ip: Ipv4Addr,
         port: u16,
@@ -118,24 +143,9 @@ impl Record {
         scan: &'static str,
     ) -> Self {
         Self {
-            ip,
-            port,
-            proto,
-            state,
-            reason: Reason::NoResponse,
-            ttl: 0,
-            responder: None,
-            scan,
-            ts: SystemTime::now(),
-            local: Ipv4Addr::UNSPECIFIED,
-            facts: ReplyFacts::default(),
             cooldown: true,
+            ..Self::new(ip, port, proto, state, Reason::NoResponse, scan)
         }
-    }
-
-    pub fn with_reason(mut self, reason: Reason) -> Self {
-        self.reason = reason;
-        self
     }
 
     /// Did this result find something (open port, live host)?

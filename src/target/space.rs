@@ -63,13 +63,8 @@ impl TargetSpace {
     /// The pair with this index. `index < len()`.
     #[inline]
     pub fn get(&self, index: u64) -> (u32, u16) {
-        let np = self.ports.len() as u64;
-        let (a, p) = if np == 1 {
-            (index, 0)
-        } else {
-            (index / np, index % np)
-        };
-        (self.address(a), self.ports.get(p as usize))
+        let (a, p, _) = self.get_indexed(index);
+        (a, p)
     }
 
     /// The pair with this index and the port's index in the port list.
