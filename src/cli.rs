@@ -54,6 +54,19 @@ pub enum ScanChoice {
     Connect,
 }
 
+/// Traceroute probe protocols (`--traceroute=PROTO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceChoice {
+    /// From the scan type: -sS tcp, -sU udp, -PE icmp
+    Auto,
+    /// TCP SYN to the scanned port (80 unless -p)
+    Tcp,
+    /// UDP to the scanned port (33434 unless -p)
+    Udp,
+    /// ICMP echo
+    Icmp,
+}
+
 /// Stateless mass port scanner over AF_XDP.
 #[derive(Debug, Parser)]
 #[command(name = "xdpscan", version, max_term_width = 100, after_help = AFTER_HELP)]
@@ -244,9 +257,53 @@ pub struct Cli {
     #[arg(long = "max-results", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_results: Option<u64>,
 
-    /// IP time-to-live of the probes
-    #[arg(long = "ttl", value_name = "N", default_value = "64", value_parser = clap::value_parser!(u8).range(1..))]
-    pub ttl: u8,
+    /// IP time-to-live of the probes; with --traceroute the range of TTLs to probe
+    /// [default: 64; with --traceroute 1-30]
+    #[arg(long = "ttl", value_name = "N|LO-HI", value_parser = parse_ttl)]
+    pub ttl: Option<(u8, u8)>,
+
+    /// Trace the path to every target: one probe per TTL of --ttl, each router's ICMP
+    /// time-exceeded mapped back to its hop without state. PROTO is tcp (SYN), udp or icmp
+    /// (echo); without it, the scan type's (-sS tcp, -sU udp, -PE icmp)
+    #[arg(long = "traceroute", value_name = "PROTO", num_args = 0..=1, require_equals = true, default_missing_value = "auto")]
+    pub traceroute: Option<TraceChoice>,
+
+    /// Print a line for every packet sent and received (and every -sT connect) on stderr, as
+    /// nmap's --packet-trace does
+    #[arg(long = "packet-trace")]
+    pub packet_trace: bool,
+
+    /// Grab banners from open ports (SYN scans over AF_XDP): complete the handshake from the
+    /// receive thread, wait --banner-wait for a greeting, else send the probe that fits the
+    /// port, keep what comes back, close with RST
+    #[arg(long = "banners")]
+    pub banners: bool,
+
+    /// Service and version detection (also -sV): banners matched against nmap-service-probes,
+    /// reported as service name, product, version, extra info and CPE
+    #[arg(long = "service-version")]
+    pub service_version: bool,
+
+    /// nmap-service-probes to use [default: /usr/share/nmap/nmap-service-probes; --banners
+    /// without it sends built-in HTTP and TLS probes]
+    #[arg(long = "service-probes", value_name = "FILE")]
+    pub service_probes: Option<PathBuf>,
+
+    /// Seconds an open port may stay silent before we send it a probe
+    #[arg(long = "banner-wait", value_name = "SECS", default_value = "2", value_parser = parse_secs)]
+    pub banner_wait: f64,
+
+    /// Seconds a banner connection may last from the handshake on
+    #[arg(long = "banner-timeout", value_name = "SECS", default_value = "6", value_parser = parse_secs)]
+    pub banner_timeout: f64,
+
+    /// Bytes of banner kept per port
+    #[arg(long = "banner-bytes", value_name = "N", default_value = "4096", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub banner_bytes: u32,
+
+    /// Banner connections open at once; open ports beyond are reported without a banner
+    #[arg(long = "max-connections", value_name = "N", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_connections: u32,
 
     /// No status on stderr (the start and summary lines too)
     #[arg(short = 'q', long = "quiet")]
@@ -282,6 +339,7 @@ pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString
                 Some("-sO") => "--scan=ipproto",
                 Some("-sT") => "--scan=connect",
                 Some("-PE") | Some("--ping") => "--scan=ping",
+                Some("-sV") => "--service-version",
                 _ => return a,
             };
             OsString::from(long)
@@ -302,6 +360,26 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         return Err(err());
     }
     Ok((v * mul).round() as u64)
+}
+
+/// `--ttl`: one TTL (`64`) or a range (`1-30`), each 1-255.
+pub fn parse_ttl(s: &str) -> Result<(u8, u8), String> {
+    let err = || format!("'{s}' is not a TTL (1-255) or a TTL range like 1-30");
+    let p = |x: &str| {
+        x.trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(err)
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (p(a)?, p(b)?),
+        None => (p(s)?, p(s)?),
+    };
+    if lo > hi {
+        return Err(err());
+    }
+    Ok((lo, hi))
 }
 
 pub fn parse_secs(s: &str) -> Result<f64, String> {
@@ -409,6 +487,11 @@ mod tests {
             assert!(parse_port_range(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_cores("0,2-3"), Ok(CoreList(vec![0, 2, 3])));
+        assert_eq!(parse_ttl("64"), Ok((64, 64)));
+        assert_eq!(parse_ttl("1-30"), Ok((1, 30)));
+        for bad in ["0", "0-3", "5-4", "256", "1-x", ""] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
         assert!(parse_cores("3-1").is_err());
     }
 

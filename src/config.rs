@@ -4,7 +4,10 @@
 use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use crate::{
-    cli::{Cli, ScanChoice, TransportChoice, XdpModeChoice},
+    cli::{Cli, ScanChoice, TraceChoice, TransportChoice, XdpModeChoice},
+    engine::grab::GrabOptions,
+    probe::traceroute::TraceProto,
+    service::{self, Namer, PortTable, ServiceProbes},
     cookie::{random_bytes, PortRange},
     engine::{
         monitor::{StatusMode, StatusOptions},
@@ -42,6 +45,8 @@ pub enum ConfigError {
     SourcePortsOverlap { ours: PortRange, lo: u16, hi: u16 },
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    ServiceProbes(#[from] service::ProbesError),
     #[error(transparent)]
     Payloads(#[from] PayloadError),
     #[error(transparent)]
@@ -98,7 +103,15 @@ pub struct ScanConfig {
     pub pcap: Option<PathBuf>,
     pub outputs: Outputs,
     pub source_ports: PortRange,
+    /// TTL of the probes (traceroute: the first TTL).
     pub ttl: u8,
+    /// `--traceroute`: the probe protocol and the TTLs to probe.
+    pub traceroute: Option<(TraceProto, (u8, u8))>,
+    pub packet_trace: bool,
+    /// `--banners` / `-sV`.
+    pub grab: Option<GrabOptions>,
+    /// `-sV`: how services are named.
+    pub namer: Option<std::sync::Arc<Namer>>,
     /// Status display; `quiet` also drops the start and summary lines.
     pub status: StatusOptions,
     pub quiet: bool,
@@ -139,8 +152,15 @@ impl Outputs {
 
 impl ScanConfig {
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
-        let scan = scan_type(cli.scan);
-        let (space, blocklisted, excluded) = build_space(cli, scan)?;
+        let asked = scan_type(cli.scan);
+        let traceroute = traceroute(cli, asked)?;
+        let scan = if traceroute.is_some() {
+            ScanType::Traceroute
+        } else {
+            asked
+        };
+        let (space, blocklisted, excluded) = build_space(cli, scan, traceroute)?;
+        let (grab, namer) = banners(cli, scan)?;
         if cli.scanflags.is_some() && scan.default_tcp_flags().is_none() {
             return Err(ConfigError::Usage(format!(
                 "--scanflags applies to raw TCP scans (-sS -sA -sW -sF -sN -sX -sM), not --scan {}",
@@ -162,6 +182,11 @@ impl ScanConfig {
             (None, ScanType::Udp) => Payloads::builtin(),
             _ => Payloads::empty(),
         };
+        if cli.report_silent && traceroute.is_some() {
+            return Err(ConfigError::Usage(
+                "--report-silent reports targets without a reply, which have no path: drop it with --traceroute".into(),
+            ));
+        }
         if cli.report_silent && space.len() > SILENT_MAX_TARGETS {
             return Err(ConfigError::Usage(format!(
                 "--report-silent keeps a bit per target and allows at most {SILENT_MAX_TARGETS}; this scan has {}",
@@ -225,6 +250,19 @@ impl ScanConfig {
         } else {
             source_ports(cli.source_port)?
         };
+        if let Some((_, (_, hi))) = traceroute {
+            if source_ports.len() < hi as u32 {
+                return Err(ConfigError::Usage(format!(
+                    "--traceroute gives each TTL its own source port: --source-port {source_ports} holds {} ports, TTLs up to {hi} need {hi}",
+                    source_ports.len()
+                )));
+            }
+        }
+        if grab.is_some() && cli.transport == TransportChoice::Packet {
+            return Err(ConfigError::Usage(
+                "--banners and -sV need AF_XDP: over AF_PACKET the kernel resets every connection we open".into(),
+            ));
+        }
         let (tx_cores, rx_core) = cores(cli, resume_file.as_ref().map(|(_, f)| f.threads))?;
         let resume = resume_file.map(|(_, f)| f.positions);
         let outputs = Outputs {
@@ -279,7 +317,14 @@ impl ScanConfig {
             pcap: cli.pcap.clone(),
             outputs,
             source_ports,
-            ttl: cli.ttl,
+            ttl: match traceroute {
+                Some((_, (lo, _))) => lo,
+                None => cli.ttl.map(|t| t.0).unwrap_or(64),
+            },
+            traceroute,
+            packet_trace: cli.packet_trace,
+            grab,
+            namer,
             status,
             quiet: cli.quiet,
             limits: Limits {
@@ -311,8 +356,108 @@ fn scan_type(c: ScanChoice) -> ScanType {
     }
 }
 
+/// `--traceroute[=PROTO]` and `--ttl`: the probe protocol and TTL range, or `None` for a scan.
+fn traceroute(cli: &Cli, asked: ScanType) -> Result<Option<(TraceProto, (u8, u8))>, ConfigError> {
+    let Some(choice) = cli.traceroute else {
+        if let Some((lo, hi)) = cli.ttl.filter(|(lo, hi)| lo != hi) {
+            return Err(ConfigError::Usage(format!(
+                "--ttl {lo}-{hi} is a range of TTLs, which only --traceroute probes; give one TTL"
+            )));
+        }
+        return Ok(None);
+    };
+    let from_scan = match asked {
+        ScanType::Syn => Some(TraceProto::Tcp),
+        ScanType::Udp => Some(TraceProto::Udp),
+        ScanType::Ping => Some(TraceProto::Icmp),
+        _ => None,
+    };
+    let proto = match (choice, from_scan) {
+        (TraceChoice::Auto, Some(p)) => p,
+        (TraceChoice::Auto, None) => {
+            return Err(ConfigError::Usage(format!(
+                "--traceroute probes with TCP SYN (-sS), UDP (-sU) or ICMP echo (-PE), not --scan {}; or name one: --traceroute=tcp",
+                asked.name()
+            )))
+        }
+        (TraceChoice::Tcp, _) => TraceProto::Tcp,
+        (TraceChoice::Udp, _) => TraceProto::Udp,
+        (TraceChoice::Icmp, _) => TraceProto::Icmp,
+    };
+    if from_scan != Some(proto) && asked != ScanType::Syn {
+        return Err(ConfigError::Usage(format!(
+            "--traceroute={} conflicts with --scan {}",
+            proto.as_str(),
+            asked.name()
+        )));
+    }
+    Ok(Some((proto, cli.ttl.unwrap_or((1, 30)))))
+}
+
+/// `--banners` and `-sV`: the grab options and, for -sV, the namer.
+fn banners(
+    cli: &Cli,
+    scan: ScanType,
+) -> Result<(Option<GrabOptions>, Option<std::sync::Arc<Namer>>), ConfigError> {
+    if !cli.banners && !cli.service_version {
+        if cli.service_probes.is_some() {
+            return Err(ConfigError::Usage(
+                "--service-probes applies to --banners and -sV".into(),
+            ));
+        }
+        return Ok((None, None));
+    }
+    if scan != ScanType::Syn {
+        return Err(ConfigError::Usage(format!(
+            "--banners and -sV talk to the open ports a SYN scan (-sS) finds, not --scan {}",
+            scan.name()
+        )));
+    }
+    let probes = match &cli.service_probes {
+        Some(p) => Some(ServiceProbes::load(p)?),
+        None => match ServiceProbes::load(std::path::Path::new(service::probes::DEFAULT_PATH)) {
+            Ok(db) => Some(db),
+            Err(_) if !cli.service_version => None,
+            Err(e) => {
+                return Err(ConfigError::Usage(format!(
+                    "-sV needs nmap's service probes ({e}); install nmap or give --service-probes FILE"
+                )))
+            }
+        },
+    }
+    .map(std::sync::Arc::new);
+    let grab = GrabOptions {
+        greeting_wait: Duration::from_secs_f64(cli.banner_wait),
+        timeout: Duration::from_secs_f64(cli.banner_timeout.max(cli.banner_wait)),
+        idle: Duration::from_millis(500),
+        max_bytes: cli.banner_bytes as usize,
+        max_connections: cli.max_connections as usize,
+        probes: probes.clone(),
+    };
+    let namer = cli.service_version.then(|| {
+        std::sync::Arc::new(Namer {
+            probes,
+            table: PortTable::load(std::path::Path::new(service::SERVICES_PATH)).unwrap_or_default(),
+        })
+    });
+    Ok((Some(grab), namer))
+}
+
 /// The port list a scan type takes: ports, protocol numbers (-sO), or none (ping).
-fn port_list(cli: &Cli, scan: ScanType) -> Result<PortList, ConfigError> {
+fn port_list(
+    cli: &Cli,
+    scan: ScanType,
+    traceroute: Option<(TraceProto, (u8, u8))>,
+) -> Result<PortList, ConfigError> {
+    if let Some((proto, _)) = traceroute {
+        return match (proto, &cli.ports) {
+            (TraceProto::Icmp, Some(_)) => Err(ConfigError::Usage(
+                "--traceroute=icmp takes no ports; drop -p".into(),
+            )),
+            (_, Some(spec)) => Ok(PortList::parse(spec)?),
+            (p, None) => Ok(PortList::from_ports(vec![p.default_port()])),
+        };
+    }
     match (scan, &cli.ports) {
         (ScanType::Ping, Some(_)) => Err(ConfigError::Usage(
             "a ping sweep (-PE) takes no ports; drop -p".into(),
@@ -335,8 +480,12 @@ fn port_list(cli: &Cli, scan: ScanType) -> Result<PortList, ConfigError> {
 }
 
 /// Targets minus blocklist minus excludes, times ports.
-fn build_space(cli: &Cli, scan: ScanType) -> Result<(TargetSpace, u64, u64), ConfigError> {
-    let ports = port_list(cli, scan)?;
+fn build_space(
+    cli: &Cli,
+    scan: ScanType,
+    traceroute: Option<(TraceProto, (u8, u8))>,
+) -> Result<(TargetSpace, u64, u64), ConfigError> {
+    let ports = port_list(cli, scan, traceroute)?;
     let mut targets = Vec::new();
     for t in &cli.targets {
         targets.extend(target::parse_target_list(t)?);

@@ -15,5 +15,6 @@ pub mod permute;
 pub mod probe;
 pub mod resume;
 pub mod scan;
+pub mod service;
 pub mod target;
 pub mod wire;

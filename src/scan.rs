@@ -25,7 +25,7 @@ use crate::{
         ndjson::NdjsonSink, replies::RepliesSink, xml::XmlSink, RunInfo,
     },
     permute::Cycle,
-    probe::{PortState, ProbeModule, Proto, ScanType},
+    probe::{traceroute::TracerouteScan, PortState, ProbeModule, Proto, ScanType},
     resume::{ResumeFile, FORMAT},
     wire::template::FrameParams,
 };
@@ -53,8 +53,14 @@ pub struct Report {
 
 pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
     let connect = cfg.scan == ScanType::Connect;
-    let module: Option<Arc<dyn ProbeModule>> =
-        (!connect).then(|| Arc::from(cfg.scan.module(cfg.scanflags, &cfg.payloads)));
+    let module: Option<Arc<dyn ProbeModule>> = match cfg.traceroute {
+        Some((proto, ttls)) => Some(Arc::new(TracerouteScan::new(
+            proto,
+            ttls,
+            cfg.source_ports,
+        ))),
+        None => (!connect).then(|| Arc::from(cfg.scan.module(cfg.scanflags, &cfg.payloads))),
+    };
     let plan = Plan {
         cycle: Cycle::new(cfg.space.len(), cfg.seed),
         space: cfg.space.clone(),
@@ -81,6 +87,9 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         limits: cfg.limits,
         resume: cfg.resume.clone(),
         keep_replies: cfg.outputs.pcap_replies.is_some(),
+        packet_trace: cfg.packet_trace,
+        grab: cfg.grab.clone(),
+        namer: cfg.namer.clone(),
         module,
     };
     let proto = plan
@@ -223,6 +232,12 @@ fn open_and_run(
             Ok(t) => Some(t),
             // AF_PACKET needs the same privileges: say so once instead of falling back.
             Err(why) if is_permission(&why) => return Err(ScanError::Privileges(why)),
+            // Over AF_PACKET the kernel would reset every banner connection.
+            Err(why) if plan.grab.is_some() => {
+                return Err(ScanError::Privileges(format!(
+                    "--banners and -sV need AF_XDP, which is unavailable: {why}"
+                )))
+            }
             Err(why) => {
                 eprintln!("xdpscan: AF_XDP unavailable ({why}); using AF_PACKET");
                 None

@@ -81,15 +81,28 @@ pub fn run(
 
     let result = std::thread::scope(|s| {
         let out =
-            s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits.max_results, start));
+            s.spawn(|| {
+            write_outputs(rec_rx, sinks, &out_state, plan.limits.max_results, start, None)
+        });
         let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status));
 
         let mut limiter = RateLimiter::new(plan.rate as f64);
         let mut retry: VecDeque<(u32, u16)> = VecDeque::new();
         let mut attempts: std::collections::HashMap<(u32, u16), u32> = Default::default();
         let mut exhausted = false;
+        let tracer = plan
+            .packet_trace
+            .then(|| super::packet_trace::PacketTrace::new(start));
         let mut report =
             |ip: u32, port: u16, outcome: ConnectOutcome, retry: &mut VecDeque<(u32, u16)>| {
+                if let Some(t) = &tracer {
+                    let what = match outcome {
+                        ConnectOutcome::Connected => "Connected".to_string(),
+                        ConnectOutcome::Failed(e) => std::io::Error::from_raw_os_error(e).to_string(),
+                        ConnectOutcome::TimedOut => "Timed out".to_string(),
+                    };
+                    t.conn(ip.into(), port, &what);
+                }
                 let record = |state, reason| Record {
                     local: plan.frame.src_ip.into(),
                     ..Record::new(ip.into(), port, Proto::Tcp, state, reason, "connect")
@@ -156,6 +169,9 @@ pub fn run(
                         let Some((ip, port)) = next else { break };
                         Stats::add(&stats.sent, 1);
                         limiter.sent(1);
+                        if let Some(t) = &tracer {
+                            t.conn(ip.into(), port, "Operation now in progress");
+                        }
                         if let Some(o) = conn
                             .start(ip, port, opts.timeout)
                             .map_err(|e| crate::io::IoError::os("connect", e))?

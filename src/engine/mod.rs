@@ -5,9 +5,12 @@
 
 pub mod connect;
 pub mod dedup;
+pub mod grab;
 pub mod monitor;
+pub mod packet_trace;
 pub mod rate;
 pub mod stats;
+pub mod trace_table;
 
 use std::{
     sync::{
@@ -34,7 +37,10 @@ use crate::{
     },
 };
 
-use self::{dedup::Dedup, monitor::Progress, rate::RateLimiter, stats::Stats};
+use self::{
+    trace_table::TraceTable,
+    dedup::Dedup, monitor::Progress, packet_trace::PacketTrace, rate::RateLimiter, stats::Stats,
+};
 
 /// Everything the engine needs to run one scan.
 pub struct Plan {
@@ -62,6 +68,12 @@ pub struct Plan {
     pub resume: Option<Vec<Position>>,
     /// Hand every validated reply's frame to the sinks (`--pcap-replies`).
     pub keep_replies: bool,
+    /// Print every packet sent and received (`--packet-trace`).
+    pub packet_trace: bool,
+    /// Complete the handshake with open ports and collect their banners (`--banners`, `-sV`).
+    pub grab: Option<grab::GrabOptions>,
+    /// Name services from their banners (`-sV`).
+    pub namer: Option<Arc<crate::service::Namer>>,
 }
 
 impl Plan {
@@ -205,6 +217,7 @@ pub fn write_outputs(
     st: &OutputState,
     max_results: Option<u64>,
     start: Instant,
+    namer: Option<&crate::service::Namer>,
 ) {
     let mut failed = false;
     let fail = |name: &str, e: std::io::Error| {
@@ -220,7 +233,14 @@ pub fn write_outputs(
             continue; // keep draining so senders never block
         }
         match m {
-            OutMsg::Result(r) => {
+            OutMsg::Result(mut r) => {
+                // Matching thousands of patterns is slow next to receiving: it happens here.
+                if let (Some(n), Some(g)) = (namer, r.grab.as_mut()) {
+                    if g.service.is_none() {
+                        let service = n.name(r.port, g);
+                        Arc::make_mut(g).service = service;
+                    }
+                }
                 if max_results.is_some_and(|m| st.written.load(Relaxed) >= m) {
                     st.limit_hit.store(true, Relaxed);
                     continue;
@@ -321,19 +341,48 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let mut stop = StopReason::Completed;
     let mut send_duration = Duration::ZERO;
     let fail = |e: EngineError| errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+    let tracer = plan.packet_trace.then(|| PacketTrace::new(start));
+    let tracer = tracer.as_ref();
+    // Frames the banner grabber sends, through the transmit threads' rings.
+    let (inject_tx, inject_rx) = match plan.grab {
+        Some(_) => {
+            let (t, r) = unbounded::<Vec<u8>>();
+            (Some(t), Some(r))
+        }
+        None => (None, None),
+    };
+    let walks_done = AtomicUsize::new(0);
+    let inject_done = AtomicBool::new(false);
+    let grabbing = AtomicUsize::new(0);
 
     std::thread::scope(|s| {
-        let out =
-            s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits.max_results, start));
+        let out = s.spawn(|| {
+            write_outputs(
+                rec_rx,
+                sinks,
+                &out_state,
+                plan.limits.max_results,
+                start,
+                plan.namer.as_deref(),
+            )
+        });
 
         let rx_thread = rx.map(|mut rxq| {
             let (stop_rx, fail, sending_done) = (&stop_rx, &fail, &sending_done);
+            let (grabbing, inject_tx) = (&grabbing, inject_tx.clone());
             let rec_tx = rec_tx.clone();
             s.spawn(move || {
                 pin(plan.rx_core);
                 let mut answered = plan
                     .report_silent
                     .then(|| vec![0u64; plan.space.len().div_ceil(64) as usize]);
+                let mut side = RxSide {
+                    traces: TraceTable::default(),
+                    grabber: plan.grab.clone().zip(inject_tx).map(|(o, tx)| {
+                        grab::Grabber::new(o, plan.frame, tx)
+                    }),
+                    grabbing,
+                };
                 if let Err(e) = receive(
                     plan,
                     &mut rxq,
@@ -342,6 +391,8 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     sending_done,
                     &rec_tx,
                     answered.as_mut(),
+                    tracer,
+                    &mut side,
                 ) {
                     fail(e.into());
                 }
@@ -349,9 +400,10 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     &stats.drops,
                     rxq.drops().saturating_sub(Stats::get(&stats.drops)),
                 );
-                answered
+                (answered, side.traces)
             })
         });
+        drop(inject_tx);
 
         let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status));
 
@@ -361,13 +413,29 @@ pub fn run<T: TxQueue, R: RxQueue>(
             .zip(plan.tx_cores.iter().copied())
             .map(|((t, mut txq), core)| {
                 let (stop_tx, fail, positions) = (&stop_tx, &fail, &positions);
+                let (walks_done, inject_done, inject_rx) =
+                    (&walks_done, &inject_done, inject_rx.as_ref());
                 s.spawn(move || {
                     pin(core);
-                    match transmit(plan, &mut txq, t as u32, threads, stats, stop_tx) {
-                        Ok(p) => positions.lock().unwrap_or_else(|e| e.into_inner())[t] = p,
+                    let walked = transmit(
+                        plan, &mut txq, t as u32, threads, stats, stop_tx, tracer, inject_rx,
+                    );
+                    let ok = match walked {
+                        Ok(p) => {
+                            positions.lock().unwrap_or_else(|e| e.into_inner())[t] = p;
+                            true
+                        }
                         Err((e, p)) => {
                             positions.lock().unwrap_or_else(|e| e.into_inner())[t] = p;
                             stop_tx.store(true, Relaxed);
+                            fail(e.into());
+                            false
+                        }
+                    };
+                    walks_done.fetch_add(1, Relaxed);
+                    // The banner grabber's segments still go out through this ring.
+                    if let (true, Some(rx)) = (ok, inject_rx) {
+                        if let Err(e) = serve_injections(&mut txq, rx, inject_done, tracer) {
                             fail(e.into());
                         }
                     }
@@ -376,7 +444,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
             .collect();
 
         // Sending: wait for the threads; a signal, a limit or a dead output stops them.
-        while senders.iter().any(|h| !h.is_finished()) {
+        while walks_done.load(Relaxed) < threads as usize {
             if !stop_tx.load(Relaxed) {
                 let why = if interrupts.load(Relaxed) > 0 {
                     Some(StopReason::Interrupted)
@@ -402,9 +470,6 @@ pub fn run<T: TxQueue, R: RxQueue>(
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        for h in senders {
-            let _ = h.join();
-        }
         send_duration = start.elapsed();
         sending_done.store(true, Relaxed);
         progress
@@ -415,7 +480,8 @@ pub fn run<T: TxQueue, R: RxQueue>(
         // the result limit.
         let seen = interrupts.load(Relaxed);
         let end = Instant::now() + plan.wait;
-        while Instant::now() < end && rx_thread.is_some() {
+        // Banner connections still open keep the cooldown going; each one expires by itself.
+        while (Instant::now() < end || grabbing.load(Relaxed) > 0) && rx_thread.is_some() {
             if interrupts.load(Relaxed) > seen || (stop == StopReason::Completed && seen > 0) {
                 if stop == StopReason::Completed {
                     stop = StopReason::Interrupted;
@@ -428,7 +494,28 @@ pub fn run<T: TxQueue, R: RxQueue>(
             std::thread::sleep(Duration::from_millis(10));
         }
         stop_rx.store(true, Relaxed);
-        let answered = rx_thread.and_then(|h| h.join().ok()).flatten();
+        let (answered, traces) = rx_thread
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        inject_done.store(true, Relaxed);
+        for h in senders {
+            let _ = h.join();
+        }
+        // Paths, one record per target, once every reply is in.
+        if !traces.is_empty() {
+            let m = plan.raw_module();
+            for r in traces.into_records(
+                plan.frame.ttl,
+                m.silence(),
+                m.name(),
+                plan.frame.src_ip.into(),
+            ) {
+                stats.count_state(r.state);
+                if rec_tx.send(OutMsg::Result(r)).is_err() {
+                    break;
+                }
+            }
+        }
         // Silence, reported after the cooldown for this shard's targets only, and only after a
         // complete run: targets never sent did not stay silent.
         if let Some(bits) =
@@ -518,6 +605,8 @@ fn transmit<T: TxQueue>(
     threads: u32,
     stats: &Stats,
     stop: &AtomicBool,
+    tracer: Option<&PacketTrace>,
+    inject: Option<&Receiver<Vec<u8>>>,
 ) -> Result<Position, (IoError, Position)> {
     let module = plan.raw_module();
     let tag = module.cookie_tag();
@@ -566,10 +655,17 @@ fn transmit<T: TxQueue>(
                 continue;
             }
             let sent = txq.send_batch(allowed, |frame| loop {
+                if let Some(f) = inject.and_then(|r| r.try_recv().ok()) {
+                    return put_frame(frame, &f, tracer);
+                }
                 if let Some((dst, port, list, k, c)) = pending.as_mut() {
                     if let Some(tpl) = templates[*list].get(*k) {
                         *k += 1;
-                        return module.write(frame, tpl, *dst, *port, c);
+                        let n = module.write(frame, tpl, *dst, *port, c);
+                        if let Some(t) = tracer {
+                            t.sent(&frame[..n]);
+                        }
+                        return n;
                     }
                     pending = None;
                 }
@@ -616,6 +712,59 @@ fn transmit<T: TxQueue>(
     Ok(pos)
 }
 
+/// Copies a ready-made frame (the banner grabber's) into a transmit buffer.
+fn put_frame(buf: &mut [u8], f: &[u8], tracer: Option<&PacketTrace>) -> usize {
+    let n = f.len().min(buf.len());
+    buf[..n].copy_from_slice(&f[..n]);
+    if let Some(t) = tracer {
+        t.sent(&buf[..n]);
+    }
+    n
+}
+
+/// After its walk, a transmit thread keeps sending the banner grabber's frames until the
+/// receive side is done.
+fn serve_injections<T: TxQueue>(
+    txq: &mut T,
+    inject: &Receiver<Vec<u8>>,
+    done: &AtomicBool,
+    tracer: Option<&PacketTrace>,
+) -> Result<(), IoError> {
+    let mut held: Option<Vec<u8>> = None;
+    while !done.load(Relaxed) {
+        let f = match held.take() {
+            Some(f) => f,
+            None => match inject.recv_timeout(Duration::from_millis(5)) {
+                Ok(f) => f,
+                Err(_) => continue,
+            },
+        };
+        let mut first = Some(f);
+        let n = txq.send_batch(TX_BATCH, |buf| {
+            match first
+                .take()
+                .or_else(|| inject.try_recv().ok())
+            {
+                Some(f) => put_frame(buf, &f, tracer),
+                None => 0,
+            }
+        })?;
+        if n == 0 {
+            held = first; // ring full: try again
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+    txq.drain(Duration::from_secs(1))
+}
+
+/// What the receive thread keeps besides dedup: traceroute paths and banner connections.
+struct RxSide<'a> {
+    traces: TraceTable,
+    grabber: Option<grab::Grabber>,
+    /// Connections open, for the cooldown to wait on.
+    grabbing: &'a AtomicUsize,
+}
+
 fn receive<R: RxQueue>(
     plan: &Plan,
     rxq: &mut R,
@@ -624,6 +773,8 @@ fn receive<R: RxQueue>(
     sending_done: &AtomicBool,
     out: &Sender<OutMsg>,
     mut answered: Option<&mut Vec<u64>>,
+    tracer: Option<&PacketTrace>,
+    side: &mut RxSide,
 ) -> Result<(), IoError> {
     let ctx = ClassifyCtx {
         jar: plan.jar.clone(),
@@ -633,19 +784,44 @@ fn receive<R: RxQueue>(
     let name = module.name();
     let local = plan.frame.src_ip.into();
     let mut dedup = Dedup::default();
-    let mut handle = |frame: &[u8]| {
+    let mut handle = |frame: &[u8], side: &mut RxSide| {
         Stats::add(&stats.received, 1);
+        if let Some(t) = tracer {
+            t.rcvd(frame);
+        }
         let Some(ip) = ipv4_of(frame) else { return };
         if ip.dst() != ctx.src_ip {
             return;
         }
+        // Segments of a banner conversation belong to the grabber.
+        if let Some(g) = side.grabber.as_mut() {
+            if ip.protocol() == crate::wire::PROTO_TCP {
+                if let Some(done) = g.segment(&ip, Instant::now()) {
+                    if let Some(r) = done {
+                        let _ = out.send(OutMsg::Result(r));
+                    }
+                    side.grabbing.store(g.active(), Relaxed);
+                    return;
+                }
+            }
+        }
         match module.classify(&ip, &ctx) {
+            Classified::Hop(h) => {
+                Stats::add(&stats.validated, 1);
+                if plan.keep_replies {
+                    let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
+                }
+                if !side.traces.add(&h) {
+                    Stats::add(&stats.duplicates, 1);
+                }
+            }
             Classified::Verdict(v) => {
                 Stats::add(&stats.validated, 1);
                 let now = SystemTime::now();
                 if plan.keep_replies {
                     let _ = out.send(OutMsg::Reply(frame.to_vec(), now));
                 }
+                let synack = v.reason == crate::probe::Reason::SynAck;
                 if dedup.first(v.ip, v.port, v.proto) {
                     if let Some(bits) = answered.as_mut() {
                         if let Some(i) = plan.space.index_of(v.ip, v.port) {
@@ -657,10 +833,24 @@ fn receive<R: RxQueue>(
                     r.local = local;
                     r.facts = ReplyFacts::of(&ip);
                     r.cooldown = sending_done.load(Relaxed);
+                    // An open port's record waits for its banner.
+                    let r = match side.grabber.as_mut() {
+                        Some(g) if synack => {
+                            let r = g.open(&ip, r, Instant::now());
+                            side.grabbing.store(g.active(), Relaxed);
+                            r
+                        }
+                        _ => Some(r),
+                    };
                     // Blocks when the writer lags: results are never dropped.
-                    let _ = out.send(OutMsg::Result(r));
+                    if let Some(r) = r {
+                        let _ = out.send(OutMsg::Result(r));
+                    }
                 } else {
                     Stats::add(&stats.duplicates, 1);
+                    if let (Some(g), true) = (side.grabber.as_mut(), synack) {
+                        g.repeat_synack(&ip);
+                    }
                 }
             }
             Classified::Invalid => Stats::add(&stats.invalid, 1),
@@ -670,7 +860,13 @@ fn receive<R: RxQueue>(
     let mut idle = 0u32;
     let mut last_drops = Instant::now();
     loop {
-        let n = rxq.recv_batch(&mut handle)?;
+        let n = rxq.recv_batch(|f| handle(f, side))?;
+        if let Some(g) = side.grabber.as_mut() {
+            for r in g.tick(Instant::now()) {
+                let _ = out.send(OutMsg::Result(r));
+            }
+            side.grabbing.store(g.active(), Relaxed);
+        }
         if last_drops.elapsed() > Duration::from_millis(500) {
             let d = rxq.drops();
             Stats::add(&stats.drops, d.saturating_sub(Stats::get(&stats.drops)));
@@ -682,7 +878,14 @@ fn receive<R: RxQueue>(
         }
         if stop.load(Relaxed) {
             // One last sweep so nothing already in the ring is left behind.
-            if rxq.recv_batch(&mut handle)? == 0 {
+            if rxq.recv_batch(|f| handle(f, side))? == 0 {
+                // Open conversations end with what they have (and a RST).
+                if let Some(g) = side.grabber.as_mut() {
+                    for r in g.close_all() {
+                        let _ = out.send(OutMsg::Result(r));
+                    }
+                    side.grabbing.store(0, Relaxed);
+                }
                 return Ok(());
             }
             continue;

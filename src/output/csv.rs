@@ -25,6 +25,11 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("timestamp_str", "when the reply arrived, RFC 3339 UTC"),
     ("timestamp_ts", "when the reply arrived, seconds since the epoch"),
     ("timestamp_us", "microseconds part of that time"),
+    ("banner", "what an open port said (--banners, -sV), escaped"),
+    ("service", "service name (-sV)"),
+    ("product", "product name (-sV)"),
+    ("version", "product version (-sV)"),
+    ("hops", "the path, space-separated, '*' for silent TTLs (--traceroute)"),
 ];
 
 pub const DEFAULT_FIELDS: &str = "saddr,sport,proto,state,reason,ttl,timestamp_str";
@@ -55,6 +60,10 @@ impl CsvSink {
     }
 }
 
+fn service(r: &Record) -> Option<&crate::service::Service> {
+    r.grab.as_ref().and_then(|g| g.service.as_ref())
+}
+
 fn value(r: &Record, f: &str) -> String {
     let ts =
         r.ts.duration_since(std::time::UNIX_EPOCH)
@@ -79,6 +88,25 @@ fn value(r: &Record, f: &str) -> String {
         "timestamp_str" => rfc3339(r.ts),
         "timestamp_ts" => ts.as_secs().to_string(),
         "timestamp_us" => ts.subsec_micros().to_string(),
+        "banner" => r
+            .grab
+            .as_ref()
+            .map(|g| crate::service::escape_banner(&g.banner))
+            .unwrap_or_default(),
+        "service" => service(r).map(|s| s.name.clone()).unwrap_or_default(),
+        "product" => service(r).and_then(|s| s.product.clone()).unwrap_or_default(),
+        "version" => service(r).and_then(|s| s.version.clone()).unwrap_or_default(),
+        "hops" => r
+            .trace
+            .as_ref()
+            .map(|t| {
+                t.hops
+                    .iter()
+                    .map(|h| h.ip.map(|a| a.to_string()).unwrap_or_else(|| "*".into()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }

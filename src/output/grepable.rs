@@ -1,5 +1,5 @@
 //! nmap's grepable format (`-oG`): a line per result,
-//! `Host: 198.19.0.5 ()\tPorts: 80/open/tcp//////`, or `Host: ... ()\tStatus: Up` for ping
+//! `Host: 198.19.0.5 ()\tPorts: 80/open/tcp/////` (port/state/protocol/owner/service/rpc/version/), or `Host: ... ()\tStatus: Up` for ping
 //! sweeps, between nmap's comment header and footer.
 
 use super::{ctime, file::OutFile, Record, RunEnd, RunInfo, Sink};
@@ -45,12 +45,25 @@ pub fn to_line(r: &Record) -> String {
     if r.proto == Proto::Ip {
         return format!("Host: {} ()\tProtocols: {}/{}/\n", r.ip, r.port, r.state);
     }
+    // port/state/protocol/owner/service/rpc/version/, with '/' in values written as '|'.
+    let (service, version) = match r.grab.as_ref().and_then(|g| g.service.as_ref()) {
+        Some(s) => {
+            let name = match &s.tunnel {
+                Some(t) => format!("{t}|{}", s.name),
+                None => s.name.clone(),
+            };
+            (name, s.version_line().replace('/', "|"))
+        }
+        None => (String::new(), String::new()),
+    };
     format!(
-        "Host: {} ()\tPorts: {}/{}/{}//////\n",
+        "Host: {} ()\tPorts: {}/{}/{}//{}//{}/\n",
         r.ip,
         r.port,
         r.state,
-        r.proto.as_str()
+        r.proto.as_str(),
+        service.replace('/', "|"),
+        version
     )
 }
 
@@ -83,7 +96,7 @@ mod tests {
         let r = record([198, 19, 0, 5], 22, PortState::Open, Reason::SynAck);
         assert_eq!(
             to_line(&r),
-            "Host: 198.19.0.5 ()\tPorts: 22/open/tcp//////\n"
+            "Host: 198.19.0.5 ()\tPorts: 22/open/tcp/////\n"
         );
         let mut p = record([198, 19, 0, 5], 0, PortState::Up, Reason::EchoReply);
         p.proto = Proto::Icmp;

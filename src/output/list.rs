@@ -15,14 +15,31 @@ impl ListSink {
 }
 
 pub fn to_line(r: &Record) -> String {
-    format!(
+    let mut line = format!(
         "{} {} {} {} {}\n",
         r.state.as_str(),
         r.proto.as_str(),
         r.port,
         r.ip,
         unix_secs(r.ts)
-    )
+    );
+    // masscan's banner line: `banner tcp 22 198.19.0.5 1795000000 ssh SSH-2.0-OpenSSH_9.2p1\x0d\x0a`.
+    if let Some(g) = r.grab.as_ref().filter(|g| !g.banner.is_empty()) {
+        let name = g
+            .service
+            .as_ref()
+            .map(|s| s.name.as_str())
+            .unwrap_or("unknown");
+        line.push_str(&format!(
+            "banner {} {} {} {} {name} {}\n",
+            r.proto.as_str(),
+            r.port,
+            r.ip,
+            unix_secs(r.ts),
+            crate::service::escape_banner(&g.banner)
+        ));
+    }
+    line
 }
 
 impl Sink for ListSink {

@@ -13,6 +13,7 @@ pub mod xml;
 
 use std::{
     net::Ipv4Addr,
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -71,8 +72,28 @@ impl ReplyFacts {
     }
 }
 
-/// One result as reported.
+/// The path to one target (`--traceroute`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    pub proto: Proto,
+    pub port: u16,
+    /// From the first TTL to where the path ended, one per TTL.
+    pub hops: Vec<TraceHop>,
+    /// The target itself answered (else the path ends at the last hop that did).
+    pub reached: bool,
+}
+
+/// One TTL of a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceHop {
+    pub ttl: u8,
+    /// Who answered at this TTL; `None` for `*`.
+    pub ip: Option<Ipv4Addr>,
+    pub rtt_us: Option<u32>,
+}
+
+/// One result as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub ip: Ipv4Addr,
     pub port: u16,
@@ -89,6 +110,10 @@ pub struct Record {
     pub facts: ReplyFacts,
     /// Received after the last probe was sent.
     pub cooldown: bool,
+    /// The path to the target (`--traceroute`).
+    pub trace: Option<Arc<Trace>>,
+    /// What the open port said (`--banners`, `-sV`).
+    pub grab: Option<Arc<crate::service::Grab>>,
 }
 
 impl Record {
@@ -106,6 +131,8 @@ impl Record {
             local: Ipv4Addr::UNSPECIFIED,
             facts: ReplyFacts::default(),
             cooldown: false,
+            trace: None,
+            grab: None,
         }
     }
 
@@ -131,6 +158,8 @@ impl Record {
             local: Ipv4Addr::UNSPECIFIED,
             facts: ReplyFacts::default(),
             cooldown: false,
+            trace: None,
+            grab: None,
         }
     }
 
@@ -277,6 +306,8 @@ pub(crate) mod testutil {
                 our_port: 61234,
             },
             cooldown: false,
+            trace: None,
+            grab: None,
         }
     }
 

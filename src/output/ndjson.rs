@@ -1,7 +1,9 @@
 //! NDJSON: one JSON object per result per line (the default, on stdout).
 //!
 //! Fields: `ip`, `port`, `proto`, `state`, `reason`, `ttl`, `scan`, `ts` (RFC 3339 UTC), and
-//! `responder` when someone other than the target answered.
+//! `responder` when someone other than the target answered; with `--banners` / `-sV` also
+//! `banner` (escaped), `probe` (what we sent, if anything) and `service`; with `--traceroute`
+//! `trace` (`reached`, `hops` of `ttl`, `ip` or null, `rtt_ms`).
 
 use serde::Serialize;
 
@@ -19,6 +21,30 @@ struct Line<'a> {
     responder: Option<String>,
     scan: &'a str,
     ts: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    banner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'a crate::service::Service>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: Option<TraceJson>,
+}
+
+#[derive(Serialize)]
+struct TraceJson {
+    proto: &'static str,
+    port: u16,
+    reached: bool,
+    hops: Vec<HopJson>,
+}
+
+#[derive(Serialize)]
+struct HopJson {
+    ttl: u8,
+    ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtt_ms: Option<f64>,
 }
 
 pub struct NdjsonSink {
@@ -42,6 +68,26 @@ pub fn to_line(r: &Record) -> String {
         responder: r.responder.map(|a| a.to_string()),
         scan: r.scan,
         ts: rfc3339(r.ts),
+        banner: r
+            .grab
+            .as_ref()
+            .map(|g| crate::service::escape_banner(&g.banner)),
+        probe: r.grab.as_ref().and_then(|g| g.probe.as_deref()),
+        service: r.grab.as_ref().and_then(|g| g.service.as_ref()),
+        trace: r.trace.as_ref().map(|t| TraceJson {
+            proto: t.proto.as_str(),
+            port: t.port,
+            reached: t.reached,
+            hops: t
+                .hops
+                .iter()
+                .map(|h| HopJson {
+                    ttl: h.ttl,
+                    ip: h.ip.map(|a| a.to_string()),
+                    rtt_ms: h.rtt_us.map(|u| u as f64 / 1000.0),
+                })
+                .collect(),
+        }),
     };
     serde_json::to_string(&l).expect("a record always serializes")
 }

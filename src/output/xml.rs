@@ -67,19 +67,85 @@ pub fn host_element(r: &Record) -> String {
             "down"
         };
         return format!(
-            "<host starttime=\"{t}\" endtime=\"{t}\"><status state=\"{state}\" reason=\"{}\" reason_ttl=\"{}\"/>\n<address addr=\"{}\" addrtype=\"ipv4\"/>\n<hostnames>\n</hostnames>\n</host>\n",
-            r.reason, r.ttl, r.ip
+            "<host starttime=\"{t}\" endtime=\"{t}\"><status state=\"{state}\" reason=\"{}\" reason_ttl=\"{}\"/>\n<address addr=\"{}\" addrtype=\"ipv4\"/>\n<hostnames>\n</hostnames>\n{}</host>\n",
+            r.reason, r.ttl, r.ip, trace_element(r)
         );
     }
     format!(
-        "<host starttime=\"{t}\" endtime=\"{t}\"><status state=\"up\" reason=\"user-set\" reason_ttl=\"0\"/>\n<address addr=\"{}\" addrtype=\"ipv4\"/>\n<hostnames>\n</hostnames>\n<ports><port protocol=\"{}\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" reason_ttl=\"{}\"{reason_ip}/></port>\n</ports>\n</host>\n",
+        "<host starttime=\"{t}\" endtime=\"{t}\"><status state=\"up\" reason=\"user-set\" reason_ttl=\"0\"/>\n<address addr=\"{}\" addrtype=\"ipv4\"/>\n<hostnames>\n</hostnames>\n<ports><port protocol=\"{}\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" reason_ttl=\"{}\"{reason_ip}/>{}</port>\n</ports>\n{}</host>\n",
         r.ip,
         r.proto.as_str(),
         r.port,
         r.state,
         r.reason,
-        r.ttl
+        r.ttl,
+        grab_elements(r),
+        trace_element(r),
     )
+}
+
+/// `<service .../>` (-sV) and the raw banner as nmap's `banner` script prints it.
+fn grab_elements(r: &Record) -> String {
+    let Some(g) = &r.grab else {
+        return String::new();
+    };
+    let mut s = String::new();
+    if let Some(sv) = &g.service {
+        s.push_str(&format!("<service name=\"{}\"", xml_escape(&sv.name)));
+        let attrs = [
+            ("product", &sv.product),
+            ("version", &sv.version),
+            ("extrainfo", &sv.info),
+            ("hostname", &sv.hostname),
+            ("ostype", &sv.ostype),
+            ("devicetype", &sv.devicetype),
+            ("tunnel", &sv.tunnel),
+        ];
+        for (k, v) in attrs {
+            if let Some(v) = v {
+                s.push_str(&format!(" {k}=\"{}\"", xml_escape(v)));
+            }
+        }
+        s.push_str(&format!(" method=\"{}\" conf=\"{}\"", sv.method.as_str(), sv.conf()));
+        if sv.cpe.is_empty() {
+            s.push_str("/>");
+        } else {
+            s.push('>');
+            for c in &sv.cpe {
+                s.push_str(&format!("<cpe>{}</cpe>", xml_escape(c)));
+            }
+            s.push_str("</service>");
+        }
+    }
+    if !g.banner.is_empty() {
+        s.push_str(&format!(
+            "<script id=\"banner\" output=\"{}\"/>",
+            xml_escape(&crate::service::escape_banner(&g.banner))
+        ));
+    }
+    s
+}
+
+/// nmap's `<trace>`: one `<hop>` per TTL that answered.
+fn trace_element(r: &Record) -> String {
+    let Some(t) = &r.trace else {
+        return String::new();
+    };
+    let mut s = match t.proto {
+        Proto::Icmp => "<trace proto=\"icmp\">\n".to_string(),
+        p => format!("<trace port=\"{}\" proto=\"{}\">\n", t.port, p.as_str()),
+    };
+    for h in &t.hops {
+        if let Some(ip) = h.ip {
+            let rtt = h
+                .rtt_us
+                .map(|u| format!(" rtt=\"{:.2}\"", u as f64 / 1000.0))
+                .unwrap_or_default();
+            s.push_str(&format!("<hop ttl=\"{}\" ipaddr=\"{ip}\"{rtt}/>\n", h.ttl));
+        }
+    }
+    s.push_str("</trace>\n");
+    s
 }
 
 impl Sink for XmlSink {

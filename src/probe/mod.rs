@@ -9,6 +9,7 @@ pub mod ping;
 pub mod stealth;
 pub mod syn;
 pub mod tcp;
+pub mod traceroute;
 pub mod udp;
 pub mod udp_payloads;
 pub mod window;
@@ -174,6 +175,8 @@ impl Verdict {
 pub enum Classified {
     /// A reply to one of our probes.
     Verdict(Verdict),
+    /// A reply to a traceroute probe: a hop on the way, or the end of the path.
+    Hop(traceroute::Hop),
     /// Addressed to our port range but failing the cookie: forged, stale or from another scan.
     Invalid,
     /// Not a reply this scan type understands.
@@ -250,6 +253,8 @@ pub enum ScanType {
     Ping,
     /// `-sT`: kernel sockets, no probe module (see `engine::connect`).
     Connect,
+    /// `--traceroute`: one probe per TTL (see `probe::traceroute`).
+    Traceroute,
 }
 
 impl ScanType {
@@ -266,6 +271,7 @@ impl ScanType {
             ScanType::IpProto => "ipproto",
             ScanType::Ping => "ping",
             ScanType::Connect => "connect",
+            ScanType::Traceroute => "traceroute",
         }
     }
 
@@ -307,6 +313,7 @@ impl ScanType {
             ScanType::IpProto => Box::new(ipproto::IpProtoScan),
             ScanType::Ping => Box::new(ping::PingScan),
             ScanType::Connect => panic!("connect scans use kernel sockets, not a probe module"),
+            ScanType::Traceroute => panic!("traceroute modules are built from their options"),
         }
     }
 }

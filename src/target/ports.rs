@@ -76,6 +76,10 @@ impl PortList {
         self.ports[i]
     }
 
+    pub fn contains(&self, port: u16) -> bool {
+        self.index_of(port).is_some()
+    }
+
     pub fn index_of(&self, port: u16) -> Option<usize> {
         self.ports.binary_search(&port).ok()
     }

@@ -5,6 +5,7 @@
 //! write fields in place. Nothing here knows about scanning policy.
 
 pub mod checksum;
+pub mod dissect;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;

@@ -1,0 +1,426 @@
+//! Banner grabbing (`--banners`, `-sV`) without kernel sockets: for each validated SYN-ACK the
+//! receive thread completes the handshake itself (our sequence number is the cookie's, theirs is
+//! in the SYN-ACK), waits for a greeting, sends the probe that fits the port when none comes,
+//! acknowledges what arrives up to a byte limit, and closes with RST. Our XDP program steers the
+//! whole source-port range, so the local kernel never sees these segments and never resets the
+//! connection (masscan's problem with its own stack).
+//!
+//! The table holds open ports only, is bounded (`--max-connections`), and every entry expires.
+//! Frames to send go to the transmit threads through a channel: the AF_XDP transmit ring has
+//! one producer.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crossbeam_channel::Sender;
+
+use crate::{
+    output::Record,
+    service::{self, Grab, ServiceProbes},
+    wire::{
+        template::{FrameParams, FrameTemplate},
+        Ipv4Packet, TcpFlags, TcpSegment, PROTO_TCP,
+    },
+};
+
+/// What `--banners` is told.
+#[derive(Debug, Clone)]
+pub struct GrabOptions {
+    /// How long an open port may stay silent before we send a probe.
+    pub greeting_wait: Duration,
+    /// How long after the handshake a connection may live in all.
+    pub timeout: Duration,
+    /// How long the port may stay quiet, once it has spoken, before the banner counts as whole.
+    pub idle: Duration,
+    /// Bytes kept per port.
+    pub max_bytes: usize,
+    /// Connections open at once; further open ports are reported without a banner.
+    pub max_connections: usize,
+    /// Where probes come from (`None`: the built-in HTTP and TLS ones).
+    pub probes: Option<Arc<ServiceProbes>>,
+}
+
+/// The window we advertise: what we are willing to keep.
+fn window(max_bytes: usize) -> u16 {
+    max_bytes.clamp(536, 65535) as u16
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the port to speak first.
+    Greeting,
+    /// Our probe is out; collecting the answer.
+    Probed,
+}
+
+#[derive(Debug)]
+struct Conn {
+    record: Record,
+    sport: u16,
+    snd_nxt: u32,
+    rcv_nxt: u32,
+    buf: Vec<u8>,
+    phase: Phase,
+    probe: Option<String>,
+    opened: Instant,
+    /// When something must happen next (probe, or close).
+    deadline: Instant,
+}
+
+/// The connection table and its frame builder.
+pub struct Grabber {
+    opts: GrabOptions,
+    frame: FrameParams,
+    conns: HashMap<(u32, u16), Conn>,
+    inject: Sender<Vec<u8>>,
+    last_sweep: Instant,
+    /// Open ports reported without a banner because the table was full.
+    pub skipped: u64,
+}
+
+impl Grabber {
+    pub fn new(opts: GrabOptions, frame: FrameParams, inject: Sender<Vec<u8>>) -> Self {
+        Self {
+            opts,
+            frame,
+            conns: HashMap::new(),
+            inject,
+            last_sweep: Instant::now(),
+            skipped: 0,
+        }
+    }
+
+    pub fn active(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// A first SYN-ACK for `record`'s target: starts a connection and keeps the record until the
+    /// banner is in. Returns the record when the table is full (reported at once, after a RST).
+    pub fn open(&mut self, ip: &Ipv4Packet<&[u8]>, record: Record, now: Instant) -> Option<Record> {
+        let seg = TcpSegment::new_checked(ip.payload()).ok()?;
+        let (peer, port, sport) = (ip.src(), seg.src_port(), seg.dst_port());
+        let snd_nxt = seg.ack();
+        let rcv_nxt = seg.seq().wrapping_add(1);
+        if self.conns.len() >= self.opts.max_connections {
+            self.skipped += 1;
+            self.send(peer, sport, port, snd_nxt, 0, TcpFlags::RST, &[]);
+            return Some(record);
+        }
+        self.send(peer, sport, port, snd_nxt, rcv_nxt, TcpFlags::ACK, &[]);
+        self.conns.insert(
+            (peer, port),
+            Conn {
+                record,
+                sport,
+                snd_nxt,
+                rcv_nxt,
+                buf: Vec::new(),
+                phase: Phase::Greeting,
+                probe: None,
+                opened: now,
+                deadline: now + self.opts.greeting_wait,
+            },
+        );
+        None
+    }
+
+    /// A repeated SYN-ACK: our ACK was lost; acknowledge again.
+    pub fn repeat_synack(&mut self, ip: &Ipv4Packet<&[u8]>) {
+        let Ok(seg) = TcpSegment::new_checked(ip.payload()) else {
+            return;
+        };
+        if let Some(c) = self.conns.get(&(ip.src(), seg.src_port())) {
+            let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
+            self.send(ip.src(), sport, seg.src_port(), snd, rcv, TcpFlags::ACK, &[]);
+        }
+    }
+
+    /// A segment from a port we are talking to. Returns `None` when it belongs to no
+    /// connection, else the finished record if this segment ended the conversation.
+    pub fn segment(&mut self, ip: &Ipv4Packet<&[u8]>, now: Instant) -> Option<Option<Record>> {
+        let seg = TcpSegment::new_checked(ip.payload()).ok()?;
+        let key = (ip.src(), seg.src_port());
+        let c = self.conns.get_mut(&key)?;
+        if seg.dst_port() != c.sport {
+            return None;
+        }
+        let f = seg.flags();
+        if f.has(TcpFlags::SYN) {
+            return None; // a SYN-ACK: the scan's business (see repeat_synack)
+        }
+        if f.has(TcpFlags::RST) {
+            return Some(Some(self.finish(key, false)));
+        }
+        let data = seg.payload();
+        let mut done = false;
+        if seg.seq() == c.rcv_nxt {
+            let room = self.opts.max_bytes.saturating_sub(c.buf.len());
+            c.buf.extend_from_slice(&data[..data.len().min(room)]);
+            c.rcv_nxt = c.rcv_nxt.wrapping_add(data.len() as u32);
+            if f.has(TcpFlags::FIN) {
+                c.rcv_nxt = c.rcv_nxt.wrapping_add(1);
+                done = true;
+            }
+            if c.buf.len() >= self.opts.max_bytes {
+                done = true;
+            }
+            if !data.is_empty() {
+                // Once the port has spoken, a quiet spell ends the banner.
+                let quiet = now + self.opts.idle;
+                let hard = c.opened + self.opts.timeout;
+                c.deadline = quiet.min(hard);
+                if matches!(c.phase, Phase::Greeting) {
+                    c.phase = Phase::Probed; // a greeting counts as the answer: no probe
+                }
+            }
+        }
+        if data.is_empty() && !f.has(TcpFlags::FIN) {
+            return Some(None); // a bare ACK of our probe
+        }
+        // Acknowledge in order data (and re-acknowledge anything out of order).
+        let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
+        self.send(key.0, sport, key.1, snd, rcv, TcpFlags::ACK, &[]);
+        Some(done.then(|| self.finish(key, true)))
+    }
+
+    /// Sends due probes and closes expired connections; returns the finished records. Cheap to
+    /// call often: it looks at the table at most every 5 ms.
+    pub fn tick(&mut self, now: Instant) -> Vec<Record> {
+        if now.duration_since(self.last_sweep) < Duration::from_millis(5) {
+            return Vec::new();
+        }
+        self.last_sweep = now;
+        let due: Vec<(u32, u16)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut out = Vec::new();
+        for key in due {
+            let Some(c) = self.conns.get_mut(&key) else {
+                continue;
+            };
+            if matches!(c.phase, Phase::Greeting) && c.buf.is_empty() {
+                let probe = match &self.opts.probes {
+                    Some(db) => db
+                        .probe_for(key.1)
+                        .map(|p| (p.name.clone(), p.payload.clone())),
+                    None => {
+                        let (n, p) = service::builtin_probe(key.1);
+                        Some((n.to_string(), p.to_vec()))
+                    }
+                };
+                if let Some((name, payload)) = probe {
+                    c.phase = Phase::Probed;
+                    c.probe = Some(name);
+                    c.deadline = c.opened + self.opts.timeout;
+                    let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
+                    c.snd_nxt = snd.wrapping_add(payload.len() as u32);
+                    self.send(
+                        key.0,
+                        sport,
+                        key.1,
+                        snd,
+                        rcv,
+                        TcpFlags::PSH | TcpFlags::ACK,
+                        &payload,
+                    );
+                    continue;
+                }
+            }
+            out.push(self.finish(key, true));
+        }
+        out
+    }
+
+    /// Closes every connection (the scan is ending); returns their records.
+    pub fn close_all(&mut self) -> Vec<Record> {
+        let keys: Vec<_> = self.conns.keys().copied().collect();
+        keys.into_iter().map(|k| self.finish(k, true)).collect()
+    }
+
+    fn finish(&mut self, key: (u32, u16), reset: bool) -> Record {
+        let c = self.conns.remove(&key).expect("finishing a live connection");
+        if reset {
+            self.send(key.0, c.sport, key.1, c.snd_nxt, c.rcv_nxt, TcpFlags::RST | TcpFlags::ACK, &[]);
+        }
+        let mut r = c.record;
+        r.grab = Some(Arc::new(Grab {
+            banner: c.buf,
+            probe: c.probe,
+            service: None,
+        }));
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send(&self, dst: u32, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, data: &[u8]) {
+        let frame = tcp_frame(
+            &self.frame,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window(self.opts.max_bytes),
+            data,
+        );
+        // The transmit side outlives us; a closed channel only means the scan is over.
+        let _ = self.inject.send(frame);
+    }
+}
+
+/// A whole Ethernet frame holding one TCP segment.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_frame(
+    p: &FrameParams,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+    data: &[u8],
+) -> Vec<u8> {
+    let hl = crate::wire::tcp::MIN_HEADER_LEN;
+    let mut l4 = vec![0u8; hl + data.len()];
+    {
+        let mut seg = TcpSegment::init(&mut l4[..], hl);
+        seg.set_src_port(sport);
+        seg.set_dst_port(dport);
+        seg.set_seq(seq);
+        seg.set_ack(if flags & TcpFlags::ACK != 0 { ack } else { 0 });
+        seg.set_flags(TcpFlags(flags));
+        seg.set_window(window);
+    }
+    l4[hl..].copy_from_slice(data);
+    TcpSegment::new_checked(&mut l4[..])
+        .expect("a whole header")
+        .fill_checksum(p.src_ip, dst);
+    let tpl = FrameTemplate::new(p, PROTO_TCP, &l4, true);
+    let mut frame = vec![0u8; tpl.len()];
+    // The IP id is free here: these segments are matched by their ports.
+    tpl.stamp_ipv4(&mut frame, dst, seq as u16);
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        probe::{PortState, Proto, Reason},
+        probe::testutil::{params, tcp_reply, DST, SRC},
+        wire::template::{IP_OFFSET, L4_OFFSET},
+    };
+    use crossbeam_channel::unbounded;
+
+    fn opts() -> GrabOptions {
+        GrabOptions {
+            greeting_wait: Duration::from_millis(100),
+            timeout: Duration::from_secs(2),
+            idle: Duration::from_millis(50),
+            max_bytes: 16,
+            max_connections: 2,
+            probes: None,
+        }
+    }
+
+    fn record() -> Record {
+        Record::new(DST.into(), 80, Proto::Tcp, PortState::Open, Reason::SynAck, "syn")
+    }
+
+    fn seg(f: &[u8]) -> TcpSegment<&[u8]> {
+        TcpSegment::new_checked(&f[L4_OFFSET..]).unwrap()
+    }
+
+    fn ip(pkt: &[u8]) -> Ipv4Packet<&[u8]> {
+        Ipv4Packet::new_checked(pkt).unwrap()
+    }
+
+    #[test]
+    fn handshake_probe_collect_and_reset() {
+        let (tx, rx) = unbounded();
+        let mut g = Grabber::new(opts(), params(), tx);
+        let t0 = Instant::now();
+        // SYN-ACK: their ISN 1000, acknowledging our ISN 5000.
+        let synack = tcp_reply(DST, 80, 61000, 1000, 5001, "SA", 64240);
+        assert!(g.open(&ip(&synack), record(), t0).is_none());
+        let ack = rx.try_recv().unwrap();
+        let s = seg(&ack);
+        assert_eq!((s.seq(), s.ack(), s.flags().0), (5001, 1001, TcpFlags::ACK));
+        assert!(s.verify_checksum(SRC, DST));
+        assert!(Ipv4Packet::new_checked(&ack[IP_OFFSET..]).unwrap().verify_checksum());
+
+        // Silence past the greeting wait: the HTTP probe goes out.
+        assert!(g.tick(t0 + Duration::from_millis(150)).is_empty());
+        let probe = rx.try_recv().unwrap();
+        let s = seg(&probe);
+        assert_eq!(s.payload(), b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!((s.seq(), s.ack()), (5001, 1001));
+
+        // The answer, in two segments, one out of order first (re-acknowledged, not kept).
+        let mut ooo = Vec::new();
+        etherparse::PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 64)
+            .tcp(80, 61000, 1009, 64240)
+            .ack(5019)
+            .write(&mut ooo, b"late")
+            .unwrap();
+        assert_eq!(g.segment(&ip(&ooo), t0), Some(None));
+        assert_eq!(seg(&rx.try_recv().unwrap()).ack(), 1001);
+        let mut first = Vec::new();
+        etherparse::PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 64)
+            .tcp(80, 61000, 1001, 64240)
+            .ack(5019)
+            .psh()
+            .write(&mut first, b"HTTP/1.0 200 OK\r\nServer: x\r\n")
+            .unwrap();
+        // 16 bytes kept: the limit ends it, with a RST after the ACK.
+        let done = g.segment(&ip(&first), t0).unwrap().unwrap();
+        let grab = done.grab.as_ref().unwrap();
+        assert_eq!(grab.banner, b"HTTP/1.0 200 OK\r");
+        assert_eq!(grab.probe.as_deref(), Some("GetRequest"));
+        let _ack = rx.try_recv().unwrap();
+        let rst = rx.try_recv().unwrap();
+        assert!(seg(&rst).flags().has(TcpFlags::RST));
+        assert_eq!(seg(&rst).seq(), 5019);
+        assert_eq!(g.active(), 0);
+    }
+
+    #[test]
+    fn greeting_then_quiet_and_a_bounded_table() {
+        let (tx, rx) = unbounded();
+        let mut g = Grabber::new(opts(), params(), tx);
+        let t0 = Instant::now();
+        let synack = tcp_reply(DST, 22, 61001, 7, 9, "SA", 64240);
+        g.open(&ip(&synack), record(), t0);
+        let mut greet = Vec::new();
+        etherparse::PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 64)
+            .tcp(22, 61001, 8, 64240)
+            .ack(9)
+            .write(&mut greet, b"SSH-2.0-x\r\n")
+            .unwrap();
+        assert_eq!(g.segment(&ip(&greet), t0), Some(None));
+        // Quiet past the idle time: finished with the greeting, no probe sent.
+        let done = g.tick(t0 + Duration::from_millis(60));
+        assert_eq!(done.len(), 1);
+        let grab = done[0].grab.as_ref().unwrap();
+        assert_eq!((grab.banner.as_slice(), grab.probe.as_deref()), (&b"SSH-2.0-x\r\n"[..], None));
+        while rx.try_recv().is_ok() {}
+
+        // Two fit; the third open port is reported at once, and reset.
+        for p in [1u16, 2] {
+            let s = tcp_reply(DST + p as u32, 80, 61000, 1, 2, "SA", 1);
+            assert!(g.open(&ip(&s), record(), t0).is_none());
+        }
+        let s = tcp_reply(DST + 3, 80, 61000, 1, 2, "SA", 1);
+        assert!(g.open(&ip(&s), record(), t0).is_some());
+        assert_eq!(g.skipped, 1);
+        assert_eq!(g.close_all().len(), 2);
+    }
+}

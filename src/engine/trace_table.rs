@@ -1,0 +1,186 @@
+//! Traceroute replies gathered per target while they arrive (in any order, duplicates
+//! included), and turned into one ordered path per target after the cooldown. Only targets that
+//! answered something take room.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::Ipv4Addr,
+    sync::Arc,
+};
+
+use crate::{
+    output::{Record, Trace, TraceHop},
+    probe::{
+        traceroute::{Hop, HopKind},
+        PortState, Proto, Reason,
+    },
+};
+
+#[derive(Debug, Default)]
+struct Path {
+    proto: Option<Proto>,
+    /// Routers by probe TTL: first answer wins.
+    transit: BTreeMap<u8, (u32, Option<u32>)>,
+    /// The lowest-TTL answer that ended the path.
+    end: Option<(u8, Hop)>,
+}
+
+/// Paths by (target, port).
+#[derive(Debug, Default)]
+pub struct TraceTable {
+    paths: HashMap<(u32, u16), Path>,
+}
+
+impl TraceTable {
+    /// Records one reply; returns whether it told something new (else it is a duplicate).
+    pub fn add(&mut self, h: &Hop) -> bool {
+        let p = self.paths.entry((h.target, h.port)).or_default();
+        p.proto = Some(h.proto);
+        match h.kind {
+            HopKind::Transit => {
+                if p.transit.contains_key(&h.probe_ttl) {
+                    return false;
+                }
+                p.transit.insert(h.probe_ttl, (h.responder, h.rtt_us));
+                true
+            }
+            HopKind::End(..) => {
+                if p.end.is_some_and(|(t, _)| t <= h.probe_ttl) {
+                    return false;
+                }
+                p.end = Some((h.probe_ttl, *h));
+                true
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// One record per target, in address order: the state where the path ended (the target's
+    /// answer, a router's unreachable, or `silence` when nothing ended it) and the hops from
+    /// `first_ttl` up to the end, `*` where nobody answered.
+    pub fn into_records(
+        self,
+        first_ttl: u8,
+        silence: (PortState, Reason),
+        scan: &'static str,
+        local: Ipv4Addr,
+    ) -> Vec<Record> {
+        let mut keys: Vec<_> = self.paths.keys().copied().collect();
+        keys.sort_unstable();
+        let mut paths = self.paths;
+        keys.into_iter()
+            .filter_map(|k| paths.remove(&k).map(|p| (k, p)))
+            .map(|((target, port), p)| {
+                let proto = p.proto.unwrap_or(Proto::Tcp);
+                let last = match p.end {
+                    Some((t, _)) => t,
+                    None => p.transit.keys().next_back().copied().unwrap_or(first_ttl),
+                };
+                let mut hops: Vec<TraceHop> = (first_ttl..last)
+                    .map(|ttl| {
+                        let h = p.transit.get(&ttl);
+                        TraceHop {
+                            ttl,
+                            ip: h.map(|(ip, _)| Ipv4Addr::from(*ip)),
+                            rtt_us: h.and_then(|(_, r)| *r),
+                        }
+                    })
+                    .collect();
+                let (state, reason, ttl, responder) = match &p.end {
+                    Some((t, h)) => {
+                        hops.push(TraceHop {
+                            ttl: *t,
+                            ip: Some(Ipv4Addr::from(h.responder)),
+                            rtt_us: h.rtt_us,
+                        });
+                        let HopKind::End(s, r) = h.kind else {
+                            unreachable!("only ends are kept as the end")
+                        };
+                        (s, r, h.reply_ttl, h.responder)
+                    }
+                    None => {
+                        if let Some((ip, rtt)) = p.transit.get(&last) {
+                            hops.push(TraceHop {
+                                ttl: last,
+                                ip: Some(Ipv4Addr::from(*ip)),
+                                rtt_us: *rtt,
+                            });
+                        }
+                        (silence.0, silence.1, 0, target)
+                    }
+                };
+                let reached = p.end.is_some_and(|(_, h)| h.responder == target);
+                let mut r = Record::new(target.into(), port, proto, state, reason, scan);
+                r.ttl = ttl;
+                r.responder = (responder != target).then(|| responder.into());
+                r.local = local;
+                r.cooldown = true;
+                r.trace = Some(Arc::new(Trace {
+                    proto,
+                    port,
+                    hops,
+                    reached,
+                }));
+                r
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hop(ttl: u8, from: u32, kind: HopKind) -> Hop {
+        Hop {
+            target: 100,
+            port: 80,
+            proto: Proto::Tcp,
+            probe_ttl: ttl,
+            responder: from,
+            rtt_us: Some(ttl as u32 * 100),
+            kind,
+            reply_ttl: 60,
+        }
+    }
+
+    #[test]
+    fn ordered_path_with_gaps_ending_at_the_lowest_ttl() {
+        let mut t = TraceTable::default();
+        let open = HopKind::End(PortState::Open, Reason::SynAck);
+        // Arrival order is not TTL order; higher TTLs also reach the target.
+        assert!(t.add(&hop(5, 100, open)));
+        assert!(t.add(&hop(3, 3, HopKind::Transit)));
+        assert!(t.add(&hop(1, 1, HopKind::Transit)));
+        assert!(t.add(&hop(4, 100, open)));
+        assert!(!t.add(&hop(6, 100, open)));
+        assert!(!t.add(&hop(1, 1, HopKind::Transit)));
+        let r = t.into_records(1, (PortState::Filtered, Reason::NoResponse), "traceroute", Ipv4Addr::UNSPECIFIED);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].state, PortState::Open);
+        let tr = r[0].trace.as_ref().unwrap();
+        assert!(tr.reached);
+        let ips: Vec<Option<u32>> = tr.hops.iter().map(|h| h.ip.map(u32::from)).collect();
+        assert_eq!(ips, [Some(1), None, Some(3), Some(100)]);
+        assert_eq!(tr.hops[3].ttl, 4);
+    }
+
+    #[test]
+    fn unreached_path_ends_at_its_last_router() {
+        let mut t = TraceTable::default();
+        t.add(&hop(1, 1, HopKind::Transit));
+        t.add(&hop(2, 2, HopKind::Transit));
+        let r = t.into_records(1, (PortState::Filtered, Reason::NoResponse), "traceroute", Ipv4Addr::UNSPECIFIED);
+        let tr = r[0].trace.as_ref().unwrap();
+        assert!(!tr.reached);
+        assert_eq!(tr.hops.len(), 2);
+        assert_eq!((r[0].state, r[0].reason), (PortState::Filtered, Reason::NoResponse));
+    }
+}

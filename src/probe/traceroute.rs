@@ -1,0 +1,603 @@
+//! Traceroute (`--traceroute`): each target gets one probe per TTL in `--ttl LO-HI`, and every
+//! reply names its hop without any table of what was sent, as Scapy's
+//! `sr(IP(dst=..., ttl=(1,30))/TCP(flags="S"))` and yarrp do.
+//!
+//! Each probe carries its TTL, its send time and a keyed mark, in fields that both the target's
+//! reply and a router's ICMP time-exceeded (which quotes our IP header and the first 8 bytes
+//! above it) bring back:
+//!
+//! | probe      | TTL in                | send time in  | mark (keyed) in                 |
+//! |------------|-----------------------|---------------|---------------------------------|
+//! | TCP SYN    | source port lo+TTL-1  | seq high half | seq low half                    |
+//! | UDP        | source port lo+TTL-1  | IP id         | payload (quotes: the checksum)  |
+//! | ICMP echo  | identifier lo+TTL-1   | sequence      | payload (quotes: the checksum)  |
+//!
+//! The send time is in units of 100 µs, 16 bits: RTTs up to 6.5 s.
+
+use std::time::Instant;
+
+use crate::{
+    cookie::{PortRange, ProbeCookie},
+    wire::{
+        checksum, icmp, put_u16, put_u32,
+        tcp::{self, QuotedTcp},
+        template::{FrameParams, FrameTemplate, IP_OFFSET, L4_OFFSET},
+        IcmpPacket, Ipv4Packet, TcpFlags, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP,
+        PROTO_UDP,
+    },
+};
+
+use super::{
+    tcp::{icmp_reason, quoted, MSS_OPTION, WINDOW},
+    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason,
+};
+
+/// The protocol of traceroute probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceProto {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl TraceProto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceProto::Tcp => "tcp",
+            TraceProto::Udp => "udp",
+            TraceProto::Icmp => "icmp",
+        }
+    }
+
+    /// The destination port when none is given: 80 (TCP), traceroute's 33434 (UDP), none (ICMP).
+    pub fn default_port(self) -> u16 {
+        match self {
+            TraceProto::Tcp => 80,
+            TraceProto::Udp => 33434,
+            TraceProto::Icmp => 0,
+        }
+    }
+}
+
+/// How a hop answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HopKind {
+    /// A router on the way: ICMP time exceeded.
+    Transit,
+    /// The path ended here: the target answered, or a router said it cannot go on.
+    End(PortState, Reason),
+}
+
+/// One validated traceroute reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    pub target: u32,
+    pub port: u16,
+    pub proto: Proto,
+    /// The TTL the probe left with.
+    pub probe_ttl: u8,
+    /// Who answered.
+    pub responder: u32,
+    /// Round trip in microseconds (100 µs resolution); `None` when the reply carries no time
+    /// (a UDP answer from the target).
+    pub rtt_us: Option<u32>,
+    pub kind: HopKind,
+    /// TTL of the reply as received.
+    pub reply_ttl: u8,
+}
+
+/// The traceroute probe module.
+#[derive(Debug, Clone)]
+pub struct TracerouteScan {
+    proto: TraceProto,
+    ttls: (u8, u8),
+    ports: PortRange,
+    start: Instant,
+}
+
+/// Bytes of mark after the UDP and ICMP headers.
+const MARK_LEN: usize = 2;
+
+impl TracerouteScan {
+    /// `ttls` must fit the source-port range (config checks it): TTL t uses port `lo + t - 1`.
+    pub fn new(proto: TraceProto, ttls: (u8, u8), ports: PortRange) -> Self {
+        Self {
+            proto,
+            ttls,
+            ports,
+            start: Instant::now(),
+        }
+    }
+
+    pub fn proto(&self) -> TraceProto {
+        self.proto
+    }
+
+    /// Now, in the 100 µs units of the send-time field.
+    fn now(&self) -> u16 {
+        (self.start.elapsed().as_micros() / 100) as u16
+    }
+
+    fn rtt_us(&self, sent: u16) -> u32 {
+        self.now().wrapping_sub(sent) as u32 * 100
+    }
+
+    fn port_of(&self, ttl: u8) -> u16 {
+        self.ports.lo + ttl as u16 - 1
+    }
+
+    /// The TTL a port of ours stands for, if it is one.
+    fn ttl_of(&self, port: u16) -> Option<u8> {
+        let t = port.checked_sub(self.ports.lo)? as u32 + 1;
+        (t >= self.ttls.0 as u32 && t <= self.ttls.1 as u32).then_some(t as u8)
+    }
+
+    fn l4_proto(&self) -> u8 {
+        match self.proto {
+            TraceProto::Tcp => PROTO_TCP,
+            TraceProto::Udp => PROTO_UDP,
+            TraceProto::Icmp => PROTO_ICMP,
+        }
+    }
+
+    fn result_proto_of(&self) -> Proto {
+        match self.proto {
+            TraceProto::Tcp => Proto::Tcp,
+            TraceProto::Udp => Proto::Udp,
+            TraceProto::Icmp => Proto::Icmp,
+        }
+    }
+
+    fn hop(&self, target: u32, port: u16, ttl: u8, ip: &Ipv4Packet<&[u8]>) -> Hop {
+        Hop {
+            target,
+            port,
+            proto: self.result_proto_of(),
+            probe_ttl: ttl,
+            responder: ip.src(),
+            rtt_us: None,
+            kind: HopKind::Transit,
+            reply_ttl: ip.ttl(),
+        }
+    }
+
+    /// A reply from the target itself (not an ICMP error).
+    fn classify_direct(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+        let tag = self.cookie_tag();
+        match (self.proto, ip.protocol()) {
+            (TraceProto::Tcp, PROTO_TCP) => {
+                let Ok(seg) = TcpSegment::new_checked(ip.payload()) else {
+                    return Classified::Unrelated;
+                };
+                let Some(ttl) = self.ttl_of(seg.dst_port()) else {
+                    return Classified::Unrelated;
+                };
+                let c = ctx.jar.cookie(ctx.src_ip, ip.src(), seg.src_port(), tag);
+                let f = seg.flags();
+                if !f.has(TcpFlags::ACK) {
+                    return Classified::Invalid;
+                }
+                let sent = seg.ack().wrapping_sub(1);
+                let ts = (sent >> 16) as u16;
+                if sent as u16 != mark(&c, ttl, ts) {
+                    return Classified::Invalid;
+                }
+                let end = if f.has(TcpFlags::SYN) {
+                    (PortState::Open, Reason::SynAck)
+                } else if f.has(TcpFlags::RST) {
+                    (PortState::Closed, Reason::Reset)
+                } else {
+                    return Classified::Unrelated;
+                };
+                Classified::Hop(Hop {
+                    rtt_us: Some(self.rtt_us(ts)),
+                    kind: HopKind::End(end.0, end.1),
+                    ..self.hop(ip.src(), seg.src_port(), ttl, ip)
+                })
+            }
+            (TraceProto::Udp, PROTO_UDP) => {
+                // An answer from an open port echoes nothing of ours but the port pair.
+                let Ok(d) = UdpDatagram::new_checked(ip.payload()) else {
+                    return Classified::Unrelated;
+                };
+                match self.ttl_of(d.dst_port()) {
+                    Some(ttl) => Classified::Hop(Hop {
+                        kind: HopKind::End(PortState::Open, Reason::UdpResponse),
+                        ..self.hop(ip.src(), d.src_port(), ttl, ip)
+                    }),
+                    None => Classified::Unrelated,
+                }
+            }
+            (TraceProto::Icmp, PROTO_ICMP) => {
+                let Ok(m) = IcmpPacket::new_checked(ip.payload()) else {
+                    return Classified::Unrelated;
+                };
+                if m.msg_type() != icmp::TYPE_ECHO_REPLY {
+                    return Classified::Unrelated;
+                }
+                let Some(ttl) = self.ttl_of(m.echo_ident()) else {
+                    return Classified::Unrelated;
+                };
+                let ts = m.echo_seq();
+                let c = ctx.jar.cookie(ctx.src_ip, ip.src(), 0, tag);
+                let body = m.payload();
+                if body.len() < MARK_LEN || get16(body, 0) != mark(&c, ttl, ts) {
+                    return Classified::Invalid;
+                }
+                Classified::Hop(Hop {
+                    rtt_us: Some(self.rtt_us(ts)),
+                    kind: HopKind::End(PortState::Up, Reason::EchoReply),
+                    ..self.hop(ip.src(), 0, ttl, ip)
+                })
+            }
+            _ => Classified::Unrelated,
+        }
+    }
+
+    /// An ICMP error quoting one of our probes: a hop on the way, or the end of the path.
+    fn classify_error(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+        let Some((msg, q)) = quoted(ip, ctx) else {
+            return Classified::Unrelated;
+        };
+        if q.protocol() != self.l4_proto() {
+            return Classified::Unrelated;
+        }
+        let tag = self.cookie_tag();
+        let l4 = q.payload();
+        if l4.len() < 8 {
+            return Classified::Unrelated;
+        }
+        let target = q.dst();
+        let (port, ttl, ts, ok) = match self.proto {
+            TraceProto::Tcp => {
+                let Ok(qt) = QuotedTcp::parse(l4) else {
+                    return Classified::Unrelated;
+                };
+                let Some(ttl) = self.ttl_of(qt.src_port) else {
+                    return Classified::Unrelated;
+                };
+                let c = ctx.jar.cookie(ctx.src_ip, target, qt.dst_port, tag);
+                let ts = (qt.seq >> 16) as u16;
+                (qt.dst_port, ttl, ts, qt.seq as u16 == mark(&c, ttl, ts))
+            }
+            TraceProto::Udp => {
+                let (sport, dport, quoted_sum) = (get16(l4, 0), get16(l4, 2), get16(l4, 6));
+                let Some(ttl) = self.ttl_of(sport) else {
+                    return Classified::Unrelated;
+                };
+                let c = ctx.jar.cookie(ctx.src_ip, target, dport, tag);
+                let ts = q.ident();
+                let want = udp_checksum(ctx.src_ip, target, sport, dport, mark(&c, ttl, ts));
+                (dport, ttl, ts, quoted_sum == want)
+            }
+            TraceProto::Icmp => {
+                if l4[0] != icmp::TYPE_ECHO_REQUEST {
+                    return Classified::Unrelated;
+                }
+                let (id, seq, quoted_sum) = (get16(l4, 4), get16(l4, 6), get16(l4, 2));
+                let Some(ttl) = self.ttl_of(id) else {
+                    return Classified::Unrelated;
+                };
+                let c = ctx.jar.cookie(ctx.src_ip, target, 0, tag);
+                let want = echo_checksum(id, seq, mark(&c, ttl, seq));
+                (0, ttl, seq, quoted_sum == want)
+            }
+        };
+        if !ok {
+            return Classified::Invalid;
+        }
+        let from = ip.src();
+        let kind = match (msg.msg_type(), msg.code()) {
+            (icmp::TYPE_TIME_EXCEEDED, _) => HopKind::Transit,
+            (icmp::TYPE_DEST_UNREACH, code) => {
+                let reason = icmp_reason(icmp::TYPE_DEST_UNREACH, code).unwrap_or(Reason::HostUnreach);
+                let from_target = from == target;
+                let state = match self.proto {
+                    // The target's own port unreachable: the path ends at a closed port.
+                    TraceProto::Udp if from_target && code == icmp::unreach::PORT => {
+                        PortState::Closed
+                    }
+                    TraceProto::Icmp if from_target => PortState::Up,
+                    TraceProto::Icmp => PortState::Down,
+                    _ => PortState::Filtered,
+                };
+                HopKind::End(state, reason)
+            }
+            _ => return Classified::Unrelated,
+        };
+        Classified::Hop(Hop {
+            rtt_us: Some(self.rtt_us(ts)),
+            kind,
+            ..self.hop(target, port, ttl, ip)
+        })
+    }
+}
+
+/// The keyed mark of a probe: its target's cookie mixed with its TTL and send time, so a reply
+/// proves it saw this very probe.
+#[inline]
+fn mark(c: &ProbeCookie, ttl: u8, ts: u16) -> u16 {
+    let m = (c.seq as u16) ^ ((c.seq >> 16) as u16) ^ ts.rotate_left(7) ^ (ttl as u16).wrapping_mul(0x9e37);
+    // The UDP checksum field carries it in quotes, where 0 would mean "no checksum".
+    if m == 0 {
+        0x5a5a
+    } else {
+        m
+    }
+}
+
+fn get16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// The checksum of our UDP probe (8-byte header + the 2-byte mark).
+fn udp_checksum(src: u32, dst: u32, sport: u16, dport: u16, mark: u16) -> u16 {
+    let len = (8 + MARK_LEN) as u16;
+    let acc = checksum::pseudo_header(src, dst, PROTO_UDP, len)
+        + sport as u64
+        + dport as u64
+        + len as u64
+        + mark as u64;
+    match checksum::finish(acc) {
+        0 => 0xffff,
+        v => v,
+    }
+}
+
+/// The checksum of our echo request (header + the 2-byte mark).
+fn echo_checksum(id: u16, seq: u16, mark: u16) -> u16 {
+    checksum::finish(((icmp::TYPE_ECHO_REQUEST as u64) << 8) + id as u64 + seq as u64 + mark as u64)
+}
+
+impl ProbeModule for TracerouteScan {
+    fn name(&self) -> &'static str {
+        "traceroute"
+    }
+
+    fn cookie_tag(&self) -> u8 {
+        // Apart from the port scans' tags: a traceroute cookie never validates a scan reply.
+        match self.proto {
+            TraceProto::Tcp => 0xf6,
+            TraceProto::Udp => 0xf7,
+            TraceProto::Icmp => 0xf8,
+        }
+    }
+
+    fn result_proto(&self) -> Proto {
+        self.result_proto_of()
+    }
+
+    fn template(&self, params: &FrameParams, _port: u16) -> FrameTemplate {
+        match self.proto {
+            TraceProto::Tcp => {
+                let hl = tcp::MIN_HEADER_LEN + MSS_OPTION.len();
+                let mut l4 = vec![0u8; hl];
+                let mut seg = TcpSegment::init(&mut l4[..], hl);
+                seg.set_flags(TcpFlags(TcpFlags::SYN));
+                seg.set_window(WINDOW);
+                seg.options_mut().copy_from_slice(&MSS_OPTION);
+                FrameTemplate::new(params, PROTO_TCP, &l4, true)
+            }
+            TraceProto::Udp => {
+                let mut l4 = [0u8; 8 + MARK_LEN];
+                l4[4..6].copy_from_slice(&((8 + MARK_LEN) as u16).to_be_bytes());
+                FrameTemplate::new(params, PROTO_UDP, &l4, true)
+            }
+            TraceProto::Icmp => {
+                let mut l4 = [0u8; 8 + MARK_LEN];
+                l4[0] = icmp::TYPE_ECHO_REQUEST;
+                FrameTemplate::new(params, PROTO_ICMP, &l4, false)
+            }
+        }
+    }
+
+    /// One template per TTL: a target's probes leave together, lowest TTL first.
+    fn variants(&self, params: &FrameParams, port: u16) -> Vec<FrameTemplate> {
+        (self.ttls.0..=self.ttls.1)
+            .map(|ttl| self.template(&FrameParams { ttl, ..*params }, port))
+            .collect()
+    }
+
+    fn write(
+        &self,
+        frame: &mut [u8],
+        tpl: &FrameTemplate,
+        dst: u32,
+        dport: u16,
+        c: &ProbeCookie,
+    ) -> usize {
+        let ttl = tpl.bytes()[IP_OFFSET + 8];
+        let ts = self.now();
+        let m = mark(c, ttl, ts);
+        let sport = self.port_of(ttl);
+        let n = tpl.stamp_ipv4(frame, dst, ts);
+        match self.proto {
+            TraceProto::Tcp => {
+                let seq = (ts as u32) << 16 | m as u32;
+                put_u16(frame, L4_OFFSET + tcp::SRC_PORT_OFFSET, sport);
+                put_u16(frame, L4_OFFSET + tcp::DST_PORT_OFFSET, dport);
+                put_u32(frame, L4_OFFSET + tcp::SEQ_OFFSET, seq);
+                let sum = tpl.l4_sum()
+                    + checksum::sum_u32(dst)
+                    + sport as u64
+                    + dport as u64
+                    + checksum::sum_u32(seq);
+                put_u16(frame, L4_OFFSET + tcp::CHECKSUM_OFFSET, checksum::finish(sum));
+            }
+            TraceProto::Udp => {
+                put_u16(frame, L4_OFFSET, sport);
+                put_u16(frame, L4_OFFSET + 2, dport);
+                put_u16(frame, L4_OFFSET + 8, m);
+                let src = crate::wire::get_u32(frame, IP_OFFSET + 12);
+                put_u16(frame, L4_OFFSET + 6, udp_checksum(src, dst, sport, dport, m));
+            }
+            TraceProto::Icmp => {
+                put_u16(frame, L4_OFFSET + 4, sport);
+                put_u16(frame, L4_OFFSET + 6, ts);
+                put_u16(frame, L4_OFFSET + 8, m);
+                put_u16(frame, L4_OFFSET + 2, echo_checksum(sport, ts, m));
+            }
+        }
+        n
+    }
+
+    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+        if ip.protocol() == PROTO_ICMP {
+            if let Ok(m) = IcmpPacket::new_checked(ip.payload()) {
+                if m.is_error() {
+                    return self.classify_error(ip, ctx);
+                }
+            }
+        }
+        self.classify_direct(ip, ctx)
+    }
+
+    fn silence(&self) -> (PortState, Reason) {
+        match self.proto {
+            TraceProto::Icmp => (PortState::Down, Reason::NoResponse),
+            TraceProto::Udp => (PortState::OpenFiltered, Reason::NoResponse),
+            TraceProto::Tcp => (PortState::Filtered, Reason::NoResponse),
+        }
+    }
+
+    fn steer_flags(&self) -> u32 {
+        match self.proto {
+            TraceProto::Icmp => crate::io::xdp::STEER_ECHO_REPLY | crate::io::xdp::STEER_ANY_QUOTED,
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::testutil::{self, ctx, params, DST, ROUTER, SRC};
+    use etherparse::PacketBuilder;
+
+    fn scan(p: TraceProto) -> TracerouteScan {
+        TracerouteScan::new(p, (1, 30), ctx().jar.ports())
+    }
+
+    /// The frame for `ttl` and its cookie.
+    fn probe(m: &TracerouteScan, port: u16, ttl: u8) -> Vec<u8> {
+        let ctx = ctx();
+        let tpl = &m.variants(&params(), port)[ttl as usize - 1];
+        let c = ctx.jar.cookie(SRC, DST, port, m.cookie_tag());
+        let mut f = vec![0u8; 256];
+        let n = m.write(&mut f, tpl, DST, port, &c);
+        f.truncate(n);
+        f
+    }
+
+    /// What a router (or the target) sends back: an ICMP error quoting `frame`'s IP packet.
+    fn icmp_about(frame: &[u8], from: u32, ty: u8, code: u8, quote_len: usize) -> Vec<u8> {
+        let quoted = &frame[IP_OFFSET..(IP_OFFSET + quote_len).min(frame.len())];
+        let t = if ty == icmp::TYPE_TIME_EXCEEDED {
+            etherparse::Icmpv4Type::TimeExceeded(etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit)
+        } else {
+            etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::from_values(code, 0).unwrap(),
+            )
+        };
+        let mut v = Vec::new();
+        PacketBuilder::ipv4(from.to_be_bytes(), SRC.to_be_bytes(), 64)
+            .icmpv4(t)
+            .write(&mut v, quoted)
+            .unwrap();
+        v
+    }
+
+    fn hop(m: &TracerouteScan, pkt: &[u8]) -> Hop {
+        match testutil::classify(m, &ctx(), pkt) {
+            Classified::Hop(h) => h,
+            other => panic!("not a hop: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn probes_carry_ttl_and_valid_checksums() {
+        for p in [TraceProto::Tcp, TraceProto::Udp, TraceProto::Icmp] {
+            let m = scan(p);
+            for ttl in [1u8, 7, 30] {
+                let f = probe(&m, p.default_port(), ttl);
+                let ip = Ipv4Packet::new_checked(&f[IP_OFFSET..]).unwrap();
+                assert!(ip.verify_checksum());
+                assert_eq!(ip.ttl(), ttl);
+                let l4 = ip.payload();
+                match p {
+                    TraceProto::Tcp => {
+                        let s = TcpSegment::new_checked(l4).unwrap();
+                        assert!(s.verify_checksum(SRC, DST));
+                        assert_eq!(s.src_port(), 61000 + ttl as u16 - 1);
+                    }
+                    TraceProto::Udp => {
+                        let acc = checksum::pseudo_header(SRC, DST, PROTO_UDP, l4.len() as u16);
+                        assert!(checksum::verify(checksum::sum(acc, l4)));
+                        assert_eq!(get16(l4, 0), 61000 + ttl as u16 - 1);
+                    }
+                    TraceProto::Icmp => {
+                        assert!(IcmpPacket::new_checked(l4).unwrap().verify_checksum());
+                        assert_eq!(get16(l4, 4), 61000 + ttl as u16 - 1);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn time_exceeded_names_the_hop_even_from_8_quoted_bytes() {
+        for p in [TraceProto::Tcp, TraceProto::Udp, TraceProto::Icmp] {
+            let m = scan(p);
+            let f = probe(&m, p.default_port(), 3);
+            for quote in [28, 200] {
+                let h = hop(&m, &icmp_about(&f, ROUTER, icmp::TYPE_TIME_EXCEEDED, 0, quote));
+                assert_eq!(h.kind, HopKind::Transit, "{p:?}");
+                assert_eq!((h.target, h.probe_ttl, h.responder), (DST, 3, ROUTER));
+                assert_eq!(h.port, p.default_port());
+                assert!(h.rtt_us.unwrap() < 1_000_000);
+            }
+            // A tampered quote (another TTL's port, same mark) is refused.
+            let mut bad = icmp_about(&f, ROUTER, icmp::TYPE_TIME_EXCEEDED, 0, 28);
+            let at = 20 + 8 + 20 + if p == TraceProto::Icmp { 5 } else { 1 };
+            bad[at] ^= 1;
+            assert!(
+                matches!(testutil::classify(&m, &ctx(), &bad), Classified::Invalid | Classified::Unrelated),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_target_ends_the_path() {
+        let m = scan(TraceProto::Tcp);
+        let f = probe(&m, 80, 4);
+        let seg = TcpSegment::new_checked(&f[L4_OFFSET..]).unwrap();
+        let synack = testutil::tcp_reply(DST, 80, seg.src_port(), 9, seg.seq().wrapping_add(1), "SA", 64240);
+        let h = hop(&m, &synack);
+        assert_eq!(h.kind, HopKind::End(PortState::Open, Reason::SynAck));
+        assert_eq!((h.probe_ttl, h.responder), (4, DST));
+        let rst = testutil::tcp_reply(DST, 80, seg.src_port(), 0, seg.seq().wrapping_add(1), "RA", 0);
+        assert_eq!(hop(&m, &rst).kind, HopKind::End(PortState::Closed, Reason::Reset));
+        let forged = testutil::tcp_reply(DST, 80, seg.src_port(), 9, seg.seq().wrapping_add(2), "SA", 0);
+        assert_eq!(testutil::classify(&m, &ctx(), &forged), Classified::Invalid);
+
+        let m = scan(TraceProto::Udp);
+        let f = probe(&m, 33434, 5);
+        let h = hop(&m, &icmp_about(&f, DST, icmp::TYPE_DEST_UNREACH, 3, 200));
+        assert_eq!(h.kind, HopKind::End(PortState::Closed, Reason::PortUnreach));
+        let h = hop(&m, &icmp_about(&f, ROUTER, icmp::TYPE_DEST_UNREACH, 1, 28));
+        assert_eq!(h.kind, HopKind::End(PortState::Filtered, Reason::HostUnreach));
+
+        let m = scan(TraceProto::Icmp);
+        let f = probe(&m, 0, 6);
+        let req = &f[L4_OFFSET..];
+        let mut v = Vec::new();
+        PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 60)
+            .icmpv4_echo_reply(get16(req, 4), get16(req, 6))
+            .write(&mut v, &req[8..])
+            .unwrap();
+        let h = hop(&m, &v);
+        assert_eq!(h.kind, HopKind::End(PortState::Up, Reason::EchoReply));
+        assert_eq!(h.probe_ttl, 6);
+    }
+}

@@ -1,0 +1,263 @@
+//! Naming what answers on an open port (`--banners`, `-sV`): which probe to send to a silent
+//! port, and what a banner says, from nmap's databases (`nmap-service-probes` for probes and
+//! patterns, `nmap-services` for the port-table guess nmap prints when nothing matches).
+//! The handshake that collects banners lives in `engine::grab`; this part is pure.
+
+pub mod probes;
+
+use std::{collections::HashMap, path::Path};
+
+use serde::Serialize;
+
+pub use probes::{ProbesError, ServiceProbes};
+
+/// Where Debian's nmap puts its port table.
+pub const SERVICES_PATH: &str = "/usr/share/nmap/nmap-services";
+
+/// How a service was named, as nmap's XML says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// A pattern matched what the port sent.
+    Probed,
+    /// Only the port number's usual service (nothing matched).
+    Table,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Probed => "probed",
+            Method::Table => "table",
+        }
+    }
+}
+
+/// What answers on a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub name: String,
+    /// `ssl` when the match says the service runs inside TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(rename = "extrainfo", skip_serializing_if = "Option::is_none")]
+    pub info: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ostype: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devicetype: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpe: Vec<String>,
+    pub method: Method,
+    /// Named by a soft match (service only, no version).
+    #[serde(skip)]
+    pub soft: bool,
+}
+
+impl Service {
+    /// nmap's confidence: 10 for a pattern, 3 for the port table.
+    pub fn conf(&self) -> u8 {
+        match self.method {
+            Method::Probed => 10,
+            Method::Table => 3,
+        }
+    }
+
+    /// The version column of nmap's normal and grepable output: `OpenSSH 9.2p1 (protocol 2.0)`.
+    pub fn version_line(&self) -> String {
+        let mut parts: Vec<String> = [&self.product, &self.version]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if let Some(i) = &self.info {
+            parts.push(format!("({i})"));
+        }
+        parts.join(" ")
+    }
+
+    /// A guess from the port table alone.
+    pub fn from_table(name: &str) -> Self {
+        Service {
+            name: name.to_string(),
+            tunnel: None,
+            product: None,
+            version: None,
+            info: None,
+            hostname: None,
+            ostype: None,
+            devicetype: None,
+            cpe: Vec::new(),
+            method: Method::Table,
+            soft: false,
+        }
+    }
+}
+
+/// What a banner grab collected from one open port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grab {
+    /// Everything the port sent, up to the byte limit.
+    pub banner: Vec<u8>,
+    /// The probe sent after the greeting wait (`None`: the port spoke first, or nothing was sent).
+    pub probe: Option<String>,
+    /// Named from the banner (`-sV`), or from the port table.
+    pub service: Option<Service>,
+}
+
+/// Names services from grabbed banners (`-sV`): the probe database first, the port table
+/// when nothing matches (as nmap prints `abyss?` for a silent port 9999).
+#[derive(Debug, Default)]
+pub struct Namer {
+    pub probes: Option<std::sync::Arc<ServiceProbes>>,
+    pub table: PortTable,
+}
+
+impl Namer {
+    pub fn name(&self, port: u16, grab: &Grab) -> Option<Service> {
+        let probe = grab.probe.as_deref().unwrap_or("NULL");
+        self.probes
+            .as_ref()
+            .and_then(|db| db.identify(probe, &grab.banner))
+            .or_else(|| self.table.tcp(port).map(Service::from_table))
+    }
+}
+
+/// nmap-services: the usual TCP service of each port.
+#[derive(Debug, Default, Clone)]
+pub struct PortTable {
+    tcp: HashMap<u16, String>,
+}
+
+impl PortTable {
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        Ok(Self::parse(&std::fs::read_to_string(path)?))
+    }
+
+    pub fn parse(text: &str) -> Self {
+        let mut tcp: HashMap<u16, (String, f64)> = HashMap::new();
+        for line in text.lines() {
+            let mut f = line.split_whitespace();
+            let (Some(name), Some(pp)) = (f.next(), f.next()) else {
+                continue;
+            };
+            if name.starts_with('#') {
+                continue;
+            }
+            let Some((port, "tcp")) = pp.split_once('/') else {
+                continue;
+            };
+            let (Ok(port), freq) = (
+                port.parse::<u16>(),
+                f.next().and_then(|v| v.parse().ok()).unwrap_or(0.0),
+            ) else {
+                continue;
+            };
+            // Several names per port: the most frequent one, as nmap prints.
+            if tcp.get(&port).is_none_or(|(_, f)| freq > *f) {
+                tcp.insert(port, (name.to_string(), freq));
+            }
+        }
+        Self {
+            tcp: tcp.into_iter().map(|(p, (n, _))| (p, n)).collect(),
+        }
+    }
+
+    pub fn tcp(&self, port: u16) -> Option<&str> {
+        self.tcp.get(&port).map(|s| s.as_str())
+    }
+}
+
+/// A banner as text: printable ASCII kept, `\r \n \t \\` and `\xHH` for everything else, so
+/// it fits on one line of any output format.
+pub fn escape_banner(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for &c in b {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s
+}
+
+/// Probes used when no nmap-service-probes is at hand (`--banners` without nmap installed):
+/// HTTP for web ports, a TLS ClientHello for TLS ports, and HTTP for the rest.
+pub fn builtin_probe(port: u16) -> (&'static str, &'static [u8]) {
+    const TLS_PORTS: [u16; 10] = [443, 465, 636, 853, 993, 995, 5061, 8443, 9443, 10443];
+    if TLS_PORTS.contains(&port) {
+        ("TLSSessionReq", TLS_CLIENT_HELLO)
+    } else {
+        ("GetRequest", b"GET / HTTP/1.0\r\n\r\n")
+    }
+}
+
+/// A TLS 1.2 ClientHello (RSA and ECDHE suites, SNI-less), enough for any TLS server to answer
+/// with its ServerHello and certificate.
+const TLS_CLIENT_HELLO: &[u8] = &[
+    0x16, 0x03, 0x01, 0x00, 0x43, // record: handshake, TLS 1.0 framing, 67 bytes
+    0x01, 0x00, 0x00, 0x3f, // ClientHello, 63 bytes
+    0x03, 0x03, // TLS 1.2
+    0x78, 0x64, 0x70, 0x73, 0x63, 0x61, 0x6e, 0x2d, 0x63, 0x6c, 0x69, 0x65, 0x6e, 0x74, 0x2d,
+    0x72, 0x61, 0x6e, 0x64, 0x6f, 0x6d, 0x2d, 0x33, 0x32, 0x2d, 0x62, 0x79, 0x74, 0x65, 0x73,
+    0x2e, 0x2e, // random: "xdpscan-client-random-32-bytes.."
+    0x00, // no session id
+    0x00, 0x0e, // 7 cipher suites
+    0xc0, 0x2f, 0xc0, 0x2b, 0xc0, 0x30, 0xc0, 0x2c, 0x00, 0x9c, 0x00, 0x2f, 0x00, 0x35,
+    0x01, 0x00, // null compression
+    0x00, 0x08, // extensions: supported groups, x25519 only
+    0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_table_prefers_the_frequent_name() {
+        let t = PortTable::parse(
+            "# comment\nssh\t22/tcp\t0.182286\t# Secure Shell\nssh\t22/udp\t0.003\nhttp\t80/tcp\t0.484143\nwww\t80/tcp\t0.1\nabyss\t9999/tcp\t0.000851\n",
+        );
+        assert_eq!(t.tcp(22), Some("ssh"));
+        assert_eq!(t.tcp(80), Some("http"));
+        assert_eq!(t.tcp(9999), Some("abyss"));
+        assert_eq!(t.tcp(1), None);
+    }
+
+    #[test]
+    fn banner_escaping_and_version_line() {
+        assert_eq!(
+            escape_banner(b"SSH-2.0-x\r\n\x00\xff\\"),
+            "SSH-2.0-x\\r\\n\\x00\\xff\\\\"
+        );
+        let mut s = Service::from_table("ssh");
+        assert_eq!(s.version_line(), "");
+        s.product = Some("OpenSSH".into());
+        s.version = Some("9.2p1".into());
+        s.info = Some("protocol 2.0".into());
+        assert_eq!(s.version_line(), "OpenSSH 9.2p1 (protocol 2.0)");
+        assert_eq!(s.conf(), 3);
+    }
+
+    #[test]
+    fn builtin_client_hello_is_well_formed() {
+        let (_, h) = builtin_probe(443);
+        assert_eq!(h.len(), 5 + 0x43);
+        assert_eq!(u16::from_be_bytes([h[3], h[4]]) as usize, h.len() - 5);
+        assert_eq!(
+            u32::from_be_bytes([0, h[6], h[7], h[8]]) as usize,
+            h.len() - 9
+        );
+        assert_eq!(builtin_probe(80).0, "GetRequest");
+    }
+}

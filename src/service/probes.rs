@@ -1,0 +1,564 @@
+//! nmap's `nmap-service-probes`: the probes to send and the PCRE patterns that name what
+//! answered. The format is nmap's ("Service and Application Version Detection", chapter 7 of
+//! the nmap book); patterns are compiled with PCRE2 over bytes, lazily, the first time a
+//! response is matched against them, so loading the 12,000-line file costs a parse, not 12,000
+//! compilations.
+
+use std::{path::Path, sync::OnceLock};
+
+use pcre2::bytes::{Captures, Regex, RegexBuilder};
+
+use super::Service;
+use crate::target::PortList;
+
+/// Where Debian's nmap puts the database.
+pub const DEFAULT_PATH: &str = "/usr/share/nmap/nmap-service-probes";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbesError {
+    #[error("cannot read service probes {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {what}")]
+    Syntax {
+        path: String,
+        line: usize,
+        what: String,
+    },
+    #[error("{0} has no TCP probes")]
+    Empty(String),
+}
+
+/// One `Probe` and the directives under it.
+#[derive(Debug)]
+pub struct Probe {
+    pub name: String,
+    pub tcp: bool,
+    pub payload: Vec<u8>,
+    pub ports: Option<PortList>,
+    pub sslports: Option<PortList>,
+    pub rarity: u8,
+    pub fallback: Vec<String>,
+    /// How long nmap waits for this probe's answer.
+    pub total_wait_ms: Option<u64>,
+    pub matches: Vec<Match>,
+}
+
+/// A `match` or `softmatch` line.
+#[derive(Debug)]
+pub struct Match {
+    /// Service name as written (`ssh`, `ssl/http`).
+    pub service: String,
+    pub soft: bool,
+    pattern: String,
+    caseless: bool,
+    dotall: bool,
+    compiled: OnceLock<Option<Regex>>,
+    pub product: Option<String>,
+    pub version: Option<String>,
+    pub info: Option<String>,
+    pub hostname: Option<String>,
+    pub ostype: Option<String>,
+    pub devicetype: Option<String>,
+    pub cpe: Vec<String>,
+}
+
+impl Match {
+    fn regex(&self) -> Option<&Regex> {
+        self.compiled
+            .get_or_init(|| {
+                RegexBuilder::new()
+                    .caseless(self.caseless)
+                    .dotall(self.dotall)
+                    .build(&self.pattern)
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// The service this match reports for `data`, if its pattern matches.
+    pub fn apply(&self, data: &[u8]) -> Option<Service> {
+        let caps = self.regex()?.captures(data).ok()??;
+        let sub = |t: &Option<String>| {
+            t.as_deref()
+                .map(|t| substitute(t, &caps))
+                .filter(|s| !s.is_empty())
+        };
+        let (name, tunnel) = match self.service.strip_prefix("ssl/") {
+            Some(inner) => (inner.to_string(), Some("ssl".to_string())),
+            None => (self.service.clone(), None),
+        };
+        Some(Service {
+            name,
+            tunnel,
+            product: sub(&self.product),
+            version: sub(&self.version),
+            info: sub(&self.info),
+            hostname: sub(&self.hostname),
+            ostype: sub(&self.ostype),
+            devicetype: sub(&self.devicetype),
+            cpe: self.cpe.iter().map(|c| substitute(c, &caps)).collect(),
+            method: super::Method::Probed,
+            soft: self.soft,
+        })
+    }
+}
+
+/// The whole database.
+#[derive(Debug)]
+pub struct ServiceProbes {
+    pub probes: Vec<Probe>,
+    /// Ports nmap never probes (`Exclude`; printers that print anything sent to them).
+    pub exclude_tcp: Option<PortList>,
+}
+
+impl ServiceProbes {
+    pub fn load(path: &Path) -> Result<Self, ProbesError> {
+        let bytes = std::fs::read(path).map_err(|source| ProbesError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&bytes, &path.display().to_string())
+    }
+
+    pub fn parse(text: &[u8], path: &str) -> Result<Self, ProbesError> {
+        let mut probes: Vec<Probe> = Vec::new();
+        let mut exclude_tcp = None;
+        for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
+            let line = escape_high_bytes(raw);
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |what: &str| ProbesError::Syntax {
+                path: path.to_string(),
+                line: n + 1,
+                what: what.to_string(),
+            };
+            let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+            match word {
+                "Exclude" => {
+                    // "T:9100-9107,U:..." or plain ports (TCP).
+                    let tcp: Vec<&str> = rest
+                        .split(',')
+                        .filter_map(|p| {
+                            let p = p.trim();
+                            p.strip_prefix("T:").or((!p.contains(':')).then_some(p))
+                        })
+                        .collect();
+                    if !tcp.is_empty() {
+                        exclude_tcp = PortList::parse(&tcp.join(",")).ok();
+                    }
+                }
+                "Probe" => {
+                    let mut it = rest.splitn(3, ' ');
+                    let proto = it.next().unwrap_or("");
+                    let name = it.next().ok_or_else(|| err("Probe without a name"))?;
+                    let q = it.next().ok_or_else(|| err("Probe without q|...|"))?;
+                    let body = q
+                        .strip_prefix('q')
+                        .and_then(delimited)
+                        .ok_or_else(|| err("probe string is not q|...|"))?
+                        .0;
+                    probes.push(Probe {
+                        name: name.to_string(),
+                        tcp: proto == "TCP",
+                        payload: unescape(body),
+                        ports: None,
+                        sslports: None,
+                        rarity: 1,
+                        fallback: Vec::new(),
+                        total_wait_ms: None,
+                        matches: Vec::new(),
+                    });
+                }
+                _ => {
+                    let Some(p) = probes.last_mut() else {
+                        return Err(err("directive before the first Probe"));
+                    };
+                    match word {
+                        "match" | "softmatch" => {
+                            p.matches.push(parse_match(rest, word == "softmatch").map_err(err)?)
+                        }
+                        "ports" => p.ports = PortList::parse(rest.trim()).ok(),
+                        "sslports" => p.sslports = PortList::parse(rest.trim()).ok(),
+                        "rarity" => p.rarity = rest.trim().parse().unwrap_or(1),
+                        "fallback" => {
+                            p.fallback = rest.split(',').map(|s| s.trim().to_string()).collect()
+                        }
+                        "totalwaitms" => p.total_wait_ms = rest.trim().parse().ok(),
+                        _ => {} // tcpwrappedms and future directives
+                    }
+                }
+            }
+        }
+        if !probes.iter().any(|p| p.tcp) {
+            return Err(ProbesError::Empty(path.to_string()));
+        }
+        Ok(Self {
+            probes,
+            exclude_tcp,
+        })
+    }
+
+    fn tcp_probe(&self, name: &str) -> Option<&Probe> {
+        self.probes.iter().find(|p| p.tcp && p.name == name)
+    }
+
+    /// The probe to send when a TCP port stays silent: the first (in file order) that lists the
+    /// port, else GetRequest (HTTP answers on more odd ports than anything else). `None` for
+    /// ports nmap excludes.
+    pub fn probe_for(&self, port: u16) -> Option<&Probe> {
+        if self.exclude_tcp.as_ref().is_some_and(|e| e.contains(port)) {
+            return None;
+        }
+        self.probes
+            .iter()
+            .filter(|p| p.tcp && p.name != "NULL" && !p.payload.is_empty())
+            .find(|p| p.ports.as_ref().is_some_and(|l| l.contains(port)))
+            .or_else(|| self.tcp_probe("GetRequest"))
+    }
+
+    /// What answered, from the response to `probe` ("NULL" for a greeting): that probe's
+    /// matches, then its fallbacks', then the NULL probe's, as nmap tries them. The first hard
+    /// match wins; failing one, the first soft match names the service.
+    pub fn identify(&self, probe: &str, data: &[u8]) -> Option<Service> {
+        if data.is_empty() {
+            return None;
+        }
+        let mut order: Vec<&Probe> = Vec::new();
+        if let Some(p) = self.tcp_probe(probe) {
+            order.push(p);
+            for f in &p.fallback {
+                if let Some(fp) = self.tcp_probe(f) {
+                    order.push(fp);
+                }
+            }
+        }
+        if let Some(null) = self.tcp_probe("NULL") {
+            if !order.iter().any(|p| p.name == "NULL") {
+                order.push(null);
+            }
+        }
+        let mut soft: Option<Service> = None;
+        for p in order {
+            for m in &p.matches {
+                if m.soft && soft.is_some() {
+                    continue;
+                }
+                if let Some(s) = m.apply(data) {
+                    if !m.soft {
+                        return Some(s);
+                    }
+                    soft = Some(s);
+                }
+            }
+        }
+        soft
+    }
+}
+
+/// Splits `|body|rest` (any delimiter) into body and what follows.
+fn delimited(s: &str) -> Option<(&str, &str)> {
+    let d = s.chars().next()?;
+    let rest = &s[d.len_utf8()..];
+    let end = rest.find(d)?;
+    Some((&rest[..end], &rest[end + d.len_utf8()..]))
+}
+
+fn parse_match(rest: &str, soft: bool) -> Result<Match, &'static str> {
+    let (service, rest) = rest.split_once(' ').ok_or("match without a pattern")?;
+    let rest = rest.strip_prefix('m').ok_or("pattern is not m|...|")?;
+    let (pattern, mut rest) = delimited(rest).ok_or("unterminated pattern")?;
+    let flags: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    rest = &rest[flags.len()..];
+    let mut m = Match {
+        service: service.to_string(),
+        soft,
+        pattern: pattern.to_string(),
+        caseless: flags.contains('i'),
+        dotall: flags.contains('s'),
+        compiled: OnceLock::new(),
+        product: None,
+        version: None,
+        info: None,
+        hostname: None,
+        ostype: None,
+        devicetype: None,
+        cpe: Vec::new(),
+    };
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        if let Some(r) = rest.strip_prefix("cpe:") {
+            let (v, r) = delimited(r).ok_or("unterminated cpe")?;
+            m.cpe.push(format!("cpe:/{v}"));
+            // An optional "a" (the value was auto-generated) follows the closing delimiter.
+            rest = r.strip_prefix('a').unwrap_or(r);
+            continue;
+        }
+        let key = rest.chars().next().ok_or("empty field")?;
+        let (v, r) = delimited(&rest[1..]).ok_or("unterminated version field")?;
+        let slot = match key {
+            'p' => &mut m.product,
+            'v' => &mut m.version,
+            'i' => &mut m.info,
+            'h' => &mut m.hostname,
+            'o' => &mut m.ostype,
+            'd' => &mut m.devicetype,
+            _ => return Err("unknown version field"),
+        };
+        *slot = Some(v.to_string());
+        rest = r;
+    }
+    Ok(m)
+}
+
+/// Bytes beyond ASCII become `\xHH`: PCRE2 takes a str pattern, and these files hold a few raw
+/// bytes that must still match themselves.
+fn escape_high_bytes(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for &c in b {
+        if c < 0x80 {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("\\x{c:02x}"));
+        }
+    }
+    s
+}
+
+/// A probe string's C escapes (`\r\n`, `\0`, `\x16`) to bytes.
+pub fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let c = b[i + 1];
+        i += 2;
+        out.push(match c {
+            b'0' => 0,
+            b'a' => 7,
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'v' => 11,
+            b'x' if i + 2 <= b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i..i + 2]).unwrap_or(""), 16) {
+                    Ok(v) => {
+                        i += 2;
+                        v
+                    }
+                    Err(_) => b'x',
+                }
+            }
+            other => other,
+        });
+    }
+    out
+}
+
+/// Fills a version template: `$1`, `$P(1)` (printable characters only), `$SUBST(1,"_",".")`,
+/// `$I(1,">")` (the group as a big- or little-endian unsigned number).
+fn substitute(t: &str, caps: &Captures) -> String {
+    let group = |n: usize| caps.get(n).map(|m| m.as_bytes()).unwrap_or(&[]);
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut out = String::new();
+    let mut rest = t;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let r = &rest[at + 1..];
+        let digit = r.chars().next().and_then(|c| c.to_digit(10));
+        if let Some(n) = digit {
+            out.push_str(&lossy(group(n as usize)));
+            rest = &r[1..];
+            continue;
+        }
+        let func = ["P(", "SUBST(", "I("]
+            .iter()
+            .find(|f| r.starts_with(**f))
+            .copied();
+        let Some(func) = func else {
+            out.push('$');
+            rest = r;
+            continue;
+        };
+        let args_end = r.find(')').unwrap_or(r.len());
+        let args = &r[func.len()..args_end];
+        rest = r.get(args_end + 1..).unwrap_or("");
+        let mut parts = split_args(args).into_iter();
+        let n: usize = parts.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+        let g = group(n);
+        match func {
+            "P(" => out.extend(
+                g.iter()
+                    .filter(|c| (0x20..0x7f).contains(*c))
+                    .map(|&c| c as char),
+            ),
+            "SUBST(" => {
+                let from = parts.next().unwrap_or_default();
+                let to = parts.next().unwrap_or_default();
+                let s = lossy(g);
+                out.push_str(&if from.is_empty() {
+                    s
+                } else {
+                    s.replace(&from, &to)
+                });
+            }
+            _ => {
+                let little = parts.next().as_deref() == Some("<");
+                let v = if little {
+                    g.iter().rev().fold(0u64, |a, &b| (a << 8) | b as u64)
+                } else {
+                    g.iter().fold(0u64, |a, &b| (a << 8) | b as u64)
+                };
+                out.push_str(&v.to_string());
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `1,"a","b"` → `1`, `a`, `b`.
+fn split_args(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DB: &str = r#"# a small database in nmap's format
+Exclude T:9100-9107
+Probe TCP NULL q||
+totalwaitms 6000
+match ssh m|^SSH-([\d.]+)-OpenSSH_([\w._-]+) Debian-(\S+)\r?\n| p/OpenSSH/ v/$2 Debian $3/ i/protocol $1/ o/Linux/ cpe:/a:openbsd:openssh:$2/ cpe:/o:linux:linux_kernel/a
+softmatch ssh m|^SSH-([\d.]+)-|i
+match ftp m|^220 ([-\w]+) FTP ready\r\n|s p/$P(1)/ v/$SUBST(1,"-",".")/
+Probe TCP GetRequest q|GET / HTTP/1.0\r\n\r\n|
+rarity 1
+ports 80,8000-8010
+sslports 443
+match http m|^HTTP/1\.[01] \d\d\d .*\r\nServer: SimpleHTTP/([\d.]+) Python/([\w._+-]+)\r\n|s p/SimpleHTTPServer/ v/$1/ i/Python $2/
+Probe TCP SSLSessionReq q|\x16\x03\0\0S\x01|
+ports 443,465
+fallback GetRequest
+match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
+"#;
+
+    fn db() -> ServiceProbes {
+        ServiceProbes::parse(DB.as_bytes(), "test").unwrap()
+    }
+
+    #[test]
+    fn parses_probes_and_directives() {
+        let d = db();
+        assert_eq!(d.probes.len(), 3);
+        let get = &d.probes[1];
+        assert_eq!(get.payload, b"GET / HTTP/1.0\r\n\r\n");
+        assert!(get.ports.as_ref().unwrap().contains(8005));
+        assert!(get.sslports.as_ref().unwrap().contains(443));
+        assert_eq!(d.probes[2].payload, [0x16, 3, 0, 0, b'S', 1]);
+        assert_eq!(d.probes[2].fallback, ["GetRequest"]);
+        assert_eq!(d.probes[0].total_wait_ms, Some(6000));
+        let ssh = &d.probes[0].matches[0];
+        assert_eq!(ssh.cpe, ["cpe:/a:openbsd:openssh:$2", "cpe:/o:linux:linux_kernel"]);
+    }
+
+    #[test]
+    fn identifies_with_substitutions() {
+        let d = db();
+        let s = d
+            .identify("NULL", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
+            .unwrap();
+        assert_eq!(s.name, "ssh");
+        assert_eq!(s.product.as_deref(), Some("OpenSSH"));
+        assert_eq!(s.version.as_deref(), Some("9.2p1 Debian 2+deb12u3"));
+        assert_eq!(s.info.as_deref(), Some("protocol 2.0"));
+        assert_eq!(s.ostype.as_deref(), Some("Linux"));
+        assert_eq!(s.cpe[0], "cpe:/a:openbsd:openssh:9.2p1");
+        assert!(!s.soft);
+        // Only the soft match fits: the service is named, nothing more.
+        let s = d.identify("NULL", b"ssh-1.99-dropbear\r\n").unwrap();
+        assert!(s.soft && s.name == "ssh" && s.product.is_none());
+        let s = d.identify("NULL", b"220 my-ftp-1 FTP ready\r\n").unwrap();
+        assert_eq!(s.product.as_deref(), Some("my-ftp-1"));
+        assert_eq!(s.version.as_deref(), Some("my.ftp.1"));
+    }
+
+    #[test]
+    fn probe_response_then_fallback_then_null() {
+        let d = db();
+        let http = b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6 Python/3.11.2\r\nDate: x\r\n\r\n";
+        let s = d.identify("GetRequest", http).unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.version.as_deref(), s.info.as_deref()),
+            ("http", Some("0.6"), Some("Python 3.11.2"))
+        );
+        // SSLSessionReq falls back on GetRequest's matches.
+        assert_eq!(d.identify("SSLSessionReq", http).unwrap().name, "http");
+        let alert = [0x15, 3, 1, 0, 2, 2, 0x46];
+        assert_eq!(d.identify("SSLSessionReq", &alert).unwrap().name, "ssl");
+        // A greeting after a probe still meets the NULL probe's matches.
+        assert_eq!(
+            d.identify("GetRequest", b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+                .unwrap()
+                .name,
+            "ssh"
+        );
+        assert!(d.identify("NULL", b"nothing known").is_none());
+    }
+
+    #[test]
+    fn probe_choice() {
+        let d = db();
+        assert_eq!(d.probe_for(443).unwrap().name, "SSLSessionReq");
+        assert_eq!(d.probe_for(8001).unwrap().name, "GetRequest");
+        assert_eq!(d.probe_for(9999).unwrap().name, "GetRequest");
+        assert!(d.probe_for(9100).is_none());
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape(r"a\r\n\0\x41\\\q"), b"a\r\n\0A\\q");
+        assert_eq!(escape_high_bytes(&[b'a', 0xe9]), "a\\xe9");
+        assert!(ServiceProbes::parse(b"match x m|y|\n", "t").is_err());
+    }
+
+    #[test]
+    fn debian_database_loads_and_names_common_services() {
+        let Ok(d) = ServiceProbes::load(Path::new(DEFAULT_PATH)) else {
+            return; // nmap not installed: covered by the small database above
+        };
+        assert!(d.probes.len() > 100);
+        let s = d
+            .identify("NULL", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
+            .unwrap();
+        assert_eq!((s.name.as_str(), s.product.as_deref()), ("ssh", Some("OpenSSH")));
+        assert_eq!(d.probe_for(80).unwrap().name, "GetRequest");
+        assert_eq!(d.probe_for(443).unwrap().name, "SSLSessionReq");
+    }
+}

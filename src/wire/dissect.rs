@@ -1,0 +1,694 @@
+//! Packets taken apart for people: every layer with every field named, as Scapy's `show()`
+//! prints it, a hexdump as Scapy's `hexdump()` does, and nmap's one-line `--packet-trace`
+//! summary. Read-only and allocation-happy: this is for single packets, never the hot path.
+
+use std::{fmt::Write, net::Ipv4Addr};
+
+use super::{
+    ethernet, get_u16, get_u32, icmp, EthernetFrame, IcmpPacket, Ipv4Packet, TcpSegment,
+    UdpDatagram, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+};
+
+/// One protocol layer and its fields, in header order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    pub name: String,
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Layer {
+    fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    fn field(&mut self, name: &'static str, value: impl Into<String>) {
+        self.fields.push((name, value.into()));
+    }
+
+    /// The value of a field, for tests and callers that pick one.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The layers of an Ethernet frame, down to the payload.
+pub fn frame_layers(frame: &[u8]) -> Vec<Layer> {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return vec![raw(frame)];
+    };
+    let mut l = Layer::new("Ethernet");
+    l.field("dst", eth.dst().to_string());
+    l.field("src", eth.src().to_string());
+    let ty = eth.ethertype();
+    l.field(
+        "type",
+        match ty {
+            ethernet::ETHERTYPE_IPV4 => "IPv4".to_string(),
+            ethernet::ETHERTYPE_ARP => "ARP".to_string(),
+            ethernet::ETHERTYPE_VLAN => "802.1Q".to_string(),
+            t => format!("{t:#06x}"),
+        },
+    );
+    let mut out = vec![l];
+    let rest = &frame[ethernet::HEADER_LEN..];
+    if ty == ethernet::ETHERTYPE_IPV4 {
+        out.extend(ip_layers(rest, ""));
+    } else if !rest.is_empty() {
+        out.push(raw(rest));
+    }
+    out
+}
+
+/// The layers of an IPv4 packet. `suffix` names quoted packets (" in ICMP").
+pub fn ip_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
+    // A quoted packet is cut short by design: show what is there.
+    let Some(hl) = b.first().map(|v| ((v & 0x0f) as usize) * 4) else {
+        return vec![];
+    };
+    if b.len() < 20 || hl < 20 || b.len() < hl {
+        return vec![raw(b)];
+    }
+    let mut l = Layer::new(format!("IP{suffix}"));
+    let flags_frag = get_u16(b, 6);
+    l.field("version", (b[0] >> 4).to_string());
+    l.field("ihl", (hl / 4).to_string());
+    l.field("tos", format!("{:#x}", b[1]));
+    l.field("len", get_u16(b, 2).to_string());
+    l.field("id", get_u16(b, 4).to_string());
+    let mut flags = Vec::new();
+    if flags_frag & 0x8000 != 0 {
+        flags.push("evil");
+    }
+    if flags_frag & 0x4000 != 0 {
+        flags.push("DF");
+    }
+    if flags_frag & 0x2000 != 0 {
+        flags.push("MF");
+    }
+    l.field("flags", flags.join("+"));
+    l.field("frag", (flags_frag & 0x1fff).to_string());
+    l.field("ttl", b[8].to_string());
+    l.field("proto", proto_name(b[9]));
+    let valid = super::checksum::verify(super::checksum::sum(0, &b[..hl]));
+    l.field(
+        "chksum",
+        format!(
+            "{:#06x}{}",
+            get_u16(b, 10),
+            if valid || !suffix.is_empty() {
+                ""
+            } else {
+                " (bad)"
+            }
+        ),
+    );
+    l.field("src", Ipv4Addr::from(get_u32(b, 12)).to_string());
+    l.field("dst", Ipv4Addr::from(get_u32(b, 16)).to_string());
+    l.field("options", format!("{:?}", HexBytes(&b[20..hl])));
+    // A quoted header keeps its original length: read no further than what is here.
+    let total = (get_u16(b, 2) as usize).clamp(hl, b.len());
+    let payload = &b[hl..total];
+    let mut out = vec![l];
+    let (src, dst) = (get_u32(b, 12), get_u32(b, 16));
+    if get_u16(b, 6) & 0x1fff != 0 {
+        out.push(raw(payload));
+        return out;
+    }
+    match b[9] {
+        PROTO_TCP => out.extend(tcp_layers(payload, src, dst, suffix)),
+        PROTO_UDP => out.extend(udp_layers(payload, src, dst, suffix)),
+        PROTO_ICMP => out.extend(icmp_layers(payload, suffix)),
+        _ if !payload.is_empty() => out.push(raw(payload)),
+        _ => {}
+    }
+    out
+}
+
+fn tcp_layers(b: &[u8], src: u32, dst: u32, suffix: &str) -> Vec<Layer> {
+    let mut l = Layer::new(format!("TCP{suffix}"));
+    if b.len() < 20 {
+        // ICMP errors may quote only the first 8 bytes.
+        if b.len() >= 8 {
+            l.field("sport", get_u16(b, 0).to_string());
+            l.field("dport", get_u16(b, 2).to_string());
+            l.field("seq", get_u32(b, 4).to_string());
+            return vec![l];
+        }
+        return vec![raw(b)];
+    }
+    let Ok(s) = TcpSegment::new_checked(b) else {
+        return vec![raw(b)];
+    };
+    l.field("sport", s.src_port().to_string());
+    l.field("dport", s.dst_port().to_string());
+    l.field("seq", s.seq().to_string());
+    l.field("ack", s.ack().to_string());
+    l.field("dataofs", (s.header_len() / 4).to_string());
+    l.field("reserved", (b[12] & 0x0f).to_string());
+    l.field("flags", tcp_flags(s.flags().0));
+    l.field("window", s.window().to_string());
+    let valid = suffix.is_empty() && s.verify_checksum(src, dst);
+    l.field(
+        "chksum",
+        format!(
+            "{:#06x}{}",
+            s.checksum(),
+            if valid || !suffix.is_empty() {
+                ""
+            } else {
+                " (bad)"
+            }
+        ),
+    );
+    l.field("urgptr", s.urgent().to_string());
+    l.field("options", tcp_options_scapy(s.options()));
+    let mut out = vec![l];
+    if !s.payload().is_empty() {
+        out.push(raw(s.payload()));
+    }
+    out
+}
+
+fn udp_layers(b: &[u8], src: u32, dst: u32, suffix: &str) -> Vec<Layer> {
+    let mut l = Layer::new(format!("UDP{suffix}"));
+    let Ok(u) = UdpDatagram::new_checked(b) else {
+        return vec![raw(b)];
+    };
+    l.field("sport", u.src_port().to_string());
+    l.field("dport", u.dst_port().to_string());
+    l.field("len", u.len().to_string());
+    let mut ck = format!("{:#06x}", u.checksum());
+    if suffix.is_empty() && u.checksum() != 0 {
+        let len = (u.len() as usize).clamp(8, b.len());
+        let acc = super::checksum::pseudo_header(src, dst, PROTO_UDP, len as u16);
+        if !super::checksum::verify(super::checksum::sum(acc, &b[..len])) {
+            ck.push_str(" (bad)");
+        }
+    }
+    l.field("chksum", ck);
+    let mut out = vec![l];
+    if !u.payload().is_empty() {
+        out.push(raw(u.payload()));
+    }
+    out
+}
+
+fn icmp_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
+    let Ok(m) = IcmpPacket::new_checked(b) else {
+        return vec![raw(b)];
+    };
+    let mut l = Layer::new(format!("ICMP{suffix}"));
+    l.field("type", icmp_type_name(m.msg_type()));
+    l.field("code", icmp_code_name(m.msg_type(), m.code()));
+    let valid = suffix.is_empty() && m.verify_checksum();
+    l.field(
+        "chksum",
+        format!(
+            "{:#06x}{}",
+            m.checksum(),
+            if valid || !suffix.is_empty() {
+                ""
+            } else {
+                " (bad)"
+            }
+        ),
+    );
+    let mut out = Vec::new();
+    if m.is_error() {
+        l.field("unused", get_u32(b, 4).to_string());
+        out.push(l);
+        if suffix.is_empty() {
+            out.extend(ip_layers(m.payload(), " in ICMP"));
+        } else if !m.payload().is_empty() {
+            out.push(raw(m.payload()));
+        }
+    } else {
+        l.field("id", format!("{:#x}", m.echo_ident()));
+        l.field("seq", format!("{:#x}", m.echo_seq()));
+        out.push(l);
+        if !m.payload().is_empty() {
+            out.push(raw(m.payload()));
+        }
+    }
+    out
+}
+
+fn raw(b: &[u8]) -> Layer {
+    let mut l = Layer::new("Raw");
+    l.field("load", py_bytes(b));
+    l
+}
+
+/// Prints layers as Scapy's `show()` does: a banner per layer, fields indented one step deeper
+/// per layer.
+pub fn show(layers: &[Layer]) -> String {
+    let mut s = String::new();
+    for (depth, l) in layers.iter().enumerate() {
+        let pad = " ".repeat(depth * 2);
+        let _ = writeln!(s, "{pad}###[ {} ]###", l.name);
+        for (name, value) in &l.fields {
+            let _ = writeln!(s, "{pad}  {name:<10}= {value}");
+        }
+    }
+    s
+}
+
+/// Scapy's `hexdump()`: offset, 16 bytes in hex, the printable ones as text.
+pub fn hexdump(b: &[u8]) -> String {
+    let mut s = String::new();
+    for (i, chunk) in b.chunks(16).enumerate() {
+        let _ = write!(s, "{:04x}  ", i * 16);
+        for j in 0..16 {
+            match chunk.get(j) {
+                Some(v) => {
+                    let _ = write!(s, "{v:02X} ");
+                }
+                None => s.push_str("   "),
+            }
+        }
+        s.push(' ');
+        s.extend(chunk.iter().map(|&c| {
+            if (0x20..0x7f).contains(&c) {
+                c as char
+            } else {
+                '.'
+            }
+        }));
+        s.push('\n');
+    }
+    s
+}
+
+/// nmap's `--packet-trace` line for an Ethernet frame, without the SENT/RCVD prefix:
+/// `TCP 198.18.0.1:61000 > 198.19.0.5:80 S ttl=64 id=1 iplen=44 seq=... win=1024 <mss 1460>`.
+pub fn summary(frame: &[u8]) -> String {
+    match EthernetFrame::new_checked(frame) {
+        Ok(eth) if eth.ethertype() == ethernet::ETHERTYPE_IPV4 => {
+            ip_summary(&frame[ethernet::HEADER_LEN..])
+        }
+        Ok(eth) => format!(
+            "{} > {} ethertype {:#06x} len={}",
+            eth.src(),
+            eth.dst(),
+            eth.ethertype(),
+            frame.len()
+        ),
+        Err(_) => format!("runt frame len={}", frame.len()),
+    }
+}
+
+/// The same for an IPv4 packet.
+pub fn ip_summary(b: &[u8]) -> String {
+    let Ok(ip) = Ipv4Packet::new_checked(b) else {
+        return format!("malformed IPv4 len={}", b.len());
+    };
+    let (src, dst) = (Ipv4Addr::from(ip.src()), Ipv4Addr::from(ip.dst()));
+    let ipf = format!(
+        "ttl={} id={} iplen={}",
+        ip.ttl(),
+        ip.ident(),
+        ip.total_len()
+    );
+    let p = ip.payload();
+    match ip.protocol() {
+        PROTO_TCP if ip.frag_offset() == 0 => match TcpSegment::new_checked(p) {
+            Ok(s) => {
+                let mut line = format!(
+                    "TCP {src}:{} > {dst}:{} {} {ipf}  seq={}",
+                    s.src_port(),
+                    s.dst_port(),
+                    tcp_flags(s.flags().0),
+                    s.seq()
+                );
+                if s.flags().has(super::TcpFlags::ACK) {
+                    let _ = write!(line, " ack={}", s.ack());
+                }
+                let _ = write!(line, " win={}", s.window());
+                let opts = tcp_options_nmap(s.options());
+                if !opts.is_empty() {
+                    let _ = write!(line, " <{opts}>");
+                }
+                if !s.payload().is_empty() {
+                    let _ = write!(line, " data={}", s.payload().len());
+                }
+                line
+            }
+            Err(_) => format!("TCP {src} > {dst} truncated {ipf}"),
+        },
+        PROTO_UDP if ip.frag_offset() == 0 => match UdpDatagram::new_checked(p) {
+            Ok(u) => format!(
+                "UDP {src}:{} > {dst}:{} {ipf}",
+                u.src_port(),
+                u.dst_port()
+            ),
+            Err(_) => format!("UDP {src} > {dst} truncated {ipf}"),
+        },
+        PROTO_ICMP if ip.frag_offset() == 0 => match IcmpPacket::new_checked(p) {
+            Ok(m) => {
+                let what = if m.is_error() {
+                    let about = Ipv4Packet::new_checked(m.payload())
+                        .map(|q| format!(" for {}", ip_summary_short(&q)))
+                        .unwrap_or_default();
+                    format!(
+                        "{} (type={}/code={}){about}",
+                        icmp_code_name(m.msg_type(), m.code()),
+                        m.msg_type(),
+                        m.code()
+                    )
+                } else {
+                    format!(
+                        "{} (type={}/code={}) id={} seq={}",
+                        icmp_type_name(m.msg_type()),
+                        m.msg_type(),
+                        m.code(),
+                        m.echo_ident(),
+                        m.echo_seq()
+                    )
+                };
+                format!("ICMP [{src} > {dst} {what}] IP [{ipf}]")
+            }
+            Err(_) => format!("ICMP {src} > {dst} truncated {ipf}"),
+        },
+        n => format!("{} {src} > {dst} {ipf}", proto_name(n).to_uppercase()),
+    }
+}
+
+/// A quoted packet in a few words: `TCP 198.18.0.1:61000 > 198.19.0.5:80`.
+fn ip_summary_short(q: &Ipv4Packet<&[u8]>) -> String {
+    let (src, dst) = (Ipv4Addr::from(q.src()), Ipv4Addr::from(q.dst()));
+    let p = q.payload();
+    match q.protocol() {
+        PROTO_TCP | PROTO_UDP if p.len() >= 4 => format!(
+            "{} {src}:{} > {dst}:{}",
+            proto_name(q.protocol()).to_uppercase(),
+            get_u16(p, 0),
+            get_u16(p, 2)
+        ),
+        n => format!("{} {src} > {dst}", proto_name(n).to_uppercase()),
+    }
+}
+
+/// TCP flags in Scapy's order and letters (`S`, `SA`, `RA`, `FPU`).
+pub fn tcp_flags(f: u8) -> String {
+    const ORDER: [(u8, char); 8] = [
+        (0x01, 'F'),
+        (0x02, 'S'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x10, 'A'),
+        (0x20, 'U'),
+        (0x40, 'E'),
+        (0x80, 'C'),
+    ];
+    ORDER
+        .iter()
+        .filter(|(b, _)| f & b != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// A decoded TCP option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpOption {
+    Eol,
+    Nop,
+    Mss(u16),
+    WScale(u8),
+    SackOk,
+    Sack(Vec<(u32, u32)>),
+    Timestamp(u32, u32),
+    Other(u8, Vec<u8>),
+}
+
+/// Decodes TCP options; a truncated or lying option ends the list with its raw bytes.
+pub fn tcp_options(mut b: &[u8]) -> Vec<TcpOption> {
+    let mut out = Vec::new();
+    while let Some(&kind) = b.first() {
+        match kind {
+            0 => {
+                out.push(TcpOption::Eol);
+                break;
+            }
+            1 => {
+                out.push(TcpOption::Nop);
+                b = &b[1..];
+                continue;
+            }
+            _ => {}
+        }
+        let len = b.get(1).copied().unwrap_or(0) as usize;
+        if len < 2 || len > b.len() {
+            out.push(TcpOption::Other(kind, b[1.min(b.len())..].to_vec()));
+            break;
+        }
+        let v = &b[2..len];
+        out.push(match (kind, len) {
+            (2, 4) => TcpOption::Mss(get_u16(v, 0)),
+            (3, 3) => TcpOption::WScale(v[0]),
+            (4, 2) => TcpOption::SackOk,
+            (5, _) if v.len() % 8 == 0 => TcpOption::Sack(
+                v.chunks(8)
+                    .map(|c| (get_u32(c, 0), get_u32(c, 4)))
+                    .collect(),
+            ),
+            (8, 10) => TcpOption::Timestamp(get_u32(v, 0), get_u32(v, 4)),
+            _ => TcpOption::Other(kind, v.to_vec()),
+        });
+        b = &b[len..];
+    }
+    out
+}
+
+/// Scapy's rendering: `[('MSS', 1460), ('NOP', None), ('WScale', 7)]`.
+fn tcp_options_scapy(b: &[u8]) -> String {
+    let items: Vec<String> = tcp_options(b)
+        .into_iter()
+        .map(|o| match o {
+            TcpOption::Eol => "('EOL', None)".into(),
+            TcpOption::Nop => "('NOP', None)".into(),
+            TcpOption::Mss(v) => format!("('MSS', {v})"),
+            TcpOption::WScale(v) => format!("('WScale', {v})"),
+            TcpOption::SackOk => "('SAckOK', b'')".into(),
+            TcpOption::Sack(v) => format!("('SAck', {v:?})"),
+            TcpOption::Timestamp(a, e) => format!("('Timestamp', ({a}, {e}))"),
+            TcpOption::Other(k, v) => format!("({k}, {})", py_bytes(&v)),
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// nmap's rendering: `mss 1460,sackOK,TS 1 0,nop,wscale 7`.
+fn tcp_options_nmap(b: &[u8]) -> String {
+    let items: Vec<String> = tcp_options(b)
+        .into_iter()
+        .map(|o| match o {
+            TcpOption::Eol => "eol".into(),
+            TcpOption::Nop => "nop".into(),
+            TcpOption::Mss(v) => format!("mss {v}"),
+            TcpOption::WScale(v) => format!("wscale {v}"),
+            TcpOption::SackOk => "sackOK".into(),
+            TcpOption::Sack(v) => format!("sack {}", v.len()),
+            TcpOption::Timestamp(a, e) => format!("TS val {a} ecr {e}"),
+            TcpOption::Other(k, _) => format!("opt{k}"),
+        })
+        .collect();
+    items.join(",")
+}
+
+pub fn proto_name(p: u8) -> String {
+    match p {
+        PROTO_ICMP => "icmp".into(),
+        2 => "igmp".into(),
+        4 => "ipencap".into(),
+        PROTO_TCP => "tcp".into(),
+        PROTO_UDP => "udp".into(),
+        41 => "ipv6".into(),
+        47 => "gre".into(),
+        50 => "esp".into(),
+        51 => "ah".into(),
+        132 => "sctp".into(),
+        n => n.to_string(),
+    }
+}
+
+fn icmp_type_name(t: u8) -> String {
+    match t {
+        icmp::TYPE_ECHO_REPLY => "echo-reply".into(),
+        icmp::TYPE_DEST_UNREACH => "dest-unreach".into(),
+        icmp::TYPE_SOURCE_QUENCH => "source-quench".into(),
+        icmp::TYPE_REDIRECT => "redirect".into(),
+        icmp::TYPE_ECHO_REQUEST => "echo-request".into(),
+        icmp::TYPE_TIME_EXCEEDED => "time-exceeded".into(),
+        icmp::TYPE_PARAM_PROBLEM => "parameter-problem".into(),
+        13 => "timestamp-request".into(),
+        14 => "timestamp-reply".into(),
+        n => n.to_string(),
+    }
+}
+
+fn icmp_code_name(t: u8, c: u8) -> String {
+    use icmp::unreach as u;
+    match (t, c) {
+        (icmp::TYPE_DEST_UNREACH, u::NET) => "network-unreachable".into(),
+        (icmp::TYPE_DEST_UNREACH, u::HOST) => "host-unreachable".into(),
+        (icmp::TYPE_DEST_UNREACH, u::PROTOCOL) => "protocol-unreachable".into(),
+        (icmp::TYPE_DEST_UNREACH, u::PORT) => "port-unreachable".into(),
+        (icmp::TYPE_DEST_UNREACH, u::FRAG_NEEDED) => "fragmentation-needed".into(),
+        (icmp::TYPE_DEST_UNREACH, u::NET_PROHIBITED) => "network-prohibited".into(),
+        (icmp::TYPE_DEST_UNREACH, u::HOST_PROHIBITED) => "host-prohibited".into(),
+        (icmp::TYPE_DEST_UNREACH, u::ADMIN_PROHIBITED) => "communication-prohibited".into(),
+        (icmp::TYPE_TIME_EXCEEDED, 0) => "ttl-zero-during-transit".into(),
+        (icmp::TYPE_TIME_EXCEEDED, 1) => "ttl-zero-during-reassembly".into(),
+        (_, c) => c.to_string(),
+    }
+}
+
+/// Python's bytes literal (`b'GET / HTTP/1.0\r\n'`), as Scapy prints a load.
+pub fn py_bytes(b: &[u8]) -> String {
+    let mut s = String::from("b'");
+    for &c in b {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'\'' => s.push_str("\\'"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(c as char),
+            _ => {
+                let _ = write!(s, "\\x{c:02x}");
+            }
+        }
+    }
+    s.push('\'');
+    s
+}
+
+struct HexBytes<'a>(&'a [u8]);
+
+impl std::fmt::Debug for HexBytes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("[]");
+        }
+        f.write_str(&py_bytes(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SYN-ACK as Linux 6.x sends it: 198.19.0.5:80 -> 198.18.0.1:61234, captured in the lab.
+    const SYNACK: [u8; 58] = [
+        0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00, // Ethernet
+        0x45, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x1b, 0x77, 198, 19, 0, 5,
+        198, 18, 0, 1, // IPv4
+        0x00, 0x50, 0xef, 0x32, 0x5b, 0x1a, 0x2c, 0x3d, 0x12, 0x34, 0x56, 0x79, 0x60, 0x12,
+        0xfa, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, // TCP + MSS
+    ];
+
+    fn fixed(mut f: Vec<u8>) -> Vec<u8> {
+        let mut ip = Ipv4Packet::new_checked(&mut f[14..]).unwrap();
+        ip.fill_checksum();
+        let mut t = TcpSegment::new_checked(&mut f[34..]).unwrap();
+        t.fill_checksum(0xc613_0005, 0xc612_0001);
+        f
+    }
+
+    #[test]
+    fn syn_ack_every_layer() {
+        let f = fixed(SYNACK.to_vec());
+        let l = frame_layers(&f);
+        let names: Vec<&str> = l.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["Ethernet", "IP", "TCP"]);
+        assert_eq!(l[0].get("type"), Some("IPv4"));
+        assert_eq!(l[1].get("flags"), Some("DF"));
+        assert_eq!(l[1].get("proto"), Some("tcp"));
+        assert_eq!(l[1].get("src"), Some("198.19.0.5"));
+        assert!(!l[1].get("chksum").unwrap().contains("bad"));
+        assert_eq!(l[2].get("flags"), Some("SA"));
+        assert_eq!(l[2].get("seq"), Some("1528441917"));
+        assert_eq!(l[2].get("options"), Some("[('MSS', 1460)]"));
+        assert!(!l[2].get("chksum").unwrap().contains("bad"));
+        let text = show(&l);
+        assert!(text.starts_with("###[ Ethernet ]###\n  dst       = 02:00:00:00:00:01\n"));
+        assert!(text.contains("\n    ###[ TCP ]###\n      sport     = 80\n"));
+        assert_eq!(
+            summary(&f),
+            "TCP 198.19.0.5:80 > 198.18.0.1:61234 SA ttl=64 id=0 iplen=44  seq=1528441917 ack=305419897 win=64240 <mss 1460>"
+        );
+    }
+
+    #[test]
+    fn bad_checksums_are_marked() {
+        let f = SYNACK.to_vec(); // checksums left as captured-then-edited: wrong
+        let l = frame_layers(&f);
+        assert!(l[1].get("chksum").unwrap().ends_with("(bad)"));
+        assert!(l[2].get("chksum").unwrap().ends_with("(bad)"));
+    }
+
+    #[test]
+    fn icmp_error_shows_the_quoted_packet() {
+        // Host unreachable from 198.19.2.1 quoting a SYN 198.18.0.1:61000 -> 198.19.2.5:22.
+        let mut quoted = vec![
+            0x45, 0, 0, 40, 0x12, 0x34, 0, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 19, 2, 5,
+        ];
+        quoted.extend([0xee, 0x48, 0, 22, 0xde, 0xad, 0xbe, 0xef]);
+        let mut pkt = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 198, 19, 2, 1, 198, 18, 0, 1, 3, 1, 0, 0, 0,
+            0, 0, 0,
+        ];
+        pkt.extend(&quoted);
+        let n = pkt.len() as u16;
+        pkt[2..4].copy_from_slice(&n.to_be_bytes());
+        let l = ip_layers(&pkt, "");
+        let names: Vec<&str> = l.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["IP", "ICMP", "IP in ICMP", "TCP in ICMP"]);
+        assert_eq!(l[1].get("type"), Some("dest-unreach"));
+        assert_eq!(l[1].get("code"), Some("host-unreachable"));
+        assert_eq!(l[3].get("dport"), Some("22"));
+        assert_eq!(l[3].get("seq"), Some("3735928559"));
+        assert_eq!(
+            ip_summary(&pkt),
+            "ICMP [198.19.2.1 > 198.18.0.1 host-unreachable (type=3/code=1) for TCP 198.18.0.1:61000 > 198.19.2.5:22] IP [ttl=64 id=0 iplen=56]"
+        );
+    }
+
+    #[test]
+    fn options_and_payload() {
+        let opts = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+        assert_eq!(
+            tcp_options(&opts),
+            vec![
+                TcpOption::Mss(1460),
+                TcpOption::SackOk,
+                TcpOption::Timestamp(1, 0),
+                TcpOption::Nop,
+                TcpOption::WScale(7)
+            ]
+        );
+        assert_eq!(
+            tcp_options_nmap(&opts),
+            "mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7"
+        );
+        // A lying length ends the list instead of reading past it.
+        assert_eq!(tcp_options(&[2, 9, 1]), vec![TcpOption::Other(2, vec![9, 1])]);
+        assert_eq!(py_bytes(b"SSH-2.0\r\n\x00'"), "b'SSH-2.0\\r\\n\\x00\\''");
+        assert_eq!(tcp_flags(0x29), "FPU");
+    }
+
+    #[test]
+    fn hexdump_matches_scapy() {
+        assert_eq!(
+            hexdump(b"GET / HTTP/1.0\r\n\r\nxyz"),
+            "0000  47 45 54 20 2F 20 48 54 54 50 2F 31 2E 30 0D 0A  GET / HTTP/1.0..\n\
+             0010  0D 0A 78 79 7A                                   ..xyz\n"
+        );
+    }
+}
