@@ -5,7 +5,8 @@
  * the scan's source IP and either
  *   - is TCP/UDP to the scan's source-port range, or
  *   - is an ICMP error whose quoted header is a packet we sent (our source IP, port range), or
- *   - (flag) is an ICMP echo reply whose identifier lies in the port range.
+ *   - (flag) is an ICMP echo reply (or, with another flag, any ICMP query reply) whose
+ *     identifier lies in the port range.
  * Everything else is passed to the kernel untouched. With no socket on the receiving queue the
  * packet is dropped, never passed: the port range belongs to the scan alone.
  */
@@ -32,6 +33,9 @@ struct icmphdr {
 #define ICMP_REDIRECT       5
 #define ICMP_TIME_EXCEEDED  11
 #define ICMP_PARAMETERPROB  12
+#define ICMP_TIMESTAMPREPLY 14
+#define ICMP_INFO_REPLY     16
+#define ICMP_ADDRESSREPLY   18
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -121,7 +125,12 @@ int xdpscan_steer(struct xdp_md *ctx)
 			ours = quotes_us(cfg, (void *)(icmp + 1), end);
 			break;
 		case ICMP_ECHOREPLY:
-			ours = (cfg->flags & STEER_ECHO_REPLY) && in_range(cfg, icmp->id);
+			ours = (cfg->flags & (STEER_ECHO_REPLY | STEER_ICMP_QUERY)) && in_range(cfg, icmp->id);
+			break;
+		case ICMP_TIMESTAMPREPLY:
+		case ICMP_INFO_REPLY:
+		case ICMP_ADDRESSREPLY:
+			ours = (cfg->flags & STEER_ICMP_QUERY) && in_range(cfg, icmp->id);
 			break;
 		default:
 			break;

@@ -8,6 +8,9 @@
 #define STEER_ANY_QUOTED   (1u << 1)
 /* Steer every IPv4 packet addressed to us from a scanned protocol (-sO replies). */
 #define STEER_ALL_PROTOS   (1u << 2)
+/* Steer ICMP query replies (echo, timestamp, information, address mask) whose identifier
+ * lies in the port range (`xdpscan probe --icmp-type`). */
+#define STEER_ICMP_QUERY   (1u << 3)
 
 struct steer_config {
 	__u32 src_ip;   /* network byte order */

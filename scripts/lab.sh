@@ -23,9 +23,13 @@
 #                     its RSTs carry window 4096 on listening ports (-sW: open) and it ignores
 #                     FIN+ACK there (-sM: open|filtered)
 #   everything else   listeners open (syn-ack), other ports closed (reset)
+#
+# LAB_SERVICES=1 replaces the bare TCP listeners with real services on every address
+# (scripts/lab-services.py): 22 an SSH-like greeting, 80 Python's HTTP server, 443 the same in
+# TLS, 9999 silent.
 # Other scan types read the same table: tests/common/lab.rs spells out each one's expectation.
 #
-# Usage: scripts/lab.sh up [PREFIX] | down [PREFIX] | sink [PREFIX] | exec [PREFIX] CMD...
+# Usage: scripts/lab.sh up|path|down|sink [PREFIX] | exec [PREFIX] CMD...
 # Every packet stays inside these namespaces: the scanner side has no route anywhere else.
 set -euo pipefail
 
@@ -45,7 +49,7 @@ die() { echo "lab.sh: $*" >&2; exit 1; }
 [ ${#VS} -le 15 ] || die "prefix '$P' too long for interface names (max 14 characters)"
 
 down() {
-    for ns in "$TGT" "$SCAN"; do
+    for ns in "$TGT" "$SCAN" "$P-r1" "$P-r2" "$P-r3"; do
         if ip netns list | grep -qw "^$ns"; then
             # Processes outlive their namespace's name; end them first.
             for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
@@ -53,6 +57,7 @@ down() {
         fi
     done
     ip link del "$VS" 2>/dev/null || true
+    rm -rf "${TMPDIR:-/tmp}/xdpscan-$P-services"
 }
 
 up() {
@@ -107,17 +112,88 @@ table inet lab {
     }
 }
 NFT
-    ip netns exec "$TGT" python3 "$HERE/lab-listener.py" --tcp "$TCP_PORTS" --udp "$UDP_PORTS" \
-        >/dev/null 2>&1 &
+    if [ "${LAB_SERVICES:-0}" = 1 ]; then
+        # Real services instead of the bare listeners (banners, -sV): see lab-services.py.
+        TCP_PORTS=22,80,443,9999
+        ip netns exec "$TGT" python3 "$HERE/lab-services.py" "${TMPDIR:-/tmp}/xdpscan-$P-services" \
+            >/dev/null 2>&1 &
+        ip netns exec "$TGT" python3 "$HERE/lab-listener.py" --udp "$UDP_PORTS" >/dev/null 2>&1 &
+    else
+        ip netns exec "$TGT" python3 "$HERE/lab-listener.py" --tcp "$TCP_PORTS" --udp "$UDP_PORTS" \
+            >/dev/null 2>&1 &
+    fi
     ip netns exec "$TGT" python3 "$HERE/lab-responder.py" "$VT" "$TCP_PORTS" >/dev/null 2>&1 &
     # Ready when every listener is bound.
-    for _ in $(seq 100); do
+    for _ in $(seq 200); do
         n=$(ip netns exec "$TGT" ss -Hltn | wc -l)
         [ "$n" -ge "$(echo "$TCP_PORTS" | tr ',' '\n' | grep -c .)" ] && break
         sleep 0.05
     done
     # Resolve the gateway once so the first scan need not ARP.
     ip netns exec "$SCAN" ping -c1 -W1 198.18.0.2 >/dev/null || die "lab link does not answer"
+}
+
+# The path lab (traceroute): three routers between scanner and target, each hop its own address.
+#
+#   <P>-scan 198.18.0.1 ── 198.18.0.2 <P>-r1 198.18.1.1 ── 198.18.1.2 <P>-r2 198.18.2.1 ──
+#     198.18.2.2 <P>-r3 198.18.3.1 ── 198.18.3.2 <P>-tgt (local 198.19.0.0/16)
+#
+# ICMP time-exceeded leaves each router from its interface toward the scanner, so the hops
+# are 198.18.0.2, 198.18.1.2, 198.18.2.2, then the target itself (TTL 4). Shaped ranges:
+#   198.19.1.0/24   dropped by r3: the path ends at r3 (TTL 3), unreached
+#   198.19.2.0/24   r2 forwards nothing, answering host-unreachable: TTL 1 r1, TTL 2 r2
+#                   (time exceeded comes first), TTL >= 3 r2's unreachable ends the path
+#   everything else reached at TTL 4: TCP 80 open (listener), UDP 33434 closed, ICMP echo up
+path_up() {
+    down
+    local ns prev addr
+    for ns in "$SCAN" "$P-r1" "$P-r2" "$P-r3" "$TGT"; do
+        ip netns add "$ns"
+        ip -n "$ns" link set lo up
+        ip netns exec "$ns" sysctl -qw net.ipv4.icmp_ratelimit=0 \
+            net.ipv4.icmp_msgs_per_sec=100000000 net.ipv4.icmp_msgs_burst=100000000 \
+            net.ipv4.tcp_synack_retries=0
+    done
+    # link NAME_A NS_A ADDR_A NAME_B NS_B ADDR_B
+    link() {
+        ip link add "$1" numtxqueues "$QUEUES" numrxqueues "$QUEUES" type veth \
+            peer name "$4" numtxqueues "$QUEUES" numrxqueues "$QUEUES"
+        ip link set "$1" netns "$2"
+        ip link set "$4" netns "$5"
+        ip -n "$2" addr add "$3" dev "$1"
+        ip -n "$5" addr add "$6" dev "$4"
+        ip -n "$2" link set "$1" up
+        ip -n "$5" link set "$4" up
+        ip netns exec "$2" ethtool -K "$1" tx off >/dev/null
+        ip netns exec "$5" ethtool -K "$4" tx off >/dev/null
+    }
+    link "$VS" "$SCAN" 198.18.0.1/24 "${P}1a" "$P-r1" 198.18.0.2/24
+    link "${P}1b" "$P-r1" 198.18.1.1/30 "${P}2a" "$P-r2" 198.18.1.2/30
+    link "${P}2b" "$P-r2" 198.18.2.1/30 "${P}3a" "$P-r3" 198.18.2.2/30
+    link "${P}3b" "$P-r3" 198.18.3.1/30 "$VT" "$TGT" 198.18.3.2/30
+    for ns in "$P-r1" "$P-r2" "$P-r3"; do
+        ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
+    done
+    ip -n "$SCAN" route add 198.19.0.0/16 via 198.18.0.2
+    ip -n "$P-r1" route add 198.19.0.0/16 via 198.18.1.2
+    ip -n "$P-r1" route add 198.18.2.0/23 via 198.18.1.2
+    ip -n "$P-r2" route add 198.19.0.0/16 via 198.18.2.2
+    ip -n "$P-r2" route add 198.18.0.0/24 via 198.18.1.1
+    ip -n "$P-r2" route add 198.18.3.0/30 via 198.18.2.2
+    ip -n "$P-r3" route add 198.19.0.0/16 via 198.18.3.2
+    ip -n "$P-r3" route add 198.18.0.0/23 via 198.18.2.1
+    ip -n "$TGT" route add default via 198.18.3.1
+    ip -n "$TGT" route add local 198.19.0.0/16 dev lo
+    printf 'table ip lab {\n chain transit {\n  type filter hook forward priority 0;\n  ip daddr 198.19.1.0/24 drop\n }\n}\n' \
+        | ip netns exec "$P-r3" nft -f -
+    printf 'table ip lab {\n chain transit {\n  type filter hook forward priority 0;\n  ip daddr 198.19.2.0/24 reject with icmp type host-unreachable\n }\n}\n' \
+        | ip netns exec "$P-r2" nft -f -
+    ip netns exec "$TGT" python3 "$HERE/lab-listener.py" --tcp 80 >/dev/null 2>&1 &
+    for _ in $(seq 200); do
+        [ "$(ip netns exec "$TGT" ss -Hltn | wc -l)" -ge 1 ] && break
+        sleep 0.05
+    done
+    ip netns exec "$SCAN" ping -c1 -W1 198.19.0.1 >/dev/null || die "path lab does not answer end to end"
 }
 
 # Sink mode: the target drops everything at the driver (pure transmit-rate measurements).
@@ -138,8 +214,9 @@ sink_obj() {
 
 case "$cmd" in
     up) up; echo "lab $P up: run the scanner with 'ip netns exec $SCAN ...'" ;;
+    path) path_up; echo "path lab $P up: run the scanner with 'ip netns exec $SCAN ...'" ;;
     down) down ;;
     sink) sink ;;
     exec) shift 2; exec ip netns exec "$SCAN" "$@" ;;
-    *) die "usage: $0 up|down|sink|exec [PREFIX] [CMD...]" ;;
+    *) die "usage: $0 up|path|down|sink|exec [PREFIX] [CMD...]" ;;
 esac

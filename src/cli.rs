@@ -318,6 +318,232 @@ Without any, NDJSON goes to stdout, one object per (address, port):
 Exit status: 0 done (also when interrupted or stdout closed), 1 runtime error, 2 usage error.
 Ctrl-C stops sending and keeps receiving through --wait; a second Ctrl-C ends at once.";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeProto {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+/// `xdpscan probe`: one crafted packet, its answer shown layer by layer.
+#[derive(Debug, Parser)]
+#[command(
+    name = "xdpscan probe",
+    version,
+    max_term_width = 100,
+    after_help = PROBE_AFTER_HELP
+)]
+pub struct ProbeCli {
+    /// The one address to send to
+    #[arg(value_name = "TARGET")]
+    pub target: Ipv4Addr,
+
+    /// Protocol of the packet
+    #[arg(long = "proto", value_name = "PROTO", default_value = "tcp")]
+    pub proto: ProbeProto,
+
+    /// Destination port [default: 80 for TCP, 53 for UDP]
+    #[arg(short = 'p', long = "dport", value_name = "PORT")]
+    pub dport: Option<u16>,
+
+    /// Source port (also the ICMP identifier) [default: one from 61000-65535]
+    #[arg(long = "sport", short = 'g', value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub sport: Option<u16>,
+
+    /// TCP flags, as Scapy writes them (S, SA, FPU) or by name (SYN,ACK) or number
+    #[arg(long = "flags", value_name = "FLAGS", default_value = "S", value_parser = parse_flags)]
+    pub flags: u8,
+
+    /// TCP sequence number [default: random]
+    #[arg(long = "seq", value_name = "N")]
+    pub seq: Option<u32>,
+
+    /// TCP acknowledgment number
+    #[arg(long = "ack", value_name = "N", default_value = "0")]
+    pub ack: u32,
+
+    /// TCP window
+    #[arg(long = "window", value_name = "N", default_value = "1024")]
+    pub window: u16,
+
+    /// TCP option, repeatable, in order: mss:1460, wscale:7, sackok, ts:VAL:ECR, nop, eol,
+    /// or raw KIND:HEX [default: mss:1460 on SYNs]
+    #[arg(long = "tcp-option", value_name = "OPT", value_parser = parse_tcp_option)]
+    pub tcp_options: Vec<Bytes>,
+
+    /// IP time-to-live
+    #[arg(long = "ttl", value_name = "N", default_value = "64", value_parser = clap::value_parser!(u8).range(1..))]
+    pub ttl: u8,
+
+    /// IP identification [default: random]
+    #[arg(long = "ip-id", value_name = "N")]
+    pub ip_id: Option<u16>,
+
+    /// IP type of service byte
+    #[arg(long = "tos", value_name = "N", default_value = "0")]
+    pub tos: u8,
+
+    /// Set the IP don't-fragment bit
+    #[arg(long = "df")]
+    pub df: bool,
+
+    /// ICMP type (8 echo, 13 timestamp, 15 information, 17 address mask)
+    #[arg(long = "icmp-type", value_name = "N", default_value = "8")]
+    pub icmp_type: u8,
+
+    /// ICMP code
+    #[arg(long = "icmp-code", value_name = "N", default_value = "0")]
+    pub icmp_code: u8,
+
+    /// ICMP sequence number
+    #[arg(long = "icmp-seq", value_name = "N", default_value = "1")]
+    pub icmp_seq: u16,
+
+    /// Payload as hex (nmap's --data): 0xdeadbeef, deadbeef or \xde\xad
+    #[arg(long = "data", value_name = "HEX", value_parser = parse_hex, group = "payload")]
+    pub data: Option<Bytes>,
+
+    /// Payload as text (nmap's --data-string); \r \n \t \xHH escapes allowed
+    #[arg(long = "data-string", value_name = "TEXT", group = "payload")]
+    pub data_string: Option<String>,
+
+    /// Payload of N random bytes (nmap's --data-length)
+    #[arg(long = "data-length", value_name = "N", group = "payload", value_parser = clap::value_parser!(u16).range(0..=1400))]
+    pub data_length: Option<u16>,
+
+    /// Seconds to wait for the answer
+    #[arg(long = "timeout", value_name = "SECS", default_value = "2", value_parser = parse_secs)]
+    pub timeout: f64,
+
+    /// Interface to send on [default: interface of the route to the target]
+    #[arg(short = 'i', long = "interface", value_name = "IF")]
+    pub interface: Option<String>,
+
+    /// Source address [default: the interface's address]
+    #[arg(long = "source-ip", short = 'S', value_name = "IP")]
+    pub source_ip: Option<Ipv4Addr>,
+
+    /// MAC of the next hop [default: from the neighbour table, by ARP if missing]
+    #[arg(long = "gateway-mac", value_name = "MAC", value_parser = parse_mac)]
+    pub gateway_mac: Option<MacAddr>,
+
+    /// Packet I/O
+    #[arg(long = "transport", value_name = "KIND", default_value = "auto")]
+    pub transport: TransportChoice,
+
+    /// Where the XDP program that steers the answer is attached
+    #[arg(long = "xdp-mode", value_name = "MODE", default_value = "auto")]
+    pub xdp_mode: XdpModeChoice,
+
+    /// Print only the one-line summaries, not every layer and the hexdump
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+const PROBE_AFTER_HELP: &str = "\
+Prints the packet sent and the answer, each as a one-line summary (nmap's --packet-trace),
+every layer with every field named (Scapy's show()) and a hexdump.
+Exit status: 0 answered, 1 no answer within --timeout, 2 usage error, 3 runtime error.
+Example: xdpscan probe 198.19.0.5 -p 22 --flags S --tcp-option mss:1460 --tcp-option sackok";
+
+/// Bytes from the command line (a payload, an encoded TCP option).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+/// TCP flags as Scapy letters (`SA`), names (`SYN,ACK`) or a number.
+pub fn parse_flags(s: &str) -> Result<u8, String> {
+    if let Ok(v) = crate::probe::tcp::parse_scanflags(s) {
+        return Ok(v);
+    }
+    let mut v = 0u8;
+    for c in s.trim().chars() {
+        v |= match c {
+            'F' => 0x01,
+            'S' => 0x02,
+            'R' => 0x04,
+            'P' => 0x08,
+            'A' => 0x10,
+            'U' => 0x20,
+            'E' => 0x40,
+            'C' => 0x80,
+            _ => {
+                return Err(format!(
+                    "'{s}' is not a TCP flag set (Scapy letters like SA, names like SYN,ACK, or a number)"
+                ))
+            }
+        };
+    }
+    Ok(v)
+}
+
+/// One `--tcp-option`, encoded.
+pub fn parse_tcp_option(s: &str) -> Result<Bytes, String> {
+    tcp_option(s).map(Bytes)
+}
+
+fn tcp_option(s: &str) -> Result<Vec<u8>, String> {
+    let err = || {
+        format!("'{s}' is not a TCP option (mss:N, wscale:N, sackok, ts:VAL:ECR, nop, eol, KIND:HEX)")
+    };
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    let num = |i: usize| -> Result<u32, String> {
+        parts
+            .get(i)
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(err)
+    };
+    Ok(match parts[0].to_ascii_lowercase().as_str() {
+        "mss" if parts.len() == 2 => {
+            let v = u16::try_from(num(1)?).map_err(|_| err())?;
+            let b = v.to_be_bytes();
+            vec![2, 4, b[0], b[1]]
+        }
+        "wscale" if parts.len() == 2 => {
+            vec![3, 3, u8::try_from(num(1)?).map_err(|_| err())?]
+        }
+        "sackok" if parts.len() == 1 => vec![4, 2],
+        "ts" if parts.len() == 3 => {
+            let mut v = vec![8, 10];
+            v.extend(num(1)?.to_be_bytes());
+            v.extend(num(2)?.to_be_bytes());
+            v
+        }
+        "nop" if parts.len() == 1 => vec![1],
+        "eol" if parts.len() == 1 => vec![0],
+        k if parts.len() == 2 => {
+            let kind: u8 = k.parse().map_err(|_| err())?;
+            let body = parse_hex(parts[1]).map_err(|_| err())?.0;
+            if body.len() > 38 {
+                return Err(err());
+            }
+            let mut v = vec![kind, body.len() as u8 + 2];
+            v.extend(body);
+            v
+        }
+        _ => return Err(err()),
+    })
+}
+
+/// Hex bytes: `0xdeadbeef`, `deadbeef`, `\xde\xad`.
+pub fn parse_hex(s: &str) -> Result<Bytes, String> {
+    let t: String = s
+        .trim()
+        .trim_start_matches("0x")
+        .replace("\\x", "")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if t.len() % 2 != 0 || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("'{s}' is not hex bytes like 0xdeadbeef"));
+    }
+    Ok(Bytes(
+        (0..t.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&t[i..i + 2], 16).expect("checked hex"))
+            .collect(),
+    ))
+}
+
 /// Rewrites nmap's multi-letter short options (clap has none) to their long forms.
 pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString> {
     args.into_iter()
@@ -493,6 +719,29 @@ mod tests {
             assert!(parse_ttl(bad).is_err(), "{bad}");
         }
         assert!(parse_cores("3-1").is_err());
+    }
+
+    #[test]
+    fn probe_values() {
+        assert_eq!(parse_flags("SA"), Ok(0x12));
+        assert_eq!(parse_flags("SYN,ACK"), Ok(0x12));
+        assert_eq!(parse_flags("FPU"), Ok(0x29));
+        assert_eq!(parse_flags("0x02"), Ok(2));
+        assert!(parse_flags("SX").is_err());
+        assert_eq!(tcp_option("mss:1460"), Ok(vec![2, 4, 5, 0xb4]));
+        assert_eq!(tcp_option("wscale:7"), Ok(vec![3, 3, 7]));
+        assert_eq!(tcp_option("ts:1:0"), Ok(vec![8, 10, 0, 0, 0, 1, 0, 0, 0, 0]));
+        assert_eq!(tcp_option("30:beef"), Ok(vec![30, 4, 0xbe, 0xef]));
+        for bad in ["mss", "mss:70000", "wscale:300", "ts:1", "bogus", "30:xyz"] {
+            assert!(parse_tcp_option(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_hex("0xdeadbeef"), Ok(Bytes(vec![0xde, 0xad, 0xbe, 0xef])));
+        assert_eq!(parse_hex("\\x41\\x42"), Ok(Bytes(vec![0x41, 0x42])));
+        assert!(parse_hex("abc").is_err());
+        let p = ProbeCli::try_parse_from(["probe", "198.19.0.5", "--proto", "udp", "-p", "53"]).unwrap();
+        assert_eq!((p.proto, p.dport), (ProbeProto::Udp, Some(53)));
+        assert!(ProbeCli::try_parse_from(["probe", "198.19.0.300"]).is_err());
+        assert!(ProbeCli::try_parse_from(["probe", "1.2.3.4", "--data", "00", "--data-string", "x"]).is_err());
     }
 
     #[test]

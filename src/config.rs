@@ -286,7 +286,7 @@ impl ScanConfig {
         let net = if connect {
             connect_net(cli, first)
         } else {
-            resolve_net(cli, first)?
+            resolve_net(&NetAsk::of(cli), first)?
         };
         Ok(Self {
             scan,
@@ -579,8 +579,29 @@ fn connect_net(cli: &Cli, first: Ipv4Addr) -> NetSetup {
     }
 }
 
+/// What the user said about the network (`-i`, `-S`, `--gateway-mac`).
+#[derive(Debug, Clone, Default)]
+pub struct NetAsk {
+    pub interface: Option<String>,
+    pub source_ip: Option<Ipv4Addr>,
+    pub gateway_mac: Option<MacAddr>,
+    /// A dry run sends nothing, so missing facts get placeholders.
+    pub dry_run: bool,
+}
+
+impl NetAsk {
+    fn of(cli: &Cli) -> Self {
+        Self {
+            interface: cli.interface.clone(),
+            source_ip: cli.source_ip,
+            gateway_mac: cli.gateway_mac,
+            dry_run: cli.dry_run,
+        }
+    }
+}
+
 /// Interface, source address and next-hop MAC.
-fn resolve_net(cli: &Cli, first: Ipv4Addr) -> Result<NetSetup, ConfigError> {
+pub fn resolve_net(cli: &NetAsk, first: Ipv4Addr) -> Result<NetSetup, ConfigError> {
     let route = netinfo::route(first);
     let (ifname, ifindex, src_mac) = match (&cli.interface, &route) {
         (Some(name), _) => {

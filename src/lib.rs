@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod cookie;
 pub mod engine;
+pub mod inspect;
 pub mod io;
 pub mod netinfo;
 pub mod output;

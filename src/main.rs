@@ -9,6 +9,44 @@ use std::{
 use clap::{error::ErrorKind, Parser};
 use xdpscan::{cli, config::ScanConfig, io::sys, scan};
 
+/// Help and version to stdout with success; anything else as one line and exit status 2.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    // Clap's message spans lines (the argument named on the next one); keep it on one.
+    let text = e.to_string();
+    let msg: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect();
+    eprintln!("xdpscan: {} (see --help)", msg.join(" "));
+    ExitCode::from(2)
+}
+
+/// `xdpscan probe`: 0 answered, 1 no answer, 2 usage error, 3 runtime error.
+fn probe(args: &[std::ffi::OsString]) -> ExitCode {
+    let p = match cli::ProbeCli::try_parse_from(args) {
+        Ok(p) => p,
+        Err(e) => return clap_exit(e),
+    };
+    let mut out = std::io::stdout().lock();
+    match xdpscan::inspect::run(&p, &mut out) {
+        Ok(xdpscan::inspect::ProbeOutcome::Answered) => ExitCode::SUCCESS,
+        Ok(xdpscan::inspect::ProbeOutcome::NoAnswer) => ExitCode::from(1),
+        Err(xdpscan::inspect::ProbeError::Config(e)) if e.exit_code() == 2 => {
+            eprintln!("xdpscan: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("xdpscan: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // A bug must still read as one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -26,24 +64,14 @@ fn main() -> ExitCode {
         eprintln!("xdpscan: internal error: {msg}{at}");
     }));
 
-    let args = cli::normalize_args(std::env::args_os());
+    let args: Vec<_> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "probe") {
+        return probe(&args[1..]);
+    }
+    let args = cli::normalize_args(args);
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            // Clap's message spans lines (the argument named on the next one); keep it on one.
-            let text = e.to_string();
-            let msg: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
-                .map(|l| l.trim().trim_start_matches("error: "))
-                .collect();
-            eprintln!("xdpscan: {} (see --help)", msg.join(" "));
-            return ExitCode::from(2);
-        }
+        Err(e) => return clap_exit(e),
     };
 
     if cli.list_fields {

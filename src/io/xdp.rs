@@ -38,6 +38,7 @@ const BUSY_POLL_BUDGET: i32 = 64;
 pub const STEER_ECHO_REPLY: u32 = 1 << 0;
 pub const STEER_ANY_QUOTED: u32 = 1 << 1;
 pub const STEER_ALL_PROTOS: u32 = 1 << 2;
+pub const STEER_ICMP_QUERY: u32 = 1 << 3;
 
 /// Mirror of `struct steer_config` in bpf/steer.h.
 #[derive(Debug, Clone, Copy)]

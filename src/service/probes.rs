@@ -99,7 +99,7 @@ impl Match {
             hostname: sub(&self.hostname),
             ostype: sub(&self.ostype),
             devicetype: sub(&self.devicetype),
-            cpe: self.cpe.iter().map(|c| substitute(c, &caps)).collect(),
+            cpe: one_per_part(self.cpe.iter().map(|c| substitute(c, &caps))),
             method: super::Method::Probed,
             soft: self.soft,
         })
@@ -258,6 +258,22 @@ impl ServiceProbes {
         }
         soft
     }
+}
+
+/// nmap keeps one CPE per part (application, hardware, OS), the last one written, and prints
+/// them in that order.
+fn one_per_part(cpes: impl Iterator<Item = String>) -> Vec<String> {
+    let mut parts: [Option<String>; 3] = Default::default();
+    for c in cpes {
+        let slot = match c.as_bytes().get(5) {
+            Some(b'a') => 0,
+            Some(b'h') => 1,
+            Some(b'o') => 2,
+            _ => continue,
+        };
+        parts[slot] = Some(c);
+    }
+    parts.into_iter().flatten().collect()
 }
 
 /// Splits `|body|rest` (any delimiter) into body and what follows.
@@ -499,7 +515,8 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
         assert_eq!(s.version.as_deref(), Some("9.2p1 Debian 2+deb12u3"));
         assert_eq!(s.info.as_deref(), Some("protocol 2.0"));
         assert_eq!(s.ostype.as_deref(), Some("Linux"));
-        assert_eq!(s.cpe[0], "cpe:/a:openbsd:openssh:9.2p1");
+        // One CPE per part, as nmap reports them.
+        assert_eq!(s.cpe, ["cpe:/a:openbsd:openssh:9.2p1", "cpe:/o:linux:linux_kernel"]);
         assert!(!s.soft);
         // Only the soft match fits: the service is named, nothing more.
         let s = d.identify("NULL", b"ssh-1.99-dropbear\r\n").unwrap();

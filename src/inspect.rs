@@ -1,0 +1,374 @@
+//! `xdpscan probe`: one crafted packet to one target over the scan's own data path (AF_XDP with
+//! our steering program, or AF_PACKET), and its answer shown whole: a one-line summary, every
+//! layer with every field named (Scapy's `show()`), and a hexdump. What Scapy users do by hand
+//! with `sr1(IP(dst=...)/TCP(...)).show()`.
+
+use std::{
+    io::Write,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    cli::{ProbeCli, ProbeProto, TransportChoice, XdpModeChoice},
+    config::{resolve_net, ConfigError, NetAsk, NetSetup, DEFAULT_SOURCE_PORTS},
+    cookie::random_bytes,
+    io::{packet, xdp, IoError, RxQueue, TxQueue},
+    wire::{
+        dissect,
+        ethernet::HEADER_LEN,
+        icmp, tcp,
+        template::{FrameParams, FrameTemplate},
+        IcmpPacket, Ipv4Packet, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    },
+};
+
+/// How a probe run ended, for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Answered,
+    NoAnswer,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The packet `p` describes, as an Ethernet frame, plus the source port (or ICMP id) it uses.
+pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u16), ProbeError> {
+    let r16 = |i: usize| u16::from_be_bytes([rand[i], rand[i + 1]]);
+    let sport = p.sport.unwrap_or_else(|| {
+        DEFAULT_SOURCE_PORTS.lo + r16(0) % DEFAULT_SOURCE_PORTS.len() as u16
+    });
+    let payload = payload(p, &rand)?;
+    let dst = u32::from(p.target);
+    let src = u32::from(net.src_ip);
+    let (proto, l4, pseudo) = match p.proto {
+        ProbeProto::Tcp => {
+            let opts = tcp_options(p);
+            let hl = tcp::MIN_HEADER_LEN + opts.len();
+            let mut l4 = vec![0u8; hl + payload.len()];
+            {
+                let mut s = TcpSegment::init(&mut l4[..], hl);
+                s.set_src_port(sport);
+                s.set_dst_port(p.dport.unwrap_or(80));
+                s.set_seq(p.seq.unwrap_or(u32::from_be_bytes([rand[2], rand[3], rand[4], rand[5]])));
+                s.set_ack(p.ack);
+                s.set_flags(crate::wire::TcpFlags(p.flags));
+                s.set_window(p.window);
+                s.options_mut().copy_from_slice(&opts);
+            }
+            l4[hl..].copy_from_slice(&payload);
+            TcpSegment::new_checked(&mut l4[..])
+                .expect("a whole header")
+                .fill_checksum(src, dst);
+            (PROTO_TCP, l4, true)
+        }
+        ProbeProto::Udp => {
+            let mut l4 = vec![0u8; 8 + payload.len()];
+            l4[8..].copy_from_slice(&payload);
+            let mut u = UdpDatagram::init(&mut l4[..]);
+            u.set_src_port(sport);
+            u.set_dst_port(p.dport.unwrap_or(53));
+            u.set_len((8 + payload.len()) as u16);
+            u.fill_checksum(src, dst);
+            (PROTO_UDP, l4, true)
+        }
+        ProbeProto::Icmp => {
+            // Timestamp and address-mask requests carry their fixed body unless given one.
+            let body = match (p.icmp_type, payload.is_empty()) {
+                (13, true) => vec![0u8; 12],
+                (17, true) => vec![0u8; 4],
+                _ => payload,
+            };
+            let mut l4 = vec![0u8; icmp::HEADER_LEN + body.len()];
+            l4[icmp::HEADER_LEN..].copy_from_slice(&body);
+            let mut m = IcmpPacket::init(&mut l4[..]);
+            m.set_msg_type(p.icmp_type);
+            m.set_code(p.icmp_code);
+            m.set_echo_ident(sport);
+            m.set_echo_seq(p.icmp_seq);
+            m.fill_checksum();
+            (PROTO_ICMP, l4, false)
+        }
+    };
+    let params = FrameParams {
+        src_mac: net.src_mac,
+        dst_mac: net.gateway_mac,
+        src_ip: src,
+        ttl: p.ttl,
+    };
+    let tpl = FrameTemplate::new(&params, proto, &l4, pseudo);
+    let mut frame = vec![0u8; tpl.len()];
+    tpl.stamp_ipv4(&mut frame, dst, p.ip_id.unwrap_or(r16(6)));
+    // TOS and DF are not template fields: set them and redo the header checksum.
+    {
+        let mut ip = Ipv4Packet::new_checked(&mut frame[HEADER_LEN..]).expect("we built it");
+        ip.set_tos(p.tos);
+        ip.set_dont_frag(p.df);
+        ip.fill_checksum();
+    }
+    Ok((frame, sport))
+}
+
+fn payload(p: &ProbeCli, rand: &[u8; 8]) -> Result<Vec<u8>, ProbeError> {
+    if let Some(d) = &p.data {
+        return Ok(d.0.clone());
+    }
+    if let Some(s) = &p.data_string {
+        return Ok(crate::service::probes::unescape(s));
+    }
+    if let Some(n) = p.data_length {
+        // Deterministic filler from the run's random bytes: nmap's --data-length is random too.
+        return Ok((0..n as usize)
+            .map(|i| rand[i % 8].wrapping_mul(i as u8 | 1))
+            .collect());
+    }
+    Ok(Vec::new())
+}
+
+/// The options asked for, padded with EOL to a multiple of 4; MSS 1460 on a bare SYN, as nmap.
+fn tcp_options(p: &ProbeCli) -> Vec<u8> {
+    let mut o: Vec<u8> = if p.tcp_options.is_empty() && p.flags & crate::wire::TcpFlags::SYN != 0 {
+        crate::probe::tcp::MSS_OPTION.to_vec()
+    } else {
+        p.tcp_options.iter().flat_map(|o| o.0.iter().copied()).collect()
+    };
+    while o.len() % 4 != 0 {
+        o.push(0);
+    }
+    o
+}
+
+/// Does `reply` answer the IPv4 packet `sent`? The target's own reply (ports or ICMP id
+/// mirrored), or an ICMP error from anyone quoting `sent`.
+pub fn answers(sent: &Ipv4Packet<&[u8]>, reply: &Ipv4Packet<&[u8]>) -> bool {
+    if reply.dst() != sent.src() {
+        return false;
+    }
+    let (s4, r4) = (sent.payload(), reply.payload());
+    if reply.protocol() == PROTO_ICMP {
+        if let Ok(m) = IcmpPacket::new_checked(r4) {
+            if m.is_error() {
+                return Ipv4Packet::new_checked(m.payload()).is_ok_and(|q| {
+                    let ql4 = q.payload();
+                    q.src() == sent.src()
+                        && q.dst() == sent.dst()
+                        && q.protocol() == sent.protocol()
+                        && ql4.len() >= 8
+                        && s4.len() >= 8
+                        && ql4[..8] == s4[..8]
+                });
+            }
+            if sent.protocol() == PROTO_ICMP && reply.src() == sent.dst() && s4.len() >= 8 {
+                let s = IcmpPacket::new_checked(s4).ok();
+                return s.is_some_and(|s| {
+                    m.msg_type() == s.msg_type().wrapping_add(1)
+                        && m.echo_ident() == s.echo_ident()
+                        && m.echo_seq() == s.echo_seq()
+                        || (s.msg_type() == icmp::TYPE_ECHO_REQUEST
+                            && m.msg_type() == icmp::TYPE_ECHO_REPLY
+                            && m.echo_ident() == s.echo_ident())
+                });
+            }
+        }
+        return false;
+    }
+    reply.src() == sent.dst()
+        && reply.protocol() == sent.protocol()
+        && matches!(sent.protocol(), PROTO_TCP | PROTO_UDP)
+        && s4.len() >= 4
+        && r4.len() >= 4
+        && r4[0..2] == s4[2..4]
+        && r4[2..4] == s4[0..2]
+}
+
+/// Sends the packet and prints it and its answer to `out`.
+pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError> {
+    let ask = NetAsk {
+        interface: p.interface.clone(),
+        source_ip: p.source_ip,
+        gateway_mac: p.gateway_mac,
+        dry_run: false,
+    };
+    let net = resolve_net(&ask, p.target)?;
+    let rand = random_bytes::<8>().map_err(|e| IoError::os("reading /dev/urandom", e))?;
+    let (frame, sport) = build(p, &net, rand)?;
+    let steer = xdp::SteerConfig {
+        src_ip: u32::from(net.src_ip),
+        port_lo: sport,
+        port_hi: sport,
+        flags: xdp::STEER_ICMP_QUERY | xdp::STEER_ANY_QUOTED,
+    };
+    let mode = match p.xdp_mode {
+        XdpModeChoice::Auto => xdp::XdpMode::Auto,
+        XdpModeChoice::Native => xdp::XdpMode::Native,
+        XdpModeChoice::Generic => xdp::XdpMode::Generic,
+    };
+    let timeout = Duration::from_secs_f64(p.timeout);
+    let start = Instant::now();
+    let xdp = match p.transport {
+        TransportChoice::Packet => None,
+        TransportChoice::Xdp => Some(xdp::open(&net.ifname, net.ifindex, steer, mode)?),
+        TransportChoice::Auto => xdp::open(&net.ifname, net.ifindex, steer, mode).ok(),
+    };
+    let reply = match xdp {
+        Some(mut t) => {
+            let mut tx = t.txs.remove(0);
+            exchange(&mut tx, &mut t.rx, &frame, timeout)?
+        }
+        None => {
+            let mut tx = packet::open_tx(net.ifindex)?;
+            let mut rx = packet::open_rx(net.ifindex, u32::from(net.src_ip))?;
+            exchange(&mut tx, &mut rx, &frame, timeout)?
+        }
+    };
+    let show = |out: &mut dyn Write, dir: &str, at: Duration, f: &[u8]| -> std::io::Result<()> {
+        writeln!(out, "{dir} ({:.4}s) {}", at.as_secs_f64(), dissect::summary(f))?;
+        if !p.quiet {
+            write!(out, "{}", dissect::show(&dissect::frame_layers(f)))?;
+            write!(out, "{}", dissect::hexdump(f))?;
+        }
+        Ok(())
+    };
+    let io = |e: std::io::Error| IoError::os("writing the output", e);
+    show(out, "SENT", Duration::ZERO, &frame).map_err(io)?;
+    match reply {
+        Some((at, r)) => {
+            if !p.quiet {
+                writeln!(out).map_err(io)?;
+            }
+            show(out, "RCVD", at.saturating_duration_since(start), &r).map_err(io)?;
+            Ok(ProbeOutcome::Answered)
+        }
+        None => {
+            writeln!(out, "no answer from {} within {:.1} s", p.target, p.timeout).map_err(io)?;
+            Ok(ProbeOutcome::NoAnswer)
+        }
+    }
+}
+
+/// Sends `frame` and waits for the first frame answering it.
+fn exchange<T: TxQueue, R: RxQueue>(
+    tx: &mut T,
+    rx: &mut R,
+    frame: &[u8],
+    timeout: Duration,
+) -> Result<Option<(Instant, Vec<u8>)>, IoError> {
+    let sent_ip = Ipv4Packet::new_checked(&frame[HEADER_LEN..]).expect("we built it");
+    let mut once = Some(frame);
+    let n = tx.send_batch(1, |buf| match once.take() {
+        Some(f) => {
+            buf[..f.len()].copy_from_slice(f);
+            f.len()
+        }
+        None => 0,
+    })?;
+    if n != 1 {
+        return Err(IoError::Setup("the transmit ring took no frame".into()));
+    }
+    tx.drain(Duration::from_secs(1))?;
+    let deadline = Instant::now() + timeout;
+    let mut got: Option<(Instant, Vec<u8>)> = None;
+    while got.is_none() && Instant::now() < deadline {
+        rx.recv_batch(|f| {
+            if got.is_some() || f.len() <= HEADER_LEN {
+                return;
+            }
+            let Ok(ip) = Ipv4Packet::new_checked(&f[HEADER_LEN..]) else {
+                return;
+            };
+            if answers(&sent_ip, &ip) {
+                got = Some((Instant::now(), f.to_vec()));
+            }
+        })?;
+        if got.is_none() {
+            rx.wait(Duration::from_millis(1))?;
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MacAddr;
+    use clap::Parser;
+    use std::net::Ipv4Addr;
+
+    fn net() -> NetSetup {
+        NetSetup {
+            ifname: "x".into(),
+            ifindex: 1,
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            src_ip: Ipv4Addr::new(198, 18, 0, 1),
+            gateway_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            next_hop: None,
+        }
+    }
+
+    fn built(args: &[&str]) -> Vec<u8> {
+        let mut v = vec!["probe", "198.19.0.5"];
+        v.extend(args);
+        build(&ProbeCli::try_parse_from(v).unwrap(), &net(), [1; 8]).unwrap().0
+    }
+
+    #[test]
+    fn builds_what_the_flags_say() {
+        let f = built(&["-p", "22", "--flags", "SA", "--seq", "7", "--ack", "9", "--ttl", "5",
+            "--tcp-option", "mss:1400", "--tcp-option", "wscale:7", "--df", "--data-string", "hi\\r\\n"]);
+        let l = dissect::frame_layers(&f);
+        assert_eq!(l[1].get("ttl"), Some("5"));
+        assert_eq!(l[1].get("flags"), Some("DF"));
+        assert!(!l[1].get("chksum").unwrap().contains("bad"));
+        assert_eq!(l[2].get("dport"), Some("22"));
+        assert_eq!(l[2].get("flags"), Some("SA"));
+        assert_eq!((l[2].get("seq"), l[2].get("ack")), (Some("7"), Some("9")));
+        assert_eq!(l[2].get("options"), Some("[('MSS', 1400), ('WScale', 7), ('EOL', None)]"));
+        assert!(!l[2].get("chksum").unwrap().contains("bad"));
+        assert_eq!(l[3].get("load"), Some("b'hi\\r\\n'"));
+
+        let f = built(&["--proto", "udp", "--data", "0xbeef"]);
+        let l = dissect::frame_layers(&f);
+        assert_eq!((l[2].name.as_str(), l[2].get("dport")), ("UDP", Some("53")));
+        assert!(!l[2].get("chksum").unwrap().contains("bad"));
+
+        let f = built(&["--proto", "icmp", "--icmp-type", "13"]);
+        let l = dissect::frame_layers(&f);
+        assert_eq!(l[2].get("type"), Some("timestamp-request"));
+        assert_eq!(f.len(), 14 + 20 + 20);
+    }
+
+    #[test]
+    fn matches_answers_and_only_them() {
+        let f = built(&["-p", "80"]);
+        let sent = Ipv4Packet::new_checked(&f[HEADER_LEN..]).unwrap();
+        let s = TcpSegment::new_checked(sent.payload()).unwrap();
+        let mut reply = Vec::new();
+        etherparse::PacketBuilder::ipv4([198, 19, 0, 5], [198, 18, 0, 1], 64)
+            .tcp(80, s.src_port(), 1, 100)
+            .syn()
+            .ack(s.seq() + 1)
+            .write(&mut reply, &[])
+            .unwrap();
+        assert!(answers(&sent, &Ipv4Packet::new_checked(&reply[..]).unwrap()));
+        // Another port's answer is not ours.
+        reply[20] = 0;
+        reply[21] = 81;
+        assert!(!answers(&sent, &Ipv4Packet::new_checked(&reply[..]).unwrap()));
+        // An ICMP error quoting the probe is.
+        let mut err = Vec::new();
+        etherparse::PacketBuilder::ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+            .icmpv4(etherparse::Icmpv4Type::TimeExceeded(
+                etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
+            ))
+            .write(&mut err, &f[HEADER_LEN..HEADER_LEN + 28])
+            .unwrap();
+        assert!(answers(&sent, &Ipv4Packet::new_checked(&err[..]).unwrap()));
+    }
+}
