@@ -38,7 +38,12 @@ impl XmlSink {
         if info.proto != Proto::Icmp {
             h.push_str(&format!(
                 "<scaninfo type=\"{}\" protocol=\"{}\" numservices=\"{}\" services=\"{}\"/>\n",
-                info.scan,
+                // nmap's DTD knows scan types only; a traceroute probes as a SYN or UDP scan.
+                match (info.scan, info.proto) {
+                    ("traceroute", Proto::Udp) => "udp",
+                    ("traceroute", _) => "syn",
+                    (s, _) => s,
+                },
                 info.proto.as_str(),
                 info.num_ports,
                 info.ports

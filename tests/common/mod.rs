@@ -51,6 +51,15 @@ impl Lab {
 
     /// A lab with extra environment for scripts/lab.sh (LAB_SYNACK_RETRIES, LAB_QUEUES...).
     pub fn up_with(env: &[(&str, &str)]) -> Lab {
+        Self::build("up", env)
+    }
+
+    /// The path lab: three routers between scanner and target (scripts/lab.sh path).
+    pub fn path() -> Lab {
+        Self::build("path", &[])
+    }
+
+    fn build(how: &str, env: &[(&str, &str)]) -> Lab {
         // Scans that assert completeness must not share the two cores with another lab.
         let lock = File::create(std::env::temp_dir().join("xdpscan-lab.lock")).expect("lock file");
         lock.lock().expect("lab lock");
@@ -65,7 +74,7 @@ impl Lab {
         };
         let mut cmd = Command::new("bash");
         cmd.arg(repo().join("scripts/lab.sh"))
-            .arg("up")
+            .arg(how)
             .arg(&lab.prefix);
         for (k, v) in env {
             cmd.env(k, v);
@@ -434,7 +443,7 @@ fn crate_ports(spec: &str) -> Vec<u16> {
         .collect()
 }
 
-fn attr(tag: &str, name: &str) -> Option<String> {
+pub fn attr(tag: &str, name: &str) -> Option<String> {
     let key = format!(" {name}=\"");
     let start = tag.find(&key)? + key.len();
     let end = tag[start..].find('"')? + start;
