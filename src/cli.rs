@@ -483,7 +483,9 @@ pub fn parse_tcp_option(s: &str) -> Result<Bytes, String> {
 
 fn tcp_option(s: &str) -> Result<Vec<u8>, String> {
     let err = || {
-        format!("'{s}' is not a TCP option (mss:N, wscale:N, sackok, ts:VAL:ECR, nop, eol, KIND:HEX)")
+        format!(
+            "'{s}' is not a TCP option (mss:N, wscale:N, sackok, ts:VAL:ECR, nop, eol, KIND:HEX)"
+        )
     };
     let parts: Vec<&str> = s.trim().split(':').collect();
     let num = |i: usize| -> Result<u32, String> {
@@ -533,7 +535,7 @@ pub fn parse_hex(s: &str) -> Result<Bytes, String> {
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
-    if t.len() % 2 != 0 || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !t.len().is_multiple_of(2) || !t.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("'{s}' is not hex bytes like 0xdeadbeef"));
     }
     Ok(Bytes(
@@ -730,18 +732,33 @@ mod tests {
         assert!(parse_flags("SX").is_err());
         assert_eq!(tcp_option("mss:1460"), Ok(vec![2, 4, 5, 0xb4]));
         assert_eq!(tcp_option("wscale:7"), Ok(vec![3, 3, 7]));
-        assert_eq!(tcp_option("ts:1:0"), Ok(vec![8, 10, 0, 0, 0, 1, 0, 0, 0, 0]));
+        assert_eq!(
+            tcp_option("ts:1:0"),
+            Ok(vec![8, 10, 0, 0, 0, 1, 0, 0, 0, 0])
+        );
         assert_eq!(tcp_option("30:beef"), Ok(vec![30, 4, 0xbe, 0xef]));
         for bad in ["mss", "mss:70000", "wscale:300", "ts:1", "bogus", "30:xyz"] {
             assert!(parse_tcp_option(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_hex("0xdeadbeef"), Ok(Bytes(vec![0xde, 0xad, 0xbe, 0xef])));
+        assert_eq!(
+            parse_hex("0xdeadbeef"),
+            Ok(Bytes(vec![0xde, 0xad, 0xbe, 0xef]))
+        );
         assert_eq!(parse_hex("\\x41\\x42"), Ok(Bytes(vec![0x41, 0x42])));
         assert!(parse_hex("abc").is_err());
-        let p = ProbeCli::try_parse_from(["probe", "198.19.0.5", "--proto", "udp", "-p", "53"]).unwrap();
+        let p = ProbeCli::try_parse_from(["probe", "198.19.0.5", "--proto", "udp", "-p", "53"])
+            .unwrap();
         assert_eq!((p.proto, p.dport), (ProbeProto::Udp, Some(53)));
         assert!(ProbeCli::try_parse_from(["probe", "198.19.0.300"]).is_err());
-        assert!(ProbeCli::try_parse_from(["probe", "1.2.3.4", "--data", "00", "--data-string", "x"]).is_err());
+        assert!(ProbeCli::try_parse_from([
+            "probe",
+            "1.2.3.4",
+            "--data",
+            "00",
+            "--data-string",
+            "x"
+        ])
+        .is_err());
     }
 
     #[test]

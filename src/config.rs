@@ -5,19 +5,19 @@ use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use crate::{
     cli::{Cli, ScanChoice, TraceChoice, TransportChoice, XdpModeChoice},
-    engine::grab::GrabOptions,
-    probe::traceroute::TraceProto,
-    service::{self, Namer, PortTable, ServiceProbes},
     cookie::{random_bytes, PortRange},
+    engine::grab::GrabOptions,
     engine::{
         monitor::{StatusMode, StatusOptions},
         Limits, Position, SILENT_MAX_TARGETS,
     },
     io::xdp::XdpMode,
     netinfo::{self, NetError},
+    probe::traceroute::TraceProto,
     probe::udp_payloads::{PayloadError, Payloads},
     probe::ScanType,
     resume::{ResumeError, ResumeFile},
+    service::{self, Namer, PortTable, ServiceProbes},
     target::{self, blocklist, PortList, RangeSet, TargetSpace},
     wire::MacAddr,
 };
@@ -60,6 +60,9 @@ pub enum ConfigError {
         asked: String,
     },
 }
+
+/// `--traceroute`: the probe protocol and the TTLs to probe, lowest first.
+pub type Traceroute = (TraceProto, (u8, u8));
 
 /// Where frames go and come from.
 #[derive(Debug, Clone)]
@@ -106,7 +109,7 @@ pub struct ScanConfig {
     /// TTL of the probes (traceroute: the first TTL).
     pub ttl: u8,
     /// `--traceroute`: the probe protocol and the TTLs to probe.
-    pub traceroute: Option<(TraceProto, (u8, u8))>,
+    pub traceroute: Option<Traceroute>,
     pub packet_trace: bool,
     /// `--banners` / `-sV`.
     pub grab: Option<GrabOptions>,
@@ -357,7 +360,7 @@ fn scan_type(c: ScanChoice) -> ScanType {
 }
 
 /// `--traceroute[=PROTO]` and `--ttl`: the probe protocol and TTL range, or `None` for a scan.
-fn traceroute(cli: &Cli, asked: ScanType) -> Result<Option<(TraceProto, (u8, u8))>, ConfigError> {
+fn traceroute(cli: &Cli, asked: ScanType) -> Result<Option<Traceroute>, ConfigError> {
     let Some(choice) = cli.traceroute else {
         if let Some((lo, hi)) = cli.ttl.filter(|(lo, hi)| lo != hi) {
             return Err(ConfigError::Usage(format!(
@@ -420,8 +423,8 @@ fn banners(
             Err(_) if !cli.service_version => None,
             Err(e) => {
                 return Err(ConfigError::Usage(format!(
-                    "-sV needs nmap's service probes ({e}); install nmap or give --service-probes FILE"
-                )))
+                "-sV needs nmap's service probes ({e}); install nmap or give --service-probes FILE"
+            )))
             }
         },
     }
@@ -437,7 +440,8 @@ fn banners(
     let namer = cli.service_version.then(|| {
         std::sync::Arc::new(Namer {
             probes,
-            table: PortTable::load(std::path::Path::new(service::SERVICES_PATH)).unwrap_or_default(),
+            table: PortTable::load(std::path::Path::new(service::SERVICES_PATH))
+                .unwrap_or_default(),
         })
     });
     Ok((Some(grab), namer))
@@ -447,7 +451,7 @@ fn banners(
 fn port_list(
     cli: &Cli,
     scan: ScanType,
-    traceroute: Option<(TraceProto, (u8, u8))>,
+    traceroute: Option<Traceroute>,
 ) -> Result<PortList, ConfigError> {
     if let Some((proto, _)) = traceroute {
         return match (proto, &cli.ports) {
@@ -483,7 +487,7 @@ fn port_list(
 fn build_space(
     cli: &Cli,
     scan: ScanType,
-    traceroute: Option<(TraceProto, (u8, u8))>,
+    traceroute: Option<Traceroute>,
 ) -> Result<(TargetSpace, u64, u64), ConfigError> {
     let ports = port_list(cli, scan, traceroute)?;
     let mut targets = Vec::new();

@@ -42,9 +42,9 @@ pub enum ProbeError {
 /// The packet `p` describes, as an Ethernet frame, plus the source port (or ICMP id) it uses.
 pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u16), ProbeError> {
     let r16 = |i: usize| u16::from_be_bytes([rand[i], rand[i + 1]]);
-    let sport = p.sport.unwrap_or_else(|| {
-        DEFAULT_SOURCE_PORTS.lo + r16(0) % DEFAULT_SOURCE_PORTS.len() as u16
-    });
+    let sport = p
+        .sport
+        .unwrap_or_else(|| DEFAULT_SOURCE_PORTS.lo + r16(0) % DEFAULT_SOURCE_PORTS.len() as u16);
     let payload = payload(p, &rand)?;
     let dst = u32::from(p.target);
     let src = u32::from(net.src_ip);
@@ -57,7 +57,10 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
                 let mut s = TcpSegment::init(&mut l4[..], hl);
                 s.set_src_port(sport);
                 s.set_dst_port(p.dport.unwrap_or(80));
-                s.set_seq(p.seq.unwrap_or(u32::from_be_bytes([rand[2], rand[3], rand[4], rand[5]])));
+                s.set_seq(
+                    p.seq
+                        .unwrap_or(u32::from_be_bytes([rand[2], rand[3], rand[4], rand[5]])),
+                );
                 s.set_ack(p.ack);
                 s.set_flags(crate::wire::TcpFlags(p.flags));
                 s.set_window(p.window);
@@ -137,9 +140,12 @@ fn tcp_options(p: &ProbeCli) -> Vec<u8> {
     let mut o: Vec<u8> = if p.tcp_options.is_empty() && p.flags & crate::wire::TcpFlags::SYN != 0 {
         crate::probe::tcp::MSS_OPTION.to_vec()
     } else {
-        p.tcp_options.iter().flat_map(|o| o.0.iter().copied()).collect()
+        p.tcp_options
+            .iter()
+            .flat_map(|o| o.0.iter().copied())
+            .collect()
     };
-    while o.len() % 4 != 0 {
+    while !o.len().is_multiple_of(4) {
         o.push(0);
     }
     o
@@ -229,7 +235,12 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
         }
     };
     let show = |out: &mut dyn Write, dir: &str, at: Duration, f: &[u8]| -> std::io::Result<()> {
-        writeln!(out, "{dir} ({:.4}s) {}", at.as_secs_f64(), dissect::summary(f))?;
+        writeln!(
+            out,
+            "{dir} ({:.4}s) {}",
+            at.as_secs_f64(),
+            dissect::summary(f)
+        )?;
         if !p.quiet {
             write!(out, "{}", dissect::show(&dissect::frame_layers(f)))?;
             write!(out, "{}", dissect::hexdump(f))?;
@@ -315,13 +326,32 @@ mod tests {
     fn built(args: &[&str]) -> Vec<u8> {
         let mut v = vec!["probe", "198.19.0.5"];
         v.extend(args);
-        build(&ProbeCli::try_parse_from(v).unwrap(), &net(), [1; 8]).unwrap().0
+        build(&ProbeCli::try_parse_from(v).unwrap(), &net(), [1; 8])
+            .unwrap()
+            .0
     }
 
     #[test]
     fn builds_what_the_flags_say() {
-        let f = built(&["-p", "22", "--flags", "SA", "--seq", "7", "--ack", "9", "--ttl", "5",
-            "--tcp-option", "mss:1400", "--tcp-option", "wscale:7", "--df", "--data-string", "hi\\r\\n"]);
+        let f = built(&[
+            "-p",
+            "22",
+            "--flags",
+            "SA",
+            "--seq",
+            "7",
+            "--ack",
+            "9",
+            "--ttl",
+            "5",
+            "--tcp-option",
+            "mss:1400",
+            "--tcp-option",
+            "wscale:7",
+            "--df",
+            "--data-string",
+            "hi\\r\\n",
+        ]);
         let l = dissect::frame_layers(&f);
         assert_eq!(l[1].get("ttl"), Some("5"));
         assert_eq!(l[1].get("flags"), Some("DF"));
@@ -329,7 +359,10 @@ mod tests {
         assert_eq!(l[2].get("dport"), Some("22"));
         assert_eq!(l[2].get("flags"), Some("SA"));
         assert_eq!((l[2].get("seq"), l[2].get("ack")), (Some("7"), Some("9")));
-        assert_eq!(l[2].get("options"), Some("[('MSS', 1400), ('WScale', 7), ('EOL', None)]"));
+        assert_eq!(
+            l[2].get("options"),
+            Some("[('MSS', 1400), ('WScale', 7), ('EOL', None)]")
+        );
         assert!(!l[2].get("chksum").unwrap().contains("bad"));
         assert_eq!(l[3].get("load"), Some("b'hi\\r\\n'"));
 
@@ -356,11 +389,17 @@ mod tests {
             .ack(s.seq() + 1)
             .write(&mut reply, &[])
             .unwrap();
-        assert!(answers(&sent, &Ipv4Packet::new_checked(&reply[..]).unwrap()));
+        assert!(answers(
+            &sent,
+            &Ipv4Packet::new_checked(&reply[..]).unwrap()
+        ));
         // Another port's answer is not ours.
         reply[20] = 0;
         reply[21] = 81;
-        assert!(!answers(&sent, &Ipv4Packet::new_checked(&reply[..]).unwrap()));
+        assert!(!answers(
+            &sent,
+            &Ipv4Packet::new_checked(&reply[..]).unwrap()
+        ));
         // An ICMP error quoting the probe is.
         let mut err = Vec::new();
         etherparse::PacketBuilder::ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)

@@ -54,11 +54,7 @@ pub struct Report {
 pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
     let connect = cfg.scan == ScanType::Connect;
     let module: Option<Arc<dyn ProbeModule>> = match cfg.traceroute {
-        Some((proto, ttls)) => Some(Arc::new(TracerouteScan::new(
-            proto,
-            ttls,
-            cfg.source_ports,
-        ))),
+        Some((proto, ttls)) => Some(Arc::new(TracerouteScan::new(proto, ttls, cfg.source_ports))),
         None => (!connect).then(|| Arc::from(cfg.scan.module(cfg.scanflags, &cfg.payloads))),
     };
     let plan = Plan {

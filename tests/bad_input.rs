@@ -152,3 +152,57 @@ fn help_and_version_exit_zero() {
     assert_eq!(run(&["--help"]).0, 0);
     assert_eq!(run(&["--version"]).0, 0);
 }
+
+#[test]
+fn traceroute_banner_and_probe_misuse() {
+    let t = ["198.19.0.1", "--dry-run", "-S", "198.18.0.1"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v: Vec<&str> = t.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    refused(&with(&["-p", "80", "--ttl", "1-30"]), "only --traceroute");
+    refused(&with(&["-p", "80", "--ttl", "0"]), "'0'");
+    refused(&with(&["-p", "80", "--ttl", "9-3"]), "'9-3'");
+    refused(
+        &with(&["-p", "80", "-sA", "--traceroute"]),
+        "--traceroute probes with",
+    );
+    refused(
+        &with(&["-p", "80", "-sU", "--traceroute=tcp"]),
+        "conflicts with --scan udp",
+    );
+    refused(&with(&["-p", "80", "--traceroute=sctp"]), "sctp");
+    refused(&with(&["-p", "80", "--traceroute=icmp"]), "takes no ports");
+    refused(
+        &with(&["-p", "80", "--traceroute", "--report-silent"]),
+        "no path",
+    );
+    refused(
+        &with(&["-p", "80", "--traceroute", "--source-port", "62000-62009"]),
+        "TTLs up to 30 need 30",
+    );
+    refused(&with(&["-p", "80", "-sU", "-sV"]), "SYN scan");
+    refused(
+        &with(&["-p", "80", "--banners", "--transport", "packet"]),
+        "need AF_XDP",
+    );
+    refused(
+        &with(&["-p", "80", "-sV", "--service-probes", "/nonexistent/probes"]),
+        "/nonexistent/probes",
+    );
+    refused(
+        &with(&["-p", "80", "--service-probes", "/dev/null"]),
+        "--banners and -sV",
+    );
+    refused(
+        &with(&["-p", "80", "--banners", "--banner-bytes", "0"]),
+        "--banner-bytes",
+    );
+    refused(&["probe", "198.19.0.1", "--flags", "QQ"], "'QQ'");
+    refused(
+        &["probe", "198.19.0.1", "--tcp-option", "wscale:999"],
+        "wscale:999",
+    );
+    refused(&["probe"], "TARGET");
+}

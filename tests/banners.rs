@@ -38,7 +38,16 @@ fn nmap_services(lab: &Lab, host: &str) -> BTreeMap<u16, BTreeMap<String, String
         .in_scan(
             "nmap",
             &[
-                "-n", "-Pn", "-sS", "-sV", "--version-intensity", "0", "-p", PORTS, "-oX", "-",
+                "-n",
+                "-Pn",
+                "-sS",
+                "-sV",
+                "--version-intensity",
+                "0",
+                "-p",
+                PORTS,
+                "-oX",
+                "-",
                 host,
             ],
         )
@@ -48,13 +57,24 @@ fn nmap_services(lab: &Lab, host: &str) -> BTreeMap<u16, BTreeMap<String, String
     let xml = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut m = BTreeMap::new();
     for block in xml.split("<port ").skip(1) {
-        let port: u16 = attr(&format!(" {block}"), "portid").unwrap().parse().unwrap();
+        let port: u16 = attr(&format!(" {block}"), "portid")
+            .unwrap()
+            .parse()
+            .unwrap();
         let svc = block
             .split('<')
             .find(|t| t.starts_with("service "))
             .expect("nmap -sV names every open port");
         let mut a = BTreeMap::new();
-        for k in ["name", "product", "version", "extrainfo", "ostype", "tunnel", "method"] {
+        for k in [
+            "name",
+            "product",
+            "version",
+            "extrainfo",
+            "ostype",
+            "tunnel",
+            "method",
+        ] {
             if let Some(v) = attr(svc, k) {
                 a.insert(k.to_string(), v);
             }
@@ -71,12 +91,28 @@ fn versions_match_nmap_and_the_kernel_never_resets() {
     let xml = format!("{dir}/sv.xml");
     let rsts_before = lab.scan_counter("TcpOutRsts");
     let out = lab.xdpscan(&[
-        NET, "-p", PORTS, "-sV", "--banner-wait", "1", "--wait", "1", "-q", "-oX", &xml, "-oJ", "-",
+        NET,
+        "-p",
+        PORTS,
+        "-sV",
+        "--banner-wait",
+        "1",
+        "--wait",
+        "1",
+        "-q",
+        "-oX",
+        &xml,
+        "-oJ",
+        "-",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rsts_after = lab.scan_counter("TcpOutRsts");
     // Every segment of every conversation went through AF_XDP, none through the kernel.
-    assert_eq!(rsts_after - rsts_before, 0, "the scanner's kernel sent RSTs");
+    assert_eq!(
+        rsts_after - rsts_before,
+        0,
+        "the scanner's kernel sent RSTs"
+    );
 
     let res = lines(&out.stdout);
     assert_eq!(res.len(), 16 * 4, "one result per (address, port)");
@@ -88,18 +124,31 @@ fn versions_match_nmap_and_the_kernel_never_resets() {
         match port {
             22 => {
                 assert_eq!(banner, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\\r\\n");
-                assert_eq!(r.get("probe"), None, "the greeting came first: no probe sent");
+                assert_eq!(
+                    r.get("probe"),
+                    None,
+                    "the greeting came first: no probe sent"
+                );
                 assert_eq!(name, Some("ssh"));
-                assert_eq!(s(r, &["service", "version"]), Some("9.2p1 Debian 2+deb12u3"));
+                assert_eq!(
+                    s(r, &["service", "version"]),
+                    Some("9.2p1 Debian 2+deb12u3")
+                );
             }
             80 => {
-                assert!(banner.starts_with("HTTP/1.0 200 OK\\r\\nServer: SimpleHTTP/0.6"), "{banner}");
+                assert!(
+                    banner.starts_with("HTTP/1.0 200 OK\\r\\nServer: SimpleHTTP/0.6"),
+                    "{banner}"
+                );
                 assert_eq!(s(r, &["probe"]), Some("GetRequest"));
                 assert_eq!(name, Some("http"));
                 assert_eq!(s(r, &["service", "product"]), Some("SimpleHTTPServer"));
             }
             443 => {
-                assert!(banner.starts_with("\\x15\\x03"), "a TLS alert record: {banner}");
+                assert!(
+                    banner.starts_with("\\x15\\x03"),
+                    "a TLS alert record: {banner}"
+                );
                 assert_eq!(s(r, &["probe"]), Some("SSLSessionReq"));
                 assert_eq!(name, Some("ssl"));
             }
@@ -133,8 +182,19 @@ fn versions_match_nmap_and_the_kernel_never_resets() {
             assert_eq!(ours("name").as_deref(), Some("ssl"), "port {port}");
             continue;
         }
-        for k in ["name", "product", "version", "extrainfo", "ostype", "method"] {
-            assert_eq!(ours(k), theirs.get(k).cloned(), "port {port}: {k} differs from nmap");
+        for k in [
+            "name",
+            "product",
+            "version",
+            "extrainfo",
+            "ostype",
+            "method",
+        ] {
+            assert_eq!(
+                ours(k),
+                theirs.get(k).cloned(),
+                "port {port}: {k} differs from nmap"
+            );
         }
     }
 }
@@ -143,7 +203,17 @@ fn versions_match_nmap_and_the_kernel_never_resets() {
 fn banners_alone_and_a_full_connection_table() {
     let Some(lab) = services_lab() else { return };
     // --banners: the raw banner, no naming.
-    let out = lab.xdpscan(&["198.19.0.7", "-p", "22,80", "--banners", "--banner-wait", "0.5", "--wait", "0.5", "-q"]);
+    let out = lab.xdpscan(&[
+        "198.19.0.7",
+        "-p",
+        "22,80",
+        "--banners",
+        "--banner-wait",
+        "0.5",
+        "--wait",
+        "0.5",
+        "-q",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let res = lines(&out.stdout);
     assert_eq!(res.len(), 2);
@@ -156,16 +226,36 @@ fn banners_alone_and_a_full_connection_table() {
     let dir = tempdir();
     let list = format!("{dir}/l.txt");
     let out = lab.xdpscan(&[
-        "198.19.0.16/30", "-p", "22", "--banners", "--max-connections", "1", "--wait", "1", "-q",
-        "-oL", &list, "-oJ", "-",
+        "198.19.0.16/30",
+        "-p",
+        "22",
+        "--banners",
+        "--max-connections",
+        "1",
+        "--wait",
+        "1",
+        "-q",
+        "-oL",
+        &list,
+        "-oJ",
+        "-",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let res = lines(&out.stdout);
     assert_eq!(res.len(), 4, "every open port reported");
     let with = res.iter().filter(|r| r.get("banner").is_some()).count();
-    assert!((1..4).contains(&with), "{with} of 4 got a banner with room for one connection");
+    assert!(
+        (1..4).contains(&with),
+        "{with} of 4 got a banner with room for one connection"
+    );
     let l = std::fs::read_to_string(&list).unwrap();
-    assert_eq!(l.lines().filter(|x| x.starts_with("banner tcp 22 ")).count(), with, "{l}");
+    assert_eq!(
+        l.lines()
+            .filter(|x| x.starts_with("banner tcp 22 "))
+            .count(),
+        with,
+        "{l}"
+    );
 }
 
 #[test]
@@ -173,8 +263,21 @@ fn interrupted_grab_keeps_every_open_port() {
     let Some(lab) = services_lab() else { return };
     // Silent ports hold their connection for the whole timeout; Ctrl-C in the middle must
     // still report each one (with what it has), then exit 0.
-    let mut child = lab
-        .in_scan(BIN, &["198.19.0.32/29", "-p", "9999", "--banners", "--banner-timeout", "30", "--wait", "1", "-q"])
+    let child = lab
+        .in_scan(
+            BIN,
+            &[
+                "198.19.0.32/29",
+                "-p",
+                "9999",
+                "--banners",
+                "--banner-timeout",
+                "30",
+                "--wait",
+                "1",
+                "-q",
+            ],
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -184,8 +287,10 @@ fn interrupted_grab_keeps_every_open_port() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let res = lines(&out.stdout);
-    let ips: std::collections::BTreeSet<Ipv4Addr> =
-        res.iter().map(|r| s(r, &["ip"]).unwrap().parse().unwrap()).collect();
+    let ips: std::collections::BTreeSet<Ipv4Addr> = res
+        .iter()
+        .map(|r| s(r, &["ip"]).unwrap().parse().unwrap())
+        .collect();
     assert_eq!(ips.len(), 8, "{res:?}");
 }
 

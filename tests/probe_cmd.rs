@@ -27,17 +27,36 @@ fn every_layer_of_a_syn_ack_a_reset_and_an_icmp_error() {
     }
     let lab = Lab::up();
 
-    let (code, t) = probe(&lab, &["198.19.0.5", "-p", "22", "--tcp-option", "mss:1400", "--tcp-option", "sackok"]);
+    let (code, t) = probe(
+        &lab,
+        &[
+            "198.19.0.5",
+            "-p",
+            "22",
+            "--tcp-option",
+            "mss:1400",
+            "--tcp-option",
+            "sackok",
+        ],
+    );
     assert_eq!(code, 0, "{t}");
     let a = answer(&t);
-    assert!(a.contains("RCVD (") && a.contains(" TCP 198.19.0.5:22 > 198.18.0.1:"), "{a}");
+    assert!(
+        a.contains("RCVD (") && a.contains(" TCP 198.19.0.5:22 > 198.18.0.1:"),
+        "{a}"
+    );
     for layer in ["###[ Ethernet ]###", "###[ IP ]###", "###[ TCP ]###"] {
         assert!(a.contains(layer), "{layer} missing: {a}");
     }
-    for field in ["dst", "src", "type", "version", "ihl", "tos", "len", "id", "flags", "frag", "ttl",
+    for field in [
+        "dst", "src", "type", "version", "ihl", "tos", "len", "id", "flags", "frag", "ttl",
         "proto", "chksum", "options", "sport", "dport", "seq", "ack", "dataofs", "reserved",
-        "window", "urgptr"] {
-        assert!(a.contains(&format!(" {field:<10}= ")), "field {field} missing: {a}");
+        "window", "urgptr",
+    ] {
+        assert!(
+            a.contains(&format!(" {field:<10}= ")),
+            "field {field} missing: {a}"
+        );
     }
     assert!(a.contains("flags     = SA"), "{a}");
     assert!(a.contains("('MSS', 1400)") || a.contains("('MSS', "), "{a}");
@@ -45,7 +64,10 @@ fn every_layer_of_a_syn_ack_a_reset_and_an_icmp_error() {
     assert!(a.contains("\n0000  "), "hexdump: {a}");
     // The sent packet is shown too, with the options asked for.
     assert!(t.starts_with("SENT (0.0000s) TCP 198.18.0.1:"), "{t}");
-    assert!(t.contains("<mss 1400,sackOK,eol>"), "padded with EOL, as Scapy pads: {t}");
+    assert!(
+        t.contains("<mss 1400,sackOK,eol>"),
+        "padded with EOL, as Scapy pads: {t}"
+    );
 
     let (code, t) = probe(&lab, &["198.19.0.5", "-p", "8080"]);
     assert_eq!(code, 0, "{t}");
@@ -54,19 +76,44 @@ fn every_layer_of_a_syn_ack_a_reset_and_an_icmp_error() {
     let (code, t) = probe(&lab, &["198.19.2.5", "-p", "22"]);
     assert_eq!(code, 0, "{t}");
     let a = answer(&t);
-    for layer in ["###[ ICMP ]###", "###[ IP in ICMP ]###", "###[ TCP in ICMP ]###"] {
+    for layer in [
+        "###[ ICMP ]###",
+        "###[ IP in ICMP ]###",
+        "###[ TCP in ICMP ]###",
+    ] {
         assert!(a.contains(layer), "{layer} missing: {a}");
     }
-    assert!(a.contains("type      = dest-unreach") && a.contains("code      = host-unreachable"), "{a}");
+    assert!(
+        a.contains("type      = dest-unreach") && a.contains("code      = host-unreachable"),
+        "{a}"
+    );
 
     // UDP to a responder, ICMP echo and timestamp.
-    let (code, t) = probe(&lab, &["198.19.0.5", "--proto", "udp", "-p", "53", "--data-string", "hello", "-q"]);
+    let (code, t) = probe(
+        &lab,
+        &[
+            "198.19.0.5",
+            "--proto",
+            "udp",
+            "-p",
+            "53",
+            "--data-string",
+            "hello",
+            "-q",
+        ],
+    );
     assert_eq!(code, 0, "{t}");
-    assert!(t.contains("RCVD (") && t.contains("UDP 198.19.0.5:53 > 198.18.0.1:"), "{t}");
+    assert!(
+        t.contains("RCVD (") && t.contains("UDP 198.19.0.5:53 > 198.18.0.1:"),
+        "{t}"
+    );
     let (code, t) = probe(&lab, &["198.19.0.5", "--proto", "icmp"]);
     assert_eq!(code, 0, "{t}");
     assert!(answer(&t).contains("type      = echo-reply"), "{t}");
-    let (code, t) = probe(&lab, &["198.19.0.5", "--proto", "icmp", "--icmp-type", "13", "-q"]);
+    let (code, t) = probe(
+        &lab,
+        &["198.19.0.5", "--proto", "icmp", "--icmp-type", "13", "-q"],
+    );
     assert_eq!(code, 0, "{t}");
     assert!(t.contains("(type=14/code=0)"), "{t}");
 }
@@ -100,23 +147,59 @@ fn packet_trace_prints_each_packet_sent_and_received() {
         return;
     }
     let lab = Lab::up();
-    let out = lab.xdpscan(&["198.19.0.0/29,198.19.2.1", "-p", "22,8080", "--packet-trace", "--wait", "0.5", "-q"]);
+    let out = lab.xdpscan(&[
+        "198.19.0.0/29,198.19.2.1",
+        "-p",
+        "22,8080",
+        "--packet-trace",
+        "--wait",
+        "0.5",
+        "-q",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     let sent: Vec<&str> = err.lines().filter(|l| l.starts_with("SENT (")).collect();
     let rcvd: Vec<&str> = err.lines().filter(|l| l.starts_with("RCVD (")).collect();
     assert_eq!(sent.len(), 2 * 9, "{err}");
-    assert!(sent.iter().all(|l| l.contains(" S ttl=64 ") && l.contains("<mss 1460>")), "{err}");
+    assert!(
+        sent.iter()
+            .all(|l| l.contains(" S ttl=64 ") && l.contains("<mss 1460>")),
+        "{err}"
+    );
     assert_eq!(rcvd.len(), 2 * 9, "{err}");
-    assert_eq!(rcvd.iter().filter(|l| l.contains(" SA ttl=")).count(), 8, "{err}");
-    assert_eq!(rcvd.iter().filter(|l| l.contains(" RA ttl=")).count(), 8, "{err}");
-    assert_eq!(rcvd.iter().filter(|l| l.contains("host-unreachable (type=3/code=1)")).count(), 2, "{err}");
+    assert_eq!(
+        rcvd.iter().filter(|l| l.contains(" SA ttl=")).count(),
+        8,
+        "{err}"
+    );
+    assert_eq!(
+        rcvd.iter().filter(|l| l.contains(" RA ttl=")).count(),
+        8,
+        "{err}"
+    );
+    assert_eq!(
+        rcvd.iter()
+            .filter(|l| l.contains("host-unreachable (type=3/code=1)"))
+            .count(),
+        2,
+        "{err}"
+    );
     // Results still go to stdout untouched.
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 18);
 
     // -sT prints nmap's CONN lines.
     let out = lab.xdpscan(&["198.19.0.5", "-p", "22,8080", "-sT", "--packet-trace", "-q"]);
     let err = stderr(&out);
-    assert_eq!(err.lines().filter(|l| l.starts_with("CONN (") && l.contains("Operation now in progress")).count(), 2, "{err}");
-    assert!(err.lines().any(|l| l.starts_with("CONN (") && l.contains("198.19.0.5:22 => Connected")), "{err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("CONN (") && l.contains("Operation now in progress"))
+            .count(),
+        2,
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("CONN (") && l.contains("198.19.0.5:22 => Connected")),
+        "{err}"
+    );
 }

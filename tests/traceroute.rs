@@ -60,10 +60,13 @@ fn exact_paths_for_tcp_udp_and_icmp() {
     let targets = "198.19.0.0/28,198.19.1.0/28,198.19.2.0/28";
     for proto in ["tcp", "udp", "icmp"] {
         let flag = format!("--traceroute={proto}");
-        let dir = std::env::temp_dir().join(format!("xdpscan-trace-{}-{proto}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("xdpscan-trace-{}-{proto}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let xml = dir.join("t.xml").display().to_string();
-        let out = lab.xdpscan(&[targets, &flag, "--rate", "20000", "--wait", "1", "-q", "-oJ", "-", "-oX", &xml]);
+        let out = lab.xdpscan(&[
+            targets, &flag, "--rate", "20000", "--wait", "1", "-q", "-oJ", "-", "-oX", &xml,
+        ]);
         assert!(out.status.success(), "{proto}: {}", stderr(&out));
         let res: Vec<Value> = String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -81,8 +84,17 @@ fn exact_paths_for_tcp_udp_and_icmp() {
                 .map(|h| h["ip"].as_str().unwrap_or("*").to_string())
                 .collect();
             assert_eq!(got, hops, "{proto} {ip}");
-            let ttls: Vec<u64> = t["hops"].as_array().unwrap().iter().map(|h| h["ttl"].as_u64().unwrap()).collect();
-            assert_eq!(ttls, (1..=hops.len() as u64).collect::<Vec<_>>(), "{proto} {ip}");
+            let ttls: Vec<u64> = t["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["ttl"].as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                ttls,
+                (1..=hops.len() as u64).collect::<Vec<_>>(),
+                "{proto} {ip}"
+            );
             assert_eq!(t["reached"].as_bool(), Some(reached), "{proto} {ip}");
             assert_eq!(r["state"].as_str(), Some(state), "{proto} {ip}");
             assert_eq!(r["reason"].as_str(), Some(reason), "{proto} {ip}");
@@ -96,7 +108,10 @@ fn exact_paths_for_tcp_udp_and_icmp() {
         assert!(v.status.success(), "{proto}: {}", stderr(&v));
         let x = std::fs::read_to_string(&xml).unwrap();
         assert_eq!(x.matches("<trace ").count(), 48, "{proto}");
-        assert!(x.contains(&format!("<hop ttl=\"3\" ipaddr=\"{R3}\"")), "{proto}");
+        assert!(
+            x.contains(&format!("<hop ttl=\"3\" ipaddr=\"{R3}\"")),
+            "{proto}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -108,22 +123,53 @@ fn ttl_window_and_hops_match_nmap() {
     }
     let lab = Lab::path();
     // A TTL window that starts past the first router reports from there on.
-    let out = lab.xdpscan(&["198.19.0.9", "--traceroute", "--ttl", "2-6", "--wait", "0.5", "-q"]);
+    let out = lab.xdpscan(&[
+        "198.19.0.9",
+        "--traceroute",
+        "--ttl",
+        "2-6",
+        "--wait",
+        "0.5",
+        "-q",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let r: Value = serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
     let hops: Vec<(u64, String)> = r["trace"]["hops"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h["ttl"].as_u64().unwrap(), h["ip"].as_str().unwrap().to_string()))
+        .map(|h| {
+            (
+                h["ttl"].as_u64().unwrap(),
+                h["ip"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         hops,
-        [(2, R2.to_string()), (3, R3.to_string()), (4, "198.19.0.9".to_string())]
+        [
+            (2, R2.to_string()),
+            (3, R3.to_string()),
+            (4, "198.19.0.9".to_string())
+        ]
     );
     // nmap's own traceroute finds the same hops.
     let n = lab
-        .in_scan("nmap", &["-n", "-Pn", "-sS", "-p", "80", "--traceroute", "-oX", "-", "198.19.0.9"])
+        .in_scan(
+            "nmap",
+            &[
+                "-n",
+                "-Pn",
+                "-sS",
+                "-p",
+                "80",
+                "--traceroute",
+                "-oX",
+                "-",
+                "198.19.0.9",
+            ],
+        )
         .output()
         .unwrap();
     assert!(n.status.success(), "{}", stderr(&n));

@@ -80,9 +80,15 @@ pub fn run(
     let mut send_duration = Duration::ZERO;
 
     let result = std::thread::scope(|s| {
-        let out =
-            s.spawn(|| {
-            write_outputs(rec_rx, sinks, &out_state, plan.limits.max_results, start, None)
+        let out = s.spawn(|| {
+            write_outputs(
+                rec_rx,
+                sinks,
+                &out_state,
+                plan.limits.max_results,
+                start,
+                None,
+            )
         });
         let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status));
 
@@ -93,45 +99,47 @@ pub fn run(
         let tracer = plan
             .packet_trace
             .then(|| super::packet_trace::PacketTrace::new(start));
-        let mut report =
-            |ip: u32, port: u16, outcome: ConnectOutcome, retry: &mut VecDeque<(u32, u16)>| {
-                if let Some(t) = &tracer {
-                    let what = match outcome {
-                        ConnectOutcome::Connected => "Connected".to_string(),
-                        ConnectOutcome::Failed(e) => std::io::Error::from_raw_os_error(e).to_string(),
-                        ConnectOutcome::TimedOut => "Timed out".to_string(),
-                    };
-                    t.conn(ip.into(), port, &what);
-                }
-                let record = |state, reason| Record {
-                    local: plan.frame.src_ip.into(),
-                    ..Record::new(ip.into(), port, Proto::Tcp, state, reason, "connect")
+        let mut report = |ip: u32,
+                          port: u16,
+                          outcome: ConnectOutcome,
+                          retry: &mut VecDeque<(u32, u16)>| {
+            if let Some(t) = &tracer {
+                let what = match outcome {
+                    ConnectOutcome::Connected => "Connected".to_string(),
+                    ConnectOutcome::Failed(e) => std::io::Error::from_raw_os_error(e).to_string(),
+                    ConnectOutcome::TimedOut => "Timed out".to_string(),
                 };
-                match classify(outcome) {
-                    Some((state, reason)) => {
+                t.conn(ip.into(), port, &what);
+            }
+            let record = |state, reason| Record {
+                local: plan.frame.src_ip.into(),
+                ..Record::new(ip.into(), port, Proto::Tcp, state, reason, "connect")
+            };
+            match classify(outcome) {
+                Some((state, reason)) => {
+                    attempts.remove(&(ip, port));
+                    Stats::add(&stats.validated, 1);
+                    stats.count_state(state);
+                    let _ = rec_tx.send(OutMsg::Result(record(state, reason)));
+                }
+                None => {
+                    let n = attempts.entry((ip, port)).or_insert(1);
+                    if *n <= plan.retries {
+                        *n += 1;
+                        retry.push_back((ip, port));
+                    } else {
                         attempts.remove(&(ip, port));
-                        Stats::add(&stats.validated, 1);
-                        stats.count_state(state);
-                        let _ = rec_tx.send(OutMsg::Result(record(state, reason)));
-                    }
-                    None => {
-                        let n = attempts.entry((ip, port)).or_insert(1);
-                        if *n <= plan.retries {
-                            *n += 1;
-                            retry.push_back((ip, port));
-                        } else {
-                            attempts.remove(&(ip, port));
-                            if plan.report_silent {
-                                stats.count_state(PortState::Filtered);
-                                let _ = rec_tx.send(OutMsg::Result(record(
-                                    PortState::Filtered,
-                                    Reason::NoResponse,
-                                )));
-                            }
+                        if plan.report_silent {
+                            stats.count_state(PortState::Filtered);
+                            let _ = rec_tx.send(OutMsg::Result(record(
+                                PortState::Filtered,
+                                Reason::NoResponse,
+                            )));
                         }
                     }
                 }
-            };
+            }
+        };
         let result = (|| -> Result<(), EngineError> {
             loop {
                 if stop == StopReason::Completed {

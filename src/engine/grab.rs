@@ -134,7 +134,15 @@ impl Grabber {
         };
         if let Some(c) = self.conns.get(&(ip.src(), seg.src_port())) {
             let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
-            self.send(ip.src(), sport, seg.src_port(), snd, rcv, TcpFlags::ACK, &[]);
+            self.send(
+                ip.src(),
+                sport,
+                seg.src_port(),
+                snd,
+                rcv,
+                TcpFlags::ACK,
+                &[],
+            );
         }
     }
 
@@ -244,9 +252,20 @@ impl Grabber {
     }
 
     fn finish(&mut self, key: (u32, u16), reset: bool) -> Record {
-        let c = self.conns.remove(&key).expect("finishing a live connection");
+        let c = self
+            .conns
+            .remove(&key)
+            .expect("finishing a live connection");
         if reset {
-            self.send(key.0, c.sport, key.1, c.snd_nxt, c.rcv_nxt, TcpFlags::RST | TcpFlags::ACK, &[]);
+            self.send(
+                key.0,
+                c.sport,
+                key.1,
+                c.snd_nxt,
+                c.rcv_nxt,
+                TcpFlags::RST | TcpFlags::ACK,
+                &[],
+            );
         }
         let mut r = c.record;
         r.grab = Some(Arc::new(Grab {
@@ -314,8 +333,8 @@ pub fn tcp_frame(
 mod tests {
     use super::*;
     use crate::{
-        probe::{PortState, Proto, Reason},
         probe::testutil::{params, tcp_reply, DST, SRC},
+        probe::{PortState, Proto, Reason},
         wire::template::{IP_OFFSET, L4_OFFSET},
     };
     use crossbeam_channel::unbounded;
@@ -332,7 +351,14 @@ mod tests {
     }
 
     fn record() -> Record {
-        Record::new(DST.into(), 80, Proto::Tcp, PortState::Open, Reason::SynAck, "syn")
+        Record::new(
+            DST.into(),
+            80,
+            Proto::Tcp,
+            PortState::Open,
+            Reason::SynAck,
+            "syn",
+        )
     }
 
     fn seg(f: &[u8]) -> TcpSegment<&[u8]> {
@@ -355,7 +381,9 @@ mod tests {
         let s = seg(&ack);
         assert_eq!((s.seq(), s.ack(), s.flags().0), (5001, 1001, TcpFlags::ACK));
         assert!(s.verify_checksum(SRC, DST));
-        assert!(Ipv4Packet::new_checked(&ack[IP_OFFSET..]).unwrap().verify_checksum());
+        assert!(Ipv4Packet::new_checked(&ack[IP_OFFSET..])
+            .unwrap()
+            .verify_checksum());
 
         // Silence past the greeting wait: the HTTP probe goes out.
         assert!(g.tick(t0 + Duration::from_millis(150)).is_empty());
@@ -410,7 +438,10 @@ mod tests {
         let done = g.tick(t0 + Duration::from_millis(60));
         assert_eq!(done.len(), 1);
         let grab = done[0].grab.as_ref().unwrap();
-        assert_eq!((grab.banner.as_slice(), grab.probe.as_deref()), (&b"SSH-2.0-x\r\n"[..], None));
+        assert_eq!(
+            (grab.banner.as_slice(), grab.probe.as_deref()),
+            (&b"SSH-2.0-x\r\n"[..], None)
+        );
         while rx.try_recv().is_ok() {}
 
         // Two fit; the third open port is reported at once, and reset.

@@ -38,8 +38,8 @@ use crate::{
 };
 
 use self::{
-    trace_table::TraceTable,
     dedup::Dedup, monitor::Progress, packet_trace::PacketTrace, rate::RateLimiter, stats::Stats,
+    trace_table::TraceTable,
 };
 
 /// Everything the engine needs to run one scan.
@@ -373,14 +373,17 @@ pub fn run<T: TxQueue, R: RxQueue>(
             let rec_tx = rec_tx.clone();
             s.spawn(move || {
                 pin(plan.rx_core);
-                let mut answered = plan
-                    .report_silent
-                    .then(|| vec![0u64; plan.space.len().div_ceil(64) as usize]);
                 let mut side = RxSide {
+                    answered: plan
+                        .report_silent
+                        .then(|| vec![0u64; plan.space.len().div_ceil(64) as usize]),
+                    tracer,
                     traces: TraceTable::default(),
-                    grabber: plan.grab.clone().zip(inject_tx).map(|(o, tx)| {
-                        grab::Grabber::new(o, plan.frame, tx)
-                    }),
+                    grabber: plan
+                        .grab
+                        .clone()
+                        .zip(inject_tx)
+                        .map(|(o, tx)| grab::Grabber::new(o, plan.frame, tx)),
                     grabbing,
                 };
                 if let Err(e) = receive(
@@ -390,8 +393,6 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     stop_rx,
                     sending_done,
                     &rec_tx,
-                    answered.as_mut(),
-                    tracer,
                     &mut side,
                 ) {
                     fail(e.into());
@@ -400,7 +401,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     &stats.drops,
                     rxq.drops().saturating_sub(Stats::get(&stats.drops)),
                 );
-                (answered, side.traces)
+                (side.answered, side.traces)
             })
         });
         drop(inject_tx);
@@ -417,9 +418,11 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     (&walks_done, &inject_done, inject_rx.as_ref());
                 s.spawn(move || {
                     pin(core);
-                    let walked = transmit(
-                        plan, &mut txq, t as u32, threads, stats, stop_tx, tracer, inject_rx,
-                    );
+                    let extra = TxExtras {
+                        tracer,
+                        inject: inject_rx,
+                    };
+                    let walked = transmit(plan, &mut txq, t as u32, threads, stats, stop_tx, extra);
                     let ok = match walked {
                         Ok(p) => {
                             positions.lock().unwrap_or_else(|e| e.into_inner())[t] = p;
@@ -494,9 +497,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
             std::thread::sleep(Duration::from_millis(10));
         }
         stop_rx.store(true, Relaxed);
-        let (answered, traces) = rx_thread
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let (answered, traces) = rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
         inject_done.store(true, Relaxed);
         for h in senders {
             let _ = h.join();
@@ -605,9 +606,9 @@ fn transmit<T: TxQueue>(
     threads: u32,
     stats: &Stats,
     stop: &AtomicBool,
-    tracer: Option<&PacketTrace>,
-    inject: Option<&Receiver<Vec<u8>>>,
+    extra: TxExtras,
 ) -> Result<Position, (IoError, Position)> {
+    let TxExtras { tracer, inject } = extra;
     let module = plan.raw_module();
     let tag = module.cookie_tag();
     let src = plan.frame.src_ip;
@@ -712,6 +713,14 @@ fn transmit<T: TxQueue>(
     Ok(pos)
 }
 
+/// What a transmit thread carries besides its walk.
+#[derive(Clone, Copy)]
+struct TxExtras<'a> {
+    tracer: Option<&'a PacketTrace>,
+    /// Frames from the banner grabber, sent before the next probe.
+    inject: Option<&'a Receiver<Vec<u8>>>,
+}
+
 /// Copies a ready-made frame (the banner grabber's) into a transmit buffer.
 fn put_frame(buf: &mut [u8], f: &[u8], tracer: Option<&PacketTrace>) -> usize {
     let n = f.len().min(buf.len());
@@ -741,10 +750,7 @@ fn serve_injections<T: TxQueue>(
         };
         let mut first = Some(f);
         let n = txq.send_batch(TX_BATCH, |buf| {
-            match first
-                .take()
-                .or_else(|| inject.try_recv().ok())
-            {
+            match first.take().or_else(|| inject.try_recv().ok()) {
                 Some(f) => put_frame(buf, &f, tracer),
                 None => 0,
             }
@@ -759,6 +765,9 @@ fn serve_injections<T: TxQueue>(
 
 /// What the receive thread keeps besides dedup: traceroute paths and banner connections.
 struct RxSide<'a> {
+    /// One bit per target that answered (`--report-silent`).
+    answered: Option<Vec<u64>>,
+    tracer: Option<&'a PacketTrace>,
     traces: TraceTable,
     grabber: Option<grab::Grabber>,
     /// Connections open, for the cooldown to wait on.
@@ -772,8 +781,6 @@ fn receive<R: RxQueue>(
     stop: &AtomicBool,
     sending_done: &AtomicBool,
     out: &Sender<OutMsg>,
-    mut answered: Option<&mut Vec<u64>>,
-    tracer: Option<&PacketTrace>,
     side: &mut RxSide,
 ) -> Result<(), IoError> {
     let ctx = ClassifyCtx {
@@ -786,7 +793,7 @@ fn receive<R: RxQueue>(
     let mut dedup = Dedup::default();
     let mut handle = |frame: &[u8], side: &mut RxSide| {
         Stats::add(&stats.received, 1);
-        if let Some(t) = tracer {
+        if let Some(t) = side.tracer {
             t.rcvd(frame);
         }
         let Some(ip) = ipv4_of(frame) else { return };
@@ -823,7 +830,7 @@ fn receive<R: RxQueue>(
                 }
                 let synack = v.reason == crate::probe::Reason::SynAck;
                 if dedup.first(v.ip, v.port, v.proto) {
-                    if let Some(bits) = answered.as_mut() {
+                    if let Some(bits) = side.answered.as_mut() {
                         if let Some(i) = plan.space.index_of(v.ip, v.port) {
                             bits[(i / 64) as usize] |= 1 << (i % 64);
                         }

@@ -162,7 +162,12 @@ mod tests {
         assert!(t.add(&hop(4, 100, open)));
         assert!(!t.add(&hop(6, 100, open)));
         assert!(!t.add(&hop(1, 1, HopKind::Transit)));
-        let r = t.into_records(1, (PortState::Filtered, Reason::NoResponse), "traceroute", Ipv4Addr::UNSPECIFIED);
+        let r = t.into_records(
+            1,
+            (PortState::Filtered, Reason::NoResponse),
+            "traceroute",
+            Ipv4Addr::UNSPECIFIED,
+        );
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].state, PortState::Open);
         let tr = r[0].trace.as_ref().unwrap();
@@ -177,10 +182,18 @@ mod tests {
         let mut t = TraceTable::default();
         t.add(&hop(1, 1, HopKind::Transit));
         t.add(&hop(2, 2, HopKind::Transit));
-        let r = t.into_records(1, (PortState::Filtered, Reason::NoResponse), "traceroute", Ipv4Addr::UNSPECIFIED);
+        let r = t.into_records(
+            1,
+            (PortState::Filtered, Reason::NoResponse),
+            "traceroute",
+            Ipv4Addr::UNSPECIFIED,
+        );
         let tr = r[0].trace.as_ref().unwrap();
         assert!(!tr.reached);
         assert_eq!(tr.hops.len(), 2);
-        assert_eq!((r[0].state, r[0].reason), (PortState::Filtered, Reason::NoResponse));
+        assert_eq!(
+            (r[0].state, r[0].reason),
+            (PortState::Filtered, Reason::NoResponse)
+        );
     }
 }

@@ -94,8 +94,12 @@ fn value(r: &Record, f: &str) -> String {
             .map(|g| crate::service::escape_banner(&g.banner))
             .unwrap_or_default(),
         "service" => service(r).map(|s| s.name.clone()).unwrap_or_default(),
-        "product" => service(r).and_then(|s| s.product.clone()).unwrap_or_default(),
-        "version" => service(r).and_then(|s| s.version.clone()).unwrap_or_default(),
+        "product" => service(r)
+            .and_then(|s| s.product.clone())
+            .unwrap_or_default(),
+        "version" => service(r)
+            .and_then(|s| s.version.clone())
+            .unwrap_or_default(),
         "hops" => r
             .trace
             .as_ref()

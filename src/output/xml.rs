@@ -111,7 +111,11 @@ fn grab_elements(r: &Record) -> String {
                 s.push_str(&format!(" {k}=\"{}\"", xml_escape(v)));
             }
         }
-        s.push_str(&format!(" method=\"{}\" conf=\"{}\"", sv.method.as_str(), sv.conf()));
+        s.push_str(&format!(
+            " method=\"{}\" conf=\"{}\"",
+            sv.method.as_str(),
+            sv.conf()
+        ));
         if sv.cpe.is_empty() {
             s.push_str("/>");
         } else {

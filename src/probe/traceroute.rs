@@ -290,7 +290,8 @@ impl TracerouteScan {
         let kind = match (msg.msg_type(), msg.code()) {
             (icmp::TYPE_TIME_EXCEEDED, _) => HopKind::Transit,
             (icmp::TYPE_DEST_UNREACH, code) => {
-                let reason = icmp_reason(icmp::TYPE_DEST_UNREACH, code).unwrap_or(Reason::HostUnreach);
+                let reason =
+                    icmp_reason(icmp::TYPE_DEST_UNREACH, code).unwrap_or(Reason::HostUnreach);
                 let from_target = from == target;
                 let state = match self.proto {
                     // The target's own port unreachable: the path ends at a closed port.
@@ -317,7 +318,10 @@ impl TracerouteScan {
 /// proves it saw this very probe.
 #[inline]
 fn mark(c: &ProbeCookie, ttl: u8, ts: u16) -> u16 {
-    let m = (c.seq as u16) ^ ((c.seq >> 16) as u16) ^ ts.rotate_left(7) ^ (ttl as u16).wrapping_mul(0x9e37);
+    let m = (c.seq as u16)
+        ^ ((c.seq >> 16) as u16)
+        ^ ts.rotate_left(7)
+        ^ (ttl as u16).wrapping_mul(0x9e37);
     // The UDP checksum field carries it in quotes, where 0 would mean "no checksum".
     if m == 0 {
         0x5a5a
@@ -422,14 +426,22 @@ impl ProbeModule for TracerouteScan {
                     + sport as u64
                     + dport as u64
                     + checksum::sum_u32(seq);
-                put_u16(frame, L4_OFFSET + tcp::CHECKSUM_OFFSET, checksum::finish(sum));
+                put_u16(
+                    frame,
+                    L4_OFFSET + tcp::CHECKSUM_OFFSET,
+                    checksum::finish(sum),
+                );
             }
             TraceProto::Udp => {
                 put_u16(frame, L4_OFFSET, sport);
                 put_u16(frame, L4_OFFSET + 2, dport);
                 put_u16(frame, L4_OFFSET + 8, m);
                 let src = crate::wire::get_u32(frame, IP_OFFSET + 12);
-                put_u16(frame, L4_OFFSET + 6, udp_checksum(src, dst, sport, dport, m));
+                put_u16(
+                    frame,
+                    L4_OFFSET + 6,
+                    udp_checksum(src, dst, sport, dport, m),
+                );
             }
             TraceProto::Icmp => {
                 put_u16(frame, L4_OFFSET + 4, sport);
@@ -493,7 +505,9 @@ mod tests {
     fn icmp_about(frame: &[u8], from: u32, ty: u8, code: u8, quote_len: usize) -> Vec<u8> {
         let quoted = &frame[IP_OFFSET..(IP_OFFSET + quote_len).min(frame.len())];
         let t = if ty == icmp::TYPE_TIME_EXCEEDED {
-            etherparse::Icmpv4Type::TimeExceeded(etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit)
+            etherparse::Icmpv4Type::TimeExceeded(
+                etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
+            )
         } else {
             etherparse::Icmpv4Type::DestinationUnreachable(
                 etherparse::icmpv4::DestUnreachableHeader::from_values(code, 0).unwrap(),
@@ -550,7 +564,10 @@ mod tests {
             let m = scan(p);
             let f = probe(&m, p.default_port(), 3);
             for quote in [28, 200] {
-                let h = hop(&m, &icmp_about(&f, ROUTER, icmp::TYPE_TIME_EXCEEDED, 0, quote));
+                let h = hop(
+                    &m,
+                    &icmp_about(&f, ROUTER, icmp::TYPE_TIME_EXCEEDED, 0, quote),
+                );
                 assert_eq!(h.kind, HopKind::Transit, "{p:?}");
                 assert_eq!((h.target, h.probe_ttl, h.responder), (DST, 3, ROUTER));
                 assert_eq!(h.port, p.default_port());
@@ -561,7 +578,10 @@ mod tests {
             let at = 20 + 8 + 20 + if p == TraceProto::Icmp { 5 } else { 1 };
             bad[at] ^= 1;
             assert!(
-                matches!(testutil::classify(&m, &ctx(), &bad), Classified::Invalid | Classified::Unrelated),
+                matches!(
+                    testutil::classify(&m, &ctx(), &bad),
+                    Classified::Invalid | Classified::Unrelated
+                ),
                 "{p:?}"
             );
         }
@@ -572,13 +592,40 @@ mod tests {
         let m = scan(TraceProto::Tcp);
         let f = probe(&m, 80, 4);
         let seg = TcpSegment::new_checked(&f[L4_OFFSET..]).unwrap();
-        let synack = testutil::tcp_reply(DST, 80, seg.src_port(), 9, seg.seq().wrapping_add(1), "SA", 64240);
+        let synack = testutil::tcp_reply(
+            DST,
+            80,
+            seg.src_port(),
+            9,
+            seg.seq().wrapping_add(1),
+            "SA",
+            64240,
+        );
         let h = hop(&m, &synack);
         assert_eq!(h.kind, HopKind::End(PortState::Open, Reason::SynAck));
         assert_eq!((h.probe_ttl, h.responder), (4, DST));
-        let rst = testutil::tcp_reply(DST, 80, seg.src_port(), 0, seg.seq().wrapping_add(1), "RA", 0);
-        assert_eq!(hop(&m, &rst).kind, HopKind::End(PortState::Closed, Reason::Reset));
-        let forged = testutil::tcp_reply(DST, 80, seg.src_port(), 9, seg.seq().wrapping_add(2), "SA", 0);
+        let rst = testutil::tcp_reply(
+            DST,
+            80,
+            seg.src_port(),
+            0,
+            seg.seq().wrapping_add(1),
+            "RA",
+            0,
+        );
+        assert_eq!(
+            hop(&m, &rst).kind,
+            HopKind::End(PortState::Closed, Reason::Reset)
+        );
+        let forged = testutil::tcp_reply(
+            DST,
+            80,
+            seg.src_port(),
+            9,
+            seg.seq().wrapping_add(2),
+            "SA",
+            0,
+        );
         assert_eq!(testutil::classify(&m, &ctx(), &forged), Classified::Invalid);
 
         let m = scan(TraceProto::Udp);
@@ -586,7 +633,10 @@ mod tests {
         let h = hop(&m, &icmp_about(&f, DST, icmp::TYPE_DEST_UNREACH, 3, 200));
         assert_eq!(h.kind, HopKind::End(PortState::Closed, Reason::PortUnreach));
         let h = hop(&m, &icmp_about(&f, ROUTER, icmp::TYPE_DEST_UNREACH, 1, 28));
-        assert_eq!(h.kind, HopKind::End(PortState::Filtered, Reason::HostUnreach));
+        assert_eq!(
+            h.kind,
+            HopKind::End(PortState::Filtered, Reason::HostUnreach)
+        );
 
         let m = scan(TraceProto::Icmp);
         let f = probe(&m, 0, 6);

@@ -179,9 +179,9 @@ impl ServiceProbes {
                         return Err(err("directive before the first Probe"));
                     };
                     match word {
-                        "match" | "softmatch" => {
-                            p.matches.push(parse_match(rest, word == "softmatch").map_err(err)?)
-                        }
+                        "match" | "softmatch" => p
+                            .matches
+                            .push(parse_match(rest, word == "softmatch").map_err(err)?),
                         "ports" => p.ports = PortList::parse(rest.trim()).ok(),
                         "sslports" => p.sslports = PortList::parse(rest.trim()).ok(),
                         "rarity" => p.rarity = rest.trim().parse().unwrap_or(1),
@@ -288,7 +288,10 @@ fn parse_match(rest: &str, soft: bool) -> Result<Match, &'static str> {
     let (service, rest) = rest.split_once(' ').ok_or("match without a pattern")?;
     let rest = rest.strip_prefix('m').ok_or("pattern is not m|...|")?;
     let (pattern, mut rest) = delimited(rest).ok_or("unterminated pattern")?;
-    let flags: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    let flags: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
     rest = &rest[flags.len()..];
     let mut m = Match {
         service: service.to_string(),
@@ -501,7 +504,10 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
         assert_eq!(d.probes[2].fallback, ["GetRequest"]);
         assert_eq!(d.probes[0].total_wait_ms, Some(6000));
         let ssh = &d.probes[0].matches[0];
-        assert_eq!(ssh.cpe, ["cpe:/a:openbsd:openssh:$2", "cpe:/o:linux:linux_kernel"]);
+        assert_eq!(
+            ssh.cpe,
+            ["cpe:/a:openbsd:openssh:$2", "cpe:/o:linux:linux_kernel"]
+        );
     }
 
     #[test]
@@ -516,7 +522,10 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
         assert_eq!(s.info.as_deref(), Some("protocol 2.0"));
         assert_eq!(s.ostype.as_deref(), Some("Linux"));
         // One CPE per part, as nmap reports them.
-        assert_eq!(s.cpe, ["cpe:/a:openbsd:openssh:9.2p1", "cpe:/o:linux:linux_kernel"]);
+        assert_eq!(
+            s.cpe,
+            ["cpe:/a:openbsd:openssh:9.2p1", "cpe:/o:linux:linux_kernel"]
+        );
         assert!(!s.soft);
         // Only the soft match fits: the service is named, nothing more.
         let s = d.identify("NULL", b"ssh-1.99-dropbear\r\n").unwrap();
@@ -574,7 +583,10 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
         let s = d
             .identify("NULL", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
             .unwrap();
-        assert_eq!((s.name.as_str(), s.product.as_deref()), ("ssh", Some("OpenSSH")));
+        assert_eq!(
+            (s.name.as_str(), s.product.as_deref()),
+            ("ssh", Some("OpenSSH"))
+        );
         assert_eq!(d.probe_for(80).unwrap().name, "GetRequest");
         assert_eq!(d.probe_for(443).unwrap().name, "SSLSessionReq");
     }

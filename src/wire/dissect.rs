@@ -342,11 +342,7 @@ pub fn ip_summary(b: &[u8]) -> String {
             Err(_) => format!("TCP {src} > {dst} truncated {ipf}"),
         },
         PROTO_UDP if ip.frag_offset() == 0 => match UdpDatagram::new_checked(p) {
-            Ok(u) => format!(
-                "UDP {src}:{} > {dst}:{} {ipf}",
-                u.src_port(),
-                u.dst_port()
-            ),
+            Ok(u) => format!("UDP {src}:{} > {dst}:{} {ipf}", u.src_port(), u.dst_port()),
             Err(_) => format!("UDP {src} > {dst} truncated {ipf}"),
         },
         PROTO_ICMP if ip.frag_offset() == 0 => match IcmpPacket::new_checked(p) {
@@ -452,7 +448,7 @@ pub fn tcp_options(mut b: &[u8]) -> Vec<TcpOption> {
             (2, 4) => TcpOption::Mss(get_u16(v, 0)),
             (3, 3) => TcpOption::WScale(v[0]),
             (4, 2) => TcpOption::SackOk,
-            (5, _) if v.len() % 8 == 0 => TcpOption::Sack(
+            (5, _) if v.len().is_multiple_of(8) => TcpOption::Sack(
                 v.chunks(8)
                     .map(|c| (get_u32(c, 0), get_u32(c, 4)))
                     .collect(),
@@ -587,10 +583,10 @@ mod tests {
     /// A SYN-ACK as Linux 6.x sends it: 198.19.0.5:80 -> 198.18.0.1:61234, captured in the lab.
     const SYNACK: [u8; 58] = [
         0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00, // Ethernet
-        0x45, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x1b, 0x77, 198, 19, 0, 5,
-        198, 18, 0, 1, // IPv4
-        0x00, 0x50, 0xef, 0x32, 0x5b, 0x1a, 0x2c, 0x3d, 0x12, 0x34, 0x56, 0x79, 0x60, 0x12,
-        0xfa, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, // TCP + MSS
+        0x45, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x1b, 0x77, 198, 19, 0, 5, 198,
+        18, 0, 1, // IPv4
+        0x00, 0x50, 0xef, 0x32, 0x5b, 0x1a, 0x2c, 0x3d, 0x12, 0x34, 0x56, 0x79, 0x60, 0x12, 0xfa,
+        0xf0, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, // TCP + MSS
     ];
 
     fn fixed(mut f: Vec<u8>) -> Vec<u8> {
@@ -641,8 +637,8 @@ mod tests {
         ];
         quoted.extend([0xee, 0x48, 0, 22, 0xde, 0xad, 0xbe, 0xef]);
         let mut pkt = vec![
-            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 198, 19, 2, 1, 198, 18, 0, 1, 3, 1, 0, 0, 0,
-            0, 0, 0,
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 198, 19, 2, 1, 198, 18, 0, 1, 3, 1, 0, 0, 0, 0,
+            0, 0,
         ];
         pkt.extend(&quoted);
         let n = pkt.len() as u16;
@@ -662,7 +658,9 @@ mod tests {
 
     #[test]
     fn options_and_payload() {
-        let opts = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+        let opts = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ];
         assert_eq!(
             tcp_options(&opts),
             vec![
@@ -678,7 +676,10 @@ mod tests {
             "mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7"
         );
         // A lying length ends the list instead of reading past it.
-        assert_eq!(tcp_options(&[2, 9, 1]), vec![TcpOption::Other(2, vec![9, 1])]);
+        assert_eq!(
+            tcp_options(&[2, 9, 1]),
+            vec![TcpOption::Other(2, vec![9, 1])]
+        );
         assert_eq!(py_bytes(b"SSH-2.0\r\n\x00'"), "b'SSH-2.0\\r\\n\\x00\\''");
         assert_eq!(tcp_flags(0x29), "FPU");
     }
