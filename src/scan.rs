@@ -383,6 +383,18 @@ fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
             states.push_str(&format!(", {n} {s}"));
         }
     }
+    if cfg.grab.is_some() {
+        let skipped = Stats::get(&st.banners_skipped);
+        states.push_str(&format!(
+            "; {} banner conversations",
+            Stats::get(&st.banners)
+        ));
+        if skipped > 0 {
+            states.push_str(&format!(
+                ", {skipped} open ports without one (raise --max-connections)"
+            ));
+        }
+    }
     eprintln!(
         "xdpscan: {}sent {} probes in {:.2} s ({}) over {}; {} replies{}; {} invalid, {} duplicate, {} dropped; {:.2} s in all; seed {}",
         if out.interrupted() { "stopped early: " } else { "" },
@@ -455,6 +467,8 @@ fn metadata_of(
             dropped: Stats::get(&st.drops),
             results: st.results(),
             per_state,
+            banners: Stats::get(&st.banners),
+            banners_skipped: Stats::get(&st.banners_skipped),
         },
         start_time: crate::output::rfc3339(out.started),
         end_time: crate::output::rfc3339(end),

@@ -15,6 +15,75 @@ fn probe(lab: &Lab, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// (layer, field) -> value from a Scapy-style `show()` text.
+fn fields(show: &str) -> std::collections::BTreeMap<(String, String), String> {
+    let mut layer = String::new();
+    let mut m = std::collections::BTreeMap::new();
+    for l in show.lines() {
+        let t = l.trim();
+        if let Some(name) = t
+            .strip_prefix("###[ ")
+            .and_then(|r| r.split(" ]###").next())
+        {
+            layer = name.to_string();
+        } else if let Some((k, v)) = t.split_once('=') {
+            m.insert((layer.clone(), k.trim().to_string()), v.trim().to_string());
+        }
+    }
+    m
+}
+
+/// The bytes of the last hexdump in `text`.
+fn hexdump_bytes(text: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    for l in text.lines() {
+        let is_row =
+            l.len() > 6 && l[..4].chars().all(|c| c.is_ascii_hexdigit()) && &l[4..6] == "  ";
+        if !is_row {
+            continue;
+        }
+        if &l[..4] == "0000" {
+            b.clear();
+        }
+        for h in l[6..(6 + 48).min(l.len())].split_whitespace() {
+            b.push(u8::from_str_radix(h, 16).unwrap());
+        }
+    }
+    b
+}
+
+/// Every field Scapy's `show()` prints for these bytes has the same value in ours.
+fn agrees_with_scapy(ours: &str, bytes: &[u8]) {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys
+from scapy.all import *
+conf.noenum.add(TCP.sport, TCP.dport, UDP.sport, UDP.dport)
+Ether(bytes.fromhex(sys.argv[1])).show()",
+            &hex,
+        ])
+        .output()
+        .expect("scapy (scripts/setup.sh installs python3-scapy)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let theirs = fields(&String::from_utf8_lossy(&out.stdout));
+    let ours = fields(ours);
+    assert!(theirs.len() >= 20, "{theirs:?}");
+    for ((layer, name), v) in &theirs {
+        // Scapy writes an empty IP option list as `\options \` and a quoted TCP header's
+        // missing options as ''.
+        if name.starts_with('\\') || v == "''" || name == "unused" {
+            continue;
+        }
+        assert_eq!(
+            ours.get(&(layer.clone(), name.clone())),
+            Some(v),
+            "{layer}.{name}"
+        );
+    }
+}
+
 /// The text between the RCVD line and the end: the answer's layers.
 fn answer(text: &str) -> &str {
     &text[text.find("\nRCVD (").expect("an answer")..]
@@ -62,6 +131,7 @@ fn every_layer_of_a_syn_ack_a_reset_and_an_icmp_error() {
     assert!(a.contains("('MSS', 1400)") || a.contains("('MSS', "), "{a}");
     assert!(!a.contains("(bad)"), "checksums verify: {a}");
     assert!(a.contains("\n0000  "), "hexdump: {a}");
+    agrees_with_scapy(a, &hexdump_bytes(a));
     // The sent packet is shown too, with the options asked for.
     assert!(t.starts_with("SENT (0.0000s) TCP 198.18.0.1:"), "{t}");
     assert!(
@@ -72,6 +142,7 @@ fn every_layer_of_a_syn_ack_a_reset_and_an_icmp_error() {
     let (code, t) = probe(&lab, &["198.19.0.5", "-p", "8080"]);
     assert_eq!(code, 0, "{t}");
     assert!(answer(&t).contains("flags     = RA"), "{t}");
+    agrees_with_scapy(answer(&t), &hexdump_bytes(answer(&t)));
 
     let (code, t) = probe(&lab, &["198.19.2.5", "-p", "22"]);
     assert_eq!(code, 0, "{t}");

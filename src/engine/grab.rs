@@ -127,22 +127,19 @@ impl Grabber {
         None
     }
 
-    /// A repeated SYN-ACK: our ACK was lost; acknowledge again.
+    /// A repeated SYN-ACK: our ACK was lost, so acknowledge again; or the conversation is over
+    /// (a retry pass, a late retransmit), so reset the server's half-open connection.
     pub fn repeat_synack(&mut self, ip: &Ipv4Packet<&[u8]>) {
         let Ok(seg) = TcpSegment::new_checked(ip.payload()) else {
             return;
         };
-        if let Some(c) = self.conns.get(&(ip.src(), seg.src_port())) {
-            let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
-            self.send(
-                ip.src(),
-                sport,
-                seg.src_port(),
-                snd,
-                rcv,
-                TcpFlags::ACK,
-                &[],
-            );
+        let (peer, port) = (ip.src(), seg.src_port());
+        match self.conns.get(&(peer, port)) {
+            Some(c) => {
+                let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
+                self.send(peer, sport, port, snd, rcv, TcpFlags::ACK, &[]);
+            }
+            None => self.send(peer, seg.dst_port(), port, seg.ack(), 0, TcpFlags::RST, &[]),
         }
     }
 
@@ -453,5 +450,11 @@ mod tests {
         assert!(g.open(&ip(&s), record(), t0).is_some());
         assert_eq!(g.skipped, 1);
         assert_eq!(g.close_all().len(), 2);
+        // A SYN-ACK for a finished conversation (a retry pass) is reset.
+        while rx.try_recv().is_ok() {}
+        g.repeat_synack(&ip(&s));
+        let rst = rx.try_recv().unwrap();
+        assert_eq!(seg(&rst).flags().0, TcpFlags::RST);
+        assert_eq!(seg(&rst).seq(), 2);
     }
 }

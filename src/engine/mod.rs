@@ -447,7 +447,9 @@ pub fn run<T: TxQueue, R: RxQueue>(
             .collect();
 
         // Sending: wait for the threads; a signal, a limit or a dead output stops them.
-        while walks_done.load(Relaxed) < threads as usize {
+        while walks_done.load(Relaxed) < threads as usize
+            && senders.iter().any(|h| !h.is_finished())
+        {
             if !stop_tx.load(Relaxed) {
                 let why = if interrupts.load(Relaxed) > 0 {
                     Some(StopReason::Interrupted)
@@ -805,6 +807,7 @@ fn receive<R: RxQueue>(
             if ip.protocol() == crate::wire::PROTO_TCP {
                 if let Some(done) = g.segment(&ip, Instant::now()) {
                     if let Some(r) = done {
+                        Stats::add(&stats.banners, 1);
                         let _ = out.send(OutMsg::Result(r));
                     }
                     side.grabbing.store(g.active(), Relaxed);
@@ -845,6 +848,9 @@ fn receive<R: RxQueue>(
                         Some(g) if synack => {
                             let r = g.open(&ip, r, Instant::now());
                             side.grabbing.store(g.active(), Relaxed);
+                            if r.is_some() {
+                                Stats::add(&stats.banners_skipped, 1);
+                            }
                             r
                         }
                         _ => Some(r),
@@ -870,6 +876,7 @@ fn receive<R: RxQueue>(
         let n = rxq.recv_batch(|f| handle(f, side))?;
         if let Some(g) = side.grabber.as_mut() {
             for r in g.tick(Instant::now()) {
+                Stats::add(&stats.banners, 1);
                 let _ = out.send(OutMsg::Result(r));
             }
             side.grabbing.store(g.active(), Relaxed);
@@ -889,6 +896,7 @@ fn receive<R: RxQueue>(
                 // Open conversations end with what they have (and a RST).
                 if let Some(g) = side.grabber.as_mut() {
                     for r in g.close_all() {
+                        Stats::add(&stats.banners, 1);
                         let _ = out.send(OutMsg::Result(r));
                     }
                     side.grabbing.store(0, Relaxed);

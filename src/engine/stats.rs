@@ -20,6 +20,10 @@ pub struct Stats {
     pub duplicates: AtomicU64,
     /// Frames the kernel dropped before we could read them.
     pub drops: AtomicU64,
+    /// Banners collected (`--banners`, `-sV`).
+    pub banners: AtomicU64,
+    /// Open ports reported without a banner: the connection table was full.
+    pub banners_skipped: AtomicU64,
     /// Results per state, in `PortState::ALL` order.
     pub states: [AtomicU64; PortState::ALL.len()],
 }

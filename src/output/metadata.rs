@@ -71,6 +71,9 @@ pub struct Counts {
     pub dropped: u64,
     pub results: u64,
     pub per_state: std::collections::BTreeMap<&'static str, u64>,
+    /// Banner conversations finished, and open ports left without one (`--banners`).
+    pub banners: u64,
+    pub banners_skipped: u64,
 }
 
 pub fn write(path: &std::path::Path, m: &Metadata) -> std::io::Result<()> {

@@ -221,7 +221,10 @@ fn icmp_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
     );
     let mut out = Vec::new();
     if m.is_error() {
-        l.field("unused", get_u32(b, 4).to_string());
+        // Scapy's names for the second word of an error (RFC 4884 length, RFC 1191 MTU).
+        l.field("reserved", b[4].to_string());
+        l.field("length", b[5].to_string());
+        l.field("nexthopmtu", get_u16(b, 6).to_string());
         out.push(l);
         if suffix.is_empty() {
             out.extend(ip_layers(m.payload(), " in ICMP"));
@@ -245,15 +248,15 @@ fn raw(b: &[u8]) -> Layer {
     l
 }
 
-/// Prints layers as Scapy's `show()` does: a banner per layer, fields indented one step deeper
-/// per layer.
+/// Prints layers as Scapy's `show()` does: a banner per layer, its fields indented three more
+/// columns per layer. Ports stay numbers (Scapy would name the well-known ones).
 pub fn show(layers: &[Layer]) -> String {
     let mut s = String::new();
     for (depth, l) in layers.iter().enumerate() {
-        let pad = " ".repeat(depth * 2);
-        let _ = writeln!(s, "{pad}###[ {} ]###", l.name);
+        let pad = " ".repeat(2 + depth * 3);
+        let _ = writeln!(s, "###[ {} ]###", l.name);
         for (name, value) in &l.fields {
-            let _ = writeln!(s, "{pad}  {name:<10}= {value}");
+            let _ = writeln!(s, "{pad}{name:<10}= {value}");
         }
     }
     s
@@ -614,7 +617,7 @@ mod tests {
         assert!(!l[2].get("chksum").unwrap().contains("bad"));
         let text = show(&l);
         assert!(text.starts_with("###[ Ethernet ]###\n  dst       = 02:00:00:00:00:01\n"));
-        assert!(text.contains("\n    ###[ TCP ]###\n      sport     = 80\n"));
+        assert!(text.contains("\n###[ TCP ]###\n        sport     = 80\n"));
         assert_eq!(
             summary(&f),
             "TCP 198.19.0.5:80 > 198.18.0.1:61234 SA ttl=64 id=0 iplen=44  seq=1528441917 ack=305419897 win=64240 <mss 1460>"
