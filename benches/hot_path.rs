@@ -110,5 +110,52 @@ fn syn_ack(jar: &CookieJar) -> Vec<u8> {
     v
 }
 
-criterion_group!(hot, benches);
+/// The issue-6 paths: a traceroute probe (TTL, time and mark patched), and naming a banner
+/// against Debian's nmap-service-probes (done on the output thread, once per open port).
+fn detection(c: &mut Criterion) {
+    use xdpscan::{
+        probe::{
+            traceroute::{TraceProto, TracerouteScan},
+            ProbeModule,
+        },
+        service::{probes::DEFAULT_PATH, ServiceProbes},
+    };
+    let jar = CookieJar::new(
+        [7; 16],
+        PortRange {
+            lo: 61000,
+            hi: 65535,
+        },
+    );
+    let mut g = c.benchmark_group("detection");
+    g.throughput(Throughput::Elements(1));
+    let trace = TracerouteScan::new(TraceProto::Tcp, (1, 30), jar.ports());
+    let tpls = trace.variants(&params(), 80);
+    let mut frame = [0u8; 128];
+    let mut i = 0u32;
+    g.bench_function("traceroute_probe", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let dst = 0x0a00_0000 | (i & 0xffff);
+            let ck = jar.cookie(SRC, dst, 80, trace.cookie_tag());
+            black_box(trace.write(&mut frame, &tpls[(i % 30) as usize], dst, 80, &ck))
+        })
+    });
+    if let Ok(db) = ServiceProbes::load(std::path::Path::new(DEFAULT_PATH)) {
+        let ssh = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n";
+        let http = b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6 Python/3.11.7\r\nDate: Sun, 22 Nov 2026 05:47:32 GMT\r\nContent-type: text/html\r\n\r\n<html></html>";
+        // Warm the lazily compiled patterns first: the benchmark measures matching.
+        db.identify("NULL", ssh);
+        db.identify("GetRequest", http);
+        g.bench_function("identify_ssh_greeting", |b| {
+            b.iter(|| black_box(db.identify("NULL", ssh)))
+        });
+        g.bench_function("identify_http_response", |b| {
+            b.iter(|| black_box(db.identify("GetRequest", http)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(hot, benches, detection);
 criterion_main!(hot);

@@ -657,8 +657,11 @@ fn transmit<T: TxQueue>(
             if allowed == 0 {
                 continue;
             }
+            // The banner grabber's segments ride along; only probes count toward the rate.
+            let mut injected = 0;
             let sent = txq.send_batch(allowed, |frame| loop {
                 if let Some(f) = inject.and_then(|r| r.try_recv().ok()) {
+                    injected += 1;
                     return put_frame(frame, &f, tracer);
                 }
                 if let Some((dst, port, list, k, c)) = pending.as_mut() {
@@ -691,6 +694,7 @@ fn transmit<T: TxQueue>(
                 Ok(n) => n,
                 Err(e) => return Err((e, pos)),
             };
+            let n = n - injected;
             limiter.sent(n);
             Stats::add(&stats.sent, n as u64);
             let w = walker.walked();

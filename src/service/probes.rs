@@ -55,6 +55,9 @@ pub struct Match {
     pattern: String,
     caseless: bool,
     dotall: bool,
+    /// Bytes every match starts with (the pattern's anchored literal head): most patterns are
+    /// ruled out by this comparison alone, without running PCRE.
+    prefix: Vec<u8>,
     compiled: OnceLock<Option<Regex>>,
     pub product: Option<String>,
     pub version: Option<String>,
@@ -72,6 +75,7 @@ impl Match {
                 RegexBuilder::new()
                     .caseless(self.caseless)
                     .dotall(self.dotall)
+                    .jit_if_available(true)
                     .build(&self.pattern)
                     .ok()
             })
@@ -80,6 +84,15 @@ impl Match {
 
     /// The service this match reports for `data`, if its pattern matches.
     pub fn apply(&self, data: &[u8]) -> Option<Service> {
+        let head = data.get(..self.prefix.len())?;
+        let same = if self.caseless {
+            head.eq_ignore_ascii_case(&self.prefix)
+        } else {
+            head == self.prefix.as_slice()
+        };
+        if !same {
+            return None;
+        }
         let caps = self.regex()?.captures(data).ok()??;
         let sub = |t: &Option<String>| {
             t.as_deref()
@@ -297,6 +310,7 @@ fn parse_match(rest: &str, soft: bool) -> Result<Match, &'static str> {
         service: service.to_string(),
         soft,
         pattern: pattern.to_string(),
+        prefix: literal_prefix(pattern),
         caseless: flags.contains('i'),
         dotall: flags.contains('s'),
         compiled: OnceLock::new(),
@@ -335,6 +349,71 @@ fn parse_match(rest: &str, soft: bool) -> Result<Match, &'static str> {
         rest = r;
     }
     Ok(m)
+}
+
+/// The literal bytes an anchored pattern (`^SSH-\d`) must start with (`SSH-`); empty when
+/// unsure (no anchor, a top-level alternation, inline options).
+fn literal_prefix(pattern: &str) -> Vec<u8> {
+    let b = pattern.as_bytes();
+    if b.first() != Some(&b'^') || has_top_level_alternation(b) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i < b.len() {
+        let (byte, next) = match b[i] {
+            b'\\' => {
+                let Some(&c) = b.get(i + 1) else { break };
+                match c {
+                    b'x' => match b.get(i + 2..i + 4).and_then(|h| {
+                        u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+                    }) {
+                        Some(v) => (v, i + 4),
+                        None => break,
+                    },
+                    // \0 followed by digits is an octal escape: stop rather than guess.
+                    b'0' if b.get(i + 2).is_some_and(u8::is_ascii_digit) => break,
+                    b'0' => (0, i + 2),
+                    b'r' => (b'\r', i + 2),
+                    b'n' => (b'\n', i + 2),
+                    b't' => (b'\t', i + 2),
+                    c if c.is_ascii_alphanumeric() => break, // \d \w \s \b ...
+                    c => (c, i + 2),
+                }
+            }
+            b'.' | b'[' | b']' | b'(' | b')' | b'|' | b'?' | b'*' | b'+' | b'{' | b'}' | b'^'
+            | b'$' => break,
+            c => (c, i + 1),
+        };
+        // A quantifier makes this byte optional or repeated: stop before it.
+        if matches!(b.get(next), Some(b'?' | b'*' | b'{')) {
+            break;
+        }
+        out.push(byte);
+        if matches!(b.get(next), Some(b'+')) {
+            break;
+        }
+        i = next;
+    }
+    out
+}
+
+/// Is there a `|` outside every group and class (`^a|b` matches "b" anywhere)?
+fn has_top_level_alternation(b: &[u8]) -> bool {
+    let (mut depth, mut class, mut i) = (0i32, false, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' if !class => class = true,
+            b']' if class => class = false,
+            b'(' if !class => depth += 1,
+            b')' if !class => depth -= 1,
+            b'|' if !class && depth == 0 => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Bytes beyond ASCII become `\xHH`: PCRE2 takes a str pattern, and these files hold a few raw
@@ -565,6 +644,23 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
         assert_eq!(d.probe_for(8001).unwrap().name, "GetRequest");
         assert_eq!(d.probe_for(9999).unwrap().name, "GetRequest");
         assert!(d.probe_for(9100).is_none());
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        let p = |s: &str| literal_prefix(s);
+        assert_eq!(p(r"^SSH-([\d.]+)-OpenSSH"), b"SSH-");
+        assert_eq!(p(r"^HTTP/1\.[01] \d"), b"HTTP/1.");
+        assert_eq!(p(r"^\x16\x03[\x00-\x03]"), [0x16, 3]);
+        assert_eq!(p(r"^\0\0\x01a"), [0, 0, 1, b'a']);
+        assert_eq!(p(r"^ab?c"), b"a");
+        assert_eq!(p(r"^ab+c"), b"ab");
+        assert_eq!(p(r"^ab{2}"), b"a");
+        assert_eq!(p(r"^\r\n\t\|x"), b"\r\n\t|x");
+        assert!(p(r"^a|b").is_empty());
+        assert_eq!(p(r"^a(b|c)"), b"a");
+        assert!(p(r"SSH-").is_empty());
+        assert!(p(r"^\012").is_empty());
     }
 
     #[test]
