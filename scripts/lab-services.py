@@ -28,13 +28,22 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 4096
+    tls = None
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        # A client that never finishes must not hold up the others: time out, and leave the
+        # TLS handshake to the connection's own thread (its first read runs it).
+        sock.settimeout(30)
+        if self.tls:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
 
 
 def serve_http(port, directory, tls=None):
     handler = lambda *a, **k: Quiet(*a, directory=directory, **k)  # noqa: E731
     srv = Server(("0.0.0.0", port), handler)
-    if tls:
-        srv.socket = tls.wrap_socket(srv.socket, server_side=True)
+    srv.tls = tls
     threading.Thread(target=srv.serve_forever, daemon=True).start()
 
 

@@ -35,6 +35,7 @@ pub enum ProbeError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Io(#[from] IoError),
+    /// A packet that cannot be built as asked (exit status 2).
     #[error("{0}")]
     Usage(String),
 }
@@ -51,6 +52,12 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
     let (proto, l4, pseudo) = match p.proto {
         ProbeProto::Tcp => {
             let opts = tcp_options(p);
+            if opts.len() > 40 {
+                return Err(ProbeError::Usage(format!(
+                    "TCP options take {} bytes; a TCP header holds at most 40",
+                    opts.len()
+                )));
+            }
             let hl = tcp::MIN_HEADER_LEN + opts.len();
             let mut l4 = vec![0u8; hl + payload.len()];
             {
@@ -106,6 +113,12 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
         src_ip: src,
         ttl: p.ttl,
     };
+    if 14 + 20 + l4.len() > 1514 {
+        return Err(ProbeError::Usage(format!(
+            "the packet would be {} bytes; one Ethernet frame holds 1500 of IP",
+            20 + l4.len()
+        )));
+    }
     let tpl = FrameTemplate::new(&params, proto, &l4, pseudo);
     let mut frame = vec![0u8; tpl.len()];
     tpl.stamp_ipv4(&mut frame, dst, p.ip_id.unwrap_or(r16(6)));
@@ -370,6 +383,16 @@ mod tests {
         let l = dissect::frame_layers(&f);
         assert_eq!((l[2].name.as_str(), l[2].get("dport")), ("UDP", Some("53")));
         assert!(!l[2].get("chksum").unwrap().contains("bad"));
+
+        let p = |a: &[&str]| {
+            let mut v = vec!["probe", "198.19.0.5"];
+            v.extend(a);
+            build(&ProbeCli::try_parse_from(v).unwrap(), &net(), [1; 8])
+        };
+        let many: Vec<&str> = ["--tcp-option", "ts:1:2"].repeat(5);
+        assert!(matches!(p(&many), Err(ProbeError::Usage(_))));
+        let big = "00".repeat(1500);
+        assert!(matches!(p(&["--data", &big]), Err(ProbeError::Usage(_))));
 
         let f = built(&["--proto", "icmp", "--icmp-type", "13"]);
         let l = dissect::frame_layers(&f);

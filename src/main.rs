@@ -40,6 +40,10 @@ fn probe(args: &[std::ffi::OsString]) -> ExitCode {
             eprintln!("xdpscan: {e}");
             ExitCode::from(2)
         }
+        Err(e @ xdpscan::inspect::ProbeError::Usage(_)) => {
+            eprintln!("xdpscan: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("xdpscan: {e}");
             ExitCode::from(3)

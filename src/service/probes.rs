@@ -365,9 +365,10 @@ fn literal_prefix(pattern: &str) -> Vec<u8> {
             b'\\' => {
                 let Some(&c) = b.get(i + 1) else { break };
                 match c {
-                    b'x' => match b.get(i + 2..i + 4).and_then(|h| {
-                        u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
-                    }) {
+                    b'x' => match b
+                        .get(i + 2..i + 4)
+                        .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())
+                    {
                         Some(v) => (v, i + 4),
                         None => break,
                     },
