@@ -11,6 +11,8 @@ PKGS=(
     clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev linux-libc-dev make gcc
     # lab: namespaces, veth, nftables, counters, offloads
     iproute2 nftables ethtool iputils-ping python3
+    # lab services: the TLS listener's self-signed certificate
+    openssl
     # peers and inspection: reference tools the tests and benchmarks compare with
     nmap zmap masscan tshark python3-scapy libxml2-utils xsltproc
 )
