@@ -311,7 +311,9 @@ pub struct Cli {
 }
 
 const AFTER_HELP: &str = "\
-Scan types: -sS (default) -sA -sW -sF -sN -sX -sM -sU -sO -sT, -PE/--ping (see --scan).
+Scan types: -sS (default) -sA -sW -sF -sN -sX -sM -sU -sO -sT, -PE/--ping (see --scan);
+-sV and --banners on open ports; --traceroute for paths.
+One crafted packet, its answer shown layer by layer: xdpscan probe TARGET (see xdpscan probe --help).
 Outputs: -oJ/-o NDJSON, -oX nmap XML, -oG grepable, -oL masscan list, --csv; several at once.
 Without any, NDJSON goes to stdout, one object per (address, port):
   {\"ip\":\"198.19.0.5\",\"port\":80,\"proto\":\"tcp\",\"state\":\"open\",\"reason\":\"syn-ack\",\"ttl\":64,\"scan\":\"syn\",\"ts\":\"...\"}
