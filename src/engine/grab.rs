@@ -68,7 +68,23 @@ struct Conn {
     opened: Instant,
     /// When something must happen next (probe, or close).
     deadline: Instant,
+    /// Our probe while unacknowledged and unanswered: its sequence number and bytes, when to
+    /// send it again, and how many times it went out.
+    unacked: Option<Unacked>,
 }
+
+#[derive(Debug)]
+struct Unacked {
+    seq: u32,
+    data: Vec<u8>,
+    again_at: Instant,
+    sent: u32,
+}
+
+/// First retransmission timeout (RFC 6298's initial RTO), doubled each time.
+const RTO: Duration = Duration::from_secs(1);
+/// Transmissions of a probe at most.
+const MAX_SENDS: u32 = 3;
 
 /// The connection table and its frame builder.
 pub struct Grabber {
@@ -122,6 +138,7 @@ impl Grabber {
                 probe: None,
                 opened: now,
                 deadline: now + self.opts.greeting_wait,
+                unacked: None,
             },
         );
         None
@@ -160,6 +177,14 @@ impl Grabber {
             return Some(Some(self.finish(key, false)));
         }
         let data = seg.payload();
+        // Our probe arrived once they acknowledge it, or answer.
+        if let Some(u) = &c.unacked {
+            let end = u.seq.wrapping_add(u.data.len() as u32);
+            let acked = f.has(TcpFlags::ACK) && (seg.ack().wrapping_sub(end) as i32) >= 0;
+            if acked || !data.is_empty() {
+                c.unacked = None;
+            }
+        }
         let mut done = false;
         if seg.seq() == c.rcv_nxt {
             let room = self.opts.max_bytes.saturating_sub(c.buf.len());
@@ -201,7 +226,9 @@ impl Grabber {
         let due: Vec<(u32, u16)> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.deadline <= now)
+            .filter(|(_, c)| {
+                c.deadline <= now || c.unacked.as_ref().is_some_and(|u| u.again_at <= now)
+            })
             .map(|(k, _)| *k)
             .collect();
         let mut out = Vec::new();
@@ -209,6 +236,29 @@ impl Grabber {
             let Some(c) = self.conns.get_mut(&key) else {
                 continue;
             };
+            if c.deadline > now {
+                // Only a retransmission is due: the probe (or its ACK) was lost.
+                let Some(u) = c.unacked.as_mut() else {
+                    continue;
+                };
+                u.sent += 1;
+                u.again_at = now + RTO * (1 << u.sent.min(8));
+                let (seq, data) = (u.seq, u.data.clone());
+                if u.sent >= MAX_SENDS {
+                    c.unacked = None;
+                }
+                let (sport, rcv) = (c.sport, c.rcv_nxt);
+                self.send(
+                    key.0,
+                    sport,
+                    key.1,
+                    seq,
+                    rcv,
+                    TcpFlags::PSH | TcpFlags::ACK,
+                    &data,
+                );
+                continue;
+            }
             if matches!(c.phase, Phase::Greeting) && c.buf.is_empty() {
                 let probe = match &self.opts.probes {
                     Some(db) => db
@@ -225,6 +275,12 @@ impl Grabber {
                     c.deadline = c.opened + self.opts.timeout;
                     let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
                     c.snd_nxt = snd.wrapping_add(payload.len() as u32);
+                    c.unacked = Some(Unacked {
+                        seq: snd,
+                        data: payload.clone(),
+                        again_at: now + RTO,
+                        sent: 1,
+                    });
                     self.send(
                         key.0,
                         sport,
@@ -415,6 +471,36 @@ mod tests {
         assert!(seg(&rst).flags().has(TcpFlags::RST));
         assert_eq!(seg(&rst).seq(), 5019);
         assert_eq!(g.active(), 0);
+    }
+
+    #[test]
+    fn a_lost_probe_goes_out_again_until_acknowledged() {
+        let (tx, rx) = unbounded();
+        let o = GrabOptions {
+            timeout: Duration::from_secs(30),
+            ..opts()
+        };
+        let mut g = Grabber::new(o, params(), tx);
+        let t0 = Instant::now();
+        g.open(
+            &ip(&tcp_reply(DST, 80, 61000, 1000, 5001, "SA", 1)),
+            record(),
+            t0,
+        );
+        g.tick(t0 + Duration::from_millis(150)); // the probe
+        while rx.try_recv().is_ok() {}
+        // No ACK for a second: sent again, same bytes, same sequence number.
+        assert!(g.tick(t0 + Duration::from_millis(1200)).is_empty());
+        let again = rx.try_recv().unwrap();
+        assert_eq!(
+            (seg(&again).seq(), seg(&again).payload()),
+            (5001, &b"GET / HTTP/1.0\r\n\r\n"[..])
+        );
+        // Acknowledged: no more copies.
+        let ack = tcp_reply(DST, 80, 61000, 1001, 5019, "A", 1);
+        assert_eq!(g.segment(&ip(&ack), t0), Some(None));
+        g.tick(t0 + Duration::from_secs(10));
+        assert!(rx.try_recv().is_err(), "nothing sent once acknowledged");
     }
 
     #[test]

@@ -95,10 +95,10 @@ fn value(r: &Record, f: &str) -> String {
             .unwrap_or_default(),
         "service" => service(r).map(|s| s.name.clone()).unwrap_or_default(),
         "product" => service(r)
-            .and_then(|s| s.product.clone())
+            .and_then(|s| s.details.product.clone())
             .unwrap_or_default(),
         "version" => service(r)
-            .and_then(|s| s.version.clone())
+            .and_then(|s| s.details.version.clone())
             .unwrap_or_default(),
         "hops" => r
             .trace

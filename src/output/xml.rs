@@ -97,16 +97,8 @@ fn grab_elements(r: &Record) -> String {
     let mut s = String::new();
     if let Some(sv) = &g.service {
         s.push_str(&format!("<service name=\"{}\"", xml_escape(&sv.name)));
-        let attrs = [
-            ("product", &sv.product),
-            ("version", &sv.version),
-            ("extrainfo", &sv.info),
-            ("hostname", &sv.hostname),
-            ("ostype", &sv.ostype),
-            ("devicetype", &sv.devicetype),
-            ("tunnel", &sv.tunnel),
-        ];
-        for (k, v) in attrs {
+        let tunnel = [("tunnel", &sv.tunnel)];
+        for (k, v) in sv.details.fields().into_iter().chain(tunnel) {
             if let Some(v) = v {
                 s.push_str(&format!(" {k}=\"{}\"", xml_escape(v)));
             }

@@ -33,6 +33,63 @@ impl Method {
     }
 }
 
+/// nmap's version fields (`p/ v/ i/ h/ o/ d/`): templates in a match line, values in a result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Details {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extrainfo: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ostype: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devicetype: Option<String>,
+}
+
+impl Details {
+    /// Each field under nmap's XML attribute name.
+    pub fn fields(&self) -> [(&'static str, &Option<String>); 6] {
+        [
+            ("product", &self.product),
+            ("version", &self.version),
+            ("extrainfo", &self.extrainfo),
+            ("hostname", &self.hostname),
+            ("ostype", &self.ostype),
+            ("devicetype", &self.devicetype),
+        ]
+    }
+
+    /// The slot for a match line's field letter.
+    pub fn slot(&mut self, letter: char) -> Option<&mut Option<String>> {
+        Some(match letter {
+            'p' => &mut self.product,
+            'v' => &mut self.version,
+            'i' => &mut self.extrainfo,
+            'h' => &mut self.hostname,
+            'o' => &mut self.ostype,
+            'd' => &mut self.devicetype,
+            _ => return None,
+        })
+    }
+
+    /// Every present field through `f` (templates filled in); empty results are dropped.
+    pub fn map(&self, f: impl Fn(&str) -> String) -> Details {
+        let g = |v: &Option<String>| v.as_deref().map(&f).filter(|s| !s.is_empty());
+        Details {
+            product: g(&self.product),
+            version: g(&self.version),
+            extrainfo: g(&self.extrainfo),
+            hostname: g(&self.hostname),
+            ostype: g(&self.ostype),
+            devicetype: g(&self.devicetype),
+        }
+    }
+}
+
 /// What answers on a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Service {
@@ -40,18 +97,8 @@ pub struct Service {
     /// `ssl` when the match says the service runs inside TLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub product: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(rename = "extrainfo", skip_serializing_if = "Option::is_none")]
-    pub info: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ostype: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub devicetype: Option<String>,
+    #[serde(flatten)]
+    pub details: Details,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cpe: Vec<String>,
     pub method: Method,
@@ -71,12 +118,13 @@ impl Service {
 
     /// The version column of nmap's normal and grepable output: `OpenSSH 9.2p1 (protocol 2.0)`.
     pub fn version_line(&self) -> String {
-        let mut parts: Vec<String> = [&self.product, &self.version]
+        let d = &self.details;
+        let mut parts: Vec<String> = [&d.product, &d.version]
             .into_iter()
             .flatten()
             .cloned()
             .collect();
-        if let Some(i) = &self.info {
+        if let Some(i) = &d.extrainfo {
             parts.push(format!("({i})"));
         }
         parts.join(" ")
@@ -87,12 +135,7 @@ impl Service {
         Service {
             name: name.to_string(),
             tunnel: None,
-            product: None,
-            version: None,
-            info: None,
-            hostname: None,
-            ostype: None,
-            devicetype: None,
+            details: Details::default(),
             cpe: Vec::new(),
             method: Method::Table,
             soft: false,
@@ -242,9 +285,9 @@ mod tests {
         );
         let mut s = Service::from_table("ssh");
         assert_eq!(s.version_line(), "");
-        s.product = Some("OpenSSH".into());
-        s.version = Some("9.2p1".into());
-        s.info = Some("protocol 2.0".into());
+        s.details.product = Some("OpenSSH".into());
+        s.details.version = Some("9.2p1".into());
+        s.details.extrainfo = Some("protocol 2.0".into());
         assert_eq!(s.version_line(), "OpenSSH 9.2p1 (protocol 2.0)");
         assert_eq!(s.conf(), 3);
     }

@@ -8,7 +8,7 @@ use std::{path::Path, sync::OnceLock};
 
 use pcre2::bytes::{Captures, Regex, RegexBuilder};
 
-use super::Service;
+use super::{Details, Service};
 use crate::target::PortList;
 
 /// Where Debian's nmap puts the database.
@@ -59,12 +59,8 @@ pub struct Match {
     /// ruled out by this comparison alone, without running PCRE.
     prefix: Vec<u8>,
     compiled: OnceLock<Option<Regex>>,
-    pub product: Option<String>,
-    pub version: Option<String>,
-    pub info: Option<String>,
-    pub hostname: Option<String>,
-    pub ostype: Option<String>,
-    pub devicetype: Option<String>,
+    /// Version templates (`$1`, `$P(2)`...).
+    pub details: Details,
     pub cpe: Vec<String>,
 }
 
@@ -94,11 +90,6 @@ impl Match {
             return None;
         }
         let caps = self.regex()?.captures(data).ok()??;
-        let sub = |t: &Option<String>| {
-            t.as_deref()
-                .map(|t| substitute(t, &caps))
-                .filter(|s| !s.is_empty())
-        };
         let (name, tunnel) = match self.service.strip_prefix("ssl/") {
             Some(inner) => (inner.to_string(), Some("ssl".to_string())),
             None => (self.service.clone(), None),
@@ -106,12 +97,7 @@ impl Match {
         Some(Service {
             name,
             tunnel,
-            product: sub(&self.product),
-            version: sub(&self.version),
-            info: sub(&self.info),
-            hostname: sub(&self.hostname),
-            ostype: sub(&self.ostype),
-            devicetype: sub(&self.devicetype),
+            details: self.details.map(|t| substitute(t, &caps)),
             cpe: one_per_part(self.cpe.iter().map(|c| substitute(c, &caps))),
             method: super::Method::Probed,
             soft: self.soft,
@@ -314,12 +300,7 @@ fn parse_match(rest: &str, soft: bool) -> Result<Match, &'static str> {
         caseless: flags.contains('i'),
         dotall: flags.contains('s'),
         compiled: OnceLock::new(),
-        product: None,
-        version: None,
-        info: None,
-        hostname: None,
-        ostype: None,
-        devicetype: None,
+        details: Details::default(),
         cpe: Vec::new(),
     };
     loop {
@@ -336,15 +317,7 @@ fn parse_match(rest: &str, soft: bool) -> Result<Match, &'static str> {
         }
         let key = rest.chars().next().ok_or("empty field")?;
         let (v, r) = delimited(&rest[1..]).ok_or("unterminated version field")?;
-        let slot = match key {
-            'p' => &mut m.product,
-            'v' => &mut m.version,
-            'i' => &mut m.info,
-            'h' => &mut m.hostname,
-            'o' => &mut m.ostype,
-            'd' => &mut m.devicetype,
-            _ => return Err("unknown version field"),
-        };
+        let slot = m.details.slot(key).ok_or("unknown version field")?;
         *slot = Some(v.to_string());
         rest = r;
     }
@@ -597,10 +570,10 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
             .identify("NULL", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
             .unwrap();
         assert_eq!(s.name, "ssh");
-        assert_eq!(s.product.as_deref(), Some("OpenSSH"));
-        assert_eq!(s.version.as_deref(), Some("9.2p1 Debian 2+deb12u3"));
-        assert_eq!(s.info.as_deref(), Some("protocol 2.0"));
-        assert_eq!(s.ostype.as_deref(), Some("Linux"));
+        assert_eq!(s.details.product.as_deref(), Some("OpenSSH"));
+        assert_eq!(s.details.version.as_deref(), Some("9.2p1 Debian 2+deb12u3"));
+        assert_eq!(s.details.extrainfo.as_deref(), Some("protocol 2.0"));
+        assert_eq!(s.details.ostype.as_deref(), Some("Linux"));
         // One CPE per part, as nmap reports them.
         assert_eq!(
             s.cpe,
@@ -609,10 +582,10 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
         assert!(!s.soft);
         // Only the soft match fits: the service is named, nothing more.
         let s = d.identify("NULL", b"ssh-1.99-dropbear\r\n").unwrap();
-        assert!(s.soft && s.name == "ssh" && s.product.is_none());
+        assert!(s.soft && s.name == "ssh" && s.details.product.is_none());
         let s = d.identify("NULL", b"220 my-ftp-1 FTP ready\r\n").unwrap();
-        assert_eq!(s.product.as_deref(), Some("my-ftp-1"));
-        assert_eq!(s.version.as_deref(), Some("my.ftp.1"));
+        assert_eq!(s.details.product.as_deref(), Some("my-ftp-1"));
+        assert_eq!(s.details.version.as_deref(), Some("my.ftp.1"));
     }
 
     #[test]
@@ -621,7 +594,11 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
         let http = b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6 Python/3.11.2\r\nDate: x\r\n\r\n";
         let s = d.identify("GetRequest", http).unwrap();
         assert_eq!(
-            (s.name.as_str(), s.version.as_deref(), s.info.as_deref()),
+            (
+                s.name.as_str(),
+                s.details.version.as_deref(),
+                s.details.extrainfo.as_deref()
+            ),
             ("http", Some("0.6"), Some("Python 3.11.2"))
         );
         // SSLSessionReq falls back on GetRequest's matches.
@@ -681,7 +658,7 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
             .identify("NULL", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
             .unwrap();
         assert_eq!(
-            (s.name.as_str(), s.product.as_deref()),
+            (s.name.as_str(), s.details.product.as_deref()),
             ("ssh", Some("OpenSSH"))
         );
         assert_eq!(d.probe_for(80).unwrap().name, "GetRequest");
