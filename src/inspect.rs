@@ -234,7 +234,12 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
     let xdp = match p.transport {
         TransportChoice::Packet => None,
         TransportChoice::Xdp => Some(xdp::open(&net.ifname, net.ifindex, steer, mode)?),
-        TransportChoice::Auto => xdp::open(&net.ifname, net.ifindex, steer, mode).ok(),
+        TransportChoice::Auto => match xdp::open(&net.ifname, net.ifindex, steer, mode) {
+            Ok(t) => Some(t),
+            // AF_PACKET needs the same privileges.
+            Err(e) if e.is_permission() => return Err(e.into()),
+            Err(_) => None,
+        },
     };
     let reply = match xdp {
         Some(mut t) => {

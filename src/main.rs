@@ -44,6 +44,10 @@ fn probe(args: &[std::ffi::OsString]) -> ExitCode {
             eprintln!("xdpscan: {e}");
             ExitCode::from(2)
         }
+        Err(xdpscan::inspect::ProbeError::Io(e)) if e.is_permission() => {
+            eprintln!("xdpscan: {e}: {}", xdpscan::io::PRIVILEGES);
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("xdpscan: {e}");
             ExitCode::from(3)

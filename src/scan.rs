@@ -204,13 +204,13 @@ fn open_and_run(
     interrupts: &Interrupts,
 ) -> Result<(Outcome, TransportKind), ScanError> {
     let threads = plan.tx_cores.len();
-    let try_xdp = || -> Result<xdp::XdpTransport, String> {
+    let try_xdp = || -> Result<xdp::XdpTransport, IoError> {
         let queues = xdp::rx_queue_count(&cfg.net.ifname) as usize;
         if threads > queues {
-            return Err(format!(
+            return Err(IoError::Setup(format!(
                 "{threads} transmit threads need {threads} queues but {} has {queues} (raise them with ethtool -L, or use fewer --tx-threads)",
                 cfg.net.ifname
-            ));
+            )));
         }
         let steer = xdp::SteerConfig {
             src_ip: u32::from(cfg.net.src_ip),
@@ -219,15 +219,14 @@ fn open_and_run(
             flags: plan.raw_module().steer_flags(),
         };
         xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode)
-            .map_err(|e| privileges(e.to_string()))
     };
     let xdp = match cfg.transport {
         TransportChoice::Packet => None,
-        TransportChoice::Xdp => Some(try_xdp().map_err(ScanError::Privileges)?),
+        TransportChoice::Xdp => Some(try_xdp().map_err(|e| ScanError::Privileges(privileges(&e)))?),
         TransportChoice::Auto => match try_xdp() {
             Ok(t) => Some(t),
             // AF_PACKET needs the same privileges: say so once instead of falling back.
-            Err(why) if is_permission(&why) => return Err(ScanError::Privileges(why)),
+            Err(e) if e.is_permission() => return Err(ScanError::Privileges(privileges(&e))),
             // Over AF_PACKET the kernel would reset every banner connection.
             Err(why) if plan.grab.is_some() => {
                 return Err(ScanError::Privileges(format!(
@@ -255,23 +254,19 @@ fn open_and_run(
             .collect::<Result<Vec<_>, _>>()?;
         Ok((txs, rx))
     };
-    let (txs, rx) = open().map_err(|e| ScanError::Privileges(privileges(e.to_string())))?;
+    let (txs, rx) = open().map_err(|e| ScanError::Privileges(privileges(&e)))?;
     Ok((
         engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?,
         TransportKind::Packet,
     ))
 }
 
-fn is_permission(msg: &str) -> bool {
-    msg.contains("ermission denied") || msg.contains("ot permitted")
-}
-
-/// Adds the remedy to a permission error.
-fn privileges(msg: String) -> String {
-    if is_permission(&msg) {
-        format!("{msg}: sending raw packets needs root (or CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF)")
+/// The error, with the remedy when it is a matter of privileges.
+fn privileges(e: &IoError) -> String {
+    if e.is_permission() {
+        format!("{e}: {}", crate::io::PRIVILEGES)
     } else {
-        msg
+        e.to_string()
     }
 }
 

@@ -210,6 +210,25 @@ fn exit_codes() {
         assert_eq!(t.trim().lines().count(), 1, "{bad:?}: one line: {t}");
         assert!(!t.contains("panicked"), "{t}");
     }
+    // Without privileges: one line naming what is needed, exit 3.
+    let out = lab
+        .in_scan(
+            "setpriv",
+            &[
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                BIN,
+                "probe",
+                "198.19.0.5",
+            ],
+        )
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("needs root"), "{err}");
 }
 
 #[test]

@@ -810,6 +810,9 @@ fn receive<R: RxQueue>(
         if let Some(g) = side.grabber.as_mut() {
             if ip.protocol() == crate::wire::PROTO_TCP {
                 if let Some(done) = g.segment(&ip, Instant::now()) {
+                    if plan.keep_replies {
+                        let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
+                    }
                     if let Some(r) = done {
                         Stats::add(&stats.banners, 1);
                         let _ = out.send(OutMsg::Result(r));

@@ -14,6 +14,10 @@ pub mod xdp;
 
 use std::time::Duration;
 
+/// What raw packet I/O needs, for messages about refused privileges.
+pub const PRIVILEGES: &str =
+    "sending raw packets needs root (or CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF)";
+
 /// Errors of the transport layer.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
@@ -24,6 +28,9 @@ pub enum IoError {
     },
     #[error("{0}")]
     Setup(String),
+    /// The kernel refused for lack of privileges (EPERM, EACCES), whatever layer said so.
+    #[error("{0}")]
+    Denied(String),
 }
 
 impl IoError {
@@ -33,6 +40,37 @@ impl IoError {
             source,
         }
     }
+
+    /// `msg: e` as a setup failure, or as `Denied` when an OS error in `e`'s source chain says
+    /// permission was refused.
+    pub fn setup(msg: impl std::fmt::Display, e: &(dyn std::error::Error + 'static)) -> Self {
+        let text = format!("{msg}: {e}");
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(is_permission_error)
+            {
+                return IoError::Denied(text);
+            }
+            cur = err.source();
+        }
+        IoError::Setup(text)
+    }
+
+    /// Did the kernel refuse for lack of privileges?
+    pub fn is_permission(&self) -> bool {
+        match self {
+            IoError::Os { source, .. } => is_permission_error(source),
+            IoError::Denied(_) => true,
+            IoError::Setup(_) => false,
+        }
+    }
+}
+
+fn is_permission_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied
+        || matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
 }
 
 /// The sending half of a transport, owned by one transmit thread.

@@ -124,7 +124,14 @@ pub fn open(
     let obj = ObjectBuilder::default()
         .open_memory(STEER_OBJ)
         .and_then(|o| o.load())
-        .map_err(|e| IoError::Setup(format!("cannot load the XDP program: {e}")))?;
+        .map_err(|e| {
+            let msg = format!("cannot load the XDP program: {e}");
+            if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+                IoError::Denied(msg)
+            } else {
+                IoError::Setup(msg)
+            }
+        })?;
 
     {
         let cfg = obj
@@ -152,7 +159,7 @@ pub fn open(
             NonZeroU32::new((TX_FRAMES + RX_FRAMES) as u32).expect("non-zero"),
             false,
         )
-        .map_err(|e| IoError::Setup(format!("cannot create UMEM: {e}")))?;
+        .map_err(|e| IoError::setup("cannot create UMEM", &e))?;
         let sock_cfg = SocketConfig::builder()
             .rx_queue_size(QueueSize::new(RING).expect("power of two"))
             .tx_queue_size(QueueSize::new(RING).expect("power of two"))
@@ -162,9 +169,10 @@ pub fn open(
         // SAFETY: the UMEM is not shared, so the INHIBIT_PROG_LOAD contract for shared UMEMs does not apply.
         let (tx_q, rx_q, fq_cq) =
             unsafe { Socket::new(sock_cfg, &umem, &iface, q) }.map_err(|e| {
-                IoError::Setup(format!(
-                    "cannot bind an AF_XDP socket to {ifname} queue {q}: {e}"
-                ))
+                IoError::setup(
+                    format!("cannot bind an AF_XDP socket to {ifname} queue {q}"),
+                    &e,
+                )
             })?;
         let (mut fq, cq) = fq_cq.ok_or_else(|| {
             IoError::Setup("AF_XDP socket came without fill/completion rings".into())

@@ -638,6 +638,17 @@ mod tests {
             HopKind::End(PortState::Filtered, Reason::HostUnreach)
         );
 
+        // An open UDP port answers from the port we sent to; its reply carries no send time.
+        let mut v = Vec::new();
+        let sport = get16(&f[L4_OFFSET..], 0);
+        PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 60)
+            .udp(33434, sport)
+            .write(&mut v, b"answer")
+            .unwrap();
+        let h = hop(&m, &v);
+        assert_eq!(h.kind, HopKind::End(PortState::Open, Reason::UdpResponse));
+        assert_eq!((h.probe_ttl, h.rtt_us), (5, None));
+
         let m = scan(TraceProto::Icmp);
         let f = probe(&m, 0, 6);
         let req = &f[L4_OFFSET..];
