@@ -230,7 +230,6 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
         XdpModeChoice::Generic => xdp::XdpMode::Generic,
     };
     let timeout = Duration::from_secs_f64(p.timeout);
-    let start = Instant::now();
     let xdp = match p.transport {
         TransportChoice::Packet => None,
         TransportChoice::Xdp => Some(xdp::open(&net.ifname, net.ifindex, steer, mode)?),
@@ -272,7 +271,7 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
             if !p.quiet {
                 writeln!(out).map_err(io)?;
             }
-            show(out, "RCVD", at.saturating_duration_since(start), &r).map_err(io)?;
+            show(out, "RCVD", at, &r).map_err(io)?;
             Ok(ProbeOutcome::Answered)
         }
         None => {
@@ -288,8 +287,10 @@ fn exchange<T: TxQueue, R: RxQueue>(
     rx: &mut R,
     frame: &[u8],
     timeout: Duration,
-) -> Result<Option<(Instant, Vec<u8>)>, IoError> {
+) -> Result<Option<(Duration, Vec<u8>)>, IoError> {
     let sent_ip = Ipv4Packet::new_checked(&frame[HEADER_LEN..]).expect("we built it");
+    // Times count from the moment the frame is handed to the ring.
+    let start = Instant::now();
     let mut once = Some(frame);
     let n = tx.send_batch(1, |buf| match once.take() {
         Some(f) => {
@@ -303,7 +304,7 @@ fn exchange<T: TxQueue, R: RxQueue>(
     }
     tx.drain(Duration::from_secs(1))?;
     let deadline = Instant::now() + timeout;
-    let mut got: Option<(Instant, Vec<u8>)> = None;
+    let mut got: Option<(Duration, Vec<u8>)> = None;
     while got.is_none() && Instant::now() < deadline {
         rx.recv_batch(|f| {
             if got.is_some() || f.len() <= HEADER_LEN {
@@ -313,7 +314,7 @@ fn exchange<T: TxQueue, R: RxQueue>(
                 return;
             };
             if answers(&sent_ip, &ip) {
-                got = Some((Instant::now(), f.to_vec()));
+                got = Some((start.elapsed(), f.to_vec()));
             }
         })?;
         if got.is_none() {
