@@ -294,7 +294,29 @@ fn interrupted_grab_keeps_every_open_port() {
     assert_eq!(ips.len(), 8, "{res:?}");
 }
 
-fn tempdir() -> String {
+/// A scratch directory removed when the test ends, passed or failed.
+struct TempDir(String);
+
+impl std::ops::Deref for TempDir {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TempDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> TempDir {
     let d = std::env::temp_dir().join(format!(
         "xdpscan-banners-{}-{}",
         std::process::id(),
@@ -304,5 +326,5 @@ fn tempdir() -> String {
             .as_nanos()
     ));
     std::fs::create_dir_all(&d).unwrap();
-    d.display().to_string()
+    TempDir(d.display().to_string())
 }
