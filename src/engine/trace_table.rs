@@ -23,6 +23,8 @@ struct Path {
     transit: BTreeMap<u8, (u32, Option<u32>)>,
     /// The lowest-TTL answer that ended the path.
     end: Option<(u8, Hop)>,
+    /// TTLs whose probe has been answered, one bit each.
+    answered: [u64; 4],
 }
 
 /// Paths by (target, port).
@@ -32,26 +34,27 @@ pub struct TraceTable {
 }
 
 impl TraceTable {
-    /// Records one reply; returns whether it told something new (else it is a duplicate).
+    /// Records one reply; returns false for a duplicate (a second answer to the same TTL's
+    /// probe). Answers from TTLs past the end of the path are expected, not duplicates.
     pub fn add(&mut self, h: &Hop) -> bool {
         let p = self.paths.entry((h.target, h.port)).or_default();
         p.proto = Some(h.proto);
+        let (word, bit) = ((h.probe_ttl / 64) as usize, 1u64 << (h.probe_ttl % 64));
+        if p.answered[word] & bit != 0 {
+            return false;
+        }
+        p.answered[word] |= bit;
         match h.kind {
             HopKind::Transit => {
-                if p.transit.contains_key(&h.probe_ttl) {
-                    return false;
-                }
                 p.transit.insert(h.probe_ttl, (h.responder, h.rtt_us));
-                true
             }
             HopKind::End(..) => {
-                if p.end.is_some_and(|(t, _)| t <= h.probe_ttl) {
-                    return false;
+                if p.end.is_none_or(|(t, _)| h.probe_ttl < t) {
+                    p.end = Some((h.probe_ttl, *h));
                 }
-                p.end = Some((h.probe_ttl, *h));
-                true
             }
         }
+        true
     }
 
     pub fn len(&self) -> usize {
@@ -160,6 +163,8 @@ mod tests {
         assert!(t.add(&hop(3, 3, HopKind::Transit)));
         assert!(t.add(&hop(1, 1, HopKind::Transit)));
         assert!(t.add(&hop(4, 100, open)));
+        // Past the end: expected, not a duplicate; the same TTL again: a duplicate.
+        assert!(t.add(&hop(6, 100, open)));
         assert!(!t.add(&hop(6, 100, open)));
         assert!(!t.add(&hop(1, 1, HopKind::Transit)));
         let r = t.into_records(
