@@ -184,15 +184,11 @@ pub fn answers(sent: &Ipv4Packet<&[u8]>, reply: &Ipv4Packet<&[u8]>) -> bool {
                         && ql4[..8] == s4[..8]
                 });
             }
-            if sent.protocol() == PROTO_ICMP && reply.src() == sent.dst() && s4.len() >= 8 {
-                let s = IcmpPacket::new_checked(s4).ok();
-                return s.is_some_and(|s| {
-                    m.msg_type() == s.msg_type().wrapping_add(1)
+            if sent.protocol() == PROTO_ICMP && reply.src() == sent.dst() {
+                return IcmpPacket::new_checked(s4).is_ok_and(|s| {
+                    reply_type(s.msg_type()) == Some(m.msg_type())
                         && m.echo_ident() == s.echo_ident()
                         && m.echo_seq() == s.echo_seq()
-                        || (s.msg_type() == icmp::TYPE_ECHO_REQUEST
-                            && m.msg_type() == icmp::TYPE_ECHO_REPLY
-                            && m.echo_ident() == s.echo_ident())
                 });
             }
         }
@@ -205,6 +201,15 @@ pub fn answers(sent: &Ipv4Packet<&[u8]>, reply: &Ipv4Packet<&[u8]>) -> bool {
         && r4.len() >= 4
         && r4[0..2] == s4[2..4]
         && r4[2..4] == s4[0..2]
+}
+
+/// The reply type of an ICMP query: echo, timestamp, information, address mask.
+fn reply_type(request: u8) -> Option<u8> {
+    match request {
+        icmp::TYPE_ECHO_REQUEST => Some(icmp::TYPE_ECHO_REPLY),
+        13 | 15 | 17 => Some(request + 1),
+        _ => None,
+    }
 }
 
 /// Sends the packet and prints it and its answer to `out`.
@@ -400,6 +405,36 @@ mod tests {
         let big = "00".repeat(1500);
         assert!(matches!(p(&["--data", &big]), Err(ProbeError::Usage(_))));
 
+        // The remaining IP, TCP and payload options land in their fields.
+        let f = built(&[
+            "--sport",
+            "61234",
+            "--window",
+            "512",
+            "--ip-id",
+            "77",
+            "--tos",
+            "16",
+            "--data-length",
+            "5",
+        ]);
+        let l = dissect::frame_layers(&f);
+        assert_eq!(
+            (l[1].get("id"), l[1].get("tos")),
+            (Some("77"), Some("0x10"))
+        );
+        assert_eq!(
+            (l[2].get("sport"), l[2].get("window")),
+            (Some("61234"), Some("512"))
+        );
+        assert_eq!(f.len(), 14 + 20 + 24 + 5);
+        let f = built(&["--proto", "icmp", "--icmp-code", "3", "--icmp-seq", "9"]);
+        let l = dissect::frame_layers(&f);
+        assert_eq!(
+            (l[2].get("code"), l[2].get("seq")),
+            (Some("3"), Some("0x9"))
+        );
+
         let f = built(&["--proto", "icmp", "--icmp-type", "13"]);
         let l = dissect::frame_layers(&f);
         assert_eq!(l[2].get("type"), Some("timestamp-request"));
@@ -438,5 +473,29 @@ mod tests {
             .write(&mut err, &f[HEADER_LEN..HEADER_LEN + 28])
             .unwrap();
         assert!(answers(&sent, &Ipv4Packet::new_checked(&err[..]).unwrap()));
+
+        // ICMP queries: the reply type, identifier and sequence number must all match.
+        let f = built(&["--proto", "icmp", "--sport", "61111", "--icmp-seq", "4"]);
+        let sent = Ipv4Packet::new_checked(&f[HEADER_LEN..]).unwrap();
+        let echo = |id: u16, seq: u16| {
+            let mut v = Vec::new();
+            etherparse::PacketBuilder::ipv4([198, 19, 0, 5], [198, 18, 0, 1], 64)
+                .icmpv4_echo_reply(id, seq)
+                .write(&mut v, &[])
+                .unwrap();
+            v
+        };
+        assert!(answers(
+            &sent,
+            &Ipv4Packet::new_checked(&echo(61111, 4)[..]).unwrap()
+        ));
+        assert!(!answers(
+            &sent,
+            &Ipv4Packet::new_checked(&echo(61111, 5)[..]).unwrap()
+        ));
+        assert!(!answers(
+            &sent,
+            &Ipv4Packet::new_checked(&echo(61112, 4)[..]).unwrap()
+        ));
     }
 }

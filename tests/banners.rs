@@ -256,6 +256,66 @@ fn banners_alone_and_a_full_connection_table() {
         with,
         "{l}"
     );
+
+    // --banner-bytes cuts the banner; a --service-probes file of our own names the service.
+    let probes = format!("{dir}/probes");
+    std::fs::write(
+        &probes,
+        "Probe TCP NULL q||\nmatch lab-ssh m|^SSH-([\\d.]+)-| p/Lab SSH/ v/$1/\n",
+    )
+    .unwrap();
+    let out = lab.xdpscan(&[
+        "198.19.0.7",
+        "-p",
+        "22",
+        "-sV",
+        "--service-probes",
+        &probes,
+        "--banner-bytes",
+        "8",
+        "--wait",
+        "0.5",
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = &lines(&out.stdout)[0];
+    assert_eq!(s(r, &["banner"]), Some("SSH-2.0-"), "{r}");
+    assert_eq!(s(r, &["service", "name"]), Some("lab-ssh"), "{r}");
+    assert_eq!(s(r, &["service", "version"]), Some("2.0"), "{r}");
+}
+
+#[test]
+fn greeting_wait_and_timeout_follow_their_flags() {
+    let Some(lab) = services_lab() else { return };
+    // A silent port: the probe leaves after --banner-wait, the RST at --banner-timeout. The
+    // packet trace times both; the defaults (2 s, 6 s) lie outside the bounds checked.
+    let out = lab.xdpscan(&[
+        "198.19.0.9",
+        "-p",
+        "9999",
+        "--banners",
+        "--banner-wait",
+        "0.3",
+        "--banner-timeout",
+        "1",
+        "--wait",
+        "0.2",
+        "-q",
+        "--packet-trace",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let at = |needle: &str| -> f64 {
+        let l = err
+            .lines()
+            .find(|l| l.starts_with("SENT (") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no SENT line with {needle:?}: {err}"));
+        l[6..l.find("s)").unwrap()].parse().unwrap()
+    };
+    let probe = at(" PA ttl=");
+    let rst = at(" RA ttl=");
+    assert!((0.25..1.5).contains(&probe), "probe at {probe} s: {err}");
+    assert!((0.9..4.0).contains(&rst), "reset at {rst} s: {err}");
 }
 
 #[test]

@@ -507,12 +507,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
         // Paths, one record per target, once every reply is in.
         if !traces.is_empty() {
             let m = plan.raw_module();
-            for r in traces.into_records(
-                plan.frame.ttl,
-                m.silence(),
-                m.name(),
-                plan.frame.src_ip.into(),
-            ) {
+            for r in traces.into_records(m, plan.frame.ttl, plan.frame.src_ip.into()) {
                 stats.count_state(r.state);
                 if rec_tx.send(OutMsg::Result(r)).is_err() {
                     break;
@@ -657,12 +652,17 @@ fn transmit<T: TxQueue>(
             if allowed == 0 {
                 continue;
             }
-            // The banner grabber's segments ride along; only probes count toward the rate.
+            // The banner grabber's segments ride along; only probes count toward the rate. The
+            // channel is looked at once per batch, not once per frame.
+            let mut waiting = inject.map_or(0, |r| r.len());
             let mut injected = 0;
             let sent = txq.send_batch(allowed, |frame| loop {
-                if let Some(f) = inject.and_then(|r| r.try_recv().ok()) {
-                    injected += 1;
-                    return put_frame(frame, &f, tracer);
+                if waiting > 0 {
+                    waiting -= 1;
+                    if let Some(f) = inject.and_then(|r| r.try_recv().ok()) {
+                        injected += 1;
+                        return put_frame(frame, &f, tracer);
+                    }
                 }
                 if let Some((dst, port, list, k, c)) = pending.as_mut() {
                     if let Some(tpl) = templates[*list].get(*k) {

@@ -12,13 +12,12 @@ use crate::{
     output::{Record, Trace, TraceHop},
     probe::{
         traceroute::{Hop, HopKind},
-        PortState, Proto, Reason,
+        ProbeModule,
     },
 };
 
 #[derive(Debug, Default)]
 struct Path {
-    proto: Option<Proto>,
     /// Routers by probe TTL: first answer wins.
     transit: BTreeMap<u8, (u32, Option<u32>)>,
     /// The lowest-TTL answer that ended the path.
@@ -38,7 +37,6 @@ impl TraceTable {
     /// probe). Answers from TTLs past the end of the path are expected, not duplicates.
     pub fn add(&mut self, h: &Hop) -> bool {
         let p = self.paths.entry((h.target, h.port)).or_default();
-        p.proto = Some(h.proto);
         let (word, bit) = ((h.probe_ttl / 64) as usize, 1u64 << (h.probe_ttl % 64));
         if p.answered[word] & bit != 0 {
             return false;
@@ -70,18 +68,17 @@ impl TraceTable {
     /// `first_ttl` up to the end, `*` where nobody answered.
     pub fn into_records(
         self,
+        module: &dyn ProbeModule,
         first_ttl: u8,
-        silence: (PortState, Reason),
-        scan: &'static str,
         local: Ipv4Addr,
     ) -> Vec<Record> {
+        let (proto, silence, scan) = (module.result_proto(), module.silence(), module.name());
         let mut keys: Vec<_> = self.paths.keys().copied().collect();
         keys.sort_unstable();
         let mut paths = self.paths;
         keys.into_iter()
             .filter_map(|k| paths.remove(&k).map(|p| (k, p)))
             .map(|((target, port), p)| {
-                let proto = p.proto.unwrap_or(Proto::Tcp);
                 let last = match p.end {
                     Some((t, _)) => t,
                     None => p.transit.keys().next_back().copied().unwrap_or(first_ttl),
@@ -140,12 +137,30 @@ impl TraceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        cookie::PortRange,
+        probe::{
+            traceroute::{TraceProto, TracerouteScan},
+            PortState, Reason,
+        },
+    };
+
+    /// A TCP traceroute: silence means filtered, no-response.
+    fn tcp_trace() -> TracerouteScan {
+        TracerouteScan::new(
+            TraceProto::Tcp,
+            (1, 30),
+            PortRange {
+                lo: 61000,
+                hi: 65535,
+            },
+        )
+    }
 
     fn hop(ttl: u8, from: u32, kind: HopKind) -> Hop {
         Hop {
             target: 100,
             port: 80,
-            proto: Proto::Tcp,
             probe_ttl: ttl,
             responder: from,
             rtt_us: Some(ttl as u32 * 100),
@@ -167,12 +182,7 @@ mod tests {
         assert!(t.add(&hop(6, 100, open)));
         assert!(!t.add(&hop(6, 100, open)));
         assert!(!t.add(&hop(1, 1, HopKind::Transit)));
-        let r = t.into_records(
-            1,
-            (PortState::Filtered, Reason::NoResponse),
-            "traceroute",
-            Ipv4Addr::UNSPECIFIED,
-        );
+        let r = t.into_records(&tcp_trace(), 1, Ipv4Addr::UNSPECIFIED);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].state, PortState::Open);
         let tr = r[0].trace.as_ref().unwrap();
@@ -187,12 +197,7 @@ mod tests {
         let mut t = TraceTable::default();
         t.add(&hop(1, 1, HopKind::Transit));
         t.add(&hop(2, 2, HopKind::Transit));
-        let r = t.into_records(
-            1,
-            (PortState::Filtered, Reason::NoResponse),
-            "traceroute",
-            Ipv4Addr::UNSPECIFIED,
-        );
+        let r = t.into_records(&tcp_trace(), 1, Ipv4Addr::UNSPECIFIED);
         let tr = r[0].trace.as_ref().unwrap();
         assert!(!tr.reached);
         assert_eq!(tr.hops.len(), 2);

@@ -19,7 +19,7 @@ use std::time::Instant;
 use crate::{
     cookie::{PortRange, ProbeCookie},
     wire::{
-        checksum, icmp, put_u16, put_u32,
+        checksum, get_u16, icmp, put_u16, put_u32,
         tcp::{self, QuotedTcp},
         template::{FrameParams, FrameTemplate, IP_OFFSET, L4_OFFSET},
         IcmpPacket, Ipv4Packet, TcpFlags, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP,
@@ -28,7 +28,7 @@ use crate::{
 };
 
 use super::{
-    tcp::{icmp_reason, quoted, MSS_OPTION, WINDOW},
+    tcp::{icmp_reason, quoted, TcpProbe},
     Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason,
 };
 
@@ -73,7 +73,6 @@ pub enum HopKind {
 pub struct Hop {
     pub target: u32,
     pub port: u16,
-    pub proto: Proto,
     /// The TTL the probe left with.
     pub probe_ttl: u8,
     /// Who answered.
@@ -152,7 +151,6 @@ impl TracerouteScan {
         Hop {
             target,
             port,
-            proto: self.result_proto_of(),
             probe_ttl: ttl,
             responder: ip.src(),
             rtt_us: None,
@@ -221,7 +219,7 @@ impl TracerouteScan {
                 let ts = m.echo_seq();
                 let c = ctx.jar.cookie(ctx.src_ip, ip.src(), 0, tag);
                 let body = m.payload();
-                if body.len() < MARK_LEN || get16(body, 0) != mark(&c, ttl, ts) {
+                if body.len() < MARK_LEN || get_u16(body, 0) != mark(&c, ttl, ts) {
                     return Classified::Invalid;
                 }
                 Classified::Hop(Hop {
@@ -261,7 +259,7 @@ impl TracerouteScan {
                 (qt.dst_port, ttl, ts, qt.seq as u16 == mark(&c, ttl, ts))
             }
             TraceProto::Udp => {
-                let (sport, dport, quoted_sum) = (get16(l4, 0), get16(l4, 2), get16(l4, 6));
+                let (sport, dport, quoted_sum) = (get_u16(l4, 0), get_u16(l4, 2), get_u16(l4, 6));
                 let Some(ttl) = self.ttl_of(sport) else {
                     return Classified::Unrelated;
                 };
@@ -274,7 +272,7 @@ impl TracerouteScan {
                 if l4[0] != icmp::TYPE_ECHO_REQUEST {
                     return Classified::Unrelated;
                 }
-                let (id, seq, quoted_sum) = (get16(l4, 4), get16(l4, 6), get16(l4, 2));
+                let (id, seq, quoted_sum) = (get_u16(l4, 4), get_u16(l4, 6), get_u16(l4, 2));
                 let Some(ttl) = self.ttl_of(id) else {
                     return Classified::Unrelated;
                 };
@@ -330,10 +328,6 @@ fn mark(c: &ProbeCookie, ttl: u8, ts: u16) -> u16 {
     }
 }
 
-fn get16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
 /// The checksum of our UDP probe (8-byte header + the 2-byte mark).
 fn udp_checksum(src: u32, dst: u32, sport: u16, dport: u16, mark: u16) -> u16 {
     let len = (8 + MARK_LEN) as u16;
@@ -373,15 +367,11 @@ impl ProbeModule for TracerouteScan {
 
     fn template(&self, params: &FrameParams, _port: u16) -> FrameTemplate {
         match self.proto {
-            TraceProto::Tcp => {
-                let hl = tcp::MIN_HEADER_LEN + MSS_OPTION.len();
-                let mut l4 = vec![0u8; hl];
-                let mut seg = TcpSegment::init(&mut l4[..], hl);
-                seg.set_flags(TcpFlags(TcpFlags::SYN));
-                seg.set_window(WINDOW);
-                seg.options_mut().copy_from_slice(&MSS_OPTION);
-                FrameTemplate::new(params, PROTO_TCP, &l4, true)
+            // nmap's SYN probe, as the SYN scan sends it.
+            TraceProto::Tcp => TcpProbe {
+                flags: TcpFlags::SYN,
             }
+            .template(params),
             TraceProto::Udp => {
                 let mut l4 = [0u8; 8 + MARK_LEN];
                 l4[4..6].copy_from_slice(&((8 + MARK_LEN) as u16).to_be_bytes());
@@ -547,11 +537,11 @@ mod tests {
                     TraceProto::Udp => {
                         let acc = checksum::pseudo_header(SRC, DST, PROTO_UDP, l4.len() as u16);
                         assert!(checksum::verify(checksum::sum(acc, l4)));
-                        assert_eq!(get16(l4, 0), 61000 + ttl as u16 - 1);
+                        assert_eq!(get_u16(l4, 0), 61000 + ttl as u16 - 1);
                     }
                     TraceProto::Icmp => {
                         assert!(IcmpPacket::new_checked(l4).unwrap().verify_checksum());
-                        assert_eq!(get16(l4, 4), 61000 + ttl as u16 - 1);
+                        assert_eq!(get_u16(l4, 4), 61000 + ttl as u16 - 1);
                     }
                 }
             }
@@ -640,7 +630,7 @@ mod tests {
 
         // An open UDP port answers from the port we sent to; its reply carries no send time.
         let mut v = Vec::new();
-        let sport = get16(&f[L4_OFFSET..], 0);
+        let sport = get_u16(&f[L4_OFFSET..], 0);
         PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 60)
             .udp(33434, sport)
             .write(&mut v, b"answer")
@@ -654,7 +644,7 @@ mod tests {
         let req = &f[L4_OFFSET..];
         let mut v = Vec::new();
         PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 60)
-            .icmpv4_echo_reply(get16(req, 4), get16(req, 6))
+            .icmpv4_echo_reply(get_u16(req, 4), get_u16(req, 6))
             .write(&mut v, &req[8..])
             .unwrap();
         let h = hop(&m, &v);
