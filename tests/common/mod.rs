@@ -364,7 +364,21 @@ pub fn nmap_states(
     ports: Option<&str>,
     hosts: &[&str],
 ) -> BTreeMap<(Ipv4Addr, u16), String> {
+    nmap_run(lab, flags, ports, hosts).states
+}
+
+/// One nmap run: its states, and what it printed (its `--packet-trace`, when asked for).
+pub struct NmapRun {
+    pub states: BTreeMap<(Ipv4Addr, u16), String>,
+    pub stdout: String,
+}
+
+/// Runs nmap in the lab's scanner namespace with its XML written to a scratch file, so that
+/// stdout holds only what nmap prints for a person.
+pub fn nmap_run(lab: &Lab, flags: &[&str], ports: Option<&str>, hosts: &[&str]) -> NmapRun {
     let ns = lab.scan_ns();
+    let xml_path = std::env::temp_dir().join(format!("{ns}-nmap-{}.xml", std::process::id()));
+    let xml_arg = xml_path.to_string_lossy().into_owned();
     let mut args: Vec<&str> = vec![
         "netns",
         "exec",
@@ -375,7 +389,7 @@ pub fn nmap_states(
         "1",
         "--reason",
         "-oX",
-        "-",
+        &xml_arg,
     ];
     args.extend_from_slice(flags);
     if let Some(p) = ports {
@@ -386,12 +400,13 @@ pub fn nmap_states(
         .args(&args)
         .output()
         .expect("run nmap (scripts/setup.sh installs it)");
+    let xml = std::fs::read_to_string(&xml_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&xml_path);
     assert!(
-        out.status.success(),
+        out.status.success() && !xml.is_empty(),
         "nmap failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let xml = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut m = BTreeMap::new();
     // nmap's XML is regular enough to read tag by tag, one <host> block at a time (its <status>
     // comes before its <address>).
@@ -430,7 +445,10 @@ pub fn nmap_states(
                 .or_insert_with(|| "down".to_string());
         }
     }
-    m
+    NmapRun {
+        states: m,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
 }
 
 fn crate_ports(spec: &str) -> Vec<u16> {
