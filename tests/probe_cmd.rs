@@ -211,20 +211,7 @@ fn exit_codes() {
         assert!(!t.contains("panicked"), "{t}");
     }
     // Without privileges: one line naming what is needed, exit 3.
-    let out = lab
-        .in_scan(
-            "setpriv",
-            &[
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                BIN,
-                "probe",
-                "198.19.0.5",
-            ],
-        )
-        .output()
-        .unwrap();
+    let out = lab.xdpscan_unprivileged(&["probe", "198.19.0.5"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");

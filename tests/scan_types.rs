@@ -341,25 +341,15 @@ fn connect_scan_needs_no_privileges() {
     }
     let lab = Lab::up();
     // As nobody, inside the lab: no raw sockets, no AF_XDP.
-    let out = lab
-        .in_scan(
-            "setpriv",
-            &[
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                BIN,
-                "198.19.0.0/24,198.19.2.0/24",
-                "-p",
-                PORTS,
-                "-sT",
-                "--rate",
-                "5000",
-                "-q",
-            ],
-        )
-        .output()
-        .unwrap();
+    let out = lab.xdpscan_unprivileged(&[
+        "198.19.0.0/24,198.19.2.0/24",
+        "-p",
+        PORTS,
+        "-sT",
+        "--rate",
+        "5000",
+        "-q",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let results = parse_results(&out.stdout);
     assert_eq!(results.len(), 512 * 3);
@@ -367,22 +357,7 @@ fn connect_scan_needs_no_privileges() {
         assert_eq!(r.state, truth("-sT", r.ip, r.port).0, "{}:{}", r.ip, r.port);
     }
     // The same user cannot run a raw scan: one clear line, exit 1.
-    let out = lab
-        .in_scan(
-            "setpriv",
-            &[
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                BIN,
-                "198.19.0.0/24",
-                "-p",
-                "80",
-                "-q",
-            ],
-        )
-        .output()
-        .unwrap();
+    let out = lab.xdpscan_unprivileged(&["198.19.0.0/24", "-p", "80", "-q"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");

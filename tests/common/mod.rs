@@ -106,6 +106,18 @@ impl Lab {
             .expect("run xdpscan")
     }
 
+    /// xdpscan in the scanner namespace as `nobody`: no raw sockets, no AF_XDP, no BPF.
+    pub fn xdpscan_unprivileged(&self, args: &[&str]) -> Output {
+        self.in_scan(
+            "setpriv",
+            &["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN],
+        )
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run xdpscan as nobody")
+    }
+
     /// Any command inside the scanner namespace.
     pub fn in_scan(&self, cmd: &str, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
