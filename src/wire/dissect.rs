@@ -52,7 +52,7 @@ pub fn frame_layers(frame: &[u8]) -> Vec<Layer> {
             ethernet::ETHERTYPE_IPV4 => "IPv4".to_string(),
             ethernet::ETHERTYPE_ARP => "ARP".to_string(),
             ethernet::ETHERTYPE_VLAN => "802.1Q".to_string(),
-            t => format!("{t:#06x}"),
+            t => format!("{t:#x}"),
         },
     );
     let mut out = vec![l];
@@ -99,7 +99,7 @@ pub fn ip_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
     l.field(
         "chksum",
         format!(
-            "{:#06x}{}",
+            "{:#x}{}",
             get_u16(b, 10),
             if valid || !suffix.is_empty() {
                 ""
@@ -157,7 +157,7 @@ fn tcp_layers(b: &[u8], src: u32, dst: u32, suffix: &str) -> Vec<Layer> {
     l.field(
         "chksum",
         format!(
-            "{:#06x}{}",
+            "{:#x}{}",
             s.checksum(),
             if valid || !suffix.is_empty() {
                 ""
@@ -183,7 +183,7 @@ fn udp_layers(b: &[u8], src: u32, dst: u32, suffix: &str) -> Vec<Layer> {
     l.field("sport", u.src_port().to_string());
     l.field("dport", u.dst_port().to_string());
     l.field("len", u.len().to_string());
-    let mut ck = format!("{:#06x}", u.checksum());
+    let mut ck = format!("{:#x}", u.checksum());
     if suffix.is_empty() && u.checksum() != 0 {
         let len = (u.len() as usize).clamp(8, b.len());
         let acc = super::checksum::pseudo_header(src, dst, PROTO_UDP, len as u16);
@@ -210,7 +210,7 @@ fn icmp_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
     l.field(
         "chksum",
         format!(
-            "{:#06x}{}",
+            "{:#x}{}",
             m.checksum(),
             if valid || !suffix.is_empty() {
                 ""
@@ -622,6 +622,34 @@ mod tests {
             summary(&f),
             "TCP 198.19.0.5:80 > 198.18.0.1:61234 SA ttl=64 id=0 iplen=44  seq=1528441917 ack=305419897 win=64240 <mss 1460>"
         );
+    }
+
+    /// Scapy prints hex fields unpadded (`hex(x)`): a checksum of 0x0f97 is `0xf97`.
+    #[test]
+    fn hex_fields_are_unpadded_as_in_scapy() {
+        // The IP id moves only the IP checksum, the window only the TCP one.
+        let with = |at: usize, v: u16, f: &[u8]| {
+            let mut f = f.to_vec();
+            f[at..at + 2].copy_from_slice(&v.to_be_bytes());
+            fixed(f)
+        };
+        let small = |at: usize, ck: usize, f: &[u8]| {
+            (0..=u16::MAX)
+                .map(|v| with(at, v, f))
+                .find(|f| get_u16(f, ck) < 0x1000)
+                .expect("some value gives the checksum a leading zero nibble")
+        };
+        let small = small(48, 50, &small(18, 24, &SYNACK));
+        let l = frame_layers(&small);
+        for (layer, at) in [(1, 24), (2, 50)] {
+            assert_eq!(
+                l[layer].get("chksum"),
+                Some(format!("0x{:x}", get_u16(&small, at)).as_str())
+            );
+        }
+        let mut other = SYNACK.to_vec();
+        other[12..14].copy_from_slice(&[0x08, 0x42]);
+        assert_eq!(frame_layers(&other)[0].get("type"), Some("0x842"));
     }
 
     #[test]
