@@ -6,24 +6,51 @@ use xdpscan::{
     cookie::{CookieJar, PortRange},
     permute::Cycle,
     probe::{udp_payloads::Payloads, ClassifyCtx, ScanType},
-    target::{blocklist, parse_target, PortList, TargetSpace},
-    wire::{template::FrameParams, Ipv4Packet, MacAddr},
+    target::{blocklist, parse_target, Iid, PortList, RangeSet, Target, TargetSpace},
+    wire::{template::FrameParams, IpPacket, MacAddr},
 };
 
-const SRC: u32 = 0xc612_0001;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-fn params() -> FrameParams {
+const SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+const SRC6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4));
+
+fn params_of(src: IpAddr) -> FrameParams {
     FrameParams {
         src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
         dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
-        src_ip: SRC,
+        src,
         ttl: 64,
     }
 }
 
+fn params() -> FrameParams {
+    params_of(SRC)
+}
+
 fn internet_space() -> TargetSpace {
-    let (set, _) = blocklist::apply(&[parse_target("0.0.0.0/0").unwrap()]);
+    let Target::V4(all) = parse_target("0.0.0.0/0").unwrap() else {
+        unreachable!()
+    };
+    let (set, _) = blocklist::apply(&[all]);
     TargetSpace::new(set, PortList::parse("80").unwrap())
+}
+
+/// XMap's kind of IPv6 sweep: one random address in each /48 of 2000::/16 minus the blocklist.
+fn ipv6_window_space() -> TargetSpace {
+    let Target::Window(w) = parse_target("2000::/16-48").unwrap() else {
+        unreachable!()
+    };
+    let nets = RangeSet::from_ranges(vec![xdpscan::target::Ipv6Range::new(0, w.networks() - 1)]);
+    TargetSpace::build(
+        RangeSet::new(),
+        RangeSet::new(),
+        &[(w, nets)],
+        Iid::Random { seed: 1 },
+        PortList::parse("80").unwrap(),
+    )
+    .unwrap()
 }
 
 fn benches(c: &mut Criterion) {
@@ -51,25 +78,58 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("cookie", |b| {
-        b.iter(|| black_box(jar.cookie(SRC, black_box(0x0102_0304), 80, 6)))
+        b.iter(|| black_box(jar.cookie(SRC, black_box(DST), 80, 6)))
+    });
+    let dst6: IpAddr = "2001:db8:1::5".parse().unwrap();
+    g.bench_function("cookie_v6", |b| {
+        b.iter(|| black_box(jar.cookie(SRC6, black_box(dst6), 80, 6)))
     });
     let mut frame = [0u8; 128];
-    let ck = jar.cookie(SRC, 0x0102_0304, 80, 6);
+    let ck = jar.cookie(SRC, DST, 80, 6);
     g.bench_function("template_patch", |b| {
-        b.iter(|| black_box(module.write(&mut frame, &tpl, black_box(0x0102_0304), 80, &ck)))
+        b.iter(|| black_box(module.write(&mut frame, &tpl, black_box(DST), 80, &ck)))
+    });
+    let tpl6 = module.template(&params_of(SRC6), 80);
+    let ck6 = jar.cookie(SRC6, dst6, 80, 6);
+    g.bench_function("template_patch_v6", |b| {
+        b.iter(|| black_box(module.write(&mut frame, &tpl6, black_box(dst6), 80, &ck6)))
     });
     let ctx = ClassifyCtx {
         jar: jar.clone(),
-        src_ip: SRC,
+        src_v4: Some(Ipv4Addr::new(198, 18, 0, 1)),
+        src_v6: None,
     };
     let reply = syn_ack(&jar);
     g.bench_function("classify_syn_ack", |b| {
         b.iter(|| {
-            black_box(module.classify(
-                &Ipv4Packet::new_checked(black_box(&reply[..])).unwrap(),
-                &ctx,
-            ))
+            black_box(module.classify(&IpPacket::parse(black_box(&reply[..])).unwrap(), &ctx))
         })
+    });
+    g.finish();
+
+    // The IPv6 build path: a prefix window's targets (random IIDs) as 78-byte SYN frames.
+    let space6 = ipv6_window_space();
+    let cycle6 = Cycle::new(space6.len(), 1);
+    let mut g = c.benchmark_group("dry_run_v6");
+    const N6: u64 = 1 << 20;
+    g.throughput(Throughput::Elements(N6));
+    g.sample_size(10);
+    g.bench_function("build_probes_one_core", |b| {
+        b.iter_batched(
+            || cycle6.walker(0, 1, 0, 1),
+            |mut w| {
+                let mut buf = [0u8; 128];
+                let mut bytes = 0usize;
+                for _ in 0..N6 {
+                    let i = w.next().expect("space is larger than N");
+                    let (dst, port) = space6.get(i);
+                    let c = jar.cookie(SRC6, dst, port, 6);
+                    bytes += module.write(&mut buf, &tpl6, dst, port, &c);
+                }
+                black_box(bytes)
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 
@@ -99,9 +159,9 @@ fn benches(c: &mut Criterion) {
 }
 
 fn syn_ack(jar: &CookieJar) -> Vec<u8> {
-    let c = jar.cookie(SRC, 0x0102_0304, 443, 6);
+    let c = jar.cookie(SRC, DST, 443, 6);
     let mut v = Vec::new();
-    etherparse::PacketBuilder::ipv4([1, 2, 3, 4], SRC.to_be_bytes(), 57)
+    etherparse::PacketBuilder::ipv4([1, 2, 3, 4], [198, 18, 0, 1], 57)
         .tcp(443, c.src_port, 1, 65535)
         .syn()
         .ack(c.seq.wrapping_add(1))
@@ -136,7 +196,7 @@ fn detection(c: &mut Criterion) {
     g.bench_function("traceroute_probe", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            let dst = 0x0a00_0000 | (i & 0xffff);
+            let dst = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i & 0xffff)));
             let ck = jar.cookie(SRC, dst, 80, trace.cookie_tag());
             black_box(trace.write(&mut frame, &tpls[(i % 30) as usize], dst, 80, &ck))
         })

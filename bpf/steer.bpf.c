@@ -1,18 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * Steers the replies to a scan into AF_XDP sockets so the local kernel never sees them
- * (and so never answers a SYN-ACK with a RST). A packet is ours when it is addressed to
- * the scan's source IP and either
+ * (and so never answers a SYN-ACK with a RST). A packet of either family is ours when it is
+ * addressed to the scan's source address of that family and either
  *   - is TCP/UDP to the scan's source-port range, or
- *   - is an ICMP error whose quoted header is a packet we sent (our source IP, port range), or
+ *   - is an ICMP (ICMPv6) error whose quoted header is a packet we sent (our source address,
+ *     port range), or
  *   - (flag) is an ICMP echo reply (or, with another flag, any ICMP query reply) whose
  *     identifier lies in the port range.
- * Everything else is passed to the kernel untouched. With no socket on the receiving queue the
+ * IPv6 extension headers (hop-by-hop, routing, fragment, destination options, AH) are walked,
+ * up to MAX_EXT_HEADERS of them; a later fragment carries no upper-layer header and is passed.
+ * Neighbour discovery (ICMPv6 133-137) always goes to the kernel, so the host's own IPv6 keeps
+ * working during a scan. Everything else is passed to the kernel untouched. With no socket on the receiving queue the
  * packet is dropped, never passed: the port range belongs to the scan alone.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -36,6 +41,20 @@ struct icmphdr {
 #define ICMP_TIMESTAMPREPLY 14
 #define ICMP_INFO_REPLY     16
 #define ICMP_ADDRESSREPLY   18
+
+#define ICMPV6_DEST_UNREACH   1
+#define ICMPV6_PARAMPROB      4
+#define ICMPV6_ECHO_REPLY     129
+#define ICMPV6_NDP_FIRST      133
+#define ICMPV6_NDP_LAST       137
+
+#define NEXTHDR_HOP       0
+#define NEXTHDR_ROUTING   43
+#define NEXTHDR_FRAGMENT  44
+#define NEXTHDR_AUTH      51
+#define NEXTHDR_ICMPV6    58
+#define NEXTHDR_DEST      60
+#define MAX_EXT_HEADERS   8
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -78,6 +97,91 @@ static __always_inline int quotes_us(const struct steer_config *cfg, void *q, vo
 	return in_range(cfg, *sport);
 }
 
+static __always_inline int is_our_v6(const struct steer_config *cfg, const struct in6_addr *a)
+{
+	const __u32 *w = (const __u32 *)cfg->src_ip6;
+	return a->in6_u.u6_addr32[0] == w[0] && a->in6_u.u6_addr32[1] == w[1] &&
+	       a->in6_u.u6_addr32[2] == w[2] && a->in6_u.u6_addr32[3] == w[3];
+}
+
+/* Is this ICMPv6 error about a packet we sent? `q` points at the quoted IPv6 header; we send no
+ * extension headers, so the quoted L4 header follows it directly. */
+static __always_inline int quotes_us6(const struct steer_config *cfg, void *q, void *end)
+{
+	struct ipv6hdr *qip = q;
+	if ((void *)(qip + 1) > end)
+		return 0;
+	if (!is_our_v6(cfg, &qip->saddr))
+		return 0;
+	if (cfg->flags & STEER_ANY_QUOTED)
+		return 1;
+	if (qip->nexthdr != IPPROTO_TCP && qip->nexthdr != IPPROTO_UDP)
+		return 0;
+	__u16 *sport = (void *)(qip + 1);
+	if ((void *)(sport + 1) > end)
+		return 0;
+	return in_range(cfg, *sport);
+}
+
+/* 1: steer, 0: pass. */
+static __always_inline int ours_v6(const struct steer_config *cfg, void *l3, void *end)
+{
+	struct ipv6hdr *ip6 = l3;
+	if ((void *)(ip6 + 1) > end || ip6->version != 6)
+		return 0;
+	if (!(cfg->flags & STEER_HAS_V6) || !is_our_v6(cfg, &ip6->daddr))
+		return 0;
+	__u8 next = ip6->nexthdr;
+	void *cur = (void *)(ip6 + 1);
+#pragma unroll
+	for (int i = 0; i < MAX_EXT_HEADERS; i++) {
+		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST &&
+		    next != NEXTHDR_FRAGMENT && next != NEXTHDR_AUTH)
+			break;
+		__u8 *h = cur;
+		if ((void *)(h + 8) > end)
+			return 0;
+		if (next == NEXTHDR_FRAGMENT) {
+			/* Only the first fragment holds the upper-layer header. */
+			__u16 off = ((__u16)h[2] << 8 | h[3]) >> 3;
+			if (off != 0)
+				return 0;
+			next = h[0];
+			cur = h + 8;
+		} else if (next == NEXTHDR_AUTH) {
+			next = h[0];
+			cur = h + ((__u32)h[1] + 2) * 4;
+		} else {
+			next = h[0];
+			cur = h + ((__u32)h[1] + 1) * 8;
+		}
+	}
+	switch (next) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP: {
+		__u16 *ports = cur;
+		if ((void *)(ports + 2) > end)
+			return 0;
+		return in_range(cfg, ports[1]);
+	}
+	case NEXTHDR_ICMPV6: {
+		struct icmphdr *icmp = cur; /* same first 8 bytes as ICMPv6 */
+		if ((void *)(icmp + 1) > end)
+			return 0;
+		if (icmp->type >= ICMPV6_NDP_FIRST && icmp->type <= ICMPV6_NDP_LAST)
+			return 0;
+		if (icmp->type >= ICMPV6_DEST_UNREACH && icmp->type <= ICMPV6_PARAMPROB)
+			return quotes_us6(cfg, (void *)(icmp + 1), end);
+		if (icmp->type == ICMPV6_ECHO_REPLY)
+			return (cfg->flags & (STEER_ECHO_REPLY | STEER_ICMP_QUERY)) &&
+			       in_range(cfg, icmp->id);
+		return 0;
+	}
+	default:
+		return (cfg->flags & STEER_ALL_PROTOS) != 0;
+	}
+}
+
 SEC("xdp")
 int xdpscan_steer(struct xdp_md *ctx)
 {
@@ -90,11 +194,19 @@ int xdpscan_steer(struct xdp_md *ctx)
 		return XDP_PASS;
 
 	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if ((void *)(eth + 1) > end)
+		goto pass;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		if (!ours_v6(cfg, (void *)(eth + 1), end))
+			goto pass;
+		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_DROP);
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		goto pass;
 
 	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || ip->version != 4 || ip->daddr != cfg->src_ip)
+	if ((void *)(ip + 1) > end || ip->version != 4 || !(cfg->flags & STEER_HAS_V4) ||
+	    ip->daddr != cfg->src_ip)
 		goto pass;
 	__u32 ihl = ip->ihl * 4;
 	if (ihl < sizeof(*ip))

@@ -12,11 +12,16 @@
  * lies in the port range (`xdpscan probe --icmp-type`). */
 #define STEER_ICMP_QUERY   (1u << 3)
 
+/* The scan has an IPv4 source (src_ip) / an IPv6 source (src_ip6). */
+#define STEER_HAS_V4       (1u << 8)
+#define STEER_HAS_V6       (1u << 9)
+
 struct steer_config {
 	__u32 src_ip;   /* network byte order */
 	__u16 port_lo;  /* host byte order, inclusive */
 	__u16 port_hi;  /* host byte order, inclusive */
 	__u32 flags;
+	__u8 src_ip6[16]; /* network byte order */
 };
 
 #endif

@@ -18,11 +18,14 @@ def main():
     a = ap.parse_args()
     keep = []
     for p in ports(a.tcp):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", p))
-        s.listen(1 << 20)
-        keep.append(s)
+        for fam, any_addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((any_addr, p))
+            s.listen(1 << 20)
+            keep.append(s)
     sel = selectors.DefaultSelector()
     for p in ports(a.udp):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -31,6 +34,16 @@ def main():
         s.bind(("0.0.0.0", p))
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ)
+        # IPv6: the same, the asked address coming back in IPV6_PKTINFO.
+        s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        # The /48 answered by a local route holds no interface address; sending from one needs
+        # IPV6_TRANSPARENT (root, which the lab is).
+        s6.setsockopt(socket.IPPROTO_IPV6, 75, 1)
+        s6.bind(("::", p))
+        s6.setblocking(False)
+        sel.register(s6, selectors.EVENT_READ)
     while True:
         if not sel.get_map():
             time.sleep(3600)
@@ -39,7 +52,11 @@ def main():
             s = key.fileobj
             try:
                 while True:
-                    data, anc, _flags, peer = s.recvmsg(2048, socket.CMSG_SPACE(12))
+                    data, anc, _flags, peer = s.recvmsg(2048, socket.CMSG_SPACE(20))
+                    if s.family == socket.AF_INET6:
+                        # Keep the asked address; the interface it came in on (lo, for the
+                        # local route) is not the way out.
+                        anc = [(lvl, ty, d[:16] + bytes(4)) for lvl, ty, d in anc]
                     s.sendmsg([b"lab-udp-reply\n"], anc, 0, peer)
             except BlockingIOError:
                 pass

@@ -24,6 +24,19 @@
 #                     FIN+ACK there (-sM: open|filtered)
 #   everything else   listeners open (syn-ack), other ports closed (reset)
 #
+# IPv6 (2001:db8::/32 only): scanner 2001:db8::1/64, target 2001:db8::2/64 with no static
+# neighbour (the scanner resolves it by neighbour discovery), and the target answers all of
+# 2001:db8:1::/48 (a local route). Ground truth for a TCP SYN scan (tests/common mirrors it):
+#   2001:db8:1:1::/64  dropped silently                       -> no reply
+#   2001:db8:1:2::/64  reject icmpv6 addr-unreachable (1/3)   -> filtered host-unreach
+#   2001:db8:1:3::/64  reject icmpv6 admin-prohibited (1/1)   -> filtered admin-prohibited
+#   2001:db8:1:6::/64  reject icmpv6 no-route (1/0)           -> filtered no-route
+#   2001:db8:1:8::/64  reject with tcp reset                  -> closed reset
+#   2001:db8:1:9::/64  tcp port 80 dropped                    -> 80 silent, others as below
+#   everything else    listeners open (syn-ack), other ports closed (reset)
+# nftables' ICMPv6 rejects leave from the target's link address 2001:db8::2 (the kernel picks
+# the source by route: the /48 is not an interface address), so they name a responder.
+#
 # LAB_SERVICES=1 replaces the bare TCP listeners with real services on every address
 # (scripts/lab-services.py): 22 an SSH-like greeting, 80 Python's HTTP server, 443 the same in
 # TLS, 9999 silent.
@@ -73,11 +86,15 @@ up() {
     ip -n "$SCAN" addr add 198.18.0.1/24 dev "$VS"
     ip -n "$SCAN" link set "$VS" up
     ip -n "$SCAN" route add 198.19.0.0/16 via 198.18.0.2
+    ip -n "$SCAN" -6 addr add 2001:db8::1/64 dev "$VS" nodad
+    ip -n "$SCAN" -6 route add 2001:db8:1::/48 via 2001:db8::2
 
     ip -n "$TGT" link set lo up
     ip -n "$TGT" addr add 198.18.0.2/24 dev "$VT"
     ip -n "$TGT" link set "$VT" up
     ip -n "$TGT" route add local 198.19.0.0/16 dev lo
+    ip -n "$TGT" -6 addr add 2001:db8::2/64 dev "$VT" nodad
+    ip -n "$TGT" -6 route add local 2001:db8:1::/48 dev lo
     # Unfinished checksums otherwise (veth offload); replies must be valid on the wire.
     ip netns exec "$TGT" ethtool -K "$VT" tx off >/dev/null
     ip netns exec "$SCAN" ethtool -K "$VS" tx off >/dev/null
@@ -85,7 +102,7 @@ up() {
     ip netns exec "$TGT" sysctl -qw net.ipv4.icmp_ratelimit=0 \
         net.ipv4.icmp_msgs_per_sec=100000000 net.ipv4.icmp_msgs_burst=100000000 \
         net.ipv4.tcp_max_syn_backlog=1048576 net.core.somaxconn=1048576 net.ipv4.tcp_syncookies=1 \
-        net.ipv4.tcp_synack_retries=${LAB_SYNACK_RETRIES:-0}
+        net.ipv4.tcp_synack_retries=${LAB_SYNACK_RETRIES:-0} net.ipv6.icmp.ratelimit=0
     # LAB_RPS=1 moves the target's receive work to the last core (sink-mode rate runs). Off by
     # default: the target then answers in the sender's softirq, in bursts no larger than one
     # transmit kick, which veth's 256-frame XDP ring on the scanner side always absorbs.
@@ -109,6 +126,12 @@ table inet lab {
         ip daddr 198.19.8.0/24 meta l4proto tcp reject with tcp reset
         ip daddr 198.19.9.0/24 tcp dport 80 drop
         ip daddr 198.19.10.0/24 meta l4proto tcp drop
+        ip6 daddr 2001:db8:1:1::/64 drop
+        ip6 daddr 2001:db8:1:2::/64 reject with icmpv6 type addr-unreachable
+        ip6 daddr 2001:db8:1:3::/64 reject with icmpv6 type admin-prohibited
+        ip6 daddr 2001:db8:1:6::/64 reject with icmpv6 type no-route
+        ip6 daddr 2001:db8:1:8::/64 meta l4proto tcp reject with tcp reset
+        ip6 daddr 2001:db8:1:9::/64 tcp dport 80 drop
     }
 }
 NFT
@@ -175,6 +198,8 @@ path_up() {
         ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
     done
     ip -n "$SCAN" route add 198.19.0.0/16 via 198.18.0.2
+    ip -n "$SCAN" -6 addr add 2001:db8::1/64 dev "$VS" nodad
+    ip -n "$SCAN" -6 route add 2001:db8:1::/48 via 2001:db8::2
     ip -n "$P-r1" route add 198.19.0.0/16 via 198.18.1.2
     ip -n "$P-r1" route add 198.18.2.0/23 via 198.18.1.2
     ip -n "$P-r2" route add 198.19.0.0/16 via 198.18.2.2
@@ -184,6 +209,8 @@ path_up() {
     ip -n "$P-r3" route add 198.18.0.0/23 via 198.18.2.1
     ip -n "$TGT" route add default via 198.18.3.1
     ip -n "$TGT" route add local 198.19.0.0/16 dev lo
+    ip -n "$TGT" -6 addr add 2001:db8::2/64 dev "$VT" nodad
+    ip -n "$TGT" -6 route add local 2001:db8:1::/48 dev lo
     printf 'table ip lab {\n chain transit {\n  type filter hook forward priority 0;\n  ip daddr 198.19.1.0/24 drop\n }\n}\n' \
         | ip netns exec "$P-r3" nft -f -
     printf 'table ip lab {\n chain transit {\n  type filter hook forward priority 0;\n  ip daddr 198.19.2.0/24 reject with icmp type host-unreachable\n }\n}\n' \

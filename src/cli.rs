@@ -129,9 +129,15 @@ pub struct Cli {
     #[arg(short = 'i', long = "interface", value_name = "IF")]
     pub interface: Option<String>,
 
-    /// Source address [default: the interface's address]
+    /// Source address, IPv4 or IPv6 [default: the interface's address of the targets' family;
+    /// for IPv6 its global address]
     #[arg(long = "source-ip", short = 'S', value_name = "IP")]
-    pub source_ip: Option<Ipv4Addr>,
+    pub source_ip: Option<std::net::IpAddr>,
+
+    /// Interface identifier of prefix-window targets (PREFIX/A-B): `random` (per target, from
+    /// the seed) or an address whose bits below /B are used, e.g. `::1` [default: random]
+    #[arg(long = "iid", value_name = "IID")]
+    pub iid: Option<String>,
 
     /// Source ports our probes use and our XDP program claims; must lie outside the kernel's
     /// ephemeral range [default: 61000-65535]

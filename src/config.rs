@@ -1,7 +1,11 @@
 //! One validated [`ScanConfig`] from the command line: every default is decided here (network
 //! facts included, from the kernel), and every bad value is refused here with a clear message.
 
-use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use crate::{
     cli::{Cli, ScanChoice, TraceChoice, TransportChoice, XdpModeChoice},
@@ -18,7 +22,7 @@ use crate::{
     probe::ScanType,
     resume::{ResumeError, ResumeFile},
     service::{self, Namer, PortTable, ServiceProbes},
-    target::{self, blocklist, PortList, RangeSet, TargetSpace},
+    target::{self, blocklist, Iid, PortList, RangeSet, TargetSpace},
     wire::MacAddr,
 };
 
@@ -55,7 +59,7 @@ pub enum ConfigError {
     NoSuchCore(usize, usize),
     #[error("the route to {target} leaves through {route_if}, not {asked}; give the next hop's MAC with --gateway-mac")]
     InterfaceNotOnRoute {
-        target: Ipv4Addr,
+        target: IpAddr,
         route_if: String,
         asked: String,
     },
@@ -64,16 +68,50 @@ pub enum ConfigError {
 /// `--traceroute`: the probe protocol and the TTLs to probe, lowest first.
 pub type Traceroute = (TraceProto, (u8, u8));
 
-/// Where frames go and come from.
+/// Where frames go and come from: one interface, and per family the targets hold a source
+/// address and a next hop.
 #[derive(Debug, Clone)]
 pub struct NetSetup {
     pub ifname: String,
     pub ifindex: u32,
     pub src_mac: MacAddr,
-    pub src_ip: Ipv4Addr,
+    /// IPv4 first when the scan has both.
+    pub families: Vec<FamilyNet>,
+}
+
+/// One family's source address and next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FamilyNet {
+    pub src: IpAddr,
     pub gateway_mac: MacAddr,
     /// The next hop, when we know it (for messages).
-    pub next_hop: Option<Ipv4Addr>,
+    pub next_hop: Option<IpAddr>,
+}
+
+impl NetSetup {
+    fn primary(&self) -> &FamilyNet {
+        self.families
+            .first()
+            .expect("a scan has one family at least")
+    }
+    /// The first family's source address.
+    pub fn src_ip(&self) -> IpAddr {
+        self.primary().src
+    }
+    pub fn gateway_mac(&self) -> MacAddr {
+        self.primary().gateway_mac
+    }
+    pub fn family(&self, v6: bool) -> Option<&FamilyNet> {
+        self.families.iter().find(|f| f.src.is_ipv6() == v6)
+    }
+    /// The source addresses, as a start line or metadata names them.
+    pub fn sources(&self) -> String {
+        self.families
+            .iter()
+            .map(|f| f.src.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +126,7 @@ pub struct ScanConfig {
     pub max_inflight: usize,
     /// `--interface` as given (connect scans bind to it only when asked).
     pub interface_asked: Option<String>,
-    pub source_ip_asked: Option<Ipv4Addr>,
+    pub source_ip_asked: Option<IpAddr>,
     pub space: TargetSpace,
     /// Addresses removed from broad targets by the default blocklist.
     pub blocklisted: u64,
@@ -162,7 +200,22 @@ impl ScanConfig {
         } else {
             asked
         };
-        let (space, blocklisted, excluded) = build_space(cli, scan, traceroute)?;
+        let seed_asked = cli.seed.or(resume_seed(cli)?);
+        let seed0 = seed_asked.unwrap_or_else(|| {
+            u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
+            }))
+        });
+        let (space, space_spec, blocklisted, excluded) = build_space(cli, scan, traceroute, seed0)?;
+        if space.ipv6_addresses() > 0 {
+            let m = scan_type_module_ipv6(scan, traceroute);
+            if let Some(why) = m {
+                return Err(ConfigError::Usage(why));
+            }
+        }
         let (grab, namer) = banners(cli, scan)?;
         if cli.scanflags.is_some() && scan.default_tcp_flags().is_none() {
             return Err(ConfigError::Usage(format!(
@@ -199,13 +252,7 @@ impl ScanConfig {
         let shard_asked = cli.shard.unwrap_or((0, 1));
         let fingerprint = crate::resume::fingerprint(&[
             scan.name(),
-            &space
-                .address_set()
-                .ranges()
-                .iter()
-                .map(|r| r.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+            &space_spec,
             &space.ports().to_string(),
             &format!("{}/{}", shard_asked.0, shard_asked.1),
             &cli.retries.to_string(),
@@ -236,16 +283,7 @@ impl ScanConfig {
                 .into());
             }
         }
-        let seed = match (cli.seed, &resume_file) {
-            (_, Some((_, f))) => f.seed,
-            (Some(s), None) => s,
-            (None, None) => u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
-            })),
-        };
+        let seed = seed0;
         let connect = scan == ScanType::Connect;
         // Connect scans use the kernel's own ports; raw scans claim theirs.
         let source_ports = if connect {
@@ -285,11 +323,11 @@ impl ScanConfig {
             },
             file: cli.status_file.clone(),
         };
-        let first = Ipv4Addr::from(space.address(0));
+        let firsts = first_of_each_family(&space);
         let net = if connect {
-            connect_net(cli, first)
+            connect_net(cli, &firsts)
         } else {
-            resolve_net(&NetAsk::of(cli), first)?
+            resolve_net(&NetAsk::of(cli), &firsts)?
         };
         Ok(Self {
             scan,
@@ -483,14 +521,51 @@ fn port_list(
     }
 }
 
-/// Targets minus blocklist minus excludes, times ports.
+/// The seed of the scan a `--resume` file records, needed before the space is built (random
+/// interface identifiers come from it).
+fn resume_seed(cli: &Cli) -> Result<Option<u64>, ConfigError> {
+    Ok(cli
+        .resume
+        .as_ref()
+        .map(|p| ResumeFile::load(p).map(|f| f.seed))
+        .transpose()?)
+}
+
+/// Why a scan type cannot take IPv6 targets yet, if it cannot.
+fn scan_type_module_ipv6(scan: ScanType, traceroute: Option<Traceroute>) -> Option<String> {
+    if traceroute.is_some() {
+        return Some(
+            "--traceroute runs over IPv4 only in this build; its IPv6 form (hop limits) is tracked in ARCHITECTURE.md".into(),
+        );
+    }
+    (scan == ScanType::Connect).then(|| {
+        "-sT over IPv6 is not in this build: its kernel sockets are IPv4 (sockaddr_in); use -sS, which runs over IPv6".into()
+    })
+}
+
+/// The first address of each family the space holds, IPv4 first: whose route and neighbour
+/// decide the interface, source and next hop of that family.
+fn first_of_each_family(space: &TargetSpace) -> Vec<IpAddr> {
+    let mut v = Vec::new();
+    if space.ipv4_addresses() > 0 {
+        v.push(space.address(0));
+    }
+    if space.ipv6_addresses() > 0 {
+        v.push(space.address(space.ipv4_addresses()));
+    }
+    v
+}
+
+/// Targets minus blocklist minus excludes, times ports; the text that names it in a resume
+/// file's fingerprint; and how many addresses the blocklist and the excludes removed.
 fn build_space(
     cli: &Cli,
     scan: ScanType,
     traceroute: Option<Traceroute>,
-) -> Result<(TargetSpace, u64, u64), ConfigError> {
+    seed: u64,
+) -> Result<(TargetSpace, String, u64, u64), ConfigError> {
     let ports = port_list(cli, scan, traceroute)?;
-    let mut targets = Vec::new();
+    let mut targets = target::Targets::default();
     for t in &cli.targets {
         targets.extend(target::parse_target_list(t)?);
     }
@@ -500,20 +575,84 @@ fn build_space(
     if targets.is_empty() {
         return Err(ConfigError::NoTargets);
     }
-    let mut excludes = Vec::new();
+    let mut excludes = target::Targets::default();
     for e in &cli.excludes {
         excludes.extend(target::parse_target_list(e)?);
     }
     for f in &cli.exclude_files {
         excludes.extend(target::read_target_file(f)?);
     }
-    let (allowed, blocklisted) = blocklist::apply(&targets);
-    let kept = allowed.subtract(&RangeSet::from_ranges(excludes));
-    let excluded = allowed.len() - kept.len();
-    if kept.is_empty() {
+    // An excluded window takes out its whole span.
+    excludes
+        .v6
+        .extend(excludes.windows.iter().map(|w| w.span()));
+    let iid = match &cli.iid {
+        Some(s) => Iid::parse(s, seed).map_err(ConfigError::Usage)?,
+        None => Iid::Random { seed },
+    };
+    if cli.iid.is_some() && targets.windows.is_empty() {
+        return Err(ConfigError::Usage(
+            "--iid chooses the addresses of prefix windows (PREFIX/A-B); no target is one".into(),
+        ));
+    }
+    let (allowed4, blocked4) = blocklist::apply(&targets.v4);
+    let kept4 = allowed4.subtract(&RangeSet::from_ranges(excludes.v4));
+    let (allowed6, blocked6) = blocklist::apply(&targets.v6);
+    let cut6 = RangeSet::from_ranges(excludes.v6);
+    let kept6 = allowed6.subtract(&cut6);
+    let mut excluded = (allowed4.len() - kept4.len()) + (allowed6.len() - kept6.len());
+    let mut blocked = blocked4 + blocked6;
+    let mut windows = Vec::new();
+    targets.windows.sort_unstable();
+    targets.windows.dedup();
+    for w in &targets.windows {
+        let all = RangeSet::from_ranges(vec![target::Ipv6Range::new(0, w.networks() - 1)]);
+        let by_block = all.subtract(&window_networks(w, &blocklist::window_cut(w)));
+        let kept = by_block.subtract(&window_networks(w, &cut6));
+        blocked += all.len() - by_block.len();
+        excluded += by_block.len() - kept.len();
+        if !kept.is_empty() {
+            windows.push((*w, kept));
+        }
+    }
+    if kept4.is_empty() && kept6.is_empty() && windows.is_empty() {
         return Err(ConfigError::EmptySpace);
     }
-    Ok((TargetSpace::new(kept, ports), blocklisted, excluded))
+    let spec = kept4
+        .ranges()
+        .iter()
+        .map(|r| r.to_string())
+        .chain(kept6.ranges().iter().map(|r| r.to_string()))
+        .chain(targets.windows.iter().map(|w| w.to_string()))
+        .chain(cli.iid.iter().map(|i| format!("iid={i}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let space = TargetSpace::build(kept4, kept6, &windows, iid, ports)
+        .map_err(|e| ConfigError::Usage(e.to_string()))?;
+    let clamp = |v: u128| v.min(u64::MAX as u128) as u64;
+    Ok((space, spec, clamp(blocked), clamp(excluded)))
+}
+
+/// The network indices of window `w` that any range of `cut` touches: a /B network is skipped
+/// as soon as part of it is excluded, so nothing excluded is ever probed whatever its IID.
+fn window_networks(w: &target::PrefixWindow, cut: &RangeSet<u128>) -> RangeSet<u128> {
+    let span = w.span();
+    let shift = 128 - w.inner as u32;
+    let idx = |a: u128| {
+        let off = a - span.start;
+        if shift >= 128 {
+            0
+        } else {
+            off >> shift
+        }
+    };
+    RangeSet::from_ranges(
+        cut.ranges()
+            .iter()
+            .filter(|r| r.end >= span.start && r.start <= span.end)
+            .map(|r| target::Ipv6Range::new(idx(r.start.max(span.start)), idx(r.end.min(span.end))))
+            .collect(),
+    )
 }
 
 fn source_ports(asked: Option<PortRange>) -> Result<PortRange, ConfigError> {
@@ -561,25 +700,41 @@ fn cores(
 }
 
 /// What a connect scan needs of the network: nothing but names for the start line.
-fn connect_net(cli: &Cli, first: Ipv4Addr) -> NetSetup {
-    let route = netinfo::route(first).ok();
-    let ifindex = route.as_ref().map(|r| r.ifindex).unwrap_or(0);
+fn connect_net(cli: &Cli, firsts: &[IpAddr]) -> NetSetup {
+    let routes: Vec<_> = firsts.iter().map(|a| netinfo::route(*a).ok()).collect();
+    let ifindex = routes
+        .iter()
+        .flatten()
+        .map(|r| r.ifindex)
+        .next()
+        .unwrap_or(0);
     let ifname = cli
         .interface
         .clone()
         .or_else(|| netinfo::interface_name(ifindex))
         .unwrap_or_else(|| "-".into());
-    let src_ip = cli
-        .source_ip
-        .or(route.and_then(|r| r.prefsrc))
-        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let families = firsts
+        .iter()
+        .zip(routes)
+        .map(|(first, route)| FamilyNet {
+            src: cli
+                .source_ip
+                .filter(|s| s.is_ipv4() == first.is_ipv4())
+                .or(route.and_then(|r| r.prefsrc))
+                .unwrap_or(if first.is_ipv4() {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                }),
+            gateway_mac: MacAddr::ZERO,
+            next_hop: None,
+        })
+        .collect();
     NetSetup {
         ifname,
         ifindex,
         src_mac: MacAddr::ZERO,
-        src_ip,
-        gateway_mac: MacAddr::ZERO,
-        next_hop: None,
+        families,
     }
 }
 
@@ -587,7 +742,7 @@ fn connect_net(cli: &Cli, first: Ipv4Addr) -> NetSetup {
 #[derive(Debug, Clone, Default)]
 pub struct NetAsk {
     pub interface: Option<String>,
-    pub source_ip: Option<Ipv4Addr>,
+    pub source_ip: Option<IpAddr>,
     pub gateway_mac: Option<MacAddr>,
     /// A dry run sends nothing, so missing facts get placeholders.
     pub dry_run: bool,
@@ -604,8 +759,19 @@ impl NetAsk {
     }
 }
 
-/// Interface, source address and next-hop MAC.
-pub fn resolve_net(cli: &NetAsk, first: Ipv4Addr) -> Result<NetSetup, ConfigError> {
+/// Interface, and per family of `firsts` (the first target of each) the source address and the
+/// next hop's MAC. Every family must leave through one interface.
+pub fn resolve_net(cli: &NetAsk, firsts: &[IpAddr]) -> Result<NetSetup, ConfigError> {
+    if let Some(s) = cli.source_ip {
+        if let Some(other) = firsts.iter().find(|f| f.is_ipv4() != s.is_ipv4()) {
+            return Err(ConfigError::Usage(format!(
+                "--source-ip {s} is {} but target {other} is {}: a scan takes the source of each family from the interface, so give -S only for single-family scans",
+                if s.is_ipv4() { "IPv4" } else { "IPv6" },
+                if other.is_ipv4() { "IPv4" } else { "IPv6" },
+            )));
+        }
+    }
+    let first = firsts[0];
     let route = netinfo::route(first);
     let (ifname, ifindex, src_mac) = match (&cli.interface, &route) {
         (Some(name), _) => {
@@ -623,23 +789,55 @@ pub fn resolve_net(cli: &NetAsk, first: Ipv4Addr) -> Result<NetSetup, ConfigErro
         }
         (None, Err(e)) => return Err(clone_net_error(e, first).into()),
     };
+    let families = firsts
+        .iter()
+        .map(|f| resolve_family(cli, *f, &ifname, ifindex, src_mac))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NetSetup {
+        ifname,
+        ifindex,
+        src_mac,
+        families,
+    })
+}
+
+/// The source address and next hop of `first`'s family on the chosen interface.
+fn resolve_family(
+    cli: &NetAsk,
+    first: IpAddr,
+    ifname: &str,
+    ifindex: u32,
+    src_mac: MacAddr,
+) -> Result<FamilyNet, ConfigError> {
+    let route = netinfo::route(first);
     let on_route = route.as_ref().ok().filter(|r| r.ifindex == ifindex);
-    let src_ip = match cli.source_ip {
+    let family_name = if first.is_ipv4() {
+        "IPv4"
+    } else {
+        "global IPv6"
+    };
+    let src = match cli.source_ip {
         Some(ip) => ip,
         None => match on_route.and_then(|r| r.prefsrc) {
             Some(ip) => ip,
-            None => netinfo::interface_ipv4(ifindex)?
-                .ok_or_else(|| NetError::NoAddress(ifname.clone()))?,
+            None => match netinfo::interface_addr(ifindex, first.is_ipv6())? {
+                Some(ip) => ip,
+                None if cli.dry_run && ifindex == 0 => {
+                    return Err(NetError::NoAddress(ifname.to_string(), family_name).into())
+                }
+                None => return Err(NetError::NoAddress(ifname.to_string(), family_name).into()),
+            },
         },
     };
+    let placeholder = |src| FamilyNet {
+        src,
+        gateway_mac: MacAddr::ZERO,
+        next_hop: None,
+    };
     if let Some(mac) = cli.gateway_mac {
-        return Ok(NetSetup {
-            ifname,
-            ifindex,
-            src_mac,
-            src_ip,
+        return Ok(FamilyNet {
             gateway_mac: mac,
-            next_hop: None,
+            ..placeholder(src)
         });
     }
     let next_hop = match (&route, on_route) {
@@ -649,55 +847,51 @@ pub fn resolve_net(cli: &NetAsk, first: Ipv4Addr) -> Result<NetSetup, ConfigErro
                 target: first,
                 route_if: netinfo::interface_name(r.ifindex)
                     .unwrap_or_else(|| r.ifindex.to_string()),
-                asked: ifname,
+                asked: ifname.to_string(),
             })
         }
-        (Err(_), None) if cli.dry_run => {
-            return Ok(NetSetup {
-                ifname,
-                ifindex,
-                src_mac,
-                src_ip,
-                gateway_mac: MacAddr::ZERO,
-                next_hop: None,
-            })
-        }
+        (Err(_), None) if cli.dry_run => return Ok(placeholder(src)),
         (Err(e), None) => return Err(clone_net_error(e, first).into()),
     };
     let gateway_mac = match netinfo::neighbour(ifindex, next_hop)? {
         Some(mac) => mac,
-        // A dry run sends nothing, ARP included.
+        // A dry run sends nothing, ARP and neighbour discovery included.
         None if cli.dry_run => MacAddr::ZERO,
-        None => {
-            netinfo::arp_resolve(&ifname, ifindex, src_mac, src_ip, next_hop).map_err(
-                |e| match e {
-                    NetError::Arp(_, ref io)
-                        if io.kind() == std::io::ErrorKind::PermissionDenied =>
-                    {
-                        ConfigError::Net(NetError::Arp(
-                            ifname.clone(),
-                            std::io::Error::new(
-                                io.kind(),
-                                "permission denied (run as root, or give --gateway-mac)",
-                            ),
-                        ))
-                    }
-                    e => e.into(),
-                },
-            )?
-        }
+        None => match (src, next_hop) {
+            (IpAddr::V4(s), IpAddr::V4(hop)) => netinfo::arp_resolve(
+                ifname, ifindex, src_mac, s, hop,
+            )
+            .map_err(|e| match e {
+                NetError::Arp(_, ref io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                    ConfigError::Net(NetError::Arp(
+                        ifname.to_string(),
+                        std::io::Error::new(
+                            io.kind(),
+                            "permission denied (run as root, or give --gateway-mac)",
+                        ),
+                    ))
+                }
+                e => e.into(),
+            })?,
+            _ => netinfo::kernel_resolve(ifname, ifindex, next_hop).map_err(|e| match e {
+                NetError::Netlink(ref io) if io.raw_os_error() == Some(libc::EPERM) => {
+                    ConfigError::Net(NetError::Netlink(std::io::Error::new(
+                        io.kind(),
+                        "neighbour discovery: permission denied (run as root, or give --gateway-mac)",
+                    )))
+                }
+                e => e.into(),
+            })?,
+        },
     };
-    Ok(NetSetup {
-        ifname,
-        ifindex,
-        src_mac,
-        src_ip,
+    Ok(FamilyNet {
+        src,
         gateway_mac,
         next_hop: Some(next_hop),
     })
 }
 
-fn clone_net_error(e: &NetError, first: Ipv4Addr) -> NetError {
+fn clone_net_error(e: &NetError, first: IpAddr) -> NetError {
     match e {
         NetError::NoRoute(a) => NetError::NoRoute(*a),
         NetError::Netlink(io) => NetError::Netlink(std::io::Error::new(io.kind(), io.to_string())),

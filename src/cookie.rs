@@ -1,13 +1,18 @@
 //! Stateless validation: every probe carries a keyed SipHash-2-4 of its own addressing, so a
 //! reply proves it answers one of our probes without any table of what was sent.
 //!
-//! `H = SipHash-2-4_k(src ip ‖ dst ip ‖ dst port ‖ protocol)` (12 bytes, big-endian). Its low 32
-//! bits are the TCP sequence number, its high 32 bits pick the source port within the scan's
-//! range, and bits 32..48 also serve as the IPv4 identification. A reply validates when its
-//! 4-tuple recomputes the same source port and it echoes the sequence number (or, for ICMP
-//! errors, quotes it).
+//! `H = SipHash-2-4_k(src ip ‖ dst ip ‖ dst port ‖ protocol)` (big-endian; 12 bytes for IPv4,
+//! 36 for IPv6 with both 128-bit addresses). Its low 32 bits are the TCP sequence number, its
+//! high 32 bits pick the source port within the scan's range, bits 32..48 also serve as the
+//! IPv4 identification and bits 32..52 as the IPv6 flow label (constant per flow, as RFC 6437
+//! asks). A reply validates when its 4-tuple recomputes the same source port and it echoes the
+//! sequence number (or, for ICMP errors, quotes it).
+
+use std::net::IpAddr;
 
 use siphasher::sip::SipHasher24;
+
+use crate::wire::Family;
 
 /// An inclusive range of source ports, also used for ICMP echo identifiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +45,20 @@ pub struct ProbeCookie {
     pub src_port: u16,
     pub seq: u32,
     pub ip_id: u16,
+    /// The IPv6 flow label (20 bits).
+    pub flow: u32,
 }
 
 impl ProbeCookie {
+    /// The identification the IP header carries: the IPv4 id or the IPv6 flow label.
+    #[inline(always)]
+    pub fn ident(&self, family: Family) -> u32 {
+        match family {
+            Family::V4 => self.ip_id as u32,
+            Family::V6 => self.flow,
+        }
+    }
+
     /// The acknowledgment number of probes that carry ACK: a RST answering them echoes it as
     /// its sequence number (RFC 9293, 3.10.7.1).
     #[inline(always)]
@@ -76,24 +92,37 @@ impl CookieJar {
     }
 
     #[inline(always)]
-    fn hash(&self, src: u32, dst: u32, dport: u16, proto: u8) -> u64 {
-        let mut b = [0u8; 12];
-        b[0..4].copy_from_slice(&src.to_be_bytes());
-        b[4..8].copy_from_slice(&dst.to_be_bytes());
-        b[8..10].copy_from_slice(&dport.to_be_bytes());
-        b[10] = proto;
-        self.hasher.hash(&b)
+    fn hash(&self, src: IpAddr, dst: IpAddr, dport: u16, proto: u8) -> u64 {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let mut b = [0u8; 12];
+                b[0..4].copy_from_slice(&s.octets());
+                b[4..8].copy_from_slice(&d.octets());
+                b[8..10].copy_from_slice(&dport.to_be_bytes());
+                b[10] = proto;
+                self.hasher.hash(&b)
+            }
+            (s, d) => {
+                let mut b = [0u8; 36];
+                b[0..16].copy_from_slice(&v6_octets(s));
+                b[16..32].copy_from_slice(&v6_octets(d));
+                b[32..34].copy_from_slice(&dport.to_be_bytes());
+                b[34] = proto;
+                self.hasher.hash(&b)
+            }
+        }
     }
 
     /// The cookie for a probe from `src` to `dst:dport` over IP protocol `proto`.
     #[inline(always)]
-    pub fn cookie(&self, src: u32, dst: u32, dport: u16, proto: u8) -> ProbeCookie {
+    pub fn cookie(&self, src: IpAddr, dst: IpAddr, dport: u16, proto: u8) -> ProbeCookie {
         let h = self.hash(src, dst, dport, proto);
         let hi = (h >> 32) as u32;
         ProbeCookie {
             src_port: self.ports.lo + (hi % self.ports.len()) as u16,
             seq: h as u32,
             ip_id: hi as u16,
+            flow: hi & 0x000f_ffff,
         }
     }
 
@@ -101,8 +130,8 @@ impl CookieJar {
     #[inline]
     pub fn check_port(
         &self,
-        src: u32,
-        dst: u32,
+        src: IpAddr,
+        dst: IpAddr,
         sport: u16,
         dport: u16,
         proto: u8,
@@ -112,6 +141,14 @@ impl CookieJar {
         }
         let c = self.cookie(src, dst, dport, proto);
         (c.src_port == sport).then_some(c)
+    }
+}
+
+/// An address as 16 bytes (IPv4 mapped, for a mixed pair that never occurs in practice).
+fn v6_octets(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
     }
 }
 
@@ -126,6 +163,10 @@ pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v4(a: u32) -> IpAddr {
+        IpAddr::V4(a.into())
+    }
 
     const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
     const RANGE: PortRange = PortRange {
@@ -149,7 +190,7 @@ mod tests {
         let jar = CookieJar::new(KEY, RANGE);
         let msg = [0xc6, 0x12, 0, 1, 0xc6, 0x13, 0, 5, 0, 80, 6, 0];
         let h = SipHasher24::new_with_key(&KEY).hash(&msg);
-        let c = jar.cookie(0xc612_0001, 0xc613_0005, 80, 6);
+        let c = jar.cookie(v4(0xc612_0001), v4(0xc613_0005), 80, 6);
         assert_eq!(c.seq, h as u32);
         assert_eq!(c.src_port as u32, 61000 + ((h >> 32) as u32 % 4536));
         assert_eq!(c.ip_id, (h >> 32) as u16);
@@ -162,14 +203,14 @@ mod tests {
         let mut accepted_by_other = 0;
         for i in 0..10_000u32 {
             let dst = 0xc613_0000 + i;
-            let c = jar.cookie(0xc612_0001, dst, 443, 6);
+            let c = jar.cookie(v4(0xc612_0001), v4(dst), 443, 6);
             assert!(RANGE.contains(c.src_port));
             assert_eq!(
-                jar.check_port(0xc612_0001, dst, c.src_port, 443, 6),
+                jar.check_port(v4(0xc612_0001), v4(dst), c.src_port, 443, 6),
                 Some(c)
             );
             if other
-                .check_port(0xc612_0001, dst, c.src_port, 443, 6)
+                .check_port(v4(0xc612_0001), v4(dst), c.src_port, 443, 6)
                 .is_some_and(|o| o.seq == c.seq)
             {
                 accepted_by_other += 1;
@@ -181,6 +222,27 @@ mod tests {
     #[test]
     fn out_of_range_port_never_checks() {
         let jar = CookieJar::new(KEY, RANGE);
-        assert_eq!(jar.check_port(1, 2, 80, 80, 6), None);
+        assert_eq!(jar.check_port(v4(1), v4(2), 80, 80, 6), None);
+    }
+
+    #[test]
+    fn ipv6_cookie_layout_vector() {
+        // SipHash-2-4(key 00..0f, 2001:db8::1 | 2001:db8:1::5 | 00 50 | 06 | 00).
+        let jar = CookieJar::new(KEY, RANGE);
+        let s: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let d: std::net::Ipv6Addr = "2001:db8:1::5".parse().unwrap();
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&s.octets());
+        msg.extend_from_slice(&d.octets());
+        msg.extend_from_slice(&[0, 80, 6, 0]);
+        let h = SipHasher24::new_with_key(&KEY).hash(&msg);
+        let c = jar.cookie(IpAddr::V6(s), IpAddr::V6(d), 80, 6);
+        assert_eq!(c.seq, h as u32);
+        assert_eq!(c.flow, ((h >> 32) as u32) & 0xfffff);
+        assert_eq!(c.ident(Family::V6), c.flow);
+        assert_eq!(c.ident(Family::V4), c.ip_id as u32);
+        // The same low bits in IPv4 form give another cookie.
+        let c4 = jar.cookie(v4(1), v4(5), 80, 6);
+        assert_ne!(c4.seq, c.seq);
     }
 }

@@ -5,6 +5,7 @@
 
 use std::{
     io::Write,
+    net::IpAddr,
     time::{Duration, Instant},
 };
 
@@ -48,7 +49,12 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
         .unwrap_or_else(|| DEFAULT_SOURCE_PORTS.lo + r16(0) % DEFAULT_SOURCE_PORTS.len() as u16);
     let payload = payload(p, &rand)?;
     let dst = u32::from(p.target);
-    let src = u32::from(net.src_ip);
+    let IpAddr::V4(src4) = net.src_ip() else {
+        return Err(ProbeError::Usage(
+            "xdpscan probe builds IPv4 packets; its source must be IPv4".into(),
+        ));
+    };
+    let src = u32::from(src4);
     let (proto, l4, pseudo) = match p.proto {
         ProbeProto::Tcp => {
             let opts = tcp_options(p);
@@ -109,8 +115,8 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
     };
     let params = FrameParams {
         src_mac: net.src_mac,
-        dst_mac: net.gateway_mac,
-        src_ip: src,
+        dst_mac: net.gateway_mac(),
+        src: IpAddr::V4(src4),
         ttl: p.ttl,
     };
     if 14 + 20 + l4.len() > 1514 {
@@ -121,7 +127,11 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
     }
     let tpl = FrameTemplate::new(&params, proto, &l4, pseudo);
     let mut frame = vec![0u8; tpl.len()];
-    tpl.stamp_ipv4(&mut frame, dst, p.ip_id.unwrap_or(r16(6)));
+    tpl.stamp(
+        &mut frame,
+        IpAddr::V4(p.target),
+        p.ip_id.unwrap_or(r16(6)) as u32,
+    );
     // TOS and DF are not template fields: set them and redo the header checksum.
     {
         let mut ip = Ipv4Packet::new_checked(&mut frame[HEADER_LEN..]).expect("we built it");
@@ -216,15 +226,21 @@ fn reply_type(request: u8) -> Option<u8> {
 pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError> {
     let ask = NetAsk {
         interface: p.interface.clone(),
-        source_ip: p.source_ip,
+        source_ip: p.source_ip.map(IpAddr::V4),
         gateway_mac: p.gateway_mac,
         dry_run: false,
     };
-    let net = resolve_net(&ask, p.target)?;
+    let net = resolve_net(&ask, &[IpAddr::V4(p.target)])?;
+    let IpAddr::V4(src4) = net.src_ip() else {
+        return Err(ProbeError::Usage(
+            "xdpscan probe builds IPv4 packets; its source must be IPv4".into(),
+        ));
+    };
     let rand = random_bytes::<8>().map_err(|e| IoError::os("reading /dev/urandom", e))?;
     let (frame, sport) = build(p, &net, rand)?;
     let steer = xdp::SteerConfig {
-        src_ip: u32::from(net.src_ip),
+        src_v4: Some(src4),
+        src_v6: None,
         port_lo: sport,
         port_hi: sport,
         flags: xdp::STEER_ICMP_QUERY | xdp::STEER_ANY_QUOTED,
@@ -252,7 +268,7 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
         }
         None => {
             let mut tx = packet::open_tx(net.ifindex)?;
-            let mut rx = packet::open_rx(net.ifindex, u32::from(net.src_ip))?;
+            let mut rx = packet::open_rx(net.ifindex, u32::from(src4))?;
             exchange(&mut tx, &mut rx, &frame, timeout)?
         }
     };
@@ -341,9 +357,11 @@ mod tests {
             ifname: "x".into(),
             ifindex: 1,
             src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            src_ip: Ipv4Addr::new(198, 18, 0, 1),
-            gateway_mac: MacAddr([2, 0, 0, 0, 0, 2]),
-            next_hop: None,
+            families: vec![crate::config::FamilyNet {
+                src: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+                gateway_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+                next_hop: None,
+            }],
         }
     }
 

@@ -1,9 +1,11 @@
-//! Network facts from the kernel: the route to a target (interface, next hop, preferred source),
-//! interface addresses, and the next hop's MAC from the neighbour table over rtnetlink. When the
-//! neighbour entry is missing we resolve it with an ARP request of our own.
+//! Network facts from the kernel, for both families: the route to a target (interface, next hop,
+//! preferred source), interface addresses, and the next hop's MAC from the neighbour table over
+//! rtnetlink. When the neighbour entry is missing we get it resolved: over IPv4 with an ARP
+//! request of our own, over IPv6 by asking the kernel to solicit it (an `NTF_USE` neighbour
+//! request, which starts the kernel's own neighbour discovery) and reading the table again.
 
 use std::{
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd, OwnedFd},
     time::Duration,
 };
@@ -18,17 +20,21 @@ pub enum NetError {
     #[error("netlink: {0}")]
     Netlink(std::io::Error),
     #[error("no route to {0}")]
-    NoRoute(Ipv4Addr),
+    NoRoute(IpAddr),
     #[error("interface '{0}' does not exist")]
     NoInterface(String),
-    #[error("interface {0} has no IPv4 address; give one with --source-ip")]
-    NoAddress(String),
+    #[error("interface {0} has no {1} address; give one with --source-ip")]
+    NoAddress(String, &'static str),
     #[error("interface {0} is not an Ethernet interface; xdpscan sends Ethernet frames")]
     NotEthernet(String),
     #[error("cannot read the MAC address of {0}: {1}")]
     Mac(String, std::io::Error),
-    #[error("no ARP reply from next hop {hop} on {iface}; give its MAC with --gateway-mac")]
-    Unresolved { hop: Ipv4Addr, iface: String },
+    #[error("no {how} reply from next hop {hop} on {iface}; give its MAC with --gateway-mac")]
+    Unresolved {
+        hop: IpAddr,
+        iface: String,
+        how: &'static str,
+    },
     #[error("ARP resolution on {0}: {1}")]
     Arp(String, std::io::Error),
 }
@@ -37,8 +43,8 @@ pub enum NetError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub ifindex: u32,
-    pub gateway: Option<Ipv4Addr>,
-    pub prefsrc: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
+    pub prefsrc: Option<IpAddr>,
 }
 
 const NLMSG_ERROR: u16 = 2;
@@ -50,6 +56,12 @@ const RTM_GETADDR: u16 = 22;
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
 const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_CREATE: u16 = 0x400;
+const NTF_USE: u8 = 0x01;
+const IFA_F_TENTATIVE: u8 = 0x40;
+const RT_SCOPE_UNIVERSE: u8 = 0;
 const NLM_F_DUMP: u16 = 0x300;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
@@ -155,19 +167,47 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-fn ipv4(d: &[u8]) -> Option<Ipv4Addr> {
-    <[u8; 4]>::try_from(d).ok().map(Ipv4Addr::from)
+/// An address attribute of either family.
+fn ip_attr(d: &[u8]) -> Option<IpAddr> {
+    if let Ok(b) = <[u8; 4]>::try_from(d) {
+        return Some(IpAddr::V4(Ipv4Addr::from(b)));
+    }
+    <[u8; 16]>::try_from(d)
+        .ok()
+        .map(|b| IpAddr::V6(Ipv6Addr::from(b)))
+}
+
+fn family_of(a: &IpAddr) -> u8 {
+    match a {
+        IpAddr::V4(_) => libc::AF_INET as u8,
+        IpAddr::V6(_) => libc::AF_INET6 as u8,
+    }
+}
+
+fn octets(a: &IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// An rtattr holding an address.
+fn addr_attr(ty: u16, a: &IpAddr) -> Vec<u8> {
+    let o = octets(a);
+    let mut v = Vec::with_capacity(4 + o.len());
+    v.extend_from_slice(&((4 + o.len()) as u16).to_ne_bytes());
+    v.extend_from_slice(&ty.to_ne_bytes());
+    v.extend_from_slice(&o);
+    v
 }
 
 /// The kernel's route to `dst` (as `ip route get`).
-pub fn route(dst: Ipv4Addr) -> Result<Route, NetError> {
+pub fn route(dst: IpAddr) -> Result<Route, NetError> {
     let mut nl = Netlink::open()?;
     let mut body = vec![0u8; 12];
-    body[0] = libc::AF_INET as u8;
-    body[1] = 32; // dst_len
-    body.extend_from_slice(&8u16.to_ne_bytes());
-    body.extend_from_slice(&RTA_DST.to_ne_bytes());
-    body.extend_from_slice(&dst.octets());
+    body[0] = family_of(&dst);
+    body[1] = if dst.is_ipv4() { 32 } else { 128 }; // dst_len
+    body.extend_from_slice(&addr_attr(RTA_DST, &dst));
     let msgs = nl
         .request(RTM_GETROUTE, 0, &body, RTM_NEWROUTE)
         .map_err(|e| match e {
@@ -194,8 +234,8 @@ pub fn route(dst: Ipv4Addr) -> Result<Route, NetError> {
     for (ty, d) in attrs(m.get(12..).unwrap_or(&[])) {
         match ty {
             RTA_OIF if d.len() == 4 => r.ifindex = u32::from_ne_bytes(d.try_into().unwrap()),
-            RTA_GATEWAY => r.gateway = ipv4(d),
-            RTA_PREFSRC => r.prefsrc = ipv4(d),
+            RTA_GATEWAY => r.gateway = ip_attr(d),
+            RTA_PREFSRC => r.prefsrc = ip_attr(d),
             _ => {}
         }
     }
@@ -205,20 +245,29 @@ pub fn route(dst: Ipv4Addr) -> Result<Route, NetError> {
     Ok(r)
 }
 
-/// The first IPv4 address of an interface.
-pub fn interface_ipv4(ifindex: u32) -> Result<Option<Ipv4Addr>, NetError> {
+/// The first address of an interface in `v6`'s family: for IPv6 a global one (not link-local,
+/// not tentative), as a scan's source must be routable.
+pub fn interface_addr(ifindex: u32, v6: bool) -> Result<Option<IpAddr>, NetError> {
     let mut nl = Netlink::open()?;
     let mut body = vec![0u8; 8];
-    body[0] = libc::AF_INET as u8;
+    body[0] = if v6 {
+        libc::AF_INET6 as u8
+    } else {
+        libc::AF_INET as u8
+    };
     for m in nl.request(RTM_GETADDR, NLM_F_DUMP, &body, RTM_NEWADDR)? {
+        // ifaddrmsg: family, prefixlen, flags, scope, index.
         if m.len() < 8 || u32::from_ne_bytes(m[4..8].try_into().unwrap()) != ifindex {
+            continue;
+        }
+        if v6 && (m[3] != RT_SCOPE_UNIVERSE || m[2] & IFA_F_TENTATIVE != 0) {
             continue;
         }
         let mut addr = None;
         for (ty, d) in attrs(&m[8..]) {
             match ty {
-                IFA_LOCAL => return Ok(ipv4(d)),
-                IFA_ADDRESS => addr = ipv4(d),
+                IFA_LOCAL => return Ok(ip_attr(d)),
+                IFA_ADDRESS => addr = ip_attr(d),
                 _ => {}
             }
         }
@@ -230,10 +279,10 @@ pub fn interface_ipv4(ifindex: u32) -> Result<Option<Ipv4Addr>, NetError> {
 }
 
 /// The MAC of `ip` in the kernel's neighbour table for `ifindex`, if present and usable.
-pub fn neighbour(ifindex: u32, ip: Ipv4Addr) -> Result<Option<MacAddr>, NetError> {
+pub fn neighbour(ifindex: u32, ip: IpAddr) -> Result<Option<MacAddr>, NetError> {
     let mut nl = Netlink::open()?;
     let mut body = vec![0u8; 12];
-    body[0] = libc::AF_INET as u8;
+    body[0] = family_of(&ip);
     for m in nl.request(RTM_GETNEIGH, NLM_F_DUMP, &body, RTM_NEWNEIGH)? {
         if m.len() < 12 {
             continue;
@@ -246,7 +295,7 @@ pub fn neighbour(ifindex: u32, ip: Ipv4Addr) -> Result<Option<MacAddr>, NetError
         let (mut dst, mut mac) = (None, None);
         for (ty, d) in attrs(&m[12..]) {
             match ty {
-                NDA_DST => dst = ipv4(d),
+                NDA_DST => dst = ip_attr(d),
                 NDA_LLADDR if d.len() == 6 => mac = Some(MacAddr(d.try_into().unwrap())),
                 _ => {}
             }
@@ -256,6 +305,43 @@ pub fn neighbour(ifindex: u32, ip: Ipv4Addr) -> Result<Option<MacAddr>, NetError
         }
     }
     Ok(None)
+}
+
+/// Has the kernel resolve `ip` on `ifindex` (IPv6 neighbour discovery, or ARP) and waits for the
+/// entry: an `RTM_NEWNEIGH` with `NTF_USE` makes the kernel send its own solicitation, whose
+/// advertisement it accepts (one we sent ourselves would be dropped as unsolicited).
+pub fn kernel_resolve(iface: &str, ifindex: u32, ip: IpAddr) -> Result<MacAddr, NetError> {
+    let mut nl = Netlink::open()?;
+    let mut body = vec![0u8; 12];
+    body[0] = family_of(&ip);
+    body[4..8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    body[10] = NTF_USE;
+    body.extend_from_slice(&addr_attr(NDA_DST, &ip));
+    let how = if ip.is_ipv4() {
+        "ARP"
+    } else {
+        "neighbour advertisement"
+    };
+    for _ in 0..3 {
+        nl.request(
+            RTM_NEWNEIGH,
+            NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK,
+            &body,
+            RTM_NEWNEIGH,
+        )?;
+        let deadline = std::time::Instant::now() + Duration::from_millis(1000);
+        while std::time::Instant::now() < deadline {
+            if let Some(mac) = neighbour(ifindex, ip)? {
+                return Ok(mac);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Err(NetError::Unresolved {
+        hop: ip,
+        iface: iface.to_string(),
+        how,
+    })
 }
 
 /// Interface name → (index, MAC), refusing interfaces that are not Ethernet.
@@ -305,8 +391,9 @@ pub fn arp_resolve(
         }
     }
     Err(NetError::Unresolved {
-        hop,
+        hop: IpAddr::V4(hop),
         iface: iface.to_string(),
+        how: "ARP",
     })
 }
 

@@ -4,6 +4,7 @@
 
 use std::{
     collections::BTreeMap,
+    net::IpAddr,
     sync::{Arc, Mutex},
 };
 
@@ -27,7 +28,7 @@ use crate::{
     permute::Cycle,
     probe::{traceroute::TracerouteScan, PortState, ProbeModule, Proto, ScanType},
     resume::{ResumeFile, FORMAT},
-    wire::template::FrameParams,
+    wire::template::{FrameParams, Frames},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +62,17 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         cycle: Cycle::new(cfg.space.len(), cfg.seed),
         space: cfg.space.clone(),
         shard: cfg.shard,
-        frame: FrameParams {
-            src_mac: cfg.net.src_mac,
-            dst_mac: cfg.net.gateway_mac,
-            src_ip: u32::from(cfg.net.src_ip),
-            ttl: cfg.ttl,
+        frames: {
+            let params = |f: &crate::config::FamilyNet| FrameParams {
+                src_mac: cfg.net.src_mac,
+                dst_mac: f.gateway_mac,
+                src: f.src,
+                ttl: cfg.ttl,
+            };
+            Frames {
+                v4: cfg.net.family(false).map(params),
+                v6: cfg.net.family(true).map(params),
+            }
         },
         jar: CookieJar::random(cfg.source_ports)
             .map_err(|e| IoError::os("reading /dev/urandom", e))?,
@@ -113,7 +120,10 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         let opts = ConnectOptions {
             timeout: cfg.connect_timeout,
             max_in_flight: cfg.max_inflight,
-            bind_ip: cfg.source_ip_asked,
+            bind_ip: cfg.source_ip_asked.and_then(|a| match a {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            }),
             interface: cfg.interface_asked.clone(),
         };
         (
@@ -212,8 +222,17 @@ fn open_and_run(
                 cfg.net.ifname
             )));
         }
+        let v4 = |a: IpAddr| match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        };
+        let v6 = |a: IpAddr| match a {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        };
         let steer = xdp::SteerConfig {
-            src_ip: u32::from(cfg.net.src_ip),
+            src_v4: cfg.net.family(false).and_then(|f| v4(f.src)),
+            src_v6: cfg.net.family(true).and_then(|f| v6(f.src)),
             port_lo: cfg.source_ports.lo,
             port_hi: cfg.source_ports.hi,
             flags: plan.raw_module().steer_flags(),
@@ -221,6 +240,11 @@ fn open_and_run(
         xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode)
     };
     let xdp = match cfg.transport {
+        TransportChoice::Packet if cfg.space.ipv6_addresses() > 0 => {
+            return Err(ScanError::Privileges(
+                "--transport packet filters IPv4 replies only; IPv6 targets need AF_XDP".into(),
+            ))
+        }
         TransportChoice::Packet => None,
         TransportChoice::Xdp => Some(try_xdp().map_err(|e| ScanError::Privileges(privileges(&e)))?),
         TransportChoice::Auto => match try_xdp() {
@@ -231,6 +255,11 @@ fn open_and_run(
             Err(why) if plan.grab.is_some() => {
                 return Err(ScanError::Privileges(format!(
                     "--banners and -sV need AF_XDP, which is unavailable: {why}"
+                )))
+            }
+            Err(why) if cfg.space.ipv6_addresses() > 0 => {
+                return Err(ScanError::Privileges(format!(
+                    "IPv6 targets need AF_XDP, which is unavailable: {why}"
                 )))
             }
             Err(why) => {
@@ -248,7 +277,10 @@ fn open_and_run(
         return Ok((out, TransportKind::Xdp));
     }
     let open = || -> Result<_, IoError> {
-        let rx = packet::open_rx(cfg.net.ifindex, u32::from(cfg.net.src_ip))?;
+        let IpAddr::V4(src) = cfg.net.src_ip() else {
+            return Err(IoError::Setup("AF_PACKET filters IPv4 replies only".into()));
+        };
+        let rx = packet::open_rx(cfg.net.ifindex, u32::from(src))?;
         let txs = (0..threads)
             .map(|_| packet::open_tx(cfg.net.ifindex))
             .collect::<Result<Vec<_>, _>>()?;
@@ -342,11 +374,19 @@ fn announce(cfg: &ScanConfig) {
     }
     // A connect scan leaves ports and next hop to the kernel.
     let via = if cfg.scan == ScanType::Connect {
-        format!("from {} through kernel sockets", cfg.net.src_ip)
+        format!("from {} through kernel sockets", cfg.net.sources())
     } else {
         format!(
             "from {}:{} on {} via {}",
-            cfg.net.src_ip, cfg.source_ports, cfg.net.ifname, cfg.net.gateway_mac
+            cfg.net.sources(),
+            cfg.source_ports,
+            cfg.net.ifname,
+            cfg.net
+                .families
+                .iter()
+                .map(|f| f.gateway_mac.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         )
     };
     let rate = if cfg.rate == 0 {
@@ -438,9 +478,9 @@ fn metadata_of(
         },
         transport: kind.as_str(),
         interface: cfg.net.ifname.clone(),
-        source_ip: cfg.net.src_ip.to_string(),
+        source_ip: cfg.net.sources(),
         source_mac: cfg.net.src_mac.to_string(),
-        gateway_mac: cfg.net.gateway_mac.to_string(),
+        gateway_mac: cfg.net.gateway_mac().to_string(),
         source_ports: cfg.source_ports.to_string(),
         targets: metadata::Targets {
             addresses: cfg.space.addresses(),

@@ -112,8 +112,15 @@ pub fn run(
                 t.conn(ip.into(), port, &what);
             }
             let record = |state, reason| Record {
-                local: plan.frame.src_ip.into(),
-                ..Record::new(ip.into(), port, Proto::Tcp, state, reason, "connect")
+                local: plan.frames.primary().src,
+                ..Record::new(
+                    std::net::IpAddr::V4(ip.into()),
+                    port,
+                    Proto::Tcp,
+                    state,
+                    reason,
+                    "connect",
+                )
             };
             match classify(outcome) {
                 Some((state, reason)) => {
@@ -172,7 +179,11 @@ pub fn run(
                             if i.is_none() {
                                 exhausted = true;
                             }
-                            i.map(|i| plan.space.get(i))
+                            // Config refuses IPv6 targets for -sT: every address here is IPv4.
+                            i.and_then(|i| match plan.space.get(i) {
+                                (std::net::IpAddr::V4(a), p) => Some((u32::from(a), p)),
+                                (std::net::IpAddr::V6(_), _) => None,
+                            })
                         });
                         let Some((ip, port)) = next else { break };
                         Stats::add(&stats.sent, 1);

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 
 use crate::probe::Proto;
 
@@ -28,21 +29,26 @@ impl Hasher for KeyHasher {
 #[derive(Default)]
 pub struct Dedup {
     seen: HashSet<u64, BuildHasherDefault<KeyHasher>>,
+    seen6: HashSet<(u128, u32)>,
 }
 
 impl Dedup {
-    /// True the first time a key is seen.
-    pub fn first(&mut self, ip: u32, port: u16, proto: Proto) -> bool {
-        let key = (ip as u64) << 24 | (port as u64) << 8 | proto as u64;
-        self.seen.insert(key)
+    /// True the first time a key is seen. Exact for both families: IPv4 keys pack into 64
+    /// bits, IPv6 keys keep the whole address.
+    pub fn first(&mut self, ip: IpAddr, port: u16, proto: Proto) -> bool {
+        let tail = (port as u64) << 8 | proto as u64;
+        match ip {
+            IpAddr::V4(a) => self.seen.insert((u32::from(a) as u64) << 24 | tail),
+            IpAddr::V6(a) => self.seen6.insert((u128::from(a), tail as u32)),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.seen.len() + self.seen6.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.len() == 0
     }
 }
 
@@ -52,12 +58,19 @@ mod tests {
 
     #[test]
     fn once_per_key() {
+        let a = |n: u32| IpAddr::V4(n.into());
         let mut d = Dedup::default();
-        assert!(d.first(1, 80, Proto::Tcp));
-        assert!(!d.first(1, 80, Proto::Tcp));
-        assert!(d.first(1, 80, Proto::Udp));
-        assert!(d.first(1, 81, Proto::Tcp));
-        assert!(d.first(2, 80, Proto::Tcp));
+        assert!(d.first(a(1), 80, Proto::Tcp));
+        assert!(!d.first(a(1), 80, Proto::Tcp));
+        assert!(d.first(a(1), 80, Proto::Udp));
+        assert!(d.first(a(1), 81, Proto::Tcp));
+        assert!(d.first(a(2), 80, Proto::Tcp));
         assert_eq!(d.len(), 4);
+        // ::1 is not 0.0.0.1, and IPv6 keys are exact.
+        let six = |n: u128| IpAddr::V6(n.into());
+        assert!(d.first(six(1), 80, Proto::Tcp));
+        assert!(!d.first(six(1), 80, Proto::Tcp));
+        assert!(d.first(six(1 << 100 | 1), 80, Proto::Tcp));
+        assert_eq!(d.len(), 6);
     }
 }

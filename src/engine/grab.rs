@@ -11,6 +11,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -21,8 +22,9 @@ use crate::{
     output::Record,
     service::{self, Grab, ServiceProbes},
     wire::{
-        template::{FrameParams, FrameTemplate},
-        Ipv4Packet, TcpFlags, TcpSegment, PROTO_TCP,
+        checksum, put_u16,
+        template::{FrameParams, FrameTemplate, Frames},
+        IpPacket, TcpFlags, TcpSegment, PROTO_TCP,
     },
 };
 
@@ -89,8 +91,8 @@ const MAX_SENDS: u32 = 3;
 /// The connection table and its frame builder.
 pub struct Grabber {
     opts: GrabOptions,
-    frame: FrameParams,
-    conns: HashMap<(u32, u16), Conn>,
+    frames: Frames,
+    conns: HashMap<(IpAddr, u16), Conn>,
     inject: Sender<Vec<u8>>,
     last_sweep: Instant,
     /// Open ports reported without a banner because the table was full.
@@ -98,10 +100,10 @@ pub struct Grabber {
 }
 
 impl Grabber {
-    pub fn new(opts: GrabOptions, frame: FrameParams, inject: Sender<Vec<u8>>) -> Self {
+    pub fn new(opts: GrabOptions, frames: Frames, inject: Sender<Vec<u8>>) -> Self {
         Self {
             opts,
-            frame,
+            frames,
             conns: HashMap::new(),
             inject,
             last_sweep: Instant::now(),
@@ -115,7 +117,7 @@ impl Grabber {
 
     /// A first SYN-ACK for `record`'s target: starts a connection and keeps the record until the
     /// banner is in. Returns the record when the table is full (reported at once, after a RST).
-    pub fn open(&mut self, ip: &Ipv4Packet<&[u8]>, record: Record, now: Instant) -> Option<Record> {
+    pub fn open(&mut self, ip: &IpPacket, record: Record, now: Instant) -> Option<Record> {
         let seg = TcpSegment::new_checked(ip.payload()).ok()?;
         let (peer, port, sport) = (ip.src(), seg.src_port(), seg.dst_port());
         let snd_nxt = seg.ack();
@@ -146,7 +148,7 @@ impl Grabber {
 
     /// A repeated SYN-ACK: our ACK was lost, so acknowledge again; or the conversation is over
     /// (a retry pass, a late retransmit), so reset the server's half-open connection.
-    pub fn repeat_synack(&mut self, ip: &Ipv4Packet<&[u8]>) {
+    pub fn repeat_synack(&mut self, ip: &IpPacket) {
         let Ok(seg) = TcpSegment::new_checked(ip.payload()) else {
             return;
         };
@@ -162,7 +164,7 @@ impl Grabber {
 
     /// A segment from a port we are talking to. Returns `None` when it belongs to no
     /// connection, else the finished record if this segment ended the conversation.
-    pub fn segment(&mut self, ip: &Ipv4Packet<&[u8]>, now: Instant) -> Option<Option<Record>> {
+    pub fn segment(&mut self, ip: &IpPacket, now: Instant) -> Option<Option<Record>> {
         let seg = TcpSegment::new_checked(ip.payload()).ok()?;
         let key = (ip.src(), seg.src_port());
         let c = self.conns.get_mut(&key)?;
@@ -223,7 +225,7 @@ impl Grabber {
             return Vec::new();
         }
         self.last_sweep = now;
-        let due: Vec<(u32, u16)> = self
+        let due: Vec<(IpAddr, u16)> = self
             .conns
             .iter()
             .filter(|(_, c)| {
@@ -304,7 +306,7 @@ impl Grabber {
         keys.into_iter().map(|k| self.finish(k, true)).collect()
     }
 
-    fn finish(&mut self, key: (u32, u16), reset: bool) -> Record {
+    fn finish(&mut self, key: (IpAddr, u16), reset: bool) -> Record {
         let c = self
             .conns
             .remove(&key)
@@ -330,9 +332,21 @@ impl Grabber {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn send(&self, dst: u32, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, data: &[u8]) {
+    fn send(
+        &self,
+        dst: IpAddr,
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        data: &[u8],
+    ) {
+        let Some(p) = self.frames.for_addr(dst) else {
+            return;
+        };
         let frame = tcp_frame(
-            &self.frame,
+            p,
             dst,
             sport,
             dport,
@@ -351,7 +365,7 @@ impl Grabber {
 #[allow(clippy::too_many_arguments)]
 pub fn tcp_frame(
     p: &FrameParams,
-    dst: u32,
+    dst: IpAddr,
     sport: u16,
     dport: u16,
     seq: u32,
@@ -372,13 +386,16 @@ pub fn tcp_frame(
         seg.set_window(window);
     }
     l4[hl..].copy_from_slice(data);
-    TcpSegment::new_checked(&mut l4[..])
-        .expect("a whole header")
-        .fill_checksum(p.src_ip, dst);
     let tpl = FrameTemplate::new(p, PROTO_TCP, &l4, true);
     let mut frame = vec![0u8; tpl.len()];
-    // The IP id is free here: these segments are matched by their ports.
-    tpl.stamp_ipv4(&mut frame, dst, seq as u16);
+    // The IP id (or flow label) is free here: these segments are matched by their ports.
+    tpl.stamp(&mut frame, dst, seq & 0xffff);
+    let sum = checksum::finish(tpl.l4_sum() + tpl.dst_sum(dst));
+    put_u16(
+        &mut frame,
+        tpl.l4_offset() + crate::wire::tcp::CHECKSUM_OFFSET,
+        sum,
+    );
     frame
 }
 
@@ -386,7 +403,7 @@ pub fn tcp_frame(
 mod tests {
     use super::*;
     use crate::{
-        probe::testutil::{params, tcp_reply, DST, SRC},
+        probe::testutil::{params, tcp_reply, DST},
         probe::{PortState, Proto, Reason},
         wire::template::{IP_OFFSET, L4_OFFSET},
     };
@@ -404,28 +421,21 @@ mod tests {
     }
 
     fn record() -> Record {
-        Record::new(
-            DST.into(),
-            80,
-            Proto::Tcp,
-            PortState::Open,
-            Reason::SynAck,
-            "syn",
-        )
+        Record::new(DST, 80, Proto::Tcp, PortState::Open, Reason::SynAck, "syn")
     }
 
     fn seg(f: &[u8]) -> TcpSegment<&[u8]> {
         TcpSegment::new_checked(&f[L4_OFFSET..]).unwrap()
     }
 
-    fn ip(pkt: &[u8]) -> Ipv4Packet<&[u8]> {
-        Ipv4Packet::new_checked(pkt).unwrap()
+    fn ip(pkt: &[u8]) -> IpPacket<'_> {
+        IpPacket::parse(pkt).unwrap()
     }
 
     #[test]
     fn handshake_probe_collect_and_reset() {
         let (tx, rx) = unbounded();
-        let mut g = Grabber::new(opts(), params(), tx);
+        let mut g = Grabber::new(opts(), Frames::single(params()), tx);
         let t0 = Instant::now();
         // SYN-ACK: their ISN 1000, acknowledging our ISN 5000.
         let synack = tcp_reply(DST, 80, 61000, 1000, 5001, "SA", 64240);
@@ -433,8 +443,8 @@ mod tests {
         let ack = rx.try_recv().unwrap();
         let s = seg(&ack);
         assert_eq!((s.seq(), s.ack(), s.flags().0), (5001, 1001, TcpFlags::ACK));
-        assert!(s.verify_checksum(SRC, DST));
-        assert!(Ipv4Packet::new_checked(&ack[IP_OFFSET..])
+        assert!(s.verify_checksum(0xc612_0001, 0xc613_0105));
+        assert!(crate::wire::Ipv4Packet::new_checked(&ack[IP_OFFSET..])
             .unwrap()
             .verify_checksum());
 
@@ -447,7 +457,7 @@ mod tests {
 
         // The answer, in two segments, one out of order first (re-acknowledged, not kept).
         let mut ooo = Vec::new();
-        etherparse::PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 64)
+        etherparse::PacketBuilder::ipv4([198, 19, 1, 5], [198, 18, 0, 1], 64)
             .tcp(80, 61000, 1009, 64240)
             .ack(5019)
             .write(&mut ooo, b"late")
@@ -455,7 +465,7 @@ mod tests {
         assert_eq!(g.segment(&ip(&ooo), t0), Some(None));
         assert_eq!(seg(&rx.try_recv().unwrap()).ack(), 1001);
         let mut first = Vec::new();
-        etherparse::PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 64)
+        etherparse::PacketBuilder::ipv4([198, 19, 1, 5], [198, 18, 0, 1], 64)
             .tcp(80, 61000, 1001, 64240)
             .ack(5019)
             .psh()
@@ -480,7 +490,7 @@ mod tests {
             timeout: Duration::from_secs(30),
             ..opts()
         };
-        let mut g = Grabber::new(o, params(), tx);
+        let mut g = Grabber::new(o, Frames::single(params()), tx);
         let t0 = Instant::now();
         g.open(
             &ip(&tcp_reply(DST, 80, 61000, 1000, 5001, "SA", 1)),
@@ -506,12 +516,12 @@ mod tests {
     #[test]
     fn greeting_then_quiet_and_a_bounded_table() {
         let (tx, rx) = unbounded();
-        let mut g = Grabber::new(opts(), params(), tx);
+        let mut g = Grabber::new(opts(), Frames::single(params()), tx);
         let t0 = Instant::now();
         let synack = tcp_reply(DST, 22, 61001, 7, 9, "SA", 64240);
         g.open(&ip(&synack), record(), t0);
         let mut greet = Vec::new();
-        etherparse::PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 64)
+        etherparse::PacketBuilder::ipv4([198, 19, 1, 5], [198, 18, 0, 1], 64)
             .tcp(22, 61001, 8, 64240)
             .ack(9)
             .write(&mut greet, b"SSH-2.0-x\r\n")
@@ -529,10 +539,26 @@ mod tests {
 
         // Two fit; the third open port is reported at once, and reset.
         for p in [1u16, 2] {
-            let s = tcp_reply(DST + p as u32, 80, 61000, 1, 2, "SA", 1);
+            let s = tcp_reply(
+                crate::probe::testutil::plus(DST, p as u32),
+                80,
+                61000,
+                1,
+                2,
+                "SA",
+                1,
+            );
             assert!(g.open(&ip(&s), record(), t0).is_none());
         }
-        let s = tcp_reply(DST + 3, 80, 61000, 1, 2, "SA", 1);
+        let s = tcp_reply(
+            crate::probe::testutil::plus(DST, 3),
+            80,
+            61000,
+            1,
+            2,
+            "SA",
+            1,
+        );
         assert!(g.open(&ip(&s), record(), t0).is_some());
         assert_eq!(g.skipped, 1);
         assert_eq!(g.close_all().len(), 2);

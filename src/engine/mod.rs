@@ -13,6 +13,7 @@ pub mod stats;
 pub mod trace_table;
 
 use std::{
+    net::IpAddr,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex,
@@ -31,9 +32,8 @@ use crate::{
     probe::{Classified, ClassifyCtx, ProbeModule},
     target::TargetSpace,
     wire::{
-        ethernet,
-        template::{FrameParams, FrameTemplate},
-        EthernetFrame, Ipv4Packet, ETHERTYPE_IPV4,
+        template::{FrameTemplate, Frames},
+        Family, IpPacket,
     },
 };
 
@@ -50,7 +50,8 @@ pub struct Plan {
     pub shard: (u32, u32),
     /// The probe module (raw scans); `None` for connect scans, which the kernel does.
     pub module: Option<Arc<dyn ProbeModule>>,
-    pub frame: FrameParams,
+    /// Link and source facts for each family the targets hold.
+    pub frames: Frames,
     pub jar: CookieJar,
     /// Probes per second over all threads; 0 = unlimited.
     pub rate: u64,
@@ -383,7 +384,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
                         .grab
                         .clone()
                         .zip(inject_tx)
-                        .map(|(o, tx)| grab::Grabber::new(o, plan.frame, tx)),
+                        .map(|(o, tx)| grab::Grabber::new(o, plan.frames, tx)),
                     grabbing,
                 };
                 if let Err(e) = receive(
@@ -507,7 +508,8 @@ pub fn run<T: TxQueue, R: RxQueue>(
         // Paths, one record per target, once every reply is in.
         if !traces.is_empty() {
             let m = plan.raw_module();
-            for r in traces.into_records(m, plan.frame.ttl, plan.frame.src_ip.into()) {
+            let primary = plan.frames.primary();
+            for r in traces.into_records(m, primary.ttl, primary.src) {
                 stats.count_state(r.state);
                 if rec_tx.send(OutMsg::Result(r)).is_err() {
                     break;
@@ -528,13 +530,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
                         let (ip, port) = plan.space.get(i);
                         stats.count_state(state);
                         if rec_tx
-                            .send(OutMsg::Result(Record::silent(
-                                ip.into(),
-                                port,
-                                proto,
-                                state,
-                                name,
-                            )))
+                            .send(OutMsg::Result(Record::silent(ip, port, proto, state, name)))
                             .is_err()
                         {
                             break 'silent;
@@ -608,25 +604,35 @@ fn transmit<T: TxQueue>(
     let TxExtras { tracer, inject } = extra;
     let module = plan.raw_module();
     let tag = module.cookie_tag();
-    let src = plan.frame.src_ip;
     let space = &plan.space;
-    // One list of templates for every port, or one per port (UDP payloads, IP protocols); a
-    // list holds one template per probe variant (several payloads for one port).
+    // Per family: one list of templates for every port, or one per port (UDP payloads, IP
+    // protocols); a list holds one template per probe variant (several payloads for one port).
     let per_port = module.per_port_templates();
-    let templates: Vec<Vec<FrameTemplate>> = if per_port {
-        space
-            .ports()
-            .as_slice()
-            .iter()
-            .map(|&p| module.variants(&plan.frame, p))
-            .collect()
-    } else {
-        vec![module.variants(&plan.frame, 0)]
-    };
+    let templates_of =
+        |frame: Option<&crate::wire::template::FrameParams>| -> Vec<Vec<FrameTemplate>> {
+            let Some(frame) = frame else {
+                return Vec::new();
+            };
+            if per_port {
+                space
+                    .ports()
+                    .as_slice()
+                    .iter()
+                    .map(|&p| module.variants(frame, p))
+                    .collect()
+            } else {
+                vec![module.variants(frame, 0)]
+            }
+        };
+    let templates = [
+        templates_of(plan.frames.v4.as_ref()),
+        templates_of(plan.frames.v6.as_ref()),
+    ];
+    let srcs = [plan.frames.v4.map(|f| f.src), plan.frames.v6.map(|f| f.src)];
     let mut limiter = RateLimiter::new(plan.rate as f64 / threads as f64);
     // The target whose variants are being sent: (dst, port, template list, next variant, cookie).
     // A target's variants go out together, so a stop never splits one.
-    let mut pending: Option<(u32, u16, usize, usize, ProbeCookie)> = None;
+    let mut pending: Option<(IpAddr, u16, &[FrameTemplate], usize, ProbeCookie)> = None;
     let mut pos = Position {
         pass: plan.first_pass(thread),
         walked: 0,
@@ -665,7 +671,7 @@ fn transmit<T: TxQueue>(
                     }
                 }
                 if let Some((dst, port, list, k, c)) = pending.as_mut() {
-                    if let Some(tpl) = templates[*list].get(*k) {
+                    if let Some(tpl) = list.get(*k) {
                         *k += 1;
                         let n = module.write(frame, tpl, *dst, *port, c);
                         if let Some(t) = tracer {
@@ -681,8 +687,12 @@ fn transmit<T: TxQueue>(
                 match walker.next() {
                     Some(i) => {
                         let (dst, port, pi) = space.get_indexed(i);
+                        let fam = Family::of(&dst).index();
+                        // Config resolves a source for every family the space holds.
+                        let src = srcs[fam].expect("a source address for each family");
                         let c = plan.jar.cookie(src, dst, port, tag);
-                        pending = Some((dst, port, if per_port { pi } else { 0 }, 0, c));
+                        let list = &templates[fam][if per_port { pi } else { 0 }];
+                        pending = Some((dst, port, list, 0, c));
                     }
                     None => {
                         exhausted = true;
@@ -791,19 +801,27 @@ fn receive<R: RxQueue>(
 ) -> Result<(), IoError> {
     let ctx = ClassifyCtx {
         jar: plan.jar.clone(),
-        src_ip: plan.frame.src_ip,
+        src_v4: plan.frames.v4.and_then(|f| match f.src {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }),
+        src_v6: plan.frames.v6.and_then(|f| match f.src {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }),
     };
     let module = plan.raw_module();
     let name = module.name();
-    let local = plan.frame.src_ip.into();
     let mut dedup = Dedup::default();
     let mut handle = |frame: &[u8], side: &mut RxSide| {
         Stats::add(&stats.received, 1);
         if let Some(t) = side.tracer {
             t.rcvd(frame);
         }
-        let Some(ip) = ipv4_of(frame) else { return };
-        if ip.dst() != ctx.src_ip {
+        let Some(ip) = IpPacket::from_frame(frame) else {
+            return;
+        };
+        if !ctx.is_ours(ip.dst()) {
             return;
         }
         // Segments of a banner conversation belong to the grabber.
@@ -847,7 +865,7 @@ fn receive<R: RxQueue>(
                     }
                     stats.count_state(v.state);
                     let mut r = Record::from_verdict(&v, name, now);
-                    r.local = local;
+                    r.local = ip.dst();
                     r.facts = ReplyFacts::of(&ip);
                     r.cooldown = sending_done.load(Relaxed);
                     // An open port's record waits for its banner.
@@ -919,20 +937,4 @@ fn receive<R: RxQueue>(
             std::hint::spin_loop();
         }
     }
-}
-
-/// The IPv4 packet in an Ethernet frame (one 802.1Q tag allowed).
-#[inline]
-fn ipv4_of(frame: &[u8]) -> Option<Ipv4Packet<&[u8]>> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let (ty, payload) = if eth.ethertype() == ethernet::ETHERTYPE_VLAN && frame.len() >= 18 {
-        (u16::from_be_bytes([frame[16], frame[17]]), &frame[18..])
-    } else {
-        (eth.ethertype(), &frame[ethernet::HEADER_LEN..])
-    };
-    if ty != ETHERTYPE_IPV4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new_checked(payload).ok()?;
-    (ip.frag_offset() == 0 && ip.verify_checksum()).then_some(ip)
 }

@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::Ipv4Addr,
+    net::IpAddr,
     sync::Arc,
 };
 
@@ -19,7 +19,7 @@ use crate::{
 #[derive(Debug, Default)]
 struct Path {
     /// Routers by probe TTL: first answer wins.
-    transit: BTreeMap<u8, (u32, Option<u32>)>,
+    transit: BTreeMap<u8, (IpAddr, Option<u32>)>,
     /// The lowest-TTL answer that ended the path.
     end: Option<(u8, Hop)>,
     /// TTLs whose probe has been answered, one bit each.
@@ -29,7 +29,7 @@ struct Path {
 /// Paths by (target, port).
 #[derive(Debug, Default)]
 pub struct TraceTable {
-    paths: HashMap<(u32, u16), Path>,
+    paths: HashMap<(IpAddr, u16), Path>,
 }
 
 impl TraceTable {
@@ -70,7 +70,7 @@ impl TraceTable {
         self,
         module: &dyn ProbeModule,
         first_ttl: u8,
-        local: Ipv4Addr,
+        local: IpAddr,
     ) -> Vec<Record> {
         let (proto, silence, scan) = (module.result_proto(), module.silence(), module.name());
         let mut keys: Vec<_> = self.paths.keys().copied().collect();
@@ -88,7 +88,7 @@ impl TraceTable {
                         let h = p.transit.get(&ttl);
                         TraceHop {
                             ttl,
-                            ip: h.map(|(ip, _)| Ipv4Addr::from(*ip)),
+                            ip: h.map(|(ip, _)| *ip),
                             rtt_us: h.and_then(|(_, r)| *r),
                         }
                     })
@@ -97,7 +97,7 @@ impl TraceTable {
                     Some((t, h)) => {
                         hops.push(TraceHop {
                             ttl: *t,
-                            ip: Some(Ipv4Addr::from(h.responder)),
+                            ip: Some(h.responder),
                             rtt_us: h.rtt_us,
                         });
                         let HopKind::End(s, r) = h.kind else {
@@ -109,7 +109,7 @@ impl TraceTable {
                         if let Some((ip, rtt)) = p.transit.get(&last) {
                             hops.push(TraceHop {
                                 ttl: last,
-                                ip: Some(Ipv4Addr::from(*ip)),
+                                ip: Some(*ip),
                                 rtt_us: *rtt,
                             });
                         }
@@ -117,9 +117,9 @@ impl TraceTable {
                     }
                 };
                 let reached = p.end.is_some_and(|(_, h)| h.responder == target);
-                let mut r = Record::new(target.into(), port, proto, state, reason, scan);
+                let mut r = Record::new(target, port, proto, state, reason, scan);
                 r.ttl = ttl;
-                r.responder = (responder != target).then(|| responder.into());
+                r.responder = (responder != target).then_some(responder);
                 r.local = local;
                 r.cooldown = true;
                 r.trace = Some(Arc::new(Trace {
@@ -157,12 +157,16 @@ mod tests {
         )
     }
 
+    fn a(n: u32) -> IpAddr {
+        IpAddr::V4(n.into())
+    }
+
     fn hop(ttl: u8, from: u32, kind: HopKind) -> Hop {
         Hop {
-            target: 100,
+            target: a(100),
             port: 80,
             probe_ttl: ttl,
-            responder: from,
+            responder: a(from),
             rtt_us: Some(ttl as u32 * 100),
             kind,
             reply_ttl: 60,
@@ -182,13 +186,13 @@ mod tests {
         assert!(t.add(&hop(6, 100, open)));
         assert!(!t.add(&hop(6, 100, open)));
         assert!(!t.add(&hop(1, 1, HopKind::Transit)));
-        let r = t.into_records(&tcp_trace(), 1, Ipv4Addr::UNSPECIFIED);
+        let r = t.into_records(&tcp_trace(), 1, a(0));
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].state, PortState::Open);
         let tr = r[0].trace.as_ref().unwrap();
         assert!(tr.reached);
-        let ips: Vec<Option<u32>> = tr.hops.iter().map(|h| h.ip.map(u32::from)).collect();
-        assert_eq!(ips, [Some(1), None, Some(3), Some(100)]);
+        let ips: Vec<Option<IpAddr>> = tr.hops.iter().map(|h| h.ip).collect();
+        assert_eq!(ips, [Some(a(1)), None, Some(a(3)), Some(a(100))]);
         assert_eq!(tr.hops[3].ttl, 4);
     }
 
@@ -197,7 +201,7 @@ mod tests {
         let mut t = TraceTable::default();
         t.add(&hop(1, 1, HopKind::Transit));
         t.add(&hop(2, 2, HopKind::Transit));
-        let r = t.into_records(&tcp_trace(), 1, Ipv4Addr::UNSPECIFIED);
+        let r = t.into_records(&tcp_trace(), 1, a(0));
         let tr = r[0].trace.as_ref().unwrap();
         assert!(!tr.reached);
         assert_eq!(tr.hops.len(), 2);

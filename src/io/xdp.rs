@@ -39,24 +39,36 @@ pub const STEER_ECHO_REPLY: u32 = 1 << 0;
 pub const STEER_ANY_QUOTED: u32 = 1 << 1;
 pub const STEER_ALL_PROTOS: u32 = 1 << 2;
 pub const STEER_ICMP_QUERY: u32 = 1 << 3;
+const STEER_HAS_V4: u32 = 1 << 8;
+const STEER_HAS_V6: u32 = 1 << 9;
 
 /// Mirror of `struct steer_config` in bpf/steer.h.
 #[derive(Debug, Clone, Copy)]
 pub struct SteerConfig {
-    /// Our source address, host order.
-    pub src_ip: u32,
+    /// Our IPv4 source address, if the scan sends IPv4.
+    pub src_v4: Option<std::net::Ipv4Addr>,
+    /// Our IPv6 source address, if the scan sends IPv6.
+    pub src_v6: Option<std::net::Ipv6Addr>,
     pub port_lo: u16,
     pub port_hi: u16,
     pub flags: u32,
 }
 
 impl SteerConfig {
-    fn to_bytes(self) -> [u8; 12] {
-        let mut b = [0u8; 12];
-        b[0..4].copy_from_slice(&self.src_ip.to_be_bytes()); // network order, as the header wants
+    fn to_bytes(self) -> [u8; 28] {
+        let mut b = [0u8; 28];
+        let mut flags = self.flags;
+        if let Some(a) = self.src_v4 {
+            b[0..4].copy_from_slice(&a.octets()); // network order, as the header wants
+            flags |= STEER_HAS_V4;
+        }
         b[4..6].copy_from_slice(&self.port_lo.to_ne_bytes());
         b[6..8].copy_from_slice(&self.port_hi.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.flags.to_ne_bytes());
+        if let Some(a) = self.src_v6 {
+            b[12..28].copy_from_slice(&a.octets());
+            flags |= STEER_HAS_V6;
+        }
+        b[8..12].copy_from_slice(&flags.to_ne_bytes());
         b
     }
 }

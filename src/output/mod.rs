@@ -12,22 +12,21 @@ pub mod replies;
 pub mod xml;
 
 use std::{
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use crate::{
     probe::{PortState, Proto, Reason, Verdict},
-    wire::{
-        icmp, IcmpPacket, Ipv4Packet, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-    },
+    wire::{IcmpKind, IpPacket, TcpSegment, UdpDatagram, PROTO_TCP, PROTO_UDP},
 };
 
 /// Facts about the reply packet itself (ZMap's fields), zero for targets reported as silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReplyFacts {
-    pub ipid: u16,
+    /// IPv4 identification, or IPv6 flow label.
+    pub ipid: u32,
     /// TCP window of a TCP reply.
     pub window: u16,
     /// ICMP type and code of an ICMP reply.
@@ -37,11 +36,22 @@ pub struct ReplyFacts {
 }
 
 impl ReplyFacts {
-    pub fn of(ip: &Ipv4Packet<&[u8]>) -> Self {
+    pub fn of(ip: &IpPacket) -> Self {
         let mut f = ReplyFacts {
             ipid: ip.ident(),
             ..Default::default()
         };
+        if let Some(m) = ip.icmp() {
+            f.icmp = Some((m.msg_type, m.code));
+            if m.kind == IcmpKind::EchoReply {
+                f.our_port = m.ident;
+            } else if let Some(q) = m.quoted() {
+                if q.payload().len() >= 2 {
+                    f.our_port = u16::from_be_bytes([q.payload()[0], q.payload()[1]]);
+                }
+            }
+            return f;
+        }
         match ip.protocol() {
             PROTO_TCP => {
                 if let Ok(s) = TcpSegment::new_checked(ip.payload()) {
@@ -52,18 +62,6 @@ impl ReplyFacts {
             PROTO_UDP => {
                 if let Ok(d) = UdpDatagram::new_checked(ip.payload()) {
                     f.our_port = d.dst_port();
-                }
-            }
-            PROTO_ICMP => {
-                if let Ok(m) = IcmpPacket::new_checked(ip.payload()) {
-                    f.icmp = Some((m.msg_type(), m.code()));
-                    if m.msg_type() == icmp::TYPE_ECHO_REPLY {
-                        f.our_port = m.echo_ident();
-                    } else if let Ok(q) = Ipv4Packet::new_checked(m.payload()) {
-                        if q.payload().len() >= 2 {
-                            f.our_port = u16::from_be_bytes([q.payload()[0], q.payload()[1]]);
-                        }
-                    }
                 }
             }
             _ => {}
@@ -88,25 +86,25 @@ pub struct Trace {
 pub struct TraceHop {
     pub ttl: u8,
     /// Who answered at this TTL; `None` for `*`.
-    pub ip: Option<Ipv4Addr>,
+    pub ip: Option<IpAddr>,
     pub rtt_us: Option<u32>,
 }
 
 /// One result as reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub port: u16,
     pub proto: Proto,
     pub state: PortState,
     pub reason: Reason,
     pub ttl: u8,
     /// Who answered, when it is not the target itself (a router's ICMP error).
-    pub responder: Option<Ipv4Addr>,
+    pub responder: Option<IpAddr>,
     pub scan: &'static str,
     pub ts: SystemTime,
     /// Our address (the reply's destination).
-    pub local: Ipv4Addr,
+    pub local: IpAddr,
     pub facts: ReplyFacts,
     /// Received after the last probe was sent.
     pub cooldown: bool,
@@ -119,16 +117,16 @@ pub struct Record {
 impl Record {
     pub fn from_verdict(v: &Verdict, scan: &'static str, ts: SystemTime) -> Self {
         Self {
-            ip: Ipv4Addr::from(v.ip),
+            ip: v.ip,
             port: v.port,
             proto: v.proto,
             state: v.state,
             reason: v.reason,
             ttl: v.ttl,
-            responder: (v.responder != v.ip).then(|| Ipv4Addr::from(v.responder)),
+            responder: (v.responder != v.ip).then_some(v.responder),
             scan,
             ts,
-            local: Ipv4Addr::UNSPECIFIED,
+            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             facts: ReplyFacts::default(),
             cooldown: false,
             trace: None,
@@ -138,7 +136,7 @@ impl Record {
 
     /// A result decided without a reply frame of ours to describe (kernel connects, silence).
     pub fn new(
-        ip: Ipv4Addr,
+        ip: IpAddr,
         port: u16,
         proto: Proto,
         state: PortState,
@@ -155,7 +153,7 @@ impl Record {
             responder: None,
             scan,
             ts: SystemTime::now(),
-            local: Ipv4Addr::UNSPECIFIED,
+            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             facts: ReplyFacts::default(),
             cooldown: false,
             trace: None,
@@ -165,7 +163,7 @@ impl Record {
 
     /// A target that never answered (`--report-silent`), reported after the cooldown.
     pub fn silent(
-        ip: Ipv4Addr,
+        ip: IpAddr,
         port: u16,
         proto: Proto,
         state: PortState,
@@ -289,7 +287,7 @@ pub(crate) mod testutil {
 
     pub fn record(ip: [u8; 4], port: u16, state: PortState, reason: Reason) -> Record {
         Record {
-            ip: Ipv4Addr::from(ip),
+            ip: IpAddr::V4(Ipv4Addr::from(ip)),
             port,
             proto: Proto::Tcp,
             state,
@@ -298,7 +296,7 @@ pub(crate) mod testutil {
             responder: None,
             scan: "syn",
             ts: UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456),
-            local: Ipv4Addr::new(198, 18, 0, 1),
+            local: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
             facts: ReplyFacts {
                 ipid: 7,
                 window: 64240,

@@ -9,8 +9,8 @@ use crate::probe::{PortState, Proto};
 
 pub struct XmlSink {
     out: OutFile,
-    up: HashSet<std::net::Ipv4Addr>,
-    down: HashSet<std::net::Ipv4Addr>,
+    up: HashSet<std::net::IpAddr>,
+    down: HashSet<std::net::IpAddr>,
 }
 
 impl XmlSink {
@@ -61,6 +61,7 @@ impl XmlSink {
 
 pub fn host_element(r: &Record) -> String {
     let t = unix_secs(r.ts);
+    let addrtype = if r.ip.is_ipv4() { "ipv4" } else { "ipv6" };
     let reason_ip = r
         .responder
         .map(|a| format!(" reason_ip=\"{a}\""))
@@ -72,12 +73,12 @@ pub fn host_element(r: &Record) -> String {
             "down"
         };
         return format!(
-            "<host starttime=\"{t}\" endtime=\"{t}\"><status state=\"{state}\" reason=\"{}\" reason_ttl=\"{}\"/>\n<address addr=\"{}\" addrtype=\"ipv4\"/>\n<hostnames>\n</hostnames>\n{}</host>\n",
+            "<host starttime=\"{t}\" endtime=\"{t}\"><status state=\"{state}\" reason=\"{}\" reason_ttl=\"{}\"/>\n<address addr=\"{}\" addrtype=\"{addrtype}\"/>\n<hostnames>\n</hostnames>\n{}</host>\n",
             r.reason, r.ttl, r.ip, trace_element(r)
         );
     }
     format!(
-        "<host starttime=\"{t}\" endtime=\"{t}\"><status state=\"up\" reason=\"user-set\" reason_ttl=\"0\"/>\n<address addr=\"{}\" addrtype=\"ipv4\"/>\n<hostnames>\n</hostnames>\n<ports><port protocol=\"{}\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" reason_ttl=\"{}\"{reason_ip}/>{}</port>\n</ports>\n{}</host>\n",
+        "<host starttime=\"{t}\" endtime=\"{t}\"><status state=\"up\" reason=\"user-set\" reason_ttl=\"0\"/>\n<address addr=\"{}\" addrtype=\"{addrtype}\"/>\n<hostnames>\n</hostnames>\n<ports><port protocol=\"{}\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" reason_ttl=\"{}\"{reason_ip}/>{}</port>\n</ports>\n{}</host>\n",
         r.ip,
         r.proto.as_str(),
         r.port,

@@ -5,17 +5,23 @@
 //! unreachable from the host), `filtered` (other ICMP unreachable codes, or any from a router),
 //! `open|filtered` (silence).
 //!
+//! Over IPv6 the "protocols" are next-header values: 58 (ICMPv6) gets an echo request, and an
+//! ICMPv6 parameter problem with code 1 (unrecognised next header) from the host is `closed`.
+//!
 //! nmap also marks ICMP open on any ICMP from the host while its own ICMP probe is still
 //! unanswered, so its ICMP verdict depends on arrival order; here the ICMP probe's own answer
 //! decides, which is what nmap reports whenever that answer arrives first.
+
+use std::net::IpAddr;
 
 use crate::{
     cookie::ProbeCookie,
     io::xdp::{STEER_ALL_PROTOS, STEER_ANY_QUOTED, STEER_ECHO_REPLY},
     wire::{
-        icmp, put_u16, put_u32, sctp,
-        template::{FrameParams, FrameTemplate, L4_OFFSET},
-        Ipv4Packet, TcpFlags, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+        put_u16, put_u32, sctp,
+        template::{FrameParams, FrameTemplate},
+        Family, IcmpKind, IpPacket, TcpFlags, TcpSegment, UdpDatagram, Unreach, PROTO_TCP,
+        PROTO_UDP,
     },
 };
 
@@ -71,9 +77,11 @@ impl ProbeModule for IpProtoScan {
 
     fn template(&self, params: &FrameParams, port: u16) -> FrameTemplate {
         let proto = port as u8;
+        if proto == params.family().icmp_proto() {
+            return ping::echo_template(params);
+        }
         match proto {
-            PROTO_ICMP => ping::echo_template(params),
-            PROTO_IGMP => {
+            PROTO_IGMP if params.family() == Family::V4 => {
                 // IGMPv2 general membership query; nothing in it varies, so checksum it now.
                 let mut l4 = [0x11, 0, 0, 0, 0, 0, 0, 0];
                 let c = crate::wire::checksum::finish(crate::wire::checksum::sum(0, &l4));
@@ -92,27 +100,29 @@ impl ProbeModule for IpProtoScan {
         &self,
         frame: &mut [u8],
         tpl: &FrameTemplate,
-        dst: u32,
+        dst: IpAddr,
         dport: u16,
         c: &ProbeCookie,
     ) -> usize {
+        let ident = c.ident(tpl.family());
         match dport as u8 {
-            PROTO_ICMP => ping::write_echo(frame, tpl, dst, c),
+            p if p == tpl.family().icmp_proto() => ping::write_echo(frame, tpl, dst, c),
             PROTO_TCP => tcp_probe().write(frame, tpl, dst, TCP_PORT, c),
-            PROTO_UDP => udp::write(frame, tpl, dst, c.src_port, UDP_PORT, c.ip_id),
+            PROTO_UDP => udp::write(frame, tpl, dst, c.src_port, UDP_PORT, ident),
             PROTO_SCTP => {
-                let n = tpl.stamp_ipv4(frame, dst, c.ip_id);
-                put_u16(frame, L4_OFFSET, c.src_port);
-                put_u32(frame, L4_OFFSET + 16, c.seq); // initiate tag
-                put_u32(frame, L4_OFFSET + 28, c.seq); // initial TSN
-                sctp::fill_checksum(&mut frame[L4_OFFSET..n]);
+                let n = tpl.stamp(frame, dst, ident);
+                let l4 = tpl.l4_offset();
+                put_u16(frame, l4, c.src_port);
+                put_u32(frame, l4 + 16, c.seq); // initiate tag
+                put_u32(frame, l4 + 28, c.seq); // initial TSN
+                sctp::fill_checksum(&mut frame[l4..n]);
                 n
             }
-            _ => tpl.stamp_ipv4(frame, dst, c.ip_id),
+            _ => tpl.stamp(frame, dst, ident),
         }
     }
 
-    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+    fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
         let open = |proto: u8, reason| {
             Classified::Verdict(Verdict {
                 ip: ip.src(),
@@ -125,9 +135,8 @@ impl ProbeModule for IpProtoScan {
             })
         };
         // Our source port for protocol `p` to this host, checked against a reply's destination port.
-        let ours = |p: u8, dport: u16| {
-            ctx.jar.cookie(ctx.src_ip, ip.src(), p as u16, TAG).src_port == dport
-        };
+        let ours =
+            |p: u8, dport: u16| ctx.jar.cookie(ip.dst(), ip.src(), p as u16, TAG).src_port == dport;
         match ip.protocol() {
             PROTO_TCP => match TcpSegment::new_checked(ip.payload()) {
                 Ok(s) if ours(PROTO_TCP, s.dst_port()) => open(PROTO_TCP, Reason::ProtoResponse),
@@ -145,9 +154,12 @@ impl ProbeModule for IpProtoScan {
                     Classified::Invalid
                 }
             }
-            PROTO_ICMP => {
-                match ping::is_echo_reply(ip, ctx, PROTO_ICMP as u16, TAG) {
-                    Some(true) => return open(PROTO_ICMP, Reason::EchoReply),
+            p if p == ip.family().icmp_proto() => {
+                let Some(m) = ip.icmp() else {
+                    return Classified::Invalid;
+                };
+                match ping::is_echo_reply(ip, &m, ctx, p as u16, TAG) {
+                    Some(true) => return open(p, Reason::EchoReply),
                     Some(false) => return Classified::Invalid,
                     None => {}
                 }
@@ -155,8 +167,8 @@ impl ProbeModule for IpProtoScan {
                     return Classified::Unrelated;
                 };
                 let p = q.protocol();
-                let c = ctx.jar.cookie(ctx.src_ip, q.dst(), p as u16, TAG);
-                if c.ip_id != q.ident() {
+                let c = ctx.jar.cookie(q.src(), q.dst(), p as u16, TAG);
+                if c.ident(q.family()) != q.ident() {
                     return Classified::Invalid;
                 }
                 let verdict = |state, reason| {
@@ -171,16 +183,19 @@ impl ProbeModule for IpProtoScan {
                     })
                 };
                 let from_target = ip.src() == q.dst();
-                match (msg.msg_type(), msg.code()) {
+                match msg.kind {
                     // Only the host itself can say it lacks a protocol, or that its transport
                     // layer took the packet (port unreachable: the protocol is there).
-                    (icmp::TYPE_DEST_UNREACH, icmp::unreach::PROTOCOL) if from_target => {
+                    IcmpKind::Unreachable(Unreach::Protocol) if from_target => {
                         verdict(PortState::Closed, Reason::ProtoUnreach)
                     }
-                    (icmp::TYPE_DEST_UNREACH, icmp::unreach::PORT) if from_target => {
+                    _ if from_target && msg.is_next_header_problem() => {
+                        verdict(PortState::Closed, Reason::ParamProblem)
+                    }
+                    IcmpKind::Unreachable(Unreach::Port) if from_target => {
                         verdict(PortState::Open, Reason::PortUnreach)
                     }
-                    (t, code) => match tcp::icmp_reason(t, code) {
+                    kind => match tcp::icmp_reason(kind, msg.family) {
                         Some(reason) => verdict(PortState::Filtered, reason),
                         None => Classified::Unrelated,
                     },
@@ -203,7 +218,7 @@ impl ProbeModule for IpProtoScan {
 mod tests {
     use super::*;
     use crate::probe::testutil::*;
-    use crate::wire::{checksum, IcmpPacket};
+    use crate::wire::{checksum, IcmpPacket, Ipv4Packet, PROTO_ICMP};
 
     #[test]
     fn every_protocol_gets_a_valid_packet() {
@@ -218,7 +233,7 @@ mod tests {
                 PROTO_ICMP => assert!(IcmpPacket::new_checked(l4).unwrap().verify_checksum()),
                 PROTO_IGMP => assert!(checksum::verify(checksum::sum(0, l4))),
                 PROTO_TCP | PROTO_UDP => {
-                    let acc = checksum::pseudo_header(SRC, DST, p as u8, l4.len() as u16);
+                    let acc = checksum::pseudo_header_ip(SRC, DST, p as u8, l4.len() as u32);
                     assert!(checksum::verify(checksum::sum(acc, l4)), "proto {p}");
                 }
                 PROTO_SCTP => {

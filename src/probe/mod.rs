@@ -14,13 +14,16 @@ pub mod udp;
 pub mod udp_payloads;
 pub mod window;
 
-use std::{fmt, net::Ipv4Addr};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
 use serde::Serialize;
 
 use crate::{
     cookie::{CookieJar, ProbeCookie},
-    wire::{template::FrameParams, template::FrameTemplate, Ipv4Packet},
+    wire::{template::FrameParams, template::FrameTemplate, IpPacket},
 };
 
 /// nmap's port states (its reference guide, "Port Scanning Basics").
@@ -96,6 +99,14 @@ pub enum Reason {
     UdpResponse,
     EchoReply,
     ProtoResponse,
+    /// ICMPv6 unreachable code 0.
+    NoRoute,
+    /// ICMPv6 unreachable code 2.
+    BeyondScope,
+    /// ICMPv6 unreachable code 6.
+    RejectRoute,
+    /// ICMPv6 parameter problem.
+    ParamProblem,
 }
 
 impl Reason {
@@ -116,6 +127,10 @@ impl Reason {
             Reason::UdpResponse => "udp-response",
             Reason::EchoReply => "echo-reply",
             Reason::ProtoResponse => "proto-response",
+            Reason::NoRoute => "no-route",
+            Reason::BeyondScope => "beyond-scope",
+            Reason::RejectRoute => "reject-route",
+            Reason::ParamProblem => "param-problem",
         }
     }
 }
@@ -153,7 +168,7 @@ impl Proto {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     /// The scanned address (for an ICMP error: the one quoted, not the router's).
-    pub ip: u32,
+    pub ip: IpAddr,
     pub port: u16,
     pub proto: Proto,
     pub state: PortState,
@@ -161,16 +176,10 @@ pub struct Verdict {
     /// TTL of the reply as received.
     pub ttl: u8,
     /// Who sent the reply (differs from `ip` for ICMP errors from routers).
-    pub responder: u32,
+    pub responder: IpAddr,
 }
 
-impl Verdict {
-    pub fn ip_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.ip)
-    }
-}
-
-/// The outcome of looking at one received IPv4 packet.
+/// The outcome of looking at one received IP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Classified {
     /// A reply to one of our probes.
@@ -183,11 +192,24 @@ pub enum Classified {
     Unrelated,
 }
 
-/// What a probe module needs to validate replies.
+/// What a probe module needs to validate replies: the key, and the scan's source address of
+/// each family it scans from.
 #[derive(Debug, Clone)]
 pub struct ClassifyCtx {
     pub jar: CookieJar,
-    pub src_ip: u32,
+    pub src_v4: Option<Ipv4Addr>,
+    pub src_v6: Option<Ipv6Addr>,
+}
+
+impl ClassifyCtx {
+    /// Is `a` one of the scan's source addresses?
+    #[inline]
+    pub fn is_ours(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(a) => self.src_v4 == Some(a),
+            IpAddr::V6(a) => self.src_v6 == Some(a),
+        }
+    }
 }
 
 /// A scan type: the template, the per-target patch, and the classification of replies.
@@ -208,17 +230,18 @@ pub trait ProbeModule: Send + Sync {
     fn variants(&self, params: &FrameParams, port: u16) -> Vec<FrameTemplate> {
         vec![self.template(params, port)]
     }
-    /// Writes the probe for `dst:dport` into `frame`, returns its length.
+    /// Writes the probe for `dst:dport` into `frame`, returns its length. `tpl` is of `dst`'s
+    /// family.
     fn write(
         &self,
         frame: &mut [u8],
         tpl: &FrameTemplate,
-        dst: u32,
+        dst: IpAddr,
         dport: u16,
         c: &ProbeCookie,
     ) -> usize;
-    /// Classifies a received IPv4 packet addressed to us.
-    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified;
+    /// Classifies a received IP packet (either family) addressed to us.
+    fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified;
     /// What nmap concludes when nothing answers.
     fn silence(&self) -> (PortState, Reason);
     /// What the XDP program must steer besides TCP/UDP to our ports and ICMP errors quoting them
@@ -319,7 +342,7 @@ impl ScanType {
 }
 
 /// Shared helpers for the probe modules' unit tests: a fixed key, frames built by a module, and
-/// replies built with etherparse as a target would send them.
+/// replies built with etherparse as a target would send them, in either family.
 #[cfg(test)]
 pub(crate) mod testutil {
     use super::*;
@@ -329,13 +352,35 @@ pub(crate) mod testutil {
     };
     use etherparse::PacketBuilder;
 
-    pub const SRC: u32 = 0xc612_0001; // 198.18.0.1
-    pub const DST: u32 = 0xc613_0105; // 198.19.1.5
-    pub const ROUTER: u32 = 0xc612_0002;
+    pub const SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    pub const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 19, 1, 5));
+    pub const ROUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+    pub const SRC6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+    pub const DST6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 5));
+    pub const ROUTER6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
     pub const SMAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
     pub const DMAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
+    /// `a` plus `n` in its last bits.
+    pub fn plus(a: IpAddr, n: u32) -> IpAddr {
+        match a {
+            IpAddr::V4(a) => IpAddr::V4((u32::from(a) + n).into()),
+            IpAddr::V6(a) => IpAddr::V6((u128::from(a) + n as u128).into()),
+        }
+    }
+
+    /// Our source address in `dst`'s family.
+    pub fn src_for(dst: IpAddr) -> IpAddr {
+        if dst.is_ipv4() {
+            SRC
+        } else {
+            SRC6
+        }
+    }
+
     pub fn ctx() -> ClassifyCtx {
+        let IpAddr::V4(s4) = SRC else { unreachable!() };
+        let IpAddr::V6(s6) = SRC6 else { unreachable!() };
         ClassifyCtx {
             jar: CookieJar::new(
                 [7; 16],
@@ -344,37 +389,54 @@ pub(crate) mod testutil {
                     hi: 65535,
                 },
             ),
-            src_ip: SRC,
+            src_v4: Some(s4),
+            src_v6: Some(s6),
+        }
+    }
+
+    pub fn params_for(dst: IpAddr) -> FrameParams {
+        FrameParams {
+            src_mac: MacAddr(SMAC),
+            dst_mac: MacAddr(DMAC),
+            src: src_for(dst),
+            ttl: 64,
         }
     }
 
     pub fn params() -> FrameParams {
-        FrameParams {
-            src_mac: MacAddr(SMAC),
-            dst_mac: MacAddr(DMAC),
-            src_ip: SRC,
-            ttl: 64,
-        }
+        params_for(DST)
     }
 
     /// The frame `m` sends to `dst:port`, and its cookie.
     pub fn build(
         m: &dyn ProbeModule,
         ctx: &ClassifyCtx,
-        dst: u32,
+        dst: IpAddr,
         port: u16,
     ) -> (Vec<u8>, ProbeCookie) {
-        let tpl = m.template(&params(), port);
-        let c = ctx.jar.cookie(SRC, dst, port, m.cookie_tag());
+        let tpl = m.template(&params_for(dst), port);
+        let c = ctx.jar.cookie(src_for(dst), dst, port, m.cookie_tag());
         let mut f = vec![0u8; 2048];
         let n = m.write(&mut f, &tpl, dst, port, &c);
         f.truncate(n);
         (f, c)
     }
 
+    fn ip_builder(
+        from: IpAddr,
+        to: IpAddr,
+        ttl: u8,
+    ) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+        match (from, to) {
+            (IpAddr::V4(f), IpAddr::V4(t)) => PacketBuilder::ipv4(f.octets(), t.octets(), ttl),
+            (IpAddr::V6(f), IpAddr::V6(t)) => PacketBuilder::ipv6(f.octets(), t.octets(), ttl),
+            _ => panic!("mixed families"),
+        }
+    }
+
     /// A TCP segment from `from:sport` to us with flags spelled like "SA", "RA", "R".
     pub fn tcp_reply(
-        from: u32,
+        from: IpAddr,
         sport: u16,
         dport: u16,
         seq: u32,
@@ -382,8 +444,7 @@ pub(crate) mod testutil {
         flags: &str,
         window: u16,
     ) -> Vec<u8> {
-        let mut b = PacketBuilder::ipv4(from.to_be_bytes(), SRC.to_be_bytes(), 63)
-            .tcp(sport, dport, seq, window);
+        let mut b = ip_builder(from, src_for(from), 63).tcp(sport, dport, seq, window);
         if flags.contains('S') {
             b = b.syn();
         }
@@ -399,6 +460,16 @@ pub(crate) mod testutil {
         v
     }
 
+    /// A UDP datagram from `from:sport` to us.
+    pub fn udp_reply(from: IpAddr, sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        ip_builder(from, src_for(from), 63)
+            .udp(sport, dport)
+            .write(&mut v, data)
+            .unwrap();
+        v
+    }
+
     /// An ICMP destination-unreachable from ROUTER quoting the probe `m` sends to DST:port.
     pub fn icmp_error(
         m: &dyn ProbeModule,
@@ -410,34 +481,50 @@ pub(crate) mod testutil {
         icmp_error_from(m, ctx, port, code, tamper, ROUTER)
     }
 
-    /// The same, sent by `from` (the target itself, or a router).
+    /// The same, sent by `from` (the target itself, or a router). The family follows `from`:
+    /// an IPv6 sender quotes the probe to DST6 in an ICMPv6 unreachable with this code.
     pub fn icmp_error_from(
         m: &dyn ProbeModule,
         ctx: &ClassifyCtx,
         port: u16,
         code: u8,
         tamper: bool,
-        from: u32,
+        from: IpAddr,
     ) -> Vec<u8> {
-        let (frame, _) = build(m, ctx, DST, port);
-        let mut quoted = frame[IP_OFFSET..(IP_OFFSET + 28).min(frame.len())].to_vec();
+        let dst = if from.is_ipv4() { DST } else { DST6 };
+        let (frame, _) = build(m, ctx, dst, port);
+        let hl = if from.is_ipv4() { 20 } else { 40 };
+        let mut quoted = frame[IP_OFFSET..(IP_OFFSET + hl + 8).min(frame.len())].to_vec();
         if tamper {
-            quoted[4] ^= 1; // the quoted IP id
-            if let Some(b) = quoted.get_mut(24) {
+            if from.is_ipv4() {
+                quoted[4] ^= 1; // the quoted IP id
+            } else {
+                quoted[3] ^= 1; // the quoted flow label
+            }
+            if let Some(b) = quoted.get_mut(hl + 4) {
                 *b ^= 1; // and inside the quoted L4 header's first 8 bytes
             }
         }
-        let b = PacketBuilder::ipv4(from.to_be_bytes(), SRC.to_be_bytes(), 64).icmpv4(
-            etherparse::Icmpv4Type::DestinationUnreachable(
-                etherparse::icmpv4::DestUnreachableHeader::from_values(code, 0).unwrap(),
-            ),
-        );
         let mut v = Vec::new();
-        b.write(&mut v, &quoted).unwrap();
+        match (from, src_for(from)) {
+            (IpAddr::V4(f), IpAddr::V4(t)) => PacketBuilder::ipv4(f.octets(), t.octets(), 64)
+                .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                    etherparse::icmpv4::DestUnreachableHeader::from_values(code, 0).unwrap(),
+                ))
+                .write(&mut v, &quoted)
+                .unwrap(),
+            (IpAddr::V6(f), IpAddr::V6(t)) => PacketBuilder::ipv6(f.octets(), t.octets(), 64)
+                .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+                    etherparse::icmpv6::DestUnreachableCode::from_u8(code).unwrap(),
+                ))
+                .write(&mut v, &quoted)
+                .unwrap(),
+            _ => unreachable!(),
+        }
         v
     }
 
     pub fn classify(m: &dyn ProbeModule, ctx: &ClassifyCtx, pkt: &[u8]) -> Classified {
-        m.classify(&Ipv4Packet::new_checked(pkt).unwrap(), ctx)
+        m.classify(&IpPacket::parse(pkt).unwrap(), ctx)
     }
 }

@@ -1,15 +1,17 @@
-//! ICMP echo sweep (`-PE`, `--ping`): host discovery. The cookie is the echo identifier (drawn
-//! from the source-port range, which the XDP program steers) and sequence number.
-//! `up` (echo reply); `down` when a router reports the host unreachable, or with
-//! `--report-silent` when nothing answers.
+//! ICMP echo sweep (`-PE`, `--ping`): host discovery over ICMPv4 (echo request 8) or ICMPv6
+//! (echo request 128). The cookie is the echo identifier (drawn from the source-port range, which
+//! the XDP program steers) and sequence number. `up` (echo reply); `down` when a router reports
+//! the host unreachable, or with `--report-silent` when nothing answers.
+
+use std::net::IpAddr;
 
 use crate::{
     cookie::ProbeCookie,
     io::xdp::{STEER_ANY_QUOTED, STEER_ECHO_REPLY},
     wire::{
-        checksum, icmp, put_u16,
-        template::{FrameParams, FrameTemplate, L4_OFFSET},
-        IcmpPacket, Ipv4Packet, PROTO_ICMP,
+        checksum, icmp, icmpv6, put_u16,
+        template::{FrameParams, FrameTemplate},
+        Family, IcmpKind, IcmpMessage, IcmpPacket, IpPacket, Unreach, PROTO_ICMP,
     },
 };
 
@@ -18,42 +20,47 @@ use super::{tcp, Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason,
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PingScan;
 
-/// An echo request template (identifier, sequence and checksum zero, no data, as nmap's -PE).
+/// An echo request template of the parameters' family (identifier, sequence and checksum zero,
+/// no data, as nmap's -PE).
 pub fn echo_template(params: &FrameParams) -> FrameTemplate {
     let mut l4 = [0u8; icmp::HEADER_LEN];
-    IcmpPacket::init(&mut l4[..]).set_msg_type(icmp::TYPE_ECHO_REQUEST);
-    FrameTemplate::new(params, PROTO_ICMP, &l4, false)
+    let (ty, proto) = match params.family() {
+        Family::V4 => (icmp::TYPE_ECHO_REQUEST, PROTO_ICMP),
+        Family::V6 => (icmpv6::TYPE_ECHO_REQUEST, Family::V6.icmp_proto()),
+    };
+    IcmpPacket::init(&mut l4[..]).set_msg_type(ty);
+    FrameTemplate::new(params, proto, &l4, false)
 }
 
 #[inline(always)]
-pub fn write_echo(frame: &mut [u8], tpl: &FrameTemplate, dst: u32, c: &ProbeCookie) -> usize {
-    let n = tpl.stamp_ipv4(frame, dst, c.ip_id);
+pub fn write_echo(frame: &mut [u8], tpl: &FrameTemplate, dst: IpAddr, c: &ProbeCookie) -> usize {
+    let n = tpl.stamp(frame, dst, c.ident(tpl.family()));
+    let l4 = tpl.l4_offset();
     let seq = c.seq as u16;
-    put_u16(frame, L4_OFFSET + 4, c.src_port);
-    put_u16(frame, L4_OFFSET + 6, seq);
+    put_u16(frame, l4 + 4, c.src_port);
+    put_u16(frame, l4 + 6, seq);
     put_u16(
         frame,
-        L4_OFFSET + 2,
-        checksum::finish(tpl.l4_sum() + c.src_port as u64 + seq as u64),
+        l4 + 2,
+        checksum::finish(tpl.l4_sum() + tpl.dst_sum(dst) + c.src_port as u64 + seq as u64),
     );
     n
 }
 
-/// An echo reply answering our request to `ip.src()` with cookie tag `tag` and "port" `port`.
+/// An echo reply answering our request to `ip.src()` with cookie tag `tag` and "port" `port`:
+/// `None` when `msg` is no echo reply, else whether its identifier and sequence check.
 pub fn is_echo_reply(
-    ip: &Ipv4Packet<&[u8]>,
+    ip: &IpPacket,
+    msg: &IcmpMessage,
     ctx: &ClassifyCtx,
     port: u16,
     tag: u8,
 ) -> Option<bool> {
-    let msg = IcmpPacket::new_checked(ip.payload()).ok()?;
-    if msg.msg_type() != icmp::TYPE_ECHO_REPLY {
+    if msg.kind != IcmpKind::EchoReply {
         return None;
     }
-    let c = ctx
-        .jar
-        .check_port(ctx.src_ip, ip.src(), msg.echo_ident(), port, tag);
-    Some(c.is_some_and(|c| c.seq as u16 == msg.echo_seq()))
+    let c = ctx.jar.check_port(ip.dst(), ip.src(), msg.ident, port, tag);
+    Some(c.is_some_and(|c| c.seq as u16 == msg.seq))
 }
 
 impl ProbeModule for PingScan {
@@ -78,18 +85,18 @@ impl ProbeModule for PingScan {
         &self,
         frame: &mut [u8],
         tpl: &FrameTemplate,
-        dst: u32,
+        dst: IpAddr,
         _dport: u16,
         c: &ProbeCookie,
     ) -> usize {
         write_echo(frame, tpl, dst, c)
     }
 
-    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
-        if ip.protocol() != PROTO_ICMP {
+    fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
+        let Some(msg) = ip.icmp() else {
             return Classified::Unrelated;
-        }
-        match is_echo_reply(ip, ctx, 0, PROTO_ICMP) {
+        };
+        match is_echo_reply(ip, &msg, ctx, 0, PROTO_ICMP) {
             Some(true) => {
                 return Classified::Verdict(Verdict {
                     ip: ip.src(),
@@ -108,40 +115,40 @@ impl ProbeModule for PingScan {
         let Some((msg, q)) = tcp::quoted(ip, ctx) else {
             return Classified::Unrelated;
         };
-        let Ok(qe) = IcmpPacket::new_checked(q.payload()) else {
+        let Some(qe) = q.icmp() else {
             return Classified::Unrelated;
         };
-        if q.protocol() != PROTO_ICMP || qe.msg_type() != icmp::TYPE_ECHO_REQUEST {
+        if qe.kind != IcmpKind::EchoRequest {
             return Classified::Unrelated;
         }
         match ctx
             .jar
-            .check_port(ctx.src_ip, q.dst(), qe.echo_ident(), 0, PROTO_ICMP)
+            .check_port(q.src(), q.dst(), qe.ident, 0, PROTO_ICMP)
         {
-            Some(c) if c.seq as u16 == qe.echo_seq() => {
-                match tcp::icmp_reason(msg.msg_type(), msg.code()) {
-                    Some(reason) => {
-                        // Protocol or port unreachable can only come from the host itself: it is up.
-                        let from_host = ip.src() == q.dst()
-                            && msg.msg_type() == icmp::TYPE_DEST_UNREACH
-                            && matches!(msg.code(), icmp::unreach::PROTOCOL | icmp::unreach::PORT);
-                        Classified::Verdict(Verdict {
-                            ip: q.dst(),
-                            port: 0,
-                            proto: Proto::Icmp,
-                            state: if from_host {
-                                PortState::Up
-                            } else {
-                                PortState::Down
-                            },
-                            reason,
-                            ttl: ip.ttl(),
-                            responder: ip.src(),
-                        })
-                    }
-                    None => Classified::Unrelated,
+            Some(c) if c.seq as u16 == qe.seq => match tcp::icmp_reason(msg.kind, msg.family) {
+                Some(reason) => {
+                    // Protocol or port unreachable can only come from the host itself: it is up.
+                    let from_host = ip.src() == q.dst()
+                        && matches!(
+                            msg.kind,
+                            IcmpKind::Unreachable(Unreach::Protocol | Unreach::Port)
+                        );
+                    Classified::Verdict(Verdict {
+                        ip: q.dst(),
+                        port: 0,
+                        proto: Proto::Icmp,
+                        state: if from_host {
+                            PortState::Up
+                        } else {
+                            PortState::Down
+                        },
+                        reason,
+                        ttl: ip.ttl(),
+                        responder: ip.src(),
+                    })
                 }
-            }
+                None => Classified::Unrelated,
+            },
             _ => Classified::Invalid,
         }
     }
@@ -165,7 +172,7 @@ mod tests {
     fn echo_request_and_reply() {
         let ctx = ctx();
         let (f, c) = build(&PingScan, &ctx, DST, 0);
-        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        let ip = crate::wire::Ipv4Packet::new_checked(&f[14..]).unwrap();
         let msg = IcmpPacket::new_checked(ip.payload()).unwrap();
         assert!(msg.verify_checksum());
         assert_eq!(
@@ -173,7 +180,7 @@ mod tests {
             (8, c.src_port, c.seq as u16)
         );
         let mut v = Vec::new();
-        PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 61)
+        PacketBuilder::ipv4([198, 19, 1, 5], [198, 18, 0, 1], 61)
             .icmpv4_echo_reply(c.src_port, c.seq as u16)
             .write(&mut v, &[])
             .unwrap();
@@ -185,7 +192,7 @@ mod tests {
             (DST, PortState::Up, Reason::EchoReply, Proto::Icmp)
         );
         let mut bad = Vec::new();
-        PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 61)
+        PacketBuilder::ipv4([198, 19, 1, 5], [198, 18, 0, 1], 61)
             .icmpv4_echo_reply(c.src_port, (c.seq as u16).wrapping_add(1))
             .write(&mut bad, &[])
             .unwrap();
@@ -198,6 +205,47 @@ mod tests {
         assert_eq!(
             (r.ip, r.state, r.reason),
             (DST, PortState::Down, Reason::HostUnreach)
+        );
+    }
+
+    #[test]
+    fn icmpv6_echo_request_and_reply() {
+        let ctx = ctx();
+        let (f, c) = build(&PingScan, &ctx, DST6, 0);
+        let s = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(etherparse::TransportSlice::Icmpv6(m)) = s.transport else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            m.icmp_type(),
+            etherparse::Icmpv6Type::EchoRequest(etherparse::IcmpEchoHeader {
+                id: c.src_port,
+                seq: c.seq as u16
+            })
+        );
+        // The ICMPv6 checksum covers the pseudo header.
+        let IpAddr::V6(s6) = SRC6 else { unreachable!() };
+        let IpAddr::V6(d6) = DST6 else { unreachable!() };
+        assert!(m.is_checksum_valid(s6.octets(), d6.octets()));
+        let mut v = Vec::new();
+        PacketBuilder::ipv6(d6.octets(), s6.octets(), 61)
+            .icmpv6_echo_reply(c.src_port, c.seq as u16)
+            .write(&mut v, &[])
+            .unwrap();
+        let Classified::Verdict(r) = classify(&PingScan, &ctx, &v) else {
+            panic!()
+        };
+        assert_eq!((r.ip, r.state, r.ttl), (DST6, PortState::Up, 61));
+        let Classified::Verdict(r) = classify(
+            &PingScan,
+            &ctx,
+            &icmp_error_from(&PingScan, &ctx, 0, 3, false, ROUTER6),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.ip, r.state, r.reason),
+            (DST6, PortState::Down, Reason::HostUnreach)
         );
     }
 }

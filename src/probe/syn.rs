@@ -49,18 +49,22 @@ mod tests {
     };
     use etherparse::{IpNumber, Ipv4Header, PacketBuilder, SlicedPacket, TransportSlice};
 
-    fn probe(ctx: &ClassifyCtx, dst: u32, port: u16) -> (Vec<u8>, ProbeCookie) {
+    fn probe(ctx: &ClassifyCtx, dst: std::net::IpAddr, port: u16) -> (Vec<u8>, ProbeCookie) {
         build(&SynScan::default(), ctx, dst, port)
     }
 
     #[test]
     fn frame_matches_etherparse_byte_for_byte() {
         let ctx = ctx();
-        for (dst, port) in [(DST, 80u16), (0x0102_0304, 1), (0xffff_fffe, 65535), (0, 0)] {
-            let (ours, c) = probe(&ctx, dst, port);
+        for (dst, port) in [
+            (0xc613_0105u32, 80u16),
+            (0x0102_0304, 1),
+            (0xffff_fffe, 65535),
+            (0, 0),
+        ] {
+            let (ours, c) = probe(&ctx, std::net::IpAddr::V4(dst.into()), port);
             let mut ip =
-                Ipv4Header::new(24, 64, IpNumber::TCP, SRC.to_be_bytes(), dst.to_be_bytes())
-                    .unwrap();
+                Ipv4Header::new(24, 64, IpNumber::TCP, [198, 18, 0, 1], dst.to_be_bytes()).unwrap();
             ip.identification = c.ip_id;
             ip.dont_fragment = false;
             let mut expect = Vec::new();
@@ -86,7 +90,8 @@ mod tests {
                     hi: 61000,
                 },
             ),
-            src_ip: SRC,
+            src_v4: Some([198, 18, 0, 1].into()),
+            src_v6: None,
         };
         let (f, c) = probe(&ctx, DST, 80);
         assert_eq!(c.src_port, 61000);
@@ -157,7 +162,7 @@ mod tests {
             classify(
                 &m,
                 &ctx,
-                &tcp_reply(DST + 1, 443, c.src_port, 9, ok, "SA", 1)
+                &tcp_reply(plus(DST, 1), 443, c.src_port, 9, ok, "SA", 1)
             ),
             Classified::Invalid
         );
@@ -196,6 +201,89 @@ mod tests {
         );
         assert_eq!(
             classify(&m, &ctx, &icmp_error(&m, &ctx, 8080, 13, true)),
+            Classified::Invalid
+        );
+    }
+
+    #[test]
+    fn ipv6_syn_matches_etherparse_and_replies_classify() {
+        let ctx = ctx();
+        let m = SynScan::default();
+        let (ours, c) = probe(&ctx, DST6, 443);
+        let (std::net::IpAddr::V6(s), std::net::IpAddr::V6(d)) = (SRC6, DST6) else {
+            unreachable!()
+        };
+        let mut expect = Vec::new();
+        PacketBuilder::ethernet2(SMAC, DMAC)
+            .ipv6(s.octets(), d.octets(), 64)
+            .tcp(c.src_port, 443, c.seq, tcp::WINDOW)
+            .syn()
+            .options_raw(&tcp::MSS_OPTION)
+            .unwrap()
+            .write(&mut expect, &[])
+            .unwrap();
+        // etherparse sends flow label 0; ours carries the cookie's.
+        expect[15] = (c.flow >> 16) as u8;
+        expect[16] = (c.flow >> 8) as u8;
+        expect[17] = c.flow as u8;
+        assert_eq!(ours.len(), 14 + 40 + 24, "Ethernet, IPv6, TCP with MSS");
+        assert_eq!(ours, expect);
+        let Classified::Verdict(v) = classify(
+            &m,
+            &ctx,
+            &tcp_reply(DST6, 443, c.src_port, 9, c.seq.wrapping_add(1), "SA", 1),
+        ) else {
+            panic!()
+        };
+        assert_eq!((v.ip, v.port, v.state), (DST6, 443, PortState::Open));
+        let Classified::Verdict(v) = classify(
+            &m,
+            &ctx,
+            &tcp_reply(DST6, 443, c.src_port, 0, c.seq.wrapping_add(1), "RA", 0),
+        ) else {
+            panic!()
+        };
+        assert_eq!(v.state, PortState::Closed);
+        assert_eq!(
+            classify(
+                &m,
+                &ctx,
+                &tcp_reply(
+                    plus(DST6, 1),
+                    443,
+                    c.src_port,
+                    9,
+                    c.seq.wrapping_add(1),
+                    "SA",
+                    1
+                )
+            ),
+            Classified::Invalid
+        );
+        // ICMPv6 codes read as nmap -6 reads them.
+        for (code, reason) in [
+            (0, Reason::NoRoute),
+            (1, Reason::AdminProhibited),
+            (2, Reason::BeyondScope),
+            (3, Reason::HostUnreach),
+            (4, Reason::PortUnreach),
+            (5, Reason::AdminProhibited),
+            (6, Reason::RejectRoute),
+        ] {
+            let Classified::Verdict(v) = classify(
+                &m,
+                &ctx,
+                &icmp_error_from(&m, &ctx, 8080, code, false, ROUTER6),
+            ) else {
+                panic!("code {code}")
+            };
+            assert_eq!(
+                (v.ip, v.port, v.state, v.reason, v.responder),
+                (DST6, 8080, PortState::Filtered, reason, ROUTER6)
+            );
+        }
+        assert_eq!(
+            classify(&m, &ctx, &icmp_error_from(&m, &ctx, 8080, 1, true, ROUTER6)),
             Classified::Invalid
         );
     }

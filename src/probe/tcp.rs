@@ -1,13 +1,15 @@
 //! What every TCP probe shares: the template with a given flag set, the per-target patch with an
 //! incremental checksum, and matching replies (direct or ICMP-quoted) to our cookies.
 
+use std::net::IpAddr;
+
 use crate::{
     cookie::ProbeCookie,
     wire::{
-        checksum, icmp, put_u16, put_u32,
+        checksum, put_u16, put_u32,
         tcp::{self, QuotedTcp},
-        template::{FrameParams, FrameTemplate, L4_OFFSET},
-        IcmpPacket, Ipv4Packet, TcpFlags, TcpSegment, PROTO_ICMP, PROTO_TCP,
+        template::{FrameParams, FrameTemplate},
+        Family, IcmpKind, IcmpMessage, IpPacket, TcpFlags, TcpSegment, Unreach, PROTO_TCP,
     },
 };
 
@@ -48,29 +50,26 @@ impl TcpProbe {
         &self,
         frame: &mut [u8],
         tpl: &FrameTemplate,
-        dst: u32,
+        dst: IpAddr,
         dport: u16,
         c: &ProbeCookie,
     ) -> usize {
-        let n = tpl.stamp_ipv4(frame, dst, c.ip_id);
-        put_u16(frame, L4_OFFSET + tcp::SRC_PORT_OFFSET, c.src_port);
-        put_u16(frame, L4_OFFSET + tcp::DST_PORT_OFFSET, dport);
-        put_u32(frame, L4_OFFSET + tcp::SEQ_OFFSET, c.seq);
+        let n = tpl.stamp(frame, dst, c.ident(tpl.family()));
+        let l4 = tpl.l4_offset();
+        put_u16(frame, l4 + tcp::SRC_PORT_OFFSET, c.src_port);
+        put_u16(frame, l4 + tcp::DST_PORT_OFFSET, dport);
+        put_u32(frame, l4 + tcp::SEQ_OFFSET, c.seq);
         let mut sum = tpl.l4_sum()
-            + checksum::sum_u32(dst)
+            + tpl.dst_sum(dst)
             + c.src_port as u64
             + dport as u64
             + checksum::sum_u32(c.seq);
         if self.flags & TcpFlags::ACK != 0 {
             let ack = c.ack();
-            put_u32(frame, L4_OFFSET + tcp::SEQ_OFFSET + 4, ack);
+            put_u32(frame, l4 + tcp::SEQ_OFFSET + 4, ack);
             sum += checksum::sum_u32(ack);
         }
-        put_u16(
-            frame,
-            L4_OFFSET + tcp::CHECKSUM_OFFSET,
-            checksum::finish(sum),
-        );
+        put_u16(frame, l4 + tcp::CHECKSUM_OFFSET, checksum::finish(sum));
         n
     }
 
@@ -91,7 +90,7 @@ impl TcpProbe {
 /// A TCP segment from a target to the source port our cookie gave it.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpReply {
-    pub from: u32,
+    pub from: IpAddr,
     pub port: u16,
     pub flags: TcpFlags,
     pub window: u16,
@@ -116,11 +115,11 @@ impl TcpReply {
 }
 
 /// Looks at a TCP segment addressed to us; `None` when its port is not the one we would have used.
-pub fn match_segment(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> Option<TcpReply> {
+pub fn match_segment(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> Option<TcpReply> {
     let seg = TcpSegment::new_checked(ip.payload()).ok()?;
     let cookie = ctx
         .jar
-        .check_port(ctx.src_ip, ip.src(), seg.dst_port(), seg.src_port(), tag)?;
+        .check_port(ip.dst(), ip.src(), seg.dst_port(), seg.src_port(), tag)?;
     Some(TcpReply {
         from: ip.src(),
         port: seg.src_port(),
@@ -136,15 +135,37 @@ pub fn match_segment(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> Opti
 /// An ICMP error quoting one of our probes, validated by its quoted cookie.
 #[derive(Debug, Clone, Copy)]
 pub struct QuotedProbe {
-    pub target: u32,
+    pub target: IpAddr,
     pub port: u16,
     pub icmp_type: u8,
     pub icmp_code: u8,
-    pub from: u32,
+    /// The message in both families' vocabulary.
+    pub kind: IcmpKind,
+    pub family: Family,
+    pub from: IpAddr,
     pub ttl: u8,
 }
 
 impl QuotedProbe {
+    /// The error `msg`, received in `ip`, about our probe to `target:port`.
+    pub fn new(ip: &IpPacket, msg: &IcmpMessage, target: IpAddr, port: u16) -> Self {
+        Self {
+            target,
+            port,
+            icmp_type: msg.msg_type,
+            icmp_code: msg.code,
+            kind: msg.kind,
+            family: msg.family,
+            from: ip.src(),
+            ttl: ip.ttl(),
+        }
+    }
+
+    /// Did the scanned host itself send the error (not a router on the way)?
+    pub fn from_target(&self) -> bool {
+        self.from == self.target
+    }
+
     pub fn verdict(&self, proto: Proto, state: PortState, reason: Reason) -> Classified {
         Classified::Verdict(Verdict {
             ip: self.target,
@@ -165,25 +186,18 @@ pub enum QuoteMatch {
     NotOurs,
 }
 
-/// An ICMP error and the IPv4 header it quotes.
-pub type IcmpQuote<'a> = (IcmpPacket<&'a [u8]>, Ipv4Packet<&'a [u8]>);
+/// An ICMP error and the packet it quotes.
+pub type IcmpQuote<'a> = (IcmpMessage<'a>, IpPacket<'a>);
 
-/// The ICMP error in `ip` and the IPv4 header it quotes, if it quotes a packet from us.
-pub fn quoted<'a>(ip: &'a Ipv4Packet<&'a [u8]>, ctx: &ClassifyCtx) -> Option<IcmpQuote<'a>> {
-    if ip.protocol() != PROTO_ICMP {
-        return None;
-    }
-    let body: &'a [u8] = ip.payload();
-    let msg = IcmpPacket::new_checked(body).ok()?;
-    if !msg.is_error() {
-        return None;
-    }
-    let q = Ipv4Packet::new_checked(&body[icmp::HEADER_LEN..]).ok()?;
-    (q.src() == ctx.src_ip).then_some((msg, q))
+/// The ICMP (v4 or v6) error in `ip` and the packet it quotes, if it quotes a packet from us.
+pub fn quoted<'a>(ip: &IpPacket<'a>, ctx: &ClassifyCtx) -> Option<IcmpQuote<'a>> {
+    let msg = ip.icmp()?;
+    let q = msg.quoted()?;
+    ctx.is_ours(q.src()).then_some((msg, q))
 }
 
 /// Matches an ICMP error quoting a TCP probe of ours (its sequence number must be our cookie).
-pub fn match_icmp_tcp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> QuoteMatch {
+pub fn match_icmp_tcp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> QuoteMatch {
     let Some((msg, q)) = quoted(ip, ctx) else {
         return QuoteMatch::NotOurs;
     };
@@ -198,41 +212,43 @@ pub fn match_icmp_tcp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> Quo
     }
     match ctx
         .jar
-        .check_port(ctx.src_ip, q.dst(), qt.src_port, qt.dst_port, tag)
+        .check_port(q.src(), q.dst(), qt.src_port, qt.dst_port, tag)
     {
-        Some(c) if c.seq == qt.seq => QuoteMatch::Ours(QuotedProbe {
-            target: q.dst(),
-            port: qt.dst_port,
-            icmp_type: msg.msg_type(),
-            icmp_code: msg.code(),
-            from: ip.src(),
-            ttl: ip.ttl(),
-        }),
+        Some(c) if c.seq == qt.seq => {
+            QuoteMatch::Ours(QuotedProbe::new(ip, &msg, q.dst(), qt.dst_port))
+        }
         _ => QuoteMatch::Forged,
     }
 }
 
-/// nmap's reason for an ICMP error that means `filtered` to its TCP scans: unreachable codes 0,
-/// 1, 2, 3, 9, 10, 13, and time exceeded.
-pub fn icmp_reason(icmp_type: u8, code: u8) -> Option<Reason> {
-    use icmp::unreach::*;
-    match (icmp_type, code) {
-        (icmp::TYPE_DEST_UNREACH, NET) => Some(Reason::NetUnreach),
-        (icmp::TYPE_DEST_UNREACH, HOST) => Some(Reason::HostUnreach),
-        (icmp::TYPE_DEST_UNREACH, PROTOCOL) => Some(Reason::ProtoUnreach),
-        (icmp::TYPE_DEST_UNREACH, PORT) => Some(Reason::PortUnreach),
-        (icmp::TYPE_DEST_UNREACH, NET_PROHIBITED) => Some(Reason::NetProhibited),
-        (icmp::TYPE_DEST_UNREACH, HOST_PROHIBITED) => Some(Reason::HostProhibited),
-        (icmp::TYPE_DEST_UNREACH, ADMIN_PROHIBITED) => Some(Reason::AdminProhibited),
-        (icmp::TYPE_TIME_EXCEEDED, _) => Some(Reason::TimeExceeded),
+/// nmap's reason for an ICMP error that means `filtered` to its port scans. IPv4: unreachable
+/// codes 0, 1, 2, 3, 9, 10, 13, and time exceeded. IPv6: unreachable codes 0–6 and parameter
+/// problem (unrecognised next header); nmap ignores ICMPv6 time exceeded in port scans.
+pub fn icmp_reason(kind: IcmpKind, family: Family) -> Option<Reason> {
+    match kind {
+        IcmpKind::Unreachable(u) => Some(match u {
+            Unreach::Net => Reason::NetUnreach,
+            Unreach::Host | Unreach::Address => Reason::HostUnreach,
+            Unreach::Protocol => Reason::ProtoUnreach,
+            Unreach::Port => Reason::PortUnreach,
+            Unreach::NetProhibited => Reason::NetProhibited,
+            Unreach::HostProhibited => Reason::HostProhibited,
+            Unreach::AdminProhibited => Reason::AdminProhibited,
+            Unreach::NoRoute => Reason::NoRoute,
+            Unreach::BeyondScope => Reason::BeyondScope,
+            Unreach::RejectRoute => Reason::RejectRoute,
+            Unreach::FragNeeded | Unreach::Other => return None,
+        }),
+        IcmpKind::TimeExceeded if family == Family::V4 => Some(Reason::TimeExceeded),
+        IcmpKind::ParamProblem if family == Family::V6 => Some(Reason::ParamProblem),
         _ => None,
     }
 }
 
 /// Every TCP scan reads ICMP errors the same way: `filtered`, with the code's reason.
-pub fn classify_icmp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> Classified {
+pub fn classify_icmp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> Classified {
     match match_icmp_tcp(ip, ctx, tag) {
-        QuoteMatch::Ours(q) => match icmp_reason(q.icmp_type, q.icmp_code) {
+        QuoteMatch::Ours(q) => match icmp_reason(q.kind, q.family) {
             Some(reason) => q.verdict(Proto::Tcp, PortState::Filtered, reason),
             None => Classified::Unrelated,
         },
@@ -355,14 +371,14 @@ impl<R: TcpReading> super::ProbeModule for TcpScan<R> {
         &self,
         frame: &mut [u8],
         tpl: &FrameTemplate,
-        dst: u32,
+        dst: IpAddr,
         dport: u16,
         c: &ProbeCookie,
     ) -> usize {
         self.probe.write(frame, tpl, dst, dport, c)
     }
 
-    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+    fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
         if ip.protocol() != PROTO_TCP {
             return classify_icmp(ip, ctx, PROTO_TCP);
         }

@@ -14,15 +14,15 @@
 //!
 //! The send time is in units of 100 µs, 16 bits: RTTs up to 6.5 s.
 
-use std::time::Instant;
+use std::{net::IpAddr, time::Instant};
 
 use crate::{
     cookie::{PortRange, ProbeCookie},
     wire::{
         checksum, get_u16, icmp, put_u16, put_u32,
         tcp::{self, QuotedTcp},
-        template::{FrameParams, FrameTemplate, IP_OFFSET, L4_OFFSET},
-        IcmpPacket, Ipv4Packet, TcpFlags, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP,
+        template::{FrameParams, FrameTemplate, IP_OFFSET},
+        IcmpKind, IpPacket, TcpFlags, TcpSegment, UdpDatagram, Unreach, PROTO_ICMP, PROTO_TCP,
         PROTO_UDP,
     },
 };
@@ -71,12 +71,12 @@ pub enum HopKind {
 /// One validated traceroute reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hop {
-    pub target: u32,
+    pub target: IpAddr,
     pub port: u16,
     /// The TTL the probe left with.
     pub probe_ttl: u8,
     /// Who answered.
-    pub responder: u32,
+    pub responder: IpAddr,
     /// Round trip in microseconds (100 µs resolution); `None` when the reply carries no time
     /// (a UDP answer from the target).
     pub rtt_us: Option<u32>,
@@ -147,7 +147,7 @@ impl TracerouteScan {
         }
     }
 
-    fn hop(&self, target: u32, port: u16, ttl: u8, ip: &Ipv4Packet<&[u8]>) -> Hop {
+    fn hop(&self, target: IpAddr, port: u16, ttl: u8, ip: &IpPacket) -> Hop {
         Hop {
             target,
             port,
@@ -160,7 +160,7 @@ impl TracerouteScan {
     }
 
     /// A reply from the target itself (not an ICMP error).
-    fn classify_direct(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+    fn classify_direct(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
         let tag = self.cookie_tag();
         match (self.proto, ip.protocol()) {
             (TraceProto::Tcp, PROTO_TCP) => {
@@ -170,7 +170,7 @@ impl TracerouteScan {
                 let Some(ttl) = self.ttl_of(seg.dst_port()) else {
                     return Classified::Unrelated;
                 };
-                let c = ctx.jar.cookie(ctx.src_ip, ip.src(), seg.src_port(), tag);
+                let c = ctx.jar.cookie(ip.dst(), ip.src(), seg.src_port(), tag);
                 let f = seg.flags();
                 if !f.has(TcpFlags::ACK) {
                     return Classified::Invalid;
@@ -207,18 +207,18 @@ impl TracerouteScan {
                 }
             }
             (TraceProto::Icmp, PROTO_ICMP) => {
-                let Ok(m) = IcmpPacket::new_checked(ip.payload()) else {
+                let Some(m) = ip.icmp() else {
                     return Classified::Unrelated;
                 };
-                if m.msg_type() != icmp::TYPE_ECHO_REPLY {
+                if m.kind != IcmpKind::EchoReply {
                     return Classified::Unrelated;
                 }
-                let Some(ttl) = self.ttl_of(m.echo_ident()) else {
+                let Some(ttl) = self.ttl_of(m.ident) else {
                     return Classified::Unrelated;
                 };
-                let ts = m.echo_seq();
-                let c = ctx.jar.cookie(ctx.src_ip, ip.src(), 0, tag);
-                let body = m.payload();
+                let ts = m.seq;
+                let c = ctx.jar.cookie(ip.dst(), ip.src(), 0, tag);
+                let body = m.body;
                 if body.len() < MARK_LEN || get_u16(body, 0) != mark(&c, ttl, ts) {
                     return Classified::Invalid;
                 }
@@ -233,7 +233,7 @@ impl TracerouteScan {
     }
 
     /// An ICMP error quoting one of our probes: a hop on the way, or the end of the path.
-    fn classify_error(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+    fn classify_error(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
         let Some((msg, q)) = quoted(ip, ctx) else {
             return Classified::Unrelated;
         };
@@ -254,7 +254,7 @@ impl TracerouteScan {
                 let Some(ttl) = self.ttl_of(qt.src_port) else {
                     return Classified::Unrelated;
                 };
-                let c = ctx.jar.cookie(ctx.src_ip, target, qt.dst_port, tag);
+                let c = ctx.jar.cookie(q.src(), target, qt.dst_port, tag);
                 let ts = (qt.seq >> 16) as u16;
                 (qt.dst_port, ttl, ts, qt.seq as u16 == mark(&c, ttl, ts))
             }
@@ -263,9 +263,9 @@ impl TracerouteScan {
                 let Some(ttl) = self.ttl_of(sport) else {
                     return Classified::Unrelated;
                 };
-                let c = ctx.jar.cookie(ctx.src_ip, target, dport, tag);
-                let ts = q.ident();
-                let want = udp_checksum(ctx.src_ip, target, sport, dport, mark(&c, ttl, ts));
+                let c = ctx.jar.cookie(q.src(), target, dport, tag);
+                let ts = q.ident() as u16;
+                let want = udp_checksum(q.src(), target, sport, dport, mark(&c, ttl, ts));
                 (dport, ttl, ts, quoted_sum == want)
             }
             TraceProto::Icmp => {
@@ -276,7 +276,7 @@ impl TracerouteScan {
                 let Some(ttl) = self.ttl_of(id) else {
                     return Classified::Unrelated;
                 };
-                let c = ctx.jar.cookie(ctx.src_ip, target, 0, tag);
+                let c = ctx.jar.cookie(q.src(), target, 0, tag);
                 let want = echo_checksum(id, seq, mark(&c, ttl, seq));
                 (0, ttl, seq, quoted_sum == want)
             }
@@ -285,17 +285,14 @@ impl TracerouteScan {
             return Classified::Invalid;
         }
         let from = ip.src();
-        let kind = match (msg.msg_type(), msg.code()) {
-            (icmp::TYPE_TIME_EXCEEDED, _) => HopKind::Transit,
-            (icmp::TYPE_DEST_UNREACH, code) => {
-                let reason =
-                    icmp_reason(icmp::TYPE_DEST_UNREACH, code).unwrap_or(Reason::HostUnreach);
+        let kind = match msg.kind {
+            IcmpKind::TimeExceeded => HopKind::Transit,
+            IcmpKind::Unreachable(u) => {
+                let reason = icmp_reason(msg.kind, msg.family).unwrap_or(Reason::HostUnreach);
                 let from_target = from == target;
                 let state = match self.proto {
                     // The target's own port unreachable: the path ends at a closed port.
-                    TraceProto::Udp if from_target && code == icmp::unreach::PORT => {
-                        PortState::Closed
-                    }
+                    TraceProto::Udp if from_target && u == Unreach::Port => PortState::Closed,
                     TraceProto::Icmp if from_target => PortState::Up,
                     TraceProto::Icmp => PortState::Down,
                     _ => PortState::Filtered,
@@ -329,9 +326,9 @@ fn mark(c: &ProbeCookie, ttl: u8, ts: u16) -> u16 {
 }
 
 /// The checksum of our UDP probe (8-byte header + the 2-byte mark).
-fn udp_checksum(src: u32, dst: u32, sport: u16, dport: u16, mark: u16) -> u16 {
+fn udp_checksum(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, mark: u16) -> u16 {
     let len = (8 + MARK_LEN) as u16;
-    let acc = checksum::pseudo_header(src, dst, PROTO_UDP, len)
+    let acc = checksum::pseudo_header_ip(src, dst, PROTO_UDP, len as u32)
         + sport as u64
         + dport as u64
         + len as u64
@@ -396,7 +393,7 @@ impl ProbeModule for TracerouteScan {
         &self,
         frame: &mut [u8],
         tpl: &FrameTemplate,
-        dst: u32,
+        dst: IpAddr,
         dport: u16,
         c: &ProbeCookie,
     ) -> usize {
@@ -404,52 +401,41 @@ impl ProbeModule for TracerouteScan {
         let ts = self.now();
         let m = mark(c, ttl, ts);
         let sport = self.port_of(ttl);
-        let n = tpl.stamp_ipv4(frame, dst, ts);
+        let n = tpl.stamp(frame, dst, ts as u32);
+        let l4 = tpl.l4_offset();
         match self.proto {
             TraceProto::Tcp => {
                 let seq = (ts as u32) << 16 | m as u32;
-                put_u16(frame, L4_OFFSET + tcp::SRC_PORT_OFFSET, sport);
-                put_u16(frame, L4_OFFSET + tcp::DST_PORT_OFFSET, dport);
-                put_u32(frame, L4_OFFSET + tcp::SEQ_OFFSET, seq);
+                put_u16(frame, l4 + tcp::SRC_PORT_OFFSET, sport);
+                put_u16(frame, l4 + tcp::DST_PORT_OFFSET, dport);
+                put_u32(frame, l4 + tcp::SEQ_OFFSET, seq);
                 let sum = tpl.l4_sum()
-                    + checksum::sum_u32(dst)
+                    + tpl.dst_sum(dst)
                     + sport as u64
                     + dport as u64
                     + checksum::sum_u32(seq);
-                put_u16(
-                    frame,
-                    L4_OFFSET + tcp::CHECKSUM_OFFSET,
-                    checksum::finish(sum),
-                );
+                put_u16(frame, l4 + tcp::CHECKSUM_OFFSET, checksum::finish(sum));
             }
             TraceProto::Udp => {
-                put_u16(frame, L4_OFFSET, sport);
-                put_u16(frame, L4_OFFSET + 2, dport);
-                put_u16(frame, L4_OFFSET + 8, m);
-                let src = crate::wire::get_u32(frame, IP_OFFSET + 12);
-                put_u16(
-                    frame,
-                    L4_OFFSET + 6,
-                    udp_checksum(src, dst, sport, dport, m),
-                );
+                put_u16(frame, l4, sport);
+                put_u16(frame, l4 + 2, dport);
+                put_u16(frame, l4 + 8, m);
+                let src = IpAddr::V4(crate::wire::get_u32(frame, IP_OFFSET + 12).into());
+                put_u16(frame, l4 + 6, udp_checksum(src, dst, sport, dport, m));
             }
             TraceProto::Icmp => {
-                put_u16(frame, L4_OFFSET + 4, sport);
-                put_u16(frame, L4_OFFSET + 6, ts);
-                put_u16(frame, L4_OFFSET + 8, m);
-                put_u16(frame, L4_OFFSET + 2, echo_checksum(sport, ts, m));
+                put_u16(frame, l4 + 4, sport);
+                put_u16(frame, l4 + 6, ts);
+                put_u16(frame, l4 + 8, m);
+                put_u16(frame, l4 + 2, echo_checksum(sport, ts, m));
             }
         }
         n
     }
 
-    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
-        if ip.protocol() == PROTO_ICMP {
-            if let Ok(m) = IcmpPacket::new_checked(ip.payload()) {
-                if m.is_error() {
-                    return self.classify_error(ip, ctx);
-                }
-            }
+    fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
+        if ip.icmp().is_some_and(|m| m.is_error()) {
+            return self.classify_error(ip, ctx);
         }
         self.classify_direct(ip, ctx)
     }
@@ -474,6 +460,7 @@ impl ProbeModule for TracerouteScan {
 mod tests {
     use super::*;
     use crate::probe::testutil::{self, ctx, params, DST, ROUTER, SRC};
+    use crate::wire::{template::L4_OFFSET, IcmpPacket, Ipv4Packet};
     use etherparse::PacketBuilder;
 
     fn scan(p: TraceProto) -> TracerouteScan {
@@ -492,7 +479,10 @@ mod tests {
     }
 
     /// What a router (or the target) sends back: an ICMP error quoting `frame`'s IP packet.
-    fn icmp_about(frame: &[u8], from: u32, ty: u8, code: u8, quote_len: usize) -> Vec<u8> {
+    fn icmp_about(frame: &[u8], from: IpAddr, ty: u8, code: u8, quote_len: usize) -> Vec<u8> {
+        let IpAddr::V4(from) = from else {
+            panic!("IPv4 only")
+        };
         let quoted = &frame[IP_OFFSET..(IP_OFFSET + quote_len).min(frame.len())];
         let t = if ty == icmp::TYPE_TIME_EXCEEDED {
             etherparse::Icmpv4Type::TimeExceeded(
@@ -504,7 +494,7 @@ mod tests {
             )
         };
         let mut v = Vec::new();
-        PacketBuilder::ipv4(from.to_be_bytes(), SRC.to_be_bytes(), 64)
+        PacketBuilder::ipv4(from.octets(), [198, 18, 0, 1], 64)
             .icmpv4(t)
             .write(&mut v, quoted)
             .unwrap();
@@ -531,11 +521,11 @@ mod tests {
                 match p {
                     TraceProto::Tcp => {
                         let s = TcpSegment::new_checked(l4).unwrap();
-                        assert!(s.verify_checksum(SRC, DST));
+                        assert!(s.verify_checksum(0xc612_0001, 0xc613_0105));
                         assert_eq!(s.src_port(), 61000 + ttl as u16 - 1);
                     }
                     TraceProto::Udp => {
-                        let acc = checksum::pseudo_header(SRC, DST, PROTO_UDP, l4.len() as u16);
+                        let acc = checksum::pseudo_header_ip(SRC, DST, PROTO_UDP, l4.len() as u32);
                         assert!(checksum::verify(checksum::sum(acc, l4)));
                         assert_eq!(get_u16(l4, 0), 61000 + ttl as u16 - 1);
                     }
@@ -631,7 +621,7 @@ mod tests {
         // An open UDP port answers from the port we sent to; its reply carries no send time.
         let mut v = Vec::new();
         let sport = get_u16(&f[L4_OFFSET..], 0);
-        PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 60)
+        PacketBuilder::ipv4([198, 19, 1, 5], [198, 18, 0, 1], 60)
             .udp(33434, sport)
             .write(&mut v, b"answer")
             .unwrap();
@@ -643,7 +633,7 @@ mod tests {
         let f = probe(&m, 0, 6);
         let req = &f[L4_OFFSET..];
         let mut v = Vec::new();
-        PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 60)
+        PacketBuilder::ipv4([198, 19, 1, 5], [198, 18, 0, 1], 60)
             .icmpv4_echo_reply(get_u16(req, 4), get_u16(req, 6))
             .write(&mut v, &req[8..])
             .unwrap();

@@ -2,12 +2,14 @@
 //! the source port and the IP identification. `open` (any UDP reply), `closed` (ICMP port
 //! unreachable), `filtered` (other ICMP unreachable codes), `open|filtered` (silence).
 
+use std::net::IpAddr;
+
 use crate::{
     cookie::ProbeCookie,
     wire::{
-        checksum, icmp, put_u16,
-        template::{FrameParams, FrameTemplate, L4_OFFSET},
-        udp, Ipv4Packet, UdpDatagram, PROTO_UDP,
+        checksum, put_u16,
+        template::{FrameParams, FrameTemplate},
+        udp, IcmpKind, IpPacket, UdpDatagram, Unreach, PROTO_UDP,
     },
 };
 
@@ -37,30 +39,33 @@ pub fn template(params: &FrameParams, payload: &[u8]) -> FrameTemplate {
     FrameTemplate::new(params, PROTO_UDP, &l4, true)
 }
 
-/// Stamps a UDP template: source port from the cookie, destination port, checksum.
+/// Stamps a UDP template: source port from the cookie, destination port, checksum, and the IP
+/// identification (IPv4 id or IPv6 flow label).
 #[inline(always)]
 pub fn write(
     frame: &mut [u8],
     tpl: &FrameTemplate,
-    dst: u32,
+    dst: IpAddr,
     sport: u16,
     dport: u16,
-    ip_id: u16,
+    ident: u32,
 ) -> usize {
-    let n = tpl.stamp_ipv4(frame, dst, ip_id);
-    put_u16(frame, L4_OFFSET, sport);
-    put_u16(frame, L4_OFFSET + 2, dport);
-    let sum = tpl.l4_sum() + checksum::sum_u32(dst) + sport as u64 + dport as u64;
+    let n = tpl.stamp(frame, dst, ident);
+    let l4 = tpl.l4_offset();
+    put_u16(frame, l4, sport);
+    put_u16(frame, l4 + 2, dport);
+    let sum = tpl.l4_sum() + tpl.dst_sum(dst) + sport as u64 + dport as u64;
     let c = match checksum::finish(sum) {
         0 => 0xffff, // zero means "no checksum" in UDP
         c => c,
     };
-    put_u16(frame, L4_OFFSET + 6, c);
+    put_u16(frame, l4 + 6, c);
     n
 }
 
-/// An ICMP error quoting a UDP probe of ours, checked by its quoted source port and IP id.
-pub fn match_icmp_udp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> tcp::QuoteMatch {
+/// An ICMP error quoting a UDP probe of ours, checked by its quoted source port and IP
+/// identification (IPv4 id, or IPv6 flow label).
+pub fn match_icmp_udp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> tcp::QuoteMatch {
     let Some((msg, q)) = tcp::quoted(ip, ctx) else {
         return tcp::QuoteMatch::NotOurs;
     };
@@ -75,16 +80,11 @@ pub fn match_icmp_udp(ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx, tag: u8) -> tcp
     }
     match ctx
         .jar
-        .check_port(ctx.src_ip, q.dst(), qu.src_port(), qu.dst_port(), tag)
+        .check_port(q.src(), q.dst(), qu.src_port(), qu.dst_port(), tag)
     {
-        Some(c) if c.ip_id == q.ident() => tcp::QuoteMatch::Ours(tcp::QuotedProbe {
-            target: q.dst(),
-            port: qu.dst_port(),
-            icmp_type: msg.msg_type(),
-            icmp_code: msg.code(),
-            from: ip.src(),
-            ttl: ip.ttl(),
-        }),
+        Some(c) if c.ident(q.family()) == q.ident() => {
+            tcp::QuoteMatch::Ours(tcp::QuotedProbe::new(ip, &msg, q.dst(), qu.dst_port()))
+        }
         _ => tcp::QuoteMatch::Forged,
     }
 }
@@ -129,21 +129,21 @@ impl ProbeModule for UdpScan {
         &self,
         frame: &mut [u8],
         tpl: &FrameTemplate,
-        dst: u32,
+        dst: IpAddr,
         dport: u16,
         c: &ProbeCookie,
     ) -> usize {
-        write(frame, tpl, dst, c.src_port, dport, c.ip_id)
+        write(frame, tpl, dst, c.src_port, dport, c.ident(tpl.family()))
     }
 
-    fn classify(&self, ip: &Ipv4Packet<&[u8]>, ctx: &ClassifyCtx) -> Classified {
+    fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
         if ip.protocol() == PROTO_UDP {
             let Ok(d) = UdpDatagram::new_checked(ip.payload()) else {
                 return Classified::Invalid;
             };
             if ctx
                 .jar
-                .check_port(ctx.src_ip, ip.src(), d.dst_port(), d.src_port(), PROTO_UDP)
+                .check_port(ip.dst(), ip.src(), d.dst_port(), d.src_port(), PROTO_UDP)
                 .is_none()
             {
                 return Classified::Invalid;
@@ -161,12 +161,10 @@ impl ProbeModule for UdpScan {
         match match_icmp_udp(ip, ctx, PROTO_UDP) {
             tcp::QuoteMatch::Ours(q) => {
                 // Only the target itself can say its port is closed; a router saying so is a filter.
-                if (q.icmp_type, q.icmp_code) == (icmp::TYPE_DEST_UNREACH, icmp::unreach::PORT)
-                    && q.from == q.target
-                {
+                if q.kind == IcmpKind::Unreachable(Unreach::Port) && q.from_target() {
                     return q.verdict(Proto::Udp, PortState::Closed, Reason::PortUnreach);
                 }
-                match icmp_reason(q.icmp_type, q.icmp_code) {
+                match icmp_reason(q.kind, q.family) {
                     Some(reason) => q.verdict(Proto::Udp, PortState::Filtered, reason),
                     None => Classified::Unrelated,
                 }
@@ -202,10 +200,10 @@ mod tests {
                 panic!()
             };
             assert_eq!((u.source_port(), u.destination_port()), (c.src_port, 161));
-            let ip = Ipv4Packet::new_checked(&f[14..n]).unwrap();
+            let ip = crate::wire::Ipv4Packet::new_checked(&f[14..n]).unwrap();
             assert!(ip.verify_checksum());
             assert_eq!(ip.ident(), c.ip_id);
-            let acc = checksum::pseudo_header(SRC, DST, PROTO_UDP, ip.payload().len() as u16);
+            let acc = checksum::pseudo_header_ip(SRC, DST, PROTO_UDP, ip.payload().len() as u32);
             assert!(checksum::verify(checksum::sum(acc, ip.payload())));
             // Byte for byte what etherparse builds.
             let mut want = Vec::new();
@@ -213,8 +211,8 @@ mod tests {
                 (8 + u.payload().len()) as u16,
                 64,
                 etherparse::IpNumber::UDP,
-                SRC.to_be_bytes(),
-                DST.to_be_bytes(),
+                [198, 18, 0, 1],
+                [198, 19, 1, 5],
             )
             .unwrap();
             h.identification = c.ip_id;
@@ -238,11 +236,7 @@ mod tests {
         let ctx = ctx();
         let m = UdpScan::new(Payloads::builtin());
         let c = ctx.jar.cookie(SRC, DST, 53, PROTO_UDP);
-        let mut v = Vec::new();
-        PacketBuilder::ipv4(DST.to_be_bytes(), SRC.to_be_bytes(), 60)
-            .udp(53, c.src_port)
-            .write(&mut v, b"answer")
-            .unwrap();
+        let v = udp_reply(DST, 53, c.src_port, b"answer");
         let Classified::Verdict(r) = classify(&m, &ctx, &v) else {
             panic!()
         };
@@ -280,5 +274,54 @@ mod tests {
             Classified::Invalid
         );
         assert_eq!(m.silence().0, PortState::OpenFiltered);
+    }
+
+    #[test]
+    fn ipv6_probe_reply_and_icmpv6_port_unreachable() {
+        let ctx = ctx();
+        let m = UdpScan::new(Payloads::builtin());
+        let (f, c) = build(&m, &ctx, DST6, 53);
+        let s = SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(etherparse::NetSlice::Ipv6(ip6)) = s.net else {
+            panic!("not ipv6")
+        };
+        assert_eq!(ip6.header().flow_label().value(), c.flow);
+        let Some(TransportSlice::Udp(u)) = s.transport else {
+            panic!()
+        };
+        assert_eq!((u.source_port(), u.destination_port()), (c.src_port, 53));
+        // Verify the UDP checksum over the IPv6 pseudo header.
+        let l4 = &f[54..];
+        let acc = checksum::pseudo_header_ip(SRC6, DST6, PROTO_UDP, l4.len() as u32);
+        assert!(checksum::verify(checksum::sum(acc, l4)));
+        let Classified::Verdict(r) = classify(&m, &ctx, &udp_reply(DST6, 53, c.src_port, b"a"))
+        else {
+            panic!()
+        };
+        assert_eq!((r.ip, r.state), (DST6, PortState::Open));
+        // ICMPv6 port unreachable (code 4) from the target: closed; from a router: filtered.
+        let Classified::Verdict(r) =
+            classify(&m, &ctx, &icmp_error_from(&m, &ctx, 53, 4, false, DST6))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.ip, r.state, r.reason),
+            (DST6, PortState::Closed, Reason::PortUnreach)
+        );
+        let Classified::Verdict(r) =
+            classify(&m, &ctx, &icmp_error_from(&m, &ctx, 53, 1, false, ROUTER6))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.state, r.reason, r.responder),
+            (PortState::Filtered, Reason::AdminProhibited, ROUTER6)
+        );
+        // A quote whose flow label is not our cookie is forged.
+        assert_eq!(
+            classify(&m, &ctx, &icmp_error_from(&m, &ctx, 53, 4, true, DST6)),
+            Classified::Invalid
+        );
     }
 }

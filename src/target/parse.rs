@@ -1,10 +1,21 @@
-//! Target syntax: `198.19.0.5`, `198.19.0.0/16`, `198.19.0.1-198.19.0.200`, nmap's last-octet
-//! range `198.19.0.1-200`; several per argument separated by commas; files one or more per line
-//! with `#` comments.
+//! Target syntax, for both families:
+//! - IPv4: `198.19.0.5`, `198.19.0.0/16`, `198.19.0.1-198.19.0.200`, nmap's last-octet range
+//!   `198.19.0.1-200`;
+//! - IPv6: `2001:db8::5`, `2001:db8::/120`, `2001:db8::1-2001:db8::ff`, and XMap's prefix
+//!   windows `2001:db8::/32-48` (every /48 inside the /32, one address each, see
+//!   [`PrefixWindow`]).
+//!
+//! Several per argument separated by commas or spaces; files one or more per line with `#`
+//! comments. Files are read line by line into per-family vectors, so a hitlist of millions of
+//! lines costs about the size of its addresses.
 
-use std::{net::Ipv4Addr, path::Path};
+use std::{
+    io::BufRead,
+    net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
 
-use super::Ipv4Range;
+use super::{Ipv4Range, Ipv6Range};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -30,31 +41,129 @@ fn invalid(spec: &str, why: impl Into<String>) -> TargetError {
     }
 }
 
-fn addr(spec: &str, s: &str) -> Result<u32, TargetError> {
+/// `PREFIX/A-B`: every /B network inside PREFIX/A, each scanned at one address: its /B prefix
+/// plus an interface identifier (`--iid`). `2001:db8::/32-48` is 65,536 targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PrefixWindow {
+    /// The outer network, host bits zero.
+    pub net: u128,
+    /// The outer prefix length (A).
+    pub outer: u8,
+    /// The length of each target network (B), `outer < inner <= 128`.
+    pub inner: u8,
+}
+
+impl PrefixWindow {
+    /// Number of /B networks.
+    pub fn networks(&self) -> u128 {
+        1u128 << (self.inner - self.outer)
+    }
+    /// The whole span the window covers.
+    pub fn span(&self) -> Ipv6Range {
+        Ipv6Range::cidr(self.net, self.outer)
+    }
+}
+
+impl std::fmt::Display for PrefixWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}-{}",
+            Ipv6Addr::from(self.net),
+            self.outer,
+            self.inner
+        )
+    }
+}
+
+/// One parsed target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    V4(Ipv4Range),
+    V6(Ipv6Range),
+    Window(PrefixWindow),
+}
+
+/// Parsed targets, kept per family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub v4: Vec<Ipv4Range>,
+    pub v6: Vec<Ipv6Range>,
+    pub windows: Vec<PrefixWindow>,
+}
+
+impl Targets {
+    pub fn push(&mut self, t: Target) {
+        match t {
+            Target::V4(r) => self.v4.push(r),
+            Target::V6(r) => self.v6.push(r),
+            Target::Window(w) => self.windows.push(w),
+        }
+    }
+    pub fn extend(&mut self, o: Targets) {
+        self.v4.extend(o.v4);
+        self.v6.extend(o.v6);
+        self.windows.extend(o.windows);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty() && self.windows.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len() + self.windows.len()
+    }
+}
+
+fn addr4(spec: &str, s: &str) -> Result<u32, TargetError> {
     s.parse::<Ipv4Addr>()
         .map(u32::from)
         .map_err(|_| invalid(spec, format!("'{s}' is not an IPv4 address")))
 }
 
+fn addr6(spec: &str, s: &str) -> Result<u128, TargetError> {
+    if let Some((a, zone)) = s.split_once('%') {
+        let _ = a;
+        return Err(invalid(
+            spec,
+            format!("zone '%{zone}': link-local targets are not scanned; give a global address"),
+        ));
+    }
+    let a = s
+        .parse::<Ipv6Addr>()
+        .map_err(|_| invalid(spec, format!("'{s}' is not an IPv6 address")))?;
+    if a.segments()[0] & 0xffc0 == 0xfe80 {
+        return Err(invalid(
+            spec,
+            "a link-local address names no host without its interface (fe80::/10 is not routed)",
+        ));
+    }
+    Ok(u128::from(a))
+}
+
+fn prefix_len(spec: &str, s: &str, max: u8) -> Result<u8, TargetError> {
+    s.parse::<u8>()
+        .ok()
+        .filter(|p| *p <= max && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| invalid(spec, format!("'/{s}' is not a prefix length 0-{max}")))
+}
+
 /// Parses one target (no commas).
-pub fn parse_target(spec: &str) -> Result<Ipv4Range, TargetError> {
+pub fn parse_target(spec: &str) -> Result<Target, TargetError> {
     let s = spec.trim();
     if s.is_empty() {
         return Err(invalid(spec, "empty"));
     }
+    if s.contains(':') {
+        return parse_target6(spec, s);
+    }
     if let Some((net, len)) = s.split_once('/') {
-        let net = addr(spec, net)?;
-        let prefix: u8 = len
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32 && len.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| invalid(spec, format!("'/{len}' is not a prefix length 0-32")))?;
-        return Ok(Ipv4Range::cidr(net, prefix));
+        let net = addr4(spec, net)?;
+        let prefix = prefix_len(spec, len, 32)?;
+        return Ok(Target::V4(Ipv4Range::cidr(net, prefix)));
     }
     if let Some((a, b)) = s.split_once('-') {
-        let start = addr(spec, a)?;
+        let start = addr4(spec, a)?;
         let end = if b.contains('.') {
-            addr(spec, b)?
+            addr4(spec, b)?
         } else {
             let last: u8 = b
                 .parse()
@@ -71,42 +180,89 @@ pub fn parse_target(spec: &str) -> Result<Ipv4Range, TargetError> {
         if end < start {
             return Err(invalid(spec, "range runs backwards"));
         }
-        return Ok(Ipv4Range::new(start, end));
+        return Ok(Target::V4(Ipv4Range::new(start, end)));
     }
-    Ok(Ipv4Range::single(addr(spec, s)?))
+    Ok(Target::V4(Ipv4Range::single(addr4(spec, s)?)))
+}
+
+fn parse_target6(spec: &str, s: &str) -> Result<Target, TargetError> {
+    if let Some((net, len)) = s.split_once('/') {
+        let net = addr6(spec, net)?;
+        if let Some((a, b)) = len.split_once('-') {
+            let outer = prefix_len(spec, a, 128)?;
+            let inner = prefix_len(spec, b, 128)?;
+            if inner <= outer {
+                return Err(invalid(
+                    spec,
+                    format!("a prefix window /A-B needs A < B (got /{outer}-{inner})"),
+                ));
+            }
+            return Ok(Target::Window(PrefixWindow {
+                net: Ipv6Range::cidr(net, outer).start,
+                outer,
+                inner,
+            }));
+        }
+        let prefix = prefix_len(spec, len, 128)?;
+        return Ok(Target::V6(Ipv6Range::cidr(net, prefix)));
+    }
+    if let Some((a, b)) = s.split_once('-') {
+        let start = addr6(spec, a)?;
+        let end = addr6(spec, b)?;
+        if end < start {
+            return Err(invalid(spec, "range runs backwards"));
+        }
+        return Ok(Target::V6(Ipv6Range::new(start, end)));
+    }
+    Ok(Target::V6(Ipv6Range::single(addr6(spec, s)?)))
 }
 
 /// Parses a comma- or whitespace-separated list of targets.
-pub fn parse_target_list(spec: &str) -> Result<Vec<Ipv4Range>, TargetError> {
-    let items: Vec<&str> = spec
-        .split([',', ' ', '\t'])
-        .filter(|s| !s.is_empty())
-        .collect();
-    if items.is_empty() {
+pub fn parse_target_list(spec: &str) -> Result<Targets, TargetError> {
+    let mut out = Targets::default();
+    for item in spec.split([',', ' ', '\t']).filter(|s| !s.is_empty()) {
+        out.push(parse_target(item)?);
+    }
+    if out.is_empty() {
         return Err(invalid(spec, "empty"));
     }
-    items.into_iter().map(parse_target).collect()
+    Ok(out)
 }
 
-/// Reads targets from a file: any number per line, `#` starts a comment.
-pub fn read_target_file(path: &Path) -> Result<Vec<Ipv4Range>, TargetError> {
+/// Reads targets from a file (`-` is standard input): any number per line, `#` starts a
+/// comment.
+pub fn read_target_file(path: &Path) -> Result<Targets, TargetError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| TargetError::File {
+    let file_err = |source| TargetError::File {
         path: name.clone(),
         source,
-    })?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+    };
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(path).map_err(file_err)?,
+        ))
+    };
+    let mut out = Targets::default();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(file_err)?;
         let body = line.split('#').next().unwrap_or("").trim();
         if body.is_empty() {
             continue;
         }
-        let v = parse_target_list(body).map_err(|e| TargetError::InFile {
+        let in_file = |e| TargetError::InFile {
             path: name.clone(),
             line: n + 1,
             source: Box::new(e),
-        })?;
-        out.extend(v);
+        };
+        // The common hitlist line is one address: no list to split.
+        if !body.contains([',', ' ', '\t']) {
+            out.push(parse_target(body).map_err(in_file)?);
+        } else {
+            out.extend(parse_target_list(body).map_err(in_file)?);
+        }
     }
     Ok(out)
 }
@@ -117,21 +273,22 @@ mod tests {
 
     #[test]
     fn forms() {
+        let v4 = |s| match parse_target(s).unwrap() {
+            Target::V4(r) => r,
+            t => panic!("{t:?}"),
+        };
+        assert_eq!(v4("198.19.0.5"), Ipv4Range::single(0xc613_0005));
         assert_eq!(
-            parse_target("198.19.0.5").unwrap(),
-            Ipv4Range::single(0xc613_0005)
-        );
-        assert_eq!(
-            parse_target("198.19.0.5/16").unwrap(),
+            v4("198.19.0.5/16"),
             Ipv4Range::new(0xc613_0000, 0xc613_ffff)
         );
-        assert_eq!(parse_target("0.0.0.0/0").unwrap().len(), 1 << 32);
+        assert_eq!(v4("0.0.0.0/0").len(), 1 << 32);
         assert_eq!(
-            parse_target("198.19.0.1-198.19.1.0").unwrap(),
+            v4("198.19.0.1-198.19.1.0"),
             Ipv4Range::new(0xc613_0001, 0xc613_0100)
         );
         assert_eq!(
-            parse_target("198.19.0.1-200").unwrap(),
+            v4("198.19.0.1-200"),
             Ipv4Range::new(0xc613_0001, 0xc613_00c8)
         );
         assert_eq!(
@@ -140,6 +297,49 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn ipv6_forms() {
+        let db8: u128 = 0x2001_0db8 << 96;
+        assert_eq!(
+            parse_target("2001:db8::5").unwrap(),
+            Target::V6(Ipv6Range::single(db8 | 5))
+        );
+        assert_eq!(
+            parse_target("2001:db8::/120").unwrap(),
+            Target::V6(Ipv6Range::new(db8, db8 | 0xff))
+        );
+        assert_eq!(
+            parse_target("2001:db8::1-2001:db8::ff").unwrap(),
+            Target::V6(Ipv6Range::new(db8 | 1, db8 | 0xff))
+        );
+        let Target::Window(w) = parse_target("2001:db8:ffff::/32-48").unwrap() else {
+            panic!()
+        };
+        assert_eq!((w.net, w.outer, w.inner), (db8, 32, 48));
+        assert_eq!(w.networks(), 65_536);
+        assert_eq!(w.to_string(), "2001:db8::/32-48");
+        let t = parse_target_list("198.19.0.1, 2001:db8::1 2001:db8::/32-40").unwrap();
+        assert_eq!((t.v4.len(), t.v6.len(), t.windows.len()), (1, 1, 1));
+    }
+
+    #[test]
+    fn ipv6_rejects_malformed() {
+        for (bad, why) in [
+            ("2001:db8::/129", "prefix length 0-128"),
+            ("2001:db8::/48-32", "A < B"),
+            ("2001:db8::/48-48", "A < B"),
+            ("2001:db8::/32-129", "prefix length"),
+            ("2001:db8::ff-2001:db8::1", "backwards"),
+            ("2001:db8:::1", "not an IPv6 address"),
+            ("fe80::1", "link-local"),
+            ("fe80::1%eth0", "link-local"),
+            ("2001:db8::1-198.19.0.1", "not an IPv6 address"),
+        ] {
+            let e = parse_target(bad).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -156,7 +356,7 @@ mod tests {
             "198.19.0.1-300",
             "example.com",
             "1.2.3.4/-1",
-            "::1",
+            "::g",
         ] {
             let e = parse_target(bad);
             assert!(e.is_err(), "{bad:?} accepted: {e:?}");
@@ -175,6 +375,9 @@ mod tests {
         .unwrap();
         let v = read_target_file(&dir).unwrap();
         assert_eq!(v.len(), 3);
+        std::fs::write(&dir, "2001:db8::1\n198.19.0.1\n2001:db8::/64-72 # window\n").unwrap();
+        let v = read_target_file(&dir).unwrap();
+        assert_eq!((v.v4.len(), v.v6.len(), v.windows.len()), (1, 1, 1));
         std::fs::write(&dir, "198.19.0.1\nbogus\n").unwrap();
         let e = read_target_file(&dir).unwrap_err().to_string();
         assert!(e.contains(":2:") && e.contains("bogus"), "{e}");

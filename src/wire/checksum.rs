@@ -38,6 +38,35 @@ pub fn sum_u32(v: u32) -> u64 {
     (v >> 16) as u64 + (v & 0xffff) as u64
 }
 
+/// Sum of an address of either family as 16-bit words.
+#[inline(always)]
+pub fn sum_addr(a: std::net::IpAddr) -> u64 {
+    match a {
+        std::net::IpAddr::V4(a) => sum_u32(a.into()),
+        std::net::IpAddr::V6(a) => sum_u128(a.into()),
+    }
+}
+
+/// Sum of a 128-bit value as eight 16-bit words.
+#[inline(always)]
+pub fn sum_u128(v: u128) -> u64 {
+    sum_u32((v >> 96) as u32)
+        + sum_u32((v >> 64) as u32)
+        + sum_u32((v >> 32) as u32)
+        + sum_u32(v as u32)
+}
+
+/// Sum of the pseudo header of either family (RFC 768/9293 for IPv4, RFC 8200 8.1 for IPv6):
+/// both are the two addresses, the protocol and the upper-layer length, as 16-bit words.
+pub fn pseudo_header_ip(
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    proto: u8,
+    l4_len: u32,
+) -> u64 {
+    sum_addr(src) + sum_addr(dst) + proto as u64 + sum_u32(l4_len)
+}
+
 /// Sum of the IPv4 pseudo header used by TCP and UDP.
 pub fn pseudo_header(src: u32, dst: u32, proto: u8, l4_len: u16) -> u64 {
     sum_u32(src) + sum_u32(dst) + proto as u64 + l4_len as u64

@@ -8,15 +8,20 @@ pub mod checksum;
 pub mod dissect;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
+pub mod ip;
 pub mod ipv4;
+pub mod ipv6;
 pub mod sctp;
 pub mod tcp;
 pub mod template;
 pub mod udp;
 
-pub use ethernet::{EthernetFrame, MacAddr, ETHERTYPE_IPV4};
+pub use ethernet::{EthernetFrame, MacAddr, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 pub use icmp::IcmpPacket;
+pub use ip::{Family, IcmpKind, IcmpMessage, IpPacket, Unreach};
 pub use ipv4::{Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+pub use ipv6::{Ipv6Packet, NEXT_ICMPV6 as PROTO_ICMPV6};
 pub use tcp::{TcpFlags, TcpSegment};
 pub use udp::UdpDatagram;
 

@@ -1,64 +1,160 @@
-//! Frame templates: a finished Ethernet + IPv4 + L4 frame whose per-probe fields are zero, and
+//! Frame templates: a finished Ethernet + IP + L4 frame whose per-probe fields are zero, and
 //! the checksum sums of everything constant, so a probe costs a copy, a few stores and two folds.
+//! One template serves one family: IPv4 (20-byte header, no options) or IPv6 (40-byte header,
+//! no extension headers); [`FrameTemplate::l4_offset`] says where the L4 header starts.
+
+use std::net::IpAddr;
 
 use super::{
-    checksum, ethernet, ipv4, put_u16, put_u32, EthernetFrame, Ipv4Packet, MacAddr, ETHERTYPE_IPV4,
+    checksum, ethernet, ipv4, ipv6, put_u16, put_u32, EthernetFrame, Family, Ipv4Packet,
+    Ipv6Packet, MacAddr, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
 };
 
 /// Where the IP header starts in every frame we build.
 pub const IP_OFFSET: usize = ethernet::HEADER_LEN;
-/// Where the L4 header starts (we never send IP options).
+/// Where the L4 header starts in an IPv4 frame (we never send IP options).
 pub const L4_OFFSET: usize = IP_OFFSET + ipv4::MIN_HEADER_LEN;
+/// Where the L4 header starts in an IPv6 frame (we never send extension headers).
+pub const L4_OFFSET_V6: usize = IP_OFFSET + ipv6::HEADER_LEN;
 
-/// Link and network facts shared by every probe of a scan.
+/// Link and network facts shared by every probe of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameParams {
     pub src_mac: MacAddr,
     pub dst_mac: MacAddr,
-    pub src_ip: u32,
+    /// The scan's source address; its family is the template's.
+    pub src: IpAddr,
+    /// TTL (IPv4) or hop limit (IPv6).
     pub ttl: u8,
+}
+
+impl FrameParams {
+    pub fn family(&self) -> Family {
+        Family::of(&self.src)
+    }
+}
+
+/// The frame parameters of each family a scan sends in (a mixed target list uses both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Frames {
+    pub v4: Option<FrameParams>,
+    pub v6: Option<FrameParams>,
+}
+
+impl Frames {
+    /// One family's parameters.
+    pub fn single(p: FrameParams) -> Self {
+        match p.family() {
+            Family::V4 => Self {
+                v4: Some(p),
+                v6: None,
+            },
+            Family::V6 => Self {
+                v4: None,
+                v6: Some(p),
+            },
+        }
+    }
+    pub fn get(&self, f: Family) -> Option<&FrameParams> {
+        match f {
+            Family::V4 => self.v4.as_ref(),
+            Family::V6 => self.v6.as_ref(),
+        }
+    }
+    /// The parameters for sending to `a`.
+    #[inline]
+    pub fn for_addr(&self, a: IpAddr) -> Option<&FrameParams> {
+        self.get(Family::of(&a))
+    }
+    /// The first family's parameters (IPv4 when the scan has both): the TTL and the local
+    /// address documents name.
+    pub fn primary(&self) -> &FrameParams {
+        self.v4
+            .as_ref()
+            .or(self.v6.as_ref())
+            .expect("a scan sends in at least one family")
+    }
+    /// Each family's parameters.
+    pub fn iter(&self) -> impl Iterator<Item = &FrameParams> {
+        self.v4.iter().chain(self.v6.iter())
+    }
 }
 
 /// A frame with zeroed per-probe fields plus the sums of its constant words.
 #[derive(Debug, Clone)]
 pub struct FrameTemplate {
     bytes: Vec<u8>,
-    /// Sum of the IPv4 header with id, checksum and destination zero.
+    family: Family,
+    l4: usize,
+    /// Sum of the IPv4 header with id, checksum and destination zero (unused for IPv6, which
+    /// has no header checksum).
     ip_sum: u64,
     /// Sum of the pseudo header (without destination) and the L4 bytes with every patched field
-    /// zero. Zero when the L4 checksum does not cover a pseudo header (ICMP).
+    /// zero. Without a pseudo header (ICMPv4), the L4 bytes alone.
     l4_sum: u64,
+    /// Does the L4 checksum cover the destination address?
+    pseudo: bool,
 }
 
 impl FrameTemplate {
-    /// Builds Ethernet + IPv4 around `l4` (the L4 header and payload with per-probe fields and
-    /// checksum zero). `pseudo` says whether the L4 checksum covers the IPv4 pseudo header.
+    /// Builds Ethernet + IP around `l4` (the L4 header and payload with per-probe fields and
+    /// checksum zero). `pseudo` says whether the L4 checksum covers the pseudo header; over IPv6
+    /// every checksum does (ICMPv6 too), so it is forced on there.
     pub fn new(p: &FrameParams, proto: u8, l4: &[u8], pseudo: bool) -> Self {
-        let mut bytes = vec![0u8; L4_OFFSET + l4.len()];
+        let family = p.family();
+        let l4_off = match family {
+            Family::V4 => L4_OFFSET,
+            Family::V6 => L4_OFFSET_V6,
+        };
+        let mut bytes = vec![0u8; l4_off + l4.len()];
         let mut eth = EthernetFrame::new_checked(&mut bytes[..]).expect("frame holds a header");
         eth.set_dst(p.dst_mac);
         eth.set_src(p.src_mac);
-        eth.set_ethertype(ETHERTYPE_IPV4);
-        let mut ip = Ipv4Packet::init(&mut bytes[IP_OFFSET..]);
-        ip.set_total_len((ipv4::MIN_HEADER_LEN + l4.len()) as u16);
-        ip.set_dont_frag(false);
-        ip.set_ttl(p.ttl);
-        ip.set_protocol(proto);
-        ip.set_src(p.src_ip);
-        bytes[L4_OFFSET..].copy_from_slice(l4);
-        let ip_sum = checksum::sum(0, &bytes[IP_OFFSET..L4_OFFSET]);
+        let pseudo = pseudo || family == Family::V6;
+        match p.src {
+            IpAddr::V4(src) => {
+                eth.set_ethertype(ETHERTYPE_IPV4);
+                let mut ip = Ipv4Packet::init(&mut bytes[IP_OFFSET..]);
+                ip.set_total_len((ipv4::MIN_HEADER_LEN + l4.len()) as u16);
+                ip.set_dont_frag(false);
+                ip.set_ttl(p.ttl);
+                ip.set_protocol(proto);
+                ip.set_src(src.into());
+            }
+            IpAddr::V6(src) => {
+                eth.set_ethertype(ETHERTYPE_IPV6);
+                ipv6::Ipv6Repr {
+                    src,
+                    dst: std::net::Ipv6Addr::UNSPECIFIED,
+                    next_header: proto,
+                    payload_len: l4.len() as u16,
+                    hop_limit: p.ttl,
+                    traffic_class: 0,
+                    flow_label: 0,
+                }
+                .emit(&mut bytes[IP_OFFSET..]);
+            }
+        }
+        bytes[l4_off..].copy_from_slice(l4);
+        let ip_sum = match family {
+            Family::V4 => checksum::sum(0, &bytes[IP_OFFSET..l4_off]),
+            Family::V6 => 0,
+        };
         let l4_sum = if pseudo {
             checksum::sum(
-                checksum::sum_u32(p.src_ip) + proto as u64 + l4.len() as u64,
-                &bytes[L4_OFFSET..],
+                checksum::sum_addr(p.src) + proto as u64 + checksum::sum_u32(l4.len() as u32),
+                &bytes[l4_off..],
             )
         } else {
-            checksum::sum(0, &bytes[L4_OFFSET..])
+            checksum::sum(0, &bytes[l4_off..])
         };
         Self {
             bytes,
+            family,
+            l4: l4_off,
             ip_sum,
             l4_sum,
+            pseudo,
         }
     }
 
@@ -74,26 +170,61 @@ impl FrameTemplate {
         &self.bytes
     }
 
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Where the L4 header starts in frames stamped from this template.
+    #[inline(always)]
+    pub fn l4_offset(&self) -> usize {
+        self.l4
+    }
+
     /// The constant part of the L4 checksum sum (see the field's doc).
     #[inline(always)]
     pub fn l4_sum(&self) -> u64 {
         self.l4_sum
     }
 
-    /// Copies the template into `frame` and fills the IPv4 destination, identification and header
-    /// checksum. Returns the frame length. `frame` must hold at least `len()` bytes.
+    /// What the destination adds to the L4 checksum sum: its words when the checksum covers a
+    /// pseudo header, nothing otherwise (ICMPv4).
     #[inline(always)]
-    pub fn stamp_ipv4(&self, frame: &mut [u8], dst: u32, ident: u16) -> usize {
+    pub fn dst_sum(&self, dst: IpAddr) -> u64 {
+        if self.pseudo {
+            checksum::sum_addr(dst)
+        } else {
+            0
+        }
+    }
+
+    /// Copies the template into `frame` and fills the destination and the identification (IPv4
+    /// id, low 16 bits; IPv6 flow label, low 20 bits), and for IPv4 the header checksum. Returns
+    /// the frame length. `frame` must hold at least `len()` bytes, and `dst` must be of the
+    /// template's family.
+    #[inline(always)]
+    pub fn stamp(&self, frame: &mut [u8], dst: IpAddr, ident: u32) -> usize {
         let n = self.bytes.len();
         frame[..n].copy_from_slice(&self.bytes);
-        put_u16(frame, IP_OFFSET + ipv4::ID_OFFSET, ident);
-        put_u32(frame, IP_OFFSET + ipv4::DST_OFFSET, dst);
-        let sum = self.ip_sum + checksum::sum_u32(dst) + ident as u64;
-        put_u16(
-            frame,
-            IP_OFFSET + ipv4::CHECKSUM_OFFSET,
-            checksum::finish(sum),
-        );
+        match dst {
+            IpAddr::V4(d) => {
+                let dst = u32::from(d);
+                let ident = ident as u16;
+                put_u16(frame, IP_OFFSET + ipv4::ID_OFFSET, ident);
+                put_u32(frame, IP_OFFSET + ipv4::DST_OFFSET, dst);
+                let sum = self.ip_sum + checksum::sum_u32(dst) + ident as u64;
+                put_u16(
+                    frame,
+                    IP_OFFSET + ipv4::CHECKSUM_OFFSET,
+                    checksum::finish(sum),
+                );
+            }
+            IpAddr::V6(d) => {
+                let mut ip = Ipv6Packet::new_checked(&mut frame[IP_OFFSET..n])
+                    .expect("template holds an IPv6 header");
+                ip.set_flow_label(ident);
+                ip.set_dst(d);
+            }
+        }
         n
     }
 }
@@ -107,7 +238,7 @@ mod tests {
         let p = FrameParams {
             src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
             dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
-            src_ip: 0xc612_0001,
+            src: IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 1)),
             ttl: 64,
         };
         let t = FrameTemplate::new(&p, 17, &[0u8; 8], true);
@@ -117,7 +248,7 @@ mod tests {
             (0xffff_ffff, 0xffff),
             (0x0a00_0001, 1234),
         ] {
-            let n = t.stamp_ipv4(&mut f, dst, id);
+            let n = t.stamp(&mut f, IpAddr::V4(dst.into()), id as u32);
             assert_eq!(n, 14 + 20 + 8);
             let ip = Ipv4Packet::new_checked(&f[IP_OFFSET..n]).unwrap();
             assert!(ip.verify_checksum());
@@ -126,5 +257,35 @@ mod tests {
                 (dst, id, 64, 17)
             );
         }
+    }
+
+    #[test]
+    fn stamped_ipv6_frame_is_what_etherparse_builds() {
+        let src: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let dst: std::net::Ipv6Addr = "2001:db8:1::5".parse().unwrap();
+        let p = FrameParams {
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            src: IpAddr::V6(src),
+            ttl: 64,
+        };
+        // A UDP header with ports 1 and 2, length 8, checksum to fill.
+        let t = FrameTemplate::new(&p, 17, &[0, 1, 0, 2, 0, 8, 0, 0], true);
+        let mut f = [0u8; 80];
+        let n = t.stamp(&mut f, IpAddr::V6(dst), 0xabcde);
+        assert_eq!((n, t.l4_offset()), (14 + 40 + 8, 54));
+        let c = checksum::finish(t.l4_sum() + t.dst_sum(IpAddr::V6(dst)));
+        put_u16(&mut f, 54 + 6, c);
+        let mut expect = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv6(src.octets(), dst.octets(), 64)
+            .udp(1, 2)
+            .write(&mut expect, &[])
+            .unwrap();
+        // etherparse leaves the flow label zero.
+        expect[15] = 0x0a;
+        expect[16] = 0xbc;
+        expect[17] = 0xde;
+        assert_eq!(&f[..n], &expect[..]);
     }
 }
