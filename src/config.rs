@@ -200,8 +200,8 @@ impl ScanConfig {
         } else {
             asked
         };
-        let seed_asked = cli.seed.or(resume_seed(cli)?);
-        let seed0 = seed_asked.unwrap_or_else(|| {
+        // Decided before the space: random interface identifiers come from it.
+        let seed = cli.seed.or(resume_seed(cli)?).unwrap_or_else(|| {
             u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -209,12 +209,9 @@ impl ScanConfig {
                 (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
             }))
         });
-        let (space, space_spec, blocklisted, excluded) = build_space(cli, scan, traceroute, seed0)?;
-        if space.ipv6_addresses() > 0 {
-            let m = scan_type_module_ipv6(scan, traceroute);
-            if let Some(why) = m {
-                return Err(ConfigError::Usage(why));
-            }
+        let (space, space_spec, blocklisted, excluded) = build_space(cli, scan, traceroute, seed)?;
+        if let Some(why) = ipv6_refusal(scan, traceroute).filter(|_| space.ipv6_addresses() > 0) {
+            return Err(ConfigError::Usage(why));
         }
         let (grab, namer) = banners(cli, scan)?;
         if cli.scanflags.is_some() && scan.default_tcp_flags().is_none() {
@@ -283,7 +280,6 @@ impl ScanConfig {
                 .into());
             }
         }
-        let seed = seed0;
         let connect = scan == ScanType::Connect;
         // Connect scans use the kernel's own ports; raw scans claim theirs.
         let source_ports = if connect {
@@ -532,7 +528,7 @@ fn resume_seed(cli: &Cli) -> Result<Option<u64>, ConfigError> {
 }
 
 /// Why a scan type cannot take IPv6 targets yet, if it cannot.
-fn scan_type_module_ipv6(scan: ScanType, traceroute: Option<Traceroute>) -> Option<String> {
+fn ipv6_refusal(scan: ScanType, traceroute: Option<Traceroute>) -> Option<String> {
     if traceroute.is_some() {
         return Some(
             "--traceroute runs over IPv4 only in this build; its IPv6 form (hop limits) is tracked in ARCHITECTURE.md".into(),
@@ -607,8 +603,8 @@ fn build_space(
     targets.windows.dedup();
     for w in &targets.windows {
         let all = RangeSet::from_ranges(vec![target::Ipv6Range::new(0, w.networks() - 1)]);
-        let by_block = all.subtract(&window_networks(w, &blocklist::window_cut(w)));
-        let kept = by_block.subtract(&window_networks(w, &cut6));
+        let by_block = all.subtract(&w.networks_touching(&blocklist::window_cut(w)));
+        let kept = by_block.subtract(&w.networks_touching(&cut6));
         blocked += all.len() - by_block.len();
         excluded += by_block.len() - kept.len();
         if !kept.is_empty() {
@@ -631,28 +627,6 @@ fn build_space(
         .map_err(|e| ConfigError::Usage(e.to_string()))?;
     let clamp = |v: u128| v.min(u64::MAX as u128) as u64;
     Ok((space, spec, clamp(blocked), clamp(excluded)))
-}
-
-/// The network indices of window `w` that any range of `cut` touches: a /B network is skipped
-/// as soon as part of it is excluded, so nothing excluded is ever probed whatever its IID.
-fn window_networks(w: &target::PrefixWindow, cut: &RangeSet<u128>) -> RangeSet<u128> {
-    let span = w.span();
-    let shift = 128 - w.inner as u32;
-    let idx = |a: u128| {
-        let off = a - span.start;
-        if shift >= 128 {
-            0
-        } else {
-            off >> shift
-        }
-    };
-    RangeSet::from_ranges(
-        cut.ranges()
-            .iter()
-            .filter(|r| r.end >= span.start && r.start <= span.end)
-            .map(|r| target::Ipv6Range::new(idx(r.start.max(span.start)), idx(r.end.min(span.end))))
-            .collect(),
-    )
 }
 
 fn source_ports(asked: Option<PortRange>) -> Result<PortRange, ConfigError> {
@@ -822,9 +796,6 @@ fn resolve_family(
             Some(ip) => ip,
             None => match netinfo::interface_addr(ifindex, first.is_ipv6())? {
                 Some(ip) => ip,
-                None if cli.dry_run && ifindex == 0 => {
-                    return Err(NetError::NoAddress(ifname.to_string(), family_name).into())
-                }
                 None => return Err(NetError::NoAddress(ifname.to_string(), family_name).into()),
             },
         },

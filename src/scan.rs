@@ -222,17 +222,9 @@ fn open_and_run(
                 cfg.net.ifname
             )));
         }
-        let v4 = |a: IpAddr| match a {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
-        };
-        let v6 = |a: IpAddr| match a {
-            IpAddr::V6(a) => Some(a),
-            IpAddr::V4(_) => None,
-        };
         let steer = xdp::SteerConfig {
-            src_v4: cfg.net.family(false).and_then(|f| v4(f.src)),
-            src_v6: cfg.net.family(true).and_then(|f| v6(f.src)),
+            src_v4: plan.frames.src_v4(),
+            src_v6: plan.frames.src_v6(),
             port_lo: cfg.source_ports.lo,
             port_hi: cfg.source_ports.hi,
             flags: plan.raw_module().steer_flags(),

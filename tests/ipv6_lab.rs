@@ -44,6 +44,15 @@ fn results6(stdout: &[u8]) -> BTreeMap<(IpAddr, u16), (String, String)> {
     m
 }
 
+/// Runs xdpscan in the lab with NDJSON on stdout; it must succeed.
+fn scan6(lab: &Lab, args: &[&str]) -> BTreeMap<(IpAddr, u16), (String, String)> {
+    let mut all = args.to_vec();
+    all.extend(["--wait", "1", "-o", "-"]);
+    let out = lab.xdpscan(&all);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    results6(&out.stdout)
+}
+
 #[test]
 fn syn_scan_of_every_ipv6_zone_equals_the_truth() {
     if !lab_available() {
@@ -105,19 +114,7 @@ fn prefix_window_and_a_hitlist_mixing_both_families() {
     }
     let lab = Lab::up();
     // Every /72 in 2001:db8:1:0::/64, at interface identifier ::1: 256 targets, all listening.
-    let out = lab.xdpscan(&[
-        "2001:db8:1::/64-72",
-        "--iid",
-        "::1",
-        "-p",
-        "22",
-        "--wait",
-        "1",
-        "-o",
-        "-",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let got = results6(&out.stdout);
+    let got = scan6(&lab, &["2001:db8:1::/64-72", "--iid", "::1", "-p", "22"]);
     assert_eq!(got.len(), 256);
     for ((ip, _), (state, _)) in &got {
         let IpAddr::V6(a) = ip else { panic!() };
@@ -128,19 +125,9 @@ fn prefix_window_and_a_hitlist_mixing_both_families() {
     }
     // The same window with the default random IIDs: repeatable for one seed.
     let run = |seed: &str| {
-        let o = lab.xdpscan(&[
-            "2001:db8:1::/64-68",
-            "-p",
-            "22",
-            "--seed",
-            seed,
-            "--wait",
-            "1",
-            "-o",
-            "-",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        results6(&o.stdout).into_keys().collect::<Vec<_>>()
+        scan6(&lab, &["2001:db8:1::/64-68", "-p", "22", "--seed", seed])
+            .into_keys()
+            .collect::<Vec<_>>()
     };
     let (a, b, c) = (run("5"), run("5"), run("6"));
     assert_eq!(a.len(), 16);
@@ -153,19 +140,8 @@ fn prefix_window_and_a_hitlist_mixing_both_families() {
         "# mixed\n198.19.0.7\n2001:db8:1::7\n2001:db8:1:8::7\n198.19.8.7\n",
     )
     .unwrap();
-    let out = lab.xdpscan(&[
-        "-iL",
-        dir.to_str().unwrap(),
-        "-p",
-        "80",
-        "--wait",
-        "1",
-        "-o",
-        "-",
-    ]);
+    let got = scan6(&lab, &["-iL", dir.to_str().unwrap(), "-p", "80"]);
     std::fs::remove_file(&dir).ok();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let got = results6(&out.stdout);
     let st = |ip: &str| got[&(ip.parse().unwrap(), 80)].0.clone();
     assert_eq!(st("198.19.0.7"), "open");
     assert_eq!(st("2001:db8:1::7"), "open");
@@ -194,18 +170,15 @@ fn udp_echo_and_ip_protocol_over_ipv6() {
     let a: IpAddr = "2001:db8:1::5".parse().unwrap();
     assert_eq!(got[&(a, 53)], ("open".into(), "udp-response".into()));
     assert_eq!(got[&(a, 161)], ("open".into(), "udp-response".into()));
-    let out = lab.xdpscan(&[
-        "--ping",
-        "2001:db8:1::5",
-        "2001:db8:1:2::5",
-        "2001:db8:1:1::5",
-        "--wait",
-        "1",
-        "-o",
-        "-",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let got = results6(&out.stdout);
+    let got = scan6(
+        &lab,
+        &[
+            "--ping",
+            "2001:db8:1::5",
+            "2001:db8:1:2::5",
+            "2001:db8:1:1::5",
+        ],
+    );
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[&(a, 0)], ("up".into(), "echo-reply".into()));
     let b: IpAddr = "2001:db8:1:2::5".parse().unwrap();
@@ -254,4 +227,38 @@ fn bad_ipv6_input_gets_one_line_and_exit_2() {
         assert!(err.contains(why), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn the_hosts_own_ipv6_keeps_working_during_a_scan() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    // A scan holds the XDP program attached for its 4 s cooldown.
+    let mut scan = Command::new("ip")
+        .args(["netns", "exec", &lab.scan_ns(), BIN])
+        .args(["2001:db8:1::5", "-p", "22", "--wait", "4", "-q", "-o", "-"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Forget the router's MAC: the kernel must solicit it again, through our XDP program.
+    let flush = lab
+        .in_scan("ip", &["-6", "neigh", "flush", "all"])
+        .output()
+        .unwrap();
+    assert!(flush.status.success());
+    let ping = lab
+        .in_scan("ping", &["-6", "-c", "2", "-W", "1", "2001:db8:1::7"])
+        .output()
+        .unwrap();
+    let out = scan.wait_with_output().unwrap();
+    assert!(
+        ping.status.success(),
+        "the host's ping failed during the scan: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    assert!(out.status.success());
+    assert_eq!(results6(&out.stdout).len(), 1);
 }

@@ -21,6 +21,9 @@ impl Hasher for KeyHasher {
             self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
         }
     }
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64 ^ ((v >> 64) as u64).rotate_left(29));
+    }
     fn write_u64(&mut self, v: u64) {
         self.0 = (v ^ (v >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (v >> 32);
     }
@@ -29,7 +32,7 @@ impl Hasher for KeyHasher {
 #[derive(Default)]
 pub struct Dedup {
     seen: HashSet<u64, BuildHasherDefault<KeyHasher>>,
-    seen6: HashSet<(u128, u32)>,
+    seen6: HashSet<(u128, u32), BuildHasherDefault<KeyHasher>>,
 }
 
 impl Dedup {

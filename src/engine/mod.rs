@@ -801,14 +801,8 @@ fn receive<R: RxQueue>(
 ) -> Result<(), IoError> {
     let ctx = ClassifyCtx {
         jar: plan.jar.clone(),
-        src_v4: plan.frames.v4.and_then(|f| match f.src {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
-        }),
-        src_v6: plan.frames.v6.and_then(|f| match f.src {
-            IpAddr::V6(a) => Some(a),
-            IpAddr::V4(_) => None,
-        }),
+        src_v4: plan.frames.src_v4(),
+        src_v6: plan.frames.src_v6(),
     };
     let module = plan.raw_module();
     let name = module.name();

@@ -62,6 +62,20 @@ impl PrefixWindow {
     pub fn span(&self) -> Ipv6Range {
         Ipv6Range::cidr(self.net, self.outer)
     }
+    /// The indices of the /B networks that any range of `cut` touches: such a network is
+    /// skipped whole, so nothing excluded is ever probed whatever its interface identifier.
+    pub fn networks_touching(&self, cut: &super::RangeSet<u128>) -> super::RangeSet<u128> {
+        let span = self.span();
+        let shift = 128 - self.inner as u32;
+        let idx = |a: u128| (a - span.start).checked_shr(shift).unwrap_or(0);
+        super::RangeSet::from_ranges(
+            cut.ranges()
+                .iter()
+                .filter(|r| r.end >= span.start && r.start <= span.end)
+                .map(|r| Ipv6Range::new(idx(r.start.max(span.start)), idx(r.end.min(span.end))))
+                .collect(),
+        )
+    }
 }
 
 impl std::fmt::Display for PrefixWindow {
@@ -320,6 +334,17 @@ mod tests {
         assert_eq!((w.net, w.outer, w.inner), (db8, 32, 48));
         assert_eq!(w.networks(), 65_536);
         assert_eq!(w.to_string(), "2001:db8::/32-48");
+        // A cut touching part of network 0x0102 and all of 0x0200..0x02ff takes those whole.
+        let cut = crate::target::RangeSet::from_ranges(vec![
+            Ipv6Range::single(db8 | 0x0102 << 80 | 7),
+            Ipv6Range::cidr(db8 | 0x02 << 88, 40),
+            Ipv6Range::cidr(0x3000 << 112, 16),
+        ]);
+        let touched = w.networks_touching(&cut);
+        assert_eq!(
+            touched.ranges(),
+            &[Ipv6Range::single(0x0102), Ipv6Range::new(0x0200, 0x02ff)]
+        );
         let t = parse_target_list("198.19.0.1, 2001:db8::1 2001:db8::/32-40").unwrap();
         assert_eq!((t.v4.len(), t.v6.len(), t.windows.len()), (1, 1, 1));
     }

@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use super::{
-    ethernet, icmp, icmpv6, ipv6, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, WireError,
-    ETHERTYPE_IPV4, ETHERTYPE_IPV6, PROTO_ICMP,
+    checksum, ethernet, icmp, icmpv6, ipv6, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet,
+    WireError, ETHERTYPE_IPV4, ETHERTYPE_IPV6, PROTO_ICMP,
 };
 
 /// An address family.
@@ -107,18 +107,16 @@ impl<'a> IpPacket<'a> {
         } else {
             (eth.ethertype(), &frame[ethernet::HEADER_LEN..])
         };
-        let ip = match ty {
-            ETHERTYPE_IPV4 => {
-                let p = Ipv4Packet::new_checked(payload).ok()?;
-                if !p.verify_checksum() {
-                    return None;
-                }
-                Self::parse(payload).ok()?
-            }
-            ETHERTYPE_IPV6 => Self::parse(payload).ok()?,
-            _ => return None,
+        if ty != ETHERTYPE_IPV4 && ty != ETHERTYPE_IPV6 {
+            return None;
+        }
+        let ip = Self::parse(payload).ok()?;
+        // The ethertype must name the version the header carries; IPv4 headers carry a checksum.
+        let fits = match ip.family {
+            Family::V4 => ty == ETHERTYPE_IPV4 && checksum::verify(checksum::sum(0, ip.header())),
+            Family::V6 => ty == ETHERTYPE_IPV6,
         };
-        (!ip.later_fragment).then_some(ip)
+        (fits && !ip.later_fragment).then_some(ip)
     }
 
     pub fn family(&self) -> Family {

@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use super::{
-    checksum, ethernet, ipv4, ipv6, put_u16, put_u32, EthernetFrame, Family, Ipv4Packet,
-    Ipv6Packet, MacAddr, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
+    checksum, ethernet, ipv4, ipv6, put_u16, put_u32, EthernetFrame, Family, Ipv4Packet, MacAddr,
+    ETHERTYPE_IPV4, ETHERTYPE_IPV6,
 };
 
 /// Where the IP header starts in every frame we build.
@@ -74,9 +74,19 @@ impl Frames {
             .or(self.v6.as_ref())
             .expect("a scan sends in at least one family")
     }
-    /// Each family's parameters.
-    pub fn iter(&self) -> impl Iterator<Item = &FrameParams> {
-        self.v4.iter().chain(self.v6.iter())
+    /// The IPv4 source, when the scan sends IPv4.
+    pub fn src_v4(&self) -> Option<std::net::Ipv4Addr> {
+        match self.v4?.src {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+    /// The IPv6 source, when the scan sends IPv6.
+    pub fn src_v6(&self) -> Option<std::net::Ipv6Addr> {
+        match self.v6?.src {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
     }
 }
 
@@ -219,10 +229,10 @@ impl FrameTemplate {
                 );
             }
             IpAddr::V6(d) => {
-                let mut ip = Ipv6Packet::new_checked(&mut frame[IP_OFFSET..n])
-                    .expect("template holds an IPv6 header");
-                ip.set_flow_label(ident);
-                ip.set_dst(d);
+                // Version 6, traffic class 0 (the template's), then the flow label.
+                put_u32(frame, IP_OFFSET, 0x6000_0000 | (ident & 0x000f_ffff));
+                let at = IP_OFFSET + ipv6::field::DST;
+                frame[at..at + 16].copy_from_slice(&d.octets());
             }
         }
         n
