@@ -236,7 +236,7 @@ fn the_hosts_own_ipv6_keeps_working_during_a_scan() {
     }
     let lab = Lab::up();
     // A scan holds the XDP program attached for its 4 s cooldown.
-    let mut scan = Command::new("ip")
+    let scan = Command::new("ip")
         .args(["netns", "exec", &lab.scan_ns(), BIN])
         .args(["2001:db8:1::5", "-p", "22", "--wait", "4", "-q", "-o", "-"])
         .stdout(std::process::Stdio::piped())
