@@ -27,6 +27,7 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    address_family = socket.AF_INET
     request_queue_size = 4096
     tls = None
 
@@ -40,17 +41,33 @@ class Server(http.server.ThreadingHTTPServer):
         return sock, addr
 
 
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
 def serve_http(port, directory, tls=None):
     handler = lambda *a, **k: Quiet(*a, directory=directory, **k)  # noqa: E731
-    srv = Server(("0.0.0.0", port), handler)
-    srv.tls = tls
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    for cls, addr in ((Server, "0.0.0.0"), (Server6, "::")):
+        srv = cls((addr, port), handler)
+        srv.tls = tls
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
 
 
 def serve_raw(port, on_accept):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        serve_raw_on(fam, addr, port, on_accept)
+
+
+def serve_raw_on(fam, addr, port, on_accept):
+    s = socket.socket(fam, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, port))
     s.listen(4096)
 
     def loop():

@@ -36,6 +36,8 @@
 #   everything else    listeners open (syn-ack), other ports closed (reset)
 # nftables' ICMPv6 rejects leave from the target's link address 2001:db8::2 (the kernel picks
 # the source by route: the /48 is not an interface address), so they name a responder.
+#   2001:db8:1:ff::1-4 are real addresses of the target (on lo): errors about them come from
+#   them (UDP port unreachable: closed, as nmap -6 reads it).
 #
 # LAB_SERVICES=1 replaces the bare TCP listeners with real services on every address
 # (scripts/lab-services.py): 22 an SSH-like greeting, 80 Python's HTTP server, 443 the same in
@@ -95,6 +97,8 @@ up() {
     ip -n "$TGT" route add local 198.19.0.0/16 dev lo
     ip -n "$TGT" -6 addr add 2001:db8::2/64 dev "$VT" nodad
     ip -n "$TGT" -6 route add local 2001:db8:1::/48 dev lo
+    # Real addresses: the kernel's own ICMPv6 errors about them leave from them.
+    for h in 1 2 3 4; do ip -n "$TGT" -6 addr add "2001:db8:1:ff::$h/128" dev lo nodad; done
     # Unfinished checksums otherwise (veth offload); replies must be valid on the wire.
     ip netns exec "$TGT" ethtool -K "$VT" tx off >/dev/null
     ip netns exec "$SCAN" ethtool -K "$VS" tx off >/dev/null
@@ -146,10 +150,10 @@ NFT
             >/dev/null 2>&1 &
     fi
     ip netns exec "$TGT" python3 "$HERE/lab-responder.py" "$VT" "$TCP_PORTS" >/dev/null 2>&1 &
-    # Ready when every listener is bound.
+    # Ready when every listener is bound, one per family and port.
     for _ in $(seq 200); do
         n=$(ip netns exec "$TGT" ss -Hltn | wc -l)
-        [ "$n" -ge "$(echo "$TCP_PORTS" | tr ',' '\n' | grep -c .)" ] && break
+        [ "$n" -ge "$((2 * $(echo "$TCP_PORTS" | tr ',' '\n' | grep -c .)))" ] && break
         sleep 0.05
     done
     # Resolve the gateway once so the first scan need not ARP.
@@ -162,7 +166,10 @@ NFT
 #     198.18.2.2 <P>-r3 198.18.3.1 ── 198.18.3.2 <P>-tgt (local 198.19.0.0/16)
 #
 # ICMP time-exceeded leaves each router from its interface toward the scanner, so the hops
-# are 198.18.0.2, 198.18.1.2, 198.18.2.2, then the target itself (TTL 4). Shaped ranges:
+# are 198.18.0.2, 198.18.1.2, 198.18.2.2, then the target itself (TTL 4). IPv6 follows the same
+# path: hops 2001:db8::2, 2001:db8:0:1::2, 2001:db8:0:2::2, then the target (hop limit 4), with
+# 2001:db8:1:1::/64 dropped by r3 and 2001:db8:1:2::/64 refused by r2 (addr-unreachable).
+# Shaped ranges:
 #   198.19.1.0/24   dropped by r3: the path ends at r3 (TTL 3), unreached
 #   198.19.2.0/24   r2 forwards nothing, answering host-unreachable: TTL 1 r1, TTL 2 r2
 #                   (time exceeded comes first), TTL >= 3 r2's unreachable ends the path
@@ -198,8 +205,6 @@ path_up() {
         ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
     done
     ip -n "$SCAN" route add 198.19.0.0/16 via 198.18.0.2
-    ip -n "$SCAN" -6 addr add 2001:db8::1/64 dev "$VS" nodad
-    ip -n "$SCAN" -6 route add 2001:db8:1::/48 via 2001:db8::2
     ip -n "$P-r1" route add 198.19.0.0/16 via 198.18.1.2
     ip -n "$P-r1" route add 198.18.2.0/23 via 198.18.1.2
     ip -n "$P-r2" route add 198.19.0.0/16 via 198.18.2.2
@@ -209,11 +214,34 @@ path_up() {
     ip -n "$P-r3" route add 198.18.0.0/23 via 198.18.2.1
     ip -n "$TGT" route add default via 198.18.3.1
     ip -n "$TGT" route add local 198.19.0.0/16 dev lo
-    ip -n "$TGT" -6 addr add 2001:db8::2/64 dev "$VT" nodad
+    # IPv6: the same path, one /64 per link, 2001:db8:1::/48 at the target.
+    ip -n "$SCAN" -6 addr add 2001:db8::1/64 dev "$VS" nodad
+    ip -n "$P-r1" -6 addr add 2001:db8::2/64 dev "${P}1a" nodad
+    ip -n "$P-r1" -6 addr add 2001:db8:0:1::1/64 dev "${P}1b" nodad
+    ip -n "$P-r2" -6 addr add 2001:db8:0:1::2/64 dev "${P}2a" nodad
+    ip -n "$P-r2" -6 addr add 2001:db8:0:2::1/64 dev "${P}2b" nodad
+    ip -n "$P-r3" -6 addr add 2001:db8:0:2::2/64 dev "${P}3a" nodad
+    ip -n "$P-r3" -6 addr add 2001:db8:0:3::1/64 dev "${P}3b" nodad
+    ip -n "$TGT" -6 addr add 2001:db8:0:3::2/64 dev "$VT" nodad
+    for ns in "$P-r1" "$P-r2" "$P-r3"; do
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.icmp.ratelimit=0
+    done
+    ip netns exec "$TGT" sysctl -qw net.ipv6.icmp.ratelimit=0
+    ip -n "$SCAN" -6 route add 2001:db8:1::/48 via 2001:db8::2
+    ip -n "$P-r1" -6 route add 2001:db8:1::/48 via 2001:db8:0:1::2
+    ip -n "$P-r1" -6 route add 2001:db8:0:2::/63 via 2001:db8:0:1::2
+    ip -n "$P-r2" -6 route add 2001:db8:1::/48 via 2001:db8:0:2::2
+    ip -n "$P-r2" -6 route add 2001:db8::/64 via 2001:db8:0:1::1
+    ip -n "$P-r2" -6 route add 2001:db8:0:3::/64 via 2001:db8:0:2::2
+    ip -n "$P-r3" -6 route add 2001:db8:1::/48 via 2001:db8:0:3::2
+    ip -n "$P-r3" -6 route add 2001:db8::/63 via 2001:db8:0:2::1
+    ip -n "$TGT" -6 route add default via 2001:db8:0:3::1
     ip -n "$TGT" -6 route add local 2001:db8:1::/48 dev lo
-    printf 'table ip lab {\n chain transit {\n  type filter hook forward priority 0;\n  ip daddr 198.19.1.0/24 drop\n }\n}\n' \
+    # Real addresses: the kernel's own ICMPv6 errors about them leave from them.
+    for h in 1 2 3 4; do ip -n "$TGT" -6 addr add "2001:db8:1:ff::$h/128" dev lo nodad; done
+    printf 'table inet lab {\n chain transit {\n  type filter hook forward priority 0;\n  ip daddr 198.19.1.0/24 drop\n  ip6 daddr 2001:db8:1:1::/64 drop\n }\n}\n' \
         | ip netns exec "$P-r3" nft -f -
-    printf 'table ip lab {\n chain transit {\n  type filter hook forward priority 0;\n  ip daddr 198.19.2.0/24 reject with icmp type host-unreachable\n }\n}\n' \
+    printf 'table inet lab {\n chain transit {\n  type filter hook forward priority 0;\n  ip daddr 198.19.2.0/24 reject with icmp type host-unreachable\n  ip6 daddr 2001:db8:1:2::/64 reject with icmpv6 type addr-unreachable\n }\n}\n' \
         | ip netns exec "$P-r2" nft -f -
     ip netns exec "$TGT" python3 "$HERE/lab-listener.py" --tcp 80 >/dev/null 2>&1 &
     for _ in $(seq 200); do
@@ -221,6 +249,9 @@ path_up() {
         sleep 0.05
     done
     ip netns exec "$SCAN" ping -c1 -W1 198.19.0.1 >/dev/null || die "path lab does not answer end to end"
+    # Every hop resolves its IPv6 neighbours on the first packet; the first ping may be lost.
+    ip netns exec "$SCAN" ping -6 -c3 -i0.2 -W1 2001:db8:1::1 >/dev/null \
+        || die "path lab does not answer end to end over IPv6"
 }
 
 # Sink mode: the target drops everything at the driver (pure transmit-rate measurements).

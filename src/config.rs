@@ -210,9 +210,6 @@ impl ScanConfig {
             }))
         });
         let (space, space_spec, blocklisted, excluded) = build_space(cli, scan, traceroute, seed)?;
-        if let Some(why) = ipv6_refusal(scan, traceroute).filter(|_| space.ipv6_addresses() > 0) {
-            return Err(ConfigError::Usage(why));
-        }
         let (grab, namer) = banners(cli, scan)?;
         if cli.scanflags.is_some() && scan.default_tcp_flags().is_none() {
             return Err(ConfigError::Usage(format!(
@@ -525,18 +522,6 @@ fn resume_seed(cli: &Cli) -> Result<Option<u64>, ConfigError> {
         .as_ref()
         .map(|p| ResumeFile::load(p).map(|f| f.seed))
         .transpose()?)
-}
-
-/// Why a scan type cannot take IPv6 targets yet, if it cannot.
-fn ipv6_refusal(scan: ScanType, traceroute: Option<Traceroute>) -> Option<String> {
-    if traceroute.is_some() {
-        return Some(
-            "--traceroute runs over IPv4 only in this build; its IPv6 form (hop limits) is tracked in ARCHITECTURE.md".into(),
-        );
-    }
-    (scan == ScanType::Connect).then(|| {
-        "-sT over IPv6 is not in this build: its kernel sockets are IPv4 (sockaddr_in); use -sS, which runs over IPv6".into()
-    })
 }
 
 /// The first address of each family the space holds, IPv4 first: whose route and neighbour

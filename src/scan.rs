@@ -120,10 +120,7 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         let opts = ConnectOptions {
             timeout: cfg.connect_timeout,
             max_in_flight: cfg.max_inflight,
-            bind_ip: cfg.source_ip_asked.and_then(|a| match a {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            }),
+            bind_ip: cfg.source_ip_asked,
             interface: cfg.interface_asked.clone(),
         };
         (

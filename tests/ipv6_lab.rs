@@ -262,3 +262,66 @@ fn the_hosts_own_ipv6_keeps_working_during_a_scan() {
     assert!(out.status.success());
     assert_eq!(results6(&out.stdout).len(), 1);
 }
+
+/// Sample hosts, one per zone of the IPv6 table, and a real address of the target.
+const SAMPLE6: [&str; 8] = [
+    "2001:db8:1::5",
+    "2001:db8:1:1::5",
+    "2001:db8:1:2::5",
+    "2001:db8:1:3::5",
+    "2001:db8:1:6::5",
+    "2001:db8:1:8::5",
+    "2001:db8:1:9::5",
+    "2001:db8:1:ff::1",
+];
+
+#[test]
+fn every_scan_type_agrees_with_nmap_6() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    // (xdpscan flags, nmap flags, ports; None: host discovery)
+    let cases: [(&[&str], &[&str], Option<&str>); 10] = [
+        (&["-sS"], &["-sS"], Some("22,80,8080")),
+        (&["-sA"], &["-sA"], Some("22,80,8080")),
+        (&["-sW"], &["-sW"], Some("22,80,8080")),
+        (&["-sF"], &["-sF"], Some("22,80,8080")),
+        (&["-sN"], &["-sN"], Some("22,80,8080")),
+        (&["-sX"], &["-sX"], Some("22,80,8080")),
+        (&["-sM"], &["-sM"], Some("22,80,8080")),
+        (&["-sU"], &["-sU"], Some("53,54")),
+        (&["-sO"], &["-sO"], Some("6,17,47,58")),
+        (&["-PE"], &["-sn", "-PE"], None),
+    ];
+    let mut total = 0;
+    for (ours, theirs, ports) in cases {
+        let mut args: Vec<&str> = ours.to_vec();
+        args.extend(SAMPLE6);
+        if let Some(p) = ports {
+            args.extend(["-p", p]);
+        }
+        args.push("--report-silent");
+        let got = scan6(&lab, &args);
+        let mut nflags = vec!["-6"];
+        nflags.extend_from_slice(theirs);
+        let want = nmap_run(&lab, &nflags, ports, &SAMPLE6).all;
+        assert!(!want.is_empty(), "{ours:?}: nmap said nothing");
+        let differ: Vec<_> = want
+            .iter()
+            .filter(|(k, s)| got.get(*k).map(|v| &v.0) != Some(*s))
+            .map(|(k, s)| (k, s, got.get(k).map(|v| v.0.clone())))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{ours:?} vs nmap -6 {theirs:?}: (target, nmap, xdpscan) {differ:?}"
+        );
+        eprintln!(
+            "{ours:?}: {} of {} states agree with nmap -6",
+            want.len(),
+            want.len()
+        );
+        total += want.len();
+    }
+    eprintln!("IPv6: {total} states agree with nmap -6 over 10 scan types");
+}

@@ -4,6 +4,7 @@
 
 use std::{
     collections::VecDeque,
+    net::IpAddr,
     sync::atomic::{AtomicBool, Ordering::Relaxed},
     time::{Duration, Instant, SystemTime},
 };
@@ -26,7 +27,7 @@ use super::{
 pub struct ConnectOptions {
     pub timeout: Duration,
     pub max_in_flight: usize,
-    pub bind_ip: Option<std::net::Ipv4Addr>,
+    pub bind_ip: Option<std::net::IpAddr>,
     pub interface: Option<String>,
 }
 
@@ -93,16 +94,16 @@ pub fn run(
         let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status));
 
         let mut limiter = RateLimiter::new(plan.rate as f64);
-        let mut retry: VecDeque<(u32, u16)> = VecDeque::new();
-        let mut attempts: std::collections::HashMap<(u32, u16), u32> = Default::default();
+        let mut retry: VecDeque<(IpAddr, u16)> = VecDeque::new();
+        let mut attempts: std::collections::HashMap<(IpAddr, u16), u32> = Default::default();
         let mut exhausted = false;
         let tracer = plan
             .packet_trace
             .then(|| super::packet_trace::PacketTrace::new(start));
-        let mut report = |ip: u32,
+        let mut report = |ip: IpAddr,
                           port: u16,
                           outcome: ConnectOutcome,
-                          retry: &mut VecDeque<(u32, u16)>| {
+                          retry: &mut VecDeque<(IpAddr, u16)>| {
             if let Some(t) = &tracer {
                 let what = match outcome {
                     ConnectOutcome::Connected => "Connected".to_string(),
@@ -112,15 +113,11 @@ pub fn run(
                 t.conn(ip.into(), port, &what);
             }
             let record = |state, reason| Record {
-                local: plan.frames.primary().src,
-                ..Record::new(
-                    std::net::IpAddr::V4(ip.into()),
-                    port,
-                    Proto::Tcp,
-                    state,
-                    reason,
-                    "connect",
-                )
+                local: plan
+                    .frames
+                    .for_addr(ip)
+                    .map_or(plan.frames.primary().src, |f| f.src),
+                ..Record::new(ip, port, Proto::Tcp, state, reason, "connect")
             };
             match classify(outcome) {
                 Some((state, reason)) => {
@@ -179,11 +176,7 @@ pub fn run(
                             if i.is_none() {
                                 exhausted = true;
                             }
-                            // Config refuses IPv6 targets for -sT: every address here is IPv4.
-                            i.and_then(|i| match plan.space.get(i) {
-                                (std::net::IpAddr::V4(a), p) => Some((u32::from(a), p)),
-                                (std::net::IpAddr::V6(_), _) => None,
-                            })
+                            i.map(|i| plan.space.get(i))
                         });
                         let Some((ip, port)) = next else { break };
                         Stats::add(&stats.sent, 1);

@@ -508,8 +508,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
         // Paths, one record per target, once every reply is in.
         if !traces.is_empty() {
             let m = plan.raw_module();
-            let primary = plan.frames.primary();
-            for r in traces.into_records(m, primary.ttl, primary.src) {
+            for r in traces.into_records(m, plan.frames.primary().ttl, &plan.frames) {
                 stats.count_state(r.state);
                 if rec_tx.send(OutMsg::Result(r)).is_err() {
                     break;

@@ -28,7 +28,7 @@ impl PacketTrace {
     }
 
     /// A kernel connect (`-sT`) and what became of it, as nmap's `CONN` lines.
-    pub fn conn(&self, ip: std::net::Ipv4Addr, port: u16, what: &str) {
+    pub fn conn(&self, ip: std::net::IpAddr, port: u16, what: &str) {
         let line = format!(
             "CONN ({:.4}s) TCP localhost > {ip}:{port} => {what}\n",
             self.start.elapsed().as_secs_f64()

@@ -14,6 +14,7 @@ use crate::{
         traceroute::{Hop, HopKind},
         ProbeModule,
     },
+    wire::template::Frames,
 };
 
 #[derive(Debug, Default)]
@@ -70,7 +71,7 @@ impl TraceTable {
         self,
         module: &dyn ProbeModule,
         first_ttl: u8,
-        local: IpAddr,
+        frames: &Frames,
     ) -> Vec<Record> {
         let (proto, silence, scan) = (module.result_proto(), module.silence(), module.name());
         let mut keys: Vec<_> = self.paths.keys().copied().collect();
@@ -120,7 +121,7 @@ impl TraceTable {
                 let mut r = Record::new(target, port, proto, state, reason, scan);
                 r.ttl = ttl;
                 r.responder = (responder != target).then_some(responder);
-                r.local = local;
+                r.local = frames.for_addr(target).unwrap_or(frames.primary()).src;
                 r.cooldown = true;
                 r.trace = Some(Arc::new(Trace {
                     proto,
@@ -157,6 +158,10 @@ mod tests {
         )
     }
 
+    fn frames() -> Frames {
+        Frames::single(crate::probe::testutil::params())
+    }
+
     fn a(n: u32) -> IpAddr {
         IpAddr::V4(n.into())
     }
@@ -186,7 +191,7 @@ mod tests {
         assert!(t.add(&hop(6, 100, open)));
         assert!(!t.add(&hop(6, 100, open)));
         assert!(!t.add(&hop(1, 1, HopKind::Transit)));
-        let r = t.into_records(&tcp_trace(), 1, a(0));
+        let r = t.into_records(&tcp_trace(), 1, &frames());
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].state, PortState::Open);
         let tr = r[0].trace.as_ref().unwrap();
@@ -201,7 +206,7 @@ mod tests {
         let mut t = TraceTable::default();
         t.add(&hop(1, 1, HopKind::Transit));
         t.add(&hop(2, 2, HopKind::Transit));
-        let r = t.into_records(&tcp_trace(), 1, a(0));
+        let r = t.into_records(&tcp_trace(), 1, &frames());
         let tr = r[0].trace.as_ref().unwrap();
         assert!(!tr.reached);
         assert_eq!(tr.hops.len(), 2);

@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     io,
-    net::Ipv4Addr,
+    net::IpAddr,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
     time::{Duration, Instant},
 };
@@ -22,7 +22,7 @@ pub enum ConnectOutcome {
 
 struct Pending {
     _fd: OwnedFd,
-    ip: u32,
+    ip: IpAddr,
     port: u16,
     deadline: Instant,
 }
@@ -30,13 +30,13 @@ struct Pending {
 pub struct Connector {
     epoll: OwnedFd,
     pending: HashMap<RawFd, Pending>,
-    bind_ip: Option<Ipv4Addr>,
+    bind_ip: Option<IpAddr>,
     iface: Option<String>,
     events: Vec<libc::epoll_event>,
 }
 
 impl Connector {
-    pub fn new(bind_ip: Option<Ipv4Addr>, iface: Option<String>) -> io::Result<Self> {
+    pub fn new(bind_ip: Option<IpAddr>, iface: Option<String>) -> io::Result<Self> {
         // SAFETY: epoll_create1 takes no pointers; a non-negative result is a new fd we own.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -84,11 +84,16 @@ impl Connector {
     /// Starts a connect; returns an outcome at once when the kernel decides synchronously.
     pub fn start(
         &mut self,
-        ip: u32,
+        ip: IpAddr,
         port: u16,
         timeout: Duration,
     ) -> io::Result<Option<ConnectOutcome>> {
-        let fd = sys::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0)?;
+        let family = if ip.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let fd = sys::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0)?;
         let raw = fd.as_raw_fd();
         // Close with a RST, never linger in TIME_WAIT across a large scan.
         sys::setsockopt(
@@ -117,29 +122,18 @@ impl Connector {
                 return Err(io::Error::last_os_error());
             }
         }
-        if let Some(src) = self.bind_ip {
-            let sa = sockaddr(u32::from(src), 0);
-            // SAFETY: `sa` is an initialised sockaddr_in and its size is passed.
-            let r = unsafe {
-                libc::bind(
-                    raw,
-                    (&sa as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of_val(&sa) as u32,
-                )
-            };
+        // A source of the other family is for the other family's targets.
+        if let Some(src) = self.bind_ip.filter(|s| s.is_ipv4() == ip.is_ipv4()) {
+            let (sa, len) = sockaddr(src, 0);
+            // SAFETY: `sa` is an initialised sockaddr of the family `len` describes.
+            let r = unsafe { libc::bind(raw, (&sa as *const libc::sockaddr_storage).cast(), len) };
             if r < 0 {
                 return Err(io::Error::last_os_error());
             }
         }
-        let sa = sockaddr(ip, port);
+        let (sa, len) = sockaddr(ip, port);
         // SAFETY: as above.
-        let r = unsafe {
-            libc::connect(
-                raw,
-                (&sa as *const libc::sockaddr_in).cast(),
-                std::mem::size_of_val(&sa) as u32,
-            )
-        };
+        let r = unsafe { libc::connect(raw, (&sa as *const libc::sockaddr_storage).cast(), len) };
         if r == 0 {
             return Ok(Some(ConnectOutcome::Connected));
         }
@@ -178,7 +172,7 @@ impl Connector {
     pub fn poll(
         &mut self,
         wait: Duration,
-        mut f: impl FnMut(u32, u16, ConnectOutcome),
+        mut f: impl FnMut(IpAddr, u16, ConnectOutcome),
     ) -> io::Result<()> {
         if !self.pending.is_empty() {
             // SAFETY: `events` has room for the count passed.
@@ -238,11 +232,38 @@ impl Connector {
     }
 }
 
-fn sockaddr(ip: u32, port: u16) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as u16,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: ip.to_be() },
-        sin_zero: [0; 8],
-    }
+/// A socket address of either family, and its length.
+fn sockaddr(ip: IpAddr, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match ip {
+        IpAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(a).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        IpAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: port.to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
 }

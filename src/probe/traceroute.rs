@@ -19,10 +19,10 @@ use std::{net::IpAddr, time::Instant};
 use crate::{
     cookie::{PortRange, ProbeCookie},
     wire::{
-        checksum, get_u16, icmp, put_u16, put_u32,
+        checksum, get_u16, icmp, icmpv6, put_u16, put_u32,
         tcp::{self, QuotedTcp},
-        template::{FrameParams, FrameTemplate, IP_OFFSET},
-        IcmpKind, IpPacket, TcpFlags, TcpSegment, UdpDatagram, Unreach, PROTO_ICMP, PROTO_TCP,
+        template::{FrameParams, FrameTemplate},
+        Family, IcmpKind, IpPacket, TcpFlags, TcpSegment, UdpDatagram, Unreach, PROTO_TCP,
         PROTO_UDP,
     },
 };
@@ -131,11 +131,11 @@ impl TracerouteScan {
         (t >= self.ttls.0 as u32 && t <= self.ttls.1 as u32).then_some(t as u8)
     }
 
-    fn l4_proto(&self) -> u8 {
+    fn l4_proto(&self, family: Family) -> u8 {
         match self.proto {
             TraceProto::Tcp => PROTO_TCP,
             TraceProto::Udp => PROTO_UDP,
-            TraceProto::Icmp => PROTO_ICMP,
+            TraceProto::Icmp => family.icmp_proto(),
         }
     }
 
@@ -206,7 +206,7 @@ impl TracerouteScan {
                     None => Classified::Unrelated,
                 }
             }
-            (TraceProto::Icmp, PROTO_ICMP) => {
+            (TraceProto::Icmp, p) if p == ip.family().icmp_proto() => {
                 let Some(m) = ip.icmp() else {
                     return Classified::Unrelated;
                 };
@@ -237,7 +237,7 @@ impl TracerouteScan {
         let Some((msg, q)) = quoted(ip, ctx) else {
             return Classified::Unrelated;
         };
-        if q.protocol() != self.l4_proto() {
+        if q.protocol() != self.l4_proto(q.family()) {
             return Classified::Unrelated;
         }
         let tag = self.cookie_tag();
@@ -265,11 +265,11 @@ impl TracerouteScan {
                 };
                 let c = ctx.jar.cookie(q.src(), target, dport, tag);
                 let ts = q.ident() as u16;
-                let want = udp_checksum(q.src(), target, sport, dport, mark(&c, ttl, ts));
+                let want = probe_checksum(q.src(), target, sport, dport, mark(&c, ttl, ts), None);
                 (dport, ttl, ts, quoted_sum == want)
             }
             TraceProto::Icmp => {
-                if l4[0] != icmp::TYPE_ECHO_REQUEST {
+                if l4[0] != echo_request(q.family()) {
                     return Classified::Unrelated;
                 }
                 let (id, seq, quoted_sum) = (get_u16(l4, 4), get_u16(l4, 6), get_u16(l4, 2));
@@ -277,7 +277,8 @@ impl TracerouteScan {
                     return Classified::Unrelated;
                 };
                 let c = ctx.jar.cookie(q.src(), target, 0, tag);
-                let want = echo_checksum(id, seq, mark(&c, ttl, seq));
+                let want =
+                    probe_checksum(q.src(), target, id, seq, mark(&c, ttl, seq), Some(l4[0]));
                 (0, ttl, seq, quoted_sum == want)
             }
         };
@@ -325,23 +326,48 @@ fn mark(c: &ProbeCookie, ttl: u8, ts: u16) -> u16 {
     }
 }
 
-/// The checksum of our UDP probe (8-byte header + the 2-byte mark).
-fn udp_checksum(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, mark: u16) -> u16 {
-    let len = (8 + MARK_LEN) as u16;
-    let acc = checksum::pseudo_header_ip(src, dst, PROTO_UDP, len as u32)
-        + sport as u64
-        + dport as u64
-        + len as u64
-        + mark as u64;
-    match checksum::finish(acc) {
-        0 => 0xffff,
-        v => v,
+/// The echo request type of a family (8, or ICMPv6's 128).
+fn echo_request(family: Family) -> u8 {
+    match family {
+        Family::V4 => icmp::TYPE_ECHO_REQUEST,
+        Family::V6 => icmpv6::TYPE_ECHO_REQUEST,
     }
 }
 
-/// The checksum of our echo request (header + the 2-byte mark).
-fn echo_checksum(id: u16, seq: u16, mark: u16) -> u16 {
-    checksum::finish(((icmp::TYPE_ECHO_REQUEST as u64) << 8) + id as u64 + seq as u64 + mark as u64)
+/// The checksum of our UDP probe (`echo_type` `None`: header + the 2-byte mark, `a`/`b` the
+/// ports) or echo request (`a`/`b` identifier and sequence), as a quote of it must carry. The
+/// UDP and ICMPv6 checksums cover the pseudo header; ICMPv4's does not.
+fn probe_checksum(
+    src: IpAddr,
+    dst: IpAddr,
+    a: u16,
+    b: u16,
+    mark: u16,
+    echo_type: Option<u8>,
+) -> u16 {
+    let len = (8 + MARK_LEN) as u32;
+    let fields = a as u64 + b as u64 + mark as u64;
+    match echo_type {
+        None => {
+            let acc = checksum::pseudo_header_ip(src, dst, PROTO_UDP, len) + len as u64 + fields;
+            match checksum::finish(acc) {
+                0 => 0xffff,
+                v => v,
+            }
+        }
+        Some(t) => {
+            let pseudo = if src.is_ipv6() {
+                checksum::pseudo_header_ip(src, dst, icmpv6_proto(), len)
+            } else {
+                0
+            };
+            checksum::finish(pseudo + ((t as u64) << 8) + fields)
+        }
+    }
+}
+
+fn icmpv6_proto() -> u8 {
+    Family::V6.icmp_proto()
 }
 
 impl ProbeModule for TracerouteScan {
@@ -376,8 +402,8 @@ impl ProbeModule for TracerouteScan {
             }
             TraceProto::Icmp => {
                 let mut l4 = [0u8; 8 + MARK_LEN];
-                l4[0] = icmp::TYPE_ECHO_REQUEST;
-                FrameTemplate::new(params, PROTO_ICMP, &l4, false)
+                l4[0] = echo_request(params.family());
+                FrameTemplate::new(params, params.family().icmp_proto(), &l4, false)
             }
         }
     }
@@ -397,7 +423,7 @@ impl ProbeModule for TracerouteScan {
         dport: u16,
         c: &ProbeCookie,
     ) -> usize {
-        let ttl = tpl.bytes()[IP_OFFSET + 8];
+        let ttl = tpl.ttl();
         let ts = self.now();
         let m = mark(c, ttl, ts);
         let sport = self.port_of(ttl);
@@ -420,14 +446,22 @@ impl ProbeModule for TracerouteScan {
                 put_u16(frame, l4, sport);
                 put_u16(frame, l4 + 2, dport);
                 put_u16(frame, l4 + 8, m);
-                let src = IpAddr::V4(crate::wire::get_u32(frame, IP_OFFSET + 12).into());
-                put_u16(frame, l4 + 6, udp_checksum(src, dst, sport, dport, m));
+                put_u16(
+                    frame,
+                    l4 + 6,
+                    probe_checksum(tpl.src(), dst, sport, dport, m, None),
+                );
             }
             TraceProto::Icmp => {
                 put_u16(frame, l4 + 4, sport);
                 put_u16(frame, l4 + 6, ts);
                 put_u16(frame, l4 + 8, m);
-                put_u16(frame, l4 + 2, echo_checksum(sport, ts, m));
+                let t = echo_request(tpl.family());
+                put_u16(
+                    frame,
+                    l4 + 2,
+                    probe_checksum(tpl.src(), dst, sport, ts, m, Some(t)),
+                );
             }
         }
         n
@@ -460,7 +494,10 @@ impl ProbeModule for TracerouteScan {
 mod tests {
     use super::*;
     use crate::probe::testutil::{self, ctx, params, DST, ROUTER, SRC};
-    use crate::wire::{template::L4_OFFSET, IcmpPacket, Ipv4Packet};
+    use crate::wire::{
+        template::{IP_OFFSET, L4_OFFSET},
+        IcmpPacket, Ipv4Packet,
+    };
     use etherparse::PacketBuilder;
 
     fn scan(p: TraceProto) -> TracerouteScan {

@@ -2,11 +2,14 @@
 //! prints it, a hexdump as Scapy's `hexdump()` does, and nmap's one-line `--packet-trace`
 //! summary. Read-only and allocation-happy: this is for single packets, never the hot path.
 
-use std::{fmt::Write, net::Ipv4Addr};
+use std::{
+    fmt::Write,
+    net::{IpAddr, Ipv4Addr},
+};
 
 use super::{
-    ethernet, get_u16, get_u32, icmp, EthernetFrame, IcmpPacket, Ipv4Packet, TcpSegment,
-    UdpDatagram, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    ethernet, get_u16, get_u32, icmp, icmpv6, EthernetFrame, Family, IcmpPacket, IpPacket,
+    Ipv4Packet, Ipv6Packet, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
 
 /// One protocol layer and its fields, in header order.
@@ -204,8 +207,8 @@ fn icmp_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
         return vec![raw(b)];
     };
     let mut l = Layer::new(format!("ICMP{suffix}"));
-    l.field("type", icmp_type_name(m.msg_type()));
-    l.field("code", icmp_code_name(m.msg_type(), m.code()));
+    l.field("type", icmp_type_name(Family::V4, m.msg_type()));
+    l.field("code", icmp_code_name(Family::V4, m.msg_type(), m.code()));
     let valid = suffix.is_empty() && m.verify_checksum();
     l.field(
         "chksum",
@@ -289,10 +292,15 @@ pub fn hexdump(b: &[u8]) -> String {
 }
 
 /// nmap's `--packet-trace` line for an Ethernet frame, without the SENT/RCVD prefix:
-/// `TCP 198.18.0.1:61000 > 198.19.0.5:80 S ttl=64 id=1 iplen=44 seq=... win=1024 <mss 1460>`.
+/// `TCP 198.18.0.1:61000 > 198.19.0.5:80 S ttl=64 id=1 iplen=44 seq=... win=1024 <mss 1460>`;
+/// over IPv6, as `nmap -6` writes it, addresses in brackets and the IPv6 header's fields:
+/// `TCP [2001:db8::1]:61000 > [2001:db8:1::5]:80 S hlim=64 tclass=0 flow=74565 payloadlen=24 ...`.
 pub fn summary(frame: &[u8]) -> String {
     match EthernetFrame::new_checked(frame) {
-        Ok(eth) if eth.ethertype() == ethernet::ETHERTYPE_IPV4 => {
+        Ok(eth)
+            if eth.ethertype() == ethernet::ETHERTYPE_IPV4
+                || eth.ethertype() == ethernet::ETHERTYPE_IPV6 =>
+        {
             ip_summary(&frame[ethernet::HEADER_LEN..])
         }
         Ok(eth) => format!(
@@ -306,26 +314,84 @@ pub fn summary(frame: &[u8]) -> String {
     }
 }
 
-/// The same for an IPv4 packet.
+/// An address as nmap prints it before a port: IPv6 in brackets.
+fn host_port(a: IpAddr, port: u16) -> String {
+    match a {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// The same for an IP packet of either family.
 pub fn ip_summary(b: &[u8]) -> String {
-    let Ok(ip) = Ipv4Packet::new_checked(b) else {
-        return format!("malformed IPv4 len={}", b.len());
+    let Ok(ip) = IpPacket::parse(b) else {
+        return format!("malformed IP len={}", b.len());
     };
-    let (src, dst) = (Ipv4Addr::from(ip.src()), Ipv4Addr::from(ip.dst()));
-    let ipf = format!(
-        "ttl={} id={} iplen={}",
-        ip.ttl(),
-        ip.ident(),
-        ip.total_len()
-    );
+    let (src, dst) = (ip.src(), ip.dst());
+    let ipf = match ip.family() {
+        Family::V4 => {
+            let v4 = Ipv4Packet::new_checked(b).expect("parsed as IPv4");
+            format!(
+                "ttl={} id={} iplen={}",
+                v4.ttl(),
+                v4.ident(),
+                v4.total_len()
+            )
+        }
+        Family::V6 => {
+            let v6 = Ipv6Packet::new_checked(b).expect("parsed as IPv6");
+            format!(
+                "hlim={} tclass={} flow={} payloadlen={}",
+                v6.hop_limit(),
+                v6.traffic_class(),
+                v6.flow_label(),
+                v6.payload_len()
+            )
+        }
+    };
     let p = ip.payload();
+    if ip.is_later_fragment() {
+        return format!(
+            "{} {src} > {dst} fragment {ipf}",
+            proto_name(ip.protocol()).to_uppercase()
+        );
+    }
+    if let Some(m) = ip.icmp() {
+        let tag = if m.family == Family::V6 {
+            "ICMPv6"
+        } else {
+            "ICMP"
+        };
+        let what = if m.is_error() {
+            let about = m
+                .quoted()
+                .map(|q| format!(" for {}", ip_summary_short(&q)))
+                .unwrap_or_default();
+            format!(
+                "{} (type={}/code={}){about}",
+                icmp_code_name(m.family, m.msg_type, m.code),
+                m.msg_type,
+                m.code
+            )
+        } else {
+            format!(
+                "{} (type={}/code={}) id={} seq={}",
+                icmp_type_name(m.family, m.msg_type),
+                m.msg_type,
+                m.code,
+                m.ident,
+                m.seq
+            )
+        };
+        return format!("{tag} [{src} > {dst} {what}] IP [{ipf}]");
+    }
     match ip.protocol() {
-        PROTO_TCP if ip.frag_offset() == 0 => match TcpSegment::new_checked(p) {
+        PROTO_TCP => match TcpSegment::new_checked(p) {
             Ok(s) => {
                 let mut line = format!(
-                    "TCP {src}:{} > {dst}:{} {} {ipf}  seq={}",
-                    s.src_port(),
-                    s.dst_port(),
+                    "TCP {} > {} {} {ipf}  seq={}",
+                    host_port(src, s.src_port()),
+                    host_port(dst, s.dst_port()),
                     tcp_flags(s.flags().0),
                     s.seq()
                 );
@@ -344,50 +410,31 @@ pub fn ip_summary(b: &[u8]) -> String {
             }
             Err(_) => format!("TCP {src} > {dst} truncated {ipf}"),
         },
-        PROTO_UDP if ip.frag_offset() == 0 => match UdpDatagram::new_checked(p) {
-            Ok(u) => format!("UDP {src}:{} > {dst}:{} {ipf}", u.src_port(), u.dst_port()),
+        PROTO_UDP => match UdpDatagram::new_checked(p) {
+            Ok(u) => format!(
+                "UDP {} > {} {ipf}",
+                host_port(src, u.src_port()),
+                host_port(dst, u.dst_port())
+            ),
             Err(_) => format!("UDP {src} > {dst} truncated {ipf}"),
         },
-        PROTO_ICMP if ip.frag_offset() == 0 => match IcmpPacket::new_checked(p) {
-            Ok(m) => {
-                let what = if m.is_error() {
-                    let about = Ipv4Packet::new_checked(m.payload())
-                        .map(|q| format!(" for {}", ip_summary_short(&q)))
-                        .unwrap_or_default();
-                    format!(
-                        "{} (type={}/code={}){about}",
-                        icmp_code_name(m.msg_type(), m.code()),
-                        m.msg_type(),
-                        m.code()
-                    )
-                } else {
-                    format!(
-                        "{} (type={}/code={}) id={} seq={}",
-                        icmp_type_name(m.msg_type()),
-                        m.msg_type(),
-                        m.code(),
-                        m.echo_ident(),
-                        m.echo_seq()
-                    )
-                };
-                format!("ICMP [{src} > {dst} {what}] IP [{ipf}]")
-            }
-            Err(_) => format!("ICMP {src} > {dst} truncated {ipf}"),
-        },
+        n if n == ip.family().icmp_proto() => {
+            format!("ICMP {src} > {dst} truncated {ipf}")
+        }
         n => format!("{} {src} > {dst} {ipf}", proto_name(n).to_uppercase()),
     }
 }
 
 /// A quoted packet in a few words: `TCP 198.18.0.1:61000 > 198.19.0.5:80`.
-fn ip_summary_short(q: &Ipv4Packet<&[u8]>) -> String {
-    let (src, dst) = (Ipv4Addr::from(q.src()), Ipv4Addr::from(q.dst()));
+fn ip_summary_short(q: &IpPacket) -> String {
+    let (src, dst) = (q.src(), q.dst());
     let p = q.payload();
     match q.protocol() {
         PROTO_TCP | PROTO_UDP if p.len() >= 4 => format!(
-            "{} {src}:{} > {dst}:{}",
+            "{} {} > {}",
             proto_name(q.protocol()).to_uppercase(),
-            get_u16(p, 0),
-            get_u16(p, 2)
+            host_port(src, get_u16(p, 0)),
+            host_port(dst, get_u16(p, 2))
         ),
         n => format!("{} {src} > {dst}", proto_name(n).to_uppercase()),
     }
@@ -516,7 +563,22 @@ pub fn proto_name(p: u8) -> String {
     }
 }
 
-fn icmp_type_name(t: u8) -> String {
+fn icmp_type_name(family: Family, t: u8) -> String {
+    if family == Family::V6 {
+        return match t {
+            icmpv6::TYPE_DEST_UNREACH => "dest-unreach".into(),
+            icmpv6::TYPE_PACKET_TOO_BIG => "packet-too-big".into(),
+            icmpv6::TYPE_TIME_EXCEEDED => "time-exceeded".into(),
+            icmpv6::TYPE_PARAM_PROBLEM => "parameter-problem".into(),
+            icmpv6::TYPE_ECHO_REQUEST => "echo-request".into(),
+            icmpv6::TYPE_ECHO_REPLY => "echo-reply".into(),
+            icmpv6::TYPE_ROUTER_SOLICIT => "router-solicitation".into(),
+            icmpv6::TYPE_ROUTER_ADVERT => "router-advertisement".into(),
+            icmpv6::TYPE_NEIGHBOR_SOLICIT => "neighbor-solicitation".into(),
+            icmpv6::TYPE_NEIGHBOR_ADVERT => "neighbor-advertisement".into(),
+            n => n.to_string(),
+        };
+    }
     match t {
         icmp::TYPE_ECHO_REPLY => "echo-reply".into(),
         icmp::TYPE_DEST_UNREACH => "dest-unreach".into(),
@@ -531,7 +593,22 @@ fn icmp_type_name(t: u8) -> String {
     }
 }
 
-fn icmp_code_name(t: u8, c: u8) -> String {
+fn icmp_code_name(family: Family, t: u8, c: u8) -> String {
+    if family == Family::V6 {
+        use icmpv6::unreach as u;
+        return match (t, c) {
+            (icmpv6::TYPE_DEST_UNREACH, u::NO_ROUTE) => "no-route".into(),
+            (icmpv6::TYPE_DEST_UNREACH, u::ADMIN_PROHIBITED) => "communication-prohibited".into(),
+            (icmpv6::TYPE_DEST_UNREACH, u::BEYOND_SCOPE) => "beyond-scope".into(),
+            (icmpv6::TYPE_DEST_UNREACH, u::ADDRESS) => "address-unreachable".into(),
+            (icmpv6::TYPE_DEST_UNREACH, u::PORT) => "port-unreachable".into(),
+            (icmpv6::TYPE_DEST_UNREACH, u::SOURCE_POLICY) => "source-policy-failed".into(),
+            (icmpv6::TYPE_DEST_UNREACH, u::REJECT_ROUTE) => "reject-route".into(),
+            (icmpv6::TYPE_TIME_EXCEEDED, 0) => "hop-limit-exceeded".into(),
+            (icmpv6::TYPE_PARAM_PROBLEM, 1) => "unrecognized-next-header".into(),
+            (_, c) => c.to_string(),
+        };
+    }
     use icmp::unreach as u;
     match (t, c) {
         (icmp::TYPE_DEST_UNREACH, u::NET) => "network-unreachable".into(),

@@ -95,6 +95,8 @@ impl Frames {
 pub struct FrameTemplate {
     bytes: Vec<u8>,
     family: Family,
+    src: IpAddr,
+    ttl: u8,
     l4: usize,
     /// Sum of the IPv4 header with id, checksum and destination zero (unused for IPv6, which
     /// has no header checksum).
@@ -161,6 +163,8 @@ impl FrameTemplate {
         Self {
             bytes,
             family,
+            src: p.src,
+            ttl: p.ttl,
             l4: l4_off,
             ip_sum,
             l4_sum,
@@ -182,6 +186,16 @@ impl FrameTemplate {
 
     pub fn family(&self) -> Family {
         self.family
+    }
+
+    /// The source address frames from this template carry.
+    pub fn src(&self) -> IpAddr {
+        self.src
+    }
+
+    /// Their TTL (IPv4) or hop limit (IPv6).
+    pub fn ttl(&self) -> u8 {
+        self.ttl
     }
 
     /// Where the L4 header starts in frames stamped from this template.

@@ -6,7 +6,7 @@
 use std::{
     collections::{BTreeMap, HashSet},
     fs::File,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -382,6 +382,8 @@ pub fn nmap_states(
 /// One nmap run: its states, and what it printed (its `--packet-trace`, when asked for).
 pub struct NmapRun {
     pub states: BTreeMap<(Ipv4Addr, u16), String>,
+    /// Every state, IPv6 hosts (`nmap -6`) included.
+    pub all: BTreeMap<(IpAddr, u16), String>,
     pub stdout: String,
 }
 
@@ -426,12 +428,15 @@ pub fn nmap_run(lab: &Lab, flags: &[&str], ports: Option<&str>, hosts: &[&str]) 
     let xml = xml.replace("<host>", "<host >");
     for block in xml.split("<host ").skip(1) {
         let tags: Vec<&str> = block.split('<').collect();
-        let ip: Ipv4Addr = tags
+        let ip: IpAddr = tags
             .iter()
-            .find(|t| t.starts_with("address ") && t.contains("addrtype=\"ipv4\""))
+            .find(|t| {
+                t.starts_with("address ")
+                    && (t.contains("addrtype=\"ipv4\"") || t.contains("addrtype=\"ipv6\""))
+            })
             .and_then(|t| attr(t, "addr"))
             .and_then(|a| a.parse().ok())
-            .expect("host block without an IPv4 address");
+            .expect("host block without an IP address");
         let mut port: Option<u16> = None;
         for t in &tags {
             if t.starts_with("status ") && ports.is_none() {
@@ -457,8 +462,16 @@ pub fn nmap_run(lab: &Lab, flags: &[&str], ports: Option<&str>, hosts: &[&str]) 
                 .or_insert_with(|| "down".to_string());
         }
     }
+    let states = m
+        .iter()
+        .filter_map(|((a, p), s)| match a {
+            IpAddr::V4(a) => Some(((*a, *p), s.clone())),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
     NmapRun {
-        states: m,
+        states,
+        all: m,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
     }
 }
