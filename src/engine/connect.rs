@@ -110,7 +110,7 @@ pub fn run(
                     ConnectOutcome::Failed(e) => std::io::Error::from_raw_os_error(e).to_string(),
                     ConnectOutcome::TimedOut => "Timed out".to_string(),
                 };
-                t.conn(ip.into(), port, &what);
+                t.conn(ip, port, &what);
             }
             let record = |state, reason| Record {
                 local: plan
@@ -182,7 +182,7 @@ pub fn run(
                         Stats::add(&stats.sent, 1);
                         limiter.sent(1);
                         if let Some(t) = &tracer {
-                            t.conn(ip.into(), port, "Operation now in progress");
+                            t.conn(ip, port, "Operation now in progress");
                         }
                         if let Some(o) = conn
                             .start(ip, port, opts.timeout)
