@@ -75,6 +75,14 @@ down() {
     rm -rf "${TMPDIR:-/tmp}/xdpscan-$P-services"
 }
 
+# Pings ADDR from NS over IPv6 until it answers (neighbour discovery on the way), or dies.
+v6_warm() {
+    for _ in $(seq 10); do
+        ip netns exec "$1" ping -6 -c1 -W1 "$2" >/dev/null 2>&1 && return 0
+    done
+    die "no IPv6 answer from $2"
+}
+
 up() {
     down
     ip netns add "$SCAN"
@@ -158,6 +166,11 @@ NFT
     done
     # Resolve the gateway once so the first scan need not ARP.
     ip netns exec "$SCAN" ping -c1 -W1 198.18.0.2 >/dev/null || die "lab link does not answer"
+    # The target must know the scanner's MAC before a scan: while a neighbour is unresolved the
+    # kernel queues only a few packets for it and drops the rest of a reply burst. Resolve both
+    # ways, then make the scanner forget the target so every scan does its own discovery.
+    v6_warm "$SCAN" 2001:db8::2
+    ip -n "$SCAN" -6 neigh flush all
 }
 
 # The path lab (traceroute): three routers between scanner and target, each hop its own address.
@@ -249,9 +262,8 @@ path_up() {
         sleep 0.05
     done
     ip netns exec "$SCAN" ping -c1 -W1 198.19.0.1 >/dev/null || die "path lab does not answer end to end"
-    # Every hop resolves its IPv6 neighbours on the first packet; the first ping may be lost.
-    ip netns exec "$SCAN" ping -6 -c3 -i0.2 -W1 2001:db8:1::1 >/dev/null \
-        || die "path lab does not answer end to end over IPv6"
+    # Every hop resolves its IPv6 neighbours on the first packet; the first pings may be lost.
+    v6_warm "$SCAN" 2001:db8:1::1
 }
 
 # Sink mode: the target drops everything at the driver (pure transmit-rate measurements).

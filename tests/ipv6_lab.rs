@@ -325,3 +325,196 @@ fn every_scan_type_agrees_with_nmap_6() {
     }
     eprintln!("IPv6: {total} states agree with nmap -6 over 10 scan types");
 }
+
+#[test]
+fn traceroute_over_ipv6_names_every_hop() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::path();
+    let hops = ["2001:db8::2", "2001:db8:0:1::2", "2001:db8:0:2::2"];
+    for proto in ["tcp", "udp", "icmp"] {
+        let flag = format!("--traceroute={proto}");
+        let out = lab.xdpscan(&[
+            &flag,
+            "2001:db8:1:ff::1",
+            "2001:db8:1:1::5",
+            "2001:db8:1:2::5",
+            "--ttl",
+            "1-6",
+            "--wait",
+            "1",
+            "-o",
+            "-",
+        ]);
+        assert!(out.status.success(), "{proto}: {}", stderr(&out));
+        let mut paths = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let ips: Vec<String> = v["trace"]["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["ip"].as_str().unwrap_or("*").to_string())
+                .collect();
+            paths.insert(
+                v["ip"].as_str().unwrap().to_string(),
+                (v["state"].as_str().unwrap().to_string(), ips),
+            );
+        }
+        // Reached at hop limit 4: the target's own answer ends the path.
+        let (state, ips) = &paths["2001:db8:1:ff::1"];
+        // TCP 80 listens, UDP 33434 does not, ICMP echo answers.
+        let end = match proto {
+            "tcp" => "open",
+            "udp" => "closed",
+            _ => "up",
+        };
+        assert_eq!(state, end, "{proto}");
+        assert_eq!(ips[..3], hops, "{proto}");
+        assert_eq!(ips[3], "2001:db8:1:ff::1", "{proto}");
+        // Dropped behind r3: the path ends at r3, unreached.
+        assert_eq!(paths["2001:db8:1:1::5"].1, hops, "{proto}");
+        // r2 refuses: r1, r2, then r2's address-unreachable ends it.
+        let (_, ips) = &paths["2001:db8:1:2::5"];
+        assert_eq!(ips[..2], hops[..2], "{proto}");
+        assert_eq!(ips[2], hops[1], "{proto}: r2's unreachable");
+    }
+}
+
+#[test]
+fn connect_banners_and_packet_trace_over_ipv6() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up_with(&[("LAB_SERVICES", "1")]);
+    let got = scan6(&lab, &["-sT", "2001:db8:1::5", "-p", "22,8080"]);
+    let a: IpAddr = "2001:db8:1::5".parse().unwrap();
+    assert_eq!(got[&(a, 22)], ("open".into(), "syn-ack".into()));
+    assert_eq!(got[&(a, 8080)], ("closed".into(), "conn-refused".into()));
+    let out = lab.xdpscan(&[
+        "-sV",
+        "2001:db8:1::5",
+        "-p",
+        "22,80",
+        "--wait",
+        "1",
+        "-o",
+        "-",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let services: BTreeMap<u64, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["port"].as_u64().unwrap(),
+                format!(
+                    "{} {}",
+                    v["service"]["name"].as_str().unwrap_or("-"),
+                    v["service"]["product"].as_str().unwrap_or("-")
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(services[&22], "ssh OpenSSH");
+    assert_eq!(services[&80], "http SimpleHTTPServer");
+    let out = lab.xdpscan(&[
+        "2001:db8:1::5",
+        "-p",
+        "22",
+        "--packet-trace",
+        "--wait",
+        "0.5",
+        "-q",
+        "-o",
+        "-",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("SENT")
+            && err.contains("TCP [2001:db8::1]:")
+            && err.contains("> [2001:db8:1::5]:22 S hlim=64"),
+        "{err}"
+    );
+    assert!(
+        err.contains("RCVD") && err.contains("TCP [2001:db8:1::5]:22 > [2001:db8::1]:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shards_resume_and_documents_over_ipv6() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let whole = scan6(&lab, &["2001:db8:1::/120", "-p", "22,8080", "--seed", "9"]);
+    assert_eq!(whole.len(), 512);
+    let mut union = BTreeMap::new();
+    for i in 1..=3 {
+        let shard = format!("{i}/3");
+        let part = scan6(
+            &lab,
+            &[
+                "2001:db8:1::/120",
+                "-p",
+                "22,8080",
+                "--seed",
+                "9",
+                "--shard",
+                &shard,
+            ],
+        );
+        for (k, v) in part {
+            assert!(union.insert(k, v).is_none(), "shards overlap at {k:?}");
+        }
+    }
+    assert_eq!(union, whole);
+    // Stopped early and resumed: together, the whole scan.
+    let dir = std::env::temp_dir().join(format!("xdpscan-v6-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let resume = dir.join("resume.json").to_string_lossy().into_owned();
+    let first = scan6(
+        &lab,
+        &[
+            "2001:db8:1::/120",
+            "-p",
+            "22,8080",
+            "--rate",
+            "200",
+            "--max-runtime",
+            "1",
+            "--resume-file",
+            &resume,
+        ],
+    );
+    assert!(first.len() < 512, "the limit stopped nothing");
+    let second = scan6(
+        &lab,
+        &["2001:db8:1::/120", "-p", "22,8080", "--resume", &resume],
+    );
+    let mut all = first;
+    for (k, v) in second {
+        assert!(all.insert(k, v).is_none(), "resumed twice: {k:?}");
+    }
+    assert_eq!(all, whole);
+    // nmap's XML names the family; the grepable file writes IPv6 hosts as nmap does.
+    let xml = dir.join("s.xml").to_string_lossy().into_owned();
+    let gnmap = dir.join("s.gnmap").to_string_lossy().into_owned();
+    scan6(
+        &lab,
+        &["2001:db8:1::5", "-p", "22", "-oX", &xml, "-oG", &gnmap],
+    );
+    let x = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        x.contains("<address addr=\"2001:db8:1::5\" addrtype=\"ipv6\"/>"),
+        "{x}"
+    );
+    let g = std::fs::read_to_string(&gnmap).unwrap();
+    assert!(
+        g.contains("Host: 2001:db8:1::5 ()\tPorts: 22/open/tcp"),
+        "{g}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
