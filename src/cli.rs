@@ -1,7 +1,7 @@
 //! Command-line definitions (nmap/masscan-style flags) and their value parsers. Every value that
 //! can be checked without the kernel is checked here, so a typo is one clear line and exit 2.
 
-use std::{ffi::OsString, net::Ipv4Addr, path::PathBuf};
+use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Parser, ValueEnum};
 
@@ -342,9 +342,9 @@ pub enum ProbeProto {
     after_help = PROBE_AFTER_HELP
 )]
 pub struct ProbeCli {
-    /// The one address to send to
+    /// The one address to send to, IPv4 or IPv6
     #[arg(value_name = "TARGET")]
-    pub target: Ipv4Addr,
+    pub target: std::net::IpAddr,
 
     /// Protocol of the packet
     #[arg(long = "proto", value_name = "PROTO", default_value = "tcp")]
@@ -383,11 +383,11 @@ pub struct ProbeCli {
     #[arg(long = "ttl", value_name = "N", default_value = "64", value_parser = clap::value_parser!(u8).range(1..))]
     pub ttl: u8,
 
-    /// IP identification [default: random]
+    /// IP identification, or the IPv6 flow label [default: random]
     #[arg(long = "ip-id", value_name = "N")]
     pub ip_id: Option<u16>,
 
-    /// IP type of service byte
+    /// IP type of service byte (IPv6: traffic class)
     #[arg(long = "tos", value_name = "N", default_value = "0")]
     pub tos: u8,
 
@@ -395,9 +395,10 @@ pub struct ProbeCli {
     #[arg(long = "df")]
     pub df: bool,
 
-    /// ICMP type (8 echo, 13 timestamp, 15 information, 17 address mask)
-    #[arg(long = "icmp-type", value_name = "N", default_value = "8")]
-    pub icmp_type: u8,
+    /// ICMP type (8 echo, 13 timestamp, 15 information, 17 address mask; ICMPv6 128 echo)
+    /// [default: the target family's echo request, 8 or 128]
+    #[arg(long = "icmp-type", value_name = "N")]
+    pub icmp_type: Option<u8>,
 
     /// ICMP code
     #[arg(long = "icmp-code", value_name = "N", default_value = "0")]
@@ -429,7 +430,7 @@ pub struct ProbeCli {
 
     /// Source address [default: the interface's address]
     #[arg(long = "source-ip", short = 'S', value_name = "IP")]
-    pub source_ip: Option<Ipv4Addr>,
+    pub source_ip: Option<std::net::IpAddr>,
 
     /// MAC of the next hop [default: from the neighbour table, by ARP if missing]
     #[arg(long = "gateway-mac", value_name = "MAC", value_parser = parse_mac)]

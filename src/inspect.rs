@@ -15,11 +15,12 @@ use crate::{
     cookie::random_bytes,
     io::{packet, xdp, IoError, RxQueue, TxQueue},
     wire::{
-        dissect,
+        checksum, dissect,
         ethernet::HEADER_LEN,
-        icmp, tcp,
+        icmp, icmpv6, put_u16, tcp,
         template::{FrameParams, FrameTemplate},
-        IcmpPacket, Ipv4Packet, TcpSegment, UdpDatagram, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+        Family, IcmpPacket, IpPacket, Ipv4Packet, Ipv6Packet, TcpSegment, UdpDatagram, PROTO_TCP,
+        PROTO_UDP,
     },
 };
 
@@ -41,21 +42,35 @@ pub enum ProbeError {
     Usage(String),
 }
 
+/// The ICMP type `p` asks for: `--icmp-type`, else an echo request of the target's family.
+fn icmp_type(p: &ProbeCli) -> u8 {
+    p.icmp_type.unwrap_or(match p.target {
+        IpAddr::V4(_) => icmp::TYPE_ECHO_REQUEST,
+        IpAddr::V6(_) => icmpv6::TYPE_ECHO_REQUEST,
+    })
+}
+
 /// The packet `p` describes, as an Ethernet frame, plus the source port (or ICMP id) it uses.
+/// Either family: the target's decides, and the L4 checksum comes from the frame template
+/// (over the pseudo header where the family's checksum covers one).
 pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u16), ProbeError> {
     let r16 = |i: usize| u16::from_be_bytes([rand[i], rand[i + 1]]);
     let sport = p
         .sport
         .unwrap_or_else(|| DEFAULT_SOURCE_PORTS.lo + r16(0) % DEFAULT_SOURCE_PORTS.len() as u16);
     let payload = payload(p, &rand)?;
-    let dst = u32::from(p.target);
-    let IpAddr::V4(src4) = net.src_ip() else {
+    let family = Family::of(&p.target);
+    let src = net
+        .family(family == Family::V6)
+        .map(|f| f.src)
+        .ok_or_else(|| ProbeError::Usage(format!("no source address for {}", p.target)))?;
+    if family == Family::V6 && p.df {
         return Err(ProbeError::Usage(
-            "xdpscan probe builds IPv4 packets; its source must be IPv4".into(),
+            "--df: IPv6 has no don't-fragment bit (routers never fragment IPv6)".into(),
         ));
-    };
-    let src = u32::from(src4);
-    let (proto, l4, pseudo) = match p.proto {
+    }
+    // (protocol, L4 bytes with checksum zero, where the checksum goes, pseudo header)
+    let (proto, l4, ck_at, pseudo) = match p.proto {
         ProbeProto::Tcp => {
             let opts = tcp_options(p);
             if opts.len() > 40 {
@@ -80,10 +95,7 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
                 s.options_mut().copy_from_slice(&opts);
             }
             l4[hl..].copy_from_slice(&payload);
-            TcpSegment::new_checked(&mut l4[..])
-                .expect("a whole header")
-                .fill_checksum(src, dst);
-            (PROTO_TCP, l4, true)
+            (PROTO_TCP, l4, tcp::CHECKSUM_OFFSET, true)
         }
         ProbeProto::Udp => {
             let mut l4 = vec![0u8; 8 + payload.len()];
@@ -92,52 +104,65 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
             u.set_src_port(sport);
             u.set_dst_port(p.dport.unwrap_or(53));
             u.set_len((8 + payload.len()) as u16);
-            u.fill_checksum(src, dst);
-            (PROTO_UDP, l4, true)
+            (PROTO_UDP, l4, 6, true)
         }
         ProbeProto::Icmp => {
+            let ty = icmp_type(p);
             // Timestamp and address-mask requests carry their fixed body unless given one.
-            let body = match (p.icmp_type, payload.is_empty()) {
-                (13, true) => vec![0u8; 12],
-                (17, true) => vec![0u8; 4],
+            let body = match (family, ty, payload.is_empty()) {
+                (Family::V4, 13, true) => vec![0u8; 12],
+                (Family::V4, 17, true) => vec![0u8; 4],
                 _ => payload,
             };
             let mut l4 = vec![0u8; icmp::HEADER_LEN + body.len()];
             l4[icmp::HEADER_LEN..].copy_from_slice(&body);
             let mut m = IcmpPacket::init(&mut l4[..]);
-            m.set_msg_type(p.icmp_type);
+            m.set_msg_type(ty);
             m.set_code(p.icmp_code);
             m.set_echo_ident(sport);
             m.set_echo_seq(p.icmp_seq);
-            m.fill_checksum();
-            (PROTO_ICMP, l4, false)
+            (family.icmp_proto(), l4, 2, false)
         }
     };
     let params = FrameParams {
         src_mac: net.src_mac,
-        dst_mac: net.gateway_mac(),
-        src: IpAddr::V4(src4),
+        dst_mac: net
+            .family(family == Family::V6)
+            .map_or(net.gateway_mac(), |f| f.gateway_mac),
+        src,
         ttl: p.ttl,
     };
-    if 14 + 20 + l4.len() > 1514 {
+    let ip_header = match family {
+        Family::V4 => 20,
+        Family::V6 => 40,
+    };
+    if HEADER_LEN + ip_header + l4.len() > 1514 {
         return Err(ProbeError::Usage(format!(
             "the packet would be {} bytes; one Ethernet frame holds 1500 of IP",
-            20 + l4.len()
+            ip_header + l4.len()
         )));
     }
     let tpl = FrameTemplate::new(&params, proto, &l4, pseudo);
     let mut frame = vec![0u8; tpl.len()];
-    tpl.stamp(
-        &mut frame,
-        IpAddr::V4(p.target),
-        p.ip_id.unwrap_or(r16(6)) as u32,
-    );
-    // TOS and DF are not template fields: set them and redo the header checksum.
-    {
-        let mut ip = Ipv4Packet::new_checked(&mut frame[HEADER_LEN..]).expect("we built it");
-        ip.set_tos(p.tos);
-        ip.set_dont_frag(p.df);
-        ip.fill_checksum();
+    tpl.stamp(&mut frame, p.target, p.ip_id.unwrap_or(r16(6)) as u32);
+    let mut ck = checksum::finish(tpl.l4_sum() + tpl.dst_sum(p.target));
+    if proto == PROTO_UDP && ck == 0 {
+        ck = 0xffff; // zero means "no checksum" in UDP
+    }
+    put_u16(&mut frame, tpl.l4_offset() + ck_at, ck);
+    // TOS (traffic class) and DF are not template fields: set them, and redo IPv4's checksum.
+    match family {
+        Family::V4 => {
+            let mut ip = Ipv4Packet::new_checked(&mut frame[HEADER_LEN..]).expect("we built it");
+            ip.set_tos(p.tos);
+            ip.set_dont_frag(p.df);
+            ip.fill_checksum();
+        }
+        Family::V6 => {
+            Ipv6Packet::new_checked(&mut frame[HEADER_LEN..])
+                .expect("we built it")
+                .set_traffic_class(p.tos);
+        }
     }
     Ok((frame, sport))
 }
@@ -174,33 +199,27 @@ fn tcp_options(p: &ProbeCli) -> Vec<u8> {
     o
 }
 
-/// Does `reply` answer the IPv4 packet `sent`? The target's own reply (ports or ICMP id
-/// mirrored), or an ICMP error from anyone quoting `sent`.
-pub fn answers(sent: &Ipv4Packet<&[u8]>, reply: &Ipv4Packet<&[u8]>) -> bool {
-    if reply.dst() != sent.src() {
+/// Does `reply` answer the packet `sent` (either family)? The target's own reply (ports or
+/// ICMP id mirrored), or an ICMP error from anyone quoting `sent`.
+pub fn answers(sent: &IpPacket, reply: &IpPacket) -> bool {
+    if reply.dst() != sent.src() || reply.family() != sent.family() {
         return false;
     }
     let (s4, r4) = (sent.payload(), reply.payload());
-    if reply.protocol() == PROTO_ICMP {
-        if let Ok(m) = IcmpPacket::new_checked(r4) {
-            if m.is_error() {
-                return Ipv4Packet::new_checked(m.payload()).is_ok_and(|q| {
-                    let ql4 = q.payload();
-                    q.src() == sent.src()
-                        && q.dst() == sent.dst()
-                        && q.protocol() == sent.protocol()
-                        && ql4.len() >= 8
-                        && s4.len() >= 8
-                        && ql4[..8] == s4[..8]
-                });
-            }
-            if sent.protocol() == PROTO_ICMP && reply.src() == sent.dst() {
-                return IcmpPacket::new_checked(s4).is_ok_and(|s| {
-                    reply_type(s.msg_type()) == Some(m.msg_type())
-                        && m.echo_ident() == s.echo_ident()
-                        && m.echo_seq() == s.echo_seq()
-                });
-            }
+    if let Some(m) = reply.icmp() {
+        if let Some(q) = m.quoted() {
+            let ql4 = q.payload();
+            return q.src() == sent.src()
+                && q.dst() == sent.dst()
+                && q.protocol() == sent.protocol()
+                && ql4.len() >= 8
+                && s4.len() >= 8
+                && ql4[..8] == s4[..8];
+        }
+        if let (Some(s), true) = (sent.icmp(), reply.src() == sent.dst()) {
+            return reply_type(s.family, s.msg_type) == Some(m.msg_type)
+                && m.ident == s.ident
+                && m.seq == s.seq;
         }
         return false;
     }
@@ -213,11 +232,12 @@ pub fn answers(sent: &Ipv4Packet<&[u8]>, reply: &Ipv4Packet<&[u8]>) -> bool {
         && r4[2..4] == s4[0..2]
 }
 
-/// The reply type of an ICMP query: echo, timestamp, information, address mask.
-fn reply_type(request: u8) -> Option<u8> {
-    match request {
-        icmp::TYPE_ECHO_REQUEST => Some(icmp::TYPE_ECHO_REPLY),
-        13 | 15 | 17 => Some(request + 1),
+/// The reply type of an ICMP query: echo, timestamp, information, address mask; ICMPv6 echo.
+fn reply_type(family: Family, request: u8) -> Option<u8> {
+    match (family, request) {
+        (Family::V4, icmp::TYPE_ECHO_REQUEST) => Some(icmp::TYPE_ECHO_REPLY),
+        (Family::V4, 13 | 15 | 17) => Some(request + 1),
+        (Family::V6, icmpv6::TYPE_ECHO_REQUEST) => Some(icmpv6::TYPE_ECHO_REPLY),
         _ => None,
     }
 }
@@ -226,21 +246,22 @@ fn reply_type(request: u8) -> Option<u8> {
 pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError> {
     let ask = NetAsk {
         interface: p.interface.clone(),
-        source_ip: p.source_ip.map(IpAddr::V4),
+        source_ip: p.source_ip,
         gateway_mac: p.gateway_mac,
         dry_run: false,
     };
-    let net = resolve_net(&ask, &[IpAddr::V4(p.target)])?;
-    let IpAddr::V4(src4) = net.src_ip() else {
-        return Err(ProbeError::Usage(
-            "xdpscan probe builds IPv4 packets; its source must be IPv4".into(),
-        ));
-    };
+    let net = resolve_net(&ask, &[p.target])?;
     let rand = random_bytes::<8>().map_err(|e| IoError::os("reading /dev/urandom", e))?;
     let (frame, sport) = build(p, &net, rand)?;
     let steer = xdp::SteerConfig {
-        src_v4: Some(src4),
-        src_v6: None,
+        src_v4: match net.src_ip() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        },
+        src_v6: match net.src_ip() {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        },
         port_lo: sport,
         port_hi: sport,
         flags: xdp::STEER_ICMP_QUERY | xdp::STEER_ANY_QUOTED,
@@ -252,12 +273,18 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
     };
     let timeout = Duration::from_secs_f64(p.timeout);
     let xdp = match p.transport {
+        TransportChoice::Packet if p.target.is_ipv6() => {
+            return Err(ProbeError::Usage(
+                "--transport packet filters IPv4 replies only; IPv6 targets need AF_XDP".into(),
+            ))
+        }
         TransportChoice::Packet => None,
         TransportChoice::Xdp => Some(xdp::open(&net.ifname, net.ifindex, steer, mode)?),
         TransportChoice::Auto => match xdp::open(&net.ifname, net.ifindex, steer, mode) {
             Ok(t) => Some(t),
             // AF_PACKET needs the same privileges.
             Err(e) if e.is_permission() => return Err(e.into()),
+            Err(e) if p.target.is_ipv6() => return Err(e.into()),
             Err(_) => None,
         },
     };
@@ -268,7 +295,10 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
         }
         None => {
             let mut tx = packet::open_tx(net.ifindex)?;
-            let mut rx = packet::open_rx(net.ifindex, u32::from(src4))?;
+            let IpAddr::V4(src) = net.src_ip() else {
+                unreachable!("IPv6 targets refuse AF_PACKET above")
+            };
+            let mut rx = packet::open_rx(net.ifindex, u32::from(src))?;
             exchange(&mut tx, &mut rx, &frame, timeout)?
         }
     };
@@ -309,7 +339,7 @@ fn exchange<T: TxQueue, R: RxQueue>(
     frame: &[u8],
     timeout: Duration,
 ) -> Result<Option<(Duration, Vec<u8>)>, IoError> {
-    let sent_ip = Ipv4Packet::new_checked(&frame[HEADER_LEN..]).expect("we built it");
+    let sent_ip = IpPacket::parse(&frame[HEADER_LEN..]).expect("we built it");
     // Times count from the moment the frame is handed to the ring.
     let start = Instant::now();
     let mut once = Some(frame);
@@ -331,7 +361,7 @@ fn exchange<T: TxQueue, R: RxQueue>(
             if got.is_some() || f.len() <= HEADER_LEN {
                 return;
             }
-            let Ok(ip) = Ipv4Packet::new_checked(&f[HEADER_LEN..]) else {
+            let Ok(ip) = IpPacket::parse(&f[HEADER_LEN..]) else {
                 return;
             };
             if answers(&sent_ip, &ip) {
@@ -462,7 +492,7 @@ mod tests {
     #[test]
     fn matches_answers_and_only_them() {
         let f = built(&["-p", "80"]);
-        let sent = Ipv4Packet::new_checked(&f[HEADER_LEN..]).unwrap();
+        let sent = IpPacket::parse(&f[HEADER_LEN..]).unwrap();
         let s = TcpSegment::new_checked(sent.payload()).unwrap();
         let mut reply = Vec::new();
         etherparse::PacketBuilder::ipv4([198, 19, 0, 5], [198, 18, 0, 1], 64)
@@ -471,17 +501,11 @@ mod tests {
             .ack(s.seq() + 1)
             .write(&mut reply, &[])
             .unwrap();
-        assert!(answers(
-            &sent,
-            &Ipv4Packet::new_checked(&reply[..]).unwrap()
-        ));
+        assert!(answers(&sent, &IpPacket::parse(&reply[..]).unwrap()));
         // Another port's answer is not ours.
         reply[20] = 0;
         reply[21] = 81;
-        assert!(!answers(
-            &sent,
-            &Ipv4Packet::new_checked(&reply[..]).unwrap()
-        ));
+        assert!(!answers(&sent, &IpPacket::parse(&reply[..]).unwrap()));
         // An ICMP error quoting the probe is.
         let mut err = Vec::new();
         etherparse::PacketBuilder::ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
@@ -490,11 +514,11 @@ mod tests {
             ))
             .write(&mut err, &f[HEADER_LEN..HEADER_LEN + 28])
             .unwrap();
-        assert!(answers(&sent, &Ipv4Packet::new_checked(&err[..]).unwrap()));
+        assert!(answers(&sent, &IpPacket::parse(&err[..]).unwrap()));
 
         // ICMP queries: the reply type, identifier and sequence number must all match.
         let f = built(&["--proto", "icmp", "--sport", "61111", "--icmp-seq", "4"]);
-        let sent = Ipv4Packet::new_checked(&f[HEADER_LEN..]).unwrap();
+        let sent = IpPacket::parse(&f[HEADER_LEN..]).unwrap();
         let echo = |id: u16, seq: u16| {
             let mut v = Vec::new();
             etherparse::PacketBuilder::ipv4([198, 19, 0, 5], [198, 18, 0, 1], 64)
@@ -505,15 +529,15 @@ mod tests {
         };
         assert!(answers(
             &sent,
-            &Ipv4Packet::new_checked(&echo(61111, 4)[..]).unwrap()
+            &IpPacket::parse(&echo(61111, 4)[..]).unwrap()
         ));
         assert!(!answers(
             &sent,
-            &Ipv4Packet::new_checked(&echo(61111, 5)[..]).unwrap()
+            &IpPacket::parse(&echo(61111, 5)[..]).unwrap()
         ));
         assert!(!answers(
             &sent,
-            &Ipv4Packet::new_checked(&echo(61112, 4)[..]).unwrap()
+            &IpPacket::parse(&echo(61112, 4)[..]).unwrap()
         ));
     }
 }

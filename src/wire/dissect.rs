@@ -53,6 +53,7 @@ pub fn frame_layers(frame: &[u8]) -> Vec<Layer> {
         "type",
         match ty {
             ethernet::ETHERTYPE_IPV4 => "IPv4".to_string(),
+            ethernet::ETHERTYPE_IPV6 => "IPv6".to_string(),
             ethernet::ETHERTYPE_ARP => "ARP".to_string(),
             ethernet::ETHERTYPE_VLAN => "802.1Q".to_string(),
             t => format!("{t:#x}"),
@@ -62,6 +63,8 @@ pub fn frame_layers(frame: &[u8]) -> Vec<Layer> {
     let rest = &frame[ethernet::HEADER_LEN..];
     if ty == ethernet::ETHERTYPE_IPV4 {
         out.extend(ip_layers(rest, ""));
+    } else if ty == ethernet::ETHERTYPE_IPV6 {
+        out.extend(ipv6_layers(rest, ""));
     } else if !rest.is_empty() {
         out.push(raw(rest));
     }
@@ -118,7 +121,8 @@ pub fn ip_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
     let total = (get_u16(b, 2) as usize).clamp(hl, b.len());
     let payload = &b[hl..total];
     let mut out = vec![l];
-    let (src, dst) = (get_u32(b, 12), get_u32(b, 16));
+    let src = IpAddr::V4(Ipv4Addr::from(get_u32(b, 12)));
+    let dst = IpAddr::V4(Ipv4Addr::from(get_u32(b, 16)));
     if get_u16(b, 6) & 0x1fff != 0 {
         out.push(raw(payload));
         return out;
@@ -133,7 +137,135 @@ pub fn ip_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
     out
 }
 
-fn tcp_layers(b: &[u8], src: u32, dst: u32, suffix: &str) -> Vec<Layer> {
+/// The layers of an IPv6 packet, in Scapy's names. `suffix` is " in ICMPv6" for a quoted one.
+pub fn ipv6_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
+    let Ok(ip) = Ipv6Packet::new_checked(b) else {
+        return vec![raw(b)];
+    };
+    let mut l = Layer::new(format!("IPv6{suffix}"));
+    l.field("version", "6");
+    l.field("tc", ip.traffic_class().to_string());
+    l.field("fl", ip.flow_label().to_string());
+    l.field("plen", ip.payload_len().to_string());
+    l.field("nh", next_header_name(ip.next_header()));
+    l.field("hlim", ip.hop_limit().to_string());
+    l.field("src", ip.src().to_string());
+    l.field("dst", ip.dst().to_string());
+    let (src, dst) = (IpAddr::V6(ip.src()), IpAddr::V6(ip.dst()));
+    let payload = ip.payload();
+    let mut out = vec![l];
+    // Quotes are named as Scapy names them inside ICMPv6 ("TCP in ICMP").
+    let inner = if suffix.is_empty() { "" } else { " in ICMP" };
+    match ip.next_header() {
+        PROTO_TCP => out.extend(tcp_layers(payload, src, dst, inner)),
+        PROTO_UDP => out.extend(udp_layers(payload, src, dst, inner)),
+        super::ipv6::NEXT_ICMPV6 => out.extend(icmpv6_layers(payload, src, dst, suffix)),
+        _ if !payload.is_empty() => out.push(raw(payload)),
+        _ => {}
+    }
+    out
+}
+
+/// Scapy's name of an IPv6 next-header value.
+fn next_header_name(n: u8) -> String {
+    match n {
+        super::ipv6::NEXT_HOP_BY_HOP => "Hop-by-Hop Option Header".into(),
+        PROTO_TCP => "TCP".into(),
+        PROTO_UDP => "UDP".into(),
+        super::ipv6::NEXT_ROUTING => "Routing Header".into(),
+        super::ipv6::NEXT_FRAGMENT => "Fragment Header".into(),
+        super::ipv6::NEXT_ICMPV6 => "ICMPv6".into(),
+        super::ipv6::NEXT_NONE => "No Next Header".into(),
+        super::ipv6::NEXT_DEST_OPTS => "Destination Option Header".into(),
+        n => proto_name(n).to_uppercase(),
+    }
+}
+
+/// An ICMPv6 message in Scapy's layer and field names.
+fn icmpv6_layers(b: &[u8], src: IpAddr, dst: IpAddr, suffix: &str) -> Vec<Layer> {
+    let Ok(m) = IcmpPacket::new_checked(b) else {
+        return vec![raw(b)];
+    };
+    let (t, c) = (m.msg_type(), m.code());
+    let (name, tname) = match t {
+        icmpv6::TYPE_DEST_UNREACH => ("ICMPv6 Destination Unreachable", "Destination unreachable"),
+        icmpv6::TYPE_PACKET_TOO_BIG => ("ICMPv6 Packet Too Big", "Packet too big"),
+        icmpv6::TYPE_TIME_EXCEEDED => ("ICMPv6 Time Exceeded", "Time exceeded"),
+        icmpv6::TYPE_PARAM_PROBLEM => ("ICMPv6 Parameter Problem", "Parameter problem"),
+        icmpv6::TYPE_ECHO_REQUEST => ("ICMPv6 Echo Request", "Echo Request"),
+        icmpv6::TYPE_ECHO_REPLY => ("ICMPv6 Echo Reply", "Echo Reply"),
+        _ => ("ICMPv6", ""),
+    };
+    let mut l = Layer::new(format!("{name}{suffix}"));
+    l.field(
+        "type",
+        if tname.is_empty() {
+            t.to_string()
+        } else {
+            tname.to_string()
+        },
+    );
+    let code = match (t, c) {
+        (icmpv6::TYPE_DEST_UNREACH, 0) => "No route to destination".into(),
+        (icmpv6::TYPE_DEST_UNREACH, 1) => {
+            "Communication with destination administratively prohibited".into()
+        }
+        (icmpv6::TYPE_DEST_UNREACH, 2) => "Beyond scope of source address".into(),
+        (icmpv6::TYPE_DEST_UNREACH, 3) => "Address unreachable".into(),
+        (icmpv6::TYPE_DEST_UNREACH, 4) => "Port unreachable".into(),
+        (icmpv6::TYPE_TIME_EXCEEDED, 0) => "hop limit exceeded in transit".into(),
+        (icmpv6::TYPE_TIME_EXCEEDED, 1) => "fragment reassembly time exceeded".into(),
+        (icmpv6::TYPE_PARAM_PROBLEM, 0) => "erroneous header field encountered".into(),
+        (icmpv6::TYPE_PARAM_PROBLEM, 1) => "unrecognized Next Header type encountered".into(),
+        (icmpv6::TYPE_PARAM_PROBLEM, 2) => "unrecognized IPv6 option encountered".into(),
+        (_, c) => c.to_string(),
+    };
+    l.field("code", code);
+    let valid = suffix.is_empty() && l4_checksum_ok(src, dst, super::ipv6::NEXT_ICMPV6, b);
+    l.field(
+        "cksum",
+        format!(
+            "{:#x}{}",
+            m.checksum(),
+            if valid || !suffix.is_empty() {
+                ""
+            } else {
+                " (bad)"
+            }
+        ),
+    );
+    let mut out = Vec::new();
+    match t {
+        icmpv6::TYPE_DEST_UNREACH | icmpv6::TYPE_TIME_EXCEEDED => {
+            l.field("length", b[4].to_string());
+            l.field("unused", format!("{:#x}", get_u32(b, 4) & 0x00ff_ffff));
+        }
+        icmpv6::TYPE_PACKET_TOO_BIG => l.field("mtu", get_u32(b, 4).to_string()),
+        icmpv6::TYPE_PARAM_PROBLEM => l.field("ptr", get_u32(b, 4).to_string()),
+        icmpv6::TYPE_ECHO_REQUEST | icmpv6::TYPE_ECHO_REPLY => {
+            l.field("id", format!("{:#x}", m.echo_ident()));
+            l.field("seq", format!("{:#x}", m.echo_seq()));
+            l.field("data", py_str(m.payload()));
+            return vec![l];
+        }
+        _ => {}
+    }
+    out.push(l);
+    if icmpv6::is_error(t) && suffix.is_empty() {
+        out.extend(ipv6_layers(m.payload(), " in ICMPv6"));
+    } else if !m.payload().is_empty() {
+        out.push(raw(m.payload()));
+    }
+    out
+}
+
+/// Does a TCP, UDP or ICMPv6 checksum over the pseudo header of (`src`, `dst`) verify?
+fn l4_checksum_ok(src: IpAddr, dst: IpAddr, proto: u8, b: &[u8]) -> bool {
+    let acc = super::checksum::pseudo_header_ip(src, dst, proto, b.len() as u32);
+    super::checksum::verify(super::checksum::sum(acc, b))
+}
+
+fn tcp_layers(b: &[u8], src: IpAddr, dst: IpAddr, suffix: &str) -> Vec<Layer> {
     let mut l = Layer::new(format!("TCP{suffix}"));
     if b.len() < 20 {
         // ICMP errors may quote only the first 8 bytes.
@@ -156,7 +288,7 @@ fn tcp_layers(b: &[u8], src: u32, dst: u32, suffix: &str) -> Vec<Layer> {
     l.field("reserved", (b[12] & 0x0f).to_string());
     l.field("flags", tcp_flags(s.flags().0));
     l.field("window", s.window().to_string());
-    let valid = suffix.is_empty() && s.verify_checksum(src, dst);
+    let valid = suffix.is_empty() && l4_checksum_ok(src, dst, PROTO_TCP, b);
     l.field(
         "chksum",
         format!(
@@ -178,7 +310,7 @@ fn tcp_layers(b: &[u8], src: u32, dst: u32, suffix: &str) -> Vec<Layer> {
     out
 }
 
-fn udp_layers(b: &[u8], src: u32, dst: u32, suffix: &str) -> Vec<Layer> {
+fn udp_layers(b: &[u8], src: IpAddr, dst: IpAddr, suffix: &str) -> Vec<Layer> {
     let mut l = Layer::new(format!("UDP{suffix}"));
     let Ok(u) = UdpDatagram::new_checked(b) else {
         return vec![raw(b)];
@@ -189,8 +321,7 @@ fn udp_layers(b: &[u8], src: u32, dst: u32, suffix: &str) -> Vec<Layer> {
     let mut ck = format!("{:#x}", u.checksum());
     if suffix.is_empty() && u.checksum() != 0 {
         let len = (u.len() as usize).clamp(8, b.len());
-        let acc = super::checksum::pseudo_header(src, dst, PROTO_UDP, len as u16);
-        if !super::checksum::verify(super::checksum::sum(acc, &b[..len])) {
+        if !l4_checksum_ok(src, dst, PROTO_UDP, &b[..len]) {
             ck.push_str(" (bad)");
         }
     }
@@ -623,6 +754,11 @@ fn icmp_code_name(family: Family, t: u8, c: u8) -> String {
         (icmp::TYPE_TIME_EXCEEDED, 1) => "ttl-zero-during-reassembly".into(),
         (_, c) => c.to_string(),
     }
+}
+
+/// Python's str literal of bytes (`'ab'`), as Scapy prints ICMPv6 echo data.
+pub fn py_str(b: &[u8]) -> String {
+    py_bytes(b)[1..].to_string()
 }
 
 /// Python's bytes literal (`b'GET / HTTP/1.0\r\n'`), as Scapy prints a load.
