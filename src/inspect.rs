@@ -273,18 +273,12 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
     };
     let timeout = Duration::from_secs_f64(p.timeout);
     let xdp = match p.transport {
-        TransportChoice::Packet if p.target.is_ipv6() => {
-            return Err(ProbeError::Usage(
-                "--transport packet filters IPv4 replies only; IPv6 targets need AF_XDP".into(),
-            ))
-        }
         TransportChoice::Packet => None,
         TransportChoice::Xdp => Some(xdp::open(&net.ifname, net.ifindex, steer, mode)?),
         TransportChoice::Auto => match xdp::open(&net.ifname, net.ifindex, steer, mode) {
             Ok(t) => Some(t),
             // AF_PACKET needs the same privileges.
             Err(e) if e.is_permission() => return Err(e.into()),
-            Err(e) if p.target.is_ipv6() => return Err(e.into()),
             Err(_) => None,
         },
     };
@@ -295,10 +289,7 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
         }
         None => {
             let mut tx = packet::open_tx(net.ifindex)?;
-            let IpAddr::V4(src) = net.src_ip() else {
-                unreachable!("IPv6 targets refuse AF_PACKET above")
-            };
-            let mut rx = packet::open_rx(net.ifindex, u32::from(src))?;
+            let mut rx = packet::open_rx(net.ifindex, steer.src_v4, steer.src_v6)?;
             exchange(&mut tx, &mut rx, &frame, timeout)?
         }
     };

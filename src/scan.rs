@@ -4,7 +4,6 @@
 
 use std::{
     collections::BTreeMap,
-    net::IpAddr,
     sync::{Arc, Mutex},
 };
 
@@ -229,11 +228,6 @@ fn open_and_run(
         xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode)
     };
     let xdp = match cfg.transport {
-        TransportChoice::Packet if cfg.space.ipv6_addresses() > 0 => {
-            return Err(ScanError::Privileges(
-                "--transport packet filters IPv4 replies only; IPv6 targets need AF_XDP".into(),
-            ))
-        }
         TransportChoice::Packet => None,
         TransportChoice::Xdp => Some(try_xdp().map_err(|e| ScanError::Privileges(privileges(&e)))?),
         TransportChoice::Auto => match try_xdp() {
@@ -244,11 +238,6 @@ fn open_and_run(
             Err(why) if plan.grab.is_some() => {
                 return Err(ScanError::Privileges(format!(
                     "--banners and -sV need AF_XDP, which is unavailable: {why}"
-                )))
-            }
-            Err(why) if cfg.space.ipv6_addresses() > 0 => {
-                return Err(ScanError::Privileges(format!(
-                    "IPv6 targets need AF_XDP, which is unavailable: {why}"
                 )))
             }
             Err(why) => {
@@ -266,10 +255,7 @@ fn open_and_run(
         return Ok((out, TransportKind::Xdp));
     }
     let open = || -> Result<_, IoError> {
-        let IpAddr::V4(src) = cfg.net.src_ip() else {
-            return Err(IoError::Setup("AF_PACKET filters IPv4 replies only".into()));
-        };
-        let rx = packet::open_rx(cfg.net.ifindex, u32::from(src))?;
+        let rx = packet::open_rx(cfg.net.ifindex, plan.frames.src_v4(), plan.frames.src_v6())?;
         let txs = (0..threads)
             .map(|_| packet::open_tx(cfg.net.ifindex))
             .collect::<Result<Vec<_>, _>>()?;

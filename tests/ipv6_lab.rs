@@ -141,6 +141,19 @@ fn prefix_window_and_a_hitlist_mixing_both_families() {
     )
     .unwrap();
     let got = scan6(&lab, &["-iL", dir.to_str().unwrap(), "-p", "80"]);
+    // AF_PACKET's receive filter takes both families too.
+    let packet = scan6(
+        &lab,
+        &[
+            "-iL",
+            dir.to_str().unwrap(),
+            "-p",
+            "80",
+            "--transport",
+            "packet",
+        ],
+    );
+    assert_eq!(packet, got);
     std::fs::remove_file(&dir).ok();
     let st = |ip: &str| got[&(ip.parse().unwrap(), 80)].0.clone();
     assert_eq!(st("198.19.0.7"), "open");

@@ -5,6 +5,7 @@
 //! as it does for nmap and masscan; that does not change what a SYN scan reports.
 
 use std::{
+    net::{Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd, OwnedFd},
     time::Duration,
 };
@@ -14,6 +15,8 @@ use super::{sys, IoError, RxQueue, TxQueue};
 const BATCH: usize = 64;
 const FRAME: usize = 2048;
 const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_ALL: u16 = 0x0003;
 
 pub struct PacketTx {
     fd: OwnedFd,
@@ -95,32 +98,86 @@ pub struct PacketRx {
     drops: u64,
 }
 
-/// A receive socket for IPv4 frames to `src_ip` (host order) arriving on `ifindex`.
-pub fn open_rx(ifindex: u32, src_ip: u32) -> Result<PacketRx, IoError> {
-    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, ETH_P_IP.to_be() as i32)
+/// A receive socket for frames arriving on `ifindex` addressed to our IPv4 source `src_v4`
+/// or our IPv6 source `src_v6` (either may be absent).
+pub fn open_rx(
+    ifindex: u32,
+    src_v4: Option<Ipv4Addr>,
+    src_v6: Option<Ipv6Addr>,
+) -> Result<PacketRx, IoError> {
+    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, ETH_P_ALL.to_be() as i32)
         .map_err(|e| IoError::os("AF_PACKET socket", e))?;
     let raw = fd.as_raw_fd();
-    // ldh [12]; jne #0x800, drop; ld [30]; jne #src, drop; ret #65535; drop: ret #0
-    let prog = [
-        bpf_stmt(0x28, 12),
-        bpf_jump(0x15, ETH_P_IP as u32, 0, 3),
-        bpf_stmt(0x20, 30),
-        bpf_jump(0x15, src_ip, 0, 1),
-        bpf_stmt(0x06, 0xffff),
-        bpf_stmt(0x06, 0),
-    ];
+    let prog = rx_filter(src_v4, src_v6);
     sys::attach_filter(raw, &prog).map_err(|e| IoError::os("attach socket filter", e))?;
     let _ = sys::setsockopt(raw, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32);
     if sys::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &(64i32 << 20)).is_err() {
         let _ = sys::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &(64i32 << 20));
     }
-    sys::bind_packet(raw, ifindex, ETH_P_IP)
+    sys::bind_packet(raw, ifindex, ETH_P_ALL)
         .map_err(|e| IoError::os("bind AF_PACKET socket", e))?;
     Ok(PacketRx {
         fd,
         buf: vec![0; 65536],
         drops: 0,
     })
+}
+
+/// The classic BPF program keeping frames to our address of either family:
+///
+/// ```text
+///  0 ldh [12]                  ethertype
+///  1 jeq #0x0800  v4 | 2       (no IPv4 source: drop)
+///  2 jeq #0x86dd  v6 | drop    (no IPv6 source: drop)
+///  3 ld [30]                   IPv4 destination
+///  4 jeq #src4    accept | drop
+///  5 ld [38] ... 12 jeq #w3    IPv6 destination, word by word
+/// 13 ret #65535                accept
+/// 14 ret #0                    drop
+/// ```
+fn rx_filter(src_v4: Option<Ipv4Addr>, src_v6: Option<Ipv6Addr>) -> Vec<libc::sock_filter> {
+    const ACCEPT: usize = 13;
+    const DROP: usize = 14;
+    // A jump from instruction `pc` to `to`, as BPF counts it (from the next instruction).
+    let rel = |pc: usize, to: usize| (to - pc - 1) as u8;
+    let v4 = src_v4.map(u32::from).unwrap_or(0);
+    let mut prog = vec![
+        bpf_stmt(0x28, 12),
+        bpf_jump(
+            0x15,
+            ETH_P_IP as u32,
+            if src_v4.is_some() {
+                rel(1, 3)
+            } else {
+                rel(1, DROP)
+            },
+            0,
+        ),
+        bpf_jump(
+            0x15,
+            ETH_P_IPV6 as u32,
+            if src_v6.is_some() {
+                rel(2, 5)
+            } else {
+                rel(2, DROP)
+            },
+            rel(2, DROP),
+        ),
+        bpf_stmt(0x20, 30),
+        bpf_jump(0x15, v4, rel(4, ACCEPT), rel(4, DROP)),
+    ];
+    let words = src_v6.map(|a| a.octets()).unwrap_or_default();
+    for w in 0..4 {
+        let pc = 5 + 2 * w;
+        prog.push(bpf_stmt(0x20, 38 + 4 * w as u32));
+        let k = u32::from_be_bytes(words[4 * w..4 * w + 4].try_into().expect("4 bytes"));
+        let on_match = if w == 3 { rel(pc + 1, ACCEPT) } else { 0 };
+        prog.push(bpf_jump(0x15, k, on_match, rel(pc + 1, DROP)));
+    }
+    prog.push(bpf_stmt(0x06, 0xffff));
+    prog.push(bpf_stmt(0x06, 0));
+    debug_assert_eq!(prog.len(), DROP + 1);
+    prog
 }
 
 fn bpf_stmt(code: u16, k: u32) -> libc::sock_filter {
@@ -176,4 +233,64 @@ impl RxQueue for PacketRx {
 struct TpacketStats {
     packets: u32,
     drops: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the few classic BPF instructions `rx_filter` uses over `frame`.
+    fn run(prog: &[libc::sock_filter], frame: &[u8]) -> u32 {
+        let mut pc = 0;
+        let mut a = 0u32;
+        loop {
+            let i = prog[pc];
+            let k = i.k as usize;
+            match i.code {
+                0x28 => a = u16::from_be_bytes([frame[k], frame[k + 1]]) as u32,
+                0x20 => a = u32::from_be_bytes(frame[k..k + 4].try_into().unwrap()),
+                0x15 => {
+                    pc += 1 + if a == i.k { i.jt } else { i.jf } as usize;
+                    continue;
+                }
+                0x06 => return i.k,
+                c => panic!("opcode {c:#x}"),
+            }
+            pc += 1;
+        }
+    }
+
+    fn frame(ethertype: u16, dst: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 80];
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        let at = if ethertype == ETH_P_IP { 30 } else { 38 };
+        f[at..at + dst.len()].copy_from_slice(dst);
+        f
+    }
+
+    #[test]
+    fn filter_keeps_frames_to_our_address_of_either_family() {
+        let s4 = Ipv4Addr::new(198, 18, 0, 1);
+        let s6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let other6: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let both = rx_filter(Some(s4), Some(s6));
+        assert_eq!(run(&both, &frame(ETH_P_IP, &s4.octets())), 0xffff);
+        assert_eq!(run(&both, &frame(ETH_P_IP, &[198, 18, 0, 2])), 0);
+        assert_eq!(run(&both, &frame(ETH_P_IPV6, &s6.octets())), 0xffff);
+        assert_eq!(run(&both, &frame(ETH_P_IPV6, &other6.octets())), 0);
+        assert_eq!(run(&both, &frame(0x0806, &[])), 0);
+        // One family only: the other never passes, whatever its address.
+        let v4 = rx_filter(Some(s4), None);
+        assert_eq!(run(&v4, &frame(ETH_P_IP, &s4.octets())), 0xffff);
+        assert_eq!(run(&v4, &frame(ETH_P_IPV6, &[0; 16])), 0);
+        let v6 = rx_filter(None, Some(s6));
+        assert_eq!(run(&v6, &frame(ETH_P_IPV6, &s6.octets())), 0xffff);
+        assert_eq!(run(&v6, &frame(ETH_P_IP, &[0; 4])), 0);
+        // Every word of the IPv6 address counts.
+        for w in 0..4 {
+            let mut o = s6.octets();
+            o[4 * w + 3] ^= 1;
+            assert_eq!(run(&both, &frame(ETH_P_IPV6, &o)), 0, "word {w}");
+        }
+    }
 }
