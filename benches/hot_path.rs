@@ -46,6 +46,7 @@ fn ipv6_window_space() -> TargetSpace {
     TargetSpace::build(
         RangeSet::new(),
         RangeSet::new(),
+        Vec::new(),
         &[(w, nets)],
         Iid::Random { seed: 1 },
         PortList::parse("80").unwrap(),

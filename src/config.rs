@@ -127,7 +127,7 @@ pub struct ScanConfig {
     /// `--interface` as given (connect scans bind to it only when asked).
     pub interface_asked: Option<String>,
     pub source_ip_asked: Option<IpAddr>,
-    pub space: TargetSpace,
+    pub space: std::sync::Arc<TargetSpace>,
     /// Addresses removed from broad targets by the default blocklist.
     pub blocklisted: u64,
     /// Addresses removed by --exclude / --exclude-file.
@@ -332,7 +332,7 @@ impl ScanConfig {
             max_inflight: cli.max_inflight as usize,
             interface_asked: cli.interface.clone(),
             source_ip_asked: cli.source_ip,
-            space,
+            space: std::sync::Arc::new(space),
             blocklisted,
             excluded,
             seed,
@@ -579,9 +579,25 @@ fn build_space(
     let (allowed4, blocked4) = blocklist::apply(&targets.v4);
     let kept4 = allowed4.subtract(&RangeSet::from_ranges(excludes.v4));
     let (allowed6, blocked6) = blocklist::apply(&targets.v6);
+    excludes.v6.extend(
+        excludes
+            .v6_single
+            .iter()
+            .map(|&a| target::Ipv6Range::single(a)),
+    );
     let cut6 = RangeSet::from_ranges(excludes.v6);
     let kept6 = allowed6.subtract(&cut6);
     let mut excluded = (allowed4.len() - kept4.len()) + (allowed6.len() - kept6.len());
+    // A single address is wholly inside any reserved block it is in: never blocklisted. Sorted
+    // in place, it loses duplicates, excluded ones, and those a range already covers.
+    let mut singles = std::mem::take(&mut targets.v6_single);
+    singles.sort_unstable();
+    singles.dedup();
+    let before = singles.len();
+    singles.retain(|a| !cut6.contains(*a));
+    excluded += (before - singles.len()) as u128;
+    singles.retain(|a| !kept6.contains(*a));
+    singles.shrink_to_fit();
     let mut blocked = blocked4 + blocked6;
     let mut windows = Vec::new();
     targets.windows.sort_unstable();
@@ -596,19 +612,28 @@ fn build_space(
             windows.push((*w, kept));
         }
     }
-    if kept4.is_empty() && kept6.is_empty() && windows.is_empty() {
+    if kept4.is_empty() && kept6.is_empty() && singles.is_empty() && windows.is_empty() {
         return Err(ConfigError::EmptySpace);
     }
-    let spec = kept4
-        .ranges()
-        .iter()
-        .map(|r| r.to_string())
-        .chain(kept6.ranges().iter().map(|r| r.to_string()))
-        .chain(targets.windows.iter().map(|w| w.to_string()))
-        .chain(cli.iid.iter().map(|i| format!("iid={i}")))
-        .collect::<Vec<_>>()
-        .join(",");
-    let space = TargetSpace::build(kept4, kept6, &windows, iid, ports)
+    // What is scanned, as a digest a resume file can be checked against (a hitlist of millions
+    // of addresses is hashed as it goes, never joined into one string).
+    let spec = {
+        use std::hash::Hasher;
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(0x7370_6163_6578_6470, 6);
+        let put = |h: &mut siphasher::sip::SipHasher13, s: &dyn std::fmt::Display| {
+            h.write(s.to_string().as_bytes());
+            h.write_u8(b',');
+        };
+        kept4.ranges().iter().for_each(|r| put(&mut h, r));
+        kept6.ranges().iter().for_each(|r| put(&mut h, r));
+        singles.iter().for_each(|a| h.write(&a.to_be_bytes()));
+        targets.windows.iter().for_each(|w| put(&mut h, w));
+        cli.iid
+            .iter()
+            .for_each(|i| put(&mut h, &format!("iid={i}")));
+        format!("{:016x}", h.finish())
+    };
+    let space = TargetSpace::build(kept4, kept6, singles, &windows, iid, ports)
         .map_err(|e| ConfigError::Usage(e.to_string()))?;
     let clamp = |v: u128| v.min(u64::MAX as u128) as u64;
     Ok((space, spec, clamp(blocked), clamp(excluded)))

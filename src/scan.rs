@@ -59,7 +59,7 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
     };
     let plan = Plan {
         cycle: Cycle::new(cfg.space.len(), cfg.seed),
-        space: cfg.space.clone(),
+        space: cfg.space.clone(), // an Arc: the addresses are not copied
         shard: cfg.shard,
         frames: {
             let params = |f: &crate::config::FamilyNet| FrameParams {

@@ -44,7 +44,8 @@ use self::{
 
 /// Everything the engine needs to run one scan.
 pub struct Plan {
-    pub space: TargetSpace,
+    /// Shared with the config: a hitlist's addresses are held once.
+    pub space: Arc<TargetSpace>,
     pub cycle: Cycle,
     /// 0-based shard index and shard count.
     pub shard: (u32, u32),

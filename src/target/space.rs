@@ -70,6 +70,10 @@ pub struct TargetSpace {
     n_v4: u64,
     v6: Vec<V6Segment>,
     v6_before: Vec<u64>,
+    /// Single IPv6 addresses (hitlists), sorted, after the segments: 16 bytes each.
+    v6_single: Vec<u128>,
+    /// Index of the first single address.
+    singles_from: u64,
     n_addrs: u64,
     iid: Iid,
     iid_hash: SipHasher13,
@@ -79,15 +83,24 @@ pub struct TargetSpace {
 impl TargetSpace {
     /// An IPv4-only space.
     pub fn new(addrs: RangeSet, ports: PortList) -> Self {
-        Self::build(addrs, RangeSet::new(), &[], Iid::Fixed(0), ports)
-            .expect("an IPv4 space always fits")
+        Self::build(
+            addrs,
+            RangeSet::new(),
+            Vec::new(),
+            &[],
+            Iid::Fixed(0),
+            ports,
+        )
+        .expect("an IPv4 space always fits")
     }
 
-    /// A space over both families: IPv4 ranges, IPv6 ranges, and prefix windows each with the
-    /// network indices to scan (a window's networks minus the excluded ones).
+    /// A space over both families: IPv4 ranges, IPv6 ranges, single IPv6 addresses (sorted,
+    /// none inside `v6`), and prefix windows each with the network indices to scan (a window's
+    /// networks minus the excluded ones).
     pub fn build(
         v4: RangeSet,
         v6: RangeSet<u128>,
+        v6_single: Vec<u128>,
         windows: &[(PrefixWindow, RangeSet<u128>)],
         iid: Iid,
         ports: PortList,
@@ -159,6 +172,9 @@ impl TargetSpace {
             v6_before.push(acc as u64);
             acc += s.count as u128;
         }
+        debug_assert!(v6_single.windows(2).all(|w| w[0] < w[1]));
+        let singles_from = acc as u64;
+        acc += v6_single.len() as u128;
         if acc.saturating_mul(ports.len() as u128) >= MAX_PROBES as u128 {
             return Err(too_large(acc, "2001:db8::/32-48".into()));
         }
@@ -173,6 +189,8 @@ impl TargetSpace {
             n_v4,
             v6: segs,
             v6_before,
+            v6_single,
+            singles_from,
             n_addrs: acc as u64,
             iid,
             iid_hash: SipHasher13::new_with_keys(seed, 0x7864_7073_6361_6e69),
@@ -245,6 +263,11 @@ impl TargetSpace {
                 self.v4_starts[r] + (i - self.v4_before[r]) as u32,
             ));
         }
+        if i >= self.singles_from {
+            return IpAddr::V6(Ipv6Addr::from(
+                self.v6_single[(i - self.singles_from) as usize],
+            ));
+        }
         let r = self.v6_before.partition_point(|&b| b <= i) - 1;
         let s = &self.v6[r];
         let k = (i - self.v6_before[r]) as u128;
@@ -287,6 +310,9 @@ impl TargetSpace {
             }
             IpAddr::V6(a) => {
                 let a = u128::from(a);
+                if let Ok(k) = self.v6_single.binary_search(&a) {
+                    return Some(self.singles_from + k as u64);
+                }
                 let r = self.v6.partition_point(|s| s.base <= a).checked_sub(1)?;
                 let s = &self.v6[r];
                 let (k, net) = if s.shift >= 128 {
@@ -341,6 +367,7 @@ mod tests {
         let s = TargetSpace::build(
             RangeSet::new(),
             RangeSet::new(),
+            Vec::new(),
             &[window("2001:db8::/32-48")],
             Iid::parse("::1", 0).unwrap(),
             PortList::parse("80").unwrap(),
@@ -361,6 +388,7 @@ mod tests {
             TargetSpace::build(
                 RangeSet::from_ranges(vec![Ipv4Range::new(1, 2)]),
                 RangeSet::from_ranges(vec![Ipv6Range::new(5 << 100, (5 << 100) + 2)]),
+                vec![1 << 120, 2 << 120],
                 &[window("2001:db8::/40-64")],
                 Iid::Random { seed },
                 PortList::parse("22,80").unwrap(),
@@ -368,7 +396,7 @@ mod tests {
             .unwrap()
         };
         let (a, b, c) = (make(7), make(7), make(8));
-        assert_eq!(a.addresses(), 2 + 3 + (1 << 24));
+        assert_eq!(a.addresses(), 2 + 3 + 2 + (1 << 24));
         let mut differ = 0;
         for i in (0..a.len()).step_by(9973) {
             let (x, p) = a.get(i);
@@ -377,6 +405,15 @@ mod tests {
             assert_eq!(a.index_of(x, p), Some(i), "{x} {p}");
         }
         assert!(differ > 0);
+        // Single addresses come last, and invert too.
+        let last = a.len() - 1;
+        let (x, p) = a.get(last);
+        assert_eq!(x, IpAddr::V6(Ipv6Addr::from(2u128 << 120)));
+        assert_eq!((p, a.index_of(x, p)), (80, Some(last)));
+        assert_eq!(
+            a.index_of(IpAddr::V6(Ipv6Addr::from(3u128 << 120)), 80),
+            None
+        );
         // The IPv6 part follows the IPv4 part.
         assert!(a.get(0).0.is_ipv4() && a.get(4).0.is_ipv6());
     }
@@ -386,6 +423,7 @@ mod tests {
         let e = TargetSpace::build(
             RangeSet::new(),
             RangeSet::from_ranges(vec![Ipv6Range::cidr(0x2001_0db8 << 96, 64)]),
+            Vec::new(),
             &[],
             Iid::Fixed(1),
             PortList::parse("80").unwrap(),
@@ -396,6 +434,7 @@ mod tests {
         let e = TargetSpace::build(
             RangeSet::new(),
             RangeSet::new(),
+            Vec::new(),
             &[window("2001:db8::/32-112")],
             Iid::Fixed(1),
             PortList::parse("80").unwrap(),
