@@ -20,6 +20,7 @@ trap 'bash scripts/lab.sh down "$P" >/dev/null 2>&1 || true' EXIT
 SCAN="$P-scan"; TGT="$P-tgt"; VS="${P}s"; VT="${P}t"
 PORTS=16                      # sink runs: 65536 addresses x 16 = 1,048,576 probes per tool
 NET=198.19.0.0/16
+NET6=2001:db8:1::/112
 OPEN80=63232                  # lab ground truth: open port-80 targets in the /16
 ROWS=()
 
@@ -95,6 +96,11 @@ for t in 1 2; do
     read -r n pps < <(measure sink ip netns exec "$SCAN" "$BIN" "$NET" -p 1-$PORTS --rate 0 --wait 0 -q --tx-threads "$t" --gateway-mac "$MAC")
     echo "xdpscan T=$t: $n frames, $pps pps"; ROWS+=("sink|xdpscan|$t|$n|$pps|")
 done
+# The same walk over IPv6 (2001:db8:1::/112, 65,536 addresses): 78-byte frames against 58.
+for t in 1 2; do
+    read -r n pps < <(measure sink ip netns exec "$SCAN" "$BIN" "$NET6" -p 1-$PORTS --rate 0 --wait 0 -q --tx-threads "$t" --gateway-mac "$MAC")
+    echo "xdpscan IPv6 T=$t: $n frames, $pps pps"; ROWS+=("sink|xdpscan-ipv6|$t|$n|$pps|")
+done
 for t in 1 2; do
     read -r n pps < <(measure sink ip netns exec "$SCAN" zmap -p 80 "$NET" -P $PORTS -i "$VS" -S 198.18.0.1 -G "$MAC" -b /dev/null -r 0 -T "$t" -c 0 -o /dev/null -q)
     echo "zmap T=$t: $n frames, $pps pps"; ROWS+=("sink|zmap|$t|$n|$pps|")
@@ -134,6 +140,20 @@ done
         IFS='|' read -r m tool t n pps f <<<"$row"
         [ "$m" = sink ] || continue
         echo "| $tool | $t | $n | $pps | $(python3 -c "print(f'{$pps/max($best,1):.2f}x')") |"
+    done
+    echo
+    echo "## IPv6 against IPv4 (sink mode, same run)"
+    echo
+    echo "| threads | IPv4 probes/s | IPv6 probes/s | IPv6 / IPv4 |"
+    echo "| --- | --- | --- | --- |"
+    for t in 1 2; do
+        v4=0; v6=0
+        for row in "${ROWS[@]}"; do
+            IFS='|' read -r m tool tt n pps f <<<"$row"
+            [ "$m" = sink ] && [ "$tt" = "$t" ] && [ "$tool" = xdpscan ] && v4=$pps
+            [ "$m" = sink ] && [ "$tt" = "$t" ] && [ "$tool" = xdpscan-ipv6 ] && v6=$pps
+        done
+        echo "| $t | $v4 | $v6 | $(python3 -c "print(f'{$v6/max($v4,1):.2f}')") |"
     done
     echo
     echo "## Live mode (198.19.0.0/16 port 80, $OPEN80 truly open)"

@@ -679,7 +679,7 @@ pub fn parse_cores(s: &str) -> Result<CoreList, String> {
 
 /// CSV columns, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldList(pub Vec<&'static str>);
+pub struct FieldList(pub Vec<crate::output::csv::Field>);
 
 pub fn parse_fields(s: &str) -> Result<FieldList, String> {
     crate::output::csv::parse_fields(s).map(FieldList)

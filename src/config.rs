@@ -175,7 +175,7 @@ pub struct Outputs {
     pub xml: Option<PathBuf>,
     pub grepable: Option<PathBuf>,
     pub list: Option<PathBuf>,
-    pub csv: Option<(PathBuf, Vec<&'static str>)>,
+    pub csv: Option<(PathBuf, Vec<crate::output::csv::Field>)>,
     pub pcap_replies: Option<PathBuf>,
     pub metadata: Option<PathBuf>,
 }

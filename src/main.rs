@@ -83,7 +83,7 @@ fn main() -> ExitCode {
     };
 
     if cli.list_fields {
-        for (name, what) in xdpscan::output::csv::FIELDS {
+        for (_, name, what) in xdpscan::output::csv::FIELDS {
             println!("{name:16} {what}");
         }
         return ExitCode::SUCCESS;

@@ -103,7 +103,7 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         version: env!("CARGO_PKG_VERSION"),
         args: cfg.args.clone(),
         start: std::time::SystemTime::now(),
-        scan: cfg.scan.name(),
+        scan: cfg.scan,
         proto,
         ports: cfg.space.ports().to_string(),
         num_ports: cfg.space.ports().len(),

@@ -3,59 +3,100 @@
 
 use super::{file::OutFile, rfc3339, Record, RunEnd, Sink};
 
-/// Every field: name and what it holds.
-pub const FIELDS: &[(&str, &str)] = &[
-    ("saddr", "address of the target that answered (ZMap: saddr)"),
-    ("sport", "target port (protocol number for -sO, 0 for ping sweeps)"),
-    ("daddr", "our address the reply was sent to"),
-    ("dport", "our port the reply was sent to (for ICMP errors: the port they quote)"),
-    ("proto", "tcp, udp, icmp or ip"),
-    ("state", "nmap's state: open, closed, filtered, unfiltered, open|filtered, closed|filtered, up, down"),
-    ("reason", "nmap's reason: syn-ack, reset, port-unreach, no-response..."),
-    ("classification", "the same as reason (ZMap's name)"),
-    ("success", "1 for open, unfiltered and up, else 0"),
-    ("ttl", "IP TTL of the reply"),
-    ("ipid", "IP identification of the reply"),
-    ("window", "TCP window of a TCP reply"),
-    ("icmp_responder", "who sent an ICMP reply when it is not the target"),
-    ("icmp_type", "ICMP type of an ICMP reply"),
-    ("icmp_code", "ICMP code of an ICMP reply"),
-    ("cooldown", "1 if the reply arrived after the last probe was sent"),
-    ("scan", "scan type: syn, ack, udp, ping..."),
-    ("timestamp_str", "when the reply arrived, RFC 3339 UTC"),
-    ("timestamp_ts", "when the reply arrived, seconds since the epoch"),
-    ("timestamp_us", "microseconds part of that time"),
-    ("banner", "what an open port said (--banners, -sV), escaped"),
-    ("service", "service name (-sV)"),
-    ("product", "product name (-sV)"),
-    ("version", "product version (-sV)"),
-    ("hops", "the path, space-separated, '*' for silent TTLs (--traceroute)"),
+/// A CSV column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Saddr,
+    Sport,
+    Daddr,
+    Dport,
+    Proto,
+    State,
+    Reason,
+    Classification,
+    Success,
+    Ttl,
+    Ipid,
+    Window,
+    IcmpResponder,
+    IcmpType,
+    IcmpCode,
+    Cooldown,
+    Scan,
+    TimestampStr,
+    TimestampTs,
+    TimestampUs,
+    Banner,
+    Service,
+    Product,
+    Version,
+    Hops,
+}
+
+/// Every field: the column, its name and what it holds.
+pub const FIELDS: &[(Field, &str, &str)] = &[
+    (Field::Saddr, "saddr", "address of the target that answered (ZMap: saddr)"),
+    (Field::Sport, "sport", "target port (protocol number for -sO, 0 for ping sweeps)"),
+    (Field::Daddr, "daddr", "our address the reply was sent to"),
+    (Field::Dport, "dport", "our port the reply was sent to (for ICMP errors: the port they quote)"),
+    (Field::Proto, "proto", "tcp, udp, icmp or ip"),
+    (Field::State, "state", "nmap's state: open, closed, filtered, unfiltered, open|filtered, closed|filtered, up, down"),
+    (Field::Reason, "reason", "nmap's reason: syn-ack, reset, port-unreach, no-response..."),
+    (Field::Classification, "classification", "the same as reason (ZMap's name)"),
+    (Field::Success, "success", "1 for open, unfiltered and up, else 0"),
+    (Field::Ttl, "ttl", "IP TTL of the reply"),
+    (Field::Ipid, "ipid", "IP identification of the reply (IPv6: its flow label)"),
+    (Field::Window, "window", "TCP window of a TCP reply"),
+    (Field::IcmpResponder, "icmp_responder", "who sent an ICMP reply when it is not the target"),
+    (Field::IcmpType, "icmp_type", "ICMP type of an ICMP reply"),
+    (Field::IcmpCode, "icmp_code", "ICMP code of an ICMP reply"),
+    (Field::Cooldown, "cooldown", "1 if the reply arrived after the last probe was sent"),
+    (Field::Scan, "scan", "scan type: syn, ack, udp, ping..."),
+    (Field::TimestampStr, "timestamp_str", "when the reply arrived, RFC 3339 UTC"),
+    (Field::TimestampTs, "timestamp_ts", "when the reply arrived, seconds since the epoch"),
+    (Field::TimestampUs, "timestamp_us", "microseconds part of that time"),
+    (Field::Banner, "banner", "what an open port said (--banners, -sV), escaped"),
+    (Field::Service, "service", "service name (-sV)"),
+    (Field::Product, "product", "product name (-sV)"),
+    (Field::Version, "version", "product version (-sV)"),
+    (Field::Hops, "hops", "the path, space-separated, '*' for silent TTLs (--traceroute)"),
 ];
 
 pub const DEFAULT_FIELDS: &str = "saddr,sport,proto,state,reason,ttl,timestamp_str";
 
 /// Checks a field list; the error names the unknown field.
-pub fn parse_fields(spec: &str) -> Result<Vec<&'static str>, String> {
+pub fn parse_fields(spec: &str) -> Result<Vec<Field>, String> {
     spec.split(',')
         .map(str::trim)
         .map(|f| {
             FIELDS
                 .iter()
-                .find(|(n, _)| *n == f)
-                .map(|(n, _)| *n)
+                .find(|(_, n, _)| *n == f)
+                .map(|(field, _, _)| *field)
                 .ok_or_else(|| format!("unknown field '{f}' (see --list-fields)"))
         })
         .collect()
 }
 
+impl Field {
+    pub fn name(self) -> &'static str {
+        FIELDS
+            .iter()
+            .find(|(f, _, _)| *f == self)
+            .map(|(_, n, _)| *n)
+            .expect("every field is in the table")
+    }
+}
+
 pub struct CsvSink {
     out: OutFile,
-    fields: Vec<&'static str>,
+    fields: Vec<Field>,
 }
 
 impl CsvSink {
-    pub fn new(mut out: OutFile, fields: Vec<&'static str>) -> std::io::Result<Self> {
-        out.header(format!("{}\n", fields.join(",")).as_bytes())?;
+    pub fn new(mut out: OutFile, fields: Vec<Field>) -> std::io::Result<Self> {
+        let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
+        out.header(format!("{}\n", names.join(",")).as_bytes())?;
         Ok(Self { out, fields })
     }
 }
@@ -64,43 +105,43 @@ fn service(r: &Record) -> Option<&crate::service::Service> {
     r.grab.as_ref().and_then(|g| g.service.as_ref())
 }
 
-fn value(r: &Record, f: &str) -> String {
+fn value(r: &Record, f: Field) -> String {
     let ts =
         r.ts.duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
     match f {
-        "saddr" => r.ip.to_string(),
-        "sport" => r.port.to_string(),
-        "daddr" => r.local.to_string(),
-        "dport" => r.facts.our_port.to_string(),
-        "proto" => r.proto.as_str().into(),
-        "state" => r.state.as_str().into(),
-        "reason" | "classification" => r.reason.as_str().into(),
-        "success" => u8::from(r.success()).to_string(),
-        "ttl" => r.ttl.to_string(),
-        "ipid" => r.facts.ipid.to_string(),
-        "window" => r.facts.window.to_string(),
-        "icmp_responder" => r.responder.map(|a| a.to_string()).unwrap_or_default(),
-        "icmp_type" => r.facts.icmp.map(|(t, _)| t.to_string()).unwrap_or_default(),
-        "icmp_code" => r.facts.icmp.map(|(_, c)| c.to_string()).unwrap_or_default(),
-        "cooldown" => u8::from(r.cooldown).to_string(),
-        "scan" => r.scan.into(),
-        "timestamp_str" => rfc3339(r.ts),
-        "timestamp_ts" => ts.as_secs().to_string(),
-        "timestamp_us" => ts.subsec_micros().to_string(),
-        "banner" => r
+        Field::Saddr => r.ip.to_string(),
+        Field::Sport => r.port.to_string(),
+        Field::Daddr => r.local.to_string(),
+        Field::Dport => r.facts.our_port.to_string(),
+        Field::Proto => r.proto.as_str().into(),
+        Field::State => r.state.as_str().into(),
+        Field::Reason | Field::Classification => r.reason.as_str().into(),
+        Field::Success => u8::from(r.success()).to_string(),
+        Field::Ttl => r.ttl.to_string(),
+        Field::Ipid => r.facts.ipid.to_string(),
+        Field::Window => r.facts.window.to_string(),
+        Field::IcmpResponder => r.responder.map(|a| a.to_string()).unwrap_or_default(),
+        Field::IcmpType => r.facts.icmp.map(|(t, _)| t.to_string()).unwrap_or_default(),
+        Field::IcmpCode => r.facts.icmp.map(|(_, c)| c.to_string()).unwrap_or_default(),
+        Field::Cooldown => u8::from(r.cooldown).to_string(),
+        Field::Scan => r.scan.into(),
+        Field::TimestampStr => rfc3339(r.ts),
+        Field::TimestampTs => ts.as_secs().to_string(),
+        Field::TimestampUs => ts.subsec_micros().to_string(),
+        Field::Banner => r
             .grab
             .as_ref()
             .map(|g| crate::service::escape_banner(&g.banner))
             .unwrap_or_default(),
-        "service" => service(r).map(|s| s.name.clone()).unwrap_or_default(),
-        "product" => service(r)
+        Field::Service => service(r).map(|s| s.name.clone()).unwrap_or_default(),
+        Field::Product => service(r)
             .and_then(|s| s.details.product.clone())
             .unwrap_or_default(),
-        "version" => service(r)
+        Field::Version => service(r)
             .and_then(|s| s.details.version.clone())
             .unwrap_or_default(),
-        "hops" => r
+        Field::Hops => r
             .trace
             .as_ref()
             .map(|t| {
@@ -111,15 +152,14 @@ fn value(r: &Record, f: &str) -> String {
                     .join(" ")
             })
             .unwrap_or_default(),
-        _ => String::new(),
     }
 }
 
-pub fn to_row(r: &Record, fields: &[&str]) -> String {
+pub fn to_row(r: &Record, fields: &[Field]) -> String {
     let mut row: String = fields
         .iter()
         .map(|f| {
-            let v = value(r, f);
+            let v = value(r, *f);
             // Only `state` can hold a comma-free '|'; quote anything a CSV reader might split.
             if v.contains([',', '"', '\n']) {
                 format!("\"{}\"", v.replace('"', "\"\""))

@@ -192,7 +192,7 @@ pub struct RunInfo {
     pub args: Vec<String>,
     pub start: SystemTime,
     /// nmap's name of the scan type (`syn`, `udp`...).
-    pub scan: &'static str,
+    pub scan: crate::probe::ScanType,
     pub proto: Proto,
     /// The port list, compact (`22,80,8000-8100`).
     pub ports: String,
@@ -319,7 +319,7 @@ pub(crate) mod testutil {
                 "80".into(),
             ],
             start: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
-            scan: "syn",
+            scan: crate::probe::ScanType::Syn,
             proto: Proto::Tcp,
             ports: "80".into(),
             num_ports: 1,

@@ -38,12 +38,7 @@ impl XmlSink {
         if info.proto != Proto::Icmp {
             h.push_str(&format!(
                 "<scaninfo type=\"{}\" protocol=\"{}\" numservices=\"{}\" services=\"{}\"/>\n",
-                // nmap's DTD knows scan types only; a traceroute probes as a SYN or UDP scan.
-                match (info.scan, info.proto) {
-                    ("traceroute", Proto::Udp) => "udp",
-                    ("traceroute", _) => "syn",
-                    (s, _) => s,
-                },
+                info.scan.nmap_type(info.proto),
                 info.proto.as_str(),
                 info.num_ports,
                 info.ports

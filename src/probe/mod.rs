@@ -298,6 +298,16 @@ impl ScanType {
         }
     }
 
+    /// The `type` of nmap's `<scaninfo>` for this scan probing over `proto`. nmap's DTD knows
+    /// port-scan types only: a traceroute probes as a SYN or UDP scan does.
+    pub fn nmap_type(self, proto: Proto) -> &'static str {
+        match (self, proto) {
+            (ScanType::Traceroute, Proto::Udp) => "udp",
+            (ScanType::Traceroute, _) => "syn",
+            (s, _) => s.name(),
+        }
+    }
+
     /// Does this scan take a port list (`-sO`: protocol numbers; ping: none)?
     pub fn uses_ports(self) -> bool {
         !matches!(self, ScanType::Ping)
