@@ -9,6 +9,7 @@ pub mod grab;
 pub mod monitor;
 pub mod packet_trace;
 pub mod rate;
+pub mod silence;
 pub mod stats;
 pub mod trace_table;
 
@@ -376,9 +377,9 @@ pub fn run<T: TxQueue, R: RxQueue>(
             s.spawn(move || {
                 pin(plan.rx_core);
                 let mut side = RxSide {
-                    answered: plan
+                    silence: plan
                         .report_silent
-                        .then(|| vec![0u64; plan.space.len().div_ceil(64) as usize]),
+                        .then(|| silence::Silence::new(plan.space.len())),
                     tracer,
                     traces: TraceTable::default(),
                     grabber: plan
@@ -403,7 +404,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     &stats.drops,
                     rxq.drops().saturating_sub(Stats::get(&stats.drops)),
                 );
-                (side.answered, side.traces)
+                (side.silence, side.traces)
             })
         });
         drop(inject_tx);
@@ -448,29 +449,12 @@ pub fn run<T: TxQueue, R: RxQueue>(
             })
             .collect();
 
-        // Sending: wait for the threads; a signal, a limit or a dead output stops them.
+        // Phase 1, sending: wait for the threads; a signal, a limit or a dead output stops them.
         while walks_done.load(Relaxed) < threads as usize
             && senders.iter().any(|h| !h.is_finished())
         {
             if !stop_tx.load(Relaxed) {
-                let why = if interrupts.load(Relaxed) > 0 {
-                    Some(StopReason::Interrupted)
-                } else if plan
-                    .limits
-                    .max_runtime
-                    .is_some_and(|m| start.elapsed() >= m)
-                {
-                    Some(StopReason::MaxRuntime)
-                } else if out_state.limit_hit.load(Relaxed) {
-                    Some(StopReason::MaxResults)
-                } else if out_state.broken_pipe.load(Relaxed) {
-                    Some(StopReason::OutputClosed)
-                } else if out_state.dead() {
-                    Some(StopReason::Interrupted)
-                } else {
-                    None
-                };
-                if let Some(w) = why {
+                if let Some(w) = stop_reason(plan, start, interrupts, &out_state) {
                     stop = w;
                     stop_tx.store(true, Relaxed);
                 }
@@ -483,61 +467,34 @@ pub fn run<T: TxQueue, R: RxQueue>(
             .send_done_ms
             .store(send_duration.as_millis().max(1) as u64, Relaxed);
 
-        // Cooldown: replies still in flight. A further signal ends it, as do a dead output and
-        // the result limit.
-        let seen = interrupts.load(Relaxed);
-        let end = Instant::now() + plan.wait;
-        // Banner connections still open keep the cooldown going; each one expires by itself.
-        while (Instant::now() < end || grabbing.load(Relaxed) > 0) && rx_thread.is_some() {
-            if interrupts.load(Relaxed) > seen || (stop == StopReason::Completed && seen > 0) {
-                if stop == StopReason::Completed {
-                    stop = StopReason::Interrupted;
-                }
-                break;
-            }
-            if out_state.dead() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        // Phase 2, cooldown: replies still in flight.
+        if rx_thread.is_some() {
+            cooldown(plan, interrupts, &out_state, &grabbing, &mut stop);
         }
         stop_rx.store(true, Relaxed);
-        let (answered, traces) = rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
+        let (silence, traces) = rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
         inject_done.store(true, Relaxed);
         for h in senders {
             let _ = h.join();
         }
-        // Paths, one record per target, once every reply is in.
+        // Phase 3, what only the whole of the replies tells: paths, one record per target, and
+        // silence, for this shard's targets only and only after a complete run (targets never
+        // sent did not stay silent).
+        let mut emit = |r: Record| {
+            stats.count_state(r.state);
+            rec_tx.send(OutMsg::Result(r)).is_ok()
+        };
         if !traces.is_empty() {
             let m = plan.raw_module();
             for r in traces.into_records(m, plan.frames.primary().ttl, &plan.frames) {
-                stats.count_state(r.state);
-                if rec_tx.send(OutMsg::Result(r)).is_err() {
+                if !emit(r) {
                     break;
                 }
             }
         }
-        // Silence, reported after the cooldown for this shard's targets only, and only after a
-        // complete run: targets never sent did not stay silent.
-        if let Some(bits) =
-            answered.filter(|_| stop == StopReason::Completed && !stop_tx.load(Relaxed))
+        if let Some(s) = silence.filter(|_| stop == StopReason::Completed && !stop_tx.load(Relaxed))
         {
-            let module = plan.raw_module();
-            let (state, _) = module.silence();
-            let (name, proto) = (module.name(), module.result_proto());
-            'silent: for t in 0..threads {
-                for i in plan.cycle.walker(plan.shard.0, plan.shard.1, t, threads) {
-                    if bits[(i / 64) as usize] & (1 << (i % 64)) == 0 {
-                        let (ip, port) = plan.space.get(i);
-                        stats.count_state(state);
-                        if rec_tx
-                            .send(OutMsg::Result(Record::silent(ip, port, proto, state, name)))
-                            .is_err()
-                        {
-                            break 'silent;
-                        }
-                    }
-                }
-            }
+            s.report(plan, threads, &mut emit);
         }
         drop(rec_tx);
         let _ = out.join();
@@ -580,6 +537,59 @@ pub fn run<T: TxQueue, R: RxQueue>(
         positions,
         complete,
     })
+}
+
+/// Why sending must stop now, if it must: a signal, `--max-runtime`, `--max-results`, or an
+/// output that closed or failed.
+fn stop_reason(
+    plan: &Plan,
+    start: Instant,
+    interrupts: &Interrupts,
+    out: &OutputState,
+) -> Option<StopReason> {
+    if interrupts.load(Relaxed) > 0 {
+        Some(StopReason::Interrupted)
+    } else if plan
+        .limits
+        .max_runtime
+        .is_some_and(|m| start.elapsed() >= m)
+    {
+        Some(StopReason::MaxRuntime)
+    } else if out.limit_hit.load(Relaxed) {
+        Some(StopReason::MaxResults)
+    } else if out.broken_pipe.load(Relaxed) {
+        Some(StopReason::OutputClosed)
+    } else if out.dead() {
+        Some(StopReason::Interrupted)
+    } else {
+        None
+    }
+}
+
+/// Waits `--wait` for replies still in flight, longer while banner connections are open (each
+/// expires by itself). A further signal ends it (and marks a completed scan interrupted), as do
+/// a dead output and the result limit.
+fn cooldown(
+    plan: &Plan,
+    interrupts: &Interrupts,
+    out: &OutputState,
+    grabbing: &AtomicUsize,
+    stop: &mut StopReason,
+) {
+    let seen = interrupts.load(Relaxed);
+    let end = Instant::now() + plan.wait;
+    while Instant::now() < end || grabbing.load(Relaxed) > 0 {
+        if interrupts.load(Relaxed) > seen || (*stop == StopReason::Completed && seen > 0) {
+            if *stop == StopReason::Completed {
+                *stop = StopReason::Interrupted;
+            }
+            return;
+        }
+        if out.dead() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn pin(core: Option<usize>) {
@@ -781,8 +791,8 @@ fn serve_injections<T: TxQueue>(
 
 /// What the receive thread keeps besides dedup: traceroute paths and banner connections.
 struct RxSide<'a> {
-    /// One bit per target that answered (`--report-silent`).
-    answered: Option<Vec<u64>>,
+    /// Which targets answered (`--report-silent`).
+    silence: Option<silence::Silence>,
     tracer: Option<&'a PacketTrace>,
     traces: TraceTable,
     grabber: Option<grab::Grabber>,
@@ -852,10 +862,8 @@ fn receive<R: RxQueue>(
                 }
                 let synack = v.reason == crate::probe::Reason::SynAck;
                 if dedup.first(v.ip, v.port, v.proto) {
-                    if let Some(bits) = side.answered.as_mut() {
-                        if let Some(i) = plan.space.index_of(v.ip, v.port) {
-                            bits[(i / 64) as usize] |= 1 << (i % 64);
-                        }
+                    if let Some(s) = side.silence.as_mut() {
+                        s.answered(&plan.space, v.ip, v.port);
                     }
                     stats.count_state(v.state);
                     let mut r = Record::from_verdict(&v, name, now);

@@ -253,8 +253,9 @@ impl TargetSpace {
         }
     }
 
-    /// The address with this address index, in O(log ranges).
-    #[inline]
+    /// The address with this address index, in O(log ranges). IPv4 stays on the inlined fast
+    /// path; IPv6 (segments, windows, hitlists) is a call.
+    #[inline(always)]
     pub fn address(&self, i: u64) -> IpAddr {
         debug_assert!(i < self.n_addrs);
         if i < self.n_v4 {
@@ -263,6 +264,11 @@ impl TargetSpace {
                 self.v4_starts[r] + (i - self.v4_before[r]) as u32,
             ));
         }
+        self.address_v6(i)
+    }
+
+    #[inline(never)]
+    fn address_v6(&self, i: u64) -> IpAddr {
         if i >= self.singles_from {
             return IpAddr::V6(Ipv6Addr::from(
                 self.v6_single[(i - self.singles_from) as usize],
@@ -280,14 +286,14 @@ impl TargetSpace {
     }
 
     /// The pair with this index. `index < len()`.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, index: u64) -> (IpAddr, u16) {
         let (a, p, _) = self.get_indexed(index);
         (a, p)
     }
 
     /// The pair with this index and the port's index in the port list.
-    #[inline]
+    #[inline(always)]
     pub fn get_indexed(&self, index: u64) -> (IpAddr, u16, usize) {
         let np = self.ports.len() as u64;
         let (a, p) = if np == 1 {
