@@ -114,8 +114,10 @@ impl NetSetup {
     }
 }
 
+/// A scan as the command line asks for it, checked: everything but the network facts, decided
+/// without asking the kernel about interfaces, routes or neighbours (see [`ScanConfig`]).
 #[derive(Debug, Clone)]
-pub struct ScanConfig {
+pub struct ScanSpec {
     pub scan: ScanType,
     /// `--scanflags`, replacing the scan's TCP flags.
     pub scanflags: Option<u8>,
@@ -165,7 +167,30 @@ pub struct ScanConfig {
     pub fingerprint: String,
     /// The command line as typed.
     pub args: Vec<String>,
+}
+
+/// A scan ready to run: its [`ScanSpec`] and the network facts resolved for it.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub spec: ScanSpec,
     pub net: NetSetup,
+}
+
+impl std::ops::Deref for ScanConfig {
+    type Target = ScanSpec;
+    fn deref(&self) -> &ScanSpec {
+        &self.spec
+    }
+}
+
+impl ScanConfig {
+    /// Parses and checks the command line, then resolves the interface, source addresses and
+    /// next hops from the kernel.
+    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+        let spec = ScanSpec::from_cli(cli)?;
+        let net = spec.resolve_net(cli)?;
+        Ok(Self { spec, net })
+    }
 }
 
 /// Every result file asked for.
@@ -191,7 +216,20 @@ impl Outputs {
     }
 }
 
-impl ScanConfig {
+impl ScanSpec {
+    /// The interface, each family's source and next hop: from the kernel (routes, addresses,
+    /// neighbour table and discovery), or names only for a connect scan.
+    pub fn resolve_net(&self, cli: &Cli) -> Result<NetSetup, ConfigError> {
+        let firsts = first_of_each_family(&self.space);
+        if self.scan == ScanType::Connect {
+            Ok(connect_net(cli, &firsts))
+        } else {
+            resolve_net(&NetAsk::of(cli), &firsts)
+        }
+    }
+
+    /// Parses and checks the command line; reads files it names (targets, payloads, service
+    /// probes, resume) but asks nothing of the network.
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         let asked = scan_type(cli.scan);
         let traceroute = traceroute(cli, asked)?;
@@ -316,12 +354,6 @@ impl ScanConfig {
             },
             file: cli.status_file.clone(),
         };
-        let firsts = first_of_each_family(&space);
-        let net = if connect {
-            connect_net(cli, &firsts)
-        } else {
-            resolve_net(&NetAsk::of(cli), &firsts)?
-        };
         Ok(Self {
             scan,
             scanflags: cli.scanflags,
@@ -369,7 +401,6 @@ impl ScanConfig {
             resume_file: cli.resume_file.clone(),
             fingerprint,
             args: std::env::args().collect(),
-            net,
         })
     }
 }
@@ -892,5 +923,78 @@ impl ConfigError {
             ) => 1,
             _ => 2,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::net::Ipv6Addr;
+
+    /// The spec of a command line, without touching the network.
+    fn spec(args: &[&str]) -> Result<ScanSpec, ConfigError> {
+        let mut v = vec!["xdpscan"];
+        v.extend_from_slice(args);
+        v.extend_from_slice(&["--seed", "1"]);
+        ScanSpec::from_cli(&Cli::try_parse_from(v).expect("a valid command line"))
+    }
+
+    #[test]
+    fn ipv6_spaces_from_the_command_line() {
+        let s = spec(&["2001:db8::/32-48", "-p", "80"]).unwrap();
+        assert_eq!((s.space.len(), s.space.ipv6_addresses()), (65_536, 65_536));
+        // Duplicated, excluded and covered single addresses fall away.
+        let s = spec(&[
+            "2001:db8::5,2001:db8::5,2001:db8::6,2001:db8::7,2001:db8:1::/126",
+            "2001:db8:1::1",
+            "--exclude",
+            "2001:db8::6",
+            "-p",
+            "80",
+        ])
+        .unwrap();
+        assert_eq!(s.space.addresses(), 2 + 4);
+        assert_eq!(s.excluded, 1);
+        // A window loses every network an exclusion touches.
+        let s = spec(&[
+            "2001:db8::/32-40",
+            "--exclude",
+            "2001:db8:100::1",
+            "-p",
+            "80",
+        ])
+        .unwrap();
+        assert_eq!((s.space.addresses(), s.excluded), (255, 1));
+        // Broad IPv6 targets lose the reserved blocks they straddle.
+        let s = spec(&["2001:d00::/120", "2001:d00::/24-32", "-p", "80"]).unwrap();
+        assert_eq!(s.blocklisted, 1, "the /32 that is 2001:db8::/32");
+        assert_eq!(s.space.addresses(), 256 + 255);
+        let first = s.space.address(s.space.ipv4_addresses());
+        assert!(first.is_ipv6(), "{first}");
+    }
+
+    #[test]
+    fn bad_ipv6_command_lines() {
+        for (args, why) in [
+            (&["2001:db8::/64", "-p", "80"][..], "prefix window"),
+            (&["198.19.0.1", "--iid", "::1", "-p", "80"], "--iid"),
+            (
+                &["2001:db8::/32-48", "--iid", "nope", "-p", "80"],
+                "interface identifier",
+            ),
+        ] {
+            let e = spec(args).unwrap_err().to_string();
+            assert!(e.contains(why), "{args:?}: {e}");
+        }
+        // Same seed, same random interface identifiers.
+        let a = spec(&["2001:db8::/32-40", "-p", "80"]).unwrap();
+        let b = spec(&["2001:db8::/32-40", "-p", "80"]).unwrap();
+        let IpAddr::V6(x) = a.space.address(7) else {
+            panic!()
+        };
+        assert_eq!(IpAddr::V6(x), b.space.address(7));
+        assert_ne!(u128::from(x) & 0xffff_ffff, 0, "an IID below the /40");
+        let _: Ipv6Addr = x;
     }
 }
