@@ -104,15 +104,7 @@ pub fn ip_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
     let valid = super::checksum::verify(super::checksum::sum(0, &b[..hl]));
     l.field(
         "chksum",
-        format!(
-            "{:#x}{}",
-            get_u16(b, 10),
-            if valid || !suffix.is_empty() {
-                ""
-            } else {
-                " (bad)"
-            }
-        ),
+        checksum_text(get_u16(b, 10), valid || !suffix.is_empty()),
     );
     l.field("src", Ipv4Addr::from(get_u32(b, 12)).to_string());
     l.field("dst", Ipv4Addr::from(get_u32(b, 16)).to_string());
@@ -224,15 +216,7 @@ fn icmpv6_layers(b: &[u8], src: IpAddr, dst: IpAddr, suffix: &str) -> Vec<Layer>
     let valid = suffix.is_empty() && l4_checksum_ok(src, dst, super::ipv6::NEXT_ICMPV6, b);
     l.field(
         "cksum",
-        format!(
-            "{:#x}{}",
-            m.checksum(),
-            if valid || !suffix.is_empty() {
-                ""
-            } else {
-                " (bad)"
-            }
-        ),
+        checksum_text(m.checksum(), valid || !suffix.is_empty()),
     );
     let mut out = Vec::new();
     match t {
@@ -291,15 +275,7 @@ fn tcp_layers(b: &[u8], src: IpAddr, dst: IpAddr, suffix: &str) -> Vec<Layer> {
     let valid = suffix.is_empty() && l4_checksum_ok(src, dst, PROTO_TCP, b);
     l.field(
         "chksum",
-        format!(
-            "{:#x}{}",
-            s.checksum(),
-            if valid || !suffix.is_empty() {
-                ""
-            } else {
-                " (bad)"
-            }
-        ),
+        checksum_text(s.checksum(), valid || !suffix.is_empty()),
     );
     l.field("urgptr", s.urgent().to_string());
     l.field("options", tcp_options_scapy(s.options()));
@@ -343,15 +319,7 @@ fn icmp_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
     let valid = suffix.is_empty() && m.verify_checksum();
     l.field(
         "chksum",
-        format!(
-            "{:#x}{}",
-            m.checksum(),
-            if valid || !suffix.is_empty() {
-                ""
-            } else {
-                " (bad)"
-            }
-        ),
+        checksum_text(m.checksum(), valid || !suffix.is_empty()),
     );
     let mut out = Vec::new();
     if m.is_error() {
@@ -374,6 +342,12 @@ fn icmp_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
         }
     }
     out
+}
+
+/// A checksum as Scapy prints it (unpadded hex), marked when it does not verify. Quoted
+/// headers are never marked: a quote is cut short, so its checksum cannot be checked.
+fn checksum_text(value: u16, ok: bool) -> String {
+    format!("{value:#x}{}", if ok { "" } else { " (bad)" })
 }
 
 fn raw(b: &[u8]) -> Layer {
