@@ -10,4 +10,4 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --release -- -D warnings
 export XDPSCAN_REQUIRE_LAB="${XDPSCAN_REQUIRE_LAB:-1}"
 # Lab tests serialise on a lock file; two test threads keep the CPU-light ones moving.
-cargo test --release -- --test-threads 2
+cargo test --release --no-fail-fast -- --test-threads 2
