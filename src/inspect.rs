@@ -264,7 +264,11 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
         },
         port_lo: sport,
         port_hi: sport,
-        flags: xdp::STEER_ICMP_QUERY | xdp::STEER_ANY_QUOTED,
+        replies: crate::probe::Replies {
+            icmp_queries: true,
+            any_quoted: true,
+            ..Default::default()
+        },
     };
     let mode = match p.xdp_mode {
         XdpModeChoice::Auto => xdp::XdpMode::Auto,

@@ -223,7 +223,7 @@ fn open_and_run(
             src_v6: plan.frames.src_v6(),
             port_lo: cfg.source_ports.lo,
             port_hi: cfg.source_ports.hi,
-            flags: plan.raw_module().steer_flags(),
+            replies: plan.raw_module().replies(),
         };
         xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode)
     };

@@ -35,10 +35,10 @@ const BUSY_POLL_USECS: i32 = 20;
 const BUSY_POLL_BUDGET: i32 = 64;
 
 /// Steering flags, as in bpf/steer.h.
-pub const STEER_ECHO_REPLY: u32 = 1 << 0;
-pub const STEER_ANY_QUOTED: u32 = 1 << 1;
-pub const STEER_ALL_PROTOS: u32 = 1 << 2;
-pub const STEER_ICMP_QUERY: u32 = 1 << 3;
+const STEER_ECHO_REPLY: u32 = 1 << 0;
+const STEER_ANY_QUOTED: u32 = 1 << 1;
+const STEER_ALL_PROTOS: u32 = 1 << 2;
+const STEER_ICMP_QUERY: u32 = 1 << 3;
 const STEER_HAS_V4: u32 = 1 << 8;
 const STEER_HAS_V6: u32 = 1 << 9;
 
@@ -51,13 +51,23 @@ pub struct SteerConfig {
     pub src_v6: Option<std::net::Ipv6Addr>,
     pub port_lo: u16,
     pub port_hi: u16,
-    pub flags: u32,
+    /// What to steer besides TCP/UDP to our ports and ICMP errors quoting them.
+    pub replies: crate::probe::Replies,
 }
 
 impl SteerConfig {
     fn to_bytes(self) -> [u8; 28] {
         let mut b = [0u8; 28];
-        let mut flags = self.flags;
+        let r = self.replies;
+        let mut flags = [
+            (r.echo_replies, STEER_ECHO_REPLY),
+            (r.icmp_queries, STEER_ICMP_QUERY),
+            (r.any_quoted, STEER_ANY_QUOTED),
+            (r.all_protocols, STEER_ALL_PROTOS),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |f, (_, bit)| f | bit);
         if let Some(a) = self.src_v4 {
             b[0..4].copy_from_slice(&a.octets()); // network order, as the header wants
             flags |= STEER_HAS_V4;
@@ -420,5 +430,43 @@ impl RxQueue for XdpRx {
             }
         }
         d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Replies;
+
+    #[test]
+    fn config_bytes_as_steer_h_lays_them_out() {
+        let c = SteerConfig {
+            src_v4: Some([198, 18, 0, 1].into()),
+            src_v6: Some("2001:db8::1".parse().unwrap()),
+            port_lo: 61000,
+            port_hi: 65535,
+            replies: Replies {
+                echo_replies: true,
+                all_protocols: true,
+                ..Replies::default()
+            },
+        };
+        let b = c.to_bytes();
+        assert_eq!(&b[0..4], &[198, 18, 0, 1]);
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 61000);
+        assert_eq!(u16::from_ne_bytes([b[6], b[7]]), 65535);
+        let flags = u32::from_ne_bytes(b[8..12].try_into().unwrap());
+        assert_eq!(
+            flags,
+            STEER_ECHO_REPLY | STEER_ALL_PROTOS | STEER_HAS_V4 | STEER_HAS_V6
+        );
+        assert_eq!(b[12..14], [0x20, 0x01]);
+        // No IPv6 source: no IPv6 flag, and the address stays zero.
+        let b = SteerConfig { src_v6: None, ..c }.to_bytes();
+        assert_eq!(
+            u32::from_ne_bytes(b[8..12].try_into().unwrap()) & STEER_HAS_V6,
+            0
+        );
+        assert_eq!(b[12..28], [0; 16]);
     }
 }

@@ -16,7 +16,6 @@ use std::net::IpAddr;
 
 use crate::{
     cookie::ProbeCookie,
-    io::xdp::{STEER_ALL_PROTOS, STEER_ANY_QUOTED, STEER_ECHO_REPLY},
     wire::{
         put_u16, put_u32, sctp,
         template::{FrameParams, FrameTemplate},
@@ -26,7 +25,8 @@ use crate::{
 };
 
 use super::{
-    ping, tcp, udp, Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Verdict,
+    ping, tcp, udp, Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Replies,
+    Verdict,
 };
 
 /// Cookie tag of protocol probes: distinct from every IP protocol's own scans.
@@ -209,8 +209,13 @@ impl ProbeModule for IpProtoScan {
         (PortState::OpenFiltered, Reason::NoResponse)
     }
 
-    fn steer_flags(&self) -> u32 {
-        STEER_ECHO_REPLY | STEER_ANY_QUOTED | STEER_ALL_PROTOS
+    fn replies(&self) -> Replies {
+        Replies {
+            echo_replies: true,
+            any_quoted: true,
+            all_protocols: true,
+            ..Replies::default()
+        }
     }
 }
 

@@ -244,11 +244,25 @@ pub trait ProbeModule: Send + Sync {
     fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified;
     /// What nmap concludes when nothing answers.
     fn silence(&self) -> (PortState, Reason);
-    /// What the XDP program must steer besides TCP/UDP to our ports and ICMP errors quoting them
-    /// (`io::xdp::STEER_*`).
-    fn steer_flags(&self) -> u32 {
-        0
+    /// Which replies it reads besides TCP/UDP to our ports and ICMP errors quoting those: what
+    /// the receive path (the XDP program) must hand us.
+    fn replies(&self) -> Replies {
+        Replies::default()
     }
+}
+
+/// Replies a scan type reads beyond TCP/UDP to our ports and ICMP errors quoting them. The
+/// transport turns this into its own terms (`io::xdp` into the steering program's flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replies {
+    /// ICMP (ICMPv6) echo replies whose identifier is one of our ports.
+    pub echo_replies: bool,
+    /// ICMPv4 query replies (echo, timestamp, information, address mask) with our identifier.
+    pub icmp_queries: bool,
+    /// ICMP errors quoting a packet of any protocol from us, not only TCP/UDP.
+    pub any_quoted: bool,
+    /// Every packet to us, in any protocol (`-sO`).
+    pub all_protocols: bool,
 }
 
 /// The scan types this build knows (nmap's flag in brackets).

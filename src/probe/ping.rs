@@ -7,7 +7,6 @@ use std::net::IpAddr;
 
 use crate::{
     cookie::ProbeCookie,
-    io::xdp::{STEER_ANY_QUOTED, STEER_ECHO_REPLY},
     wire::{
         checksum, icmp, icmpv6, put_u16,
         template::{FrameParams, FrameTemplate},
@@ -15,7 +14,9 @@ use crate::{
     },
 };
 
-use super::{tcp, Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Verdict};
+use super::{
+    tcp, Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Replies, Verdict,
+};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PingScan;
@@ -157,8 +158,12 @@ impl ProbeModule for PingScan {
         (PortState::Down, Reason::NoResponse)
     }
 
-    fn steer_flags(&self) -> u32 {
-        STEER_ECHO_REPLY | STEER_ANY_QUOTED
+    fn replies(&self) -> Replies {
+        Replies {
+            echo_replies: true,
+            any_quoted: true,
+            ..Replies::default()
+        }
     }
 }
 

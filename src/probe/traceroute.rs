@@ -29,7 +29,7 @@ use crate::{
 
 use super::{
     tcp::{icmp_reason, quoted, TcpProbe},
-    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason,
+    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Replies,
 };
 
 /// The protocol of traceroute probes.
@@ -482,10 +482,11 @@ impl ProbeModule for TracerouteScan {
         }
     }
 
-    fn steer_flags(&self) -> u32 {
-        match self.proto {
-            TraceProto::Icmp => crate::io::xdp::STEER_ECHO_REPLY | crate::io::xdp::STEER_ANY_QUOTED,
-            _ => 0,
+    fn replies(&self) -> Replies {
+        Replies {
+            echo_replies: self.proto == TraceProto::Icmp,
+            any_quoted: self.proto == TraceProto::Icmp,
+            ..Replies::default()
         }
     }
 }
