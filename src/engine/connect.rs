@@ -117,7 +117,14 @@ pub fn run(
                     .frames
                     .for_addr(ip)
                     .map_or(plan.frames.primary().src, |f| f.src),
-                ..Record::new(ip, port, Proto::Tcp, state, reason, "connect")
+                ..Record::new(
+                    ip,
+                    port,
+                    Proto::Tcp,
+                    state,
+                    reason,
+                    crate::probe::ScanType::Connect,
+                )
             };
             match classify(outcome) {
                 Some((state, reason)) => {

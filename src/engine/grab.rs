@@ -421,7 +421,14 @@ mod tests {
     }
 
     fn record() -> Record {
-        Record::new(DST, 80, Proto::Tcp, PortState::Open, Reason::SynAck, "syn")
+        Record::new(
+            DST,
+            80,
+            Proto::Tcp,
+            PortState::Open,
+            Reason::SynAck,
+            crate::probe::ScanType::Syn,
+        )
     }
 
     fn seg(f: &[u8]) -> TcpSegment<&[u8]> {

@@ -815,7 +815,7 @@ fn receive<R: RxQueue>(
         src_v6: plan.frames.src_v6(),
     };
     let module = plan.raw_module();
-    let name = module.name();
+    let name = module.scan();
     let mut dedup = Dedup::default();
     let mut handle = |frame: &[u8], side: &mut RxSide| {
         Stats::add(&stats.received, 1);

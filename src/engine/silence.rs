@@ -40,7 +40,7 @@ impl Silence {
     pub fn report(&self, plan: &Plan, threads: u32, emit: &mut impl FnMut(Record) -> bool) {
         let module = plan.raw_module();
         let (state, _) = module.silence();
-        let (name, proto) = (module.name(), module.result_proto());
+        let (name, proto) = (module.scan(), module.result_proto());
         for t in 0..threads {
             for i in plan.cycle.walker(plan.shard.0, plan.shard.1, t, threads) {
                 if !self.is_answered(i) {

@@ -73,7 +73,7 @@ impl TraceTable {
         first_ttl: u8,
         frames: &Frames,
     ) -> Vec<Record> {
-        let (proto, silence, scan) = (module.result_proto(), module.silence(), module.name());
+        let (proto, silence, scan) = (module.result_proto(), module.silence(), module.scan());
         let mut keys: Vec<_> = self.paths.keys().copied().collect();
         keys.sort_unstable();
         let mut paths = self.paths;

@@ -125,7 +125,7 @@ fn value(r: &Record, f: Field) -> String {
         Field::IcmpType => r.facts.icmp.map(|(t, _)| t.to_string()).unwrap_or_default(),
         Field::IcmpCode => r.facts.icmp.map(|(_, c)| c.to_string()).unwrap_or_default(),
         Field::Cooldown => u8::from(r.cooldown).to_string(),
-        Field::Scan => r.scan.into(),
+        Field::Scan => r.scan.name().into(),
         Field::TimestampStr => rfc3339(r.ts),
         Field::TimestampTs => ts.as_secs().to_string(),
         Field::TimestampUs => ts.subsec_micros().to_string(),

@@ -18,7 +18,7 @@ use std::{
 };
 
 use crate::{
-    probe::{PortState, Proto, Reason, Verdict},
+    probe::{PortState, Proto, Reason, ScanType, Verdict},
     wire::{IcmpKind, IpPacket, TcpSegment, UdpDatagram, PROTO_TCP, PROTO_UDP},
 };
 
@@ -101,7 +101,7 @@ pub struct Record {
     pub ttl: u8,
     /// Who answered, when it is not the target itself (a router's ICMP error).
     pub responder: Option<IpAddr>,
-    pub scan: &'static str,
+    pub scan: ScanType,
     pub ts: SystemTime,
     /// Our address (the reply's destination).
     pub local: IpAddr,
@@ -115,7 +115,7 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn from_verdict(v: &Verdict, scan: &'static str, ts: SystemTime) -> Self {
+    pub fn from_verdict(v: &Verdict, scan: ScanType, ts: SystemTime) -> Self {
         Self {
             ip: v.ip,
             port: v.port,
@@ -141,7 +141,7 @@ impl Record {
         proto: Proto,
         state: PortState,
         reason: Reason,
-        scan: &'static str,
+        scan: ScanType,
     ) -> Self {
         Self {
             ip,
@@ -162,13 +162,7 @@ impl Record {
     }
 
     /// A target that never answered (`--report-silent`), reported after the cooldown.
-    pub fn silent(
-        ip: IpAddr,
-        port: u16,
-        proto: Proto,
-        state: PortState,
-        scan: &'static str,
-    ) -> Self {
+    pub fn silent(ip: IpAddr, port: u16, proto: Proto, state: PortState, scan: ScanType) -> Self {
         Self {
             cooldown: true,
             ..Self::new(ip, port, proto, state, Reason::NoResponse, scan)
@@ -294,7 +288,7 @@ pub(crate) mod testutil {
             reason,
             ttl: 64,
             responder: None,
-            scan: "syn",
+            scan: ScanType::Syn,
             ts: UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456),
             local: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
             facts: ReplyFacts {

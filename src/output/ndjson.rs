@@ -66,7 +66,7 @@ pub fn to_line(r: &Record) -> String {
         reason: r.reason.as_str(),
         ttl: r.ttl,
         responder: r.responder.map(|a| a.to_string()),
-        scan: r.scan,
+        scan: r.scan.name(),
         ts: rfc3339(r.ts),
         banner: r
             .grab

@@ -24,7 +24,7 @@ pub type AckScan = TcpScan<AckReading>;
 
 impl AckScan {
     pub fn new(flags: u8) -> Self {
-        TcpScan::with("ack", flags, AckReading)
+        TcpScan::with(super::ScanType::Ack, flags, AckReading)
     }
 }
 

@@ -59,8 +59,8 @@ fn sctp_init() -> Vec<u8> {
 }
 
 impl ProbeModule for IpProtoScan {
-    fn name(&self) -> &'static str {
-        "ipproto"
+    fn scan(&self) -> super::ScanType {
+        super::ScanType::IpProto
     }
 
     fn cookie_tag(&self) -> u8 {

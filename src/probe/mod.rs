@@ -214,8 +214,12 @@ impl ClassifyCtx {
 
 /// A scan type: the template, the per-target patch, and the classification of replies.
 pub trait ProbeModule: Send + Sync {
+    /// Which scan this module runs.
+    fn scan(&self) -> ScanType;
     /// Short name used in results and metadata (`"syn"`).
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.scan().name()
+    }
     /// Protocol tag the cookie covers (the IP protocol of the probes, or a tag of its own).
     fn cookie_tag(&self) -> u8;
     /// Protocol named in results.
@@ -354,7 +358,7 @@ impl ScanType {
             ScanType::Ack => Box::new(ack::AckScan::new(flags)),
             ScanType::Window => Box::new(window::WindowScan::new(flags)),
             ScanType::Fin | ScanType::Null | ScanType::Xmas | ScanType::Maimon => {
-                Box::new(stealth::StealthScan::new(self.name(), flags))
+                Box::new(stealth::StealthScan::new(self, flags))
             }
             ScanType::Udp => Box::new(udp::UdpScan::new(payloads.clone())),
             ScanType::IpProto => Box::new(ipproto::IpProtoScan),

@@ -65,8 +65,8 @@ pub fn is_echo_reply(
 }
 
 impl ProbeModule for PingScan {
-    fn name(&self) -> &'static str {
-        "ping"
+    fn scan(&self) -> super::ScanType {
+        super::ScanType::Ping
     }
 
     fn cookie_tag(&self) -> u8 {

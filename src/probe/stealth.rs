@@ -25,8 +25,8 @@ pub type StealthScan = TcpScan<StealthReading>;
 
 impl StealthScan {
     /// `name` is the scan's (fin, null, xmas, maimon); `flags` its probe's.
-    pub fn new(name: &'static str, flags: u8) -> Self {
-        TcpScan::with(name, flags, StealthReading)
+    pub fn new(scan: super::ScanType, flags: u8) -> Self {
+        TcpScan::with(scan, flags, StealthReading)
     }
 }
 
@@ -42,13 +42,17 @@ mod tests {
     fn rst_acknowledging_the_fin_is_closed() {
         let ctx = ctx();
         for (name, flags, consumed) in [
-            ("fin", TcpFlags::FIN, 1u32),
-            ("null", 0, 0),
-            ("xmas", TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG, 1),
+            (crate::probe::ScanType::Fin, TcpFlags::FIN, 1u32),
+            (crate::probe::ScanType::Null, 0, 0),
+            (
+                crate::probe::ScanType::Xmas,
+                TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG,
+                1,
+            ),
         ] {
             let m = StealthScan::new(name, flags);
             let (frame, c) = build(&m, &ctx, DST, 8080);
-            assert_eq!(frame[47], flags, "{name}");
+            assert_eq!(frame[47], flags, "{name:?}");
             let v = classify(
                 &m,
                 &ctx,
@@ -70,18 +74,21 @@ mod tests {
                         ..
                     })
                 ),
-                "{name}: {v:?}"
+                "{name:?}: {v:?}"
             );
             let bad = classify(
                 &m,
                 &ctx,
                 &tcp_reply(DST, 8080, c.src_port, 0, c.seq.wrapping_add(5), "RA", 0),
             );
-            assert_eq!(bad, Classified::Invalid, "{name}");
+            assert_eq!(bad, Classified::Invalid, "{name:?}");
             assert_eq!(m.silence().0, PortState::OpenFiltered);
         }
         // Maimon carries ACK: the RST's sequence number is our acknowledgment number.
-        let m = StealthScan::new("maimon", TcpFlags::FIN | TcpFlags::ACK);
+        let m = StealthScan::new(
+            crate::probe::ScanType::Maimon,
+            TcpFlags::FIN | TcpFlags::ACK,
+        );
         let c = ctx.jar.cookie(SRC, DST, 8080, PROTO_TCP);
         let v = classify(
             &m,

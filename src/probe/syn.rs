@@ -29,7 +29,7 @@ pub type SynScan = TcpScan<SynReading>;
 
 impl SynScan {
     pub fn new(flags: u8) -> Self {
-        TcpScan::with("syn", flags, SynReading)
+        TcpScan::with(super::ScanType::Syn, flags, SynReading)
     }
 }
 

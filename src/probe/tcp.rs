@@ -334,15 +334,15 @@ pub trait TcpReading: Send + Sync {
 /// `filtered` for every TCP scan.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpScan<R> {
-    name: &'static str,
+    scan: super::ScanType,
     probe: TcpProbe,
     reading: R,
 }
 
 impl<R> TcpScan<R> {
-    pub fn with(name: &'static str, flags: u8, reading: R) -> Self {
+    pub fn with(scan: super::ScanType, flags: u8, reading: R) -> Self {
         Self {
-            name,
+            scan,
             probe: TcpProbe { flags },
             reading,
         }
@@ -350,8 +350,8 @@ impl<R> TcpScan<R> {
 }
 
 impl<R: TcpReading> super::ProbeModule for TcpScan<R> {
-    fn name(&self) -> &'static str {
-        self.name
+    fn scan(&self) -> super::ScanType {
+        self.scan
     }
 
     fn cookie_tag(&self) -> u8 {

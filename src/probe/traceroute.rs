@@ -371,8 +371,8 @@ fn icmpv6_proto() -> u8 {
 }
 
 impl ProbeModule for TracerouteScan {
-    fn name(&self) -> &'static str {
-        "traceroute"
+    fn scan(&self) -> super::ScanType {
+        super::ScanType::Traceroute
     }
 
     fn cookie_tag(&self) -> u8 {

@@ -90,8 +90,8 @@ pub fn match_icmp_udp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> tcp::QuoteMa
 }
 
 impl ProbeModule for UdpScan {
-    fn name(&self) -> &'static str {
-        "udp"
+    fn scan(&self) -> super::ScanType {
+        super::ScanType::Udp
     }
 
     fn cookie_tag(&self) -> u8 {

@@ -29,7 +29,7 @@ pub type WindowScan = TcpScan<WindowReading>;
 
 impl WindowScan {
     pub fn new(flags: u8) -> Self {
-        TcpScan::with("window", flags, WindowReading)
+        TcpScan::with(super::ScanType::Window, flags, WindowReading)
     }
 }
 
