@@ -17,10 +17,11 @@ use crate::{
     wire::{
         checksum, dissect,
         ethernet::HEADER_LEN,
-        icmp, icmpv6, put_u16, tcp,
+        icmp, icmpv6, put_u16,
+        repr::{IcmpRepr, TcpRepr, UdpRepr},
+        tcp,
         template::{FrameParams, FrameTemplate},
-        Family, IcmpPacket, IpPacket, Ipv4Packet, Ipv6Packet, TcpSegment, UdpDatagram, PROTO_TCP,
-        PROTO_UDP,
+        Family, IpPacket, Ipv4Packet, Ipv6Packet, PROTO_TCP, PROTO_UDP,
     },
 };
 
@@ -79,32 +80,33 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
                     opts.len()
                 )));
             }
-            let hl = tcp::MIN_HEADER_LEN + opts.len();
-            let mut l4 = vec![0u8; hl + payload.len()];
-            {
-                let mut s = TcpSegment::init(&mut l4[..], hl);
-                s.set_src_port(sport);
-                s.set_dst_port(p.dport.unwrap_or(80));
-                s.set_seq(
-                    p.seq
-                        .unwrap_or(u32::from_be_bytes([rand[2], rand[3], rand[4], rand[5]])),
-                );
-                s.set_ack(p.ack);
-                s.set_flags(crate::wire::TcpFlags(p.flags));
-                s.set_window(p.window);
-                s.options_mut().copy_from_slice(&opts);
-            }
-            l4[hl..].copy_from_slice(&payload);
-            (PROTO_TCP, l4, tcp::CHECKSUM_OFFSET, true)
+            let repr = TcpRepr {
+                src_port: sport,
+                dst_port: p.dport.unwrap_or(80),
+                seq: p
+                    .seq
+                    .unwrap_or(u32::from_be_bytes([rand[2], rand[3], rand[4], rand[5]])),
+                ack: p.ack,
+                flags: crate::wire::TcpFlags(p.flags),
+                window: p.window,
+                urgent: 0,
+                options: &opts,
+                payload: &payload,
+            };
+            (
+                PROTO_TCP,
+                emitted(repr.len(), |b| repr.emit(b)),
+                tcp::CHECKSUM_OFFSET,
+                true,
+            )
         }
         ProbeProto::Udp => {
-            let mut l4 = vec![0u8; 8 + payload.len()];
-            l4[8..].copy_from_slice(&payload);
-            let mut u = UdpDatagram::init(&mut l4[..]);
-            u.set_src_port(sport);
-            u.set_dst_port(p.dport.unwrap_or(53));
-            u.set_len((8 + payload.len()) as u16);
-            (PROTO_UDP, l4, 6, true)
+            let repr = UdpRepr {
+                src_port: sport,
+                dst_port: p.dport.unwrap_or(53),
+                payload: &payload,
+            };
+            (PROTO_UDP, emitted(repr.len(), |b| repr.emit(b)), 6, true)
         }
         ProbeProto::Icmp => {
             let ty = icmp_type(p);
@@ -114,14 +116,19 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
                 (Family::V4, 17, true) => vec![0u8; 4],
                 _ => payload,
             };
-            let mut l4 = vec![0u8; icmp::HEADER_LEN + body.len()];
-            l4[icmp::HEADER_LEN..].copy_from_slice(&body);
-            let mut m = IcmpPacket::init(&mut l4[..]);
-            m.set_msg_type(ty);
-            m.set_code(p.icmp_code);
-            m.set_echo_ident(sport);
-            m.set_echo_seq(p.icmp_seq);
-            (family.icmp_proto(), l4, 2, false)
+            let repr = IcmpRepr {
+                msg_type: ty,
+                code: p.icmp_code,
+                ident: sport,
+                seq: p.icmp_seq,
+                data: &body,
+            };
+            (
+                family.icmp_proto(),
+                emitted(repr.len(), |b| repr.emit(b)),
+                2,
+                false,
+            )
         }
     };
     let params = FrameParams {
@@ -165,6 +172,16 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
         }
     }
     Ok((frame, sport))
+}
+
+/// The bytes a `Repr` of `len` bytes emits.
+fn emitted(
+    len: usize,
+    emit: impl FnOnce(&mut [u8]) -> Result<usize, crate::wire::WireError>,
+) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    emit(&mut b).expect("a buffer of the header's length");
+    b
 }
 
 fn payload(p: &ProbeCli, rand: &[u8; 8]) -> Result<Vec<u8>, ProbeError> {
@@ -373,7 +390,7 @@ fn exchange<T: TxQueue, R: RxQueue>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::MacAddr;
+    use crate::wire::{MacAddr, TcpSegment};
     use clap::Parser;
     use std::net::Ipv4Addr;
 

@@ -23,6 +23,7 @@ use crate::{
     service::{self, Grab, ServiceProbes},
     wire::{
         checksum, put_u16,
+        repr::TcpRepr,
         template::{FrameParams, FrameTemplate, Frames},
         IpPacket, TcpFlags, TcpSegment, PROTO_TCP,
     },
@@ -374,18 +375,20 @@ pub fn tcp_frame(
     window: u16,
     data: &[u8],
 ) -> Vec<u8> {
-    let hl = crate::wire::tcp::MIN_HEADER_LEN;
-    let mut l4 = vec![0u8; hl + data.len()];
-    {
-        let mut seg = TcpSegment::init(&mut l4[..], hl);
-        seg.set_src_port(sport);
-        seg.set_dst_port(dport);
-        seg.set_seq(seq);
-        seg.set_ack(if flags & TcpFlags::ACK != 0 { ack } else { 0 });
-        seg.set_flags(TcpFlags(flags));
-        seg.set_window(window);
-    }
-    l4[hl..].copy_from_slice(data);
+    let repr = TcpRepr {
+        src_port: sport,
+        dst_port: dport,
+        seq,
+        ack: if flags & TcpFlags::ACK != 0 { ack } else { 0 },
+        flags: TcpFlags(flags),
+        window,
+        urgent: 0,
+        options: &[],
+        payload: data,
+    };
+    let mut l4 = vec![0u8; repr.len()];
+    repr.emit(&mut l4)
+        .expect("a buffer of the segment's length");
     let tpl = FrameTemplate::new(p, PROTO_TCP, &l4, true);
     let mut frame = vec![0u8; tpl.len()];
     // The IP id (or flow label) is free here: these segments are matched by their ports.

@@ -73,6 +73,13 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     }
 }
 
+impl<'a> IcmpPacket<&'a [u8]> {
+    /// The data after the header, borrowed for the buffer's lifetime.
+    pub fn payload_ref(&self) -> &'a [u8] {
+        &self.buf[HEADER_LEN..]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     pub fn init(buf: T) -> Self {
         let mut p = Self { buf };

@@ -12,6 +12,7 @@ pub mod icmpv6;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
+pub mod repr;
 pub mod sctp;
 pub mod tcp;
 pub mod template;

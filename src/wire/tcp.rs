@@ -124,6 +124,17 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
     }
 }
 
+impl<'a> TcpSegment<&'a [u8]> {
+    /// The options, borrowed for the buffer's lifetime.
+    pub fn options_ref(&self) -> &'a [u8] {
+        &self.buf[MIN_HEADER_LEN..self.header_len()]
+    }
+    /// The payload, borrowed for the buffer's lifetime.
+    pub fn payload_ref(&self) -> &'a [u8] {
+        &self.buf[self.header_len()..]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
     /// Writes a fresh header of `header_len` bytes (options zeroed) with no flags set.
     pub fn init(buf: T, header_len: usize) -> Self {

@@ -39,6 +39,14 @@ impl<T: AsRef<[u8]>> UdpDatagram<T> {
     }
 }
 
+impl<'a> UdpDatagram<&'a [u8]> {
+    /// The payload, borrowed for the buffer's lifetime.
+    pub fn payload_ref(&self) -> &'a [u8] {
+        let end = (self.len() as usize).clamp(HEADER_LEN, self.buf.len());
+        &self.buf[HEADER_LEN..end]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
     pub fn init(buf: T) -> Self {
         let mut d = Self { buf };
