@@ -13,7 +13,7 @@ use crate::{
     cookie::CookieJar,
     engine::{
         self, connect::ConnectOptions, monitor::fmt_rate, stats::Stats, EngineError, Interrupts,
-        NamedSink, Outcome, Plan, StopReason,
+        NamedSink, Outcome, Plan, RawModule, StopReason,
     },
     io::{
         packet,
@@ -25,7 +25,7 @@ use crate::{
         ndjson::NdjsonSink, replies::RepliesSink, xml::XmlSink, RunInfo,
     },
     permute::Cycle,
-    probe::{traceroute::TracerouteScan, PortState, ProbeModule, Proto, ScanType},
+    probe::{traceroute::TracerouteScan, PortState, Proto, ScanType},
     resume::{ResumeFile, FORMAT},
     wire::template::{FrameParams, Frames},
 };
@@ -53,9 +53,14 @@ pub struct Report {
 
 pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
     let connect = cfg.scan == ScanType::Connect;
-    let module: Option<Arc<dyn ProbeModule>> = match cfg.traceroute {
-        Some((proto, ttls)) => Some(Arc::new(TracerouteScan::new(proto, ttls, cfg.source_ports))),
-        None => (!connect).then(|| Arc::from(cfg.scan.module(cfg.scanflags, &cfg.payloads))),
+    let module = match cfg.traceroute {
+        Some((proto, ttls)) => Some(RawModule::Trace(Arc::new(TracerouteScan::new(
+            proto,
+            ttls,
+            cfg.source_ports,
+        )))),
+        None => (!connect)
+            .then(|| RawModule::Ports(Arc::from(cfg.scan.module(cfg.scanflags, &cfg.payloads)))),
     };
     let plan = Plan {
         cycle: Cycle::new(cfg.space.len(), cfg.seed),
@@ -96,8 +101,8 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
     };
     let proto = plan
         .module
-        .as_deref()
-        .map(|m| m.result_proto())
+        .as_ref()
+        .map(|m| m.sender().result_proto())
         .unwrap_or(Proto::Tcp);
     let info = RunInfo {
         version: env!("CARGO_PKG_VERSION"),

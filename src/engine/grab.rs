@@ -18,6 +18,7 @@ use std::{
 
 use crossbeam_channel::Sender;
 
+use crate::wire::repr::L4Repr;
 use crate::{
     output::Record,
     service::{self, Grab, ServiceProbes},
@@ -25,7 +26,7 @@ use crate::{
         checksum, put_u16,
         repr::TcpRepr,
         template::{FrameParams, FrameTemplate, Frames},
-        IpPacket, TcpFlags, TcpSegment, PROTO_TCP,
+        IpPacket, TcpFlags, TcpSegment,
     },
 };
 
@@ -386,10 +387,7 @@ pub fn tcp_frame(
         options: &[],
         payload: data,
     };
-    let mut l4 = vec![0u8; repr.len()];
-    repr.emit(&mut l4)
-        .expect("a buffer of the segment's length");
-    let tpl = FrameTemplate::new(p, PROTO_TCP, &l4, true);
+    let tpl = FrameTemplate::new(p, &L4Repr::Tcp(repr));
     let mut frame = vec![0u8; tpl.len()];
     // The IP id (or flow label) is free here: these segments are matched by their ports.
     tpl.stamp(&mut frame, dst, seq & 0xffff);

@@ -30,7 +30,7 @@ use crate::{
     io::{IoError, RxQueue, TxQueue},
     output::{Record, ReplyFacts, RunEnd, Sink},
     permute::Cycle,
-    probe::{Classified, ClassifyCtx, ProbeModule},
+    probe::{traceroute::TracerouteScan, Classified, ClassifyCtx, PortScan, ProbeModule},
     target::TargetSpace,
     wire::{
         template::{FrameTemplate, Frames},
@@ -51,7 +51,7 @@ pub struct Plan {
     /// 0-based shard index and shard count.
     pub shard: (u32, u32),
     /// The probe module (raw scans); `None` for connect scans, which the kernel does.
-    pub module: Option<Arc<dyn ProbeModule>>,
+    pub module: Option<RawModule>,
     /// Link and source facts for each family the targets hold.
     pub frames: Frames,
     pub jar: CookieJar,
@@ -79,12 +79,34 @@ pub struct Plan {
     pub namer: Option<Arc<crate::service::Namer>>,
 }
 
+/// A raw scan's module, by what its replies are: verdicts on ports, or hops of paths.
+#[derive(Clone)]
+pub enum RawModule {
+    Ports(Arc<dyn PortScan>),
+    Trace(Arc<TracerouteScan>),
+}
+
+impl RawModule {
+    /// The sending side, which both kinds share.
+    pub fn sender(&self) -> &dyn ProbeModule {
+        match self {
+            RawModule::Ports(m) => m.as_ref(),
+            RawModule::Trace(t) => t.as_ref(),
+        }
+    }
+}
+
 impl Plan {
     /// The probe module of a raw scan (the engine runs only those).
-    pub fn raw_module(&self) -> &dyn ProbeModule {
+    pub fn raw(&self) -> &RawModule {
         self.module
-            .as_deref()
+            .as_ref()
             .expect("raw scans always have a probe module")
+    }
+
+    /// The sending side of the raw scan's module.
+    pub fn raw_module(&self) -> &dyn ProbeModule {
+        self.raw().sender()
     }
 
     /// The walker of thread `t` of `threads`, moved to its resume position.
@@ -484,9 +506,8 @@ pub fn run<T: TxQueue, R: RxQueue>(
             stats.count_state(r.state);
             rec_tx.send(OutMsg::Result(r)).is_ok()
         };
-        if !traces.is_empty() {
-            let m = plan.raw_module();
-            for r in traces.into_records(m, plan.frames.primary().ttl, &plan.frames) {
+        if let RawModule::Trace(t) = plan.raw() {
+            for r in traces.into_records(t, plan.frames.primary().ttl, &plan.frames) {
                 if !emit(r) {
                     break;
                 }
@@ -844,17 +865,25 @@ fn receive<R: RxQueue>(
                 }
             }
         }
-        match module.classify(&ip, &ctx) {
-            Classified::Hop(h) => {
-                Stats::add(&stats.validated, 1);
-                if plan.keep_replies {
-                    let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
+        let classified = match plan.raw() {
+            RawModule::Ports(m) => m.classify(&ip, &ctx),
+            RawModule::Trace(t) => match t.classify(&ip, &ctx) {
+                Classified::Reply(h) => {
+                    Stats::add(&stats.validated, 1);
+                    if plan.keep_replies {
+                        let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
+                    }
+                    if !side.traces.add(&h) {
+                        Stats::add(&stats.duplicates, 1);
+                    }
+                    return;
                 }
-                if !side.traces.add(&h) {
-                    Stats::add(&stats.duplicates, 1);
-                }
-            }
-            Classified::Verdict(v) => {
+                Classified::Invalid => Classified::Invalid,
+                Classified::Unrelated => Classified::Unrelated,
+            },
+        };
+        match classified {
+            Classified::Reply(v) => {
                 Stats::add(&stats.validated, 1);
                 let now = SystemTime::now();
                 if plan.keep_replies {

@@ -11,7 +11,7 @@ use std::{
 use crate::{
     output::{Record, Trace, TraceHop},
     probe::{
-        traceroute::{Hop, HopKind},
+        traceroute::{Hop, HopKind, TracerouteScan},
         ProbeModule,
     },
     wire::template::Frames,
@@ -69,7 +69,7 @@ impl TraceTable {
     /// `first_ttl` up to the end, `*` where nobody answered.
     pub fn into_records(
         self,
-        module: &dyn ProbeModule,
+        module: &TracerouteScan,
         first_ttl: u8,
         frames: &Frames,
     ) -> Vec<Record> {

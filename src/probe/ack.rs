@@ -56,7 +56,7 @@ mod tests {
         assert!(
             matches!(
                 v,
-                Classified::Verdict(super::super::Verdict {
+                Classified::Reply(super::super::Verdict {
                     state: PortState::Unfiltered,
                     ..
                 })
@@ -71,8 +71,7 @@ mod tests {
             ),
             Classified::Invalid
         );
-        let Classified::Verdict(v) = classify(&m, &ctx, &icmp_error(&m, &ctx, 22, 13, false))
-        else {
+        let Classified::Reply(v) = classify(&m, &ctx, &icmp_error(&m, &ctx, 22, 13, false)) else {
             panic!()
         };
         assert_eq!(

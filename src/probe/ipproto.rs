@@ -14,6 +14,7 @@
 
 use std::net::IpAddr;
 
+use crate::wire::repr::L4Repr;
 use crate::{
     cookie::ProbeCookie,
     wire::{
@@ -25,8 +26,8 @@ use crate::{
 };
 
 use super::{
-    ping, tcp, udp, Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Replies,
-    Verdict,
+    ping, tcp, udp, Classified, ClassifyCtx, PortScan, PortState, ProbeModule, Proto, Reason,
+    Replies, Verdict,
 };
 
 /// Cookie tag of protocol probes: distinct from every IP protocol's own scans.
@@ -86,12 +87,12 @@ impl ProbeModule for IpProtoScan {
                 let mut l4 = [0x11, 0, 0, 0, 0, 0, 0, 0];
                 let c = crate::wire::checksum::finish(crate::wire::checksum::sum(0, &l4));
                 l4[2..4].copy_from_slice(&c.to_be_bytes());
-                FrameTemplate::new(params, PROTO_IGMP, &l4, false)
+                FrameTemplate::new(params, &L4Repr::Raw(PROTO_IGMP, &l4))
             }
             PROTO_TCP => tcp_probe().template(params),
             PROTO_UDP => udp::template(params, &[]),
-            PROTO_SCTP => FrameTemplate::new(params, PROTO_SCTP, &sctp_init(), false),
-            p => FrameTemplate::new(params, p, &[], false),
+            PROTO_SCTP => FrameTemplate::new(params, &L4Repr::Raw(PROTO_SCTP, &sctp_init())),
+            p => FrameTemplate::new(params, &L4Repr::Raw(p, &[])),
         }
     }
 
@@ -122,9 +123,24 @@ impl ProbeModule for IpProtoScan {
         }
     }
 
+    fn silence(&self) -> (PortState, Reason) {
+        (PortState::OpenFiltered, Reason::NoResponse)
+    }
+
+    fn replies(&self) -> Replies {
+        Replies {
+            echo_replies: true,
+            any_quoted: true,
+            all_protocols: true,
+            ..Replies::default()
+        }
+    }
+}
+
+impl PortScan for IpProtoScan {
     fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
         let open = |proto: u8, reason| {
-            Classified::Verdict(Verdict {
+            Classified::Reply(Verdict {
                 ip: ip.src(),
                 port: proto as u16,
                 proto: Proto::Ip,
@@ -172,7 +188,7 @@ impl ProbeModule for IpProtoScan {
                     return Classified::Invalid;
                 }
                 let verdict = |state, reason| {
-                    Classified::Verdict(Verdict {
+                    Classified::Reply(Verdict {
                         ip: q.dst(),
                         port: p as u16,
                         proto: Proto::Ip,
@@ -202,19 +218,6 @@ impl ProbeModule for IpProtoScan {
                 }
             }
             _ => Classified::Unrelated,
-        }
-    }
-
-    fn silence(&self) -> (PortState, Reason) {
-        (PortState::OpenFiltered, Reason::NoResponse)
-    }
-
-    fn replies(&self) -> Replies {
-        Replies {
-            echo_replies: true,
-            any_quoted: true,
-            all_protocols: true,
-            ..Replies::default()
         }
     }
 }
@@ -256,7 +259,7 @@ mod tests {
     fn protocol_unreachable_is_closed() {
         let ctx = ctx();
         // From the host: GRE is closed.
-        let Classified::Verdict(v) = classify(
+        let Classified::Reply(v) = classify(
             &IpProtoScan,
             &ctx,
             &icmp_error_from(&IpProtoScan, &ctx, 47, 2, false, DST),
@@ -268,7 +271,7 @@ mod tests {
             (DST, 47, PortState::Closed, Reason::ProtoUnreach)
         );
         // From a router: filtered, and nothing about the host's ICMP.
-        let Classified::Verdict(v) = classify(
+        let Classified::Reply(v) = classify(
             &IpProtoScan,
             &ctx,
             &icmp_error(&IpProtoScan, &ctx, 47, 2, false),
@@ -276,7 +279,7 @@ mod tests {
             panic!()
         };
         assert_eq!(v.state, PortState::Filtered);
-        let Classified::Verdict(v) = classify(
+        let Classified::Reply(v) = classify(
             &IpProtoScan,
             &ctx,
             &icmp_error(&IpProtoScan, &ctx, 47, 13, false),
@@ -284,7 +287,7 @@ mod tests {
             panic!()
         };
         assert_eq!(v.state, PortState::Filtered);
-        let Classified::Verdict(v) = classify(
+        let Classified::Reply(v) = classify(
             &IpProtoScan,
             &ctx,
             &icmp_error_from(&IpProtoScan, &ctx, 6, 3, false, DST),

@@ -179,13 +179,12 @@ pub struct Verdict {
     pub responder: IpAddr,
 }
 
-/// The outcome of looking at one received IP packet.
+/// The outcome of looking at one received IP packet: a port scan's reply is a [`Verdict`], a
+/// traceroute's a [`traceroute::Hop`]; what each reads stays in its own module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Classified {
+pub enum Classified<R = Verdict> {
     /// A reply to one of our probes.
-    Verdict(Verdict),
-    /// A reply to a traceroute probe: a hop on the way, or the end of the path.
-    Hop(traceroute::Hop),
+    Reply(R),
     /// Addressed to our port range but failing the cookie: forged, stale or from another scan.
     Invalid,
     /// Not a reply this scan type understands.
@@ -212,7 +211,9 @@ impl ClassifyCtx {
     }
 }
 
-/// A scan type: the template, the per-target patch, and the classification of replies.
+/// The sending side of a scan type: the template, the per-target patch, what silence means,
+/// and which replies the receive path must hand over. How replies are read is the scan's own:
+/// [`PortScan::classify`] for port scans, [`traceroute::TracerouteScan::classify`] for paths.
 pub trait ProbeModule: Send + Sync {
     /// Which scan this module runs.
     fn scan(&self) -> ScanType;
@@ -244,8 +245,6 @@ pub trait ProbeModule: Send + Sync {
         dport: u16,
         c: &ProbeCookie,
     ) -> usize;
-    /// Classifies a received IP packet (either family) addressed to us.
-    fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified;
     /// What nmap concludes when nothing answers.
     fn silence(&self) -> (PortState, Reason);
     /// Which replies it reads besides TCP/UDP to our ports and ICMP errors quoting those: what
@@ -253,6 +252,12 @@ pub trait ProbeModule: Send + Sync {
     fn replies(&self) -> Replies {
         Replies::default()
     }
+}
+
+/// A port scan: each reply is a verdict on one (target, port).
+pub trait PortScan: ProbeModule {
+    /// Classifies a received IP packet (either family) addressed to us.
+    fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified;
 }
 
 /// Replies a scan type reads beyond TCP/UDP to our ports and ICMP errors quoting them. The
@@ -351,7 +356,7 @@ impl ScanType {
         self,
         scanflags: Option<u8>,
         payloads: &udp_payloads::Payloads,
-    ) -> Box<dyn ProbeModule> {
+    ) -> Box<dyn PortScan> {
         let flags = scanflags.or(self.default_tcp_flags()).unwrap_or(0);
         match self {
             ScanType::Syn => Box::new(syn::SynScan::new(flags)),
@@ -552,7 +557,7 @@ pub(crate) mod testutil {
         v
     }
 
-    pub fn classify(m: &dyn ProbeModule, ctx: &ClassifyCtx, pkt: &[u8]) -> Classified {
+    pub fn classify(m: &dyn PortScan, ctx: &ClassifyCtx, pkt: &[u8]) -> Classified {
         m.classify(&IpPacket::parse(pkt).unwrap(), ctx)
     }
 }

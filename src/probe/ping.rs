@@ -5,17 +5,21 @@
 
 use std::net::IpAddr;
 
+use crate::wire::{
+    repr::{IcmpRepr, L4Repr},
+    IcmpPacket,
+};
 use crate::{
     cookie::ProbeCookie,
     wire::{
-        checksum, icmp, icmpv6, put_u16,
+        checksum, icmp, icmpv6,
         template::{FrameParams, FrameTemplate},
-        Family, IcmpKind, IcmpMessage, IcmpPacket, IpPacket, Unreach, PROTO_ICMP,
+        Family, IcmpKind, IcmpMessage, IpPacket, Unreach, PROTO_ICMP,
     },
 };
 
 use super::{
-    tcp, Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Replies, Verdict,
+    tcp, Classified, ClassifyCtx, PortScan, PortState, ProbeModule, Proto, Reason, Replies, Verdict,
 };
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,27 +28,33 @@ pub struct PingScan;
 /// An echo request template of the parameters' family (identifier, sequence and checksum zero,
 /// no data, as nmap's -PE).
 pub fn echo_template(params: &FrameParams) -> FrameTemplate {
-    let mut l4 = [0u8; icmp::HEADER_LEN];
-    let (ty, proto) = match params.family() {
-        Family::V4 => (icmp::TYPE_ECHO_REQUEST, PROTO_ICMP),
-        Family::V6 => (icmpv6::TYPE_ECHO_REQUEST, Family::V6.icmp_proto()),
+    let msg_type = match params.family() {
+        Family::V4 => icmp::TYPE_ECHO_REQUEST,
+        Family::V6 => icmpv6::TYPE_ECHO_REQUEST,
     };
-    IcmpPacket::init(&mut l4[..]).set_msg_type(ty);
-    FrameTemplate::new(params, proto, &l4, false)
+    // Identifier and sequence are per probe.
+    FrameTemplate::new(
+        params,
+        &L4Repr::Icmp(IcmpRepr {
+            msg_type,
+            code: 0,
+            ident: 0,
+            seq: 0,
+            data: &[],
+        }),
+    )
 }
 
 #[inline(always)]
 pub fn write_echo(frame: &mut [u8], tpl: &FrameTemplate, dst: IpAddr, c: &ProbeCookie) -> usize {
     let n = tpl.stamp(frame, dst, c.ident(tpl.family()));
-    let l4 = tpl.l4_offset();
     let seq = c.seq as u16;
-    put_u16(frame, l4 + 4, c.src_port);
-    put_u16(frame, l4 + 6, seq);
-    put_u16(
-        frame,
-        l4 + 2,
-        checksum::finish(tpl.l4_sum() + tpl.dst_sum(dst) + c.src_port as u64 + seq as u64),
-    );
+    let mut m = IcmpPacket::patch(&mut frame[tpl.l4_offset()..n]);
+    m.set_echo_ident(c.src_port);
+    m.set_echo_seq(seq);
+    m.set_checksum(checksum::finish(
+        tpl.l4_sum() + tpl.dst_sum(dst) + c.src_port as u64 + seq as u64,
+    ));
     n
 }
 
@@ -93,13 +103,27 @@ impl ProbeModule for PingScan {
         write_echo(frame, tpl, dst, c)
     }
 
+    fn silence(&self) -> (PortState, Reason) {
+        (PortState::Down, Reason::NoResponse)
+    }
+
+    fn replies(&self) -> Replies {
+        Replies {
+            echo_replies: true,
+            any_quoted: true,
+            ..Replies::default()
+        }
+    }
+}
+
+impl PortScan for PingScan {
     fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
         let Some(msg) = ip.icmp() else {
             return Classified::Unrelated;
         };
         match is_echo_reply(ip, &msg, ctx, 0, PROTO_ICMP) {
             Some(true) => {
-                return Classified::Verdict(Verdict {
+                return Classified::Reply(Verdict {
                     ip: ip.src(),
                     port: 0,
                     proto: Proto::Icmp,
@@ -134,7 +158,7 @@ impl ProbeModule for PingScan {
                             msg.kind,
                             IcmpKind::Unreachable(Unreach::Protocol | Unreach::Port)
                         );
-                    Classified::Verdict(Verdict {
+                    Classified::Reply(Verdict {
                         ip: q.dst(),
                         port: 0,
                         proto: Proto::Icmp,
@@ -151,18 +175,6 @@ impl ProbeModule for PingScan {
                 None => Classified::Unrelated,
             },
             _ => Classified::Invalid,
-        }
-    }
-
-    fn silence(&self) -> (PortState, Reason) {
-        (PortState::Down, Reason::NoResponse)
-    }
-
-    fn replies(&self) -> Replies {
-        Replies {
-            echo_replies: true,
-            any_quoted: true,
-            ..Replies::default()
         }
     }
 }
@@ -189,7 +201,7 @@ mod tests {
             .icmpv4_echo_reply(c.src_port, c.seq as u16)
             .write(&mut v, &[])
             .unwrap();
-        let Classified::Verdict(r) = classify(&PingScan, &ctx, &v) else {
+        let Classified::Reply(r) = classify(&PingScan, &ctx, &v) else {
             panic!()
         };
         assert_eq!(
@@ -202,7 +214,7 @@ mod tests {
             .write(&mut bad, &[])
             .unwrap();
         assert_eq!(classify(&PingScan, &ctx, &bad), Classified::Invalid);
-        let Classified::Verdict(r) =
+        let Classified::Reply(r) =
             classify(&PingScan, &ctx, &icmp_error(&PingScan, &ctx, 0, 1, false))
         else {
             panic!()
@@ -237,11 +249,11 @@ mod tests {
             .icmpv6_echo_reply(c.src_port, c.seq as u16)
             .write(&mut v, &[])
             .unwrap();
-        let Classified::Verdict(r) = classify(&PingScan, &ctx, &v) else {
+        let Classified::Reply(r) = classify(&PingScan, &ctx, &v) else {
             panic!()
         };
         assert_eq!((r.ip, r.state, r.ttl), (DST6, PortState::Up, 61));
-        let Classified::Verdict(r) = classify(
+        let Classified::Reply(r) = classify(
             &PingScan,
             &ctx,
             &icmp_error_from(&PingScan, &ctx, 0, 3, false, ROUTER6),

@@ -69,7 +69,7 @@ mod tests {
             assert!(
                 matches!(
                     v,
-                    Classified::Verdict(Verdict {
+                    Classified::Reply(Verdict {
                         state: PortState::Closed,
                         ..
                     })
@@ -98,7 +98,7 @@ mod tests {
         assert!(
             matches!(
                 v,
-                Classified::Verdict(Verdict {
+                Classified::Reply(Verdict {
                     state: PortState::Closed,
                     ..
                 })

@@ -119,7 +119,7 @@ mod tests {
             &ctx,
             &tcp_reply(DST, 443, c.src_port, 9, c.seq.wrapping_add(1), "SA", 65535),
         );
-        let Classified::Verdict(v) = open else {
+        let Classified::Reply(v) = open else {
             panic!("{open:?}")
         };
         assert_eq!(
@@ -130,7 +130,7 @@ mod tests {
             let closed = classify(&m, &ctx, &tcp_reply(DST, 443, c.src_port, 0, ack, "RA", 0));
             assert!(matches!(
                 closed,
-                Classified::Verdict(Verdict {
+                Classified::Reply(Verdict {
                     state: PortState::Closed,
                     reason: Reason::Reset,
                     ..
@@ -185,8 +185,7 @@ mod tests {
             (10, Reason::HostProhibited),
             (13, Reason::AdminProhibited),
         ] {
-            let Classified::Verdict(v) =
-                classify(&m, &ctx, &icmp_error(&m, &ctx, 8080, code, false))
+            let Classified::Reply(v) = classify(&m, &ctx, &icmp_error(&m, &ctx, 8080, code, false))
             else {
                 panic!("code {code}")
             };
@@ -228,7 +227,7 @@ mod tests {
         expect[17] = c.flow as u8;
         assert_eq!(ours.len(), 14 + 40 + 24, "Ethernet, IPv6, TCP with MSS");
         assert_eq!(ours, expect);
-        let Classified::Verdict(v) = classify(
+        let Classified::Reply(v) = classify(
             &m,
             &ctx,
             &tcp_reply(DST6, 443, c.src_port, 9, c.seq.wrapping_add(1), "SA", 1),
@@ -236,7 +235,7 @@ mod tests {
             panic!()
         };
         assert_eq!((v.ip, v.port, v.state), (DST6, 443, PortState::Open));
-        let Classified::Verdict(v) = classify(
+        let Classified::Reply(v) = classify(
             &m,
             &ctx,
             &tcp_reply(DST6, 443, c.src_port, 0, c.seq.wrapping_add(1), "RA", 0),
@@ -270,7 +269,7 @@ mod tests {
             (5, Reason::AdminProhibited),
             (6, Reason::RejectRoute),
         ] {
-            let Classified::Verdict(v) = classify(
+            let Classified::Reply(v) = classify(
                 &m,
                 &ctx,
                 &icmp_error_from(&m, &ctx, 8080, code, false, ROUTER6),

@@ -3,11 +3,12 @@
 
 use std::net::IpAddr;
 
+use crate::wire::repr::{L4Repr, TcpRepr};
 use crate::{
     cookie::ProbeCookie,
     wire::{
-        checksum, put_u16, put_u32,
-        tcp::{self, QuotedTcp},
+        checksum,
+        tcp::QuotedTcp,
         template::{FrameParams, FrameTemplate},
         Family, IcmpKind, IcmpMessage, IpPacket, TcpFlags, TcpSegment, Unreach, PROTO_TCP,
     },
@@ -36,13 +37,21 @@ impl TcpProbe {
         } else {
             &[]
         };
-        let hl = tcp::MIN_HEADER_LEN + opts.len();
-        let mut l4 = vec![0u8; hl];
-        let mut seg = TcpSegment::init(&mut l4[..], hl);
-        seg.set_flags(TcpFlags(self.flags));
-        seg.set_window(WINDOW);
-        seg.options_mut().copy_from_slice(opts);
-        FrameTemplate::new(params, PROTO_TCP, &l4, true)
+        // Ports, sequence and acknowledgment are per probe.
+        FrameTemplate::new(
+            params,
+            &L4Repr::Tcp(TcpRepr {
+                src_port: 0,
+                dst_port: 0,
+                seq: 0,
+                ack: 0,
+                flags: TcpFlags(self.flags),
+                window: WINDOW,
+                urgent: 0,
+                options: opts,
+                payload: &[],
+            }),
+        )
     }
 
     #[inline(always)]
@@ -55,10 +64,10 @@ impl TcpProbe {
         c: &ProbeCookie,
     ) -> usize {
         let n = tpl.stamp(frame, dst, c.ident(tpl.family()));
-        let l4 = tpl.l4_offset();
-        put_u16(frame, l4 + tcp::SRC_PORT_OFFSET, c.src_port);
-        put_u16(frame, l4 + tcp::DST_PORT_OFFSET, dport);
-        put_u32(frame, l4 + tcp::SEQ_OFFSET, c.seq);
+        let mut s = TcpSegment::patch(&mut frame[tpl.l4_offset()..n]);
+        s.set_src_port(c.src_port);
+        s.set_dst_port(dport);
+        s.set_seq(c.seq);
         let mut sum = tpl.l4_sum()
             + tpl.dst_sum(dst)
             + c.src_port as u64
@@ -66,10 +75,10 @@ impl TcpProbe {
             + checksum::sum_u32(c.seq);
         if self.flags & TcpFlags::ACK != 0 {
             let ack = c.ack();
-            put_u32(frame, l4 + tcp::SEQ_OFFSET + 4, ack);
+            s.set_ack(ack);
             sum += checksum::sum_u32(ack);
         }
-        put_u16(frame, l4 + tcp::CHECKSUM_OFFSET, checksum::finish(sum));
+        s.set_checksum(checksum::finish(sum));
         n
     }
 
@@ -102,7 +111,7 @@ pub struct TcpReply {
 
 impl TcpReply {
     pub fn verdict(&self, state: PortState, reason: Reason) -> Classified {
-        Classified::Verdict(Verdict {
+        Classified::Reply(Verdict {
             ip: self.from,
             port: self.port,
             proto: Proto::Tcp,
@@ -167,7 +176,7 @@ impl QuotedProbe {
     }
 
     pub fn verdict(&self, proto: Proto, state: PortState, reason: Reason) -> Classified {
-        Classified::Verdict(Verdict {
+        Classified::Reply(Verdict {
             ip: self.target,
             port: self.port,
             proto,
@@ -378,6 +387,12 @@ impl<R: TcpReading> super::ProbeModule for TcpScan<R> {
         self.probe.write(frame, tpl, dst, dport, c)
     }
 
+    fn silence(&self) -> (PortState, Reason) {
+        self.reading.silence()
+    }
+}
+
+impl<R: TcpReading> super::PortScan for TcpScan<R> {
     fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
         if ip.protocol() != PROTO_TCP {
             return classify_icmp(ip, ctx, PROTO_TCP);
@@ -402,9 +417,5 @@ impl<R: TcpReading> super::ProbeModule for TcpScan<R> {
             Some((state, reason)) => r.verdict(state, reason),
             None => Classified::Invalid,
         }
-    }
-
-    fn silence(&self) -> (PortState, Reason) {
-        self.reading.silence()
     }
 }

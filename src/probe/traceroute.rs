@@ -16,11 +16,15 @@
 
 use std::{net::IpAddr, time::Instant};
 
+use crate::wire::{
+    repr::{IcmpRepr, L4Repr, UdpRepr},
+    IcmpPacket,
+};
 use crate::{
     cookie::{PortRange, ProbeCookie},
     wire::{
-        checksum, get_u16, icmp, icmpv6, put_u16, put_u32,
-        tcp::{self, QuotedTcp},
+        checksum, get_u16, icmp, icmpv6,
+        tcp::QuotedTcp,
         template::{FrameParams, FrameTemplate},
         Family, IcmpKind, IpPacket, TcpFlags, TcpSegment, UdpDatagram, Unreach, PROTO_TCP,
         PROTO_UDP,
@@ -160,7 +164,7 @@ impl TracerouteScan {
     }
 
     /// A reply from the target itself (not an ICMP error).
-    fn classify_direct(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
+    fn classify_direct(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified<Hop> {
         let tag = self.cookie_tag();
         match (self.proto, ip.protocol()) {
             (TraceProto::Tcp, PROTO_TCP) => {
@@ -187,7 +191,7 @@ impl TracerouteScan {
                 } else {
                     return Classified::Unrelated;
                 };
-                Classified::Hop(Hop {
+                Classified::Reply(Hop {
                     rtt_us: Some(self.rtt_us(ts)),
                     kind: HopKind::End(end.0, end.1),
                     ..self.hop(ip.src(), seg.src_port(), ttl, ip)
@@ -199,7 +203,7 @@ impl TracerouteScan {
                     return Classified::Unrelated;
                 };
                 match self.ttl_of(d.dst_port()) {
-                    Some(ttl) => Classified::Hop(Hop {
+                    Some(ttl) => Classified::Reply(Hop {
                         kind: HopKind::End(PortState::Open, Reason::UdpResponse),
                         ..self.hop(ip.src(), d.src_port(), ttl, ip)
                     }),
@@ -222,7 +226,7 @@ impl TracerouteScan {
                 if body.len() < MARK_LEN || get_u16(body, 0) != mark(&c, ttl, ts) {
                     return Classified::Invalid;
                 }
-                Classified::Hop(Hop {
+                Classified::Reply(Hop {
                     rtt_us: Some(self.rtt_us(ts)),
                     kind: HopKind::End(PortState::Up, Reason::EchoReply),
                     ..self.hop(ip.src(), 0, ttl, ip)
@@ -233,7 +237,7 @@ impl TracerouteScan {
     }
 
     /// An ICMP error quoting one of our probes: a hop on the way, or the end of the path.
-    fn classify_error(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
+    fn classify_error(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified<Hop> {
         let Some((msg, q)) = quoted(ip, ctx) else {
             return Classified::Unrelated;
         };
@@ -302,11 +306,19 @@ impl TracerouteScan {
             }
             _ => return Classified::Unrelated,
         };
-        Classified::Hop(Hop {
+        Classified::Reply(Hop {
             rtt_us: Some(self.rtt_us(ts)),
             kind,
             ..self.hop(target, port, ttl, ip)
         })
+    }
+
+    /// Reads a reply as a hop of the path (or the end of it).
+    pub fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified<Hop> {
+        if ip.icmp().is_some_and(|m| m.is_error()) {
+            return self.classify_error(ip, ctx);
+        }
+        self.classify_direct(ip, ctx)
     }
 }
 
@@ -395,16 +407,25 @@ impl ProbeModule for TracerouteScan {
                 flags: TcpFlags::SYN,
             }
             .template(params),
-            TraceProto::Udp => {
-                let mut l4 = [0u8; 8 + MARK_LEN];
-                l4[4..6].copy_from_slice(&((8 + MARK_LEN) as u16).to_be_bytes());
-                FrameTemplate::new(params, PROTO_UDP, &l4, true)
-            }
-            TraceProto::Icmp => {
-                let mut l4 = [0u8; 8 + MARK_LEN];
-                l4[0] = echo_request(params.family());
-                FrameTemplate::new(params, params.family().icmp_proto(), &l4, false)
-            }
+            // Ports, identifier, sequence and the mark are per probe.
+            TraceProto::Udp => FrameTemplate::new(
+                params,
+                &L4Repr::Udp(UdpRepr {
+                    src_port: 0,
+                    dst_port: 0,
+                    payload: &[0; MARK_LEN],
+                }),
+            ),
+            TraceProto::Icmp => FrameTemplate::new(
+                params,
+                &L4Repr::Icmp(IcmpRepr {
+                    msg_type: echo_request(params.family()),
+                    code: 0,
+                    ident: 0,
+                    seq: 0,
+                    data: &[0; MARK_LEN],
+                }),
+            ),
         }
     }
 
@@ -428,50 +449,38 @@ impl ProbeModule for TracerouteScan {
         let m = mark(c, ttl, ts);
         let sport = self.port_of(ttl);
         let n = tpl.stamp(frame, dst, ts as u32);
-        let l4 = tpl.l4_offset();
+        let l4 = &mut frame[tpl.l4_offset()..n];
         match self.proto {
             TraceProto::Tcp => {
                 let seq = (ts as u32) << 16 | m as u32;
-                put_u16(frame, l4 + tcp::SRC_PORT_OFFSET, sport);
-                put_u16(frame, l4 + tcp::DST_PORT_OFFSET, dport);
-                put_u32(frame, l4 + tcp::SEQ_OFFSET, seq);
+                let mut s = TcpSegment::patch(l4);
+                s.set_src_port(sport);
+                s.set_dst_port(dport);
+                s.set_seq(seq);
                 let sum = tpl.l4_sum()
                     + tpl.dst_sum(dst)
                     + sport as u64
                     + dport as u64
                     + checksum::sum_u32(seq);
-                put_u16(frame, l4 + tcp::CHECKSUM_OFFSET, checksum::finish(sum));
+                s.set_checksum(checksum::finish(sum));
             }
             TraceProto::Udp => {
-                put_u16(frame, l4, sport);
-                put_u16(frame, l4 + 2, dport);
-                put_u16(frame, l4 + 8, m);
-                put_u16(
-                    frame,
-                    l4 + 6,
-                    probe_checksum(tpl.src(), dst, sport, dport, m, None),
-                );
+                let mut d = UdpDatagram::patch(l4);
+                d.set_src_port(sport);
+                d.set_dst_port(dport);
+                d.payload_mut()[..MARK_LEN].copy_from_slice(&m.to_be_bytes());
+                d.set_checksum(probe_checksum(tpl.src(), dst, sport, dport, m, None));
             }
             TraceProto::Icmp => {
-                put_u16(frame, l4 + 4, sport);
-                put_u16(frame, l4 + 6, ts);
-                put_u16(frame, l4 + 8, m);
                 let t = echo_request(tpl.family());
-                put_u16(
-                    frame,
-                    l4 + 2,
-                    probe_checksum(tpl.src(), dst, sport, ts, m, Some(t)),
-                );
+                let mut e = IcmpPacket::patch(l4);
+                e.set_echo_ident(sport);
+                e.set_echo_seq(ts);
+                e.payload_mut()[..MARK_LEN].copy_from_slice(&m.to_be_bytes());
+                e.set_checksum(probe_checksum(tpl.src(), dst, sport, ts, m, Some(t)));
             }
         }
         n
-    }
-
-    fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
-        if ip.icmp().is_some_and(|m| m.is_error()) {
-            return self.classify_error(ip, ctx);
-        }
-        self.classify_direct(ip, ctx)
     }
 
     fn silence(&self) -> (PortState, Reason) {
@@ -540,8 +549,8 @@ mod tests {
     }
 
     fn hop(m: &TracerouteScan, pkt: &[u8]) -> Hop {
-        match testutil::classify(m, &ctx(), pkt) {
-            Classified::Hop(h) => h,
+        match m.classify(&IpPacket::parse(pkt).unwrap(), &ctx()) {
+            Classified::Reply(h) => h,
             other => panic!("not a hop: {other:?}"),
         }
     }
@@ -597,7 +606,7 @@ mod tests {
             bad[at] ^= 1;
             assert!(
                 matches!(
-                    testutil::classify(&m, &ctx(), &bad),
+                    m.classify(&IpPacket::parse(&bad).unwrap(), &ctx()),
                     Classified::Invalid | Classified::Unrelated
                 ),
                 "{p:?}"
@@ -644,7 +653,10 @@ mod tests {
             "SA",
             0,
         );
-        assert_eq!(testutil::classify(&m, &ctx(), &forged), Classified::Invalid);
+        assert_eq!(
+            m.classify(&IpPacket::parse(&forged).unwrap(), &ctx()),
+            Classified::Invalid
+        );
 
         let m = scan(TraceProto::Udp);
         let f = probe(&m, 33434, 5);

@@ -4,19 +4,20 @@
 
 use std::net::IpAddr;
 
+use crate::wire::repr::{L4Repr, UdpRepr};
 use crate::{
     cookie::ProbeCookie,
     wire::{
-        checksum, put_u16,
+        checksum,
         template::{FrameParams, FrameTemplate},
-        udp, IcmpKind, IpPacket, UdpDatagram, Unreach, PROTO_UDP,
+        IcmpKind, IpPacket, UdpDatagram, Unreach, PROTO_UDP,
     },
 };
 
 use super::{
     tcp::{self, icmp_reason},
     udp_payloads::Payloads,
-    Classified, ClassifyCtx, PortState, ProbeModule, Proto, Reason, Verdict,
+    Classified, ClassifyCtx, PortScan, PortState, ProbeModule, Proto, Reason, Verdict,
 };
 
 #[derive(Debug, Clone)]
@@ -32,11 +33,14 @@ impl UdpScan {
 
 /// The template of a UDP probe carrying `payload` (ports and checksum zero).
 pub fn template(params: &FrameParams, payload: &[u8]) -> FrameTemplate {
-    let mut l4 = vec![0u8; udp::HEADER_LEN + payload.len()];
-    l4[udp::HEADER_LEN..].copy_from_slice(payload);
-    let mut d = UdpDatagram::init(&mut l4[..]);
-    d.set_len((udp::HEADER_LEN + payload.len()) as u16);
-    FrameTemplate::new(params, PROTO_UDP, &l4, true)
+    FrameTemplate::new(
+        params,
+        &L4Repr::Udp(UdpRepr {
+            src_port: 0,
+            dst_port: 0,
+            payload,
+        }),
+    )
 }
 
 /// Stamps a UDP template: source port from the cookie, destination port, checksum, and the IP
@@ -51,15 +55,14 @@ pub fn write(
     ident: u32,
 ) -> usize {
     let n = tpl.stamp(frame, dst, ident);
-    let l4 = tpl.l4_offset();
-    put_u16(frame, l4, sport);
-    put_u16(frame, l4 + 2, dport);
+    let mut d = UdpDatagram::patch(&mut frame[tpl.l4_offset()..n]);
+    d.set_src_port(sport);
+    d.set_dst_port(dport);
     let sum = tpl.l4_sum() + tpl.dst_sum(dst) + sport as u64 + dport as u64;
-    let c = match checksum::finish(sum) {
+    d.set_checksum(match checksum::finish(sum) {
         0 => 0xffff, // zero means "no checksum" in UDP
         c => c,
-    };
-    put_u16(frame, l4 + 6, c);
+    });
     n
 }
 
@@ -136,6 +139,12 @@ impl ProbeModule for UdpScan {
         write(frame, tpl, dst, c.src_port, dport, c.ident(tpl.family()))
     }
 
+    fn silence(&self) -> (PortState, Reason) {
+        (PortState::OpenFiltered, Reason::NoResponse)
+    }
+}
+
+impl PortScan for UdpScan {
     fn classify(&self, ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
         if ip.protocol() == PROTO_UDP {
             let Ok(d) = UdpDatagram::new_checked(ip.payload()) else {
@@ -148,7 +157,7 @@ impl ProbeModule for UdpScan {
             {
                 return Classified::Invalid;
             }
-            return Classified::Verdict(Verdict {
+            return Classified::Reply(Verdict {
                 ip: ip.src(),
                 port: d.src_port(),
                 proto: Proto::Udp,
@@ -172,10 +181,6 @@ impl ProbeModule for UdpScan {
             tcp::QuoteMatch::Forged => Classified::Invalid,
             tcp::QuoteMatch::NotOurs => Classified::Unrelated,
         }
-    }
-
-    fn silence(&self) -> (PortState, Reason) {
-        (PortState::OpenFiltered, Reason::NoResponse)
     }
 }
 
@@ -237,14 +242,14 @@ mod tests {
         let m = UdpScan::new(Payloads::builtin());
         let c = ctx.jar.cookie(SRC, DST, 53, PROTO_UDP);
         let v = udp_reply(DST, 53, c.src_port, b"answer");
-        let Classified::Verdict(r) = classify(&m, &ctx, &v) else {
+        let Classified::Reply(r) = classify(&m, &ctx, &v) else {
             panic!()
         };
         assert_eq!(
             (r.port, r.state, r.reason),
             (53, PortState::Open, Reason::UdpResponse)
         );
-        let Classified::Verdict(r) =
+        let Classified::Reply(r) =
             classify(&m, &ctx, &icmp_error_from(&m, &ctx, 53, 3, false, DST))
         else {
             panic!()
@@ -254,15 +259,14 @@ mod tests {
             (53, PortState::Closed, Reason::PortUnreach)
         );
         // A router cannot know the port is closed: nmap calls that filtered.
-        let Classified::Verdict(r) = classify(&m, &ctx, &icmp_error(&m, &ctx, 53, 3, false)) else {
+        let Classified::Reply(r) = classify(&m, &ctx, &icmp_error(&m, &ctx, 53, 3, false)) else {
             panic!()
         };
         assert_eq!(
             (r.state, r.reason, r.responder),
             (PortState::Filtered, Reason::PortUnreach, ROUTER)
         );
-        let Classified::Verdict(r) = classify(&m, &ctx, &icmp_error(&m, &ctx, 53, 13, false))
-        else {
+        let Classified::Reply(r) = classify(&m, &ctx, &icmp_error(&m, &ctx, 53, 13, false)) else {
             panic!()
         };
         assert_eq!(
@@ -294,13 +298,13 @@ mod tests {
         let l4 = &f[54..];
         let acc = checksum::pseudo_header_ip(SRC6, DST6, PROTO_UDP, l4.len() as u32);
         assert!(checksum::verify(checksum::sum(acc, l4)));
-        let Classified::Verdict(r) = classify(&m, &ctx, &udp_reply(DST6, 53, c.src_port, b"a"))
+        let Classified::Reply(r) = classify(&m, &ctx, &udp_reply(DST6, 53, c.src_port, b"a"))
         else {
             panic!()
         };
         assert_eq!((r.ip, r.state), (DST6, PortState::Open));
         // ICMPv6 port unreachable (code 4) from the target: closed; from a router: filtered.
-        let Classified::Verdict(r) =
+        let Classified::Reply(r) =
             classify(&m, &ctx, &icmp_error_from(&m, &ctx, 53, 4, false, DST6))
         else {
             panic!()
@@ -309,7 +313,7 @@ mod tests {
             (r.ip, r.state, r.reason),
             (DST6, PortState::Closed, Reason::PortUnreach)
         );
-        let Classified::Verdict(r) =
+        let Classified::Reply(r) =
             classify(&m, &ctx, &icmp_error_from(&m, &ctx, 53, 1, false, ROUTER6))
         else {
             panic!()

@@ -53,7 +53,7 @@ mod tests {
                 &tcp_reply(DST, 22, c.src_port, c.ack(), 0, "R", w),
             );
             assert!(
-                matches!(v, Classified::Verdict(Verdict { state: s, reason: Reason::Reset, .. }) if s == state),
+                matches!(v, Classified::Reply(Verdict { state: s, reason: Reason::Reset, .. }) if s == state),
                 "{v:?}"
             );
         }
