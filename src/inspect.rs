@@ -18,7 +18,7 @@ use crate::{
         checksum, dissect,
         ethernet::HEADER_LEN,
         icmp, icmpv6, put_u16,
-        repr::{IcmpRepr, TcpRepr, UdpRepr},
+        repr::{IcmpRepr, L4Repr, TcpRepr, UdpRepr},
         tcp,
         template::{FrameParams, FrameTemplate},
         Family, IpPacket, Ipv4Packet, Ipv6Packet, PROTO_TCP, PROTO_UDP,
@@ -70,17 +70,23 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
             "--df: IPv6 has no don't-fragment bit (routers never fragment IPv6)".into(),
         ));
     }
-    // (protocol, L4 bytes with checksum zero, where the checksum goes, pseudo header)
-    let (proto, l4, ck_at, pseudo) = match p.proto {
-        ProbeProto::Tcp => {
-            let opts = tcp_options(p);
-            if opts.len() > 40 {
-                return Err(ProbeError::Usage(format!(
-                    "TCP options take {} bytes; a TCP header holds at most 40",
-                    opts.len()
-                )));
-            }
-            let repr = TcpRepr {
+    let opts = tcp_options(p);
+    if p.proto == ProbeProto::Tcp && opts.len() > 40 {
+        return Err(ProbeError::Usage(format!(
+            "TCP options take {} bytes; a TCP header holds at most 40",
+            opts.len()
+        )));
+    }
+    // Timestamp and address-mask requests carry their fixed body unless given one.
+    let body = match (p.proto, family, icmp_type(p), payload.is_empty()) {
+        (ProbeProto::Icmp, Family::V4, 13, true) => vec![0u8; 12],
+        (ProbeProto::Icmp, Family::V4, 17, true) => vec![0u8; 4],
+        _ => payload,
+    };
+    // The L4 header and payload (checksum zero), and where its checksum goes.
+    let (l4, ck_at) = match p.proto {
+        ProbeProto::Tcp => (
+            L4Repr::Tcp(TcpRepr {
                 src_port: sport,
                 dst_port: p.dport.unwrap_or(80),
                 seq: p
@@ -91,45 +97,28 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
                 window: p.window,
                 urgent: 0,
                 options: &opts,
-                payload: &payload,
-            };
-            (
-                PROTO_TCP,
-                emitted(repr.len(), |b| repr.emit(b)),
-                tcp::CHECKSUM_OFFSET,
-                true,
-            )
-        }
-        ProbeProto::Udp => {
-            let repr = UdpRepr {
+                payload: &body,
+            }),
+            tcp::CHECKSUM_OFFSET,
+        ),
+        ProbeProto::Udp => (
+            L4Repr::Udp(UdpRepr {
                 src_port: sport,
                 dst_port: p.dport.unwrap_or(53),
-                payload: &payload,
-            };
-            (PROTO_UDP, emitted(repr.len(), |b| repr.emit(b)), 6, true)
-        }
-        ProbeProto::Icmp => {
-            let ty = icmp_type(p);
-            // Timestamp and address-mask requests carry their fixed body unless given one.
-            let body = match (family, ty, payload.is_empty()) {
-                (Family::V4, 13, true) => vec![0u8; 12],
-                (Family::V4, 17, true) => vec![0u8; 4],
-                _ => payload,
-            };
-            let repr = IcmpRepr {
-                msg_type: ty,
+                payload: &body,
+            }),
+            6,
+        ),
+        ProbeProto::Icmp => (
+            L4Repr::Icmp(IcmpRepr {
+                msg_type: icmp_type(p),
                 code: p.icmp_code,
                 ident: sport,
                 seq: p.icmp_seq,
                 data: &body,
-            };
-            (
-                family.icmp_proto(),
-                emitted(repr.len(), |b| repr.emit(b)),
-                2,
-                false,
-            )
-        }
+            }),
+            2,
+        ),
     };
     let params = FrameParams {
         src_mac: net.src_mac,
@@ -149,11 +138,11 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
             ip_header + l4.len()
         )));
     }
-    let tpl = FrameTemplate::new(&params, proto, &l4, pseudo);
+    let tpl = FrameTemplate::new(&params, &l4);
     let mut frame = vec![0u8; tpl.len()];
     tpl.stamp(&mut frame, p.target, p.ip_id.unwrap_or(r16(6)) as u32);
     let mut ck = checksum::finish(tpl.l4_sum() + tpl.dst_sum(p.target));
-    if proto == PROTO_UDP && ck == 0 {
+    if p.proto == ProbeProto::Udp && ck == 0 {
         ck = 0xffff; // zero means "no checksum" in UDP
     }
     put_u16(&mut frame, tpl.l4_offset() + ck_at, ck);
@@ -172,16 +161,6 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
         }
     }
     Ok((frame, sport))
-}
-
-/// The bytes a `Repr` of `len` bytes emits.
-fn emitted(
-    len: usize,
-    emit: impl FnOnce(&mut [u8]) -> Result<usize, crate::wire::WireError>,
-) -> Vec<u8> {
-    let mut b = vec![0u8; len];
-    emit(&mut b).expect("a buffer of the header's length");
-    b
 }
 
 fn payload(p: &ProbeCli, rand: &[u8; 8]) -> Result<Vec<u8>, ProbeError> {

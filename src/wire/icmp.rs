@@ -81,6 +81,12 @@ impl<'a> IcmpPacket<&'a [u8]> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
+    /// A view of a header we built ourselves (a stamped template), for patching per-probe
+    /// fields: no checks, as the template fixed the layout.
+    #[inline(always)]
+    pub fn patch(buf: T) -> Self {
+        Self { buf }
+    }
     pub fn init(buf: T) -> Self {
         let mut p = Self { buf };
         p.buf.as_mut()[..HEADER_LEN].fill(0);
@@ -100,6 +106,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     }
     pub fn set_echo_seq(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), 6, v);
+    }
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buf.as_mut()[HEADER_LEN..]
     }
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);

@@ -136,6 +136,12 @@ impl<'a> TcpSegment<&'a [u8]> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
+    /// A view of a header we built ourselves (a stamped template), for patching per-probe
+    /// fields: no checks, as the template fixed the layout.
+    #[inline(always)]
+    pub fn patch(buf: T) -> Self {
+        Self { buf }
+    }
     /// Writes a fresh header of `header_len` bytes (options zeroed) with no flags set.
     pub fn init(buf: T, header_len: usize) -> Self {
         debug_assert!(header_len.is_multiple_of(4) && (MIN_HEADER_LEN..=60).contains(&header_len));

@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 
 use super::{
-    checksum, ethernet, ipv4, ipv6, put_u16, put_u32, EthernetFrame, Family, Ipv4Packet, MacAddr,
-    ETHERTYPE_IPV4, ETHERTYPE_IPV6,
+    checksum, ethernet, ipv4, ipv6, put_u16, put_u32,
+    repr::{EthernetRepr, IpRepr, L4Repr},
+    Family, MacAddr,
 };
 
 /// Where the IP header starts in every frame we build.
@@ -109,45 +110,40 @@ pub struct FrameTemplate {
 }
 
 impl FrameTemplate {
-    /// Builds Ethernet + IP around `l4` (the L4 header and payload with per-probe fields and
-    /// checksum zero). `pseudo` says whether the L4 checksum covers the pseudo header; over IPv6
-    /// every checksum does (ICMPv6 too), so it is forced on there.
-    pub fn new(p: &FrameParams, proto: u8, l4: &[u8], pseudo: bool) -> Self {
+    /// Builds Ethernet + IP around `l4` (its per-probe fields and checksum zero). The
+    /// destination, identification and checksums are what [`Self::stamp`] and the probe module
+    /// fill per probe.
+    pub fn new(p: &FrameParams, l4: &L4Repr) -> Self {
         let family = p.family();
-        let l4_off = match family {
-            Family::V4 => L4_OFFSET,
-            Family::V6 => L4_OFFSET_V6,
+        let (proto, pseudo) = (l4.protocol(family), l4.pseudo_header(family));
+        let unspecified = match family {
+            Family::V4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            Family::V6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
+        let ip = IpRepr::new(p.src, unspecified, proto, l4.len() as u16, p.ttl);
+        let eth = EthernetRepr {
+            src: p.src_mac,
+            dst: p.dst_mac,
+            ethertype: ip.ethertype(),
+        };
+        let l4_off = eth.len() + ip.len();
+        debug_assert_eq!(
+            l4_off,
+            match family {
+                Family::V4 => L4_OFFSET,
+                Family::V6 => L4_OFFSET_V6,
+            }
+        );
         let mut bytes = vec![0u8; l4_off + l4.len()];
-        let mut eth = EthernetFrame::new_checked(&mut bytes[..]).expect("frame holds a header");
-        eth.set_dst(p.dst_mac);
-        eth.set_src(p.src_mac);
-        let pseudo = pseudo || family == Family::V6;
-        match p.src {
-            IpAddr::V4(src) => {
-                eth.set_ethertype(ETHERTYPE_IPV4);
-                let mut ip = Ipv4Packet::init(&mut bytes[IP_OFFSET..]);
-                ip.set_total_len((ipv4::MIN_HEADER_LEN + l4.len()) as u16);
-                ip.set_dont_frag(false);
-                ip.set_ttl(p.ttl);
-                ip.set_protocol(proto);
-                ip.set_src(src.into());
-            }
-            IpAddr::V6(src) => {
-                eth.set_ethertype(ETHERTYPE_IPV6);
-                ipv6::Ipv6Repr {
-                    src,
-                    dst: std::net::Ipv6Addr::UNSPECIFIED,
-                    next_header: proto,
-                    payload_len: l4.len() as u16,
-                    hop_limit: p.ttl,
-                    traffic_class: 0,
-                    flow_label: 0,
-                }
-                .emit(&mut bytes[IP_OFFSET..]);
-            }
+        let built = eth
+            .emit(&mut bytes)
+            .and_then(|_| ip.emit(&mut bytes[IP_OFFSET..]))
+            .and_then(|_| l4.emit(&mut bytes[l4_off..]));
+        built.expect("the buffer is sized from the headers");
+        if family == Family::V4 {
+            // The header checksum is per probe (it covers id and destination).
+            put_u16(&mut bytes, IP_OFFSET + ipv4::CHECKSUM_OFFSET, 0);
         }
-        bytes[l4_off..].copy_from_slice(l4);
         let ip_sum = match family {
             Family::V4 => checksum::sum(0, &bytes[IP_OFFSET..l4_off]),
             Family::V6 => 0,
@@ -256,6 +252,15 @@ impl FrameTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{repr::UdpRepr, Ipv4Packet};
+
+    fn udp_repr(src_port: u16, dst_port: u16) -> L4Repr<'static> {
+        L4Repr::Udp(UdpRepr {
+            src_port,
+            dst_port,
+            payload: &[],
+        })
+    }
 
     #[test]
     fn stamped_ip_header_checksum_is_valid() {
@@ -265,7 +270,7 @@ mod tests {
             src: IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 1)),
             ttl: 64,
         };
-        let t = FrameTemplate::new(&p, 17, &[0u8; 8], true);
+        let t = FrameTemplate::new(&p, &udp_repr(0, 0));
         let mut f = [0u8; 64];
         for (dst, id) in [
             (0xc613_0000u32, 0u16),
@@ -294,7 +299,7 @@ mod tests {
             ttl: 64,
         };
         // A UDP header with ports 1 and 2, length 8, checksum to fill.
-        let t = FrameTemplate::new(&p, 17, &[0, 1, 0, 2, 0, 8, 0, 0], true);
+        let t = FrameTemplate::new(&p, &udp_repr(1, 2));
         let mut f = [0u8; 80];
         let n = t.stamp(&mut f, IpAddr::V6(dst), 0xabcde);
         assert_eq!((n, t.l4_offset()), (14 + 40 + 8, 54));

@@ -48,6 +48,12 @@ impl<'a> UdpDatagram<&'a [u8]> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
+    /// A view of a header we built ourselves (a stamped template), for patching per-probe
+    /// fields: no checks, as the template fixed the layout.
+    #[inline(always)]
+    pub fn patch(buf: T) -> Self {
+        Self { buf }
+    }
     pub fn init(buf: T) -> Self {
         let mut d = Self { buf };
         d.buf.as_mut()[..HEADER_LEN].fill(0);
@@ -58,6 +64,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
     }
     pub fn set_dst_port(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), 2, v);
+    }
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buf.as_mut()[HEADER_LEN..]
     }
     pub fn set_len(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), 4, v);
