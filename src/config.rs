@@ -12,8 +12,9 @@ use crate::{
     cookie::{random_bytes, PortRange},
     engine::grab::GrabOptions,
     engine::{
+        dedup::BITMAP_MAX_PROBES,
         monitor::{StatusMode, StatusOptions},
-        Limits, Position, SILENT_MAX_TARGETS,
+        Limits, Position,
     },
     io::xdp::XdpMode,
     netinfo::{self, NetError},
@@ -275,9 +276,16 @@ impl ScanSpec {
                 "--report-silent reports targets without a reply, which have no path: drop it with --traceroute".into(),
             ));
         }
-        if cli.report_silent && space.len() > SILENT_MAX_TARGETS {
+        if cli.report_silent && space.len() > BITMAP_MAX_PROBES {
             return Err(ConfigError::Usage(format!(
-                "--report-silent keeps a bit per target and allows at most {SILENT_MAX_TARGETS}; this scan has {}",
+                "--report-silent keeps a bit per probe and allows at most {BITMAP_MAX_PROBES}; this scan has {}",
+                space.len()
+            )));
+        }
+        if cli.retries > 0 && space.len() > BITMAP_MAX_PROBES {
+            return Err(ConfigError::Usage(format!(
+                "--retries: past {BITMAP_MAX_PROBES} probes duplicates are filtered over a {} s window, and passes over this space ({} probes) come further apart; drop --retries or split the targets into scans of at most that many probes",
+                crate::engine::dedup::WINDOW_HORIZON.as_secs(),
                 space.len()
             )));
         }

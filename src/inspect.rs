@@ -348,15 +348,17 @@ fn exchange<T: TxQueue, R: RxQueue>(
     let deadline = Instant::now() + timeout;
     let mut got: Option<(Duration, Vec<u8>)> = None;
     while got.is_none() && Instant::now() < deadline {
-        rx.recv_batch(|f| {
-            if got.is_some() || f.len() <= HEADER_LEN {
-                return;
-            }
-            let Ok(ip) = IpPacket::parse(&f[HEADER_LEN..]) else {
-                return;
-            };
-            if answers(&sent_ip, &ip) {
-                got = Some((start.elapsed(), f.to_vec()));
+        rx.recv_batch(|frames| {
+            for f in frames {
+                if got.is_some() || f.len() <= HEADER_LEN {
+                    return;
+                }
+                let Ok(ip) = IpPacket::parse(&f[HEADER_LEN..]) else {
+                    continue;
+                };
+                if answers(&sent_ip, &ip) {
+                    got = Some((start.elapsed(), f.to_vec()));
+                }
             }
         })?;
         if got.is_none() {

@@ -93,6 +93,7 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         report_silent: cfg.report_silent,
         limits: cfg.limits,
         resume: cfg.resume.clone(),
+        governor: crate::engine::governor::Governor::new(cfg.rate == 0 && !cfg.dry_run && !connect),
         keep_replies: cfg.outputs.pcap_replies.is_some(),
         packet_trace: cfg.packet_trace,
         grab: cfg.grab.clone(),
@@ -472,6 +473,7 @@ fn metadata_of(
         rate: metadata::Rate {
             asked_pps: cfg.rate,
             achieved_pps: sent as f64 / out.send_duration.as_secs_f64().max(1e-9),
+            governor: out.governor,
         },
         counts: metadata::Counts {
             sent,

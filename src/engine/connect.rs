@@ -91,7 +91,7 @@ pub fn run(
                 None,
             )
         });
-        let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status));
+        let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status, &plan.governor));
 
         let mut limiter = RateLimiter::new(plan.rate as f64);
         let mut retry: VecDeque<(IpAddr, u16)> = VecDeque::new();
@@ -253,6 +253,7 @@ pub fn run(
         stop,
         positions: vec![Position { pass: 0, walked }],
         complete: walked == total,
+        governor: None,
     })
 }
 

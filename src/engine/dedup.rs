@@ -1,11 +1,28 @@
-//! Reports each (address, port, protocol) once, however many retransmitted replies arrive.
-//! Memory grows with results, never with targets.
+//! Reports each (address, port, protocol) once, however many retransmitted replies arrive, in
+//! memory that does not grow with the results (ARCHITECTURE.md, "Bounded memory").
+//!
+//! - Up to [`BITMAP_MAX_PROBES`] probes, one bit per probe index of the whole space, set when its
+//!   target first answers: exact, and it is also `--report-silent`'s record of who answered. The
+//!   bitmap is allocated zeroed, so the kernel maps its pages as replies first touch them.
+//! - Past that, a window keyed by time: the keys seen in the last [`WINDOW_HORIZON`] (two
+//!   generations of hash sets, rotated). Every repeat of one probe's reply comes within it: Linux
+//!   retransmits a SYN-ACK 5 times over 63 s, other stacks fewer; RSTs and ICMP errors are not
+//!   retransmitted. Its memory is bounded by the result rate times twice the horizon. `--retries`
+//!   passes over such a space come hours apart, so config refuses them there.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
-use crate::probe::Proto;
+use crate::{probe::Proto, target::TargetSpace};
+
+/// The largest space the bitmap covers: 2^34 bits, 2 GiB of address space, of which a scan maps
+/// what its replies touch (a /0 × 1 port sweep: 3.7 G probes, 441 MiB).
+pub const BITMAP_MAX_PROBES: u64 = 1 << 34;
+
+/// How long a key is remembered at least in window mode.
+pub const WINDOW_HORIZON: Duration = Duration::from_secs(70);
 
 /// A multiplicative hasher: keys are already well spread (address, port), and SipHash would cost
 /// more than the rest of the receive path.
@@ -29,51 +46,305 @@ impl Hasher for KeyHasher {
     }
 }
 
+type FastSet<K> = HashSet<K, BuildHasherDefault<KeyHasher>>;
+
+/// Exact keys of both families: IPv4 keys pack into 64 bits, IPv6 keys keep the whole address.
 #[derive(Default)]
-pub struct Dedup {
-    seen: HashSet<u64, BuildHasherDefault<KeyHasher>>,
-    seen6: HashSet<(u128, u32), BuildHasherDefault<KeyHasher>>,
+struct Keys {
+    v4: FastSet<u64>,
+    v6: FastSet<(u128, u32)>,
 }
 
-impl Dedup {
-    /// True the first time a key is seen. Exact for both families: IPv4 keys pack into 64
-    /// bits, IPv6 keys keep the whole address.
-    pub fn first(&mut self, ip: IpAddr, port: u16, proto: Proto) -> bool {
+impl Keys {
+    fn key(ip: IpAddr, port: u16, proto: Proto) -> Result<u64, (u128, u32)> {
         let tail = (port as u64) << 8 | proto as u64;
         match ip {
-            IpAddr::V4(a) => self.seen.insert((u32::from(a) as u64) << 24 | tail),
-            IpAddr::V6(a) => self.seen6.insert((u128::from(a), tail as u32)),
+            IpAddr::V4(a) => Ok((u32::from(a) as u64) << 24 | tail),
+            IpAddr::V6(a) => Err((u128::from(a), tail as u32)),
+        }
+    }
+    fn contains(&self, k: &Result<u64, (u128, u32)>) -> bool {
+        match k {
+            Ok(k) => self.v4.contains(k),
+            Err(k) => self.v6.contains(k),
+        }
+    }
+    fn insert(&mut self, k: Result<u64, (u128, u32)>) -> bool {
+        match k {
+            Ok(k) => self.v4.insert(k),
+            Err(k) => self.v6.insert(k),
+        }
+    }
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+}
+
+/// Which probe indices were answered.
+#[derive(Debug, Default)]
+pub struct Bitmap {
+    bits: Vec<u64>,
+}
+
+impl Bitmap {
+    pub fn new(len: u64) -> Self {
+        // Zeroed allocation: calloc maps untouched pages lazily. Replies land at random, so
+        // every lookup would also miss the TLB: huge pages keep the page walk out of it.
+        let mut bits = vec![0; len.div_ceil(64) as usize];
+        crate::io::sys::advise_huge_pages(&mut bits);
+        Self { bits }
+    }
+
+    /// Sets bit `i`; true if it was clear.
+    #[inline]
+    pub fn set(&mut self, i: u64) -> bool {
+        let (w, b) = ((i / 64) as usize, 1u64 << (i % 64));
+        let first = self.bits[w] & b == 0;
+        self.bits[w] |= b;
+        first
+    }
+
+    #[inline(always)]
+    fn word(&self, i: u64) -> u64 {
+        self.bits[(i / 64) as usize]
+    }
+
+    #[inline]
+    pub fn get(&self, i: u64) -> bool {
+        self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+
+    pub fn count(&self) -> u64 {
+        self.bits.iter().map(|w| w.count_ones() as u64).sum()
+    }
+}
+
+enum Mode {
+    Bitmap(Bitmap),
+    Window {
+        current: Keys,
+        previous: Keys,
+        rotated: Instant,
+        horizon: Duration,
+    },
+}
+
+/// The duplicate filter of one receive thread.
+pub struct Dedup {
+    mode: Mode,
+    /// Validated replies whose pair is not an index of the space (none are expected: the cookie
+    /// covers the address and port); kept exactly so nothing is ever reported twice.
+    outside: Keys,
+    /// A batch's indices, reused.
+    scratch: Vec<u64>,
+}
+
+/// Not an index of the space.
+const OUTSIDE: u64 = u64::MAX;
+
+impl Dedup {
+    /// The filter for a space: a bitmap when it fits, else the time window.
+    pub fn for_space(space_len: u64) -> Self {
+        if space_len <= BITMAP_MAX_PROBES {
+            Self::bitmap(space_len)
+        } else {
+            Self::window(WINDOW_HORIZON)
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.seen.len() + self.seen6.len()
+    pub fn bitmap(space_len: u64) -> Self {
+        Self {
+            mode: Mode::Bitmap(Bitmap::new(space_len)),
+            outside: Keys::default(),
+            scratch: Vec::new(),
+        }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub fn window(horizon: Duration) -> Self {
+        Self {
+            mode: Mode::Window {
+                current: Keys::default(),
+                previous: Keys::default(),
+                rotated: Instant::now(),
+                horizon,
+            },
+            outside: Keys::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// True the first time `(ip, port, proto)` is seen.
+    #[inline]
+    pub fn first(&mut self, space: &TargetSpace, ip: IpAddr, port: u16, proto: Proto) -> bool {
+        match &mut self.mode {
+            Mode::Bitmap(b) => match space.index_of(ip, port) {
+                Some(i) => b.set(i),
+                None => self.outside.insert(Keys::key(ip, port, proto)),
+            },
+            Mode::Window {
+                current,
+                previous,
+                rotated,
+                horizon,
+            } => {
+                if rotated.elapsed() >= *horizon {
+                    *previous = std::mem::take(current);
+                    *rotated = Instant::now();
+                }
+                let k = Keys::key(ip, port, proto);
+                // A key seen in the older generation moves forward, so a reply repeated at
+                // intervals under the horizon is never reported twice.
+                let old = previous.contains(&k);
+                current.insert(k) && !old
+            }
+        }
+    }
+
+    /// [`Self::first`] for a batch of keys, answers in `out`. With the bitmap it reads every
+    /// key's word before setting any: the reads do not depend on one another, so their cache
+    /// misses overlap instead of costing one memory latency per reply (the bitmap is far larger
+    /// than the cache, and replies land on it at random).
+    pub fn first_batch<I>(&mut self, space: &TargetSpace, keys: I, out: &mut Vec<bool>)
+    where
+        I: Iterator<Item = (IpAddr, u16, Proto)> + Clone,
+    {
+        out.clear();
+        let Mode::Bitmap(b) = &mut self.mode else {
+            out.extend(keys.map(|(ip, port, proto)| self.first(space, ip, port, proto)));
+            return;
+        };
+        self.scratch.clear();
+        self.scratch.extend(
+            keys.clone()
+                .map(|(ip, port, _)| space.index_of(ip, port).unwrap_or(OUTSIDE)),
+        );
+        let mut touched = 0u64;
+        for &i in &self.scratch {
+            if i != OUTSIDE {
+                touched ^= b.word(i);
+            }
+        }
+        std::hint::black_box(touched);
+        for (&i, (ip, port, proto)) in self.scratch.iter().zip(keys) {
+            out.push(if i == OUTSIDE {
+                self.outside.insert(Keys::key(ip, port, proto))
+            } else {
+                b.set(i)
+            });
+        }
+    }
+
+    /// Which indices answered, when the filter is a bitmap (`--report-silent` reads it).
+    pub fn answered(&self) -> Option<&Bitmap> {
+        match &self.mode {
+            Mode::Bitmap(b) => Some(b),
+            Mode::Window { .. } => None,
+        }
+    }
+
+    /// Keys held in hash sets (window mode, or replies outside the space).
+    pub fn keys_held(&self) -> usize {
+        self.outside.len()
+            + match &self.mode {
+                Mode::Bitmap(_) => 0,
+                Mode::Window {
+                    current, previous, ..
+                } => current.len() + previous.len(),
+            }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::{Ipv4Range, PortList, RangeSet};
+
+    fn space() -> TargetSpace {
+        TargetSpace::new(
+            RangeSet::from_ranges(vec![Ipv4Range::new(0xc613_0000, 0xc613_00ff)]),
+            PortList::parse("22,80,443").unwrap(),
+        )
+    }
+
+    fn a(n: u32) -> IpAddr {
+        IpAddr::V4(n.into())
+    }
 
     #[test]
-    fn once_per_key() {
-        let a = |n: u32| IpAddr::V4(n.into());
-        let mut d = Dedup::default();
-        assert!(d.first(a(1), 80, Proto::Tcp));
-        assert!(!d.first(a(1), 80, Proto::Tcp));
-        assert!(d.first(a(1), 80, Proto::Udp));
-        assert!(d.first(a(1), 81, Proto::Tcp));
-        assert!(d.first(a(2), 80, Proto::Tcp));
-        assert_eq!(d.len(), 4);
-        // ::1 is not 0.0.0.1, and IPv6 keys are exact.
+    fn bitmap_reports_once_per_pair() {
+        let s = space();
+        let mut d = Dedup::for_space(s.len());
+        assert!(d.answered().is_some());
+        assert!(d.first(&s, a(0xc613_0001), 80, Proto::Tcp));
+        assert!(!d.first(&s, a(0xc613_0001), 80, Proto::Tcp));
+        assert!(d.first(&s, a(0xc613_0001), 443, Proto::Tcp));
+        assert!(d.first(&s, a(0xc613_00ff), 22, Proto::Tcp));
+        assert_eq!(d.answered().unwrap().count(), 3);
+        // Outside the space (never expected): still exact, in the side set.
+        assert!(d.first(&s, a(1), 80, Proto::Tcp));
+        assert!(!d.first(&s, a(1), 80, Proto::Tcp));
+        assert_eq!(d.keys_held(), 1);
+        let i = s.index_of(a(0xc613_0001), 443).unwrap();
+        assert!(d.answered().unwrap().get(i));
+    }
+
+    #[test]
+    fn a_batch_answers_as_one_key_at_a_time_would() {
+        let s = space();
+        let keys: Vec<(IpAddr, u16, Proto)> = [
+            (0xc613_0001, 80),
+            (0xc613_0002, 80),
+            (0xc613_0001, 80),
+            (7, 80), // outside the space
+            (0xc613_0001, 22),
+            (7, 80),
+        ]
+        .iter()
+        .map(|&(ip, port)| (a(ip), port, Proto::Tcp))
+        .collect();
+        for mut d in [Dedup::for_space(s.len()), Dedup::window(WINDOW_HORIZON)] {
+            let mut out = Vec::new();
+            d.first_batch(&s, keys.iter().copied(), &mut out);
+            assert_eq!(out, [true, true, false, true, true, false]);
+            d.first_batch(&s, keys[..2].iter().copied(), &mut out);
+            assert_eq!(out, [false, false]);
+        }
+    }
+
+    #[test]
+    fn window_is_exact_within_the_horizon_for_both_families() {
+        let s = space();
+        let mut d = Dedup::window(Duration::from_secs(3600));
+        assert!(d.answered().is_none());
+        assert!(d.first(&s, a(1), 80, Proto::Tcp));
+        assert!(!d.first(&s, a(1), 80, Proto::Tcp));
+        assert!(d.first(&s, a(1), 80, Proto::Udp));
+        assert!(d.first(&s, a(1), 81, Proto::Tcp));
         let six = |n: u128| IpAddr::V6(n.into());
-        assert!(d.first(six(1), 80, Proto::Tcp));
-        assert!(!d.first(six(1), 80, Proto::Tcp));
-        assert!(d.first(six(1 << 100 | 1), 80, Proto::Tcp));
-        assert_eq!(d.len(), 6);
+        // ::1 is not 0.0.0.1, and IPv6 keys are exact.
+        assert!(d.first(&s, six(1), 80, Proto::Tcp));
+        assert!(!d.first(&s, six(1), 80, Proto::Tcp));
+        assert!(d.first(&s, six(1 << 100 | 1), 80, Proto::Tcp));
+        assert_eq!(d.keys_held(), 5);
+    }
+
+    #[test]
+    fn window_forgets_after_two_horizons_and_not_before() {
+        let s = space();
+        let mut d = Dedup::window(Duration::from_millis(30));
+        assert!(d.first(&s, a(7), 80, Proto::Tcp));
+        std::thread::sleep(Duration::from_millis(40));
+        // One rotation: the key is in the previous generation, still a duplicate.
+        assert!(!d.first(&s, a(7), 80, Proto::Tcp));
+        std::thread::sleep(Duration::from_millis(40));
+        // Moved forward by the repeat: still remembered.
+        assert!(!d.first(&s, a(7), 80, Proto::Tcp));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(d.first(&s, a(8), 80, Proto::Tcp));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(d.first(&s, a(9), 80, Proto::Tcp));
+        // Two rotations without a repeat: forgotten, and memory went with it.
+        assert!(d.first(&s, a(7), 80, Proto::Tcp));
+        assert!(d.keys_held() <= 3);
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod connect;
 pub mod dedup;
+pub mod governor;
 pub mod grab;
 pub mod monitor;
 pub mod packet_trace;
@@ -30,7 +31,7 @@ use crate::{
     io::{IoError, RxQueue, TxQueue},
     output::{Record, ReplyFacts, RunEnd, Sink},
     permute::Cycle,
-    probe::{traceroute::TracerouteScan, Classified, ClassifyCtx, PortScan, ProbeModule},
+    probe::{traceroute::TracerouteScan, Classified, ClassifyCtx, PortScan, ProbeModule, Verdict},
     target::TargetSpace,
     wire::{
         template::{FrameTemplate, Frames},
@@ -69,6 +70,8 @@ pub struct Plan {
     pub limits: Limits,
     /// Where each thread starts (`--resume`); `None` for a fresh scan.
     pub resume: Option<Vec<Position>>,
+    /// `--rate 0`: the receive side sets the send rate (see `governor.rs`).
+    pub governor: governor::Governor,
     /// Hand every validated reply's frame to the sinks (`--pcap-replies`).
     pub keep_replies: bool,
     /// Print every packet sent and received (`--packet-trace`).
@@ -148,9 +151,6 @@ pub struct Position {
     pub walked: u64,
 }
 
-/// The most targets `--report-silent` keeps a bit for (2 GiB of bitmap).
-pub const SILENT_MAX_TARGETS: u64 = 1 << 34;
-
 /// Why a scan ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -174,6 +174,8 @@ pub struct Outcome {
     pub positions: Vec<Position>,
     /// Every probe of this shard was sent.
     pub complete: bool,
+    /// What the `--rate 0` governor decided (`None` at an asked rate).
+    pub governor: Option<governor::GovernorReport>,
 }
 
 impl Outcome {
@@ -399,9 +401,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
             s.spawn(move || {
                 pin(plan.rx_core);
                 let mut side = RxSide {
-                    silence: plan
-                        .report_silent
-                        .then(|| silence::Silence::new(plan.space.len())),
+                    dedup: Dedup::for_space(plan.space.len()),
                     tracer,
                     traces: TraceTable::default(),
                     grabber: plan
@@ -426,12 +426,12 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     &stats.drops,
                     rxq.drops().saturating_sub(Stats::get(&stats.drops)),
                 );
-                (side.silence, side.traces)
+                (Some(side.dedup), side.traces)
             })
         });
         drop(inject_tx);
 
-        let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status));
+        let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status, &plan.governor));
 
         let senders: Vec<_> = txs
             .into_iter()
@@ -494,7 +494,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
             cooldown(plan, interrupts, &out_state, &grabbing, &mut stop);
         }
         stop_rx.store(true, Relaxed);
-        let (silence, traces) = rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
+        let (dedup, traces) = rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
         inject_done.store(true, Relaxed);
         for h in senders {
             let _ = h.join();
@@ -513,9 +513,11 @@ pub fn run<T: TxQueue, R: RxQueue>(
                 }
             }
         }
-        if let Some(s) = silence.filter(|_| stop == StopReason::Completed && !stop_tx.load(Relaxed))
-        {
-            s.report(plan, threads, &mut emit);
+        let complete = stop == StopReason::Completed && !stop_tx.load(Relaxed);
+        if let Some(answered) = dedup.as_ref().and_then(|d| d.answered()) {
+            if plan.report_silent && complete {
+                silence::report(answered, plan, threads, &mut emit);
+            }
         }
         drop(rec_tx);
         let _ = out.join();
@@ -557,6 +559,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
         stop,
         positions,
         complete,
+        governor: plan.governor.active.then(|| plan.governor.report()),
     })
 }
 
@@ -661,6 +664,7 @@ fn transmit<T: TxQueue>(
     ];
     let srcs = [plan.frames.v4.map(|f| f.src), plan.frames.v6.map(|f| f.src)];
     let mut limiter = RateLimiter::new(plan.rate as f64 / threads as f64);
+    let governed = plan.governor.active;
     // The target whose variants are being sent: (dst, port, template list, next variant, cookie).
     // A target's variants go out together, so a stop never splits one.
     let mut pending: Option<(IpAddr, u16, &[FrameTemplate], usize, ProbeCookie)> = None;
@@ -680,6 +684,9 @@ fn transmit<T: TxQueue>(
             let stopping = stop.load(Relaxed);
             if exhausted || (stopping && pending.is_none()) {
                 break;
+            }
+            if governed {
+                limiter.retarget(plan.governor.limit() as f64 / threads as f64);
             }
             let allowed = if stopping {
                 TX_BATCH
@@ -810,10 +817,10 @@ fn serve_injections<T: TxQueue>(
     txq.drain(Duration::from_secs(1))
 }
 
-/// What the receive thread keeps besides dedup: traceroute paths and banner connections.
+/// What the receive thread keeps: who answered, traceroute paths and banner connections.
 struct RxSide<'a> {
-    /// Which targets answered (`--report-silent`).
-    silence: Option<silence::Silence>,
+    /// Who answered: the duplicate filter, and `--report-silent`'s record.
+    dedup: Dedup,
     tracer: Option<&'a PacketTrace>,
     traces: TraceTable,
     grabber: Option<grab::Grabber>,
@@ -837,99 +844,121 @@ fn receive<R: RxQueue>(
     };
     let module = plan.raw_module();
     let name = module.scan();
-    let mut dedup = Dedup::default();
-    let mut handle = |frame: &[u8], side: &mut RxSide| {
-        Stats::add(&stats.received, 1);
-        if let Some(t) = side.tracer {
-            t.rcvd(frame);
-        }
-        let Some(ip) = IpPacket::from_frame(frame) else {
-            return;
-        };
-        if !ctx.is_ours(ip.dst()) {
-            return;
-        }
-        // Segments of a banner conversation belong to the grabber.
-        if let Some(g) = side.grabber.as_mut() {
-            if ip.protocol() == crate::wire::PROTO_TCP {
-                if let Some(done) = g.segment(&ip, Instant::now()) {
-                    if plan.keep_replies {
-                        let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
-                    }
-                    if let Some(r) = done {
-                        Stats::add(&stats.banners, 1);
-                        let _ = out.send(OutMsg::Result(r));
-                    }
-                    side.grabbing.store(g.active(), Relaxed);
-                    return;
-                }
+    // A batch in two passes: first everything that needs no duplicate check, collecting the
+    // port verdicts; then the filter decides on all of them at once (see `dedup.rs`), and the
+    // verdicts are reported from their frames, still in the ring.
+    let mut pending: Vec<(usize, Verdict)> = Vec::with_capacity(256);
+    let mut firsts: Vec<bool> = Vec::with_capacity(256);
+    let mut handle = |frames: &[&[u8]], side: &mut RxSide| {
+        Stats::add(&stats.received, frames.len() as u64);
+        pending.clear();
+        for (k, &frame) in frames.iter().enumerate() {
+            if let Some(t) = side.tracer {
+                t.rcvd(frame);
             }
-        }
-        let classified = match plan.raw() {
-            RawModule::Ports(m) => m.classify(&ip, &ctx),
-            RawModule::Trace(t) => match t.classify(&ip, &ctx) {
-                Classified::Reply(h) => {
-                    Stats::add(&stats.validated, 1);
-                    if plan.keep_replies {
-                        let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
-                    }
-                    if !side.traces.add(&h) {
-                        Stats::add(&stats.duplicates, 1);
-                    }
-                    return;
-                }
-                Classified::Invalid => Classified::Invalid,
-                Classified::Unrelated => Classified::Unrelated,
-            },
-        };
-        match classified {
-            Classified::Reply(v) => {
-                Stats::add(&stats.validated, 1);
-                let now = SystemTime::now();
-                if plan.keep_replies {
-                    let _ = out.send(OutMsg::Reply(frame.to_vec(), now));
-                }
-                let synack = v.reason == crate::probe::Reason::SynAck;
-                if dedup.first(v.ip, v.port, v.proto) {
-                    if let Some(s) = side.silence.as_mut() {
-                        s.answered(&plan.space, v.ip, v.port);
-                    }
-                    stats.count_state(v.state);
-                    let mut r = Record::from_verdict(&v, name, now);
-                    r.local = ip.dst();
-                    r.facts = ReplyFacts::of(&ip);
-                    r.cooldown = sending_done.load(Relaxed);
-                    // An open port's record waits for its banner.
-                    let r = match side.grabber.as_mut() {
-                        Some(g) if synack => {
-                            let r = g.open(&ip, r, Instant::now());
-                            side.grabbing.store(g.active(), Relaxed);
-                            if r.is_some() {
-                                Stats::add(&stats.banners_skipped, 1);
-                            }
-                            r
+            let Some(ip) = IpPacket::from_frame(frame) else {
+                continue;
+            };
+            if !ctx.is_ours(ip.dst()) {
+                continue;
+            }
+            // Segments of a banner conversation belong to the grabber.
+            if let Some(g) = side.grabber.as_mut() {
+                if ip.protocol() == crate::wire::PROTO_TCP {
+                    if let Some(done) = g.segment(&ip, Instant::now()) {
+                        if plan.keep_replies {
+                            let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
                         }
-                        _ => Some(r),
-                    };
-                    // Blocks when the writer lags: results are never dropped.
-                    if let Some(r) = r {
-                        let _ = out.send(OutMsg::Result(r));
-                    }
-                } else {
-                    Stats::add(&stats.duplicates, 1);
-                    if let (Some(g), true) = (side.grabber.as_mut(), synack) {
-                        g.repeat_synack(&ip);
+                        if let Some(r) = done {
+                            Stats::add(&stats.banners, 1);
+                            let _ = out.send(OutMsg::Result(r));
+                        }
+                        side.grabbing.store(g.active(), Relaxed);
+                        continue;
                     }
                 }
             }
-            Classified::Invalid => Stats::add(&stats.invalid, 1),
-            Classified::Unrelated => {}
+            let classified = match plan.raw() {
+                RawModule::Ports(m) => m.classify(&ip, &ctx),
+                RawModule::Trace(t) => match t.classify(&ip, &ctx) {
+                    Classified::Reply(h) => {
+                        Stats::add(&stats.validated, 1);
+                        if plan.keep_replies {
+                            let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
+                        }
+                        if !side.traces.add(&h) {
+                            Stats::add(&stats.duplicates, 1);
+                        }
+                        continue;
+                    }
+                    Classified::Invalid => Classified::Invalid,
+                    Classified::Unrelated => Classified::Unrelated,
+                },
+            };
+            match classified {
+                Classified::Reply(v) => pending.push((k, v)),
+                Classified::Invalid => Stats::add(&stats.invalid, 1),
+                Classified::Unrelated => {}
+            }
+        }
+        if pending.is_empty() {
+            return;
+        }
+        Stats::add(&stats.validated, pending.len() as u64);
+        side.dedup.first_batch(
+            &plan.space,
+            pending.iter().map(|(_, v)| (v.ip, v.port, v.proto)),
+            &mut firsts,
+        );
+        let now = SystemTime::now();
+        for (&(k, v), &first) in pending.iter().zip(firsts.iter()) {
+            let frame = frames[k];
+            let Some(ip) = IpPacket::from_frame(frame) else {
+                continue; // parsed in the first pass
+            };
+            if plan.keep_replies {
+                let _ = out.send(OutMsg::Reply(frame.to_vec(), now));
+            }
+            let synack = v.reason == crate::probe::Reason::SynAck;
+            if first {
+                stats.count_state(v.state);
+                let mut r = Record::from_verdict(&v, name, now);
+                r.local = ip.dst();
+                r.facts = ReplyFacts::of(&ip);
+                r.cooldown = sending_done.load(Relaxed);
+                // An open port's record waits for its banner.
+                let r = match side.grabber.as_mut() {
+                    Some(g) if synack => {
+                        let r = g.open(&ip, r, Instant::now());
+                        side.grabbing.store(g.active(), Relaxed);
+                        if r.is_some() {
+                            Stats::add(&stats.banners_skipped, 1);
+                        }
+                        r
+                    }
+                    _ => Some(r),
+                };
+                // Blocks when the writer lags: results are never dropped.
+                if let Some(r) = r {
+                    let _ = out.send(OutMsg::Result(r));
+                }
+            } else {
+                Stats::add(&stats.duplicates, 1);
+                if let (Some(g), true) = (side.grabber.as_mut(), synack) {
+                    g.repeat_synack(&ip);
+                }
+            }
         }
     };
     let mut idle = 0u32;
-    let mut last_drops = Instant::now();
+    let (batch, ring) = rxq.capacity();
+    let mut ctl = governor::Controller::new(Stats::get(&stats.sent), rxq.drops());
+    // Consecutive full batches: how far behind the ring we are.
+    let mut behind = 0usize;
     loop {
         let n = rxq.recv_batch(|f| handle(f, side))?;
+        behind = if n >= batch { behind + 1 } else { 0 };
+        ctl.saw_ring(behind * batch, ring);
         if let Some(g) = side.grabber.as_mut() {
             for r in g.tick(Instant::now()) {
                 Stats::add(&stats.banners, 1);
@@ -937,10 +966,10 @@ fn receive<R: RxQueue>(
             }
             side.grabbing.store(g.active(), Relaxed);
         }
-        if last_drops.elapsed() > Duration::from_millis(500) {
+        if ctl.due() {
             let d = rxq.drops();
             Stats::add(&stats.drops, d.saturating_sub(Stats::get(&stats.drops)));
-            last_drops = Instant::now();
+            ctl.tick(&plan.governor, Stats::get(&stats.sent), d);
         }
         if n > 0 {
             idle = 0;

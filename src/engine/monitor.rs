@@ -11,7 +11,7 @@ use std::{
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::stats::Stats;
+use super::{governor::Governor, stats::Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusMode {
@@ -89,7 +89,13 @@ struct Snapshot {
 const STATUS_CSV_HEADER: &str = "real-time,time-elapsed,time-remaining,percent-complete,hit-rate,active-send-threads,sent-total,sent-last-one-sec,sent-avg-per-sec,recv-success-total,recv-success-last-one-sec,recv-success-avg-per-sec,recv-total,recv-total-last-one-sec,recv-total-avg-per-sec,pcap-drop-total,drop-last-one-sec,drop-avg-per-sec,sendto-fail-total,sendto-fail-last-one-sec,sendto-fail-avg-per-sec\n";
 
 /// Runs until `progress.finished`.
-pub fn run(stats: &Stats, progress: &Progress, start: Instant, opts: &StatusOptions) {
+pub fn run(
+    stats: &Stats,
+    progress: &Progress,
+    start: Instant,
+    opts: &StatusOptions,
+    governor: &Governor,
+) {
     let mode = match opts.mode {
         StatusMode::Auto if std::io::stderr().is_terminal() => None, // the bar
         StatusMode::Auto => Some(StatusMode::Lines),
@@ -167,7 +173,7 @@ pub fn run(stats: &Stats, progress: &Progress, start: Instant, opts: &StatusOpti
                 };
                 let _ = writeln!(
                     err,
-                    "{} {:.0}% ({}); sent {} {} (avg {}); replies {} {}; hit {:.2}%; drops {}",
+                    "{} {:.0}% ({}); sent {} {} (avg {}); replies {} {}; hit {:.2}%; drops {}{}",
                     fmt_clock(s.elapsed),
                     (s.frac * 100.0).min(100.0),
                     eta,
@@ -178,6 +184,7 @@ pub fn run(stats: &Stats, progress: &Progress, start: Instant, opts: &StatusOpti
                     fmt_rate(s.replies_now),
                     hit,
                     s.drops,
+                    rate_note(governor, &s),
                 );
             }
             Some(StatusMode::Json) => {
@@ -192,6 +199,7 @@ pub fn run(stats: &Stats, progress: &Progress, start: Instant, opts: &StatusOpti
                     "replies": s.replies,
                     "hits": s.hits,
                     "drops": s.drops,
+                    "governor_limit_pps": governor.active.then(|| governor.limit()),
                 });
                 let _ = writeln!(err, "{line}");
             }
@@ -227,6 +235,23 @@ pub fn run(stats: &Stats, progress: &Progress, start: Instant, opts: &StatusOpti
             );
             let _ = f.write_all(row.as_bytes());
         }
+    }
+}
+
+/// What the status line adds about the rate: the governor's limit at `--rate 0`, or a warning
+/// while the receive side loses replies at an asked rate.
+fn rate_note(governor: &Governor, s: &Snapshot) -> String {
+    match (governor.active, governor.limit()) {
+        (true, 0) => "; rate: no limit (receive side keeps up)".into(),
+        (true, l) => format!(
+            "; rate: limited to {} by the receive side",
+            fmt_rate(l as f64)
+        ),
+        (false, _) if s.drops_now > 0.0 && s.cooldown_left.is_none() => format!(
+            "; the receive side is losing {} of replies: lower --rate",
+            fmt_rate(s.drops_now)
+        ),
+        _ => String::new(),
     }
 }
 

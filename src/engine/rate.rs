@@ -50,6 +50,14 @@ impl RateLimiter {
         }
     }
 
+    /// Moves to a new rate (0 = unlimited), counting from now.
+    #[inline]
+    pub fn retarget(&mut self, rate: f64) {
+        if rate != self.rate {
+            *self = Self::new(rate);
+        }
+    }
+
     #[inline]
     pub fn sent(&mut self, n: usize) {
         self.sent += n as u64;

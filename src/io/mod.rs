@@ -90,14 +90,20 @@ pub trait TxQueue: Send {
 
 /// The receiving half of a transport, owned by the receive thread.
 pub trait RxQueue: Send {
-    /// Hands every frame waiting (Ethernet, starting at the destination MAC) to `f`.
-    fn recv_batch<F: FnMut(&[u8])>(&mut self, f: F) -> Result<usize, IoError>;
+    /// Hands the frames waiting (Ethernet, starting at the destination MAC) to `f`, a batch at a
+    /// time: the receive path reads a whole batch before deciding on any of it (see
+    /// `engine::dedup`). Returns how many frames it handed over.
+    fn recv_batch<F: FnMut(&[&[u8]])>(&mut self, f: F) -> Result<usize, IoError>;
 
     /// Sleeps until a frame may be waiting, at most `timeout`.
     fn wait(&mut self, timeout: Duration) -> Result<(), IoError>;
 
     /// Frames the kernel dropped because we did not keep up (ring or buffer full), cumulative.
     fn drops(&mut self) -> u64;
+
+    /// The most frames one `recv_batch` takes from a socket, and how many its ring holds: a run
+    /// of full batches means the ring is filling.
+    fn capacity(&self) -> (usize, usize);
 }
 
 /// Which transport a scan runs on.

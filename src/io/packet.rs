@@ -194,12 +194,13 @@ fn bpf_jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 }
 
 impl RxQueue for PacketRx {
-    fn recv_batch<F: FnMut(&[u8])>(&mut self, mut f: F) -> Result<usize, IoError> {
+    fn recv_batch<F: FnMut(&[&[u8]])>(&mut self, mut f: F) -> Result<usize, IoError> {
         let mut n = 0;
+        // One frame per batch: recv() fills one buffer at a time.
         while n < 256 {
             match sys::recv_nonblocking(self.fd.as_raw_fd(), &mut self.buf) {
                 Ok(Some(len)) => {
-                    f(&self.buf[..len]);
+                    f(&[&self.buf[..len]]);
                     n += 1;
                 }
                 Ok(None) => break,
@@ -213,6 +214,11 @@ impl RxQueue for PacketRx {
         sys::poll(&[self.fd.as_raw_fd()], false, timeout)
             .map(drop)
             .map_err(|e| IoError::os("poll", e))
+    }
+
+    fn capacity(&self) -> (usize, usize) {
+        // A 64 MiB socket buffer holds about this many reply frames.
+        (256, 1 << 16)
     }
 
     fn drops(&mut self) -> u64 {

@@ -23,6 +23,8 @@ const FRAME_SIZE: u32 = 2048;
 const TX_FRAMES: usize = 4096;
 const RX_FRAMES: usize = 4096;
 const RING: u32 = 4096;
+/// Frames taken from the receive ring at once before they go back to the fill ring.
+const RX_BATCH: usize = 256;
 /// SOL_XDP option (Linux >= 6.17) raising how many frames one copy-mode kick sends (default 32).
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 const SOL_XDP: libc::c_int = 283;
@@ -238,7 +240,7 @@ pub fn open(
             umem,
             rx: rx_q,
             fq,
-            scratch: vec![FrameDesc::default(); 256],
+            scratch: vec![FrameDesc::default(); RX_BATCH],
             fd,
             busy_poll,
         });
@@ -380,7 +382,7 @@ pub struct XdpRx {
 
 impl RxQueue for XdpRx {
     #[inline]
-    fn recv_batch<F: FnMut(&[u8])>(&mut self, mut f: F) -> Result<usize, IoError> {
+    fn recv_batch<F: FnMut(&[&[u8]])>(&mut self, mut f: F) -> Result<usize, IoError> {
         let mut total = 0;
         for s in &mut self.socks {
             // SAFETY: the descriptors consumed are frames of this socket's UMEM the kernel has
@@ -395,10 +397,17 @@ impl RxQueue for XdpRx {
             if n == 0 {
                 continue;
             }
-            for d in &s.scratch[..n] {
-                // SAFETY: the frame was just received and is not in the fill ring until produced.
-                let data = unsafe { s.umem.data(d) };
-                f(data.contents());
+            {
+                let data: Vec<_> = s.scratch[..n]
+                    .iter()
+                    .map(|d| {
+                        // SAFETY: the frame was just received and is not in the fill ring
+                        // until produced below, after `f` is done with it.
+                        unsafe { s.umem.data(d) }
+                    })
+                    .collect();
+                let frames: Vec<&[u8]> = data.iter().map(|d| d.contents()).collect();
+                f(&frames);
             }
             let mut given = 0;
             while given < n {
@@ -420,6 +429,10 @@ impl RxQueue for XdpRx {
         // costs nothing: the rings hold far more than arrives meanwhile.
         std::thread::sleep(timeout.min(Duration::from_micros(500)));
         Ok(())
+    }
+
+    fn capacity(&self) -> (usize, usize) {
+        (RX_BATCH, RING as usize)
     }
 
     fn drops(&mut self) -> u64 {

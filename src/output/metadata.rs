@@ -56,9 +56,12 @@ pub struct Targets {
 
 #[derive(Debug, Serialize)]
 pub struct Rate {
-    /// Probes per second asked (0: unlimited).
+    /// Probes per second asked (0: unlimited, set by the receive side's governor).
     pub asked_pps: u64,
     pub achieved_pps: f64,
+    /// At `--rate 0`: the governor's final and lowest limits and how often it cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub governor: Option<crate::engine::governor::GovernorReport>,
 }
 
 #[derive(Debug, Serialize)]
