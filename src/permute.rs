@@ -65,9 +65,11 @@ impl Cycle {
             (total - offset).div_ceil(stride)
         };
         let x = mulmod(self.start, powmod(self.g, offset, self.p), self.p);
+        let step = powmod(self.g, stride, self.p);
         Walker {
             x,
-            step: powmod(self.g, stride, self.p),
+            step,
+            step_shoup: shoup(step, self.p),
             p: self.p,
             n: self.n,
             remaining: steps,
@@ -81,6 +83,9 @@ impl Cycle {
 pub struct Walker {
     x: u64,
     step: u64,
+    /// `step · 2^64 / p`: Shoup's precomputed quotient, so a step costs two multiplications
+    /// instead of a division (`p < 2^63`; larger primes take the 128-bit remainder).
+    step_shoup: Option<u64>,
     p: u64,
     n: u64,
     remaining: u64,
@@ -113,13 +118,34 @@ impl Iterator for Walker {
     fn next(&mut self) -> Option<u64> {
         while self.remaining > 0 {
             let idx = self.x - 1;
-            self.x = mulmod(self.x, self.step, self.p);
+            self.x = match self.step_shoup {
+                Some(s) => mulmod_shoup(self.x, self.step, s, self.p),
+                None => mulmod(self.x, self.step, self.p),
+            };
             self.remaining -= 1;
             if idx < self.n {
                 return Some(idx);
             }
         }
         None
+    }
+}
+
+/// Shoup's quotient for multiplying by `b` modulo `m`, when `m < 2^63`.
+fn shoup(b: u64, m: u64) -> Option<u64> {
+    (m < 1 << 63).then(|| (((b as u128) << 64) / m as u128) as u64)
+}
+
+/// `a · b mod m` for `a, b < m < 2^63`, with `bs = shoup(b, m)`: the estimated quotient is off
+/// by at most one, so the wrapped difference lies in `[0, 2m)`.
+#[inline(always)]
+fn mulmod_shoup(a: u64, b: u64, bs: u64, m: u64) -> u64 {
+    let q = ((a as u128 * bs as u128) >> 64) as u64;
+    let r = a.wrapping_mul(b).wrapping_sub(q.wrapping_mul(m));
+    if r >= m {
+        r - m
+    } else {
+        r
     }
 }
 
@@ -356,6 +382,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn shoup_multiplication_is_the_remainder(m in 2u64..(1 << 63), a in any::<u64>(),
+                                                 b in any::<u64>()) {
+            let (a, b) = (a % m, b % m);
+            let bs = shoup(b, m).unwrap();
+            prop_assert_eq!(mulmod_shoup(a, b, bs, m), ((a as u128 * b as u128) % m as u128) as u64);
+        }
+
         #[test]
         fn every_index_exactly_once(n in 1u64..5000, seed in any::<u64>()) {
             check_cover(n, seed, 1, 1)?;

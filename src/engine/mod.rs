@@ -23,7 +23,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -363,8 +363,9 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let errors: Mutex<Vec<EngineError>> = Mutex::new(Vec::new());
     let positions: Mutex<Vec<Position>> =
         Mutex::new(vec![Position { pass: 0, walked: 0 }; threads as usize]);
-    // Unbounded: a stalled reader costs memory (results are few), never lost replies.
-    let (rec_tx, rec_rx) = unbounded::<OutMsg>();
+    // Bounded, so memory does not grow when the writer lags: the receive thread then waits,
+    // its ring fills, and at --rate 0 the governor slows the senders (see `governor.rs`).
+    let (rec_tx, rec_rx) = bounded::<OutMsg>(OUT_QUEUE);
     let mut stop = StopReason::Completed;
     let mut send_duration = Duration::ZERO;
     let fail = |e: EngineError| errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
@@ -622,6 +623,9 @@ fn pin(core: Option<usize>) {
     }
 }
 
+/// Results waiting for the output thread, at most (about 130 bytes each).
+const OUT_QUEUE: usize = 1 << 16;
+
 /// Largest batch handed to the transport at once.
 const TX_BATCH: usize = 256;
 
@@ -730,7 +734,18 @@ fn transmit<T: TxQueue>(
                         let src = srcs[fam].expect("a source address for each family");
                         let c = plan.jar.cookie(src, dst, port, tag);
                         let list = &templates[fam][if per_port { pi } else { 0 }];
-                        pending = Some((dst, port, list, 0, c));
+                        // The first variant goes out now, straight from registers; only
+                        // further variants wait in `pending` (a round trip through it costs a
+                        // store-to-load stall per probe).
+                        let Some(tpl) = list.first() else { continue };
+                        if list.len() > 1 {
+                            pending = Some((dst, port, list, 1, c));
+                        }
+                        let n = module.write(frame, tpl, dst, port, &c);
+                        if let Some(t) = tracer {
+                            t.sent(&frame[..n]);
+                        }
+                        return n;
                     }
                     None => {
                         exhausted = true;
@@ -959,6 +974,8 @@ fn receive<R: RxQueue>(
         let n = rxq.recv_batch(|f| handle(f, side))?;
         behind = if n >= batch { behind + 1 } else { 0 };
         ctl.saw_ring(behind * batch, ring);
+        // Results the writer has not taken yet count as replies still in flight.
+        ctl.saw_ring(out.len(), OUT_QUEUE);
         if let Some(g) = side.grabber.as_mut() {
             for r in g.tick(Instant::now()) {
                 Stats::add(&stats.banners, 1);

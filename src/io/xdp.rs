@@ -265,7 +265,10 @@ pub fn open(
             _obj: obj,
         },
         txs,
-        rx: XdpRx { socks },
+        rx: XdpRx {
+            socks,
+            nic: NicLoss::new(ifname),
+        },
     })
 }
 
@@ -378,6 +381,41 @@ struct RxSock {
 /// The receive halves of every socket.
 pub struct XdpRx {
     socks: Vec<RxSock>,
+    nic: NicLoss,
+}
+
+/// Frames the NIC itself lost because its rings overflowed (a physical NIC counts them in
+/// `rx_missed_errors`, `rx_fifo_errors`, `rx_over_errors`), counted from when the scan began.
+struct NicLoss {
+    dir: std::path::PathBuf,
+    at_start: u64,
+}
+
+impl NicLoss {
+    const COUNTERS: [&str; 3] = ["rx_missed_errors", "rx_fifo_errors", "rx_over_errors"];
+
+    fn new(ifname: &str) -> Self {
+        let mut n = Self {
+            dir: std::path::Path::new("/sys/class/net")
+                .join(ifname)
+                .join("statistics"),
+            at_start: 0,
+        };
+        n.at_start = n.total();
+        n
+    }
+
+    fn total(&self) -> u64 {
+        Self::COUNTERS
+            .iter()
+            .filter_map(|c| std::fs::read_to_string(self.dir.join(c)).ok())
+            .filter_map(|s| s.trim().parse::<u64>().ok())
+            .sum()
+    }
+
+    fn since_start(&self) -> u64 {
+        self.total().saturating_sub(self.at_start)
+    }
 }
 
 impl RxQueue for XdpRx {
@@ -436,7 +474,7 @@ impl RxQueue for XdpRx {
     }
 
     fn drops(&mut self) -> u64 {
-        let mut d = 0;
+        let mut d = self.nic.since_start();
         for s in &self.socks {
             if let Ok(st) = s.rx.fd().xdp_statistics() {
                 d += st.rx_dropped() + st.rx_ring_full();

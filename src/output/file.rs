@@ -4,6 +4,7 @@
 //! disk is always a valid document.
 
 use std::{
+    collections::VecDeque,
     fs::File,
     io::{self, Seek, SeekFrom, Write},
     path::Path,
@@ -20,14 +21,17 @@ pub struct OutFile {
     buf: Vec<u8>,
     /// Bytes known to be on disk.
     committed: u64,
-    /// End offsets of the records on disk and in `buf` (for cutting back to fit a footer).
-    ends: Vec<u64>,
+    /// End offsets of the last records on disk and in `buf` (for cutting back to fit a footer).
+    /// Only the last [`ENDS_KEPT`]: a footer never needs more room than that many records give,
+    /// and memory must not grow with the results.
+    ends: VecDeque<u64>,
     /// Length of the header, which is never cut.
     header_len: u64,
     failed: bool,
 }
 
 const FLUSH_AT: usize = 64 * 1024;
+const ENDS_KEPT: usize = 4096;
 
 impl OutFile {
     /// Creates (truncates) `path`, or writes to stdout when it is "-".
@@ -42,7 +46,7 @@ impl OutFile {
             name: path.display().to_string(),
             buf: Vec::with_capacity(FLUSH_AT * 2),
             committed: 0,
-            ends: Vec::new(),
+            ends: VecDeque::new(),
             header_len: 0,
             failed: false,
         })
@@ -71,7 +75,10 @@ impl OutFile {
             return Err(io::Error::other("output already failed"));
         }
         self.buf.extend_from_slice(bytes);
-        self.ends.push(self.committed + self.buf.len() as u64);
+        if self.ends.len() == ENDS_KEPT {
+            self.ends.pop_front();
+        }
+        self.ends.push_back(self.committed + self.buf.len() as u64);
         if self.is_stdout() || self.buf.len() >= FLUSH_AT {
             self.flush()?;
         }
@@ -101,7 +108,7 @@ impl OutFile {
                 self.ends.retain(|&end| end <= self.committed);
                 self.cut_to(
                     self.committed
-                        .min(self.ends.last().copied().unwrap_or(self.committed)),
+                        .min(self.ends.back().copied().unwrap_or(self.committed)),
                 );
                 Err(e)
             }
@@ -142,7 +149,7 @@ impl OutFile {
                 return self.sync();
             }
             self.ends.retain(|&e| e < at);
-            match self.ends.pop() {
+            match self.ends.pop_back() {
                 Some(prev) => at = prev,
                 None if at > self.header_len => at = self.header_len,
                 None => return Err(io::Error::other("no room for the document's footer")),

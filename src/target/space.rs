@@ -66,6 +66,10 @@ pub struct TargetSpace {
     v4_starts: Vec<u32>,
     /// `v4_before[i]`: how many addresses precede range `i`.
     v4_before: Vec<u64>,
+    /// `v4_hint[i >> v4_shift]`: the range holding address index `i` rounded down to its bucket,
+    /// so a lookup starts at most a few ranges short of its own (no binary search per probe).
+    v4_hint: Vec<u32>,
+    v4_shift: u32,
     v4: RangeSet,
     n_v4: u64,
     v6: Vec<V6Segment>,
@@ -112,6 +116,11 @@ impl TargetSpace {
             acc += r.len();
         }
         let n_v4 = acc as u64;
+        // At most 4096 buckets (16 KiB, in cache), each starting at its first address's range.
+        let v4_shift = (64 - n_v4.leading_zeros()).saturating_sub(12);
+        let v4_hint: Vec<u32> = (0..=(n_v4.saturating_sub(1) >> v4_shift))
+            .map(|b| (v4_before.partition_point(|&s| s <= b << v4_shift).max(1) - 1) as u32)
+            .collect();
         let mut segs: Vec<V6Segment> = Vec::with_capacity(v6.ranges().len());
         let too_large = |addrs: u128, hint: String| SpaceError::TooLarge {
             addrs,
@@ -184,6 +193,8 @@ impl TargetSpace {
         };
         Ok(Self {
             v4_starts: v4.ranges().iter().map(|r| r.start).collect(),
+            v4_hint,
+            v4_shift,
             v4_before,
             v4,
             n_v4,
@@ -259,7 +270,10 @@ impl TargetSpace {
     pub fn address(&self, i: u64) -> IpAddr {
         debug_assert!(i < self.n_addrs);
         if i < self.n_v4 {
-            let r = self.v4_before.partition_point(|&b| b <= i) - 1;
+            let mut r = self.v4_hint[(i >> self.v4_shift) as usize] as usize;
+            while r + 1 < self.v4_before.len() && self.v4_before[r + 1] <= i {
+                r += 1;
+            }
             return IpAddr::V4(Ipv4Addr::from(
                 self.v4_starts[r] + (i - self.v4_before[r]) as u32,
             ));
