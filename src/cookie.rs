@@ -277,7 +277,7 @@ mod tests {
         let h = SipHasher24::new_with_key(&KEY).hash(&msg);
         let c = jar.cookie(v4(0xc612_0001), v4(0xc613_0005), 80, 6);
         assert_eq!(c.seq, h as u32);
-        assert_eq!(c.src_port as u64, 61000 + ((h >> 32) * 4536 >> 32));
+        assert_eq!(c.src_port as u64, 61000 + (((h >> 32) * 4536) >> 32));
         assert_eq!(c.ip_id, (h >> 32) as u16);
     }
 
