@@ -13,8 +13,9 @@ cd "$HERE/.."
 QUICK=${1:-}
 
 bash scripts/setup.sh >/dev/null
-cargo build --release -q
+cargo build --release -q --bin xdpscan --example xsk_floor
 BIN=$PWD/target/release/xdpscan
+FLOOR=$PWD/target/release/examples/xsk_floor
 P="xb$$"
 trap 'bash scripts/lab.sh down "$P" >/dev/null 2>&1 || true' EXIT
 SCAN="$P-scan"; TGT="$P-tgt"; VS="${P}s"; VT="${P}t"
@@ -101,6 +102,9 @@ for t in 1 2; do
     read -r n pps < <(measure sink ip netns exec "$SCAN" "$BIN" "$NET6" -p 1-$PORTS --rate 0 --wait 0 -q --tx-threads "$t" --gateway-mac "$MAC")
     echo "xdpscan IPv6 T=$t: $n frames, $pps pps"; ROWS+=("sink|xdpscan-ipv6|$t|$n|$pps|")
 done
+# The kernel's floor: the smallest AF_XDP transmit loop (one frame, produce/kick/reclaim only).
+read -r n pps < <(measure sink ip netns exec "$SCAN" "$FLOOR" "$VS" 198.18.0.1 198.19.0.5 "$MAC" 1048576)
+echo "kernel floor T=1: $n frames, $pps pps"; ROWS+=("sink|kernel-floor|1|$n|$pps|")
 for t in 1 2; do
     read -r n pps < <(measure sink ip netns exec "$SCAN" zmap -p 80 "$NET" -P $PORTS -i "$VS" -S 198.18.0.1 -G "$MAC" -b /dev/null -r 0 -T "$t" -c 0 -o /dev/null -q)
     echo "zmap T=$t: $n frames, $pps pps"; ROWS+=("sink|zmap|$t|$n|$pps|")
@@ -122,6 +126,23 @@ for r in $RATES; do
     read -r n pps < <(measure live ip netns exec "$SCAN" masscan "$NET" -p80 --rate "$mr" --interface "$VS" --adapter-ip 198.18.0.1 --adapter-port 61000 --router-mac "$MAC" --wait 2 -oL /tmp/xb-m.list)
     f=$(grep -c '^open' /tmp/xb-m.list || true); echo "masscan rate=$r: $pps pps, found $f/$OPEN80"; ROWS+=("live|masscan|$r|$n|$pps|$f")
 done
+
+# Issue 11's sweep: 198.19.0.0/18 x 500 ports (8.2 M probes, all but the silent zone answer) at
+# --rate 0 with the default single transmit thread; peak RSS of the scanner, per-second rates.
+echo "== scale: 198.19.0.0/18 x 1-500 at --rate 0"
+SCALE_RSS=$(python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)' \
+    ip netns exec "$SCAN" "$BIN" 198.19.0.0/18 -p 1-500 --rate 0 --wait 3 -q --gateway-mac "$MAC" \
+    -o /tmp/xb-s.ndjson -m /tmp/xb-s.json --status-file /tmp/xb-s.csv)
+SCALE_LINES=$(wc -l < /tmp/xb-s.ndjson)
+echo "scale: $SCALE_LINES results, peak RSS $SCALE_RSS MiB"
+# The /0 dry run: probes built per second on one thread, no I/O.
+rm -f /tmp/xb-d.json
+(cd /tmp && "$BIN" 0.0.0.0/0 -p 80 --dry-run --rate 0 --max-runtime 10 -q -S 198.18.0.1 \
+    --gateway-mac 02:00:00:00:00:01 -o /dev/null -m /tmp/xb-d.json --resume-file /tmp/xb-d.resume) || true
+DRY_PPS=$(python3 -c "import json; print(int(json.load(open('/tmp/xb-d.json'))['rate']['achieved_pps']))")
+echo "dry run /0: $DRY_PPS probes/s"
 
 {
     echo "# Benchmarks"
@@ -155,6 +176,49 @@ done
         done
         echo "| $t | $v4 | $v6 | $(python3 -c "print(f'{$v6/max($v4,1):.2f}')") |"
     done
+    echo
+    echo "## Transmit against the kernel's floor (sink mode, same run)"
+    echo
+    echo "The floor is \`examples/xsk_floor.rs\`: the scanner's AF_XDP socket set-up and the smallest loop"
+    echo "that keeps its transmit ring full (one frame written once; produce, kick, reclaim)."
+    echo
+    fl=0; x1=0
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r m tool t n pps f <<<"$row"
+        [ "$m" = sink ] && [ "$tool" = kernel-floor ] && fl=$pps
+        [ "$m" = sink ] && [ "$tool" = xdpscan ] && [ "$t" = 1 ] && x1=$pps
+    done
+    echo "| kernel floor, 1 thread | xdpscan, 1 thread | xdpscan / floor |"
+    echo "| --- | --- | --- |"
+    echo "| $fl | $x1 | $(python3 -c "print(f'{$x1/max($fl,1):.2f}')") |"
+    echo
+    echo "## Scale (198.19.0.0/18 x ports 1-500 at --rate 0, one transmit thread)"
+    echo
+    python3 - /tmp/xb-s.json /tmp/xb-s.csv "$SCALE_RSS" "$SCALE_LINES" <<'PY'
+import csv, json, sys
+m = json.load(open(sys.argv[1]))
+c = m["counts"]
+print(f"8,192,000 probes; the lab's truth is 8,063,744 replies (the silent zone and zone 9's port 80 never answer).")
+print()
+print("| results written | duplicates | dropped | peak RSS | probes/s | governor |")
+print("| --- | --- | --- | --- | --- | --- |")
+g = m["rate"].get("governor", {})
+print(f"| {sys.argv[4]} | {c['duplicates']} | {c['dropped']} | {sys.argv[3]} MiB | {m['rate']['achieved_pps']:.0f} | "
+      f"final limit {g.get('final_limit_pps')}, lowest {g.get('lowest_limit_pps')}, cuts {g.get('cuts')} |")
+print()
+print("Sent rate and drops over time (from `--status-file`):")
+print()
+print("| second | sent in that second | replies in that second | drops in that second |")
+print("| --- | --- | --- | --- |")
+rows = list(csv.DictReader(open(sys.argv[2])))
+step = max(1, len(rows) // 12)
+for r in rows[::step]:
+    print(f"| {r['time-elapsed']} | {r['sent-last-one-sec']} | {r['recv-success-last-one-sec']} | {r['drop-last-one-sec']} |")
+PY
+    echo
+    echo "## Generation (no I/O)"
+    echo
+    echo "\`xdpscan 0.0.0.0/0 -p 80 --dry-run --rate 0\` (default blocklist) for 10 s on one thread: $DRY_PPS probes/s."
     echo
     echo "## Live mode (198.19.0.0/16 port 80, $OPEN80 truly open)"
     echo

@@ -148,7 +148,8 @@ pub struct Cli {
     #[arg(long = "gateway-mac", alias = "router-mac", value_name = "MAC", value_parser = parse_mac)]
     pub gateway_mac: Option<MacAddr>,
 
-    /// Probes per second over all threads (suffixes k, M); 0 = as fast as the transport goes
+    /// Probes per second over all threads (suffixes k, M); 0 = as fast as the receive side
+    /// keeps up without losing replies (a governor sets the rate; the status line shows it)
     #[arg(short = 'r', long = "rate", alias = "max-rate", value_name = "PPS", default_value = "10000", value_parser = parse_rate)]
     pub rate: u64,
 

@@ -199,6 +199,23 @@ fn traceroute_banner_and_probe_misuse() {
         &with(&["-p", "80", "--banners", "--banner-bytes", "0"]),
         "--banner-bytes",
     );
+    // Past 2^34 probes the duplicate filter is a 70 s window: passes hours apart are refused.
+    let big = [
+        "0.0.0.0/0",
+        "-p",
+        "1-10",
+        "--dry-run",
+        "-S",
+        "198.18.0.1",
+        "--gateway-mac",
+        "02:00:00:00:00:01",
+    ];
+    let mut v = big.to_vec();
+    v.extend(["--retries", "1"]);
+    refused(&v, "--retries");
+    let mut v = big.to_vec();
+    v.push("--report-silent");
+    refused(&v, "--report-silent keeps a bit per probe");
     refused(&["probe", "198.19.0.1", "--flags", "QQ"], "'QQ'");
     refused(
         &["probe", "198.19.0.1", "--tcp-option", "wscale:999"],

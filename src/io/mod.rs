@@ -11,6 +11,7 @@ pub mod packet;
 pub mod pcap;
 pub mod sys;
 pub mod xdp;
+pub mod xdp_floor;
 
 use std::time::Duration;
 

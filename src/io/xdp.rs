@@ -19,10 +19,10 @@ use super::{sys, IoError, RxQueue, TxQueue};
 /// The compiled XDP program (built by build.rs from bpf/steer.bpf.c).
 const STEER_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/steer.bpf.o"));
 
-const FRAME_SIZE: u32 = 2048;
-const TX_FRAMES: usize = 4096;
+pub(super) const FRAME_SIZE: u32 = 2048;
+pub(super) const TX_FRAMES: usize = 4096;
 const RX_FRAMES: usize = 4096;
-const RING: u32 = 4096;
+pub(super) const RING: u32 = 4096;
 /// Frames taken from the receive ring at once before they go back to the fill ring.
 const RX_BATCH: usize = 256;
 /// SOL_XDP option (Linux >= 6.17) raising how many frames one copy-mode kick sends (default 32).
@@ -202,12 +202,7 @@ pub fn open(
             IoError::Setup("AF_XDP socket came without fill/completion rings".into())
         })?;
         let fd = tx_q.fd().as_raw_fd();
-        // Raise the per-kick budget where the kernel has the option; older kernels refuse it.
-        for budget in [RING, 1024, 256] {
-            if sys::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget).is_ok() {
-                break;
-            }
-        }
+        raise_tx_budget(fd);
 
         let busy_poll = sys::setsockopt(fd, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &1i32).is_ok()
             && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL, &BUSY_POLL_USECS).is_ok()
@@ -270,6 +265,16 @@ pub fn open(
             nic: NicLoss::new(ifname),
         },
     })
+}
+
+/// Raises how many frames one copy-mode kick sends, where the kernel has the option; older
+/// kernels refuse it and keep their 32.
+pub(super) fn raise_tx_budget(fd: RawFd) {
+    for budget in [RING, 1024, 256] {
+        if sys::setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget).is_ok() {
+            break;
+        }
+    }
 }
 
 /// Attaches through a bpf_link (BPF_LINK_CREATE), which the kernel removes with its last fd,
