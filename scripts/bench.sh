@@ -130,11 +130,9 @@ done
 # Issue 11's sweep: 198.19.0.0/18 x 500 ports (8.2 M probes, all but the silent zone answer) at
 # --rate 0 with the default single transmit thread; peak RSS of the scanner, per-second rates.
 echo "== scale: 198.19.0.0/18 x 1-500 at --rate 0"
-SCALE_RSS=$(python3 -c 'import resource, subprocess, sys
-subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)' \
-    ip netns exec "$SCAN" "$BIN" 198.19.0.0/18 -p 1-500 --rate 0 --wait 3 -q --gateway-mac "$MAC" \
-    -o /tmp/xb-s.ndjson -m /tmp/xb-s.json --status-file /tmp/xb-s.csv)
+ip netns exec "$SCAN" "$BIN" 198.19.0.0/18 -p 1-500 --rate 0 --wait 3 -q --gateway-mac "$MAC" \
+    -o /tmp/xb-s.ndjson -m /tmp/xb-s.json --status-file /tmp/xb-s.csv
+SCALE_RSS=$(python3 -c "import json; print(json.load(open('/tmp/xb-s.json'))['peak_rss_mib'])")
 SCALE_LINES=$(wc -l < /tmp/xb-s.ndjson)
 echo "scale: $SCALE_LINES results, peak RSS $SCALE_RSS MiB"
 # The /0 dry run: probes built per second on one thread, no I/O.

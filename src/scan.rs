@@ -491,6 +491,7 @@ fn metadata_of(
         end_time: crate::output::rfc3339(end),
         duration_secs: out.duration.as_secs_f64(),
         send_duration_secs: out.send_duration.as_secs_f64(),
+        peak_rss_mib: metadata::peak_rss_mib(),
         stopped: stop_name(out.stop),
         resume_file,
     }

@@ -1,20 +1,9 @@
 //! Issue 11 in the lab: a sweep at `--rate 0` reports every reply exactly once, loses none, and
-//! keeps its memory bounded; the governor says what it decided.
-//!
-//! Alone in its test binary: the peak RSS read here is the largest of this process's children.
+//! keeps its memory bounded; the governor says what it decided; a stalled reader pauses the scan.
 
 mod common;
 
 use common::*;
-
-/// The largest resident set of any child this process has waited for, in MiB.
-fn children_peak_rss_mib() -> f64 {
-    // SAFETY: getrusage fills the struct we pass and touches nothing else.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    u.ru_maxrss as f64 / 1024.0
-}
 
 #[test]
 fn rate_zero_sweep_is_exact_lossless_and_bounded() {
@@ -59,10 +48,59 @@ fn rate_zero_sweep_is_exact_lossless_and_bounded() {
         "{err}"
     );
     // Memory does not grow with the results: UMEM (16 MiB per queue, 2 queues) plus a little.
-    let rss = children_peak_rss_mib();
+    let rss = m["peak_rss_mib"]
+        .as_f64()
+        .expect("metadata has the peak RSS");
     eprintln!(
         "{} results, peak RSS {rss:.0} MiB; governor {g}",
         results.len()
     );
     assert!(rss <= 64.0, "peak RSS {rss:.0} MiB");
+}
+
+#[test]
+fn a_stalled_reader_pauses_the_scan_and_loses_nothing() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let meta = std::env::temp_dir().join(format!("xdpscan-stall-{}.json", std::process::id()));
+    let ports: Vec<u16> = (1..=100).collect();
+    let child = lab
+        .in_scan(
+            BIN,
+            &[
+                "198.19.0.0/20",
+                "-p",
+                "1-100",
+                "--rate",
+                "0",
+                "--wait",
+                "3",
+                "-m",
+                meta.to_str().unwrap(),
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads the results for 3 s: the pipe fills, then the writer's queue.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_exact(
+        &parse_results(&out.stdout),
+        &syn_expected(
+            u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0)),
+            4096,
+            &ports,
+        ),
+    );
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&meta);
+    assert_eq!(m["counts"]["dropped"], 0, "{m}");
+    assert!(m["rate"]["governor"]["pauses"].as_u64() >= Some(1), "{m}");
+    assert!(stderr(&out).contains("sending paused"), "{}", stderr(&out));
 }

@@ -4,12 +4,16 @@
 //! obey. Silence never slows the scan: only loss or a filling ring does, so a dark network (or
 //! the sink lab) gets the full transmit rate.
 //!
+//! Whatever the rate, results never wait in memory without bound: when the writer falls behind
+//! (a slow disk, a pipe nobody reads), the receive thread pauses the senders until the writer has
+//! caught up, so the replies already in flight fit in what is left of the queue.
+//!
 //! The control is AIMD on the measured send rate: a tick with drops cuts the limit to 3/4 of what
 //! was actually sent; a tick with a ring more than half full holds it; a clean tick raises it by
 //! 1/16; a limit far above what the transmit side reaches is lifted altogether.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     time::{Duration, Instant},
 };
 
@@ -29,6 +33,9 @@ pub struct Governor {
     cuts: AtomicU64,
     /// The lowest limit it set (0 = never limited).
     lowest: AtomicU64,
+    /// The senders wait: the writer is behind (any rate, see the module's doc).
+    paused: AtomicBool,
+    pauses: AtomicU64,
 }
 
 /// What the governor decided, for the metadata.
@@ -38,6 +45,8 @@ pub struct GovernorReport {
     pub final_limit_pps: u64,
     pub lowest_limit_pps: u64,
     pub cuts: u64,
+    /// How many times the senders waited for the writer.
+    pub pauses: u64,
 }
 
 impl Governor {
@@ -59,6 +68,26 @@ impl Governor {
             final_limit_pps: self.limit(),
             lowest_limit_pps: self.lowest.load(Relaxed),
             cuts: self.cuts.load(Relaxed),
+            pauses: self.pauses.load(Relaxed),
+        }
+    }
+
+    /// Whether the senders must wait for the writer.
+    #[inline]
+    pub fn paused(&self) -> bool {
+        self.paused.load(Relaxed)
+    }
+
+    /// Pauses the senders when `queued` results reach 3/4 of `capacity`, lets them go again
+    /// below 1/2.
+    #[inline]
+    pub fn backpressure(&self, queued: usize, capacity: usize) {
+        let paused = self.paused();
+        if !paused && queued >= capacity / 4 * 3 {
+            self.paused.store(true, Relaxed);
+            self.pauses.fetch_add(1, Relaxed);
+        } else if paused && queued < capacity / 2 {
+            self.paused.store(false, Relaxed);
         }
     }
 
@@ -195,6 +224,20 @@ mod tests {
             tick(&mut c, &g, &mut sent, 700_000, 1);
         }
         assert_eq!(g.limit(), 0);
+    }
+
+    #[test]
+    fn a_lagging_writer_pauses_the_senders_with_hysteresis() {
+        let g = Governor::new(false);
+        g.backpressure(100, 1000);
+        assert!(!g.paused());
+        g.backpressure(750, 1000);
+        assert!(g.paused());
+        g.backpressure(600, 1000);
+        assert!(g.paused(), "still above half");
+        g.backpressure(499, 1000);
+        assert!(!g.paused());
+        assert_eq!(g.report().pauses, 1);
     }
 
     #[test]

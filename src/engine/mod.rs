@@ -560,7 +560,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
         stop,
         positions,
         complete,
-        governor: plan.governor.active.then(|| plan.governor.report()),
+        governor: Some(plan.governor.report()).filter(|r| plan.governor.active || r.pauses > 0),
     })
 }
 
@@ -671,6 +671,7 @@ fn transmit<T: TxQueue>(
     let srcs = [plan.frames.v4.map(|f| f.src), plan.frames.v6.map(|f| f.src)];
     let mut limiter = RateLimiter::new(plan.rate as f64 / threads as f64);
     let governed = plan.governor.active;
+    let mut was_paused = false;
     // The target whose variants are being sent: (dst, port, template list, next variant, cookie).
     // A target's variants go out together, so a stop never splits one.
     let mut pending: Option<(IpAddr, u16, &[FrameTemplate], usize, ProbeCookie)> = None;
@@ -693,6 +694,17 @@ fn transmit<T: TxQueue>(
             }
             if governed {
                 limiter.retarget(plan.governor.limit() as f64 / threads as f64);
+            }
+            if plan.governor.paused() && !stop.load(Relaxed) {
+                // The writer is behind: replies already in flight fill the rest of its queue.
+                std::thread::sleep(Duration::from_micros(200));
+                was_paused = true;
+                continue;
+            }
+            if was_paused {
+                // Pacing counts from here: no burst to make up for the pause.
+                limiter.restart();
+                was_paused = false;
             }
             let allowed = if stopping {
                 TX_BATCH
@@ -978,6 +990,7 @@ fn receive<R: RxQueue>(
         ctl.saw_ring(behind * batch, ring);
         // Results the writer has not taken yet count as replies still in flight.
         ctl.saw_ring(out.len(), OUT_QUEUE);
+        plan.governor.backpressure(out.len(), OUT_QUEUE);
         if let Some(g) = side.grabber.as_mut() {
             for r in g.tick(Instant::now()) {
                 Stats::add(&stats.banners, 1);

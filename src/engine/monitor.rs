@@ -241,6 +241,9 @@ pub fn run(
 /// What the status line adds about the rate: the governor's limit at `--rate 0`, or a warning
 /// while the receive side loses replies at an asked rate.
 fn rate_note(governor: &Governor, s: &Snapshot) -> String {
+    if governor.paused() {
+        return "; sending paused: the output writer is behind".into();
+    }
     match (governor.active, governor.limit()) {
         (true, 0) => "; rate: no limit (receive side keeps up)".into(),
         (true, l) => format!(

@@ -50,6 +50,12 @@ impl RateLimiter {
         }
     }
 
+    /// Counts from now, at the same rate.
+    #[inline]
+    pub fn restart(&mut self) {
+        *self = Self::new(self.rate);
+    }
+
     /// Moves to a new rate (0 = unlimited), counting from now.
     #[inline]
     pub fn retarget(&mut self, rate: f64) {

@@ -24,6 +24,9 @@ pub struct Metadata {
     pub end_time: String,
     pub duration_secs: f64,
     pub send_duration_secs: f64,
+    /// The process's peak resident memory (VmHWM), MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mib: Option<f64>,
     /// completed, interrupted, max-runtime, max-results, output-closed
     pub stopped: &'static str,
     /// Where an incomplete run can be continued from.
@@ -77,6 +80,19 @@ pub struct Counts {
     /// Banner conversations finished, and open ports left without one (`--banners`).
     pub banners: u64,
     pub banners_skipped: u64,
+}
+
+/// The peak resident set of this process so far, in MiB (Linux's VmHWM).
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
 }
 
 pub fn write(path: &std::path::Path, m: &Metadata) -> std::io::Result<()> {
