@@ -526,3 +526,148 @@ mod tests {
         assert_eq!(b[12..28], [0; 16]);
     }
 }
+
+/// The steering program itself, run by the kernel on frames we build (`BPF_PROG_TEST_RUN`): with
+/// no socket in `xsks`, a frame it would steer to us comes back as the redirect's fallback
+/// (`XDP_DROP`), one it leaves to the kernel as `XDP_PASS`. Needs root (CAP_BPF); CI runs it.
+#[cfg(test)]
+mod program_tests {
+    use std::net::Ipv6Addr;
+
+    use libbpf_rs::{MapCore, MapFlags, ObjectBuilder};
+
+    use super::*;
+    use crate::probe::Replies;
+
+    const STEERED: u32 = 1; // XDP_DROP: the redirect's fallback
+    const PASSED: u32 = 2; // XDP_PASS
+
+    const US6: &str = "2001:db8::1";
+
+    fn root() -> bool {
+        // SAFETY: geteuid takes no arguments and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root && std::env::var("XDPSCAN_REQUIRE_LAB").as_deref() == Ok("1") {
+            panic!("BPF_PROG_TEST_RUN needs root and XDPSCAN_REQUIRE_LAB=1 forbids skipping");
+        }
+        root
+    }
+
+    /// The kernel's verdict on each frame.
+    fn verdicts(frames: &[Vec<u8>]) -> Vec<u32> {
+        let obj = ObjectBuilder::default()
+            .open_memory(STEER_OBJ)
+            .and_then(|o| o.load())
+            .expect("the steering program loads");
+        let cfg = SteerConfig {
+            src_v4: Some([198, 18, 0, 1].into()),
+            src_v6: Some(US6.parse().unwrap()),
+            port_lo: 61000,
+            port_hi: 65535,
+            replies: Replies::default(),
+        };
+        obj.maps()
+            .find(|m| m.name() == "config")
+            .unwrap()
+            .update(&0u32.to_ne_bytes(), &cfg.to_bytes(), MapFlags::ANY)
+            .unwrap();
+        let prog = obj
+            .progs_mut()
+            .find(|p| p.name() == "xdpscan_steer")
+            .expect("the program is in the object");
+        frames
+            .iter()
+            .map(|f| {
+                let input = libbpf_rs::ProgramInput {
+                    data_in: Some(f),
+                    ..Default::default()
+                };
+                prog.test_run(input).expect("test run").return_value
+            })
+            .collect()
+    }
+
+    /// Ethernet + IPv6 to `dst` through the extension headers `chain` (type, length in bytes),
+    /// then a TCP header to `dport`.
+    fn v6(dst: &str, chain: &[(u8, usize)], dport: u16) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
+        let ext: usize = chain.iter().map(|c| c.1).sum();
+        let next = |i: usize| chain.get(i).map_or(6, |c| c.0);
+        f.extend([0x60, 0, 0, 0]);
+        f.extend(((ext + 20) as u16).to_be_bytes());
+        f.extend([next(0), 64]);
+        f.extend("2001:db8:1::5".parse::<Ipv6Addr>().unwrap().octets());
+        f.extend(dst.parse::<Ipv6Addr>().unwrap().octets());
+        for (i, &(ty, len)) in chain.iter().enumerate() {
+            let mut h = vec![0u8; len];
+            h[0] = next(i + 1);
+            match ty {
+                44 => h[2..4].copy_from_slice(&0u16.to_be_bytes()), // first fragment, more: 0
+                51 => h[1] = (len / 4 - 2) as u8,                   // AH counts 4-byte words
+                _ => h[1] = (len / 8 - 1) as u8,
+            }
+            f.extend(h);
+        }
+        let mut tcp = [0u8; 20];
+        tcp[0..2].copy_from_slice(&80u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+        tcp[12] = 0x50;
+        tcp[13] = 0x12;
+        f.extend(tcp);
+        f
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_walked_to_our_port() {
+        if !root() {
+            return;
+        }
+        let (hbh, rt, frag, dst, ah) = ((0, 8), (43, 24), (44, 8), (60, 16), (51, 16));
+        let table: Vec<(&str, Vec<u8>, u32)> = vec![
+            ("plain TCP to our port", v6(US6, &[], 61000), STEERED),
+            ("plain TCP to another port", v6(US6, &[], 22), PASSED),
+            (
+                "TCP to another address",
+                v6("2001:db8::9", &[], 61000),
+                PASSED,
+            ),
+            ("hop-by-hop", v6(US6, &[hbh], 61000), STEERED),
+            ("hop-by-hop, another port", v6(US6, &[hbh], 80), PASSED),
+            (
+                "routing + destination options",
+                v6(US6, &[rt, dst], 65535),
+                STEERED,
+            ),
+            (
+                "hop-by-hop + fragment",
+                v6(US6, &[hbh, frag], 61001),
+                STEERED,
+            ),
+            ("authentication header", v6(US6, &[ah], 61002), STEERED),
+            ("eight headers", v6(US6, &[dst; 8], 61000), STEERED),
+            (
+                "nine headers: past the walk's bound",
+                v6(US6, &[dst; 9], 61000),
+                PASSED,
+            ),
+            (
+                "truncated inside an extension header",
+                {
+                    let mut f = v6(US6, &[rt], 61000);
+                    f.truncate(14 + 40 + 12);
+                    f
+                },
+                PASSED,
+            ),
+            (
+                "truncated fixed header",
+                v6(US6, &[], 61000)[..14 + 30].to_vec(),
+                PASSED,
+            ),
+        ];
+        let got = verdicts(&table.iter().map(|t| t.1.clone()).collect::<Vec<_>>());
+        for ((name, _, want), got) in table.iter().zip(got) {
+            assert_eq!(got, *want, "{name}");
+        }
+    }
+}

@@ -143,19 +143,21 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
                     next = b[off];
                     off += (b[off + 1] as usize + 2) * 4;
                 }
-                _ => {
-                    if off > end {
-                        return Err(WireError::Truncated);
-                    }
-                    return Ok(UpperLayer {
-                        protocol: next,
-                        offset: off,
-                        fragment,
-                    });
-                }
+                _ => break,
             }
         }
-        Err(WireError::Malformed)
+        // As the XDP program: up to MAX_EXT_HEADERS headers, then the upper layer.
+        match next {
+            NEXT_HOP_BY_HOP | NEXT_ROUTING | NEXT_DEST_OPTS | NEXT_FRAGMENT | NEXT_AUTH => {
+                Err(WireError::Malformed)
+            }
+            _ if off > end => Err(WireError::Truncated),
+            _ => Ok(UpperLayer {
+                protocol: next,
+                offset: off,
+                fragment,
+            }),
+        }
     }
 }
 
@@ -259,13 +261,27 @@ mod tests {
             .unwrap()
             .upper_layer()
             .is_err());
-        let mut b = HEADER.to_vec();
-        b[6] = NEXT_DEST_OPTS;
-        for _ in 0..MAX_EXT_HEADERS + 1 {
-            b.extend_from_slice(&[NEXT_DEST_OPTS, 0, 0, 0, 0, 0, 0, 0]);
-        }
-        let plen = (b.len() - 40) as u16;
-        b[4..6].copy_from_slice(&plen.to_be_bytes());
+        // MAX_EXT_HEADERS headers then TCP are walked (as the XDP program walks them); one
+        // more is past the bound.
+        let chain = |n: usize| {
+            let mut b = HEADER.to_vec();
+            b[6] = NEXT_DEST_OPTS;
+            for i in 0..n {
+                let next = if i + 1 == n { 6 } else { NEXT_DEST_OPTS };
+                b.extend_from_slice(&[next, 0, 0, 0, 0, 0, 0, 0]);
+            }
+            b.extend_from_slice(&[0; 20]);
+            let plen = (b.len() - 40) as u16;
+            b[4..6].copy_from_slice(&plen.to_be_bytes());
+            b
+        };
+        let b = chain(MAX_EXT_HEADERS);
+        let u = Ipv6Packet::new_checked(&b[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
+        assert_eq!((u.protocol, u.offset), (6, 40 + 8 * MAX_EXT_HEADERS));
+        let b = chain(MAX_EXT_HEADERS + 1);
         assert_eq!(
             Ipv6Packet::new_checked(&b[..]).unwrap().upper_layer(),
             Err(WireError::Malformed)
