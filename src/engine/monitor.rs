@@ -11,7 +11,10 @@ use std::{
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{governor::Governor, stats::Stats};
+use super::{
+    governor::{self, Governor},
+    stats::Stats,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusMode {
@@ -316,5 +319,56 @@ fn snapshot(
         hits: stats.results(),
         drops,
         drops_now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(drops_now: f64, cooling: bool) -> Snapshot {
+        Snapshot {
+            elapsed: Duration::from_secs(3),
+            frac: 0.5,
+            remaining: None,
+            cooldown_left: cooling.then(|| Duration::from_secs(2)),
+            sent: 1000,
+            sent_now: 1000.0,
+            sent_avg: 1000.0,
+            replies: 10,
+            replies_now: 10.0,
+            replies_avg: 10.0,
+            received: 10,
+            received_now: 10.0,
+            hits: 10,
+            drops: drops_now as u64,
+            drops_now,
+        }
+    }
+
+    #[test]
+    fn the_status_line_says_what_limits_the_rate() {
+        let asked = Governor::new(false);
+        assert_eq!(rate_note(&asked, &snap(0.0, false)), "");
+        assert_eq!(
+            rate_note(&asked, &snap(2500.0, false)),
+            "; the receive side is losing 2.5 kpps of replies: lower --rate"
+        );
+        // Once sending is over, lowering the rate helps nothing.
+        assert_eq!(rate_note(&asked, &snap(2500.0, true)), "");
+        let governed = Governor::new(true);
+        assert_eq!(
+            rate_note(&governed, &snap(0.0, false)),
+            "; rate: no limit (receive side keeps up)"
+        );
+        let mut c = governor::Controller::new(0, 0);
+        std::thread::sleep(governor::TICK);
+        c.tick(&governed, 1_000_000, 5);
+        assert!(rate_note(&governed, &snap(0.0, false)).starts_with("; rate: limited to "));
+        governed.backpressure(60_000, 65_536);
+        assert_eq!(
+            rate_note(&governed, &snap(0.0, false)),
+            "; sending paused: the output writer is behind"
+        );
     }
 }
