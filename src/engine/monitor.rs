@@ -11,10 +11,7 @@ use std::{
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{
-    governor::{self, Governor},
-    stats::Stats,
-};
+use super::{governor::Governor, stats::Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusMode {
@@ -325,6 +322,7 @@ fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::governor;
 
     fn snap(drops_now: f64, cooling: bool) -> Snapshot {
         Snapshot {
