@@ -3,18 +3,19 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::*;
 
-#[test]
-fn rate_zero_sweep_is_exact_lossless_and_bounded() {
-    if !lab_available() {
-        return;
-    }
-    let lab = Lab::up();
-    let meta = std::env::temp_dir().join(format!("xdpscan-scale-{}.json", std::process::id()));
-    let ports: Vec<u16> = (1..=100).collect();
-    // 4096 addresses × 100 ports: 409,600 probes, about three seconds at full speed.
-    let out = lab.xdpscan(&[
+/// Where a test's metadata goes.
+fn meta_path(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("xdpscan-{tag}-{}.json", std::process::id()))
+}
+
+/// 4096 addresses × 100 ports at full speed: 409,600 probes, about three seconds.
+fn sweep(meta: &Path) -> Vec<&str> {
+    let m = meta.to_str().unwrap();
+    vec![
         "198.19.0.0/20",
         "-p",
         "1-100",
@@ -23,20 +24,31 @@ fn rate_zero_sweep_is_exact_lossless_and_bounded() {
         "--wait",
         "3",
         "-m",
-        meta.to_str().unwrap(),
-    ]);
+        m,
+    ]
+}
+
+/// Checks the results against the lab's truth and returns the run's metadata.
+fn exact_sweep(results: &[Result_], meta: &Path) -> serde_json::Value {
+    let ports: Vec<u16> = (1..=100).collect();
+    let first = u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0));
+    assert_exact(results, &syn_expected(first, 4096, &ports));
+    let m = serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();
+    let _ = std::fs::remove_file(meta);
+    m
+}
+
+#[test]
+fn rate_zero_sweep_is_exact_lossless_and_bounded() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let meta = meta_path("scale");
+    let out = lab.xdpscan(&sweep(&meta));
     assert!(out.status.success(), "{}", stderr(&out));
     let results = parse_results(&out.stdout);
-    assert_exact(
-        &results,
-        &syn_expected(
-            u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0)),
-            4096,
-            &ports,
-        ),
-    );
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&meta);
+    let m = exact_sweep(&results, &meta);
     assert_eq!(m["counts"]["dropped"], 0, "{m}");
     assert_eq!(m["counts"]["duplicates"], 0, "{m}");
     let g = &m["rate"]["governor"];
@@ -64,23 +76,9 @@ fn a_stalled_reader_pauses_the_scan_and_loses_nothing() {
         return;
     }
     let lab = Lab::up();
-    let meta = std::env::temp_dir().join(format!("xdpscan-stall-{}.json", std::process::id()));
-    let ports: Vec<u16> = (1..=100).collect();
+    let meta = meta_path("stall");
     let child = lab
-        .in_scan(
-            BIN,
-            &[
-                "198.19.0.0/20",
-                "-p",
-                "1-100",
-                "--rate",
-                "0",
-                "--wait",
-                "3",
-                "-m",
-                meta.to_str().unwrap(),
-            ],
-        )
+        .in_scan(BIN, &sweep(&meta))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -90,16 +88,7 @@ fn a_stalled_reader_pauses_the_scan_and_loses_nothing() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_exact(
-        &parse_results(&out.stdout),
-        &syn_expected(
-            u32::from(std::net::Ipv4Addr::new(198, 19, 0, 0)),
-            4096,
-            &ports,
-        ),
-    );
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&meta);
+    let m = exact_sweep(&parse_results(&out.stdout), &meta);
     assert_eq!(m["counts"]["dropped"], 0, "{m}");
     assert!(m["rate"]["governor"]["pauses"].as_u64() >= Some(1), "{m}");
     assert!(stderr(&out).contains("sending paused"), "{}", stderr(&out));

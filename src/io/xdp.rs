@@ -172,24 +172,8 @@ pub fn open(
     let mut txs = Vec::new();
     let mut socks = Vec::new();
     for q in 0..queues {
-        let umem_cfg = UmemConfig::builder()
-            .frame_size(FrameSize::new(FRAME_SIZE).expect("power of two"))
-            .fill_queue_size(QueueSize::new(RING).expect("power of two"))
-            .comp_queue_size(QueueSize::new(RING).expect("power of two"))
-            .build()
-            .map_err(|e| IoError::Setup(format!("UMEM config: {e}")))?;
-        let (umem, mut descs) = Umem::new(
-            umem_cfg,
-            NonZeroU32::new((TX_FRAMES + RX_FRAMES) as u32).expect("non-zero"),
-            false,
-        )
-        .map_err(|e| IoError::setup("cannot create UMEM", &e))?;
-        let sock_cfg = SocketConfig::builder()
-            .rx_queue_size(QueueSize::new(RING).expect("power of two"))
-            .tx_queue_size(QueueSize::new(RING).expect("power of two"))
-            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
-            .build();
+        let (umem, mut descs) = umem((TX_FRAMES + RX_FRAMES) as u32)?;
+        let sock_cfg = socket_config();
         // SAFETY: the UMEM is not shared, so the INHIBIT_PROG_LOAD contract for shared UMEMs does not apply.
         let (tx_q, rx_q, fq_cq) =
             unsafe { Socket::new(sock_cfg, &umem, &iface, q) }.map_err(|e| {
@@ -265,6 +249,29 @@ pub fn open(
             nic: NicLoss::new(ifname),
         },
     })
+}
+
+/// A UMEM of `frames` frames with the scan's ring sizes, and its frames.
+pub(super) fn umem(frames: u32) -> Result<(Umem, Vec<FrameDesc>), IoError> {
+    let cfg = UmemConfig::builder()
+        .frame_size(FrameSize::new(FRAME_SIZE).expect("power of two"))
+        .fill_queue_size(QueueSize::new(RING).expect("power of two"))
+        .comp_queue_size(QueueSize::new(RING).expect("power of two"))
+        .build()
+        .map_err(|e| IoError::Setup(format!("UMEM config: {e}")))?;
+    Umem::new(cfg, NonZeroU32::new(frames).expect("non-zero"), false)
+        .map_err(|e| IoError::setup("cannot create UMEM", &e))
+}
+
+/// Our sockets: rings of `RING`, need-wakeup, and no program loaded by libxdp (ours is
+/// attached by `open`).
+pub(super) fn socket_config() -> SocketConfig {
+    SocketConfig::builder()
+        .rx_queue_size(QueueSize::new(RING).expect("power of two"))
+        .tx_queue_size(QueueSize::new(RING).expect("power of two"))
+        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+        .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
+        .build()
 }
 
 /// Raises how many frames one copy-mode kick sends, where the kernel has the option; older

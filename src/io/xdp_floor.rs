@@ -6,15 +6,11 @@
 //! fraction of this one (ARCHITECTURE.md, "Speed").
 
 use std::{
-    num::NonZeroU32,
     os::fd::AsRawFd,
     time::{Duration, Instant},
 };
 
-use xsk_rs::{
-    config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig},
-    FrameDesc, Socket, Umem,
-};
+use xsk_rs::{FrameDesc, Socket};
 
 use super::{sys, xdp, IoError};
 
@@ -23,21 +19,8 @@ use super::{sys, xdp, IoError};
 /// completed.
 pub fn transmit(ifname: &str, frame: &[u8], count: u64, batch: usize) -> Result<Duration, IoError> {
     let ring = xdp::RING;
-    let umem_cfg = UmemConfig::builder()
-        .frame_size(FrameSize::new(xdp::FRAME_SIZE).expect("power of two"))
-        .fill_queue_size(QueueSize::new(ring).expect("power of two"))
-        .comp_queue_size(QueueSize::new(ring).expect("power of two"))
-        .build()
-        .map_err(|e| IoError::Setup(format!("UMEM config: {e}")))?;
-    let frames = NonZeroU32::new(xdp::TX_FRAMES as u32).expect("non-zero");
-    let (umem, mut free) =
-        Umem::new(umem_cfg, frames, false).map_err(|e| IoError::setup("cannot create UMEM", &e))?;
-    let sock_cfg = SocketConfig::builder()
-        .rx_queue_size(QueueSize::new(ring).expect("power of two"))
-        .tx_queue_size(QueueSize::new(ring).expect("power of two"))
-        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-        .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
-        .build();
+    let (umem, mut free) = xdp::umem(xdp::TX_FRAMES as u32)?;
+    let sock_cfg = xdp::socket_config();
     let iface = ifname
         .parse()
         .map_err(|_| IoError::Setup(format!("interface name '{ifname}' is not valid")))?;
