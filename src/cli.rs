@@ -264,6 +264,20 @@ pub struct Cli {
     #[arg(long = "max-results", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_results: Option<u64>,
 
+    /// Write only open and possibly open ports (open, open|filtered, unfiltered; up hosts), as
+    /// nmap's --open; the summary still counts every state
+    #[arg(long = "open", conflicts_with = "show")]
+    pub open: bool,
+
+    /// Write only ports in these states (masscan's --show): open,closed,filtered,unfiltered,
+    /// open|filtered,closed|filtered,up,down
+    #[arg(long = "show", value_name = "STATES", value_parser = parse_states)]
+    pub show: Option<StateList>,
+
+    /// Do not write ports in these states (masscan's --noshow), e.g. --noshow closed
+    #[arg(long = "noshow", value_name = "STATES", value_parser = parse_states)]
+    pub noshow: Option<StateList>,
+
     /// IP time-to-live of the probes; with --traceroute the range of TTLs to probe
     /// [default: 64; with --traceroute 1-30]
     #[arg(long = "ttl", value_name = "N|LO-HI", value_parser = parse_ttl)]
@@ -583,6 +597,24 @@ pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString
             OsString::from(long)
         })
         .collect()
+}
+
+/// Port states given on the command line (`--show`, `--noshow`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateList(pub Vec<crate::probe::PortState>);
+
+/// A comma list of nmap's state names.
+pub fn parse_states(s: &str) -> Result<StateList, String> {
+    s.split(',')
+        .map(|n| {
+            crate::probe::PortState::from_name(n.trim()).ok_or_else(|| {
+                format!(
+                    "'{n}' is not a port state (open, closed, filtered, unfiltered, open|filtered, closed|filtered, up, down)"
+                )
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(StateList)
 }
 
 pub fn parse_rate(s: &str) -> Result<u64, String> {

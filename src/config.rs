@@ -404,6 +404,11 @@ impl ScanSpec {
             limits: Limits {
                 max_runtime: cli.max_runtime.map(Duration::from_secs_f64),
                 max_results: cli.max_results,
+                show: crate::output::Show::from_cli(
+                    cli.open,
+                    cli.show.as_ref().map_or(&[], |l| &l.0),
+                    cli.noshow.as_ref().map_or(&[], |l| &l.0),
+                ),
             },
             resume,
             resume_file: cli.resume_file.clone(),

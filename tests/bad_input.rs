@@ -216,6 +216,8 @@ fn traceroute_banner_and_probe_misuse() {
     let mut v = big.to_vec();
     v.push("--report-silent");
     refused(&v, "--report-silent keeps a bit per probe");
+    refused(&with(&["-p", "80", "--show", "opened"]), "'opened'");
+    refused(&with(&["-p", "80", "--open", "--show", "closed"]), "--open");
     refused(&["probe", "198.19.0.1", "--flags", "QQ"], "'QQ'");
     refused(
         &["probe", "198.19.0.1", "--tcp-option", "wscale:999"],

@@ -3,7 +3,12 @@
 
 mod common;
 
-use std::{collections::HashSet, process::Stdio, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::Ipv4Addr,
+    process::Stdio,
+    time::Duration,
+};
 
 use common::*;
 
@@ -282,4 +287,53 @@ fn resume_path(tag: &str) -> String {
         .to_str()
         .unwrap()
         .to_string()
+}
+
+#[test]
+fn open_show_and_noshow_select_what_is_written_and_the_summary_counts_all() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let expected = syn_expected(
+        u32::from(Ipv4Addr::new(198, 19, 0, 0)),
+        1024,
+        &[22, 80, 8080],
+    );
+    let base = [
+        "198.19.0.0/22",
+        "-p",
+        "22,80,8080",
+        "--rate",
+        "50000",
+        "--wait",
+        "2",
+    ];
+    for (flags, states) in [
+        (&["--open"][..], &["open"][..]),
+        (
+            &["--show", "closed,filtered"][..],
+            &["closed", "filtered"][..],
+        ),
+        (&["--noshow", "closed"][..], &["open", "filtered"][..]),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(flags);
+        let out = lab.xdpscan(&args);
+        assert!(out.status.success(), "{flags:?}: {}", stderr(&out));
+        let want: BTreeMap<_, _> = expected
+            .iter()
+            .filter(|(_, (s, _))| states.contains(&s.as_str()))
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        assert_exact(&parse_results(&out.stdout), &want);
+        // The summary still counts every state.
+        let open = expected.values().filter(|(s, _)| s == "open").count();
+        let closed = expected.values().filter(|(s, _)| s == "closed").count();
+        let summary = stderr(&out);
+        assert!(
+            summary.contains(&format!("{open} open, {closed} closed")),
+            "{flags:?}: {summary}"
+        );
+    }
 }

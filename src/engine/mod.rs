@@ -141,6 +141,8 @@ pub struct Limits {
     pub max_runtime: Option<Duration>,
     /// Stop once this many results are written.
     pub max_results: Option<u64>,
+    /// Which states are written (every state is counted).
+    pub show: crate::output::Show,
 }
 
 /// A transmit thread's place in the permutation: its pass (`--retries`) and the positions it has
@@ -242,7 +244,7 @@ pub fn write_outputs(
     rx: Receiver<OutMsg>,
     mut sinks: Vec<NamedSink>,
     st: &OutputState,
-    max_results: Option<u64>,
+    limits: Limits,
     start: Instant,
     namer: Option<&crate::service::Namer>,
 ) {
@@ -260,6 +262,7 @@ pub fn write_outputs(
             continue; // keep draining so senders never block
         }
         match m {
+            OutMsg::Result(r) if !limits.show.contains(r.state) => drop(r),
             OutMsg::Result(mut r) => {
                 // Matching thousands of patterns is slow next to receiving: it happens here.
                 if let (Some(n), Some(g)) = (namer, r.grab.as_mut()) {
@@ -268,7 +271,10 @@ pub fn write_outputs(
                         Arc::make_mut(g).service = service;
                     }
                 }
-                if max_results.is_some_and(|m| st.written.load(Relaxed) >= m) {
+                if limits
+                    .max_results
+                    .is_some_and(|m| st.written.load(Relaxed) >= m)
+                {
                     st.limit_hit.store(true, Relaxed);
                     continue;
                 }
@@ -280,7 +286,7 @@ pub fn write_outputs(
                     }
                 }
                 let n = st.written.fetch_add(1, Relaxed) + 1;
-                if max_results.is_some_and(|m| n >= m) {
+                if limits.max_results.is_some_and(|m| n >= m) {
                     st.limit_hit.store(true, Relaxed);
                 }
             }
@@ -389,7 +395,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
                 rec_rx,
                 sinks,
                 &out_state,
-                plan.limits.max_results,
+                plan.limits,
                 start,
                 plan.namer.as_deref(),
             )
@@ -951,6 +957,9 @@ fn receive<R: RxQueue>(
             let synack = v.reason == crate::probe::Reason::SynAck;
             if first {
                 stats.count_state(v.state);
+                if !plan.limits.show.contains(v.state) {
+                    continue; // counted, never written (--open, --show, --noshow)
+                }
                 let mut r = Record::from_verdict(&v, name, now);
                 r.local = ip.dst();
                 r.facts = ReplyFacts::of(&ip);

@@ -90,6 +90,59 @@ pub struct TraceHop {
     pub rtt_us: Option<u32>,
 }
 
+/// Which states are written (`--open`, `--show`, `--noshow`); the summary and the metadata
+/// count every state whatever is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Show(u16);
+
+impl Show {
+    pub const ALL: Show = Show((1 << PortState::ALL.len()) - 1);
+
+    fn bit(s: PortState) -> u16 {
+        let i = PortState::ALL
+            .iter()
+            .position(|&x| x == s)
+            .expect("every state is listed");
+        1 << i
+    }
+
+    pub fn of(states: &[PortState]) -> Show {
+        Show(states.iter().fold(0, |m, &s| m | Self::bit(s)))
+    }
+
+    /// nmap's `--open`: open and possibly open (open|filtered, unfiltered), and hosts up.
+    pub fn open() -> Show {
+        Self::of(&[
+            PortState::Open,
+            PortState::OpenFiltered,
+            PortState::Unfiltered,
+            PortState::Up,
+        ])
+    }
+
+    /// What the command line asks: `--show` (or `--open`) replaces "every state", `--noshow`
+    /// takes states away.
+    pub fn from_cli(open: bool, show: &[PortState], noshow: &[PortState]) -> Show {
+        let base = match (open, show.is_empty()) {
+            (true, _) => Self::open(),
+            (false, true) => Self::ALL,
+            (false, false) => Self::of(show),
+        };
+        Show(base.0 & !Self::of(noshow).0)
+    }
+
+    #[inline]
+    pub fn contains(self, s: PortState) -> bool {
+        self.0 & Self::bit(s) != 0
+    }
+}
+
+impl Default for Show {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
 /// One result as reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -327,6 +380,26 @@ pub(crate) mod testutil {
             results: 2,
             error: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod show_tests {
+    use super::*;
+
+    #[test]
+    fn show_noshow_and_open_select_states() {
+        use PortState::*;
+        assert!(PortState::ALL.iter().all(|&s| Show::default().contains(s)));
+        let open = Show::from_cli(true, &[], &[]);
+        assert!(open.contains(Open) && open.contains(OpenFiltered) && open.contains(Unfiltered));
+        assert!(!open.contains(Closed) && !open.contains(Filtered));
+        let s = Show::from_cli(false, &[Open, Closed], &[]);
+        assert!(s.contains(Closed) && !s.contains(Filtered));
+        let s = Show::from_cli(false, &[], &[Closed, Filtered]);
+        assert!(s.contains(Open) && !s.contains(Closed) && !s.contains(Filtered));
+        assert_eq!(PortState::from_name("open|filtered"), Some(OpenFiltered));
+        assert_eq!(PortState::from_name("opened"), None);
     }
 }
 

@@ -50,6 +50,11 @@ pub enum PortState {
 }
 
 impl PortState {
+    /// The state nmap's name stands for (`open|filtered`...).
+    pub fn from_name(s: &str) -> Option<PortState> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
     pub const ALL: [PortState; 8] = [
         PortState::Open,
         PortState::Closed,
