@@ -80,9 +80,27 @@ pub struct Cli {
     #[arg(long = "target-file", value_name = "FILE")]
     pub target_files: Vec<PathBuf>,
 
-    /// Ports: 22,80,8000-8100; '-' for 1-65535; open ends like -1024 (-sO: protocol numbers)
+    /// Ports: 22,80,8000-8100; '-' for 1-65535; open ends like -1024; service names from
+    /// nmap-services (https, 'http*') (-sO: protocol numbers)
     #[arg(short = 'p', long = "ports", value_name = "SPEC")]
     pub ports: Option<String>,
+
+    /// The N ports most often found open (nmap-services), for the scanned protocol; with -p,
+    /// the N most common among those
+    #[arg(long = "top-ports", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub top_ports: Option<u32>,
+
+    /// Fast: the 100 most common ports (nmap's -F, --top-ports 100)
+    #[arg(short = 'F', long = "fast", conflicts_with = "top_ports")]
+    pub fast: bool,
+
+    /// Ports never probed, in -p syntax (names too)
+    #[arg(long = "exclude-ports", value_name = "SPEC")]
+    pub exclude_ports: Option<String>,
+
+    /// nmap-services file for port names and --top-ports
+    #[arg(long = "servicedb", value_name = "FILE", default_value = crate::target::services::DEFAULT_PATH)]
+    pub servicedb: PathBuf,
 
     /// Scan type (also nmap's -sS -sA -sW -sF -sN -sX -sM -sU -sO -sT -PE)
     #[arg(long = "scan", value_name = "TYPE", default_value = "syn")]

@@ -23,7 +23,11 @@ use crate::{
     probe::ScanType,
     resume::{ResumeError, ResumeFile},
     service::{self, Namer, PortTable, ServiceProbes},
-    target::{self, blocklist, Iid, PortList, RangeSet, TargetSpace},
+    target::{
+        self, blocklist,
+        services::{ServiceDb, ServiceProto},
+        Iid, PortList, RangeSet, TargetSpace,
+    },
     wire::MacAddr,
 };
 
@@ -522,28 +526,105 @@ fn banners(
     Ok((Some(grab), namer))
 }
 
-/// The port list a scan type takes: ports, protocol numbers (-sO), or none (ping).
+/// The port list a scan type takes: ports, protocol numbers (-sO), or none (ping); then
+/// `--top-ports`/`-F` and `--exclude-ports`.
 fn port_list(
     cli: &Cli,
     scan: ScanType,
     traceroute: Option<Traceroute>,
 ) -> Result<PortList, ConfigError> {
+    let top = cli.top_ports.or(cli.fast.then_some(100));
+    let by_port = match traceroute {
+        Some((TraceProto::Icmp, _)) => false,
+        Some(_) => true,
+        None => !matches!(scan, ScanType::Ping | ScanType::IpProto),
+    };
+    if !by_port && (top.is_some() || cli.exclude_ports.is_some()) {
+        return Err(ConfigError::Usage(
+            "--top-ports, -F and --exclude-ports choose TCP/UDP ports; this scan takes none".into(),
+        ));
+    }
+    // Names and rankings are those of the protocol probed; the file is read only when needed.
+    let proto = match (traceroute, scan) {
+        (Some((TraceProto::Udp, _)), _) | (None, ScanType::Udp) => ServiceProto::Udp,
+        _ => ServiceProto::Tcp,
+    };
+    let mut db: Option<ServiceDb> = None;
+    let load = |db: &mut Option<ServiceDb>| -> Result<(), ConfigError> {
+        if db.is_none() {
+            *db = Some(
+                ServiceDb::load(&cli.servicedb).map_err(|e| ConfigError::Usage(e.to_string()))?,
+            );
+        }
+        Ok(())
+    };
+    let parse = |spec: &str, db: &mut Option<ServiceDb>| -> Result<PortList, ConfigError> {
+        let mut failed = None;
+        let list = PortList::parse_with(spec, &mut |name| {
+            if let Err(e) = load(db) {
+                let msg = e.to_string();
+                failed = Some(e);
+                return Err(msg);
+            }
+            let ports = db.as_ref().expect("loaded").ports_named(name, proto);
+            if ports.is_empty() {
+                return Err(ServiceDb::unknown(name, proto));
+            }
+            Ok(ports)
+        });
+        match (list, failed) {
+            (_, Some(e)) => Err(e),
+            (l, None) => Ok(l?),
+        }
+    };
+    let given = match cli.ports.as_deref() {
+        Some(s) if by_port => Some(parse(s, &mut db)?),
+        Some(s) => Some(PortList::parse(s)?), // protocol numbers (-sO)
+        None => None,
+    };
+    let mut list = if let Some(n) = top.filter(|_| by_port) {
+        load(&mut db)?;
+        let within = given.as_ref().map(|l| l.as_slice());
+        PortList::from_ports(db.as_ref().expect("loaded").top(n as usize, proto, within))
+    } else {
+        port_list_given(scan, traceroute, given)?
+    };
+    if let Some(spec) = cli.exclude_ports.as_deref() {
+        list = list.without(&parse(spec, &mut db)?);
+    }
+    if list.is_empty() {
+        return Err(ConfigError::Usage(
+            "no ports left to scan (after --exclude-ports or --top-ports)".into(),
+        ));
+    }
+    Ok(list)
+}
+
+/// The port list from `-p` alone.
+fn port_list_given(
+    scan: ScanType,
+    traceroute: Option<Traceroute>,
+    given: Option<PortList>,
+) -> Result<PortList, ConfigError> {
     if let Some((proto, _)) = traceroute {
-        return match (proto, &cli.ports) {
+        return match (proto, given) {
             (TraceProto::Icmp, Some(_)) => Err(ConfigError::Usage(
                 "--traceroute=icmp takes no ports; drop -p".into(),
             )),
-            (_, Some(spec)) => Ok(PortList::parse(spec)?),
+            (_, Some(list)) => Ok(list),
             (p, None) => Ok(PortList::from_ports(vec![p.default_port()])),
         };
     }
-    match (scan, &cli.ports) {
+    match (scan, given) {
         (ScanType::Ping, Some(_)) => Err(ConfigError::Usage(
             "a ping sweep (-PE) takes no ports; drop -p".into(),
         )),
         (ScanType::Ping, None) => Ok(PortList::from_ports(vec![0])),
-        (ScanType::IpProto, spec) => {
-            let list = PortList::parse(spec.as_deref().unwrap_or("0-255"))?;
+        (ScanType::IpProto, given) => {
+            let list = match given {
+                Some(l) => l,
+                None => PortList::parse("0-255")?,
+            };
             match list.as_slice().last() {
                 Some(&p) if p > 255 => Err(ConfigError::Usage(format!(
                     "-sO scans protocol numbers 0-255, not {p}"
@@ -551,9 +632,9 @@ fn port_list(
                 _ => Ok(list),
             }
         }
-        (_, Some(spec)) => Ok(PortList::parse(spec)?),
+        (_, Some(list)) => Ok(list),
         (_, None) => Err(ConfigError::Usage(
-            "no ports given (-p 22,80,443 or -p 1-65535)".into(),
+            "no ports given (-p 22,80,443, -p 1-65535, --top-ports N or -F)".into(),
         )),
     }
 }

@@ -1,5 +1,6 @@
 //! Bad input: one clear line on stderr naming the problem, exit status 2, never a panic.
-//! Nothing here reaches the point of sending.
+//! Nothing here should reach the point of sending; as root every command still runs in a fresh
+//! namespace with no interface but loopback, so one accepted by mistake cannot send anywhere.
 
 mod common;
 
@@ -7,8 +8,41 @@ use std::process::Command;
 
 use common::BIN;
 
+/// An empty network namespace (loopback only), removed when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Option<Self> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        // SAFETY: geteuid takes no arguments and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("xbad-{}-{n}", std::process::id());
+        let ok = Command::new("ip").args(["netns", "add", &name]).status();
+        assert!(ok.unwrap().success(), "ip netns add {name}");
+        Some(Netns(name))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let ns = Netns::new();
+    let mut cmd = match &ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.0, BIN]);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let out = cmd.args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -56,7 +90,7 @@ fn malformed_targets() {
 fn malformed_ports() {
     refused(&["198.19.0.1", "-p", "70000"], "70000");
     refused(&["198.19.0.1", "-p", "90-80"], "90-80");
-    refused(&["198.19.0.1", "-p", "http"], "http");
+    refused(&["198.19.0.1", "-p", "htttp"], "'htttp' is no tcp service");
     refused(&["198.19.0.1"], "no ports given");
     refused(&["198.19.0.1", "-PE", "-p", "80"], "takes no ports");
     refused(&["198.19.0.1", "-sO", "-p", "300"], "0-255");
@@ -217,6 +251,17 @@ fn traceroute_banner_and_probe_misuse() {
     v.push("--report-silent");
     refused(&v, "--report-silent keeps a bit per probe");
     refused(&with(&["-p", "80", "--show", "opened"]), "'opened'");
+    refused(&with(&["-p", "nosuchservice"]), "'nosuchservice'");
+    refused(
+        &with(&["-p", "80", "--exclude-ports", "80"]),
+        "no ports left",
+    );
+    refused(&with(&["--top-ports", "0"]), "--top-ports");
+    refused(
+        &with(&["--top-ports", "5", "--servicedb", "/nonexistent/services"]),
+        "/nonexistent/services",
+    );
+    refused(&with(&["-PE", "--top-ports", "5"]), "--top-ports");
     refused(&with(&["-p", "80", "--open", "--show", "closed"]), "--open");
     refused(&["probe", "198.19.0.1", "--flags", "QQ"], "'QQ'");
     refused(

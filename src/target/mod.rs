@@ -6,6 +6,7 @@ pub mod blocklist;
 pub mod parse;
 pub mod ports;
 pub mod ranges;
+pub mod services;
 pub mod space;
 
 pub use parse::{

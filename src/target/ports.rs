@@ -1,4 +1,5 @@
-//! Port lists: `22,80,8000-8100`, nmap's `-` (1-65535) and open ends (`-1024`, `60000-`).
+//! Port lists: `22,80,8000-8100`, nmap's `-` (1-65535) and open ends (`-1024`, `60000-`), and
+//! service names (`https`, `http*`) that a resolver turns into ports (see `services.rs`).
 
 use std::fmt;
 
@@ -15,8 +16,24 @@ pub struct PortList {
     ports: Vec<u16>,
 }
 
+/// Is this item of a port list a service name (or a wildcard over names)?
+fn is_name(item: &str) -> bool {
+    item.starts_with(|c: char| c.is_ascii_alphabetic()) || item.contains(['*', '?'])
+}
+
 impl PortList {
+    /// Numbers and ranges only.
     pub fn parse(spec: &str) -> Result<Self, PortParseError> {
+        Self::parse_with(spec, &mut |name| {
+            Err(format!("'{name}' is not a port 0-65535"))
+        })
+    }
+
+    /// Numbers, ranges and names; `resolve` gives a name's ports.
+    pub fn parse_with(
+        spec: &str,
+        resolve: &mut dyn FnMut(&str) -> Result<Vec<u16>, String>,
+    ) -> Result<Self, PortParseError> {
         let err = |why: &str| PortParseError {
             spec: spec.to_string(),
             why: why.to_string(),
@@ -25,6 +42,12 @@ impl PortList {
         for item in spec.split(',').map(str::trim) {
             if item.is_empty() {
                 return Err(err("empty item"));
+            }
+            if is_name(item) {
+                for p in resolve(item).map_err(|why| err(&why))? {
+                    seen[p as usize] = true;
+                }
+                continue;
             }
             let (lo, hi) = match item.split_once('-') {
                 None => {
@@ -55,6 +78,18 @@ impl PortList {
         }
         let ports = (0..=65535u16).filter(|&p| seen[p as usize]).collect();
         Ok(Self { ports })
+    }
+
+    /// This list without the ports of `other`.
+    pub fn without(&self, other: &PortList) -> Self {
+        Self {
+            ports: self
+                .ports
+                .iter()
+                .copied()
+                .filter(|p| !other.contains(*p))
+                .collect(),
+        }
     }
 
     pub fn from_ports(mut ports: Vec<u16>) -> Self {
