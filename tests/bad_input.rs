@@ -6,34 +6,12 @@ mod common;
 
 use std::process::Command;
 
-use common::BIN;
-
-/// An empty network namespace (loopback only), removed when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Option<Self> {
-        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        // SAFETY: geteuid takes no arguments and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return None;
-        }
-        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("xbad-{}-{n}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status();
-        assert!(ok.unwrap().success(), "ip netns add {name}");
-        Some(Netns(name))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+use common::{Netns, BIN};
 
 fn run(args: &[&str]) -> (i32, String) {
-    let ns = Netns::new();
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let ns = root.then(|| Netns::new("bad"));
     let mut cmd = match &ns {
         Some(ns) => {
             let mut c = Command::new("ip");

@@ -9,29 +9,6 @@ use std::process::Command;
 
 use common::*;
 
-/// A namespace with only `lo`, removed when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("xps-{tag}-{}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status();
-        assert!(ok.unwrap().success(), "ip netns add {name}");
-        let ns = Netns(name);
-        Command::new("ip")
-            .args(["-n", &ns.0, "link", "set", "lo", "up"])
-            .status()
-            .unwrap();
-        ns
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// The `services` attribute of nmap's `<scaninfo>`: the ports it chose, in compact form.
 fn nmap_services(ns: &Netns, args: &[&str]) -> String {
     let out = Command::new("ip")

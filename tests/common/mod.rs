@@ -492,3 +492,30 @@ pub fn attr(tag: &str, name: &str) -> Option<String> {
     let end = tag[start..].find('"')? + start;
     Some(tag[start..end].to_string())
 }
+
+/// A network namespace with nothing but loopback (up), removed when dropped: where a command
+/// that must not reach any network runs.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(tag: &str) -> Self {
+        let name = format!(
+            "x{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let ok = Command::new("ip").args(["netns", "add", &name]).status();
+        assert!(ok.unwrap().success(), "ip netns add {name}");
+        let ns = Netns(name);
+        let _ = Command::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .status();
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
