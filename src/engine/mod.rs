@@ -70,7 +70,8 @@ pub struct Plan {
     pub limits: Limits,
     /// Where each thread starts (`--resume`); `None` for a fresh scan.
     pub resume: Option<Vec<Position>>,
-    /// `--rate 0`: the receive side sets the send rate (see `governor.rs`).
+    /// The receive side's hold on the senders: the send rate at `--rate 0`, and a pause at any
+    /// rate while the writer is behind (see `governor.rs`).
     pub governor: governor::Governor,
     /// Hand every validated reply's frame to the sinks (`--pcap-replies`).
     pub keep_replies: bool,
@@ -176,7 +177,7 @@ pub struct Outcome {
     pub positions: Vec<Position>,
     /// Every probe of this shard was sent.
     pub complete: bool,
-    /// What the `--rate 0` governor decided (`None` at an asked rate).
+    /// What the governor decided: at `--rate 0`, or whenever the writer made it pause.
     pub governor: Option<governor::GovernorReport>,
 }
 
@@ -369,8 +370,8 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let errors: Mutex<Vec<EngineError>> = Mutex::new(Vec::new());
     let positions: Mutex<Vec<Position>> =
         Mutex::new(vec![Position { pass: 0, walked: 0 }; threads as usize]);
-    // Bounded, so memory does not grow when the writer lags: the receive thread then waits,
-    // its ring fills, and at --rate 0 the governor slows the senders (see `governor.rs`).
+    // Bounded, so memory does not grow when the writer lags: at 3/4 full the senders pause
+    // until it is below half (`Governor::backpressure`), so replies in flight still fit.
     let (rec_tx, rec_rx) = bounded::<OutMsg>(OUT_QUEUE);
     let mut stop = StopReason::Completed;
     let mut send_duration = Duration::ZERO;
