@@ -238,6 +238,7 @@ fn ctrl_c_stops_sending_and_keeps_what_was_found() {
         );
     }
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    let _ = std::fs::remove_file(resume_path("ctrlc"));
 }
 
 #[test]
@@ -278,6 +279,7 @@ fn second_ctrl_c_skips_the_cooldown() {
     );
     assert!(out.status.success());
     assert!(!parse_results(&out.stdout).is_empty());
+    let _ = std::fs::remove_file(resume_path("ctrlc2"));
 }
 
 /// Interrupted scans write a resume file; keep it out of the working tree.
