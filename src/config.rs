@@ -539,7 +539,9 @@ fn port_list(
         Some(_) => true,
         None => !matches!(scan, ScanType::Ping | ScanType::IpProto),
     };
-    if !by_port && (top.is_some() || cli.exclude_ports.is_some()) {
+    // -sO probes protocol numbers: --exclude-ports takes numbers there, as nmap's does.
+    let numbers_only = traceroute.is_none() && scan == ScanType::IpProto;
+    if !by_port && (top.is_some() || (cli.exclude_ports.is_some() && !numbers_only)) {
         return Err(ConfigError::Usage(
             "--top-ports, -F and --exclude-ports choose TCP/UDP ports; this scan takes none".into(),
         ));
@@ -590,7 +592,12 @@ fn port_list(
         port_list_given(scan, traceroute, given)?
     };
     if let Some(spec) = cli.exclude_ports.as_deref() {
-        list = list.without(&parse(spec, &mut db)?);
+        let excluded = if numbers_only {
+            PortList::parse(spec)?
+        } else {
+            parse(spec, &mut db)?
+        };
+        list = list.without(&excluded);
     }
     if list.is_empty() {
         return Err(ConfigError::Usage(

@@ -240,6 +240,7 @@ fn traceroute_banner_and_probe_misuse() {
         "/nonexistent/services",
     );
     refused(&with(&["-PE", "--top-ports", "5"]), "--top-ports");
+    refused(&with(&["-sO", "--exclude-ports", "tcp"]), "'tcp'");
     refused(&with(&["-p", "80", "--open", "--show", "closed"]), "--open");
     refused(&["probe", "198.19.0.1", "--flags", "QQ"], "'QQ'");
     refused(
