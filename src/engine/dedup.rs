@@ -75,6 +75,7 @@ impl Keys {
             Err(k) => self.v6.insert(k),
         }
     }
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
     }
@@ -114,6 +115,7 @@ impl Bitmap {
         self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0
     }
 
+    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.bits.iter().map(|w| w.count_ones() as u64).sum()
     }
@@ -243,6 +245,7 @@ impl Dedup {
     }
 
     /// Keys held in hash sets (window mode, or replies outside the space).
+    #[cfg(test)]
     pub fn keys_held(&self) -> usize {
         self.outside.len()
             + match &self.mode {

@@ -999,8 +999,9 @@ fn receive<R: RxQueue>(
         behind = if n >= batch { behind + 1 } else { 0 };
         ctl.saw_ring(behind * batch, ring);
         // Results the writer has not taken yet count as replies still in flight.
-        ctl.saw_ring(out.len(), OUT_QUEUE);
-        plan.governor.backpressure(out.len(), OUT_QUEUE);
+        let queued = out.len();
+        ctl.saw_ring(queued, OUT_QUEUE);
+        plan.governor.backpressure(queued, OUT_QUEUE);
         if let Some(g) = side.grabber.as_mut() {
             for r in g.tick(Instant::now()) {
                 Stats::add(&stats.banners, 1);

@@ -398,8 +398,9 @@ pub struct XdpRx {
 
 /// Frames the NIC itself lost because its rings overflowed (a physical NIC counts them in
 /// `rx_missed_errors`, `rx_fifo_errors`, `rx_over_errors`), counted from when the scan began.
+/// The counter files stay open: the governor reads them every tick, one pread each.
 struct NicLoss {
-    dir: std::path::PathBuf,
+    files: Vec<std::fs::File>,
     at_start: u64,
 }
 
@@ -407,10 +408,14 @@ impl NicLoss {
     const COUNTERS: [&str; 3] = ["rx_missed_errors", "rx_fifo_errors", "rx_over_errors"];
 
     fn new(ifname: &str) -> Self {
+        let dir = std::path::Path::new("/sys/class/net")
+            .join(ifname)
+            .join("statistics");
         let mut n = Self {
-            dir: std::path::Path::new("/sys/class/net")
-                .join(ifname)
-                .join("statistics"),
+            files: Self::COUNTERS
+                .iter()
+                .filter_map(|c| std::fs::File::open(dir.join(c)).ok())
+                .collect(),
             at_start: 0,
         };
         n.at_start = n.total();
@@ -418,11 +423,17 @@ impl NicLoss {
     }
 
     fn total(&self) -> u64 {
-        Self::COUNTERS
-            .iter()
-            .filter_map(|c| std::fs::read_to_string(self.dir.join(c)).ok())
-            .filter_map(|s| s.trim().parse::<u64>().ok())
-            .sum()
+        use std::os::unix::fs::FileExt;
+        let mut sum = 0;
+        let mut buf = [0u8; 24];
+        for f in &self.files {
+            let Ok(n) = f.read_at(&mut buf, 0) else {
+                continue;
+            };
+            let text = std::str::from_utf8(&buf[..n]).unwrap_or_default();
+            sum += text.trim().parse::<u64>().unwrap_or(0);
+        }
+        sum
     }
 
     fn since_start(&self) -> u64 {

@@ -99,11 +99,7 @@ impl Show {
     pub const ALL: Show = Show((1 << PortState::ALL.len()) - 1);
 
     fn bit(s: PortState) -> u16 {
-        let i = PortState::ALL
-            .iter()
-            .position(|&x| x == s)
-            .expect("every state is listed");
-        1 << i
+        1 << s.index()
     }
 
     pub fn of(states: &[PortState]) -> Show {
@@ -400,6 +396,9 @@ mod show_tests {
         assert!(s.contains(Open) && !s.contains(Closed) && !s.contains(Filtered));
         assert_eq!(PortState::from_name("open|filtered"), Some(OpenFiltered));
         assert_eq!(PortState::from_name("opened"), None);
+        for (i, s) in PortState::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i, "{s:?}");
+        }
     }
 }
 

@@ -50,6 +50,12 @@ pub enum PortState {
 }
 
 impl PortState {
+    /// Its place in [`Self::ALL`] (the declaration order), for per-state tables and sets.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The state nmap's name stands for (`open|filtered`...).
     pub fn from_name(s: &str) -> Option<PortState> {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
