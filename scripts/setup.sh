@@ -14,7 +14,7 @@ PKGS=(
     # lab services: the TLS listener's self-signed certificate
     openssl
     # peers and inspection: reference tools the tests and benchmarks compare with
-    nmap zmap masscan tshark python3-scapy libxml2-utils xsltproc
+    nmap ndiff zmap masscan tshark python3-scapy libxml2-utils xsltproc
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -617,6 +617,82 @@ pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString
         .collect()
 }
 
+/// `--resume FILE` without targets: the command line the resume file records, with the options
+/// given now in place of the recorded ones (nmap's and masscan's `--resume` need nothing else).
+/// A command line that names its targets is the whole scan typed again and comes back as it is,
+/// as do arguments without `--resume`. What is scanned is checked against the file later
+/// (`config`), so targets, ports or a type given again must match it.
+pub fn resume_args(args: Vec<OsString>) -> Result<Vec<OsString>, clap::Error> {
+    use clap::{parser::ValueSource, CommandFactory};
+    let cmd = Cli::command();
+    let now = cmd.clone().try_get_matches_from(&args)?;
+    let Some(path) = now.get_one::<PathBuf>("resume") else {
+        return Ok(args);
+    };
+    let typed_again = ["targets", "target_files"]
+        .iter()
+        .any(|id| now.value_source(id) == Some(ValueSource::CommandLine));
+    if typed_again {
+        return Ok(args);
+    }
+    let file = crate::resume::ResumeFile::load(path).map_err(|e| {
+        Cli::command().error(clap::error::ErrorKind::ValueValidation, e.to_string())
+    })?;
+    let recorded = normalize_args(file.command_line.iter().map(OsString::from));
+    let then = cmd.clone().try_get_matches_from(&recorded).map_err(|e| {
+        Cli::command().error(
+            clap::error::ErrorKind::ValueValidation,
+            format!(
+                "the command line recorded in {} no longer parses: {}",
+                path.display(),
+                e.kind()
+            ),
+        )
+    })?;
+    let given =
+        |m: &clap::ArgMatches, id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let mut merged = vec![args.first().cloned().unwrap_or_else(|| "xdpscan".into())];
+    let mut positional = Vec::new();
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        let m = if given(&now, id) {
+            &now
+        } else if given(&then, id) && id != "resume" {
+            &then
+        } else {
+            continue;
+        };
+        let Ok(Some(occurrences)) = m.try_get_raw_occurrences(id) else {
+            continue;
+        };
+        let name = match (arg.get_long(), arg.get_short()) {
+            (Some(l), _) => format!("--{l}"),
+            (None, Some(c)) => format!("-{c}"),
+            (None, None) => String::new(),
+        };
+        for values in occurrences {
+            let values: Vec<OsString> = values.map(OsString::from).collect();
+            if arg.is_positional() {
+                positional.extend(values);
+            } else if !arg.get_action().takes_values() || values.is_empty() {
+                merged.push(name.clone().into());
+            } else if values.len() == 1 && name.starts_with("--") {
+                let mut a = OsString::from(format!("{name}="));
+                a.push(&values[0]);
+                merged.push(a);
+            } else {
+                merged.push(name.clone().into());
+                merged.extend(values);
+            }
+        }
+    }
+    if !positional.is_empty() {
+        merged.push("--".into());
+        merged.extend(positional);
+    }
+    Ok(merged)
+}
+
 /// Port states given on the command line (`--show`, `--noshow`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateList(pub Vec<crate::probe::PortState>);
@@ -743,6 +819,63 @@ pub struct CoreList(pub Vec<usize>);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resume_file_alone_restores_the_command_line() {
+        let path =
+            std::env::temp_dir().join(format!("xdpscan-cli-resume-{}.json", std::process::id()));
+        let recorded = [
+            "/usr/bin/xdpscan",
+            "198.19.0.0/16",
+            "-p",
+            "22,80",
+            "-sS",
+            "--rate",
+            "1000",
+            "-oX",
+            "old.xml",
+            "--banners",
+            "--traceroute",
+        ];
+        crate::resume::ResumeFile {
+            xdpscan_resume: crate::resume::FORMAT,
+            fingerprint: "f".into(),
+            seed: 7,
+            shard: (0, 1),
+            threads: 1,
+            positions: vec![crate::engine::Position { pass: 0, walked: 5 }],
+            command_line: recorded.iter().map(|s| s.to_string()).collect(),
+        }
+        .save(&path)
+        .unwrap();
+        let args = |a: &[&str]| -> Vec<OsString> { normalize_args(a.iter().map(OsString::from)) };
+        let p = path.to_str().unwrap();
+        let merged = resume_args(args(&[
+            "xdpscan", "--resume", p, "--rate", "5", "-oX", "new.xml",
+        ]))
+        .unwrap();
+        let cli = Cli::try_parse_from(&merged).unwrap();
+        assert_eq!(cli.targets, ["198.19.0.0/16"]);
+        assert_eq!(cli.ports.as_deref(), Some("22,80"));
+        assert_eq!(cli.scan, ScanChoice::Syn);
+        assert_eq!(cli.rate, 5, "given now: replaces the recorded rate");
+        assert_eq!(cli.output_xml, Some(PathBuf::from("new.xml")));
+        assert!(cli.banners);
+        assert!(cli.traceroute.is_some());
+        assert_eq!(cli.resume.as_deref(), Some(path.as_path()));
+        // Targets typed again: the command line is the user's, checked against the file later.
+        let typed = args(&["xdpscan", "198.19.0.0/24", "--resume", p]);
+        assert_eq!(resume_args(typed.clone()).unwrap(), typed);
+        // No --resume: untouched.
+        let plain = args(&["xdpscan", "198.19.0.1", "-p", "80"]);
+        assert_eq!(resume_args(plain.clone()).unwrap(), plain);
+        let missing = resume_args(args(&["xdpscan", "--resume", "/nonexistent/r.json"]));
+        assert!(missing
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/r.json"));
+        std::fs::remove_file(path).unwrap();
+    }
 
     #[test]
     fn values() {

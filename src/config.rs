@@ -160,6 +160,8 @@ pub struct ScanSpec {
     pub grab: Option<GrabOptions>,
     /// `-sV`: how services are named.
     pub namer: Option<std::sync::Arc<Namer>>,
+    /// nmap-services' name of each port (`--servicedb`), when an output or -sV prints them.
+    pub port_table: Option<std::sync::Arc<PortTable>>,
     /// Status display; `quiet` also drops the start and summary lines.
     pub status: StatusOptions,
     pub quiet: bool,
@@ -253,7 +255,16 @@ impl ScanSpec {
             }))
         });
         let (space, space_spec, blocklisted, excluded) = build_space(cli, scan, traceroute, seed)?;
-        let (grab, namer) = banners(cli, scan)?;
+        // Port-table names for nmap's formats (every port gets one, as nmap prints) and -sV.
+        let port_table =
+            (cli.output_xml.is_some() || cli.output_grepable.is_some() || cli.service_version)
+                .then(|| {
+                    PortTable::load(&cli.servicedb)
+                        .ok()
+                        .map(std::sync::Arc::new)
+                })
+                .flatten();
+        let (grab, namer) = banners(cli, scan, port_table.clone())?;
         if cli.scanflags.is_some() && scan.default_tcp_flags().is_none() {
             return Err(ConfigError::Usage(format!(
                 "--scanflags applies to raw TCP scans (-sS -sA -sW -sF -sN -sX -sM), not --scan {}",
@@ -403,6 +414,7 @@ impl ScanSpec {
             packet_trace: cli.packet_trace,
             grab,
             namer,
+            port_table,
             status,
             quiet: cli.quiet,
             limits: Limits {
@@ -480,6 +492,7 @@ fn traceroute(cli: &Cli, asked: ScanType) -> Result<Option<Traceroute>, ConfigEr
 fn banners(
     cli: &Cli,
     scan: ScanType,
+    table: Option<std::sync::Arc<PortTable>>,
 ) -> Result<(Option<GrabOptions>, Option<std::sync::Arc<Namer>>), ConfigError> {
     if !cli.banners && !cli.service_version {
         if cli.service_probes.is_some() {
@@ -519,8 +532,7 @@ fn banners(
     let namer = cli.service_version.then(|| {
         std::sync::Arc::new(Namer {
             probes,
-            table: PortTable::load(std::path::Path::new(service::SERVICES_PATH))
-                .unwrap_or_default(),
+            table: table.unwrap_or_default(),
         })
     });
     Ok((Some(grab), namer))

@@ -76,8 +76,11 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "probe") {
         return probe(&args[1..]);
     }
-    let args = cli::normalize_args(args);
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args = match cli::resume_args(cli::normalize_args(args)) {
+        Ok(a) => a,
+        Err(e) => return clap_exit(e),
+    };
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => return clap_exit(e),
     };
@@ -90,7 +93,15 @@ fn main() -> ExitCode {
     }
 
     let cfg = match ScanConfig::from_cli(&cli) {
-        Ok(c) => c,
+        // What a resume file records and the documents show: the whole scan, also when it was
+        // given as `--resume FILE` alone.
+        Ok(mut c) => {
+            c.spec.args = args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            c
+        }
         Err(e) => {
             eprintln!("xdpscan: {e}");
             return ExitCode::from(e.exit_code());

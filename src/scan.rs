@@ -110,9 +110,13 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         args: cfg.args.clone(),
         start: std::time::SystemTime::now(),
         scan: cfg.scan,
-        proto,
-        ports: cfg.space.ports().to_string(),
-        num_ports: cfg.space.ports().len(),
+        port_lists: match proto {
+            Proto::Icmp => Vec::new(),
+            p => vec![(p, cfg.space.ports().clone())],
+        },
+        port_table: cfg.port_table.clone(),
+        addresses: (cfg.shard.1 == 1).then(|| cfg.space.addresses()),
+        resuming: cfg.resume.is_some(),
     };
     let sinks = open_sinks(cfg, &info)?;
     let stats = Stats::default();
@@ -286,6 +290,19 @@ fn privileges(e: &IoError) -> String {
 /// Opens every results file now, so a bad path fails before anything is sent.
 fn open_sinks(cfg: &ScanConfig, info: &RunInfo) -> Result<Vec<NamedSink>, ScanError> {
     let o = &cfg.outputs;
+    // A resumed scan adds to its streams; grouped documents are written anew from what the
+    // stopped run kept (`output::grouped`).
+    let open_stream = |p: &std::path::Path| {
+        let f = if info.resuming {
+            OutFile::append(p)
+        } else {
+            OutFile::create(p)
+        };
+        f.map_err(|source| ScanError::OutputOpen {
+            path: p.display().to_string(),
+            source,
+        })
+    };
     let open = |p: &std::path::Path| {
         OutFile::create(p).map_err(|source| ScanError::OutputOpen {
             path: p.display().to_string(),
@@ -298,7 +315,10 @@ fn open_sinks(cfg: &ScanConfig, info: &RunInfo) -> Result<Vec<NamedSink>, ScanEr
     };
     let mut sinks: Vec<NamedSink> = Vec::new();
     if let Some(p) = &o.json {
-        sinks.push((p.display().to_string(), Box::new(NdjsonSink::new(open(p)?))));
+        sinks.push((
+            p.display().to_string(),
+            Box::new(NdjsonSink::new(open_stream(p)?)),
+        ));
     } else if o.default_stdout() {
         sinks.push((
             "stdout".into(),
@@ -320,19 +340,26 @@ fn open_sinks(cfg: &ScanConfig, info: &RunInfo) -> Result<Vec<NamedSink>, ScanEr
     if let Some(p) = &o.list {
         sinks.push((
             p.display().to_string(),
-            Box::new(ListSink::new(open(p)?).map_err(|e| started(p, e))?),
+            Box::new(ListSink::new(open_stream(p)?).map_err(|e| started(p, e))?),
         ));
     }
     if let Some((p, fields)) = &o.csv {
         sinks.push((
             p.display().to_string(),
-            Box::new(CsvSink::new(open(p)?, fields.clone()).map_err(|e| started(p, e))?),
+            Box::new(CsvSink::new(open_stream(p)?, fields.clone()).map_err(|e| started(p, e))?),
         ));
     }
     if let Some(p) = &o.pcap_replies {
         sinks.push((
             p.display().to_string(),
-            Box::new(RepliesSink::create(p).map_err(|e| started(p, e))?),
+            Box::new(
+                if info.resuming {
+                    RepliesSink::append(p)
+                } else {
+                    RepliesSink::create(p)
+                }
+                .map_err(|e| started(p, e))?,
+            ),
         ));
     }
     Ok(sinks)

@@ -97,17 +97,38 @@ fn formats_for(lab: &Lab, dir: &Path, flag: &str, ports: Option<&str>) {
         html.contains("198.19.0."),
         "{flag}: nmap.xsl rendered no host"
     );
+    // One block (XML) or one pair of lines (grepable) per host, with all its ports, as nmap.
+    let hosts: std::collections::BTreeSet<Ipv4Addr> = json.iter().map(|r| r.ip).collect();
     let xml = std::fs::read_to_string(dir.join("r.xml")).unwrap();
     assert_eq!(
         xml.matches("<host ").count(),
-        json.len(),
-        "{flag}: one <host> per result"
+        hosts.len(),
+        "{flag}: one <host> per address"
     );
-
-    // Grepable and list: a line per result with the same address, port and state.
+    let ping = flag == "-PE";
+    if !ping {
+        assert_eq!(xml.matches("<port ").count(), json.len(), "{flag}: ports");
+    }
     let gnmap = std::fs::read_to_string(dir.join("r.gnmap")).unwrap();
-    let glines: Vec<&str> = gnmap.lines().filter(|l| l.starts_with("Host: ")).collect();
-    assert_eq!(glines.len(), json.len(), "{flag}: grepable lines");
+    let status: Vec<&str> = gnmap.lines().filter(|l| l.contains("\tStatus: ")).collect();
+    assert_eq!(status.len(), hosts.len(), "{flag}: a Status line per host");
+    if !ping {
+        let mut from_gnmap = BTreeMap::new();
+        let ports: Vec<&str> = gnmap
+            .lines()
+            .filter(|l| l.contains("\tPorts: ") || l.contains("\tProtocols: "))
+            .collect();
+        assert_eq!(ports.len(), hosts.len(), "{flag}: a Ports line per host");
+        for l in ports {
+            let ip: Ipv4Addr = l.split(' ').nth(1).unwrap().parse().unwrap();
+            let list = l.split_once(": ").unwrap().1.split_once(": ").unwrap().1;
+            for field in list.split(", ") {
+                let f: Vec<&str> = field.split('/').collect();
+                from_gnmap.insert((ip, f[0].parse::<u16>().unwrap()), f[1].to_string());
+            }
+        }
+        assert_eq!(from_gnmap, want, "{flag}: grepable differs from NDJSON");
+    }
     assert!(
         gnmap
             .lines()
@@ -115,6 +136,15 @@ fn formats_for(lab: &Lab, dir: &Path, flag: &str, ports: Option<&str>) {
             .unwrap()
             .starts_with("# xdpscan done at"),
         "{flag}: grepable footer"
+    );
+    let total = 1024; // 198.19.0.0/22
+    assert!(
+        xml.contains(&format!(
+            "<hosts up=\"{}\" down=\"{}\" total=\"{total}\"/>",
+            status.iter().filter(|l| l.ends_with("Up")).count(),
+            total - status.iter().filter(|l| l.ends_with("Up")).count()
+        )),
+        "{flag}: runstats"
     );
     let list = std::fs::read_to_string(dir.join("r.list")).unwrap();
     assert!(list.starts_with("#masscan\n") && list.ends_with("# end\n"));

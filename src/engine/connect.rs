@@ -216,6 +216,8 @@ pub fn run(
                     .map_err(|e| crate::io::IoError::os("epoll", e))?;
             }
         })();
+        let complete = stop == StopReason::Completed && walker.walked() == total;
+        out_state.complete.store(complete, Relaxed);
         drop(rec_tx);
         let _ = out.join();
         progress.finished.store(true, Relaxed);

@@ -214,6 +214,8 @@ pub struct OutputState {
     pub limit_hit: AtomicBool,
     pub written: AtomicU64,
     pub error: Mutex<Option<EngineError>>,
+    /// Every probe was sent (set before the results channel closes).
+    pub complete: AtomicBool,
 }
 
 impl OutputState {
@@ -223,6 +225,7 @@ impl OutputState {
             limit_hit: AtomicBool::new(false),
             written: AtomicU64::new(0),
             error: Mutex::new(None),
+            complete: AtomicBool::new(false),
         }
     }
 
@@ -307,6 +310,7 @@ pub fn write_outputs(
         elapsed: start.elapsed(),
         results: st.written.load(Relaxed),
         error: st.error.lock().map(|e| e.is_some()).unwrap_or(true),
+        complete: st.complete.load(Relaxed),
     };
     for (name, sink) in sinks.iter_mut() {
         if let Err(e) = sink.finish(&end) {
@@ -527,6 +531,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
                 silence::report(answered, plan, threads, &mut emit);
             }
         }
+        out_state.complete.store(complete, Relaxed);
         drop(rec_tx);
         let _ = out.join();
         progress.finished.store(true, Relaxed);

@@ -30,6 +30,11 @@ impl PcapWriter<BufWriter<File>> {
 }
 
 impl<W: Write> PcapWriter<W> {
+    /// Frames after what `out` already holds (a file with its header written, `--resume`).
+    pub fn continuing(out: W) -> Self {
+        Self { out }
+    }
+
     pub fn new(mut out: W) -> std::io::Result<Self> {
         let mut h = Vec::with_capacity(24);
         h.extend_from_slice(&MAGIC_US.to_le_bytes());

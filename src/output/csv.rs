@@ -96,7 +96,9 @@ pub struct CsvSink {
 impl CsvSink {
     pub fn new(mut out: OutFile, fields: Vec<Field>) -> std::io::Result<Self> {
         let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
-        out.header(format!("{}\n", names.join(",")).as_bytes())?;
+        if out.is_empty() {
+            out.header(format!("{}\n", names.join(",")).as_bytes())?;
+        }
         Ok(Self { out, fields })
     }
 }

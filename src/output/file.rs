@@ -52,6 +52,30 @@ impl OutFile {
         })
     }
 
+    /// Opens `path` to add to what it holds (`--resume`), creating it if needed; stdout for "-".
+    /// What was there is never cut.
+    pub fn append(path: &Path) -> io::Result<Self> {
+        if path.as_os_str() == "-" {
+            return Self::create(path);
+        }
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)?;
+        let len = f.metadata()?.len();
+        let mut out = Self::create(Path::new("-"))?;
+        out.dest = Dest::File(f);
+        out.name = path.display().to_string();
+        out.committed = len;
+        out.header_len = len;
+        Ok(out)
+    }
+
+    /// Nothing is in the file yet (a header is due).
+    pub fn is_empty(&self) -> bool {
+        self.committed == 0 && self.buf.is_empty()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

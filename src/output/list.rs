@@ -9,7 +9,9 @@ pub struct ListSink {
 
 impl ListSink {
     pub fn new(mut out: OutFile) -> std::io::Result<Self> {
-        out.header(b"#masscan\n")?;
+        if out.is_empty() {
+            out.header(b"#masscan\n")?;
+        }
         Ok(Self { out })
     }
 }

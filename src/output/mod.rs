@@ -5,6 +5,7 @@
 pub mod csv;
 pub mod file;
 pub mod grepable;
+pub mod grouped;
 pub mod list;
 pub mod metadata;
 pub mod ndjson;
@@ -236,10 +237,17 @@ pub struct RunInfo {
     pub start: SystemTime,
     /// nmap's name of the scan type (`syn`, `udp`...).
     pub scan: crate::probe::ScanType,
-    pub proto: Proto,
-    /// The port list, compact (`22,80,8000-8100`).
-    pub ports: String,
-    pub num_ports: usize,
+    /// What each protocol scanned probed (ports, or protocol numbers for `ip`); empty for a
+    /// ping sweep.
+    pub port_lists: Vec<(Proto, crate::target::PortList)>,
+    /// nmap-services' names, written for every port as nmap does (`method="table"`).
+    pub port_table: Option<Arc<crate::target::services::PortTable>>,
+    /// Addresses scanned, for the host totals (`None` for one shard of a scan: a shard probes
+    /// part of each address's ports, so its file counts the hosts it lists).
+    pub addresses: Option<u64>,
+    /// This run continues an interrupted one (`--resume`): grouped documents read back what it
+    /// kept, and streams append.
+    pub resuming: bool,
 }
 
 /// Totals for the closing lines of a document.
@@ -250,6 +258,18 @@ pub struct RunEnd {
     pub results: u64,
     /// Whether the run stopped on an error (XML records it).
     pub error: bool,
+    /// Every probe was sent (else grouped documents keep their entries for `--resume`).
+    pub complete: bool,
+}
+
+/// nmap's `1 IP address` / `256 IP addresses`.
+pub fn ip_addresses(n: u64) -> String {
+    format!("{n} IP address{}", if n == 1 { "" } else { "es" })
+}
+
+/// nmap's `1 host` / `2 hosts`.
+pub fn hosts(n: u64) -> String {
+    format!("{n} host{}", if n == 1 { "" } else { "s" })
 }
 
 /// A destination for results. Writes must leave the output valid at every record boundary.
@@ -363,9 +383,10 @@ pub(crate) mod testutil {
             ],
             start: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
             scan: crate::probe::ScanType::Syn,
-            proto: Proto::Tcp,
-            ports: "80".into(),
-            num_ports: 1,
+            port_lists: vec![(Proto::Tcp, crate::target::PortList::parse("80").unwrap())],
+            port_table: None,
+            addresses: Some(65_536),
+            resuming: false,
         }
     }
 
@@ -375,6 +396,7 @@ pub(crate) mod testutil {
             elapsed: Duration::from_secs(10),
             results: 2,
             error: false,
+            complete: true,
         }
     }
 }

@@ -17,6 +17,21 @@ impl RepliesSink {
             pcap: PcapWriter::new(BufWriter::with_capacity(1 << 20, f))?,
         })
     }
+
+    /// Adds to the file of an interrupted run (`--resume`); a new or empty file gets a header.
+    pub fn append(path: &std::path::Path) -> std::io::Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)?;
+        let w = BufWriter::with_capacity(1 << 20, f);
+        let pcap = if w.get_ref().metadata()?.len() == 0 {
+            PcapWriter::new(w)?
+        } else {
+            PcapWriter::continuing(w)
+        };
+        Ok(Self { pcap })
+    }
 }
 
 impl Sink for RepliesSink {

@@ -173,6 +173,16 @@ impl Proto {
             Proto::Ip => "ip",
         }
     }
+
+    /// The protocol nmap-services names this protocol's ports under.
+    pub fn service_proto(self) -> Option<crate::target::services::ServiceProto> {
+        use crate::target::services::ServiceProto;
+        match self {
+            Proto::Tcp => Some(ServiceProto::Tcp),
+            Proto::Udp => Some(ServiceProto::Udp),
+            Proto::Icmp | Proto::Ip => None,
+        }
+    }
 }
 
 /// What one validated reply says about one target.

@@ -5,14 +5,10 @@
 
 pub mod probes;
 
-use std::{collections::HashMap, path::Path};
-
 use serde::Serialize;
 
+pub use crate::target::services::PortTable;
 pub use probes::{ProbesError, ServiceProbes};
-
-/// Where Debian's nmap puts its port table.
-pub const SERVICES_PATH: &str = "/usr/share/nmap/nmap-services";
 
 /// How a service was named, as nmap's XML says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -159,7 +155,7 @@ pub struct Grab {
 #[derive(Debug, Default)]
 pub struct Namer {
     pub probes: Option<std::sync::Arc<ServiceProbes>>,
-    pub table: PortTable,
+    pub table: std::sync::Arc<PortTable>,
 }
 
 impl Namer {
@@ -169,51 +165,6 @@ impl Namer {
             .as_ref()
             .and_then(|db| db.identify(probe, &grab.banner))
             .or_else(|| self.table.tcp(port).map(Service::from_table))
-    }
-}
-
-/// nmap-services: the usual TCP service of each port.
-#[derive(Debug, Default, Clone)]
-pub struct PortTable {
-    tcp: HashMap<u16, String>,
-}
-
-impl PortTable {
-    pub fn load(path: &Path) -> std::io::Result<Self> {
-        Ok(Self::parse(&std::fs::read_to_string(path)?))
-    }
-
-    pub fn parse(text: &str) -> Self {
-        let mut tcp: HashMap<u16, (String, f64)> = HashMap::new();
-        for line in text.lines() {
-            let mut f = line.split_whitespace();
-            let (Some(name), Some(pp)) = (f.next(), f.next()) else {
-                continue;
-            };
-            if name.starts_with('#') {
-                continue;
-            }
-            let Some((port, "tcp")) = pp.split_once('/') else {
-                continue;
-            };
-            let (Ok(port), freq) = (
-                port.parse::<u16>(),
-                f.next().and_then(|v| v.parse().ok()).unwrap_or(0.0),
-            ) else {
-                continue;
-            };
-            // Several names per port: the most frequent one, as nmap prints.
-            if tcp.get(&port).is_none_or(|(_, f)| freq > *f) {
-                tcp.insert(port, (name.to_string(), freq));
-            }
-        }
-        Self {
-            tcp: tcp.into_iter().map(|(p, (n, _))| (p, n)).collect(),
-        }
-    }
-
-    pub fn tcp(&self, port: u16) -> Option<&str> {
-        self.tcp.get(&port).map(|s| s.as_str())
     }
 }
 
@@ -265,17 +216,6 @@ const TLS_CLIENT_HELLO: &[u8] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn port_table_prefers_the_frequent_name() {
-        let t = PortTable::parse(
-            "# comment\nssh\t22/tcp\t0.182286\t# Secure Shell\nssh\t22/udp\t0.003\nhttp\t80/tcp\t0.484143\nwww\t80/tcp\t0.1\nabyss\t9999/tcp\t0.000851\n",
-        );
-        assert_eq!(t.tcp(22), Some("ssh"));
-        assert_eq!(t.tcp(80), Some("http"));
-        assert_eq!(t.tcp(9999), Some("abyss"));
-        assert_eq!(t.tcp(1), None);
-    }
 
     #[test]
     fn banner_escaping_and_version_line() {

@@ -8,7 +8,7 @@ use std::path::Path;
 pub const DEFAULT_PATH: &str = "/usr/share/nmap/nmap-services";
 
 /// The protocol a name or a ranking is looked up for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceProto {
     Tcp,
     Udp,
@@ -143,6 +143,44 @@ impl ServiceDb {
     }
 }
 
+/// Each port's usual service per protocol: the name nmap prints from its table (`method="table"`)
+/// when nothing better is known. A port with several names gets its most frequent one.
+#[derive(Debug, Default, Clone)]
+pub struct PortTable {
+    names: std::collections::HashMap<(ServiceProto, u16), String>,
+}
+
+impl PortTable {
+    pub fn load(path: &Path) -> Result<Self, ServicesError> {
+        Ok(Self::from_db(&ServiceDb::load(path)?))
+    }
+
+    pub fn from_db(db: &ServiceDb) -> Self {
+        let mut best: std::collections::HashMap<(ServiceProto, u16), (&str, f64)> =
+            Default::default();
+        for e in &db.entries {
+            let slot = best.entry((e.proto, e.port)).or_insert((&e.name, e.freq));
+            if e.freq > slot.1 {
+                *slot = (&e.name, e.freq);
+            }
+        }
+        Self {
+            names: best
+                .into_iter()
+                .map(|(k, (n, _))| (k, n.to_string()))
+                .collect(),
+        }
+    }
+
+    pub fn name(&self, proto: ServiceProto, port: u16) -> Option<&str> {
+        self.names.get(&(proto, port)).map(|s| s.as_str())
+    }
+
+    pub fn tcp(&self, port: u16) -> Option<&str> {
+        self.name(ServiceProto::Tcp, port)
+    }
+}
+
 /// `*` matches any run of characters, `?` one character.
 fn glob(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
@@ -196,6 +234,21 @@ mod tests {
             [22, 53]
         );
         assert_eq!(db.top(100, ServiceProto::Tcp, None).len(), 6);
+    }
+
+    #[test]
+    fn port_table_prefers_the_frequent_name() {
+        let db = ServiceDb::parse(
+            "ssh\t22/tcp\t0.182286\nssh\t22/udp\t0.003\nhttp\t80/tcp\t0.484143\nwww\t80/tcp\t0.1\nabyss\t9999/tcp\t0.000851\n",
+        )
+        .unwrap();
+        let t = PortTable::from_db(&db);
+        assert_eq!(t.tcp(22), Some("ssh"));
+        assert_eq!(t.name(ServiceProto::Udp, 22), Some("ssh"));
+        assert_eq!(t.tcp(80), Some("http"));
+        assert_eq!(t.tcp(9999), Some("abyss"));
+        assert_eq!(t.tcp(1), None);
+        assert_eq!(t.name(ServiceProto::Udp, 80), None);
     }
 
     #[test]
