@@ -161,7 +161,7 @@ fn receive(
         }
         dedup.first_batch(
             space,
-            pending.iter().map(|v| (v.ip, v.port, v.proto)),
+            pending.iter().map(|v| (v.ip, 0, v.port, v.proto)),
             &mut firsts,
         );
         for &first in &firsts {

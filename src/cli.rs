@@ -102,9 +102,10 @@ pub struct Cli {
     #[arg(long = "servicedb", value_name = "FILE", default_value = crate::target::services::DEFAULT_PATH)]
     pub servicedb: PathBuf,
 
-    /// Scan type (also nmap's -sS -sA -sW -sF -sN -sX -sM -sU -sO -sT -PE)
-    #[arg(long = "scan", value_name = "TYPE", default_value = "syn")]
-    pub scan: ScanChoice,
+    /// Scan type, syn when none is given (also nmap's -sS -sA -sW -sF -sN -sX -sM -sU -sO -sT
+    /// -PE); one TCP type and udp combine (-sS -sU), each probing its ports (-p T:80,U:53)
+    #[arg(long = "scan", value_name = "TYPE", action = clap::ArgAction::Append)]
+    pub scan: Vec<ScanChoice>,
 
     /// TCP flags of the probes (names like SYNFIN or URG,PSH,FIN, or a number); the scan type
     /// (SYN unless given) decides how replies are read, as in nmap
@@ -857,7 +858,7 @@ mod tests {
         let cli = Cli::try_parse_from(&merged).unwrap();
         assert_eq!(cli.targets, ["198.19.0.0/16"]);
         assert_eq!(cli.ports.as_deref(), Some("22,80"));
-        assert_eq!(cli.scan, ScanChoice::Syn);
+        assert_eq!(cli.scan, [ScanChoice::Syn]);
         assert_eq!(cli.rate, 5, "given now: replaces the recorded rate");
         assert_eq!(cli.output_xml, Some(PathBuf::from("new.xml")));
         assert!(cli.banners);
@@ -959,7 +960,7 @@ mod tests {
         let v = normalize_args(["xdpscan", "-iL", "f", "-p", "80", "-sU"].map(OsString::from));
         let cli = Cli::try_parse_from(v).unwrap();
         assert_eq!(cli.target_files, vec![PathBuf::from("f")]);
-        assert_eq!(cli.scan, ScanChoice::Udp);
+        assert_eq!(cli.scan, [ScanChoice::Udp]);
         for (flag, scan) in [
             ("-sS", ScanChoice::Syn),
             ("-sA", ScanChoice::Ack),
@@ -976,7 +977,7 @@ mod tests {
             let cli =
                 Cli::try_parse_from(normalize_args(["xdpscan", "x", flag].map(OsString::from)))
                     .unwrap();
-            assert_eq!(cli.scan, scan, "{flag}");
+            assert_eq!(cli.scan, [scan], "{flag}");
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::{
     target::{
         self, blocklist,
         services::{ServiceDb, ServiceProto},
-        Iid, PortList, RangeSet, TargetSpace,
+        Iid, PortList, ProbePorts, RangeSet, TargetSpace,
     },
     wire::MacAddr,
 };
@@ -123,7 +123,10 @@ impl NetSetup {
 /// without asking the kernel about interfaces, routes or neighbours (see [`ScanConfig`]).
 #[derive(Debug, Clone)]
 pub struct ScanSpec {
+    /// The scan type (of the first slot when several protocols are probed).
     pub scan: ScanType,
+    /// The scan type of each slot of the space's ports (`-sS -sU`: syn then udp).
+    pub slots: Vec<ScanType>,
     /// `--scanflags`, replacing the scan's TCP flags.
     pub scanflags: Option<u8>,
     pub payloads: Payloads,
@@ -224,6 +227,35 @@ impl Outputs {
 }
 
 impl ScanSpec {
+    /// The ports scanned, compact; with nmap's prefixes when several protocols are
+    /// (`T:22,80,U:53`).
+    pub fn ports_spec(&self) -> String {
+        let ports = self.space.ports();
+        if self.slots.len() == 1 {
+            return ports.to_string();
+        }
+        let parts: Vec<String> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let prefix = if *t == ScanType::Udp { "U" } else { "T" };
+                format!("{prefix}:{}", ports.list(i))
+            })
+            .collect();
+        parts.join(",")
+    }
+
+    /// The scan type's name, or each slot's joined (`syn+udp`).
+    pub fn scan_names(&self) -> String {
+        if self.slots.len() > 1 {
+            let n: Vec<&str> = self.slots.iter().map(|s| s.name()).collect();
+            n.join("+")
+        } else {
+            self.scan.name().to_string()
+        }
+    }
+
     /// The interface, each family's source and next hop: from the kernel (routes, addresses,
     /// neighbour table and discovery), or names only for a connect scan.
     pub fn resolve_net(&self, cli: &Cli) -> Result<NetSetup, ConfigError> {
@@ -238,7 +270,8 @@ impl ScanSpec {
     /// Parses and checks the command line; reads files it names (targets, payloads, service
     /// probes, resume) but asks nothing of the network.
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
-        let asked = scan_type(cli.scan);
+        let asked_all = scan_types(cli)?;
+        let asked = asked_all[0];
         let traceroute = traceroute(cli, asked)?;
         let scan = if traceroute.is_some() {
             ScanType::Traceroute
@@ -254,7 +287,14 @@ impl ScanSpec {
                 (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
             }))
         });
-        let (space, space_spec, blocklisted, excluded) = build_space(cli, scan, traceroute, seed)?;
+        if traceroute.is_some() && asked_all.len() > 1 {
+            return Err(ConfigError::Usage(
+                "--traceroute probes one protocol; give one scan type".into(),
+            ));
+        }
+        let (slots, ports) = probe_ports(cli, &asked_all, scan, traceroute)?;
+        let scan = slots[0];
+        let (space, space_spec, blocklisted, excluded) = build_space(cli, ports, seed)?;
         // Port-table names for nmap's formats (every port gets one, as nmap prints) and -sV.
         let port_table =
             (cli.output_xml.is_some() || cli.output_grepable.is_some() || cli.service_version)
@@ -276,14 +316,14 @@ impl ScanSpec {
                 "--pcap-replies captures raw replies; a connect scan (-sT) leaves them to the kernel".into(),
             ));
         }
-        if cli.udp_payloads.is_some() && scan != ScanType::Udp {
+        if cli.udp_payloads.is_some() && !slots.contains(&ScanType::Udp) {
             return Err(ConfigError::Usage(
                 "--udp-payloads applies to UDP scans (-sU)".into(),
             ));
         }
-        let payloads = match (&cli.udp_payloads, scan) {
+        let payloads = match (&cli.udp_payloads, slots.contains(&ScanType::Udp)) {
             (Some(f), _) => Payloads::builtin().merged_with(Payloads::load(f)?),
-            (None, ScanType::Udp) => Payloads::builtin(),
+            (None, true) => Payloads::builtin(),
             _ => Payloads::empty(),
         };
         if cli.report_silent && traceroute.is_some() {
@@ -305,8 +345,9 @@ impl ScanSpec {
             )));
         }
         let shard_asked = cli.shard.unwrap_or((0, 1));
+        let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
         let fingerprint = crate::resume::fingerprint(&[
-            scan.name(),
+            &names.join("+"),
             &space_spec,
             &space.ports().to_string(),
             &format!("{}/{}", shard_asked.0, shard_asked.1),
@@ -379,6 +420,7 @@ impl ScanSpec {
         };
         Ok(Self {
             scan,
+            slots,
             scanflags: cli.scanflags,
             payloads,
             retries: cli.retries,
@@ -448,6 +490,163 @@ fn scan_type(c: ScanChoice) -> ScanType {
         ScanChoice::Ping => ScanType::Ping,
         ScanChoice::Connect => ScanType::Connect,
     }
+}
+
+/// The scan types asked (`-sS -sU`), without repeats; SYN when none is. Several combine only
+/// as one raw TCP type and UDP, as in nmap.
+fn scan_types(cli: &Cli) -> Result<Vec<ScanType>, ConfigError> {
+    let mut v: Vec<ScanType> = Vec::new();
+    for &c in &cli.scan {
+        let t = scan_type(c);
+        if !v.contains(&t) {
+            v.push(t);
+        }
+    }
+    if v.len() > 1 {
+        let tcp: Vec<&ScanType> = v
+            .iter()
+            .filter(|t| t.default_tcp_flags().is_some())
+            .collect();
+        let others: Vec<&str> = v
+            .iter()
+            .filter(|t| t.default_tcp_flags().is_none() && **t != ScanType::Udp)
+            .map(|t| t.name())
+            .collect();
+        if !others.is_empty() {
+            return Err(ConfigError::Usage(format!(
+                "--scan {} runs alone; only one raw TCP scan type and UDP (-sU) combine",
+                others.join(", ")
+            )));
+        }
+        if tcp.len() > 1 {
+            return Err(ConfigError::Usage(format!(
+                "one TCP scan type at a time ({} given); it combines with -sU",
+                tcp.iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )));
+        }
+        // TCP first, as the slots are laid out.
+        v.sort_by_key(|t| *t == ScanType::Udp);
+    }
+    if v.is_empty() {
+        v.push(ScanType::Syn);
+    }
+    Ok(v)
+}
+
+/// The slots of the space's ports: each scan type with its port list (TCP first). `-p` items
+/// after `T:` go to TCP and after `U:` to UDP; unprefixed ones to every type asked (the default
+/// SYN scan when none is). A `U:` port without `-sU` is probed over UDP, and a `T:` port
+/// without a TCP type by a SYN scan, as masscan does.
+fn probe_ports(
+    cli: &Cli,
+    asked: &[ScanType],
+    scan: ScanType,
+    traceroute: Option<Traceroute>,
+) -> Result<(Vec<ScanType>, ProbePorts), ConfigError> {
+    use crate::target::PrefixedSpec;
+    let parse = |s: &Option<String>| s.as_deref().map(PrefixedSpec::parse).transpose();
+    let (spec, excl) = (parse(&cli.ports)?, parse(&cli.exclude_ports)?);
+    let prefixed = |s: &Option<PrefixedSpec>| s.as_ref().is_some_and(|s| s.prefixed());
+    let mut db = None;
+    let by_port = traceroute.is_none() && scan.uses_ports() && scan != ScanType::IpProto;
+    if asked.len() == 1 && !prefixed(&spec) && !prefixed(&excl) || !by_port {
+        // One protocol: -sO takes its numbers after P: too.
+        let flat = |s: &Option<PrefixedSpec>| -> Result<Option<String>, ConfigError> {
+            let Some(s) = s else { return Ok(None) };
+            if s.tcp.is_some()
+                || s.udp.is_some()
+                || s.sctp.is_some()
+                || s.proto.is_some() && scan != ScanType::IpProto
+            {
+                return Err(ConfigError::Usage(if traceroute.is_some() {
+                    "--traceroute probes one protocol; drop the T:/U:/S:/P: prefixes".into()
+                } else if scan == ScanType::IpProto {
+                    "-sO takes protocol numbers (P:); T:, U: and S: name ports".into()
+                } else {
+                    format!("--scan {} takes no T:/U:/S:/P: ports", scan.name())
+                }));
+            }
+            Ok(s.for_proto(&s.proto))
+        };
+        let list = port_list(
+            cli,
+            scan,
+            traceroute,
+            flat(&spec)?.as_deref(),
+            flat(&excl)?.as_deref(),
+            &mut db,
+        )?;
+        return Ok((vec![scan], ProbePorts::single(list)));
+    }
+    let spec = spec.unwrap_or_default();
+    let excl = excl.unwrap_or_default();
+    if spec.sctp.is_some() {
+        return Err(ConfigError::Usage(
+            "S: names SCTP ports, which xdpscan does not scan".into(),
+        ));
+    }
+    if spec.proto.is_some() {
+        return Err(ConfigError::Usage(
+            "P: names IP protocols, which only -sO scans".into(),
+        ));
+    }
+    let explicit_tcp = asked.iter().copied().find(|t| *t != ScanType::Udp);
+    let explicit_udp = asked.contains(&ScanType::Udp);
+    if explicit_tcp == Some(ScanType::Connect) && spec.udp.is_some() {
+        return Err(ConfigError::Usage(
+            "U: ports need raw UDP probes (-sU), which a connect scan (-sT) does not send".into(),
+        ));
+    }
+    // (type, its ports, its excluded ports); unprefixed items belong to the types asked.
+    let own = |p: &PrefixedSpec, mine: &Option<String>, any: bool| {
+        if any {
+            p.for_proto(mine)
+        } else {
+            mine.clone()
+        }
+    };
+    let mut slots = Vec::new();
+    if explicit_tcp.is_some() || spec.tcp.is_some() {
+        let any = explicit_tcp.is_some();
+        slots.push((
+            explicit_tcp.unwrap_or(ScanType::Syn),
+            own(&spec, &spec.tcp, any),
+            own(&excl, &excl.tcp, any),
+        ));
+    }
+    if explicit_udp || spec.udp.is_some() {
+        slots.push((
+            ScanType::Udp,
+            own(&spec, &spec.udp, explicit_udp),
+            own(&excl, &excl.udp, explicit_udp),
+        ));
+    }
+    let ranked = cli.top_ports.is_some() || cli.fast;
+    let mut types = Vec::new();
+    let mut lists = Vec::new();
+    for (t, ports, exclude) in slots {
+        if cli.ports.is_some() && ports.is_none() && !ranked {
+            continue; // no port for this protocol (`-sS -sU -p U:53`)
+        }
+        types.push(t);
+        lists.push(port_list(
+            cli,
+            t,
+            None,
+            ports.as_deref(),
+            exclude.as_deref(),
+            &mut db,
+        )?);
+    }
+    if types.is_empty() {
+        return Err(ConfigError::Usage(
+            "no ports given (-p 22,80,443, -p 1-65535, --top-ports N or -F)".into(),
+        ));
+    }
+    Ok((types, ProbePorts::new(lists)))
 }
 
 /// `--traceroute[=PROTO]` and `--ttl`: the probe protocol and TTL range, or `None` for a scan.
@@ -538,12 +737,16 @@ fn banners(
     Ok((Some(grab), namer))
 }
 
-/// The port list a scan type takes: ports, protocol numbers (-sO), or none (ping); then
-/// `--top-ports`/`-F` and `--exclude-ports`.
+/// The port list a scan type takes: ports, protocol numbers (-sO), or none (ping), from the
+/// `-p` items given for it; then `--top-ports`/`-F` and its `--exclude-ports` items.
+/// nmap-services is read into `db` the first time a name or a ranking needs it.
 fn port_list(
     cli: &Cli,
     scan: ScanType,
     traceroute: Option<Traceroute>,
+    ports: Option<&str>,
+    exclude: Option<&str>,
+    db: &mut Option<ServiceDb>,
 ) -> Result<PortList, ConfigError> {
     let top = cli.top_ports.or(cli.fast.then_some(100));
     let by_port = match traceroute {
@@ -553,7 +756,7 @@ fn port_list(
     };
     // -sO probes protocol numbers: --exclude-ports takes numbers there, as nmap's does.
     let numbers_only = traceroute.is_none() && scan == ScanType::IpProto;
-    if !by_port && (top.is_some() || (cli.exclude_ports.is_some() && !numbers_only)) {
+    if !by_port && (top.is_some() || (exclude.is_some() && !numbers_only)) {
         return Err(ConfigError::Usage(
             "--top-ports, -F and --exclude-ports choose TCP/UDP ports; this scan takes none".into(),
         ));
@@ -563,7 +766,6 @@ fn port_list(
         (Some((TraceProto::Udp, _)), _) | (None, ScanType::Udp) => ServiceProto::Udp,
         _ => ServiceProto::Tcp,
     };
-    let mut db: Option<ServiceDb> = None;
     let load = |db: &mut Option<ServiceDb>| -> Result<(), ConfigError> {
         if db.is_none() {
             *db = Some(
@@ -591,25 +793,41 @@ fn port_list(
             (l, None) => Ok(l?),
         }
     };
-    let given = match cli.ports.as_deref() {
-        Some(s) if by_port => Some(parse(s, &mut db)?),
+    let given = match ports {
+        Some(s) if by_port => Some(parse(s, db)?),
         Some(s) => Some(PortList::parse(s)?), // protocol numbers (-sO)
         None => None,
     };
+    let excluded = match exclude {
+        Some(spec) if numbers_only => Some(PortList::parse(spec)?),
+        Some(spec) => Some(parse(spec, db)?),
+        None => None,
+    };
     let mut list = if let Some(n) = top.filter(|_| by_port) {
-        load(&mut db)?;
-        let within = given.as_ref().map(|l| l.as_slice());
-        PortList::from_ports(db.as_ref().expect("loaded").top(n as usize, proto, within))
+        load(db)?;
+        // Ranked among the ports left after the exclusions, as nmap ranks them: an excluded
+        // port's place goes to the next one.
+        let within: Option<Vec<u16>> = match (&given, &excluded) {
+            (g, Some(ex)) => Some(
+                g.as_ref()
+                    .map_or_else(|| (0..=65535).collect(), |l| l.as_slice().to_vec())
+                    .into_iter()
+                    .filter(|p| !ex.contains(*p))
+                    .collect(),
+            ),
+            (Some(g), None) => Some(g.as_slice().to_vec()),
+            (None, None) => None,
+        };
+        PortList::from_ports(
+            db.as_ref()
+                .expect("loaded")
+                .top(n as usize, proto, within.as_deref()),
+        )
     } else {
         port_list_given(scan, traceroute, given)?
     };
-    if let Some(spec) = cli.exclude_ports.as_deref() {
-        let excluded = if numbers_only {
-            PortList::parse(spec)?
-        } else {
-            parse(spec, &mut db)?
-        };
-        list = list.without(&excluded);
+    if let Some(ex) = &excluded {
+        list = list.without(ex);
     }
     if list.is_empty() {
         return Err(ConfigError::Usage(
@@ -685,11 +903,9 @@ fn first_of_each_family(space: &TargetSpace) -> Vec<IpAddr> {
 /// file's fingerprint; and how many addresses the blocklist and the excludes removed.
 fn build_space(
     cli: &Cli,
-    scan: ScanType,
-    traceroute: Option<Traceroute>,
+    ports: ProbePorts,
     seed: u64,
 ) -> Result<(TargetSpace, String, u64, u64), ConfigError> {
-    let ports = port_list(cli, scan, traceroute)?;
     let mut targets = target::Targets::default();
     for t in &cli.targets {
         targets.extend(target::parse_target_list(t)?);

@@ -59,8 +59,14 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
             ttls,
             cfg.source_ports,
         )))),
-        None => (!connect)
-            .then(|| RawModule::Ports(Arc::from(cfg.scan.module(cfg.scanflags, &cfg.payloads)))),
+        None => (!connect).then(|| {
+            RawModule::Ports(
+                cfg.slots
+                    .iter()
+                    .map(|t| Arc::from(t.module(cfg.scanflags, &cfg.payloads)))
+                    .collect(),
+            )
+        }),
     };
     let plan = Plan {
         cycle: Cycle::new(cfg.space.len(), cfg.seed),
@@ -100,20 +106,26 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         namer: cfg.namer.clone(),
         module,
     };
-    let proto = plan
-        .module
-        .as_ref()
-        .map(|m| m.sender().result_proto())
-        .unwrap_or(Proto::Tcp);
+    // What each slot probed, as nmap's <scaninfo> and grepable header list them.
+    let protos: Vec<(ScanType, Proto)> = match &plan.module {
+        Some(m) => m
+            .senders()
+            .iter()
+            .map(|s| (s.scan(), s.result_proto()))
+            .collect(),
+        None => vec![(cfg.scan, Proto::Tcp)],
+    };
     let info = RunInfo {
         version: env!("CARGO_PKG_VERSION"),
         args: cfg.args.clone(),
         start: std::time::SystemTime::now(),
         scan: cfg.scan,
-        port_lists: match proto {
-            Proto::Icmp => Vec::new(),
-            p => vec![(p, cfg.space.ports().clone())],
-        },
+        port_lists: protos
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, p))| *p != Proto::Icmp)
+            .map(|(slot, &(scan, p))| (scan, p, cfg.space.ports().list(slot)))
+            .collect(),
         port_table: cfg.port_table.clone(),
         addresses: (cfg.shard.1 == 1).then(|| cfg.space.addresses()),
         resuming: cfg.resume.is_some(),
@@ -233,7 +245,7 @@ fn open_and_run(
             src_v6: plan.frames.src_v6(),
             port_lo: cfg.source_ports.lo,
             port_hi: cfg.source_ports.hi,
-            replies: plan.raw_module().replies(),
+            replies: plan.raw().replies(),
         };
         xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode)
     };
@@ -404,7 +416,7 @@ fn announce(cfg: &ScanConfig) {
     };
     eprintln!(
         "xdpscan: {} scan of {} addresses x {} ports = {} probes{}; {via}; rate {}; seed {}; shard {}/{}",
-        cfg.scan.name(),
+        cfg.scan_names(),
         s.addresses(),
         s.ports().len(),
         s.len(),
@@ -473,7 +485,7 @@ fn metadata_of(
     metadata::Metadata {
         xdpscan_version: env!("CARGO_PKG_VERSION"),
         command_line: cfg.args.clone(),
-        scan: cfg.scan.name(),
+        scan: cfg.scan_names(),
         seed: cfg.seed,
         generator: metadata::Generator {
             prime: plan.cycle.prime(),
@@ -492,7 +504,7 @@ fn metadata_of(
         source_ports: cfg.source_ports.to_string(),
         targets: metadata::Targets {
             addresses: cfg.space.addresses(),
-            ports: cfg.space.ports().to_string(),
+            ports: cfg.ports_spec(),
             probes: cfg.space.len(),
             blocklisted: cfg.blocklisted,
             excluded: cfg.excluded,

@@ -9,7 +9,25 @@ use std::process::Command;
 
 use common::*;
 
-/// The `services` attribute of nmap's `<scaninfo>`: the ports it chose, in compact form.
+/// Every `<scaninfo>` of an XML document as `protocol=services` (the ports chosen for each
+/// protocol, in compact form), space-separated.
+fn scaninfo(xml: &str) -> String {
+    let v: Vec<String> = xml
+        .lines()
+        .filter(|l| l.contains("<scaninfo"))
+        .map(|l| {
+            format!(
+                "{}={}",
+                attr(l, "protocol").expect("protocol attribute"),
+                attr(l, "services").expect("services attribute")
+            )
+        })
+        .collect();
+    assert!(!v.is_empty(), "no scaninfo in {xml}");
+    v.join(" ")
+}
+
+/// The ports nmap chose for each protocol.
 fn nmap_services(ns: &Netns, args: &[&str]) -> String {
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.0, "nmap", "-n", "-Pn", "-oX", "-"])
@@ -17,17 +35,12 @@ fn nmap_services(ns: &Netns, args: &[&str]) -> String {
         .arg("127.0.0.1")
         .output()
         .expect("run nmap");
-    let xml = String::from_utf8_lossy(&out.stdout);
-    let info = xml
-        .lines()
-        .find(|l| l.contains("<scaninfo"))
-        .unwrap_or_else(|| panic!("no scaninfo from nmap {args:?}: {xml}"));
-    attr(info, "services").expect("services attribute")
+    scaninfo(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// The ports xdpscan chose, from its metadata.
+/// The ports xdpscan chose for each protocol, from its XML.
 fn xdpscan_ports(args: &[&str]) -> String {
-    let meta = std::env::temp_dir().join(format!("xdpscan-ports-{}.json", std::process::id()));
+    let xml = std::env::temp_dir().join(format!("xdpscan-ports-{}.xml", std::process::id()));
     let out = Command::new(BIN)
         .args([
             "198.18.0.9",
@@ -37,18 +50,16 @@ fn xdpscan_ports(args: &[&str]) -> String {
             "198.18.0.1",
             "--gateway-mac",
             "02:00:00:00:00:01",
-            "-o",
-            "/dev/null",
-            "-m",
-            meta.to_str().unwrap(),
+            "-oX",
+            xml.to_str().unwrap(),
         ])
         .args(args)
         .output()
         .unwrap();
     assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&meta);
-    m["targets"]["ports"].as_str().unwrap().to_string()
+    let text = std::fs::read_to_string(&xml).unwrap();
+    let _ = std::fs::remove_file(&xml);
+    scaninfo(&text)
 }
 
 #[test]
@@ -74,6 +85,23 @@ fn the_same_ports_as_nmap_chooses() {
         (
             &["-sT", "-p", "1-100", "--exclude-ports", "22,ssh,80-90"],
             &["-p", "1-100", "--exclude-ports", "22,ssh,80-90"],
+        ),
+        // Both protocols in one scan, with nmap's T:/U: prefixes.
+        (
+            &["-sS", "-sU", "-p", "T:22,80,U:53,161"],
+            &["-sS", "-sU", "-p", "T:22,80,U:53,161"],
+        ),
+        (
+            &["-sS", "-sU", "-p", "7,U:domain,T:http*"],
+            &["-sS", "-sU", "-p", "7,U:domain,T:http*"],
+        ),
+        (
+            &["-sS", "-sU", "--top-ports", "15"],
+            &["-sS", "-sU", "--top-ports", "15"],
+        ),
+        (
+            &["-sS", "-sU", "-F", "--exclude-ports", "T:80,U:53,161"],
+            &["-sS", "-sU", "-F", "--exclude-ports", "T:80,U:53,161"],
         ),
     ] {
         assert_eq!(

@@ -420,3 +420,88 @@ fn retries_send_every_probe_again() {
         "retransmissions are reported once"
     );
 }
+
+/// `-sS -sU -p T:...,U:...`: TCP and UDP probes in one permutation, each read by its own
+/// module. States equal the truth of each scan type, and nmap's with the same flags.
+#[test]
+fn tcp_and_udp_in_one_scan() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let spec = format!("T:{PORTS},U:{UDP_PORTS}");
+    let scan = |targets: &str, extra: &[&str]| {
+        let mut args = vec![
+            targets,
+            "-p",
+            &spec,
+            "--rate",
+            "50000",
+            "--wait",
+            "1",
+            "--report-silent",
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        let out = lab.xdpscan(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut m = BTreeMap::new();
+        for r in parse_results(&out.stdout) {
+            let want = if r.proto == "tcp" { "syn" } else { "udp" };
+            assert_eq!(r.scan, want, "{r:?}");
+            let key = (r.ip, r.port, r.proto.clone());
+            assert!(m.insert(key, (r.state, r.reason)).is_none(), "duplicate");
+        }
+        m
+    };
+    let got = scan(NET, &["-sS", "-sU"]);
+    let mut expected = BTreeMap::new();
+    for a in 0..4096u32 {
+        let ip = Ipv4Addr::from(0xc613_0000 + a);
+        for (flag, proto, ports) in [("-sS", "tcp", PORTS), ("-sU", "udp", UDP_PORTS)] {
+            for p in ports.split(',').map(|p| p.parse::<u16>().unwrap()) {
+                let (s, r) = truth(flag, ip, p);
+                expected.insert((ip, p, proto.to_string()), (s.to_string(), r.to_string()));
+            }
+        }
+    }
+    let wrong: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| got.get(k) != Some(v))
+        .take(8)
+        .collect();
+    assert!(
+        wrong.is_empty() && got.len() == expected.len(),
+        "{} results, {} expected; first differences {wrong:?}",
+        got.len(),
+        expected.len()
+    );
+
+    // nmap with the same flags on the sample (the ports of the two protocols differ, so
+    // (address, port) names one result).
+    let nmap = nmap_states(&lab, &["-sS", "-sU"], Some(&spec), &SAMPLE);
+    let sample = scan(&SAMPLE.join(","), &["-sS", "-sU"]);
+    let ours: BTreeMap<(Ipv4Addr, u16), String> = sample
+        .iter()
+        .map(|((ip, p, _), (s, _))| ((*ip, *p), s.clone()))
+        .collect();
+    let diff: Vec<_> = nmap
+        .iter()
+        .filter(|(k, s)| ours.get(k) != Some(s))
+        .collect();
+    eprintln!(
+        "-sS -sU: nmap agrees on {}/{} (address, port) pairs",
+        nmap.len() - diff.len(),
+        nmap.len()
+    );
+    assert!(diff.is_empty(), "nmap differs: {diff:?}");
+    assert_eq!(nmap.len(), SAMPLE.len() * 6, "{nmap:?}");
+
+    // A U: port without -sU is probed over UDP, a T: port by the default SYN scan (masscan).
+    let one = scan("198.19.0.1", &[]);
+    assert_eq!(one.len(), 6, "{one:?}");
+    assert_eq!(
+        one.get(&("198.19.0.1".parse().unwrap(), 53, "udp".into())),
+        Some(&("open".to_string(), "udp-response".to_string()))
+    );
+}

@@ -175,11 +175,19 @@ impl Dedup {
         }
     }
 
-    /// True the first time `(ip, port, proto)` is seen.
+    /// True the first time `(ip, port, proto)` is seen; `slot` is the protocol's place in the
+    /// space's ports (`ProbePorts`).
     #[inline]
-    pub fn first(&mut self, space: &TargetSpace, ip: IpAddr, port: u16, proto: Proto) -> bool {
+    pub fn first(
+        &mut self,
+        space: &TargetSpace,
+        ip: IpAddr,
+        slot: usize,
+        port: u16,
+        proto: Proto,
+    ) -> bool {
         match &mut self.mode {
-            Mode::Bitmap(b) => match space.index_of(ip, port) {
+            Mode::Bitmap(b) => match space.index_of(ip, slot, port) {
                 Some(i) => b.set(i),
                 None => self.outside.insert(Keys::key(ip, port, proto)),
             },
@@ -208,17 +216,19 @@ impl Dedup {
     /// than the cache, and replies land on it at random).
     pub fn first_batch<I>(&mut self, space: &TargetSpace, keys: I, out: &mut Vec<bool>)
     where
-        I: Iterator<Item = (IpAddr, u16, Proto)> + Clone,
+        I: Iterator<Item = (IpAddr, usize, u16, Proto)> + Clone,
     {
         out.clear();
         let Mode::Bitmap(b) = &mut self.mode else {
-            out.extend(keys.map(|(ip, port, proto)| self.first(space, ip, port, proto)));
+            out.extend(
+                keys.map(|(ip, slot, port, proto)| self.first(space, ip, slot, port, proto)),
+            );
             return;
         };
         self.scratch.clear();
         self.scratch.extend(
             keys.clone()
-                .map(|(ip, port, _)| space.index_of(ip, port).unwrap_or(OUTSIDE)),
+                .map(|(ip, slot, port, _)| space.index_of(ip, slot, port).unwrap_or(OUTSIDE)),
         );
         let mut touched = 0u64;
         for &i in &self.scratch {
@@ -227,7 +237,7 @@ impl Dedup {
             }
         }
         std::hint::black_box(touched);
-        for (&i, (ip, port, proto)) in self.scratch.iter().zip(keys) {
+        for (&i, (ip, _, port, proto)) in self.scratch.iter().zip(keys) {
             out.push(if i == OUTSIDE {
                 self.outside.insert(Keys::key(ip, port, proto))
             } else {
@@ -278,23 +288,23 @@ mod tests {
         let s = space();
         let mut d = Dedup::for_space(s.len());
         assert!(d.answered().is_some());
-        assert!(d.first(&s, a(0xc613_0001), 80, Proto::Tcp));
-        assert!(!d.first(&s, a(0xc613_0001), 80, Proto::Tcp));
-        assert!(d.first(&s, a(0xc613_0001), 443, Proto::Tcp));
-        assert!(d.first(&s, a(0xc613_00ff), 22, Proto::Tcp));
+        assert!(d.first(&s, a(0xc613_0001), 0, 80, Proto::Tcp));
+        assert!(!d.first(&s, a(0xc613_0001), 0, 80, Proto::Tcp));
+        assert!(d.first(&s, a(0xc613_0001), 0, 443, Proto::Tcp));
+        assert!(d.first(&s, a(0xc613_00ff), 0, 22, Proto::Tcp));
         assert_eq!(d.answered().unwrap().count(), 3);
         // Outside the space (never expected): still exact, in the side set.
-        assert!(d.first(&s, a(1), 80, Proto::Tcp));
-        assert!(!d.first(&s, a(1), 80, Proto::Tcp));
+        assert!(d.first(&s, a(1), 0, 80, Proto::Tcp));
+        assert!(!d.first(&s, a(1), 0, 80, Proto::Tcp));
         assert_eq!(d.keys_held(), 1);
-        let i = s.index_of(a(0xc613_0001), 443).unwrap();
+        let i = s.index_of(a(0xc613_0001), 0, 443).unwrap();
         assert!(d.answered().unwrap().get(i));
     }
 
     #[test]
     fn a_batch_answers_as_one_key_at_a_time_would() {
         let s = space();
-        let keys: Vec<(IpAddr, u16, Proto)> = [
+        let keys: Vec<(IpAddr, usize, u16, Proto)> = [
             (0xc613_0001, 80),
             (0xc613_0002, 80),
             (0xc613_0001, 80),
@@ -303,7 +313,7 @@ mod tests {
             (7, 80),
         ]
         .iter()
-        .map(|&(ip, port)| (a(ip), port, Proto::Tcp))
+        .map(|&(ip, port)| (a(ip), 0, port, Proto::Tcp))
         .collect();
         for mut d in [Dedup::for_space(s.len()), Dedup::window(WINDOW_HORIZON)] {
             let mut out = Vec::new();
@@ -319,15 +329,15 @@ mod tests {
         let s = space();
         let mut d = Dedup::window(Duration::from_secs(3600));
         assert!(d.answered().is_none());
-        assert!(d.first(&s, a(1), 80, Proto::Tcp));
-        assert!(!d.first(&s, a(1), 80, Proto::Tcp));
-        assert!(d.first(&s, a(1), 80, Proto::Udp));
-        assert!(d.first(&s, a(1), 81, Proto::Tcp));
+        assert!(d.first(&s, a(1), 0, 80, Proto::Tcp));
+        assert!(!d.first(&s, a(1), 0, 80, Proto::Tcp));
+        assert!(d.first(&s, a(1), 0, 80, Proto::Udp));
+        assert!(d.first(&s, a(1), 0, 81, Proto::Tcp));
         let six = |n: u128| IpAddr::V6(n.into());
         // ::1 is not 0.0.0.1, and IPv6 keys are exact.
-        assert!(d.first(&s, six(1), 80, Proto::Tcp));
-        assert!(!d.first(&s, six(1), 80, Proto::Tcp));
-        assert!(d.first(&s, six(1 << 100 | 1), 80, Proto::Tcp));
+        assert!(d.first(&s, six(1), 0, 80, Proto::Tcp));
+        assert!(!d.first(&s, six(1), 0, 80, Proto::Tcp));
+        assert!(d.first(&s, six(1 << 100 | 1), 0, 80, Proto::Tcp));
         assert_eq!(d.keys_held(), 5);
     }
 
@@ -335,19 +345,19 @@ mod tests {
     fn window_forgets_after_two_horizons_and_not_before() {
         let s = space();
         let mut d = Dedup::window(Duration::from_millis(30));
-        assert!(d.first(&s, a(7), 80, Proto::Tcp));
+        assert!(d.first(&s, a(7), 0, 80, Proto::Tcp));
         std::thread::sleep(Duration::from_millis(40));
         // One rotation: the key is in the previous generation, still a duplicate.
-        assert!(!d.first(&s, a(7), 80, Proto::Tcp));
+        assert!(!d.first(&s, a(7), 0, 80, Proto::Tcp));
         std::thread::sleep(Duration::from_millis(40));
         // Moved forward by the repeat: still remembered.
-        assert!(!d.first(&s, a(7), 80, Proto::Tcp));
+        assert!(!d.first(&s, a(7), 0, 80, Proto::Tcp));
         std::thread::sleep(Duration::from_millis(40));
-        assert!(d.first(&s, a(8), 80, Proto::Tcp));
+        assert!(d.first(&s, a(8), 0, 80, Proto::Tcp));
         std::thread::sleep(Duration::from_millis(40));
-        assert!(d.first(&s, a(9), 80, Proto::Tcp));
+        assert!(d.first(&s, a(9), 0, 80, Proto::Tcp));
         // Two rotations without a repeat: forgotten, and memory went with it.
-        assert!(d.first(&s, a(7), 80, Proto::Tcp));
+        assert!(d.first(&s, a(7), 0, 80, Proto::Tcp));
         assert!(d.keys_held() <= 3);
     }
 }

@@ -83,21 +83,60 @@ pub struct Plan {
     pub namer: Option<Arc<crate::service::Namer>>,
 }
 
-/// A raw scan's module, by what its replies are: verdicts on ports, or hops of paths.
+/// A raw scan's module, by what its replies are: verdicts on ports, or hops of paths. A port
+/// scan has one module per slot of the space's ports (`-sS -sU` has two: ARCHITECTURE.md, "One
+/// permutation over several protocols").
 #[derive(Clone)]
 pub enum RawModule {
-    Ports(Arc<dyn PortScan>),
+    Ports(Vec<Arc<dyn PortScan>>),
     Trace(Arc<TracerouteScan>),
 }
 
 impl RawModule {
-    /// The sending side, which both kinds share.
+    /// The sending side of the first slot: the whole scan when it probes one protocol.
     pub fn sender(&self) -> &dyn ProbeModule {
+        self.senders()[0]
+    }
+
+    /// The sending side of each slot.
+    pub fn senders(&self) -> Vec<&dyn ProbeModule> {
         match self {
-            RawModule::Ports(m) => m.as_ref(),
-            RawModule::Trace(t) => t.as_ref(),
+            RawModule::Ports(ms) => ms.iter().map(|m| m.as_ref() as &dyn ProbeModule).collect(),
+            RawModule::Trace(t) => vec![t.as_ref()],
         }
     }
+
+    /// Every reply some slot reads, for the receive path's steering.
+    pub fn replies(&self) -> crate::probe::Replies {
+        self.senders()
+            .iter()
+            .fold(Default::default(), |a, m| a.union(m.replies()))
+    }
+
+    /// The slot whose results are of `proto` (0 when one protocol is scanned).
+    #[inline]
+    pub fn slot_of(&self, proto: crate::probe::Proto) -> usize {
+        match self {
+            RawModule::Ports(ms) if ms.len() > 1 => ms
+                .iter()
+                .position(|m| m.result_proto() == proto)
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+/// A port scan's verdict on `ip` from whichever slot's module reads it: modules of other
+/// protocols find such a packet unrelated.
+#[inline]
+fn classify_ports(ms: &[Arc<dyn PortScan>], ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
+    for m in ms {
+        match m.classify(ip, ctx) {
+            Classified::Unrelated => continue,
+            c => return c,
+        }
+    }
+    Classified::Unrelated
 }
 
 impl Plan {
@@ -108,7 +147,7 @@ impl Plan {
             .expect("raw scans always have a probe module")
     }
 
-    /// The sending side of the raw scan's module.
+    /// The sending side of the raw scan's module (its first slot's).
     pub fn raw_module(&self) -> &dyn ProbeModule {
         self.raw().sender()
     }
@@ -654,39 +693,59 @@ fn transmit<T: TxQueue>(
     extra: TxExtras,
 ) -> Result<Position, (IoError, Position)> {
     let TxExtras { tracer, inject } = extra;
-    let module = plan.raw_module();
-    let tag = module.cookie_tag();
+    let senders = plan.raw().senders();
+    let tags: Vec<u8> = senders.iter().map(|m| m.cookie_tag()).collect();
     let space = &plan.space;
-    // Per family: one list of templates for every port, or one per port (UDP payloads, IP
-    // protocols); a list holds one template per probe variant (several payloads for one port).
-    let per_port = module.per_port_templates();
+    let ports = space.ports();
+    // Per family, the template lists: one per port for modules whose templates differ per port
+    // (UDP payloads, IP protocols), else one per slot; a list holds one template per probe
+    // variant (several payloads for one port). `list_of[pi]` is port position pi's list.
+    let mut list_of: Vec<u32> = Vec::with_capacity(ports.len());
+    let mut slot_list = vec![u32::MAX; senders.len()];
+    let mut keys: Vec<(usize, u16)> = Vec::new();
+    for (slot, port) in ports.iter() {
+        if senders[slot].per_port_templates() {
+            keys.push((slot, port));
+            list_of.push(keys.len() as u32 - 1);
+        } else {
+            if slot_list[slot] == u32::MAX {
+                keys.push((slot, 0));
+                slot_list[slot] = keys.len() as u32 - 1;
+            }
+            list_of.push(slot_list[slot]);
+        }
+    }
     let templates_of =
         |frame: Option<&crate::wire::template::FrameParams>| -> Vec<Vec<FrameTemplate>> {
             let Some(frame) = frame else {
                 return Vec::new();
             };
-            if per_port {
-                space
-                    .ports()
-                    .as_slice()
-                    .iter()
-                    .map(|&p| module.variants(frame, p))
-                    .collect()
-            } else {
-                vec![module.variants(frame, 0)]
-            }
+            keys.iter()
+                .map(|&(slot, p)| senders[slot].variants(frame, p))
+                .collect()
         };
     let templates = [
         templates_of(plan.frames.v4.as_ref()),
         templates_of(plan.frames.v6.as_ref()),
     ];
+    // One protocol (the usual case): slot 0, and the list found without a lookup.
+    let one_slot = senders.len() == 1;
+    let per_port = one_slot && senders[0].per_port_templates();
     let srcs = [plan.frames.v4.map(|f| f.src), plan.frames.v6.map(|f| f.src)];
     let mut limiter = RateLimiter::new(plan.rate as f64 / threads as f64);
     let governed = plan.governor.active;
     let mut was_paused = false;
-    // The target whose variants are being sent: (dst, port, template list, next variant, cookie).
-    // A target's variants go out together, so a stop never splits one.
-    let mut pending: Option<(IpAddr, u16, &[FrameTemplate], usize, ProbeCookie)> = None;
+    // The target whose variants are being sent: (module, dst, port, template list, next variant,
+    // cookie). A target's variants go out together, so a stop never splits one.
+    type Pending<'a> = (
+        &'a dyn ProbeModule,
+        IpAddr,
+        u16,
+        &'a [FrameTemplate],
+        usize,
+        ProbeCookie,
+    );
+    let mut pending: Option<Pending> = None;
     let mut pos = Position {
         pass: plan.first_pass(thread),
         walked: 0,
@@ -738,7 +797,7 @@ fn transmit<T: TxQueue>(
                         return put_frame(frame, &f, tracer);
                     }
                 }
-                if let Some((dst, port, list, k, c)) = pending.as_mut() {
+                if let Some((module, dst, port, list, k, c)) = pending.as_mut() {
                     if let Some(tpl) = list.get(*k) {
                         *k += 1;
                         let n = module.write(frame, tpl, *dst, *port, c);
@@ -758,14 +817,20 @@ fn transmit<T: TxQueue>(
                         let fam = Family::of(&dst).index();
                         // Config resolves a source for every family the space holds.
                         let src = srcs[fam].expect("a source address for each family");
-                        let c = plan.jar.cookie(src, dst, port, tag);
-                        let list = &templates[fam][if per_port { pi } else { 0 }];
+                        let (slot, li) = if one_slot {
+                            (0, if per_port { pi } else { 0 })
+                        } else {
+                            (ports.slot_of(pi), list_of[pi] as usize)
+                        };
+                        let module = senders[slot];
+                        let c = plan.jar.cookie(src, dst, port, tags[slot]);
+                        let list = &templates[fam][li];
                         // The first variant goes out now, straight from registers; only
                         // further variants wait in `pending` (a round trip through it costs a
                         // store-to-load stall per probe).
                         let Some(tpl) = list.first() else { continue };
                         if list.len() > 1 {
-                            pending = Some((dst, port, list, 1, c));
+                            pending = Some((module, dst, port, list, 1, c));
                         }
                         let n = module.write(frame, tpl, dst, port, &c);
                         if let Some(t) = tracer {
@@ -883,12 +948,12 @@ fn receive<R: RxQueue>(
         src_v4: plan.frames.src_v4(),
         src_v6: plan.frames.src_v6(),
     };
-    let module = plan.raw_module();
-    let name = module.scan();
+    let raw = plan.raw();
+    let names: Vec<crate::probe::ScanType> = raw.senders().iter().map(|m| m.scan()).collect();
     // A batch in two passes: first everything that needs no duplicate check, collecting the
     // port verdicts; then the filter decides on all of them at once (see `dedup.rs`), and the
     // verdicts are reported from their frames, still in the ring.
-    let mut pending: Vec<(usize, Verdict)> = Vec::with_capacity(256);
+    let mut pending: Vec<(usize, Verdict, usize)> = Vec::with_capacity(256);
     let mut firsts: Vec<bool> = Vec::with_capacity(256);
     let mut handle = |frames: &[&[u8]], side: &mut RxSide| {
         Stats::add(&stats.received, frames.len() as u64);
@@ -920,7 +985,7 @@ fn receive<R: RxQueue>(
                 }
             }
             let classified = match plan.raw() {
-                RawModule::Ports(m) => m.classify(&ip, &ctx),
+                RawModule::Ports(ms) => classify_ports(ms, &ip, &ctx),
                 RawModule::Trace(t) => match t.classify(&ip, &ctx) {
                     Classified::Reply(h) => {
                         Stats::add(&stats.validated, 1);
@@ -937,7 +1002,7 @@ fn receive<R: RxQueue>(
                 },
             };
             match classified {
-                Classified::Reply(v) => pending.push((k, v)),
+                Classified::Reply(v) => pending.push((k, v, raw.slot_of(v.proto))),
                 Classified::Invalid => Stats::add(&stats.invalid, 1),
                 Classified::Unrelated => {}
             }
@@ -948,11 +1013,13 @@ fn receive<R: RxQueue>(
         Stats::add(&stats.validated, pending.len() as u64);
         side.dedup.first_batch(
             &plan.space,
-            pending.iter().map(|(_, v)| (v.ip, v.port, v.proto)),
+            pending
+                .iter()
+                .map(|(_, v, slot)| (v.ip, *slot, v.port, v.proto)),
             &mut firsts,
         );
         let now = SystemTime::now();
-        for (&(k, v), &first) in pending.iter().zip(firsts.iter()) {
+        for (&(k, v, slot), &first) in pending.iter().zip(firsts.iter()) {
             let frame = frames[k];
             let Some(ip) = IpPacket::from_frame(frame) else {
                 continue; // parsed in the first pass
@@ -966,7 +1033,7 @@ fn receive<R: RxQueue>(
                 if !plan.limits.show.contains(v.state) {
                     continue; // counted, never written (--open, --show, --noshow)
                 }
-                let mut r = Record::from_verdict(&v, name, now);
+                let mut r = Record::from_verdict(&v, names[slot], now);
                 r.local = ip.dst();
                 r.facts = ReplyFacts::of(&ip);
                 r.cooldown = sending_done.load(Relaxed);

@@ -39,7 +39,7 @@ impl GrepableSink {
             let lists: Vec<String> = info
                 .port_lists
                 .iter()
-                .map(|(proto, ports)| {
+                .map(|(_, proto, ports)| {
                     let kind = match proto {
                         Proto::Udp => "UDP",
                         Proto::Ip => "PROTOCOLS",

@@ -237,9 +237,9 @@ pub struct RunInfo {
     pub start: SystemTime,
     /// nmap's name of the scan type (`syn`, `udp`...).
     pub scan: crate::probe::ScanType,
-    /// What each protocol scanned probed (ports, or protocol numbers for `ip`); empty for a
-    /// ping sweep.
-    pub port_lists: Vec<(Proto, crate::target::PortList)>,
+    /// What each protocol scanned probed, by which scan type (ports, or protocol numbers for
+    /// `ip`); empty for a ping sweep.
+    pub port_lists: Vec<(crate::probe::ScanType, Proto, crate::target::PortList)>,
     /// nmap-services' names, written for every port as nmap does (`method="table"`).
     pub port_table: Option<Arc<crate::target::services::PortTable>>,
     /// Addresses scanned, for the host totals (`None` for one shard of a scan: a shard probes
@@ -383,7 +383,11 @@ pub(crate) mod testutil {
             ],
             start: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
             scan: crate::probe::ScanType::Syn,
-            port_lists: vec![(Proto::Tcp, crate::target::PortList::parse("80").unwrap())],
+            port_lists: vec![(
+                crate::probe::ScanType::Syn,
+                Proto::Tcp,
+                crate::target::PortList::parse("80").unwrap(),
+            )],
             port_table: None,
             addresses: Some(65_536),
             resuming: false,

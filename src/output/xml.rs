@@ -50,10 +50,10 @@ impl XmlSink {
             ctime(info.start),
             info.version
         ));
-        for (proto, ports) in &info.port_lists {
+        for (scan, proto, ports) in &info.port_lists {
             h.push_str(&format!(
                 "<scaninfo type=\"{}\" protocol=\"{}\" numservices=\"{}\" services=\"{}\"/>\n",
-                info.scan.nmap_type(*proto),
+                scan.nmap_type(*proto),
                 proto.as_str(),
                 ports.len(),
                 ports

@@ -295,6 +295,18 @@ pub struct Replies {
     pub all_protocols: bool,
 }
 
+impl Replies {
+    /// What either of two scans reads (one scan over several protocols).
+    pub fn union(self, o: Replies) -> Replies {
+        Replies {
+            echo_replies: self.echo_replies || o.echo_replies,
+            icmp_queries: self.icmp_queries || o.icmp_queries,
+            any_quoted: self.any_quoted || o.any_quoted,
+            all_protocols: self.all_protocols || o.all_protocols,
+        }
+    }
+}
+
 /// The scan types this build knows (nmap's flag in brackets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanType {

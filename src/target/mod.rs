@@ -12,6 +12,6 @@ pub mod space;
 pub use parse::{
     parse_target, parse_target_list, read_target_file, PrefixWindow, Target, TargetError, Targets,
 };
-pub use ports::{PortList, PortParseError};
+pub use ports::{PortList, PortParseError, PrefixedSpec, ProbePorts};
 pub use ranges::{AddrBits, AddrRange, Ipv4Range, Ipv6Range, RangeSet};
 pub use space::{Iid, SpaceError, TargetSpace, MAX_PROBES};

@@ -9,7 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use siphasher::sip::SipHasher13;
 
-use super::{Ipv4Range, PortList, PrefixWindow, RangeSet};
+#[cfg(test)]
+use super::PortList;
+use super::{Ipv4Range, PrefixWindow, ProbePorts, RangeSet};
 
 /// The most probes a scan may hold: the permutation works in `u64` and needs a prime above it.
 pub const MAX_PROBES: u64 = 1 << 63;
@@ -81,12 +83,12 @@ pub struct TargetSpace {
     n_addrs: u64,
     iid: Iid,
     iid_hash: SipHasher13,
-    ports: PortList,
+    ports: ProbePorts,
 }
 
 impl TargetSpace {
     /// An IPv4-only space.
-    pub fn new(addrs: RangeSet, ports: PortList) -> Self {
+    pub fn new(addrs: RangeSet, ports: impl Into<ProbePorts>) -> Self {
         Self::build(
             addrs,
             RangeSet::new(),
@@ -107,8 +109,9 @@ impl TargetSpace {
         v6_single: Vec<u128>,
         windows: &[(PrefixWindow, RangeSet<u128>)],
         iid: Iid,
-        ports: PortList,
+        ports: impl Into<ProbePorts>,
     ) -> Result<Self, SpaceError> {
+        let ports: ProbePorts = ports.into();
         let mut v4_before = Vec::with_capacity(v4.ranges().len());
         let mut acc = 0u128;
         for r in v4.ranges() {
@@ -236,7 +239,7 @@ impl TargetSpace {
         &self.v4
     }
 
-    pub fn ports(&self) -> &PortList {
+    pub fn ports(&self) -> &ProbePorts {
         &self.ports
     }
 
@@ -349,9 +352,11 @@ impl TargetSpace {
         }
     }
 
-    /// The index of a pair, if it is in the space.
-    pub fn index_of(&self, addr: IpAddr, port: u16) -> Option<u64> {
-        let p = self.ports.index_of(port)? as u64;
+    /// The index of a pair, if it is in the space: `port` of the protocol in `slot` (see
+    /// [`ProbePorts`]; 0 in a one-protocol scan).
+    #[inline]
+    pub fn index_of(&self, addr: IpAddr, slot: usize, port: u16) -> Option<u64> {
+        let p = self.ports.index_of(slot, port)? as u64;
         let a = self.address_index(addr)?;
         Some(a * self.ports.len() as u64 + p)
     }
@@ -398,8 +403,8 @@ mod tests {
         assert_eq!(s.get(1).0.to_string(), "2001:db8:1::1");
         assert_eq!(s.get(65_535).0.to_string(), "2001:db8:ffff::1");
         let a: IpAddr = "2001:db8:abcd::1".parse().unwrap();
-        assert_eq!(s.index_of(a, 80), Some(0xabcd));
-        assert_eq!(s.index_of("2001:db8:abcd::2".parse().unwrap(), 80), None);
+        assert_eq!(s.index_of(a, 0, 80), Some(0xabcd));
+        assert_eq!(s.index_of("2001:db8:abcd::2".parse().unwrap(), 0, 80), None);
     }
 
     #[test]
@@ -422,16 +427,16 @@ mod tests {
             let (x, p) = a.get(i);
             assert_eq!(b.get(i), (x, p));
             differ += (c.get(i) != (x, p)) as u32;
-            assert_eq!(a.index_of(x, p), Some(i), "{x} {p}");
+            assert_eq!(a.index_of(x, 0, p), Some(i), "{x} {p}");
         }
         assert!(differ > 0);
         // Single addresses come last, and invert too.
         let last = a.len() - 1;
         let (x, p) = a.get(last);
         assert_eq!(x, IpAddr::V6(Ipv6Addr::from(2u128 << 120)));
-        assert_eq!((p, a.index_of(x, p)), (80, Some(last)));
+        assert_eq!((p, a.index_of(x, 0, p)), (80, Some(last)));
         assert_eq!(
-            a.index_of(IpAddr::V6(Ipv6Addr::from(3u128 << 120)), 80),
+            a.index_of(IpAddr::V6(Ipv6Addr::from(3u128 << 120)), 0, 80),
             None
         );
         // The IPv6 part follows the IPv4 part.
@@ -486,9 +491,9 @@ mod tests {
                 (20, 443)
             ]
         );
-        assert_eq!(s.index_of(ip4(20), 443), Some(5));
-        assert_eq!(s.index_of(ip4(12), 443), None);
-        assert_eq!(s.index_of(ip4(10), 22), None);
+        assert_eq!(s.index_of(ip4(20), 0, 443), Some(5));
+        assert_eq!(s.index_of(ip4(12), 0, 443), None);
+        assert_eq!(s.index_of(ip4(10), 0, 22), None);
     }
 
     #[test]
@@ -508,7 +513,7 @@ mod tests {
             let i = probe % s.len();
             let (a, p) = s.get(i);
             prop_assert!(set.contains(v4(a)));
-            prop_assert_eq!(s.index_of(a, p), Some(i));
+            prop_assert_eq!(s.index_of(a, 0, p), Some(i));
         }
     }
 }
