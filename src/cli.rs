@@ -319,10 +319,25 @@ pub struct Cli {
     #[arg(long = "banners")]
     pub banners: bool,
 
-    /// Service and version detection (also -sV): banners matched against nmap-service-probes,
-    /// reported as service name, product, version, extra info and CPE
+    /// Service and version detection (also -sV), as nmap runs it: the NULL probe, then the
+    /// probes of nmap-service-probes for the port and up to --version-intensity, soft matches
+    /// followed, TLS opened for ssl; reported as service name, product, version, extra info
+    /// and CPE
     #[arg(long = "service-version")]
     pub service_version: bool,
+
+    /// -sV: the rarest probe (1-9) sent to a port no probe lists; probes listing the port are
+    /// always sent (0: only those)
+    #[arg(long = "version-intensity", value_name = "0-9", default_value = "7", value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub version_intensity: u8,
+
+    /// -sV: intensity 2 (nmap's --version-light)
+    #[arg(long = "version-light", conflicts_with_all = ["version_intensity", "version_all"])]
+    pub version_light: bool,
+
+    /// -sV: intensity 9, every probe (nmap's --version-all)
+    #[arg(long = "version-all", conflicts_with = "version_intensity")]
+    pub version_all: bool,
 
     /// nmap-service-probes to use [default: /usr/share/nmap/nmap-service-probes; --banners
     /// without it sends built-in HTTP and TLS probes]

@@ -693,6 +693,11 @@ fn banners(
     scan: ScanType,
     table: Option<std::sync::Arc<PortTable>>,
 ) -> Result<(Option<GrabOptions>, Option<std::sync::Arc<Namer>>), ConfigError> {
+    if (cli.version_light || cli.version_all) && !cli.service_version {
+        return Err(ConfigError::Usage(
+            "--version-light and --version-all apply to -sV".into(),
+        ));
+    }
     if !cli.banners && !cli.service_version {
         if cli.service_probes.is_some() {
             return Err(ConfigError::Usage(
@@ -730,6 +735,11 @@ fn banners(
     };
     let namer = cli.service_version.then(|| {
         std::sync::Arc::new(Namer {
+            intensity: match (cli.version_light, cli.version_all) {
+                (true, _) => 2,
+                (_, true) => 9,
+                _ => cli.version_intensity,
+            },
             probes,
             table: table.unwrap_or_default(),
         })

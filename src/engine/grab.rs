@@ -8,6 +8,11 @@
 //! The table holds open ports only, is bounded (`--max-connections`), and every entry expires.
 //! Frames to send go to the transmit threads through a channel: the AF_XDP transmit ring has
 //! one producer.
+//!
+//! With `-sV` the grabber only converses: each probe's answer goes to the version worker
+//! (`engine::version`), which matches it and orders the next probe (on the same connection after
+//! a silent NULL probe, else on a new one that the grabber opens with a SYN of its own), so
+//! the receive thread never runs a pattern (ARCHITECTURE.md, "Version detection").
 
 use std::{
     collections::HashMap,
@@ -16,12 +21,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::wire::repr::L4Repr;
 use crate::{
+    cookie::PortRange,
     output::Record,
-    service::{self, Grab, ServiceProbes},
+    service::{self, detect::End, Grab, ServiceProbes},
     wire::{
         checksum, put_u16,
         repr::TcpRepr,
@@ -58,11 +64,60 @@ enum Phase {
     Greeting,
     /// Our probe is out; collecting the answer.
     Probed,
+    /// Our SYN is out (`-sV`: a connection of our own for the next probe).
+    SynSent {
+        iss: u32,
+        again_at: Instant,
+        sent: u32,
+        payload: Vec<u8>,
+    },
+    /// The NULL probe's answer (none) went to the version worker; the connection stays open
+    /// for the probe it orders next.
+    Waiting,
+}
+
+/// One probe's conversation, reported to the version worker (`-sV`).
+#[derive(Debug)]
+pub struct Answer {
+    pub key: (IpAddr, u16),
+    pub record: Box<Record>,
+    pub data: Vec<u8>,
+    pub end: End,
+    /// From the probe (or the handshake, for the NULL probe) to the end.
+    pub elapsed: Duration,
+}
+
+/// What the version worker orders.
+#[derive(Debug)]
+pub enum Order {
+    /// Send a probe: on the connection kept open after a silent NULL probe (`reuse`), else on a
+    /// new connection. `wait`: how long its answer may take.
+    Probe {
+        key: (IpAddr, u16),
+        record: Box<Record>,
+        name: String,
+        payload: Vec<u8>,
+        wait: Duration,
+        reuse: bool,
+        /// Inside TLS.
+        tls: bool,
+    },
+    /// Detection is over: close what is still open.
+    Close { key: (IpAddr, u16) },
+}
+
+/// The grabber's end of the version worker's channels.
+pub struct VersionLink {
+    pub answers: Sender<Answer>,
+    pub orders: Receiver<Order>,
+    /// Ports in detection (the worker counts them); bounds the table with the open connections.
+    pub detecting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug)]
 struct Conn {
-    record: Record,
+    /// `None` while the version worker holds it (a connection waiting for its order).
+    record: Option<Record>,
     sport: u16,
     snd_nxt: u32,
     rcv_nxt: u32,
@@ -75,6 +130,14 @@ struct Conn {
     /// Our probe while unacknowledged and unanswered: its sequence number and bytes, when to
     /// send it again, and how many times it went out.
     unacked: Option<Unacked>,
+    /// When this probe went out (`-sV`: the answer's elapsed time).
+    started: Instant,
+    /// How long this probe's answer may take (`-sV`).
+    wait: Duration,
+    /// The TLS session this conversation runs in (`-sV` on `ssl` ports).
+    tls: Option<Box<super::tls::TlsLayer>>,
+    /// Open TLS once the handshake is done (a connection of our own for a probe inside TLS).
+    wants_tls: bool,
 }
 
 #[derive(Debug)]
@@ -99,6 +162,13 @@ pub struct Grabber {
     last_sweep: Instant,
     /// Open ports reported without a banner because the table was full.
     pub skipped: u64,
+    /// `-sV`: the version worker's channels.
+    version: Option<VersionLink>,
+    /// Our source ports (connections of our own take the next one each time).
+    ports: PortRange,
+    next_port: u32,
+    /// xorshift state for our initial sequence numbers.
+    rng: u64,
 }
 
 impl Grabber {
@@ -110,11 +180,30 @@ impl Grabber {
             inject,
             last_sweep: Instant::now(),
             skipped: 0,
+            version: None,
+            ports: PortRange { lo: 61000, hi: 65535 },
+            next_port: 0,
+            rng: 0x9e37_79b9_7f4a_7c15
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64),
         }
     }
 
+    /// Version detection (`-sV`): answers go to the worker, orders come from it; connections
+    /// of our own use source ports from `ports`.
+    pub fn with_version(mut self, link: VersionLink, ports: PortRange) -> Self {
+        self.version = Some(link);
+        self.ports = ports;
+        self
+    }
+
+    /// Ports being worked on: open connections, or (`-sV`) ports in detection.
     pub fn active(&self) -> usize {
-        self.conns.len()
+        match &self.version {
+            Some(v) => v.detecting.load(std::sync::atomic::Ordering::Relaxed),
+            None => self.conns.len(),
+        }
     }
 
     /// A first SYN-ACK for `record`'s target: starts a connection and keeps the record until the
@@ -124,16 +213,22 @@ impl Grabber {
         let (peer, port, sport) = (ip.src(), seg.src_port(), seg.dst_port());
         let snd_nxt = seg.ack();
         let rcv_nxt = seg.seq().wrapping_add(1);
-        if self.conns.len() >= self.opts.max_connections {
+        if self.active().max(self.conns.len()) >= self.opts.max_connections
+            || self.conns.contains_key(&(peer, port))
+        {
             self.skipped += 1;
             self.send(peer, sport, port, snd_nxt, 0, TcpFlags::RST, &[]);
             return Some(record);
+        }
+        if let Some(v) = &self.version {
+            v.detecting
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.send(peer, sport, port, snd_nxt, rcv_nxt, TcpFlags::ACK, &[]);
         self.conns.insert(
             (peer, port),
             Conn {
-                record,
+                record: Some(record),
                 sport,
                 snd_nxt,
                 rcv_nxt,
@@ -143,6 +238,10 @@ impl Grabber {
                 opened: now,
                 deadline: now + self.opts.greeting_wait,
                 unacked: None,
+                started: now,
+                wait: self.opts.greeting_wait,
+                tls: None,
+                wants_tls: false,
             },
         );
         None
@@ -155,7 +254,7 @@ impl Grabber {
             return;
         };
         let (peer, port) = (ip.src(), seg.src_port());
-        match self.conns.get(&(peer, port)) {
+        match self.conns.get(&(peer, port)).filter(|c| c.sport == seg.dst_port()) {
             Some(c) => {
                 let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
                 self.send(peer, sport, port, snd, rcv, TcpFlags::ACK, &[]);
@@ -169,15 +268,61 @@ impl Grabber {
     pub fn segment(&mut self, ip: &IpPacket, now: Instant) -> Option<Option<Record>> {
         let seg = TcpSegment::new_checked(ip.payload()).ok()?;
         let key = (ip.src(), seg.src_port());
+        let versioned = self.version.is_some();
         let c = self.conns.get_mut(&key)?;
         if seg.dst_port() != c.sport {
             return None;
         }
         let f = seg.flags();
+        if let Phase::SynSent { iss, .. } = &c.phase {
+            let iss = *iss;
+            if f.has(TcpFlags::RST) {
+                return Some(self.end_version(key, End::Failed, false, now));
+            }
+            if !(f.has(TcpFlags::SYN) && f.has(TcpFlags::ACK))
+                || seg.ack() != iss.wrapping_add(1)
+            {
+                return Some(None);
+            }
+            let Phase::SynSent { payload, .. } = std::mem::replace(&mut c.phase, Phase::Probed)
+            else {
+                unreachable!()
+            };
+            c.rcv_nxt = seg.seq().wrapping_add(1);
+            c.snd_nxt = iss.wrapping_add(1);
+            c.started = now;
+            c.deadline = now + c.wait;
+            if payload.is_empty() {
+                // A NULL probe of our own (inside TLS): wait for a greeting.
+                c.phase = Phase::Greeting;
+            }
+            // Inside TLS the first bytes are the ClientHello; the probe follows the handshake.
+            let bytes = if c.wants_tls {
+                match super::tls::TlsLayer::new(key.0, &payload) {
+                    Some(mut t) => {
+                        let hello = t.outgoing();
+                        c.tls = Some(Box::new(t));
+                        hello
+                    }
+                    None => return Some(self.end_version(key, End::Failed, true, now)),
+                }
+            } else {
+                payload
+            };
+            let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
+            self.send(key.0, sport, key.1, snd, rcv, TcpFlags::ACK, &[]);
+            if !bytes.is_empty() {
+                self.send_probe(key, bytes, now);
+            }
+            return Some(None);
+        }
         if f.has(TcpFlags::SYN) {
             return None; // a SYN-ACK: the scan's business (see repeat_synack)
         }
         if f.has(TcpFlags::RST) {
+            if self.version.is_some() {
+                return Some(self.end_version(key, End::Closed, false, now));
+            }
             return Some(Some(self.finish(key, false)));
         }
         let data = seg.payload();
@@ -190,10 +335,25 @@ impl Grabber {
             }
         }
         let mut done = false;
+        let (mut tls_out, mut tls_failed) = (Vec::new(), false);
         if seg.seq() == c.rcv_nxt {
-            let room = self.opts.max_bytes.saturating_sub(c.buf.len());
-            c.buf.extend_from_slice(&data[..data.len().min(room)]);
             c.rcv_nxt = c.rcv_nxt.wrapping_add(data.len() as u32);
+            // Inside TLS the conversation is the plaintext; the records stay on the wire.
+            let app: std::borrow::Cow<[u8]> = match c.tls.as_mut() {
+                Some(t) if !data.is_empty() => match t.incoming(data) {
+                    Ok(p) => {
+                        tls_out = t.outgoing();
+                        p.into()
+                    }
+                    Err(()) => {
+                        tls_failed = true;
+                        Vec::new().into()
+                    }
+                },
+                _ => data.into(),
+            };
+            let room = self.opts.max_bytes.saturating_sub(c.buf.len());
+            c.buf.extend_from_slice(&app[..app.len().min(room)]);
             if f.has(TcpFlags::FIN) {
                 c.rcv_nxt = c.rcv_nxt.wrapping_add(1);
                 done = true;
@@ -201,32 +361,57 @@ impl Grabber {
             if c.buf.len() >= self.opts.max_bytes {
                 done = true;
             }
-            if !data.is_empty() {
+            if !app.is_empty() {
                 // Once the port has spoken, a quiet spell ends the banner.
                 let quiet = now + self.opts.idle;
-                let hard = c.opened + self.opts.timeout;
+                let hard = if versioned {
+                    c.started + c.wait
+                } else {
+                    c.opened + self.opts.timeout
+                };
                 c.deadline = quiet.min(hard);
                 if matches!(c.phase, Phase::Greeting) {
                     c.phase = Phase::Probed; // a greeting counts as the answer: no probe
                 }
             }
         }
+        if tls_failed {
+            return Some(self.end_version(key, End::Closed, true, now));
+        }
         if data.is_empty() && !f.has(TcpFlags::FIN) {
             return Some(None); // a bare ACK of our probe
         }
-        // Acknowledge in order data (and re-acknowledge anything out of order).
+        // Acknowledge in order data (and re-acknowledge anything out of order); TLS records
+        // of ours (handshake, the probe) carry the acknowledgement.
         let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
-        self.send(key.0, sport, key.1, snd, rcv, TcpFlags::ACK, &[]);
+        let fin = f.has(TcpFlags::FIN);
+        if tls_out.is_empty() || done {
+            self.send(key.0, sport, key.1, snd, rcv, TcpFlags::ACK, &[]);
+        } else {
+            self.send_probe(key, tls_out, now);
+        }
+        if self.version.is_some() {
+            if done {
+                let end = if fin { End::Closed } else { End::Quiet };
+                return Some(self.end_version(key, end, true, now));
+            }
+            return Some(None);
+        }
         Some(done.then(|| self.finish(key, true)))
     }
 
     /// Sends due probes and closes expired connections; returns the finished records. Cheap to
     /// call often: it looks at the table at most every 5 ms.
     pub fn tick(&mut self, now: Instant) -> Vec<Record> {
+        self.take_orders(now);
         if now.duration_since(self.last_sweep) < Duration::from_millis(5) {
             return Vec::new();
         }
         self.last_sweep = now;
+        if self.version.is_some() {
+            self.tick_version(now);
+            return Vec::new();
+        }
         let due: Vec<(IpAddr, u16)> = self
             .conns
             .iter()
@@ -302,10 +487,273 @@ impl Grabber {
         out
     }
 
-    /// Closes every connection (the scan is ending); returns their records.
+    /// Closes every connection (the scan is ending); returns their records. With `-sV` every
+    /// conversation and every order not yet carried out goes back to the worker as aborted.
     pub fn close_all(&mut self) -> Vec<Record> {
         let keys: Vec<_> = self.conns.keys().copied().collect();
+        if self.version.is_some() {
+            let now = Instant::now();
+            for k in keys {
+                self.end_version(k, End::Aborted, true, now);
+            }
+            let orders: Vec<Order> = self
+                .version
+                .as_ref()
+                .map(|v| v.orders.try_iter().collect())
+                .unwrap_or_default();
+            for o in orders {
+                if let Order::Probe { key, record, .. } = o {
+                    self.answer(key, record, Vec::new(), End::Aborted, Duration::ZERO);
+                }
+            }
+            return Vec::new();
+        }
         keys.into_iter().map(|k| self.finish(k, true)).collect()
+    }
+
+    /// Carries out the version worker's orders.
+    fn take_orders(&mut self, now: Instant) {
+        let Some(v) = &self.version else { return };
+        let orders: Vec<Order> = v.orders.try_iter().collect();
+        for o in orders {
+            match o {
+                Order::Close { key } => {
+                    if let Some(c) = self.conns.get(&key) {
+                        if c.record.is_none() {
+                            self.close(key);
+                        }
+                    }
+                }
+                Order::Probe {
+                    key,
+                    record,
+                    name,
+                    payload,
+                    wait,
+                    reuse,
+                    tls,
+                } => {
+                    let waiting = self
+                        .conns
+                        .get(&key)
+                        .is_some_and(|c| matches!(c.phase, Phase::Waiting));
+                    if reuse && waiting {
+                        let c = self.conns.get_mut(&key).expect("waiting");
+                        c.record = Some(*record);
+                        c.probe = Some(name);
+                        c.buf.clear();
+                        c.started = now;
+                        c.wait = wait;
+                        c.deadline = now + wait;
+                        c.phase = Phase::Probed;
+                        let bytes = match c.tls.as_mut() {
+                            Some(t) => {
+                                t.write(&payload);
+                                t.outgoing()
+                            }
+                            None => payload,
+                        };
+                        if bytes.is_empty() {
+                            c.phase = Phase::Greeting;
+                        } else {
+                            self.send_probe(key, bytes, now);
+                        }
+                    } else {
+                        if self.conns.contains_key(&key) {
+                            self.close(key);
+                        }
+                        self.connect(key, *record, name, payload, wait, tls, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens a connection of our own to `key` for a probe (`-sV`), inside TLS when `tls`.
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        &mut self,
+        key: (IpAddr, u16),
+        record: Record,
+        name: String,
+        payload: Vec<u8>,
+        wait: Duration,
+        tls: bool,
+        now: Instant,
+    ) {
+        let span = (self.ports.hi - self.ports.lo) as u32 + 1;
+        self.next_port = (self.next_port + 1) % span;
+        let sport = self.ports.lo + self.next_port as u16;
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let iss = self.rng as u32;
+        self.send(key.0, sport, key.1, iss, 0, TcpFlags::SYN, &[]);
+        self.conns.insert(
+            key,
+            Conn {
+                record: Some(record),
+                sport,
+                snd_nxt: iss,
+                rcv_nxt: 0,
+                buf: Vec::new(),
+                phase: Phase::SynSent {
+                    iss,
+                    again_at: now + RTO,
+                    sent: 1,
+                    payload,
+                },
+                probe: Some(name),
+                opened: now,
+                deadline: now + RTO * 7,
+                unacked: None,
+                started: now,
+                wait,
+                tls: None,
+                wants_tls: tls,
+            },
+        );
+    }
+
+    /// Sends `payload` on the established connection `key` (retransmitted until acknowledged).
+    fn send_probe(&mut self, key: (IpAddr, u16), payload: Vec<u8>, now: Instant) {
+        let Some(c) = self.conns.get_mut(&key) else { return };
+        let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
+        c.snd_nxt = snd.wrapping_add(payload.len() as u32);
+        c.unacked = Some(Unacked {
+            seq: snd,
+            data: payload.clone(),
+            again_at: now + RTO,
+            sent: 1,
+        });
+        self.send(
+            key.0,
+            sport,
+            key.1,
+            snd,
+            rcv,
+            TcpFlags::PSH | TcpFlags::ACK,
+            &payload,
+        );
+    }
+
+    /// Deadlines and retransmissions of `-sV` conversations.
+    fn tick_version(&mut self, now: Instant) {
+        let due: Vec<(IpAddr, u16)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.deadline <= now
+                    || c.unacked.as_ref().is_some_and(|u| u.again_at <= now)
+                    || matches!(c.phase, Phase::SynSent { again_at, .. } if again_at <= now)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(c) = self.conns.get_mut(&key) else {
+                continue;
+            };
+            if let Phase::SynSent { iss, again_at, sent, .. } = &mut c.phase {
+                if *again_at <= now {
+                    if *sent >= MAX_SENDS {
+                        self.end_version(key, End::Failed, false, now);
+                        continue;
+                    }
+                    *sent += 1;
+                    *again_at = now + RTO * (1 << *sent);
+                    let (iss, sport) = (*iss, c.sport);
+                    self.send(key.0, sport, key.1, iss, 0, TcpFlags::SYN, &[]);
+                }
+                continue;
+            }
+            if matches!(c.phase, Phase::Waiting) {
+                if c.deadline <= now {
+                    self.close(key); // the worker never ordered: it will have closed
+                }
+                continue;
+            }
+            if c.deadline > now {
+                let Some(u) = c.unacked.as_mut() else {
+                    continue;
+                };
+                u.sent += 1;
+                u.again_at = now + RTO * (1 << u.sent.min(8));
+                let (seq, data) = (u.seq, u.data.clone());
+                if u.sent >= MAX_SENDS {
+                    c.unacked = None;
+                }
+                let (sport, rcv) = (c.sport, c.rcv_nxt);
+                self.send(key.0, sport, key.1, seq, rcv, TcpFlags::PSH | TcpFlags::ACK, &data);
+                continue;
+            }
+            self.end_version(key, End::Quiet, true, now);
+        }
+    }
+
+    /// One probe's conversation is over (`-sV`): its answer goes to the worker. A silent NULL
+    /// probe keeps the connection open for the next probe; any other ends it (`reset`: with our
+    /// RST). Returns nothing (the worker reports the record).
+    fn end_version(
+        &mut self,
+        key: (IpAddr, u16),
+        end: End,
+        reset: bool,
+        now: Instant,
+    ) -> Option<Record> {
+        let c = self.conns.get_mut(&key)?;
+        let record = c.record.take()?;
+        let data = std::mem::take(&mut c.buf);
+        let elapsed = now.duration_since(c.started);
+        let silent_null = end == End::Quiet
+            && data.is_empty()
+            && c.probe.as_deref().is_none_or(|p| p == "NULL")
+            && matches!(c.phase, Phase::Greeting);
+        if silent_null {
+            c.phase = Phase::Waiting;
+            c.deadline = now + Duration::from_secs(10);
+        } else if reset {
+            self.close(key);
+        } else {
+            self.conns.remove(&key);
+        }
+        self.answer(key, Box::new(record), data, end, elapsed);
+        None
+    }
+
+    fn answer(
+        &self,
+        key: (IpAddr, u16),
+        record: Box<Record>,
+        data: Vec<u8>,
+        end: End,
+        elapsed: Duration,
+    ) {
+        if let Some(v) = &self.version {
+            let _ = v.answers.send(Answer {
+                key,
+                record,
+                data,
+                end,
+                elapsed,
+            });
+        }
+    }
+
+    /// Resets and forgets connection `key`.
+    fn close(&mut self, key: (IpAddr, u16)) {
+        if let Some(c) = self.conns.remove(&key) {
+            if !matches!(c.phase, Phase::SynSent { .. }) {
+                self.send(
+                    key.0,
+                    c.sport,
+                    key.1,
+                    c.snd_nxt,
+                    c.rcv_nxt,
+                    TcpFlags::RST | TcpFlags::ACK,
+                    &[],
+                );
+            }
+        }
     }
 
     fn finish(&mut self, key: (IpAddr, u16), reset: bool) -> Record {
@@ -324,7 +772,7 @@ impl Grabber {
                 &[],
             );
         }
-        let mut r = c.record;
+        let mut r = c.record.expect("banner connections keep their record");
         r.grab = Some(Arc::new(Grab {
             banner: c.buf,
             probe: c.probe,

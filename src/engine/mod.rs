@@ -12,7 +12,9 @@ pub mod packet_trace;
 pub mod rate;
 pub mod silence;
 pub mod stats;
+pub mod tls;
 pub mod trace_table;
+pub mod version;
 
 use std::{
     net::IpAddr,
@@ -433,6 +435,16 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let inject_done = AtomicBool::new(false);
     let grabbing = AtomicUsize::new(0);
 
+    // -sV: the version worker matches answers off the receive thread (see `version.rs`).
+    let versioned = plan
+        .namer
+        .as_ref()
+        .filter(|n| plan.grab.is_some() && n.probes.is_some())
+        .cloned();
+    let detecting = Arc::new(AtomicUsize::new(0));
+    let (answer_tx, answer_rx) = unbounded::<grab::Answer>();
+    let (order_tx, order_rx) = unbounded::<grab::Order>();
+
     std::thread::scope(|s| {
         let out = s.spawn(|| {
             write_outputs(
@@ -441,9 +453,30 @@ pub fn run<T: TxQueue, R: RxQueue>(
                 &out_state,
                 plan.limits,
                 start,
-                plan.namer.as_deref(),
+                // Named by the version worker when there is one.
+                plan.namer.as_deref().filter(|_| versioned.is_none()),
             )
         });
+        let version_link = versioned.as_ref().map(|namer| {
+            let (rec_tx, detecting) = (rec_tx.clone(), &detecting);
+            let answers = answer_rx.clone();
+            s.spawn(move || {
+                let work = version::VersionWork {
+                    db: namer.probes.clone().expect("checked above"),
+                    namer,
+                    intensity: namer.intensity,
+                    max_wait: plan.grab.as_ref().map_or(Duration::from_secs(5), |g| g.timeout),
+                    tls: true,
+                };
+                version::run(work, answers, order_tx, rec_tx, detecting, stats)
+            });
+            grab::VersionLink {
+                answers: answer_tx,
+                orders: order_rx,
+                detecting: detecting.clone(),
+            }
+        });
+        drop(answer_rx);
 
         let rx_thread = rx.map(|mut rxq| {
             let (stop_rx, fail, sending_done) = (&stop_rx, &fail, &sending_done);
@@ -455,11 +488,13 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     dedup: Dedup::for_space(plan.space.len()),
                     tracer,
                     traces: TraceTable::default(),
-                    grabber: plan
-                        .grab
-                        .clone()
-                        .zip(inject_tx)
-                        .map(|(o, tx)| grab::Grabber::new(o, plan.frames, tx)),
+                    grabber: plan.grab.clone().zip(inject_tx).map(|(o, tx)| {
+                        let g = grab::Grabber::new(o, plan.frames, tx);
+                        match version_link {
+                            Some(link) => g.with_version(link, plan.jar.ports()),
+                            None => g,
+                        }
+                    }),
                     grabbing,
                 };
                 if let Err(e) = receive(

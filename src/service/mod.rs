@@ -3,6 +3,7 @@
 //! patterns, `nmap-services` for the port-table guess nmap prints when nothing matches).
 //! The handshake that collects banners lives in `engine::grab`; this part is pure.
 
+pub mod detect;
 pub mod probes;
 
 use serde::Serialize;
@@ -104,9 +105,10 @@ pub struct Service {
 }
 
 impl Service {
-    /// nmap's confidence: 10 for a pattern, 3 for the port table.
+    /// nmap's confidence: 10 for a pattern, 8 for `tcpwrapped`, 3 for the port table.
     pub fn conf(&self) -> u8 {
         match self.method {
+            Method::Probed if self.name == "tcpwrapped" => 8,
             Method::Probed => 10,
             Method::Table => 3,
         }
@@ -156,6 +158,8 @@ pub struct Grab {
 pub struct Namer {
     pub probes: Option<std::sync::Arc<ServiceProbes>>,
     pub table: std::sync::Arc<PortTable>,
+    /// `--version-intensity`: the rarest probe sent to a port no probe lists (0-9).
+    pub intensity: u8,
 }
 
 impl Namer {

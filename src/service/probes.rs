@@ -43,7 +43,28 @@ pub struct Probe {
     pub fallback: Vec<String>,
     /// How long nmap waits for this probe's answer.
     pub total_wait_ms: Option<u64>,
+    /// A NULL probe closed sooner than this means `tcpwrapped` (nmap's `tcpwrappedms`).
+    pub tcpwrapped_ms: Option<u64>,
     pub matches: Vec<Match>,
+    /// Every service its match lines name (nmap's `serviceIsPossible`: after a soft match,
+    /// only probes that can name that service are sent).
+    pub services: Vec<String>,
+}
+
+impl Probe {
+    pub fn is_null(&self) -> bool {
+        self.tcp && self.name == "NULL"
+    }
+
+    /// Does this probe list `port` (its `sslports` inside a TLS tunnel)?
+    pub fn lists_port(&self, port: u16, tunnel: bool) -> bool {
+        let list = if tunnel { &self.sslports } else { &self.ports };
+        list.as_ref().is_some_and(|l| l.contains(port))
+    }
+
+    pub fn can_name(&self, service: &str) -> bool {
+        self.services.iter().any(|s| s == service)
+    }
 }
 
 /// A `match` or `softmatch` line.
@@ -167,10 +188,13 @@ impl ServiceProbes {
                         payload: unescape(body),
                         ports: None,
                         sslports: None,
-                        rarity: 1,
+                        // nmap's default for a probe without a rarity line.
+                        rarity: 5,
                         fallback: Vec::new(),
                         total_wait_ms: None,
+                        tcpwrapped_ms: None,
                         matches: Vec::new(),
+                        services: Vec::new(),
                     });
                 }
                 _ => {
@@ -178,9 +202,13 @@ impl ServiceProbes {
                         return Err(err("directive before the first Probe"));
                     };
                     match word {
-                        "match" | "softmatch" => p
-                            .matches
-                            .push(parse_match(rest, word == "softmatch").map_err(err)?),
+                        "match" | "softmatch" => {
+                            let m = parse_match(rest, word == "softmatch").map_err(err)?;
+                            if !p.services.contains(&m.service) {
+                                p.services.push(m.service.clone());
+                            }
+                            p.matches.push(m);
+                        }
                         "ports" => p.ports = PortList::parse(rest.trim()).ok(),
                         "sslports" => p.sslports = PortList::parse(rest.trim()).ok(),
                         "rarity" => p.rarity = rest.trim().parse().unwrap_or(1),
@@ -188,7 +216,8 @@ impl ServiceProbes {
                             p.fallback = rest.split(',').map(|s| s.trim().to_string()).collect()
                         }
                         "totalwaitms" => p.total_wait_ms = rest.trim().parse().ok(),
-                        _ => {} // tcpwrappedms and future directives
+                        "tcpwrappedms" => p.tcpwrapped_ms = rest.trim().parse().ok(),
+                        _ => {} // future directives
                     }
                 }
             }
@@ -204,6 +233,42 @@ impl ServiceProbes {
 
     fn tcp_probe(&self, name: &str) -> Option<&Probe> {
         self.probes.iter().find(|p| p.tcp && p.name == name)
+    }
+
+    /// Index of the TCP probe called `name`.
+    pub fn tcp_index(&self, name: &str) -> Option<usize> {
+        self.probes.iter().position(|p| p.tcp && p.name == name)
+    }
+
+    /// Is `port` one nmap never sends TCP probes to (`Exclude`)?
+    pub fn excluded_tcp(&self, port: u16) -> bool {
+        self.exclude_tcp.as_ref().is_some_and(|e| e.contains(port))
+    }
+
+    /// What the answer `data` to probe `idx` says, as nmap reads it: the match lines of the
+    /// probe, then of its fallbacks, then of the NULL probe (TCP), and the first line that
+    /// matches wins, soft or hard.
+    pub fn first_match(&self, idx: usize, data: &[u8]) -> Option<Service> {
+        if data.is_empty() {
+            return None;
+        }
+        let probe = self.probes.get(idx)?;
+        let mut chain: Vec<&Probe> = vec![probe];
+        let same_proto = |p: &&Probe| p.tcp == probe.tcp;
+        for f in &probe.fallback {
+            if let Some(fp) = self.probes.iter().filter(same_proto).find(|p| &p.name == f) {
+                chain.push(fp);
+            }
+        }
+        if probe.tcp && !probe.is_null() {
+            if let Some(null) = self.tcp_probe("NULL") {
+                chain.push(null);
+            }
+        }
+        chain
+            .into_iter()
+            .flat_map(|p| p.matches.iter())
+            .find_map(|m| m.apply(data))
     }
 
     /// The probe to send when a TCP port stays silent: the first (in file order) that lists the
