@@ -15,6 +15,9 @@ PKGS=(
     openssl
     # peers and inspection: reference tools the tests and benchmarks compare with
     nmap ndiff zmap masscan tshark python3-scapy libxml2-utils xsltproc
+    # -sV next to nmap -sV: Debian's real daemons, started only inside lab namespaces
+    # (scripts/lab-daemons.sh); none is started on the host
+    openssh-server nginx-light vsftpd redis-server memcached dnsmasq-base mosquitto socat
 )
 missing=()
 for p in "${PKGS[@]}"; do

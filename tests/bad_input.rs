@@ -73,7 +73,10 @@ fn malformed_ports() {
     refused(&["198.19.0.1", "-PE", "-p", "80"], "takes no ports");
     refused(&["198.19.0.1", "-sO", "-p", "300"], "0-255");
     // Protocol prefixes and combined scan types.
-    refused(&["198.19.0.1", "-sS", "-sA", "-p", "80"], "one TCP scan type");
+    refused(
+        &["198.19.0.1", "-sS", "-sA", "-p", "80"],
+        "one TCP scan type",
+    );
     refused(&["198.19.0.1", "-PE", "-sU"], "runs alone");
     refused(&["198.19.0.1", "-p", "S:80"], "SCTP");
     refused(&["198.19.0.1", "-p", "T:,80"], "names no port");

@@ -181,7 +181,10 @@ impl Grabber {
             last_sweep: Instant::now(),
             skipped: 0,
             version: None,
-            ports: PortRange { lo: 61000, hi: 65535 },
+            ports: PortRange {
+                lo: 61000,
+                hi: 65535,
+            },
             next_port: 0,
             rng: 0x9e37_79b9_7f4a_7c15
                 ^ std::time::SystemTime::now()
@@ -254,7 +257,11 @@ impl Grabber {
             return;
         };
         let (peer, port) = (ip.src(), seg.src_port());
-        match self.conns.get(&(peer, port)).filter(|c| c.sport == seg.dst_port()) {
+        match self
+            .conns
+            .get(&(peer, port))
+            .filter(|c| c.sport == seg.dst_port())
+        {
             Some(c) => {
                 let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
                 self.send(peer, sport, port, snd, rcv, TcpFlags::ACK, &[]);
@@ -279,9 +286,7 @@ impl Grabber {
             if f.has(TcpFlags::RST) {
                 return Some(self.end_version(key, End::Failed, false, now));
             }
-            if !(f.has(TcpFlags::SYN) && f.has(TcpFlags::ACK))
-                || seg.ack() != iss.wrapping_add(1)
-            {
+            if !(f.has(TcpFlags::SYN) && f.has(TcpFlags::ACK)) || seg.ack() != iss.wrapping_add(1) {
                 return Some(None);
             }
             let Phase::SynSent { payload, .. } = std::mem::replace(&mut c.phase, Phase::Probed)
@@ -345,7 +350,7 @@ impl Grabber {
                         tls_out = t.outgoing();
                         p.into()
                     }
-                    Err(()) => {
+                    Err(super::tls::TlsEnded) => {
                         tls_failed = true;
                         Vec::new().into()
                     }
@@ -617,7 +622,9 @@ impl Grabber {
 
     /// Sends `payload` on the established connection `key` (retransmitted until acknowledged).
     fn send_probe(&mut self, key: (IpAddr, u16), payload: Vec<u8>, now: Instant) {
-        let Some(c) = self.conns.get_mut(&key) else { return };
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
         let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
         c.snd_nxt = snd.wrapping_add(payload.len() as u32);
         c.unacked = Some(Unacked {
@@ -653,7 +660,13 @@ impl Grabber {
             let Some(c) = self.conns.get_mut(&key) else {
                 continue;
             };
-            if let Phase::SynSent { iss, again_at, sent, .. } = &mut c.phase {
+            if let Phase::SynSent {
+                iss,
+                again_at,
+                sent,
+                ..
+            } = &mut c.phase
+            {
                 if *again_at <= now {
                     if *sent >= MAX_SENDS {
                         self.end_version(key, End::Failed, false, now);
@@ -683,7 +696,15 @@ impl Grabber {
                     c.unacked = None;
                 }
                 let (sport, rcv) = (c.sport, c.rcv_nxt);
-                self.send(key.0, sport, key.1, seq, rcv, TcpFlags::PSH | TcpFlags::ACK, &data);
+                self.send(
+                    key.0,
+                    sport,
+                    key.1,
+                    seq,
+                    rcv,
+                    TcpFlags::PSH | TcpFlags::ACK,
+                    &data,
+                );
                 continue;
             }
             self.end_version(key, End::Quiet, true, now);

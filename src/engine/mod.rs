@@ -465,7 +465,10 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     db: namer.probes.clone().expect("checked above"),
                     namer,
                     intensity: namer.intensity,
-                    max_wait: plan.grab.as_ref().map_or(Duration::from_secs(5), |g| g.timeout),
+                    max_wait: plan
+                        .grab
+                        .as_ref()
+                        .map_or(Duration::from_secs(5), |g| g.timeout),
                     tls: true,
                 };
                 version::run(work, answers, order_tx, rec_tx, detecting, stats)

@@ -50,9 +50,7 @@ impl ServerCertVerifier for AnyCertificate {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -72,6 +70,11 @@ fn config() -> Option<Arc<ClientConfig>> {
         .clone()
 }
 
+/// The session failed (an alert, a protocol error) or the server closed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("TLS session ended")]
+pub struct TlsEnded;
+
 /// One TLS session over a grabber connection.
 pub struct TlsLayer {
     conn: ClientConnection,
@@ -88,7 +91,8 @@ impl std::fmt::Debug for TlsLayer {
 impl TlsLayer {
     /// A session to `server` that will send `probe` once it is up.
     pub fn new(server: IpAddr, probe: &[u8]) -> Option<Self> {
-        let mut conn = ClientConnection::new(config()?, ServerName::IpAddress(server.into())).ok()?;
+        let mut conn =
+            ClientConnection::new(config()?, ServerName::IpAddress(server.into())).ok()?;
         if !probe.is_empty() {
             conn.writer().write_all(probe).ok()?;
         }
@@ -111,17 +115,16 @@ impl TlsLayer {
         out
     }
 
-    /// Takes bytes the server sent; returns the plaintext they carried, or `Err` when the
-    /// session failed (an alert, a protocol error) or the server closed it.
-    pub fn incoming(&mut self, mut data: &[u8]) -> Result<Vec<u8>, ()> {
+    /// Takes bytes the server sent; returns the plaintext they carried.
+    pub fn incoming(&mut self, mut data: &[u8]) -> Result<Vec<u8>, TlsEnded> {
         let mut plain = Vec::new();
         while !data.is_empty() {
             match self.conn.read_tls(&mut data) {
                 Ok(0) => break,
                 Ok(_) => {}
-                Err(_) => return Err(()),
+                Err(_) => return Err(TlsEnded),
             }
-            let state = self.conn.process_new_packets().map_err(|_| ())?;
+            let state = self.conn.process_new_packets().map_err(|_| TlsEnded)?;
             if state.plaintext_bytes_to_read() > 0 {
                 let mut buf = vec![0u8; state.plaintext_bytes_to_read()];
                 if let Ok(n) = self.conn.reader().read(&mut buf) {
@@ -129,7 +132,7 @@ impl TlsLayer {
                 }
             }
             if state.peer_has_closed() && plain.is_empty() {
-                return Err(());
+                return Err(TlsEnded);
             }
         }
         Ok(plain)
@@ -142,11 +145,18 @@ mod tests {
 
     #[test]
     fn a_client_hello_goes_out_first() {
-        let mut t = TlsLayer::new("198.19.0.1".parse().unwrap(), b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut t =
+            TlsLayer::new("198.19.0.1".parse().unwrap(), b"GET / HTTP/1.0\r\n\r\n").unwrap();
         let hello = t.outgoing();
         assert_eq!(hello[0], 0x16, "a handshake record");
         assert_eq!(hello[5], 0x01, "ClientHello");
-        assert!(!hello.windows(4).any(|w| w == b"GET "), "the probe waits for the handshake");
-        assert!(t.incoming(b"\x15\x03\x03\x00\x02\x02\x28").is_err(), "an alert ends it");
+        assert!(
+            !hello.windows(4).any(|w| w == b"GET "),
+            "the probe waits for the handshake"
+        );
+        assert!(
+            t.incoming(b"\x15\x03\x03\x00\x02\x02\x28").is_err(),
+            "an alert ends it"
+        );
     }
 }

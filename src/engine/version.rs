@@ -72,10 +72,7 @@ pub fn run(
                 banner_probe: None,
             }
         });
-        let probe_name = port
-            .detection
-            .current()
-            .map(|i| db.probes[i].name.clone());
+        let probe_name = port.detection.current().map(|i| db.probes[i].name.clone());
         let step = port.detection.answer(db, &a.data, a.end, a.elapsed);
         let named = matches!(step, Step::Done(Some(_)));
         if !a.data.is_empty() && (port.banner.is_empty() || named) {
@@ -101,7 +98,7 @@ pub fn run(
             Step::Done(service) => {
                 let p = ports.remove(&a.key).expect("a port in detection");
                 let _ = orders.send(Order::Close { key: a.key });
-                finish(&work, *a.record, p, service, &out, stats);
+                finish(&work, *a.record, p, service.map(|s| *s), &out, stats);
                 detecting.fetch_sub(1, Relaxed);
             }
         }
@@ -112,7 +109,7 @@ pub fn run(
             continue;
         };
         let service = match p.detection.answer(db, &[], End::Aborted, Duration::ZERO) {
-            Step::Done(s) => s,
+            Step::Done(s) => s.map(|s| *s),
             Step::Probe { .. } => None,
         };
         finish(&work, record, p, service, &out, stats);
@@ -130,12 +127,7 @@ fn finish(
     out: &Sender<OutMsg>,
     stats: &Stats,
 ) {
-    let service = service.or_else(|| {
-        work.namer
-            .table
-            .tcp(record.port)
-            .map(Service::from_table)
-    });
+    let service = service.or_else(|| work.namer.table.tcp(record.port).map(Service::from_table));
     record.grab = Some(Arc::new(Grab {
         banner: p.banner,
         probe: p.banner_probe,

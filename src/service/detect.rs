@@ -34,9 +34,13 @@ pub enum End {
 pub enum Step {
     /// Send probe `probe` (an index into the database): on the connection still open after a
     /// silent NULL probe (`reuse`), else on a new one; inside TLS when `tls`.
-    Probe { probe: usize, reuse: bool, tls: bool },
+    Probe {
+        probe: usize,
+        reuse: bool,
+        tls: bool,
+    },
     /// Finished: what the port is, when anything said so.
-    Done(Option<Service>),
+    Done(Option<Box<Service>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,15 +110,14 @@ impl Detection {
             self.tcpwrap_possible = false;
             if let Some(m) = db.first_match(idx, data) {
                 if !m.soft {
-                    if m.name == "ssl" && m.tunnel.is_none() && !self.tunnel && self.tls_possible
-                    {
+                    if m.name == "ssl" && m.tunnel.is_none() && !self.tunnel && self.tls_possible {
                         // Start over inside TLS.
                         self.tunnel = true;
                         self.soft = None;
                         self.phase = Phase::Initial;
                         return self.next(db, false);
                     }
-                    return self.done(Some(self.in_tunnel(m)));
+                    return self.done(Some(Box::new(self.in_tunnel(m))));
                 }
                 self.soft = Some(self.in_tunnel(m));
             }
@@ -127,7 +130,7 @@ impl Detection {
                     && probe.is_null()
                     && elapsed < Duration::from_millis(wrapped_ms)
                 {
-                    return self.done(Some(tcpwrapped()));
+                    return self.done(Some(Box::new(tcpwrapped())));
                 }
                 self.next(db, false)
             }
@@ -224,10 +227,10 @@ impl Detection {
             None if self.tcpwrap_possible && self.current.is_some() => Some(tcpwrapped()),
             None => None,
         };
-        self.done(s)
+        self.done(s.map(Box::new))
     }
 
-    fn done(&mut self, s: Option<Service>) -> Step {
+    fn done(&mut self, s: Option<Box<Service>>) -> Step {
         self.phase = Phase::Done;
         self.current = None;
         Step::Done(s)
@@ -282,9 +285,21 @@ match redis m|^\$\d+\r\n# Server\r\nredis_version:([\d.]+)| p/Redis key-value st
     fn name(db: &ServiceProbes, s: &Step) -> String {
         match s {
             Step::Probe { probe, reuse, tls } => {
-                format!("{}{}{}", db.probes[*probe].name, if *reuse { "+reuse" } else { "" }, if *tls { "+tls" } else { "" })
+                format!(
+                    "{}{}{}",
+                    db.probes[*probe].name,
+                    if *reuse { "+reuse" } else { "" },
+                    if *tls { "+tls" } else { "" }
+                )
             }
-            Step::Done(Some(s)) => format!("done:{}{}", s.tunnel.as_deref().map(|t| format!("{t}/")).unwrap_or_default(), s.name),
+            Step::Done(Some(s)) => format!(
+                "done:{}{}",
+                s.tunnel
+                    .as_deref()
+                    .map(|t| format!("{t}/"))
+                    .unwrap_or_default(),
+                s.name
+            ),
             Step::Done(None) => "done:none".into(),
         }
     }
@@ -297,8 +312,13 @@ match redis m|^\$\d+\r\n# Server\r\nredis_version:([\d.]+)| p/Redis key-value st
         let mut d = Detection::new(22, 7, true);
         assert_eq!(name(&db, &d.start(&db)), "NULL");
         let s = d.answer(&db, b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", End::Quiet, MS);
-        let Step::Done(Some(s)) = s else { panic!("{s:?}") };
-        assert_eq!((s.name.as_str(), s.details.version.as_deref()), ("ssh", Some("9.2p1")));
+        let Step::Done(Some(s)) = s else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            (s.name.as_str(), s.details.version.as_deref()),
+            ("ssh", Some("9.2p1"))
+        );
     }
 
     #[test]
@@ -359,8 +379,17 @@ match redis m|^\$\d+\r\n# Server\r\nredis_version:([\d.]+)| p/Redis key-value st
         let s = d.answer(&db, b"\x16\x03\x03\x00\x10", End::Quiet, MS);
         assert_eq!(name(&db, &s), "NULL+tls");
         let s = d.answer(&db, b"", End::Quiet, MS);
-        assert_eq!(name(&db, &s), "GetRequest+reuse+tls", "443 is in its sslports");
-        let s = d.answer(&db, b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n\r\n", End::Quiet, MS);
+        assert_eq!(
+            name(&db, &s),
+            "GetRequest+reuse+tls",
+            "443 is in its sslports"
+        );
+        let s = d.answer(
+            &db,
+            b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n\r\n",
+            End::Quiet,
+            MS,
+        );
         assert_eq!(name(&db, &s), "done:ssl/http");
         // Without TLS support the ssl match stands.
         let mut d = Detection::new(443, 7, false);
@@ -381,7 +410,11 @@ match redis m|^\$\d+\r\n# Server\r\nredis_version:([\d.]+)| p/Redis key-value st
         let mut d = Detection::new(22, 7, true);
         d.start(&db);
         let s = d.answer(&db, b"", End::Closed, Duration::from_millis(3500));
-        assert_eq!(name(&db, &s), "GenericLines", "22 is listed by none: file order");
+        assert_eq!(
+            name(&db, &s),
+            "GenericLines",
+            "22 is listed by none: file order"
+        );
         // Every later connection closed without a word as well: still tcpwrapped, as nmap.
         let mut s = s;
         while let Step::Probe { .. } = s {
@@ -414,7 +447,10 @@ match redis m|^\$\d+\r\n# Server\r\nredis_version:([\d.]+)| p/Redis key-value st
         }
         assert_eq!(sent[0], "NULL");
         assert!(sent.iter().any(|p| p == "redis-server"), "{sent:?}");
-        assert!(!sent.iter().any(|p| db.probes[db.tcp_index(p).unwrap()].rarity > 7 && !db.probes[db.tcp_index(p).unwrap()].lists_port(6379, false)));
+        assert!(!sent
+            .iter()
+            .any(|p| db.probes[db.tcp_index(p).unwrap()].rarity > 7
+                && !db.probes[db.tcp_index(p).unwrap()].lists_port(6379, false)));
         eprintln!("port 6379, intensity 7: {} probes", sent.len());
     }
 }
