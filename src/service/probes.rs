@@ -49,6 +49,9 @@ pub struct Probe {
     /// Every service its match lines name (nmap's `serviceIsPossible`: after a soft match,
     /// only probes that can name that service are sent).
     pub services: Vec<String>,
+    /// For each first byte of an answer, the match lines that can match it, in file order
+    /// (a line with a literal head is left out of the other 255): built on first use.
+    by_first: OnceLock<Vec<Vec<u32>>>,
 }
 
 impl Probe {
@@ -64,6 +67,33 @@ impl Probe {
 
     pub fn can_name(&self, service: &str) -> bool {
         self.services.iter().any(|s| s == service)
+    }
+
+    /// The first of this probe's match lines that matches `data` (not empty).
+    pub fn first_match(&self, data: &[u8]) -> Option<Service> {
+        let by_first = self.by_first.get_or_init(|| {
+            let mut v = vec![Vec::new(); 256];
+            for (i, m) in self.matches.iter().enumerate() {
+                match m.prefix.first() {
+                    None => v.iter_mut().for_each(|l| l.push(i as u32)),
+                    Some(&b) => {
+                        v[b as usize].push(i as u32);
+                        if m.caseless && b.is_ascii_alphabetic() {
+                            let other = if b.is_ascii_lowercase() {
+                                b.to_ascii_uppercase()
+                            } else {
+                                b.to_ascii_lowercase()
+                            };
+                            v[other as usize].push(i as u32);
+                        }
+                    }
+                }
+            }
+            v
+        });
+        by_first[data[0] as usize]
+            .iter()
+            .find_map(|&i| self.matches[i as usize].apply(data))
     }
 }
 
@@ -195,6 +225,7 @@ impl ServiceProbes {
                         tcpwrapped_ms: None,
                         matches: Vec::new(),
                         services: Vec::new(),
+                        by_first: OnceLock::new(),
                     });
                 }
                 _ => {
@@ -265,10 +296,7 @@ impl ServiceProbes {
                 chain.push(null);
             }
         }
-        chain
-            .into_iter()
-            .flat_map(|p| p.matches.iter())
-            .find_map(|m| m.apply(data))
+        chain.into_iter().find_map(|p| p.first_match(data))
     }
 
     /// The probe to send when a TCP port stays silent: the first (in file order) that lists the
