@@ -6,6 +6,7 @@
 #
 #   21 vsftpd      22 OpenSSH      53 dnsmasq (TCP)   80 nginx        443 openssl s_server -www
 #   1883 mosquitto 6379 redis      11211 memcached    2323 socat accepting and closing at once
+#   UDP: 53 dnsmasq, 123 chrony (an NTP server), 161 net-snmp's snmpd
 #
 # Usage (inside the namespace): lab-daemons.sh DIR
 set -euo pipefail
@@ -63,6 +64,12 @@ memcached -u nobody -l 0.0.0.0 -p 11211 -U 0 >"$DIR/memcached.log" 2>&1 &
 dnsmasq --no-daemon --conf-file=/dev/null --port=53 --no-resolv --no-hosts \
     --user=nobody --pid-file="$DIR/dnsmasq.pid" >"$DIR/dnsmasq.log" 2>&1 &
 
+# chrony serving NTP to anyone, no command port; net-snmp's agent with a read-only community.
+printf 'allow all\nport 123\ncmdport 0\npidfile %s/chronyd.pid\nlocal stratum 8\n' "$DIR" >"$DIR/chrony.conf"
+chronyd -d -x -f "$DIR/chrony.conf" >"$DIR/chrony.log" 2>&1 &
+printf 'rocommunity public default\nsysDescr xdpscan lab\n' >"$DIR/snmpd.conf"
+snmpd -f -Lo -C -c "$DIR/snmpd.conf" -p "$DIR/snmpd.pid" udp:161,udp6:161 >"$DIR/snmpd.log" 2>&1 &
+
 # A port that accepts and closes before saying anything (nmap: tcpwrapped).
 socat TCP-LISTEN:2323,fork,reuseaddr SYSTEM:'exit 0' >"$DIR/socat.log" 2>&1 &
 
@@ -72,7 +79,10 @@ for _ in $(seq 100); do
     for p in 21 22 53 80 443 1883 2323 6379 11211; do
         ss -Hltn "sport = :$p" | grep -q . && up=$((up + 1))
     done
-    [ "$up" = 9 ] && exit 0
+    for p in 53 123 161; do
+        ss -Hlun "sport = :$p" | grep -q . && up=$((up + 1))
+    done
+    [ "$up" = 12 ] && exit 0
     sleep 0.1
 done
 echo "lab-daemons: not every daemon listens:" >&2

@@ -40,7 +40,8 @@
 #   them (UDP port unreachable: closed, as nmap -6 reads it).
 #
 # LAB_DAEMONS=1 runs Debian's real daemons instead (scripts/lab-daemons.sh: vsftpd, OpenSSH,
-# dnsmasq, nginx, openssl s_server, mosquitto, redis, memcached, and a socat that hangs up).
+# dnsmasq, nginx, openssl s_server, mosquitto, redis, memcached, a socat that hangs up; UDP:
+# dnsmasq, chrony, snmpd).
 # LAB_SERVICES=1 replaces the bare TCP listeners with real services on every address
 # (scripts/lab-services.py): 22 an SSH-like greeting, 80 Python's HTTP server, 443 the same in
 # TLS, 9999 silent.
@@ -154,7 +155,6 @@ NFT
         TCP_PORTS=21,22,53,80,443,1883,2323,6379,11211
         ip netns exec "$TGT" bash "$HERE/lab-daemons.sh" "${TMPDIR:-/tmp}/xdpscan-$P-services" \
             || die "lab daemons did not start"
-        ip netns exec "$TGT" python3 "$HERE/lab-listener.py" --udp "$UDP_PORTS" >/dev/null 2>&1 &
     elif [ "${LAB_SERVICES:-0}" = 1 ]; then
         # Real services instead of the bare listeners (banners, -sV): see lab-services.py.
         TCP_PORTS=22,80,443,9999

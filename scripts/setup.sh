@@ -17,7 +17,7 @@ PKGS=(
     nmap ndiff zmap masscan tshark python3-scapy libxml2-utils xsltproc
     # -sV next to nmap -sV: Debian's real daemons, started only inside lab namespaces
     # (scripts/lab-daemons.sh); none is started on the host
-    openssh-server nginx-light vsftpd redis-server memcached dnsmasq-base mosquitto socat
+    openssh-server nginx-light vsftpd redis-server memcached dnsmasq-base mosquitto socat chrony snmpd
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -304,7 +304,7 @@ impl ScanSpec {
                         .map(std::sync::Arc::new)
                 })
                 .flatten();
-        let (grab, namer) = banners(cli, scan, port_table.clone())?;
+        let (grab, namer) = banners(cli, &slots, port_table.clone())?;
         if cli.scanflags.is_some() && scan.default_tcp_flags().is_none() {
             return Err(ConfigError::Usage(format!(
                 "--scanflags applies to raw TCP scans (-sS -sA -sW -sF -sN -sX -sM), not --scan {}",
@@ -690,7 +690,7 @@ fn traceroute(cli: &Cli, asked: ScanType) -> Result<Option<Traceroute>, ConfigEr
 /// `--banners` and `-sV`: the grab options and, for -sV, the namer.
 fn banners(
     cli: &Cli,
-    scan: ScanType,
+    slots: &[ScanType],
     table: Option<std::sync::Arc<PortTable>>,
 ) -> Result<(Option<GrabOptions>, Option<std::sync::Arc<Namer>>), ConfigError> {
     if (cli.version_light || cli.version_all) && !cli.service_version {
@@ -706,10 +706,15 @@ fn banners(
         }
         return Ok((None, None));
     }
-    if scan != ScanType::Syn {
+    // -sV names what a SYN scan finds open over TCP and what a UDP scan finds over UDP;
+    // --banners collects TCP greetings only.
+    let syn = slots.contains(&ScanType::Syn);
+    let udp = slots.contains(&ScanType::Udp) && cli.service_version;
+    if !syn && !udp {
+        let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
         return Err(ConfigError::Usage(format!(
-            "--banners and -sV talk to the open ports a SYN scan (-sS) finds, not --scan {}",
-            scan.name()
+            "--banners and -sV talk to the open ports a SYN scan (-sS) finds, and -sV also to a UDP scan's (-sU), not --scan {}",
+            names.join("+")
         )));
     }
     let probes = match &cli.service_probes {

@@ -1,7 +1,7 @@
 //! `-sV` on Debian's real daemons (scripts/lab-daemons.sh: vsftpd, OpenSSH, dnsmasq, nginx,
-//! openssl s_server, mosquitto, redis, memcached, and socat hanging up at once), next to
-//! `nmap -sV` on the same ports of the same host: the same service name, product, version,
-//! extra info, OS type and TLS tunnel on every port.
+//! openssl s_server, mosquitto, redis, memcached, and socat hanging up at once; over UDP
+//! dnsmasq, chrony and snmpd), next to `nmap -sV` on the same ports of the same host: the same
+//! service name, product, version, extra info, OS type and TLS tunnel on every port.
 
 mod common;
 
@@ -120,4 +120,80 @@ fn versions_of_real_daemons_match_nmap() {
     assert_eq!(ours[&2323]["name"], "tcpwrapped");
     assert_eq!(ours[&2323]["conf"], "8");
     assert_eq!(ours[&443].get("tunnel").map(String::as_str), Some("ssl"));
+}
+
+#[test]
+fn udp_versions_of_real_daemons_match_nmap() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up_with(&[("LAB_DAEMONS", "1")]);
+    let dir = std::env::temp_dir().join(format!("xdpscan-daemons-udp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml = dir.join("u.xml");
+    let xml_s = xml.to_str().unwrap();
+    const UDP: &str = "53,123,161";
+    let out = lab.xdpscan(&[
+        HOST,
+        "-sU",
+        "-p",
+        UDP,
+        "-sV",
+        "-q",
+        "-oX",
+        xml_s,
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = services(&std::fs::read_to_string(&xml).unwrap());
+    let nmap = lab
+        .in_scan(
+            "nmap",
+            &["-n", "-Pn", "-sU", "-sV", "-p", UDP, "-oX", "-", HOST],
+        )
+        .output()
+        .expect("run nmap");
+    assert!(nmap.status.success(), "nmap: {}", stderr(&nmap));
+    let theirs = services(&String::from_utf8_lossy(&nmap.stdout));
+    let mut table = String::new();
+    for port in UDP.split(',').map(|p| p.parse::<u16>().unwrap()) {
+        let (t, o) = (&theirs[&port], &ours[&port]);
+        table.push_str(&format!("{port}/udp nmap {t:?}\n{port}/udp ours {o:?}\n"));
+        for k in FIELDS {
+            // nmap -sV runs NSE's version scripts too: snmp-info adds the SNMPv3 engine to the
+            // product ("SNMPv1 server; net-snmp SNMPv3 server"); xdpscan stops at the match.
+            if k == "product" && port == 161 {
+                let (tv, ov) = (t.get(k).unwrap(), o.get(k).unwrap());
+                assert!(tv.starts_with(ov.as_str()), "{tv} / {ov}");
+                continue;
+            }
+            assert_eq!(t.get(k), o.get(k), "{port}/udp {k}\n{table}");
+        }
+    }
+    eprintln!("{table}");
+
+    // A port silent to the scan's payload (chrony ignores garbage) but answering nmap's NTP
+    // probe: -sV's probe makes it open, as nmap says.
+    let payloads = dir.join("payloads");
+    std::fs::write(&payloads, "udp 123 \"xdpscan: not NTP\"\n").unwrap();
+    let out = lab.xdpscan(&[
+        HOST,
+        "-sU",
+        "-p",
+        "123",
+        "--udp-payloads",
+        payloads.to_str().unwrap(),
+        "--report-silent",
+        "-sV",
+        "--version-intensity",
+        "0",
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one result");
+    assert_eq!(r["state"], "open", "{r}");
+    assert_eq!(r["reason"], "udp-response");
+    assert_eq!(r["service"]["name"], "ntp");
+    let _ = std::fs::remove_dir_all(dir);
 }

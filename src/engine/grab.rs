@@ -85,6 +85,8 @@ pub struct Answer {
     pub end: End,
     /// From the probe (or the handshake, for the NULL probe) to the end.
     pub elapsed: Duration,
+    /// A UDP port enters detection: nothing was sent yet (the worker orders the first probe).
+    pub opening: bool,
 }
 
 /// What the version worker orders.
@@ -169,6 +171,17 @@ pub struct Grabber {
     next_port: u32,
     /// xorshift state for our initial sequence numbers.
     rng: u64,
+    /// UDP probes out (`-sU -sV`), by target: one at a time per port.
+    udp: HashMap<(IpAddr, u16), UdpProbe>,
+}
+
+/// A UDP probe of `-sU -sV` waiting for its answer.
+#[derive(Debug)]
+struct UdpProbe {
+    record: Record,
+    sport: u16,
+    started: Instant,
+    deadline: Instant,
 }
 
 impl Grabber {
@@ -190,7 +203,97 @@ impl Grabber {
                 ^ std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(1, |d| d.as_nanos() as u64),
+            udp: HashMap::new(),
         }
+    }
+
+    /// Whether a version worker names what ports say (`-sV`).
+    pub fn versioned(&self) -> bool {
+        self.version.is_some()
+    }
+
+    /// An open UDP port (`-sU -sV`): hands it to the version worker, which orders its probes.
+    /// Returns the record when the table is full (reported as it is).
+    pub fn open_udp(&mut self, record: Record) -> Option<Record> {
+        let Some(v) = &self.version else {
+            return Some(record);
+        };
+        let key = (record.ip, record.port);
+        if self.active() >= self.opts.max_connections || self.udp.contains_key(&key) {
+            self.skipped += 1;
+            return Some(record);
+        }
+        v.detecting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = v.answers.send(Answer {
+            key,
+            record: Box::new(record),
+            data: Vec::new(),
+            end: End::Quiet,
+            elapsed: Duration::ZERO,
+            opening: true,
+        });
+        None
+    }
+
+    /// A datagram answering one of our UDP probes (`-sU -sV`): goes to the worker. False when
+    /// it is no such answer (the scan's business).
+    pub fn datagram(&mut self, ip: &IpPacket, now: Instant) -> bool {
+        let Ok(d) = crate::wire::UdpDatagram::new_checked(ip.payload()) else {
+            return false;
+        };
+        let key = (ip.src(), d.src_port());
+        if self.udp.get(&key).is_none_or(|p| p.sport != d.dst_port()) {
+            return false;
+        }
+        let p = self.udp.remove(&key).expect("present");
+        let data = d.payload().to_vec();
+        self.answer(
+            key,
+            Box::new(p.record),
+            data,
+            End::Quiet,
+            now.duration_since(p.started),
+        );
+        true
+    }
+
+    /// Sends one UDP probe of the worker's (`-sU -sV`).
+    fn send_udp(
+        &mut self,
+        key: (IpAddr, u16),
+        record: Record,
+        payload: &[u8],
+        wait: Duration,
+        now: Instant,
+    ) {
+        let Some(p) = self.frames.for_addr(key.0) else {
+            self.answer(
+                key,
+                Box::new(record),
+                Vec::new(),
+                End::Failed,
+                Duration::ZERO,
+            );
+            return;
+        };
+        let span = (self.ports.hi - self.ports.lo) as u32 + 1;
+        self.next_port = (self.next_port + 1) % span;
+        let sport = self.ports.lo + self.next_port as u16;
+        let tpl = crate::probe::udp::template(p, payload);
+        let mut frame = vec![0u8; tpl.len()];
+        let n = crate::probe::udp::write(&mut frame, &tpl, key.0, sport, key.1, self.next_port);
+        frame.truncate(n);
+        let _ = self.inject.send(frame);
+        self.udp.insert(
+            key,
+            UdpProbe {
+                record,
+                sport,
+                started: now,
+                deadline: now + wait,
+            },
+        );
     }
 
     /// Version detection (`-sV`): answers go to the worker, orders come from it; connections
@@ -501,6 +604,15 @@ impl Grabber {
             for k in keys {
                 self.end_version(k, End::Aborted, true, now);
             }
+            for (k, p) in std::mem::take(&mut self.udp) {
+                self.answer(
+                    k,
+                    Box::new(p.record),
+                    Vec::new(),
+                    End::Aborted,
+                    Duration::ZERO,
+                );
+            }
             let orders: Vec<Order> = self
                 .version
                 .as_ref()
@@ -538,6 +650,10 @@ impl Grabber {
                     reuse,
                     tls,
                 } => {
+                    if record.proto == crate::probe::Proto::Udp {
+                        self.send_udp(key, *record, &payload, wait, now);
+                        continue;
+                    }
                     let waiting = self
                         .conns
                         .get(&key)
@@ -646,6 +762,22 @@ impl Grabber {
 
     /// Deadlines and retransmissions of `-sV` conversations.
     fn tick_version(&mut self, now: Instant) {
+        let quiet: Vec<(IpAddr, u16)> = self
+            .udp
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in quiet {
+            let p = self.udp.remove(&key).expect("present");
+            self.answer(
+                key,
+                Box::new(p.record),
+                Vec::new(),
+                End::Quiet,
+                now.duration_since(p.started),
+            );
+        }
         let due: Vec<(IpAddr, u16)> = self
             .conns
             .iter()
@@ -756,6 +888,7 @@ impl Grabber {
                 data,
                 end,
                 elapsed,
+                opening: false,
             });
         }
     }

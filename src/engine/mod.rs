@@ -442,6 +442,16 @@ pub fn run<T: TxQueue, R: RxQueue>(
         .filter(|n| plan.grab.is_some() && n.probes.is_some())
         .cloned();
     let detecting = Arc::new(AtomicUsize::new(0));
+    // -sU -sV --report-silent: silent UDP ports are version-probed too, after the cooldown.
+    let silent_udp_wanted = versioned.is_some()
+        && plan.report_silent
+        && plan
+            .raw()
+            .senders()
+            .iter()
+            .any(|m| m.result_proto() == crate::probe::Proto::Udp);
+    let probe_silent = AtomicBool::new(false);
+    let silent_done = AtomicBool::new(false);
     let (answer_tx, answer_rx) = unbounded::<grab::Answer>();
     let (order_tx, order_rx) = unbounded::<grab::Order>();
 
@@ -484,6 +494,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
         let rx_thread = rx.map(|mut rxq| {
             let (stop_rx, fail, sending_done) = (&stop_rx, &fail, &sending_done);
             let (grabbing, inject_tx) = (&grabbing, inject_tx.clone());
+            let (probe_silent, silent_done) = (&probe_silent, &silent_done);
             let rec_tx = rec_tx.clone();
             s.spawn(move || {
                 pin(plan.rx_core);
@@ -499,6 +510,14 @@ pub fn run<T: TxQueue, R: RxQueue>(
                         }
                     }),
                     grabbing,
+                    silent_udp: silent_udp_wanted.then(|| silence::SilentUdp {
+                        go: probe_silent,
+                        done: silent_done,
+                        thread: 0,
+                        threads,
+                        walker: None,
+                        held: None,
+                    }),
                 };
                 if let Err(e) = receive(
                     plan,
@@ -581,6 +600,18 @@ pub fn run<T: TxQueue, R: RxQueue>(
         // Phase 2, cooldown: replies still in flight.
         if rx_thread.is_some() {
             cooldown(plan, interrupts, &out_state, &grabbing, &mut stop);
+            // Phase 2b (-sU -sV --report-silent): the silent UDP ports of a complete run go
+            // through version detection before they are reported (an answer makes them open).
+            if silent_udp_wanted && stop == StopReason::Completed && !stop_tx.load(Relaxed) {
+                probe_silent.store(true, Relaxed);
+                let seen = interrupts.load(Relaxed);
+                while !silent_done.load(Relaxed) || grabbing.load(Relaxed) > 0 {
+                    if interrupts.load(Relaxed) > seen || out_state.dead() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
         }
         stop_rx.store(true, Relaxed);
         let (dedup, traces) = rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
@@ -605,7 +636,8 @@ pub fn run<T: TxQueue, R: RxQueue>(
         let complete = stop == StopReason::Completed && !stop_tx.load(Relaxed);
         if let Some(answered) = dedup.as_ref().and_then(|d| d.answered()) {
             if plan.report_silent && complete {
-                silence::report(answered, plan, threads, &mut emit);
+                // Silent UDP ports probed in phase 2b were reported by the version worker.
+                silence::report(answered, plan, threads, silent_udp_wanted, &mut emit);
             }
         }
         out_state.complete.store(complete, Relaxed);
@@ -970,6 +1002,9 @@ struct RxSide<'a> {
     grabber: Option<grab::Grabber>,
     /// Connections open, for the cooldown to wait on.
     grabbing: &'a AtomicUsize,
+    /// `-sU -sV --report-silent`: silent UDP ports handed to version detection after the
+    /// cooldown (see `silence::SilentUdp`).
+    silent_udp: Option<silence::SilentUdp<'a>>,
 }
 
 fn receive<R: RxQueue>(
@@ -1006,8 +1041,18 @@ fn receive<R: RxQueue>(
             if !ctx.is_ours(ip.dst()) {
                 continue;
             }
-            // Segments of a banner conversation belong to the grabber.
+            // Segments of a banner conversation belong to the grabber, and so do answers to
+            // its UDP probes (-sU -sV).
             if let Some(g) = side.grabber.as_mut() {
+                if ip.protocol() == crate::wire::PROTO_UDP
+                    && g.versioned()
+                    && g.datagram(&ip, Instant::now())
+                {
+                    if plan.keep_replies {
+                        let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
+                    }
+                    continue;
+                }
                 if ip.protocol() == crate::wire::PROTO_TCP {
                     if let Some(done) = g.segment(&ip, Instant::now()) {
                         if plan.keep_replies {
@@ -1076,9 +1121,15 @@ fn receive<R: RxQueue>(
                 r.facts = ReplyFacts::of(&ip);
                 r.cooldown = sending_done.load(Relaxed);
                 // An open port's record waits for its banner.
+                let udp_open =
+                    v.proto == crate::probe::Proto::Udp && v.state == crate::probe::PortState::Open;
                 let r = match side.grabber.as_mut() {
-                    Some(g) if synack => {
-                        let r = g.open(&ip, r, Instant::now());
+                    Some(g) if synack || (udp_open && g.versioned()) => {
+                        let r = if synack {
+                            g.open(&ip, r, Instant::now())
+                        } else {
+                            g.open_udp(r)
+                        };
                         side.grabbing.store(g.active(), Relaxed);
                         if r.is_some() {
                             Stats::add(&stats.banners_skipped, 1);
@@ -1116,6 +1167,9 @@ fn receive<R: RxQueue>(
             for r in g.tick(Instant::now()) {
                 Stats::add(&stats.banners, 1);
                 let _ = out.send(OutMsg::Result(r));
+            }
+            if let (Some(su), Some(answered)) = (side.silent_udp.as_mut(), side.dedup.answered()) {
+                su.feed(plan, answered, g, stats);
             }
             side.grabbing.store(g.active(), Relaxed);
         }

@@ -9,7 +9,15 @@ use super::{dedup::Bitmap, Plan};
 
 /// Hands a silent record for every unanswered index of this shard (all its `threads` walks) to
 /// `emit`, until `emit` returns false.
-pub fn report(answered: &Bitmap, plan: &Plan, threads: u32, emit: &mut impl FnMut(Record) -> bool) {
+/// `skip_udp`: silent UDP ports were handed to version detection (`SilentUdp`), which reports
+/// them.
+pub fn report(
+    answered: &Bitmap,
+    plan: &Plan,
+    threads: u32,
+    skip_udp: bool,
+    emit: &mut impl FnMut(Record) -> bool,
+) {
     // Per slot of the space's ports (one per protocol scanned): what silence means, and who.
     let slots: Vec<_> = plan
         .raw()
@@ -23,10 +31,85 @@ pub fn report(answered: &Bitmap, plan: &Plan, threads: u32, emit: &mut impl FnMu
             if !answered.get(i) {
                 let (ip, port, pi) = plan.space.get_indexed(i);
                 let (state, name, proto) = slots[ports.slot_of(pi)];
+                if skip_udp && proto == crate::probe::Proto::Udp {
+                    continue;
+                }
                 if !emit(Record::silent(ip, port, proto, state, name)) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// `-sU -sV --report-silent`: after the cooldown, the receive thread hands this shard's silent
+/// UDP ports to version detection (nmap probes open|filtered ports too), as many at a time as
+/// the grabber's table takes; an answer makes a port open, silence leaves it open|filtered.
+pub struct SilentUdp<'a> {
+    /// Set by the engine when the cooldown is over.
+    pub go: &'a std::sync::atomic::AtomicBool,
+    /// Set here when every silent port has been handed over.
+    pub done: &'a std::sync::atomic::AtomicBool,
+    pub thread: u32,
+    pub threads: u32,
+    pub walker: Option<crate::permute::Walker>,
+    /// A port the full table could not take yet.
+    pub held: Option<Record>,
+}
+
+impl SilentUdp<'_> {
+    pub fn feed(
+        &mut self,
+        plan: &Plan,
+        answered: &Bitmap,
+        grabber: &mut super::grab::Grabber,
+        stats: &super::stats::Stats,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.go.load(Relaxed) || self.done.load(Relaxed) {
+            return;
+        }
+        let senders = plan.raw().senders();
+        let ports = plan.space.ports();
+        loop {
+            if let Some(r) = self.held.take() {
+                if let Some(r) = grabber.open_udp(r) {
+                    self.held = Some(r); // the table is full: later
+                    return;
+                }
+            }
+            if self.walker.is_none() {
+                if self.thread >= self.threads {
+                    self.done.store(true, Relaxed);
+                    return;
+                }
+                self.walker =
+                    Some(
+                        plan.cycle
+                            .walker(plan.shard.0, plan.shard.1, self.thread, self.threads),
+                    );
+                self.thread += 1;
+            }
+            let Some(i) = self.walker.as_mut().and_then(|w| w.next()) else {
+                self.walker = None;
+                continue;
+            };
+            if answered.get(i) {
+                continue;
+            }
+            let (ip, port, pi) = plan.space.get_indexed(i);
+            let m = senders[ports.slot_of(pi)];
+            if m.result_proto() != crate::probe::Proto::Udp {
+                continue;
+            }
+            stats.count_state(m.silence().0);
+            self.held = Some(Record::silent(
+                ip,
+                port,
+                crate::probe::Proto::Udp,
+                m.silence().0,
+                m.scan(),
+            ));
         }
     }
 }

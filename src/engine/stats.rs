@@ -38,6 +38,11 @@ impl Stats {
     pub fn count_state(&self, s: PortState) {
         self.states[s.index()].fetch_add(1, Relaxed);
     }
+    /// A result counted as `from` turned out `to` (a silent UDP port answered -sV's probe).
+    pub fn recount_state(&self, from: PortState, to: PortState) {
+        self.states[from.index()].fetch_sub(1, Relaxed);
+        self.states[to.index()].fetch_add(1, Relaxed);
+    }
     pub fn state(&self, s: PortState) -> u64 {
         self.states[s.index()].load(Relaxed)
     }

@@ -22,9 +22,12 @@ use super::{
     stats::Stats,
     OutMsg,
 };
-use crate::service::{
-    detect::{Detection, End, Step},
-    Grab, Namer, Service, ServiceProbes,
+use crate::{
+    probe::{PortState, Proto, Reason},
+    service::{
+        detect::{Detection, End, Step},
+        Grab, Namer, Service, ServiceProbes,
+    },
 };
 
 /// How one port's detection stands, with what it collected.
@@ -61,10 +64,17 @@ pub fn run(
 ) {
     let db = &work.db;
     let mut ports: HashMap<(IpAddr, u16), Port> = HashMap::new();
-    for a in answers.iter() {
+    for mut a in answers.iter() {
+        let udp = a.record.proto == Proto::Udp;
+        let mut first = None;
         let port = ports.entry(a.key).or_insert_with(|| {
-            let mut detection = Detection::new(a.key.1, work.intensity, work.tls);
-            detection.start(db); // the NULL probe: the connection the scan opened
+            let mut detection = if udp {
+                Detection::udp(a.key.1, work.intensity)
+            } else {
+                Detection::new(a.key.1, work.intensity, work.tls)
+            };
+            // TCP: the NULL probe is the connection the scan opened; UDP: nothing sent yet.
+            first = Some(detection.start(db));
             Port {
                 detection,
                 record: None,
@@ -73,7 +83,16 @@ pub fn run(
             }
         });
         let probe_name = port.detection.current().map(|i| db.probes[i].name.clone());
-        let step = port.detection.answer(db, &a.data, a.end, a.elapsed);
+        // An answer to a UDP probe makes a silent port open, as nmap says.
+        if udp && !a.data.is_empty() && a.record.state != PortState::Open {
+            stats.recount_state(a.record.state, PortState::Open);
+            a.record.state = PortState::Open;
+            a.record.reason = Reason::UdpResponse;
+        }
+        let step = match first.filter(|_| a.opening) {
+            Some(step) => step,
+            None => port.detection.answer(db, &a.data, a.end, a.elapsed),
+        };
         let named = matches!(step, Step::Done(Some(_)));
         if !a.data.is_empty() && (port.banner.is_empty() || named) {
             port.banner = a.data;

@@ -58,6 +58,8 @@ enum Phase {
 #[derive(Debug, Clone)]
 pub struct Detection {
     port: u16,
+    /// A UDP port (`-sU -sV`): nmap's UDP probes, no NULL probe, no TLS, no `tcpwrapped`.
+    udp: bool,
     intensity: u8,
     phase: Phase,
     tunnel: bool,
@@ -73,6 +75,7 @@ impl Detection {
     pub fn new(port: u16, intensity: u8, tls_possible: bool) -> Self {
         Self {
             port,
+            udp: false,
             intensity,
             phase: Phase::Initial,
             tunnel: false,
@@ -80,6 +83,16 @@ impl Detection {
             current: None,
             soft: None,
             tcpwrap_possible: true,
+        }
+    }
+
+    /// A UDP port's detection: the UDP probes listing it, then the others up to `intensity`.
+    pub fn udp(port: u16, intensity: u8) -> Self {
+        Self {
+            udp: true,
+            tls_possible: false,
+            tcpwrap_possible: false,
+            ..Self::new(port, intensity, false)
         }
     }
 
@@ -124,6 +137,7 @@ impl Detection {
         }
         match end {
             End::Aborted | End::Failed => self.finish(),
+            _ if self.udp => self.next(db, false),
             End::Closed => {
                 let wrapped_ms = probe.tcpwrapped_ms.unwrap_or(TCPWRAPPED_MS);
                 if self.tcpwrap_possible
@@ -155,14 +169,14 @@ impl Detection {
             match self.phase {
                 Phase::Initial => {
                     self.phase = Phase::Null;
-                    if let Some(i) = db.tcp_index("NULL") {
+                    if let Some(i) = db.tcp_index("NULL").filter(|_| !self.udp) {
                         return self.send(i, false);
                     }
                 }
                 Phase::Null => self.phase = Phase::Listing(0),
                 Phase::Listing(at) => match (at..db.probes.len()).find(|&i| {
                     let p = &db.probes[i];
-                    p.tcp
+                    p.tcp != self.udp
                         && !p.is_null()
                         && p.lists_port(self.port, self.tunnel)
                         && self.soft_allows(i, db)
@@ -175,7 +189,7 @@ impl Detection {
                 },
                 Phase::Others(at) => match (at..db.probes.len()).find(|&i| {
                     let p = &db.probes[i];
-                    p.tcp
+                    p.tcp != self.udp
                         && !p.is_null()
                         && !p.lists_port(self.port, self.tunnel)
                         && match &self.soft {
@@ -430,6 +444,32 @@ match redis m|^\$\d+\r\n# Server\r\nredis_version:([\d.]+)| p/Redis key-value st
             s = d.answer(&db, b"", End::Closed, MS);
         }
         assert_eq!(name(&db, &s), "done:none");
+    }
+
+    #[test]
+    fn udp_ports_get_the_udp_probes() {
+        let db = ServiceProbes::parse(
+            concat!(
+                "Probe TCP NULL q||\n",
+                "Probe UDP DNSStatusRequest q|\\0\\0\\x10\\0|\nrarity 1\nports 53\n",
+                "match domain m|^\\0\\0\\x90| p/dnsmasq/\n",
+                "Probe UDP Help q|help\\r\\n|\nrarity 3\n",
+                "Probe UDP Rare q|x|\nrarity 9\n",
+            )
+            .as_bytes(),
+            "t",
+        )
+        .unwrap();
+        let mut d = Detection::udp(53, 7);
+        assert_eq!(name(&db, &d.start(&db)), "DNSStatusRequest");
+        let s = d.answer(&db, b"", End::Quiet, MS);
+        assert_eq!(name(&db, &s), "Help");
+        let s = d.answer(&db, b"", End::Quiet, MS);
+        assert_eq!(name(&db, &s), "done:none", "no NULL, no tcpwrapped for UDP");
+        let mut d = Detection::udp(53, 7);
+        d.start(&db);
+        let s = d.answer(&db, b"\0\0\x90\x80", End::Quiet, MS);
+        assert_eq!(name(&db, &s), "done:domain");
     }
 
     #[test]
