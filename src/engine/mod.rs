@@ -510,7 +510,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
                         }
                     }),
                     grabbing,
-                    silent_udp: silent_udp_wanted.then(|| silence::SilentUdp {
+                    silent_udp: silent_udp_wanted.then_some(silence::SilentUdp {
                         go: probe_silent,
                         done: silent_done,
                         thread: 0,
