@@ -9,7 +9,8 @@
  *   - (flag) is an ICMP echo reply (or, with another flag, any ICMP query reply) whose
  *     identifier lies in the port range.
  * IPv6 extension headers (hop-by-hop, routing, fragment, destination options, AH) are walked,
- * up to MAX_EXT_HEADERS of them; a later fragment carries no upper-layer header and is passed.
+ * up to MAX_EXT_HEADERS of them; a later fragment (of either family) carries no upper-layer
+ * header and is passed.
  * Neighbour discovery (ICMPv6 133-137) always goes to the kernel, so the host's own IPv6 keeps
  * working during a scan. Everything else is passed to the kernel untouched. With no socket on the receiving queue the
  * packet is dropped, never passed: the port range belongs to the scan alone.
@@ -210,6 +211,9 @@ int xdpscan_steer(struct xdp_md *ctx)
 		goto pass;
 	__u32 ihl = ip->ihl * 4;
 	if (ihl < sizeof(*ip))
+		goto pass;
+	/* A later fragment starts with payload, not a header: its "ports" are data. */
+	if (ip->frag_off & bpf_htons(0x1fff))
 		goto pass;
 	void *l4 = (void *)ip + ihl;
 

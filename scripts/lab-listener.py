@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Lab target services: TCP listeners that never accept (the kernel answers SYNs) and UDP
-responders that echo a short reply to any datagram. Runs inside the target namespace."""
+responders that send every datagram back unchanged (an echo: a reply that rewrote the payload
+would not carry the scan's cookie, see src/probe/udp_echo.rs). Runs inside the target
+namespace."""
 import argparse
 import selectors
 import socket
@@ -57,7 +59,7 @@ def main():
                         # Keep the asked address; the interface it came in on (lo, for the
                         # local route) is not the way out.
                         anc = [(lvl, ty, d[:16] + bytes(4)) for lvl, ty, d in anc]
-                    s.sendmsg([b"lab-udp-reply\n"], anc, 0, peer)
+                    s.sendmsg([data], anc, 0, peer)
             except BlockingIOError:
                 pass
 

@@ -11,3 +11,5 @@ cargo clippy --all-targets --release -- -D warnings
 export XDPSCAN_REQUIRE_LAB="${XDPSCAN_REQUIRE_LAB:-1}"
 # Lab tests serialise on a lock file; two test threads keep the CPU-light ones moving.
 cargo test --release --no-fail-fast -- --test-threads 2
+# Every parser of untrusted bytes under libFuzzer, from its seed corpus (scripts/fuzz.sh).
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh

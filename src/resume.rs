@@ -42,7 +42,13 @@ impl ResumeFile {
     pub fn load(path: &Path) -> Result<Self, ResumeError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ResumeError::Read(name.clone(), e))?;
-        let f: ResumeFile = serde_json::from_str(&text)
+        Self::parse(&text, &name)
+    }
+
+    /// A resume file's text; `name` says where it came from in errors.
+    pub fn parse(text: &str, name: &str) -> Result<Self, ResumeError> {
+        let name = name.to_string();
+        let f: ResumeFile = serde_json::from_str(text)
             .map_err(|e| ResumeError::Parse(name.clone(), e.to_string()))?;
         if f.xdpscan_resume != FORMAT || f.positions.len() != f.threads || f.threads == 0 {
             return Err(ResumeError::Parse(

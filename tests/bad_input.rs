@@ -206,7 +206,13 @@ fn traceroute_banner_and_probe_misuse() {
         &with(&["-p", "80", "--traceroute", "--source-port", "62000-62009"]),
         "TTLs up to 30 need 30",
     );
-    refused(&with(&["-p", "80", "-sU", "-sV"]), "SYN scan");
+    refused(&with(&["-p", "80", "-sU", "--banners"]), "SYN scan");
+    refused(&with(&["-p", "80", "-sA", "-sV"]), "SYN scan");
+    refused(&with(&["-p", "80", "--version-all"]), "apply to -sV");
+    refused(
+        &with(&["-p", "80", "-sV", "--version-intensity", "10"]),
+        "10",
+    );
     refused(
         &with(&["-p", "80", "--banners", "--transport", "packet"]),
         "need AF_XDP",

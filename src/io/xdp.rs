@@ -688,4 +688,175 @@ mod program_tests {
             assert_eq!(got, *want, "{name}");
         }
     }
+
+    const US4: [u8; 4] = [198, 18, 0, 1];
+    const ETH4: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+
+    /// An IPv4 header from 198.19.0.5 to `dst` (IHL `ihl`, fragment field `frag`) and `l4`.
+    fn ip4(dst: [u8; 4], proto: u8, ihl: u8, frag: u16, l4: &[u8]) -> Vec<u8> {
+        let hl = (ihl as usize * 4).max(20);
+        let mut h = vec![0u8; hl];
+        h[0] = 0x40 | ihl;
+        h[2..4].copy_from_slice(&((hl + l4.len()) as u16).to_be_bytes());
+        h[6..8].copy_from_slice(&frag.to_be_bytes());
+        h[8] = 64;
+        h[9] = proto;
+        h[12..16].copy_from_slice(&[198, 19, 0, 5]);
+        h[16..20].copy_from_slice(&dst);
+        h.extend_from_slice(l4);
+        h
+    }
+
+    /// TCP (or UDP: the same first four bytes) from port 80 to `dport`.
+    fn ports(dport: u16) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&80u16.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 0x50;
+        t[13] = 0x12;
+        t
+    }
+
+    fn eth(ip: Vec<u8>) -> Vec<u8> {
+        let mut f = ETH4.to_vec();
+        f.extend(ip);
+        f
+    }
+
+    /// An ICMP error of `ty` quoting `quoted`.
+    fn icmp4(ty: u8, quoted: &[u8]) -> Vec<u8> {
+        let mut m = vec![ty, 0, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(quoted);
+        m
+    }
+
+    #[test]
+    fn hostile_ipv4_frames_get_their_verdicts() {
+        if !root() {
+            return;
+        }
+        let tcp = |dport| eth(ip4(US4, 6, 5, 0x4000, &ports(dport)));
+        // What we sent: from us to the target, from our port 61000.
+        let probe = {
+            let mut p = ip4([198, 19, 0, 5], 17, 5, 0, &[]);
+            p[12..16].copy_from_slice(&US4);
+            p[16..20].copy_from_slice(&[198, 19, 0, 5]);
+            p.extend_from_slice(&[0xee, 0x48, 0, 53, 0, 8, 0, 0]);
+            p
+        };
+        let mut table: Vec<(String, Vec<u8>, u32)> = vec![
+            ("TCP to our port".into(), tcp(61000), STEERED),
+            ("TCP to another port".into(), tcp(22), PASSED),
+            (
+                "UDP to our port".into(),
+                eth(ip4(US4, 17, 5, 0, &ports(65535))),
+                STEERED,
+            ),
+            (
+                "to another address".into(),
+                eth(ip4([198, 18, 0, 9], 6, 5, 0, &ports(61000))),
+                PASSED,
+            ),
+            (
+                "IHL 15 (40 bytes of options)".into(),
+                eth(ip4(US4, 6, 15, 0, &ports(61000))),
+                STEERED,
+            ),
+            (
+                "IHL 15, truncated before the ports".into(),
+                eth(ip4(US4, 6, 15, 0, &[])),
+                PASSED,
+            ),
+            (
+                "first fragment (more fragments)".into(),
+                eth(ip4(US4, 6, 5, 0x2000, &ports(61000))),
+                STEERED,
+            ),
+            (
+                "later fragment whose data looks like our port".into(),
+                eth(ip4(US4, 6, 5, 0x0003, &ports(61000))),
+                PASSED,
+            ),
+            (
+                "VLAN-tagged".into(),
+                {
+                    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0, 0, 5, 0x08, 0];
+                    f.extend(ip4(US4, 6, 5, 0, &ports(61000)));
+                    f
+                },
+                PASSED,
+            ),
+            ("an Ethernet header alone".into(), ETH4.to_vec(), PASSED),
+            (
+                "truncated IPv4 header".into(),
+                tcp(61000)[..14 + 12].to_vec(),
+                PASSED,
+            ),
+            (
+                "truncated TCP header".into(),
+                tcp(61000)[..14 + 20 + 3].to_vec(),
+                PASSED,
+            ),
+            (
+                "version 6 in an IPv4 ethertype".into(),
+                {
+                    let mut f = tcp(61000);
+                    f[14] = 0x65;
+                    f
+                },
+                PASSED,
+            ),
+            (
+                "ICMP port unreachable quoting our probe".into(),
+                eth(ip4(US4, 1, 5, 0, &icmp4(3, &probe))),
+                STEERED,
+            ),
+            (
+                "ICMP quoting a packet from someone else".into(),
+                eth(ip4(
+                    US4,
+                    1,
+                    5,
+                    0,
+                    &icmp4(3, &ip4([198, 19, 0, 5], 17, 5, 0, &ports(61000))),
+                )),
+                PASSED,
+            ),
+            (
+                "ICMP quoting garbage".into(),
+                eth(ip4(US4, 1, 5, 0, &icmp4(3, &[0x4f, 1, 2, 3, 4, 5, 6]))),
+                PASSED,
+            ),
+            (
+                "ICMP quoting our probe with IHL 3".into(),
+                {
+                    let mut q = probe.clone();
+                    q[0] = 0x43;
+                    eth(ip4(US4, 1, 5, 0, &icmp4(3, &q)))
+                },
+                PASSED,
+            ),
+            (
+                "ICMP quoting our probe, cut before its ports".into(),
+                eth(ip4(US4, 1, 5, 0, &icmp4(11, &probe[..21]))),
+                PASSED,
+            ),
+            (
+                "ICMP echo reply (not asked for)".into(),
+                eth(ip4(US4, 1, 5, 0, &[0, 0, 0, 0, 0xee, 0x48, 0, 1])),
+                PASSED,
+            ),
+        ];
+        for ihl in 0..5u8 {
+            table.push((
+                format!("IHL {ihl}"),
+                eth(ip4(US4, 6, ihl, 0, &ports(61000))),
+                PASSED,
+            ));
+        }
+        let got = verdicts(&table.iter().map(|t| t.1.clone()).collect::<Vec<_>>());
+        for ((name, _, want), got) in table.iter().zip(got) {
+            assert_eq!(got, *want, "{name}");
+        }
+    }
 }

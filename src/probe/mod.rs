@@ -11,6 +11,7 @@ pub mod syn;
 pub mod tcp;
 pub mod traceroute;
 pub mod udp;
+pub mod udp_echo;
 pub mod udp_payloads;
 pub mod window;
 

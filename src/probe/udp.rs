@@ -1,6 +1,8 @@
 //! UDP scan (`-sU`): a datagram per payload the port has (see `udp_payloads`); the cookie is in
-//! the source port and the IP identification. `open` (any UDP reply), `closed` (ICMP port
-//! unreachable), `filtered` (other ICMP unreachable codes), `open|filtered` (silence).
+//! the source port and the IP identification, and in the field of the payload its protocol
+//! echoes (`udp_echo`: DNS ID and 0x20 case, NTP origin, SNMP request-id...), which a reply must
+//! carry back. `open` (a UDP reply), `closed` (ICMP port unreachable), `filtered` (other ICMP
+//! unreachable codes), `open|filtered` (silence).
 
 use std::net::IpAddr;
 
@@ -16,6 +18,7 @@ use crate::{
 
 use super::{
     tcp::{self, icmp_reason},
+    udp_echo::Echo,
     udp_payloads::Payloads,
     Classified, ClassifyCtx, PortScan, PortState, ProbeModule, Proto, Reason, Verdict,
 };
@@ -54,16 +57,45 @@ pub fn write(
     dport: u16,
     ident: u32,
 ) -> usize {
+    write_stamped(frame, tpl, dst, sport, dport, ident, None)
+}
+
+/// [`write`], with cookie bits stamped into the payload where its protocol echoes them.
+#[inline(always)]
+pub fn write_stamped(
+    frame: &mut [u8],
+    tpl: &FrameTemplate,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    ident: u32,
+    stamp: Option<(Echo, u32)>,
+) -> usize {
     let n = tpl.stamp(frame, dst, ident);
+    let mut extra = 0u64;
+    if let Some((echo, bits)) = stamp {
+        // The template's sum holds its own payload bytes: take out the old words, add the new.
+        let payload = &mut frame[tpl.l4_offset() + 8..n];
+        let old = words_sum(payload);
+        echo.stamp(payload, bits);
+        extra = words_sum(payload) + (payload.len().div_ceil(2) as u64) * 0xffff - old;
+    }
     let mut d = UdpDatagram::patch(&mut frame[tpl.l4_offset()..n]);
     d.set_src_port(sport);
     d.set_dst_port(dport);
-    let sum = tpl.l4_sum() + tpl.dst_sum(dst) + sport as u64 + dport as u64;
+    let sum = tpl.l4_sum() + tpl.dst_sum(dst) + sport as u64 + dport as u64 + extra;
     d.set_checksum(match checksum::finish(sum) {
         0 => 0xffff, // zero means "no checksum" in UDP
         c => c,
     });
     n
+}
+
+/// The payload as 16-bit words (it starts at an even offset of the UDP header), unfolded.
+fn words_sum(b: &[u8]) -> u64 {
+    b.chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]) as u64)
+        .sum()
 }
 
 /// An ICMP error quoting a UDP probe of ours, checked by its quoted source port and IP
@@ -136,7 +168,27 @@ impl ProbeModule for UdpScan {
         dport: u16,
         c: &ProbeCookie,
     ) -> usize {
-        write(frame, tpl, dst, c.src_port, dport, c.ident(tpl.family()))
+        let list = self.payloads.for_port(dport);
+        let stamp = if list.iter().any(|p| p.echo != Echo::None) {
+            let payload_len = tpl.len() - tpl.l4_offset() - 8;
+            // Variants of one port differ in length (SNMP v1/v2c differ in a byte of the same
+            // length: both have the request-id at the same place).
+            list.iter()
+                .find(|p| p.len() == payload_len)
+                .map(|p| (p.echo, c.seq))
+                .filter(|(e, _)| *e != Echo::None)
+        } else {
+            None
+        };
+        write_stamped(
+            frame,
+            tpl,
+            dst,
+            c.src_port,
+            dport,
+            c.ident(tpl.family()),
+            stamp,
+        )
     }
 
     fn silence(&self) -> (PortState, Reason) {
@@ -150,12 +202,24 @@ impl PortScan for UdpScan {
             let Ok(d) = UdpDatagram::new_checked(ip.payload()) else {
                 return Classified::Invalid;
             };
-            if ctx
-                .jar
-                .check_port(ip.dst(), ip.src(), d.dst_port(), d.src_port(), PROTO_UDP)
-                .is_none()
-            {
+            let Some(c) =
+                ctx.jar
+                    .check_port(ip.dst(), ip.src(), d.dst_port(), d.src_port(), PROTO_UDP)
+            else {
                 return Classified::Invalid;
+            };
+            // Where the port's payload has a field its protocol echoes, the reply must carry
+            // the cookie there (or be the datagram sent back unchanged).
+            let list = self.payloads.for_port(d.src_port());
+            if list.iter().any(|p| p.echo != Echo::None) {
+                let answered = list.iter().any(|p| {
+                    let mut sent = p.to_vec();
+                    p.echo.stamp(&mut sent, c.seq);
+                    p.echo.answers(&sent, d.payload())
+                });
+                if !answered {
+                    return Classified::Invalid;
+                }
             }
             return Classified::Reply(Verdict {
                 ip: ip.src(),
@@ -240,8 +304,9 @@ mod tests {
     fn reply_is_open_port_unreachable_is_closed() {
         let ctx = ctx();
         let m = UdpScan::new(Payloads::builtin());
-        let c = ctx.jar.cookie(SRC, DST, 53, PROTO_UDP);
-        let v = udp_reply(DST, 53, c.src_port, b"answer");
+        let (probe, c) = build(&m, &ctx, DST, 53);
+        // The lab's echo responder: the datagram back unchanged, cookie and all.
+        let v = udp_reply(DST, 53, c.src_port, &probe[14 + 20 + 8..]);
         let Classified::Reply(r) = classify(&m, &ctx, &v) else {
             panic!()
         };
@@ -281,6 +346,65 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_must_carry_the_cookie_where_its_protocol_echoes_it() {
+        let ctx = ctx();
+        let m = UdpScan::new(Payloads::builtin());
+        let (probe, c) = build(&m, &ctx, DST, 53);
+        let query = &probe[14 + 20 + 8..];
+        // A DNS server's answer: our ID, our question in its 0x20 case, an answer appended.
+        let mut answer = query.to_vec();
+        answer[2] = 0x85;
+        answer[7] = 1;
+        answer.extend_from_slice(b"\xc0\x0c\x00\x10\x00\x03\0\0\0\0\0\x07\x06dnsmsq");
+        assert!(matches!(
+            classify(&m, &ctx, &udp_reply(DST, 53, c.src_port, &answer)),
+            Classified::Reply(_)
+        ));
+        // Every ID and case pattern but ours is forged, though the port is right.
+        let mut forged = answer.clone();
+        forged[1] ^= 0x40;
+        assert_eq!(
+            classify(&m, &ctx, &udp_reply(DST, 53, c.src_port, &forged)),
+            Classified::Invalid
+        );
+        let mut recased = answer;
+        let letter = recased[13..24]
+            .iter()
+            .position(|b| b.is_ascii_alphabetic())
+            .unwrap()
+            + 13;
+        recased[letter] ^= 0x20;
+        assert_eq!(
+            classify(&m, &ctx, &udp_reply(DST, 53, c.src_port, &recased)),
+            Classified::Invalid
+        );
+        // The UDP checksum of a stamped probe is right.
+        let ip = crate::wire::Ipv4Packet::new_checked(&probe[14..]).unwrap();
+        let acc = checksum::pseudo_header_ip(SRC, DST, PROTO_UDP, ip.payload().len() as u32);
+        assert!(checksum::verify(checksum::sum(acc, ip.payload())));
+        // NTP: the transmit timestamp comes back as the origin timestamp.
+        let (probe, c) = build(&m, &ctx, DST, 123);
+        let mut ntp = vec![0u8; 48];
+        ntp[0] = 0x24;
+        ntp[24..32].copy_from_slice(&probe[14 + 20 + 8 + 40..14 + 20 + 8 + 48]);
+        assert!(matches!(
+            classify(&m, &ctx, &udp_reply(DST, 123, c.src_port, &ntp)),
+            Classified::Reply(_)
+        ));
+        ntp[24] ^= 1;
+        assert_eq!(
+            classify(&m, &ctx, &udp_reply(DST, 123, c.src_port, &ntp)),
+            Classified::Invalid
+        );
+        // A port whose payload echoes nothing keeps the port check alone.
+        let c = ctx.jar.cookie(SRC, DST, 9, PROTO_UDP);
+        assert!(matches!(
+            classify(&m, &ctx, &udp_reply(DST, 9, c.src_port, b"anything")),
+            Classified::Reply(_)
+        ));
+    }
+
+    #[test]
     fn ipv6_probe_reply_and_icmpv6_port_unreachable() {
         let ctx = ctx();
         let m = UdpScan::new(Payloads::builtin());
@@ -298,10 +422,15 @@ mod tests {
         let l4 = &f[54..];
         let acc = checksum::pseudo_header_ip(SRC6, DST6, PROTO_UDP, l4.len() as u32);
         assert!(checksum::verify(checksum::sum(acc, l4)));
-        let Classified::Reply(r) = classify(&m, &ctx, &udp_reply(DST6, 53, c.src_port, b"a"))
+        let Classified::Reply(r) = classify(&m, &ctx, &udp_reply(DST6, 53, c.src_port, &f[62..]))
         else {
             panic!()
         };
+        // The right port but no cookie in the DNS ID: forged.
+        assert_eq!(
+            classify(&m, &ctx, &udp_reply(DST6, 53, c.src_port, b"a")),
+            Classified::Invalid
+        );
         assert_eq!((r.ip, r.state), (DST6, PortState::Open));
         // ICMPv6 port unreachable (code 4) from the target: closed; from a router: filtered.
         let Classified::Reply(r) =

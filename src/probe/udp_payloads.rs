@@ -5,6 +5,8 @@
 
 use std::{collections::HashMap, path::Path, sync::Arc};
 
+use super::udp_echo::Echo;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
     #[error("cannot read UDP payloads from {path}: {source}")]
@@ -20,9 +22,23 @@ pub enum PayloadError {
     },
 }
 
+/// One payload, and where it carries cookie bits (`udp_echo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    pub bytes: Arc<[u8]>,
+    pub echo: Echo,
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Payloads {
-    by_port: HashMap<u16, Vec<Arc<[u8]>>>,
+    by_port: HashMap<u16, Vec<Payload>>,
 }
 
 impl Payloads {
@@ -30,7 +46,7 @@ impl Payloads {
         Self::default()
     }
 
-    pub fn for_port(&self, port: u16) -> &[Arc<[u8]>] {
+    pub fn for_port(&self, port: u16) -> &[Payload] {
         self.by_port.get(&port).map(Vec::as_slice).unwrap_or(&[])
     }
 
@@ -39,10 +55,17 @@ impl Payloads {
     }
 
     fn add(&mut self, ports: &[u16], payload: &[u8]) {
-        let p: Arc<[u8]> = Arc::from(payload);
+        self.add_echo(ports, payload, Echo::None);
+    }
+
+    fn add_echo(&mut self, ports: &[u16], payload: &[u8], echo: Echo) {
+        let p = Payload {
+            bytes: Arc::from(payload),
+            echo,
+        };
         for &port in ports {
             let v = self.by_port.entry(port).or_default();
-            if v.len() < 255 && !v.iter().any(|x| **x == *payload) {
+            if v.len() < 255 && !v.iter().any(|x| *x.bytes == *payload) {
                 v.push(p.clone());
             }
         }
@@ -130,24 +153,35 @@ impl Payloads {
     /// The built-in payloads: a request each of these services answers.
     pub fn builtin() -> Self {
         let mut p = Payloads::default();
-        p.add(&[53], &dns_query(b"\x07version\x04bind\x00", 16, 3)); // TXT CH version.bind
-        p.add(
-            &[5353],
-            &dns_query(b"\x09_services\x07_dns-sd\x04_udp\x05local\x00", 12, 1),
-        ); // PTR IN
-        p.add(&[123], &ntp_request());
-        p.add(&[161], &snmp_get_sysdescr(0)); // v1
-        p.add(&[161], &snmp_get_sysdescr(1)); // v2c
-        p.add(&[137], &netbios_node_status());
+        let dns = |name: &[u8]| Echo::Dns {
+            name_len: name.len(),
+        };
+        let version_bind = b"\x07version\x04bind\x00";
+        p.add_echo(&[53], &dns_query(version_bind, 16, 3), dns(version_bind)); // TXT CH
+        let services = b"\x09_services\x07_dns-sd\x04_udp\x05local\x00";
+        p.add_echo(&[5353], &dns_query(services, 12, 1), dns(services)); // PTR IN
+        p.add_echo(&[123], &ntp_request(), Echo::Ntp);
+        p.add_echo(&[161], &snmp_get_sysdescr(0), Echo::Snmp { at: SNMP_ID_AT }); // v1
+        p.add_echo(&[161], &snmp_get_sysdescr(1), Echo::Snmp { at: SNMP_ID_AT }); // v2c
+        p.add_echo(&[137], &netbios_node_status(), Echo::Head { len: 2 });
         p.add(&[1900], b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n");
-        p.add(&[11211], b"\x00\x01\x00\x00\x00\x01\x00\x00version\r\n");
+        p.add_echo(
+            &[11211],
+            b"\x00\x01\x00\x00\x00\x01\x00\x00version\r\n",
+            Echo::Head { len: 2 },
+        );
         p.add(
             &[443, 853, 4433, 4740, 5349, 5684, 8443],
             &dtls_client_hello(),
         );
-        p.add(&[443, 4433, 8443], &quic_version_probe());
-        p.add(&[5060], &sip_options());
-        p.add(&[111], &portmap_null_call());
+        p.add_echo(&[443, 4433, 8443], &quic_version_probe(), Echo::QuicDcid);
+        let sip = sip_options();
+        let at = sip
+            .windows(8)
+            .position(|w| w == b"00000000")
+            .expect("the Call-ID placeholder");
+        p.add_echo(&[5060], &sip, Echo::SipCallId { at });
+        p.add_echo(&[111], &portmap_null_call(), Echo::Head { len: 4 });
         p
     }
 
@@ -221,14 +255,22 @@ fn ntp_request() -> Vec<u8> {
     v
 }
 
-/// SNMP GetRequest for sysDescr.0 with community "public"; `version` 0 = v1, 1 = v2c.
+/// Where the SNMP request-id's four value bytes start (after SEQUENCE, version, "public", PDU
+/// and INTEGER headers).
+const SNMP_ID_AT: usize = 17;
+
+/// SNMP GetRequest for sysDescr.0 with community "public"; `version` 0 = v1, 1 = v2c. The
+/// request-id is four bytes long, for the cookie.
 fn snmp_get_sysdescr(version: u8) -> Vec<u8> {
     let varbind = [
         0x30, 0x0c, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x02, 0x01, 0x01, 0x01, 0x00, 0x05, 0x00,
     ];
     let mut pdu = vec![
         0x02,
-        0x01,
+        0x04,
+        0x40,
+        0x00,
+        0x00,
         0x01,
         0x02,
         0x01,
@@ -302,7 +344,7 @@ Via: SIP/2.0/UDP xdpscan.invalid:5060;branch=z9hG4bK-xdpscan;rport\r\n\
 Max-Forwards: 70\r\n\
 To: <sip:probe@xdpscan.invalid>\r\n\
 From: <sip:xdpscan@xdpscan.invalid>;tag=xdpscan\r\n\
-Call-ID: xdpscan-probe\r\n\
+Call-ID: xdpscan-00000000\r\n\
 CSeq: 1 OPTIONS\r\n\
 Contact: <sip:xdpscan@xdpscan.invalid>\r\n\
 Accept: application/sdp\r\n\
