@@ -258,6 +258,39 @@ impl Grabber {
         true
     }
 
+    /// Sends the unacknowledged probe of `key` again, backing off; gives up after MAX_SENDS.
+    fn retransmit(&mut self, key: (IpAddr, u16), now: Instant) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let Some(u) = c.unacked.as_mut() else {
+            return;
+        };
+        u.sent += 1;
+        u.again_at = now + RTO * (1 << u.sent.min(8));
+        let (seq, data) = (u.seq, u.data.clone());
+        if u.sent >= MAX_SENDS {
+            c.unacked = None;
+        }
+        let (sport, rcv) = (c.sport, c.rcv_nxt);
+        self.send(
+            key.0,
+            sport,
+            key.1,
+            seq,
+            rcv,
+            TcpFlags::PSH | TcpFlags::ACK,
+            &data,
+        );
+    }
+
+    /// The next source port of ours for a connection or datagram of the grabber's own.
+    fn next_source_port(&mut self) -> u16 {
+        let span = (self.ports.hi - self.ports.lo) as u32 + 1;
+        self.next_port = (self.next_port + 1) % span;
+        self.ports.lo + self.next_port as u16
+    }
+
     /// Sends one UDP probe of the worker's (`-sU -sV`).
     fn send_udp(
         &mut self,
@@ -267,6 +300,7 @@ impl Grabber {
         wait: Duration,
         now: Instant,
     ) {
+        let sport = self.next_source_port();
         let Some(p) = self.frames.for_addr(key.0) else {
             self.answer(
                 key,
@@ -277,9 +311,6 @@ impl Grabber {
             );
             return;
         };
-        let span = (self.ports.hi - self.ports.lo) as u32 + 1;
-        self.next_port = (self.next_port + 1) % span;
-        let sport = self.ports.lo + self.next_port as u16;
         let tpl = crate::probe::udp::template(p, payload);
         let mut frame = vec![0u8; tpl.len()];
         let n = crate::probe::udp::write(&mut frame, &tpl, key.0, sport, key.1, self.next_port);
@@ -535,25 +566,7 @@ impl Grabber {
             };
             if c.deadline > now {
                 // Only a retransmission is due: the probe (or its ACK) was lost.
-                let Some(u) = c.unacked.as_mut() else {
-                    continue;
-                };
-                u.sent += 1;
-                u.again_at = now + RTO * (1 << u.sent.min(8));
-                let (seq, data) = (u.seq, u.data.clone());
-                if u.sent >= MAX_SENDS {
-                    c.unacked = None;
-                }
-                let (sport, rcv) = (c.sport, c.rcv_nxt);
-                self.send(
-                    key.0,
-                    sport,
-                    key.1,
-                    seq,
-                    rcv,
-                    TcpFlags::PSH | TcpFlags::ACK,
-                    &data,
-                );
+                self.retransmit(key, now);
                 continue;
             }
             if matches!(c.phase, Phase::Greeting) && c.buf.is_empty() {
@@ -702,9 +715,7 @@ impl Grabber {
         tls: bool,
         now: Instant,
     ) {
-        let span = (self.ports.hi - self.ports.lo) as u32 + 1;
-        self.next_port = (self.next_port + 1) % span;
-        let sport = self.ports.lo + self.next_port as u16;
+        let sport = self.next_source_port();
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
@@ -818,25 +829,7 @@ impl Grabber {
                 continue;
             }
             if c.deadline > now {
-                let Some(u) = c.unacked.as_mut() else {
-                    continue;
-                };
-                u.sent += 1;
-                u.again_at = now + RTO * (1 << u.sent.min(8));
-                let (seq, data) = (u.seq, u.data.clone());
-                if u.sent >= MAX_SENDS {
-                    c.unacked = None;
-                }
-                let (sport, rcv) = (c.sport, c.rcv_nxt);
-                self.send(
-                    key.0,
-                    sport,
-                    key.1,
-                    seq,
-                    rcv,
-                    TcpFlags::PSH | TcpFlags::ACK,
-                    &data,
-                );
+                self.retransmit(key, now);
                 continue;
             }
             self.end_version(key, End::Quiet, true, now);
