@@ -28,6 +28,24 @@ fn sweep(meta: &Path) -> Vec<&str> {
     ]
 }
 
+/// Frames the target's veth could not hand to the scanner's (its `tx_dropped`).
+fn target_tx_dropped(lab: &Lab) -> u64 {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.tgt_ns(),
+            "cat",
+            &format!("/sys/class/net/{}t/statistics/tx_dropped", lab.prefix),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 /// Checks the results against the lab's truth and returns the run's metadata.
 fn exact_sweep(results: &[Result_], meta: &Path) -> serde_json::Value {
     let ports: Vec<u16> = (1..=100).collect();
@@ -45,10 +63,26 @@ fn rate_zero_sweep_is_exact_lossless_and_bounded() {
     }
     let lab = Lab::up();
     let meta = meta_path("scale");
-    let out = lab.xdpscan(&sweep(&meta));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let results = parse_results(&out.stdout);
-    let m = exact_sweep(&results, &meta);
+    // veth's peer drops what overflows its 256-frame XDP ring before our program runs, and
+    // counts it only on the target's side (ARCHITECTURE.md, "Lab facts"): no scanner can see
+    // that loss. A sweep the lab itself cut short is run again; any other loss fails.
+    let mut attempt = 0;
+    let (out, results, m) = loop {
+        attempt += 1;
+        let lab_drops = target_tx_dropped(&lab);
+        let out = lab.xdpscan(&sweep(&meta));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let results = parse_results(&out.stdout);
+        let lost_by_lab = target_tx_dropped(&lab) - lab_drops;
+        if lost_by_lab > 0 && attempt < 3 && results.len() < 383_744 {
+            eprintln!(
+                "the lab's veth dropped {lost_by_lab} replies before our XDP program saw them; sweeping again"
+            );
+            continue;
+        }
+        let m = exact_sweep(&results, &meta);
+        break (out, results, m);
+    };
     assert_eq!(m["counts"]["dropped"], 0, "{m}");
     assert_eq!(m["counts"]["duplicates"], 0, "{m}");
     let g = &m["rate"]["governor"];
