@@ -327,9 +327,9 @@ pub struct Cli {
     pub service_version: bool,
 
     /// -sV: the rarest probe (1-9) sent to a port no probe lists; probes listing the port are
-    /// always sent (0: only those)
-    #[arg(long = "version-intensity", value_name = "0-9", default_value = "7", value_parser = clap::value_parser!(u8).range(0..=9))]
-    pub version_intensity: u8,
+    /// always sent (0: only those) [default: 7]
+    #[arg(long = "version-intensity", value_name = "0-9", value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub version_intensity: Option<u8>,
 
     /// -sV: intensity 2 (nmap's --version-light)
     #[arg(long = "version-light", conflicts_with_all = ["version_intensity", "version_all"])]

@@ -693,9 +693,11 @@ fn banners(
     slots: &[ScanType],
     table: Option<std::sync::Arc<PortTable>>,
 ) -> Result<(Option<GrabOptions>, Option<std::sync::Arc<Namer>>), ConfigError> {
-    if (cli.version_light || cli.version_all) && !cli.service_version {
+    if (cli.version_light || cli.version_all || cli.version_intensity.is_some())
+        && !cli.service_version
+    {
         return Err(ConfigError::Usage(
-            "--version-light and --version-all apply to -sV".into(),
+            "--version-intensity, --version-light and --version-all apply to -sV".into(),
         ));
     }
     if !cli.banners && !cli.service_version {
@@ -738,12 +740,15 @@ fn banners(
         max_connections: cli.max_connections as usize,
         probes: probes.clone(),
     };
-    let namer = cli.service_version.then(|| {
+    // -sV without a probe database was refused above.
+    let namer = probes.filter(|_| cli.service_version).map(|probes| {
         std::sync::Arc::new(Namer {
             intensity: match (cli.version_light, cli.version_all) {
                 (true, _) => 2,
                 (_, true) => 9,
-                _ => cli.version_intensity,
+                _ => cli
+                    .version_intensity
+                    .unwrap_or(service::detect::DEFAULT_INTENSITY),
             },
             probes,
             table: table.unwrap_or_default(),

@@ -210,6 +210,10 @@ fn traceroute_banner_and_probe_misuse() {
     refused(&with(&["-p", "80", "-sA", "-sV"]), "SYN scan");
     refused(&with(&["-p", "80", "--version-all"]), "apply to -sV");
     refused(
+        &with(&["-p", "80", "--version-intensity", "3"]),
+        "apply to -sV",
+    );
+    refused(
         &with(&["-p", "80", "-sV", "--version-intensity", "10"]),
         "10",
     );

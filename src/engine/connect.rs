@@ -81,7 +81,7 @@ pub fn run(
     let mut send_duration = Duration::ZERO;
 
     let result = std::thread::scope(|s| {
-        let out = s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits, start, None));
+        let out = s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits, start));
         let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status, &plan.governor));
 
         let mut limiter = RateLimiter::new(plan.rate as f64);

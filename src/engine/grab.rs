@@ -583,23 +583,7 @@ impl Grabber {
                     c.phase = Phase::Probed;
                     c.probe = Some(name);
                     c.deadline = c.opened + self.opts.timeout;
-                    let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
-                    c.snd_nxt = snd.wrapping_add(payload.len() as u32);
-                    c.unacked = Some(Unacked {
-                        seq: snd,
-                        data: payload.clone(),
-                        again_at: now + RTO,
-                        sent: 1,
-                    });
-                    self.send(
-                        key.0,
-                        sport,
-                        key.1,
-                        snd,
-                        rcv,
-                        TcpFlags::PSH | TcpFlags::ACK,
-                        &payload,
-                    );
+                    self.send_probe(key, payload, now);
                     continue;
                 }
             }

@@ -291,7 +291,6 @@ pub fn write_outputs(
     st: &OutputState,
     limits: Limits,
     start: Instant,
-    namer: Option<&crate::service::Namer>,
 ) {
     let mut failed = false;
     let fail = |name: &str, e: std::io::Error| {
@@ -308,14 +307,7 @@ pub fn write_outputs(
         }
         match m {
             OutMsg::Result(r) if !limits.show.contains(r.state) => drop(r),
-            OutMsg::Result(mut r) => {
-                // Matching thousands of patterns is slow next to receiving: it happens here.
-                if let (Some(n), Some(g)) = (namer, r.grab.as_mut()) {
-                    if g.service.is_none() {
-                        let service = n.name(r.port, g);
-                        Arc::make_mut(g).service = service;
-                    }
-                }
+            OutMsg::Result(r) => {
                 if limits
                     .max_results
                     .is_some_and(|m| st.written.load(Relaxed) >= m)
@@ -436,11 +428,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let grabbing = AtomicUsize::new(0);
 
     // -sV: the version worker matches answers off the receive thread (see `version.rs`).
-    let versioned = plan
-        .namer
-        .as_ref()
-        .filter(|n| plan.grab.is_some() && n.probes.is_some())
-        .cloned();
+    let versioned = plan.namer.as_ref().filter(|_| plan.grab.is_some()).cloned();
     let detecting = Arc::new(AtomicUsize::new(0));
     // -sU -sV --report-silent: silent UDP ports are version-probed too, after the cooldown.
     let silent_udp_wanted = versioned.is_some()
@@ -456,23 +444,13 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let (order_tx, order_rx) = unbounded::<grab::Order>();
 
     std::thread::scope(|s| {
-        let out = s.spawn(|| {
-            write_outputs(
-                rec_rx,
-                sinks,
-                &out_state,
-                plan.limits,
-                start,
-                // Named by the version worker when there is one.
-                plan.namer.as_deref().filter(|_| versioned.is_none()),
-            )
-        });
+        let out = s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits, start));
         let version_link = versioned.as_ref().map(|namer| {
             let (rec_tx, detecting) = (rec_tx.clone(), &detecting);
             let answers = answer_rx.clone();
             s.spawn(move || {
                 let work = version::VersionWork {
-                    db: namer.probes.clone().expect("checked above"),
+                    db: namer.probes.clone(),
                     namer,
                     intensity: namer.intensity,
                     max_wait: plan

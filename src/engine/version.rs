@@ -146,7 +146,13 @@ fn finish(
     out: &Sender<OutMsg>,
     stats: &Stats,
 ) {
-    let service = service.or_else(|| work.namer.table.tcp(record.port).map(Service::from_table));
+    let service = service.or_else(|| {
+        let proto = record.proto.service_proto()?;
+        work.namer
+            .table
+            .name(proto, record.port)
+            .map(Service::from_table)
+    });
     record.grab = Some(Arc::new(Grab {
         banner: p.banner,
         probe: p.banner_probe,

@@ -138,14 +138,10 @@ impl ProbeModule for UdpScan {
     }
 
     fn template(&self, params: &FrameParams, port: u16) -> FrameTemplate {
-        template(
-            params,
-            self.payloads
-                .for_port(port)
-                .first()
-                .map(|p| &p[..])
-                .unwrap_or(&[]),
-        )
+        match self.payloads.for_port(port).first() {
+            Some(p) => template(params, p).with_mark(p.echo.to_mark()),
+            None => template(params, &[]),
+        }
     }
 
     fn per_port_templates(&self) -> bool {
@@ -155,7 +151,10 @@ impl ProbeModule for UdpScan {
     fn variants(&self, params: &FrameParams, port: u16) -> Vec<FrameTemplate> {
         match self.payloads.for_port(port) {
             [] => vec![template(params, &[])],
-            list => list.iter().map(|p| template(params, p)).collect(),
+            list => list
+                .iter()
+                .map(|p| template(params, p).with_mark(p.echo.to_mark()))
+                .collect(),
         }
     }
 
@@ -168,17 +167,10 @@ impl ProbeModule for UdpScan {
         dport: u16,
         c: &ProbeCookie,
     ) -> usize {
-        let list = self.payloads.for_port(dport);
-        let stamp = if list.iter().any(|p| p.echo != Echo::None) {
-            let payload_len = tpl.len() - tpl.l4_offset() - 8;
-            // Variants of one port differ in length (SNMP v1/v2c differ in a byte of the same
-            // length: both have the request-id at the same place).
-            list.iter()
-                .find(|p| p.len() == payload_len)
-                .map(|p| (p.echo, c.seq))
-                .filter(|(e, _)| *e != Echo::None)
-        } else {
-            None
+        // The template says where its payload takes the cookie: no lookup per probe.
+        let stamp = match tpl.mark() {
+            0 => None,
+            m => Some((Echo::from_mark(m), c.seq)),
         };
         write_stamped(
             frame,
@@ -212,10 +204,16 @@ impl PortScan for UdpScan {
             // the cookie there (or be the datagram sent back unchanged).
             let list = self.payloads.for_port(d.src_port());
             if list.iter().any(|p| p.echo != Echo::None) {
+                // The payload as this probe carried it, rebuilt on the stack (built-in payloads
+                // with an echoed field fit in a frame).
+                let mut buf = [0u8; 1500];
                 let answered = list.iter().any(|p| {
-                    let mut sent = p.to_vec();
-                    p.echo.stamp(&mut sent, c.seq);
-                    p.echo.answers(&sent, d.payload())
+                    let Some(sent) = buf.get_mut(..p.len()) else {
+                        return false;
+                    };
+                    sent.copy_from_slice(p);
+                    p.echo.stamp(sent, c.seq);
+                    p.echo.answers(sent, d.payload())
                 });
                 if !answered {
                     return Classified::Invalid;

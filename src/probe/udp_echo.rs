@@ -38,6 +38,34 @@ pub enum Echo {
 }
 
 impl Echo {
+    /// As a template mark (`FrameTemplate::mark`): kind in the low 4 bits, its offset or length
+    /// above. `Echo::None` is 0.
+    pub fn to_mark(self) -> u32 {
+        let (kind, arg) = match self {
+            Echo::None => (0, 0),
+            Echo::Dns { name_len } => (1, name_len),
+            Echo::Ntp => (2, 0),
+            Echo::Snmp { at } => (3, at),
+            Echo::Head { len } => (4, len),
+            Echo::QuicDcid => (5, 0),
+            Echo::SipCallId { at } => (6, at),
+        };
+        kind | (arg as u32) << 4
+    }
+
+    #[inline]
+    pub fn from_mark(m: u32) -> Echo {
+        let arg = (m >> 4) as usize;
+        match m & 0xf {
+            1 => Echo::Dns { name_len: arg },
+            2 => Echo::Ntp,
+            3 => Echo::Snmp { at: arg },
+            4 => Echo::Head { len: arg },
+            5 => Echo::QuicDcid,
+            6 => Echo::SipCallId { at: arg },
+            _ => Echo::None,
+        }
+    }
     /// Writes the cookie bits `bits` into `payload` (a copy of the template's).
     pub fn stamp(self, payload: &mut [u8], bits: u32) {
         let b = bits.to_be_bytes();
@@ -240,6 +268,21 @@ mod tests {
         assert_eq!(&sip[..27], b"Call-ID: xdpscan-deadbeef\r\n");
         assert!(e.answers(&sip, b"SIP/2.0 200 OK\r\nCall-ID: xdpscan-deadbeef\r\n\r\n"));
         assert!(!e.answers(&sip, b"SIP/2.0 200 OK\r\nCall-ID: xdpscan-00000000\r\n\r\n"));
+    }
+
+    #[test]
+    fn marks_round_trip() {
+        for e in [
+            Echo::None,
+            Echo::Dns { name_len: 14 },
+            Echo::Ntp,
+            Echo::Snmp { at: 17 },
+            Echo::Head { len: 4 },
+            Echo::QuicDcid,
+            Echo::SipCallId { at: 300 },
+        ] {
+            assert_eq!(Echo::from_mark(e.to_mark()), e);
+        }
     }
 
     #[test]

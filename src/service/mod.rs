@@ -152,24 +152,15 @@ pub struct Grab {
     pub service: Option<Service>,
 }
 
-/// Names services from grabbed banners (`-sV`): the probe database first, the port table
-/// when nothing matches (as nmap prints `abyss?` for a silent port 9999).
-#[derive(Debug, Default)]
+/// What `-sV` names services with: the probe database (run by `detect` on the version worker),
+/// the port table when nothing matches (as nmap prints `abyss?` for a silent port 9999), and
+/// the intensity.
+#[derive(Debug)]
 pub struct Namer {
-    pub probes: Option<std::sync::Arc<ServiceProbes>>,
+    pub probes: std::sync::Arc<ServiceProbes>,
     pub table: std::sync::Arc<PortTable>,
     /// `--version-intensity`: the rarest probe sent to a port no probe lists (0-9).
     pub intensity: u8,
-}
-
-impl Namer {
-    pub fn name(&self, port: u16, grab: &Grab) -> Option<Service> {
-        let probe = grab.probe.as_deref().unwrap_or("NULL");
-        self.probes
-            .as_ref()
-            .and_then(|db| db.identify(probe, &grab.banner))
-            .or_else(|| self.table.tcp(port).map(Service::from_table))
-    }
 }
 
 /// A banner as text: printable ASCII kept, `\r \n \t \\` and `\xHH` for everything else, so

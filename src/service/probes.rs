@@ -312,44 +312,6 @@ impl ServiceProbes {
             .find(|p| p.ports.as_ref().is_some_and(|l| l.contains(port)))
             .or_else(|| self.tcp_probe("GetRequest"))
     }
-
-    /// What answered, from the response to `probe` ("NULL" for a greeting): that probe's
-    /// matches, then its fallbacks', then the NULL probe's, as nmap tries them. The first hard
-    /// match wins; failing one, the first soft match names the service.
-    pub fn identify(&self, probe: &str, data: &[u8]) -> Option<Service> {
-        if data.is_empty() {
-            return None;
-        }
-        let mut order: Vec<&Probe> = Vec::new();
-        if let Some(p) = self.tcp_probe(probe) {
-            order.push(p);
-            for f in &p.fallback {
-                if let Some(fp) = self.tcp_probe(f) {
-                    order.push(fp);
-                }
-            }
-        }
-        if let Some(null) = self.tcp_probe("NULL") {
-            if !order.iter().any(|p| p.name == "NULL") {
-                order.push(null);
-            }
-        }
-        let mut soft: Option<Service> = None;
-        for p in order {
-            for m in &p.matches {
-                if m.soft && soft.is_some() {
-                    continue;
-                }
-                if let Some(s) = m.apply(data) {
-                    if !m.soft {
-                        return Some(s);
-                    }
-                    soft = Some(s);
-                }
-            }
-        }
-        soft
-    }
 }
 
 /// nmap keeps one CPE per part (application, hardware, OS), the last one written, and prints
@@ -656,12 +618,15 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
         );
     }
 
+    /// What the answer `data` to probe `name` says (the probe, its fallbacks, then NULL).
+    fn identify(d: &ServiceProbes, name: &str, data: &[u8]) -> Option<Service> {
+        d.first_match(d.tcp_index(name).expect("a probe of the test file"), data)
+    }
+
     #[test]
     fn identifies_with_substitutions() {
         let d = db();
-        let s = d
-            .identify("NULL", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
-            .unwrap();
+        let s = identify(&d, "NULL", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n").unwrap();
         assert_eq!(s.name, "ssh");
         assert_eq!(s.details.product.as_deref(), Some("OpenSSH"));
         assert_eq!(s.details.version.as_deref(), Some("9.2p1 Debian 2+deb12u3"));
@@ -674,9 +639,9 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
         );
         assert!(!s.soft);
         // Only the soft match fits: the service is named, nothing more.
-        let s = d.identify("NULL", b"ssh-1.99-dropbear\r\n").unwrap();
+        let s = identify(&d, "NULL", b"ssh-1.99-dropbear\r\n").unwrap();
         assert!(s.soft && s.name == "ssh" && s.details.product.is_none());
-        let s = d.identify("NULL", b"220 my-ftp-1 FTP ready\r\n").unwrap();
+        let s = identify(&d, "NULL", b"220 my-ftp-1 FTP ready\r\n").unwrap();
         assert_eq!(s.details.product.as_deref(), Some("my-ftp-1"));
         assert_eq!(s.details.version.as_deref(), Some("my.ftp.1"));
     }
@@ -685,7 +650,7 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
     fn probe_response_then_fallback_then_null() {
         let d = db();
         let http = b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6 Python/3.11.2\r\nDate: x\r\n\r\n";
-        let s = d.identify("GetRequest", http).unwrap();
+        let s = identify(&d, "GetRequest", http).unwrap();
         assert_eq!(
             (
                 s.name.as_str(),
@@ -695,17 +660,17 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
             ("http", Some("0.6"), Some("Python 3.11.2"))
         );
         // SSLSessionReq falls back on GetRequest's matches.
-        assert_eq!(d.identify("SSLSessionReq", http).unwrap().name, "http");
+        assert_eq!(identify(&d, "SSLSessionReq", http).unwrap().name, "http");
         let alert = [0x15, 3, 1, 0, 2, 2, 0x46];
-        assert_eq!(d.identify("SSLSessionReq", &alert).unwrap().name, "ssl");
+        assert_eq!(identify(&d, "SSLSessionReq", &alert).unwrap().name, "ssl");
         // A greeting after a probe still meets the NULL probe's matches.
         assert_eq!(
-            d.identify("GetRequest", b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+            identify(&d, "GetRequest", b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
                 .unwrap()
                 .name,
             "ssh"
         );
-        assert!(d.identify("NULL", b"nothing known").is_none());
+        assert!(identify(&d, "NULL", b"nothing known").is_none());
     }
 
     #[test]
@@ -747,9 +712,7 @@ match ssl m|^\x15\x03[\x00-\x04]\0\x02\x02[F\x28]|
             return; // nmap not installed: covered by the small database above
         };
         assert!(d.probes.len() > 100);
-        let s = d
-            .identify("NULL", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
-            .unwrap();
+        let s = identify(&d, "NULL", b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n").unwrap();
         assert_eq!(
             (s.name.as_str(), s.details.product.as_deref()),
             ("ssh", Some("OpenSSH"))

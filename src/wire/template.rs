@@ -107,6 +107,9 @@ pub struct FrameTemplate {
     l4_sum: u64,
     /// Does the L4 checksum cover the destination address?
     pseudo: bool,
+    /// The probe module's own word about this template (UDP: where its payload takes the
+    /// cookie), so a per-probe write needs no lookup.
+    mark: u32,
 }
 
 impl FrameTemplate {
@@ -165,7 +168,19 @@ impl FrameTemplate {
             ip_sum,
             l4_sum,
             pseudo,
+            mark: 0,
         }
+    }
+
+    /// This template with the module's `mark` (see [`Self::mark`]).
+    pub fn with_mark(mut self, mark: u32) -> Self {
+        self.mark = mark;
+        self
+    }
+
+    #[inline(always)]
+    pub fn mark(&self) -> u32 {
+        self.mark
     }
 
     pub fn len(&self) -> usize {
