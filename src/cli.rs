@@ -180,9 +180,15 @@ pub struct Cli {
     #[arg(long = "seed", value_name = "N")]
     pub seed: Option<u64>,
 
-    /// Scan only shard I of N (1-based); shards with one --seed are disjoint and cover everything
-    #[arg(long = "shard", value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<(u32, u32)>,
+    /// Scan only shard I of N (1-based); shards with one --seed are disjoint and cover
+    /// everything. `auto`: from the batch scheduler (Kubernetes Indexed Job, Slurm array, Nomad)
+    #[arg(long = "shard", value_name = "I/N|auto", value_parser = parse_shard_arg)]
+    pub shard: Option<ShardArg>,
+
+    /// The shard count for --shard auto where the scheduler gives only the index (Kubernetes:
+    /// the Job's completions; Nomad: the group's count)
+    #[arg(long = "shards", value_name = "N", requires = "shard", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub shards: Option<u32>,
 
     /// Transmit threads, each pinned to a core [default: 1, or one per --cores entry]
     #[arg(long = "tx-threads", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -199,6 +205,11 @@ pub struct Cli {
     /// Packet I/O
     #[arg(long = "transport", value_name = "KIND", default_value = "auto")]
     pub transport: TransportChoice,
+
+    /// After opening its sockets and attaching its program, run as USER (name or uid) with no
+    /// capabilities [default: nobody when started as root; root keeps root]
+    #[arg(long = "user", value_name = "USER")]
+    pub user: Option<String>,
 
     /// Where the XDP program that steers replies is attached (AF_XDP transport)
     #[arg(long = "xdp-mode", value_name = "MODE", default_value = "auto")]
@@ -489,6 +500,11 @@ pub struct ProbeCli {
     #[arg(long = "transport", value_name = "KIND", default_value = "auto")]
     pub transport: TransportChoice,
 
+    /// After opening its sockets and attaching its program, run as USER (name or uid) with no
+    /// capabilities [default: nobody when started as root; root keeps root]
+    #[arg(long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
     /// Where the XDP program that steers the answer is attached
     #[arg(long = "xdp-mode", value_name = "MODE", default_value = "auto")]
     pub xdp_mode: XdpModeChoice,
@@ -770,6 +786,22 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("'{s}' is not a number of seconds (0-86400)"))
 }
 
+/// `--shard`: a fixed shard, or `auto` (`schedulers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardArg {
+    Fixed(u32, u32),
+    Auto,
+}
+
+pub fn parse_shard_arg(s: &str) -> Result<ShardArg, String> {
+    if s == "auto" {
+        return Ok(ShardArg::Auto);
+    }
+    parse_shard(s)
+        .map(|(i, n)| ShardArg::Fixed(i, n))
+        .map_err(|e| format!("{e}, or auto"))
+}
+
 pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
     let err = || format!("'{s}' is not a shard like 1/4 (1-based: I from 1 to N)");
     let (i, n) = s.split_once('/').ok_or_else(err)?;
@@ -903,6 +935,9 @@ mod tests {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_shard("1/3"), Ok((0, 3)));
+        assert_eq!(parse_shard_arg("auto"), Ok(ShardArg::Auto));
+        assert_eq!(parse_shard_arg("2/3"), Ok(ShardArg::Fixed(1, 3)));
+        assert!(parse_shard_arg("Auto").is_err());
         for bad in ["0/3", "4/3", "1/0", "1", "a/b", "1/2/3"] {
             assert!(parse_shard(bad).is_err(), "{bad}");
         }

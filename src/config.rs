@@ -149,6 +149,8 @@ pub struct ScanSpec {
     pub tx_cores: Vec<Option<usize>>,
     pub rx_core: Option<usize>,
     pub transport: TransportChoice,
+    /// Who the scanner becomes once its sockets are open (`--user`); `None`: no switch.
+    pub run_as: Option<crate::io::privilege::RunAs>,
     pub xdp_mode: XdpMode,
     pub dry_run: bool,
     pub pcap: Option<PathBuf>,
@@ -270,6 +272,8 @@ impl ScanSpec {
     /// Parses and checks the command line; reads files it names (targets, payloads, service
     /// probes, resume) but asks nothing of the network.
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+        let run_as = crate::io::privilege::resolve(cli.user.as_deref())
+            .map_err(|e| ConfigError::Usage(e.to_string()))?;
         let asked_all = scan_types(cli)?;
         let asked = asked_all[0];
         let traceroute = traceroute(cli, asked)?;
@@ -344,7 +348,19 @@ impl ScanSpec {
                 space.len()
             )));
         }
-        let shard_asked = cli.shard.unwrap_or((0, 1));
+        let shard_asked = match cli.shard {
+            None => (0, 1),
+            Some(crate::cli::ShardArg::Fixed(i, n)) => (i, n),
+            Some(crate::cli::ShardArg::Auto) => {
+                crate::schedulers::shard_from_env(cli.shards, &|k| std::env::var(k).ok())
+                    .map_err(ConfigError::Usage)?
+            }
+        };
+        if cli.shards.is_some() && cli.shard != Some(crate::cli::ShardArg::Auto) {
+            return Err(ConfigError::Usage(
+                "--shards N goes with --shard auto (--shard I/N names the count itself)".into(),
+            ));
+        }
         let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
         let fingerprint = crate::resume::fingerprint(&[
             &names.join("+"),
@@ -470,6 +486,7 @@ impl ScanSpec {
             },
             resume,
             resume_file: cli.resume_file.clone(),
+            run_as,
             fingerprint,
             args: std::env::args().collect(),
         })

@@ -13,7 +13,7 @@ use crate::{
     cli::{ProbeCli, ProbeProto, TransportChoice, XdpModeChoice},
     config::{resolve_net, ConfigError, NetAsk, NetSetup, DEFAULT_SOURCE_PORTS},
     cookie::random_bytes,
-    io::{packet, xdp, IoError, RxQueue, TxQueue},
+    io::{packet, privilege, xdp, IoError, RxQueue, TxQueue},
     wire::{
         checksum, dissect,
         ethernet::HEADER_LEN,
@@ -246,6 +246,8 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
         gateway_mac: p.gateway_mac,
         dry_run: false,
     };
+    let run_as =
+        privilege::resolve(p.user.as_deref()).map_err(|e| ProbeError::Usage(e.to_string()))?;
     let net = resolve_net(&ask, &[p.target])?;
     let rand = random_bytes::<8>().map_err(|e| IoError::os("reading /dev/urandom", e))?;
     let (frame, sport) = build(p, &net, rand)?;
@@ -282,14 +284,17 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
             Err(_) => None,
         },
     };
+    // Sockets open, program attached: the rest runs as `--user` (`io::privilege`).
     let reply = match xdp {
         Some(mut t) => {
             let mut tx = t.txs.remove(0);
+            privilege::drop_to(run_as.as_ref(), &[])?;
             exchange(&mut tx, &mut t.rx, &frame, timeout)?
         }
         None => {
             let mut tx = packet::open_tx(net.ifindex)?;
             let mut rx = packet::open_rx(net.ifindex, steer.src_v4, steer.src_v6)?;
+            privilege::drop_to(run_as.as_ref(), &[])?;
             exchange(&mut tx, &mut rx, &frame, timeout)?
         }
     };

@@ -16,6 +16,7 @@ pub mod permute;
 pub mod probe;
 pub mod resume;
 pub mod scan;
+pub mod schedulers;
 pub mod service;
 pub mod target;
 pub mod wire;

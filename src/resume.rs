@@ -2,7 +2,7 @@
 //! sends exactly the probes not yet sent. The file is tied to its scan by a fingerprint of the
 //! targets, ports, scan type, shard and retries; the seed and thread count come from it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,9 +63,14 @@ impl ResumeFile {
         let mut s = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         s.push('\n');
         // Write then rename: a crash never leaves half a resume file.
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, s)?;
-        std::fs::rename(tmp, path)
+        let tmp = Self::tmp_path(path);
+        crate::io::keeper::write(&tmp, s.as_bytes())?;
+        crate::io::keeper::rename(&tmp, path)
+    }
+
+    /// Where `save` writes before the rename.
+    pub fn tmp_path(path: &Path) -> PathBuf {
+        path.with_extension("tmp")
     }
 }
 

@@ -16,9 +16,9 @@ use crate::{
         NamedSink, Outcome, Plan, RawModule, StopReason,
     },
     io::{
-        packet,
+        keeper, packet,
         pcap::{DryRunTx, PcapWriter},
-        xdp, IoError, TransportKind,
+        privilege, xdp, IoError, TransportKind,
     },
     output::{
         csv::CsvSink, file::OutFile, grepable::GrepableSink, list::ListSink, metadata,
@@ -52,6 +52,40 @@ pub struct Report {
 }
 
 pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
+    // Forked now, while the process has one thread and no socket (ARCHITECTURE.md, "Least
+    // privilege").
+    if cfg.run_as.is_some() {
+        keeper::start(late_files(cfg))?;
+    }
+    let report = run_scan(cfg, interrupts);
+    keeper::stop();
+    report
+}
+
+/// Every file the scan may write after the privilege drop.
+fn late_files(cfg: &ScanConfig) -> keeper::Allowed {
+    let mut a = keeper::Allowed::default();
+    a.files.push(cfg.resume_file.clone());
+    a.files.push(ResumeFile::tmp_path(&cfg.resume_file));
+    a.files.extend(cfg.outputs.metadata.clone());
+    a.files.extend(cfg.status.file.clone());
+    for doc in [&cfg.outputs.xml, &cfg.outputs.grepable]
+        .into_iter()
+        .flatten()
+    {
+        let (files, dir) = crate::output::grouped::late_paths(doc);
+        a.files.extend(files);
+        a.dirs.push(dir);
+    }
+    a
+}
+
+/// From here on: the user of `--user`, and no capability (`io::privilege`).
+fn drop_privileges(cfg: &ScanConfig) -> Result<(), ScanError> {
+    privilege::drop_to(cfg.run_as.as_ref(), &[]).map_err(|e| ScanError::Privileges(e.to_string()))
+}
+
+fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
     let connect = cfg.scan == ScanType::Connect;
     let module = match cfg.traceroute {
         Some((proto, ttls)) => Some(RawModule::Trace(Arc::new(TracerouteScan::new(
@@ -144,6 +178,7 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
             bind_ip: cfg.source_ip_asked,
             interface: cfg.interface_asked.clone(),
         };
+        drop_privileges(cfg)?;
         (
             engine::connect::run(&plan, &opts, sinks, &stats, interrupts)?,
             TransportKind::Connect,
@@ -156,6 +191,7 @@ pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErro
         let txs = (0..plan.tx_cores.len())
             .map(|_| DryRunTx::new(pcap.clone()))
             .collect();
+        drop_privileges(cfg)?;
         (
             engine::run::<_, packet::PacketRx>(&plan, txs, None, sinks, &stats, interrupts)?,
             TransportKind::DryRun,
@@ -271,6 +307,7 @@ fn open_and_run(
     if let Some(mut t) = xdp {
         let txs: Vec<_> = t.txs.drain(..threads).collect();
         let rx = t.rx;
+        drop_privileges(cfg)?;
         let out = engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?;
         // The program stays attached through the cooldown; dropping it here detaches it.
         drop(t.program);
@@ -284,6 +321,7 @@ fn open_and_run(
         Ok((txs, rx))
     };
     let (txs, rx) = open().map_err(|e| ScanError::Privileges(privileges(&e)))?;
+    drop_privileges(cfg)?;
     Ok((
         engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?,
         TransportKind::Packet,
@@ -451,7 +489,7 @@ fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
         }
     }
     eprintln!(
-        "xdpscan: {}sent {} probes in {:.2} s ({}) over {}; {} replies{}; {} invalid, {} duplicate, {} dropped; {:.2} s in all; seed {}",
+        "xdpscan: {}sent {} probes in {:.2} s ({}) over {}; {} replies{}; {} invalid, {} malformed, {} duplicate, {} dropped; {:.2} s in all; seed {}",
         if out.interrupted() { "stopped early: " } else { "" },
         sent,
         secs,
@@ -460,6 +498,7 @@ fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
         Stats::get(&st.validated),
         states,
         Stats::get(&st.invalid),
+        Stats::get(&st.malformed),
         Stats::get(&st.duplicates),
         Stats::get(&st.drops),
         out.duration.as_secs_f64(),
@@ -519,6 +558,7 @@ fn metadata_of(
             received: Stats::get(&st.received),
             validated: Stats::get(&st.validated),
             invalid: Stats::get(&st.invalid),
+            malformed: Stats::get(&st.malformed),
             duplicates: Stats::get(&st.duplicates),
             dropped: Stats::get(&st.drops),
             results: st.results(),
@@ -531,6 +571,7 @@ fn metadata_of(
         duration_secs: out.duration.as_secs_f64(),
         send_duration_secs: out.send_duration.as_secs_f64(),
         peak_rss_mib: metadata::peak_rss_mib(),
+        privileges: privilege::current(),
         stopped: stop_name(out.stop),
         resume_file,
     }

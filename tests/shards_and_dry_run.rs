@@ -207,3 +207,100 @@ fn probe_fields_follow_the_flags() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--shard auto` under each scheduler's environment builds exactly the probes of the shard it
+/// names; a missing count is one line.
+#[test]
+fn shard_auto_follows_the_scheduler() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let dir = tempdir();
+    let dry = |name: &str, shard: &[&str], env: &[(&str, &str)]| {
+        let pcap = dir.join(format!("{name}.pcap"));
+        let mut args = vec![
+            "198.19.0.0/22",
+            "-p",
+            "22,80",
+            "--dry-run",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--seed",
+            "11",
+            "-q",
+            "--rate",
+            "0",
+        ];
+        args.extend_from_slice(shard);
+        let mut c = lab.in_scan(BIN, &args);
+        c.env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("NOMAD_ALLOC_INDEX");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (out.status.code(), stderr(&out), pcap)
+    };
+    let fixed = |i: u32| {
+        let (code, err, pcap) = dry(&format!("fixed{i}"), &["--shard", &format!("{i}/4")], &[]);
+        assert_eq!(code, Some(0), "{err}");
+        probes_in(&pcap)
+    };
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], u32);
+    let cases: [Case; 3] = [
+        (
+            "k8s",
+            &["--shard", "auto", "--shards", "4"],
+            &[("JOB_COMPLETION_INDEX", "1")],
+            2,
+        ),
+        (
+            "slurm",
+            &["--shard", "auto"],
+            &[
+                ("SLURM_ARRAY_TASK_ID", "4"),
+                ("SLURM_ARRAY_TASK_MIN", "1"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ],
+            4,
+        ),
+        (
+            "nomad",
+            &["--shard", "auto", "--shards", "4"],
+            &[("NOMAD_ALLOC_INDEX", "0")],
+            1,
+        ),
+    ];
+    for (name, shard, env, one_based) in cases {
+        let (code, err, pcap) = dry(name, shard, env);
+        assert_eq!(code, Some(0), "{name}: {err}");
+        let got = probes_in(&pcap);
+        assert!(!got.is_empty());
+        assert_eq!(got, fixed(one_based), "{name} is shard {one_based}/4");
+    }
+    for (shard, env, msg) in [
+        (
+            &["--shard", "auto"][..],
+            &[("JOB_COMPLETION_INDEX", "1")][..],
+            "add --shards N",
+        ),
+        (
+            &["--shard", "auto", "--shards", "4"],
+            &[],
+            "no scheduler index",
+        ),
+        (
+            &["--shard", "2/4", "--shards", "4"],
+            &[],
+            "goes with --shard auto",
+        ),
+    ] {
+        let (code, err, _) = dry("bad", shard, env);
+        assert_eq!(code, Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(msg), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1014,6 +1014,9 @@ fn receive<R: RxQueue>(
                 t.rcvd(frame);
             }
             let Some(ip) = IpPacket::from_frame(frame) else {
+                if crate::wire::ethernet::carries_ip(frame) {
+                    Stats::add(&stats.malformed, 1);
+                }
                 continue;
             };
             if !ctx.is_ours(ip.dst()) {
@@ -1065,7 +1068,13 @@ fn receive<R: RxQueue>(
             match classified {
                 Classified::Reply(v) => pending.push((k, v, raw.slot_of(v.proto))),
                 Classified::Invalid => Stats::add(&stats.invalid, 1),
-                Classified::Unrelated => {}
+                // Addressed to our port range, yet no module's reply: unsolicited as well (over
+                // AF_PACKET the host's own traffic to our address comes here too: not counted).
+                Classified::Unrelated => {
+                    if ctx.jar.ports().contains(ReplyFacts::of(&ip).our_port) {
+                        Stats::add(&stats.invalid, 1);
+                    }
+                }
             }
         }
         if pending.is_empty() {

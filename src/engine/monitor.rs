@@ -2,7 +2,6 @@
 //! otherwise, or masscan-style JSON lines; optionally ZMap's status CSV to a file.
 
 use std::{
-    fs::File,
     io::{IsTerminal, Write},
     path::PathBuf,
     sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
@@ -113,7 +112,7 @@ pub fn run(
         b
     });
     let mut csv = opts.file.as_ref().and_then(|p| {
-        let mut f = File::create(p).ok()?;
+        let mut f = crate::io::keeper::create(p).ok()?;
         f.write_all(STATUS_CSV_HEADER.as_bytes()).ok()?;
         Some(f)
     });

@@ -14,8 +14,11 @@ pub struct Stats {
     pub received: AtomicU64,
     /// Replies that validated against a cookie.
     pub validated: AtomicU64,
-    /// Replies to our port range that failed validation.
+    /// Frames to our port range that failed validation, or that no scanned protocol reads.
     pub invalid: AtomicU64,
+    /// IP frames that reached the receive thread but do not parse (truncated headers, lying
+    /// lengths, bad IHL or checksum, later fragments).
+    pub malformed: AtomicU64,
     /// Validated replies for an (address, port) already reported.
     pub duplicates: AtomicU64,
     /// Frames the kernel dropped before we could read them.

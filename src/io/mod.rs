@@ -7,8 +7,10 @@
 //! - [`pcap`]: a file (or nothing) instead of a wire, for `--dry-run`.
 
 pub mod connect;
+pub mod keeper;
 pub mod packet;
 pub mod pcap;
+pub mod privilege;
 pub mod sys;
 pub mod xdp;
 pub mod xdp_floor;

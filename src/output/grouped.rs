@@ -13,7 +13,7 @@
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,
-    fs::{File, OpenOptions},
+    fs::File,
     io::{self, BufReader, BufWriter, Read, Write},
     net::IpAddr,
     path::{Path, PathBuf},
@@ -135,6 +135,21 @@ pub fn part_path(document: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+fn part_tmp_path(part: &Path) -> PathBuf {
+    part.with_extension("tmp")
+}
+
+/// What a document may write late (after the privilege drop): its part file, the part's
+/// temporary name, and the directory of its spilled runs.
+pub fn late_paths(document: &Path) -> (Vec<PathBuf>, PathBuf) {
+    let dir = HostGroups::for_document(document).dir;
+    if document == Path::new("-") {
+        return (Vec::new(), dir);
+    }
+    let part = part_path(document);
+    (vec![part_tmp_path(&part), part], dir)
+}
+
 /// The entries of one document, sorted by host through memory and sorted runs on disk.
 pub struct HostGroups {
     buf: Vec<Entry>,
@@ -196,7 +211,7 @@ impl HostGroups {
             return Ok(());
         }
         self.buf.sort_by_key(|e| e.key());
-        let f = unnamed_file(&self.dir)?;
+        let f = crate::io::keeper::unnamed(&self.dir)?;
         let mut w = BufWriter::with_capacity(RUN_READ_BUF, f);
         for e in self.buf.drain(..) {
             e.write_to(&mut w)?;
@@ -326,35 +341,21 @@ impl Document {
         };
         match (&self.part, complete) {
             (Some(part), false) => {
-                let tmp = part.with_extension("tmp");
-                let mut w = BufWriter::new(File::create(&tmp)?);
+                let tmp = part_tmp_path(part);
+                let mut w = BufWriter::new(crate::io::keeper::create(&tmp)?);
                 groups.drain(Some(&mut w), &mut write)?;
                 w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                std::fs::rename(&tmp, part)
+                crate::io::keeper::rename(&tmp, part)
             }
             (part, _) => {
                 groups.drain(None, &mut write)?;
-                match part.as_ref().map(std::fs::remove_file) {
+                match part.as_ref().map(|p| crate::io::keeper::remove(p)) {
                     Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => Err(e),
                     _ => Ok(()),
                 }
             }
         }
     }
-}
-
-/// A read-write file in `dir` that is unlinked at once.
-fn unnamed_file(dir: &Path) -> io::Result<File> {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = dir.join(format!(".xdpscan-group-{}-{n}", std::process::id()));
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(f)
 }
 
 #[cfg(test)]
@@ -418,7 +419,7 @@ mod tests {
         let mut first = HostGroups::new(dir.clone(), 1 << 20);
         first.push(entry("198.19.0.1", 80, b'P', "a80")).unwrap();
         first.push(entry("198.19.0.2", 22, b'P', "b22")).unwrap();
-        let mut part = unnamed_file(&dir).unwrap();
+        let mut part = crate::io::keeper::unnamed(&dir).unwrap();
         {
             let mut w = BufWriter::new(&mut part);
             first.drain(Some(&mut w), |_, _| Ok(())).unwrap();

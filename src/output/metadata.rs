@@ -27,6 +27,8 @@ pub struct Metadata {
     /// The process's peak resident memory (VmHWM), MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_mib: Option<f64>,
+    /// Who the scanner ran as once its sockets were open, and the capabilities it kept.
+    pub privileges: crate::io::privilege::Current,
     /// completed, interrupted, max-runtime, max-results, output-closed
     pub stopped: &'static str,
     /// Where an incomplete run can be continued from.
@@ -73,6 +75,7 @@ pub struct Counts {
     pub received: u64,
     pub validated: u64,
     pub invalid: u64,
+    pub malformed: u64,
     pub duplicates: u64,
     pub dropped: u64,
     pub results: u64,
@@ -98,5 +101,5 @@ pub fn peak_rss_mib() -> Option<f64> {
 pub fn write(path: &std::path::Path, m: &Metadata) -> std::io::Result<()> {
     let mut s = serde_json::to_string_pretty(m).map_err(std::io::Error::other)?;
     s.push('\n');
-    std::fs::write(path, s)
+    crate::io::keeper::write(path, s.as_bytes())
 }

@@ -4,10 +4,17 @@
 //! `responder` when someone other than the target answered; with `--banners` / `-sV` also
 //! `banner` (escaped), `probe` (what we sent, if anything) and `service`; with `--traceroute`
 //! `trace` (`reached`, `hops` of `ttl`, `ip` or null, `rtt_ms`).
+//!
+//! Results published to NATS (`dist`) are these lines with one more field, `x`: the reply's
+//! facts the line leaves out (ZMap's CSV fields), so `from_line` gives back the whole
+//! [`Record`] and `collect` writes every format as the scanner would have.
 
-use serde::Serialize;
+use std::{net::IpAddr, sync::Arc};
 
-use super::{file::OutFile, rfc3339, Record, RunEnd, Sink};
+use serde::{Deserialize, Serialize};
+
+use super::{file::OutFile, rfc3339, Record, ReplyFacts, RunEnd, Sink, Trace, TraceHop};
+use crate::probe::{PortState, Proto, Reason, ScanType};
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -29,6 +36,60 @@ struct Line<'a> {
     service: Option<&'a crate::service::Service>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace: Option<TraceJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<Facts>,
+}
+
+/// The rest of a [`Record`], for lines published between machines.
+#[derive(Serialize, Deserialize)]
+struct Facts {
+    local: IpAddr,
+    ipid: u32,
+    window: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    icmp: Option<(u8, u8)>,
+    our_port: u16,
+    cooldown: bool,
+}
+
+#[derive(Deserialize)]
+struct LineIn {
+    ip: IpAddr,
+    port: u16,
+    proto: Proto,
+    state: PortState,
+    reason: Reason,
+    ttl: u8,
+    #[serde(default)]
+    responder: Option<IpAddr>,
+    scan: String,
+    ts: String,
+    #[serde(default)]
+    banner: Option<String>,
+    #[serde(default)]
+    probe: Option<String>,
+    #[serde(default)]
+    service: Option<crate::service::Service>,
+    #[serde(default)]
+    trace: Option<TraceIn>,
+    #[serde(default)]
+    x: Option<Facts>,
+}
+
+#[derive(Deserialize)]
+struct TraceIn {
+    proto: Proto,
+    port: u16,
+    reached: bool,
+    hops: Vec<HopIn>,
+}
+
+#[derive(Deserialize)]
+struct HopIn {
+    ttl: u8,
+    ip: Option<IpAddr>,
+    #[serde(default)]
+    rtt_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -58,7 +119,67 @@ impl NdjsonSink {
 }
 
 pub fn to_line(r: &Record) -> String {
-    let l = Line {
+    serde_json::to_string(&line(r, false)).expect("a record always serializes")
+}
+
+/// `to_line` with the reply's facts (`x`), as results travel between machines.
+pub fn to_wire_line(r: &Record) -> String {
+    serde_json::to_string(&line(r, true)).expect("a record always serializes")
+}
+
+/// The record a line of `to_line` or `to_wire_line` holds (a plain line: without the facts).
+pub fn from_line(s: &str) -> Result<Record, String> {
+    let l: LineIn = serde_json::from_str(s).map_err(|e| e.to_string())?;
+    let scan = ScanType::from_name(&l.scan).ok_or_else(|| format!("unknown scan {:?}", l.scan))?;
+    let ts = humantime::parse_rfc3339(&l.ts).map_err(|e| format!("ts: {e}"))?;
+    let grab = match (l.banner, l.probe, l.service) {
+        (None, None, None) => None,
+        (banner, probe, service) => Some(Arc::new(crate::service::Grab {
+            banner: match banner {
+                Some(b) => crate::service::unescape_banner(&b).ok_or("banner: bad escape")?,
+                None => Vec::new(),
+            },
+            probe,
+            service,
+        })),
+    };
+    let trace = l.trace.map(|t| {
+        Arc::new(Trace {
+            proto: t.proto,
+            port: t.port,
+            reached: t.reached,
+            hops: t
+                .hops
+                .into_iter()
+                .map(|h| TraceHop {
+                    ttl: h.ttl,
+                    ip: h.ip,
+                    rtt_us: h.rtt_ms.map(|m| (m * 1000.0).round() as u32),
+                })
+                .collect(),
+        })
+    });
+    let mut r = Record::new(l.ip, l.port, l.proto, l.state, l.reason, scan);
+    r.ttl = l.ttl;
+    r.responder = l.responder;
+    r.ts = ts;
+    r.grab = grab;
+    r.trace = trace;
+    if let Some(x) = l.x {
+        r.local = x.local;
+        r.facts = ReplyFacts {
+            ipid: x.ipid,
+            window: x.window,
+            icmp: x.icmp,
+            our_port: x.our_port,
+        };
+        r.cooldown = x.cooldown;
+    }
+    Ok(r)
+}
+
+fn line(r: &Record, facts: bool) -> Line<'_> {
+    Line {
         ip: r.ip.to_string(),
         port: r.port,
         proto: r.proto.as_str(),
@@ -88,8 +209,15 @@ pub fn to_line(r: &Record) -> String {
                 })
                 .collect(),
         }),
-    };
-    serde_json::to_string(&l).expect("a record always serializes")
+        x: facts.then_some(Facts {
+            local: r.local,
+            ipid: r.facts.ipid,
+            window: r.facts.window,
+            icmp: r.facts.icmp,
+            our_port: r.facts.our_port,
+            cooldown: r.cooldown,
+        }),
+    }
 }
 
 impl Sink for NdjsonSink {
@@ -119,5 +247,50 @@ mod tests {
             to_line(&r),
             r#"{"ip":"198.19.0.5","port":80,"proto":"tcp","state":"open","reason":"syn-ack","ttl":64,"scan":"syn","ts":"2026-11-18T11:06:40.123456Z"}"#
         );
+    }
+
+    #[test]
+    fn wire_lines_give_the_record_back() {
+        let mut r = record([198, 19, 0, 5], 80, PortState::Open, Reason::SynAck);
+        r.local = "198.18.0.1".parse().unwrap();
+        r.facts = ReplyFacts {
+            ipid: 7,
+            window: 29200,
+            icmp: None,
+            our_port: 61234,
+        };
+        r.cooldown = true;
+        r.responder = Some("198.18.0.2".parse().unwrap());
+        r.grab = Some(Arc::new(crate::service::Grab {
+            banner: b"SSH-2.0-x\r\n\x00\xff\\".to_vec(),
+            probe: Some("GetRequest".into()),
+            service: None,
+        }));
+        r.trace = Some(Arc::new(Trace {
+            proto: Proto::Tcp,
+            port: 80,
+            reached: true,
+            hops: vec![
+                TraceHop {
+                    ttl: 1,
+                    ip: Some("198.18.0.2".parse().unwrap()),
+                    rtt_us: Some(1500),
+                },
+                TraceHop {
+                    ttl: 2,
+                    ip: None,
+                    rtt_us: None,
+                },
+            ],
+        }));
+        let back = from_line(&to_wire_line(&r)).unwrap();
+        assert_eq!(back, r);
+        // A plain line gives the record without the facts.
+        let plain = from_line(&to_line(&r)).unwrap();
+        assert_eq!(plain.facts, ReplyFacts::default());
+        assert_eq!((plain.ip, plain.port, plain.state), (r.ip, r.port, r.state));
+        for bad in ["", "{}", "not json", r#"{"ip":"x"}"#] {
+            assert!(from_line(bad).is_err(), "{bad}");
+        }
     }
 }

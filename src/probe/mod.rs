@@ -20,7 +20,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     cookie::{CookieJar, ProbeCookie},
@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// nmap's port states (its reference guide, "Port Scanning Basics").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 pub enum PortState {
     #[serde(rename = "open")]
     Open,
@@ -93,7 +93,7 @@ impl fmt::Display for PortState {
 }
 
 /// Why a state was decided, spelled as nmap's `--reason` prints it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     SynAck,
@@ -154,7 +154,7 @@ impl fmt::Display for Reason {
 }
 
 /// Transport protocol of a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -338,6 +338,26 @@ pub enum ScanType {
 }
 
 impl ScanType {
+    pub const ALL: [ScanType; 12] = [
+        ScanType::Syn,
+        ScanType::Ack,
+        ScanType::Window,
+        ScanType::Fin,
+        ScanType::Null,
+        ScanType::Xmas,
+        ScanType::Maimon,
+        ScanType::Udp,
+        ScanType::IpProto,
+        ScanType::Ping,
+        ScanType::Connect,
+        ScanType::Traceroute,
+    ];
+
+    /// The scan type `name` names (as results spell it).
+    pub fn from_name(name: &str) -> Option<ScanType> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ScanType::Syn => "syn",

@@ -6,13 +6,13 @@
 pub mod detect;
 pub mod probes;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::target::services::PortTable;
 pub use probes::{ProbesError, ServiceProbes};
 
 /// How a service was named, as nmap's XML says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// A pattern matched what the port sent.
@@ -31,7 +31,7 @@ impl Method {
 }
 
 /// nmap's version fields (`p/ v/ i/ h/ o/ d/`): templates in a match line, values in a result.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Details {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
@@ -88,15 +88,15 @@ impl Details {
 }
 
 /// What answers on a port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     pub name: String,
     /// `ssl` when the match says the service runs inside TLS.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<String>,
     #[serde(flatten)]
     pub details: Details,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpe: Vec<String>,
     pub method: Method,
     /// Named by a soft match (service only, no version).
@@ -178,6 +178,34 @@ pub fn escape_banner(b: &[u8]) -> String {
         }
     }
     s
+}
+
+/// The bytes `escape_banner` wrote; `None` when `s` is not its output.
+pub fn unescape_banner(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1)? {
+            b'\\' => out.push(b'\\'),
+            b'r' => out.push(b'\r'),
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'x' => {
+                let hex = std::str::from_utf8(b.get(i + 2..i + 4)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            _ => return None,
+        }
+        i += 2;
+    }
+    Some(out)
 }
 
 /// Probes used when no nmap-service-probes is at hand (`--banners` without nmap installed):

@@ -92,9 +92,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// Whether a frame says it carries IPv4 or IPv6 (behind one VLAN tag at most), whatever
+/// follows: what the receive thread counts as malformed when it does not parse.
+pub fn carries_ip(frame: &[u8]) -> bool {
+    let ty = match frame.get(12..14) {
+        Some(&[a, b]) => u16::from_be_bytes([a, b]),
+        _ => return false,
+    };
+    let ty = match (ty, frame.get(16..18)) {
+        (ETHERTYPE_VLAN, Some(&[a, b])) => u16::from_be_bytes([a, b]),
+        _ => ty,
+    };
+    ty == ETHERTYPE_IPV4 || ty == ETHERTYPE_IPV6
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_that_say_they_carry_ip() {
+        let mut f = vec![0u8; 14];
+        assert!(!carries_ip(&f[..13]));
+        f[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        assert!(carries_ip(&f));
+        f[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+        assert!(!carries_ip(&f));
+        f[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        assert!(!carries_ip(&f));
+        f.extend_from_slice(&[0, 7, 0x86, 0xdd]);
+        assert!(carries_ip(&f));
+    }
 
     #[test]
     fn parse_mac() {

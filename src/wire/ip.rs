@@ -99,7 +99,8 @@ impl<'a> IpPacket<'a> {
     }
 
     /// The packet in an Ethernet frame (one 802.1Q tag allowed), as the receive path takes it:
-    /// IPv4 with a valid header checksum, and no later fragments of either family.
+    /// IPv4 with a valid header checksum, a length that covers its header and fits the frame
+    /// (Ethernet padding after it is fine), and no later fragments of either family.
     pub fn from_frame(frame: &'a [u8]) -> Option<Self> {
         let eth = EthernetFrame::new_checked(frame).ok()?;
         let (ty, payload) = if eth.ethertype() == ethernet::ETHERTYPE_VLAN && frame.len() >= 18 {
@@ -113,8 +114,16 @@ impl<'a> IpPacket<'a> {
         let ip = Self::parse(payload).ok()?;
         // The ethertype must name the version the header carries; IPv4 headers carry a checksum.
         let fits = match ip.family {
-            Family::V4 => ty == ETHERTYPE_IPV4 && checksum::verify(checksum::sum(0, ip.header())),
-            Family::V6 => ty == ETHERTYPE_IPV6,
+            Family::V4 => {
+                let total = u16::from_be_bytes([payload[2], payload[3]]) as usize;
+                ty == ETHERTYPE_IPV4
+                    && checksum::verify(checksum::sum(0, ip.header()))
+                    && (ip.l4..=payload.len()).contains(&total)
+            }
+            Family::V6 => {
+                let len = u16::from_be_bytes([payload[4], payload[5]]) as usize;
+                ty == ETHERTYPE_IPV6 && ipv6::HEADER_LEN + len <= payload.len()
+            }
         };
         (fits && !ip.later_fragment).then_some(ip)
     }
