@@ -24,6 +24,10 @@
 #                     FIN+ACK there (-sM: open|filtered)
 #   everything else   listeners open (syn-ack), other ports closed (reset)
 #
+# LAB_WORKERS=N: the target's side becomes a bridge (<P>br, 198.18.0.2) and N more scanner
+# namespaces join it, <P>-w1 ... <P>-wN at 198.18.0.11 ..., each on a veth of its own and routed
+# to 198.19.0.0/16 like the scanner: the workers of a distributed scan (tests/distributed.rs).
+#
 # IPv6 (2001:db8::/32 only): scanner 2001:db8::1/64, target 2001:db8::2/64 with no static
 # neighbour (the scanner resolves it by neighbour discovery), and the target answers all of
 # 2001:db8:1::/48 (a local route). Ground truth for a TCP SYN scan (tests/common mirrors it):
@@ -67,7 +71,7 @@ die() { echo "lab.sh: $*" >&2; exit 1; }
 [ ${#VS} -le 15 ] || die "prefix '$P' too long for interface names (max 14 characters)"
 
 down() {
-    for ns in "$TGT" "$SCAN" "$P-r1" "$P-r2" "$P-r3"; do
+    for ns in "$TGT" "$SCAN" "$P-r1" "$P-r2" "$P-r3" $(ip netns list | awk '{print $1}' | grep "^$P-w[0-9]*$"); do
         if ip netns list | grep -qw "^$ns"; then
             # Processes outlive their namespace's name; end them first.
             for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
@@ -103,10 +107,20 @@ up() {
     ip -n "$SCAN" -6 route add 2001:db8:1::/48 via 2001:db8::2
 
     ip -n "$TGT" link set lo up
-    ip -n "$TGT" addr add 198.18.0.2/24 dev "$VT"
+    # LAB_WORKERS=N: the target's side is a bridge, and N more scanner namespaces (<P>-w1...,
+    # 198.18.0.11...) join it, for distributed scans (see workers_up).
+    TGT_IF="$VT"
+    if [ "${LAB_WORKERS:-0}" -gt 0 ]; then
+        TGT_IF="${P}br"
+        ip -n "$TGT" link add "$TGT_IF" type bridge
+        ip -n "$TGT" link set "$VT" master "$TGT_IF"
+        ip -n "$TGT" link set "$TGT_IF" up
+        ip netns exec "$TGT" ethtool -K "$TGT_IF" tx off >/dev/null
+    fi
+    ip -n "$TGT" addr add 198.18.0.2/24 dev "$TGT_IF"
     ip -n "$TGT" link set "$VT" up
     ip -n "$TGT" route add local 198.19.0.0/16 dev lo
-    ip -n "$TGT" -6 addr add 2001:db8::2/64 dev "$VT" nodad
+    ip -n "$TGT" -6 addr add 2001:db8::2/64 dev "$TGT_IF" nodad
     ip -n "$TGT" -6 route add local 2001:db8:1::/48 dev lo
     # Real addresses: the kernel's own ICMPv6 errors about them leave from them.
     for h in 1 2 3 4; do ip -n "$TGT" -6 addr add "2001:db8:1:ff::$h/128" dev lo nodad; done
@@ -165,7 +179,7 @@ NFT
         ip netns exec "$TGT" python3 "$HERE/lab-listener.py" --tcp "$TCP_PORTS" --udp "$UDP_PORTS" \
             >/dev/null 2>&1 &
     fi
-    ip netns exec "$TGT" python3 "$HERE/lab-responder.py" "$VT" "$TCP_PORTS" >/dev/null 2>&1 &
+    ip netns exec "$TGT" python3 "$HERE/lab-responder.py" "$TGT_IF" "$TCP_PORTS" >/dev/null 2>&1 &
     # Ready when every listener is bound, one per family and port.
     for _ in $(seq 200); do
         n=$(ip netns exec "$TGT" ss -Hltn | wc -l)
@@ -179,6 +193,31 @@ NFT
     # ways, then make the scanner forget the target so every scan does its own discovery.
     v6_warm "$SCAN" 2001:db8::2
     ip -n "$SCAN" -6 neigh flush all
+    [ "${LAB_WORKERS:-0}" -gt 0 ] && workers_up
+    return 0
+}
+
+# The worker namespaces of LAB_WORKERS=N: <P>-wK at 198.18.0.(10+K) on the target's bridge,
+# each with its own veth (a NIC of its own), routed to 198.19.0.0/16 like the scanner.
+workers_up() {
+    local k ns w b
+    for k in $(seq "$LAB_WORKERS"); do
+        ns="$P-w$k" w="${P}w$k" b="${P}p$k"
+        ip netns add "$ns"
+        ip link add "$w" numtxqueues "$QUEUES" numrxqueues "$QUEUES" type veth \
+            peer name "$b" numtxqueues "$QUEUES" numrxqueues "$QUEUES"
+        ip link set "$w" netns "$ns"
+        ip link set "$b" netns "$TGT"
+        ip -n "$TGT" link set "$b" master "$TGT_IF"
+        ip -n "$TGT" link set "$b" up
+        ip netns exec "$TGT" ethtool -K "$b" tx off >/dev/null
+        ip -n "$ns" link set lo up
+        ip -n "$ns" addr add "198.18.0.$((10 + k))/24" dev "$w"
+        ip -n "$ns" link set "$w" up
+        ip -n "$ns" route add 198.19.0.0/16 via 198.18.0.2
+        ip netns exec "$ns" ethtool -K "$w" tx off >/dev/null
+        ip netns exec "$ns" ping -c1 -W2 198.18.0.2 >/dev/null || die "worker $k does not reach the target"
+    done
 }
 
 # The path lab (traceroute): three routers between scanner and target, each hop its own address.

@@ -18,6 +18,9 @@ PKGS=(
     # -sV next to nmap -sV: Debian's real daemons, started only inside lab namespaces
     # (scripts/lab-daemons.sh); none is started on the host
     openssh-server nginx-light vsftpd redis-server memcached dnsmasq-base mosquitto socat chrony snmpd
+    # distributed scans: the NATS JetStream broker the tests start in lab namespaces, and curl
+    # for its monitoring page and the workers' metrics
+    nats-server curl
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -211,6 +211,14 @@ pub struct Cli {
     #[arg(long = "user", value_name = "USER")]
     pub user: Option<String>,
 
+    /// Also publish every result to NATS JetStream, one message per result (NDJSON line with
+    /// a Nats-Msg-Id of its key): nats://HOST:PORT/SUBJECT, tls:// for TLS
+    #[arg(long = "publish", value_name = "URL")]
+    pub publish: Option<String>,
+
+    #[command(flatten)]
+    pub nats_auth: crate::dist::args::NatsAuth,
+
     /// Where the XDP program that steers replies is attached (AF_XDP transport)
     #[arg(long = "xdp-mode", value_name = "MODE", default_value = "auto")]
     pub xdp_mode: XdpModeChoice,

@@ -151,6 +151,8 @@ pub struct ScanSpec {
     pub transport: TransportChoice,
     /// Who the scanner becomes once its sockets are open (`--user`); `None`: no switch.
     pub run_as: Option<crate::io::privilege::RunAs>,
+    /// `--publish`: results to a NATS subject too.
+    pub publish: Option<crate::dist::publish::PublishUrl>,
     pub xdp_mode: XdpMode,
     pub dry_run: bool,
     pub pcap: Option<PathBuf>,
@@ -487,6 +489,12 @@ impl ScanSpec {
             resume,
             resume_file: cli.resume_file.clone(),
             run_as,
+            publish: cli
+                .publish
+                .as_deref()
+                .map(|u| crate::dist::publish::PublishUrl::parse(u, cli.nats_auth.clone()))
+                .transpose()
+                .map_err(ConfigError::Usage)?,
             fingerprint,
             args: std::env::args().collect(),
         })

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod cookie;
+pub mod dist;
 pub mod engine;
 pub mod inspect;
 pub mod io;

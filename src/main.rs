@@ -55,6 +55,38 @@ fn probe(args: &[std::ffi::OsString]) -> ExitCode {
     }
 }
 
+/// `submit`, `worker`, `collect`, `status` (NATS JetStream): 0 done, 1 runtime error, 2 usage.
+fn distributed(cmd: &str, args: &[std::ffi::OsString]) -> ExitCode {
+    use xdpscan::dist;
+    let result = match cmd {
+        "submit" => dist::submit::run(args).map(|_| 0),
+        "collect" => dist::collect::run(args).map(|_| 0),
+        "status" => dist::status::run(args).map(|_| 0),
+        _ => {
+            let cli = match dist::args::WorkerCli::try_parse_from(
+                std::iter::once(std::ffi::OsString::from("xdpscan worker"))
+                    .chain(args.iter().cloned()),
+            ) {
+                Ok(c) => c,
+                Err(e) => return clap_exit(e),
+            };
+            let interrupts = Arc::new(AtomicUsize::new(0));
+            if let Err(e) = sys::count_signals(&[libc::SIGINT, libc::SIGTERM], interrupts.clone()) {
+                eprintln!("xdpscan: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+            dist::worker::run(cli, interrupts)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("xdpscan: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // A bug must still read as one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -75,6 +107,11 @@ fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "probe") {
         return probe(&args[1..]);
+    }
+    if let Some(cmd) = args.get(1).and_then(|a| a.to_str()) {
+        if ["submit", "worker", "collect", "status"].contains(&cmd) {
+            return distributed(cmd, &args[2..]);
+        }
     }
     let args = match cli::resume_args(cli::normalize_args(args)) {
         Ok(a) => a,

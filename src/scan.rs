@@ -9,7 +9,7 @@ use std::{
 
 use crate::{
     cli::TransportChoice,
-    config::ScanConfig,
+    config::{ScanConfig, ScanSpec},
     cookie::CookieJar,
     engine::{
         self, connect::ConnectOptions, monitor::fmt_rate, stats::Stats, EngineError, Interrupts,
@@ -39,6 +39,8 @@ pub enum ScanError {
     },
     #[error("{0}")]
     Privileges(String),
+    #[error("--publish: {0}")]
+    Publish(String),
     #[error(transparent)]
     Transport(#[from] IoError),
     #[error(transparent)]
@@ -51,13 +53,32 @@ pub struct Report {
     pub transport: TransportKind,
 }
 
+/// What a caller adds to a scan (the distributed worker): more sinks, its own counters, and a
+/// view of where the transmit threads are.
+#[derive(Default)]
+pub struct Hooks {
+    pub sinks: Vec<NamedSink>,
+    /// No NDJSON on stdout when no output option is given (the results go to `sinks`).
+    pub no_default_stdout: bool,
+    pub stats: Option<Arc<Stats>>,
+    pub live: Option<Arc<crate::engine::LivePositions>>,
+}
+
 pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
+    run_with(cfg, interrupts, Hooks::default())
+}
+
+pub fn run_with(
+    cfg: &ScanConfig,
+    interrupts: &Interrupts,
+    hooks: Hooks,
+) -> Result<Report, ScanError> {
     // Forked now, while the process has one thread and no socket (ARCHITECTURE.md, "Least
     // privilege").
     if cfg.run_as.is_some() {
         keeper::start(late_files(cfg))?;
     }
-    let report = run_scan(cfg, interrupts);
+    let report = run_scan(cfg, interrupts, hooks);
     keeper::stop();
     report
 }
@@ -85,23 +106,61 @@ fn drop_privileges(cfg: &ScanConfig) -> Result<(), ScanError> {
     privilege::drop_to(cfg.run_as.as_ref(), &[]).map_err(|e| ScanError::Privileges(e.to_string()))
 }
 
-fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
-    let connect = cfg.scan == ScanType::Connect;
-    let module = match cfg.traceroute {
+/// The probe modules of a raw scan (`None` for `-sT`, which the kernel does).
+fn raw_module(spec: &ScanSpec) -> Option<RawModule> {
+    match spec.traceroute {
         Some((proto, ttls)) => Some(RawModule::Trace(Arc::new(TracerouteScan::new(
             proto,
             ttls,
-            cfg.source_ports,
+            spec.source_ports,
         )))),
-        None => (!connect).then(|| {
+        None => (spec.scan != ScanType::Connect).then(|| {
             RawModule::Ports(
-                cfg.slots
+                spec.slots
                     .iter()
-                    .map(|t| Arc::from(t.module(cfg.scanflags, &cfg.payloads)))
+                    .map(|t| Arc::from(t.module(spec.scanflags, &spec.payloads)))
                     .collect(),
             )
         }),
+    }
+}
+
+/// The slot of `spec`'s ports that results of `proto` belong to.
+pub fn slot_of(spec: &ScanSpec, proto: Proto) -> usize {
+    raw_module(spec).map_or(0, |m| m.slot_of(proto))
+}
+
+/// What the documents say about the scan `spec` describes.
+pub fn run_info(spec: &ScanSpec) -> RunInfo {
+    // What each slot probed, as nmap's <scaninfo> and grepable header list them.
+    let protos: Vec<(ScanType, Proto)> = match raw_module(spec) {
+        Some(m) => m
+            .senders()
+            .iter()
+            .map(|s| (s.scan(), s.result_proto()))
+            .collect(),
+        None => vec![(spec.scan, Proto::Tcp)],
     };
+    RunInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        args: spec.args.clone(),
+        start: std::time::SystemTime::now(),
+        scan: spec.scan,
+        port_lists: protos
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, p))| *p != Proto::Icmp)
+            .map(|(slot, &(scan, p))| (scan, p, spec.space.ports().list(slot)))
+            .collect(),
+        port_table: spec.port_table.clone(),
+        addresses: (spec.shard.1 == 1).then(|| spec.space.addresses()),
+        resuming: spec.resume.is_some(),
+    }
+}
+
+fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<Report, ScanError> {
+    let connect = cfg.scan == ScanType::Connect;
+    let module = raw_module(cfg);
     let plan = Plan {
         cycle: Cycle::new(cfg.space.len(), cfg.seed),
         space: cfg.space.clone(), // an Arc: the addresses are not copied
@@ -139,33 +198,22 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErr
         grab: cfg.grab.clone(),
         namer: cfg.namer.clone(),
         module,
+        live: hooks.live.clone(),
     };
-    // What each slot probed, as nmap's <scaninfo> and grepable header list them.
-    let protos: Vec<(ScanType, Proto)> = match &plan.module {
-        Some(m) => m
-            .senders()
-            .iter()
-            .map(|s| (s.scan(), s.result_proto()))
-            .collect(),
-        None => vec![(cfg.scan, Proto::Tcp)],
-    };
-    let info = RunInfo {
-        version: env!("CARGO_PKG_VERSION"),
-        args: cfg.args.clone(),
-        start: std::time::SystemTime::now(),
-        scan: cfg.scan,
-        port_lists: protos
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, p))| *p != Proto::Icmp)
-            .map(|(slot, &(scan, p))| (scan, p, cfg.space.ports().list(slot)))
-            .collect(),
-        port_table: cfg.port_table.clone(),
-        addresses: (cfg.shard.1 == 1).then(|| cfg.space.addresses()),
-        resuming: cfg.resume.is_some(),
-    };
-    let sinks = open_sinks(cfg, &info)?;
-    let stats = Stats::default();
+    let info = run_info(cfg);
+    let mut sinks = open_sinks(&cfg.outputs, &info, !hooks.no_default_stdout)?;
+    sinks.extend(hooks.sinks);
+    if let Some(p) = &cfg.publish {
+        sinks.push((
+            p.to_string(),
+            Box::new(
+                crate::dist::publish::NatsSink::single_scan(p)
+                    .map_err(|e| ScanError::Publish(e.to_string()))?,
+            ),
+        ));
+    }
+    let stats_arc = hooks.stats.unwrap_or_default();
+    let stats = &*stats_arc;
 
     if !cfg.quiet {
         announce(cfg);
@@ -180,7 +228,7 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErr
         };
         drop_privileges(cfg)?;
         (
-            engine::connect::run(&plan, &opts, sinks, &stats, interrupts)?,
+            engine::connect::run(&plan, &opts, sinks, stats, interrupts)?,
             TransportKind::Connect,
         )
     } else if cfg.dry_run {
@@ -193,11 +241,11 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErr
             .collect();
         drop_privileges(cfg)?;
         (
-            engine::run::<_, packet::PacketRx>(&plan, txs, None, sinks, &stats, interrupts)?,
+            engine::run::<_, packet::PacketRx>(&plan, txs, None, sinks, stats, interrupts)?,
             TransportKind::DryRun,
         )
     } else {
-        open_and_run(cfg, &plan, sinks, &stats, interrupts)?
+        open_and_run(cfg, &plan, sinks, stats, interrupts)?
     };
 
     // A scan that stopped early leaves a resume file (not when its reader went away).
@@ -226,7 +274,7 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErr
         let m = metadata_of(
             cfg,
             &plan,
-            &stats,
+            stats,
             &outcome,
             kind,
             resume_path.clone().flatten(),
@@ -236,7 +284,7 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanErr
         }
     }
     if outcome.stop != StopReason::OutputClosed && (!cfg.quiet || outcome.interrupted()) {
-        summary(cfg, &stats, &outcome, kind);
+        summary(cfg, stats, &outcome, kind);
         if let Some(Some(p)) = &resume_path {
             eprintln!(
                 "xdpscan: stopped before the end ({}); continue with --resume {p}",
@@ -337,9 +385,13 @@ fn privileges(e: &IoError) -> String {
     }
 }
 
-/// Opens every results file now, so a bad path fails before anything is sent.
-fn open_sinks(cfg: &ScanConfig, info: &RunInfo) -> Result<Vec<NamedSink>, ScanError> {
-    let o = &cfg.outputs;
+/// Opens every results file now, so a bad path fails before anything is sent. `default_stdout`:
+/// NDJSON on stdout when no format is named.
+pub fn open_sinks(
+    o: &crate::config::Outputs,
+    info: &RunInfo,
+    default_stdout: bool,
+) -> Result<Vec<NamedSink>, ScanError> {
     // A resumed scan adds to its streams; grouped documents are written anew from what the
     // stopped run kept (`output::grouped`).
     let open_stream = |p: &std::path::Path| {
@@ -369,7 +421,7 @@ fn open_sinks(cfg: &ScanConfig, info: &RunInfo) -> Result<Vec<NamedSink>, ScanEr
             p.display().to_string(),
             Box::new(NdjsonSink::new(open_stream(p)?)),
         ));
-    } else if o.default_stdout() {
+    } else if o.default_stdout() && default_stdout {
         sinks.push((
             "stdout".into(),
             Box::new(NdjsonSink::new(open(std::path::Path::new("-"))?)),

@@ -83,6 +83,50 @@ pub struct Plan {
     pub grab: Option<grab::GrabOptions>,
     /// Name services from their banners (`-sV`).
     pub namer: Option<Arc<crate::service::Namer>>,
+    /// Where each transmit thread is now, for checkpoints taken while the scan runs.
+    pub live: Option<Arc<LivePositions>>,
+}
+
+/// Each transmit thread's position as it walks, readable from any thread. Updated once per
+/// transmit batch.
+#[derive(Debug)]
+pub struct LivePositions {
+    slots: Vec<(std::sync::atomic::AtomicU32, AtomicU64)>,
+}
+
+impl LivePositions {
+    pub fn new(threads: usize) -> Self {
+        Self {
+            slots: (0..threads).map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn set(&self, thread: usize, p: Position) {
+        if let Some((pass, walked)) = self.slots.get(thread) {
+            // A new pass starts at 0: walked first, so a reader never pairs the new pass with
+            // the old pass's count.
+            if pass.load(Relaxed) != p.pass {
+                walked.store(0, std::sync::atomic::Ordering::Release);
+                pass.store(p.pass, std::sync::atomic::Ordering::Release);
+            }
+            walked.store(p.walked, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Every thread's position now: every probe before it was handed to the transport.
+    pub fn snapshot(&self) -> Vec<Position> {
+        use std::sync::atomic::Ordering::Acquire;
+        self.slots
+            .iter()
+            .map(|(pass, walked)| loop {
+                let p = pass.load(Acquire);
+                let w = walked.load(Acquire);
+                if pass.load(Acquire) == p {
+                    break Position { pass: p, walked: w };
+                }
+            })
+            .collect()
+    }
 }
 
 /// A raw scan's module, by what its replies are: verdicts on ports, or hops of paths. A port
@@ -301,7 +345,25 @@ pub fn write_outputs(
             slot.get_or_insert(EngineError::Output(name.to_string(), e));
         }
     };
-    'msgs: for m in rx.iter() {
+    'msgs: loop {
+        // A moment without results tells the sinks that everything received so far is theirs
+        // (what `dist::publish` checkpoints by).
+        let m = match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(m) => m,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if !failed {
+                    for (name, sink) in sinks.iter_mut() {
+                        if let Err(e) = sink.idle(SystemTime::now()) {
+                            fail(name, e);
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         if failed {
             continue; // keep draining so senders never block
         }
@@ -805,6 +867,9 @@ fn transmit<T: TxQueue>(
             walked: walker.walked(),
         };
         let mut walked_reported = walker.walked();
+        if let Some(l) = &plan.live {
+            l.set(thread as usize, pos);
+        }
         let mut exhausted = false;
         loop {
             let stopping = stop.load(Relaxed);
@@ -903,6 +968,9 @@ fn transmit<T: TxQueue>(
             Stats::add(&stats.walked, w - walked_reported);
             walked_reported = w;
             pos.walked = w;
+            if let Some(l) = &plan.live {
+                l.set(thread as usize, pos);
+            }
             if n == 0 && !exhausted && !stopping {
                 std::hint::spin_loop(); // ring full: the kernel is still sending
             }

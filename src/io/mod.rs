@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// What raw packet I/O needs, for messages about refused privileges.
 pub const PRIVILEGES: &str =
-    "sending raw packets needs root (or CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF)";
+    "sending raw packets needs root (or CAP_NET_RAW, CAP_NET_ADMIN, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK)";
 
 /// Errors of the transport layer.
 #[derive(Debug, thiserror::Error)]

@@ -279,6 +279,11 @@ pub trait Sink: Send {
     fn write_reply(&mut self, _frame: &[u8], _ts: SystemTime) -> std::io::Result<()> {
         Ok(())
     }
+    /// No result waited at `now`: everything received before it has been written (to this sink:
+    /// handed over).
+    fn idle(&mut self, _now: SystemTime) -> std::io::Result<()> {
+        Ok(())
+    }
     /// Closes the document (called once, also after an interruption or a write error).
     fn finish(&mut self, end: &RunEnd) -> std::io::Result<()>;
 }

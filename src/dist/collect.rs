@@ -1,0 +1,241 @@
+//! `xdpscan collect`: a job's results in any output format, each (address, port) once, after
+//! every shard is done (or what is stored now, `--no-wait`).
+
+use std::{
+    collections::HashSet,
+    ffi::OsString,
+    net::IpAddr,
+    time::{Duration, Instant, SystemTime},
+};
+
+use async_nats::jetstream::consumer::pull;
+use clap::Parser;
+use futures_util::StreamExt;
+
+use super::{
+    args::{self, CollectCli},
+    broker, broker_err, results_subject,
+    submit::clap_usage,
+    DistError, ShardState,
+};
+use crate::{
+    output::{ndjson, RunEnd},
+    probe::Proto,
+};
+
+/// Output options `collect` takes, and whether each takes a value.
+const OUTPUT_OPTIONS: [(&str, bool); 17] = [
+    ("-o", true),
+    ("--output-json", true),
+    ("-oJ", true),
+    ("--output-xml", true),
+    ("-oX", true),
+    ("--output-grepable", true),
+    ("-oG", true),
+    ("--output-list", true),
+    ("-oL", true),
+    ("--csv", true),
+    ("-f", true),
+    ("--fields", true),
+    ("--show", true),
+    ("--noshow", true),
+    ("--open", false),
+    ("-q", false),
+    ("--quiet", false),
+];
+
+pub fn run(argv: &[OsString]) -> Result<(), DistError> {
+    let mut keep = args::COMMON.to_vec();
+    keep.extend(["--no-wait", "--timeout"]);
+    let (ours, rest) = args::split(argv, &keep);
+    let cli =
+        CollectCli::try_parse_from(std::iter::once(OsString::from("xdpscan collect")).chain(ours))
+            .map_err(clap_usage)?;
+    super::check_job_name(&cli.job)?;
+    let rest: Vec<String> = rest
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        let head = a.split_once('=').map_or(a.as_str(), |(h, _)| h);
+        match OUTPUT_OPTIONS.iter().find(|(n, _)| *n == head) {
+            Some((_, true)) if !a.contains('=') => {
+                it.next();
+            }
+            Some(_) => {}
+            None => {
+                return Err(DistError::Usage(format!(
+                    "collect: {a} is not an output option (the scan is the job's)"
+                )))
+            }
+        }
+    }
+    let quiet = rest.iter().any(|a| a == "-q" || a == "--quiet");
+    let rt = broker::runtime()?;
+    rt.block_on(async {
+        let client = broker::connect(&cli.nats.url, &cli.nats.auth).await?;
+        let js = broker::jetstream(&client);
+        let job = broker::job(&js, &cli.job).await?;
+
+        // Wait for every shard (a dead worker's shard goes to another on its own).
+        let deadline = cli.timeout.map(|s| Instant::now() + Duration::from_secs_f64(s));
+        let complete = loop {
+            let recs = broker::shard_records(&js, &job).await?;
+            let done = recs
+                .iter()
+                .filter(|r| r.as_ref().is_some_and(|r| r.state == ShardState::Done))
+                .count();
+            if done == recs.len() {
+                break true;
+            }
+            if cli.no_wait {
+                break false;
+            }
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(DistError::Broker(format!(
+                    "job {}: {done} of {} shards done when --timeout ran out",
+                    job.job, job.shards
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+
+        // The documents describe the whole job.
+        let scan_args: Vec<OsString> = crate::cli::normalize_args(
+            std::iter::once("xdpscan".to_string())
+                .chain(job.args.iter().cloned())
+                .chain(["--seed".to_string(), job.seed.to_string()])
+                .chain(rest.iter().cloned())
+                .map(OsString::from),
+        );
+        let scan_cli = crate::cli::Cli::try_parse_from(&scan_args).map_err(clap_usage)?;
+        let spec = crate::config::ScanSpec::from_cli(&scan_cli)?;
+        let info = crate::scan::run_info(&spec);
+        let mut sinks = crate::scan::open_sinks(&spec.outputs, &info, true)?;
+        let slots = [Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Ip]
+            .map(|p| crate::scan::slot_of(&spec, p));
+        let slot = |p: Proto| {
+            slots[match p {
+                Proto::Tcp => 0,
+                Proto::Udp => 1,
+                Proto::Icmp => 2,
+                Proto::Ip => 3,
+            }]
+        };
+        let mut seen = Seen::new(spec.space.len());
+
+        let subject = results_subject(&job.job);
+        let stream = js
+            .get_stream(super::RESULTS_STREAM)
+            .await
+            .map_err(|e| broker_err("no results stream", e))?;
+        let last = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => m.sequence,
+            Err(_) => 0,
+        };
+        let (mut written, mut dups, mut stored) = (0u64, 0u64, 0u64);
+        let started = Instant::now();
+        let mut failed: Option<(String, std::io::Error)> = None;
+        if last > 0 {
+            let consumer = stream
+                .create_consumer(pull::OrderedConfig {
+                    filter_subject: subject.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| broker_err("cannot read the results", e))?;
+            let mut msgs = consumer
+                .messages()
+                .await
+                .map_err(|e| broker_err("cannot read the results", e))?;
+            'msgs: while let Some(m) = msgs.next().await {
+                let m = m.map_err(|e| broker_err("reading the results", e))?;
+                let seq = m.info().map(|i| i.stream_sequence).unwrap_or(last);
+                for line in m.payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    stored += 1;
+                    let Ok(r) = std::str::from_utf8(line)
+                        .map_err(|e| e.to_string())
+                        .and_then(ndjson::from_line)
+                    else {
+                        continue;
+                    };
+                    if !seen.first(&spec.space, slot(r.proto), r.ip, r.port, r.proto) {
+                        dups += 1;
+                        continue;
+                    }
+                    if !spec.limits.show.contains(r.state) {
+                        continue;
+                    }
+                    for (name, s) in sinks.iter_mut() {
+                        if let Err(e) = s.write(&r) {
+                            failed = Some((name.clone(), e));
+                            break 'msgs;
+                        }
+                    }
+                    written += 1;
+                }
+                if seq >= last {
+                    break;
+                }
+            }
+        }
+        let end = RunEnd {
+            end: SystemTime::now(),
+            elapsed: started.elapsed(),
+            results: written,
+            error: failed.is_some(),
+            complete: true,
+        };
+        for (name, s) in sinks.iter_mut() {
+            if let Err(e) = s.finish(&end) {
+                failed.get_or_insert((name.clone(), e));
+            }
+        }
+        if let Some((name, e)) = failed {
+            return Err(DistError::Broker(format!("writing {name}: {e}")));
+        }
+        if !quiet {
+            eprintln!(
+                "xdpscan: job {}: {written} results written ({stored} stored, {dups} sent twice and dropped){}",
+                job.job,
+                if complete { "" } else { "; not every shard is done yet" }
+            );
+        }
+        Ok(())
+    })
+}
+
+/// Results seen: one bit per probe of the job's space, a set for anything outside it.
+struct Seen {
+    bits: Vec<u64>,
+    other: HashSet<(IpAddr, u16, Proto)>,
+}
+
+impl Seen {
+    fn new(len: u64) -> Self {
+        Self {
+            bits: vec![0; len.div_ceil(64) as usize],
+            other: HashSet::new(),
+        }
+    }
+
+    fn first(
+        &mut self,
+        space: &crate::target::TargetSpace,
+        slot: usize,
+        ip: IpAddr,
+        port: u16,
+        proto: Proto,
+    ) -> bool {
+        match space.index_of(ip, slot, port) {
+            Some(i) => {
+                let (w, b) = ((i / 64) as usize, 1u64 << (i % 64));
+                let new = self.bits[w] & b == 0;
+                self.bits[w] |= b;
+                new
+            }
+            None => self.other.insert((ip, port, proto)),
+        }
+    }
+}

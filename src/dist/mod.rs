@@ -1,0 +1,155 @@
+//! Scans across machines on NATS JetStream (ARCHITECTURE.md, "Distributed scans"): `submit`
+//! puts one message per shard on a work queue, `worker`s take shards one at a time and publish
+//! results as they come, saving a checkpoint about every second, `collect` writes a job's
+//! results in any format, each key once, and `status` shows where a job stands. `--publish`
+//! sends a single scan's results to a subject with the same guarantees.
+//!
+//! What lives on the broker (file storage, so it survives a restart):
+//! - stream `XDPSCAN_WORK` (work queue, subjects `xdpscan.work.<job>`): one message per shard,
+//!   taken through the job's durable pull consumer `job-<job>`;
+//! - stream `XDPSCAN_RESULTS` (subjects `xdpscan.results.<job>`): results, batches of NDJSON
+//!   lines (`output::ndjson::to_wire_line`);
+//! - bucket `xdpscan_jobs`: the job's spec, created once (a second submit is refused);
+//! - bucket `xdpscan_shards`: each shard's state and checkpoint (`<job>.<index>`).
+
+pub mod args;
+pub mod broker;
+pub mod collect;
+pub mod metrics;
+pub mod publish;
+pub mod status;
+pub mod submit;
+pub mod worker;
+
+use serde::{Deserialize, Serialize};
+
+pub const WORK_STREAM: &str = "XDPSCAN_WORK";
+pub const RESULTS_STREAM: &str = "XDPSCAN_RESULTS";
+pub const JOBS_BUCKET: &str = "xdpscan_jobs";
+pub const SHARDS_BUCKET: &str = "xdpscan_shards";
+
+pub fn work_subject(job: &str) -> String {
+    format!("xdpscan.work.{job}")
+}
+
+pub fn results_subject(job: &str) -> String {
+    format!("xdpscan.results.{job}")
+}
+
+pub fn consumer_name(job: &str) -> String {
+    format!("job-{job}")
+}
+
+pub fn shard_key(job: &str, index: u32) -> String {
+    format!("{job}.{index}")
+}
+
+/// Errors of the distributed commands; each is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    /// Bad input (exit status 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The broker, or what it holds (exit status 1).
+    #[error("{0}")]
+    Broker(String),
+    #[error(transparent)]
+    Scan(#[from] crate::scan::ScanError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl DistError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DistError::Usage(_) => 2,
+            DistError::Config(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
+}
+
+/// `msg: e` as a broker error.
+pub fn broker_err(msg: impl std::fmt::Display, e: impl std::fmt::Display) -> DistError {
+    DistError::Broker(format!("{msg}: {e}"))
+}
+
+/// A job name: a subject token and a key part.
+pub fn check_job_name(name: &str) -> Result<(), DistError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DistError::Usage(format!(
+            "--job {name:?}: a job name is 1-64 letters, digits, '-' or '_'"
+        )))
+    }
+}
+
+/// What `submit` stores: the whole scan, seed included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub job: String,
+    pub shards: u32,
+    pub seed: u64,
+    /// The scan's options and targets, as for a single scan (without `--seed` and `--shard`).
+    pub args: Vec<String>,
+    pub submitted: String,
+}
+
+/// One work-queue message: which shard of which job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTask {
+    pub index: u32,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardState {
+    Running,
+    Done,
+}
+
+/// A shard's record in `xdpscan_shards`: who has it, how far it is, and where to resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub state: ShardState,
+    pub worker: String,
+    /// The resume file a worker continues from (`resume::ResumeFile`, JSON); none before the
+    /// first checkpoint.
+    #[serde(default)]
+    pub checkpoint: Option<serde_json::Value>,
+    pub probes: u64,
+    /// Cycle positions covered by the checkpoint, for progress.
+    pub walked: u64,
+    pub total: u64,
+    pub sent: u64,
+    pub results: u64,
+    pub rate_pps: f64,
+    /// Seconds spent sending, once the shard is done (its achieved rate is `sent` over this).
+    #[serde(default)]
+    pub send_secs: f64,
+    pub updated: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_are_subject_tokens() {
+        for ok in ["sweep-1", "a", "Web_2026"] {
+            assert!(check_job_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a.b", "a b", "a*", "a>", &"x".repeat(65)] {
+            assert!(check_job_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(results_subject("s1"), "xdpscan.results.s1");
+        assert_eq!(shard_key("s1", 3), "s1.3");
+    }
+}

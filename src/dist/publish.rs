@@ -1,0 +1,546 @@
+//! Results to a JetStream subject as they arrive: acknowledged, pipelined, retried until
+//! stored, and never lost while the broker is away (ARCHITECTURE.md, "Distributed scans").
+//!
+//! The output thread's [`NatsSink`] turns results into messages: batches of NDJSON lines
+//! (workers: up to `BATCH_RESULTS` results or 100 ms, each batch with its own `Nats-Msg-Id`), or
+//! one result per message with a `Nats-Msg-Id` made of the subject and the result's key
+//! (`--publish`: a result sent again after a resume is stored once). Messages wait in a
+//! bounded queue for [`pump`], which keeps up to `WINDOW_BATCHES` (single results:
+//! `WINDOW_SINGLE`) of them in flight and publishes each
+//! again, with the same id, until the broker acknowledges it. When the queue is full the
+//! output thread waits, the engine's result queue fills, and the governor pauses the probes.
+//!
+//! The [`Ledger`] says up to when every result is stored: a checkpoint may cover a probe only
+//! when the replies it could bring (within `--wait`) are all acknowledged.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+        Arc, Condvar, Mutex,
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use async_nats::jetstream::{self, context::Publish};
+use bytes::Bytes;
+
+use super::{args::NatsAuth, broker, broker_err, DistError};
+use crate::output::{ndjson, Record, RunEnd, Sink};
+
+/// Results per batch message.
+pub const BATCH_RESULTS: usize = 1024;
+/// Bytes per batch message (NATS' default payload limit is 1 MiB).
+const BATCH_BYTES: usize = 256 << 10;
+/// A batch leaves after this long even when not full.
+const BATCH_AGE: Duration = Duration::from_millis(100);
+/// Messages awaiting their acknowledgement at once: batches (up to 256 KiB each), and single
+/// results (a few hundred bytes; the broker's per-message work is what bounds them).
+const WINDOW_BATCHES: usize = 256;
+const WINDOW_SINGLE: usize = 2048;
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+/// One message for the broker.
+pub struct Batch {
+    seq: u64,
+    id: String,
+    payload: Bytes,
+    results: u64,
+    /// One result with a key-made id (`--publish`).
+    single: bool,
+}
+
+/// What is stored and what still waits, shared by the sink, the pump and the checkpointer.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Messages not yet acknowledged: sequence → receive time (ms) of their first result.
+    outstanding: Mutex<BTreeMap<u64, u64>>,
+    /// Every result received before this time (ms) has been handed to the sink.
+    handed_ms: AtomicU64,
+    /// Results acknowledged by the broker.
+    pub stored: AtomicU64,
+    /// Results handed to the sink.
+    pub handed: AtomicU64,
+    /// Publishes tried again (timeouts, broker away).
+    pub retries: AtomicU64,
+    /// The broker answers.
+    pub connected: AtomicBool,
+    /// The pump has stopped (every message acknowledged, or given up).
+    done: Mutex<bool>,
+    done_cv: Condvar,
+}
+
+impl Ledger {
+    /// Every result received before this time (ms since the epoch) is stored.
+    pub fn stored_until_ms(&self) -> u64 {
+        let handed = self.handed_ms.load(Relaxed);
+        let oldest = self
+            .outstanding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .copied()
+            .min();
+        oldest.map_or(handed, |o| o.min(handed))
+    }
+
+    /// Results handed over but not yet stored.
+    pub fn waiting(&self) -> u64 {
+        self.handed
+            .load(Relaxed)
+            .saturating_sub(self.stored.load(Relaxed))
+    }
+
+    fn finish(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.done_cv.notify_all();
+    }
+
+    /// Waits until the pump has stopped; false on `timeout`.
+    fn wait_done(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            let step = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => left.min(Duration::from_millis(200)),
+                    None => return false,
+                },
+                None => Duration::from_millis(200),
+            };
+            done = self
+                .done_cv
+                .wait_timeout(done, step)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// How the sink names its messages.
+#[derive(Debug, Clone)]
+pub enum Naming {
+    /// Batches, ids `PREFIX.SEQ` (one prefix per shard attempt).
+    Batches { prefix: String },
+    /// One result per message, id `SUBJECT:proto:ip:port`.
+    PerResult,
+}
+
+/// The output sink that sends results to NATS.
+pub struct NatsSink {
+    subject: String,
+    naming: Naming,
+    tx: Option<tokio::sync::mpsc::Sender<Batch>>,
+    ledger: Arc<Ledger>,
+    buf: Vec<u8>,
+    count: u64,
+    first_ms: u64,
+    started: Instant,
+    seq: u64,
+    /// `--publish`: the thread that runs the pump, started at the first result (after the
+    /// privilege drop), and how long `finish` waits for the broker.
+    lazy: Option<LazyPump>,
+    finish_timeout: Option<Duration>,
+}
+
+/// What a single scan's sink needs to start its own pump.
+struct LazyPump {
+    url: PublishUrl,
+    rx: Option<tokio::sync::mpsc::Receiver<Batch>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NatsSink {
+    /// A sink whose messages `pump` (running elsewhere) takes from the returned receiver.
+    /// `capacity`: results that may wait before the output thread does.
+    pub fn new(
+        subject: String,
+        naming: Naming,
+        capacity: u64,
+        ledger: Arc<Ledger>,
+    ) -> (Self, tokio::sync::mpsc::Receiver<Batch>) {
+        let per = match naming {
+            Naming::Batches { .. } => BATCH_RESULTS as u64,
+            Naming::PerResult => 1,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel((capacity / per).max(16) as usize);
+        ledger.handed_ms.store(unix_ms(SystemTime::now()), Relaxed);
+        ledger.connected.store(true, Relaxed);
+        (
+            Self {
+                subject,
+                naming,
+                tx: Some(tx),
+                ledger,
+                buf: Vec::new(),
+                count: 0,
+                first_ms: 0,
+                started: Instant::now(),
+                seq: 0,
+                lazy: None,
+                finish_timeout: None,
+            },
+            rx,
+        )
+    }
+
+    /// `--publish URL`: checks now (before the privilege drop, with no thread left behind)
+    /// that the broker answers and a stream holds the subject (making one if none does), and
+    /// publishes from a thread of its own once results come.
+    pub fn single_scan(url: &PublishUrl) -> Result<Self, DistError> {
+        let rt = broker::runtime()?;
+        rt.block_on(async {
+            let client = broker::connect(&url.server, &url.auth).await?;
+            ensure_stream(&broker::jetstream(&client), &url.subject).await?;
+            client.flush().await.map_err(|e| broker_err("NATS", e))?;
+            drop(client);
+            Ok::<_, DistError>(())
+        })?;
+        drop(rt);
+        let (mut sink, rx) = Self::new(
+            url.subject.clone(),
+            Naming::PerResult,
+            1_000_000,
+            Arc::new(Ledger::default()),
+        );
+        sink.lazy = Some(LazyPump {
+            url: url.clone(),
+            rx: Some(rx),
+            thread: None,
+        });
+        sink.finish_timeout = Some(Duration::from_secs(60));
+        Ok(sink)
+    }
+
+    pub fn ledger(&self) -> Arc<Ledger> {
+        self.ledger.clone()
+    }
+
+    fn start_lazy_pump(&mut self) {
+        let Some(l) = self.lazy.as_mut() else { return };
+        let Some(rx) = l.rx.take() else { return };
+        let url = l.url.clone();
+        let ledger = self.ledger.clone();
+        let subject = self.subject.clone();
+        l.thread = Some(std::thread::spawn(move || {
+            let Ok(rt) = broker::runtime() else {
+                ledger.finish();
+                return;
+            };
+            rt.block_on(async move {
+                // The first connection was made before the drop; from here on keep trying.
+                let client = loop {
+                    match broker::connect(&url.server, &url.auth).await {
+                        Ok(c) => break c,
+                        Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                    }
+                };
+                pump(broker::jetstream(&client), subject, rx, ledger).await;
+                let _ = client.flush().await;
+            });
+        }));
+    }
+
+    fn send(&mut self, batch: Batch) -> std::io::Result<()> {
+        self.start_lazy_pump();
+        self.ledger
+            .outstanding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(batch.seq, self.first_ms);
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("results sink closed"))?;
+        // Blocks while the queue is full: the broker is behind or away.
+        tx.blocking_send(batch)
+            .map_err(|_| std::io::Error::other("the NATS publisher stopped"))
+    }
+
+    fn flush_batch(&mut self) -> std::io::Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let Naming::Batches { prefix } = &self.naming else {
+            return Ok(());
+        };
+        self.seq += 1;
+        let batch = Batch {
+            seq: self.seq,
+            id: format!("{prefix}.{}", self.seq),
+            payload: Bytes::from(std::mem::take(&mut self.buf)),
+            results: self.count,
+            single: false,
+        };
+        self.count = 0;
+        self.send(batch)
+    }
+}
+
+impl Sink for NatsSink {
+    fn write(&mut self, r: &Record) -> std::io::Result<()> {
+        let ts = unix_ms(r.ts);
+        self.ledger.handed.fetch_add(1, Relaxed);
+        match self.naming.clone() {
+            Naming::PerResult => {
+                self.seq += 1;
+                self.first_ms = ts;
+                let line = ndjson::to_wire_line(r);
+                let batch = Batch {
+                    seq: self.seq,
+                    id: format!("{}:{}:{}:{}", self.subject, r.proto.as_str(), r.ip, r.port),
+                    payload: Bytes::from(line.into_bytes()),
+                    results: 1,
+                    single: true,
+                };
+                self.send(batch)?;
+            }
+            Naming::Batches { .. } => {
+                if self.count == 0 {
+                    self.first_ms = ts;
+                    self.started = Instant::now();
+                }
+                self.buf
+                    .extend_from_slice(ndjson::to_wire_line(r).as_bytes());
+                self.buf.push(b'\n');
+                self.count += 1;
+                if self.count as usize >= BATCH_RESULTS || self.buf.len() >= BATCH_BYTES {
+                    self.flush_batch()?;
+                }
+            }
+        }
+        self.ledger.handed_ms.fetch_max(ts, Relaxed);
+        Ok(())
+    }
+
+    fn idle(&mut self, now: SystemTime) -> std::io::Result<()> {
+        if self.count > 0 && self.started.elapsed() >= BATCH_AGE {
+            self.flush_batch()?;
+        }
+        self.ledger.handed_ms.fetch_max(unix_ms(now), Relaxed);
+        Ok(())
+    }
+
+    /// Every result is sent and acknowledged before the scan ends (or, for `--publish`, until
+    /// a minute passes with the broker away: then the scan fails with the count not stored).
+    fn finish(&mut self, _end: &RunEnd) -> std::io::Result<()> {
+        self.flush_batch()?;
+        self.start_lazy_pump();
+        drop(self.tx.take());
+        let done = self.ledger.wait_done(self.finish_timeout);
+        if let Some(t) = self.lazy.as_mut().and_then(|l| l.thread.take()) {
+            if done {
+                let _ = t.join();
+            }
+        }
+        let waiting = self.ledger.waiting();
+        if !done || waiting > 0 {
+            return Err(std::io::Error::other(format!(
+                "{waiting} results were not acknowledged by the NATS server"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Publishes every message `rx` brings, a window at a time, each until it is acknowledged;
+/// returns when `rx` is closed and everything is stored.
+pub async fn pump(
+    js: jetstream::Context,
+    subject: String,
+    mut rx: tokio::sync::mpsc::Receiver<Batch>,
+    ledger: Arc<Ledger>,
+) {
+    type Ack = jetstream::context::PublishAckFuture;
+    async fn send(js: &jetstream::Context, subject: &str, b: &Batch, ledger: &Ledger) -> Ack {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let p = Publish::build()
+                .payload(b.payload.clone())
+                .message_id(&b.id);
+            match js.send_publish(subject.to_string(), p).await {
+                Ok(ack) => return ack,
+                Err(_) => {
+                    ledger.connected.store(false, Relaxed);
+                    ledger.retries.fetch_add(1, Relaxed);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+    let mut inflight: VecDeque<(Batch, Ack)> = VecDeque::new();
+    let mut open = true;
+    let mut window = WINDOW_BATCHES;
+    loop {
+        while open && inflight.len() < window {
+            match rx.try_recv() {
+                Ok(b) => {
+                    if b.single {
+                        window = WINDOW_SINGLE;
+                    }
+                    let a = send(&js, &subject, &b, &ledger).await;
+                    inflight.push_back((b, a));
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        let Some((b, ack)) = inflight.pop_front() else {
+            if !open {
+                break;
+            }
+            match rx.recv().await {
+                Some(b) => {
+                    let a = send(&js, &subject, &b, &ledger).await;
+                    inflight.push_back((b, a));
+                }
+                None => open = false,
+            }
+            continue;
+        };
+        match ack.await {
+            Ok(_) => {
+                ledger.connected.store(true, Relaxed);
+                ledger.stored.fetch_add(b.results, Relaxed);
+                ledger
+                    .outstanding
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&b.seq);
+            }
+            Err(_) => {
+                // Timed out or refused (the broker restarting): the same id again, so a copy
+                // that did land is dropped by the stream.
+                ledger.connected.store(false, Relaxed);
+                ledger.retries.fetch_add(1, Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let a = send(&js, &subject, &b, &ledger).await;
+                inflight.push_back((b, a));
+            }
+        }
+    }
+    ledger.finish();
+}
+
+/// A stream that holds `subject`: the one that already does, or a new one with file storage.
+async fn ensure_stream(js: &jetstream::Context, subject: &str) -> Result<(), DistError> {
+    if js.stream_by_subject(subject).await.is_ok() {
+        return Ok(());
+    }
+    let name: String = format!("XDPSCAN_PUB_{subject}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name,
+        subjects: vec![subject.to_string()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        duplicate_window: Duration::from_secs(600),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| broker_err(format!("cannot make a stream for {subject}"), e))?;
+    Ok(())
+}
+
+/// `--publish nats://HOST:PORT/SUBJECT` (or `tls://`), with the `--nats-*` options.
+#[derive(Debug, Clone)]
+pub struct PublishUrl {
+    pub server: String,
+    pub subject: String,
+    pub auth: NatsAuth,
+}
+
+impl PublishUrl {
+    pub fn parse(s: &str, auth: NatsAuth) -> Result<Self, String> {
+        let bad = |why: &str| format!("--publish {s:?}: {why} (nats://HOST:PORT/SUBJECT)");
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        if !["nats", "tls"].contains(&scheme) {
+            return Err(bad("the scheme is nats or tls"));
+        }
+        let (host, subject) = rest.split_once('/').ok_or_else(|| bad("no subject"))?;
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let token_ok = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b'*' | b'>' | b'.'))
+        };
+        if !subject.split('.').all(token_ok) {
+            return Err(bad("the subject is dot-separated tokens without wildcards"));
+        }
+        let mut auth = auth;
+        if scheme == "tls" {
+            auth.tls = true;
+        }
+        Ok(Self {
+            server: format!("{scheme}://{host}"),
+            subject: subject.to_string(),
+            auth,
+        })
+    }
+}
+
+impl std::fmt::Display for PublishUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.server, self.subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_urls() {
+        let u = PublishUrl::parse("nats://127.0.0.1:4222/scans.web", NatsAuth::default()).unwrap();
+        assert_eq!(
+            (u.server.as_str(), u.subject.as_str(), u.auth.tls),
+            ("nats://127.0.0.1:4222", "scans.web", false)
+        );
+        assert!(
+            PublishUrl::parse("tls://h:4222/a", NatsAuth::default())
+                .unwrap()
+                .auth
+                .tls
+        );
+        for bad in [
+            "127.0.0.1:4222/x",
+            "http://h/x",
+            "nats://h:4222",
+            "nats:///x",
+            "nats://h/a.*",
+            "nats://h/a..b",
+            "nats://h/a>",
+        ] {
+            assert!(
+                PublishUrl::parse(bad, NatsAuth::default()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_ledger_knows_up_to_when_results_are_stored() {
+        let l = Ledger::default();
+        l.handed_ms.store(5_000, Relaxed);
+        assert_eq!(l.stored_until_ms(), 5_000);
+        l.outstanding.lock().unwrap().insert(1, 3_000);
+        l.outstanding.lock().unwrap().insert(2, 4_000);
+        assert_eq!(l.stored_until_ms(), 3_000);
+        l.outstanding.lock().unwrap().remove(&1);
+        assert_eq!(l.stored_until_ms(), 4_000);
+    }
+}

@@ -1,0 +1,587 @@
+//! `xdpscan worker`: takes shards from the work queue one at a time and scans each on this
+//! machine's interface, publishing results as they come (ARCHITECTURE.md, "Distributed scans").
+//!
+//! While a shard runs, the worker tells the broker every 3 s that it is still at work (the
+//! consumer's ack wait is 15 s, so a dead worker's shard goes to another within about 20 s),
+//! and about every second saves a checkpoint: a resume file whose positions were reached at
+//! least `--wait` (plus half a second) before the newest result the broker has acknowledged, so
+//! every reply those probes could bring is stored. A shard is acknowledged only after its
+//! cooldown, when every result is stored; it is marked done first.
+
+use std::{
+    collections::VecDeque,
+    ffi::OsString,
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use async_nats::jetstream::{self, consumer::pull, AckKind};
+use futures_util::StreamExt;
+
+use super::{
+    args::WorkerCli,
+    broker, broker_err, consumer_name,
+    metrics::WorkerMetrics,
+    publish::{self, Ledger, Naming, NatsSink},
+    results_subject, shard_key, DistError, JobSpec, ShardRecord, ShardState, ShardTask,
+};
+use crate::{
+    engine::{stats::Stats, Interrupts, LivePositions, Position},
+    io::privilege,
+    resume::{ResumeFile, FORMAT},
+    scan::{self, Hooks},
+};
+
+/// What a new shard's attach needs, kept through the drop: the XDP program's load (CAP_BPF,
+/// and CAP_PERFMON for the verifier to take its packet-pointer reads) and link
+/// (CAP_NET_ADMIN), the AF_XDP socket (CAP_NET_RAW, ARP too) and its UMEM (CAP_IPC_LOCK). Each
+/// shard's scan sheds them once attached (`io::privilege`).
+const ATTACH_CAPS: [u32; 5] = [
+    privilege::cap::NET_ADMIN,
+    privilege::cap::NET_RAW,
+    privilege::cap::BPF,
+    privilege::cap::PERFMON,
+    privilege::cap::IPC_LOCK,
+];
+
+/// Seconds between "still at work" signals; the consumer waits `ACK_WAIT` for one.
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+pub const ACK_WAIT: Duration = Duration::from_secs(15);
+
+/// Runs the worker; returns its exit status.
+pub fn run(cli: WorkerCli, interrupts: Interrupts) -> Result<u8, DistError> {
+    if let Some(j) = &cli.job {
+        super::check_job_name(j)?;
+    }
+    let run_as =
+        privilege::resolve(cli.user.as_deref()).map_err(|e| DistError::Usage(e.to_string()))?;
+    privilege::drop_to(run_as.as_ref(), &ATTACH_CAPS)
+        .map_err(|e| DistError::Broker(e.to_string()))?;
+    let metrics = Arc::new(WorkerMetrics::default());
+    if let Some(addr) = cli.metrics {
+        super::metrics::serve(addr, metrics.clone())?;
+    }
+    let rt = broker::runtime()?;
+    rt.block_on(work(cli, interrupts, metrics))
+}
+
+fn worker_name(cli: &WorkerCli) -> String {
+    if let Some(n) = &cli.name {
+        return n.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+async fn work(
+    cli: WorkerCli,
+    interrupts: Interrupts,
+    metrics: Arc<WorkerMetrics>,
+) -> Result<u8, DistError> {
+    let client = broker::connect(&cli.nats.url, &cli.nats.auth).await?;
+    let js = broker::jetstream(&client);
+    if let Some(j) = &cli.job {
+        broker::job(&js, j).await?;
+    }
+    let name = worker_name(&cli);
+    let say = |m: String| {
+        if !cli.quiet {
+            eprintln!("xdpscan worker {name}: {m}");
+        }
+    };
+    loop {
+        if interrupts.load(Relaxed) > 0 {
+            return Ok(0);
+        }
+        let jobs = match &cli.job {
+            Some(j) => vec![j.clone()],
+            None => all_jobs(&js).await?,
+        };
+        let mut specs = Vec::new();
+        for j in &jobs {
+            specs.push(broker::job(&js, j).await?);
+        }
+        let mut took = false;
+        for spec in &specs {
+            if broker::job_done(&js, spec).await.unwrap_or(false) {
+                continue;
+            }
+            let Some(msg) = next_task(&js, &spec.job).await? else {
+                continue;
+            };
+            took = true;
+            match shard(&cli, &js, spec, msg, &interrupts, &metrics, &name, &say).await? {
+                Next::Continue => {}
+                Next::Exit(code) => return Ok(code),
+            }
+            break;
+        }
+        if !took {
+            if cli.exit_when_idle && !specs.is_empty() {
+                let mut all = true;
+                for s in &specs {
+                    all &= broker::job_done(&js, s).await?;
+                }
+                if all {
+                    say("every shard is done".into());
+                    return Ok(0);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+async fn all_jobs(js: &jetstream::Context) -> Result<Vec<String>, DistError> {
+    let Ok(b) = broker::bucket(js, super::JOBS_BUCKET, 1, false).await else {
+        return Ok(Vec::new());
+    };
+    let mut keys = match b.keys().await {
+        Ok(k) => k,
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut out = Vec::new();
+    while let Some(k) = keys.next().await {
+        if let Ok(k) = k {
+            out.push(k);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn next_task(
+    js: &jetstream::Context,
+    job: &str,
+) -> Result<Option<jetstream::Message>, DistError> {
+    let Ok(stream) = js.get_stream(super::WORK_STREAM).await else {
+        return Ok(None);
+    };
+    let Ok(consumer) = stream
+        .get_consumer::<pull::Config>(&consumer_name(job))
+        .await
+    else {
+        return Ok(None);
+    };
+    let mut batch = match consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_millis(700))
+        .messages()
+        .await
+    {
+        Ok(b) => b,
+        Err(_) => return Ok(None),
+    };
+    match batch.next().await {
+        Some(Ok(m)) => Ok(Some(m)),
+        _ => Ok(None),
+    }
+}
+
+enum Next {
+    Continue,
+    Exit(u8),
+}
+
+/// Removes `--name VALUE`, `--name=VALUE` and (for one-letter names) `-n VALUE` of `names`.
+fn strip_options(args: &[String], names: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+            continue;
+        }
+        let head = a.split_once('=').map_or(a.as_str(), |(h, _)| h);
+        if names.contains(&head) {
+            skip = !a.contains('=');
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out
+}
+
+/// The scan of one shard: the job's command line with the shard, the seed, this machine's
+/// interface and the checkpoint to resume from.
+fn shard_args(
+    cli: &WorkerCli,
+    spec: &JobSpec,
+    task: ShardTask,
+    resume: Option<&std::path::Path>,
+    resume_out: &std::path::Path,
+) -> Vec<String> {
+    let mut mine: Vec<String> = Vec::new();
+    let mut strip: Vec<&str> = Vec::new();
+    if let Some(i) = &cli.interface {
+        mine.extend(["--interface".into(), i.clone()]);
+        strip.extend(["-i", "--interface"]);
+    }
+    if let Some(s) = &cli.source_ip {
+        mine.extend(["--source-ip".into(), s.to_string()]);
+        strip.extend(["-S", "--source-ip"]);
+    }
+    if let Some(g) = &cli.gateway_mac {
+        mine.extend(["--gateway-mac".into(), g.clone()]);
+        strip.push("--gateway-mac");
+    }
+    let mut args = vec!["xdpscan".to_string()];
+    // The worker adds -q itself.
+    args.extend(
+        strip_options(&spec.args, &strip)
+            .into_iter()
+            .filter(|a| a != "-q" && a != "--quiet"),
+    );
+    args.extend(mine);
+    args.extend([
+        "--seed".into(),
+        spec.seed.to_string(),
+        "--shard".into(),
+        format!("{}/{}", task.index + 1, task.count),
+        "-q".into(),
+        "--resume-file".into(),
+        resume_out.display().to_string(),
+    ]);
+    if let Some(r) = resume {
+        args.extend(["--resume".into(), r.display().to_string()]);
+    }
+    args
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn shard(
+    cli: &WorkerCli,
+    js: &jetstream::Context,
+    spec: &JobSpec,
+    msg: jetstream::Message,
+    interrupts: &Interrupts,
+    metrics: &WorkerMetrics,
+    name: &str,
+    say: &impl Fn(String),
+) -> Result<Next, DistError> {
+    let task: ShardTask = match serde_json::from_slice(&msg.payload) {
+        Ok(t) => t,
+        Err(_) => {
+            let _ = msg.ack_with(AckKind::Term).await;
+            return Ok(Next::Continue);
+        }
+    };
+    let shards = broker::bucket(js, super::SHARDS_BUCKET, 1, false).await?;
+    let key = shard_key(&spec.job, task.index);
+    let record: Option<ShardRecord> = shards
+        .get(&key)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice(&v).ok());
+    if record.as_ref().is_some_and(|r| r.state == ShardState::Done) {
+        let _ = msg.double_ack().await;
+        return Ok(Next::Continue);
+    }
+    let _ = msg.ack_with(AckKind::Progress).await;
+
+    let dir = std::env::temp_dir().join(format!("xdpscan-worker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| broker_err(format!("{}", dir.display()), e))?;
+    let resume_in = dir.join(format!("{key}.checkpoint.json"));
+    let resume_out = dir.join(format!("{key}.resume.json"));
+    let resuming = match record.as_ref().and_then(|r| r.checkpoint.as_ref()) {
+        Some(c) => {
+            std::fs::write(&resume_in, serde_json::to_vec(c).unwrap_or_default())
+                .map_err(|e| broker_err(format!("{}", resume_in.display()), e))?;
+            true
+        }
+        None => false,
+    };
+    let args = shard_args(
+        cli,
+        spec,
+        task,
+        resuming.then_some(resume_in.as_path()),
+        &resume_out,
+    );
+    let os: Vec<OsString> = crate::cli::normalize_args(args.iter().map(OsString::from));
+    let cfg = <crate::cli::Cli as clap::Parser>::try_parse_from(&os)
+        .map_err(|e| e.to_string())
+        .and_then(|c| crate::config::ScanConfig::from_cli(&c).map_err(|e| e.to_string()));
+    let mut cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            // This machine cannot run it (its interface, its route): another may.
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            say(format!(
+                "shard {}/{} of {} given back: {}",
+                task.index + 1,
+                task.count,
+                spec.job,
+                e.lines().next().unwrap_or("").trim_start_matches("error: ")
+            ));
+            return Ok(Next::Exit(1));
+        }
+    };
+    cfg.spec.run_as = None;
+    cfg.spec.args = args[1..].to_vec();
+    say(format!(
+        "shard {}/{} of {}{}",
+        task.index + 1,
+        task.count,
+        spec.job,
+        if resuming { " (resuming)" } else { "" }
+    ));
+
+    let attempt: u64 = crate::cookie::random_bytes::<8>()
+        .map(u64::from_le_bytes)
+        .unwrap_or_else(|_| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64
+        });
+    let ledger = Arc::new(Ledger::default());
+    let (sink, rx) = NatsSink::new(
+        results_subject(&spec.job),
+        Naming::Batches {
+            prefix: format!("{}.{}.{attempt:x}", spec.job, task.index),
+        },
+        cli.publish_buffer,
+        ledger.clone(),
+    );
+    let pump = tokio::spawn(publish::pump(
+        js.clone(),
+        results_subject(&spec.job),
+        rx,
+        ledger.clone(),
+    ));
+    let stats = Arc::new(Stats::default());
+    let threads = cfg.tx_cores.len();
+    let live = Arc::new(LivePositions::new(threads));
+    metrics.start_shard(&spec.job, task, stats.clone(), ledger.clone());
+    let total: u64 = {
+        let cycle = crate::permute::Cycle::new(cfg.space.len(), cfg.seed);
+        (0..threads as u32)
+            .map(|t| {
+                cycle
+                    .walker(cfg.shard.0, cfg.shard.1, t, threads as u32)
+                    .positions()
+            })
+            .sum::<u64>()
+            * (cfg.retries as u64 + 1)
+    };
+    let wait_ms = cfg.wait.as_millis() as u64;
+    let cfg = Arc::new(cfg);
+    let scan_thread = {
+        let cfg = cfg.clone();
+        let interrupts = interrupts.clone();
+        let hooks = Hooks {
+            sinks: vec![(
+                format!("nats {}", results_subject(&spec.job)),
+                Box::new(sink),
+            )],
+            no_default_stdout: true,
+            stats: Some(stats.clone()),
+            live: Some(live.clone()),
+        };
+        std::thread::spawn(move || scan::run_with(&cfg, &interrupts, hooks))
+    };
+
+    let checkpoint = |positions: Vec<Position>| ResumeFile {
+        xdpscan_resume: FORMAT,
+        fingerprint: cfg.fingerprint.clone(),
+        seed: cfg.seed,
+        shard: cfg.shard,
+        threads,
+        positions,
+        command_line: cfg.args.clone(),
+    };
+    let started = Instant::now();
+    let record_of = |state: ShardState, positions: Option<&Vec<Position>>| ShardRecord {
+        state,
+        worker: name.to_string(),
+        checkpoint: positions
+            .map(|p| serde_json::to_value(checkpoint(p.clone())).unwrap_or_default()),
+        probes: cfg.space.len(),
+        walked: positions.map_or(0, |p| p.iter().map(|q| q.walked).sum()),
+        total,
+        sent: Stats::get(&stats.sent),
+        results: ledger.stored.load(Relaxed),
+        rate_pps: Stats::get(&stats.sent) as f64 / started.elapsed().as_secs_f64().max(1e-3),
+        send_secs: 0.0,
+        updated: crate::output::rfc3339(SystemTime::now()),
+    };
+    // A shard taken again keeps its checkpoint until a newer one is safe.
+    let mut last_saved: Option<Vec<Position>> = record.and_then(|r| {
+        r.checkpoint
+            .and_then(|c| serde_json::from_value::<ResumeFile>(c).ok())
+            .map(|f| f.positions)
+    });
+    // Taken: the record says by whom, keeping the checkpoint it had.
+    let _ = shards
+        .put(
+            &key,
+            serde_json::to_vec(&record_of(ShardState::Running, last_saved.as_ref()))
+                .unwrap_or_default()
+                .into(),
+        )
+        .await;
+    let mut history: VecDeque<(u64, Vec<Position>)> = VecDeque::new();
+    let mut last_progress = Instant::now();
+    let mut last_save = Instant::now();
+    while !scan_thread.is_finished() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        history.push_back((now_ms, live.snapshot()));
+        let keep_ms = wait_ms + 30_000;
+        while history.front().is_some_and(|(t, _)| t + keep_ms < now_ms) {
+            history.pop_front();
+        }
+        metrics.progress(
+            history
+                .back()
+                .map_or(0, |(_, p)| p.iter().map(|q| q.walked).sum()),
+            total,
+        );
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            let _ = msg.ack_with(AckKind::Progress).await;
+            last_progress = Instant::now();
+        }
+        if last_save.elapsed() >= Duration::from_secs(1) {
+            last_save = Instant::now();
+            let safe = ledger.stored_until_ms();
+            let candidate = history
+                .iter()
+                .rev()
+                .find(|(t, _)| t + wait_ms + 500 <= safe)
+                .map(|(_, p)| p.clone());
+            if let Some(p) = candidate {
+                if last_saved.as_ref() != Some(&p) && newer(&p, last_saved.as_ref()) {
+                    let rec = record_of(ShardState::Running, Some(&p));
+                    if shards
+                        .put(&key, serde_json::to_vec(&rec).unwrap_or_default().into())
+                        .await
+                        .is_ok()
+                    {
+                        last_saved = Some(p);
+                    }
+                }
+            }
+        }
+    }
+    let outcome = scan_thread.join().unwrap_or_else(|_| {
+        Err(crate::scan::ScanError::Privileges(
+            "the scan thread panicked".into(),
+        ))
+    });
+    let _ = pump.await;
+    let _ = std::fs::remove_file(&resume_in);
+    let _ = std::fs::remove_file(&resume_out);
+    metrics.end_shard();
+    match outcome {
+        Ok(r) if r.outcome.complete => {
+            let mut rec = record_of(ShardState::Done, Some(&r.outcome.positions));
+            rec.send_secs = r.outcome.send_duration.as_secs_f64();
+            rec.rate_pps = rec.sent as f64 / rec.send_secs.max(1e-3);
+            put_until_stored(&shards, &key, &rec).await;
+            let mut tries = 0;
+            while msg.double_ack().await.is_err() && tries < 20 {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            metrics.shards_done.fetch_add(1, Relaxed);
+            say(format!(
+                "shard {}/{} of {} done: {} probes, {} results stored",
+                task.index + 1,
+                task.count,
+                spec.job,
+                Stats::get(&stats.sent),
+                ledger.stored.load(Relaxed)
+            ));
+            Ok(Next::Continue)
+        }
+        Ok(r) => {
+            // Stopped early (Ctrl-C): every result is stored, so the positions it reached are
+            // a checkpoint; the shard goes back for another worker.
+            let rec = record_of(ShardState::Running, Some(&r.outcome.positions));
+            put_until_stored(&shards, &key, &rec).await;
+            let _ = msg.ack_with(AckKind::Nak(None)).await;
+            say(format!(
+                "stopped; shard {}/{} of {} given back at its checkpoint",
+                task.index + 1,
+                task.count,
+                spec.job
+            ));
+            Ok(Next::Exit(0))
+        }
+        Err(e) => {
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            say(format!(
+                "shard {}/{} of {} given back: {e}",
+                task.index + 1,
+                task.count,
+                spec.job
+            ));
+            Ok(Next::Exit(1))
+        }
+    }
+}
+
+/// Whether `p` is ahead of `old` in every thread (checkpoints never go back).
+fn newer(p: &[Position], old: Option<&Vec<Position>>) -> bool {
+    match old {
+        None => true,
+        Some(o) => {
+            o.len() == p.len()
+                && p.iter()
+                    .zip(o)
+                    .all(|(a, b)| (a.pass, a.walked) >= (b.pass, b.walked))
+        }
+    }
+}
+
+async fn put_until_stored(b: &jetstream::kv::Store, key: &str, rec: &ShardRecord) {
+    let v: bytes::Bytes = serde_json::to_vec(rec).unwrap_or_default().into();
+    while b.put(key, v.clone()).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workers_own_options_replace_the_jobs() {
+        let job: Vec<String> = [
+            "198.18.0.0/24",
+            "-i",
+            "eth0",
+            "-p",
+            "80",
+            "--interface=eth2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            strip_options(&job, &["-i", "--interface"]),
+            vec!["198.18.0.0/24", "-p", "80"]
+        );
+    }
+
+    #[test]
+    fn checkpoints_only_move_forward() {
+        let p = |w: u64| vec![Position { pass: 0, walked: w }];
+        assert!(newer(&p(5), None));
+        assert!(newer(&p(5), Some(&p(4))));
+        assert!(!newer(&p(3), Some(&p(4))));
+        assert!(!newer(&p(3), Some(&vec![])));
+    }
+}
