@@ -801,6 +801,17 @@ pub enum ShardArg {
     Auto,
 }
 
+/// A clap error on one line (clap's spans several, the argument named on the next one).
+pub fn clap_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let msg: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect();
+    format!("{} (see --help)", msg.join(" "))
+}
+
 pub fn parse_shard_arg(s: &str) -> Result<ShardArg, String> {
     if s == "auto" {
         return Ok(ShardArg::Auto);

@@ -15,14 +15,7 @@ fn clap_exit(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    // Clap's message spans lines (the argument named on the next one); keep it on one.
-    let text = e.to_string();
-    let msg: Vec<&str> = text
-        .lines()
-        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
-        .map(|l| l.trim().trim_start_matches("error: "))
-        .collect();
-    eprintln!("xdpscan: {} (see --help)", msg.join(" "));
+    eprintln!("xdpscan: {}", cli::clap_line(&e));
     ExitCode::from(2)
 }
 

@@ -413,6 +413,13 @@ fn bad_input_and_a_worker_that_cannot_attach() {
     );
     assert_ne!(out.status.code(), Some(0));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let small_submit = |job: &str, target: &str, extra: &[&str]| {
+        let mut a = vec![
+            "submit", "--nats", &url, "--job", job, "--shards", "2", target, "-p", "80",
+        ];
+        a.extend_from_slice(extra);
+        xdpscan_in(&scan, &a)
+    };
     // Unknown jobs.
     submit(&lab, &url, "known", &[]);
     for cmd in ["status", "collect", "worker"] {
@@ -420,72 +427,14 @@ fn bad_input_and_a_worker_that_cannot_attach() {
         one_line(&out, 1, "no job \"nosuch\"");
     }
     // A job is submitted once.
-    let out = xdpscan_in(
-        &scan,
-        &[
-            "submit",
-            "--nats",
-            &url,
-            "--job",
-            "known",
-            "--shards",
-            "2",
-            "198.19.0.0/24",
-            "-p",
-            "80",
-        ],
-    );
+    let out = small_submit("known", "198.19.0.0/24", &[]);
     one_line(&out, 1, "already submitted");
     // Names and options a job cannot have.
-    let out = xdpscan_in(
-        &scan,
-        &[
-            "submit",
-            "--nats",
-            &url,
-            "--job",
-            "a.b",
-            "--shards",
-            "2",
-            "198.19.0.0/24",
-            "-p",
-            "80",
-        ],
-    );
+    let out = small_submit("a.b", "198.19.0.0/24", &[]);
     one_line(&out, 2, "a job name is");
-    let out = xdpscan_in(
-        &scan,
-        &[
-            "submit",
-            "--nats",
-            &url,
-            "--job",
-            "j2",
-            "--shards",
-            "2",
-            "198.19.0.0/24",
-            "-p",
-            "80",
-            "-oX",
-            "x.xml",
-        ],
-    );
+    let out = small_submit("j2", "198.19.0.0/24", &["-oX", "x.xml"]);
     one_line(&out, 2, "not part of a job");
-    let out = xdpscan_in(
-        &scan,
-        &[
-            "submit",
-            "--nats",
-            &url,
-            "--job",
-            "j3",
-            "--shards",
-            "2",
-            "198.19.0.0/33",
-            "-p",
-            "80",
-        ],
-    );
+    let out = small_submit("j3", "198.19.0.0/33", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = xdpscan_in(
         &scan,

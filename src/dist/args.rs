@@ -192,6 +192,25 @@ pub fn split(args: &[OsString], keep_ours: &[&str]) -> (Vec<OsString>, Vec<OsStr
     (ours, rest)
 }
 
+/// `argv` split as `split` does, the command's own options parsed into `T` (named `name` in
+/// messages), and the rest as text.
+pub fn parse_split<T: Parser>(
+    name: &str,
+    argv: &[OsString],
+    also: &[&str],
+) -> Result<(T, Vec<String>), super::DistError> {
+    let mut keep = COMMON.to_vec();
+    keep.extend_from_slice(also);
+    let (ours, rest) = split(argv, &keep);
+    let cli = T::try_parse_from(std::iter::once(OsString::from(name)).chain(ours))
+        .map_err(super::submit::clap_usage)?;
+    let rest = rest
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Ok((cli, rest))
+}
+
 /// Every option `submit` and `collect` take for themselves.
 pub const COMMON: [&str; 12] = [
     "--nats",

@@ -45,17 +45,9 @@ const OUTPUT_OPTIONS: [(&str, bool); 17] = [
 ];
 
 pub fn run(argv: &[OsString]) -> Result<(), DistError> {
-    let mut keep = args::COMMON.to_vec();
-    keep.extend(["--no-wait", "--timeout"]);
-    let (ours, rest) = args::split(argv, &keep);
-    let cli =
-        CollectCli::try_parse_from(std::iter::once(OsString::from("xdpscan collect")).chain(ours))
-            .map_err(clap_usage)?;
+    let (cli, rest): (CollectCli, Vec<String>) =
+        args::parse_split("xdpscan collect", argv, &["--no-wait", "--timeout"])?;
     super::check_job_name(&cli.job)?;
-    let rest: Vec<String> = rest
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let head = a.split_once('=').map_or(a.as_str(), |(h, _)| h);

@@ -34,17 +34,9 @@ const NOT_IN_A_JOB: [&str; 17] = [
 
 /// `args`: everything after `submit`. Prints one line naming the job.
 pub fn run(argv: &[OsString]) -> Result<(), DistError> {
-    let mut keep = args::COMMON.to_vec();
-    keep.extend(["--shards", "--replicas"]);
-    let (ours, rest) = args::split(argv, &keep);
-    let cli =
-        SubmitCli::try_parse_from(std::iter::once(OsString::from("xdpscan submit")).chain(ours))
-            .map_err(clap_usage)?;
+    let (cli, rest): (SubmitCli, _) =
+        args::parse_split("xdpscan submit", argv, &["--shards", "--replicas"])?;
     super::check_job_name(&cli.job)?;
-    let rest: Vec<String> = rest
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
     for a in &rest {
         let head = a.split_once('=').map_or(a.as_str(), |(h, _)| h);
         if NOT_IN_A_JOB.contains(&head)
@@ -165,13 +157,7 @@ pub fn clap_usage(e: clap::Error) -> DistError {
         let _ = e.print();
         std::process::exit(0);
     }
-    let text = e.to_string();
-    let msg: Vec<&str> = text
-        .lines()
-        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
-        .map(|l| l.trim().trim_start_matches("error: "))
-        .collect();
-    DistError::Usage(format!("{} (see --help)", msg.join(" ")))
+    DistError::Usage(crate::cli::clap_line(&e))
 }
 
 #[cfg(test)]

@@ -62,7 +62,14 @@ pub fn run(cli: WorkerCli, interrupts: Interrupts) -> Result<u8, DistError> {
         super::metrics::serve(addr, metrics.clone())?;
     }
     let rt = broker::runtime()?;
-    rt.block_on(work(cli, interrupts, metrics))
+    let code = rt.block_on(work(cli, interrupts, metrics));
+    let _ = std::fs::remove_dir_all(scratch_dir());
+    code
+}
+
+/// Where a worker keeps the checkpoint a shard resumes from.
+fn scratch_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("xdpscan-worker-{}", std::process::id()))
 }
 
 fn worker_name(cli: &WorkerCli) -> String {
@@ -86,8 +93,9 @@ async fn work(
         broker::job(&js, j).await?;
     }
     let name = worker_name(&cli);
+    // Progress unless -q; a shard given back is always said.
     let say = |m: String| {
-        if !cli.quiet {
+        if !cli.quiet || m.contains("given back") {
             eprintln!("xdpscan worker {name}: {m}");
         }
     };
@@ -283,7 +291,7 @@ async fn shard(
     }
     let _ = msg.ack_with(AckKind::Progress).await;
 
-    let dir = std::env::temp_dir().join(format!("xdpscan-worker-{}", std::process::id()));
+    let dir = scratch_dir();
     std::fs::create_dir_all(&dir).map_err(|e| broker_err(format!("{}", dir.display()), e))?;
     let resume_in = dir.join(format!("{key}.checkpoint.json"));
     let resume_out = dir.join(format!("{key}.resume.json"));
