@@ -20,6 +20,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, DistError> {
 /// Connects to `servers` (comma-separated URLs). The first connection must succeed; after it
 /// the client reconnects on its own, as long as it takes.
 pub async fn connect(servers: &str, auth: &NatsAuth) -> Result<async_nats::Client, DistError> {
+    connect_patiently(servers, auth, 3).await
+}
+
+/// `connect`, trying `tries` times while the server only times out (a worker waits longer
+/// than a command: it is a daemon, and busy scanners or a node restarting slow the handshake).
+pub async fn connect_patiently(
+    servers: &str,
+    auth: &NatsAuth,
+    tries: u32,
+) -> Result<async_nats::Client, DistError> {
     let addrs: Vec<async_nats::ServerAddr> = servers
         .split(',')
         .map(|s| s.trim())
@@ -33,13 +43,13 @@ pub async fn connect(servers: &str, auth: &NatsAuth) -> Result<async_nats::Clien
         return Err(DistError::Usage("--nats: no server URL".into()));
     }
     // A refused or unresolvable address fails at once; a server that is only slow to answer
-    // (busy, or a cluster node restarting) gets two more tries.
-    let mut tries = 0;
+    // (busy, or a cluster node restarting) is tried again.
+    let mut tried = 1;
     loop {
         match options(auth).await?.connect(addrs.clone()).await {
             Ok(c) => return Ok(c),
-            Err(e) if tries < 2 && e.kind() == async_nats::ConnectErrorKind::TimedOut => {
-                tries += 1;
+            Err(e) if tried < tries && e.kind() == async_nats::ConnectErrorKind::TimedOut => {
+                tried += 1;
             }
             Err(e) => {
                 return Err(broker_err(
@@ -161,17 +171,34 @@ pub async fn bucket(
     }
 }
 
-/// The job's spec, or a one-line error naming the job.
+/// The job's spec, or a one-line error naming the job. A broker that does not answer for a
+/// moment (a cluster electing a leader, a node restarting) is asked again for up to 15 s.
 pub async fn job(js: &jetstream::Context, name: &str) -> Result<super::JobSpec, DistError> {
-    let jobs = bucket(js, super::JOBS_BUCKET, 1, false)
-        .await
-        .map_err(|_| DistError::Broker(format!("no job {name:?} on the broker")))?;
-    let v = jobs
-        .get(name)
-        .await
-        .map_err(|e| broker_err(format!("reading job {name:?}"), e))?
-        .ok_or_else(|| DistError::Broker(format!("no job {name:?} on the broker")))?;
-    serde_json::from_slice(&v).map_err(|e| broker_err(format!("job {name:?} is unreadable"), e))
+    let missing = || DistError::Broker(format!("no job {name:?} on the broker"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = match js.get_key_value(super::JOBS_BUCKET).await {
+            Ok(jobs) => jobs.get(name).await.map_err(|e| e.to_string()),
+            Err(e)
+                if e.kind() == jetstream::context::KeyValueErrorKind::GetBucket
+                    && e.to_string().contains("not found") =>
+            {
+                return Err(missing())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match answer {
+            Ok(Some(v)) => {
+                return serde_json::from_slice(&v)
+                    .map_err(|e| broker_err(format!("job {name:?} is unreadable"), e))
+            }
+            Ok(None) => return Err(missing()),
+            Err(e) if std::time::Instant::now() > deadline => {
+                return Err(broker_err(format!("reading job {name:?}"), e))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
 }
 
 /// Every shard's record of a job (`None`: no worker has taken it yet).

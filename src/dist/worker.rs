@@ -87,7 +87,7 @@ async fn work(
     interrupts: Interrupts,
     metrics: Arc<WorkerMetrics>,
 ) -> Result<u8, DistError> {
-    let client = broker::connect(&cli.nats.url, &cli.nats.auth).await?;
+    let client = broker::connect_patiently(&cli.nats.url, &cli.nats.auth, 12).await?;
     let js = broker::jetstream(&client);
     if let Some(j) = &cli.job {
         broker::job(&js, j).await?;
@@ -103,14 +103,14 @@ async fn work(
         if interrupts.load(Relaxed) > 0 {
             return Ok(0);
         }
-        let jobs = match &cli.job {
-            Some(j) => vec![j.clone()],
-            None => all_jobs(&js).await?,
+        // The broker may be away for a moment (a restart, a cluster node lost): wait for it.
+        let specs = match specs(&js, cli.job.as_deref()).await {
+            Ok(s) => s,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
         };
-        let mut specs = Vec::new();
-        for j in &jobs {
-            specs.push(broker::job(&js, j).await?);
-        }
         let mut took = false;
         for spec in &specs {
             if broker::job_done(&js, spec).await.unwrap_or(false) {
@@ -130,7 +130,7 @@ async fn work(
             if cli.exit_when_idle && !specs.is_empty() {
                 let mut all = true;
                 for s in &specs {
-                    all &= broker::job_done(&js, s).await?;
+                    all &= broker::job_done(&js, s).await.unwrap_or(false);
                 }
                 if all {
                     say("every shard is done".into());
@@ -140,6 +140,19 @@ async fn work(
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+}
+
+/// The jobs this worker serves.
+async fn specs(js: &jetstream::Context, job: Option<&str>) -> Result<Vec<JobSpec>, DistError> {
+    let jobs = match job {
+        Some(j) => vec![j.to_string()],
+        None => all_jobs(js).await?,
+    };
+    let mut specs = Vec::new();
+    for j in &jobs {
+        specs.push(broker::job(js, j).await?);
+    }
+    Ok(specs)
 }
 
 async fn all_jobs(js: &jetstream::Context) -> Result<Vec<String>, DistError> {
@@ -277,7 +290,14 @@ async fn shard(
             return Ok(Next::Continue);
         }
     };
-    let shards = broker::bucket(js, super::SHARDS_BUCKET, 1, false).await?;
+    let Ok(shards) = broker::bucket(js, super::SHARDS_BUCKET, 1, false).await else {
+        // The broker is away for a moment: the shard goes back to the queue.
+        let _ = msg
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+            .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return Ok(Next::Continue);
+    };
     let key = shard_key(&spec.job, task.index);
     let record: Option<ShardRecord> = shards
         .get(&key)
