@@ -198,16 +198,19 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
     })
 }
 
-/// Results seen: one bit per probe of the job's space, a set for anything outside it.
+/// Results seen: one bit per probe of the job's space while it fits the engine's bitmap bound
+/// (zeroed, so only the pages results touch are mapped), else an exact set of the results
+/// themselves (memory by results, not probes); a set for anything outside the space.
 struct Seen {
-    bits: Vec<u64>,
+    bits: Option<Vec<u64>>,
     other: HashSet<(IpAddr, u16, Proto)>,
 }
 
 impl Seen {
     fn new(len: u64) -> Self {
         Self {
-            bits: vec![0; len.div_ceil(64) as usize],
+            bits: (len <= crate::engine::dedup::BITMAP_MAX_PROBES)
+                .then(|| vec![0; len.div_ceil(64) as usize]),
             other: HashSet::new(),
         }
     }
@@ -220,14 +223,14 @@ impl Seen {
         port: u16,
         proto: Proto,
     ) -> bool {
-        match space.index_of(ip, slot, port) {
-            Some(i) => {
+        match (space.index_of(ip, slot, port), self.bits.as_mut()) {
+            (Some(i), Some(bits)) => {
                 let (w, b) = ((i / 64) as usize, 1u64 << (i % 64));
-                let new = self.bits[w] & b == 0;
-                self.bits[w] |= b;
+                let new = bits[w] & b == 0;
+                bits[w] |= b;
                 new
             }
-            None => self.other.insert((ip, port, proto)),
+            _ => self.other.insert((ip, port, proto)),
         }
     }
 }

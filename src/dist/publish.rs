@@ -19,7 +19,7 @@ use std::{
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
         Arc, Condvar, Mutex,
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime},
 };
 
 use async_nats::jetstream::{self, context::Publish};
@@ -39,9 +39,7 @@ const BATCH_AGE: Duration = Duration::from_millis(100);
 const WINDOW_BATCHES: usize = 256;
 const WINDOW_SINGLE: usize = 2048;
 
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
+use crate::engine::watermark::unix_ms;
 
 /// One message for the broker.
 pub struct Batch {
@@ -56,9 +54,9 @@ pub struct Batch {
 /// What is stored and what still waits, shared by the sink, the pump and the checkpointer.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    /// Messages not yet acknowledged: sequence → receive time (ms) of their first result.
+    /// Messages not yet acknowledged: sequence → receive time (ms) of their oldest result.
     outstanding: Mutex<BTreeMap<u64, u64>>,
-    /// Every result received before this time (ms) has been handed to the sink.
+    /// Every result of a reply received before this time (ms) has been handed to the pump.
     handed_ms: AtomicU64,
     /// Results acknowledged by the broker.
     pub stored: AtomicU64,
@@ -138,7 +136,8 @@ pub struct NatsSink {
     ledger: Arc<Ledger>,
     buf: Vec<u8>,
     count: u64,
-    first_ms: u64,
+    /// The oldest result in `buf` (results come out of order: a banner's waits seconds).
+    oldest_ms: u64,
     started: Instant,
     seq: u64,
     /// `--publish`: the thread that runs the pump, started at the first result (after the
@@ -178,7 +177,7 @@ impl NatsSink {
                 ledger,
                 buf: Vec::new(),
                 count: 0,
-                first_ms: 0,
+                oldest_ms: u64::MAX,
                 started: Instant::now(),
                 seq: 0,
                 lazy: None,
@@ -251,7 +250,7 @@ impl NatsSink {
             .outstanding
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(batch.seq, self.first_ms);
+            .insert(batch.seq, self.oldest_ms);
         let tx = self
             .tx
             .as_ref()
@@ -276,8 +275,11 @@ impl NatsSink {
             results: self.count,
             single: false,
         };
+        // In the outstanding map (by `send`) before it leaves the batch.
+        let sent = self.send(batch);
         self.count = 0;
-        self.send(batch)
+        self.oldest_ms = u64::MAX;
+        sent
     }
 }
 
@@ -288,7 +290,7 @@ impl Sink for NatsSink {
         match self.naming.clone() {
             Naming::PerResult => {
                 self.seq += 1;
-                self.first_ms = ts;
+                self.oldest_ms = ts;
                 let line = ndjson::to_wire_line(r);
                 let batch = Batch {
                     seq: self.seq,
@@ -301,27 +303,35 @@ impl Sink for NatsSink {
             }
             Naming::Batches { .. } => {
                 if self.count == 0 {
-                    self.first_ms = ts;
                     self.started = Instant::now();
                 }
+                self.oldest_ms = self.oldest_ms.min(ts);
                 self.buf
                     .extend_from_slice(ndjson::to_wire_line(r).as_bytes());
                 self.buf.push(b'\n');
                 self.count += 1;
-                if self.count as usize >= BATCH_RESULTS || self.buf.len() >= BATCH_BYTES {
+                if self.count as usize >= BATCH_RESULTS
+                    || self.buf.len() >= BATCH_BYTES
+                    || self.started.elapsed() >= BATCH_AGE
+                {
                     self.flush_batch()?;
                 }
             }
         }
-        self.ledger.handed_ms.fetch_max(ts, Relaxed);
         Ok(())
     }
 
-    fn idle(&mut self, now: SystemTime) -> std::io::Result<()> {
+    fn watermark(&mut self, safe_ms: u64) -> std::io::Result<()> {
         if self.count > 0 && self.started.elapsed() >= BATCH_AGE {
             self.flush_batch()?;
         }
-        self.ledger.handed_ms.fetch_max(unix_ms(now), Relaxed);
+        // The open batch's results are not stored yet either.
+        let handed = if self.count > 0 {
+            safe_ms.min(self.oldest_ms)
+        } else {
+            safe_ms
+        };
+        self.ledger.handed_ms.store(handed, Relaxed);
         Ok(())
     }
 
@@ -502,6 +512,7 @@ impl std::fmt::Display for PublishUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn publish_urls() {
@@ -530,6 +541,43 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn record_at(ms: u64) -> Record {
+        let mut r = crate::output::testutil::record(
+            [198, 19, 0, 1],
+            80,
+            crate::probe::PortState::Open,
+            crate::probe::Reason::SynAck,
+        );
+        r.ts = UNIX_EPOCH + Duration::from_millis(ms);
+        r
+    }
+
+    /// Results in the open batch hold the checkpoint back, however late the engine's mark:
+    /// before, `write` and `idle` moved the ledger past them (issue 20, item 1), and a batch
+    /// was keyed by its first result, not its oldest (item 2: a banner's record comes late).
+    #[test]
+    fn results_in_the_open_batch_hold_the_checkpoint_back() {
+        let ledger = Arc::new(Ledger::default());
+        let (mut sink, mut rx) = NatsSink::new(
+            "s".into(),
+            Naming::Batches { prefix: "j.0.1".into() },
+            1 << 20,
+            ledger.clone(),
+        );
+        sink.write(&record_at(10_000)).unwrap();
+        sink.write(&record_at(7_000)).unwrap(); // a banner's, held since its SYN-ACK
+        sink.write(&record_at(10_050)).unwrap();
+        sink.watermark(12_000).unwrap();
+        assert_eq!(ledger.stored_until_ms(), 7_000);
+        // Flushed: still not stored until the broker acknowledges the batch.
+        sink.started -= BATCH_AGE;
+        sink.watermark(13_000).unwrap();
+        assert!(rx.try_recv().is_ok(), "the batch left on its age");
+        assert_eq!(ledger.stored_until_ms(), 7_000);
+        ledger.outstanding.lock().unwrap().remove(&1);
+        assert_eq!(ledger.stored_until_ms(), 13_000);
     }
 
     #[test]

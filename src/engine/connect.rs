@@ -81,7 +81,12 @@ pub fn run(
     let mut send_duration = Duration::ZERO;
 
     let result = std::thread::scope(|s| {
-        let out = s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits, start));
+        // No marks: a connection retried may end long after its position was passed, so a
+        // job's -sT shard is never checkpointed part-way (`watermark.rs`).
+        let holds = super::watermark::Holds::default();
+        let out_st = &out_state;
+        let out =
+            s.spawn(move || write_outputs(rec_rx, sinks, out_st, plan.limits, start, &holds));
         let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status, &plan.governor));
 
         let mut limiter = RateLimiter::new(plan.rate as f64);

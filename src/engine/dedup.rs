@@ -131,12 +131,21 @@ enum Mode {
     },
 }
 
+/// What the filter says of a validated reply's pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Its first reply: report it.
+    First,
+    /// Answered before: a retransmission or a duplicate.
+    Again,
+    /// Not a pair of the space (outside the targets, excluded, blocklisted, another port): the
+    /// cookie matched by chance or by forgery, since no probe went there. Invalid.
+    Outside,
+}
+
 /// The duplicate filter of one receive thread.
 pub struct Dedup {
     mode: Mode,
-    /// Validated replies whose pair is not an index of the space (none are expected: the cookie
-    /// covers the address and port); kept exactly so nothing is ever reported twice.
-    outside: Keys,
     /// A batch's indices, reused.
     scratch: Vec<u64>,
 }
@@ -157,7 +166,6 @@ impl Dedup {
     pub fn bitmap(space_len: u64) -> Self {
         Self {
             mode: Mode::Bitmap(Bitmap::new(space_len)),
-            outside: Keys::default(),
             scratch: Vec::new(),
         }
     }
@@ -170,13 +178,12 @@ impl Dedup {
                 rotated: Instant::now(),
                 horizon,
             },
-            outside: Keys::default(),
             scratch: Vec::new(),
         }
     }
 
-    /// True the first time `(ip, port, proto)` is seen; `slot` is the protocol's place in the
-    /// space's ports (`ProbePorts`).
+    /// [`Seen::First`] the first time `(ip, port, proto)` is seen; `slot` is the protocol's
+    /// place in the space's ports (`ProbePorts`).
     #[inline]
     pub fn first(
         &mut self,
@@ -185,12 +192,12 @@ impl Dedup {
         slot: usize,
         port: u16,
         proto: Proto,
-    ) -> bool {
-        match &mut self.mode {
-            Mode::Bitmap(b) => match space.index_of(ip, slot, port) {
-                Some(i) => b.set(i),
-                None => self.outside.insert(Keys::key(ip, port, proto)),
-            },
+    ) -> Seen {
+        let Some(i) = space.index_of(ip, slot, port) else {
+            return Seen::Outside;
+        };
+        let first = match &mut self.mode {
+            Mode::Bitmap(b) => b.set(i),
             Mode::Window {
                 current,
                 previous,
@@ -207,6 +214,11 @@ impl Dedup {
                 let old = previous.contains(&k);
                 current.insert(k) && !old
             }
+        };
+        if first {
+            Seen::First
+        } else {
+            Seen::Again
         }
     }
 
@@ -214,7 +226,7 @@ impl Dedup {
     /// key's word before setting any: the reads do not depend on one another, so their cache
     /// misses overlap instead of costing one memory latency per reply (the bitmap is far larger
     /// than the cache, and replies land on it at random).
-    pub fn first_batch<I>(&mut self, space: &TargetSpace, keys: I, out: &mut Vec<bool>)
+    pub fn first_batch<I>(&mut self, space: &TargetSpace, keys: I, out: &mut Vec<Seen>)
     where
         I: Iterator<Item = (IpAddr, usize, u16, Proto)> + Clone,
     {
@@ -237,11 +249,11 @@ impl Dedup {
             }
         }
         std::hint::black_box(touched);
-        for (&i, (ip, _, port, proto)) in self.scratch.iter().zip(keys) {
-            out.push(if i == OUTSIDE {
-                self.outside.insert(Keys::key(ip, port, proto))
-            } else {
-                b.set(i)
+        for &i in &self.scratch {
+            out.push(match i {
+                OUTSIDE => Seen::Outside,
+                i if b.set(i) => Seen::First,
+                _ => Seen::Again,
             });
         }
     }
@@ -254,11 +266,10 @@ impl Dedup {
         }
     }
 
-    /// Keys held in hash sets (window mode, or replies outside the space).
+    /// Keys held in hash sets (window mode).
     #[cfg(test)]
     pub fn keys_held(&self) -> usize {
-        self.outside.len()
-            + match &self.mode {
+        match &self.mode {
                 Mode::Bitmap(_) => 0,
                 Mode::Window {
                     current, previous, ..
@@ -283,22 +294,35 @@ mod tests {
         IpAddr::V4(n.into())
     }
 
+    use Seen::{Again, First, Outside};
+
     #[test]
     fn bitmap_reports_once_per_pair() {
         let s = space();
         let mut d = Dedup::for_space(s.len());
         assert!(d.answered().is_some());
-        assert!(d.first(&s, a(0xc613_0001), 0, 80, Proto::Tcp));
-        assert!(!d.first(&s, a(0xc613_0001), 0, 80, Proto::Tcp));
-        assert!(d.first(&s, a(0xc613_0001), 0, 443, Proto::Tcp));
-        assert!(d.first(&s, a(0xc613_00ff), 0, 22, Proto::Tcp));
+        assert_eq!(d.first(&s, a(0xc613_0001), 0, 80, Proto::Tcp), First);
+        assert_eq!(d.first(&s, a(0xc613_0001), 0, 80, Proto::Tcp), Again);
+        assert_eq!(d.first(&s, a(0xc613_0001), 0, 443, Proto::Tcp), First);
+        assert_eq!(d.first(&s, a(0xc613_00ff), 0, 22, Proto::Tcp), First);
         assert_eq!(d.answered().unwrap().count(), 3);
-        // Outside the space (never expected): still exact, in the side set.
-        assert!(d.first(&s, a(1), 0, 80, Proto::Tcp));
-        assert!(!d.first(&s, a(1), 0, 80, Proto::Tcp));
-        assert_eq!(d.keys_held(), 1);
         let i = s.index_of(a(0xc613_0001), 0, 443).unwrap();
         assert!(d.answered().unwrap().get(i));
+    }
+
+    /// A reply whose cookie checks out for a pair no probe went to (an address outside the
+    /// targets, a port not scanned) is invalid, in both modes, every time: issue 20, item 10.
+    #[test]
+    fn pairs_outside_the_space_are_never_results() {
+        let s = space();
+        for mut d in [Dedup::for_space(s.len()), Dedup::window(WINDOW_HORIZON)] {
+            for _ in 0..2 {
+                assert_eq!(d.first(&s, a(1), 0, 80, Proto::Tcp), Outside);
+                assert_eq!(d.first(&s, a(0xc613_0001), 0, 81, Proto::Tcp), Outside);
+                assert_eq!(d.first(&s, a(0xc613_0100), 0, 80, Proto::Tcp), Outside);
+            }
+            assert_eq!(d.keys_held(), 0);
+        }
     }
 
     #[test]
@@ -318,46 +342,57 @@ mod tests {
         for mut d in [Dedup::for_space(s.len()), Dedup::window(WINDOW_HORIZON)] {
             let mut out = Vec::new();
             d.first_batch(&s, keys.iter().copied(), &mut out);
-            assert_eq!(out, [true, true, false, true, true, false]);
+            assert_eq!(out, [First, First, Again, Outside, First, Outside]);
             d.first_batch(&s, keys[..2].iter().copied(), &mut out);
-            assert_eq!(out, [false, false]);
+            assert_eq!(out, [Again, Again]);
         }
     }
 
     #[test]
     fn window_is_exact_within_the_horizon_for_both_families() {
-        let s = space();
+        let s = TargetSpace::build(
+            RangeSet::from_ranges(vec![Ipv4Range::new(1, 1)]),
+            RangeSet::from_ranges(vec![crate::target::Ipv6Range::new(1, 1)]),
+            vec![1 << 100 | 1],
+            &[],
+            crate::target::Iid::Fixed(0),
+            PortList::parse("80,81").unwrap(),
+        )
+        .unwrap();
         let mut d = Dedup::window(Duration::from_secs(3600));
         assert!(d.answered().is_none());
-        assert!(d.first(&s, a(1), 0, 80, Proto::Tcp));
-        assert!(!d.first(&s, a(1), 0, 80, Proto::Tcp));
-        assert!(d.first(&s, a(1), 0, 80, Proto::Udp));
-        assert!(d.first(&s, a(1), 0, 81, Proto::Tcp));
+        assert_eq!(d.first(&s, a(1), 0, 80, Proto::Tcp), First);
+        assert_eq!(d.first(&s, a(1), 0, 80, Proto::Tcp), Again);
+        assert_eq!(d.first(&s, a(1), 0, 80, Proto::Udp), First);
+        assert_eq!(d.first(&s, a(1), 0, 81, Proto::Tcp), First);
         let six = |n: u128| IpAddr::V6(n.into());
         // ::1 is not 0.0.0.1, and IPv6 keys are exact.
-        assert!(d.first(&s, six(1), 0, 80, Proto::Tcp));
-        assert!(!d.first(&s, six(1), 0, 80, Proto::Tcp));
-        assert!(d.first(&s, six(1 << 100 | 1), 0, 80, Proto::Tcp));
+        assert_eq!(d.first(&s, six(1), 0, 80, Proto::Tcp), First);
+        assert_eq!(d.first(&s, six(1), 0, 80, Proto::Tcp), Again);
+        assert_eq!(d.first(&s, six(1 << 100 | 1), 0, 80, Proto::Tcp), First);
         assert_eq!(d.keys_held(), 5);
     }
 
     #[test]
     fn window_forgets_after_two_horizons_and_not_before() {
-        let s = space();
+        let s = TargetSpace::new(
+            RangeSet::from_ranges(vec![Ipv4Range::new(7, 9)]),
+            PortList::parse("80").unwrap(),
+        );
         let mut d = Dedup::window(Duration::from_millis(30));
-        assert!(d.first(&s, a(7), 0, 80, Proto::Tcp));
+        assert_eq!(d.first(&s, a(7), 0, 80, Proto::Tcp), First);
         std::thread::sleep(Duration::from_millis(40));
         // One rotation: the key is in the previous generation, still a duplicate.
-        assert!(!d.first(&s, a(7), 0, 80, Proto::Tcp));
+        assert_eq!(d.first(&s, a(7), 0, 80, Proto::Tcp), Again);
         std::thread::sleep(Duration::from_millis(40));
         // Moved forward by the repeat: still remembered.
-        assert!(!d.first(&s, a(7), 0, 80, Proto::Tcp));
+        assert_eq!(d.first(&s, a(7), 0, 80, Proto::Tcp), Again);
         std::thread::sleep(Duration::from_millis(40));
-        assert!(d.first(&s, a(8), 0, 80, Proto::Tcp));
+        assert_eq!(d.first(&s, a(8), 0, 80, Proto::Tcp), First);
         std::thread::sleep(Duration::from_millis(40));
-        assert!(d.first(&s, a(9), 0, 80, Proto::Tcp));
+        assert_eq!(d.first(&s, a(9), 0, 80, Proto::Tcp), First);
         // Two rotations without a repeat: forgotten, and memory went with it.
-        assert!(d.first(&s, a(7), 0, 80, Proto::Tcp));
+        assert_eq!(d.first(&s, a(7), 0, 80, Proto::Tcp), First);
         assert!(d.keys_held() <= 3);
     }
 }

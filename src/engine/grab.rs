@@ -23,6 +23,7 @@ use std::{
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::watermark::Holds;
 use crate::wire::repr::L4Repr;
 use crate::{
     cookie::PortRange,
@@ -173,6 +174,8 @@ pub struct Grabber {
     rng: u64,
     /// UDP probes out (`-sU -sV`), by target: one at a time per port.
     udp: HashMap<(IpAddr, u16), UdpProbe>,
+    /// Every record taken is held here until the output thread writes it (`watermark.rs`).
+    holds: Arc<Holds>,
 }
 
 /// A UDP probe of `-sU -sV` waiting for its answer.
@@ -204,7 +207,18 @@ impl Grabber {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(1, |d| d.as_nanos() as u64),
             udp: HashMap::new(),
+            holds: Arc::default(),
         }
+    }
+
+    /// Where the records it takes are held (the engine's; a private one otherwise).
+    pub fn with_holds(mut self, holds: Arc<Holds>) -> Self {
+        self.holds = holds;
+        self
+    }
+
+    fn hold(&self, record: &Record) {
+        self.holds.hold(super::watermark::unix_ms(record.ts));
     }
 
     /// Whether a version worker names what ports say (`-sV`).
@@ -225,6 +239,7 @@ impl Grabber {
         }
         v.detecting
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.hold(&record);
         let _ = v.answers.send(Answer {
             key,
             record: Box::new(record),
@@ -362,6 +377,7 @@ impl Grabber {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.send(peer, sport, port, snd_nxt, rcv_nxt, TcpFlags::ACK, &[]);
+        self.hold(&record);
         self.conns.insert(
             (peer, port),
             Conn {

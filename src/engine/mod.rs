@@ -15,6 +15,7 @@ pub mod stats;
 pub mod tls;
 pub mod trace_table;
 pub mod version;
+pub mod watermark;
 
 use std::{
     net::IpAddr,
@@ -286,6 +287,12 @@ pub type Interrupts = Arc<AtomicUsize>;
 /// What travels to the output thread.
 pub enum OutMsg {
     Result(Record),
+    /// A result that was held (grabber, version worker): its hold ends once it is written.
+    Held(Record),
+    /// Every reply read before this time (ms) is ahead in the queue or held (`watermark.rs`).
+    Mark(u64),
+    /// Ends a hold taken at this time (traceroute paths, silence), sent after its results.
+    Release(u64),
     /// A validated reply's frame, for `--pcap-replies`.
     Reply(Vec<u8>, SystemTime),
 }
@@ -328,15 +335,18 @@ impl Default for OutputState {
 }
 
 /// The output thread: the only writer of results, so a slow pipe never stalls the receive ring.
-/// Stops writing at the first failure or at `--max-results`, then closes every document.
+/// Stops writing at the first failure or at `--max-results`, then closes every document. It
+/// tells the sinks how far the results are written (`watermark.rs`).
 pub fn write_outputs(
     rx: Receiver<OutMsg>,
     mut sinks: Vec<NamedSink>,
     st: &OutputState,
     limits: Limits,
     start: Instant,
+    holds: &watermark::Holds,
 ) {
     let mut failed = false;
+    let mut mark = watermark::Watermark::default();
     let fail = |name: &str, e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             st.broken_pipe.store(true, Relaxed);
@@ -345,15 +355,29 @@ pub fn write_outputs(
             slot.get_or_insert(EngineError::Output(name.to_string(), e));
         }
     };
-    'msgs: loop {
-        // A moment without results tells the sinks that everything received so far is theirs
-        // (what `dist::publish` checkpoints by).
+    loop {
         let m = match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(m) => m,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+            // A moment without results: sinks flush what waited too long.
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => OutMsg::Mark(0),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        // (result, hold it ends, whether the mark may have moved)
+        let (record, release, moved) = match m {
+            OutMsg::Result(r) => (Some(r), None, false),
+            OutMsg::Held(r) => {
+                let ms = watermark::unix_ms(r.ts);
+                (Some(r), Some(ms), true)
+            }
+            OutMsg::Release(ms) => (None, Some(ms), true),
+            OutMsg::Mark(ms) => {
+                mark.saw(ms);
+                (None, None, true)
+            }
+            OutMsg::Reply(frame, ts) => {
                 if !failed {
                     for (name, sink) in sinks.iter_mut() {
-                        if let Err(e) = sink.idle(SystemTime::now()) {
+                        if let Err(e) = sink.write_reply(&frame, ts) {
                             fail(name, e);
                             failed = true;
                             break;
@@ -362,40 +386,24 @@ pub fn write_outputs(
                 }
                 continue;
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         };
-        if failed {
-            continue; // keep draining so senders never block
-        }
-        match m {
-            OutMsg::Result(r) if !limits.show.contains(r.state) => drop(r),
-            OutMsg::Result(r) => {
-                if limits
-                    .max_results
-                    .is_some_and(|m| st.written.load(Relaxed) >= m)
-                {
-                    st.limit_hit.store(true, Relaxed);
-                    continue;
-                }
-                for (name, sink) in sinks.iter_mut() {
-                    if let Err(e) = sink.write(&r) {
-                        fail(name, e);
-                        failed = true;
-                        continue 'msgs;
-                    }
-                }
-                let n = st.written.fetch_add(1, Relaxed) + 1;
-                if limits.max_results.is_some_and(|m| n >= m) {
-                    st.limit_hit.store(true, Relaxed);
-                }
+        if let Some(r) = record {
+            // After a failure keep draining, so senders never block.
+            if !failed && write_record(&r, &mut sinks, st, limits, &fail) {
+                failed = true;
             }
-            OutMsg::Reply(frame, ts) => {
-                for (name, sink) in sinks.iter_mut() {
-                    if let Err(e) = sink.write_reply(&frame, ts) {
-                        fail(name, e);
-                        failed = true;
-                        continue 'msgs;
-                    }
+        }
+        // The hold ends only now that its result is in the sinks' hands.
+        if let Some(ms) = release {
+            holds.release(ms);
+        }
+        if !failed && moved {
+            let safe = mark.safe(holds);
+            for (name, sink) in sinks.iter_mut() {
+                if let Err(e) = sink.watermark(safe) {
+                    fail(name, e);
+                    failed = true;
+                    break;
                 }
             }
         }
@@ -412,6 +420,37 @@ pub fn write_outputs(
             fail(name, e);
         }
     }
+}
+
+/// Writes one result to every sink, unless filtered or past `--max-results`; true on a failure.
+fn write_record(
+    r: &Record,
+    sinks: &mut [NamedSink],
+    st: &OutputState,
+    limits: Limits,
+    fail: &impl Fn(&str, std::io::Error),
+) -> bool {
+    if !limits.show.contains(r.state) {
+        return false;
+    }
+    if limits
+        .max_results
+        .is_some_and(|m| st.written.load(Relaxed) >= m)
+    {
+        st.limit_hit.store(true, Relaxed);
+        return false;
+    }
+    for (name, sink) in sinks.iter_mut() {
+        if let Err(e) = sink.write(r) {
+            fail(name, e);
+            return true;
+        }
+    }
+    let n = st.written.fetch_add(1, Relaxed) + 1;
+    if limits.max_results.is_some_and(|m| n >= m) {
+        st.limit_hit.store(true, Relaxed);
+    }
+    false
 }
 
 /// Runs a scan to the end. Results already received are always written and flushed, also when
@@ -504,9 +543,17 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let silent_done = AtomicBool::new(false);
     let (answer_tx, answer_rx) = unbounded::<grab::Answer>();
     let (order_tx, order_rx) = unbounded::<grab::Order>();
+    let holds = Arc::new(watermark::Holds::default());
+    // Silence is known only at the end: nothing of the scan is written until then.
+    let silence_hold = plan.report_silent.then(|| {
+        let ms = watermark::unix_ms(started);
+        holds.hold(ms);
+        ms
+    });
 
     std::thread::scope(|s| {
-        let out = s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits, start));
+        let out = s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits, start, &holds));
+        let holds = &holds;
         let version_link = versioned.as_ref().map(|namer| {
             let (rec_tx, detecting) = (rec_tx.clone(), &detecting);
             let answers = answer_rx.clone();
@@ -542,8 +589,10 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     dedup: Dedup::for_space(plan.space.len()),
                     tracer,
                     traces: TraceTable::default(),
+                    trace_hold: None,
+                    holds,
                     grabber: plan.grab.clone().zip(inject_tx).map(|(o, tx)| {
-                        let g = grab::Grabber::new(o, plan.frames, tx);
+                        let g = grab::Grabber::new(o, plan.frames, tx).with_holds(holds.clone());
                         match version_link {
                             Some(link) => g.with_version(link, plan.jar.ports()),
                             None => g,
@@ -574,7 +623,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
                     &stats.drops,
                     rxq.drops().saturating_sub(Stats::get(&stats.drops)),
                 );
-                (Some(side.dedup), side.traces)
+                (Some(side.dedup), (side.traces, side.trace_hold))
             })
         });
         drop(inject_tx);
@@ -654,7 +703,8 @@ pub fn run<T: TxQueue, R: RxQueue>(
             }
         }
         stop_rx.store(true, Relaxed);
-        let (dedup, traces) = rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
+        let (dedup, (traces, trace_hold)) =
+            rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
         inject_done.store(true, Relaxed);
         for h in senders {
             let _ = h.join();
@@ -673,12 +723,18 @@ pub fn run<T: TxQueue, R: RxQueue>(
                 }
             }
         }
+        if let Some(ms) = trace_hold {
+            let _ = rec_tx.send(OutMsg::Release(ms));
+        }
         let complete = stop == StopReason::Completed && !stop_tx.load(Relaxed);
         if let Some(answered) = dedup.as_ref().and_then(|d| d.answered()) {
             if plan.report_silent && complete {
                 // Silent UDP ports probed in phase 2b were reported by the version worker.
                 silence::report(answered, plan, threads, silent_udp_wanted, &mut emit);
             }
+        }
+        if let Some(ms) = silence_hold {
+            let _ = rec_tx.send(OutMsg::Release(ms));
         }
         out_state.complete.store(complete, Relaxed);
         drop(rec_tx);
@@ -1045,6 +1101,9 @@ struct RxSide<'a> {
     dedup: Dedup,
     tracer: Option<&'a PacketTrace>,
     traces: TraceTable,
+    /// The hold the first traceroute hop took: paths are written after the cooldown.
+    trace_hold: Option<u64>,
+    holds: &'a watermark::Holds,
     grabber: Option<grab::Grabber>,
     /// Connections open, for the cooldown to wait on.
     grabbing: &'a AtomicUsize,
@@ -1073,7 +1132,7 @@ fn receive<R: RxQueue>(
     // port verdicts; then the filter decides on all of them at once (see `dedup.rs`), and the
     // verdicts are reported from their frames, still in the ring.
     let mut pending: Vec<(usize, Verdict, usize)> = Vec::with_capacity(256);
-    let mut firsts: Vec<bool> = Vec::with_capacity(256);
+    let mut firsts: Vec<dedup::Seen> = Vec::with_capacity(256);
     let mut handle = |frames: &[&[u8]], side: &mut RxSide| {
         Stats::add(&stats.received, frames.len() as u64);
         pending.clear();
@@ -1109,7 +1168,7 @@ fn receive<R: RxQueue>(
                         }
                         if let Some(r) = done {
                             Stats::add(&stats.banners, 1);
-                            let _ = out.send(OutMsg::Result(r));
+                            let _ = out.send(OutMsg::Held(r));
                         }
                         side.grabbing.store(g.active(), Relaxed);
                         continue;
@@ -1126,6 +1185,10 @@ fn receive<R: RxQueue>(
                         }
                         if !side.traces.add(&h) {
                             Stats::add(&stats.duplicates, 1);
+                        } else if side.trace_hold.is_none() {
+                            let ms = watermark::unix_ms(SystemTime::now());
+                            side.holds.hold(ms);
+                            side.trace_hold = Some(ms);
                         }
                         continue;
                     }
@@ -1148,7 +1211,6 @@ fn receive<R: RxQueue>(
         if pending.is_empty() {
             return;
         }
-        Stats::add(&stats.validated, pending.len() as u64);
         side.dedup.first_batch(
             &plan.space,
             pending
@@ -1157,7 +1219,14 @@ fn receive<R: RxQueue>(
             &mut firsts,
         );
         let now = SystemTime::now();
-        for (&(k, v, slot), &first) in pending.iter().zip(firsts.iter()) {
+        for (&(k, v, slot), &seen) in pending.iter().zip(firsts.iter()) {
+            if seen == dedup::Seen::Outside {
+                // Its cookie matched, yet no probe went to that pair: forged or by chance.
+                Stats::add(&stats.invalid, 1);
+                continue;
+            }
+            Stats::add(&stats.validated, 1);
+            let first = seen == dedup::Seen::First;
             let frame = frames[k];
             let Some(ip) = IpPacket::from_frame(frame) else {
                 continue; // parsed in the first pass
@@ -1210,7 +1279,9 @@ fn receive<R: RxQueue>(
     let mut ctl = governor::Controller::new(Stats::get(&stats.sent), rxq.drops());
     // Consecutive full batches: how far behind the ring we are.
     let mut behind = 0usize;
+    let mut last_mark = 0u64;
     loop {
+        let read_from = watermark::unix_ms(SystemTime::now());
         let n = rxq.recv_batch(|f| handle(f, side))?;
         behind = if n >= batch { behind + 1 } else { 0 };
         ctl.saw_ring(behind * batch, ring);
@@ -1221,12 +1292,18 @@ fn receive<R: RxQueue>(
         if let Some(g) = side.grabber.as_mut() {
             for r in g.tick(Instant::now()) {
                 Stats::add(&stats.banners, 1);
-                let _ = out.send(OutMsg::Result(r));
+                let _ = out.send(OutMsg::Held(r));
             }
             if let (Some(su), Some(answered)) = (side.silent_udp.as_mut(), side.dedup.answered()) {
                 su.feed(plan, answered, g, stats);
             }
             side.grabbing.store(g.active(), Relaxed);
+        }
+        // A read short of a batch emptied the ring: every reply that came before it is now
+        // ahead in the queue or held (`watermark.rs`). Ten marks a second are plenty.
+        if n < batch && read_from >= last_mark + 100 {
+            last_mark = read_from;
+            let _ = out.send(OutMsg::Mark(read_from));
         }
         if ctl.due() {
             let d = rxq.drops();
@@ -1244,7 +1321,7 @@ fn receive<R: RxQueue>(
                 if let Some(g) = side.grabber.as_mut() {
                     for r in g.close_all() {
                         Stats::add(&stats.banners, 1);
-                        let _ = out.send(OutMsg::Result(r));
+                        let _ = out.send(OutMsg::Held(r));
                     }
                     side.grabbing.store(0, Relaxed);
                 }

@@ -159,5 +159,6 @@ fn finish(
         service,
     }));
     Stats::add(&stats.banners, 1);
-    let _ = out.send(OutMsg::Result(record));
+    // Held since the grabber took it: its hold ends once it is written.
+    let _ = out.send(OutMsg::Held(record));
 }

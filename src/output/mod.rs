@@ -279,9 +279,10 @@ pub trait Sink: Send {
     fn write_reply(&mut self, _frame: &[u8], _ts: SystemTime) -> std::io::Result<()> {
         Ok(())
     }
-    /// No result waited at `now`: everything received before it has been written (to this sink:
-    /// handed over).
-    fn idle(&mut self, _now: SystemTime) -> std::io::Result<()> {
+    /// Every result of a reply read before `safe_ms` (ms since the epoch) has been written to
+    /// this sink (`engine::watermark`); called at least every 50 ms, also a moment to flush
+    /// what waited too long.
+    fn watermark(&mut self, _safe_ms: u64) -> std::io::Result<()> {
         Ok(())
     }
     /// Closes the document (called once, also after an interruption or a write error).

@@ -172,6 +172,22 @@ mod tests {
         );
     }
 
+    /// A bare SYN to the right source port acknowledges nothing, so it is invalid: before,
+    /// one forged SYN in a few thousand became an open port (issue 20, item 9).
+    #[test]
+    fn a_bare_syn_is_never_open() {
+        let ctx = ctx();
+        let c = ctx.jar.cookie(SRC, DST, 443, PROTO_TCP);
+        for m in [SynScan::default(), SynScan::new(crate::wire::TcpFlags::SYN | 0x08)] {
+            for ack in [0, c.seq.wrapping_add(1)] {
+                assert_eq!(
+                    classify(&m, &ctx, &tcp_reply(DST, 443, c.src_port, 9, ack, "S", 1)),
+                    Classified::Invalid
+                );
+            }
+        }
+    }
+
     #[test]
     fn icmp_unreachable_is_filtered_with_nmaps_reason() {
         let ctx = ctx();

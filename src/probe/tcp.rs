@@ -331,7 +331,7 @@ mod tests {
 pub trait TcpReading: Send + Sync {
     /// A RST that answers our probe.
     fn reset(&self, r: &TcpReply) -> (PortState, Reason);
-    /// A SYN-ACK acknowledging our SYN (or a bare SYN back); only SYN probes get these.
+    /// A SYN-ACK acknowledging our SYN; only SYN probes get these.
     fn syn_ack(&self, _r: &TcpReply) -> Option<(PortState, Reason)> {
         None
     }
@@ -407,10 +407,9 @@ impl<R: TcpReading> super::PortScan for TcpScan<R> {
             (r.ack == r.cookie.seq.wrapping_add(1))
                 .then(|| self.reading.syn_ack(&r))
                 .flatten()
-        } else if f.has(TcpFlags::SYN) {
-            // A bare SYN back: a simultaneous open.
-            self.reading.syn_ack(&r)
         } else {
+            // A bare SYN (a "simultaneous open") acknowledges nothing: only its port ties it to
+            // us, which one forged SYN in a few thousand matches. Invalid, never open.
             None
         };
         match read {
