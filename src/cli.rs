@@ -912,6 +912,7 @@ mod tests {
             threads: 1,
             positions: vec![crate::engine::Position { pass: 0, walked: 5 }],
             command_line: recorded.iter().map(|s| s.to_string()).collect(),
+            scan_id: 1,
         }
         .save(&path)
         .unwrap();

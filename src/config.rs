@@ -179,6 +179,8 @@ pub struct ScanSpec {
     pub resume_file: PathBuf,
     /// Ties resume files to this scan.
     pub fingerprint: String,
+    /// Names this run and its resumes, unlike any other run (`--publish` message ids).
+    pub scan_id: u64,
     /// The command line as typed.
     pub args: Vec<String>,
 }
@@ -418,6 +420,12 @@ impl ScanSpec {
             ));
         }
         let (tx_cores, rx_core) = cores(cli, resume_file.as_ref().map(|(_, f)| f.threads))?;
+        let scan_id = match resume_file.as_ref().map(|(_, f)| f.scan_id) {
+            Some(id) if id != 0 => id,
+            _ => crate::cookie::random_bytes::<8>()
+                .map(u64::from_le_bytes)
+                .map_err(|e| ConfigError::Usage(format!("cannot read /dev/urandom: {e}")))?,
+        };
         let resume = resume_file.map(|(_, f)| f.positions);
         let outputs = Outputs {
             json: cli.output_json.clone(),
@@ -488,6 +496,7 @@ impl ScanSpec {
             },
             resume,
             resume_file: cli.resume_file.clone(),
+            scan_id,
             run_as,
             publish: cli
                 .publish

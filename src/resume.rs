@@ -20,6 +20,9 @@ pub struct ResumeFile {
     pub threads: usize,
     pub positions: Vec<Position>,
     pub command_line: Vec<String>,
+    /// Names this scan across its resumes (`--publish` message ids); 0 in older files.
+    #[serde(default)]
+    pub scan_id: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +108,7 @@ mod tests {
                 Position { pass: 1, walked: 0 },
             ],
             command_line: vec!["xdpscan".into()],
+            scan_id: 0x5ca1ab1e,
         };
         let p =
             std::env::temp_dir().join(format!("xdpscan-resume-test-{}.json", std::process::id()));

@@ -207,7 +207,7 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
         sinks.push((
             p.to_string(),
             Box::new(
-                crate::dist::publish::NatsSink::single_scan(p)
+                crate::dist::publish::NatsSink::single_scan(p, cfg.scan_id)
                     .map_err(|e| ScanError::Publish(e.to_string()))?,
             ),
         ));
@@ -258,6 +258,7 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
             threads: outcome.positions.len(),
             positions: outcome.positions.clone(),
             command_line: cfg.args.clone(),
+            scan_id: cfg.scan_id,
         };
         match f.save(&cfg.resume_file) {
             Ok(()) => Some(cfg.resume_file.display().to_string()),

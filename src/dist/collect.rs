@@ -122,10 +122,7 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
             .get_stream(super::RESULTS_STREAM)
             .await
             .map_err(|e| broker_err("no results stream", e))?;
-        let last = match stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => m.sequence,
-            Err(_) => 0,
-        };
+        let last = last_sequence(&stream, &subject, 15).await?;
         let (mut written, mut dups, mut stored) = (0u64, 0u64, 0u64);
         let started = Instant::now();
         let mut failed: Option<(String, std::io::Error)> = None;
@@ -198,6 +195,30 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
     })
 }
 
+/// The stream sequence of the job's last result; 0 when it has none. Any other answer is an
+/// error, never "no results": empty documents with exit 0 would read as a scan that found
+/// nothing.
+async fn last_sequence(
+    stream: &async_nats::jetstream::stream::Stream,
+    subject: &str,
+    retries: u32,
+) -> Result<u64, DistError> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind as Kind;
+    let mut tries = 0;
+    loop {
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => return Ok(m.sequence),
+            Err(e) if e.kind() == Kind::NoMessageFound => return Ok(0),
+            // A cluster electing a leader answers errors for a moment.
+            Err(_) if tries < retries => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(broker_err("cannot read the job's results", e)),
+        }
+    }
+}
+
 /// Results seen: one bit per probe of the job's space while it fits the engine's bitmap bound
 /// (zeroed, so only the pages results touch are mapped), else an exact set of the results
 /// themselves (memory by results, not probes); a set for anything outside the space.
@@ -232,5 +253,49 @@ impl Seen {
             }
             _ => self.other.insert((ip, port, proto)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::test_broker::TestBroker;
+
+    /// Issue 20, item 7: a broker error on the last-message lookup is an error; only "no
+    /// message" means no results.
+    #[test]
+    fn a_broker_error_is_not_no_results() {
+        let Some(b) = TestBroker::start() else { return };
+        broker::runtime().unwrap().block_on(async {
+            let js = b.js().await;
+            let stream = broker::results_stream(&js, 1).await.unwrap();
+            assert_eq!(last_sequence(&stream, "xdpscan.results.none", 0).await.unwrap(), 0);
+            js.publish("xdpscan.results.j", "x".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert_eq!(last_sequence(&stream, "xdpscan.results.j", 0).await.unwrap(), 1);
+            js.delete_stream(crate::dist::RESULTS_STREAM).await.unwrap();
+            let gone = last_sequence(&stream, "xdpscan.results.j", 0).await;
+            assert!(gone.is_err(), "{gone:?}");
+        });
+    }
+
+    /// Issue 20, item 4: a job past the bitmap's bound is collected with memory by results.
+    #[test]
+    fn a_huge_job_allocates_no_bitmap() {
+        let mut seen = Seen::new(1 << 40);
+        assert!(seen.bits.is_none());
+        let space = crate::target::TargetSpace::new(
+            crate::target::RangeSet::from_ranges(vec![crate::target::Ipv4Range::new(1, 1)]),
+            crate::target::PortList::parse("80").unwrap(),
+        );
+        let ip = IpAddr::V4(1.into());
+        assert!(seen.first(&space, 0, ip, 80, Proto::Tcp));
+        assert!(!seen.first(&space, 0, ip, 80, Proto::Tcp));
+        let mut small = Seen::new(space.len());
+        assert!(small.first(&space, 0, ip, 80, Proto::Tcp));
+        assert!(!small.first(&space, 0, ip, 80, Proto::Tcp));
     }
 }

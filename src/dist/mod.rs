@@ -16,10 +16,14 @@ pub mod args;
 pub mod broker;
 pub mod collect;
 pub mod metrics;
+pub mod owner;
 pub mod publish;
 pub mod status;
 pub mod submit;
 pub mod worker;
+
+#[cfg(test)]
+mod test_broker;
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +103,14 @@ pub struct JobSpec {
     /// The scan's options and targets, as for a single scan (without `--seed` and `--shard`).
     pub args: Vec<String>,
     pub submitted: String,
+    /// Every shard's message is queued (false while `submit` is at it, or after it failed
+    /// half-way: see `submit::store`).
+    #[serde(default = "yes")]
+    pub queued: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One work-queue message: which shard of which job.

@@ -60,6 +60,9 @@ pub struct Ledger {
     handed_ms: AtomicU64,
     /// Results acknowledged by the broker.
     pub stored: AtomicU64,
+    /// Results the broker already held (acknowledged as duplicates: sent again after a
+    /// resume or a retried publish).
+    pub duplicates: AtomicU64,
     /// Results handed to the sink.
     pub handed: AtomicU64,
     /// Publishes tried again (timeouts, broker away).
@@ -87,9 +90,9 @@ impl Ledger {
 
     /// Results handed over but not yet stored.
     pub fn waiting(&self) -> u64 {
-        self.handed
-            .load(Relaxed)
-            .saturating_sub(self.stored.load(Relaxed))
+        self.handed.load(Relaxed).saturating_sub(
+            self.stored.load(Relaxed) + self.duplicates.load(Relaxed),
+        )
     }
 
     fn finish(&self) {
@@ -124,8 +127,10 @@ impl Ledger {
 pub enum Naming {
     /// Batches, ids `PREFIX.SEQ` (one prefix per shard attempt).
     Batches { prefix: String },
-    /// One result per message, id `SUBJECT:proto:ip:port`.
-    PerResult,
+    /// One result per message, id `SUBJECT:SCAN:proto:ip:port`: a result sent again after a
+    /// resume is stored once, while another scan's (another run, another scan type) is not
+    /// taken for a repeat.
+    PerResult { scan: u64 },
 }
 
 /// The output sink that sends results to NATS.
@@ -164,7 +169,7 @@ impl NatsSink {
     ) -> (Self, tokio::sync::mpsc::Receiver<Batch>) {
         let per = match naming {
             Naming::Batches { .. } => BATCH_RESULTS as u64,
-            Naming::PerResult => 1,
+            Naming::PerResult { .. } => 1,
         };
         let (tx, rx) = tokio::sync::mpsc::channel((capacity / per).max(16) as usize);
         ledger.handed_ms.store(unix_ms(SystemTime::now()), Relaxed);
@@ -190,7 +195,7 @@ impl NatsSink {
     /// `--publish URL`: checks now (before the privilege drop, with no thread left behind)
     /// that the broker answers and a stream holds the subject (making one if none does), and
     /// publishes from a thread of its own once results come.
-    pub fn single_scan(url: &PublishUrl) -> Result<Self, DistError> {
+    pub fn single_scan(url: &PublishUrl, scan_id: u64) -> Result<Self, DistError> {
         let rt = broker::runtime()?;
         rt.block_on(async {
             let client = broker::connect(&url.server, &url.auth).await?;
@@ -202,7 +207,7 @@ impl NatsSink {
         drop(rt);
         let (mut sink, rx) = Self::new(
             url.subject.clone(),
-            Naming::PerResult,
+            Naming::PerResult { scan: scan_id },
             1_000_000,
             Arc::new(Ledger::default()),
         );
@@ -288,13 +293,13 @@ impl Sink for NatsSink {
         let ts = unix_ms(r.ts);
         self.ledger.handed.fetch_add(1, Relaxed);
         match self.naming.clone() {
-            Naming::PerResult => {
+            Naming::PerResult { scan } => {
                 self.seq += 1;
                 self.oldest_ms = ts;
                 let line = ndjson::to_wire_line(r);
                 let batch = Batch {
                     seq: self.seq,
-                    id: format!("{}:{}:{}:{}", self.subject, r.proto.as_str(), r.ip, r.port),
+                    id: per_result_id(&self.subject, scan, r),
                     payload: Bytes::from(line.into_bytes()),
                     results: 1,
                     single: true,
@@ -357,6 +362,11 @@ impl Sink for NatsSink {
     }
 }
 
+/// A `--publish` message id: the subject, the scan (stable across its resumes), the key.
+fn per_result_id(subject: &str, scan: u64, r: &Record) -> String {
+    format!("{subject}:{scan:016x}:{}:{}:{}", r.proto.as_str(), r.ip, r.port)
+}
+
 /// Publishes every message `rx` brings, a window at a time, each until it is acknowledged;
 /// returns when `rx` is closed and everything is stored.
 pub async fn pump(
@@ -414,9 +424,14 @@ pub async fn pump(
             continue;
         };
         match ack.await {
-            Ok(_) => {
+            Ok(ack) => {
                 ledger.connected.store(true, Relaxed);
-                ledger.stored.fetch_add(b.results, Relaxed);
+                let counter = if ack.duplicate {
+                    &ledger.duplicates
+                } else {
+                    &ledger.stored
+                };
+                counter.fetch_add(b.results, Relaxed);
                 ledger
                     .outstanding
                     .lock()
@@ -578,6 +593,45 @@ mod tests {
         assert_eq!(ledger.stored_until_ms(), 7_000);
         ledger.outstanding.lock().unwrap().remove(&1);
         assert_eq!(ledger.stored_until_ms(), 13_000);
+    }
+
+    /// Two scans publishing to one subject within the dedup window keep their own results
+    /// (issue 20, item 5); a resumed scan (same id) repeats its own ids.
+    #[test]
+    fn message_ids_name_the_scan() {
+        let r = record_at(1);
+        let a = per_result_id("scans.web", 1, &r);
+        assert_eq!(a, "scans.web:0000000000000001:tcp:198.19.0.1:80");
+        assert_ne!(a, per_result_id("scans.web", 2, &r));
+        assert_eq!(a, per_result_id("scans.web", 1, &record_at(99)));
+    }
+
+    /// Issue 20, item 5, against a real broker: `-sS` then `-sA` (or a rescan) to one subject
+    /// within the dedup window both store their results; the broker's duplicate answer for a
+    /// resumed scan's repeat is counted as such, not as stored.
+    #[test]
+    fn two_scans_to_one_subject_both_store_their_results() {
+        let Some(b) = crate::dist::test_broker::TestBroker::start() else {
+            return;
+        };
+        let url = PublishUrl::parse(&format!("{}/scans.web", b.url), NatsAuth::default()).unwrap();
+        let publish = |scan: u64| {
+            let mut sink = NatsSink::single_scan(&url, scan).unwrap();
+            let ledger = sink.ledger();
+            sink.write(&record_at(1_000)).unwrap();
+            sink.finish(&RunEnd {
+                end: SystemTime::now(),
+                elapsed: Duration::ZERO,
+                results: 1,
+                error: false,
+                complete: true,
+            })
+            .unwrap();
+            (ledger.stored.load(Relaxed), ledger.duplicates.load(Relaxed))
+        };
+        assert_eq!(publish(1), (1, 0));
+        assert_eq!(publish(2), (1, 0), "another scan's result is its own");
+        assert_eq!(publish(1), (0, 1), "the same scan resumed: stored once");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::{
     args::WorkerCli,
     broker, broker_err, consumer_name,
     metrics::WorkerMetrics,
+    owner,
     publish::{self, Ledger, Naming, NatsSink},
     results_subject, shard_key, DistError, JobSpec, ShardRecord, ShardState, ShardTask,
 };
@@ -299,12 +300,16 @@ async fn shard(
         return Ok(Next::Continue);
     };
     let key = shard_key(&spec.job, task.index);
-    let record: Option<ShardRecord> = shards
-        .get(&key)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_slice(&v).ok());
+    // A record that cannot be read is not "no record" (that would start again from scratch):
+    // the shard goes back to the queue.
+    let Ok(read) = owner::read(&shards, &key).await else {
+        let _ = msg
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+            .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return Ok(Next::Continue);
+    };
+    let record = read.record.clone();
     if record.as_ref().is_some_and(|r| r.state == ShardState::Done) {
         let _ = msg.double_ack().await;
         return Ok(Next::Continue);
@@ -401,21 +406,8 @@ async fn shard(
     };
     let wait_ms = cfg.wait.as_millis() as u64;
     let cfg = Arc::new(cfg);
-    let scan_thread = {
-        let cfg = cfg.clone();
-        let interrupts = interrupts.clone();
-        let hooks = Hooks {
-            sinks: vec![(
-                format!("nats {}", results_subject(&spec.job)),
-                Box::new(sink),
-            )],
-            no_default_stdout: true,
-            stats: Some(stats.clone()),
-            live: Some(live.clone()),
-        };
-        std::thread::spawn(move || scan::run_with(&cfg, &interrupts, hooks))
-    };
-
+    // This shard's own signals: the process's Ctrl-C, or 2 when the shard is lost.
+    let shard_stop: Interrupts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let checkpoint = |positions: Vec<Position>| ResumeFile {
         xdpscan_resume: FORMAT,
         fingerprint: cfg.fingerprint.clone(),
@@ -424,6 +416,7 @@ async fn shard(
         threads,
         positions,
         command_line: cfg.args.clone(),
+        scan_id: cfg.scan_id,
     };
     let started = Instant::now();
     let record_of = |state: ShardState, positions: Option<&Vec<Position>>| ShardRecord {
@@ -446,20 +439,60 @@ async fn shard(
             .and_then(|c| serde_json::from_value::<ResumeFile>(c).ok())
             .map(|f| f.positions)
     });
-    // Taken: the record says by whom, keeping the checkpoint it had.
-    let _ = shards
-        .put(
-            &key,
-            serde_json::to_vec(&record_of(ShardState::Running, last_saved.as_ref()))
-                .unwrap_or_default()
-                .into(),
-        )
-        .await;
+    // Taken: the record says by whom, keeping the checkpoint it had; written over the revision
+    // read, so a worker that wrote in between (or a Done) wins.
+    let claim = owner::Owner::claim(
+        shards.clone(),
+        key.clone(),
+        &read,
+        &record_of(ShardState::Running, last_saved.as_ref()),
+    )
+    .await;
+    let mut owner = match claim {
+        Ok((o, owner::Wrote::Yes)) => o,
+        Ok((_, owner::Wrote::Lost(now))) => {
+            drop(sink);
+            let _ = pump.await;
+            metrics.end_shard();
+            stand_down(&msg, now.as_ref()).await;
+            return Ok(Next::Continue);
+        }
+        Err(_) => {
+            drop(sink);
+            let _ = pump.await;
+            metrics.end_shard();
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            return Ok(Next::Continue);
+        }
+    };
+    let scan_thread = {
+        let cfg = cfg.clone();
+        let interrupts = shard_stop.clone();
+        let hooks = Hooks {
+            sinks: vec![(
+                format!("nats {}", results_subject(&spec.job)),
+                Box::new(sink),
+            )],
+            no_default_stdout: true,
+            stats: Some(stats.clone()),
+            live: Some(live.clone()),
+        };
+        std::thread::spawn(move || scan::run_with(&cfg, &interrupts, hooks))
+    };
+
+    let mut lost = false;
     let mut history: VecDeque<(u64, Vec<Position>)> = VecDeque::new();
     let mut last_progress = Instant::now();
     let mut last_save = Instant::now();
     while !scan_thread.is_finished() {
         tokio::time::sleep(Duration::from_millis(250)).await;
+        // Ctrl-C reaches this shard's scan; so does the loss of the shard.
+        let signals = interrupts.load(Relaxed);
+        if signals > shard_stop.load(Relaxed) {
+            shard_stop.store(signals, Relaxed);
+        }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -479,7 +512,7 @@ async fn shard(
             let _ = msg.ack_with(AckKind::Progress).await;
             last_progress = Instant::now();
         }
-        if last_save.elapsed() >= Duration::from_secs(1) {
+        if !lost && last_save.elapsed() >= Duration::from_secs(1) {
             last_save = Instant::now();
             let safe = ledger.stored_until_ms();
             let candidate = history
@@ -490,12 +523,21 @@ async fn shard(
             if let Some(p) = candidate {
                 if last_saved.as_ref() != Some(&p) && newer(&p, last_saved.as_ref()) {
                     let rec = record_of(ShardState::Running, Some(&p));
-                    if shards
-                        .put(&key, serde_json::to_vec(&rec).unwrap_or_default().into())
-                        .await
-                        .is_ok()
-                    {
-                        last_saved = Some(p);
+                    match owner.save(&rec).await {
+                        Ok(owner::Wrote::Yes) => last_saved = Some(p),
+                        Ok(owner::Wrote::Lost(now)) => {
+                            // Done by the worker we were redelivered from, or taken over.
+                            say(format!(
+                                "shard {}/{} of {}: {}; standing down",
+                                task.index + 1,
+                                task.count,
+                                spec.job,
+                                lost_reason(now.as_ref())
+                            ));
+                            lost = true;
+                            shard_stop.store(2, Relaxed);
+                        }
+                        Err(_) => {} // the broker is away: the next second tries again
                     }
                 }
             }
@@ -506,16 +548,29 @@ async fn shard(
             "the scan thread panicked".into(),
         ))
     });
-    let _ = pump.await;
+    // The last acknowledgements may take a while (a broker away): the shard stays ours.
+    let mut pump = pump;
+    loop {
+        tokio::select! {
+            _ = &mut pump => break,
+            _ = tokio::time::sleep(PROGRESS_EVERY) => {
+                let _ = msg.ack_with(AckKind::Progress).await;
+            }
+        }
+    }
     let _ = std::fs::remove_file(&resume_in);
     let _ = std::fs::remove_file(&resume_out);
     metrics.end_shard();
+    let alive = || async {
+        let _ = msg.ack_with(AckKind::Progress).await;
+    };
     match outcome {
         Ok(r) if r.outcome.complete => {
             let mut rec = record_of(ShardState::Done, Some(&r.outcome.positions));
             rec.send_secs = r.outcome.send_duration.as_secs_f64();
             rec.rate_pps = rec.sent as f64 / rec.send_secs.max(1e-3);
-            put_until_stored(&shards, &key, &rec).await;
+            // Every result is stored: Done even over a worker that took the shard meanwhile.
+            owner.finish(&rec, alive).await;
             let mut tries = 0;
             while msg.double_ack().await.is_err() && tries < 20 {
                 tries += 1;
@@ -532,11 +587,18 @@ async fn shard(
             ));
             Ok(Next::Continue)
         }
+        // Another worker has it (or it is done): its message is that worker's now.
+        Ok(_) if lost => Ok(Next::Continue),
         Ok(r) => {
             // Stopped early (Ctrl-C): every result is stored, so the positions it reached are
             // a checkpoint; the shard goes back for another worker.
             let rec = record_of(ShardState::Running, Some(&r.outcome.positions));
-            put_until_stored(&shards, &key, &rec).await;
+            let mut tries = 0;
+            while matches!(owner.save(&rec).await, Err(_)) && tries < 20 {
+                tries += 1;
+                alive().await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
             let _ = msg.ack_with(AckKind::Nak(None)).await;
             say(format!(
                 "stopped; shard {}/{} of {} given back at its checkpoint",
@@ -561,6 +623,22 @@ async fn shard(
     }
 }
 
+fn lost_reason(now: Option<&ShardRecord>) -> String {
+    match now {
+        Some(r) if r.state == ShardState::Done => format!("done by {}", r.worker),
+        Some(r) => format!("taken over by {}", r.worker),
+        None => "its record is gone".into(),
+    }
+}
+
+/// The shard is done, or another worker wrote its record since we read it. A Done shard's
+/// message is finished; otherwise the other worker holds it and this one lets it be.
+async fn stand_down(msg: &jetstream::Message, now: Option<&ShardRecord>) {
+    if now.is_some_and(|r| r.state == ShardState::Done) {
+        let _ = msg.double_ack().await;
+    }
+}
+
 /// Whether `p` is ahead of `old` in every thread (checkpoints never go back).
 fn newer(p: &[Position], old: Option<&Vec<Position>>) -> bool {
     match old {
@@ -571,13 +649,6 @@ fn newer(p: &[Position], old: Option<&Vec<Position>>) -> bool {
                     .zip(o)
                     .all(|(a, b)| (a.pass, a.walked) >= (b.pass, b.walked))
         }
-    }
-}
-
-async fn put_until_stored(b: &jetstream::kv::Store, key: &str, rec: &ShardRecord) {
-    let v: bytes::Bytes = serde_json::to_vec(rec).unwrap_or_default().into();
-    while b.put(key, v.clone()).await.is_err() {
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
