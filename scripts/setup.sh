@@ -21,6 +21,8 @@ PKGS=(
     # distributed scans: the NATS JetStream broker the tests start in lab namespaces, and curl
     # for its monitoring page and the workers' metrics
     nats-server curl
+    # the order of a scan's fsyncs and renames (tests/shards_and_dry_run.rs)
+    strace
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -67,7 +67,7 @@ impl ResumeFile {
         s.push('\n');
         // Write then rename: a crash never leaves half a resume file.
         let tmp = Self::tmp_path(path);
-        crate::io::keeper::write(&tmp, s.as_bytes())?;
+        crate::io::keeper::write_temp(&tmp, s.as_bytes())?;
         crate::io::keeper::rename(&tmp, path)
     }
 

@@ -344,6 +344,69 @@ fn a_killed_worker_and_a_restarted_broker_lose_nothing() {
     );
 }
 
+/// Issue 20, item 1: a slow, dense shard (every probe answered, a result every 4 ms) never
+/// leaves its open batch on age alone, and checkpoints were taken past the results in it. A
+/// worker SIGKILLed after several checkpoints, a second one finishing from the last: `collect`
+/// equals the truth, each key once.
+#[test]
+fn a_worker_killed_in_a_dense_shard_loses_nothing() {
+    if !lab_available() || !nats_available() {
+        return;
+    }
+    let lab = Lab::up_with(&[("LAB_WORKERS", "3")]);
+    let nats = Nats::start(&lab, 1);
+    let url = nats.url();
+    let submitted = xdpscan_in(
+        &lab.scan_ns(),
+        &[
+            "submit", "--nats", &url, "--job", "dense", "--shards", "1", "198.19.10.0/23", "-p",
+            "22,80,443,8080", "--rate", "250", "--wait", "1",
+        ],
+    );
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let mut first = spawn_worker(&lab, 1, &url, "dense");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let st = xdpscan_in(
+            &lab.scan_ns(),
+            &["status", "--nats", &url, "--job", "dense", "--json"],
+        );
+        let s: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+        let shard = &s["per_shard"][0];
+        // Checkpoints cover 30 % of the shard (600 probes, 2.4 s of it): several taken.
+        if shard["state"] == "running" && shard["progress"].as_f64().unwrap_or(0.0) >= 0.3 {
+            break;
+        }
+        if Instant::now() > deadline || first.try_wait().unwrap().is_some() {
+            let _ = first.kill();
+            let connz = Command::new("ip")
+                .args(["netns", "exec", &lab.tgt_ns(), "curl", "-s"])
+                .arg("http://198.18.0.2:8222/connz?subs=1")
+                .output()
+                .unwrap();
+            let (code, err) = wait_all(vec![first], Duration::from_secs(5)).remove(0);
+            panic!(
+                "no checkpoint: {s}\nworker (exit {code:?}): {err}\nconnz: {}",
+                String::from_utf8_lossy(&connz.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.kill().unwrap();
+    let _ = first.wait();
+    let second = spawn_worker(&lab, 2, &url, "dense");
+    for (code, err) in wait_all(vec![second], Duration::from_secs(120)) {
+        assert_eq!(code, Some(0), "worker: {err}");
+        assert!(err.contains("(resuming)"), "{err}");
+    }
+    let out = xdpscan_in(&lab.scan_ns(), &["collect", "--nats", &url, "--job", "dense"]);
+    assert!(out.status.success(), "collect: {}", stderr(&out));
+    let first_ip = u32::from(Ipv4Addr::new(198, 19, 10, 0));
+    let expected = syn_expected(first_ip, 512, &[22, 80, 443, 8080]);
+    assert_eq!(expected.len(), 2048, "every probe of the shard is answered");
+    assert_exact(&parse_results(&out.stdout), &expected);
+}
+
 #[test]
 fn a_cluster_node_restarted_mid_scan_loses_nothing() {
     if !lab_available() || !nats_available() {
@@ -536,14 +599,43 @@ fn publish_stores_each_result_once() {
         stream_messages(&lab, "XDPSCAN_PUB_lab_results"),
         results.len() as u64
     );
-    // The same results again (a resumed scan sends its cooldown's results twice): each key's
-    // message id makes the stream keep one.
-    let out = lab.xdpscan(&args);
+    // Another scan to the same subject inside the dedup window (-sA after -sS): its results
+    // are its own, all stored (issue 20, item 5: they were taken for repeats and dropped).
+    let mut ack_args = args.to_vec();
+    ack_args.push("-sA");
+    let out = lab.xdpscan(&ack_args);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stream_messages(&lab, "XDPSCAN_PUB_lab_results"),
-        results.len() as u64
-    );
+    let acks = parse_results(&out.stdout).len() as u64;
+    assert!(acks > 0);
+    let mut total = results.len() as u64 + acks;
+    assert_eq!(stream_messages(&lab, "XDPSCAN_PUB_lab_results"), total);
+    // A rescan, cut short and resumed: one scan, each key stored once, nothing lost.
+    let resume = std::env::temp_dir().join(format!("xdpscan-pub-{}.resume", lab.prefix));
+    let mut cut = args.to_vec();
+    cut[4] = "2000";
+    let resume_s = resume.to_str().unwrap();
+    cut.extend(["--resume-file", resume_s]);
+    let child = lab
+        .in_scan(BIN, &cut)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let first_part = child.wait_with_output().unwrap();
+    assert!(resume.exists(), "{}", stderr(&first_part));
+    let second_part = lab.xdpscan(&["--resume", resume_s, "-q"]);
+    assert!(second_part.status.success(), "{}", stderr(&second_part));
+    let mut both = parse_results(&first_part.stdout);
+    both.extend(parse_results(&second_part.stdout));
+    let keys: std::collections::BTreeSet<_> = both.iter().map(|r| (r.ip, r.port)).collect();
+    assert_eq!(keys.len(), results.len(), "the two parts add up to the scan");
+    total += keys.len() as u64;
+    assert_eq!(stream_messages(&lab, "XDPSCAN_PUB_lab_results"), total);
+    let _ = std::fs::remove_file(&resume);
 }
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {

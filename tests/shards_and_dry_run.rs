@@ -149,6 +149,59 @@ fn tempdir() -> std::path::PathBuf {
     d
 }
 
+/// Issue 20, item 17: the documents reach the disk (fdatasync) before the resume file that
+/// covers them is put in place (its rename); they were flushed, never synced.
+#[test]
+fn results_reach_the_disk_before_the_resume_state() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let dir = tempdir();
+    let (out, resume, trace) = (dir.join("out.ndjson"), dir.join("r.resume"), dir.join("trace"));
+    let o = lab
+        .in_scan(
+            "strace",
+            &[
+                "-f",
+                "-y",
+                "-e",
+                "trace=fdatasync,fsync,rename,renameat,renameat2",
+                "-o",
+                trace.to_str().unwrap(),
+                BIN,
+                "198.19.0.0/16",
+                "-p",
+                "80",
+                "--rate",
+                "3000",
+                "--dry-run",
+                "--max-runtime",
+                "1",
+                "-oJ",
+                out.to_str().unwrap(),
+                "--resume-file",
+                resume.to_str().unwrap(),
+                "-q",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(resume.exists(), "{}", stderr(&o));
+    let t = std::fs::read_to_string(&trace).unwrap();
+    let synced = t
+        .lines()
+        .position(|l| l.contains("sync(") && l.contains("out.ndjson"));
+    let renamed = t
+        .lines()
+        .position(|l| l.contains("rename") && l.contains("r.resume"));
+    match (synced, renamed) {
+        (Some(s), Some(r)) => assert!(s < r, "{t}"),
+        _ => panic!("no fdatasync of the results before the resume file's rename:\n{t}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn probe_fields_follow_the_flags() {
     if !lab_available() {

@@ -2,7 +2,7 @@
 //! drops, the send rate, shard progress, results stored and waiting, broker reachability).
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener},
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
@@ -156,42 +156,94 @@ impl WorkerMetrics {
     }
 }
 
-/// Serves the page on `addr` from a thread of its own.
+/// Bytes of request head read at most; a longer one is cut off and answered 404.
+const MAX_REQUEST: u64 = 8 << 10;
+/// Scrapes served at once; a connection past these is closed at once.
+const MAX_CLIENTS: usize = 8;
+/// The longest a client may take over its request.
+const REQUEST_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves the page on `addr`: a listening thread, and a short-lived thread per scrape (at most
+/// `MAX_CLIENTS`), each reading at most `MAX_REQUEST` bytes within `REQUEST_TIME`, so a client
+/// that streams bytes neither grows memory nor blocks other scrapes. Neither thread keeps a
+/// capability.
 pub fn serve(addr: SocketAddr, m: Arc<WorkerMetrics>) -> Result<(), DistError> {
     let l = TcpListener::bind(addr).map_err(|e| broker_err(format!("--metrics {addr}"), e))?;
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::spawn(move || {
+        crate::io::privilege::shed_thread_caps();
         for conn in l.incoming().flatten() {
-            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-            let mut r = BufReader::new(&conn);
-            let mut first = String::new();
-            if r.read_line(&mut first).is_err() {
+            if active.fetch_add(1, Relaxed) >= MAX_CLIENTS {
+                active.fetch_sub(1, Relaxed);
                 continue;
             }
-            // The rest of the request head.
-            let mut line = String::new();
-            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let path = first.split_whitespace().nth(1).unwrap_or("");
-            let (status, body, ctype) = if path == "/metrics" || path.starts_with("/metrics?") {
-                ("200 OK", m.render(), "text/plain; version=0.0.4")
-            } else {
-                ("404 Not Found", "see /metrics\n".to_string(), "text/plain")
-            };
-            let mut w = &conn;
-            let _ = write!(
-                w,
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            let (m, active) = (m.clone(), active.clone());
+            std::thread::spawn(move || {
+                answer(conn, &m);
+                active.fetch_sub(1, Relaxed);
+            });
         }
     });
     Ok(())
 }
 
+fn answer(conn: std::net::TcpStream, m: &WorkerMetrics) {
+    let started = std::time::Instant::now();
+    let _ = conn.set_read_timeout(Some(REQUEST_TIME));
+    let mut r = BufReader::new((&conn).take(MAX_REQUEST));
+    let mut first = String::new();
+    if r.read_line(&mut first).is_err() {
+        return;
+    }
+    // The rest of the request head, within the same bounds.
+    let mut line = String::new();
+    while started.elapsed() < REQUEST_TIME && r.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let path = first.split_whitespace().nth(1).unwrap_or("");
+    let (status, body, ctype) = if path == "/metrics" || path.starts_with("/metrics?") {
+        ("200 OK", m.render(), "text/plain; version=0.0.4")
+    } else {
+        ("404 Not Found", "see /metrics\n".to_string(), "text/plain")
+    };
+    let mut w = &conn;
+    let _ = write!(
+        w,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 20, item 19: a client streaming an endless request line neither grows memory
+    /// past the bound nor keeps another scrape from being answered.
+    #[test]
+    fn a_streaming_client_blocks_no_scrape() {
+        use std::io::{Read, Write};
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        serve(addr, Arc::new(WorkerMetrics::default())).unwrap();
+        let mut hog = std::net::TcpStream::connect(addr).unwrap();
+        let chunk = vec![b'A'; 4096];
+        let mut sent = 0;
+        // The server stops reading at its bound: the write ends with an error or the socket
+        // buffers fill; either way far less than this is ever held.
+        hog.set_write_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        while sent < 64 << 20 && hog.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        assert!(sent < 64 << 20, "the server kept reading an endless line");
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut page = String::new();
+        c.read_to_string(&mut page).unwrap();
+        assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    }
 
     #[test]
     fn the_page_is_prometheus_text() {

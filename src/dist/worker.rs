@@ -68,9 +68,45 @@ pub fn run(cli: WorkerCli, interrupts: Interrupts) -> Result<u8, DistError> {
     code
 }
 
-/// Where a worker keeps the checkpoint a shard resumes from.
+/// Where a worker keeps the checkpoint a shard resumes from: a directory of its own, made new
+/// (mode 0700) under an unpredictable name, never one found already there.
 fn scratch_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("xdpscan-worker-{}", std::process::id()))
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let random = crate::cookie::random_bytes::<8>()
+            .map(u64::from_le_bytes)
+            .unwrap_or_else(|_| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos() as u64
+            });
+        std::env::temp_dir().join(format!(
+            "xdpscan-worker-{}-{random:016x}",
+            std::process::id()
+        ))
+    })
+    .clone()
+}
+
+/// Makes the scratch directory; an existing entry of that name is an error, not a directory
+/// to use.
+fn make_scratch(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && owned_dir(dir) => Ok(()),
+        r => r,
+    }
+}
+
+/// Ours from an earlier shard of this process: a real directory (not a link), our user's, 0700.
+fn owned_dir(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(dir).is_ok_and(|m| {
+        m.is_dir()
+            && m.uid() == privilege::euid()
+            && m.mode() & 0o777 == 0o700
+    })
 }
 
 fn worker_name(cli: &WorkerCli) -> String {
@@ -317,7 +353,7 @@ async fn shard(
     let _ = msg.ack_with(AckKind::Progress).await;
 
     let dir = scratch_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| broker_err(format!("{}", dir.display()), e))?;
+    make_scratch(&dir).map_err(|e| broker_err(format!("{}", dir.display()), e))?;
     let resume_in = dir.join(format!("{key}.checkpoint.json"));
     let resume_out = dir.join(format!("{key}.resume.json"));
     let resuming = match record.as_ref().and_then(|r| r.checkpoint.as_ref()) {
@@ -454,13 +490,26 @@ async fn shard(
             drop(sink);
             let _ = pump.await;
             metrics.end_shard();
+            say(format!(
+                "shard {}/{} of {}: {}; not taken",
+                task.index + 1,
+                task.count,
+                spec.job,
+                lost_reason(now.as_ref())
+            ));
             stand_down(&msg, now.as_ref()).await;
             return Ok(Next::Continue);
         }
-        Err(_) => {
+        Err(e) => {
             drop(sink);
             let _ = pump.await;
             metrics.end_shard();
+            say(format!(
+                "shard {}/{} of {} given back: {e}",
+                task.index + 1,
+                task.count,
+                spec.job
+            ));
             let _ = msg
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
@@ -673,6 +722,25 @@ mod tests {
             strip_options(&job, &["-i", "--interface"]),
             vec!["198.18.0.0/24", "-p", "80"]
         );
+    }
+
+    /// Issue 20, item 18: the scratch directory's name cannot be guessed, and a directory
+    /// planted under it (another user's, or open to all) is refused.
+    #[test]
+    fn the_scratch_directory_is_never_one_found_there() {
+        let dir = scratch_dir();
+        assert_eq!(dir, scratch_dir(), "one per process");
+        assert!(dir.to_str().unwrap().len() > "xdpscan-worker-".len() + 17);
+        let planted = std::env::temp_dir().join(format!("xdpscan-planted-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&planted);
+        std::fs::create_dir(&planted).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(make_scratch(&planted).is_err());
+        std::fs::remove_dir(&planted).unwrap();
+        make_scratch(&planted).unwrap();
+        make_scratch(&planted).unwrap();
+        std::fs::remove_dir(&planted).unwrap();
     }
 
     #[test]

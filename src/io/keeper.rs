@@ -41,6 +41,7 @@ const OP_CREATE: u8 = 1;
 const OP_RENAME: u8 = 2;
 const OP_REMOVE: u8 = 3;
 const OP_UNNAMED: u8 = 4;
+const OP_CREATE_TEMP: u8 = 5;
 
 /// Longest request: an op, two lengths and two paths.
 const MAX_REQUEST: usize = 1 + 4 + 2 * 4096;
@@ -107,6 +108,39 @@ pub fn create(path: &Path) -> io::Result<File> {
         Answer::File(f) => Ok(f),
         Answer::Done => Err(io::Error::other("file keeper: no file")),
     }
+}
+
+/// A temporary name, renamed over the real one when complete: whatever is there is removed
+/// and the file made anew with `O_EXCL`, so a name planted in advance (a hard link to a file
+/// of root's, a symlink) is never opened.
+pub fn create_temp(path: &Path) -> io::Result<File> {
+    match ask(OP_CREATE_TEMP, path, None)? {
+        Answer::Direct => create_new(path),
+        Answer::File(f) => Ok(f),
+        Answer::Done => Err(io::Error::other("file keeper: no file")),
+    }
+}
+
+fn create_new(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// `create_temp` and write all of `bytes`, synced.
+pub fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use io::Write;
+    let mut f = create_temp(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// `create` and write all of `bytes`.
@@ -355,10 +389,11 @@ fn answer(req: &[u8], allowed: &Allowed) -> io::Result<Option<File>> {
                 .open(&a)
                 .map(Some)
         }
+        OP_CREATE_TEMP if file_ok(&a) => create_new(&a).map(Some),
         OP_RENAME if file_ok(&a) && file_ok(&b) => std::fs::rename(&a, &b).map(|_| None),
         OP_REMOVE if file_ok(&a) => std::fs::remove_file(&a).map(|_| None),
         OP_UNNAMED if allowed.dirs.iter().any(|d| d == &a) => unnamed_in(&a).map(Some),
-        OP_CREATE | OP_RENAME | OP_REMOVE | OP_UNNAMED => Err(denied()),
+        OP_CREATE | OP_CREATE_TEMP | OP_RENAME | OP_REMOVE | OP_UNNAMED => Err(denied()),
         _ => Err(bad()),
     }
 }
@@ -393,6 +428,23 @@ mod tests {
             .is_some());
         answer(&req(OP_RENAME, &s(&tmp), &s(&ok)), &allowed).unwrap();
         assert!(ok.exists() && !tmp.exists());
+        // Issue 20, item 18: a temporary name planted in advance as a hard link to another
+        // file: made anew, the other file untouched.
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::fs::hard_link(&victim, &tmp).unwrap();
+        let mut f = answer(&req(OP_CREATE_TEMP, &s(&tmp), ""), &allowed)
+            .unwrap()
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"resume").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&tmp).unwrap(), "resume");
+        std::os::unix::fs::symlink(&victim, dir.join("link.tmp")).unwrap();
+        assert!(create_new(&dir.join("link.tmp")).is_ok(), "the link is removed, not followed");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        for f in [victim, tmp.clone(), dir.join("link.tmp")] {
+            std::fs::remove_file(f).unwrap();
+        }
         let other = dir.join("other");
         let denied = |r: Vec<u8>| answer(&r, &allowed).unwrap_err().raw_os_error();
         assert_eq!(denied(req(OP_CREATE, &s(&other), "")), Some(libc::EPERM));

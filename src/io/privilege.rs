@@ -9,6 +9,22 @@ use std::{ffi::CString, io};
 
 use super::IoError;
 
+/// Empties the calling thread's capability sets (capabilities are per thread; threads it
+/// starts inherit the empty sets). For threads that serve the network and never attach.
+pub fn shed_thread_caps() {
+    let _ = capset(Caps {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    });
+}
+
+/// The effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// Capability numbers (linux/capability.h) this crate names.
 pub mod cap {
     pub const DAC_OVERRIDE: u32 = 1;

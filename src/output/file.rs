@@ -189,9 +189,16 @@ impl OutFile {
         }
     }
 
+    /// On the disk, not only in the page cache: the resume file (fsynced) is written after
+    /// the documents close, so results reach the disk before the resume state that covers
+    /// them (a power loss never leaves a resume file past lines that were lost). Pipes and
+    /// devices cannot be synced and need not be.
     fn sync(&mut self) -> io::Result<()> {
         match &mut self.dest {
-            Dest::File(f) => f.flush(),
+            Dest::File(f) => match f.sync_data() {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EROFS)) => Ok(()),
+                r => r,
+            },
             Dest::Stdout(s) => s.flush(),
         }
     }

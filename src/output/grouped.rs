@@ -342,7 +342,7 @@ impl Document {
         match (&self.part, complete) {
             (Some(part), false) => {
                 let tmp = part_tmp_path(part);
-                let mut w = BufWriter::new(crate::io::keeper::create(&tmp)?);
+                let mut w = BufWriter::new(crate::io::keeper::create_temp(&tmp)?);
                 groups.drain(Some(&mut w), &mut write)?;
                 w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
                 crate::io::keeper::rename(&tmp, part)
