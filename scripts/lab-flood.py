@@ -109,13 +109,31 @@ class Flood:
         h = struct.pack("!BBHI", typ, code, 0, 0) + body
         return h[:2] + struct.pack("!H", csum(h)) + h[4:]
 
-    def v4(self, proto, l4fn, **ip):
-        src = self.host()
+    def outside(self):
+        """An address beside the scanned ones but outside them (still in the lab's range)."""
+        return struct.pack("!I", self.first + self.size + self.r.randrange(self.size))
+
+    def v4(self, proto, l4fn, src=None, **ip):
+        src = src or self.host()
         return self.eth(self.ip(proto, l4fn(src), src=src, **ip))
 
     # ---- the kinds ------------------------------------------------------------------------
     def k_synack(self):
         return self.v4(TCP, lambda s: self.tcp(s, SYN | ACK, opts=b"\x02\x04\x05\xb4", doff=6))
+
+    def k_bare_syn(self):
+        # A SYN with no ACK to one of our source ports: it acknowledges nothing of ours.
+        return self.v4(TCP, lambda s: self.tcp(s, SYN, ack=0))
+
+    def k_outside_bare_syn(self):
+        return self.v4(TCP, lambda s: self.tcp(s, SYN, ack=0), src=self.outside())
+
+    def k_outside_synack(self):
+        return self.v4(TCP, lambda s: self.tcp(s, SYN | ACK), src=self.outside())
+
+    def k_outside_udp(self):
+        return self.v4(UDP, lambda s: self.udp(s, self.rnd(self.r.randint(0, 64))),
+                       src=self.outside())
 
     def k_rst(self):
         return self.v4(TCP, lambda s: self.tcp(s, RST, ack=0))

@@ -3,7 +3,7 @@
 //! random payloads. The source port alone lets one in 4,536 through (ZMap's and masscan's
 //! check); with the cookie in the payload fields each protocol echoes (DNS ID and 0x20 case,
 //! NTP origin, SNMP request-id) none gets through, and the invalid counter shows the flood.
-//! A flood of 35 kinds of forged and malformed frame (scripts/lab-flood.py) during a TCP and a
+//! A flood of 39 kinds of forged and malformed frame (scripts/lab-flood.py) during a TCP and a
 //! UDP scan leaves both exact, and the invalid and malformed counters show it.
 
 mod common;

@@ -1178,6 +1178,10 @@ fn receive<R: RxQueue>(
             let classified = match plan.raw() {
                 RawModule::Ports(ms) => classify_ports(ms, &ip, &ctx),
                 RawModule::Trace(t) => match t.classify(&ip, &ctx) {
+                    Classified::Reply(h) if !TraceTable::admits(&plan.space, &h) => {
+                        Stats::add(&stats.invalid, 1);
+                        continue;
+                    }
                     Classified::Reply(h) => {
                         Stats::add(&stats.validated, 1);
                         if plan.keep_replies {

@@ -34,6 +34,18 @@ pub struct TraceTable {
 }
 
 impl TraceTable {
+    /// Whether a hop may be kept: a UDP answer from an open port carries nothing of ours but
+    /// the port pair, so its source must at least be a pair the scan probed; anything else
+    /// would be a false path, and a table growing with every spoofed source.
+    pub fn admits(space: &crate::target::TargetSpace, h: &Hop) -> bool {
+        match h.kind {
+            HopKind::End(_, crate::probe::Reason::UdpResponse) => {
+                space.index_of(h.target, 0, h.port).is_some()
+            }
+            _ => true,
+        }
+    }
+
     /// Records one reply; returns false for a duplicate (a second answer to the same TTL's
     /// probe). Answers from TTLs past the end of the path are expected, not duplicates.
     pub fn add(&mut self, h: &Hop) -> bool {
@@ -176,6 +188,25 @@ mod tests {
             kind,
             reply_ttl: 60,
         }
+    }
+
+    /// Issue 20, item 11: a UDP answer from a pair no probe went to is refused.
+    #[test]
+    fn udp_answers_only_from_probed_pairs() {
+        let space = crate::target::TargetSpace::new(
+            crate::target::RangeSet::from_ranges(vec![crate::target::Ipv4Range::new(100, 100)]),
+            crate::target::PortList::parse("53").unwrap(),
+        );
+        let udp = HopKind::End(PortState::Open, Reason::UdpResponse);
+        let mut h = hop(3, 100, udp);
+        h.port = 53;
+        assert!(TraceTable::admits(&space, &h));
+        for (target, port) in [(a(101), 53), (a(100), 54), (a(7), 9)] {
+            let h = Hop { target, port, ..h };
+            assert!(!TraceTable::admits(&space, &h), "{target}:{port}");
+        }
+        // Hops whose reply carries our mark are checked by it, not here.
+        assert!(TraceTable::admits(&space, &hop(3, 3, HopKind::Transit)));
     }
 
     #[test]

@@ -154,8 +154,30 @@ impl PortScan for IpProtoScan {
         let ours =
             |p: u8, dport: u16| ctx.jar.cookie(ip.dst(), ip.src(), p as u16, TAG).src_port == dport;
         match ip.protocol() {
+            // The ACK probe's RST takes its sequence number from our acknowledgement: all 32
+            // bits of the cookie, not only the port.
             PROTO_TCP => match TcpSegment::new_checked(ip.payload()) {
-                Ok(s) if ours(PROTO_TCP, s.dst_port()) => open(PROTO_TCP, Reason::ProtoResponse),
+                Ok(s) if s.src_port() == TCP_PORT => {
+                    let c = ctx.jar.cookie(ip.dst(), ip.src(), PROTO_TCP as u16, TAG);
+                    let reply = tcp::TcpReply {
+                        from: ip.src(),
+                        port: s.src_port(),
+                        flags: s.flags(),
+                        window: s.window(),
+                        seq: s.seq(),
+                        ack: s.ack(),
+                        ttl: ip.ttl(),
+                        cookie: c,
+                    };
+                    if c.src_port == s.dst_port()
+                        && s.flags().has(TcpFlags::RST)
+                        && tcp_probe().rst_answers(&reply)
+                    {
+                        open(PROTO_TCP, Reason::ProtoResponse)
+                    } else {
+                        Classified::Invalid
+                    }
+                }
                 _ => Classified::Invalid,
             },
             PROTO_UDP => match UdpDatagram::new_checked(ip.payload()) {
@@ -253,6 +275,37 @@ mod tests {
                 _ => assert!(l4.is_empty()),
             }
         }
+    }
+
+    /// Issue 20, item 12: the TCP probe's RST is checked on all 32 bits its sequence number
+    /// carries, not only on our source port.
+    #[test]
+    fn the_tcp_probes_reset_carries_the_cookie() {
+        let ctx = ctx();
+        let c = ctx.jar.cookie(SRC, DST, PROTO_TCP as u16, TAG);
+        let rst = |seq: u32| {
+            classify(
+                &IpProtoScan,
+                &ctx,
+                &tcp_reply(DST, TCP_PORT, c.src_port, seq, 0, "R", 0),
+            )
+        };
+        let Classified::Reply(v) = rst(c.ack()) else {
+            panic!("{:?}", rst(c.ack()))
+        };
+        assert_eq!((v.port, v.state), (6, PortState::Open));
+        for forged in [0, c.ack().wrapping_add(1), c.seq] {
+            assert_eq!(rst(forged), Classified::Invalid, "seq {forged:#x}");
+        }
+        assert_eq!(
+            classify(
+                &IpProtoScan,
+                &ctx,
+                &tcp_reply(DST, TCP_PORT, c.src_port, 1, c.seq, "SA", 0)
+            ),
+            Classified::Invalid,
+            "not a reset"
+        );
     }
 
     #[test]
