@@ -913,6 +913,8 @@ mod tests {
             positions: vec![crate::engine::Position { pass: 0, walked: 5 }],
             command_line: recorded.iter().map(|s| s.to_string()).collect(),
             scan_id: 1,
+            answered: Vec::new(),
+            carried: Vec::new(),
         }
         .save(&path)
         .unwrap();

@@ -181,6 +181,10 @@ pub struct ScanSpec {
     pub fingerprint: String,
     /// Names this run and its resumes, unlike any other run (`--publish` message ids).
     pub scan_id: u64,
+    /// From the resume file: probes past its positions that answered, and results the
+    /// interrupted run did not write (`engine::carry`).
+    pub resume_answered: Vec<u64>,
+    pub resume_carried: Vec<String>,
     /// The command line as typed.
     pub args: Vec<String>,
 }
@@ -426,7 +430,10 @@ impl ScanSpec {
                 .map(u64::from_le_bytes)
                 .map_err(|e| ConfigError::Usage(format!("cannot read /dev/urandom: {e}")))?,
         };
-        let resume = resume_file.map(|(_, f)| f.positions);
+        let (resume, resume_answered, resume_carried) = match resume_file {
+            Some((_, f)) => (Some(f.positions), f.answered, f.carried),
+            None => (None, Vec::new(), Vec::new()),
+        };
         let outputs = Outputs {
             json: cli.output_json.clone(),
             xml: cli.output_xml.clone(),
@@ -497,6 +504,8 @@ impl ScanSpec {
             resume,
             resume_file: cli.resume_file.clone(),
             scan_id,
+            resume_answered,
+            resume_carried,
             run_as,
             publish: cli
                 .publish

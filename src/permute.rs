@@ -103,6 +103,14 @@ impl Walker {
         self.total - self.remaining
     }
 
+    /// Ends the walk at position `to` (a range of positions: silence of an interrupted run).
+    pub fn stop_at(mut self, to: u64) -> Self {
+        let walked = self.walked();
+        self.remaining = self.remaining.min(to.saturating_sub(walked));
+        self.total = walked + self.remaining;
+        self
+    }
+
     /// Skips the first `k` positions (resuming a scan).
     pub fn advance(&mut self, k: u64) {
         let k = k.min(self.remaining);
@@ -409,6 +417,17 @@ mod tests {
             for t in 0..3 { for i in c.walker(0, 2, t, 3) { seen[i as usize] += 1; } }
             for i in c.walker(1, 2, 0, 1) { seen[i as usize] += 1; }
             prop_assert!(seen.iter().all(|&k| k == 1));
+        }
+
+        #[test]
+        fn ranges_add_up_to_the_walk(n in 1u64..3000, seed in any::<u64>(), k in 0u64..4000) {
+            let c = Cycle::new(n, seed);
+            let whole: Vec<u64> = c.walker(0, 1, 0, 1).collect();
+            let mut tail = c.walker(0, 1, 0, 1);
+            tail.advance(k);
+            let mut parts: Vec<u64> = c.walker(0, 1, 0, 1).stop_at(k).collect();
+            parts.extend(tail);
+            prop_assert_eq!(parts, whole);
         }
 
         #[test]

@@ -23,6 +23,13 @@ pub struct ResumeFile {
     /// Names this scan across its resumes (`--publish` message ids); 0 in older files.
     #[serde(default)]
     pub scan_id: u64,
+    /// Probe indices past `positions` that already answered (a cooldown cut short gave them
+    /// back): the resumed run takes their replies for duplicates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answered: Vec<u64>,
+    /// Results past `--max-results` (NDJSON wire lines): the resumed run writes them first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +116,8 @@ mod tests {
             ],
             command_line: vec!["xdpscan".into()],
             scan_id: 0x5ca1ab1e,
+            answered: vec![3, 9],
+            carried: vec!["{}".into()],
         };
         let p =
             std::env::temp_dir().join(format!("xdpscan-resume-test-{}.json", std::process::id()));

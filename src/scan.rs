@@ -198,7 +198,17 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
         grab: cfg.grab.clone(),
         namer: cfg.namer.clone(),
         module,
-        live: hooks.live.clone(),
+        // Always sampled: a cooldown cut short resumes from where the threads were `--wait`
+        // before (`engine::carry`).
+        live: Some(hooks.live.clone().unwrap_or_else(|| {
+            Arc::new(engine::LivePositions::new(cfg.tx_cores.len()))
+        })),
+        answered_before: cfg.resume_answered.clone(),
+        carried: cfg
+            .resume_carried
+            .iter()
+            .filter_map(|l| crate::output::ndjson::from_line(l).ok())
+            .collect(),
     };
     let info = run_info(cfg);
     let mut sinks = open_sinks(&cfg.outputs, &info, !hooks.no_default_stdout)?;
@@ -259,6 +269,12 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
             positions: outcome.positions.clone(),
             command_line: cfg.args.clone(),
             scan_id: cfg.scan_id,
+            answered: outcome.answered_after.clone(),
+            carried: outcome
+                .carried
+                .iter()
+                .map(crate::output::ndjson::to_wire_line)
+                .collect(),
         };
         match f.save(&cfg.resume_file) {
             Ok(()) => Some(cfg.resume_file.display().to_string()),

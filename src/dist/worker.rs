@@ -453,6 +453,8 @@ async fn shard(
         positions,
         command_line: cfg.args.clone(),
         scan_id: cfg.scan_id,
+        answered: Vec::new(),
+        carried: Vec::new(),
     };
     let started = Instant::now();
     let record_of = |state: ShardState, positions: Option<&Vec<Position>>| ShardRecord {

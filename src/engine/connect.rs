@@ -244,6 +244,7 @@ pub fn run(
         send_duration = start.elapsed();
     }
     let walked = walker.walked();
+    let carried = std::mem::take(&mut *out_state.carried.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(Outcome {
         started,
         duration: start.elapsed(),
@@ -252,6 +253,8 @@ pub fn run(
         positions: vec![Position { pass: 0, walked }],
         complete: walked == total,
         governor: None,
+        answered_after: Vec::new(),
+        carried,
     })
 }
 

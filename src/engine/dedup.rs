@@ -258,6 +258,16 @@ impl Dedup {
         }
     }
 
+    /// Marks index `i` answered (bitmap only; past it the window has no indices): what a resumed
+    /// scan's interrupted run already reported.
+    pub fn mark(&mut self, i: u64) {
+        if let Mode::Bitmap(b) = &mut self.mode {
+            if i < b.bits.len() as u64 * 64 {
+                b.set(i);
+            }
+        }
+    }
+
     /// Which indices answered, when the filter is a bitmap (`--report-silent` reads it).
     pub fn answered(&self) -> Option<&Bitmap> {
         match &self.mode {

@@ -3,6 +3,7 @@
 //! orderly stops (Ctrl-C, limits, a closed output): sending stops, receiving goes on, every
 //! result is flushed, and each thread's place in the permutation is returned for `--resume`.
 
+pub mod carry;
 pub mod connect;
 pub mod dedup;
 pub mod governor;
@@ -86,6 +87,10 @@ pub struct Plan {
     pub namer: Option<Arc<crate::service::Namer>>,
     /// Where each transmit thread is now, for checkpoints taken while the scan runs.
     pub live: Option<Arc<LivePositions>>,
+    /// From a resume: probes past its positions that answered, and results the interrupted
+    /// run did not write (`carry.rs`).
+    pub answered_before: Vec<u64>,
+    pub carried: Vec<Record>,
 }
 
 /// Each transmit thread's position as it walks, readable from any thread. Updated once per
@@ -265,6 +270,11 @@ pub struct Outcome {
     pub complete: bool,
     /// What the governor decided: at `--rate 0`, or whenever the writer made it pause.
     pub governor: Option<governor::GovernorReport>,
+    /// Answered probes past `positions` (a cut cooldown gave them back): the resumed run
+    /// takes their replies for duplicates.
+    pub answered_after: Vec<u64>,
+    /// Results past `--max-results`, for the resumed run to write.
+    pub carried: Vec<Record>,
 }
 
 impl Outcome {
@@ -308,6 +318,8 @@ pub struct OutputState {
     pub error: Mutex<Option<EngineError>>,
     /// Every probe was sent (set before the results channel closes).
     pub complete: AtomicBool,
+    /// Results past `--max-results`: not written, handed to the resume (`carry.rs`).
+    pub carried: Mutex<Vec<Record>>,
 }
 
 impl OutputState {
@@ -318,6 +330,7 @@ impl OutputState {
             written: AtomicU64::new(0),
             error: Mutex::new(None),
             complete: AtomicBool::new(false),
+            carried: Mutex::new(Vec::new()),
         }
     }
 
@@ -438,6 +451,11 @@ fn write_record(
         .is_some_and(|m| st.written.load(Relaxed) >= m)
     {
         st.limit_hit.store(true, Relaxed);
+        // Its probe is behind the resume position: the resumed run writes it.
+        st.carried
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(r.clone());
         return false;
     }
     for (name, sink) in sinks.iter_mut() {
@@ -508,6 +526,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
     let errors: Mutex<Vec<EngineError>> = Mutex::new(Vec::new());
     let positions: Mutex<Vec<Position>> =
         Mutex::new(vec![Position { pass: 0, walked: 0 }; threads as usize]);
+    let answered_after: Mutex<Vec<u64>> = Mutex::new(Vec::new());
     // Bounded, so memory does not grow when the writer lags: at 3/4 full the senders pause
     // until it is below half (`Governor::backpressure`), so replies in flight still fit.
     let (rec_tx, rec_rx) = bounded::<OutMsg>(OUT_QUEUE);
@@ -554,6 +573,11 @@ pub fn run<T: TxQueue, R: RxQueue>(
     std::thread::scope(|s| {
         let out = s.spawn(|| write_outputs(rec_rx, sinks, &out_state, plan.limits, start, &holds));
         let holds = &holds;
+        // The interrupted run's results past --max-results come first.
+        for r in &plan.carried {
+            stats.count_state(r.state);
+            let _ = rec_tx.send(OutMsg::Result(r.clone()));
+        }
         let version_link = versioned.as_ref().map(|namer| {
             let (rec_tx, detecting) = (rec_tx.clone(), &detecting);
             let answers = answer_rx.clone();
@@ -585,8 +609,19 @@ pub fn run<T: TxQueue, R: RxQueue>(
             let rec_tx = rec_tx.clone();
             s.spawn(move || {
                 pin(plan.rx_core);
+                let raw = plan.raw();
+                let mut dedup = Dedup::for_space(plan.space.len());
+                // What the interrupted run reported or carried: their repeats are duplicates.
+                for &i in &plan.answered_before {
+                    dedup.mark(i);
+                }
+                for r in &plan.carried {
+                    if let Some(i) = plan.space.index_of(r.ip, raw.slot_of(r.proto), r.port) {
+                        dedup.mark(i);
+                    }
+                }
                 let mut side = RxSide {
-                    dedup: Dedup::for_space(plan.space.len()),
+                    dedup,
                     tracer,
                     traces: TraceTable::default(),
                     trace_hold: None,
@@ -669,9 +704,15 @@ pub fn run<T: TxQueue, R: RxQueue>(
             .collect();
 
         // Phase 1, sending: wait for the threads; a signal, a limit or a dead output stops them.
+        let mut history = carry::PositionHistory::default();
+        let mut sampled = Instant::now();
         while walks_done.load(Relaxed) < threads as usize
             && senders.iter().any(|h| !h.is_finished())
         {
+            if let Some(live) = plan.live.as_ref().filter(|_| sampled.elapsed().as_millis() >= 100) {
+                sampled = Instant::now();
+                history.sample(sampled, live.snapshot(), plan.wait);
+            }
             if !stop_tx.load(Relaxed) {
                 if let Some(w) = stop_reason(plan, start, interrupts, &out_state) {
                     stop = w;
@@ -686,9 +727,14 @@ pub fn run<T: TxQueue, R: RxQueue>(
             .send_done_ms
             .store(send_duration.as_millis().max(1) as u64, Relaxed);
 
+        if let Some(live) = &plan.live {
+            history.sample(Instant::now(), live.snapshot(), plan.wait);
+        }
+
         // Phase 2, cooldown: replies still in flight.
+        let mut cut = None;
         if rx_thread.is_some() {
-            cooldown(plan, interrupts, &out_state, &grabbing, &mut stop);
+            cut = cooldown(plan, interrupts, &out_state, &grabbing, &mut stop);
             // Phase 2b (-sU -sV --report-silent): the silent UDP ports of a complete run go
             // through version detection before they are reported (an answer makes them open).
             if silent_udp_wanted && stop == StopReason::Completed && !stop_tx.load(Relaxed) {
@@ -726,13 +772,40 @@ pub fn run<T: TxQueue, R: RxQueue>(
         if let Some(ms) = trace_hold {
             let _ = rec_tx.send(OutMsg::Release(ms));
         }
-        let complete = stop == StopReason::Completed && !stop_tx.load(Relaxed);
+        // Where the resume starts: a cut cooldown gives back what the last `--wait` sent.
+        let stopped = positions.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let started_at: Vec<Position> = (0..threads as usize)
+            .map(|t| {
+                plan.resume
+                    .as_ref()
+                    .and_then(|r| r.get(t).copied())
+                    .unwrap_or(Position { pass: 0, walked: 0 })
+            })
+            .collect();
+        let effective = match cut {
+            Some(at) => history.safe_at(at, plan.wait).unwrap_or(started_at.clone()),
+            None => stopped.clone(),
+        };
         if let Some(answered) = dedup.as_ref().and_then(|d| d.answered()) {
-            if plan.report_silent && complete {
+            if cut.is_some() {
+                let mut given_back = Vec::new();
+                for t in 0..threads {
+                    let (safe, stop) = (effective[t as usize], stopped[t as usize]);
+                    given_back.extend(carry::answered_between(plan, answered, t, threads, safe, stop));
+                }
+                *answered_after.lock().unwrap_or_else(|p| p.into_inner()) = given_back;
+            }
+            if plan.report_silent {
+                // What this run can tell, complete or not (a resumed run tells the rest).
+                let ranges: Vec<(u64, u64)> = (0..threads as usize)
+                    .map(|t| carry::silent_range(plan, started_at[t], effective[t]))
+                    .collect();
                 // Silent UDP ports probed in phase 2b were reported by the version worker.
-                silence::report(answered, plan, threads, silent_udp_wanted, &mut emit);
+                silence::report(answered, plan, &ranges, silent_udp_wanted, &mut emit);
             }
         }
+        *positions.lock().unwrap_or_else(|p| p.into_inner()) = effective;
+        let complete = stop == StopReason::Completed && !stop_tx.load(Relaxed) && cut.is_none();
         if let Some(ms) = silence_hold {
             let _ = rec_tx.send(OutMsg::Release(ms));
         }
@@ -743,6 +816,7 @@ pub fn run<T: TxQueue, R: RxQueue>(
         let _ = mon.join();
     });
 
+    let carried = std::mem::take(&mut *out_state.carried.lock().unwrap_or_else(|p| p.into_inner()));
     if stop == StopReason::Completed && out_state.limit_hit.load(Relaxed) {
         stop = StopReason::MaxResults;
     }
@@ -778,6 +852,10 @@ pub fn run<T: TxQueue, R: RxQueue>(
         positions,
         complete,
         governor: Some(plan.governor.report()).filter(|r| plan.governor.active || r.pauses > 0),
+        answered_after: answered_after
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
+        carried,
     })
 }
 
@@ -809,26 +887,34 @@ fn stop_reason(
 }
 
 /// Waits `--wait` for replies still in flight, longer while banner connections are open (each
-/// expires by itself). A further signal ends it (and marks a completed scan interrupted), as do
-/// a dead output and the result limit.
+/// expires by itself). A further signal ends it (and marks a completed scan interrupted), as
+/// does a dead output; `--max-results` does not (what still comes is carried to the resume).
+/// Returns when it was cut short of `--wait`: the replies of the last `--wait`'s probes may
+/// not all have come (`carry.rs`).
 fn cooldown(
     plan: &Plan,
     interrupts: &Interrupts,
     out: &OutputState,
     grabbing: &AtomicUsize,
     stop: &mut StopReason,
-) {
+) -> Option<Instant> {
     let seen = interrupts.load(Relaxed);
     let end = Instant::now() + plan.wait;
-    while Instant::now() < end || grabbing.load(Relaxed) > 0 {
+    let cut = |now: Instant| (now < end).then_some(now);
+    loop {
+        let now = Instant::now();
+        if now >= end && grabbing.load(Relaxed) == 0 {
+            return None;
+        }
         if interrupts.load(Relaxed) > seen || (*stop == StopReason::Completed && seen > 0) {
             if *stop == StopReason::Completed {
                 *stop = StopReason::Interrupted;
             }
-            return;
+            return cut(now);
         }
-        if out.dead() {
-            return;
+        if out.broken_pipe.load(Relaxed) || out.error.lock().map(|e| e.is_some()).unwrap_or(true)
+        {
+            return cut(now);
         }
         std::thread::sleep(Duration::from_millis(10));
     }

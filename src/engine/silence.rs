@@ -7,17 +7,19 @@ use crate::output::Record;
 
 use super::{dedup::Bitmap, Plan};
 
-/// Hands a silent record for every unanswered index of this shard (all its `threads` walks) to
-/// `emit`, until `emit` returns false.
+/// Hands a silent record for every unanswered index of this shard's walks, thread `t` from
+/// position `ranges[t].0` to `ranges[t].1` of its last pass (what this run can tell: see
+/// `carry::silent_range`), to `emit`, until `emit` returns false.
 /// `skip_udp`: silent UDP ports were handed to version detection (`SilentUdp`), which reports
 /// them.
 pub fn report(
     answered: &Bitmap,
     plan: &Plan,
-    threads: u32,
+    ranges: &[(u64, u64)],
     skip_udp: bool,
     emit: &mut impl FnMut(Record) -> bool,
 ) {
+    let threads = ranges.len() as u32;
     // Per slot of the space's ports (one per protocol scanned): what silence means, and who.
     let slots: Vec<_> = plan
         .raw()
@@ -26,8 +28,10 @@ pub fn report(
         .map(|m| (m.silence().0, m.scan(), m.result_proto()))
         .collect();
     let ports = plan.space.ports();
-    for t in 0..threads {
-        for i in plan.cycle.walker(plan.shard.0, plan.shard.1, t, threads) {
+    for (t, &(from, to)) in ranges.iter().enumerate() {
+        let mut walk = plan.cycle.walker(plan.shard.0, plan.shard.1, t as u32, threads);
+        walk.advance(from);
+        for i in walk.stop_at(to) {
             if !answered.get(i) {
                 let (ip, port, pi) = plan.space.get_indexed(i);
                 let (state, name, proto) = slots[ports.slot_of(pi)];
@@ -83,11 +87,18 @@ impl SilentUdp<'_> {
                     self.done.store(true, Relaxed);
                     return;
                 }
-                self.walker =
-                    Some(
-                        plan.cycle
-                            .walker(plan.shard.0, plan.shard.1, self.thread, self.threads),
-                    );
+                // A resumed run tells only the silence of what it walked (`carry.rs`).
+                let mut walk =
+                    plan.cycle
+                        .walker(plan.shard.0, plan.shard.1, self.thread, self.threads);
+                let start = plan
+                    .resume
+                    .as_ref()
+                    .and_then(|r| r.get(self.thread as usize))
+                    .copied()
+                    .unwrap_or(super::Position { pass: 0, walked: 0 });
+                walk.advance(super::carry::silent_range(plan, start, start).0);
+                self.walker = Some(walk);
                 self.thread += 1;
             }
             let Some(i) = self.walker.as_mut().and_then(|w| w.next()) else {
