@@ -71,7 +71,7 @@ fn nats(per_result: bool, n: u64) -> (f64, u64) {
         "xdpscan.results.bench".to_string()
     };
     let naming = if per_result {
-        Naming::PerResult
+        Naming::PerResult { scan: 1 }
     } else {
         Naming::Batches {
             prefix: format!("bench.{}", std::process::id()),

@@ -16,7 +16,7 @@ use std::{
 use criterion::{black_box, criterion_group, BatchSize, Criterion, Throughput};
 use xdpscan::{
     cookie::{CookieJar, PortRange},
-    engine::dedup::Dedup,
+    engine::dedup::{Dedup, Seen},
     permute::{Cycle, Walker},
     probe::{udp_payloads::Payloads, Classified, ClassifyCtx, PortScan, ScanType},
     target::{parse_target, PortList, RangeSet, Target, TargetSpace},
@@ -164,11 +164,11 @@ fn receive(
             pending.iter().map(|v| (v.ip, 0, v.port, v.proto)),
             &mut firsts,
         );
-        for &first in &firsts {
-            if first {
-                n.results += 1;
-            } else {
-                n.duplicates += 1;
+        for &seen in &firsts {
+            match seen {
+                Seen::First => n.results += 1,
+                Seen::Again => n.duplicates += 1,
+                Seen::Outside => n.other += 1,
             }
         }
     }

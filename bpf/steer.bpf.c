@@ -77,6 +77,32 @@ static __always_inline int in_range(const struct steer_config *cfg, __u16 port_b
 	return p >= cfg->port_lo && p <= cfg->port_hi;
 }
 
+/* Is this quoted layer-4 header (protocol `proto`) one of our probes? TCP and UDP: from one of
+ * our source ports. ICMP: a query (echo, timestamp, information, address mask; ICMPv6 echo)
+ * whose identifier is one of them, when the scan sends such queries. Any other protocol: only
+ * -sO and `probe` send those (STEER_ANY_QUOTED); they have no ports, and the engine checks the
+ * cookie in the quoted IP id. Everything else is the host's own traffic (frag-needed for its
+ * connections, above all): the kernel's. */
+static __always_inline int quoted_probe(const struct steer_config *cfg, __u8 proto, void *l4,
+					void *end)
+{
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		__u16 *sport = l4;
+		if ((void *)(sport + 1) > end)
+			return 0;
+		return in_range(cfg, *sport);
+	}
+	if (proto == IPPROTO_ICMP || proto == NEXTHDR_ICMPV6) {
+		struct icmphdr *q = l4;
+		if ((void *)(q + 1) > end)
+			return 0;
+		int query = q->type == 8 || q->type == 13 || q->type == 15 || q->type == 17 ||
+			    (proto == NEXTHDR_ICMPV6 && q->type == 128);
+		return query && (cfg->flags & STEER_ANY_QUOTED) && in_range(cfg, q->id);
+	}
+	return (cfg->flags & STEER_ANY_QUOTED) != 0;
+}
+
 /* Is this ICMP error about a packet we sent? `q` points at the quoted IPv4 header. */
 static __always_inline int quotes_us(const struct steer_config *cfg, void *q, void *end)
 {
@@ -85,17 +111,10 @@ static __always_inline int quotes_us(const struct steer_config *cfg, void *q, vo
 		return 0;
 	if (qip->saddr != cfg->src_ip)
 		return 0;
-	if (cfg->flags & STEER_ANY_QUOTED)
-		return 1;
-	if (qip->protocol != IPPROTO_TCP && qip->protocol != IPPROTO_UDP)
-		return 0;
 	__u32 qlen = qip->ihl * 4;
 	if (qlen < sizeof(*qip))
 		return 0;
-	__u16 *sport = q + qlen;
-	if ((void *)(sport + 1) > end)
-		return 0;
-	return in_range(cfg, *sport);
+	return quoted_probe(cfg, qip->protocol, q + qlen, end);
 }
 
 static __always_inline int is_our_v6(const struct steer_config *cfg, const struct in6_addr *a)
@@ -114,14 +133,7 @@ static __always_inline int quotes_us6(const struct steer_config *cfg, void *q, v
 		return 0;
 	if (!is_our_v6(cfg, &qip->saddr))
 		return 0;
-	if (cfg->flags & STEER_ANY_QUOTED)
-		return 1;
-	if (qip->nexthdr != IPPROTO_TCP && qip->nexthdr != IPPROTO_UDP)
-		return 0;
-	__u16 *sport = (void *)(qip + 1);
-	if ((void *)(sport + 1) > end)
-		return 0;
-	return in_range(cfg, *sport);
+	return quoted_probe(cfg, qip->nexthdr, (void *)(qip + 1), end);
 }
 
 /* 1: steer, 0: pass. */

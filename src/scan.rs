@@ -200,9 +200,12 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
         module,
         // Always sampled: a cooldown cut short resumes from where the threads were `--wait`
         // before (`engine::carry`).
-        live: Some(hooks.live.clone().unwrap_or_else(|| {
-            Arc::new(engine::LivePositions::new(cfg.tx_cores.len()))
-        })),
+        live: Some(
+            hooks
+                .live
+                .clone()
+                .unwrap_or_else(|| Arc::new(engine::LivePositions::new(cfg.tx_cores.len()))),
+        ),
         answered_before: cfg.resume_answered.clone(),
         carried: cfg
             .resume_carried

@@ -359,8 +359,20 @@ fn a_worker_killed_in_a_dense_shard_loses_nothing() {
     let submitted = xdpscan_in(
         &lab.scan_ns(),
         &[
-            "submit", "--nats", &url, "--job", "dense", "--shards", "1", "198.19.10.0/23", "-p",
-            "22,80,443,8080", "--rate", "250", "--wait", "1",
+            "submit",
+            "--nats",
+            &url,
+            "--job",
+            "dense",
+            "--shards",
+            "1",
+            "198.19.10.0/23",
+            "-p",
+            "22,80,443,8080",
+            "--rate",
+            "250",
+            "--wait",
+            "1",
         ],
     );
     assert!(submitted.status.success(), "{}", stderr(&submitted));
@@ -399,7 +411,10 @@ fn a_worker_killed_in_a_dense_shard_loses_nothing() {
         assert_eq!(code, Some(0), "worker: {err}");
         assert!(err.contains("(resuming)"), "{err}");
     }
-    let out = xdpscan_in(&lab.scan_ns(), &["collect", "--nats", &url, "--job", "dense"]);
+    let out = xdpscan_in(
+        &lab.scan_ns(),
+        &["collect", "--nats", &url, "--job", "dense"],
+    );
     assert!(out.status.success(), "collect: {}", stderr(&out));
     let first_ip = u32::from(Ipv4Addr::new(198, 19, 10, 0));
     let expected = syn_expected(first_ip, 512, &[22, 80, 443, 8080]);
@@ -632,7 +647,11 @@ fn publish_stores_each_result_once() {
     let mut both = parse_results(&first_part.stdout);
     both.extend(parse_results(&second_part.stdout));
     let keys: std::collections::BTreeSet<_> = both.iter().map(|r| (r.ip, r.port)).collect();
-    assert_eq!(keys.len(), results.len(), "the two parts add up to the scan");
+    assert_eq!(
+        keys.len(),
+        results.len(),
+        "the two parts add up to the scan"
+    );
     total += keys.len() as u64;
     assert_eq!(stream_messages(&lab, "XDPSCAN_PUB_lab_results"), total);
     let _ = std::fs::remove_file(&resume);

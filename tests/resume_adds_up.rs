@@ -62,11 +62,24 @@ fn cut_and_resume(
     let _ = std::fs::remove_file(&resume);
     let path = resume.to_str().unwrap();
     let mut args = vec![
-        NET, "-p", "22,80", "--rate", "2000", "--wait", "2", "-q", "--resume-file", path,
+        NET,
+        "-p",
+        "22,80",
+        "--rate",
+        "2000",
+        "--wait",
+        "2",
+        "-q",
+        "--resume-file",
+        path,
     ];
     args.extend_from_slice(extra);
     let first = run(lab, &args, signals);
-    assert!(resume.exists(), "{name}: no resume file: {}", stderr(&first));
+    assert!(
+        resume.exists(),
+        "{name}: no resume file: {}",
+        stderr(&first)
+    );
     let mut args = vec!["--resume", path, "-q"];
     args.extend_from_slice(resume_extra);
     let second = run(lab, &args, &[]);

@@ -158,7 +158,11 @@ fn results_reach_the_disk_before_the_resume_state() {
     }
     let lab = Lab::up();
     let dir = tempdir();
-    let (out, resume, trace) = (dir.join("out.ndjson"), dir.join("r.resume"), dir.join("trace"));
+    let (out, resume, trace) = (
+        dir.join("out.ndjson"),
+        dir.join("r.resume"),
+        dir.join("trace"),
+    );
     let o = lab
         .in_scan(
             "strace",

@@ -269,13 +269,23 @@ mod tests {
         broker::runtime().unwrap().block_on(async {
             let js = b.js().await;
             let stream = broker::results_stream(&js, 1).await.unwrap();
-            assert_eq!(last_sequence(&stream, "xdpscan.results.none", 0).await.unwrap(), 0);
+            assert_eq!(
+                last_sequence(&stream, "xdpscan.results.none", 0)
+                    .await
+                    .unwrap(),
+                0
+            );
             js.publish("xdpscan.results.j", "x".into())
                 .await
                 .unwrap()
                 .await
                 .unwrap();
-            assert_eq!(last_sequence(&stream, "xdpscan.results.j", 0).await.unwrap(), 1);
+            assert_eq!(
+                last_sequence(&stream, "xdpscan.results.j", 0)
+                    .await
+                    .unwrap(),
+                1
+            );
             js.delete_stream(crate::dist::RESULTS_STREAM).await.unwrap();
             let gone = last_sequence(&stream, "xdpscan.results.j", 0).await;
             assert!(gone.is_err(), "{gone:?}");

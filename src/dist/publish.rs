@@ -90,9 +90,9 @@ impl Ledger {
 
     /// Results handed over but not yet stored.
     pub fn waiting(&self) -> u64 {
-        self.handed.load(Relaxed).saturating_sub(
-            self.stored.load(Relaxed) + self.duplicates.load(Relaxed),
-        )
+        self.handed
+            .load(Relaxed)
+            .saturating_sub(self.stored.load(Relaxed) + self.duplicates.load(Relaxed))
     }
 
     fn finish(&self) {
@@ -364,7 +364,12 @@ impl Sink for NatsSink {
 
 /// A `--publish` message id: the subject, the scan (stable across its resumes), the key.
 fn per_result_id(subject: &str, scan: u64, r: &Record) -> String {
-    format!("{subject}:{scan:016x}:{}:{}:{}", r.proto.as_str(), r.ip, r.port)
+    format!(
+        "{subject}:{scan:016x}:{}:{}:{}",
+        r.proto.as_str(),
+        r.ip,
+        r.port
+    )
 }
 
 /// Publishes every message `rx` brings, a window at a time, each until it is acknowledged;
@@ -577,7 +582,9 @@ mod tests {
         let ledger = Arc::new(Ledger::default());
         let (mut sink, mut rx) = NatsSink::new(
             "s".into(),
-            Naming::Batches { prefix: "j.0.1".into() },
+            Naming::Batches {
+                prefix: "j.0.1".into(),
+            },
             1 << 20,
             ledger.clone(),
         );

@@ -62,7 +62,9 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
         queued: false,
     };
     let replicas = cli.replicas as usize;
-    let seed_given = rest.iter().any(|a| a == "--seed" || a.starts_with("--seed="));
+    let seed_given = rest
+        .iter()
+        .any(|a| a == "--seed" || a.starts_with("--seed="));
     let rt = broker::runtime()?;
     let job = rt.block_on(async {
         let client = broker::connect(&cli.nats.url, &cli.nats.auth).await?;
@@ -300,7 +302,11 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!((other.seed, other.args[0].as_str()), (5, "198.18.1.0/24"));
-            assert_eq!(queued(&js).await, 4, "the new job's shards, not taken for repeats");
+            assert_eq!(
+                queued(&js).await,
+                4,
+                "the new job's shards, not taken for repeats"
+            );
             let stored: JobSpec =
                 serde_json::from_slice(&jobs.get("half").await.unwrap().unwrap()).unwrap();
             assert_eq!(stored, other);

@@ -12,7 +12,11 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub fn start() -> Option<Self> {
-        if Command::new("nats-server").arg("--version").output().is_err() {
+        if Command::new("nats-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             assert!(
                 std::env::var("XDPSCAN_REQUIRE_LAB").as_deref() != Ok("1"),
                 "nats-server is missing (scripts/setup.sh installs it)"
@@ -26,10 +30,8 @@ impl TestBroker {
             .local_addr()
             .ok()?
             .port();
-        let dir = std::env::temp_dir().join(format!(
-            "xdpscan-unit-nats-{}-{port}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("xdpscan-unit-nats-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).ok()?;
         let child = Command::new("nats-server")

@@ -102,11 +102,8 @@ fn make_scratch(dir: &std::path::Path) -> std::io::Result<()> {
 /// Ours from an earlier shard of this process: a real directory (not a link), our user's, 0700.
 fn owned_dir(dir: &std::path::Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(dir).is_ok_and(|m| {
-        m.is_dir()
-            && m.uid() == privilege::euid()
-            && m.mode() & 0o777 == 0o700
-    })
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == privilege::euid() && m.mode() & 0o777 == 0o700)
 }
 
 fn worker_name(cli: &WorkerCli) -> String {
@@ -645,7 +642,7 @@ async fn shard(
             // a checkpoint; the shard goes back for another worker.
             let rec = record_of(ShardState::Running, Some(&r.outcome.positions));
             let mut tries = 0;
-            while matches!(owner.save(&rec).await, Err(_)) && tries < 20 {
+            while owner.save(&rec).await.is_err() && tries < 20 {
                 tries += 1;
                 alive().await;
                 tokio::time::sleep(Duration::from_millis(500)).await;

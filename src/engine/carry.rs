@@ -81,7 +81,14 @@ pub fn answered_between(
         // Across a pass boundary: the rest of the safe pass, then the new one up to the stop
         // (passes past one more cover the whole walk).
         let mut v = walk(safe.walked, per_pass);
-        v.extend(walk(0, if stop.pass == safe.pass + 1 { stop.walked } else { per_pass }));
+        v.extend(walk(
+            0,
+            if stop.pass == safe.pass + 1 {
+                stop.walked
+            } else {
+                per_pass
+            },
+        ));
         v
     };
     out.sort_unstable();
@@ -106,7 +113,10 @@ mod tests {
             h.sample(t0 + Duration::from_millis(100 * k), p(0, k * 10), wait);
         }
         // Cut at 9.9 s: the newest sample at or before 7.9 s is the one of 7.9 s (walked 790).
-        assert_eq!(h.safe_at(t0 + Duration::from_millis(9_900), wait), Some(p(0, 790)));
+        assert_eq!(
+            h.safe_at(t0 + Duration::from_millis(9_900), wait),
+            Some(p(0, 790))
+        );
         // Only `wait` and a second are kept: nothing that old.
         assert_eq!(h.safe_at(t0 + Duration::from_millis(1_000), wait), None);
         assert!(h.samples.len() <= 32);

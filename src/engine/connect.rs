@@ -85,8 +85,7 @@ pub fn run(
         // job's -sT shard is never checkpointed part-way (`watermark.rs`).
         let holds = super::watermark::Holds::default();
         let out_st = &out_state;
-        let out =
-            s.spawn(move || write_outputs(rec_rx, sinks, out_st, plan.limits, start, &holds));
+        let out = s.spawn(move || write_outputs(rec_rx, sinks, out_st, plan.limits, start, &holds));
         let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status, &plan.governor));
 
         let mut limiter = RateLimiter::new(plan.rate as f64);

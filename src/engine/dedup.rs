@@ -280,11 +280,11 @@ impl Dedup {
     #[cfg(test)]
     pub fn keys_held(&self) -> usize {
         match &self.mode {
-                Mode::Bitmap(_) => 0,
-                Mode::Window {
-                    current, previous, ..
-                } => current.len() + previous.len(),
-            }
+            Mode::Bitmap(_) => 0,
+            Mode::Window {
+                current, previous, ..
+            } => current.len() + previous.len(),
+        }
     }
 }
 

@@ -709,7 +709,11 @@ pub fn run<T: TxQueue, R: RxQueue>(
         while walks_done.load(Relaxed) < threads as usize
             && senders.iter().any(|h| !h.is_finished())
         {
-            if let Some(live) = plan.live.as_ref().filter(|_| sampled.elapsed().as_millis() >= 100) {
+            if let Some(live) = plan
+                .live
+                .as_ref()
+                .filter(|_| sampled.elapsed().as_millis() >= 100)
+            {
                 sampled = Instant::now();
                 history.sample(sampled, live.snapshot(), plan.wait);
             }
@@ -791,7 +795,9 @@ pub fn run<T: TxQueue, R: RxQueue>(
                 let mut given_back = Vec::new();
                 for t in 0..threads {
                     let (safe, stop) = (effective[t as usize], stopped[t as usize]);
-                    given_back.extend(carry::answered_between(plan, answered, t, threads, safe, stop));
+                    given_back.extend(carry::answered_between(
+                        plan, answered, t, threads, safe, stop,
+                    ));
                 }
                 *answered_after.lock().unwrap_or_else(|p| p.into_inner()) = given_back;
             }
@@ -912,8 +918,7 @@ fn cooldown(
             }
             return cut(now);
         }
-        if out.broken_pipe.load(Relaxed) || out.error.lock().map(|e| e.is_some()).unwrap_or(true)
-        {
+        if out.broken_pipe.load(Relaxed) || out.error.lock().map(|e| e.is_some()).unwrap_or(true) {
             return cut(now);
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -29,7 +29,9 @@ pub fn report(
         .collect();
     let ports = plan.space.ports();
     for (t, &(from, to)) in ranges.iter().enumerate() {
-        let mut walk = plan.cycle.walker(plan.shard.0, plan.shard.1, t as u32, threads);
+        let mut walk = plan
+            .cycle
+            .walker(plan.shard.0, plan.shard.1, t as u32, threads);
         walk.advance(from);
         for i in walk.stop_at(to) {
             if !answered.get(i) {

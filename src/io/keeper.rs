@@ -440,7 +440,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
         assert_eq!(std::fs::read_to_string(&tmp).unwrap(), "resume");
         std::os::unix::fs::symlink(&victim, dir.join("link.tmp")).unwrap();
-        assert!(create_new(&dir.join("link.tmp")).is_ok(), "the link is removed, not followed");
+        assert!(
+            create_new(&dir.join("link.tmp")).is_ok(),
+            "the link is removed, not followed"
+        );
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
         for f in [victim, tmp.clone(), dir.join("link.tmp")] {
             std::fs::remove_file(f).unwrap();

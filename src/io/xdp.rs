@@ -573,6 +573,11 @@ mod program_tests {
 
     /// The kernel's verdict on each frame.
     fn verdicts(frames: &[Vec<u8>]) -> Vec<u32> {
+        verdicts_with(Replies::default(), frames)
+    }
+
+    /// The same, for a scan whose replies are `replies` (its steering flags).
+    fn verdicts_with(replies: Replies, frames: &[Vec<u8>]) -> Vec<u32> {
         let obj = ObjectBuilder::default()
             .open_memory(STEER_OBJ)
             .and_then(|o| o.load())
@@ -582,7 +587,7 @@ mod program_tests {
             src_v6: Some(US6.parse().unwrap()),
             port_lo: 61000,
             port_hi: 65535,
-            replies: Replies::default(),
+            replies,
         };
         obj.maps()
             .find(|m| m.name() == "config")
@@ -728,6 +733,82 @@ mod program_tests {
         let mut m = vec![ty, 0, 0, 0, 0, 0, 0, 0];
         m.extend_from_slice(quoted);
         m
+    }
+
+    /// Issue 20, item 13: with -PE, -sO or ICMP traceroute (any quoted protocol), only ICMP
+    /// errors quoting one of our probes are steered; a frag-needed for the host's own
+    /// connection (a source port outside ours) stays the kernel's, so path MTU discovery works
+    /// while a scan runs.
+    #[test]
+    fn icmp_errors_are_steered_only_when_they_quote_our_probes() {
+        if !root() {
+            return;
+        }
+        // A packet from us to 198.19.0.5 of protocol `proto` with `l4`.
+        let from_us = |proto: u8, l4: &[u8]| {
+            let mut p = ip4([198, 19, 0, 5], proto, 5, 0, l4);
+            p[12..16].copy_from_slice(&US4);
+            p[16..20].copy_from_slice(&[198, 19, 0, 5]);
+            p
+        };
+        let frag_needed = |quoted: Vec<u8>| {
+            let mut m = icmp4(3, &quoted);
+            m[1] = 4;
+            eth(ip4(US4, 1, 5, 0, &m))
+        };
+        let tcp_from = |sport: u16| {
+            let mut t = ports(443);
+            t[0..2].copy_from_slice(&sport.to_be_bytes());
+            t
+        };
+        let echo = |id: u16| {
+            let mut e = vec![8, 0, 0, 0, 0, 0, 0, 1];
+            e[4..6].copy_from_slice(&id.to_be_bytes());
+            e
+        };
+        let table: Vec<(&str, Vec<u8>, u32, u32)> = vec![
+            // (name, frame, with any quoted protocol, without)
+            (
+                "frag-needed for the host's own connection",
+                frag_needed(from_us(6, &tcp_from(40000))),
+                PASSED,
+                PASSED,
+            ),
+            (
+                "frag-needed for our TCP probe",
+                frag_needed(from_us(6, &tcp_from(61000))),
+                STEERED,
+                STEERED,
+            ),
+            (
+                "unreachable for our echo request",
+                eth(ip4(US4, 1, 5, 0, &icmp4(3, &from_us(1, &echo(61005))))),
+                STEERED,
+                PASSED,
+            ),
+            (
+                "unreachable for the host's own ping",
+                eth(ip4(US4, 1, 5, 0, &icmp4(3, &from_us(1, &echo(1234))))),
+                PASSED,
+                PASSED,
+            ),
+            (
+                "time exceeded for a GRE packet of ours (-sO)",
+                eth(ip4(US4, 1, 5, 0, &icmp4(11, &from_us(47, &[0; 8])))),
+                STEERED,
+                PASSED,
+            ),
+        ];
+        let frames: Vec<Vec<u8>> = table.iter().map(|t| t.1.clone()).collect();
+        let any = Replies {
+            any_quoted: true,
+            ..Replies::default()
+        };
+        let (with, without) = (verdicts_with(any, &frames), verdicts(&frames));
+        for (i, (name, _, want_any, want_plain)) in table.iter().enumerate() {
+            assert_eq!(with[i], *want_any, "{name}, any quoted protocol");
+            assert_eq!(without[i], *want_plain, "{name}");
+        }
     }
 
     #[test]

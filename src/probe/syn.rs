@@ -178,7 +178,10 @@ mod tests {
     fn a_bare_syn_is_never_open() {
         let ctx = ctx();
         let c = ctx.jar.cookie(SRC, DST, 443, PROTO_TCP);
-        for m in [SynScan::default(), SynScan::new(crate::wire::TcpFlags::SYN | 0x08)] {
+        for m in [
+            SynScan::default(),
+            SynScan::new(crate::wire::TcpFlags::SYN | 0x08),
+        ] {
             for ack in [0, c.seq.wrapping_add(1)] {
                 assert_eq!(
                     classify(&m, &ctx, &tcp_reply(DST, 443, c.src_port, 9, ack, "S", 1)),
