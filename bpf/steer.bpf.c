@@ -77,11 +77,18 @@ static __always_inline int in_range(const struct steer_config *cfg, __u16 port_b
 	return p >= cfg->port_lo && p <= cfg->port_hi;
 }
 
+/* Is protocol `p` one that -sO scans? */
+static __always_inline int scanned_proto(const struct steer_config *cfg, __u8 p)
+{
+	if (!(cfg->flags & STEER_ALL_PROTOS))
+		return 0;
+	return (cfg->protos[(p >> 3) & 31] >> (p & 7)) & 1;
+}
+
 /* Is this quoted layer-4 header (protocol `proto`) one of our probes? TCP and UDP: from one of
  * our source ports. ICMP: a query (echo, timestamp, information, address mask; ICMPv6 echo)
- * whose identifier is one of them, when the scan sends such queries. Any other protocol: only
- * -sO and `probe` send those (STEER_ANY_QUOTED); they have no ports, and the engine checks the
- * cookie in the quoted IP id. Everything else is the host's own traffic (frag-needed for its
+ * whose identifier is one of them, when the scan sends such queries. Any other protocol: one
+ * that -sO scans (it has no ports; the engine checks the cookie in the quoted IP id). Everything else is the host's own traffic (frag-needed for its
  * connections, above all): the kernel's. */
 static __always_inline int quoted_probe(const struct steer_config *cfg, __u8 proto, void *l4,
 					void *end)
@@ -100,7 +107,7 @@ static __always_inline int quoted_probe(const struct steer_config *cfg, __u8 pro
 			    (proto == NEXTHDR_ICMPV6 && q->type == 128);
 		return query && (cfg->flags & STEER_ANY_QUOTED) && in_range(cfg, q->id);
 	}
-	return (cfg->flags & STEER_ANY_QUOTED) != 0;
+	return (cfg->flags & STEER_ANY_QUOTED) && scanned_proto(cfg, proto);
 }
 
 /* Is this ICMP error about a packet we sent? `q` points at the quoted IPv4 header. */
@@ -266,7 +273,7 @@ int xdpscan_steer(struct xdp_md *ctx)
 		break;
 	}
 	default:
-		ours = (cfg->flags & STEER_ALL_PROTOS) != 0;
+		ours = (cfg->flags & STEER_ALL_PROTOS) && scanned_proto(cfg, ip->protocol);
 		break;
 	}
 	if (!ours)

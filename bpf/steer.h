@@ -6,7 +6,7 @@
 #define STEER_ECHO_REPLY   (1u << 0)
 /* Steer ICMP errors quoting any protocol from our address, not only TCP/UDP (-sO). */
 #define STEER_ANY_QUOTED   (1u << 1)
-/* Steer every IPv4 packet addressed to us from a scanned protocol (-sO replies). */
+/* Steer IPv4 packets to us of the protocols in `protos`, and ICMP errors quoting them (-sO). */
 #define STEER_ALL_PROTOS   (1u << 2)
 /* Steer ICMP query replies (echo, timestamp, information, address mask) whose identifier
  * lies in the port range (`xdpscan probe --icmp-type`). */
@@ -22,6 +22,7 @@ struct steer_config {
 	__u16 port_hi;  /* host byte order, inclusive */
 	__u32 flags;
 	__u8 src_ip6[16]; /* network byte order */
+	__u8 protos[32];  /* -sO: the protocol numbers scanned, bit p % 8 of byte p / 8 */
 };
 
 #endif

@@ -349,7 +349,7 @@ fn open_and_run(
             src_v6: plan.frames.src_v6(),
             port_lo: cfg.source_ports.lo,
             port_hi: cfg.source_ports.hi,
-            replies: plan.raw().replies(),
+            replies: protocols_scanned(plan.raw().replies(), &cfg.space),
         };
         xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode)
     };
@@ -647,4 +647,19 @@ fn metadata_of(
         stopped: stop_name(out.stop),
         resume_file,
     }
+}
+
+/// `-sO`: the protocol numbers of the space (its "ports"), for the XDP program to steer no others.
+fn protocols_scanned(
+    replies: crate::probe::Replies,
+    space: &crate::target::TargetSpace,
+) -> crate::probe::Replies {
+    if !replies.all_protocols {
+        return replies;
+    }
+    space
+        .ports()
+        .iter()
+        .filter_map(|(_, p)| u8::try_from(p).ok())
+        .fold(replies, |r, p| r.with_protocol(p))
 }

@@ -376,9 +376,17 @@ fn a_worker_killed_in_a_dense_shard_loses_nothing() {
         ],
     );
     assert!(submitted.status.success(), "{}", stderr(&submitted));
-    let mut first = spawn_worker(&lab, 1, &url, "dense");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
+    // Two workers: whichever takes the shard is killed, the other finishes it.
+    let mut workers: Vec<Child> = (1..=2)
+        .map(|k| spawn_worker(&lab, k, &url, "dense"))
+        .collect();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let names: Vec<String> = workers
+        .iter()
+        .map(|w| format!("{}-{}", host.trim(), w.id()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
         let st = xdpscan_in(
             &lab.scan_ns(),
             &["status", "--nats", &url, "--job", "dense", "--json"],
@@ -387,27 +395,31 @@ fn a_worker_killed_in_a_dense_shard_loses_nothing() {
         let shard = &s["per_shard"][0];
         // Checkpoints cover 30 % of the shard (600 probes, 2.4 s of it): several taken.
         if shard["state"] == "running" && shard["progress"].as_f64().unwrap_or(0.0) >= 0.3 {
-            break;
+            if let Some(k) = names.iter().position(|n| shard["worker"] == n.as_str()) {
+                break k;
+            }
         }
-        if Instant::now() > deadline || first.try_wait().unwrap().is_some() {
-            let _ = first.kill();
+        if Instant::now() > deadline {
             let connz = Command::new("ip")
                 .args(["netns", "exec", &lab.tgt_ns(), "curl", "-s"])
-                .arg("http://198.18.0.2:8222/connz?subs=1")
+                .arg("http://198.18.0.2:8222/connz")
                 .output()
                 .unwrap();
-            let (code, err) = wait_all(vec![first], Duration::from_secs(5)).remove(0);
+            for w in workers.iter_mut() {
+                let _ = w.kill();
+            }
+            let errs = wait_all(workers, Duration::from_secs(5));
             panic!(
-                "no checkpoint: {s}\nworker (exit {code:?}): {err}\nconnz: {}",
+                "no checkpoint: {s}\nworkers: {errs:?}\nconnz: {}",
                 String::from_utf8_lossy(&connz.stdout)
             );
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-    first.kill().unwrap();
-    let _ = first.wait();
-    let second = spawn_worker(&lab, 2, &url, "dense");
-    for (code, err) in wait_all(vec![second], Duration::from_secs(120)) {
+    };
+    let mut killed = workers.remove(victim);
+    killed.kill().unwrap();
+    let _ = killed.wait();
+    for (code, err) in wait_all(workers, Duration::from_secs(120)) {
         assert_eq!(code, Some(0), "worker: {err}");
         assert!(err.contains("(resuming)"), "{err}");
     }

@@ -58,8 +58,8 @@ pub struct SteerConfig {
 }
 
 impl SteerConfig {
-    fn to_bytes(self) -> [u8; 28] {
-        let mut b = [0u8; 28];
+    fn to_bytes(self) -> [u8; 60] {
+        let mut b = [0u8; 60];
         let r = self.replies;
         let mut flags = [
             (r.echo_replies, STEER_ECHO_REPLY),
@@ -81,6 +81,7 @@ impl SteerConfig {
             flags |= STEER_HAS_V6;
         }
         b[8..12].copy_from_slice(&flags.to_ne_bytes());
+        b[28..60].copy_from_slice(&r.protocols);
         b
     }
 }
@@ -542,6 +543,13 @@ mod tests {
             0
         );
         assert_eq!(b[12..28], [0; 16]);
+        // -sO's protocols: bit p % 8 of byte p / 8, after the IPv6 address.
+        let b = SteerConfig {
+            replies: c.replies.with_protocol(47).with_protocol(255),
+            ..c
+        }
+        .to_bytes();
+        assert_eq!((b[28 + 5], b[28 + 31]), (1 << 7, 1 << 7));
     }
 }
 
@@ -767,7 +775,7 @@ mod program_tests {
             e
         };
         let table: Vec<(&str, Vec<u8>, u32, u32)> = vec![
-            // (name, frame, with any quoted protocol, without)
+            // (name, frame, under -sO, under -sS)
             (
                 "frag-needed for the host's own connection",
                 frag_needed(from_us(6, &tcp_from(40000))),
@@ -798,15 +806,38 @@ mod program_tests {
                 STEERED,
                 PASSED,
             ),
+            (
+                "time exceeded for an ESP packet (not scanned)",
+                eth(ip4(US4, 1, 5, 0, &icmp4(11, &from_us(50, &[0; 8])))),
+                PASSED,
+                PASSED,
+            ),
+            (
+                "GRE to us (-sO scans 47)",
+                eth(ip4(US4, 47, 5, 0, &[0; 8])),
+                STEERED,
+                PASSED,
+            ),
+            (
+                "ESP to us (the host's)",
+                eth(ip4(US4, 50, 5, 0, &[0; 8])),
+                PASSED,
+                PASSED,
+            ),
         ];
         let frames: Vec<Vec<u8>> = table.iter().map(|t| t.1.clone()).collect();
-        let any = Replies {
-            any_quoted: true,
-            ..Replies::default()
-        };
-        let (with, without) = (verdicts_with(any, &frames), verdicts(&frames));
+        // -sO over protocols 1, 6, 17 and 47.
+        let ip_proto = [1, 6, 17, 47].iter().fold(
+            Replies {
+                any_quoted: true,
+                all_protocols: true,
+                ..Replies::default()
+            },
+            |r, &p| r.with_protocol(p),
+        );
+        let (with, without) = (verdicts_with(ip_proto, &frames), verdicts(&frames));
         for (i, (name, _, want_any, want_plain)) in table.iter().enumerate() {
-            assert_eq!(with[i], *want_any, "{name}, any quoted protocol");
+            assert_eq!(with[i], *want_any, "{name}, -sO");
             assert_eq!(without[i], *want_plain, "{name}");
         }
     }

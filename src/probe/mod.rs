@@ -292,11 +292,20 @@ pub struct Replies {
     pub icmp_queries: bool,
     /// ICMP errors quoting a packet of any protocol from us, not only TCP/UDP.
     pub any_quoted: bool,
-    /// Every packet to us, in any protocol (`-sO`).
+    /// Packets to us of the protocols in `protocols` (`-sO`), and ICMP errors quoting them.
     pub all_protocols: bool,
+    /// `-sO`'s protocol numbers, one bit each (filled in by the plan: the module does not know
+    /// which numbers the scan takes).
+    pub protocols: [u8; 32],
 }
 
 impl Replies {
+    /// With protocol `p` among `protocols`.
+    pub fn with_protocol(mut self, p: u8) -> Self {
+        self.protocols[p as usize / 8] |= 1 << (p % 8);
+        self
+    }
+
     /// What either of two scans reads (one scan over several protocols).
     pub fn union(self, o: Replies) -> Replies {
         Replies {
@@ -304,6 +313,7 @@ impl Replies {
             icmp_queries: self.icmp_queries || o.icmp_queries,
             any_quoted: self.any_quoted || o.any_quoted,
             all_protocols: self.all_protocols || o.all_protocols,
+            protocols: std::array::from_fn(|i| self.protocols[i] | o.protocols[i]),
         }
     }
 }
