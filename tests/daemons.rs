@@ -1,6 +1,6 @@
 //! `-sV` on Debian's real daemons (scripts/lab-daemons.sh: vsftpd, OpenSSH, dnsmasq, nginx,
 //! openssl s_server, mosquitto, redis, memcached, and socat hanging up at once; over UDP
-//! dnsmasq, chrony and snmpd), next to `nmap -sV` on the same ports of the same host: the same
+//! dnsmasq, chrony, snmpd and OpenSSL's DTLS server), next to `nmap -sV` on the same ports of the same host: the same
 //! service name, product, version, extra info, OS type and TLS tunnel on every port.
 
 mod common;
@@ -11,6 +11,18 @@ use common::*;
 
 const PORTS: &str = "21,22,53,80,443,1883,2323,6379,11211";
 const HOST: &str = "198.19.0.5";
+/// The target namespace's own address (its veth).
+const LAB_TGT: &str = "198.18.0.2";
+
+/// A child process killed and reaped when dropped, even when an assertion fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 const FIELDS: [&str; 6] = [
     "name",
     "product",
@@ -195,5 +207,83 @@ fn udp_versions_of_real_daemons_match_nmap() {
     assert_eq!(r["state"], "open", "{r}");
     assert_eq!(r["reason"], "udp-response");
     assert_eq!(r["service"]["name"], "ntp");
+
+    // DTLS on a QUIC port: OpenSSL's HelloVerifyRequest echoes none of the cookie and is taken
+    // as a DTLS record; nmap says open too. s_server answers one ClientHello per process, and
+    // from the address its unconnected socket routes from, so each scan gets its own server
+    // and aims at the target's own address.
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=lab",
+        ])
+        .args([
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ])
+        .output()
+        .expect("openssl req");
+    assert!(made.status.success(), "{}", stderr(&made));
+    let dtls_server = || {
+        let child = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.tgt_ns(),
+                "openssl",
+                "s_server",
+                "-dtls",
+                "-quiet",
+            ])
+            .args(["-accept", "4433", "-cert", cert.to_str().unwrap()])
+            .args(["-key", key.to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let guard = KillOnDrop(child);
+        for _ in 0..50 {
+            let ss = std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &lab.tgt_ns(),
+                    "ss",
+                    "-Hlun",
+                    "sport = :4433",
+                ])
+                .output()
+                .unwrap();
+            if !ss.stdout.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        guard
+    };
+    let server = dtls_server();
+    let out = lab.xdpscan(&[LAB_TGT, "-sU", "-p", "4433", "-q", "--wait", "1"]);
+    drop(server);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one result");
+    assert_eq!(
+        (r["state"].as_str(), r["reason"].as_str()),
+        (Some("open"), Some("udp-response")),
+        "{r}"
+    );
+    let server = dtls_server();
+    let nmap = lab
+        .in_scan(
+            "nmap",
+            &["-n", "-Pn", "-sU", "-p", "4433", "-oG", "-", LAB_TGT],
+        )
+        .output()
+        .expect("run nmap");
+    drop(server);
+    let grep = String::from_utf8_lossy(&nmap.stdout);
+    assert!(grep.contains("4433/open/udp"), "{grep}");
     let _ = std::fs::remove_dir_all(dir);
 }

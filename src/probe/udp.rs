@@ -403,6 +403,38 @@ mod tests {
     }
 
     #[test]
+    fn a_quic_port_takes_quic_with_our_connection_id_or_a_dtls_record_nothing_else() {
+        let ctx = ctx();
+        let m = UdpScan::new(Payloads::builtin());
+        let c = ctx.jar.cookie(SRC, DST, 443, PROTO_UDP);
+        let reply = |data: &[u8]| classify(&m, &ctx, &udp_reply(DST, 443, c.src_port, data));
+        // The right port alone no longer passes: DTLS's missing echo let anything through.
+        assert_eq!(reply(b"anything"), Classified::Invalid);
+        // Version Negotiation: our DCID comes back as its SCID.
+        let vn = |scid: [u8; 8]| {
+            let mut v = vec![0x80, 0, 0, 0, 0, 0, 8];
+            v.extend_from_slice(&scid);
+            v.extend_from_slice(&[0, 0, 0, 1]);
+            v
+        };
+        let mut dcid = [0u8; 8];
+        dcid[..4].copy_from_slice(&c.seq.to_be_bytes());
+        dcid[4..].copy_from_slice(&(!c.seq).to_be_bytes());
+        assert!(matches!(reply(&vn(dcid)), Classified::Reply(_)));
+        let mut wrong = dcid;
+        wrong[0] ^= 1;
+        assert_eq!(reply(&vn(wrong)), Classified::Invalid);
+        // OpenSSL 3's HelloVerifyRequest as it answers our ClientHello (record sequence 0).
+        let mut hvr = vec![
+            22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x23, 3, 0, 0, 0x17,
+        ];
+        hvr.resize(13 + 0x23, 0);
+        assert!(matches!(reply(&hvr), Classified::Reply(_)));
+        // A record whose length overruns the datagram is not one.
+        assert_eq!(reply(&hvr[..20]), Classified::Invalid);
+    }
+
+    #[test]
     fn ipv6_probe_reply_and_icmpv6_port_unreachable() {
         let ctx = ctx();
         let m = UdpScan::new(Payloads::builtin());

@@ -14,8 +14,12 @@
 //! | SIP | Call-ID | Call-ID | 32 |
 //!
 //! A responder that sends the datagram back unchanged (echo) passes too: the cookie is in it.
-//! DTLS, SSDP, empty datagrams and `--udp-payloads` payloads have no such field: the port is
-//! their only check. The cookie bits are the probe cookie's 32 `seq` bits (unused by UDP
+//! DTLS has no such field that servers keep (RFC 6347 asks the HelloVerifyRequest to copy the
+//! record sequence number; OpenSSL 3 writes 0): its answer must be a DTLS record, so on the
+//! ports that also carry QUIC (443, 4433, 8443) a reply is either a QUIC Version Negotiation
+//! with our connection ID or a DTLS record, never anything else on the port alone.
+//! SSDP, empty datagrams and `--udp-payloads` payloads have no field: the port is their only
+//! check. The cookie bits are the probe cookie's 32 `seq` bits (unused by UDP
 //! otherwise); 64-bit fields take them twice, so they hold 32 bits of the key's secret.
 
 /// Where a payload carries cookie bits, and how the answer returns them.
@@ -33,6 +37,8 @@ pub enum Echo {
     QuicDcid,
     /// SIP: 8 hex digits of the Call-ID at `at`.
     SipCallId { at: usize },
+    /// DTLS: nothing echoed; the answer must be a DTLS record (shape, not a secret).
+    Dtls,
     /// No field an answer copies: the source port is the check.
     None,
 }
@@ -49,6 +55,7 @@ impl Echo {
             Echo::Head { len } => (4, len),
             Echo::QuicDcid => (5, 0),
             Echo::SipCallId { at } => (6, at),
+            Echo::Dtls => (7, 0),
         };
         kind | (arg as u32) << 4
     }
@@ -63,6 +70,7 @@ impl Echo {
             4 => Echo::Head { len: arg },
             5 => Echo::QuicDcid,
             6 => Echo::SipCallId { at: arg },
+            7 => Echo::Dtls,
             _ => Echo::None,
         }
     }
@@ -102,7 +110,7 @@ impl Echo {
                 put(payload, 10, &(!bits).to_be_bytes());
             }
             Echo::SipCallId { at } => put(payload, at, format!("{bits:08x}").as_bytes()),
-            Echo::None => {}
+            Echo::Dtls | Echo::None => {}
         }
     }
 
@@ -130,6 +138,7 @@ impl Echo {
                 let id = &sent[at..at + 8];
                 reply.windows(8).any(|w| w == id)
             }
+            Echo::Dtls => is_dtls_record(reply),
             Echo::None => true,
         }
     }
@@ -182,6 +191,16 @@ pub fn snmp_request_id(msg: &[u8]) -> Option<u32> {
         return None;
     }
     Some(id.iter().fold(0u64, |a, &x| a << 8 | x as u64) as u32)
+}
+
+/// Does `b` start with a DTLS record header (RFC 6347 4.1): a TLS content type, a DTLS
+/// version (1.0 0xfeff, 1.2 0xfefd, 1.3 0xfefc) and a length that fits?
+fn is_dtls_record(b: &[u8]) -> bool {
+    b.len() >= 13
+        && (20..=25).contains(&b[0])
+        && b[1] == 0xfe
+        && matches!(b[2], 0xff | 0xfd | 0xfc)
+        && 13 + u16::from_be_bytes([b[11], b[12]]) as usize <= b.len()
 }
 
 /// A QUIC Version Negotiation packet's Source Connection ID (RFC 9000 17.2.1).
@@ -280,6 +299,7 @@ mod tests {
             Echo::Head { len: 4 },
             Echo::QuicDcid,
             Echo::SipCallId { at: 300 },
+            Echo::Dtls,
         ] {
             assert_eq!(Echo::from_mark(e.to_mark()), e);
         }

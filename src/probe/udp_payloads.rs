@@ -170,9 +170,10 @@ impl Payloads {
             b"\x00\x01\x00\x00\x00\x01\x00\x00version\r\n",
             Echo::Head { len: 2 },
         );
-        p.add(
+        p.add_echo(
             &[443, 853, 4433, 4740, 5349, 5684, 8443],
             &dtls_client_hello(),
+            Echo::Dtls,
         );
         p.add_echo(&[443, 4433, 8443], &quic_version_probe(), Echo::QuicDcid);
         let sip = sip_options();
