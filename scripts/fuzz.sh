@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes every parser that reads untrusted bytes (fuzz/fuzz_targets/), each for FUZZ_SECONDS
-# (default 20), starting from its seed corpus in fuzz/corpus/. New inputs go to a scratch
-# corpus, not into the repository; a crash fails the run and leaves its input in
+# (default 20), starting from its seed corpus in fuzz/corpus/ (written here) and, for the two
+# file parsers, nmap's installed nmap-service-probes and nmap-payloads, copied at run time (the
+# NPSL keeps them out of the repository). New inputs go to a scratch corpus, not into the
+# repository; a crash fails the run and leaves its input in
 # fuzz/artifacts/TARGET/ (turn it into a regression test). Needs the nightly toolchain and
 # cargo-fuzz, which it installs when missing.
 #
@@ -22,6 +24,13 @@ trap 'rm -rf "$scratch"' EXIT
 failed=()
 for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t"
+    case $t in
+        service_probes_file) nmapfile=/usr/share/nmap/nmap-service-probes ;;
+        payloads_file) nmapfile=/usr/share/nmap/nmap-payloads ;;
+        *) nmapfile= ;;
+    esac
+    # libFuzzer's default -max_len is 4 KiB of the largest seed: the first 64 KiB of the file.
+    [ -n "$nmapfile" ] && [ -r "$nmapfile" ] && head -c 65536 "$nmapfile" >"$scratch/$t/installed-nmap"
     log="$scratch/$t.log"
     if cargo +nightly fuzz run "$t" "$scratch/$t" "corpus/$t" -- \
         -max_total_time="$SECS" -print_final_stats=1 >"$log" 2>&1; then

@@ -270,7 +270,8 @@ impl ScanSpec {
     /// neighbour table and discovery), or names only for a connect scan.
     pub fn resolve_net(&self, cli: &Cli) -> Result<NetSetup, ConfigError> {
         let firsts = first_of_each_family(&self.space);
-        if self.scan == ScanType::Connect {
+        // A connect dry run builds the SYNs its connections would open: a raw scan's frames.
+        if self.scan == ScanType::Connect && !cli.dry_run {
             Ok(connect_net(cli, &firsts))
         } else {
             resolve_net(&NetAsk::of(cli), &firsts)
@@ -1190,8 +1191,8 @@ pub fn resolve_net(cli: &NetAsk, firsts: &[IpAddr]) -> Result<NetSetup, ConfigEr
             let (idx, mac) = netinfo::interface(&name)?;
             (name, idx, mac)
         }
-        (None, Err(_)) if cli.dry_run && cli.source_ip.is_some() => {
-            // A dry run needs no wire: placeholders are fine.
+        (None, Err(_)) if cli.dry_run => {
+            // A dry run needs no wire: placeholders are fine (`NetSetup::placeholder`).
             ("none".to_string(), 0, MacAddr::ZERO)
         }
         (None, Err(e)) => return Err(clone_net_error(e, first).into()),
@@ -1225,6 +1226,14 @@ fn resolve_family(
     };
     let src = match cli.source_ip {
         Some(ip) => ip,
+        // No interface (a dry run with no route): a documentation address (RFC 5737, 3849).
+        None if ifindex == 0 && cli.dry_run => {
+            if first.is_ipv4() {
+                IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+            } else {
+                IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+            }
+        }
         None => match on_route.and_then(|r| r.prefsrc) {
             Some(ip) => ip,
             None => match netinfo::interface_addr(ifindex, first.is_ipv6())? {

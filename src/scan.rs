@@ -125,6 +125,23 @@ fn raw_module(spec: &ScanSpec) -> Option<RawModule> {
     }
 }
 
+/// The SYN probes a connect scan's connections would start with, for its dry run.
+fn connect_stand_in(spec: &ScanSpec) -> RawModule {
+    RawModule::Ports(
+        spec.slots
+            .iter()
+            .map(|&t| {
+                let t = if t == ScanType::Connect {
+                    ScanType::Syn
+                } else {
+                    t
+                };
+                Arc::from(t.module(spec.scanflags, &spec.payloads))
+            })
+            .collect(),
+    )
+}
+
 /// The slot of `spec`'s ports that results of `proto` belong to.
 pub fn slot_of(spec: &ScanSpec, proto: Proto) -> usize {
     raw_module(spec).map_or(0, |m| m.slot_of(proto))
@@ -159,8 +176,13 @@ pub fn run_info(spec: &ScanSpec) -> RunInfo {
 }
 
 fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<Report, ScanError> {
-    let connect = cfg.scan == ScanType::Connect;
-    let module = raw_module(cfg);
+    // A dry run sends nothing in every mode: `-sT` builds the SYNs its connections would open.
+    let connect = cfg.scan == ScanType::Connect && !cfg.dry_run;
+    let module = if cfg.scan == ScanType::Connect && cfg.dry_run {
+        Some(connect_stand_in(cfg))
+    } else {
+        raw_module(cfg)
+    };
     let plan = Plan {
         cycle: Cycle::new(cfg.space.len(), cfg.seed),
         space: cfg.space.clone(), // an Arc: the addresses are not copied
@@ -216,7 +238,8 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
     let info = run_info(cfg);
     let mut sinks = open_sinks(&cfg.outputs, &info, !hooks.no_default_stdout)?;
     sinks.extend(hooks.sinks);
-    if let Some(p) = &cfg.publish {
+    // A dry run has no results and opens no connection, to a broker neither.
+    if let Some(p) = cfg.publish.as_ref().filter(|_| !cfg.dry_run) {
         sinks.push((
             p.to_string(),
             Box::new(
@@ -502,8 +525,20 @@ fn announce(cfg: &ScanConfig) {
     if cfg.resume.is_some() {
         notes.push_str("; resuming");
     }
+    if cfg.dry_run {
+        notes.push_str("; dry run: nothing is sent");
+        if cfg.scan == ScanType::Connect {
+            notes.push_str(", each connection shown as the SYN that would open it");
+        }
+        if cfg.publish.is_some() {
+            notes.push_str(", no broker connection (--publish)");
+        }
+        if cfg.net.ifindex == 0 {
+            notes.push_str(", no route to the targets: documentation placeholders for source and next hop (-S and -i give the real ones)");
+        }
+    }
     // A connect scan leaves ports and next hop to the kernel.
-    let via = if cfg.scan == ScanType::Connect {
+    let via = if cfg.scan == ScanType::Connect && !cfg.dry_run {
         format!("from {} through kernel sockets", cfg.net.sources())
     } else {
         format!(
@@ -561,8 +596,9 @@ fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
         }
     }
     eprintln!(
-        "xdpscan: {}sent {} probes in {:.2} s ({}) over {}; {} replies{}; {} invalid, {} malformed, {} duplicate, {} dropped; {:.2} s in all; seed {}",
+        "xdpscan: {}{} {} probes in {:.2} s ({}) over {}; {} replies{}; {} invalid, {} malformed, {} duplicate, {} dropped; {:.2} s in all; seed {}",
         if out.interrupted() { "stopped early: " } else { "" },
+        if kind == TransportKind::DryRun { "built" } else { "sent" },
         sent,
         secs,
         fmt_rate(sent as f64 / secs),

@@ -242,7 +242,11 @@ fn wait_all(workers: Vec<Child>, limit: Duration) -> Vec<(Option<i32>, String)> 
             }
             if Instant::now() > deadline {
                 let _ = w.kill();
-                panic!("a worker did not finish in {limit:?}");
+                let _ = w.wait();
+                let mut err = String::new();
+                use std::io::Read;
+                let _ = w.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("a worker did not finish in {limit:?}: {err}");
             }
             std::thread::sleep(Duration::from_millis(200));
         })
@@ -284,30 +288,10 @@ fn a_killed_worker_and_a_restarted_broker_lose_nothing() {
         .collect();
     // A worker dies without a word in the middle of a shard, after its first checkpoints;
     // the shard goes to another worker within the ack wait and continues from the checkpoint.
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let names: Vec<String> = workers
-        .iter()
-        .map(|w| format!("{}-{}", host.trim(), w.id()))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let victim = loop {
-        let st = xdpscan_in(
-            &lab.scan_ns(),
-            &["status", "--nats", &url, "--job", "sweep", "--json"],
-        );
-        let s: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
-        let busy = s["per_shard"].as_array().and_then(|a| {
-            a.iter()
-                .filter(|r| r["state"] == "running")
-                .find_map(|r| names.iter().position(|n| r["worker"] == n.as_str()))
-        });
-        if let Some(k) = busy {
-            break k;
-        }
-        assert!(Instant::now() < deadline, "no worker took a shard: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    std::thread::sleep(Duration::from_millis(3500));
+    // Checkpoints cover 30 % of the shard (600 probes, 2.4 s of it): several taken.
+    let victim = shard_holder(&lab, &url, "dense", &mut workers, |shard, _| {
+        shard["progress"].as_f64().unwrap_or(0.0) >= 0.3
+    });
     let mut killed = workers.remove(victim);
     killed.kill().unwrap();
     let _ = killed.wait();
@@ -432,6 +416,143 @@ fn a_worker_killed_in_a_dense_shard_loses_nothing() {
     let expected = syn_expected(first_ip, 512, &[22, 80, 443, 8080]);
     assert_eq!(expected.len(), 2048, "every probe of the shard is answered");
     assert_exact(&parse_results(&out.stdout), &expected);
+}
+
+/// Which of `workers` runs the job's only shard, once `ready(shard record, time running)` holds.
+fn shard_holder(
+    lab: &Lab,
+    url: &str,
+    job: &str,
+    workers: &mut Vec<Child>,
+    ready: impl Fn(&serde_json::Value, Duration) -> bool,
+) -> usize {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let names: Vec<String> = workers
+        .iter()
+        .map(|w| format!("{}-{}", host.trim(), w.id()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut running_since = None;
+    loop {
+        let st = xdpscan_in(
+            &lab.scan_ns(),
+            &["status", "--nats", url, "--job", job, "--json"],
+        );
+        let s: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+        let shard = &s["per_shard"][0];
+        if shard["state"] == "running" {
+            let since = *running_since.get_or_insert_with(Instant::now);
+            if ready(shard, since.elapsed()) {
+                if let Some(k) = names.iter().position(|n| shard["worker"] == n.as_str()) {
+                    return k;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let connz = Command::new("ip")
+                .args(["netns", "exec", &lab.tgt_ns(), "curl", "-s"])
+                .arg("http://198.18.0.2:8222/connz")
+                .output()
+                .unwrap();
+            for w in workers.iter_mut() {
+                let _ = w.kill();
+            }
+            let errs = wait_all(std::mem::take(workers), Duration::from_secs(5));
+            panic!(
+                "{job}: the shard never got there: {s}\nworkers: {errs:?}\nconnz: {}",
+                String::from_utf8_lossy(&connz.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Results held in the process (a grab waiting for its banner, a trace waiting for the end of
+/// the scan) hold the checkpoint back: a worker killed while it holds them loses none.
+#[test]
+fn a_worker_killed_while_it_holds_banners_and_traces_loses_nothing() {
+    if !lab_available() || !nats_available() {
+        return;
+    }
+    let lab = Lab::up_with(&[("LAB_WORKERS", "2"), ("LAB_SERVICES", "1")]);
+    let nats = Nats::start(&lab, 1);
+    let url = nats.url();
+    // 64 hosts x (22: an SSH greeting at once, 9999: silent, held the whole --banner-wait).
+    let jobs: [(&str, &[&str]); 2] = [
+        (
+            "held-banners",
+            &[
+                "-p",
+                "22,9999",
+                "--banners",
+                "--banner-wait",
+                "3",
+                "--rate",
+                "16",
+            ],
+        ),
+        (
+            "held-traces",
+            &["-p", "22", "--traceroute", "--rate", "100"],
+        ),
+    ];
+    for (job, extra) in jobs {
+        let mut args = vec!["submit", "--nats", &url, "--job", job, "--shards", "1"];
+        args.extend_from_slice(&["198.19.0.0/26", "--wait", "1"]);
+        args.extend_from_slice(extra);
+        let submitted = xdpscan_in(&lab.scan_ns(), &args);
+        assert!(submitted.status.success(), "{}", stderr(&submitted));
+        let mut workers: Vec<Child> = (1..=2).map(|k| spawn_worker(&lab, k, &url, job)).collect();
+        // 3 s into the shard: checkpoints taken, results held (about half the probes sent).
+        let victim = shard_holder(&lab, &url, job, &mut workers, |_, t| {
+            t >= Duration::from_secs(3)
+        });
+        let mut killed = workers.remove(victim);
+        killed.kill().unwrap();
+        let _ = killed.wait();
+        for (code, err) in wait_all(workers, Duration::from_secs(120)) {
+            assert_eq!(code, Some(0), "{job} worker: {err}");
+        }
+        let out = xdpscan_in(&lab.scan_ns(), &["collect", "--nats", &url, "--job", job]);
+        assert!(out.status.success(), "collect: {}", stderr(&out));
+        let results: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut keys: Vec<(String, u64)> = results
+            .iter()
+            .map(|r| {
+                (
+                    r["ip"].as_str().unwrap().to_string(),
+                    r["port"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let ports = if job == "held-banners" { 2 } else { 1 };
+        assert_eq!(
+            (results.len(), keys.len()),
+            (64 * ports, 64 * ports),
+            "{job}: each key once"
+        );
+        for r in &results {
+            assert_eq!(r["state"], "open", "{job}: {r}");
+            if job == "held-banners" {
+                let banner = r["banner"].as_str().expect("a banner field");
+                match r["port"].as_u64() {
+                    Some(22) => assert!(banner.starts_with("SSH-2.0-"), "{r}"),
+                    _ => assert_eq!(banner, "", "{r}"),
+                }
+            } else {
+                let hops = r["trace"]["hops"].as_array().expect("a trace");
+                assert_eq!(hops.len(), 1, "{r}");
+                assert_eq!(hops[0]["ip"], r["ip"], "{r}");
+                assert_eq!(r["trace"]["reached"], true, "{r}");
+            }
+        }
+        eprintln!("{job}: {} results; {}", results.len(), stderr(&out).trim());
+    }
 }
 
 #[test]

@@ -361,3 +361,84 @@ fn shard_auto_follows_the_scheduler() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Packets the scanner namespace's veths have sent, packets its kernel's IP stack has sent (a
+/// new veth's IPv6 router solicitations and MLD reports are the kernel's), and TCP connections
+/// its kernel has opened.
+fn wire_counters(lab: &Lab) -> (u64, u64, u64) {
+    let out = lab
+        .in_scan("cat", &["/proc/net/dev"])
+        .output()
+        .expect("read /proc/net/dev");
+    let tx: u64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("lo:") && l.contains(':'))
+        .filter_map(|l| {
+            l.split(':')
+                .nth(1)?
+                .split_whitespace()
+                .nth(9)?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let kernel = lab.scan_counter("IpOutRequests") + lab.scan_counter("Ip6OutRequests");
+    (tx, kernel, lab.scan_counter("TcpActiveOpens"))
+}
+
+#[test]
+fn a_dry_run_sends_nothing_in_any_mode() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let modes: [&[&str]; 9] = [
+        &["-sS", "-p", "22,80"],
+        &["-sT", "-p", "22,80"],
+        &["-sU", "-p", "53,161"],
+        &["-sS", "-p", "22,80", "--banners"],
+        &["-sS", "-p", "22,80", "-sV"],
+        &["-p", "22,80", "--traceroute"],
+        &["-PE"],
+        &["-sO", "-p", "1,6,17"],
+        &["-sS", "-p", "22,80", "--publish", "nats://198.18.0.2:4222/dry"],
+    ];
+    for mode in modes {
+        let before = wire_counters(&lab);
+        let mut args = vec!["198.19.0.0/28", "--dry-run", "--rate", "0"];
+        args.extend_from_slice(mode);
+        let out = lab.xdpscan(&args);
+        assert!(out.status.success(), "{mode:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("dry run: nothing is sent"),
+            "{mode:?}: {}",
+            stderr(&out)
+        );
+        let after = wire_counters(&lab);
+        assert!(
+            after.0 - before.0 <= after.1 - before.1 && after.2 == before.2,
+            "{mode:?} sent something: (veth, kernel, connections) {before:?} -> {after:?}"
+        );
+    }
+    // With no route at all (a namespace with only loopback): placeholders, said once.
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--net",
+            env!("CARGO_BIN_EXE_xdpscan"),
+            "-sT",
+            "-p",
+            "80,81",
+            "198.19.0.1",
+        ])
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("documentation placeholders").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("built 2 probes"), "{err}");
+}
