@@ -177,6 +177,8 @@ pub struct ScanSpec {
     pub resume: Option<Vec<Position>>,
     /// Where an interrupted scan writes its resume file.
     pub resume_file: PathBuf,
+    /// The resume file this run continues (`--resume`): removed when the scan completes.
+    pub resumed_from: Option<PathBuf>,
     /// Ties resume files to this scan.
     pub fingerprint: String,
     /// Names this run and its resumes, unlike any other run (`--publish` message ids).
@@ -504,6 +506,7 @@ impl ScanSpec {
             },
             resume,
             resume_file: cli.resume_file.clone(),
+            resumed_from: cli.resume.clone(),
             scan_id,
             resume_answered,
             resume_carried,

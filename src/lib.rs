@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod io;
 pub mod netinfo;
 pub mod output;
+pub mod peer_flags;
 pub mod permute;
 pub mod probe;
 pub mod resume;

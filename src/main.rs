@@ -1,5 +1,5 @@
 //! The `xdpscan` command: parse, validate, scan, and turn every failure into one line and an
-//! exit status (0 done, 1 runtime error, 2 usage error).
+//! exit status (0 done, 1 runtime error, 2 usage error, 3 stopped by a limit, 130 by a signal).
 
 use std::{
     process::ExitCode,
@@ -80,6 +80,18 @@ fn distributed(cmd: &str, args: &[std::ffi::OsString]) -> ExitCode {
     }
 }
 
+/// A scan's exit status by how it ended (README, "Exit status"): 0 complete (or its reader
+/// went away, as `| head` does), 3 stopped by `--max-runtime` or `--max-results`, 130 stopped
+/// by a signal (SIGINT or SIGTERM), as shells report a process a signal ended.
+fn stop_status(stop: xdpscan::engine::StopReason) -> u8 {
+    use xdpscan::engine::StopReason::*;
+    match stop {
+        Completed | OutputClosed => 0,
+        MaxRuntime | MaxResults => 3,
+        Interrupted => 130,
+    }
+}
+
 fn main() -> ExitCode {
     // A bug must still read as one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -106,6 +118,20 @@ fn main() -> ExitCode {
             return distributed(cmd, &args[2..]);
         }
     }
+    // nmap's, masscan's and ZMap's flags: translated (said once) or refused with a hint.
+    let args = match xdpscan::peer_flags::translate(args) {
+        Ok(t) => {
+            let quiet = t.args.iter().any(|a| a == "-q" || a == "--quiet");
+            for note in t.notes.iter().filter(|_| !quiet) {
+                eprintln!("xdpscan: note: {note}");
+            }
+            t.args
+        }
+        Err(e) => {
+            eprintln!("xdpscan: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let args = match cli::resume_args(cli::normalize_args(args)) {
         Ok(a) => a,
         Err(e) => return clap_exit(e),
@@ -145,7 +171,7 @@ fn main() -> ExitCode {
     }
 
     match scan::run(&cfg, &interrupts) {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(report) => ExitCode::from(stop_status(report.outcome.stop)),
         Err(e) => {
             eprintln!("xdpscan: {e}");
             ExitCode::from(1)

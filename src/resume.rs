@@ -34,7 +34,7 @@ pub struct ResumeFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
-    #[error("cannot read resume file {0}: {1}")]
+    #[error("cannot read resume file {0}: {1}{hint}", hint = if .1.kind() == std::io::ErrorKind::NotFound { " (a resumed scan that completes removes its file)" } else { "" })]
     Read(String, std::io::Error),
     #[error("{0} is not an xdpscan resume file: {1}")]
     Parse(String, String),

@@ -37,6 +37,12 @@ pub enum ScanError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot write {what} {path}: {source}")]
+    FileCheck {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Privileges(String),
     #[error("--publish: {0}")]
@@ -88,6 +94,7 @@ fn late_files(cfg: &ScanConfig) -> keeper::Allowed {
     let mut a = keeper::Allowed::default();
     a.files.push(cfg.resume_file.clone());
     a.files.push(ResumeFile::tmp_path(&cfg.resume_file));
+    a.files.extend(cfg.resumed_from.clone());
     a.files.extend(cfg.outputs.metadata.clone());
     a.files.extend(cfg.status.file.clone());
     for doc in [&cfg.outputs.xml, &cfg.outputs.grepable]
@@ -175,7 +182,57 @@ pub fn run_info(spec: &ScanSpec) -> RunInfo {
     }
 }
 
+/// Every file written after the scan (metadata, status, resume) can be written: checked before
+/// the first probe, so a scan never runs to lose its state at the end. Nothing is changed: a
+/// file made for the check is removed.
+/// `--resume-file`'s default (cli.rs).
+const DEFAULT_RESUME_FILE: &str = "xdpscan-resume.json";
+
+fn check_late_files(cfg: &ScanConfig) -> Result<(), ScanError> {
+    let files = [
+        ("the metadata file (-m)", cfg.outputs.metadata.as_deref()),
+        (
+            "the status file (--status-file)",
+            cfg.status.file.as_deref(),
+        ),
+        (
+            "the resume file (--resume-file)",
+            Some(cfg.resume_file.as_path()),
+        ),
+    ];
+    for (what, path) in files {
+        let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
+            continue;
+        };
+        let existed = std::fs::symlink_metadata(path).is_ok();
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path);
+        if opened.is_ok() && !existed {
+            let _ = std::fs::remove_file(path);
+        }
+        match opened {
+            // The default resume file in a directory we may not write: said, not fatal.
+            Err(e) if path == std::path::Path::new(DEFAULT_RESUME_FILE) => eprintln!(
+                "xdpscan: note: cannot write {} here ({e}): a stopped scan could not be resumed; --resume-file names another",
+                path.display()
+            ),
+            r => {
+                r.map_err(|source| ScanError::FileCheck {
+                    what,
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<Report, ScanError> {
+    check_late_files(cfg)?;
     // A dry run sends nothing in every mode: `-sT` builds the SYNs its connections would open.
     let connect = cfg.scan == ScanType::Connect && !cfg.dry_run;
     let module = if cfg.scan == ScanType::Connect && cfg.dry_run {
@@ -326,8 +383,19 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
             return Err(EngineError::Output(path.display().to_string(), e).into());
         }
     }
-    if outcome.stop != StopReason::OutputClosed && (!cfg.quiet || outcome.interrupted()) {
+    // A resume file whose scan is now complete would rescan from its old place if run again.
+    let finished_resume = match (&cfg.resumed_from, outcome.complete) {
+        (Some(p), true) => keeper::remove(p).is_ok().then_some(p),
+        _ => None,
+    };
+    if outcome.stop != StopReason::OutputClosed && !cfg.quiet {
         summary(cfg, stats, &outcome, kind);
+        if let Some(p) = finished_resume {
+            eprintln!(
+                "xdpscan: the resumed scan is complete; removed {}",
+                p.display()
+            );
+        }
         if let Some(Some(p)) = &resume_path {
             eprintln!(
                 "xdpscan: stopped before the end ({}); continue with --resume {p}",

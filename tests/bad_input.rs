@@ -271,3 +271,132 @@ fn traceroute_banner_and_probe_misuse() {
     );
     refused(&["probe"], "TARGET");
 }
+
+/// A run that fails before scanning leaves the files it found as they were and no new empty
+/// file; the metadata, status and resume paths are checked before the first probe; a resumed
+/// scan that completes removes its resume file. Dry runs in a namespace with only loopback.
+#[test]
+fn nothing_is_lost_or_left_half_done_at_the_edges() {
+    let dir = std::env::temp_dir().join(format!("xdpscan-edges-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = |name: &str| dir.join(name).display().to_string();
+    let prev = at("prev.json");
+    std::fs::write(&prev, "{\"from\":\"the last run\"}\n").unwrap();
+    let base = ["-p", "80", "198.19.0.1", "--dry-run"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run_s = |args: Vec<String>| run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // An unwritable second output: the first is not touched, the new one not left behind.
+    let (code, err) = run_s(with(&[
+        "-oJ",
+        &prev,
+        "-oG",
+        &at("new.gnmap"),
+        "-oX",
+        "/nonexistent/x.xml",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/nonexistent/x.xml"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&prev).unwrap(),
+        "{\"from\":\"the last run\"}\n"
+    );
+    assert!(!dir.join("new.gnmap").exists(), "an empty file left behind");
+    // -m, --status-file, --resume-file: refused before the first probe, no summary.
+    for flag in ["-m", "--status-file", "--resume-file"] {
+        let (code, err) = run_s(with(&["-oJ", &prev, flag, "/nonexistent/f"]));
+        assert_eq!(code, 1, "{flag}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{flag}: {err}");
+        assert!(err.contains("/nonexistent/f"), "{flag}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(&prev).unwrap(),
+            "{\"from\":\"the last run\"}\n"
+        );
+    }
+    // A run that scans replaces the file, also with nothing to write.
+    let (code, err) = run_s(with(&["-oJ", &prev, "-q"]));
+    assert_eq!((code, err.as_str()), (0, ""), "-q prints nothing");
+    assert_eq!(std::fs::read_to_string(&prev).unwrap(), "");
+    // --max-runtime stops early (exit 3) and leaves a resume file; resumed to the end, the
+    // resume file goes, and a third run is told there is none.
+    let resume = at("r.json");
+    let slow = [
+        "198.19.0.0/24",
+        "-p",
+        "80",
+        "--dry-run",
+        "--rate",
+        "100",
+        "--max-runtime",
+        "1",
+        "--resume-file",
+        &resume,
+        "-q",
+    ];
+    let (code, err) = run(&slow);
+    assert_eq!(code, 3, "{err}");
+    assert!(std::path::Path::new(&resume).exists());
+    let (code, err) = run(&["--resume", &resume, "--rate", "0", "--max-runtime", "60"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!std::path::Path::new(&resume).exists());
+    let (code, err) = run(&["--resume", &resume]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&resume) && err.contains("completes removes"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The peers' flags: each works as there (a dry run, with its note) or is refused with one
+/// line naming xdpscan's way; none is misread.
+#[test]
+fn the_peers_flags_work_or_get_a_hint() {
+    let dir = std::env::temp_dir().join(format!("xdpscan-peers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.join("scan").display().to_string();
+    let works: [(&[&str], &str); 11] = [
+        (&["-oA", &base], ".gnmap"),
+        (&["-T4"], "--rate 10000"),
+        (&["-Pn"], "host discovery"),
+        (&["-n"], "resolves"),
+        (&["-6"], "family"),
+        (&["-v"], "progress"),
+        (&["-sSU"], "syn+udp"),
+        (&["--min-rate", "500"], "--rate 500"),
+        (&["--max-retries", "1"], ""),
+        (&["-G", "02:00:00:00:00:01"], ""),
+        (&["-P", "2"], "--retries 1"),
+    ];
+    for (flags, says) in works {
+        let mut args = vec!["-p", "80", "198.19.0.1", "--dry-run", "-S", "198.18.0.1"];
+        args.extend_from_slice(flags);
+        let (code, err) = run(&args);
+        assert_eq!(code, 0, "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+    assert!(dir.join("scan.xml").exists() && dir.join("scan.gnmap").exists());
+    // masscan's --adapter is -i (here only loopback, which has no Ethernet header).
+    refused(
+        &["-p", "80", "198.19.0.1", "--dry-run", "--adapter", "lo"],
+        "interface lo",
+    );
+    for (flags, names) in [
+        (&["-oN", "x"][..], "-oX"),
+        (&["-oS", "x"][..], "-oG"),
+        (&["-c", "masscan.conf"][..], "command line"),
+        (&["--echo"][..], "command line"),
+        (&["-O", "json"][..], "--csv"),
+        (&["-B", "10M"][..], "--rate"),
+        (&["-M", "tcp_synscan"][..], "-sS"),
+        (&["-o", "out.csv"][..], "--csv"),
+        (&["-f", "saddr,sport"][..], "--csv"),
+        (&["--adapter-mac", "02:00:00:00:00:02"][..], "-i"),
+    ] {
+        let mut args = vec!["-p", "80", "198.19.0.1", "--dry-run"];
+        args.extend_from_slice(flags);
+        refused(&args, names);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -347,7 +347,7 @@ fn interrupted_grab_keeps_every_open_port() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let res = lines(&out.stdout);
     let ips: std::collections::BTreeSet<Ipv4Addr> = res
         .iter()

@@ -178,7 +178,7 @@ fn resume_file_alone_finishes_the_scan_into_the_same_documents() {
     std::thread::sleep(Duration::from_millis(1200));
     unsafe { libc::kill(pid, libc::SIGINT) };
     let first = child.wait_with_output().unwrap();
-    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(first.status.code(), Some(130), "{}", stderr(&first));
     let partial = parse_results(&std::fs::read(&json).unwrap()).len();
     let xml1 = std::fs::read_to_string(&xml).unwrap();
     assert_eq!(

@@ -338,7 +338,7 @@ fn resume_after(lab: &Lab, dir: &Path, after: Duration, signal: i32, extra: &[&s
     std::thread::sleep(after);
     unsafe { libc::kill(pid, signal) };
     let first = reader.join().unwrap();
-    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(first.status.code(), Some(130), "{}", stderr(&first));
     assert!(
         Path::new(&resume).exists(),
         "no resume file after {after:?}: {}",
@@ -423,7 +423,7 @@ fn limits_stop_cleanly_and_can_be_resumed() {
         "--resume-file",
         &resume,
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(parse_results(&out.stdout).len(), 1000);
     assert!(Path::new(&resume).exists());
 
@@ -442,7 +442,7 @@ fn limits_stop_cleanly_and_can_be_resumed() {
         "--resume-file",
         &resume,
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(t.elapsed() < Duration::from_secs(5), "max-runtime ignored");
     let first = parse_results(&out.stdout);
     let second = lab.xdpscan(&[

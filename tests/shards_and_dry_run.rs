@@ -401,7 +401,13 @@ fn a_dry_run_sends_nothing_in_any_mode() {
         &["-p", "22,80", "--traceroute"],
         &["-PE"],
         &["-sO", "-p", "1,6,17"],
-        &["-sS", "-p", "22,80", "--publish", "nats://198.18.0.2:4222/dry"],
+        &[
+            "-sS",
+            "-p",
+            "22,80",
+            "--publish",
+            "nats://198.18.0.2:4222/dry",
+        ],
     ];
     for mode in modes {
         let before = wire_counters(&lab);

@@ -2,6 +2,10 @@
 //! write fails (disk full, I/O error) the file is cut back to the last complete record, and the
 //! closing footer is written even if that means dropping records from the end, so what stays on
 //! disk is always a valid document.
+//!
+//! A file is opened before the scan but cut only at its first flush, which the engine does
+//! once the scan runs: a run that fails before (another output's path, the interface) leaves
+//! an existing file as it was, and removes a file it created and never used.
 
 use std::{
     collections::VecDeque,
@@ -28,20 +32,35 @@ pub struct OutFile {
     /// Length of the header, which is never cut.
     header_len: u64,
     failed: bool,
+    /// Opened to be replaced, not yet cut: what it holds stays until the first flush.
+    cut_pending: bool,
+    /// Created by this open (it did not exist): removed if dropped still unused.
+    created: Option<std::path::PathBuf>,
 }
 
 const FLUSH_AT: usize = 64 * 1024;
 const ENDS_KEPT: usize = 4096;
 
 impl OutFile {
-    /// Creates (truncates) `path`, or writes to stdout when it is "-".
+    /// Opens `path` to be replaced (cut at the first flush), or stdout when it is "-".
     pub fn create(path: &Path) -> io::Result<Self> {
+        let mut created = None;
         let dest = if path.as_os_str() == "-" {
             Dest::Stdout(io::stdout())
         } else {
-            Dest::File(File::create(path)?)
+            let existed = std::fs::symlink_metadata(path).is_ok();
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
+            if !existed {
+                created = Some(path.to_path_buf());
+            }
+            Dest::File(f)
         };
         Ok(Self {
+            cut_pending: matches!(dest, Dest::File(_)),
             dest,
             name: path.display().to_string(),
             buf: Vec::with_capacity(FLUSH_AT * 2),
@@ -49,6 +68,7 @@ impl OutFile {
             ends: VecDeque::new(),
             header_len: 0,
             failed: false,
+            created,
         })
     }
 
@@ -65,6 +85,7 @@ impl OutFile {
         let len = f.metadata()?.len();
         let mut out = Self::create(Path::new("-"))?;
         out.dest = Dest::File(f);
+        out.cut_pending = false;
         out.name = path.display().to_string();
         out.committed = len;
         out.header_len = len;
@@ -110,6 +131,14 @@ impl OutFile {
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
+        if self.cut_pending {
+            if let Dest::File(f) = &mut self.dest {
+                f.set_len(0)?;
+                f.seek(SeekFrom::Start(0))?;
+            }
+            self.cut_pending = false;
+            self.created = None;
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -200,6 +229,15 @@ impl OutFile {
                 r => r,
             },
             Dest::Stdout(s) => s.flush(),
+        }
+    }
+}
+
+impl Drop for OutFile {
+    fn drop(&mut self) {
+        // Opened for a run that never started: leave no empty file behind.
+        if let Some(p) = self.created.take().filter(|_| self.cut_pending) {
+            let _ = std::fs::remove_file(p);
         }
     }
 }
