@@ -33,7 +33,31 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     # tshark asks whether non-root users may capture; answer no without a prompt.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    # No daemon may start on the host when its package installs (invoke-rc.d asks
+    # policy-rc.d; 101 = action forbidden); ours is removed again, one already there is kept.
+    placed=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        placed=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null || {
+        [ -z "$placed" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+        exit 1
+    }
+    [ -z "$placed" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+    # Nor at the next boot: the units of the daemons installed here for the lab are disabled
+    # (a daemon the machine already had is not touched).
+    if [ -d /run/systemd/system ]; then
+        for p in "${missing[@]}"; do
+            case $p in
+                openssh-server) unit=ssh ;; nginx-light) unit=nginx ;; redis-server) unit=redis-server ;;
+                vsftpd | memcached | mosquitto | chrony | snmpd | nats-server) unit=$p ;;
+                *) continue ;;
+            esac
+            $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
+        done
+    fi
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -213,20 +213,16 @@ fn check_late_files(cfg: &ScanConfig) -> Result<(), ScanError> {
         if opened.is_ok() && !existed {
             let _ = std::fs::remove_file(path);
         }
-        match opened {
-            // The default resume file in a directory we may not write: said, not fatal.
-            Err(e) if path == std::path::Path::new(DEFAULT_RESUME_FILE) => eprintln!(
-                "xdpscan: note: cannot write {} here ({e}): a stopped scan could not be resumed; --resume-file names another",
-                path.display()
-            ),
-            r => {
-                r.map_err(|source| ScanError::FileCheck {
-                    what,
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            }
+        // The default resume file may be unwritable where the scan runs: said only if a stopped
+        // scan needs it (`run_scan`), not to every scan.
+        if opened.is_err() && path == std::path::Path::new(DEFAULT_RESUME_FILE) {
+            continue;
         }
+        opened.map_err(|source| ScanError::FileCheck {
+            what,
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -396,6 +392,9 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
                 p.display()
             );
         }
+    }
+    // Where the state of a stopped scan is, also under -q (the exit status says it stopped).
+    if outcome.stop != StopReason::OutputClosed {
         if let Some(Some(p)) = &resume_path {
             eprintln!(
                 "xdpscan: stopped before the end ({}); continue with --resume {p}",
