@@ -358,8 +358,14 @@ fn resume_after(lab: &Lab, dir: &Path, after: Duration, signal: i32, extra: &[&s
             .position(|a| *a == "--tx-threads")
             .unwrap_or(extra.len())],
     );
+    // Kept for the check that a resume file only fits its own scan.
+    std::fs::copy(&resume, p(dir, "resume.kept.json")).unwrap();
     let second = lab.xdpscan(&args2);
     assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        !Path::new(&resume).exists(),
+        "a completed resume leaves its file behind"
+    );
     let mut all = parse_results(&first.stdout);
     let n1 = all.len();
     all.extend(parse_results(&second.stdout));
@@ -395,7 +401,7 @@ fn resume_continues_exactly_where_the_scan_stopped() {
         "-p",
         "22",
         "--resume",
-        &p(&dir, "resume.json"),
+        &p(&dir, "resume.kept.json"),
         "-q",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
