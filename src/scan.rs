@@ -12,8 +12,11 @@ use crate::{
     config::{ScanConfig, ScanSpec},
     cookie::CookieJar,
     engine::{
-        self, connect::ConnectOptions, monitor::fmt_rate, stats::Stats, EngineError, Interrupts,
-        NamedSink, Outcome, Plan, RawModule, StopReason,
+        self,
+        connect::ConnectOptions,
+        monitor::{fmt_count, fmt_counted, fmt_estimate, fmt_rate},
+        stats::Stats,
+        EngineError, Interrupts, NamedSink, Outcome, Plan, RawModule, StopReason,
     },
     io::{
         keeper, packet,
@@ -305,7 +308,7 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
     let stats = &*stats_arc;
 
     if !cfg.quiet {
-        announce(cfg);
+        announce(cfg, &plan);
     }
 
     let (outcome, kind) = if connect {
@@ -577,17 +580,16 @@ pub fn open_sinks(
     Ok(sinks)
 }
 
-fn announce(cfg: &ScanConfig) {
-    let s = &cfg.space;
+fn announce(cfg: &ScanConfig, plan: &Plan) {
     let mut notes = String::new();
     if cfg.blocklisted > 0 {
         notes.push_str(&format!(
             "; {} reserved addresses removed by the default blocklist",
-            cfg.blocklisted
+            fmt_count(cfg.blocklisted)
         ));
     }
     if cfg.excluded > 0 {
-        notes.push_str(&format!("; {} excluded", cfg.excluded));
+        notes.push_str(&format!("; {} excluded", fmt_count(cfg.excluded)));
     }
     if cfg.resume.is_some() {
         notes.push_str("; resuming");
@@ -621,23 +623,69 @@ fn announce(cfg: &ScanConfig) {
                 .join(",")
         )
     };
-    let rate = if cfg.rate == 0 {
-        "max".to_string()
-    } else {
-        fmt_rate(cfg.rate as f64)
-    };
     eprintln!(
-        "xdpscan: {} scan of {} addresses x {} ports = {} probes{}; {via}; rate {}; seed {}; shard {}/{}",
+        "xdpscan: {} scan of {}{}; {via}; {}; seed {}; shard {}/{}",
         cfg.scan_names(),
-        s.addresses(),
-        s.ports().len(),
-        s.len(),
+        probe_count(cfg, plan),
         notes,
-        rate,
+        pace(cfg, plan),
         cfg.seed,
         cfg.shard.0 + 1,
         cfg.shard.1,
     );
+}
+
+/// What the start line counts, the same probes the summary counts: `256 addresses x 2 ports =
+/// 512 targets, 768 probes` when payload variants, TTLs or retries send more than one per
+/// target, and this shard's share of them.
+fn probe_count(cfg: &ScanConfig, plan: &Plan) -> String {
+    let s = &cfg.space;
+    let targets = s.len();
+    let mut line = format!(
+        "{} x {} = ",
+        fmt_counted(s.addresses(), "address", "addresses"),
+        fmt_counted(s.ports().len() as u64, "port", "ports"),
+    );
+    let passes = u64::from(cfg.retries) + 1;
+    match plan.frames_per_pass().map(|f| f.saturating_mul(passes)) {
+        Some(probes) if probes != targets => line.push_str(&format!(
+            "{}, {}",
+            fmt_counted(targets, "target", "targets"),
+            fmt_counted(probes, "probe", "probes")
+        )),
+        _ => line.push_str(&fmt_counted(targets, "probe", "probes")),
+    }
+    if cfg.shard.1 > 1 {
+        let probes = probes_to_send(cfg, plan);
+        line.push_str(&format!(
+            " (this shard about {})",
+            fmt_counted(probes, "probe", "probes")
+        ));
+    }
+    line
+}
+
+/// Probes this run sends: the whole space's frames over every pass, its shard's share.
+fn probes_to_send(cfg: &ScanConfig, plan: &Plan) -> u64 {
+    let passes = u64::from(cfg.retries) + 1;
+    plan.frames_per_pass()
+        .unwrap_or(cfg.space.len())
+        .saturating_mul(passes)
+        / u64::from(cfg.shard.1.max(1))
+}
+
+/// The rate asked and how long sending takes at it, then the cooldown.
+fn pace(cfg: &ScanConfig, plan: &Plan) -> String {
+    if cfg.rate == 0 {
+        return "rate max (a governor follows the receive side)".into();
+    }
+    let mut line = format!("rate {}", fmt_rate(cfg.rate as f64));
+    let secs = probes_to_send(cfg, plan) as f64 / cfg.rate as f64;
+    line.push_str(&format!(", about {} to send", fmt_estimate(secs)));
+    if !cfg.dry_run {
+        line.push_str(&format!(", then {} s of --wait", cfg.wait.as_secs_f64()));
+    }
+    line
 }
 
 fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
@@ -663,10 +711,10 @@ fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
         }
     }
     eprintln!(
-        "xdpscan: {}{} {} probes in {:.2} s ({}) over {}; {} replies{}; {} invalid, {} malformed, {} duplicate, {} dropped; {:.2} s in all; seed {}",
+        "xdpscan: {}{} {} in {:.2} s ({}) over {}; {} replies{}; {} invalid, {} malformed, {} duplicate, {} dropped; {:.2} s in all; seed {}",
         if out.interrupted() { "stopped early: " } else { "" },
         if kind == TransportKind::DryRun { "built" } else { "sent" },
-        sent,
+        fmt_counted(sent, "probe", "probes"),
         secs,
         fmt_rate(sent as f64 / secs),
         kind.as_str(),

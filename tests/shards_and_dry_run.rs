@@ -137,10 +137,10 @@ fn default_blocklist_trims_broad_targets_and_says_so() {
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("131072 reserved addresses removed by the default blocklist"),
+        err.contains("131,072 reserved addresses removed by the default blocklist"),
         "{err}"
     );
-    assert!(err.contains("917504 addresses"), "{err}");
+    assert!(err.contains("917,504 addresses"), "{err}");
 }
 
 fn tempdir() -> std::path::PathBuf {
@@ -447,4 +447,52 @@ fn a_dry_run_sends_nothing_in_any_mode() {
         "{err}"
     );
     assert!(err.contains("built 2 probes"), "{err}");
+}
+
+/// The start line announces the probes the summary then counts: payload variants, TTLs and
+/// retries included, numbers grouped, singular and plural right (no route needed: a dry run).
+#[test]
+fn the_start_line_counts_the_probes_the_summary_counts() {
+    let run = |args: &[&str]| -> String {
+        let out = std::process::Command::new("unshare")
+            .arg("--net")
+            .arg(env!("CARGO_BIN_EXE_xdpscan"))
+            .args(args)
+            .args(["--dry-run", "--rate", "0"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    for (args, start, built) in [
+        (
+            &["-sU", "-p", "53,161", "198.19.0.0/24"][..],
+            "256 addresses x 2 ports = 512 targets, 768 probes",
+            "built 768 probes",
+        ),
+        (
+            &["--traceroute", "-p", "80", "198.19.0.0/30"][..],
+            "4 addresses x 1 port = 4 targets, 120 probes",
+            "built 120 probes",
+        ),
+        (
+            &["--retries", "2", "-p", "80", "198.19.0.0/30"][..],
+            "4 addresses x 1 port = 4 targets, 12 probes",
+            "built 12 probes",
+        ),
+        (
+            &["-p", "80", "198.19.0.1"][..],
+            "1 address x 1 port = 1 probe;",
+            "built 1 probe in",
+        ),
+        (
+            &["-p", "1-1000", "198.19.0.0/22"][..],
+            "1,024 addresses x 1,000 ports = 1,024,000 probes",
+            "built 1,024,000 probes",
+        ),
+    ] {
+        let err = run(args);
+        assert!(err.contains(start), "{args:?}: {err}");
+        assert!(err.contains(built), "{args:?}: {err}");
+    }
 }

@@ -139,7 +139,7 @@ fn rate_zero_completes_and_reports_what_it_found() {
         expected.len(),
         100.0 * results.len() as f64 / expected.len() as f64
     );
-    assert!(line.contains("sent 262144 probes"), "{line}");
+    assert!(line.contains("sent 262,144 probes"), "{line}");
 }
 
 #[test]

@@ -192,6 +192,37 @@ fn classify_ports(ms: &[Arc<dyn PortScan>], ip: &IpPacket, ctx: &ClassifyCtx) ->
 }
 
 impl Plan {
+    /// Frames one pass over the whole space sends (before sharding): per address family, its
+    /// addresses times the probe variants of every port (UDP payloads, traceroute TTLs).
+    /// `None` for connect scans, whose retries depend on what times out.
+    pub fn frames_per_pass(&self) -> Option<u64> {
+        let senders = self.module.as_ref()?.senders();
+        let ports = self.space.ports();
+        let family = |frame: Option<&crate::wire::template::FrameParams>, addrs: u64| -> u64 {
+            let Some(frame) = frame.filter(|_| addrs > 0) else {
+                return 0;
+            };
+            // Modules whose templates do not differ per port have one list for every port.
+            let mut per_slot: Vec<Option<u64>> = vec![None; senders.len()];
+            let per_address: u64 = ports
+                .iter()
+                .map(|(slot, port)| {
+                    let m = senders[slot];
+                    if m.per_port_templates() {
+                        m.variants(frame, port).len() as u64
+                    } else {
+                        *per_slot[slot].get_or_insert_with(|| m.variants(frame, 0).len() as u64)
+                    }
+                })
+                .sum();
+            addrs.saturating_mul(per_address)
+        };
+        Some(
+            family(self.frames.v4.as_ref(), self.space.ipv4_addresses())
+                .saturating_add(family(self.frames.v6.as_ref(), self.space.ipv6_addresses())),
+        )
+    }
+
     /// The probe module of a raw scan (the engine runs only those).
     pub fn raw(&self) -> &RawModule {
         self.module

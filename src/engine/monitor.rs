@@ -57,6 +57,35 @@ pub fn fmt_rate(pps: f64) -> String {
     }
 }
 
+/// A count as people read it: digits grouped by thousands (`242,627,506,341,120`).
+pub fn fmt_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1 address`, `2 addresses`: a grouped count and its noun, singular or plural.
+pub fn fmt_counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", fmt_count(n), if n == 1 { one } else { many })
+}
+
+/// A duration estimate: `0:52`, `1:02:03`, or days past a hundred hours.
+pub fn fmt_estimate(secs: f64) -> String {
+    if secs >= 100.0 * 3600.0 {
+        format!("{:.0} days", secs / 86_400.0)
+    } else if secs < 1.0 {
+        "under a second".into()
+    } else {
+        fmt_clock(Duration::from_secs_f64(secs))
+    }
+}
+
 pub fn fmt_clock(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
@@ -321,6 +350,19 @@ fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_group_by_thousands_and_take_their_number() {
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(fmt_count(999), "999");
+        assert_eq!(fmt_count(1000), "1,000");
+        assert_eq!(fmt_count(242_627_506_341_120), "242,627,506,341,120");
+        assert_eq!(fmt_counted(1, "address", "addresses"), "1 address");
+        assert_eq!(fmt_counted(1024, "port", "ports"), "1,024 ports");
+        assert_eq!(fmt_estimate(52.4), "0:52");
+        assert_eq!(fmt_estimate(3723.0), "1:02:03");
+        assert_eq!(fmt_estimate(86_400.0 * 300.0), "300 days");
+    }
     use crate::engine::governor;
 
     fn snap(drops_now: f64, cooling: bool) -> Snapshot {
