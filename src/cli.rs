@@ -69,7 +69,7 @@ pub enum TraceChoice {
 
 /// Stateless mass port scanner over AF_XDP.
 #[derive(Debug, Parser)]
-#[command(name = "xdpscan", version, max_term_width = 100, after_help = AFTER_HELP)]
+#[command(name = "xdpscan", version, max_term_width = 100, allow_negative_numbers = true, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Targets: address, CIDR (198.19.0.0/16), range (198.19.0.1-198.19.0.200 or 198.19.0.1-200);
     /// commas allowed
@@ -128,13 +128,13 @@ pub struct Cli {
     #[arg(long = "retries", value_name = "N", default_value = "0", value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: u32,
 
-    /// -sT: milliseconds before an unanswered connect counts as silence
-    #[arg(long = "connect-timeout", value_name = "MS", default_value = "1000", value_parser = clap::value_parser!(u64).range(1..=600_000))]
-    pub connect_timeout: u64,
+    /// -sT: milliseconds before an unanswered connect counts as silence [default: 1000]
+    #[arg(long = "connect-timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub connect_timeout: Option<u64>,
 
-    /// -sT: connects in flight at once (bounded by the open-files limit)
-    #[arg(long = "max-inflight", value_name = "N", default_value = "2048", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub max_inflight: u32,
+    /// -sT: connects in flight at once (bounded by the open-files limit) [default: 2048]
+    #[arg(long = "max-inflight", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_inflight: Option<u32>,
 
     /// Exclude targets (same syntax as targets); repeatable
     #[arg(long = "exclude", value_name = "LIST")]
@@ -363,21 +363,22 @@ pub struct Cli {
     #[arg(long = "service-probes", value_name = "FILE")]
     pub service_probes: Option<PathBuf>,
 
-    /// Seconds an open port may stay silent before we send it a probe
-    #[arg(long = "banner-wait", value_name = "SECS", default_value = "2", value_parser = parse_secs)]
-    pub banner_wait: f64,
+    /// Seconds an open port may stay silent before we send it a probe [default: 2]
+    #[arg(long = "banner-wait", value_name = "SECS", value_parser = parse_secs)]
+    pub banner_wait: Option<f64>,
 
-    /// Seconds a banner connection may last from the handshake on
-    #[arg(long = "banner-timeout", value_name = "SECS", default_value = "6", value_parser = parse_secs)]
-    pub banner_timeout: f64,
+    /// Seconds a banner connection may last from the handshake on [default: 6]
+    #[arg(long = "banner-timeout", value_name = "SECS", value_parser = parse_secs)]
+    pub banner_timeout: Option<f64>,
 
-    /// Bytes of banner kept per port
-    #[arg(long = "banner-bytes", value_name = "N", default_value = "4096", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
-    pub banner_bytes: u32,
+    /// Bytes of banner kept per port [default: 4096]
+    #[arg(long = "banner-bytes", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub banner_bytes: Option<u32>,
 
     /// Banner connections open at once; open ports beyond are reported without a banner
-    #[arg(long = "max-connections", value_name = "N", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    pub max_connections: u32,
+    /// [default: 10000]
+    #[arg(long = "max-connections", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_connections: Option<u32>,
 
     /// No status on stderr (the start and summary lines too)
     #[arg(short = 'q', long = "quiet")]
@@ -801,15 +802,17 @@ pub enum ShardArg {
     Auto,
 }
 
-/// A clap error on one line (clap's spans several, the argument named on the next one).
+/// A clap error on one line (clap's spans several, the argument named on the next one), its
+/// tips kept ("a similar argument exists: '--rate'").
 pub fn clap_line(e: &clap::Error) -> String {
     let text = e.to_string();
     let msg: Vec<&str> = text
         .lines()
-        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
         .map(|l| l.trim().trim_start_matches("error: "))
+        .filter(|l| !l.is_empty())
         .collect();
-    format!("{} (see --help)", msg.join(" "))
+    format!("{} (see --help)", msg.join("; "))
 }
 
 pub fn parse_shard_arg(s: &str) -> Result<ShardArg, String> {

@@ -437,6 +437,19 @@ impl ScanSpec {
             Some((_, f)) => (Some(f.positions), f.answered, f.carried),
             None => (None, Vec::new(), Vec::new()),
         };
+        if scan != ScanType::Connect {
+            for (flag, given) in [
+                ("--connect-timeout", cli.connect_timeout.is_some()),
+                ("--max-inflight", cli.max_inflight.is_some()),
+            ] {
+                if given {
+                    return Err(ConfigError::Usage(format!(
+                        "{flag} applies to the connect scan (-sT), not --scan {}",
+                        scan.name()
+                    )));
+                }
+            }
+        }
         let outputs = Outputs {
             json: cli.output_json.clone(),
             xml: cli.output_xml.clone(),
@@ -461,8 +474,8 @@ impl ScanSpec {
             payloads,
             retries: cli.retries,
             report_silent: cli.report_silent,
-            connect_timeout: Duration::from_millis(cli.connect_timeout),
-            max_inflight: cli.max_inflight as usize,
+            connect_timeout: Duration::from_millis(cli.connect_timeout.unwrap_or(1000)),
+            max_inflight: cli.max_inflight.unwrap_or(2048) as usize,
             interface_asked: cli.interface.clone(),
             source_ip_asked: cli.source_ip,
             space: std::sync::Arc::new(space),
@@ -748,10 +761,17 @@ fn banners(
         ));
     }
     if !cli.banners && !cli.service_version {
-        if cli.service_probes.is_some() {
-            return Err(ConfigError::Usage(
-                "--service-probes applies to --banners and -sV".into(),
-            ));
+        let given = [
+            ("--service-probes", cli.service_probes.is_some()),
+            ("--banner-wait", cli.banner_wait.is_some()),
+            ("--banner-timeout", cli.banner_timeout.is_some()),
+            ("--banner-bytes", cli.banner_bytes.is_some()),
+            ("--max-connections", cli.max_connections.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(ConfigError::Usage(format!(
+                "{flag} applies to --banners and -sV, which this scan does not run"
+            )));
         }
         return Ok((None, None));
     }
@@ -779,12 +799,13 @@ fn banners(
         },
     }
     .map(std::sync::Arc::new);
+    let greeting_wait = cli.banner_wait.unwrap_or(2.0);
     let grab = GrabOptions {
-        greeting_wait: Duration::from_secs_f64(cli.banner_wait),
-        timeout: Duration::from_secs_f64(cli.banner_timeout.max(cli.banner_wait)),
+        greeting_wait: Duration::from_secs_f64(greeting_wait),
+        timeout: Duration::from_secs_f64(cli.banner_timeout.unwrap_or(6.0).max(greeting_wait)),
         idle: Duration::from_millis(500),
-        max_bytes: cli.banner_bytes as usize,
-        max_connections: cli.max_connections as usize,
+        max_bytes: cli.banner_bytes.unwrap_or(4096) as usize,
+        max_connections: cli.max_connections.unwrap_or(10_000) as usize,
         probes: probes.clone(),
     };
     // -sV without a probe database was refused above.

@@ -393,6 +393,14 @@ fn the_peers_flags_work_or_get_a_hint() {
         (&["-o", "out.csv"][..], "--csv"),
         (&["-f", "saddr,sport"][..], "--csv"),
         (&["--adapter-mac", "02:00:00:00:00:02"][..], "-i"),
+        // Options of another mode are refused, never ignored.
+        (&["--banner-wait", "3"][..], "--banners and -sV"),
+        (&["--max-connections", "9"][..], "--banners and -sV"),
+        (&["--connect-timeout", "5"][..], "connect scan (-sT)"),
+        (&["--max-inflight", "9"][..], "connect scan (-sT)"),
+        // clap's tip survives the one-line form; a negative rate is named as one.
+        (&["--rat", "5"][..], "similar argument exists: '--rate'"),
+        (&["--rate", "-5"][..], "'-5' is not a rate"),
     ] {
         let mut args = vec!["-p", "80", "198.19.0.1", "--dry-run"];
         args.extend_from_slice(flags);

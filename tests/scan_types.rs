@@ -33,24 +33,23 @@ fn check(flag: &str, ports: &str) {
         return;
     }
     let lab = Lab::up();
+    let mut args = vec![
+        NET,
+        "-p",
+        ports,
+        flag,
+        "--rate",
+        "50000",
+        "--wait",
+        "1",
+        "--report-silent",
+        "-q",
+    ];
     // The lab's BSD-like stack is a userspace program: give connects to it time under load.
-    let got = xdpscan_states(
-        &lab,
-        &[
-            NET,
-            "-p",
-            ports,
-            flag,
-            "--rate",
-            "50000",
-            "--wait",
-            "1",
-            "--report-silent",
-            "-q",
-            "--connect-timeout",
-            "3000",
-        ],
-    );
+    if flag == "-sT" {
+        args.extend_from_slice(&["--connect-timeout", "3000"]);
+    }
+    let got = xdpscan_states(&lab, &args);
     let ports_v: Vec<u16> = ports.split(',').map(|p| p.parse().unwrap()).collect();
     let mut expected = BTreeMap::new();
     for a in 0..4096u32 {
