@@ -54,6 +54,34 @@ pub enum ScanChoice {
     Connect,
 }
 
+/// What `--generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateKind {
+    /// The man page, roff (man -l -)
+    Man,
+    /// bash completion
+    Bash,
+    /// zsh completion
+    Zsh,
+    /// fish completion
+    Fish,
+}
+
+/// Writes the man page or a completion script for the command line defined here.
+pub fn generate(kind: GenerateKind, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut cmd = Cli::command();
+    let shell = match kind {
+        GenerateKind::Man => return clap_mangen::Man::new(cmd).render(out),
+        GenerateKind::Bash => Shell::Bash,
+        GenerateKind::Zsh => Shell::Zsh,
+        GenerateKind::Fish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "xdpscan", out);
+    Ok(())
+}
+
 /// Traceroute probe protocols (`--traceroute=PROTO`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TraceChoice {
@@ -69,171 +97,253 @@ pub enum TraceChoice {
 
 /// Stateless mass port scanner over AF_XDP.
 #[derive(Debug, Parser)]
-#[command(name = "xdpscan", version, max_term_width = 100, allow_negative_numbers = true, after_help = AFTER_HELP)]
+#[command(name = "xdpscan", version, max_term_width = 100, allow_negative_numbers = true, after_help = AFTER_HELP, after_long_help = AFTER_LONG_HELP)]
 pub struct Cli {
+    /// Targets: addresses, CIDR blocks, ranges (198.19.0.1-200), IPv4 and IPv6
+    ///
     /// Targets: address, CIDR (198.19.0.0/16), range (198.19.0.1-198.19.0.200 or 198.19.0.1-200);
     /// commas allowed
-    #[arg(value_name = "TARGET")]
+    #[arg(help_heading = "Targets", value_name = "TARGET")]
     pub targets: Vec<String>,
 
+    /// Read targets from FILE (also -iL)
+    ///
     /// Read targets from a file, one or more per line, '#' comments (also -iL)
-    #[arg(long = "target-file", value_name = "FILE")]
+    #[arg(help_heading = "Targets", long = "target-file", value_name = "FILE")]
     pub target_files: Vec<PathBuf>,
 
+    /// Never probe these targets
+    ///
+    /// Exclude targets (same syntax as targets); repeatable
+    #[arg(help_heading = "Targets", long = "exclude", value_name = "LIST")]
+    pub excludes: Vec<String>,
+
+    /// Exclude targets listed in a file; repeatable
+    #[arg(
+        help_heading = "Targets",
+        hide_short_help = true,
+        long = "exclude-file",
+        value_name = "FILE"
+    )]
+    pub exclude_files: Vec<PathBuf>,
+
+    /// Ports: 22,80,8000-8100, - for all, names (https), T:/U: for -sS -sU
+    ///
     /// Ports: 22,80,8000-8100; '-' for 1-65535; open ends like -1024; service names from
     /// nmap-services (https, 'http*') (-sO: protocol numbers)
-    #[arg(short = 'p', long = "ports", value_name = "SPEC")]
+    #[arg(
+        help_heading = "Ports",
+        short = 'p',
+        long = "ports",
+        value_name = "SPEC"
+    )]
     pub ports: Option<String>,
 
+    /// The N ports most often open (nmap-services)
+    ///
     /// The N ports most often found open (nmap-services), for the scanned protocol; with -p,
     /// the N most common among those
-    #[arg(long = "top-ports", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    #[arg(help_heading = "Ports", long = "top-ports", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub top_ports: Option<u32>,
 
+    /// The 100 most common ports (nmap's -F)
+    ///
     /// Fast: the 100 most common ports (nmap's -F, --top-ports 100)
-    #[arg(short = 'F', long = "fast", conflicts_with = "top_ports")]
+    #[arg(
+        help_heading = "Ports",
+        short = 'F',
+        long = "fast",
+        conflicts_with = "top_ports"
+    )]
     pub fast: bool,
 
     /// Ports never probed, in -p syntax (names too)
-    #[arg(long = "exclude-ports", value_name = "SPEC")]
+    #[arg(
+        help_heading = "Ports",
+        hide_short_help = true,
+        long = "exclude-ports",
+        value_name = "SPEC"
+    )]
     pub exclude_ports: Option<String>,
 
     /// nmap-services file for port names and --top-ports
-    #[arg(long = "servicedb", value_name = "FILE", default_value = crate::target::services::DEFAULT_PATH)]
+    #[arg(help_heading = "Ports", hide_short_help = true, long = "servicedb", value_name = "FILE", default_value = crate::target::services::DEFAULT_PATH)]
     pub servicedb: PathBuf,
 
-    /// Scan type, syn when none is given (also nmap's -sS -sA -sW -sF -sN -sX -sM -sU -sO -sT
-    /// -PE); one TCP type and udp combine (-sS -sU), each probing its ports (-p T:80,U:53)
-    #[arg(long = "scan", value_name = "TYPE", action = clap::ArgAction::Append)]
+    /// Scan type: syn (default), ack, window, fin, null, xmas, maimon, udp, ipproto, ping,
+    /// connect (also -sS -sA -sW -sF -sN -sX -sM -sU -sO -sT -PE)
+    ///
+    /// Scan type, syn when none is given: syn (-sS), ack (-sA), window (-sW), fin (-sF), null
+    /// (-sN), xmas (-sX), maimon (-sM), udp (-sU), ipproto (-sO), ping (-PE), connect (-sT); one
+    /// TCP type and udp combine (-sS -sU), each probing its ports (-p T:80,U:53)
+    #[arg(help_heading = "Scan types", hide_possible_values = true, long = "scan", value_name = "TYPE", action = clap::ArgAction::Append)]
     pub scan: Vec<ScanChoice>,
 
     /// TCP flags of the probes (names like SYNFIN or URG,PSH,FIN, or a number); the scan type
     /// (SYN unless given) decides how replies are read, as in nmap
-    #[arg(long = "scanflags", value_name = "FLAGS", value_parser = crate::probe::tcp::parse_scanflags)]
+    #[arg(help_heading = "Scan types", hide_short_help = true, long = "scanflags", value_name = "FLAGS", value_parser = crate::probe::tcp::parse_scanflags)]
     pub scanflags: Option<u8>,
 
     /// UDP payloads in nmap-payloads format, replacing the built-in ones for the ports it lists
     /// (Debian's nmap ships /usr/share/nmap/nmap-payloads)
-    #[arg(long = "udp-payloads", value_name = "FILE")]
+    #[arg(
+        help_heading = "Scan types",
+        hide_short_help = true,
+        long = "udp-payloads",
+        value_name = "FILE"
+    )]
     pub udp_payloads: Option<PathBuf>,
 
+    /// Report targets that never answered (filtered, open|filtered, down)
+    ///
     /// After the cooldown, report every target that never answered with the state nmap gives
     /// silence (filtered, open|filtered, down). Keeps one bit per (address, port): 128 MiB per
     /// billion targets, at most 2^34 targets
-    #[arg(long = "report-silent")]
+    #[arg(help_heading = "Scan types", long = "report-silent")]
     pub report_silent: bool,
 
+    /// IP time-to-live of the probes; with --traceroute the range of TTLs to probe
+    /// [default: 64; with --traceroute 1-30]
+    #[arg(help_heading = "Scan types", hide_short_help = true, long = "ttl", value_name = "N|LO-HI", value_parser = parse_ttl)]
+    pub ttl: Option<(u8, u8)>,
+
+    /// Trace the path to every target (tcp, udp or icmp)
+    ///
+    /// Trace the path to every target: one probe per TTL of --ttl, each router's ICMP
+    /// time-exceeded mapped back to its hop without state. PROTO is tcp (SYN), udp or icmp
+    /// (echo); without it, the scan type's (-sS tcp, -sU udp, -PE icmp)
+    #[arg(help_heading = "Scan types", hide_possible_values = true, long = "traceroute", value_name = "PROTO", num_args = 0..=1, require_equals = true, default_missing_value = "auto")]
+    pub traceroute: Option<TraceChoice>,
+
+    /// Grab banners from open ports
+    ///
+    /// Grab banners from open ports (SYN scans over AF_XDP): complete the handshake from the
+    /// receive thread, wait --banner-wait for a greeting, else send the probe that fits the
+    /// port, keep what comes back, close with RST
+    #[arg(help_heading = "Services", long = "banners")]
+    pub banners: bool,
+
+    /// Service and version detection (also -sV)
+    ///
+    /// Service and version detection (also -sV), as nmap runs it: the NULL probe, then the
+    /// probes of nmap-service-probes for the port and up to --version-intensity, soft matches
+    /// followed, TLS opened for ssl; reported as service name, product, version, extra info
+    /// and CPE
+    #[arg(help_heading = "Services", long = "service-version")]
+    pub service_version: bool,
+
+    /// -sV: the rarest probe (1-9) sent to a port no probe lists; probes listing the port are
+    /// always sent (0: only those) [default: 7]
+    #[arg(help_heading = "Services", hide_short_help = true, long = "version-intensity", value_name = "0-9", value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub version_intensity: Option<u8>,
+
+    /// -sV: intensity 2 (nmap's --version-light)
+    #[arg(help_heading = "Services", hide_short_help = true, long = "version-light", conflicts_with_all = ["version_intensity", "version_all"])]
+    pub version_light: bool,
+
+    /// -sV: intensity 9, every probe (nmap's --version-all)
+    #[arg(
+        help_heading = "Services",
+        hide_short_help = true,
+        long = "version-all",
+        conflicts_with = "version_intensity"
+    )]
+    pub version_all: bool,
+
+    /// nmap-service-probes to use [default: /usr/share/nmap/nmap-service-probes; --banners
+    /// without it sends built-in HTTP and TLS probes]
+    #[arg(
+        help_heading = "Services",
+        hide_short_help = true,
+        long = "service-probes",
+        value_name = "FILE"
+    )]
+    pub service_probes: Option<PathBuf>,
+
+    /// Seconds an open port may stay silent before we send it a probe [default: 2]
+    #[arg(help_heading = "Services", hide_short_help = true, long = "banner-wait", value_name = "SECS", value_parser = parse_secs)]
+    pub banner_wait: Option<f64>,
+
+    /// Seconds a banner connection may last from the handshake on [default: 6]
+    #[arg(help_heading = "Services", hide_short_help = true, long = "banner-timeout", value_name = "SECS", value_parser = parse_secs)]
+    pub banner_timeout: Option<f64>,
+
+    /// Bytes of banner kept per port [default: 4096]
+    #[arg(help_heading = "Services", hide_short_help = true, long = "banner-bytes", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub banner_bytes: Option<u32>,
+
+    /// Banner connections open at once; open ports beyond are reported without a banner
+    /// [default: 10000]
+    #[arg(help_heading = "Services", hide_short_help = true, long = "max-connections", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_connections: Option<u32>,
+
+    /// Send every probe N more times
+    ///
     /// Send every probe N more times, in further passes over the whole permutation (ICMP rate
     /// limits on real hosts hide closed UDP ports); -sT retries timed-out connects
-    #[arg(long = "retries", value_name = "N", default_value = "0", value_parser = clap::value_parser!(u32).range(0..=20))]
+    #[arg(help_heading = "Rate and timing", long = "retries", value_name = "N", default_value = "0", value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: u32,
 
     /// -sT: milliseconds before an unanswered connect counts as silence [default: 1000]
-    #[arg(long = "connect-timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "connect-timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub connect_timeout: Option<u64>,
 
     /// -sT: connects in flight at once (bounded by the open-files limit) [default: 2048]
-    #[arg(long = "max-inflight", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "max-inflight", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_inflight: Option<u32>,
 
-    /// Exclude targets (same syntax as targets); repeatable
-    #[arg(long = "exclude", value_name = "LIST")]
-    pub excludes: Vec<String>,
-
-    /// Exclude targets listed in a file; repeatable
-    #[arg(long = "exclude-file", value_name = "FILE")]
-    pub exclude_files: Vec<PathBuf>,
-
-    /// Interface to send on [default: interface of the route to the first target]
-    #[arg(short = 'i', long = "interface", value_name = "IF")]
-    pub interface: Option<String>,
-
-    /// Source address, IPv4 or IPv6 [default: the interface's address of the targets' family;
-    /// for IPv6 its global address]
-    #[arg(long = "source-ip", short = 'S', value_name = "IP")]
-    pub source_ip: Option<std::net::IpAddr>,
-
-    /// Interface identifier of prefix-window targets (PREFIX/A-B): `random` (per target, from
-    /// the seed) or an address whose bits below /B are used, e.g. `::1` [default: random]
-    #[arg(long = "iid", value_name = "IID")]
-    pub iid: Option<String>,
-
-    /// Source ports our probes use and our XDP program claims; must lie outside the kernel's
-    /// ephemeral range [default: 61000-65535]
-    #[arg(long = "source-port", short = 'g', value_name = "LO-HI", value_parser = parse_port_range)]
-    pub source_port: Option<PortRange>,
-
-    /// MAC of the next hop [default: from the kernel's neighbour table, resolved by ARP if missing]
-    #[arg(long = "gateway-mac", alias = "router-mac", value_name = "MAC", value_parser = parse_mac)]
-    pub gateway_mac: Option<MacAddr>,
-
+    /// Probes per second (10k, 1.5M); 0: as fast as replies keep up
+    ///
     /// Probes per second over all threads (suffixes k, M); 0 = as fast as the receive side
     /// keeps up without losing replies (a governor sets the rate; the status line shows it)
-    #[arg(short = 'r', long = "rate", alias = "max-rate", value_name = "PPS", default_value = "10000", value_parser = parse_rate)]
+    #[arg(help_heading = "Rate and timing", short = 'r', long = "rate", alias = "max-rate", value_name = "PPS", default_value = "10000", value_parser = parse_rate)]
     pub rate: u64,
 
     /// Seconds to keep receiving after the last probe
-    #[arg(long = "wait", value_name = "SECS", default_value = "8", value_parser = parse_secs)]
+    ///
+    /// Seconds to keep receiving after the last probe
+    #[arg(help_heading = "Rate and timing", long = "wait", value_name = "SECS", default_value = "8", value_parser = parse_secs)]
     pub wait: f64,
 
     /// Seed of the permutation [default: random]; printed in the summary so a scan can be repeated
-    #[arg(long = "seed", value_name = "N")]
+    #[arg(
+        help_heading = "Rate and timing",
+        hide_short_help = true,
+        long = "seed",
+        value_name = "N"
+    )]
     pub seed: Option<u64>,
 
-    /// Scan only shard I of N (1-based); shards with one --seed are disjoint and cover
-    /// everything. `auto`: from the batch scheduler (Kubernetes Indexed Job, Slurm array, Nomad)
-    #[arg(long = "shard", value_name = "I/N|auto", value_parser = parse_shard_arg)]
-    pub shard: Option<ShardArg>,
+    /// Stop sending after SECS (then the cooldown), as cleanly as Ctrl-C
+    #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "max-runtime", value_name = "SECS", value_parser = parse_secs)]
+    pub max_runtime: Option<f64>,
 
-    /// The shard count for --shard auto where the scheduler gives only the index (Kubernetes:
-    /// the Job's completions; Nomad: the group's count)
-    #[arg(long = "shards", value_name = "N", requires = "shard", value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    pub shards: Option<u32>,
+    /// Stop once N results are written
+    #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "max-results", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_results: Option<u64>,
 
-    /// Transmit threads, each pinned to a core [default: 1, or one per --cores entry]
-    #[arg(long = "tx-threads", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub tx_threads: Option<u32>,
-
-    /// Cores for the transmit threads, in order: 0,1 or 0-3
-    #[arg(long = "cores", value_name = "LIST", value_parser = parse_cores)]
-    pub cores: Option<CoreList>,
-
-    /// Core for the receive thread [default: the first core no transmit thread uses]
-    #[arg(long = "rx-core", value_name = "N")]
-    pub rx_core: Option<usize>,
-
-    /// Packet I/O
-    #[arg(long = "transport", value_name = "KIND", default_value = "auto")]
-    pub transport: TransportChoice,
-
-    /// After opening its sockets and attaching its program, run as USER (name or uid) with no
-    /// capabilities [default: nobody when started as root; root keeps root]
-    #[arg(long = "user", value_name = "USER")]
-    pub user: Option<String>,
-
-    /// Also publish every result to NATS JetStream, one message per result (NDJSON line with
-    /// a Nats-Msg-Id of its key): nats://HOST:PORT/SUBJECT, tls:// for TLS
-    #[arg(long = "publish", value_name = "URL")]
-    pub publish: Option<String>,
-
-    #[command(flatten)]
-    pub nats_auth: crate::dist::args::NatsAuth,
-
-    /// Where the XDP program that steers replies is attached (AF_XDP transport)
-    #[arg(long = "xdp-mode", value_name = "MODE", default_value = "auto")]
-    pub xdp_mode: XdpModeChoice,
-
+    /// Build every probe, send nothing (with --pcap FILE: write them)
+    ///
     /// Build every probe but send nothing: write them to --pcap, or only count them
-    #[arg(long = "dry-run")]
+    #[arg(help_heading = "Output", long = "dry-run")]
     pub dry_run: bool,
 
     /// With --dry-run: write every probe to this pcap file
-    #[arg(long = "pcap", value_name = "FILE", requires = "dry_run")]
+    #[arg(
+        help_heading = "Output",
+        hide_short_help = true,
+        long = "pcap",
+        value_name = "FILE",
+        requires = "dry_run"
+    )]
     pub pcap: Option<PathBuf>,
 
+    /// NDJSON to FILE (also -oJ; stdout when no output is given)
+    ///
     /// NDJSON results to FILE ('-' for stdout; also -oJ). Without any -o option, NDJSON goes
     /// to stdout
     #[arg(
+        help_heading = "Output",
         short = 'o',
         long = "output-json",
         alias = "output",
@@ -241,158 +351,257 @@ pub struct Cli {
     )]
     pub output_json: Option<PathBuf>,
 
+    /// nmap XML to FILE (also -oX)
+    ///
     /// nmap XML to FILE (also -oX): valid against nmap.dtd, renders with nmap.xsl
-    #[arg(long = "output-xml", value_name = "FILE")]
+    #[arg(help_heading = "Output", long = "output-xml", value_name = "FILE")]
     pub output_xml: Option<PathBuf>,
 
+    /// nmap grepable to FILE (also -oG)
+    ///
     /// nmap grepable format to FILE (also -oG)
-    #[arg(long = "output-grepable", value_name = "FILE")]
+    #[arg(help_heading = "Output", long = "output-grepable", value_name = "FILE")]
     pub output_grepable: Option<PathBuf>,
 
+    /// masscan list to FILE (also -oL)
+    ///
     /// masscan list format to FILE (also -oL): "open tcp 80 198.19.0.5 1795000000"
-    #[arg(long = "output-list", value_name = "FILE")]
+    #[arg(help_heading = "Output", long = "output-list", value_name = "FILE")]
     pub output_list: Option<PathBuf>,
 
+    /// CSV to FILE, columns from --fields (ZMap's names)
+    ///
     /// CSV to FILE with the columns of --fields and a header row
-    #[arg(long = "csv", value_name = "FILE")]
+    #[arg(help_heading = "Output", long = "csv", value_name = "FILE")]
     pub csv: Option<PathBuf>,
 
     /// CSV columns, in order (ZMap's names; --list-fields shows them all)
-    #[arg(short = 'f', long = "fields", value_name = "LIST", default_value = crate::output::csv::DEFAULT_FIELDS, value_parser = parse_fields)]
+    #[arg(help_heading = "Output", hide_short_help = true, short = 'f', long = "fields", value_name = "LIST", default_value = crate::output::csv::DEFAULT_FIELDS, value_parser = parse_fields)]
     pub fields: FieldList,
 
     /// Print every CSV field with what it holds, then exit
-    #[arg(long = "list-fields")]
+    #[arg(help_heading = "Output", hide_short_help = true, long = "list-fields")]
     pub list_fields: bool,
 
     /// Every validated reply as received (duplicates included) to a pcap FILE
-    #[arg(long = "pcap-replies", value_name = "FILE")]
+    #[arg(
+        help_heading = "Output",
+        hide_short_help = true,
+        long = "pcap-replies",
+        value_name = "FILE"
+    )]
     pub pcap_replies: Option<PathBuf>,
 
     /// A JSON document describing the run (seed, rates, counts, times) to FILE at the end
-    #[arg(short = 'm', long = "metadata", value_name = "FILE")]
+    #[arg(
+        help_heading = "Output",
+        hide_short_help = true,
+        short = 'm',
+        long = "metadata",
+        value_name = "FILE"
+    )]
     pub metadata: Option<PathBuf>,
 
     /// masscan-style JSON status lines on stderr instead of the status line or progress bar
-    #[arg(long = "status-json")]
+    #[arg(help_heading = "Output", hide_short_help = true, long = "status-json")]
     pub status_json: bool,
 
     /// ZMap's status CSV (one row per second) to FILE
-    #[arg(long = "status-file", value_name = "FILE")]
+    #[arg(
+        help_heading = "Output",
+        hide_short_help = true,
+        long = "status-file",
+        value_name = "FILE"
+    )]
     pub status_file: Option<PathBuf>,
 
+    /// Continue a stopped scan from its resume file
+    ///
     /// Continue an interrupted scan from the resume file it wrote (same targets, ports and scan
     /// type; the seed, shard and thread count come from the file)
-    #[arg(long = "resume", value_name = "FILE")]
+    #[arg(help_heading = "Output", long = "resume", value_name = "FILE")]
     pub resume: Option<PathBuf>,
 
     /// Where an interrupted scan writes its resume file
     #[arg(
+        help_heading = "Output",
+        hide_short_help = true,
         long = "resume-file",
         value_name = "FILE",
         default_value = "xdpscan-resume.json"
     )]
     pub resume_file: PathBuf,
 
-    /// Stop sending after SECS (then the cooldown), as cleanly as Ctrl-C
-    #[arg(long = "max-runtime", value_name = "SECS", value_parser = parse_secs)]
-    pub max_runtime: Option<f64>,
-
-    /// Stop once N results are written
-    #[arg(long = "max-results", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_results: Option<u64>,
-
+    /// Write only open ports (nmap's --open)
+    ///
     /// Write only open and possibly open ports (open, open|filtered, unfiltered; up hosts), as
     /// nmap's --open; the summary still counts every state
-    #[arg(long = "open", conflicts_with = "show")]
+    #[arg(help_heading = "Output", long = "open", conflicts_with = "show")]
     pub open: bool,
 
     /// Write only ports in these states (masscan's --show): open,closed,filtered,unfiltered,
     /// open|filtered,closed|filtered,up,down
-    #[arg(long = "show", value_name = "STATES", value_parser = parse_states)]
+    #[arg(help_heading = "Output", hide_short_help = true, long = "show", value_name = "STATES", value_parser = parse_states)]
     pub show: Option<StateList>,
 
     /// Do not write ports in these states (masscan's --noshow), e.g. --noshow closed
-    #[arg(long = "noshow", value_name = "STATES", value_parser = parse_states)]
+    #[arg(help_heading = "Output", hide_short_help = true, long = "noshow", value_name = "STATES", value_parser = parse_states)]
     pub noshow: Option<StateList>,
-
-    /// IP time-to-live of the probes; with --traceroute the range of TTLs to probe
-    /// [default: 64; with --traceroute 1-30]
-    #[arg(long = "ttl", value_name = "N|LO-HI", value_parser = parse_ttl)]
-    pub ttl: Option<(u8, u8)>,
-
-    /// Trace the path to every target: one probe per TTL of --ttl, each router's ICMP
-    /// time-exceeded mapped back to its hop without state. PROTO is tcp (SYN), udp or icmp
-    /// (echo); without it, the scan type's (-sS tcp, -sU udp, -PE icmp)
-    #[arg(long = "traceroute", value_name = "PROTO", num_args = 0..=1, require_equals = true, default_missing_value = "auto")]
-    pub traceroute: Option<TraceChoice>,
 
     /// Print a line for every packet sent and received (and every -sT connect) on stderr, as
     /// nmap's --packet-trace does
-    #[arg(long = "packet-trace")]
+    #[arg(help_heading = "Output", hide_short_help = true, long = "packet-trace")]
     pub packet_trace: bool,
 
-    /// Grab banners from open ports (SYN scans over AF_XDP): complete the handshake from the
-    /// receive thread, wait --banner-wait for a greeting, else send the probe that fits the
-    /// port, keep what comes back, close with RST
-    #[arg(long = "banners")]
-    pub banners: bool,
-
-    /// Service and version detection (also -sV), as nmap runs it: the NULL probe, then the
-    /// probes of nmap-service-probes for the port and up to --version-intensity, soft matches
-    /// followed, TLS opened for ssl; reported as service name, product, version, extra info
-    /// and CPE
-    #[arg(long = "service-version")]
-    pub service_version: bool,
-
-    /// -sV: the rarest probe (1-9) sent to a port no probe lists; probes listing the port are
-    /// always sent (0: only those) [default: 7]
-    #[arg(long = "version-intensity", value_name = "0-9", value_parser = clap::value_parser!(u8).range(0..=9))]
-    pub version_intensity: Option<u8>,
-
-    /// -sV: intensity 2 (nmap's --version-light)
-    #[arg(long = "version-light", conflicts_with_all = ["version_intensity", "version_all"])]
-    pub version_light: bool,
-
-    /// -sV: intensity 9, every probe (nmap's --version-all)
-    #[arg(long = "version-all", conflicts_with = "version_intensity")]
-    pub version_all: bool,
-
-    /// nmap-service-probes to use [default: /usr/share/nmap/nmap-service-probes; --banners
-    /// without it sends built-in HTTP and TLS probes]
-    #[arg(long = "service-probes", value_name = "FILE")]
-    pub service_probes: Option<PathBuf>,
-
-    /// Seconds an open port may stay silent before we send it a probe [default: 2]
-    #[arg(long = "banner-wait", value_name = "SECS", value_parser = parse_secs)]
-    pub banner_wait: Option<f64>,
-
-    /// Seconds a banner connection may last from the handshake on [default: 6]
-    #[arg(long = "banner-timeout", value_name = "SECS", value_parser = parse_secs)]
-    pub banner_timeout: Option<f64>,
-
-    /// Bytes of banner kept per port [default: 4096]
-    #[arg(long = "banner-bytes", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
-    pub banner_bytes: Option<u32>,
-
-    /// Banner connections open at once; open ports beyond are reported without a banner
-    /// [default: 10000]
-    #[arg(long = "max-connections", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    pub max_connections: Option<u32>,
-
+    /// No status on stderr
+    ///
     /// No status on stderr (the start and summary lines too)
-    #[arg(short = 'q', long = "quiet")]
+    #[arg(help_heading = "Output", short = 'q', long = "quiet")]
     pub quiet: bool,
+
+    /// Interface to send on [default: the route's]
+    ///
+    /// Interface to send on [default: interface of the route to the first target]
+    #[arg(
+        help_heading = "Network",
+        short = 'i',
+        long = "interface",
+        value_name = "IF"
+    )]
+    pub interface: Option<String>,
+
+    /// Source address [default: the interface's]
+    ///
+    /// Source address, IPv4 or IPv6 [default: the interface's address of the targets' family;
+    /// for IPv6 its global address]
+    #[arg(
+        help_heading = "Network",
+        long = "source-ip",
+        short = 'S',
+        value_name = "IP"
+    )]
+    pub source_ip: Option<std::net::IpAddr>,
+
+    /// Source ports our probes use and our XDP program claims; must lie outside the kernel's
+    /// ephemeral range [default: 61000-65535]
+    #[arg(help_heading = "Network", hide_short_help = true, long = "source-port", short = 'g', value_name = "LO-HI", value_parser = parse_port_range)]
+    pub source_port: Option<PortRange>,
+
+    /// MAC of the next hop [default: from the kernel's neighbour table, resolved by ARP if missing]
+    #[arg(help_heading = "Network", hide_short_help = true, long = "gateway-mac", alias = "router-mac", value_name = "MAC", value_parser = parse_mac)]
+    pub gateway_mac: Option<MacAddr>,
+
+    /// Interface identifier of prefix-window targets (PREFIX/A-B): `random` (per target, from
+    /// the seed) or an address whose bits below /B are used, e.g. `::1` [default: random]
+    #[arg(
+        help_heading = "IPv6",
+        hide_short_help = true,
+        long = "iid",
+        value_name = "IID"
+    )]
+    pub iid: Option<String>,
+
+    /// Scan shard I of N (with one --seed), or auto from the scheduler
+    ///
+    /// Scan only shard I of N (1-based); shards with one --seed are disjoint and cover
+    /// everything. `auto`: from the batch scheduler (Kubernetes Indexed Job, Slurm array, Nomad)
+    #[arg(help_heading = "Cluster", long = "shard", value_name = "I/N|auto", value_parser = parse_shard_arg)]
+    pub shard: Option<ShardArg>,
+
+    /// The shard count for --shard auto where the scheduler gives only the index (Kubernetes:
+    /// the Job's completions; Nomad: the group's count)
+    #[arg(help_heading = "Cluster", hide_short_help = true, long = "shards", value_name = "N", requires = "shard", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub shards: Option<u32>,
+
+    /// Also publish every result to NATS JetStream (nats://HOST:PORT/SUBJECT)
+    ///
+    /// Also publish every result to NATS JetStream, one message per result (NDJSON line with
+    /// a Nats-Msg-Id of its key): nats://HOST:PORT/SUBJECT, tls:// for TLS
+    #[arg(help_heading = "Cluster", long = "publish", value_name = "URL")]
+    pub publish: Option<String>,
+
+    #[command(flatten, next_help_heading = "Cluster")]
+    pub nats_auth: crate::dist::args::NatsAuth,
+
+    /// Run as USER with no capabilities once sockets are open [default: nobody]
+    ///
+    /// After opening its sockets and attaching its program, run as USER (name or uid) with no
+    /// capabilities [default: nobody when started as root; root keeps root]
+    #[arg(help_heading = "Privileges", long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Transmit threads, each pinned to a core [default: 1, or one per --cores entry]
+    #[arg(help_heading = "Advanced", hide_short_help = true, long = "tx-threads", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub tx_threads: Option<u32>,
+
+    /// Cores for the transmit threads, in order: 0,1 or 0-3
+    #[arg(help_heading = "Advanced", hide_short_help = true, long = "cores", value_name = "LIST", value_parser = parse_cores)]
+    pub cores: Option<CoreList>,
+
+    /// Core for the receive thread [default: the first core no transmit thread uses]
+    #[arg(
+        help_heading = "Advanced",
+        hide_short_help = true,
+        long = "rx-core",
+        value_name = "N"
+    )]
+    pub rx_core: Option<usize>,
+
+    /// Packet I/O
+    #[arg(
+        help_heading = "Advanced",
+        hide_short_help = true,
+        long = "transport",
+        value_name = "KIND",
+        default_value = "auto"
+    )]
+    pub transport: TransportChoice,
+
+    /// Where the XDP program that steers replies is attached (AF_XDP transport)
+    #[arg(
+        help_heading = "Advanced",
+        hide_short_help = true,
+        long = "xdp-mode",
+        value_name = "MODE",
+        default_value = "auto"
+    )]
+    pub xdp_mode: XdpModeChoice,
+
+    /// Print the man page (man) or a shell completion script (bash, zsh, fish) built from these
+    /// options, then exit (scripts/install.sh installs them)
+    #[arg(
+        help_heading = "Advanced",
+        hide_short_help = true,
+        long = "generate",
+        value_name = "KIND"
+    )]
+    pub generate: Option<GenerateKind>,
 }
 
 const AFTER_HELP: &str = "\
-Scan types: -sS (default) -sA -sW -sF -sN -sX -sM -sU -sO -sT, -PE/--ping (see --scan);
--sV and --banners on open ports; --traceroute for paths.
-One crafted packet, its answer shown layer by layer: xdpscan probe TARGET (see xdpscan probe --help).
+Commands: xdpscan probe (one packet, its answer whole), submit, worker, collect, status (NATS).
+Needs root, or CAP_NET_RAW, CAP_NET_ADMIN, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK (-sT: none).
+Exit status: 0 complete, 1 error, 2 usage, 3 stopped by a limit, 130 by a signal.
+Every option: --help; man xdpscan.";
+
+const AFTER_LONG_HELP: &str = "\
+Commands (each with --help):
+  xdpscan probe TARGET     one crafted packet, its answer shown layer by layer
+  xdpscan submit ...       put a scan on NATS JetStream as a job of shards
+  xdpscan worker ...       scan the job's shards on this machine
+  xdpscan collect ...      each result of a job once, in any output format
+  xdpscan status ...       a job's shards and counts
+Privileges: sending raw packets needs root, or the capabilities CAP_NET_RAW, CAP_NET_ADMIN,
+CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK; once its sockets are open and its XDP program attached,
+xdpscan runs as --user (nobody) with none. -sT and --dry-run need no privileges.
+Scan types: -sS (default) -sA -sW -sF -sN -sX -sM -sU -sO -sT, -PE/--ping; -sV and --banners
+on open ports; --traceroute for paths. nmap's, masscan's and ZMap's own flags (-T4, -Pn, -oA,
+--adapter, -P ...) are translated with a note or refused with a hint.
 Outputs: -oJ/-o NDJSON, -oX nmap XML, -oG grepable, -oL masscan list, --csv; several at once.
 Without any, NDJSON goes to stdout, one object per (address, port):
   {\"ip\":\"198.19.0.5\",\"port\":80,\"proto\":\"tcp\",\"state\":\"open\",\"reason\":\"syn-ack\",\"ttl\":64,\"scan\":\"syn\",\"ts\":\"...\"}
-Exit status: 0 done (also when interrupted or stdout closed), 1 runtime error, 2 usage error.
+Exit status: 0 complete (or stdout closed), 1 runtime error, 2 usage error, 3 stopped by
+--max-runtime or --max-results, 130 stopped by SIGINT or SIGTERM (a resume file is written).
 Ctrl-C stops sending and keeps receiving through --wait; a second Ctrl-C ends at once.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

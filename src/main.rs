@@ -141,6 +141,15 @@ fn main() -> ExitCode {
         Err(e) => return clap_exit(e),
     };
 
+    if let Some(kind) = cli.generate {
+        return match cli::generate(kind, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xdpscan: --generate: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if cli.list_fields {
         for (_, name, what) in xdpscan::output::csv::FIELDS {
             println!("{name:16} {what}");

@@ -177,6 +177,85 @@ fn help_and_version_exit_zero() {
     assert_eq!(run(&["--version"]).0, 0);
 }
 
+fn stdout_of(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `-h` fits a screen with headings, the subcommands and the privileges named; `--help` has
+/// every option under its heading; the man page and completions come from the same definition
+/// and scripts/install.sh puts them where man and the shells look.
+#[test]
+fn help_man_page_and_completions() {
+    let short = stdout_of(&["-h"]);
+    assert!(short.lines().count() <= 60, "{short}");
+    for heading in [
+        "Targets:",
+        "Ports:",
+        "Scan types:",
+        "Services:",
+        "Rate and timing:",
+        "Output:",
+        "Cluster:",
+        "Privileges:",
+        "collect",
+        "CAP_NET_RAW",
+        "Exit status",
+    ] {
+        assert!(short.contains(heading), "-h lacks {heading}");
+    }
+    let long = stdout_of(&["--help"]);
+    for heading in [
+        "IPv6:",
+        "Advanced:",
+        "--connect-timeout",
+        "--nats-creds",
+        "xdpscan worker",
+        "130 stopped by SIGINT",
+    ] {
+        assert!(long.contains(heading), "--help lacks {heading}");
+    }
+    let dir = std::env::temp_dir().join(format!("xdpscan-install-{}", std::process::id()));
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
+        .env("PREFIX", &dir)
+        .env("XDPSCAN_BIN", BIN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let man = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zcat {}/share/man/man1/xdpscan.1.gz",
+            dir.display()
+        ))
+        .output()
+        .unwrap();
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        man.contains(".TH xdpscan 1") && man.contains("service\\-version"),
+        "{man}"
+    );
+    for (file, says) in [
+        ("bin/xdpscan", ""),
+        ("share/bash-completion/completions/xdpscan", "complete -F"),
+        ("share/zsh/site-functions/_xdpscan", "#compdef xdpscan"),
+        (
+            "share/fish/vendor_completions.d/xdpscan.fish",
+            "-l rate -d",
+        ),
+    ] {
+        let text = String::from_utf8_lossy(&std::fs::read(dir.join(file)).unwrap()).into_owned();
+        assert!(text.contains(says), "{file}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn traceroute_banner_and_probe_misuse() {
     let t = ["198.19.0.1", "--dry-run", "-S", "198.18.0.1"];

@@ -9,28 +9,48 @@ use clap::{Args, Parser};
 #[derive(Debug, Clone, Default, Args)]
 pub struct NatsAuth {
     /// NATS credentials file (JWT and NKey seed, as `nsc` writes it)
-    #[arg(long = "nats-creds", value_name = "FILE")]
+    #[arg(hide_short_help = true, long = "nats-creds", value_name = "FILE")]
     pub creds: Option<PathBuf>,
     /// NATS user (with --nats-password)
-    #[arg(long = "nats-user", value_name = "USER", requires = "password")]
+    #[arg(
+        hide_short_help = true,
+        long = "nats-user",
+        value_name = "USER",
+        requires = "password"
+    )]
     pub user: Option<String>,
     /// NATS password
-    #[arg(long = "nats-password", value_name = "PASS", requires = "user")]
+    #[arg(
+        hide_short_help = true,
+        long = "nats-password",
+        value_name = "PASS",
+        requires = "user"
+    )]
     pub password: Option<String>,
     /// NATS authentication token
-    #[arg(long = "nats-token", value_name = "TOKEN")]
+    #[arg(hide_short_help = true, long = "nats-token", value_name = "TOKEN")]
     pub token: Option<String>,
     /// Require TLS to the broker (implied by tls:// URLs and the other --nats-tls options)
-    #[arg(long = "nats-tls")]
+    #[arg(hide_short_help = true, long = "nats-tls")]
     pub tls: bool,
     /// CA certificate(s) that sign the broker's certificate (PEM)
-    #[arg(long = "nats-tls-ca", value_name = "FILE")]
+    #[arg(hide_short_help = true, long = "nats-tls-ca", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
     /// Client certificate for mutual TLS (PEM, with --nats-tls-key)
-    #[arg(long = "nats-tls-cert", value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        hide_short_help = true,
+        long = "nats-tls-cert",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// Client certificate's key (PEM)
-    #[arg(long = "nats-tls-key", value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        hide_short_help = true,
+        long = "nats-tls-key",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 }
 
