@@ -10,7 +10,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE/.."
-bash scripts/setup.sh >/dev/null
+bash scripts/setup.sh --test >/dev/null
 cargo build --release -q
 BIN=$PWD/target/release/xdpscan
 P="xd$$"

@@ -14,7 +14,7 @@ cd "$HERE/.."
 REPS=${1:-3}
 RATE=${2:-150000}
 
-bash scripts/setup.sh >/dev/null
+bash scripts/setup.sh --test >/dev/null
 cargo build --release -q --bin xdpscan
 BIN=$PWD/target/release/xdpscan
 P="xp$$"

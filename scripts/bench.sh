@@ -12,7 +12,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE/.."
 QUICK=${1:-}
 
-bash scripts/setup.sh >/dev/null
+bash scripts/setup.sh --test >/dev/null
 cargo build --release -q --bin xdpscan --example xsk_floor
 BIN=$PWD/target/release/xdpscan
 FLOOR=$PWD/target/release/examples/xsk_floor

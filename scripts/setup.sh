@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything a fresh Debian machine needs to build, test and demo xdpscan:
-# the BPF toolchain, lab tools, peer scanners, and the Rust components. Safe to re-run.
+# Installs what a fresh Debian machine needs, in two steps. `setup.sh` alone: what building
+# xdpscan and the demo need (the BPF toolchain, the lab's tools, the Rust components).
+# `setup.sh --test` also: what the tests and benchmarks compare with and run in the lab's
+# namespaces (peer scanners, Debian's real daemons, the NATS broker). Safe to re-run. No daemon
+# starts on the host, now or at boot.
 set -euo pipefail
 
 SUDO=""
@@ -11,19 +14,23 @@ PKGS=(
     clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev linux-libc-dev make gcc
     # lab: namespaces, veth, nftables, counters, offloads
     iproute2 nftables ethtool iputils-ping python3
-    # lab services: the TLS listener's self-signed certificate
-    openssl
-    # peers and inspection: reference tools the tests and benchmarks compare with
-    nmap ndiff zmap masscan tshark python3-scapy libxml2-utils xsltproc
-    # -sV next to nmap -sV: Debian's real daemons, started only inside lab namespaces
-    # (scripts/lab-daemons.sh); none is started on the host
-    openssh-server nginx-light vsftpd redis-server memcached dnsmasq-base mosquitto socat chrony snmpd
-    # distributed scans: the NATS JetStream broker the tests start in lab namespaces, and curl
-    # for its monitoring page and the workers' metrics
-    nats-server curl
-    # the order of a scan's fsyncs and renames (tests/shards_and_dry_run.rs)
-    strace
 )
+if [ "${1:-}" = --test ]; then
+    PKGS+=(
+        # lab services: the TLS listener's self-signed certificate
+        openssl
+        # peers and inspection: reference tools the tests and benchmarks compare with
+        nmap ndiff zmap masscan tshark python3-scapy libxml2-utils xsltproc
+        # -sV next to nmap -sV: Debian's real daemons, started only inside lab namespaces
+        # (scripts/lab-daemons.sh)
+        openssh-server nginx-light vsftpd redis-server memcached dnsmasq-base mosquitto socat chrony snmpd
+        # distributed scans: the NATS JetStream broker the tests start in lab namespaces, and
+        # curl for its monitoring page and the workers' metrics
+        nats-server curl
+        # the order of a scan's fsyncs and renames (tests/shards_and_dry_run.rs)
+        strace
+    )
+fi
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
