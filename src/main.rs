@@ -80,7 +80,7 @@ fn distributed(cmd: &str, args: &[std::ffi::OsString]) -> ExitCode {
     }
 }
 
-/// A scan's exit status by how it ended (README, "Exit status"): 0 complete (or its reader
+/// A scan's exit status by how it ended (docs/usage.md, "Exit status"): 0 complete (or its reader
 /// went away, as `| head` does), 3 stopped by `--max-runtime` or `--max-results`, 130 stopped
 /// by a signal (SIGINT or SIGTERM), as shells report a process a signal ended.
 fn stop_status(stop: xdpscan::engine::StopReason) -> u8 {

@@ -681,7 +681,7 @@ fn pace(cfg: &ScanConfig, plan: &Plan) -> String {
     }
     let mut line = format!("rate {}", fmt_rate(cfg.rate as f64));
     let secs = probes_to_send(cfg, plan) as f64 / cfg.rate as f64;
-    line.push_str(&format!(", about {} to send", fmt_estimate(secs)));
+    line.push_str(&format!(", {} to send", fmt_estimate(secs)));
     if !cfg.dry_run {
         line.push_str(&format!(", then {} s of --wait", cfg.wait.as_secs_f64()));
     }

@@ -49,7 +49,7 @@ fn scan6(lab: &Lab, args: &[&str]) -> BTreeMap<(IpAddr, u16), (String, String)> 
     let mut all = args.to_vec();
     all.extend(["--wait", "1", "-o", "-"]);
     let out = lab.xdpscan(&all);
-    // A run cut by --max-runtime exits 3 (README, "Exit status").
+    // A run cut by --max-runtime exits 3 (docs/usage.md, "Exit status").
     let code = if args.contains(&"--max-runtime") {
         3
     } else {

@@ -75,14 +75,14 @@ pub fn fmt_counted(n: u64, one: &str, many: &str) -> String {
     format!("{} {}", fmt_count(n), if n == 1 { one } else { many })
 }
 
-/// A duration estimate: `0:52`, `1:02:03`, or days past a hundred hours.
+/// A duration estimate: `about 0:52`, `about 1:02:03`, days past a hundred hours.
 pub fn fmt_estimate(secs: f64) -> String {
     if secs >= 100.0 * 3600.0 {
-        format!("{:.0} days", secs / 86_400.0)
+        format!("about {:.0} days", secs / 86_400.0)
     } else if secs < 1.0 {
         "under a second".into()
     } else {
-        fmt_clock(Duration::from_secs_f64(secs))
+        format!("about {}", fmt_clock(Duration::from_secs_f64(secs)))
     }
 }
 
@@ -359,9 +359,10 @@ mod tests {
         assert_eq!(fmt_count(242_627_506_341_120), "242,627,506,341,120");
         assert_eq!(fmt_counted(1, "address", "addresses"), "1 address");
         assert_eq!(fmt_counted(1024, "port", "ports"), "1,024 ports");
-        assert_eq!(fmt_estimate(52.4), "0:52");
-        assert_eq!(fmt_estimate(3723.0), "1:02:03");
-        assert_eq!(fmt_estimate(86_400.0 * 300.0), "300 days");
+        assert_eq!(fmt_estimate(0.2), "under a second");
+        assert_eq!(fmt_estimate(52.4), "about 0:52");
+        assert_eq!(fmt_estimate(3723.0), "about 1:02:03");
+        assert_eq!(fmt_estimate(86_400.0 * 300.0), "about 300 days");
     }
     use crate::engine::governor;
 
