@@ -363,6 +363,15 @@ pub struct Cli {
     #[arg(help_heading = "Output", long = "output-grepable", value_name = "FILE")]
     pub output_grepable: Option<PathBuf>,
 
+    /// nmap's normal output to FILE (also -oN): a table of ports per host
+    #[arg(
+        help_heading = "Output",
+        hide_short_help = true,
+        long = "output-normal",
+        value_name = "FILE"
+    )]
+    pub output_normal: Option<PathBuf>,
+
     /// masscan list to FILE (also -oL)
     ///
     /// masscan list format to FILE (also -oL): "open tcp 80 198.19.0.5 1795000000"
@@ -375,9 +384,11 @@ pub struct Cli {
     #[arg(help_heading = "Output", long = "csv", value_name = "FILE")]
     pub csv: Option<PathBuf>,
 
-    /// CSV columns, in order (ZMap's names; --list-fields shows them all)
-    #[arg(help_heading = "Output", hide_short_help = true, short = 'f', long = "fields", value_name = "LIST", default_value = crate::output::csv::DEFAULT_FIELDS, value_parser = parse_fields)]
-    pub fields: FieldList,
+    /// Columns of --csv, in order (ZMap's names; --list-fields shows them all); without --csv,
+    /// NDJSON objects of these fields only, as ZMap's JSON output
+    /// [default: saddr,sport,proto,state,reason,ttl,timestamp_str]
+    #[arg(help_heading = "Output", hide_short_help = true, short = 'f', long = "fields", value_name = "LIST", value_parser = parse_fields)]
+    pub fields: Option<FieldList>,
 
     /// Print every CSV field with what it holds, then exit
     #[arg(help_heading = "Output", hide_short_help = true, long = "list-fields")]
@@ -847,6 +858,7 @@ pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString
                 Some("-oJ") => "--output-json",
                 Some("-oX") => "--output-xml",
                 Some("-oG") => "--output-grepable",
+                Some("-oN") => "--output-normal",
                 Some("-oL") => "--output-list",
                 Some("-sS") => "--scan=syn",
                 Some("-sA") => "--scan=ack",

@@ -221,8 +221,11 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     pub xml: Option<PathBuf>,
     pub grepable: Option<PathBuf>,
+    pub normal: Option<PathBuf>,
     pub list: Option<PathBuf>,
     pub csv: Option<(PathBuf, Vec<crate::output::csv::Field>)>,
+    /// `-f` without `--csv`: the NDJSON objects' fields (ZMap's JSON output).
+    pub json_fields: Option<Vec<crate::output::csv::Field>>,
     pub pcap_replies: Option<PathBuf>,
     pub metadata: Option<PathBuf>,
 }
@@ -233,6 +236,7 @@ impl Outputs {
         self.json.is_none()
             && self.xml.is_none()
             && self.grepable.is_none()
+            && self.normal.is_none()
             && self.list.is_none()
             && self.csv.is_none()
     }
@@ -311,14 +315,16 @@ impl ScanSpec {
         let scan = slots[0];
         let (space, space_spec, blocklisted, excluded) = build_space(cli, ports, seed)?;
         // Port-table names for nmap's formats (every port gets one, as nmap prints) and -sV.
-        let port_table =
-            (cli.output_xml.is_some() || cli.output_grepable.is_some() || cli.service_version)
-                .then(|| {
-                    PortTable::load(&cli.servicedb)
-                        .ok()
-                        .map(std::sync::Arc::new)
-                })
-                .flatten();
+        let port_table = (cli.output_xml.is_some()
+            || cli.output_grepable.is_some()
+            || cli.output_normal.is_some()
+            || cli.service_version)
+            .then(|| {
+                PortTable::load(&cli.servicedb)
+                    .ok()
+                    .map(std::sync::Arc::new)
+            })
+            .flatten();
         let (grab, namer) = banners(cli, &slots, port_table.clone())?;
         if cli.scanflags.is_some() && scan.default_tcp_flags().is_none() {
             return Err(ConfigError::Usage(format!(
@@ -454,8 +460,21 @@ impl ScanSpec {
             json: cli.output_json.clone(),
             xml: cli.output_xml.clone(),
             grepable: cli.output_grepable.clone(),
+            normal: cli.output_normal.clone(),
             list: cli.output_list.clone(),
-            csv: cli.csv.clone().map(|p| (p, cli.fields.0.clone())),
+            csv: cli.csv.clone().map(|p| {
+                let fields = match &cli.fields {
+                    Some(f) => f.0.clone(),
+                    None => crate::output::csv::parse_fields(crate::output::csv::DEFAULT_FIELDS)
+                        .expect("the default fields parse"),
+                };
+                (p, fields)
+            }),
+            json_fields: cli
+                .fields
+                .as_ref()
+                .filter(|_| cli.csv.is_none())
+                .map(|f| f.0.clone()),
             pcap_replies: cli.pcap_replies.clone(),
             metadata: cli.metadata.clone(),
         };

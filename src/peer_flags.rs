@@ -60,6 +60,8 @@ const TAKES_VALUE: &[&str] = &[
     "--output-json",
     "--output-xml",
     "--output-grepable",
+    "--output-normal",
+    "-oN",
     "--output-list",
     "--csv",
     "--fields",
@@ -76,6 +78,7 @@ pub fn translate(args: Vec<OsString>) -> Result<Translated, String> {
         out.args.push(prog);
     }
     let mut after_dashes = false;
+    let mut zmap_module: Option<String> = None;
     while let Some(a) = it.next() {
         let Some(s) = a.to_str().map(str::to_string).filter(|_| !after_dashes) else {
             out.args.push(a);
@@ -104,15 +107,13 @@ pub fn translate(args: Vec<OsString>) -> Result<Translated, String> {
                 let base = value("-oA")?;
                 push(&mut out, &["--output-xml", &format!("{base}.xml")]);
                 push(&mut out, &["--output-grepable", &format!("{base}.gnmap")]);
-                out.notes.push(format!(
-                    "-oA {base}: XML to {base}.xml and grepable to {base}.gnmap (nmap's normal output, .nmap, is not written)"
-                ));
+                push(&mut out, &["--output-normal", &format!("{base}.nmap")]);
             }
-            "-oN" | "-oS" => {
-                return Err(format!(
-                    "{s} (nmap's {} output) is not written; use -oX FILE, -oG FILE or -oJ FILE",
-                    if s == "-oN" { "normal" } else { "script kiddie" }
-                ))
+            "-oS" => {
+                return Err(
+                    "-oS (nmap's script kiddie output) is not written; use -oN FILE, -oX FILE or -oG FILE"
+                        .into(),
+                )
             }
             t if t.len() == 3 && t.starts_with("-T") && t.as_bytes()[2].is_ascii_digit() => {
                 let level = (t.as_bytes()[2] - b'0') as usize;
@@ -186,9 +187,14 @@ pub fn translate(args: Vec<OsString>) -> Result<Translated, String> {
             // ZMap
             "-O" | "--output-module" => {
                 let v = value(&s)?;
-                return Err(format!(
-                    "-O {v}: choose the format by its option: -o FILE (NDJSON), --csv FILE, -oX, -oG, -oL"
-                ));
+                zmap_module = Some(match v.as_str() {
+                    "csv" | "json" => v,
+                    _ => {
+                        return Err(format!(
+                            "-O {v}: ZMap's csv and json modules are -O csv and -O json; otherwise choose the format by its option: -o FILE (NDJSON), --csv FILE, -oX, -oG, -oL"
+                        ))
+                    }
+                });
             }
             "-B" | "--bandwidth" => {
                 let v = value(&s)?;
@@ -217,30 +223,46 @@ pub fn translate(args: Vec<OsString>) -> Result<Translated, String> {
             _ => out.args.push(a),
         }
     }
+    if let Some(module) = zmap_module {
+        zmap_output_module(&mut out, &module);
+    }
     check_zmap_output(&out.args)?;
     Ok(out)
 }
 
-/// ZMap's `-o out.csv` means CSV; xdpscan's `-o` is NDJSON: refused rather than misread.
-/// ZMap's `-f` picks fields of CSV only here.
+/// ZMap's `-O csv` makes its `-o FILE` (or stdout) CSV; `-O json` is xdpscan's NDJSON, whose
+/// fields `-f` chooses as ZMap's do.
+fn zmap_output_module(out: &mut Translated, module: &str) {
+    if module == "csv" {
+        let mut to_file = false;
+        for a in out.args.iter_mut() {
+            if a == "-o" || a == "--output-json" {
+                *a = OsString::from("--csv");
+                to_file = true;
+            }
+        }
+        if !to_file {
+            out.args.extend(["--csv", "-"].map(OsString::from));
+        }
+        out.notes
+            .push("-O csv: --csv, with the columns of -f (ZMap's names)".into());
+    } else {
+        out.notes
+            .push("-O json: NDJSON, one object per result (-f chooses its fields)".into());
+    }
+}
+
+/// ZMap's `-o out.csv` (without `-O`) means CSV; xdpscan's `-o` is NDJSON: refused rather than
+/// misread.
 fn check_zmap_output(args: &[OsString]) -> Result<(), String> {
     let s: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
     for w in s.windows(2) {
         if (w[0] == "-o" || w[0] == "--output-json") && w[1].ends_with(".csv") {
             return Err(format!(
-                "-o writes NDJSON; for CSV use --csv {} (ZMap's -o out.csv)",
+                "-o writes NDJSON; for CSV use --csv {} (or ZMap's -O csv -o FILE)",
                 w[1]
             ));
         }
-    }
-    let fields = s
-        .iter()
-        .any(|a| *a == "-f" || *a == "--fields" || a.starts_with("--fields="));
-    let csv = s.iter().any(|a| *a == "--csv" || a.starts_with("--csv="));
-    if fields && !csv {
-        return Err(
-            "-f/--fields choose the columns of --csv FILE; NDJSON carries every field".into(),
-        );
     }
     Ok(())
 }
@@ -264,7 +286,15 @@ mod tests {
     fn nmap_flags_translate() {
         assert_eq!(
             t(&["-oA", "b", "x"]).unwrap(),
-            ["--output-xml", "b.xml", "--output-grepable", "b.gnmap", "x"]
+            [
+                "--output-xml",
+                "b.xml",
+                "--output-grepable",
+                "b.gnmap",
+                "--output-normal",
+                "b.nmap",
+                "x"
+            ]
         );
         assert_eq!(t(&["-T4"]).unwrap(), ["--rate", "10000"]);
         assert_eq!(t(&["-sSU"]).unwrap(), ["-sS", "-sU"]);
@@ -280,15 +310,14 @@ mod tests {
     #[test]
     fn misreadable_flags_are_refused_with_a_hint() {
         for (args, names) in [
-            (&["-oN", "x"][..], "-oX"),
+            (&["-oS", "x"][..], "-oN"),
             (&["-oA"][..], "needs a value"),
             (&["-T9"][..], "--rate"),
             (&["-c", "f"][..], "command line"),
-            (&["-O", "json"][..], "--csv"),
+            (&["-O", "redis"][..], "--csv"),
             (&["-B", "10M"][..], "--rate"),
             (&["-M", "udp"][..], "-sU"),
             (&["-o", "out.csv"][..], "--csv out.csv"),
-            (&["-f", "saddr"][..], "--csv"),
             (&["--adapter-ip", "198.18.0.1-198.18.0.8"][..], "-S"),
             (&["-P", "0"][..], "1 or more"),
         ] {
@@ -296,6 +325,12 @@ mod tests {
             assert!(e.contains(names), "{args:?}: {e}");
         }
         assert_eq!(t(&["-P", "3"]).unwrap(), ["--retries", "2"]);
+        assert_eq!(
+            t(&["-O", "csv", "-o", "x.csv"]).unwrap(),
+            ["--csv", "x.csv"]
+        );
+        assert_eq!(t(&["-O", "csv"]).unwrap(), ["--csv", "-"]);
+        assert_eq!(t(&["-O", "json", "-f", "saddr"]).unwrap(), ["-f", "saddr"]);
         assert_eq!(t(&["--adapter", "eth1"]).unwrap(), ["--interface", "eth1"]);
     }
 }

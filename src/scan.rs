@@ -25,7 +25,7 @@ use crate::{
     },
     output::{
         csv::CsvSink, file::OutFile, grepable::GrepableSink, list::ListSink, metadata,
-        ndjson::NdjsonSink, replies::RepliesSink, xml::XmlSink, RunInfo,
+        ndjson::NdjsonSink, normal::NormalSink, replies::RepliesSink, xml::XmlSink, RunInfo,
     },
     permute::Cycle,
     probe::{traceroute::TracerouteScan, PortState, Proto, ScanType},
@@ -100,7 +100,7 @@ fn late_files(cfg: &ScanConfig) -> keeper::Allowed {
     a.files.extend(cfg.resumed_from.clone());
     a.files.extend(cfg.outputs.metadata.clone());
     a.files.extend(cfg.status.file.clone());
-    for doc in [&cfg.outputs.xml, &cfg.outputs.grepable]
+    for doc in [&cfg.outputs.xml, &cfg.outputs.grepable, &cfg.outputs.normal]
         .into_iter()
         .flatten()
     {
@@ -532,12 +532,18 @@ pub fn open_sinks(
     if let Some(p) = &o.json {
         sinks.push((
             p.display().to_string(),
-            Box::new(NdjsonSink::new(open_stream(p)?)),
+            Box::new(NdjsonSink::with_fields(
+                open_stream(p)?,
+                o.json_fields.clone(),
+            )),
         ));
     } else if o.default_stdout() && default_stdout {
         sinks.push((
             "stdout".into(),
-            Box::new(NdjsonSink::new(open(std::path::Path::new("-"))?)),
+            Box::new(NdjsonSink::with_fields(
+                open(std::path::Path::new("-"))?,
+                o.json_fields.clone(),
+            )),
         ));
     }
     if let Some(p) = &o.xml {
@@ -550,6 +556,12 @@ pub fn open_sinks(
         sinks.push((
             p.display().to_string(),
             Box::new(GrepableSink::new(open(p)?, info).map_err(|e| started(p, e))?),
+        ));
+    }
+    if let Some(p) = &o.normal {
+        sinks.push((
+            p.display().to_string(),
+            Box::new(NormalSink::new(open(p)?, info).map_err(|e| started(p, e))?),
         ));
     }
     if let Some(p) = &o.list {

@@ -245,10 +245,7 @@ fn help_man_page_and_completions() {
         ("bin/xdpscan", ""),
         ("share/bash-completion/completions/xdpscan", "complete -F"),
         ("share/zsh/site-functions/_xdpscan", "#compdef xdpscan"),
-        (
-            "share/fish/vendor_completions.d/xdpscan.fish",
-            "-l rate -d",
-        ),
+        ("share/fish/vendor_completions.d/xdpscan.fish", "-l rate -d"),
     ] {
         let text = String::from_utf8_lossy(&std::fs::read(dir.join(file)).unwrap()).into_owned();
         assert!(text.contains(says), "{file}");
@@ -435,8 +432,10 @@ fn the_peers_flags_work_or_get_a_hint() {
     let dir = std::env::temp_dir().join(format!("xdpscan-peers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let base = dir.join("scan").display().to_string();
-    let works: [(&[&str], &str); 11] = [
-        (&["-oA", &base], ".gnmap"),
+    let normal = dir.join("normal.nmap").display().to_string();
+    let works: [(&[&str], &str); 14] = [
+        (&["-oA", &base], ""),
+        (&["-oN", &normal], ""),
         (&["-T4"], "--rate 10000"),
         (&["-Pn"], "host discovery"),
         (&["-n"], "resolves"),
@@ -447,6 +446,8 @@ fn the_peers_flags_work_or_get_a_hint() {
         (&["--max-retries", "1"], ""),
         (&["-G", "02:00:00:00:00:01"], ""),
         (&["-P", "2"], "--retries 1"),
+        (&["-O", "json", "-f", "saddr,sport"], "NDJSON"),
+        (&["-O", "csv"], "--csv"),
     ];
     for (flags, says) in works {
         let mut args = vec!["-p", "80", "198.19.0.1", "--dry-run", "-S", "198.18.0.1"];
@@ -455,22 +456,25 @@ fn the_peers_flags_work_or_get_a_hint() {
         assert_eq!(code, 0, "{flags:?}: {err}");
         assert!(err.contains(says), "{flags:?}: {err}");
     }
-    assert!(dir.join("scan.xml").exists() && dir.join("scan.gnmap").exists());
+    for ext in ["xml", "gnmap", "nmap"] {
+        assert!(
+            dir.join(format!("scan.{ext}")).exists(),
+            "-oA wrote no .{ext}"
+        );
+    }
     // masscan's --adapter is -i (here only loopback, which has no Ethernet header).
     refused(
         &["-p", "80", "198.19.0.1", "--dry-run", "--adapter", "lo"],
         "interface lo",
     );
     for (flags, names) in [
-        (&["-oN", "x"][..], "-oX"),
-        (&["-oS", "x"][..], "-oG"),
+        (&["-oS", "x"][..], "-oN"),
         (&["-c", "masscan.conf"][..], "command line"),
         (&["--echo"][..], "command line"),
-        (&["-O", "json"][..], "--csv"),
+        (&["-O", "redis"][..], "--csv"),
         (&["-B", "10M"][..], "--rate"),
         (&["-M", "tcp_synscan"][..], "-sS"),
         (&["-o", "out.csv"][..], "--csv"),
-        (&["-f", "saddr,sport"][..], "--csv"),
         (&["--adapter-mac", "02:00:00:00:00:02"][..], "-i"),
         // Options of another mode are refused, never ignored.
         (&["--banner-wait", "3"][..], "--banners and -sV"),

@@ -234,3 +234,59 @@ fn resume_file_alone_finishes_the_scan_into_the_same_documents() {
     assert_eq!(stderr(&out).trim_end().lines().count(), 1);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Rows of nmap's normal output: (host, "22/tcp", state, service), nmap's own lines and
+/// comments left out.
+fn normal_rows(text: &str) -> BTreeSet<(String, String, String, String)> {
+    let mut rows = BTreeSet::new();
+    let mut host = String::new();
+    for line in text.lines() {
+        if let Some(h) = line.strip_prefix("Nmap scan report for ") {
+            host = h.to_string();
+            continue;
+        }
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        if cells.len() >= 3
+            && cells[0].contains("/tcp")
+            && cells[0].starts_with(|c: char| c.is_ascii_digit())
+        {
+            rows.insert((
+                host.clone(),
+                cells[0].into(),
+                cells[1].into(),
+                cells[2].into(),
+            ));
+        }
+    }
+    rows
+}
+
+/// `-oN` reads as nmap's normal output of the same scan, row for row; `-oA BASE` writes it as
+/// BASE.nmap next to the XML and grepable files.
+#[test]
+fn normal_output_and_oa_read_as_nmaps() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let dir = tempdir("normal");
+    let base = p(&dir, "scan");
+    let hosts = ["198.19.0.1", "198.19.0.2", "198.19.0.3", "198.19.0.4"];
+    let mut args = vec!["-p", "22,80,443,8080", "--wait", "1", "-q", "-oA", &base];
+    args.extend_from_slice(&hosts);
+    let out = lab.xdpscan(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for ext in ["xml", "gnmap", "nmap"] {
+        assert!(
+            Path::new(&format!("{base}.{ext}")).exists(),
+            "no {base}.{ext}"
+        );
+    }
+    let ours = std::fs::read_to_string(format!("{base}.nmap")).unwrap();
+    let nmap = nmap_run(&lab, &["-sS"], Some("22,80,443,8080"), &hosts);
+    let (a, b) = (normal_rows(&ours), normal_rows(&nmap.stdout));
+    assert_eq!(a.len(), 16, "{ours}");
+    assert_eq!(a, b, "xdpscan:\n{ours}\nnmap:\n{}", nmap.stdout);
+    assert!(ours.contains("(4 hosts up)"), "{ours}");
+    let _ = std::fs::remove_dir_all(dir);
+}

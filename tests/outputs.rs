@@ -53,6 +53,7 @@ fn formats_for(lab: &Lab, dir: &Path, flag: &str, ports: Option<&str>) {
         ("-oJ", "r.ndjson"),
         ("-oX", "r.xml"),
         ("-oG", "r.gnmap"),
+        ("-oN", "r.nmap"),
         ("-oL", "r.list"),
         ("--csv", "r.csv"),
         ("--pcap-replies", "r.pcap"),
@@ -128,6 +129,30 @@ fn formats_for(lab: &Lab, dir: &Path, flag: &str, ports: Option<&str>) {
             }
         }
         assert_eq!(from_gnmap, want, "{flag}: grepable differs from NDJSON");
+    }
+    // nmap's normal output: a report per host, a table row per port or protocol.
+    let normal = std::fs::read_to_string(dir.join("r.nmap")).unwrap();
+    assert_eq!(
+        normal.matches("Nmap scan report for ").count(),
+        hosts.len(),
+        "{flag}: a report per host"
+    );
+    if !ping {
+        let mut from_normal = BTreeMap::new();
+        let mut host = None;
+        for l in normal.lines() {
+            if let Some(h) = l.strip_prefix("Nmap scan report for ") {
+                host = Some(h.parse::<Ipv4Addr>().unwrap());
+            } else if l.starts_with(|c: char| c.is_ascii_digit()) {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                let port = cells[0].split('/').next().unwrap().parse::<u16>().unwrap();
+                from_normal.insert((host.unwrap(), port), cells[1].to_string());
+            }
+        }
+        assert_eq!(
+            from_normal, want,
+            "{flag}: normal output differs from NDJSON"
+        );
     }
     assert!(
         gnmap
@@ -288,6 +313,44 @@ fn every_format_for_every_scan_type() {
         formats_for(&lab, &dir, flag, ports);
         let _ = std::fs::remove_dir_all(dir);
     }
+    zmap_output_modules(&lab);
+}
+
+/// ZMap's `-O csv -o FILE` writes CSV, `-O json` NDJSON, each with the fields of `-f`.
+fn zmap_output_modules(lab: &Lab) {
+    let dir = tempdir("zmap");
+    let csv = p(&dir, "z.csv");
+    let base = ["198.19.0.0/29", "-p", "22", "--wait", "1", "-q"];
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["-O", "csv", "-o", &csv, "-f", "saddr,sport,classification"]);
+    let out = lab.xdpscan(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("saddr,sport,classification"));
+    assert_eq!(lines.clone().count(), 8, "{text}");
+    assert!(
+        lines.all(|l| l.starts_with("198.19.0.") && l.ends_with(",22,syn-ack")),
+        "{text}"
+    );
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["-O", "json", "-f", "saddr,sport,success"]);
+    let out = lab.xdpscan(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), 8);
+    for o in objs {
+        assert_eq!(o.as_object().unwrap().len(), 3, "{o}");
+        assert!(o["saddr"].as_str().unwrap().starts_with("198.19.0."));
+        assert_eq!(
+            (o["sport"].as_u64(), o["success"].as_u64()),
+            (Some(22), Some(1))
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// Output options `collect` takes, and whether each takes a value.
-const OUTPUT_OPTIONS: [(&str, bool); 17] = [
+const OUTPUT_OPTIONS: [(&str, bool); 19] = [
     ("-o", true),
     ("--output-json", true),
     ("-oJ", true),
@@ -32,6 +32,8 @@ const OUTPUT_OPTIONS: [(&str, bool); 17] = [
     ("-oX", true),
     ("--output-grepable", true),
     ("-oG", true),
+    ("--output-normal", true),
+    ("-oN", true),
     ("--output-list", true),
     ("-oL", true),
     ("--csv", true),

@@ -12,7 +12,7 @@ use super::{
 
 /// Options a job cannot carry: where results go and which shard runs are the workers' and
 /// `collect`'s business.
-const NOT_IN_A_JOB: [&str; 17] = [
+const NOT_IN_A_JOB: [&str; 19] = [
     "--shard",
     "--resume",
     "--resume-file",
@@ -20,6 +20,8 @@ const NOT_IN_A_JOB: [&str; 17] = [
     "--output-json",
     "--output-xml",
     "--output-grepable",
+    "--output-normal",
+    "-oN",
     "--output-list",
     "-oJ",
     "-oX",

@@ -157,6 +157,36 @@ fn value(r: &Record, f: Field) -> String {
     }
 }
 
+/// One JSON object of the chosen fields, as ZMap's JSON output writes them: counts and numbers
+/// as JSON numbers, the rest as strings, a field the result lacks as null.
+pub fn to_json(r: &Record, fields: &[Field]) -> String {
+    let mut obj = serde_json::Map::new();
+    for &f in fields {
+        let v = value(r, f);
+        let numeric = matches!(
+            f,
+            Field::Sport
+                | Field::Dport
+                | Field::Success
+                | Field::Ttl
+                | Field::Ipid
+                | Field::Window
+                | Field::IcmpType
+                | Field::IcmpCode
+                | Field::Cooldown
+                | Field::TimestampTs
+                | Field::TimestampUs
+        );
+        let json = match v.parse::<u64>() {
+            Ok(n) if numeric => serde_json::Value::from(n),
+            _ if v.is_empty() => serde_json::Value::Null,
+            _ => serde_json::Value::from(v),
+        };
+        obj.insert(f.name().to_string(), json);
+    }
+    serde_json::Value::Object(obj).to_string()
+}
+
 pub fn to_row(r: &Record, fields: &[Field]) -> String {
     let mut row: String = fields
         .iter()

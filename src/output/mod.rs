@@ -9,6 +9,7 @@ pub mod grouped;
 pub mod list;
 pub mod metadata;
 pub mod ndjson;
+pub mod normal;
 pub mod replies;
 pub mod xml;
 

@@ -110,11 +110,18 @@ struct HopJson {
 
 pub struct NdjsonSink {
     out: OutFile,
+    /// `-f LIST` without `--csv`: objects of these fields only, named as ZMap's JSON output
+    /// names them (`{"saddr":"198.19.0.5","sport":80}`).
+    fields: Option<Vec<super::csv::Field>>,
 }
 
 impl NdjsonSink {
     pub fn new(out: OutFile) -> Self {
-        Self { out }
+        Self { out, fields: None }
+    }
+
+    pub fn with_fields(out: OutFile, fields: Option<Vec<super::csv::Field>>) -> Self {
+        Self { out, fields }
     }
 }
 
@@ -222,7 +229,10 @@ fn line(r: &Record, facts: bool) -> Line<'_> {
 
 impl Sink for NdjsonSink {
     fn write(&mut self, r: &Record) -> std::io::Result<()> {
-        let mut line = to_line(r);
+        let mut line = match &self.fields {
+            Some(f) => super::csv::to_json(r, f),
+            None => to_line(r),
+        };
         line.push('\n');
         self.out.record(line.as_bytes())
     }

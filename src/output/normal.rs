@@ -1,0 +1,267 @@
+//! nmap's normal output (`-oN`, and the `.nmap` file of `-oA`): per host a `Nmap scan report
+//! for ADDRESS` block with its status and a `PORT STATE SERVICE [VERSION]` table, between a
+//! comment header and footer naming xdpscan. The report line is nmap's own, so the scripts that
+//! grep it keep working. Grouped by host like the XML, through [`grouped::Document`].
+
+use std::sync::Arc;
+
+use super::{
+    ctime,
+    file::OutFile,
+    grouped::{Document, Entry, HostKey},
+    unix_secs, Record, RunEnd, RunInfo, Sink,
+};
+use crate::{
+    probe::{PortState, Proto},
+    target::services::PortTable,
+};
+
+/// Entry tags: a ping result, a port, an IP protocol (-sO).
+const PING: u8 = b'H';
+const PORT: u8 = b'P';
+const PROTOCOL: u8 = b'O';
+
+/// Columns of a table row, in an entry's text.
+const SEP: char = '\t';
+
+pub struct NormalSink {
+    doc: Document,
+    table: Option<Arc<PortTable>>,
+    addresses: Option<u64>,
+}
+
+impl NormalSink {
+    pub fn new(mut out: OutFile, info: &RunInfo) -> std::io::Result<Self> {
+        let head = format!(
+            "# xdpscan {} scan initiated {} as: {}\n",
+            info.version,
+            ctime(info.start),
+            info.args.join(" ")
+        );
+        out.header(head.as_bytes())?;
+        Ok(Self {
+            doc: Document::new(out, info.resuming)?,
+            table: info.port_table.clone(),
+            addresses: info.addresses,
+        })
+    }
+}
+
+/// One result's row of its host's table (columns separated by [`SEP`]), or its status.
+pub fn entry(r: &Record, table: Option<&PortTable>) -> Entry {
+    let name = || {
+        r.proto
+            .service_proto()
+            .and_then(|p| table.and_then(|t| t.name(p, r.port)))
+            .unwrap_or("unknown")
+            .to_string()
+    };
+    let (order, tag, text) = match r.proto {
+        Proto::Icmp => (
+            0,
+            PING,
+            if r.state == PortState::Up {
+                "up"
+            } else {
+                "down"
+            }
+            .to_string(),
+        ),
+        // -sO: the protocol's name from the protocol numbers, as nmap's PROTOCOL table.
+        Proto::Ip => (
+            super::xml::port_order(r.proto, r.port),
+            PROTOCOL,
+            format!("{}{SEP}{}{SEP}{}", r.port, r.state, protocol_name(r.port)),
+        ),
+        _ => {
+            let (service, version) = match r.grab.as_ref().and_then(|g| g.service.as_ref()) {
+                Some(s) => (
+                    match &s.tunnel {
+                        Some(t) => format!("{t}/{}", s.name),
+                        None => s.name.clone(),
+                    },
+                    s.version_line(),
+                ),
+                None => (name(), String::new()),
+            };
+            (
+                super::xml::port_order(r.proto, r.port),
+                PORT,
+                format!(
+                    "{}/{}{SEP}{}{SEP}{service}{SEP}{version}",
+                    r.port,
+                    r.proto.as_str(),
+                    r.state
+                ),
+            )
+        }
+    };
+    Entry {
+        host: HostKey::of(r.ip),
+        order,
+        tag,
+        ts: unix_secs(r.ts),
+        text: text.into_bytes(),
+    }
+}
+
+/// The names nmap-protocols gives the protocols a scan most often finds.
+fn protocol_name(n: u16) -> &'static str {
+    match n {
+        1 => "icmp",
+        2 => "igmp",
+        4 => "ipv4",
+        6 => "tcp",
+        17 => "udp",
+        41 => "ipv6",
+        47 => "gre",
+        50 => "esp",
+        51 => "ah",
+        58 => "ipv6-icmp",
+        89 => "ospfigp",
+        103 => "pim",
+        112 => "vrrp",
+        132 => "sctp",
+        136 => "udplite",
+        _ => "unknown",
+    }
+}
+
+/// Rows as nmap aligns them: every column but the last padded to its widest cell plus one.
+fn table(head: [&str; 4], rows: &[Vec<String>]) -> String {
+    let version = rows.iter().any(|r| r.get(3).is_some_and(|v| !v.is_empty()));
+    let cols = if version { 4 } else { 3 };
+    let mut width = [0usize; 4];
+    for (i, h) in head.iter().enumerate().take(cols) {
+        width[i] = rows
+            .iter()
+            .map(|r| r.get(i).map_or(0, String::len))
+            .max()
+            .unwrap_or(0)
+            .max(h.len());
+    }
+    let line = |cells: &[&str]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate().take(cols) {
+            if i + 1 == cols {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$} ", w = width[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut s = line(&head);
+    for r in rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        s.push_str(&line(&cells));
+    }
+    s
+}
+
+/// A host's block from its entries; whether it is up.
+fn host_block(h: HostKey, es: &[Entry]) -> (String, bool) {
+    let text = |e: &Entry| String::from_utf8_lossy(&e.text).into_owned();
+    let up = es
+        .iter()
+        .find(|e| e.tag == PING)
+        .is_none_or(|e| e.text == b"up");
+    let mut s = format!(
+        "Nmap scan report for {}\nHost is {}.\n",
+        h.ip(),
+        if up { "up" } else { "down" }
+    );
+    for (tag, first) in [(PORT, "PORT"), (PROTOCOL, "PROTOCOL")] {
+        let rows: Vec<Vec<String>> = es
+            .iter()
+            .filter(|e| e.tag == tag)
+            .map(|e| text(e).split(SEP).map(str::to_string).collect())
+            .collect();
+        if !rows.is_empty() {
+            s.push('\n');
+            s.push_str(&table([first, "STATE", "SERVICE", "VERSION"], &rows));
+        }
+    }
+    s.push('\n');
+    (s, up)
+}
+
+impl Sink for NormalSink {
+    fn write(&mut self, r: &Record) -> std::io::Result<()> {
+        self.doc.push(entry(r, self.table.as_deref()))
+    }
+
+    fn finish(&mut self, end: &RunEnd) -> std::io::Result<()> {
+        let (mut up, mut listed) = (0u64, 0u64);
+        // The footer is written even when a host could not be (a full disk).
+        let hosts = self.doc.write_hosts(end.complete, |h, es| {
+            let (block, is_up) = host_block(h, es);
+            listed += 1;
+            up += u64::from(is_up);
+            Some(block)
+        });
+        let total = self.addresses.unwrap_or(listed).max(listed);
+        let foot = format!(
+            "# xdpscan done at {} -- {} ({} up) scanned in {:.2} seconds\n",
+            ctime(end.end),
+            super::ip_addresses(total),
+            super::hosts(up),
+            end.elapsed.as_secs_f64()
+        );
+        let footer = self.doc.out.footer(foot.as_bytes());
+        hosts.and(footer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        output::testutil::{end, info, record},
+        probe::Reason,
+    };
+
+    #[test]
+    fn one_block_per_host_with_nmaps_aligned_table() {
+        let path = std::env::temp_dir().join(format!("xdpscan-nmap-{}.txt", std::process::id()));
+        let table = PortTable::from_db(
+            &crate::target::services::ServiceDb::parse("ssh\t22/tcp\t0.18\nhttp\t80/tcp\t0.48\n")
+                .unwrap(),
+        );
+        let mut i = info();
+        i.port_table = Some(Arc::new(table));
+        let mut sink = NormalSink::new(OutFile::create(&path).unwrap(), &i).unwrap();
+        for (ip, port, state, reason) in [
+            ([198, 19, 0, 5], 80, PortState::Open, Reason::SynAck),
+            ([198, 19, 0, 6], 22, PortState::Closed, Reason::Reset),
+            ([198, 19, 0, 5], 22, PortState::Open, Reason::SynAck),
+            ([198, 19, 0, 5], 9999, PortState::Closed, Reason::Reset),
+        ] {
+            sink.write(&record(ip, port, state, reason)).unwrap();
+        }
+        sink.finish(&end()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let body: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            body,
+            [
+                "Nmap scan report for 198.19.0.5",
+                "Host is up.",
+                "",
+                "PORT     STATE  SERVICE",
+                "22/tcp   open   ssh",
+                "80/tcp   open   http",
+                "9999/tcp closed unknown",
+                "",
+                "Nmap scan report for 198.19.0.6",
+                "Host is up.",
+                "",
+                "PORT   STATE  SERVICE",
+                "22/tcp closed ssh",
+                "",
+            ]
+        );
+        assert!(text.lines().last().unwrap().contains("(2 hosts up)"));
+        let _ = std::fs::remove_file(path);
+    }
+}
