@@ -119,13 +119,14 @@ fn main() -> ExitCode {
         }
     }
     // nmap's, masscan's and ZMap's flags: translated (said once) or refused with a hint.
-    let args = match xdpscan::peer_flags::translate(args) {
+    let read = |f: &str| std::fs::read_to_string(f).map_err(|e| e.to_string());
+    let (args, echo) = match xdpscan::peer_flags::translate(args, &read) {
         Ok(t) => {
             let quiet = t.args.iter().any(|a| a == "-q" || a == "--quiet");
-            for note in t.notes.iter().filter(|_| !quiet) {
+            for note in t.notes.iter().filter(|_| !quiet && !t.echo) {
                 eprintln!("xdpscan: note: {note}");
             }
-            t.args
+            (t.args, t.echo)
         }
         Err(e) => {
             eprintln!("xdpscan: {e}");
@@ -136,6 +137,15 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => return clap_exit(e),
     };
+    if echo {
+        return match xdpscan::peer_flags::echo(&args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => clap_exit(e),
+        };
+    }
     let cli = match cli::Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => return clap_exit(e),

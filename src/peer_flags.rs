@@ -1,6 +1,7 @@
 //! The flags nmap, masscan and ZMap users type, before the command line is parsed: each is
 //! translated to xdpscan's own (with a note the caller prints once) or refused with one line
-//! naming xdpscan's way. None is silently misread. Pure: no I/O, no environment.
+//! naming xdpscan's way. None is silently misread. Pure: no I/O, no environment (masscan's
+//! `-c FILE` is read through the reader the caller passes).
 
 use std::ffi::OsString;
 
@@ -9,6 +10,8 @@ use std::ffi::OsString;
 pub struct Translated {
     pub args: Vec<OsString>,
     pub notes: Vec<String>,
+    /// masscan's `--echo`: print the scan as a configuration file instead of running it.
+    pub echo: bool,
 }
 
 /// nmap's `-T` templates as rates (xdpscan paces by packets per second only).
@@ -70,8 +73,12 @@ const TAKES_VALUE: &[&str] = &[
     "--resume-file",
 ];
 
-/// Translates or refuses the peers' flags in `args` (the program name first).
-pub fn translate(args: Vec<OsString>) -> Result<Translated, String> {
+/// Translates or refuses the peers' flags in `args` (the program name first); `read` gives
+/// the text of a masscan configuration file (`-c FILE`).
+pub fn translate(
+    args: Vec<OsString>,
+    read: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Translated, String> {
     let mut out = Translated::default();
     let mut it = args.into_iter().peekable();
     if let Some(prog) = it.next() {
@@ -179,10 +186,11 @@ pub fn translate(args: Vec<OsString>) -> Result<Translated, String> {
                     "{s}: xdpscan sends from the interface's own MAC; choose the interface with -i"
                 ))
             }
-            "--echo" | "-c" | "--conf" => {
-                return Err(format!(
-                    "{s}: masscan's configuration files are not read; give the options on the command line (a stopped scan resumes with --resume FILE)"
-                ))
+            "--echo" => out.echo = true,
+            "-c" | "--conf" => {
+                let file = value(&s)?;
+                let text = read(&file).map_err(|e| format!("{s} {file}: {e}"))?;
+                out.args.extend(masscan_conf(&file, &text)?);
             }
             // ZMap
             "-O" | "--output-module" => {
@@ -252,6 +260,126 @@ fn zmap_output_module(out: &mut Translated, module: &str) {
     }
 }
 
+/// masscan's configuration names that differ from xdpscan's options, and what they become
+/// (`range` is the targets).
+const CONF_NAMES: &[(&str, &str)] = &[
+    ("port", "--ports"),
+    ("adapter", "--interface"),
+    ("adapter-ip", "--source-ip"),
+    ("adapter-port", "--source-port"),
+    ("source-ip", "--source-ip"),
+    ("router-mac", "--gateway-mac"),
+    ("router-mac-ipv4", "--gateway-mac"),
+    ("excludefile", "--exclude-file"),
+    ("includefile", "--target-file"),
+    ("max-rate", "--rate"),
+    ("open-only", "--open"),
+    ("output-filename", ""),
+    ("output-format", ""),
+];
+
+/// The options a masscan configuration file (`name = value` lines, `#` comments), or one
+/// `--echo` wrote, stands for. Names are masscan's or xdpscan's own long options.
+pub fn masscan_conf(file: &str, text: &str) -> Result<Vec<OsString>, String> {
+    let mut args: Vec<OsString> = Vec::new();
+    let (mut format, mut filename) = (None, None);
+    let mut ipv6_router: Option<String> = None;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |why: &str| format!("{file} line {}: {why}", n + 1);
+        let (name, value) = line
+            .split_once('=')
+            .map(|(a, b)| (a.trim(), b.trim()))
+            .ok_or_else(|| err("expected NAME = VALUE"))?;
+        match name {
+            // What xdpscan always does (a random order), or masscan's TLS capture choices.
+            "randomize-hosts" | "capture" | "nocapture" => {}
+            // One next hop serves both families here: masscan's IPv6 one must be the same.
+            "router-mac-ipv6" => ipv6_router = Some(value.to_string()),
+            "range" | "ranges" | "ip" | "dst" => {
+                args.extend(value.split(',').map(|t| OsString::from(t.trim())))
+            }
+            "output-format" => format = Some(value.to_string()),
+            "output-filename" => filename = Some(value.to_string()),
+            _ => {
+                let long = CONF_NAMES
+                    .iter()
+                    .find(|(m, _)| *m == name)
+                    .map_or_else(|| format!("--{name}"), |(_, x)| x.to_string());
+                match value {
+                    "true" => args.push(long.into()),
+                    "false" => {}
+                    v => args.extend([OsString::from(long), OsString::from(v)]),
+                }
+            }
+        }
+    }
+    if let Some(v6) = ipv6_router {
+        let v4 = args
+            .windows(2)
+            .find(|w| w[0] == "--gateway-mac")
+            .map(|w| w[1].to_string_lossy().to_lowercase().replace('-', ":"));
+        if v4.as_deref() != Some(&v6.to_lowercase().replace('-', ":")) {
+            return Err(format!(
+                "{file}: router-mac-ipv6 {v6} differs from the IPv4 router's; xdpscan takes one --gateway-mac"
+            ));
+        }
+    }
+    if let Some(f) = format.as_deref().or(filename.as_ref().map(|_| "list")) {
+        let option = match f {
+            "xml" => "--output-xml",
+            "grepable" => "--output-grepable",
+            "list" => "--output-list",
+            "json" | "ndjson" => "--output-json",
+            "csv" => "--csv",
+            other => {
+                return Err(format!(
+                    "{file}: output-format {other} is not written; xml, grepable, list, json or csv"
+                ))
+            }
+        };
+        args.extend([option, filename.as_deref().unwrap_or("-")].map(OsString::from));
+    }
+    Ok(args)
+}
+
+/// masscan's `--echo`: the options of `args` (already translated and normalized) as a
+/// configuration file that `-c` reads back, one `name = value` per option given.
+pub fn echo(args: &[OsString]) -> Result<String, clap::Error> {
+    use clap::{parser::ValueSource, CommandFactory};
+    let cmd = crate::cli::Cli::command();
+    let matches = cmd.clone().try_get_matches_from(args)?;
+    let mut text =
+        String::from("# xdpscan scan as a masscan configuration file (xdpscan -c FILE)\n");
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if matches.value_source(id) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        let name = match arg.get_long() {
+            Some(l) => l.to_string(),
+            None => "range".to_string(),
+        };
+        let values: Vec<String> = matches
+            .get_raw(id)
+            .map(|vs| vs.map(|v| v.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        if values.is_empty() {
+            text.push_str(&format!("{name} = true\n"));
+        } else if name == "range" {
+            text.push_str(&format!("range = {}\n", values.join(",")));
+        } else {
+            for v in values {
+                text.push_str(&format!("{name} = {v}\n"));
+            }
+        }
+    }
+    Ok(text)
+}
+
 /// ZMap's `-o out.csv` (without `-O`) means CSV; xdpscan's `-o` is NDJSON: refused rather than
 /// misread.
 fn check_zmap_output(args: &[OsString]) -> Result<(), String> {
@@ -274,7 +402,13 @@ mod tests {
     fn t(args: &[&str]) -> Result<Vec<String>, String> {
         let mut v = vec!["xdpscan"];
         v.extend_from_slice(args);
-        translate(v.into_iter().map(OsString::from).collect()).map(|t| {
+        let read = |f: &str| -> Result<String, String> {
+            match f {
+                "masscan.conf" => Ok("# from masscan --echo\nrate = 100000.00\nports = 80,443\nrange = 198.19.0.0/24, 198.19.1.0/24\nrandomize-hosts = true\noutput-format = xml\noutput-filename = scan.xml\nopen-only = true\nbanners = false\n".into()),
+                _ => Err("No such file or directory".into()),
+            }
+        };
+        translate(v.into_iter().map(OsString::from).collect(), &read).map(|t| {
             t.args[1..]
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
@@ -313,7 +447,7 @@ mod tests {
             (&["-oS", "x"][..], "-oN"),
             (&["-oA"][..], "needs a value"),
             (&["-T9"][..], "--rate"),
-            (&["-c", "f"][..], "command line"),
+            (&["-c", "f"][..], "-c f: No such file"),
             (&["-O", "redis"][..], "--csv"),
             (&["-B", "10M"][..], "--rate"),
             (&["-M", "udp"][..], "-sU"),
@@ -332,5 +466,58 @@ mod tests {
         assert_eq!(t(&["-O", "csv"]).unwrap(), ["--csv", "-"]);
         assert_eq!(t(&["-O", "json", "-f", "saddr"]).unwrap(), ["-f", "saddr"]);
         assert_eq!(t(&["--adapter", "eth1"]).unwrap(), ["--interface", "eth1"]);
+        assert_eq!(
+            t(&["-c", "masscan.conf"]).unwrap(),
+            [
+                "--rate",
+                "100000.00",
+                "--ports",
+                "80,443",
+                "198.19.0.0/24",
+                "198.19.1.0/24",
+                "--open",
+                "--output-xml",
+                "scan.xml"
+            ]
+        );
+        assert_eq!(
+            masscan_conf("f", "rate 5").unwrap_err(),
+            "f line 1: expected NAME = VALUE"
+        );
+        assert!(masscan_conf("f", "output-format = binary")
+            .unwrap_err()
+            .contains("binary"));
+    }
+
+    #[test]
+    fn echo_writes_a_file_that_c_reads_back() {
+        let args: Vec<OsString> = [
+            "xdpscan",
+            "198.19.0.0/24",
+            "198.19.1.1",
+            "--ports",
+            "22,80",
+            "--rate",
+            "5k",
+            "--open",
+            "--output-xml",
+            "x.xml",
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+        let text = echo(&args).unwrap();
+        assert!(
+            text.contains("range = 198.19.0.0/24,198.19.1.1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ports = 22,80\nrate = 5k\n") || text.contains("rate = 5k"),
+            "{text}"
+        );
+        let back = masscan_conf("echo", &text).unwrap();
+        let mut again = vec![OsString::from("xdpscan")];
+        again.extend(back);
+        assert_eq!(echo(&again).unwrap(), text);
     }
 }

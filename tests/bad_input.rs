@@ -469,8 +469,7 @@ fn the_peers_flags_work_or_get_a_hint() {
     );
     for (flags, names) in [
         (&["-oS", "x"][..], "-oN"),
-        (&["-c", "masscan.conf"][..], "command line"),
-        (&["--echo"][..], "command line"),
+        (&["-c", "/nonexistent/masscan.conf"][..], "No such file"),
         (&["-O", "redis"][..], "--csv"),
         (&["-B", "10M"][..], "--rate"),
         (&["-M", "tcp_synscan"][..], "-sS"),
@@ -490,4 +489,71 @@ fn the_peers_flags_work_or_get_a_hint() {
         refused(&args, names);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// masscan's own `--echo` output is a configuration file `-c` reads (its `range` lines, its
+/// `router-mac-ipv4`, `output-format`); xdpscan's `--echo` writes one `-c` reads back.
+#[test]
+fn masscan_configuration_files_read_and_written() {
+    let dir = std::env::temp_dir().join(format!("xdpscan-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("masscan.conf");
+    // --echo only prints: masscan sends nothing.
+    let echoed = Command::new("masscan")
+        .args([
+            "--echo",
+            "-p80,443",
+            "198.19.0.0/24",
+            "--exclude",
+            "198.19.0.5",
+            "--rate",
+            "5000",
+        ])
+        .args([
+            "--adapter-ip",
+            "198.18.0.1",
+            "--router-mac",
+            "02:00:00:00:00:01",
+        ])
+        .output()
+        .expect("masscan (scripts/setup.sh --test installs it)");
+    std::fs::write(&conf, &echoed.stdout).unwrap();
+    let (code, err) = run(&["-c", conf.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("255 addresses x 2 ports = 510 probes"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args([
+            "198.19.0.0/24",
+            "-p",
+            "22",
+            "--rate",
+            "5k",
+            "--open",
+            "--echo",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("range = 198.19.0.0/24\nports = 22\nrate = 5k\nopen = true"),
+        "{text}"
+    );
+    std::fs::write(&conf, text.as_bytes()).unwrap();
+    let (code, err) = run(&[
+        "-c",
+        conf.to_str().unwrap(),
+        "--dry-run",
+        "-S",
+        "198.18.0.1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("256 addresses x 1 port = 256 probes") && err.contains("rate 5.0 kpps"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
