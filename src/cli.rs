@@ -54,6 +54,9 @@ pub enum ScanChoice {
     Connect,
 }
 
+/// Where a stopped scan writes its resume file unless `--resume-file` says.
+pub const DEFAULT_RESUME_FILE: &str = "xdpscan-resume.json";
+
 /// What `--generate` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GenerateKind {
@@ -439,7 +442,7 @@ pub struct Cli {
         hide_short_help = true,
         long = "resume-file",
         value_name = "FILE",
-        default_value = "xdpscan-resume.json"
+        default_value = DEFAULT_RESUME_FILE
     )]
     pub resume_file: PathBuf,
 

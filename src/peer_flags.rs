@@ -35,43 +35,64 @@ fn scan_letter(c: char) -> Option<&'static str> {
     })
 }
 
-/// Flags whose value is one argument after them (so a value that looks like a peer flag is not
-/// translated).
-const TAKES_VALUE: &[&str] = &[
-    "-p",
-    "-i",
-    "-S",
-    "-g",
-    "-r",
-    "-o",
-    "-f",
-    "-m",
-    "--ports",
-    "--rate",
-    "--exclude",
-    "--exclude-file",
-    "--interface",
-    "--source-ip",
-    "--source-port",
-    "--seed",
-    "--shard",
-    "-iL",
-    "-oJ",
-    "-oX",
-    "-oG",
-    "-oL",
-    "--output-json",
-    "--output-xml",
-    "--output-grepable",
-    "--output-normal",
-    "-oN",
-    "--output-list",
-    "--csv",
-    "--fields",
-    "--metadata",
-    "--resume",
-    "--resume-file",
+/// Flags refused outright: their names, whether a value follows, and xdpscan's way.
+const REFUSED: &[(&[&str], bool, &str)] = &[
+    (
+        &["-oS"],
+        true,
+        "nmap's script kiddie output is not written; use -oN FILE, -oX FILE or -oG FILE",
+    ),
+    (
+        &["--adapter-mac", "--source-mac"],
+        true,
+        "xdpscan sends from the interface's own MAC; choose the interface with -i",
+    ),
+    (
+        &["-B", "--bandwidth"],
+        true,
+        "xdpscan paces by packets per second: --rate PPS",
+    ),
+    (
+        &["-M", "--probe-module"],
+        true,
+        "choose the scan type: -sS (tcp_synscan), -sU (udp), -PE (icmp_echoscan), or --scan NAME",
+    ),
 ];
+
+/// Whether `flag` is one of xdpscan's options that take the next argument as their value (so
+/// a value that looks like a peer's flag, a file named `-T4`, is not translated). Read from the
+/// command line's definition, nmap's two-letter forms (`-oX`) through `cli::normalize_args`.
+fn takes_value(flag: &str) -> bool {
+    use clap::CommandFactory;
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let cmd = crate::cli::Cli::command();
+        let mut names = Vec::new();
+        for arg in cmd
+            .get_arguments()
+            .filter(|a| a.get_action().takes_values())
+        {
+            let shorts = arg.get_short_and_visible_aliases().unwrap_or_default();
+            names.extend(shorts.into_iter().map(|c| format!("-{c}")));
+            names.extend(
+                arg.get_long_and_visible_aliases()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| format!("--{l}")),
+            );
+            names.extend(
+                arg.get_all_aliases()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| format!("--{l}")),
+            );
+        }
+        names
+    });
+    let normalized = crate::cli::normalize_args([OsString::from(flag)]);
+    let flag = normalized[0].to_str().unwrap_or(flag);
+    names.iter().any(|n| n == flag)
+}
 
 /// Translates or refuses the peers' flags in `args` (the program name first); `read` gives
 /// the text of a masscan configuration file (`-c FILE`).
@@ -96,7 +117,21 @@ pub fn translate(
             out.args.push(a);
             continue;
         }
-        if TAKES_VALUE.contains(&s.as_str()) {
+        if let Some((_, has_value, hint)) = REFUSED
+            .iter()
+            .find(|(names, ..)| names.contains(&s.as_str()))
+        {
+            let v = if *has_value {
+                it.next().map(|v| v.to_string_lossy().into_owned())
+            } else {
+                None
+            };
+            return Err(match v {
+                Some(v) => format!("{s} {v}: {hint}"),
+                None => format!("{s}: {hint}"),
+            });
+        }
+        if takes_value(&s) {
             out.args.push(a);
             if let Some(v) = it.next() {
                 out.args.push(v);
@@ -116,36 +151,39 @@ pub fn translate(
                 push(&mut out, &["--output-grepable", &format!("{base}.gnmap")]);
                 push(&mut out, &["--output-normal", &format!("{base}.nmap")]);
             }
-            "-oS" => {
-                return Err(
-                    "-oS (nmap's script kiddie output) is not written; use -oN FILE, -oX FILE or -oG FILE"
-                        .into(),
-                )
-            }
             t if t.len() == 3 && t.starts_with("-T") && t.as_bytes()[2].is_ascii_digit() => {
                 let level = (t.as_bytes()[2] - b'0') as usize;
                 let rate = TIMING_RATES.get(level).ok_or_else(|| {
-                    format!("{t}: nmap's timing templates are -T0 to -T5; xdpscan paces by --rate PPS")
+                    format!(
+                        "{t}: nmap's timing templates are -T0 to -T5; xdpscan paces by --rate PPS"
+                    )
                 })?;
                 push(&mut out, &["--rate", &rate.to_string()]);
-                out.notes.push(format!("{t}: --rate {rate} (xdpscan paces by packets per second)"));
+                out.notes.push(format!(
+                    "{t}: --rate {rate} (xdpscan paces by packets per second)"
+                ));
             }
             "-Pn" => out
                 .notes
                 .push("-Pn: xdpscan never does host discovery; every address is probed".into()),
             "-n" => out.notes.push("-n: xdpscan never resolves names".into()),
-            "-6" => out
-                .notes
-                .push("-6: the family comes from the targets (IPv6 addresses scan over IPv6)".into()),
-            "-v" | "-vv" | "-vvv" => out
-                .notes
-                .push(format!("{s}: progress and the summary are on by default (-q turns them off)")),
+            "-6" => out.notes.push(
+                "-6: the family comes from the targets (IPv6 addresses scan over IPv6)".into(),
+            ),
+            "-v" | "-vv" | "-vvv" => out.notes.push(format!(
+                "{s}: progress and the summary are on by default (-q turns them off)"
+            )),
             "-sn" => {
                 push(&mut out, &["-PE"]);
-                out.notes
-                    .push("-sn: an ICMP echo sweep (-PE); nmap's TCP and timestamp pings are not sent".into());
+                out.notes.push(
+                    "-sn: an ICMP echo sweep (-PE); nmap's TCP and timestamp pings are not sent"
+                        .into(),
+                );
             }
-            t if t.len() > 3 && t.starts_with("-s") && t[2..].chars().all(|c| scan_letter(c).is_some()) => {
+            t if t.len() > 3
+                && t.starts_with("-s")
+                && t[2..].chars().all(|c| scan_letter(c).is_some()) =>
+            {
                 for c in t[2..].chars() {
                     push(&mut out, &[scan_letter(c).unwrap_or_default()]);
                 }
@@ -157,7 +195,8 @@ pub fn translate(
             "--min-rate" | "--max-rate" => {
                 let r = value(&s)?;
                 push(&mut out, &["--rate", &r]);
-                out.notes.push(format!("{s} {r}: --rate {r} (one rate, held)"));
+                out.notes
+                    .push(format!("{s} {r}: --rate {r} (one rate, held)"));
             }
             "--max-retries" => {
                 let n = value(&s)?;
@@ -181,11 +220,6 @@ pub fn translate(
                 let v = value(&s)?;
                 push(&mut out, &["--gateway-mac", &v]);
             }
-            "--adapter-mac" | "--source-mac" => {
-                return Err(format!(
-                    "{s}: xdpscan sends from the interface's own MAC; choose the interface with -i"
-                ))
-            }
             "--echo" => out.echo = true,
             "-c" | "--conf" => {
                 let file = value(&s)?;
@@ -204,27 +238,15 @@ pub fn translate(
                     }
                 });
             }
-            "-B" | "--bandwidth" => {
-                let v = value(&s)?;
-                return Err(format!("-B {v}: xdpscan paces by packets per second: --rate PPS"));
-            }
-            "-M" | "--probe-module" => {
-                let v = value(&s)?;
-                return Err(format!(
-                    "-M {v}: choose the scan type: -sS (tcp_synscan), -sU (udp), -PE (icmp_echoscan), or --scan NAME"
-                ));
-            }
             "-G" | "--gateway-mac" => {
                 let v = value(&s)?;
                 push(&mut out, &["--gateway-mac", &v]);
             }
             "-P" | "--probes" => {
                 let v = value(&s)?;
-                let n: u32 = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| format!("-P {v}: probes per target must be a number of 1 or more"))?;
+                let n: u32 = v.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                    format!("-P {v}: probes per target must be a number of 1 or more")
+                })?;
                 push(&mut out, &["--retries", &(n - 1).to_string()]);
                 out.notes.push(format!("-P {n}: --retries {}", n - 1));
             }
@@ -439,6 +461,22 @@ mod tests {
         // A value is never translated: a file named -T4 stays one.
         assert_eq!(t(&["-oJ", "-T4"]).unwrap(), ["-oJ", "-T4"]);
         assert_eq!(t(&["--", "-Pn"]).unwrap(), ["--", "-Pn"]);
+        for flag in [
+            "-p",
+            "--rate",
+            "--max-rate",
+            "-oJ",
+            "-oN",
+            "-iL",
+            "--resume",
+            "-f",
+            "--generate",
+        ] {
+            assert!(takes_value(flag), "{flag}");
+        }
+        for flag in ["--open", "-q", "--dry-run", "-sS", "-T4"] {
+            assert!(!takes_value(flag), "{flag}");
+        }
     }
 
     #[test]

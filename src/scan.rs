@@ -188,9 +188,6 @@ pub fn run_info(spec: &ScanSpec) -> RunInfo {
 /// Every file written after the scan (metadata, status, resume) can be written: checked before
 /// the first probe, so a scan never runs to lose its state at the end. Nothing is changed: a
 /// file made for the check is removed.
-/// `--resume-file`'s default (cli.rs).
-const DEFAULT_RESUME_FILE: &str = "xdpscan-resume.json";
-
 fn check_late_files(cfg: &ScanConfig) -> Result<(), ScanError> {
     let files = [
         ("the metadata file (-m)", cfg.outputs.metadata.as_deref()),
@@ -207,18 +204,10 @@ fn check_late_files(cfg: &ScanConfig) -> Result<(), ScanError> {
         let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
             continue;
         };
-        let existed = std::fs::symlink_metadata(path).is_ok();
-        let opened = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path);
-        if opened.is_ok() && !existed {
-            let _ = std::fs::remove_file(path);
-        }
+        let opened = crate::output::file::check_writable(path);
         // The default resume file may be unwritable where the scan runs: said only if a stopped
         // scan needs it (`run_scan`), not to every scan.
-        if opened.is_err() && path == std::path::Path::new(DEFAULT_RESUME_FILE) {
+        if opened.is_err() && path == std::path::Path::new(crate::cli::DEFAULT_RESUME_FILE) {
             continue;
         }
         opened.map_err(|source| ScanError::FileCheck {

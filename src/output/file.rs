@@ -43,18 +43,15 @@ const ENDS_KEPT: usize = 4096;
 
 impl OutFile {
     /// Opens `path` to be replaced (cut at the first flush), or stdout when it is "-".
+    /// Opens `path` to write it anew (stdout for "-"). What it holds is cut only at the first
+    /// flush, and a file made here and never written is removed again.
     pub fn create(path: &Path) -> io::Result<Self> {
         let mut created = None;
         let dest = if path.as_os_str() == "-" {
             Dest::Stdout(io::stdout())
         } else {
-            let existed = std::fs::symlink_metadata(path).is_ok();
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)?;
-            if !existed {
+            let (f, made) = open_unchanged(path)?;
+            if made {
                 created = Some(path.to_path_buf());
             }
             Dest::File(f)
@@ -240,4 +237,24 @@ impl Drop for OutFile {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// Opens `path` for writing without changing what it holds; and whether this made the file.
+pub fn open_unchanged(path: &Path) -> io::Result<(std::fs::File, bool)> {
+    let existed = std::fs::symlink_metadata(path).is_ok();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    Ok((f, !existed))
+}
+
+/// Whether `path` can be written, leaving it as it was: a file made to find out is removed.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    let (_, made) = open_unchanged(path)?;
+    if made {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
