@@ -143,114 +143,16 @@ pub fn translate(
                 .and_then(|v| v.into_string().ok())
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
-        let push = |out: &mut Translated, v: &[&str]| out.args.extend(v.iter().map(OsString::from));
-        match s.as_str() {
-            "-oA" => {
-                let base = value("-oA")?;
-                push(&mut out, &["--output-xml", &format!("{base}.xml")]);
-                push(&mut out, &["--output-grepable", &format!("{base}.gnmap")]);
-                push(&mut out, &["--output-normal", &format!("{base}.nmap")]);
-            }
-            t if t.len() == 3 && t.starts_with("-T") && t.as_bytes()[2].is_ascii_digit() => {
-                let level = (t.as_bytes()[2] - b'0') as usize;
-                let rate = TIMING_RATES.get(level).ok_or_else(|| {
-                    format!(
-                        "{t}: nmap's timing templates are -T0 to -T5; xdpscan paces by --rate PPS"
-                    )
-                })?;
-                push(&mut out, &["--rate", &rate.to_string()]);
-                out.notes.push(format!(
-                    "{t}: --rate {rate} (xdpscan paces by packets per second)"
-                ));
-            }
-            "-Pn" => out
-                .notes
-                .push("-Pn: xdpscan never does host discovery; every address is probed".into()),
-            "-n" => out.notes.push("-n: xdpscan never resolves names".into()),
-            "-6" => out.notes.push(
-                "-6: the family comes from the targets (IPv6 addresses scan over IPv6)".into(),
-            ),
-            "-v" | "-vv" | "-vvv" => out.notes.push(format!(
-                "{s}: progress and the summary are on by default (-q turns them off)"
-            )),
-            "-sn" => {
-                push(&mut out, &["-PE"]);
-                out.notes.push(
-                    "-sn: an ICMP echo sweep (-PE); nmap's TCP and timestamp pings are not sent"
-                        .into(),
-                );
-            }
-            t if t.len() > 3
-                && t.starts_with("-s")
-                && t[2..].chars().all(|c| scan_letter(c).is_some()) =>
-            {
-                for c in t[2..].chars() {
-                    push(&mut out, &[scan_letter(c).unwrap_or_default()]);
-                }
-            }
-            "--excludefile" => {
-                let f = value(&s)?;
-                push(&mut out, &["--exclude-file", &f]);
-            }
-            "--min-rate" | "--max-rate" => {
-                let r = value(&s)?;
-                push(&mut out, &["--rate", &r]);
-                out.notes
-                    .push(format!("{s} {r}: --rate {r} (one rate, held)"));
-            }
-            "--max-retries" => {
-                let n = value(&s)?;
-                push(&mut out, &["--retries", &n]);
-            }
-            // masscan
-            "--adapter" => {
-                let v = value(&s)?;
-                push(&mut out, &["--interface", &v]);
-            }
-            "--adapter-ip" => {
-                let v = value(&s)?;
-                if v.contains('-') || v.contains('/') {
-                    return Err(format!(
-                        "--adapter-ip {v}: one source address (-S ADDR); source address pools are not supported"
-                    ));
-                }
-                push(&mut out, &["--source-ip", &v]);
-            }
-            "--router-mac" => {
-                let v = value(&s)?;
-                push(&mut out, &["--gateway-mac", &v]);
-            }
-            "--echo" => out.echo = true,
-            "-c" | "--conf" => {
-                let file = value(&s)?;
-                let text = read(&file).map_err(|e| format!("{s} {file}: {e}"))?;
-                out.args.extend(masscan_conf(&file, &text)?);
-            }
-            // ZMap
-            "-O" | "--output-module" => {
-                let v = value(&s)?;
-                zmap_module = Some(match v.as_str() {
-                    "csv" | "json" => v,
-                    _ => {
-                        return Err(format!(
-                            "-O {v}: ZMap's csv and json modules are -O csv and -O json; otherwise choose the format by its option: -o FILE (NDJSON), --csv FILE, -oX, -oG, -oL"
-                        ))
-                    }
-                });
-            }
-            "-G" | "--gateway-mac" => {
-                let v = value(&s)?;
-                push(&mut out, &["--gateway-mac", &v]);
-            }
-            "-P" | "--probes" => {
-                let v = value(&s)?;
-                let n: u32 = v.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
-                    format!("-P {v}: probes per target must be a number of 1 or more")
-                })?;
-                push(&mut out, &["--retries", &(n - 1).to_string()]);
-                out.notes.push(format!("-P {n}: --retries {}", n - 1));
-            }
-            _ => out.args.push(a),
+        if let Some((_, ours)) = RENAMED.iter().find(|(theirs, _)| *theirs == s) {
+            let v = value(&s)?;
+            out.args.extend([OsString::from(ours), OsString::from(v)]);
+            continue;
+        }
+        let handled = nmap_flag(&s, &mut value, &mut out)?
+            || masscan_flag(&s, &mut value, &mut out, read)?
+            || zmap_flag(&s, &mut value, &mut out, &mut zmap_module)?;
+        if !handled {
+            out.args.push(a);
         }
     }
     if let Some(module) = zmap_module {
@@ -258,6 +160,134 @@ pub fn translate(
     }
     check_zmap_output(&out.args)?;
     Ok(out)
+}
+
+/// Peers' flags that are one of xdpscan's under another name, their value kept.
+const RENAMED: &[(&str, &str)] = &[
+    ("--excludefile", "--exclude-file"),
+    ("--max-retries", "--retries"),
+    ("--adapter", "--interface"),
+    ("--router-mac", "--gateway-mac"),
+    ("-G", "--gateway-mac"),
+];
+
+/// The next argument, as a flag's value.
+type Value<'a> = dyn FnMut(&str) -> Result<String, String> + 'a;
+
+fn push(out: &mut Translated, v: &[&str]) {
+    out.args.extend(v.iter().map(OsString::from));
+}
+
+/// nmap's flags; false when `s` is none of them.
+fn nmap_flag(s: &str, value: &mut Value, out: &mut Translated) -> Result<bool, String> {
+    match s {
+        "-oA" => {
+            let base = value("-oA")?;
+            push(out, &["--output-xml", &format!("{base}.xml")]);
+            push(out, &["--output-grepable", &format!("{base}.gnmap")]);
+            push(out, &["--output-normal", &format!("{base}.nmap")]);
+        }
+        t if t.len() == 3 && t.starts_with("-T") && t.as_bytes()[2].is_ascii_digit() => {
+            let level = (t.as_bytes()[2] - b'0') as usize;
+            let rate = TIMING_RATES.get(level).ok_or_else(|| {
+                format!("{t}: nmap's timing templates are -T0 to -T5; xdpscan paces by --rate PPS")
+            })?;
+            push(out, &["--rate", &rate.to_string()]);
+            out.notes.push(format!(
+                "{t}: --rate {rate} (xdpscan paces by packets per second)"
+            ));
+        }
+        "-Pn" => out
+            .notes
+            .push("-Pn: xdpscan never does host discovery; every address is probed".into()),
+        "-n" => out.notes.push("-n: xdpscan never resolves names".into()),
+        "-6" => out
+            .notes
+            .push("-6: the family comes from the targets (IPv6 addresses scan over IPv6)".into()),
+        "-v" | "-vv" | "-vvv" => out.notes.push(format!(
+            "{s}: progress and the summary are on by default (-q turns them off)"
+        )),
+        "-sn" => {
+            push(out, &["-PE"]);
+            out.notes.push(
+                "-sn: an ICMP echo sweep (-PE); nmap's TCP and timestamp pings are not sent".into(),
+            );
+        }
+        t if t.len() > 3
+            && t.starts_with("-s")
+            && t[2..].chars().all(|c| scan_letter(c).is_some()) =>
+        {
+            for c in t[2..].chars() {
+                push(out, &[scan_letter(c).unwrap_or_default()]);
+            }
+        }
+        "--min-rate" | "--max-rate" => {
+            let r = value(s)?;
+            push(out, &["--rate", &r]);
+            out.notes
+                .push(format!("{s} {r}: --rate {r} (one rate, held)"));
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// masscan's flags; false when `s` is none of them.
+fn masscan_flag(
+    s: &str,
+    value: &mut Value,
+    out: &mut Translated,
+    read: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<bool, String> {
+    match s {
+        "--adapter-ip" => {
+            let v = value(s)?;
+            if v.contains('-') || v.contains('/') {
+                return Err(format!(
+                    "--adapter-ip {v}: one source address (-S ADDR); source address pools are not supported"
+                ));
+            }
+            push(out, &["--source-ip", &v]);
+        }
+        "--echo" => out.echo = true,
+        "-c" | "--conf" => {
+            let file = value(s)?;
+            let text = read(&file).map_err(|e| format!("{s} {file}: {e}"))?;
+            out.args.extend(masscan_conf(&file, &text)?);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// ZMap's flags; false when `s` is none of them. `-O` is applied once every flag is read.
+fn zmap_flag(
+    s: &str,
+    value: &mut Value,
+    out: &mut Translated,
+    module: &mut Option<String>,
+) -> Result<bool, String> {
+    match s {
+        "-O" | "--output-module" => {
+            let v = value(s)?;
+            if v != "csv" && v != "json" {
+                return Err(format!(
+                    "-O {v}: ZMap's csv and json modules are -O csv and -O json; otherwise choose the format by its option: -o FILE (NDJSON), --csv FILE, -oX, -oG, -oL"
+                ));
+            }
+            *module = Some(v);
+        }
+        "-P" | "--probes" => {
+            let v = value(s)?;
+            let n: u32 = v.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                format!("-P {v}: probes per target must be a number of 1 or more")
+            })?;
+            push(out, &["--retries", &(n - 1).to_string()]);
+            out.notes.push(format!("-P {n}: --retries {}", n - 1));
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// ZMap's `-O csv` makes its `-o FILE` (or stdout) CSV; `-O json` is xdpscan's NDJSON, whose
