@@ -604,7 +604,24 @@ fn announce(cfg: &ScanConfig, plan: &Plan) {
             notes.push_str(", no broker connection (--publish)");
         }
         if cfg.net.ifindex == 0 {
-            notes.push_str(", no route to the targets: documentation placeholders for source and next hop (-S and -i give the real ones)");
+            let mut stand_ins = Vec::new();
+            if cfg.source_ip_asked.is_none() {
+                stand_ins.push("source (-S)");
+            }
+            if cfg
+                .net
+                .families
+                .iter()
+                .any(|f| f.gateway_mac == crate::wire::MacAddr::ZERO)
+            {
+                stand_ins.push("next hop (-i, --gateway-mac)");
+            }
+            if !stand_ins.is_empty() {
+                notes.push_str(&format!(
+                    ", no route to the targets: documentation placeholders for {}",
+                    stand_ins.join(" and ")
+                ));
+            }
         }
     }
     // A connect scan leaves ports and next hop to the kernel.
