@@ -12,6 +12,8 @@ pub struct Translated {
     pub notes: Vec<String>,
     /// masscan's `--echo`: print the scan as a configuration file instead of running it.
     pub echo: bool,
+    /// What masscan's `-c FILE` gave, added after the command line's own options.
+    conf: Vec<OsString>,
 }
 
 /// nmap's `-T` templates as rates (xdpscan paces by packets per second only).
@@ -59,39 +61,88 @@ const REFUSED: &[(&[&str], bool, &str)] = &[
     ),
 ];
 
-/// Whether `flag` is one of xdpscan's options that take the next argument as their value (so
-/// a value that looks like a peer's flag, a file named `-T4`, is not translated). Read from the
-/// command line's definition, nmap's two-letter forms (`-oX`) through `cli::normalize_args`.
-fn takes_value(flag: &str) -> bool {
-    use clap::CommandFactory;
-    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let names = NAMES.get_or_init(|| {
+/// One of xdpscan's options, as the CLI definition has it.
+struct OptionInfo {
+    id: String,
+    takes_value: bool,
+    /// Given once (a later one would be refused), so a command line's replaces a `-c` file's.
+    single: bool,
+}
+
+/// The option `flag` names (short, long or alias; nmap's two-letter forms such as `-oX`
+/// through `cli::normalize_args`), read from the CLI definition.
+fn option(flag: &str) -> Option<&'static OptionInfo> {
+    use clap::{ArgAction, CommandFactory};
+    static OPTIONS: std::sync::OnceLock<Vec<(String, OptionInfo)>> = std::sync::OnceLock::new();
+    let options = OPTIONS.get_or_init(|| {
         let cmd = crate::cli::Cli::command();
-        let mut names = Vec::new();
-        for arg in cmd
-            .get_arguments()
-            .filter(|a| a.get_action().takes_values())
-        {
-            let shorts = arg.get_short_and_visible_aliases().unwrap_or_default();
-            names.extend(shorts.into_iter().map(|c| format!("-{c}")));
-            names.extend(
-                arg.get_long_and_visible_aliases()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|l| format!("--{l}")),
-            );
-            names.extend(
-                arg.get_all_aliases()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|l| format!("--{l}")),
-            );
+        let mut options = Vec::new();
+        for arg in cmd.get_arguments() {
+            let mut names: Vec<String> = (arg.get_short_and_visible_aliases().unwrap_or_default())
+                .into_iter()
+                .map(|c| format!("-{c}"))
+                .collect();
+            let longs = arg.get_long_and_visible_aliases().unwrap_or_default();
+            let aliases = arg.get_all_aliases().unwrap_or_default();
+            names.extend(longs.into_iter().chain(aliases).map(|l| format!("--{l}")));
+            for name in names {
+                let info = OptionInfo {
+                    id: arg.get_id().to_string(),
+                    takes_value: arg.get_action().takes_values(),
+                    single: matches!(arg.get_action(), ArgAction::Set | ArgAction::SetTrue),
+                };
+                options.push((name, info));
+            }
         }
-        names
+        options
     });
     let normalized = crate::cli::normalize_args([OsString::from(flag)]);
     let flag = normalized[0].to_str().unwrap_or(flag);
-    names.iter().any(|n| n == flag)
+    let flag = flag.split_once('=').map_or(flag, |(f, _)| f);
+    options.iter().find(|(n, _)| n == flag).map(|(_, o)| o)
+}
+
+/// Whether `flag` is one of xdpscan's options that take the next argument as their value (so a
+/// value that looks like a peer's flag, a file named `-T4`, is not translated).
+fn takes_value(flag: &str) -> bool {
+    // `-sS` is `--scan=syn`, `--rate=5` has its value: neither takes the next argument.
+    let attached = crate::cli::normalize_args([OsString::from(flag)])[0]
+        .to_string_lossy()
+        .contains('=');
+    !attached && option(flag).is_some_and(|o| o.takes_value)
+}
+
+/// A `-c` file's options less those the command line gives again: as in masscan, the command
+/// line wins (an option given once; repeatable ones, targets and excludes, add up).
+fn without_overridden(conf: Vec<OsString>, given: &[OsString]) -> Vec<OsString> {
+    let mut ids = std::collections::HashSet::new();
+    let mut it = given.iter().skip(1);
+    while let Some(a) = it.next() {
+        if let Some(o) = a.to_str().and_then(option) {
+            ids.insert(o.id.as_str());
+            if takes_value(&a.to_string_lossy()) {
+                it.next();
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    let mut it = conf.into_iter();
+    while let Some(a) = it.next() {
+        match a.to_str().and_then(option) {
+            Some(o) if o.single && ids.contains(o.id.as_str()) => {
+                if o.takes_value {
+                    it.next();
+                }
+            }
+            Some(o) if o.takes_value => {
+                let v = it.next();
+                kept.push(a);
+                kept.extend(v);
+            }
+            _ => kept.push(a),
+        }
+    }
+    kept
 }
 
 /// Translates or refuses the peers' flags in `args` (the program name first); `read` gives
@@ -155,6 +206,9 @@ pub fn translate(
             out.args.push(a);
         }
     }
+    let conf = std::mem::take(&mut out.conf);
+    let kept = without_overridden(conf, &out.args);
+    out.args.extend(kept);
     if let Some(module) = zmap_module {
         zmap_output_module(&mut out, &module);
     }
@@ -253,7 +307,7 @@ fn masscan_flag(
         "-c" | "--conf" => {
             let file = value(s)?;
             let text = read(&file).map_err(|e| format!("{s} {file}: {e}"))?;
-            out.args.extend(masscan_conf(&file, &text)?);
+            out.conf.extend(masscan_conf(&file, &text)?);
         }
         _ => return Ok(false),
     }
@@ -582,6 +636,11 @@ mod tests {
         assert!(
             text.contains("ports = 22,80\nrate = 5k\n") || text.contains("rate = 5k"),
             "{text}"
+        );
+        // The command line replaces a file's single options and adds to its targets.
+        assert_eq!(
+            t(&["-c", "masscan.conf", "--rate", "7", "198.19.2.0/24"]).unwrap()[..4],
+            ["--rate", "7", "198.19.2.0/24", "--ports"]
         );
         let back = masscan_conf("echo", &text).unwrap();
         let mut again = vec![OsString::from("xdpscan")];
