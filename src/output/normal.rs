@@ -222,6 +222,30 @@ mod tests {
     };
 
     #[test]
+    fn a_version_column_when_any_port_has_one() {
+        let rows: Vec<Vec<String>> = [
+            [
+                "22/tcp",
+                "open",
+                "ssh",
+                "OpenSSH 9.2p1 Debian 2 (protocol 2.0)",
+            ],
+            ["443/tcp", "open", "ssl/http", "nginx 1.22.1"],
+            ["9999/tcp", "closed", "abyss", ""],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+        assert_eq!(
+            table(["PORT", "STATE", "SERVICE", "VERSION"], &rows),
+            "PORT     STATE  SERVICE  VERSION\n\
+             22/tcp   open   ssh      OpenSSH 9.2p1 Debian 2 (protocol 2.0)\n\
+             443/tcp  open   ssl/http nginx 1.22.1\n\
+             9999/tcp closed abyss\n"
+        );
+    }
+
+    #[test]
     fn one_block_per_host_with_nmaps_aligned_table() {
         let path = std::env::temp_dir().join(format!("xdpscan-nmap-{}.txt", std::process::id()));
         let table = PortTable::from_db(
