@@ -1036,7 +1036,14 @@ pub fn clap_line(e: &clap::Error) -> String {
         .map(|l| l.trim().trim_start_matches("error: "))
         .filter(|l| !l.is_empty())
         .collect();
-    format!("{} (see --help)", msg.join("; "))
+    let mut line = String::new();
+    for m in msg {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(m);
+    }
+    format!("{line} (see --help)")
 }
 
 pub fn parse_shard_arg(s: &str) -> Result<ShardArg, String> {

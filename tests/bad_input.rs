@@ -433,7 +433,7 @@ fn the_peers_flags_work_or_get_a_hint() {
     std::fs::create_dir_all(&dir).unwrap();
     let base = dir.join("scan").display().to_string();
     let normal = dir.join("normal.nmap").display().to_string();
-    let works: [(&[&str], &str); 14] = [
+    let works: [(&[&str], &str); 15] = [
         (&["-oA", &base], ""),
         (&["-oN", &normal], ""),
         (&["-T4"], "--rate 10000"),
@@ -448,6 +448,8 @@ fn the_peers_flags_work_or_get_a_hint() {
         (&["-P", "2"], "--retries 1"),
         (&["-O", "json", "-f", "saddr,sport"], "NDJSON"),
         (&["-O", "csv"], "--csv"),
+        // --user is the scanner's, --nats-user the broker's: one never stands for the other.
+        (&["--user", "daemon"], ""),
     ];
     for (flags, says) in works {
         let mut args = vec!["-p", "80", "198.19.0.1", "--dry-run", "-S", "198.18.0.1"];
@@ -483,6 +485,7 @@ fn the_peers_flags_work_or_get_a_hint() {
         // clap's tip survives the one-line form; a negative rate is named as one.
         (&["--rat", "5"][..], "similar argument exists: '--rate'"),
         (&["--rate", "-5"][..], "'-5' is not a rate"),
+        (&["--nats-user", "a"][..], "not provided: --nats-password"),
     ] {
         let mut args = vec!["-p", "80", "198.19.0.1", "--dry-run"];
         args.extend_from_slice(flags);

@@ -6,6 +6,8 @@ use std::{ffi::OsString, path::PathBuf};
 use clap::{Args, Parser};
 
 /// How to reach and authenticate to the broker (`--publish` and every distributed command).
+/// Its ids are its own (`nats_user`, not `user`): flattened into a command that has `--user`,
+/// a shared id would let one option's value satisfy or trip the other's rules.
 #[derive(Debug, Clone, Default, Args)]
 pub struct NatsAuth {
     /// NATS credentials file (JWT and NKey seed, as `nsc` writes it)
@@ -14,17 +16,19 @@ pub struct NatsAuth {
     /// NATS user (with --nats-password)
     #[arg(
         hide_short_help = true,
+        id = "nats_user",
         long = "nats-user",
         value_name = "USER",
-        requires = "password"
+        requires = "nats_password"
     )]
     pub user: Option<String>,
     /// NATS password
     #[arg(
         hide_short_help = true,
+        id = "nats_password",
         long = "nats-password",
         value_name = "PASS",
-        requires = "user"
+        requires = "nats_user"
     )]
     pub password: Option<String>,
     /// NATS authentication token
