@@ -29,12 +29,7 @@ pub struct GrepableSink {
 
 impl GrepableSink {
     pub fn new(mut out: OutFile, info: &RunInfo) -> std::io::Result<Self> {
-        let mut head = format!(
-            "# xdpscan {} scan initiated {} as: {}\n",
-            info.version,
-            ctime(info.start),
-            info.args.join(" ")
-        );
+        let mut head = comment_header(info);
         if !info.port_lists.is_empty() {
             let lists: Vec<String> = info
                 .port_lists
@@ -138,31 +133,52 @@ fn host_lines(h: HostKey, es: &[Entry]) -> (String, bool) {
     (s, status == "Up")
 }
 
+/// nmap's first comment line of its grepable and normal files, naming xdpscan.
+pub fn comment_header(info: &RunInfo) -> String {
+    format!(
+        "# xdpscan {} scan initiated {} as: {}\n",
+        info.version,
+        ctime(info.start),
+        info.args.join(" ")
+    )
+}
+
+/// Writes the hosts of a grepable or normal document, each through `block` (its text and
+/// whether it is up), then the `# xdpscan done at` footer counting them. The footer is written
+/// even when a host could not be (a full disk): the document stays valid, cut back to its last
+/// whole host.
+pub fn finish_commented(
+    doc: &mut Document,
+    end: &RunEnd,
+    addresses: Option<u64>,
+    mut block: impl FnMut(HostKey, &[Entry]) -> (String, bool),
+) -> std::io::Result<()> {
+    let (mut up, mut listed) = (0u64, 0u64);
+    let hosts = doc.write_hosts(end.complete, |h, es| {
+        let (text, is_up) = block(h, es);
+        listed += 1;
+        up += u64::from(is_up);
+        Some(text)
+    });
+    let total = addresses.unwrap_or(listed).max(listed);
+    let foot = format!(
+        "# xdpscan done at {} -- {} ({} up) scanned in {:.2} seconds\n",
+        ctime(end.end),
+        super::ip_addresses(total),
+        super::hosts(up),
+        end.elapsed.as_secs_f64()
+    );
+    let footer = doc.out.footer(foot.as_bytes());
+    hosts.and(footer)
+}
+
 impl Sink for GrepableSink {
     fn write(&mut self, r: &Record) -> std::io::Result<()> {
         self.doc.push(entry(r, self.table.as_deref()))
     }
 
     fn finish(&mut self, end: &RunEnd) -> std::io::Result<()> {
-        let (mut up, mut listed) = (0u64, 0u64);
-        // The footer is written even when a host could not be (a full disk): the document
-        // stays valid, cut back to its last whole host.
-        let hosts = self.doc.write_hosts(end.complete, |h, es| {
-            let (lines, is_up) = host_lines(h, es);
-            listed += 1;
-            up += u64::from(is_up);
-            Some(lines)
-        });
-        let total = self.addresses.unwrap_or(listed).max(listed);
-        let foot = format!(
-            "# xdpscan done at {} -- {} ({} up) scanned in {:.2} seconds\n",
-            ctime(end.end),
-            super::ip_addresses(total),
-            super::hosts(up),
-            end.elapsed.as_secs_f64()
-        );
-        let footer = self.doc.out.footer(foot.as_bytes());
-        hosts.and(footer)
+        finish_commented(&mut self.doc, end, self.addresses, host_lines)
     }
 }
 

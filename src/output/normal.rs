@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use super::{
-    ctime,
     file::OutFile,
     grouped::{Document, Entry, HostKey},
     unix_secs, Record, RunEnd, RunInfo, Sink,
@@ -32,12 +31,7 @@ pub struct NormalSink {
 
 impl NormalSink {
     pub fn new(mut out: OutFile, info: &RunInfo) -> std::io::Result<Self> {
-        let head = format!(
-            "# xdpscan {} scan initiated {} as: {}\n",
-            info.version,
-            ctime(info.start),
-            info.args.join(" ")
-        );
+        let head = super::grepable::comment_header(info);
         out.header(head.as_bytes())?;
         Ok(Self {
             doc: Document::new(out, info.resuming)?,
@@ -192,24 +186,7 @@ impl Sink for NormalSink {
     }
 
     fn finish(&mut self, end: &RunEnd) -> std::io::Result<()> {
-        let (mut up, mut listed) = (0u64, 0u64);
-        // The footer is written even when a host could not be (a full disk).
-        let hosts = self.doc.write_hosts(end.complete, |h, es| {
-            let (block, is_up) = host_block(h, es);
-            listed += 1;
-            up += u64::from(is_up);
-            Some(block)
-        });
-        let total = self.addresses.unwrap_or(listed).max(listed);
-        let foot = format!(
-            "# xdpscan done at {} -- {} ({} up) scanned in {:.2} seconds\n",
-            ctime(end.end),
-            super::ip_addresses(total),
-            super::hosts(up),
-            end.elapsed.as_secs_f64()
-        );
-        let footer = self.doc.out.footer(foot.as_bytes());
-        hosts.and(footer)
+        super::grepable::finish_commented(&mut self.doc, end, self.addresses, host_block)
     }
 }
 
