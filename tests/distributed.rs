@@ -389,8 +389,18 @@ fn a_worker_killed_in_a_dense_shard_loses_nothing() {
         shard["progress"].as_f64().unwrap_or(0.0) >= 0.3
     });
     let mut killed = workers.remove(victim);
+    let apart = separated_privileges(killed.id());
     killed.kill().unwrap();
     let _ = killed.wait();
+    // The launcher and the shard process die with their worker.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while apart
+        .iter()
+        .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+    {
+        assert!(Instant::now() < deadline, "{apart:?} outlived their worker");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for (code, err) in wait_all(workers, Duration::from_secs(120)) {
         assert_eq!(code, Some(0), "worker: {err}");
         assert!(err.contains("(resuming)"), "{err}");
@@ -404,6 +414,45 @@ fn a_worker_killed_in_a_dense_shard_loses_nothing() {
     let expected = syn_expected(first_ip, 512, &[22, 80, 443, 8080]);
     assert_eq!(expected.len(), 2048, "every probe of the shard is answered");
     assert_exact(&parse_results(&out.stdout), &expected);
+}
+
+/// A scanning worker's processes (issue 20, item 19): the worker (broker, metrics) and the
+/// shard process (hostile packets) hold no capability in any thread; only the launcher between
+/// them, one thread, keeps the attach capabilities. Returns the launcher's and the shard's pids.
+fn separated_privileges(worker: u32) -> Vec<u32> {
+    const NOTHING: &str = "0000000000000000";
+    // net_admin, net_raw, ipc_lock, perfmon, bpf
+    const ATTACH: &str = "000000c000007000";
+    let unprivileged = |pid: u32, who: &str| {
+        let threads = thread_statuses(pid);
+        assert!(!threads.is_empty(), "{who} {pid} is gone");
+        for t in threads {
+            assert!(
+                t["Uid"].starts_with("65534\t"),
+                "{who} runs as nobody: {t:?}"
+            );
+            for set in ["CapPrm", "CapEff", "CapAmb"] {
+                assert_eq!(t[set], NOTHING, "{who} thread {}: {set}", t["Name"]);
+            }
+        }
+    };
+    unprivileged(worker, "the worker");
+    let launcher = children(worker);
+    assert_eq!(launcher.len(), 1, "the worker's one child, the launcher");
+    let l = status(launcher[0]);
+    assert_eq!(l["Name"], "xdpscan-launch");
+    assert_eq!(
+        l["Threads"], "1",
+        "the launcher shares memory with no thread"
+    );
+    assert_eq!(l["CapPrm"], ATTACH);
+    assert_eq!(l["CapEff"], ATTACH);
+    assert_eq!(l["NoNewPrivs"], "1");
+    let shard = children(launcher[0]);
+    assert_eq!(shard.len(), 1, "one shard process");
+    unprivileged(shard[0], "the shard process");
+    assert_eq!(status(shard[0])["NoNewPrivs"], "1");
+    vec![launcher[0], shard[0]]
 }
 
 /// Which of `workers` runs the job's only shard, once `ready(shard record, time running)` holds.

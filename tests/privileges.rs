@@ -16,28 +16,6 @@ use std::{
 
 use common::*;
 
-/// The fields of /proc/PID/status.
-fn status(pid: u32) -> BTreeMap<String, String> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
-}
-
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let c = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        out.extend(c.split_whitespace().filter_map(|n| n.parse::<u32>().ok()));
-    }
-    out
-}
-
 /// Waits until the process has switched user (the drop comes after the transport is open).
 fn dropped_status(pid: u32) -> BTreeMap<String, String> {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -18,6 +18,7 @@ pub mod collect;
 pub mod metrics;
 pub mod owner;
 pub mod publish;
+pub mod shard_process;
 pub mod status;
 pub mod submit;
 pub mod worker;

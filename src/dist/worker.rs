@@ -10,7 +10,6 @@
 
 use std::{
     collections::VecDeque,
-    ffi::OsString,
     sync::{atomic::Ordering::Relaxed, Arc},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -24,13 +23,14 @@ use super::{
     metrics::WorkerMetrics,
     owner,
     publish::{self, Ledger, Naming, NatsSink},
-    results_subject, shard_key, DistError, JobSpec, ShardRecord, ShardState, ShardTask,
+    results_subject, shard_key,
+    shard_process::{Ended, Launcher, ShardProcess, Signals, Started},
+    DistError, JobSpec, ShardRecord, ShardState, ShardTask,
 };
 use crate::{
     engine::{stats::Stats, Interrupts, LivePositions, Position},
     io::privilege,
-    resume::{ResumeFile, FORMAT},
-    scan::{self, Hooks},
+    resume::ResumeFile,
 };
 
 /// What a new shard's attach needs, kept through the drop: the XDP program's load (CAP_BPF,
@@ -58,12 +58,16 @@ pub fn run(cli: WorkerCli, interrupts: Interrupts) -> Result<u8, DistError> {
         privilege::resolve(cli.user.as_deref()).map_err(|e| DistError::Usage(e.to_string()))?;
     privilege::drop_to(run_as.as_ref(), &ATTACH_CAPS)
         .map_err(|e| DistError::Broker(e.to_string()))?;
+    // The launcher keeps the attach capabilities; this process, which talks to the broker and
+    // serves metrics, keeps none (`shard_process`).
+    let launcher = Launcher::start()?;
+    privilege::keep_only(&[]).map_err(|e| broker_err("dropping privileges", e))?;
     let metrics = Arc::new(WorkerMetrics::default());
     if let Some(addr) = cli.metrics {
         super::metrics::serve(addr, metrics.clone())?;
     }
     let rt = broker::runtime()?;
-    let code = rt.block_on(work(cli, interrupts, metrics));
+    let code = rt.block_on(work(cli, &launcher, interrupts, metrics));
     let _ = std::fs::remove_dir_all(scratch_dir());
     code
 }
@@ -123,6 +127,7 @@ fn worker_name(cli: &WorkerCli) -> String {
 
 async fn work(
     cli: WorkerCli,
+    launcher: &Launcher,
     interrupts: Interrupts,
     metrics: Arc<WorkerMetrics>,
 ) -> Result<u8, DistError> {
@@ -159,7 +164,15 @@ async fn work(
                 continue;
             };
             took = true;
-            match shard(&cli, &js, spec, msg, &interrupts, &metrics, &name, &say).await? {
+            let ctx = ShardCtx {
+                cli: &cli,
+                js: &js,
+                launcher,
+                interrupts: &interrupts,
+                metrics: &metrics,
+                name: &name,
+            };
+            match shard(&ctx, spec, msg, &say).await? {
                 Next::Continue => {}
                 Next::Exit(code) => return Ok(code),
             }
@@ -311,44 +324,67 @@ fn shard_args(
     args
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn shard(
-    cli: &WorkerCli,
+/// What every shard of this worker shares.
+struct ShardCtx<'a> {
+    cli: &'a WorkerCli,
+    js: &'a jetstream::Context,
+    launcher: &'a Launcher,
+    interrupts: &'a Interrupts,
+    metrics: &'a WorkerMetrics,
+    name: &'a str,
+}
+
+/// `shard 3/8 of JOB`, as the worker's messages name it.
+fn shard_name(spec: &JobSpec, task: ShardTask) -> String {
+    format!("shard {}/{} of {}", task.index + 1, task.count, spec.job)
+}
+
+/// The shard goes back to the queue, for this worker a second later or for another.
+async fn give_back(msg: &jetstream::Message) {
+    let _ = msg
+        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+        .await;
+}
+
+/// A shard's record as read, with the bucket to write it in: `None` (the shard given back)
+/// when the broker is away, or the record cannot be read (that is not "no record", which
+/// would start the shard again from scratch).
+async fn shard_record(
     js: &jetstream::Context,
+    key: &str,
+    msg: &jetstream::Message,
+) -> Option<(jetstream::kv::Store, owner::Read)> {
+    let read = match broker::bucket(js, super::SHARDS_BUCKET, 1, false).await {
+        Ok(shards) => owner::read(&shards, key).await.map(|r| (shards, r)).ok(),
+        Err(_) => None,
+    };
+    if read.is_none() {
+        give_back(msg).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    read
+}
+
+/// Takes one shard: its checkpoint, a shard process for its plan, the claim, the scan.
+async fn shard(
+    ctx: &ShardCtx<'_>,
     spec: &JobSpec,
     msg: jetstream::Message,
-    interrupts: &Interrupts,
-    metrics: &WorkerMetrics,
-    name: &str,
     say: &impl Fn(String),
 ) -> Result<Next, DistError> {
-    let task: ShardTask = match serde_json::from_slice(&msg.payload) {
-        Ok(t) => t,
-        Err(_) => {
-            let _ = msg.ack_with(AckKind::Term).await;
-            return Ok(Next::Continue);
-        }
-    };
-    let Ok(shards) = broker::bucket(js, super::SHARDS_BUCKET, 1, false).await else {
-        // The broker is away for a moment: the shard goes back to the queue.
-        let _ = msg
-            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-            .await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    let Ok(task) = serde_json::from_slice::<ShardTask>(&msg.payload) else {
+        let _ = msg.ack_with(AckKind::Term).await;
         return Ok(Next::Continue);
     };
     let key = shard_key(&spec.job, task.index);
-    // A record that cannot be read is not "no record" (that would start again from scratch):
-    // the shard goes back to the queue.
-    let Ok(read) = owner::read(&shards, &key).await else {
-        let _ = msg
-            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-            .await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    let Some((shards, read)) = shard_record(ctx.js, &key, &msg).await else {
         return Ok(Next::Continue);
     };
-    let record = read.record.clone();
-    if record.as_ref().is_some_and(|r| r.state == ShardState::Done) {
+    if read
+        .record
+        .as_ref()
+        .is_some_and(|r| r.state == ShardState::Done)
+    {
         let _ = msg.double_ack().await;
         return Ok(Next::Continue);
     }
@@ -356,118 +392,151 @@ async fn shard(
 
     let dir = scratch_dir();
     make_scratch(&dir).map_err(|e| broker_err(format!("{}", dir.display()), e))?;
-    let resume_in = dir.join(format!("{key}.checkpoint.json"));
-    let resume_out = dir.join(format!("{key}.resume.json"));
-    let resuming = match record.as_ref().and_then(|r| r.checkpoint.as_ref()) {
-        Some(c) => {
-            std::fs::write(&resume_in, serde_json::to_vec(c).unwrap_or_default())
-                .map_err(|e| broker_err(format!("{}", resume_in.display()), e))?;
-            true
-        }
-        None => false,
+    let files = ShardFiles {
+        resume_in: dir.join(format!("{key}.checkpoint.json")),
+        resume_out: dir.join(format!("{key}.resume.json")),
     };
+    let checkpoint = read.record.as_ref().and_then(|r| r.checkpoint.as_ref());
+    if let Some(c) = checkpoint {
+        std::fs::write(&files.resume_in, serde_json::to_vec(c).unwrap_or_default())
+            .map_err(|e| broker_err(format!("{}", files.resume_in.display()), e))?;
+    }
+    let resuming = checkpoint.is_some();
     let args = shard_args(
-        cli,
+        ctx.cli,
         spec,
         task,
-        resuming.then_some(resume_in.as_path()),
-        &resume_out,
+        resuming.then_some(files.resume_in.as_path()),
+        &files.resume_out,
     );
-    let os: Vec<OsString> = crate::cli::normalize_args(args.iter().map(OsString::from));
-    let cfg = <crate::cli::Cli as clap::Parser>::try_parse_from(&os)
-        .map_err(|e| e.to_string())
-        .and_then(|c| crate::config::ScanConfig::from_cli(&c).map_err(|e| e.to_string()));
-    let mut cfg = match cfg {
-        Ok(c) => c,
+    // The shard process resolves the plan (the interface, the route, the next hop's MAC).
+    let launcher = ctx.launcher.clone();
+    let spawned = tokio::task::spawn_blocking(move || launcher.spawn(&args))
+        .await
+        .unwrap_or_else(|_| Err("the launcher's thread panicked".into()));
+    let process = match spawned {
+        Ok(p) => p,
         Err(e) => {
             // This machine cannot run it (its interface, its route): another may.
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
+            give_back(&msg).await;
+            files.remove();
             say(format!(
-                "shard {}/{} of {} given back: {}",
-                task.index + 1,
-                task.count,
-                spec.job,
+                "{} given back: {}",
+                shard_name(spec, task),
                 e.lines().next().unwrap_or("").trim_start_matches("error: ")
             ));
             return Ok(Next::Exit(1));
         }
     };
-    cfg.spec.run_as = None;
-    cfg.spec.args = args[1..].to_vec();
     say(format!(
-        "shard {}/{} of {}{}",
-        task.index + 1,
-        task.count,
-        spec.job,
+        "{}{}",
+        shard_name(spec, task),
         if resuming { " (resuming)" } else { "" }
     ));
+    let taken = Taken {
+        spec,
+        task,
+        msg,
+        shards,
+        key,
+        read,
+        files,
+    };
+    run_shard(ctx, taken, process, say).await
+}
 
+/// A shard's scratch files: the checkpoint it resumes from, the resume file its scan keeps.
+struct ShardFiles {
+    resume_in: std::path::PathBuf,
+    resume_out: std::path::PathBuf,
+}
+
+impl ShardFiles {
+    fn remove(&self) {
+        let _ = std::fs::remove_file(&self.resume_in);
+        let _ = std::fs::remove_file(&self.resume_out);
+    }
+}
+
+/// A shard taken from the queue, its record read.
+struct Taken<'a> {
+    spec: &'a JobSpec,
+    task: ShardTask,
+    msg: jetstream::Message,
+    shards: jetstream::kv::Store,
+    key: String,
+    read: owner::Read,
+    files: ShardFiles,
+}
+
+/// The record of the shard, as this worker writes it.
+struct Recorder<'a> {
+    name: &'a str,
+    started: Started,
+    stats: Arc<Stats>,
+    ledger: Arc<Ledger>,
+    since: Instant,
+}
+
+impl Recorder<'_> {
+    fn record(&self, state: ShardState, positions: Option<&Vec<Position>>) -> ShardRecord {
+        let checkpoint = |p: &Vec<Position>| ResumeFile {
+            positions: p.clone(),
+            ..self.started.checkpoint.clone()
+        };
+        let sent = Stats::get(&self.stats.sent);
+        ShardRecord {
+            state,
+            worker: self.name.to_string(),
+            checkpoint: positions.map(|p| serde_json::to_value(checkpoint(p)).unwrap_or_default()),
+            probes: self.started.probes,
+            walked: positions.map_or(0, |p| p.iter().map(|q| q.walked).sum()),
+            total: self.started.total,
+            sent,
+            results: self.ledger.stored.load(Relaxed),
+            rate_pps: sent as f64 / self.since.elapsed().as_secs_f64().max(1e-3),
+            send_secs: 0.0,
+            updated: crate::output::rfc3339(SystemTime::now()),
+        }
+    }
+}
+
+/// Claims the shard and, when it is ours, scans it in its shard process.
+async fn run_shard(
+    ctx: &ShardCtx<'_>,
+    t: Taken<'_>,
+    process: ShardProcess,
+    say: &impl Fn(String),
+) -> Result<Next, DistError> {
     let attempt = random_u64();
     let ledger = Arc::new(Ledger::default());
     let (sink, rx) = NatsSink::new(
-        results_subject(&spec.job),
+        results_subject(&t.spec.job),
         Naming::Batches {
-            prefix: format!("{}.{}.{attempt:x}", spec.job, task.index),
+            prefix: format!("{}.{}.{attempt:x}", t.spec.job, t.task.index),
         },
-        cli.publish_buffer,
+        ctx.cli.publish_buffer,
         ledger.clone(),
     );
     let pump = tokio::spawn(publish::pump(
-        js.clone(),
-        results_subject(&spec.job),
+        ctx.js.clone(),
+        results_subject(&t.spec.job),
         rx,
         ledger.clone(),
     ));
     let stats = Arc::new(Stats::default());
-    let threads = cfg.tx_cores.len();
-    let live = Arc::new(LivePositions::new(threads));
-    metrics.start_shard(&spec.job, task, stats.clone(), ledger.clone());
-    let total: u64 = {
-        let cycle = crate::permute::Cycle::new(cfg.space.len(), cfg.seed);
-        (0..threads as u32)
-            .map(|t| {
-                cycle
-                    .walker(cfg.shard.0, cfg.shard.1, t, threads as u32)
-                    .positions()
-            })
-            .sum::<u64>()
-            * (cfg.retries as u64 + 1)
-    };
-    let wait_ms = cfg.wait.as_millis() as u64;
-    let cfg = Arc::new(cfg);
-    // This shard's own signals: the process's Ctrl-C, or 2 when the shard is lost.
-    let shard_stop: Interrupts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let checkpoint = |positions: Vec<Position>| ResumeFile {
-        xdpscan_resume: FORMAT,
-        fingerprint: cfg.fingerprint.clone(),
-        seed: cfg.seed,
-        shard: cfg.shard,
-        threads,
-        positions,
-        command_line: cfg.args.clone(),
-        scan_id: cfg.scan_id,
-        answered: Vec::new(),
-        carried: Vec::new(),
-    };
-    let started = Instant::now();
-    let record_of = |state: ShardState, positions: Option<&Vec<Position>>| ShardRecord {
-        state,
-        worker: name.to_string(),
-        checkpoint: positions
-            .map(|p| serde_json::to_value(checkpoint(p.clone())).unwrap_or_default()),
-        probes: cfg.space.len(),
-        walked: positions.map_or(0, |p| p.iter().map(|q| q.walked).sum()),
-        total,
-        sent: Stats::get(&stats.sent),
-        results: ledger.stored.load(Relaxed),
-        rate_pps: Stats::get(&stats.sent) as f64 / started.elapsed().as_secs_f64().max(1e-3),
-        send_secs: 0.0,
-        updated: crate::output::rfc3339(SystemTime::now()),
+    let live = Arc::new(LivePositions::new(process.started.checkpoint.threads));
+    ctx.metrics
+        .start_shard(&t.spec.job, t.task, stats.clone(), ledger.clone());
+    let rec = Recorder {
+        name: ctx.name,
+        started: process.started.clone(),
+        stats: stats.clone(),
+        ledger: ledger.clone(),
+        since: Instant::now(),
     };
     // A shard taken again keeps its checkpoint until a newer one is safe.
-    let mut last_saved: Option<Vec<Position>> = record.and_then(|r| {
+    let last_saved: Option<Vec<Position>> = t.read.record.clone().and_then(|r| {
         r.checkpoint
             .and_then(|c| serde_json::from_value::<ResumeFile>(c).ok())
             .map(|f| f.positions)
@@ -475,195 +544,241 @@ async fn shard(
     // Taken: the record says by whom, keeping the checkpoint it had; written over the revision
     // read, so a worker that wrote in between (or a Done) wins.
     let claim = owner::Owner::claim(
-        shards.clone(),
-        key.clone(),
-        &read,
-        &record_of(ShardState::Running, last_saved.as_ref()),
+        t.shards.clone(),
+        t.key.clone(),
+        &t.read,
+        &rec.record(ShardState::Running, last_saved.as_ref()),
     )
     .await;
-    let mut owner = match claim {
-        Ok((o, owner::Wrote::Yes)) => o,
-        Ok((_, owner::Wrote::Lost(now))) => {
+    // Not ours: lost to another worker (with the record it wrote), or the broker refused.
+    let owner = match claim {
+        Ok((o, owner::Wrote::Yes)) => Ok(o),
+        Ok((_, owner::Wrote::Lost(now))) => Err((
+            format!(
+                "{}: {}; not taken",
+                shard_name(t.spec, t.task),
+                lost_reason(now.as_ref())
+            ),
+            Some(now),
+        )),
+        Err(e) => Err((
+            format!("{} given back: {e}", shard_name(t.spec, t.task)),
+            None,
+        )),
+    };
+    let owner = match owner {
+        Ok(o) => o,
+        Err((m, lost)) => {
+            let _ = tokio::task::spawn_blocking(move || process.cancel()).await;
             drop(sink);
             let _ = pump.await;
-            metrics.end_shard();
-            say(format!(
-                "shard {}/{} of {}: {}; not taken",
-                task.index + 1,
-                task.count,
-                spec.job,
-                lost_reason(now.as_ref())
-            ));
-            stand_down(&msg, now.as_ref()).await;
+            ctx.metrics.end_shard();
+            t.files.remove();
+            say(m);
+            match lost {
+                Some(now) => stand_down(&t.msg, now.as_ref()).await,
+                None => give_back(&t.msg).await,
+            }
             return Ok(Next::Continue);
         }
+    };
+    let (relay, signals) = match process.go() {
+        Ok(r) => r,
         Err(e) => {
             drop(sink);
             let _ = pump.await;
-            metrics.end_shard();
-            say(format!(
-                "shard {}/{} of {} given back: {e}",
-                task.index + 1,
-                task.count,
-                spec.job
-            ));
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            return Ok(Next::Continue);
+            ctx.metrics.end_shard();
+            t.files.remove();
+            give_back(&t.msg).await;
+            say(format!("{} given back: {e}", shard_name(t.spec, t.task)));
+            return Ok(Next::Exit(1));
         }
     };
     let scan_thread = {
-        let cfg = cfg.clone();
-        let interrupts = shard_stop.clone();
-        let hooks = Hooks {
-            sinks: vec![(
-                format!("nats {}", results_subject(&spec.job)),
-                Box::new(sink),
-            )],
-            no_default_stdout: true,
-            stats: Some(stats.clone()),
-            live: Some(live.clone()),
-        };
-        std::thread::spawn(move || scan::run_with(&cfg, &interrupts, hooks))
+        let (stats, live) = (stats.clone(), live.clone());
+        std::thread::spawn(move || relay.run(sink, &stats, &live))
     };
-
-    let mut lost = false;
-    let mut history: VecDeque<(u64, Vec<Position>)> = VecDeque::new();
-    let mut last_progress = Instant::now();
-    let mut last_save = Instant::now();
-    while !scan_thread.is_finished() {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        // Ctrl-C reaches this shard's scan; so does the loss of the shard.
-        let signals = interrupts.load(Relaxed);
-        if signals > shard_stop.load(Relaxed) {
-            shard_stop.store(signals, Relaxed);
-        }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
-        history.push_back((now_ms, live.snapshot()));
-        let keep_ms = wait_ms + 30_000;
-        while history.front().is_some_and(|(t, _)| t + keep_ms < now_ms) {
-            history.pop_front();
-        }
-        metrics.progress(
-            history
-                .back()
-                .map_or(0, |(_, p)| p.iter().map(|q| q.walked).sum()),
-            total,
-        );
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            let _ = msg.ack_with(AckKind::Progress).await;
-            last_progress = Instant::now();
-        }
-        if !lost && last_save.elapsed() >= Duration::from_secs(1) {
-            last_save = Instant::now();
-            let safe = ledger.stored_until_ms();
-            let candidate = history
-                .iter()
-                .rev()
-                .find(|(t, _)| t + wait_ms + 500 <= safe)
-                .map(|(_, p)| p.clone());
-            if let Some(p) = candidate {
-                if last_saved.as_ref() != Some(&p) && newer(&p, last_saved.as_ref()) {
-                    let rec = record_of(ShardState::Running, Some(&p));
-                    match owner.save(&rec).await {
-                        Ok(owner::Wrote::Yes) => last_saved = Some(p),
-                        Ok(owner::Wrote::Lost(now)) => {
-                            // Done by the worker we were redelivered from, or taken over.
-                            say(format!(
-                                "shard {}/{} of {}: {}; standing down",
-                                task.index + 1,
-                                task.count,
-                                spec.job,
-                                lost_reason(now.as_ref())
-                            ));
-                            lost = true;
-                            shard_stop.store(2, Relaxed);
-                        }
-                        Err(_) => {} // the broker is away: the next second tries again
-                    }
-                }
-            }
-        }
-    }
-    let outcome = scan_thread.join().unwrap_or_else(|_| {
-        Err(crate::scan::ScanError::Privileges(
-            "the scan thread panicked".into(),
-        ))
-    });
+    let mut watch = Watch {
+        owner,
+        last_saved,
+        lost: false,
+        signals,
+    };
+    watch
+        .until_done(ctx, &t, &rec, &live, &scan_thread, say)
+        .await;
+    let outcome = scan_thread
+        .join()
+        .unwrap_or_else(|_| Err("the relay thread panicked".into()));
     // The last acknowledgements may take a while (a broker away): the shard stays ours.
     let mut pump = pump;
     loop {
         tokio::select! {
             _ = &mut pump => break,
             _ = tokio::time::sleep(PROGRESS_EVERY) => {
-                let _ = msg.ack_with(AckKind::Progress).await;
+                let _ = t.msg.ack_with(AckKind::Progress).await;
             }
         }
     }
-    let _ = std::fs::remove_file(&resume_in);
-    let _ = std::fs::remove_file(&resume_out);
-    metrics.end_shard();
+    t.files.remove();
+    ctx.metrics.end_shard();
+    conclude(ctx, &t, &rec, watch, outcome, say).await
+}
+
+/// A running shard, watched: progress acks, checkpoints, and the loss of the shard.
+struct Watch {
+    owner: owner::Owner,
+    last_saved: Option<Vec<Position>>,
+    lost: bool,
+    signals: Signals,
+}
+
+impl Watch {
+    /// Until the scan ends: tells the broker the shard is at work, saves a checkpoint about
+    /// every second (positions every reply of which is stored), passes signals on.
+    async fn until_done(
+        &mut self,
+        ctx: &ShardCtx<'_>,
+        t: &Taken<'_>,
+        rec: &Recorder<'_>,
+        live: &LivePositions,
+        scan_thread: &std::thread::JoinHandle<Result<Ended, String>>,
+        say: &impl Fn(String),
+    ) {
+        let wait_ms = rec.started.wait_ms;
+        let mut history: VecDeque<(u64, Vec<Position>)> = VecDeque::new();
+        let mut last_progress = Instant::now();
+        let mut last_save = Instant::now();
+        // This shard's own signals: the process's Ctrl-C, or 2 when the shard is lost.
+        let mut stop = 0;
+        while !scan_thread.is_finished() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            stop = stop.max(ctx.interrupts.load(Relaxed));
+            if self.lost {
+                stop = stop.max(2);
+            }
+            self.signals.forward(stop);
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64;
+            // Stamped now, though taken up to 250 ms ago in the shard process: later is safe.
+            history.push_back((now_ms, live.snapshot()));
+            let keep_ms = wait_ms + 30_000;
+            while history.front().is_some_and(|(t, _)| t + keep_ms < now_ms) {
+                history.pop_front();
+            }
+            ctx.metrics.progress(
+                history
+                    .back()
+                    .map_or(0, |(_, p)| p.iter().map(|q| q.walked).sum()),
+                rec.started.total,
+            );
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                let _ = t.msg.ack_with(AckKind::Progress).await;
+                last_progress = Instant::now();
+            }
+            if !self.lost && last_save.elapsed() >= Duration::from_secs(1) {
+                last_save = Instant::now();
+                let safe = rec.ledger.stored_until_ms();
+                let candidate = history
+                    .iter()
+                    .rev()
+                    .find(|(t, _)| t + wait_ms + 500 <= safe)
+                    .map(|(_, p)| p.clone());
+                if let Some(p) = candidate {
+                    self.save(t, rec, p, say).await;
+                }
+            }
+        }
+    }
+
+    /// Saves `p` as the shard's checkpoint when it is newer than the last saved.
+    async fn save(
+        &mut self,
+        t: &Taken<'_>,
+        rec: &Recorder<'_>,
+        p: Vec<Position>,
+        say: &impl Fn(String),
+    ) {
+        if self.last_saved.as_ref() == Some(&p) || !newer(&p, self.last_saved.as_ref()) {
+            return;
+        }
+        match self
+            .owner
+            .save(&rec.record(ShardState::Running, Some(&p)))
+            .await
+        {
+            Ok(owner::Wrote::Yes) => self.last_saved = Some(p),
+            Ok(owner::Wrote::Lost(now)) => {
+                // Done by the worker we were redelivered from, or taken over.
+                say(format!(
+                    "{}: {}; standing down",
+                    shard_name(t.spec, t.task),
+                    lost_reason(now.as_ref())
+                ));
+                self.lost = true;
+            }
+            Err(_) => {} // the broker is away: the next second tries again
+        }
+    }
+}
+
+/// After the scan: Done, back to the queue at its checkpoint, or given back on an error.
+async fn conclude(
+    ctx: &ShardCtx<'_>,
+    t: &Taken<'_>,
+    rec: &Recorder<'_>,
+    mut watch: Watch,
+    outcome: Result<Ended, String>,
+    say: &impl Fn(String),
+) -> Result<Next, DistError> {
     let alive = || async {
-        let _ = msg.ack_with(AckKind::Progress).await;
+        let _ = t.msg.ack_with(AckKind::Progress).await;
     };
     match outcome {
-        Ok(r) if r.outcome.complete => {
-            let mut rec = record_of(ShardState::Done, Some(&r.outcome.positions));
-            rec.send_secs = r.outcome.send_duration.as_secs_f64();
-            rec.rate_pps = rec.sent as f64 / rec.send_secs.max(1e-3);
+        Ok(end) if end.complete => {
+            let mut done = rec.record(ShardState::Done, Some(&end.positions));
+            done.send_secs = end.send_secs;
+            done.rate_pps = done.sent as f64 / done.send_secs.max(1e-3);
             // Every result is stored: Done even over a worker that took the shard meanwhile.
-            owner.finish(&rec, alive).await;
+            watch.owner.finish(&done, alive).await;
             let mut tries = 0;
-            while msg.double_ack().await.is_err() && tries < 20 {
+            while t.msg.double_ack().await.is_err() && tries < 20 {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            metrics.shards_done.fetch_add(1, Relaxed);
+            ctx.metrics.shards_done.fetch_add(1, Relaxed);
             say(format!(
-                "shard {}/{} of {} done: {} probes, {} results stored",
-                task.index + 1,
-                task.count,
-                spec.job,
-                Stats::get(&stats.sent),
-                ledger.stored.load(Relaxed)
+                "{} done: {} probes, {} results stored",
+                shard_name(t.spec, t.task),
+                Stats::get(&rec.stats.sent),
+                rec.ledger.stored.load(Relaxed)
             ));
             Ok(Next::Continue)
         }
         // Another worker has it (or it is done): its message is that worker's now.
-        Ok(_) if lost => Ok(Next::Continue),
-        Ok(r) => {
+        Ok(_) if watch.lost => Ok(Next::Continue),
+        Ok(end) => {
             // Stopped early (Ctrl-C): every result is stored, so the positions it reached are
             // a checkpoint; the shard goes back for another worker.
-            let rec = record_of(ShardState::Running, Some(&r.outcome.positions));
+            let back = rec.record(ShardState::Running, Some(&end.positions));
             let mut tries = 0;
-            while owner.save(&rec).await.is_err() && tries < 20 {
+            while watch.owner.save(&back).await.is_err() && tries < 20 {
                 tries += 1;
                 alive().await;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            let _ = msg.ack_with(AckKind::Nak(None)).await;
+            let _ = t.msg.ack_with(AckKind::Nak(None)).await;
             say(format!(
-                "stopped; shard {}/{} of {} given back at its checkpoint",
-                task.index + 1,
-                task.count,
-                spec.job
+                "stopped; {} given back at its checkpoint",
+                shard_name(t.spec, t.task)
             ));
             Ok(Next::Exit(0))
         }
         Err(e) => {
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            say(format!(
-                "shard {}/{} of {} given back: {e}",
-                task.index + 1,
-                task.count,
-                spec.job
-            ));
+            give_back(&t.msg).await;
+            say(format!("{} given back: {e}", shard_name(t.spec, t.task)));
             Ok(Next::Exit(1))
         }
     }

@@ -119,6 +119,13 @@ impl LivePositions {
         }
     }
 
+    /// Takes every thread's position from a snapshot made elsewhere (a worker's shard process).
+    pub fn store(&self, positions: &[Position]) {
+        for (t, p) in positions.iter().enumerate() {
+            self.set(t, *p);
+        }
+    }
+
     /// Every thread's position now: every probe before it was handed to the transport.
     pub fn snapshot(&self) -> Vec<Position> {
         use std::sync::atomic::Ordering::Acquire;

@@ -49,6 +49,46 @@ impl Stats {
     pub fn state(&self, s: PortState) -> u64 {
         self.states[s.index()].load(Relaxed)
     }
+    /// Every counter, in a fixed order: what a worker's shard process reports to the worker.
+    pub fn counts(&self) -> Vec<u64> {
+        self.counters().map(|c| c.load(Relaxed)).collect()
+    }
+    /// Sets every counter from `counts` (made by [`Stats::counts`]).
+    pub fn set_counts(&self, counts: &[u64]) {
+        for (c, n) in self.counters().zip(counts) {
+            c.store(*n, Relaxed);
+        }
+    }
+    fn counters(&self) -> impl Iterator<Item = &AtomicU64> {
+        // Destructured: a counter added to the struct and not here does not compile.
+        let Stats {
+            sent,
+            walked,
+            received,
+            validated,
+            invalid,
+            malformed,
+            duplicates,
+            drops,
+            banners,
+            banners_skipped,
+            states,
+        } = self;
+        [
+            sent,
+            walked,
+            received,
+            validated,
+            invalid,
+            malformed,
+            duplicates,
+            drops,
+            banners,
+            banners_skipped,
+        ]
+        .into_iter()
+        .chain(states.iter())
+    }
     pub fn results(&self) -> u64 {
         self.states.iter().map(|c| c.load(Relaxed)).sum()
     }

@@ -336,6 +336,53 @@ pub fn keep_only(keep: &[u32]) -> io::Result<()> {
     Ok(())
 }
 
+/// Which side of [`fork_apart`] the caller is on.
+pub enum Forked {
+    /// The new process, alone in a process group of its own (a terminal's Ctrl-C reaches only
+    /// the parent, which decides what its children hear), killed when its parent dies.
+    Child,
+    Parent(u32),
+}
+
+/// Forks a process that keeps what this one holds now (user, capabilities), named `name`;
+/// refused while other threads run, whose locks the child would inherit held.
+pub fn fork_apart(name: &std::ffi::CStr) -> Result<Forked, IoError> {
+    let threads = thread_count();
+    if threads != 1 {
+        return Err(IoError::Setup(format!(
+            "fork: {threads} threads are running (internal error)"
+        )));
+    }
+    let parent = std::process::id();
+    // SAFETY: the process has one thread (checked above), so the child's copy of memory holds
+    // no lock another thread took.
+    match unsafe { libc::fork() } {
+        -1 => Err(IoError::os("fork", io::Error::last_os_error())),
+        0 => {
+            // SAFETY: prctl, getppid, setpgid and signal with plain arguments, on this process.
+            unsafe {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                if libc::getppid() as u32 != parent {
+                    libc::_exit(0);
+                }
+                libc::setpgid(0, 0);
+                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
+                libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+            }
+            Ok(Forked::Child)
+        }
+        pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
 fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()

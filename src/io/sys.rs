@@ -287,3 +287,31 @@ pub fn advise_huge_pages<T: Copy>(buf: &mut [T]) {
         );
     }
 }
+
+/// Sends SIGINT to `pid` (a process of ours: the worker's shard process).
+pub fn interrupt(pid: u32) -> io::Result<()> {
+    // SAFETY: kill with plain integer arguments.
+    cvt(unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) }).map(|_| ())
+}
+
+/// Waits for our child `pid` to end; its exit status, or 128 + the signal that ended it (as
+/// shells report it).
+pub fn wait_exit(pid: u32) -> io::Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child; `status` outlives the call.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if r >= 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    if libc::WIFEXITED(status) {
+        Ok(libc::WEXITSTATUS(status))
+    } else {
+        Ok(128 + libc::WTERMSIG(status))
+    }
+}
