@@ -520,14 +520,19 @@ impl Drop for Netns {
     }
 }
 
-/// The fields of /proc/PID/status.
-pub fn status(pid: u32) -> BTreeMap<String, String> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// The fields of a /proc status file.
+fn status_fields(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.to_string(), v.trim().to_string()))
         .collect()
+}
+
+/// The fields of /proc/PID/status.
+pub fn status(pid: u32) -> BTreeMap<String, String> {
+    status_fields(Path::new(&format!("/proc/{pid}/status")))
 }
 
 /// The fields of /proc/PID/task/TID/status for each thread of `pid`.
@@ -538,14 +543,7 @@ pub fn thread_statuses(pid: u32) -> Vec<BTreeMap<String, String>> {
         .flatten()
         .flatten()
     {
-        out.push(
-            std::fs::read_to_string(t.path().join("status"))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-                .collect(),
-        );
+        out.push(status_fields(&t.path().join("status")));
     }
     out
 }
