@@ -64,7 +64,9 @@ fn benches(c: &mut Criterion) {
             hi: 65535,
         },
     );
-    let module = ScanType::Syn.module(None, &Payloads::empty());
+    let module = ScanType::Syn
+        .module(None, &Payloads::empty())
+        .expect("a raw scan");
     let tpl = module.template(&params(), 80);
 
     let mut g = c.benchmark_group("step");

@@ -186,7 +186,9 @@ fn chunk_bench(c: &mut Criterion) {
     let mut gen = Replies::new();
     let mut buf = vec![0u8; CHUNK * FRAME];
     gen.chunk(&mut buf, CHUNK);
-    let module = ScanType::Syn.module(None, &Payloads::empty());
+    let module = ScanType::Syn
+        .module(None, &Payloads::empty())
+        .expect("a raw scan");
     let ctx = ctx(&gen.jar);
     let mut g = c.benchmark_group("receive_path");
     g.throughput(Throughput::Elements(CHUNK as u64));
@@ -223,7 +225,9 @@ fn one_shot() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000_000);
     let mut gen = Replies::new();
-    let module = ScanType::Syn.module(None, &Payloads::empty());
+    let module = ScanType::Syn
+        .module(None, &Payloads::empty())
+        .expect("a raw scan");
     let ctx = ctx(&gen.jar);
     let mut dedup = Dedup::for_space(gen.space.len());
     let mut buf = vec![0u8; CHUNK * FRAME];

@@ -85,7 +85,7 @@ static __always_inline int scanned_proto(const struct steer_config *cfg, __u8 p)
 	return (cfg->protos[(p >> 3) & 31] >> (p & 7)) & 1;
 }
 
-/* Is this quoted layer-4 header (protocol `proto`) one of our probes? TCP and UDP: from one of
+/* Is this quoted layer-4 header (protocol `proto`) one of our probes? TCP, UDP, SCTP: from one of
  * our source ports. ICMP: a query (echo, timestamp, information, address mask; ICMPv6 echo)
  * whose identifier is one of them, when the scan sends such queries. Any other protocol: one
  * that -sO scans (it has no ports; the engine checks the cookie in the quoted IP id). Everything else is the host's own traffic (frag-needed for its
@@ -93,7 +93,7 @@ static __always_inline int scanned_proto(const struct steer_config *cfg, __u8 p)
 static __always_inline int quoted_probe(const struct steer_config *cfg, __u8 proto, void *l4,
 					void *end)
 {
-	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP) {
 		__u16 *sport = l4;
 		if ((void *)(sport + 1) > end)
 			return 0;
@@ -178,7 +178,8 @@ static __always_inline int ours_v6(const struct steer_config *cfg, void *l3, voi
 	}
 	switch (next) {
 	case IPPROTO_TCP:
-	case IPPROTO_UDP: {
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP: {
 		__u16 *ports = cur;
 		if ((void *)(ports + 2) > end)
 			return 0;
@@ -239,8 +240,9 @@ int xdpscan_steer(struct xdp_md *ctx)
 	int ours = 0;
 	switch (ip->protocol) {
 	case IPPROTO_TCP:
-	case IPPROTO_UDP: {
-		/* TCP and UDP both start with source port, destination port. */
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP: {
+		/* TCP, UDP and SCTP all start with source port, destination port. */
 		__u16 *ports = l4;
 		if ((void *)(ports + 2) > end)
 			goto pass;

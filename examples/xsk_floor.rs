@@ -33,7 +33,9 @@ fn main() -> anyhow::Result<()> {
         src,
         ttl: 64,
     };
-    let module = ScanType::Syn.module(None, &Payloads::empty());
+    let module = ScanType::Syn
+        .module(None, &Payloads::empty())
+        .expect("a raw scan");
     let tpl = module.template(&params, 80);
     let jar = xdpscan::cookie::CookieJar::new([7; 16], xdpscan::config::DEFAULT_SOURCE_PORTS);
     let mut frame = vec![0u8; tpl.len()];

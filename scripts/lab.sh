@@ -23,6 +23,10 @@
 #                     its RSTs carry window 4096 on listening ports (-sW: open) and it ignores
 #                     FIN+ACK there (-sM: open|filtered)
 #   everything else   listeners open (syn-ack), other ports closed (reset)
+# SCTP (lab-sctp.py, a user-space endpoint: the kernel has no SCTP) listens on the TCP ports of
+# every address; the rules above shape it as they shape TCP where they name no protocol (1-7),
+# and 8-10 leave it alone. -sY: INIT ACK open, ABORT closed; -sZ: silence open|filtered, ABORT
+# closed.
 #
 # LAB_WORKERS=N: the target's side becomes a bridge (<P>br, 198.18.0.2) and N more scanner
 # namespaces join it, <P>-w1 ... <P>-wN at 198.18.0.11 ..., each on a veth of its own and routed
@@ -180,6 +184,8 @@ NFT
             >/dev/null 2>&1 &
     fi
     ip netns exec "$TGT" python3 "$HERE/lab-responder.py" "$TGT_IF" "$TCP_PORTS" >/dev/null 2>&1 &
+    # SCTP (-sY, -sZ): the kernel has none; a user-space endpoint listens on the TCP ports.
+    ip netns exec "$TGT" python3 "$HERE/lab-sctp.py" "$TCP_PORTS" >/dev/null 2>&1 &
     # Ready when every listener is bound, one per family and port.
     for _ in $(seq 200); do
         n=$(ip netns exec "$TGT" ss -Hltn | wc -l)

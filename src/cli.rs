@@ -3,9 +3,9 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 
-use crate::{cookie::PortRange, wire::MacAddr};
+use crate::{cookie::PortRange, probe::ScanType, wire::MacAddr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TransportChoice {
@@ -27,31 +27,107 @@ pub enum XdpModeChoice {
     Generic,
 }
 
-/// Scan types, as nmap names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScanChoice {
-    /// -sS: SYN scan (open / closed / filtered)
-    Syn,
-    /// -sA: ACK scan (unfiltered / filtered)
-    Ack,
-    /// -sW: window scan (open / closed by the RST's window; filtered)
-    Window,
-    /// -sF: FIN scan (closed / filtered / open|filtered)
-    Fin,
-    /// -sN: null scan, no flags (closed / filtered / open|filtered)
-    Null,
-    /// -sX: Xmas scan, FIN+PSH+URG (closed / filtered / open|filtered)
-    Xmas,
-    /// -sM: Maimon scan, FIN+ACK (closed / filtered / open|filtered)
-    Maimon,
-    /// -sU: UDP scan with per-port payloads (open / closed / filtered / open|filtered)
-    Udp,
-    /// -sO: IP protocol scan, -p selects protocol numbers (default 0-255)
-    Ipproto,
-    /// -PE, --ping: ICMP echo sweep (up / down)
-    Ping,
-    /// -sT: kernel connect() scan; needs no privileges and no AF_XDP
-    Connect,
+/// `--scan`'s values, aliases and help: the scan-type table's (`probe::table`).
+impl ValueEnum for ScanType {
+    fn value_variants<'a>() -> &'a [Self] {
+        ScanType::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let row = self.row();
+        row.chosen_by_scan.then(|| {
+            let p = clap::builder::PossibleValue::new(row.name).help(format!(
+                "{}: {}",
+                row.flags.join(", "),
+                row.help
+            ));
+            match row.zmap.filter(|z| *z != row.name) {
+                Some(z) => p.alias(z),
+                None => p,
+            }
+        })
+    }
+}
+
+/// `--scan`'s help from the scan-type table: its flags for `-h`, each type's line for `--help`.
+fn scan_help(long: bool) -> String {
+    let chosen = ScanType::ALL
+        .iter()
+        .map(|t| t.row())
+        .filter(|r| r.chosen_by_scan);
+    if !long {
+        let flags: Vec<&str> = chosen.flat_map(|r| r.flags.first().copied()).collect();
+        return format!("Scan type, syn unless given (also {})", flags.join(" "));
+    }
+    let mut h = String::from(
+        "Scan type, syn when none is given. One TCP type, udp and one SCTP type combine (-sS -sU \
+         -sY), each probing its own ports (-p T:80,U:53,S:2905):",
+    );
+    for r in chosen {
+        h.push_str(&format!(
+            "\n  {} ({}): {}",
+            r.name,
+            r.flags.join(", "),
+            r.help
+        ));
+        if let Some(z) = r.zmap.filter(|z| *z != r.name) {
+            h.push_str(&format!("; ZMap's {z}"));
+        }
+    }
+    h
+}
+
+/// How to reach and authenticate to the broker (`--publish` and every distributed command).
+/// Its ids are its own (`nats_user`, not `user`): flattened into a command that has `--user`,
+/// a shared id would let one option's value satisfy or trip the other's rules.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NatsAuth {
+    /// NATS credentials file (JWT and NKey seed, as `nsc` writes it)
+    #[arg(hide_short_help = true, long = "nats-creds", value_name = "FILE")]
+    pub creds: Option<PathBuf>,
+    /// NATS user (with --nats-password)
+    #[arg(
+        hide_short_help = true,
+        id = "nats_user",
+        long = "nats-user",
+        value_name = "USER",
+        requires = "nats_password"
+    )]
+    pub user: Option<String>,
+    /// NATS password
+    #[arg(
+        hide_short_help = true,
+        id = "nats_password",
+        long = "nats-password",
+        value_name = "PASS",
+        requires = "nats_user"
+    )]
+    pub password: Option<String>,
+    /// NATS authentication token
+    #[arg(hide_short_help = true, long = "nats-token", value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Require TLS to the broker (implied by tls:// URLs and the other --nats-tls options)
+    #[arg(hide_short_help = true, long = "nats-tls")]
+    pub tls: bool,
+    /// CA certificate(s) that sign the broker's certificate (PEM)
+    #[arg(hide_short_help = true, long = "nats-tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate for mutual TLS (PEM, with --nats-tls-key)
+    #[arg(
+        hide_short_help = true,
+        long = "nats-tls-cert",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Client certificate's key (PEM)
+    #[arg(
+        hide_short_help = true,
+        long = "nats-tls-key",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where a stopped scan writes its resume file unless `--resume-file` says.
@@ -173,14 +249,8 @@ pub struct Cli {
     #[arg(help_heading = "Ports", hide_short_help = true, long = "servicedb", value_name = "FILE", default_value = crate::target::services::DEFAULT_PATH)]
     pub servicedb: PathBuf,
 
-    /// Scan type: syn (default), ack, window, fin, null, xmas, maimon, udp, ipproto, ping,
-    /// connect (also -sS -sA -sW -sF -sN -sX -sM -sU -sO -sT -PE)
-    ///
-    /// Scan type, syn when none is given: syn (-sS), ack (-sA), window (-sW), fin (-sF), null
-    /// (-sN), xmas (-sX), maimon (-sM), udp (-sU), ipproto (-sO), ping (-PE), connect (-sT); one
-    /// TCP type and udp combine (-sS -sU), each probing its ports (-p T:80,U:53)
-    #[arg(help_heading = "Scan types", hide_possible_values = true, long = "scan", value_name = "TYPE", action = clap::ArgAction::Append)]
-    pub scan: Vec<ScanChoice>,
+    #[arg(help_heading = "Scan types", long = "scan", value_name = "TYPE", action = clap::ArgAction::Append, hide_possible_values = true, help = scan_help(false), long_help = scan_help(true))]
+    pub scan: Vec<ScanType>,
 
     /// TCP flags of the probes (names like SYNFIN or URG,PSH,FIN, or a number); the scan type
     /// (SYN unless given) decides how replies are read, as in nmap
@@ -535,7 +605,7 @@ pub struct Cli {
     pub publish: Option<String>,
 
     #[command(flatten, next_help_heading = "Cluster")]
-    pub nats_auth: crate::dist::args::NatsAuth,
+    pub nats_auth: NatsAuth,
 
     /// Run as USER with no capabilities once sockets are open [default: nobody]
     ///
@@ -608,7 +678,7 @@ Commands (each with --help):
 Privileges: sending raw packets needs root, or the capabilities CAP_NET_RAW, CAP_NET_ADMIN,
 CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK; once its sockets are open and its XDP program attached,
 xdpscan runs as --user (nobody) with none. -sT and --dry-run need no privileges.
-Scan types: -sS (default) -sA -sW -sF -sN -sX -sM -sU -sO -sT, -PE/--ping; -sV and --banners
+Scan types: -sS (default) -sA -sW -sF -sN -sX -sM -sU -sY -sZ -sO -sT, -PE/--ping; -sV, --banners
 on open ports; --traceroute for paths. nmap's, masscan's and ZMap's own flags (-T4, -Pn, -oA,
 --adapter, -P ...) are translated with a note or refused with a hint.
 Outputs: -oJ/-o NDJSON, -oX nmap XML, -oG grepable, -oL masscan list, --csv; several at once.
@@ -863,19 +933,12 @@ pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString
                 Some("-oG") => "--output-grepable",
                 Some("-oN") => "--output-normal",
                 Some("-oL") => "--output-list",
-                Some("-sS") => "--scan=syn",
-                Some("-sA") => "--scan=ack",
-                Some("-sW") => "--scan=window",
-                Some("-sF") => "--scan=fin",
-                Some("-sN") => "--scan=null",
-                Some("-sX") => "--scan=xmas",
-                Some("-sM") => "--scan=maimon",
-                Some("-sU") => "--scan=udp",
-                Some("-sO") => "--scan=ipproto",
-                Some("-sT") => "--scan=connect",
-                Some("-PE") | Some("--ping") => "--scan=ping",
                 Some("-sV") => "--service-version",
-                _ => return a,
+                Some(flag) => match ScanType::from_flag(flag) {
+                    Some(t) => return OsString::from(format!("--scan={}", t.name())),
+                    None => return a,
+                },
+                None => return a,
             };
             OsString::from(long)
         })
@@ -1161,7 +1224,7 @@ mod tests {
         let cli = Cli::try_parse_from(&merged).unwrap();
         assert_eq!(cli.targets, ["198.19.0.0/16"]);
         assert_eq!(cli.ports.as_deref(), Some("22,80"));
-        assert_eq!(cli.scan, [ScanChoice::Syn]);
+        assert_eq!(cli.scan, [ScanType::Syn]);
         assert_eq!(cli.rate, 5, "given now: replaces the recorded rate");
         assert_eq!(cli.output_xml, Some(PathBuf::from("new.xml")));
         assert!(cli.banners);
@@ -1266,19 +1329,21 @@ mod tests {
         let v = normalize_args(["xdpscan", "-iL", "f", "-p", "80", "-sU"].map(OsString::from));
         let cli = Cli::try_parse_from(v).unwrap();
         assert_eq!(cli.target_files, vec![PathBuf::from("f")]);
-        assert_eq!(cli.scan, [ScanChoice::Udp]);
+        assert_eq!(cli.scan, [ScanType::Udp]);
         for (flag, scan) in [
-            ("-sS", ScanChoice::Syn),
-            ("-sA", ScanChoice::Ack),
-            ("-sW", ScanChoice::Window),
-            ("-sF", ScanChoice::Fin),
-            ("-sN", ScanChoice::Null),
-            ("-sX", ScanChoice::Xmas),
-            ("-sM", ScanChoice::Maimon),
-            ("-sO", ScanChoice::Ipproto),
-            ("-sT", ScanChoice::Connect),
-            ("-PE", ScanChoice::Ping),
-            ("--ping", ScanChoice::Ping),
+            ("-sS", ScanType::Syn),
+            ("-sA", ScanType::Ack),
+            ("-sW", ScanType::Window),
+            ("-sF", ScanType::Fin),
+            ("-sN", ScanType::Null),
+            ("-sX", ScanType::Xmas),
+            ("-sM", ScanType::Maimon),
+            ("-sO", ScanType::IpProto),
+            ("-sY", ScanType::SctpInit),
+            ("-sZ", ScanType::SctpCookieEcho),
+            ("-sT", ScanType::Connect),
+            ("-PE", ScanType::Ping),
+            ("--ping", ScanType::Ping),
         ] {
             let cli =
                 Cli::try_parse_from(normalize_args(["xdpscan", "x", flag].map(OsString::from)))

@@ -8,7 +8,7 @@ use std::{
 };
 
 use crate::{
-    cli::{Cli, ScanChoice, TraceChoice, TransportChoice, XdpModeChoice},
+    cli::{Cli, TraceChoice, TransportChoice, XdpModeChoice},
     cookie::{random_bytes, PortRange},
     engine::grab::GrabOptions,
     engine::{
@@ -20,7 +20,7 @@ use crate::{
     netinfo::{self, NetError},
     probe::traceroute::TraceProto,
     probe::udp_payloads::{PayloadError, Payloads},
-    probe::ScanType,
+    probe::{table::PortUse, Proto, ScanType},
     resume::{ResumeError, ResumeFile},
     service::{self, Namer, PortTable, ServiceProbes},
     target::{
@@ -151,8 +151,6 @@ pub struct ScanSpec {
     pub transport: TransportChoice,
     /// Who the scanner becomes once its sockets are open (`--user`); `None`: no switch.
     pub run_as: Option<crate::io::privilege::RunAs>,
-    /// `--publish`: results to a NATS subject too.
-    pub publish: Option<crate::dist::publish::PublishUrl>,
     pub xdp_mode: XdpMode,
     pub dry_run: bool,
     pub pcap: Option<PathBuf>,
@@ -255,7 +253,7 @@ impl ScanSpec {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let prefix = if *t == ScanType::Udp { "U" } else { "T" };
+                let prefix = t.row().proto.port_prefix().unwrap_or("T");
                 format!("{prefix}:{}", ports.list(i))
             })
             .collect();
@@ -326,7 +324,7 @@ impl ScanSpec {
             })
             .flatten();
         let (grab, namer) = banners(cli, &slots, port_table.clone())?;
-        if cli.scanflags.is_some() && scan.default_tcp_flags().is_none() {
+        if cli.scanflags.is_some() && scan.row().tcp_flags.is_none() {
             return Err(ConfigError::Usage(format!(
                 "--scanflags applies to raw TCP scans (-sS -sA -sW -sF -sN -sX -sM), not --scan {}",
                 scan.name()
@@ -543,77 +541,58 @@ impl ScanSpec {
             resume_answered,
             resume_carried,
             run_as,
-            publish: cli
-                .publish
-                .as_deref()
-                .map(|u| crate::dist::publish::PublishUrl::parse(u, cli.nats_auth.clone()))
-                .transpose()
-                .map_err(ConfigError::Usage)?,
             fingerprint,
             args: std::env::args().collect(),
         })
     }
 }
 
-fn scan_type(c: ScanChoice) -> ScanType {
-    match c {
-        ScanChoice::Syn => ScanType::Syn,
-        ScanChoice::Ack => ScanType::Ack,
-        ScanChoice::Window => ScanType::Window,
-        ScanChoice::Fin => ScanType::Fin,
-        ScanChoice::Null => ScanType::Null,
-        ScanChoice::Xmas => ScanType::Xmas,
-        ScanChoice::Maimon => ScanType::Maimon,
-        ScanChoice::Udp => ScanType::Udp,
-        ScanChoice::Ipproto => ScanType::IpProto,
-        ScanChoice::Ping => ScanType::Ping,
-        ScanChoice::Connect => ScanType::Connect,
-    }
-}
-
-/// The scan types asked (`-sS -sU`), without repeats; SYN when none is. Several combine only
-/// as one raw TCP type and UDP, as in nmap.
+/// The scan types asked (`-sS -sU -sY`), without repeats; SYN when none is. Several combine
+/// only as one type per protocol, each of a kind that combines (`ScanRow::combines`), as in
+/// nmap; they are ordered by protocol (TCP, UDP, SCTP), as the slots are laid out.
 fn scan_types(cli: &Cli) -> Result<Vec<ScanType>, ConfigError> {
     let mut v: Vec<ScanType> = Vec::new();
-    for &c in &cli.scan {
-        let t = scan_type(c);
+    for &t in &cli.scan {
         if !v.contains(&t) {
             v.push(t);
         }
     }
     if v.len() > 1 {
-        let tcp: Vec<&ScanType> = v
+        let alone: Vec<&str> = v
             .iter()
-            .filter(|t| t.default_tcp_flags().is_some())
-            .collect();
-        let others: Vec<&str> = v
-            .iter()
-            .filter(|t| t.default_tcp_flags().is_none() && **t != ScanType::Udp)
+            .filter(|t| !t.row().combines)
             .map(|t| t.name())
             .collect();
-        if !others.is_empty() {
+        if !alone.is_empty() {
             return Err(ConfigError::Usage(format!(
-                "--scan {} runs alone; only one raw TCP scan type and UDP (-sU) combine",
-                others.join(", ")
+                "--scan {} runs alone; one TCP type (-sS -sA ...), UDP (-sU) and one SCTP type (-sY, -sZ) combine",
+                alone.join(", ")
             )));
         }
-        if tcp.len() > 1 {
-            return Err(ConfigError::Usage(format!(
-                "one TCP scan type at a time ({} given); it combines with -sU",
-                tcp.iter()
-                    .map(|t| t.name())
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            )));
+        for p in Proto::ALL {
+            let same: Vec<&str> = v
+                .iter()
+                .filter(|t| t.row().proto == p)
+                .map(|t| t.name())
+                .collect();
+            if same.len() > 1 {
+                return Err(ConfigError::Usage(format!(
+                    "one {} scan type at a time ({} given); it combines with the other protocols' types",
+                    p.as_str().to_uppercase(),
+                    same.join(" and ")
+                )));
+            }
         }
-        // TCP first, as the slots are laid out.
-        v.sort_by_key(|t| *t == ScanType::Udp);
+        v.sort_by_key(|t| SLOT_ORDER.iter().position(|&p| p == t.row().proto));
     }
     if v.is_empty() {
         v.push(ScanType::Syn);
     }
     Ok(v)
 }
+
+/// The protocols a scan of several probes, in the order of its slots (nmap's order).
+const SLOT_ORDER: [Proto; 3] = [Proto::Tcp, Proto::Udp, Proto::Sctp];
 
 /// The slots of the space's ports: each scan type with its port list (TCP first). `-p` items
 /// after `T:` go to TCP and after `U:` to UDP; unprefixed ones to every type asked (the default
@@ -630,7 +609,7 @@ fn probe_ports(
     let (spec, excl) = (parse(&cli.ports)?, parse(&cli.exclude_ports)?);
     let prefixed = |s: &Option<PrefixedSpec>| s.as_ref().is_some_and(|s| s.prefixed());
     let mut db = None;
-    let by_port = traceroute.is_none() && scan.uses_ports() && scan != ScanType::IpProto;
+    let by_port = traceroute.is_none() && scan.row().ports == PortUse::Ports;
     if asked.len() == 1 && !prefixed(&spec) && !prefixed(&excl) || !by_port {
         // One protocol: -sO takes its numbers after P: too.
         let flat = |s: &Option<PrefixedSpec>| -> Result<Option<String>, ConfigError> {
@@ -662,24 +641,18 @@ fn probe_ports(
     }
     let spec = spec.unwrap_or_default();
     let excl = excl.unwrap_or_default();
-    if spec.sctp.is_some() {
-        return Err(ConfigError::Usage(
-            "S: names SCTP ports, which xdpscan does not scan".into(),
-        ));
-    }
     if spec.proto.is_some() {
         return Err(ConfigError::Usage(
             "P: names IP protocols, which only -sO scans".into(),
         ));
     }
-    let explicit_tcp = asked.iter().copied().find(|t| *t != ScanType::Udp);
-    let explicit_udp = asked.contains(&ScanType::Udp);
-    if explicit_tcp == Some(ScanType::Connect) && spec.udp.is_some() {
+    if asked.contains(&ScanType::Connect) && (spec.udp.is_some() || spec.sctp.is_some()) {
         return Err(ConfigError::Usage(
-            "U: ports need raw UDP probes (-sU), which a connect scan (-sT) does not send".into(),
+            "U: and S: ports need raw UDP or SCTP probes (-sU, -sY), which a connect scan (-sT) does not send".into(),
         ));
     }
-    // (type, its ports, its excluded ports); unprefixed items belong to the types asked.
+    // (type, its ports, its excluded ports) per protocol; unprefixed items belong to the types
+    // asked, prefixed ones to theirs (a type of their protocol probes them when none is asked).
     let own = |p: &PrefixedSpec, mine: &Option<String>, any: bool| {
         if any {
             p.for_proto(mine)
@@ -688,19 +661,20 @@ fn probe_ports(
         }
     };
     let mut slots = Vec::new();
-    if explicit_tcp.is_some() || spec.tcp.is_some() {
-        let any = explicit_tcp.is_some();
+    for proto in SLOT_ORDER {
+        let field = |p: &PrefixedSpec| match proto {
+            Proto::Udp => p.udp.clone(),
+            Proto::Sctp => p.sctp.clone(),
+            _ => p.tcp.clone(),
+        };
+        let explicit = asked.iter().copied().find(|t| t.row().proto == proto);
+        let Some(t) = explicit.or_else(|| field(&spec).and(ScanType::default_for(proto))) else {
+            continue;
+        };
         slots.push((
-            explicit_tcp.unwrap_or(ScanType::Syn),
-            own(&spec, &spec.tcp, any),
-            own(&excl, &excl.tcp, any),
-        ));
-    }
-    if explicit_udp || spec.udp.is_some() {
-        slots.push((
-            ScanType::Udp,
-            own(&spec, &spec.udp, explicit_udp),
-            own(&excl, &excl.udp, explicit_udp),
+            t,
+            own(&spec, &field(&spec), explicit.is_some()),
+            own(&excl, &field(&excl), explicit.is_some()),
         ));
     }
     let ranked = cli.top_ports.is_some() || cli.fast;
@@ -738,12 +712,7 @@ fn traceroute(cli: &Cli, asked: ScanType) -> Result<Option<Traceroute>, ConfigEr
         }
         return Ok(None);
     };
-    let from_scan = match asked {
-        ScanType::Syn => Some(TraceProto::Tcp),
-        ScanType::Udp => Some(TraceProto::Udp),
-        ScanType::Ping => Some(TraceProto::Icmp),
-        _ => None,
-    };
+    let from_scan = asked.row().trace;
     let proto = match (choice, from_scan) {
         (TraceChoice::Auto, Some(p)) => p,
         (TraceChoice::Auto, None) => {
@@ -859,19 +828,25 @@ fn port_list(
     let by_port = match traceroute {
         Some((TraceProto::Icmp, _)) => false,
         Some(_) => true,
-        None => !matches!(scan, ScanType::Ping | ScanType::IpProto),
+        None => scan.row().ports == PortUse::Ports,
     };
     // -sO probes protocol numbers: --exclude-ports takes numbers there, as nmap's does.
-    let numbers_only = traceroute.is_none() && scan == ScanType::IpProto;
+    let numbers_only = traceroute.is_none() && scan.row().ports == PortUse::Protocols;
     if !by_port && (top.is_some() || (exclude.is_some() && !numbers_only)) {
         return Err(ConfigError::Usage(
-            "--top-ports, -F and --exclude-ports choose TCP/UDP ports; this scan takes none".into(),
+            "--top-ports, -F and --exclude-ports choose TCP/UDP/SCTP ports; this scan takes none"
+                .into(),
         ));
     }
     // Names and rankings are those of the protocol probed; the file is read only when needed.
-    let proto = match (traceroute, scan) {
-        (Some((TraceProto::Udp, _)), _) | (None, ScanType::Udp) => ServiceProto::Udp,
-        _ => ServiceProto::Tcp,
+    let proto = match traceroute {
+        Some((TraceProto::Udp, _)) => ServiceProto::Udp,
+        Some(_) => ServiceProto::Tcp,
+        None => scan
+            .row()
+            .proto
+            .service_proto()
+            .unwrap_or(ServiceProto::Tcp),
     };
     let load = |db: &mut Option<ServiceDb>| -> Result<(), ConfigError> {
         if db.is_none() {
@@ -959,12 +934,13 @@ fn port_list_given(
             (p, None) => Ok(PortList::from_ports(vec![p.default_port()])),
         };
     }
-    match (scan, given) {
-        (ScanType::Ping, Some(_)) => Err(ConfigError::Usage(
-            "a ping sweep (-PE) takes no ports; drop -p".into(),
-        )),
-        (ScanType::Ping, None) => Ok(PortList::from_ports(vec![0])),
-        (ScanType::IpProto, given) => {
+    match (scan.row().ports, given) {
+        (PortUse::None, Some(_)) => Err(ConfigError::Usage(format!(
+            "--scan {} takes no ports; drop -p",
+            scan.name()
+        ))),
+        (PortUse::None, None) => Ok(PortList::from_ports(vec![0])),
+        (PortUse::Protocols, given) => {
             let list = match given {
                 Some(l) => l,
                 None => PortList::parse("0-255")?,

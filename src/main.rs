@@ -7,7 +7,13 @@ use std::{
 };
 
 use clap::{error::ErrorKind, Parser};
-use xdpscan::{cli, config::ScanConfig, io::sys, scan};
+use xdpscan::{
+    cli,
+    config::ScanConfig,
+    dist::publish::{NatsSink, PublishUrl},
+    io::sys,
+    scan,
+};
 
 /// Help and version to stdout with success; anything else as one line and exit status 2.
 fn clap_exit(e: clap::Error) -> ExitCode {
@@ -167,6 +173,25 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
+    // The cluster sits on top of the scan: `--publish` is one more sink, registered here.
+    let mut hooks = scan::Hooks::default();
+    if let Some(url) = &cli.publish {
+        let url = match PublishUrl::parse(url, cli.nats_auth.clone()) {
+            Ok(u) => u,
+            Err(e) => {
+                eprintln!("xdpscan: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        hooks.openers.push(scan::SinkOpener {
+            name: "--publish".into(),
+            open: Box::new(move |scan_id| {
+                NatsSink::single_scan(&url, scan_id)
+                    .map(|s| Box::new(s) as Box<dyn xdpscan::output::Sink>)
+                    .map_err(|e| e.to_string())
+            }),
+        });
+    }
     let cfg = match ScanConfig::from_cli(&cli) {
         // What a resume file records and the documents show: the whole scan, also when it was
         // given as `--resume FILE` alone.
@@ -189,7 +214,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
 
-    match scan::run(&cfg, &interrupts) {
+    match scan::run_with(&cfg, &interrupts, hooks) {
         Ok(report) => ExitCode::from(stop_status(report.outcome.stop)),
         Err(e) => {
             eprintln!("xdpscan: {e}");

@@ -19,22 +19,11 @@ pub struct Translated {
 /// nmap's `-T` templates as rates (xdpscan paces by packets per second only).
 const TIMING_RATES: [u32; 6] = [1, 10, 100, 1_000, 10_000, 100_000];
 
-/// Letters of nmap's `-s` scan types that xdpscan has, for combined forms (`-sSU`, `-sUV`).
-fn scan_letter(c: char) -> Option<&'static str> {
-    Some(match c {
-        'S' => "-sS",
-        'A' => "-sA",
-        'W' => "-sW",
-        'F' => "-sF",
-        'N' => "-sN",
-        'X' => "-sX",
-        'M' => "-sM",
-        'U' => "-sU",
-        'O' => "-sO",
-        'T' => "-sT",
-        'V' => "-sV",
-        _ => return None,
-    })
+/// Letters of nmap's `-s` scan types that xdpscan has (the scan-type table's flags, and `V`),
+/// for combined forms (`-sSU`, `-sUV`).
+fn scan_letter(c: char) -> Option<String> {
+    let flag = format!("-s{c}");
+    (c == 'V' || crate::probe::ScanType::from_flag(&flag).is_some()).then_some(flag)
 }
 
 /// Flags refused outright: their names, whether a value follows, and xdpscan's way.
@@ -272,7 +261,7 @@ fn nmap_flag(s: &str, value: &mut Value, out: &mut Translated) -> Result<bool, S
             && t[2..].chars().all(|c| scan_letter(c).is_some()) =>
         {
             for c in t[2..].chars() {
-                push(out, &[scan_letter(c).unwrap_or_default()]);
+                push(out, &[&scan_letter(c).unwrap_or_default()]);
             }
         }
         "--min-rate" | "--max-rate" => {

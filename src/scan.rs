@@ -48,8 +48,8 @@ pub enum ScanError {
     },
     #[error("{0}")]
     Privileges(String),
-    #[error("--publish: {0}")]
-    Publish(String),
+    #[error("{name}: {error}")]
+    SinkOpen { name: String, error: String },
     #[error(transparent)]
     Transport(#[from] IoError),
     #[error(transparent)]
@@ -67,10 +67,23 @@ pub struct Report {
 #[derive(Default)]
 pub struct Hooks {
     pub sinks: Vec<NamedSink>,
+    /// Sinks opened with the scan's own files, after the fork of `run_with` and never in a dry
+    /// run (which names them in its start line): `--publish`, registered by `main`.
+    pub openers: Vec<SinkOpener>,
     /// No NDJSON on stdout when no output option is given (the results go to `sinks`).
     pub no_default_stdout: bool,
     pub stats: Option<Arc<Stats>>,
     pub live: Option<Arc<crate::engine::LivePositions>>,
+}
+
+/// Opens a caller's sink for the scan of this id (which names the results), or says why not.
+pub type OpenSink = Box<dyn FnOnce(u64) -> Result<Box<dyn crate::output::Sink>, String>>;
+
+/// A sink the caller adds by name.
+pub struct SinkOpener {
+    /// Where the results go, as the start line and errors name it (`--publish nats://...`).
+    pub name: String,
+    pub open: OpenSink,
 }
 
 pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
@@ -124,14 +137,12 @@ fn raw_module(spec: &ScanSpec) -> Option<RawModule> {
             ttls,
             spec.source_ports,
         )))),
-        None => (spec.scan != ScanType::Connect).then(|| {
-            RawModule::Ports(
-                spec.slots
-                    .iter()
-                    .map(|t| Arc::from(t.module(spec.scanflags, &spec.payloads)))
-                    .collect(),
-            )
-        }),
+        None => spec
+            .slots
+            .iter()
+            .map(|t| t.module(spec.scanflags, &spec.payloads).map(Arc::from))
+            .collect::<Option<Vec<_>>>()
+            .map(RawModule::Ports),
     }
 }
 
@@ -140,14 +151,7 @@ fn connect_stand_in(spec: &ScanSpec) -> RawModule {
     RawModule::Ports(
         spec.slots
             .iter()
-            .map(|&t| {
-                let t = if t == ScanType::Connect {
-                    ScanType::Syn
-                } else {
-                    t
-                };
-                Arc::from(t.module(spec.scanflags, &spec.payloads))
-            })
+            .map(|&t| Arc::from(t.stand_in(spec.scanflags, &spec.payloads)))
             .collect(),
     )
 }
@@ -284,20 +288,19 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
     let mut sinks = open_sinks(&cfg.outputs, &info, !hooks.no_default_stdout)?;
     sinks.extend(hooks.sinks);
     // A dry run has no results and opens no connection, to a broker neither.
-    if let Some(p) = cfg.publish.as_ref().filter(|_| !cfg.dry_run) {
-        sinks.push((
-            p.to_string(),
-            Box::new(
-                crate::dist::publish::NatsSink::single_scan(p, cfg.scan_id)
-                    .map_err(|e| ScanError::Publish(e.to_string()))?,
-            ),
-        ));
+    let withheld: Vec<String> = hooks.openers.iter().map(|o| o.name.clone()).collect();
+    for o in hooks.openers.into_iter().filter(|_| !cfg.dry_run) {
+        let sink = (o.open)(cfg.scan_id).map_err(|error| ScanError::SinkOpen {
+            name: o.name.clone(),
+            error,
+        })?;
+        sinks.push((o.name, sink));
     }
     let stats_arc = hooks.stats.unwrap_or_default();
     let stats = &*stats_arc;
 
     if !cfg.quiet {
-        announce(cfg, &plan);
+        announce(cfg, &plan, &withheld);
     }
 
     let (outcome, kind) = if connect {
@@ -581,7 +584,7 @@ pub fn open_sinks(
     Ok(sinks)
 }
 
-fn announce(cfg: &ScanConfig, plan: &Plan) {
+fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
     let mut notes = String::new();
     if cfg.blocklisted > 0 {
         notes.push_str(&format!(
@@ -600,8 +603,8 @@ fn announce(cfg: &ScanConfig, plan: &Plan) {
         if cfg.scan == ScanType::Connect {
             notes.push_str(", each connection shown as the SYN that would open it");
         }
-        if cfg.publish.is_some() {
-            notes.push_str(", no broker connection (--publish)");
+        for name in withheld {
+            notes.push_str(&format!(", {name} opens no connection"));
         }
         if cfg.net.ifindex == 0 {
             let mut stand_ins = Vec::new();

@@ -78,7 +78,11 @@ fn malformed_ports() {
         "one TCP scan type",
     );
     refused(&["198.19.0.1", "-PE", "-sU"], "runs alone");
-    refused(&["198.19.0.1", "-p", "S:80"], "SCTP");
+    refused(
+        &["198.19.0.1", "-sY", "-sZ", "-p", "80"],
+        "one SCTP scan type",
+    );
+    refused(&["198.19.0.1", "-sT", "-p", "S:80"], "connect scan");
     refused(&["198.19.0.1", "-p", "T:,80"], "names no port");
     refused(&["198.19.0.1", "-sO", "-p", "T:80"], "protocol numbers");
     refused(&["198.19.0.1", "-sT", "-p", "U:53"], "connect scan");

@@ -301,7 +301,7 @@ fn every_scan_type_agrees_with_nmap_6() {
     }
     let lab = Lab::up();
     // (xdpscan flags, nmap flags, ports; None: host discovery)
-    let cases: [(&[&str], &[&str], Option<&str>); 10] = [
+    let cases: [(&[&str], &[&str], Option<&str>); 12] = [
         (&["-sS"], &["-sS"], Some("22,80,8080")),
         (&["-sA"], &["-sA"], Some("22,80,8080")),
         (&["-sW"], &["-sW"], Some("22,80,8080")),
@@ -310,6 +310,8 @@ fn every_scan_type_agrees_with_nmap_6() {
         (&["-sX"], &["-sX"], Some("22,80,8080")),
         (&["-sM"], &["-sM"], Some("22,80,8080")),
         (&["-sU"], &["-sU"], Some("53,54")),
+        (&["-sY"], &["-sY"], Some("22,80,8080")),
+        (&["-sZ"], &["-sZ"], Some("22,80,8080")),
         (&["-sO"], &["-sO"], Some("6,17,47,58")),
         (&["-PE"], &["-sn", "-PE"], None),
     ];
@@ -342,7 +344,7 @@ fn every_scan_type_agrees_with_nmap_6() {
         );
         total += want.len();
     }
-    eprintln!("IPv6: {total} states agree with nmap -6 over 10 scan types");
+    eprintln!("IPv6: {total} states agree with nmap -6 over 12 scan types");
 }
 
 #[test]

@@ -438,8 +438,9 @@ fn a_dry_run_sends_nothing_in_any_mode() {
         return;
     }
     let lab = Lab::up();
-    let modes: [&[&str]; 9] = [
+    let modes: [&[&str]; 10] = [
         &["-sS", "-p", "22,80"],
+        &["-sY", "-sU", "-p", "S:22,U:53"],
         &["-sT", "-p", "22,80"],
         &["-sU", "-p", "53,161"],
         &["-sS", "-p", "22,80", "--banners"],

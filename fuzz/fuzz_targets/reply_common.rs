@@ -8,19 +8,6 @@ use xdpscan::{
     wire::IpPacket,
 };
 
-const SCANS: [ScanType; 10] = [
-    ScanType::Syn,
-    ScanType::Ack,
-    ScanType::Window,
-    ScanType::Fin,
-    ScanType::Null,
-    ScanType::Xmas,
-    ScanType::Maimon,
-    ScanType::Udp,
-    ScanType::IpProto,
-    ScanType::Ping,
-];
-
 pub fn classify_frame(ethertype: [u8; 2], data: &[u8]) {
     let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, ethertype[0], ethertype[1]];
     frame.extend_from_slice(data);
@@ -34,9 +21,11 @@ pub fn classify_frame(ethertype: [u8; 2], data: &[u8]) {
         return;
     };
     let _ = ReplyFacts::of(&ip);
-    for scan in SCANS {
-        let m = scan.module(None, &Payloads::builtin());
-        let _ = m.classify(&ip, &ctx);
+    // Every raw port scan in the scan-type table (the others have no module).
+    for scan in ScanType::ALL {
+        if let Some(m) = scan.module(None, &Payloads::builtin()) {
+            let _ = m.classify(&ip, &ctx);
+        }
     }
     for proto in [
         xdpscan::probe::traceroute::TraceProto::Tcp,

@@ -1,62 +1,11 @@
 //! The command lines of `submit`, `worker`, `collect` and `status`, and the NATS connection
 //! options they share with `--publish`.
 
-use std::{ffi::OsString, path::PathBuf};
+use std::ffi::OsString;
 
 use clap::{Args, Parser};
 
-/// How to reach and authenticate to the broker (`--publish` and every distributed command).
-/// Its ids are its own (`nats_user`, not `user`): flattened into a command that has `--user`,
-/// a shared id would let one option's value satisfy or trip the other's rules.
-#[derive(Debug, Clone, Default, Args)]
-pub struct NatsAuth {
-    /// NATS credentials file (JWT and NKey seed, as `nsc` writes it)
-    #[arg(hide_short_help = true, long = "nats-creds", value_name = "FILE")]
-    pub creds: Option<PathBuf>,
-    /// NATS user (with --nats-password)
-    #[arg(
-        hide_short_help = true,
-        id = "nats_user",
-        long = "nats-user",
-        value_name = "USER",
-        requires = "nats_password"
-    )]
-    pub user: Option<String>,
-    /// NATS password
-    #[arg(
-        hide_short_help = true,
-        id = "nats_password",
-        long = "nats-password",
-        value_name = "PASS",
-        requires = "nats_user"
-    )]
-    pub password: Option<String>,
-    /// NATS authentication token
-    #[arg(hide_short_help = true, long = "nats-token", value_name = "TOKEN")]
-    pub token: Option<String>,
-    /// Require TLS to the broker (implied by tls:// URLs and the other --nats-tls options)
-    #[arg(hide_short_help = true, long = "nats-tls")]
-    pub tls: bool,
-    /// CA certificate(s) that sign the broker's certificate (PEM)
-    #[arg(hide_short_help = true, long = "nats-tls-ca", value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
-    /// Client certificate for mutual TLS (PEM, with --nats-tls-key)
-    #[arg(
-        hide_short_help = true,
-        long = "nats-tls-cert",
-        value_name = "FILE",
-        requires = "tls_key"
-    )]
-    pub tls_cert: Option<PathBuf>,
-    /// Client certificate's key (PEM)
-    #[arg(
-        hide_short_help = true,
-        long = "nats-tls-key",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
-    pub tls_key: Option<PathBuf>,
-}
+pub use crate::cli::NatsAuth;
 
 /// The broker and how to reach it.
 #[derive(Debug, Clone, Args)]

@@ -107,16 +107,8 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
         let spec = crate::config::ScanSpec::from_cli(&scan_cli)?;
         let info = crate::scan::run_info(&spec);
         let mut sinks = crate::scan::open_sinks(&spec.outputs, &info, true)?;
-        let slots = [Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Ip]
-            .map(|p| crate::scan::slot_of(&spec, p));
-        let slot = |p: Proto| {
-            slots[match p {
-                Proto::Tcp => 0,
-                Proto::Udp => 1,
-                Proto::Icmp => 2,
-                Proto::Ip => 3,
-            }]
-        };
+        let slots = Proto::ALL.map(|p| crate::scan::slot_of(&spec, p));
+        let slot = |p: Proto| slots[p.index()];
         let mut seen = Seen::new(spec.space.len());
 
         let subject = results_subject(&job.job);

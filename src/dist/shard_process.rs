@@ -430,6 +430,7 @@ fn scan_shard(args: Vec<String>, sock: &UnixStream) -> Result<(), String> {
                 last_live: Instant::now(),
             }),
         )],
+        openers: Vec::new(),
         no_default_stdout: true,
         stats: Some(stats.clone()),
         live: Some(live),

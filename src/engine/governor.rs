@@ -38,16 +38,8 @@ pub struct Governor {
     pauses: AtomicU64,
 }
 
-/// What the governor decided, for the metadata.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct GovernorReport {
-    /// The limit at the end (0 = none).
-    pub final_limit_pps: u64,
-    pub lowest_limit_pps: u64,
-    pub cuts: u64,
-    /// How many times the senders waited for the writer.
-    pub pauses: u64,
-}
+/// What the governor decided: the metadata's plain record of it.
+pub use crate::output::metadata::GovernorReport;
 
 impl Governor {
     pub fn new(active: bool) -> Self {

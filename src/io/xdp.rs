@@ -865,6 +865,27 @@ mod program_tests {
                 STEERED,
             ),
             (
+                "SCTP to our port (-sY, -sZ)".into(),
+                eth(ip4(US4, 132, 5, 0, &ports(61000))),
+                STEERED,
+            ),
+            (
+                "SCTP to another port".into(),
+                eth(ip4(US4, 132, 5, 0, &ports(80))),
+                PASSED,
+            ),
+            (
+                "unreachable quoting our SCTP probe".into(),
+                {
+                    let mut q = ip4([198, 19, 0, 5], 132, 5, 0, &ports(80));
+                    q[12..16].copy_from_slice(&US4);
+                    q[16..20].copy_from_slice(&[198, 19, 0, 5]);
+                    q[20..22].copy_from_slice(&61000u16.to_be_bytes());
+                    eth(ip4(US4, 1, 5, 0, &icmp4(3, &q)))
+                },
+                STEERED,
+            ),
+            (
                 "to another address".into(),
                 eth(ip4([198, 18, 0, 9], 6, 5, 0, &ports(61000))),
                 PASSED,

@@ -37,6 +37,7 @@ impl GrepableSink {
                 .map(|(_, proto, ports)| {
                     let kind = match proto {
                         Proto::Udp => "UDP",
+                        Proto::Sctp => "SCTP",
                         Proto::Ip => "PROTOCOLS",
                         _ => "TCP",
                     };

@@ -66,7 +66,18 @@ pub struct Rate {
     pub achieved_pps: f64,
     /// At `--rate 0`: the governor's final and lowest limits and how often it cut.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub governor: Option<crate::engine::governor::GovernorReport>,
+    pub governor: Option<GovernorReport>,
+}
+
+/// What `--rate 0`'s governor decided (`engine::governor` fills it in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GovernorReport {
+    /// The limit at the end (0 = none).
+    pub final_limit_pps: u64,
+    pub lowest_limit_pps: u64,
+    pub cuts: u64,
+    /// How many times the senders waited for the writer.
+    pub pauses: u64,
 }
 
 #[derive(Debug, Serialize)]

@@ -74,7 +74,8 @@ pub fn port_order(proto: Proto, port: u16) -> u32 {
     let rank = match proto {
         Proto::Tcp => 1,
         Proto::Udp => 2,
-        Proto::Ip | Proto::Icmp => 3,
+        Proto::Sctp => 3,
+        Proto::Ip | Proto::Icmp => 4,
     };
     rank << 16 | port as u32
 }

@@ -33,7 +33,7 @@ use super::{
 /// Cookie tag of protocol probes: distinct from every IP protocol's own scans.
 pub const TAG: u8 = 255;
 const PROTO_IGMP: u8 = 2;
-const PROTO_SCTP: u8 = 132;
+use crate::wire::sctp::PROTO_SCTP;
 /// Where nmap's protocol probes go for TCP, UDP, SCTP.
 const TCP_PORT: u16 = 80;
 const UDP_PORT: u16 = 40125;
@@ -46,17 +46,6 @@ fn tcp_probe() -> tcp::TcpProbe {
     tcp::TcpProbe {
         flags: TcpFlags::ACK,
     }
-}
-
-fn sctp_init() -> Vec<u8> {
-    let mut p = vec![0u8; sctp::HEADER_LEN + 20];
-    put_u16(&mut p, 2, SCTP_PORT);
-    p[12] = sctp::CHUNK_INIT;
-    put_u16(&mut p, 14, 20); // chunk length
-    put_u32(&mut p, 20, 65535); // a_rwnd
-    put_u16(&mut p, 24, 10); // outbound streams
-    put_u16(&mut p, 26, 2048); // inbound streams
-    p
 }
 
 impl ProbeModule for IpProtoScan {
@@ -91,7 +80,9 @@ impl ProbeModule for IpProtoScan {
             }
             PROTO_TCP => tcp_probe().template(params),
             PROTO_UDP => udp::template(params, &[]),
-            PROTO_SCTP => FrameTemplate::new(params, &L4Repr::Raw(PROTO_SCTP, &sctp_init())),
+            PROTO_SCTP => {
+                FrameTemplate::new(params, &L4Repr::Raw(PROTO_SCTP, &sctp::init(SCTP_PORT)))
+            }
             p => FrameTemplate::new(params, &L4Repr::Raw(p, &[])),
         }
     }
@@ -114,8 +105,8 @@ impl ProbeModule for IpProtoScan {
                 let n = tpl.stamp(frame, dst, ident);
                 let l4 = tpl.l4_offset();
                 put_u16(frame, l4, c.src_port);
-                put_u32(frame, l4 + 16, c.seq); // initiate tag
-                put_u32(frame, l4 + 28, c.seq); // initial TSN
+                put_u32(frame, l4 + sctp::INIT_TAG_AT, c.seq);
+                put_u32(frame, l4 + sctp::INIT_TSN_AT, c.seq);
                 sctp::fill_checksum(&mut frame[l4..n]);
                 n
             }

@@ -1,13 +1,15 @@
 //! Scan types. Each module builds its probe template, patches it per target, and classifies a
 //! reply into nmap's port states, with no state kept per probe (ZMap's probe-module idea).
-//! Adding a scan type is adding one file and one arm in [`ScanType::module`]; a raw TCP scan
-//! only supplies its reading of replies ([`tcp::TcpReading`]).
+//! Adding a scan type is adding one file and one row in [`table`]; a raw TCP scan only supplies
+//! its reading of replies ([`tcp::TcpReading`]).
 
 pub mod ack;
 pub mod ipproto;
 pub mod ping;
+pub mod sctp;
 pub mod stealth;
 pub mod syn;
+pub mod table;
 pub mod tcp;
 pub mod traceroute;
 pub mod udp;
@@ -21,6 +23,8 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+
+pub use table::{ScanRow, ScanType, SCAN_TYPES};
 
 use crate::{
     cookie::{CookieJar, ProbeCookie},
@@ -119,6 +123,10 @@ pub enum Reason {
     RejectRoute,
     /// ICMPv6 parameter problem.
     ParamProblem,
+    /// An SCTP INIT ACK.
+    InitAck,
+    /// An SCTP ABORT.
+    Abort,
 }
 
 impl Reason {
@@ -143,6 +151,8 @@ impl Reason {
             Reason::BeyondScope => "beyond-scope",
             Reason::RejectRoute => "reject-route",
             Reason::ParamProblem => "param-problem",
+            Reason::InitAck => "init-ack",
+            Reason::Abort => "abort",
         }
     }
 }
@@ -163,15 +173,36 @@ pub enum Proto {
     Icmp,
     /// IP protocol scans: the "port" is the protocol number.
     Ip,
+    Sctp,
 }
 
 impl Proto {
+    pub const ALL: [Proto; 5] = [Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Ip, Proto::Sctp];
+
+    /// Its place in [`Self::ALL`].
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
             Proto::Icmp => "icmp",
             Proto::Ip => "ip",
+            Proto::Sctp => "sctp",
+        }
+    }
+
+    /// The prefix nmap and masscan give this protocol's ports in `-p` (`T:22,U:53,S:80`).
+    pub fn port_prefix(self) -> Option<&'static str> {
+        match self {
+            Proto::Tcp => Some("T"),
+            Proto::Udp => Some("U"),
+            Proto::Sctp => Some("S"),
+            Proto::Ip => Some("P"),
+            Proto::Icmp => None,
         }
     }
 
@@ -181,6 +212,7 @@ impl Proto {
         match self {
             Proto::Tcp => Some(ServiceProto::Tcp),
             Proto::Udp => Some(ServiceProto::Udp),
+            Proto::Sctp => Some(ServiceProto::Sctp),
             Proto::Icmp | Proto::Ip => None,
         }
     }
@@ -314,126 +346,6 @@ impl Replies {
             any_quoted: self.any_quoted || o.any_quoted,
             all_protocols: self.all_protocols || o.all_protocols,
             protocols: std::array::from_fn(|i| self.protocols[i] | o.protocols[i]),
-        }
-    }
-}
-
-/// The scan types this build knows (nmap's flag in brackets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanType {
-    /// `-sS`
-    Syn,
-    /// `-sA`
-    Ack,
-    /// `-sW`
-    Window,
-    /// `-sF`
-    Fin,
-    /// `-sN`
-    Null,
-    /// `-sX`
-    Xmas,
-    /// `-sM`
-    Maimon,
-    /// `-sU`
-    Udp,
-    /// `-sO`
-    IpProto,
-    /// `-PE` / `--ping`
-    Ping,
-    /// `-sT`: kernel sockets, no probe module (see `engine::connect`).
-    Connect,
-    /// `--traceroute`: one probe per TTL (see `probe::traceroute`).
-    Traceroute,
-}
-
-impl ScanType {
-    pub const ALL: [ScanType; 12] = [
-        ScanType::Syn,
-        ScanType::Ack,
-        ScanType::Window,
-        ScanType::Fin,
-        ScanType::Null,
-        ScanType::Xmas,
-        ScanType::Maimon,
-        ScanType::Udp,
-        ScanType::IpProto,
-        ScanType::Ping,
-        ScanType::Connect,
-        ScanType::Traceroute,
-    ];
-
-    /// The scan type `name` names (as results spell it).
-    pub fn from_name(name: &str) -> Option<ScanType> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ScanType::Syn => "syn",
-            ScanType::Ack => "ack",
-            ScanType::Window => "window",
-            ScanType::Fin => "fin",
-            ScanType::Null => "null",
-            ScanType::Xmas => "xmas",
-            ScanType::Maimon => "maimon",
-            ScanType::Udp => "udp",
-            ScanType::IpProto => "ipproto",
-            ScanType::Ping => "ping",
-            ScanType::Connect => "connect",
-            ScanType::Traceroute => "traceroute",
-        }
-    }
-
-    /// The `type` of nmap's `<scaninfo>` for this scan probing over `proto`. nmap's DTD knows
-    /// port-scan types only: a traceroute probes as a SYN or UDP scan does.
-    pub fn nmap_type(self, proto: Proto) -> &'static str {
-        match (self, proto) {
-            (ScanType::Traceroute, Proto::Udp) => "udp",
-            (ScanType::Traceroute, _) => "syn",
-            (s, _) => s.name(),
-        }
-    }
-
-    /// Does this scan take a port list (`-sO`: protocol numbers; ping: none)?
-    pub fn uses_ports(self) -> bool {
-        !matches!(self, ScanType::Ping)
-    }
-
-    /// The TCP flags this scan's probes carry by default.
-    pub fn default_tcp_flags(self) -> Option<u8> {
-        use crate::wire::TcpFlags as F;
-        match self {
-            ScanType::Syn => Some(F::SYN),
-            ScanType::Ack | ScanType::Window => Some(F::ACK),
-            ScanType::Fin => Some(F::FIN),
-            ScanType::Null => Some(0),
-            ScanType::Xmas => Some(F::FIN | F::PSH | F::URG),
-            ScanType::Maimon => Some(F::FIN | F::ACK),
-            _ => None,
-        }
-    }
-
-    /// The probe module, with `--scanflags` replacing the TCP flags (the scan type still decides
-    /// how replies are read, as nmap does) and the UDP payloads for `-sU`.
-    pub fn module(
-        self,
-        scanflags: Option<u8>,
-        payloads: &udp_payloads::Payloads,
-    ) -> Box<dyn PortScan> {
-        let flags = scanflags.or(self.default_tcp_flags()).unwrap_or(0);
-        match self {
-            ScanType::Syn => Box::new(syn::SynScan::new(flags)),
-            ScanType::Ack => Box::new(ack::AckScan::new(flags)),
-            ScanType::Window => Box::new(window::WindowScan::new(flags)),
-            ScanType::Fin | ScanType::Null | ScanType::Xmas | ScanType::Maimon => {
-                Box::new(stealth::StealthScan::new(self, flags))
-            }
-            ScanType::Udp => Box::new(udp::UdpScan::new(payloads.clone())),
-            ScanType::IpProto => Box::new(ipproto::IpProtoScan),
-            ScanType::Ping => Box::new(ping::PingScan),
-            ScanType::Connect => panic!("connect scans use kernel sockets, not a probe module"),
-            ScanType::Traceroute => panic!("traceroute modules are built from their options"),
         }
     }
 }

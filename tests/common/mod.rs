@@ -337,6 +337,16 @@ pub fn truth(scan: &str, ip: Ipv4Addr, port: u16) -> (&'static str, &'static str
             _ if listening => ("open", "syn-ack"),
             _ => ("closed", "conn-refused"),
         },
+        // The SCTP endpoint (lab-sctp.py) listens where TCP does; nftables' TCP-only rules (8-10)
+        // leave it alone, and every ICMP unreachable means filtered to nmap's SCTP scans.
+        "-sY" | "-sZ" => match (icmp, range, listening) {
+            (Some(f), _, _) => f,
+            (None, 1, _) if scan == "-sY" => ("filtered", "no-response"),
+            (None, 1, _) => ("open|filtered", "no-response"),
+            (None, _, true) if scan == "-sY" => ("open", "init-ack"),
+            (None, _, true) => ("open|filtered", "no-response"),
+            (None, _, false) => ("closed", "abort"),
+        },
         "-sU" => match icmp {
             Some(("filtered", "port-unreach")) => ("closed", "port-unreach"),
             Some(f) => f,
