@@ -6,7 +6,7 @@ use xdpscan::{
     cookie::{CookieJar, PortRange},
     permute::Cycle,
     probe::{udp_payloads::Payloads, ClassifyCtx, ScanType},
-    target::{blocklist, parse_target, Iid, PortList, RangeSet, Target, TargetSpace},
+    targets::{blocklist, parse_target, Iid, PortList, RangeSet, Target, TargetSpace},
     wire::{template::FrameParams, IpPacket, MacAddr},
 };
 
@@ -42,7 +42,7 @@ fn ipv6_window_space() -> TargetSpace {
     let Target::Window(w) = parse_target("2000::/16-48").unwrap() else {
         unreachable!()
     };
-    let nets = RangeSet::from_ranges(vec![xdpscan::target::Ipv6Range::new(0, w.networks() - 1)]);
+    let nets = RangeSet::from_ranges(vec![xdpscan::targets::Ipv6Range::new(0, w.networks() - 1)]);
     TargetSpace::build(
         RangeSet::new(),
         RangeSet::new(),

@@ -2,7 +2,7 @@
 //! nats-server, started here on loopback with JetStream file storage), against the same
 //! results written as NDJSON to a file, in the same run: `cargo bench --bench publish`.
 //! Each result is a SYN-ACK record as the receive thread makes it; publishing goes through
-//! `dist::publish` exactly as a worker's does (batches, acknowledged, 256 in flight).
+//! `cluster::publish` exactly as a worker's does (batches, acknowledged, 256 in flight).
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -12,7 +12,7 @@ use std::{
 };
 
 use xdpscan::{
-    dist::{
+    cluster::{
         broker,
         publish::{self, Ledger, Naming, NatsSink},
     },

@@ -19,7 +19,7 @@ use xdpscan::{
     engine::dedup::{Dedup, Seen},
     permute::{Cycle, Walker},
     probe::{udp_payloads::Payloads, Classified, ClassifyCtx, PortScan, ScanType},
-    target::{parse_target, PortList, RangeSet, Target, TargetSpace},
+    targets::{parse_target, PortList, RangeSet, Target, TargetSpace},
     wire::{checksum, IpPacket},
 };
 

@@ -5,7 +5,7 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Args, Parser, ValueEnum};
 
-use crate::{cookie::PortRange, probe::ScanType, wire::MacAddr};
+use crate::{cookie::PortRange, output::formats::Format, probe::ScanType, wire::MacAddr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TransportChoice {
@@ -46,6 +46,21 @@ impl ValueEnum for ScanType {
                 None => p,
             }
         })
+    }
+}
+
+impl Cli {
+    /// The file `f` is asked to go to: the one place the CLI's fields meet the format table.
+    pub fn output_file(&self, f: Format) -> Option<&PathBuf> {
+        match f {
+            Format::Ndjson => self.output_json.as_ref(),
+            Format::Xml => self.output_xml.as_ref(),
+            Format::Grepable => self.output_grepable.as_ref(),
+            Format::Normal => self.output_normal.as_ref(),
+            Format::List => self.output_list.as_ref(),
+            Format::Csv => self.csv.as_ref(),
+            Format::Replies => self.pcap_replies.as_ref(),
+        }
     }
 }
 
@@ -246,7 +261,7 @@ pub struct Cli {
     pub exclude_ports: Option<String>,
 
     /// nmap-services file for port names and --top-ports
-    #[arg(help_heading = "Ports", hide_short_help = true, long = "servicedb", value_name = "FILE", default_value = crate::target::services::DEFAULT_PATH)]
+    #[arg(help_heading = "Ports", hide_short_help = true, long = "servicedb", value_name = "FILE", default_value = crate::targets::services::DEFAULT_PATH)]
     pub servicedb: PathBuf,
 
     #[arg(help_heading = "Scan types", long = "scan", value_name = "TYPE", action = clap::ArgAction::Append, hide_possible_values = true, help = scan_help(false), long_help = scan_help(true))]
@@ -928,11 +943,12 @@ pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString
         .map(|a| {
             let long = match a.to_str() {
                 Some("-iL") => "--target-file",
-                Some("-oJ") => "--output-json",
-                Some("-oX") => "--output-xml",
-                Some("-oG") => "--output-grepable",
-                Some("-oN") => "--output-normal",
-                Some("-oL") => "--output-list",
+                Some(flag) if flag.len() == 3 && flag.starts_with("-o") => {
+                    match Format::from_flag(flag) {
+                        Some(f) => f.row().long,
+                        None => return a,
+                    }
+                }
                 Some("-sV") => "--service-version",
                 Some(flag) => match ScanType::from_flag(flag) {
                     Some(t) => return OsString::from(format!("--scan={}", t.name())),

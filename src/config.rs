@@ -16,14 +16,15 @@ use crate::{
         monitor::{StatusMode, StatusOptions},
         Limits, Position,
     },
+    io::netinfo::{self, NetError},
     io::xdp::XdpMode,
-    netinfo::{self, NetError},
+    output::formats::{Format, FormatRow},
     probe::traceroute::TraceProto,
     probe::udp_payloads::{PayloadError, Payloads},
     probe::{table::PortUse, Proto, ScanType},
     resume::{ResumeError, ResumeFile},
     service::{self, Namer, PortTable, ServiceProbes},
-    target::{
+    targets::{
         self, blocklist,
         services::{ServiceDb, ServiceProto},
         Iid, PortList, ProbePorts, RangeSet, TargetSpace,
@@ -41,9 +42,9 @@ pub const DEFAULT_SOURCE_PORTS: PortRange = PortRange {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(transparent)]
-    Target(#[from] target::TargetError),
+    Target(#[from] targets::TargetError),
     #[error(transparent)]
-    Ports(#[from] target::PortParseError),
+    Ports(#[from] targets::PortParseError),
     #[error("no targets given (name them on the command line or with -iL FILE)")]
     NoTargets,
     #[error("no targets left after excludes and the default blocklist")]
@@ -216,27 +217,53 @@ impl ScanConfig {
 /// Every result file asked for.
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {
-    pub json: Option<PathBuf>,
-    pub xml: Option<PathBuf>,
-    pub grepable: Option<PathBuf>,
-    pub normal: Option<PathBuf>,
-    pub list: Option<PathBuf>,
-    pub csv: Option<(PathBuf, Vec<crate::output::csv::Field>)>,
+    /// Each format asked, with its file, in the format table's order.
+    pub files: Vec<(Format, PathBuf)>,
+    /// `--csv`'s columns.
+    pub csv_fields: Vec<crate::output::csv::Field>,
     /// `-f` without `--csv`: the NDJSON objects' fields (ZMap's JSON output).
     pub json_fields: Option<Vec<crate::output::csv::Field>>,
-    pub pcap_replies: Option<PathBuf>,
     pub metadata: Option<PathBuf>,
 }
 
 impl Outputs {
+    /// The formats `cli` asks for, and their options.
+    pub fn from_cli(cli: &Cli) -> Self {
+        Outputs {
+            files: Format::ALL
+                .iter()
+                .filter_map(|&f| cli.output_file(f).map(|p| (f, p.clone())))
+                .collect(),
+            csv_fields: match &cli.fields {
+                Some(f) => f.0.clone(),
+                None => crate::output::csv::parse_fields(crate::output::csv::DEFAULT_FIELDS)
+                    .expect("the default fields parse"),
+            },
+            json_fields: cli
+                .fields
+                .as_ref()
+                .filter(|_| cli.csv.is_none())
+                .map(|f| f.0.clone()),
+            metadata: cli.metadata.clone(),
+        }
+    }
+
     /// No results format was named: NDJSON goes to stdout.
     pub fn default_stdout(&self) -> bool {
-        self.json.is_none()
-            && self.xml.is_none()
-            && self.grepable.is_none()
-            && self.normal.is_none()
-            && self.list.is_none()
-            && self.csv.is_none()
+        !self.any(|f| f.results)
+    }
+
+    /// Is some format asked whose row says `what`?
+    pub fn any(&self, what: impl Fn(&FormatRow) -> bool) -> bool {
+        self.files.iter().any(|(f, _)| what(f.row()))
+    }
+
+    /// The files of the formats whose row says `what`.
+    pub fn paths(&self, what: impl Fn(&FormatRow) -> bool) -> impl Iterator<Item = &PathBuf> {
+        self.files
+            .iter()
+            .filter(move |(f, _)| what(f.row()))
+            .map(|(_, p)| p)
     }
 }
 
@@ -287,36 +314,13 @@ impl ScanSpec {
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         let run_as = crate::io::privilege::resolve(cli.user.as_deref())
             .map_err(|e| ConfigError::Usage(e.to_string()))?;
-        let asked_all = scan_types(cli)?;
-        let asked = asked_all[0];
-        let traceroute = traceroute(cli, asked)?;
-        let scan = if traceroute.is_some() {
-            ScanType::Traceroute
-        } else {
-            asked
-        };
         // Decided before the space: random interface identifiers come from it.
-        let seed = cli.seed.or(resume_seed(cli)?).unwrap_or_else(|| {
-            u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
-            }))
-        });
-        if traceroute.is_some() && asked_all.len() > 1 {
-            return Err(ConfigError::Usage(
-                "--traceroute probes one protocol; give one scan type".into(),
-            ));
-        }
-        let (slots, ports) = probe_ports(cli, &asked_all, scan, traceroute)?;
-        let scan = slots[0];
+        let seed = cli.seed.or(resume_seed(cli)?).unwrap_or_else(random_seed);
+        let (scan, slots, traceroute, ports) = scan_and_ports(cli)?;
         let (space, space_spec, blocklisted, excluded) = build_space(cli, ports, seed)?;
         // Port-table names for nmap's formats (every port gets one, as nmap prints) and -sV.
-        let port_table = (cli.output_xml.is_some()
-            || cli.output_grepable.is_some()
-            || cli.output_normal.is_some()
-            || cli.service_version)
+        let outputs = Outputs::from_cli(cli);
+        let port_table = (outputs.any(|f| f.service_names) || cli.service_version)
             .then(|| {
                 PortTable::load(&cli.servicedb)
                     .ok()
@@ -324,58 +328,8 @@ impl ScanSpec {
             })
             .flatten();
         let (grab, namer) = banners(cli, &slots, port_table.clone())?;
-        if cli.scanflags.is_some() && scan.row().tcp_flags.is_none() {
-            return Err(ConfigError::Usage(format!(
-                "--scanflags applies to raw TCP scans (-sS -sA -sW -sF -sN -sX -sM), not --scan {}",
-                scan.name()
-            )));
-        }
-        if cli.pcap_replies.is_some() && scan == ScanType::Connect {
-            return Err(ConfigError::Usage(
-                "--pcap-replies captures raw replies; a connect scan (-sT) leaves them to the kernel".into(),
-            ));
-        }
-        if cli.udp_payloads.is_some() && !slots.contains(&ScanType::Udp) {
-            return Err(ConfigError::Usage(
-                "--udp-payloads applies to UDP scans (-sU)".into(),
-            ));
-        }
-        let payloads = match (&cli.udp_payloads, slots.contains(&ScanType::Udp)) {
-            (Some(f), _) => Payloads::builtin().merged_with(Payloads::load(f)?),
-            (None, true) => Payloads::builtin(),
-            _ => Payloads::empty(),
-        };
-        if cli.report_silent && traceroute.is_some() {
-            return Err(ConfigError::Usage(
-                "--report-silent reports targets without a reply, which have no path: drop it with --traceroute".into(),
-            ));
-        }
-        if cli.report_silent && space.len() > BITMAP_MAX_PROBES {
-            return Err(ConfigError::Usage(format!(
-                "--report-silent keeps a bit per probe and allows at most {BITMAP_MAX_PROBES}; this scan has {}",
-                space.len()
-            )));
-        }
-        if cli.retries > 0 && space.len() > BITMAP_MAX_PROBES {
-            return Err(ConfigError::Usage(format!(
-                "--retries: past {BITMAP_MAX_PROBES} probes duplicates are filtered over a {} s window, and passes over this space ({} probes) come further apart; drop --retries or split the targets into scans of at most that many probes",
-                crate::engine::dedup::WINDOW_HORIZON.as_secs(),
-                space.len()
-            )));
-        }
-        let shard_asked = match cli.shard {
-            None => (0, 1),
-            Some(crate::cli::ShardArg::Fixed(i, n)) => (i, n),
-            Some(crate::cli::ShardArg::Auto) => {
-                crate::schedulers::shard_from_env(cli.shards, &|k| std::env::var(k).ok())
-                    .map_err(ConfigError::Usage)?
-            }
-        };
-        if cli.shards.is_some() && cli.shard != Some(crate::cli::ShardArg::Auto) {
-            return Err(ConfigError::Usage(
-                "--shards N goes with --shard auto (--shard I/N names the count itself)".into(),
-            ));
-        }
+        let payloads = check_probing(cli, scan, &slots, traceroute, space.len())?;
+        let shard_asked = shard_asked(cli)?;
         let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
         let fingerprint = crate::resume::fingerprint(&[
             &names.join("+"),
@@ -384,105 +338,19 @@ impl ScanSpec {
             &format!("{}/{}", shard_asked.0, shard_asked.1),
             &cli.retries.to_string(),
         ]);
-        let resume_file = cli
-            .resume
-            .as_ref()
-            .map(|p| ResumeFile::load(p).map(|f| (p.display().to_string(), f)))
-            .transpose()?;
-        if let Some((path, f)) = &resume_file {
-            if f.fingerprint != fingerprint {
-                return Err(ResumeError::Mismatch(path.clone()).into());
-            }
-            if cli.seed.is_some_and(|s| s != f.seed) {
-                return Err(ResumeError::Conflict {
-                    path: path.clone(),
-                    file: format!("--seed {}", f.seed),
-                    what: "--seed",
-                }
-                .into());
-            }
-            if cli.tx_threads.is_some_and(|t| t as usize != f.threads) {
-                return Err(ResumeError::Conflict {
-                    path: path.clone(),
-                    file: format!("--tx-threads {}", f.threads),
-                    what: "--tx-threads",
-                }
-                .into());
-            }
-        }
-        let connect = scan == ScanType::Connect;
-        // Connect scans use the kernel's own ports; raw scans claim theirs.
-        let source_ports = if connect {
-            DEFAULT_SOURCE_PORTS
-        } else {
-            source_ports(cli.source_port)?
-        };
-        if let Some((_, (_, hi))) = traceroute {
-            if source_ports.len() < hi as u32 {
-                return Err(ConfigError::Usage(format!(
-                    "--traceroute gives each TTL its own source port: --source-port {source_ports} holds {} ports, TTLs up to {hi} need {hi}",
-                    source_ports.len()
-                )));
-            }
-        }
-        if grab.is_some() && cli.transport == TransportChoice::Packet {
-            return Err(ConfigError::Usage(
-                "--banners and -sV need AF_XDP: over AF_PACKET the kernel resets every connection we open".into(),
-            ));
-        }
-        let (tx_cores, rx_core) = cores(cli, resume_file.as_ref().map(|(_, f)| f.threads))?;
-        let scan_id = match resume_file.as_ref().map(|(_, f)| f.scan_id) {
+        let resume_file = load_resume(cli, &fingerprint)?;
+        let source_ports = scan_source_ports(cli, scan, traceroute)?;
+        check_modes(cli, scan, grab.is_some())?;
+        let (tx_cores, rx_core) = cores(cli, resume_file.as_ref().map(|f| f.threads))?;
+        let scan_id = match resume_file.as_ref().map(|f| f.scan_id) {
             Some(id) if id != 0 => id,
             _ => crate::cookie::random_bytes::<8>()
                 .map(u64::from_le_bytes)
                 .map_err(|e| ConfigError::Usage(format!("cannot read /dev/urandom: {e}")))?,
         };
         let (resume, resume_answered, resume_carried) = match resume_file {
-            Some((_, f)) => (Some(f.positions), f.answered, f.carried),
+            Some(f) => (Some(f.positions), f.answered, f.carried),
             None => (None, Vec::new(), Vec::new()),
-        };
-        if scan != ScanType::Connect {
-            for (flag, given) in [
-                ("--connect-timeout", cli.connect_timeout.is_some()),
-                ("--max-inflight", cli.max_inflight.is_some()),
-            ] {
-                if given {
-                    return Err(ConfigError::Usage(format!(
-                        "{flag} applies to the connect scan (-sT), not --scan {}",
-                        scan.name()
-                    )));
-                }
-            }
-        }
-        let outputs = Outputs {
-            json: cli.output_json.clone(),
-            xml: cli.output_xml.clone(),
-            grepable: cli.output_grepable.clone(),
-            normal: cli.output_normal.clone(),
-            list: cli.output_list.clone(),
-            csv: cli.csv.clone().map(|p| {
-                let fields = match &cli.fields {
-                    Some(f) => f.0.clone(),
-                    None => crate::output::csv::parse_fields(crate::output::csv::DEFAULT_FIELDS)
-                        .expect("the default fields parse"),
-                };
-                (p, fields)
-            }),
-            json_fields: cli
-                .fields
-                .as_ref()
-                .filter(|_| cli.csv.is_none())
-                .map(|f| f.0.clone()),
-            pcap_replies: cli.pcap_replies.clone(),
-            metadata: cli.metadata.clone(),
-        };
-        let status = StatusOptions {
-            mode: match (cli.quiet, cli.status_json) {
-                (true, _) => StatusMode::Quiet,
-                (false, true) => StatusMode::Json,
-                (false, false) => StatusMode::Auto,
-            },
-            file: cli.status_file.clone(),
         };
         Ok(Self {
             scan,
@@ -505,11 +373,7 @@ impl ScanSpec {
             tx_cores,
             rx_core,
             transport: cli.transport,
-            xdp_mode: match cli.xdp_mode {
-                XdpModeChoice::Auto => XdpMode::Auto,
-                XdpModeChoice::Native => XdpMode::Native,
-                XdpModeChoice::Generic => XdpMode::Generic,
-            },
+            xdp_mode: xdp_mode(cli.xdp_mode),
             dry_run: cli.dry_run,
             pcap: cli.pcap.clone(),
             outputs,
@@ -523,17 +387,16 @@ impl ScanSpec {
             grab,
             namer,
             port_table,
-            status,
-            quiet: cli.quiet,
-            limits: Limits {
-                max_runtime: cli.max_runtime.map(Duration::from_secs_f64),
-                max_results: cli.max_results,
-                show: crate::output::Show::from_cli(
-                    cli.open,
-                    cli.show.as_ref().map_or(&[], |l| &l.0),
-                    cli.noshow.as_ref().map_or(&[], |l| &l.0),
-                ),
+            status: StatusOptions {
+                mode: match (cli.quiet, cli.status_json) {
+                    (true, _) => StatusMode::Quiet,
+                    (false, true) => StatusMode::Json,
+                    (false, false) => StatusMode::Auto,
+                },
+                file: cli.status_file.clone(),
             },
+            quiet: cli.quiet,
+            limits: limits(cli),
             resume,
             resume_file: cli.resume_file.clone(),
             resumed_from: cli.resume.clone(),
@@ -545,6 +408,191 @@ impl ScanSpec {
             args: std::env::args().collect(),
         })
     }
+}
+
+/// A seed from the kernel's randomness, or the clock and pid where none can be read.
+fn random_seed() -> u64 {
+    u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
+    }))
+}
+
+/// When the scan stops early, and which states it writes.
+fn limits(cli: &Cli) -> Limits {
+    Limits {
+        max_runtime: cli.max_runtime.map(Duration::from_secs_f64),
+        max_results: cli.max_results,
+        show: crate::output::Show::from_cli(
+            cli.open,
+            cli.show.as_ref().map_or(&[], |l| &l.0),
+            cli.noshow.as_ref().map_or(&[], |l| &l.0),
+        ),
+    }
+}
+
+fn xdp_mode(c: XdpModeChoice) -> XdpMode {
+    match c {
+        XdpModeChoice::Auto => XdpMode::Auto,
+        XdpModeChoice::Native => XdpMode::Native,
+        XdpModeChoice::Generic => XdpMode::Generic,
+    }
+}
+
+/// The scan (a traceroute when asked), each slot's type, and the ports each probes.
+fn scan_and_ports(
+    cli: &Cli,
+) -> Result<(ScanType, Vec<ScanType>, Option<Traceroute>, ProbePorts), ConfigError> {
+    let asked_all = scan_types(cli)?;
+    let traceroute = traceroute(cli, asked_all[0])?;
+    let scan = if traceroute.is_some() {
+        ScanType::Traceroute
+    } else {
+        asked_all[0]
+    };
+    if traceroute.is_some() && asked_all.len() > 1 {
+        return Err(ConfigError::Usage(
+            "--traceroute probes one protocol; give one scan type".into(),
+        ));
+    }
+    let (slots, ports) = probe_ports(cli, &asked_all, scan, traceroute)?;
+    Ok((slots[0], slots, traceroute, ports))
+}
+
+/// The options that apply to some scan types only, checked against the scan's; the UDP
+/// payloads it sends.
+fn check_probing(
+    cli: &Cli,
+    scan: ScanType,
+    slots: &[ScanType],
+    traceroute: Option<Traceroute>,
+    probes: u64,
+) -> Result<Payloads, ConfigError> {
+    let usage = |m: String| Err(ConfigError::Usage(m));
+    if cli.scanflags.is_some() && scan.row().tcp_flags.is_none() {
+        return usage(format!(
+            "--scanflags applies to raw TCP scans (-sS -sA -sW -sF -sN -sX -sM), not --scan {}",
+            scan.name()
+        ));
+    }
+    if cli.pcap_replies.is_some() && scan == ScanType::Connect {
+        return usage(
+            "--pcap-replies captures raw replies; a connect scan (-sT) leaves them to the kernel"
+                .into(),
+        );
+    }
+    let udp = slots.contains(&ScanType::Udp);
+    if cli.udp_payloads.is_some() && !udp {
+        return usage("--udp-payloads applies to UDP scans (-sU)".into());
+    }
+    if cli.report_silent && traceroute.is_some() {
+        return usage("--report-silent reports targets without a reply, which have no path: drop it with --traceroute".into());
+    }
+    if cli.report_silent && probes > BITMAP_MAX_PROBES {
+        return usage(format!(
+            "--report-silent keeps a bit per probe and allows at most {BITMAP_MAX_PROBES}; this scan has {probes}"
+        ));
+    }
+    if cli.retries > 0 && probes > BITMAP_MAX_PROBES {
+        return usage(format!(
+            "--retries: past {BITMAP_MAX_PROBES} probes duplicates are filtered over a {} s window, and passes over this space ({probes} probes) come further apart; drop --retries or split the targets into scans of at most that many probes",
+            crate::engine::dedup::WINDOW_HORIZON.as_secs(),
+        ));
+    }
+    Ok(match (&cli.udp_payloads, udp) {
+        (Some(f), _) => Payloads::builtin().merged_with(Payloads::load(f)?),
+        (None, true) => Payloads::builtin(),
+        _ => Payloads::empty(),
+    })
+}
+
+/// `--shard I/N`, or `--shard auto` from the scheduler's environment.
+fn shard_asked(cli: &Cli) -> Result<(u32, u32), ConfigError> {
+    if cli.shards.is_some() && cli.shard != Some(crate::cli::ShardArg::Auto) {
+        return Err(ConfigError::Usage(
+            "--shards N goes with --shard auto (--shard I/N names the count itself)".into(),
+        ));
+    }
+    Ok(match cli.shard {
+        None => (0, 1),
+        Some(crate::cli::ShardArg::Fixed(i, n)) => (i, n),
+        Some(crate::cli::ShardArg::Auto) => {
+            crate::schedulers::shard_from_env(cli.shards, &|k| std::env::var(k).ok())
+                .map_err(ConfigError::Usage)?
+        }
+    })
+}
+
+/// `--resume FILE`, checked against the scan given now (`fingerprint`) and its options.
+fn load_resume(cli: &Cli, fingerprint: &str) -> Result<Option<ResumeFile>, ConfigError> {
+    let Some(p) = &cli.resume else {
+        return Ok(None);
+    };
+    let f = ResumeFile::load(p)?;
+    let path = p.display().to_string();
+    if f.fingerprint != fingerprint {
+        return Err(ResumeError::Mismatch(path).into());
+    }
+    let conflict = |file: String, what: &'static str| ResumeError::Conflict {
+        path: path.clone(),
+        file,
+        what,
+    };
+    if cli.seed.is_some_and(|s| s != f.seed) {
+        return Err(conflict(format!("--seed {}", f.seed), "--seed").into());
+    }
+    if cli.tx_threads.is_some_and(|t| t as usize != f.threads) {
+        return Err(conflict(format!("--tx-threads {}", f.threads), "--tx-threads").into());
+    }
+    Ok(Some(f))
+}
+
+/// The source ports the scan claims: the kernel's own for connect scans, and enough for a
+/// traceroute's TTLs.
+fn scan_source_ports(
+    cli: &Cli,
+    scan: ScanType,
+    traceroute: Option<Traceroute>,
+) -> Result<PortRange, ConfigError> {
+    if scan == ScanType::Connect {
+        return Ok(DEFAULT_SOURCE_PORTS);
+    }
+    let ports = source_ports(cli.source_port)?;
+    if let Some((_, (_, hi))) = traceroute {
+        if ports.len() < hi as u32 {
+            return Err(ConfigError::Usage(format!(
+                "--traceroute gives each TTL its own source port: --source-port {ports} holds {} ports, TTLs up to {hi} need {hi}",
+                ports.len()
+            )));
+        }
+    }
+    Ok(ports)
+}
+
+/// Options of one engine given to another: banners over AF_PACKET, connect options to a raw
+/// scan.
+fn check_modes(cli: &Cli, scan: ScanType, grab: bool) -> Result<(), ConfigError> {
+    if grab && cli.transport == TransportChoice::Packet {
+        return Err(ConfigError::Usage(
+            "--banners and -sV need AF_XDP: over AF_PACKET the kernel resets every connection we open".into(),
+        ));
+    }
+    if scan != ScanType::Connect {
+        for (flag, given) in [
+            ("--connect-timeout", cli.connect_timeout.is_some()),
+            ("--max-inflight", cli.max_inflight.is_some()),
+        ] {
+            if given {
+                return Err(ConfigError::Usage(format!(
+                    "{flag} applies to the connect scan (-sT), not --scan {}",
+                    scan.name()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The scan types asked (`-sS -sU -sY`), without repeats; SYN when none is. Several combine
@@ -604,31 +652,14 @@ fn probe_ports(
     scan: ScanType,
     traceroute: Option<Traceroute>,
 ) -> Result<(Vec<ScanType>, ProbePorts), ConfigError> {
-    use crate::target::PrefixedSpec;
+    use crate::targets::PrefixedSpec;
     let parse = |s: &Option<String>| s.as_deref().map(PrefixedSpec::parse).transpose();
     let (spec, excl) = (parse(&cli.ports)?, parse(&cli.exclude_ports)?);
     let prefixed = |s: &Option<PrefixedSpec>| s.as_ref().is_some_and(|s| s.prefixed());
     let mut db = None;
     let by_port = traceroute.is_none() && scan.row().ports == PortUse::Ports;
     if asked.len() == 1 && !prefixed(&spec) && !prefixed(&excl) || !by_port {
-        // One protocol: -sO takes its numbers after P: too.
-        let flat = |s: &Option<PrefixedSpec>| -> Result<Option<String>, ConfigError> {
-            let Some(s) = s else { return Ok(None) };
-            if s.tcp.is_some()
-                || s.udp.is_some()
-                || s.sctp.is_some()
-                || s.proto.is_some() && scan != ScanType::IpProto
-            {
-                return Err(ConfigError::Usage(if traceroute.is_some() {
-                    "--traceroute probes one protocol; drop the T:/U:/S:/P: prefixes".into()
-                } else if scan == ScanType::IpProto {
-                    "-sO takes protocol numbers (P:); T:, U: and S: name ports".into()
-                } else {
-                    format!("--scan {} takes no T:/U:/S:/P: ports", scan.name())
-                }));
-            }
-            Ok(s.for_proto(&s.proto))
-        };
+        let flat = |s: &Option<PrefixedSpec>| one_protocol(s.as_ref(), scan, traceroute);
         let list = port_list(
             cli,
             scan,
@@ -700,6 +731,29 @@ fn probe_ports(
         ));
     }
     Ok((types, ProbePorts::new(lists)))
+}
+
+/// The items of a one-protocol scan's `-p` (or `--exclude-ports`): no prefix but `-sO`'s `P:`.
+fn one_protocol(
+    s: Option<&crate::targets::PrefixedSpec>,
+    scan: ScanType,
+    traceroute: Option<Traceroute>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(s) = s else { return Ok(None) };
+    if s.tcp.is_some()
+        || s.udp.is_some()
+        || s.sctp.is_some()
+        || s.proto.is_some() && scan != ScanType::IpProto
+    {
+        return Err(ConfigError::Usage(if traceroute.is_some() {
+            "--traceroute probes one protocol; drop the T:/U:/S:/P: prefixes".into()
+        } else if scan == ScanType::IpProto {
+            "-sO takes protocol numbers (P:); T:, U: and S: name ports".into()
+        } else {
+            format!("--scan {} takes no T:/U:/S:/P: ports", scan.name())
+        }));
+    }
+    Ok(s.for_proto(&s.proto))
 }
 
 /// `--traceroute[=PROTO]` and `--ttl`: the probe protocol and TTL range, or `None` for a scan.
@@ -887,24 +941,8 @@ fn port_list(
     };
     let mut list = if let Some(n) = top.filter(|_| by_port) {
         load(db)?;
-        // Ranked among the ports left after the exclusions, as nmap ranks them: an excluded
-        // port's place goes to the next one.
-        let within: Option<Vec<u16>> = match (&given, &excluded) {
-            (g, Some(ex)) => Some(
-                g.as_ref()
-                    .map_or_else(|| (0..=65535).collect(), |l| l.as_slice().to_vec())
-                    .into_iter()
-                    .filter(|p| !ex.contains(*p))
-                    .collect(),
-            ),
-            (Some(g), None) => Some(g.as_slice().to_vec()),
-            (None, None) => None,
-        };
-        PortList::from_ports(
-            db.as_ref()
-                .expect("loaded")
-                .top(n as usize, proto, within.as_deref()),
-        )
+        let db = db.as_ref().expect("loaded");
+        ranked(db, n, proto, given.as_ref(), excluded.as_ref())
     } else {
         port_list_given(scan, traceroute, given)?
     };
@@ -917,6 +955,28 @@ fn port_list(
         ));
     }
     Ok(list)
+}
+
+/// `--top-ports N` of `proto`, ranked among the ports left after the exclusions, as nmap ranks
+/// them: an excluded port's place goes to the next one.
+fn ranked(
+    db: &ServiceDb,
+    n: u32,
+    proto: ServiceProto,
+    given: Option<&PortList>,
+    excluded: Option<&PortList>,
+) -> PortList {
+    let within: Option<Vec<u16>> = match (given, excluded) {
+        (g, Some(ex)) => Some(
+            g.map_or_else(|| (0..=65535).collect(), |l| l.as_slice().to_vec())
+                .into_iter()
+                .filter(|p| !ex.contains(*p))
+                .collect(),
+        ),
+        (Some(g), None) => Some(g.as_slice().to_vec()),
+        (None, None) => None,
+    };
+    PortList::from_ports(db.top(n as usize, proto, within.as_deref()))
 }
 
 /// The port list from `-p` alone.
@@ -989,22 +1049,22 @@ fn build_space(
     ports: ProbePorts,
     seed: u64,
 ) -> Result<(TargetSpace, String, u64, u64), ConfigError> {
-    let mut targets = target::Targets::default();
+    let mut targets = targets::Targets::default();
     for t in &cli.targets {
-        targets.extend(target::parse_target_list(t)?);
+        targets.extend(targets::parse_target_list(t)?);
     }
     for f in &cli.target_files {
-        targets.extend(target::read_target_file(f)?);
+        targets.extend(targets::read_target_file(f)?);
     }
     if targets.is_empty() {
         return Err(ConfigError::NoTargets);
     }
-    let mut excludes = target::Targets::default();
+    let mut excludes = targets::Targets::default();
     for e in &cli.excludes {
-        excludes.extend(target::parse_target_list(e)?);
+        excludes.extend(targets::parse_target_list(e)?);
     }
     for f in &cli.exclude_files {
-        excludes.extend(target::read_target_file(f)?);
+        excludes.extend(targets::read_target_file(f)?);
     }
     // An excluded window takes out its whole span.
     excludes
@@ -1026,7 +1086,7 @@ fn build_space(
         excludes
             .v6_single
             .iter()
-            .map(|&a| target::Ipv6Range::single(a)),
+            .map(|&a| targets::Ipv6Range::single(a)),
     );
     let cut6 = RangeSet::from_ranges(excludes.v6);
     let kept6 = allowed6.subtract(&cut6);
@@ -1046,7 +1106,7 @@ fn build_space(
     targets.windows.sort_unstable();
     targets.windows.dedup();
     for w in &targets.windows {
-        let all = RangeSet::from_ranges(vec![target::Ipv6Range::new(0, w.networks() - 1)]);
+        let all = RangeSet::from_ranges(vec![targets::Ipv6Range::new(0, w.networks() - 1)]);
         let by_block = all.subtract(&w.networks_touching(&blocklist::window_cut(w)));
         let kept = by_block.subtract(&w.networks_touching(&cut6));
         blocked += all.len() - by_block.len();

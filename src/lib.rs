@@ -1,17 +1,16 @@
 //! xdpscan: a stateless mass port scanner over AF_XDP.
 //!
-//! The data path, in module order: [`target`] (what to scan) → [`permute`] (in which order) →
+//! The data path, in module order: [`targets`] (what to scan) → [`permute`] (in which order) →
 //! [`cookie`] + [`probe`] + [`wire`] (what each probe looks like) → [`io`] (how it leaves and
 //! how replies come back) → [`engine`] (threads, rate, dedup, stats) → [`output`].
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod cookie;
-pub mod dist;
 pub mod engine;
 pub mod inspect;
 pub mod io;
-pub mod netinfo;
 pub mod output;
 pub mod peer_flags;
 pub mod permute;
@@ -20,5 +19,5 @@ pub mod resume;
 pub mod scan;
 pub mod schedulers;
 pub mod service;
-pub mod target;
+pub mod targets;
 pub mod wire;

@@ -9,8 +9,8 @@ use std::{
 use clap::{error::ErrorKind, Parser};
 use xdpscan::{
     cli,
+    cluster::publish::{NatsSink, PublishUrl},
     config::ScanConfig,
-    dist::publish::{NatsSink, PublishUrl},
     io::sys,
     scan,
 };
@@ -56,13 +56,13 @@ fn probe(args: &[std::ffi::OsString]) -> ExitCode {
 
 /// `submit`, `worker`, `collect`, `status` (NATS JetStream): 0 done, 1 runtime error, 2 usage.
 fn distributed(cmd: &str, args: &[std::ffi::OsString]) -> ExitCode {
-    use xdpscan::dist;
+    use xdpscan::cluster;
     let result = match cmd {
-        "submit" => dist::submit::run(args).map(|_| 0),
-        "collect" => dist::collect::run(args).map(|_| 0),
-        "status" => dist::status::run(args).map(|_| 0),
+        "submit" => cluster::submit::run(args).map(|_| 0),
+        "collect" => cluster::collect::run(args).map(|_| 0),
+        "status" => cluster::status::run(args).map(|_| 0),
         _ => {
-            let cli = match dist::args::WorkerCli::try_parse_from(
+            let cli = match cluster::args::WorkerCli::try_parse_from(
                 std::iter::once(std::ffi::OsString::from("xdpscan worker"))
                     .chain(args.iter().cloned()),
             ) {
@@ -74,7 +74,7 @@ fn distributed(cmd: &str, args: &[std::ffi::OsString]) -> ExitCode {
                 eprintln!("xdpscan: cannot install signal handlers: {e}");
                 return ExitCode::from(1);
             }
-            dist::worker::run(cli, interrupts)
+            cluster::worker::run(cli, interrupts)
         }
     };
     match result {

@@ -226,9 +226,11 @@ fn nmap_flag(s: &str, value: &mut Value, out: &mut Translated) -> Result<bool, S
     match s {
         "-oA" => {
             let base = value("-oA")?;
-            push(out, &["--output-xml", &format!("{base}.xml")]);
-            push(out, &["--output-grepable", &format!("{base}.gnmap")]);
-            push(out, &["--output-normal", &format!("{base}.nmap")]);
+            for f in crate::output::formats::Format::ALL {
+                if let Some(ext) = f.row().all_extension {
+                    push(out, &[f.row().long, &format!("{base}.{ext}")]);
+                }
+            }
         }
         t if t.len() == 3 && t.starts_with("-T") && t.as_bytes()[2].is_ascii_digit() => {
             let level = (t.as_bytes()[2] - b'0') as usize;

@@ -24,8 +24,8 @@ use crate::{
         privilege, xdp, IoError, TransportKind,
     },
     output::{
-        csv::CsvSink, file::OutFile, grepable::GrepableSink, list::ListSink, metadata,
-        ndjson::NdjsonSink, normal::NormalSink, replies::RepliesSink, xml::XmlSink, RunInfo,
+        formats::{Format, Layout, OpenCtx},
+        metadata, RunInfo,
     },
     permute::Cycle,
     probe::{traceroute::TracerouteScan, PortState, Proto, ScanType},
@@ -95,7 +95,7 @@ pub fn run_with(
     interrupts: &Interrupts,
     hooks: Hooks,
 ) -> Result<Report, ScanError> {
-    // Forked now, while the process has one thread and no socket (ARCHITECTURE.md, "Least
+    // Forked now, while the process has one thread and no socket (docs/design.md, "Least
     // privilege").
     if cfg.run_as.is_some() {
         keeper::start(late_files(cfg))?;
@@ -113,10 +113,7 @@ fn late_files(cfg: &ScanConfig) -> keeper::Allowed {
     a.files.extend(cfg.resumed_from.clone());
     a.files.extend(cfg.outputs.metadata.clone());
     a.files.extend(cfg.status.file.clone());
-    for doc in [&cfg.outputs.xml, &cfg.outputs.grepable, &cfg.outputs.normal]
-        .into_iter()
-        .flatten()
-    {
+    for doc in cfg.outputs.paths(|f| f.layout == Layout::Grouped) {
         let (files, dir) = crate::output::grouped::late_paths(doc);
         a.files.extend(files);
         a.dirs.push(dir);
@@ -264,7 +261,7 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
         limits: cfg.limits,
         resume: cfg.resume.clone(),
         governor: crate::engine::governor::Governor::new(cfg.rate == 0 && !cfg.dry_run && !connect),
-        keep_replies: cfg.outputs.pcap_replies.is_some(),
+        keep_replies: cfg.outputs.any(|f| f.raw_replies),
         packet_trace: cfg.packet_trace,
         grab: cfg.grab.clone(),
         namer: cfg.namer.clone(),
@@ -499,89 +496,34 @@ pub fn open_sinks(
 ) -> Result<Vec<NamedSink>, ScanError> {
     // A resumed scan adds to its streams; grouped documents are written anew from what the
     // stopped run kept (`output::grouped`).
-    let open_stream = |p: &std::path::Path| {
-        let f = if info.resuming {
-            OutFile::append(p)
-        } else {
-            OutFile::create(p)
-        };
-        f.map_err(|source| ScanError::OutputOpen {
-            path: p.display().to_string(),
-            source,
+    let ctx = OpenCtx {
+        info,
+        resuming: info.resuming,
+        csv_fields: &o.csv_fields,
+        json_fields: o.json_fields.as_deref(),
+    };
+    let stdout = (o.default_stdout() && default_stdout).then(|| {
+        (
+            Format::Ndjson,
+            std::path::Path::new("-"),
+            "stdout".to_string(),
+        )
+    });
+    let files = o
+        .files
+        .iter()
+        .map(|(f, p)| (*f, p.as_path(), p.display().to_string()));
+    stdout
+        .into_iter()
+        .chain(files)
+        .map(|(format, path, name)| match format.open(path, &ctx) {
+            Ok(sink) => Ok((name, sink)),
+            Err(source) => Err(ScanError::OutputOpen {
+                path: path.display().to_string(),
+                source,
+            }),
         })
-    };
-    let open = |p: &std::path::Path| {
-        OutFile::create(p).map_err(|source| ScanError::OutputOpen {
-            path: p.display().to_string(),
-            source,
-        })
-    };
-    let started = |p: &std::path::Path, e: std::io::Error| ScanError::OutputOpen {
-        path: p.display().to_string(),
-        source: e,
-    };
-    let mut sinks: Vec<NamedSink> = Vec::new();
-    if let Some(p) = &o.json {
-        sinks.push((
-            p.display().to_string(),
-            Box::new(NdjsonSink::with_fields(
-                open_stream(p)?,
-                o.json_fields.clone(),
-            )),
-        ));
-    } else if o.default_stdout() && default_stdout {
-        sinks.push((
-            "stdout".into(),
-            Box::new(NdjsonSink::with_fields(
-                open(std::path::Path::new("-"))?,
-                o.json_fields.clone(),
-            )),
-        ));
-    }
-    if let Some(p) = &o.xml {
-        sinks.push((
-            p.display().to_string(),
-            Box::new(XmlSink::new(open(p)?, info).map_err(|e| started(p, e))?),
-        ));
-    }
-    if let Some(p) = &o.grepable {
-        sinks.push((
-            p.display().to_string(),
-            Box::new(GrepableSink::new(open(p)?, info).map_err(|e| started(p, e))?),
-        ));
-    }
-    if let Some(p) = &o.normal {
-        sinks.push((
-            p.display().to_string(),
-            Box::new(NormalSink::new(open(p)?, info).map_err(|e| started(p, e))?),
-        ));
-    }
-    if let Some(p) = &o.list {
-        sinks.push((
-            p.display().to_string(),
-            Box::new(ListSink::new(open_stream(p)?).map_err(|e| started(p, e))?),
-        ));
-    }
-    if let Some((p, fields)) = &o.csv {
-        sinks.push((
-            p.display().to_string(),
-            Box::new(CsvSink::new(open_stream(p)?, fields.clone()).map_err(|e| started(p, e))?),
-        ));
-    }
-    if let Some(p) = &o.pcap_replies {
-        sinks.push((
-            p.display().to_string(),
-            Box::new(
-                if info.resuming {
-                    RepliesSink::append(p)
-                } else {
-                    RepliesSink::create(p)
-                }
-                .map_err(|e| started(p, e))?,
-            ),
-        ));
-    }
-    Ok(sinks)
+        .collect()
 }
 
 fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
@@ -824,7 +766,7 @@ fn metadata_of(
 /// `-sO`: the protocol numbers of the space (its "ports"), for the XDP program to steer no others.
 fn protocols_scanned(
     replies: crate::probe::Replies,
-    space: &crate::target::TargetSpace,
+    space: &crate::targets::TargetSpace,
 ) -> crate::probe::Replies {
     if !replies.all_protocols {
         return replies;

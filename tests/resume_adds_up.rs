@@ -1,5 +1,5 @@
 //! A scan cut short and resumed adds up to one scan, each key once, whatever cut it (issue 20,
-//! items 14-16; ARCHITECTURE.md, "Resume adds up"): `--report-silent` across a resume (the
+//! items 14-16; docs/design.md, "Resume adds up"): `--report-silent` across a resume (the
 //! resumed run used to report every probe answered before the cut as silent), `--max-results`
 //! (its results past the limit were thrown away while the resume counted their probes done),
 //! and a second Ctrl-C that cuts the cooldown (the probes of the last `--wait` were counted

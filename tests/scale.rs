@@ -64,7 +64,7 @@ fn rate_zero_sweep_is_exact_lossless_and_bounded() {
     let lab = Lab::up();
     let meta = meta_path("scale");
     // veth's peer drops what overflows its 256-frame XDP ring before our program runs, and
-    // counts it only on the target's side (ARCHITECTURE.md, "Lab facts"): no scanner can see
+    // counts it only on the target's side (docs/design.md, "Lab facts"): no scanner can see
     // that loss. A sweep the lab itself cut short is run again; any other loss fails.
     let mut attempt = 0;
     let (out, results, m) = loop {

@@ -1,7 +1,7 @@
 //! Target, port and exclude specs as typed on the command line (and read from -iL files).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use xdpscan::target::{parse_target_list, PortList, PrefixedSpec};
+use xdpscan::targets::{parse_target_list, PortList, PrefixedSpec};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
@@ -19,5 +19,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = PrefixedSpec::parse(s) {
         let _ = p.for_proto(&p.tcp);
     }
-    let _ = xdpscan::target::services::ServiceDb::parse(s);
+    let _ = xdpscan::targets::services::ServiceDb::parse(s);
 });

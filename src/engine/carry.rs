@@ -1,5 +1,5 @@
 //! What an interrupted run hands on to its resume so that the two runs add up to one scan
-//! (ARCHITECTURE.md, "Resume adds up"): where to resume when the cooldown was cut short (the
+//! (docs/design.md, "Resume adds up"): where to resume when the cooldown was cut short (the
 //! positions as they were `--wait` before the cut, so every probe counted done had its replies'
 //! time), which probes past those positions already answered (the resumed run takes their
 //! repeats for duplicates), and which of this shard's positions the silence report covers.

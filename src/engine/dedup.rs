@@ -1,5 +1,5 @@
 //! Reports each (address, port, protocol) once, however many retransmitted replies arrive, in
-//! memory that does not grow with the results (ARCHITECTURE.md, "Bounded memory").
+//! memory that does not grow with the results (docs/design.md, "Bounded memory").
 //!
 //! - Up to [`BITMAP_MAX_PROBES`] probes, one bit per probe index of the whole space, set when its
 //!   target first answers: exact, and it is also `--report-silent`'s record of who answered. The
@@ -15,7 +15,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::{probe::Proto, target::TargetSpace};
+use crate::{probe::Proto, targets::TargetSpace};
 
 /// The largest space the bitmap covers: 2^34 bits, 2 GiB of address space, of which a scan maps
 /// what its replies touch (a /0 × 1 port sweep: 3.7 G probes, 441 MiB).
@@ -291,7 +291,7 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{Ipv4Range, PortList, RangeSet};
+    use crate::targets::{Ipv4Range, PortList, RangeSet};
 
     fn space() -> TargetSpace {
         TargetSpace::new(
@@ -362,10 +362,10 @@ mod tests {
     fn window_is_exact_within_the_horizon_for_both_families() {
         let s = TargetSpace::build(
             RangeSet::from_ranges(vec![Ipv4Range::new(1, 1)]),
-            RangeSet::from_ranges(vec![crate::target::Ipv6Range::new(1, 1)]),
+            RangeSet::from_ranges(vec![crate::targets::Ipv6Range::new(1, 1)]),
             vec![1 << 100 | 1],
             &[],
-            crate::target::Iid::Fixed(0),
+            crate::targets::Iid::Fixed(0),
             PortList::parse("80,81").unwrap(),
         )
         .unwrap();

@@ -1,4 +1,4 @@
-//! `--rate 0`: as fast as the receive side keeps up without loss (ARCHITECTURE.md, "Rate
+//! `--rate 0`: as fast as the receive side keeps up without loss (docs/design.md, "Rate
 //! governor"). The receive thread watches what only it can see, the kernel's drop counter for its
 //! ring and how full the ring was when it read it, and sets a send limit the transmit threads
 //! obey. Silence never slows the scan: only loss or a filling ring does, so a dark network (or

@@ -12,7 +12,7 @@
 //! With `-sV` the grabber only converses: each probe's answer goes to the version worker
 //! (`engine::version`), which matches it and orders the next probe (on the same connection after
 //! a silent NULL probe, else on a new one that the grabber opens with a SYN of its own), so
-//! the receive thread never runs a pattern (ARCHITECTURE.md, "Version detection").
+//! the receive thread never runs a pattern (docs/design.md, "Version detection").
 
 use std::{
     collections::HashMap,

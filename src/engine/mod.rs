@@ -36,7 +36,7 @@ use crate::{
     output::{Record, ReplyFacts, RunEnd, Sink},
     permute::Cycle,
     probe::{traceroute::TracerouteScan, Classified, ClassifyCtx, PortScan, ProbeModule, Verdict},
-    target::TargetSpace,
+    targets::TargetSpace,
     wire::{
         template::{FrameTemplate, Frames},
         Family, IpPacket,
@@ -143,7 +143,7 @@ impl LivePositions {
 }
 
 /// A raw scan's module, by what its replies are: verdicts on ports, or hops of paths. A port
-/// scan has one module per slot of the space's ports (`-sS -sU` has two: ARCHITECTURE.md, "One
+/// scan has one module per slot of the space's ports (`-sS -sU` has two: docs/design.md, "One
 /// permutation over several protocols").
 #[derive(Clone)]
 pub enum RawModule {
@@ -974,7 +974,7 @@ const OUT_QUEUE: usize = 1 << 16;
 
 /// Largest batch handed to the transport at once (one kick). Below veth's 256-frame XDP ring:
 /// in the lab a kick's probes are answered within the same softirq run, and 256 probes' worth of
-/// replies overflowed that ring before our XDP program saw them (ARCHITECTURE.md, "Lab facts").
+/// replies overflowed that ring before our XDP program saw them (docs/design.md, "Lab facts").
 const TX_BATCH: usize = 128;
 
 /// Sends this thread's share; returns where it stopped (also on error).

@@ -37,7 +37,7 @@ impl TraceTable {
     /// Whether a hop may be kept: a UDP answer from an open port carries nothing of ours but
     /// the port pair, so its source must at least be a pair the scan probed; anything else
     /// would be a false path, and a table growing with every spoofed source.
-    pub fn admits(space: &crate::target::TargetSpace, h: &Hop) -> bool {
+    pub fn admits(space: &crate::targets::TargetSpace, h: &Hop) -> bool {
         match h.kind {
             HopKind::End(_, crate::probe::Reason::UdpResponse) => {
                 space.index_of(h.target, 0, h.port).is_some()
@@ -193,9 +193,9 @@ mod tests {
     /// Issue 20, item 11: a UDP answer from a pair no probe went to is refused.
     #[test]
     fn udp_answers_only_from_probed_pairs() {
-        let space = crate::target::TargetSpace::new(
-            crate::target::RangeSet::from_ranges(vec![crate::target::Ipv4Range::new(100, 100)]),
-            crate::target::PortList::parse("53").unwrap(),
+        let space = crate::targets::TargetSpace::new(
+            crate::targets::RangeSet::from_ranges(vec![crate::targets::Ipv4Range::new(100, 100)]),
+            crate::targets::PortList::parse("53").unwrap(),
         );
         let udp = HopKind::End(PortState::Open, Reason::UdpResponse);
         let mut h = hop(3, 100, udp);

@@ -1,5 +1,5 @@
 //! How far the results are written: the low-water mark that a checkpoint may not pass
-//! (ARCHITECTURE.md, "Checkpoints cover only what is stored").
+//! (docs/design.md, "Checkpoints cover only what is stored").
 //!
 //! A result is somewhere between the receive ring and the sinks: in the results queue, in the
 //! banner grabber or the version worker (seconds, while a service talks), in the traceroute
@@ -8,7 +8,7 @@
 //! reply read before the mark is then either ahead of the mark in the queue or registered here
 //! as held, under the time of its reply. The output thread, which writes in queue order and is
 //! the only one that releases holds, tells the sinks the mark lowered to the oldest hold; a sink
-//! lowers it again to the oldest result it buffers (`dist::publish`).
+//! lowers it again to the oldest result it buffers (`cluster::publish`).
 
 use std::{
     collections::BTreeMap,

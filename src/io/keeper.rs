@@ -6,7 +6,7 @@
 //! removes one of them on request and hands the open file back over a Unix socket (SCM_RIGHTS),
 //! so the scanner, which runs as `nobody`, can write where its user asked, root-owned
 //! directories included. The keeper holds no socket, map or link of the scan, keeps only
-//! CAP_DAC_OVERRIDE, and exits with the scanner (ARCHITECTURE.md, "Least privilege").
+//! CAP_DAC_OVERRIDE, and exits with the scanner (docs/design.md, "Least privilege").
 //!
 //! Without a keeper (no drop: not root, or `--user root`) the same calls act directly.
 

@@ -8,6 +8,7 @@
 
 pub mod connect;
 pub mod keeper;
+pub mod netinfo;
 pub mod packet;
 pub mod pcap;
 pub mod privilege;

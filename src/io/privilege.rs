@@ -2,7 +2,7 @@
 //! switches to an unprivileged user (`--user`, `nobody` by default when started as root) and
 //! keeps only the capabilities it still needs, which for a scan is none: AF_XDP rings, AF_PACKET
 //! sockets, map fds and the bpf_link (whose close detaches the program) need no capability once
-//! they are open. Files written late go through the [`super::keeper`] (ARCHITECTURE.md, "Least
+//! they are open. Files written late go through the [`super::keeper`] (docs/design.md, "Least
 //! privilege").
 
 use std::{ffi::CString, io};

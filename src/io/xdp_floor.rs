@@ -3,7 +3,7 @@
 //! of a scan: one frame is written once into every UMEM frame, then the loop only produces
 //! descriptors, kicks and reclaims completions. `scripts/bench.sh` runs it (through
 //! `examples/xsk_floor.rs`) beside the scanner in the sink lab and reports the scanner's rate as a
-//! fraction of this one (ARCHITECTURE.md, "Speed").
+//! fraction of this one (BENCHMARKS.md, "Speed history").
 
 use std::{
     os::fd::AsRawFd,

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     probe::{PortState, Proto},
-    target::services::PortTable,
+    targets::services::PortTable,
 };
 
 /// Entry tags: a ping result, a port, an IP protocol (-sO).
@@ -195,7 +195,7 @@ mod tests {
     fn one_status_and_one_ports_line_per_host() {
         let path = std::env::temp_dir().join(format!("xdpscan-gnmap-{}.txt", std::process::id()));
         let table = PortTable::from_db(
-            &crate::target::services::ServiceDb::parse("ssh\t22/tcp\t0.18\nhttp\t80/tcp\t0.48\n")
+            &crate::targets::services::ServiceDb::parse("ssh\t22/tcp\t0.18\nhttp\t80/tcp\t0.48\n")
                 .unwrap(),
         );
         let mut i = info();

@@ -3,7 +3,7 @@
 //! the whole run, so each result becomes an [`Entry`] (already rendered by its format) that is
 //! kept in a buffer; a full buffer is sorted and written to an unlinked file as a run, and the
 //! document is written at the end by merging the runs, one host at a time. Memory is the buffer
-//! plus one read buffer per run, whatever the number of results (ARCHITECTURE.md, "Grouping by
+//! plus one read buffer per run, whatever the number of results (docs/design.md, "Grouping by
 //! host").
 //!
 //! A run that stops early also saves its merged entries next to the document

@@ -4,6 +4,7 @@
 
 pub mod csv;
 pub mod file;
+pub mod formats;
 pub mod grepable;
 pub mod grouped;
 pub mod list;
@@ -240,9 +241,9 @@ pub struct RunInfo {
     pub scan: crate::probe::ScanType,
     /// What each protocol scanned probed, by which scan type (ports, or protocol numbers for
     /// `ip`); empty for a ping sweep.
-    pub port_lists: Vec<(crate::probe::ScanType, Proto, crate::target::PortList)>,
+    pub port_lists: Vec<(crate::probe::ScanType, Proto, crate::targets::PortList)>,
     /// nmap-services' names, written for every port as nmap does (`method="table"`).
-    pub port_table: Option<Arc<crate::target::services::PortTable>>,
+    pub port_table: Option<Arc<crate::targets::services::PortTable>>,
     /// Addresses scanned, for the host totals (`None` for one shard of a scan: a shard probes
     /// part of each address's ports, so its file counts the hosts it lists).
     pub addresses: Option<u64>,
@@ -393,7 +394,7 @@ pub(crate) mod testutil {
             port_lists: vec![(
                 crate::probe::ScanType::Syn,
                 Proto::Tcp,
-                crate::target::PortList::parse("80").unwrap(),
+                crate::targets::PortList::parse("80").unwrap(),
             )],
             port_table: None,
             addresses: Some(65_536),

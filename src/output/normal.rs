@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     probe::{PortState, Proto},
-    target::services::PortTable,
+    targets::services::PortTable,
 };
 
 /// Entry tags: a ping result, a port, an IP protocol (-sO).
@@ -226,7 +226,7 @@ mod tests {
     fn one_block_per_host_with_nmaps_aligned_table() {
         let path = std::env::temp_dir().join(format!("xdpscan-nmap-{}.txt", std::process::id()));
         let table = PortTable::from_db(
-            &crate::target::services::ServiceDb::parse("ssh\t22/tcp\t0.18\nhttp\t80/tcp\t0.48\n")
+            &crate::targets::services::ServiceDb::parse("ssh\t22/tcp\t0.18\nhttp\t80/tcp\t0.48\n")
                 .unwrap(),
         );
         let mut i = info();

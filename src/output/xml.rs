@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     probe::{PortState, Proto, Reason},
-    target::services::PortTable,
+    targets::services::PortTable,
 };
 
 /// Entry tags: a ping result (host status), the host's own first reply, its path, a port.
@@ -294,7 +294,7 @@ mod tests {
 
     fn table() -> Arc<PortTable> {
         Arc::new(PortTable::from_db(
-            &crate::target::services::ServiceDb::parse("ssh\t22/tcp\t0.18\nhttp\t80/tcp\t0.48\n")
+            &crate::targets::services::ServiceDb::parse("ssh\t22/tcp\t0.18\nhttp\t80/tcp\t0.48\n")
                 .unwrap(),
         ))
     }

@@ -207,8 +207,8 @@ impl Proto {
     }
 
     /// The protocol nmap-services names this protocol's ports under.
-    pub fn service_proto(self) -> Option<crate::target::services::ServiceProto> {
-        use crate::target::services::ServiceProto;
+    pub fn service_proto(self) -> Option<crate::targets::services::ServiceProto> {
+        use crate::targets::services::ServiceProto;
         match self {
             Proto::Tcp => Some(ServiceProto::Tcp),
             Proto::Udp => Some(ServiceProto::Udp),

@@ -196,7 +196,7 @@ impl Payloads {
 }
 
 fn parse_ports(s: &str) -> Result<Vec<u16>, String> {
-    let list = crate::target::PortList::parse(s).map_err(|e| e.to_string())?;
+    let list = crate::targets::PortList::parse(s).map_err(|e| e.to_string())?;
     Ok(list.as_slice().to_vec())
 }
 

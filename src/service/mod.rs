@@ -8,7 +8,7 @@ pub mod probes;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::target::services::PortTable;
+pub use crate::targets::services::PortTable;
 pub use probes::{ProbesError, ServiceProbes};
 
 /// How a service was named, as nmap's XML says it.

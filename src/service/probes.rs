@@ -9,7 +9,7 @@ use std::{path::Path, sync::OnceLock};
 use pcre2::bytes::{Captures, Regex, RegexBuilder};
 
 use super::{Details, Service};
-use crate::target::PortList;
+use crate::targets::PortList;
 
 /// Where Debian's nmap puts the database.
 pub const DEFAULT_PATH: &str = "/usr/share/nmap/nmap-service-probes";

@@ -1,5 +1,5 @@
 //! `xdpscan worker`: takes shards from the work queue one at a time and scans each on this
-//! machine's interface, publishing results as they come (ARCHITECTURE.md, "Distributed scans").
+//! machine's interface, publishing results as they come (docs/design.md, "Distributed scans").
 //!
 //! While a shard runs, the worker tells the broker every 3 s that it is still at work (the
 //! consumer's ack wait is 15 s, so a dead worker's shard goes to another within about 20 s),

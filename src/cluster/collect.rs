@@ -19,24 +19,13 @@ use super::{
     DistError, ShardState,
 };
 use crate::{
-    output::{ndjson, RunEnd},
+    output::{formats::Format, ndjson, RunEnd},
     probe::Proto,
 };
 
-/// Output options `collect` takes, and whether each takes a value.
-const OUTPUT_OPTIONS: [(&str, bool); 19] = [
-    ("-o", true),
-    ("--output-json", true),
-    ("-oJ", true),
-    ("--output-xml", true),
-    ("-oX", true),
-    ("--output-grepable", true),
-    ("-oG", true),
-    ("--output-normal", true),
-    ("-oN", true),
-    ("--output-list", true),
-    ("-oL", true),
-    ("--csv", true),
+/// Options `collect` takes besides the formats a job's results can be written in (the format
+/// table's `from_job` rows, each with a file), and whether each takes a value.
+const OUTPUT_OPTIONS: [(&str, bool); 7] = [
     ("-f", true),
     ("--fields", true),
     ("--show", true),
@@ -46,6 +35,17 @@ const OUTPUT_OPTIONS: [(&str, bool); 19] = [
     ("--quiet", false),
 ];
 
+/// Whether `collect` takes option `head`, and whether a value follows it.
+fn output_option(head: &str) -> Option<bool> {
+    match Format::from_flag(head) {
+        Some(f) => f.row().from_job.then_some(true),
+        None => OUTPUT_OPTIONS
+            .iter()
+            .find(|(n, _)| *n == head)
+            .map(|(_, v)| *v),
+    }
+}
+
 pub fn run(argv: &[OsString]) -> Result<(), DistError> {
     let (cli, rest): (CollectCli, Vec<String>) =
         args::parse_split("xdpscan collect", argv, &["--no-wait", "--timeout"])?;
@@ -53,8 +53,8 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let head = a.split_once('=').map_or(a.as_str(), |(h, _)| h);
-        match OUTPUT_OPTIONS.iter().find(|(n, _)| *n == head) {
-            Some((_, true)) if !a.contains('=') => {
+        match output_option(head) {
+            Some(true) if !a.contains('=') => {
                 it.next();
             }
             Some(_) => {}
@@ -232,7 +232,7 @@ impl Seen {
 
     fn first(
         &mut self,
-        space: &crate::target::TargetSpace,
+        space: &crate::targets::TargetSpace,
         slot: usize,
         ip: IpAddr,
         port: u16,
@@ -253,7 +253,7 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::test_broker::TestBroker;
+    use crate::cluster::test_broker::TestBroker;
 
     /// Issue 20, item 7: a broker error on the last-message lookup is an error; only "no
     /// message" means no results.
@@ -280,7 +280,9 @@ mod tests {
                     .unwrap(),
                 1
             );
-            js.delete_stream(crate::dist::RESULTS_STREAM).await.unwrap();
+            js.delete_stream(crate::cluster::RESULTS_STREAM)
+                .await
+                .unwrap();
             let gone = last_sequence(&stream, "xdpscan.results.j", 0).await;
             assert!(gone.is_err(), "{gone:?}");
         });
@@ -291,9 +293,9 @@ mod tests {
     fn a_huge_job_allocates_no_bitmap() {
         let mut seen = Seen::new(1 << 40);
         assert!(seen.bits.is_none());
-        let space = crate::target::TargetSpace::new(
-            crate::target::RangeSet::from_ranges(vec![crate::target::Ipv4Range::new(1, 1)]),
-            crate::target::PortList::parse("80").unwrap(),
+        let space = crate::targets::TargetSpace::new(
+            crate::targets::RangeSet::from_ranges(vec![crate::targets::Ipv4Range::new(1, 1)]),
+            crate::targets::PortList::parse("80").unwrap(),
         );
         let ip = IpAddr::V4(1.into());
         assert!(seen.first(&space, 0, ip, 80, Proto::Tcp));

@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(w.networks(), 65_536);
         assert_eq!(w.to_string(), "2001:db8::/32-48");
         // A cut touching part of network 0x0102 and all of 0x0200..0x02ff takes those whole.
-        let cut = crate::target::RangeSet::from_ranges(vec![
+        let cut = crate::targets::RangeSet::from_ranges(vec![
             Ipv6Range::single(db8 | 0x0102 << 80 | 7),
             Ipv6Range::cidr(db8 | 0x02 << 88, 40),
             Ipv6Range::cidr(0x3000 << 112, 16),

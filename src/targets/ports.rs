@@ -162,7 +162,7 @@ impl fmt::Display for PortList {
 
 /// The port dimension of a scan: one port list per protocol probed (a "slot"; `-sS -sU -p
 /// T:80,U:53` has two), laid end to end. A probe's port position `pi` names both its slot and
-/// its port; slot order is the order the scan's modules are given in (ARCHITECTURE.md, "One
+/// its port; slot order is the order the scan's modules are given in (docs/design.md, "One
 /// permutation over several protocols").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbePorts {

@@ -1,5 +1,5 @@
 //! A shard's record, written only by the worker that owns it: every write is a compare-and-set
-//! on the revision that worker last wrote or read (ARCHITECTURE.md, "Distributed scans").
+//! on the revision that worker last wrote or read (docs/design.md, "Distributed scans").
 //!
 //! Without it a shard redelivered while its first worker was stalled could end "running"
 //! forever: the first worker writes Done, the second overwrites it with Running and dies, and
@@ -127,7 +127,7 @@ impl Owner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::{broker, test_broker::TestBroker, SHARDS_BUCKET};
+    use crate::cluster::{broker, test_broker::TestBroker, SHARDS_BUCKET};
 
     fn rec(state: ShardState, worker: &str) -> ShardRecord {
         ShardRecord {

@@ -1,4 +1,4 @@
-//! Scans across machines on NATS JetStream (ARCHITECTURE.md, "Distributed scans"): `submit`
+//! Scans across machines on NATS JetStream (docs/design.md, "Distributed scans"): `submit`
 //! puts one message per shard on a work queue, `worker`s take shards one at a time and publish
 //! results as they come, saving a checkpoint about every second, `collect` writes a job's
 //! results in any format, each key once, and `status` shows where a job stands. `--publish`

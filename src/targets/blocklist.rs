@@ -117,7 +117,7 @@ pub fn window_cut(w: &PrefixWindow) -> RangeSet<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{parse_target, Target};
+    use crate::targets::{parse_target, Target};
 
     fn v4(s: &str) -> Ipv4Range {
         match parse_target(s).unwrap() {

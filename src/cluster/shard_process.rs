@@ -1,4 +1,4 @@
-//! A worker's privilege separation (ARCHITECTURE.md, "Least privilege"): the threads that talk
+//! A worker's privilege separation (docs/design.md, "Least privilege"): the threads that talk
 //! to the broker and serve metrics hold no capability, and the threads that parse hostile
 //! packets share no memory with them.
 //!
@@ -23,7 +23,7 @@
 //! | launcher | `X status` | the shard process has exited |
 //!
 //! Frames come in the order the shard wrote them, so a watermark is read after every result it
-//! covers: the checkpoint rule of `dist::worker` holds across the socket.
+//! covers: the checkpoint rule of `cluster::worker` holds across the socket.
 
 use std::{
     ffi::OsString,

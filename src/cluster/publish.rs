@@ -1,5 +1,5 @@
 //! Results to a JetStream subject as they arrive: acknowledged, pipelined, retried until
-//! stored, and never lost while the broker is away (ARCHITECTURE.md, "Distributed scans").
+//! stored, and never lost while the broker is away (docs/design.md, "Distributed scans").
 //!
 //! The output thread's [`NatsSink`] turns results into messages: batches of NDJSON lines
 //! (workers: up to `BATCH_RESULTS` results or 100 ms, each batch with its own `Nats-Msg-Id`), or
@@ -618,7 +618,7 @@ mod tests {
     /// resumed scan's repeat is counted as such, not as stored.
     #[test]
     fn two_scans_to_one_subject_both_store_their_results() {
-        let Some(b) = crate::dist::test_broker::TestBroker::start() else {
+        let Some(b) = crate::cluster::test_broker::TestBroker::start() else {
             return;
         };
         let url = PublishUrl::parse(&format!("{}/scans.web", b.url), NatsAuth::default()).unwrap();

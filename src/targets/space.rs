@@ -365,7 +365,7 @@ impl TargetSpace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{parse_target, Ipv6Range, Target};
+    use crate::targets::{parse_target, Ipv6Range, Target};
     use proptest::prelude::*;
 
     fn ip4(a: u32) -> IpAddr {

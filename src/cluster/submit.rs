@@ -5,33 +5,25 @@ use std::{ffi::OsString, time::Duration};
 use async_nats::jetstream::{self, consumer::pull, context::Publish};
 use clap::Parser;
 
+use crate::output::formats::Format;
+
 use super::{
     args::{self, SubmitCli},
     broker, broker_err, consumer_name, work_subject, DistError, JobSpec, ShardTask,
 };
 
-/// Options a job cannot carry: where results go and which shard runs are the workers' and
-/// `collect`'s business.
-const NOT_IN_A_JOB: [&str; 19] = [
+/// Options a job cannot carry besides the output formats' (the format table's): where results
+/// go and which shard runs are the workers' and `collect`'s business.
+const NOT_IN_A_JOB: [&str; 9] = [
     "--shard",
     "--resume",
     "--resume-file",
-    "-o",
-    "--output-json",
-    "--output-xml",
-    "--output-grepable",
-    "--output-normal",
-    "-oN",
-    "--output-list",
-    "-oJ",
-    "-oX",
-    "-oG",
-    "-oL",
-    "--csv",
     "-m",
     "--metadata",
     "--publish",
     "--dry-run",
+    "--pcap",
+    "--status-file",
 ];
 
 /// `args`: everything after `submit`. Prints one line naming the job.
@@ -41,9 +33,7 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
     super::check_job_name(&cli.job)?;
     for a in &rest {
         let head = a.split_once('=').map_or(a.as_str(), |(h, _)| h);
-        if NOT_IN_A_JOB.contains(&head)
-            || ["--pcap", "--pcap-replies", "--status-file"].contains(&head)
-        {
+        if NOT_IN_A_JOB.contains(&head) || Format::from_flag(head).is_some() {
             return Err(DistError::Usage(format!(
                 "submit: {head} is not part of a job (results go to the broker: read them with xdpscan collect)"
             )));
@@ -267,7 +257,7 @@ mod tests {
     /// still refused.
     #[test]
     fn a_submit_that_failed_half_way_can_be_finished_or_replaced() {
-        let Some(b) = crate::dist::test_broker::TestBroker::start() else {
+        let Some(b) = crate::cluster::test_broker::TestBroker::start() else {
             return;
         };
         broker::runtime().unwrap().block_on(async {
