@@ -224,26 +224,61 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
     check_late_files(cfg)?;
     // A dry run sends nothing in every mode: `-sT` builds the SYNs its connections would open.
     let connect = cfg.scan == ScanType::Connect && !cfg.dry_run;
-    let module = if cfg.scan == ScanType::Connect && cfg.dry_run {
-        Some(connect_stand_in(cfg))
-    } else {
-        raw_module(cfg)
+    let plan = engine_plan(cfg, hooks.live.clone(), connect)?;
+    let info = run_info(cfg);
+    let mut sinks = open_sinks(&cfg.outputs, &info, !hooks.no_default_stdout)?;
+    sinks.extend(hooks.sinks);
+    // A dry run has no results and opens no connection, to a broker neither.
+    let withheld: Vec<String> = hooks.openers.iter().map(|o| o.name.clone()).collect();
+    for o in hooks.openers.into_iter().filter(|_| !cfg.dry_run) {
+        let sink = (o.open)(cfg.scan_id).map_err(|error| ScanError::SinkOpen {
+            name: o.name.clone(),
+            error,
+        })?;
+        sinks.push((o.name, sink));
+    }
+    let stats_arc = hooks.stats.unwrap_or_default();
+    let stats = &*stats_arc;
+    if !cfg.quiet {
+        announce(cfg, &plan, &withheld);
+    }
+    let (outcome, kind) = run_engine(cfg, &plan, sinks, stats, interrupts, connect)?;
+    // A scan that stopped early leaves a resume file (not when its reader went away).
+    let resume_path = (!outcome.complete && outcome.stop != StopReason::OutputClosed)
+        .then(|| save_resume(cfg, &outcome));
+    if let Some(path) = &cfg.outputs.metadata {
+        let resume = resume_path.clone().flatten();
+        let m = metadata_of(cfg, &plan, stats, &outcome, kind, resume);
+        if let Err(e) = metadata::write(path, &m) {
+            return Err(EngineError::Output(path.display().to_string(), e).into());
+        }
+    }
+    say_how_it_ended(cfg, stats, &outcome, kind, resume_path.flatten());
+    Ok(Report {
+        outcome,
+        transport: kind,
+    })
+}
+
+/// The engine's plan of this scan (`live`: the caller's view of the transmit threads).
+fn engine_plan(
+    cfg: &ScanConfig,
+    live: Option<Arc<engine::LivePositions>>,
+    connect: bool,
+) -> Result<Plan, ScanError> {
+    let params = |f: &crate::config::FamilyNet| FrameParams {
+        src_mac: cfg.net.src_mac,
+        dst_mac: f.gateway_mac,
+        src: f.src,
+        ttl: cfg.ttl,
     };
-    let plan = Plan {
+    Ok(Plan {
         cycle: Cycle::new(cfg.space.len(), cfg.seed),
         space: cfg.space.clone(), // an Arc: the addresses are not copied
         shard: cfg.shard,
-        frames: {
-            let params = |f: &crate::config::FamilyNet| FrameParams {
-                src_mac: cfg.net.src_mac,
-                dst_mac: f.gateway_mac,
-                src: f.src,
-                ttl: cfg.ttl,
-            };
-            Frames {
-                v4: cfg.net.family(false).map(params),
-                v6: cfg.net.family(true).map(params),
-            }
+        frames: Frames {
+            v4: cfg.net.family(false).map(params),
+            v6: cfg.net.family(true).map(params),
         },
         jar: CookieJar::random(cfg.source_ports)
             .map_err(|e| IoError::os("reading /dev/urandom", e))?,
@@ -265,14 +300,15 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
         packet_trace: cfg.packet_trace,
         grab: cfg.grab.clone(),
         namer: cfg.namer.clone(),
-        module,
+        module: if cfg.scan == ScanType::Connect && cfg.dry_run {
+            Some(connect_stand_in(cfg))
+        } else {
+            raw_module(cfg)
+        },
         // Always sampled: a cooldown cut short resumes from where the threads were `--wait`
         // before (`engine::carry`).
         live: Some(
-            hooks
-                .live
-                .clone()
-                .unwrap_or_else(|| Arc::new(engine::LivePositions::new(cfg.tx_cores.len()))),
+            live.unwrap_or_else(|| Arc::new(engine::LivePositions::new(cfg.tx_cores.len()))),
         ),
         answered_before: cfg.resume_answered.clone(),
         carried: cfg
@@ -280,27 +316,19 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
             .iter()
             .filter_map(|l| crate::output::ndjson::from_line(l).ok())
             .collect(),
-    };
-    let info = run_info(cfg);
-    let mut sinks = open_sinks(&cfg.outputs, &info, !hooks.no_default_stdout)?;
-    sinks.extend(hooks.sinks);
-    // A dry run has no results and opens no connection, to a broker neither.
-    let withheld: Vec<String> = hooks.openers.iter().map(|o| o.name.clone()).collect();
-    for o in hooks.openers.into_iter().filter(|_| !cfg.dry_run) {
-        let sink = (o.open)(cfg.scan_id).map_err(|error| ScanError::SinkOpen {
-            name: o.name.clone(),
-            error,
-        })?;
-        sinks.push((o.name, sink));
-    }
-    let stats_arc = hooks.stats.unwrap_or_default();
-    let stats = &*stats_arc;
+    })
+}
 
-    if !cfg.quiet {
-        announce(cfg, &plan, &withheld);
-    }
-
-    let (outcome, kind) = if connect {
+/// The scan through its engine: kernel connections, the dry run's frames, or a transport.
+fn run_engine(
+    cfg: &ScanConfig,
+    plan: &Plan,
+    sinks: Vec<NamedSink>,
+    stats: &Stats,
+    interrupts: &Interrupts,
+    connect: bool,
+) -> Result<(engine::Outcome, TransportKind), ScanError> {
+    if connect {
         let opts = ConnectOptions {
             timeout: cfg.connect_timeout,
             max_in_flight: cfg.max_inflight,
@@ -308,96 +336,83 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
             interface: cfg.interface_asked.clone(),
         };
         drop_privileges(cfg)?;
-        (
-            engine::connect::run(&plan, &opts, sinks, stats, interrupts)?,
-            TransportKind::Connect,
-        )
-    } else if cfg.dry_run {
-        let pcap = match &cfg.pcap {
-            Some(p) => Some(Arc::new(Mutex::new(PcapWriter::create(p)?))),
-            None => None,
-        };
-        let txs = (0..plan.tx_cores.len())
-            .map(|_| DryRunTx::new(pcap.clone()))
-            .collect();
-        drop_privileges(cfg)?;
-        (
-            engine::run::<_, packet::PacketRx>(&plan, txs, None, sinks, stats, interrupts)?,
-            TransportKind::DryRun,
-        )
-    } else {
-        open_and_run(cfg, &plan, sinks, stats, interrupts)?
+        let outcome = engine::connect::run(plan, &opts, sinks, stats, interrupts)?;
+        return Ok((outcome, TransportKind::Connect));
+    }
+    if !cfg.dry_run {
+        return open_and_run(cfg, plan, sinks, stats, interrupts);
+    }
+    let pcap = match &cfg.pcap {
+        Some(p) => Some(Arc::new(Mutex::new(PcapWriter::create(p)?))),
+        None => None,
     };
+    let txs = (0..plan.tx_cores.len())
+        .map(|_| DryRunTx::new(pcap.clone()))
+        .collect();
+    drop_privileges(cfg)?;
+    let outcome = engine::run::<_, packet::PacketRx>(plan, txs, None, sinks, stats, interrupts)?;
+    Ok((outcome, TransportKind::DryRun))
+}
 
-    // A scan that stopped early leaves a resume file (not when its reader went away).
-    let resume_path = (!outcome.complete && outcome.stop != StopReason::OutputClosed).then(|| {
-        let f = ResumeFile {
-            xdpscan_resume: FORMAT,
-            fingerprint: cfg.fingerprint.clone(),
-            seed: cfg.seed,
-            shard: cfg.shard,
-            threads: outcome.positions.len(),
-            positions: outcome.positions.clone(),
-            command_line: cfg.args.clone(),
-            scan_id: cfg.scan_id,
-            answered: outcome.answered_after.clone(),
-            carried: outcome
-                .carried
-                .iter()
-                .map(crate::output::ndjson::to_wire_line)
-                .collect(),
-        };
-        match f.save(&cfg.resume_file) {
-            Ok(()) => Some(cfg.resume_file.display().to_string()),
-            Err(e) => {
-                eprintln!(
-                    "xdpscan: cannot write resume file {}: {e}",
-                    cfg.resume_file.display()
-                );
-                None
-            }
-        }
-    });
-    if let Some(path) = &cfg.outputs.metadata {
-        let m = metadata_of(
-            cfg,
-            &plan,
-            stats,
-            &outcome,
-            kind,
-            resume_path.clone().flatten(),
-        );
-        if let Err(e) = metadata::write(path, &m) {
-            return Err(EngineError::Output(path.display().to_string(), e).into());
+/// Writes the resume file of a scan that stopped early; its path, or `None` (said) when it
+/// cannot be written.
+fn save_resume(cfg: &ScanConfig, outcome: &engine::Outcome) -> Option<String> {
+    let f = ResumeFile {
+        xdpscan_resume: FORMAT,
+        fingerprint: cfg.fingerprint.clone(),
+        seed: cfg.seed,
+        shard: cfg.shard,
+        threads: outcome.positions.len(),
+        positions: outcome.positions.clone(),
+        command_line: cfg.args.clone(),
+        scan_id: cfg.scan_id,
+        answered: outcome.answered_after.clone(),
+        carried: outcome
+            .carried
+            .iter()
+            .map(crate::output::ndjson::to_wire_line)
+            .collect(),
+    };
+    match f.save(&cfg.resume_file) {
+        Ok(()) => Some(cfg.resume_file.display().to_string()),
+        Err(e) => {
+            let path = cfg.resume_file.display();
+            eprintln!("xdpscan: cannot write resume file {path}: {e}");
+            None
         }
     }
+}
+
+/// The summary, a finished resume's file removed, and where a stopped scan's state is (also
+/// under -q: the exit status says it stopped).
+fn say_how_it_ended(
+    cfg: &ScanConfig,
+    stats: &Stats,
+    outcome: &engine::Outcome,
+    kind: TransportKind,
+    resume_path: Option<String>,
+) {
     // A resume file whose scan is now complete would rescan from its old place if run again.
     let finished_resume = match (&cfg.resumed_from, outcome.complete) {
         (Some(p), true) => keeper::remove(p).is_ok().then_some(p),
         _ => None,
     };
-    if outcome.stop != StopReason::OutputClosed && !cfg.quiet {
-        summary(cfg, stats, &outcome, kind);
+    if outcome.stop == StopReason::OutputClosed {
+        return;
+    }
+    if !cfg.quiet {
+        summary(cfg, stats, outcome, kind);
         if let Some(p) = finished_resume {
-            eprintln!(
-                "xdpscan: the resumed scan is complete; removed {}",
-                p.display()
-            );
+            let p = p.display();
+            eprintln!("xdpscan: the resumed scan is complete; removed {p}");
         }
     }
-    // Where the state of a stopped scan is, also under -q (the exit status says it stopped).
-    if outcome.stop != StopReason::OutputClosed {
-        if let Some(Some(p)) = &resume_path {
-            eprintln!(
-                "xdpscan: stopped before the end ({}); continue with --resume {p}",
-                stop_name(outcome.stop)
-            );
-        }
+    if let Some(p) = &resume_path {
+        eprintln!(
+            "xdpscan: stopped before the end ({}); continue with --resume {p}",
+            stop_name(outcome.stop)
+        );
     }
-    Ok(Report {
-        outcome,
-        transport: kind,
-    })
 }
 
 fn stop_name(s: StopReason) -> &'static str {

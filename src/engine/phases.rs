@@ -1,0 +1,576 @@
+//! A raw scan's lifecycle, one phase per function: the threads are started (output, version
+//! worker, receive, monitor, transmit), then sending (phase 1), the cooldown and the silent UDP
+//! ports' detection (phase 2, 2b), what only the whole of the replies tells (phase 3: paths,
+//! silence, where a resume starts), and the outcome. [`Run`] holds what the threads share.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed},
+        Arc, Mutex,
+    },
+    thread::{Scope, ScopedJoinHandle},
+    time::{Duration, Instant, SystemTime},
+};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use super::{
+    carry, cooldown, dedup::Dedup, grab, monitor, monitor::Progress, packet_trace::PacketTrace,
+    pin, receive, serve_injections, silence, stop_reason, trace_table::TraceTable, transmit,
+    version, watermark, write_outputs, EngineError, Interrupts, NamedSink, OutMsg, Outcome,
+    OutputState, Plan, Position, RawModule, RxSide, StopReason, TxExtras, OUT_QUEUE,
+};
+use crate::{
+    io::{RxQueue, TxQueue},
+    output::Record,
+};
+
+use super::stats::Stats;
+
+/// What the receive thread hands back: who answered, and the traceroute table with its hold.
+type RxResult = (Option<Dedup>, (TraceTable, Option<u64>));
+
+/// What the threads of one raw scan share.
+pub(super) struct Run<'p> {
+    plan: &'p Plan,
+    stats: &'p Stats,
+    interrupts: &'p Interrupts,
+    threads: u32,
+    start: Instant,
+    started: SystemTime,
+    progress: Progress,
+    stop_tx: AtomicBool,
+    stop_rx: AtomicBool,
+    sending_done: AtomicBool,
+    out_state: OutputState,
+    errors: Mutex<Vec<EngineError>>,
+    positions: Mutex<Vec<Position>>,
+    answered_after: Mutex<Vec<u64>>,
+    tracer: Option<PacketTrace>,
+    walks_done: AtomicUsize,
+    inject_done: AtomicBool,
+    /// Connections open, for the cooldown to wait on.
+    grabbing: AtomicUsize,
+    /// -sU -sV --report-silent: silent UDP ports are version-probed too, after the cooldown.
+    silent_udp_wanted: bool,
+    probe_silent: AtomicBool,
+    silent_done: AtomicBool,
+    holds: Arc<watermark::Holds>,
+    /// Silence is known only at the end: nothing of the scan is written until then.
+    silence_hold: Option<u64>,
+}
+
+/// A channel's two ends.
+type Channel<T> = (Sender<T>, Receiver<T>);
+
+/// The channels between the threads.
+struct Links {
+    results: Channel<OutMsg>,
+    /// Frames the banner grabber sends, through the transmit threads' rings.
+    inject: Option<Channel<Vec<u8>>>,
+    answers: Channel<grab::Answer>,
+    orders: Channel<grab::Order>,
+}
+
+impl<'p> Run<'p> {
+    pub(super) fn new(
+        plan: &'p Plan,
+        threads: u32,
+        stats: &'p Stats,
+        interrupts: &'p Interrupts,
+    ) -> Self {
+        let start = Instant::now();
+        let started = SystemTime::now();
+        let versioned = plan.namer.is_some() && plan.grab.is_some();
+        let holds = Arc::new(watermark::Holds::default());
+        let silence_hold = plan.report_silent.then(|| {
+            let ms = watermark::unix_ms(started);
+            holds.hold(ms);
+            ms
+        });
+        Run {
+            plan,
+            stats,
+            interrupts,
+            threads,
+            start,
+            started,
+            progress: progress(plan, threads, stats),
+            stop_tx: AtomicBool::new(false),
+            stop_rx: AtomicBool::new(false),
+            sending_done: AtomicBool::new(false),
+            out_state: OutputState::new(),
+            errors: Mutex::new(Vec::new()),
+            positions: Mutex::new(vec![Position { pass: 0, walked: 0 }; threads as usize]),
+            answered_after: Mutex::new(Vec::new()),
+            tracer: plan.packet_trace.then(|| PacketTrace::new(start)),
+            walks_done: AtomicUsize::new(0),
+            inject_done: AtomicBool::new(false),
+            grabbing: AtomicUsize::new(0),
+            silent_udp_wanted: versioned
+                && plan.report_silent
+                && plan
+                    .raw()
+                    .senders()
+                    .iter()
+                    .any(|m| m.result_proto() == crate::probe::Proto::Udp),
+            probe_silent: AtomicBool::new(false),
+            silent_done: AtomicBool::new(false),
+            holds,
+            silence_hold,
+        }
+    }
+
+    fn fail(&self, e: EngineError) {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
+    }
+
+    fn set_position(&self, t: usize, p: Position) {
+        self.positions.lock().unwrap_or_else(|e| e.into_inner())[t] = p;
+    }
+
+    /// Runs the scan to its end: every phase, then the outcome.
+    pub(super) fn execute<T: TxQueue, R: RxQueue>(
+        self,
+        txs: Vec<T>,
+        rx: Option<R>,
+        sinks: Vec<NamedSink>,
+    ) -> Result<Outcome, EngineError> {
+        let links = Links {
+            // Bounded, so memory does not grow when the writer lags: at 3/4 full the senders
+            // pause until it is below half (`Governor::backpressure`).
+            results: bounded::<OutMsg>(OUT_QUEUE),
+            inject: self.plan.grab.as_ref().map(|_| unbounded::<Vec<u8>>()),
+            answers: unbounded::<grab::Answer>(),
+            orders: unbounded::<grab::Order>(),
+        };
+        let mut stop = StopReason::Completed;
+        let mut send_duration = Duration::ZERO;
+        let run = &self;
+        let (inject_tx, inject_rx) = links.inject.unzip();
+        std::thread::scope(|s| {
+            let (rec_tx, rec_rx) = links.results;
+            let out = s.spawn(move || {
+                write_outputs(
+                    rec_rx,
+                    sinks,
+                    &run.out_state,
+                    run.plan.limits,
+                    run.start,
+                    &run.holds,
+                )
+            });
+            // The interrupted run's results past --max-results come first.
+            for r in &run.plan.carried {
+                run.stats.count_state(r.state);
+                let _ = rec_tx.send(OutMsg::Result(r.clone()));
+            }
+            let version_link = run.spawn_version(s, &rec_tx, links.answers, links.orders);
+            let rx_thread =
+                rx.map(|rxq| run.spawn_receiver(s, rxq, &rec_tx, inject_tx, version_link));
+            let mon = s.spawn(|| {
+                let p = run.plan;
+                monitor::run(run.stats, &run.progress, run.start, &p.status, &p.governor)
+            });
+            let senders = run.spawn_senders(s, txs, inject_rx.as_ref());
+            let history = run.send(&senders, &mut stop);
+            send_duration = run.start.elapsed();
+            let cut = match rx_thread.is_some() {
+                true => run.cool_down(&mut stop),
+                false => None,
+            };
+            run.stop_rx.store(true, Relaxed);
+            let (dedup, traces) = rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
+            run.inject_done.store(true, Relaxed);
+            for h in senders {
+                let _ = h.join();
+            }
+            run.after_cooldown(dedup, traces, cut, &history, stop, &rec_tx);
+            drop(rec_tx);
+            let _ = out.join();
+            run.progress.finished.store(true, Relaxed);
+            let _ = mon.join();
+        });
+        self.outcome(stop, send_duration)
+    }
+
+    /// The -sV worker, which matches answers off the receive thread (`version.rs`), and the
+    /// grabber's link to it.
+    fn spawn_version<'s>(
+        &'s self,
+        s: &'s Scope<'s, '_>,
+        rec_tx: &Sender<OutMsg>,
+        answers: Channel<grab::Answer>,
+        orders: Channel<grab::Order>,
+    ) -> Option<grab::VersionLink> {
+        let namer = self
+            .plan
+            .namer
+            .as_ref()
+            .filter(|_| self.plan.grab.is_some())?;
+        let detecting = Arc::new(AtomicUsize::new(0));
+        let (rec_tx, counted) = (rec_tx.clone(), detecting.clone());
+        let (answer_rx, order_tx) = (answers.1, orders.0);
+        s.spawn(move || {
+            let work = version::VersionWork {
+                db: namer.probes.clone(),
+                namer,
+                intensity: namer.intensity,
+                max_wait: self
+                    .plan
+                    .grab
+                    .as_ref()
+                    .map_or(Duration::from_secs(5), |g| g.timeout),
+                tls: true,
+            };
+            version::run(work, answer_rx, order_tx, rec_tx, &counted, self.stats)
+        });
+        Some(grab::VersionLink {
+            answers: answers.0,
+            orders: orders.1,
+            detecting,
+        })
+    }
+
+    /// The receive thread: classify, grab, dedup, record (`receive`).
+    fn spawn_receiver<'s, R: RxQueue + 's>(
+        &'s self,
+        s: &'s Scope<'s, '_>,
+        mut rxq: R,
+        rec_tx: &Sender<OutMsg>,
+        inject_tx: Option<Sender<Vec<u8>>>,
+        version_link: Option<grab::VersionLink>,
+    ) -> ScopedJoinHandle<'s, RxResult> {
+        let rec_tx = rec_tx.clone();
+        s.spawn(move || {
+            let plan = self.plan;
+            pin(plan.rx_core);
+            let mut side = RxSide {
+                dedup: self.dedup_before(),
+                tracer: self.tracer.as_ref(),
+                traces: TraceTable::default(),
+                trace_hold: None,
+                holds: &self.holds,
+                grabber: plan.grab.clone().zip(inject_tx).map(|(o, tx)| {
+                    let g = grab::Grabber::new(o, plan.frames, tx).with_holds(self.holds.clone());
+                    match version_link {
+                        Some(link) => g.with_version(link, plan.jar.ports()),
+                        None => g,
+                    }
+                }),
+                grabbing: &self.grabbing,
+                silent_udp: self.silent_udp_wanted.then_some(silence::SilentUdp {
+                    go: &self.probe_silent,
+                    done: &self.silent_done,
+                    thread: 0,
+                    threads: self.threads,
+                    walker: None,
+                    held: None,
+                }),
+            };
+            let stop = (&self.stop_rx, &self.sending_done);
+            if let Err(e) = receive(
+                plan, &mut rxq, self.stats, stop.0, stop.1, &rec_tx, &mut side,
+            ) {
+                self.fail(e.into());
+            }
+            let drops = &self.stats.drops;
+            Stats::add(drops, rxq.drops().saturating_sub(Stats::get(drops)));
+            (Some(side.dedup), (side.traces, side.trace_hold))
+        })
+    }
+
+    /// The duplicate filter, with what the interrupted run reported or carried marked.
+    fn dedup_before(&self) -> Dedup {
+        let plan = self.plan;
+        let raw = plan.raw();
+        let mut dedup = Dedup::for_space(plan.space.len());
+        for &i in &plan.answered_before {
+            dedup.mark(i);
+        }
+        for r in &plan.carried {
+            if let Some(i) = plan.space.index_of(r.ip, raw.slot_of(r.proto), r.port) {
+                dedup.mark(i);
+            }
+        }
+        dedup
+    }
+
+    /// One pinned transmit thread per queue; each serves the grabber's frames once its walk
+    /// is done.
+    fn spawn_senders<'s, T: TxQueue + 's>(
+        &'s self,
+        s: &'s Scope<'s, '_>,
+        txs: Vec<T>,
+        inject_rx: Option<&'s Receiver<Vec<u8>>>,
+    ) -> Vec<ScopedJoinHandle<'s, ()>> {
+        txs.into_iter()
+            .enumerate()
+            .zip(self.plan.tx_cores.iter().copied())
+            .map(|((t, mut txq), core)| {
+                s.spawn(move || {
+                    pin(core);
+                    let tracer = self.tracer.as_ref();
+                    let extra = TxExtras {
+                        tracer,
+                        inject: inject_rx,
+                    };
+                    let walked = transmit(
+                        self.plan,
+                        &mut txq,
+                        t as u32,
+                        self.threads,
+                        self.stats,
+                        &self.stop_tx,
+                        extra,
+                    );
+                    let ok = match walked {
+                        Ok(p) => {
+                            self.set_position(t, p);
+                            true
+                        }
+                        Err((e, p)) => {
+                            self.set_position(t, p);
+                            self.stop_tx.store(true, Relaxed);
+                            self.fail(e.into());
+                            false
+                        }
+                    };
+                    self.walks_done.fetch_add(1, Relaxed);
+                    if let (true, Some(rx)) = (ok, inject_rx) {
+                        if let Err(e) = serve_injections(&mut txq, rx, &self.inject_done, tracer) {
+                            self.fail(e.into());
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Phase 1, sending: waits for the transmit threads; a signal, a limit or a dead output
+    /// stops them. Samples the positions for a cut cooldown (`carry`).
+    fn send(
+        &self,
+        senders: &[ScopedJoinHandle<'_, ()>],
+        stop: &mut StopReason,
+    ) -> carry::PositionHistory {
+        let plan = self.plan;
+        let mut history = carry::PositionHistory::default();
+        let mut sampled = Instant::now();
+        while self.walks_done.load(Relaxed) < self.threads as usize
+            && senders.iter().any(|h| !h.is_finished())
+        {
+            if let Some(live) = plan
+                .live
+                .as_ref()
+                .filter(|_| sampled.elapsed().as_millis() >= 100)
+            {
+                sampled = Instant::now();
+                history.sample(sampled, live.snapshot(), plan.wait);
+            }
+            if !self.stop_tx.load(Relaxed) {
+                if let Some(w) = stop_reason(plan, self.start, self.interrupts, &self.out_state) {
+                    *stop = w;
+                    self.stop_tx.store(true, Relaxed);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.sending_done.store(true, Relaxed);
+        let sent_ms = self.start.elapsed().as_millis().max(1) as u64;
+        self.progress.send_done_ms.store(sent_ms, Relaxed);
+        if let Some(live) = &plan.live {
+            history.sample(Instant::now(), live.snapshot(), plan.wait);
+        }
+        history
+    }
+
+    /// Phase 2, the cooldown: replies still in flight. Phase 2b (-sU -sV --report-silent): the
+    /// silent UDP ports of a complete run go through version detection before they are
+    /// reported (an answer makes them open). Returns when a cut cooldown stopped.
+    fn cool_down(&self, stop: &mut StopReason) -> Option<Instant> {
+        let cut = cooldown(
+            self.plan,
+            self.interrupts,
+            &self.out_state,
+            &self.grabbing,
+            stop,
+        );
+        if self.silent_udp_wanted && *stop == StopReason::Completed && !self.stop_tx.load(Relaxed) {
+            self.probe_silent.store(true, Relaxed);
+            let seen = self.interrupts.load(Relaxed);
+            while !self.silent_done.load(Relaxed) || self.grabbing.load(Relaxed) > 0 {
+                if self.interrupts.load(Relaxed) > seen || self.out_state.dead() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        cut
+    }
+
+    /// Phase 3, what only the whole of the replies tells: paths, one record per target, and
+    /// silence, for this shard's targets only; and where a resume starts (a cut cooldown gives
+    /// back what the last `--wait` sent).
+    fn after_cooldown(
+        &self,
+        dedup: Option<Dedup>,
+        (traces, trace_hold): (TraceTable, Option<u64>),
+        cut: Option<Instant>,
+        history: &carry::PositionHistory,
+        stop: StopReason,
+        rec_tx: &Sender<OutMsg>,
+    ) {
+        let plan = self.plan;
+        let mut emit = |r: Record| {
+            self.stats.count_state(r.state);
+            rec_tx.send(OutMsg::Result(r)).is_ok()
+        };
+        if let RawModule::Trace(t) = plan.raw() {
+            for r in traces.into_records(t, plan.frames.primary().ttl, &plan.frames) {
+                if !emit(r) {
+                    break;
+                }
+            }
+        }
+        if let Some(ms) = trace_hold {
+            let _ = rec_tx.send(OutMsg::Release(ms));
+        }
+        let stopped = self
+            .positions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let started_at: Vec<Position> = (0..self.threads as usize)
+            .map(|t| {
+                plan.resume
+                    .as_ref()
+                    .and_then(|r| r.get(t).copied())
+                    .unwrap_or(Position { pass: 0, walked: 0 })
+            })
+            .collect();
+        let effective = match cut {
+            Some(at) => history.safe_at(at, plan.wait).unwrap_or(started_at.clone()),
+            None => stopped.clone(),
+        };
+        if let Some(answered) = dedup.as_ref().and_then(|d| d.answered()) {
+            if cut.is_some() {
+                let mut given_back = Vec::new();
+                for t in 0..self.threads {
+                    let (safe, stop) = (effective[t as usize], stopped[t as usize]);
+                    let th = self.threads;
+                    given_back.extend(carry::answered_between(plan, answered, t, th, safe, stop));
+                }
+                *self
+                    .answered_after
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = given_back;
+            }
+            if plan.report_silent {
+                // What this run can tell, complete or not (a resumed run tells the rest).
+                let ranges: Vec<(u64, u64)> = (0..self.threads as usize)
+                    .map(|t| carry::silent_range(plan, started_at[t], effective[t]))
+                    .collect();
+                // Silent UDP ports probed in phase 2b were reported by the version worker.
+                silence::report(answered, plan, &ranges, self.silent_udp_wanted, &mut emit);
+            }
+        }
+        *self.positions.lock().unwrap_or_else(|p| p.into_inner()) = effective;
+        let complete =
+            stop == StopReason::Completed && !self.stop_tx.load(Relaxed) && cut.is_none();
+        if let Some(ms) = self.silence_hold {
+            let _ = rec_tx.send(OutMsg::Release(ms));
+        }
+        self.out_state.complete.store(complete, Relaxed);
+    }
+
+    /// How the scan ended: the first error, or the stop reason, positions and what a resume
+    /// needs.
+    fn outcome(
+        self,
+        mut stop: StopReason,
+        send_duration: Duration,
+    ) -> Result<Outcome, EngineError> {
+        let plan = self.plan;
+        let carried = std::mem::take(
+            &mut *self
+                .out_state
+                .carried
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        if stop == StopReason::Completed && self.out_state.limit_hit.load(Relaxed) {
+            stop = StopReason::MaxResults;
+        }
+        if self.out_state.broken_pipe.load(Relaxed) {
+            stop = StopReason::OutputClosed;
+        }
+        if let Some(e) = self
+            .out_state
+            .error
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            return Err(e);
+        }
+        let mut errs = self.errors.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = errs.drain(..).next() {
+            return Err(e);
+        }
+        let positions = self
+            .positions
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        let threads = self.threads;
+        let complete = (0..threads as usize).all(|t| {
+            let p = positions[t];
+            let all = plan
+                .cycle
+                .walker(plan.shard.0, plan.shard.1, t as u32, threads);
+            p.pass == plan.retries && p.walked == all.positions()
+        });
+        Ok(Outcome {
+            started: self.started,
+            duration: self.start.elapsed(),
+            send_duration,
+            stop,
+            positions,
+            complete,
+            governor: Some(plan.governor.report()).filter(|r| plan.governor.active || r.pauses > 0),
+            answered_after: self
+                .answered_after
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner()),
+            carried,
+        })
+    }
+}
+
+/// The monitor's progress: every position of every pass, those walked before a resume
+/// already counted.
+fn progress(plan: &Plan, threads: u32, stats: &Stats) -> Progress {
+    let per_pass: Vec<u64> = (0..threads)
+        .map(|t| {
+            plan.cycle
+                .walker(plan.shard.0, plan.shard.1, t, threads)
+                .positions()
+        })
+        .collect();
+    if let Some(r) = &plan.resume {
+        let done: u64 = r
+            .iter()
+            .zip(&per_pass)
+            .map(|(p, n)| p.pass as u64 * n + p.walked)
+            .sum();
+        Stats::add(&stats.walked, done);
+    }
+    Progress {
+        total_positions: per_pass.iter().sum::<u64>() * (plan.retries as u64 + 1),
+        send_done_ms: Default::default(),
+        wait: plan.wait,
+        finished: AtomicBool::new(false),
+    }
+}
