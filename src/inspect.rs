@@ -138,16 +138,23 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
             ip_header + l4.len()
         )));
     }
-    let tpl = FrameTemplate::new(&params, &l4);
+    let ip_id = p.ip_id.unwrap_or(r16(6)) as u32;
+    Ok((frame_of(p, &params, &l4, ck_at, ip_id), sport))
+}
+
+/// The frame of `l4` to the target, its checksum at `ck_at`, with the IP fields a template has
+/// none of (TOS or traffic class, DF).
+fn frame_of(p: &ProbeCli, params: &FrameParams, l4: &L4Repr, ck_at: usize, ip_id: u32) -> Vec<u8> {
+    let tpl = FrameTemplate::new(params, l4);
     let mut frame = vec![0u8; tpl.len()];
-    tpl.stamp(&mut frame, p.target, p.ip_id.unwrap_or(r16(6)) as u32);
+    tpl.stamp(&mut frame, p.target, ip_id);
     let mut ck = checksum::finish(tpl.l4_sum() + tpl.dst_sum(p.target));
     if p.proto == ProbeProto::Udp && ck == 0 {
         ck = 0xffff; // zero means "no checksum" in UDP
     }
     put_u16(&mut frame, tpl.l4_offset() + ck_at, ck);
     // TOS (traffic class) and DF are not template fields: set them, and redo IPv4's checksum.
-    match family {
+    match Family::of(&p.target) {
         Family::V4 => {
             let mut ip = Ipv4Packet::new_checked(&mut frame[HEADER_LEN..]).expect("we built it");
             ip.set_tos(p.tos);
@@ -160,7 +167,7 @@ pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u1
                 .set_traffic_class(p.tos);
         }
     }
-    Ok((frame, sport))
+    frame
 }
 
 fn payload(p: &ProbeCli, rand: &[u8; 8]) -> Result<Vec<u8>, ProbeError> {

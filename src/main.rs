@@ -98,6 +98,53 @@ fn stop_status(stop: xdpscan::engine::StopReason) -> u8 {
     }
 }
 
+/// The scan's command line: peers' flags translated (their notes said once) or refused,
+/// nmap's multi-letter flags normalised, a bare `--resume FILE` completed. `--echo` (masscan's)
+/// prints the scan and ends here.
+fn command_line(args: Vec<std::ffi::OsString>) -> Result<Vec<std::ffi::OsString>, ExitCode> {
+    let read = |f: &str| std::fs::read_to_string(f).map_err(|e| e.to_string());
+    let (args, echo) = match xdpscan::peer_flags::translate(args, &read) {
+        Ok(t) => {
+            let quiet = t.args.iter().any(|a| a == "-q" || a == "--quiet");
+            for note in t.notes.iter().filter(|_| !quiet && !t.echo) {
+                eprintln!("xdpscan: note: {note}");
+            }
+            (t.args, t.echo)
+        }
+        Err(e) => {
+            eprintln!("xdpscan: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let args = cli::resume_args(cli::normalize_args(args)).map_err(clap_exit)?;
+    if echo {
+        return Err(match xdpscan::peer_flags::echo(&args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => clap_exit(e),
+        });
+    }
+    Ok(args)
+}
+
+/// `--publish URL`: the NATS sink, opened by the scan once it knows its id.
+fn publish_sink(cli: &cli::Cli) -> Result<Option<scan::SinkOpener>, String> {
+    let Some(url) = &cli.publish else {
+        return Ok(None);
+    };
+    let url = PublishUrl::parse(url, cli.nats_auth.clone())?;
+    Ok(Some(scan::SinkOpener {
+        name: "--publish".into(),
+        open: Box::new(move |scan_id| {
+            NatsSink::single_scan(&url, scan_id)
+                .map(|s| Box::new(s) as Box<dyn xdpscan::output::Sink>)
+                .map_err(|e| e.to_string())
+        }),
+    }))
+}
+
 fn main() -> ExitCode {
     // A bug must still read as one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -124,34 +171,10 @@ fn main() -> ExitCode {
             return distributed(cmd, &args[2..]);
         }
     }
-    // nmap's, masscan's and ZMap's flags: translated (said once) or refused with a hint.
-    let read = |f: &str| std::fs::read_to_string(f).map_err(|e| e.to_string());
-    let (args, echo) = match xdpscan::peer_flags::translate(args, &read) {
-        Ok(t) => {
-            let quiet = t.args.iter().any(|a| a == "-q" || a == "--quiet");
-            for note in t.notes.iter().filter(|_| !quiet && !t.echo) {
-                eprintln!("xdpscan: note: {note}");
-            }
-            (t.args, t.echo)
-        }
-        Err(e) => {
-            eprintln!("xdpscan: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let args = match cli::resume_args(cli::normalize_args(args)) {
+    let args = match command_line(args) {
         Ok(a) => a,
-        Err(e) => return clap_exit(e),
+        Err(code) => return code,
     };
-    if echo {
-        return match xdpscan::peer_flags::echo(&args) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => clap_exit(e),
-        };
-    }
     let cli = match cli::Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => return clap_exit(e),
@@ -175,22 +198,12 @@ fn main() -> ExitCode {
 
     // The cluster sits on top of the scan: `--publish` is one more sink, registered here.
     let mut hooks = scan::Hooks::default();
-    if let Some(url) = &cli.publish {
-        let url = match PublishUrl::parse(url, cli.nats_auth.clone()) {
-            Ok(u) => u,
-            Err(e) => {
-                eprintln!("xdpscan: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        hooks.openers.push(scan::SinkOpener {
-            name: "--publish".into(),
-            open: Box::new(move |scan_id| {
-                NatsSink::single_scan(&url, scan_id)
-                    .map(|s| Box::new(s) as Box<dyn xdpscan::output::Sink>)
-                    .map_err(|e| e.to_string())
-            }),
-        });
+    match publish_sink(&cli) {
+        Ok(opener) => hooks.openers.extend(opener),
+        Err(e) => {
+            eprintln!("xdpscan: {e}");
+            return ExitCode::from(2);
+        }
     }
     let cfg = match ScanConfig::from_cli(&cli) {
         // What a resume file records and the documents show: the whole scan, also when it was

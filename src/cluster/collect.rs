@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::{self, consumer::pull};
 use clap::Parser;
 use futures_util::StreamExt;
 
@@ -16,7 +16,7 @@ use super::{
     args::{self, CollectCli},
     broker, broker_err, results_subject,
     submit::clap_usage,
-    DistError, ShardState,
+    DistError, JobSpec, ShardState,
 };
 use crate::{
     output::{formats::Format, ndjson, RunEnd},
@@ -50,119 +50,21 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
     let (cli, rest): (CollectCli, Vec<String>) =
         args::parse_split("xdpscan collect", argv, &["--no-wait", "--timeout"])?;
     super::check_job_name(&cli.job)?;
-    let mut it = rest.iter();
-    while let Some(a) = it.next() {
-        let head = a.split_once('=').map_or(a.as_str(), |(h, _)| h);
-        match output_option(head) {
-            Some(true) if !a.contains('=') => {
-                it.next();
-            }
-            Some(_) => {}
-            None => {
-                return Err(DistError::Usage(format!(
-                    "collect: {a} is not an output option (the scan is the job's)"
-                )))
-            }
-        }
-    }
+    check_output_options(&rest)?;
     let quiet = rest.iter().any(|a| a == "-q" || a == "--quiet");
     let rt = broker::runtime()?;
     rt.block_on(async {
         let client = broker::connect(&cli.nats.url, &cli.nats.auth).await?;
         let js = broker::jetstream(&client);
         let job = broker::job(&js, &cli.job).await?;
-
-        // Wait for every shard (a dead worker's shard goes to another on its own).
-        let deadline = cli.timeout.map(|s| Instant::now() + Duration::from_secs_f64(s));
-        let complete = loop {
-            let recs = broker::shard_records(&js, &job).await?;
-            let done = recs
-                .iter()
-                .filter(|r| r.as_ref().is_some_and(|r| r.state == ShardState::Done))
-                .count();
-            if done == recs.len() {
-                break true;
-            }
-            if cli.no_wait {
-                break false;
-            }
-            if deadline.is_some_and(|d| Instant::now() > d) {
-                return Err(DistError::Broker(format!(
-                    "job {}: {done} of {} shards done when --timeout ran out",
-                    job.job, job.shards
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
-
+        let complete = wait_for_shards(&js, &job, &cli).await?;
         // The documents describe the whole job.
-        let scan_args: Vec<OsString> = crate::cli::normalize_args(
-            std::iter::once("xdpscan".to_string())
-                .chain(job.args.iter().cloned())
-                .chain(["--seed".to_string(), job.seed.to_string()])
-                .chain(rest.iter().cloned())
-                .map(OsString::from),
-        );
-        let scan_cli = crate::cli::Cli::try_parse_from(&scan_args).map_err(clap_usage)?;
-        let spec = crate::config::ScanSpec::from_cli(&scan_cli)?;
+        let spec = job_spec(&job, &rest)?;
         let info = crate::scan::run_info(&spec);
         let mut sinks = crate::scan::open_sinks(&spec.outputs, &info, true)?;
-        let slots = Proto::ALL.map(|p| crate::scan::slot_of(&spec, p));
-        let slot = |p: Proto| slots[p.index()];
-        let mut seen = Seen::new(spec.space.len());
-
-        let subject = results_subject(&job.job);
-        let stream = js
-            .get_stream(super::RESULTS_STREAM)
-            .await
-            .map_err(|e| broker_err("no results stream", e))?;
-        let last = last_sequence(&stream, &subject, 15).await?;
-        let (mut written, mut dups, mut stored) = (0u64, 0u64, 0u64);
         let started = Instant::now();
-        let mut failed: Option<(String, std::io::Error)> = None;
-        if last > 0 {
-            let consumer = stream
-                .create_consumer(pull::OrderedConfig {
-                    filter_subject: subject.clone(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| broker_err("cannot read the results", e))?;
-            let mut msgs = consumer
-                .messages()
-                .await
-                .map_err(|e| broker_err("cannot read the results", e))?;
-            'msgs: while let Some(m) = msgs.next().await {
-                let m = m.map_err(|e| broker_err("reading the results", e))?;
-                let seq = m.info().map(|i| i.stream_sequence).unwrap_or(last);
-                for line in m.payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    stored += 1;
-                    let Ok(r) = std::str::from_utf8(line)
-                        .map_err(|e| e.to_string())
-                        .and_then(ndjson::from_line)
-                    else {
-                        continue;
-                    };
-                    if !seen.first(&spec.space, slot(r.proto), r.ip, r.port, r.proto) {
-                        dups += 1;
-                        continue;
-                    }
-                    if !spec.limits.show.contains(r.state) {
-                        continue;
-                    }
-                    for (name, s) in sinks.iter_mut() {
-                        if let Err(e) = s.write(&r) {
-                            failed = Some((name.clone(), e));
-                            break 'msgs;
-                        }
-                    }
-                    written += 1;
-                }
-                if seq >= last {
-                    break;
-                }
-            }
-        }
+        let copied = copy_results(&js, &job, &spec, &mut sinks).await?;
+        let (written, stored, dups, mut failed) = copied;
         let end = RunEnd {
             end: SystemTime::now(),
             elapsed: started.elapsed(),
@@ -187,6 +89,138 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
         }
         Ok(())
     })
+}
+
+/// Everything after the job's options must be an output option (the scan is the job's).
+fn check_output_options(rest: &[String]) -> Result<(), DistError> {
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        let head = a.split_once('=').map_or(a.as_str(), |(h, _)| h);
+        match output_option(head) {
+            Some(true) if !a.contains('=') => {
+                it.next();
+            }
+            Some(_) => {}
+            None => {
+                return Err(DistError::Usage(format!(
+                    "collect: {a} is not an output option (the scan is the job's)"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits for every shard to be done (a dead worker's shard goes to another on its own); false
+/// at once with `--no-wait` when some are not.
+async fn wait_for_shards(
+    js: &jetstream::Context,
+    job: &JobSpec,
+    cli: &CollectCli,
+) -> Result<bool, DistError> {
+    let deadline = cli
+        .timeout
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
+    loop {
+        let recs = broker::shard_records(js, job).await?;
+        let done = recs
+            .iter()
+            .filter(|r| r.as_ref().is_some_and(|r| r.state == ShardState::Done))
+            .count();
+        if done == recs.len() {
+            return Ok(true);
+        }
+        if cli.no_wait {
+            return Ok(false);
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(DistError::Broker(format!(
+                "job {}: {done} of {} shards done when --timeout ran out",
+                job.job, job.shards
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The job's scan with `rest`'s outputs, as the documents describe it.
+fn job_spec(job: &JobSpec, rest: &[String]) -> Result<crate::config::ScanSpec, DistError> {
+    let scan_args: Vec<OsString> = crate::cli::normalize_args(
+        std::iter::once("xdpscan".to_string())
+            .chain(job.args.iter().cloned())
+            .chain(["--seed".to_string(), job.seed.to_string()])
+            .chain(rest.iter().cloned())
+            .map(OsString::from),
+    );
+    let scan_cli = crate::cli::Cli::try_parse_from(&scan_args).map_err(clap_usage)?;
+    Ok(crate::config::ScanSpec::from_cli(&scan_cli)?)
+}
+
+/// What copying a job's results gave: written, stored, repeats dropped, and the first sink
+/// that failed.
+type Copied = (u64, u64, u64, Option<(String, std::io::Error)>);
+
+/// Each stored result of the job, once, to every sink.
+async fn copy_results(
+    js: &jetstream::Context,
+    job: &JobSpec,
+    spec: &crate::config::ScanSpec,
+    sinks: &mut [crate::engine::NamedSink],
+) -> Result<Copied, DistError> {
+    let slots = Proto::ALL.map(|p| crate::scan::slot_of(spec, p));
+    let slot = |p: Proto| slots[p.index()];
+    let mut seen = Seen::new(spec.space.len());
+    let subject = results_subject(&job.job);
+    let stream = js
+        .get_stream(super::RESULTS_STREAM)
+        .await
+        .map_err(|e| broker_err("no results stream", e))?;
+    let last = last_sequence(&stream, &subject, 15).await?;
+    let (mut written, mut dups, mut stored) = (0u64, 0u64, 0u64);
+    if last == 0 {
+        return Ok((0, 0, 0, None));
+    }
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: subject.clone(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| broker_err("cannot read the results", e))?;
+    let mut msgs = consumer
+        .messages()
+        .await
+        .map_err(|e| broker_err("cannot read the results", e))?;
+    while let Some(m) = msgs.next().await {
+        let m = m.map_err(|e| broker_err("reading the results", e))?;
+        let seq = m.info().map(|i| i.stream_sequence).unwrap_or(last);
+        for line in m.payload.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            stored += 1;
+            let Ok(r) = std::str::from_utf8(line)
+                .map_err(|e| e.to_string())
+                .and_then(ndjson::from_line)
+            else {
+                continue;
+            };
+            if !seen.first(&spec.space, slot(r.proto), r.ip, r.port, r.proto) {
+                dups += 1;
+                continue;
+            }
+            if !spec.limits.show.contains(r.state) {
+                continue;
+            }
+            for (name, s) in sinks.iter_mut() {
+                if let Err(e) = s.write(&r) {
+                    return Ok((written, stored, dups, Some((name.clone(), e))));
+                }
+            }
+            written += 1;
+        }
+        if seq >= last {
+            break;
+        }
+    }
+    Ok((written, stored, dups, None))
 }
 
 /// The stream sequence of the job's last result; 0 when it has none. Any other answer is an

@@ -541,31 +541,7 @@ async fn run_shard(
             .and_then(|c| serde_json::from_value::<ResumeFile>(c).ok())
             .map(|f| f.positions)
     });
-    // Taken: the record says by whom, keeping the checkpoint it had; written over the revision
-    // read, so a worker that wrote in between (or a Done) wins.
-    let claim = owner::Owner::claim(
-        t.shards.clone(),
-        t.key.clone(),
-        &t.read,
-        &rec.record(ShardState::Running, last_saved.as_ref()),
-    )
-    .await;
-    // Not ours: lost to another worker (with the record it wrote), or the broker refused.
-    let owner = match claim {
-        Ok((o, owner::Wrote::Yes)) => Ok(o),
-        Ok((_, owner::Wrote::Lost(now))) => Err((
-            format!(
-                "{}: {}; not taken",
-                shard_name(t.spec, t.task),
-                lost_reason(now.as_ref())
-            ),
-            Some(now),
-        )),
-        Err(e) => Err((
-            format!("{} given back: {e}", shard_name(t.spec, t.task)),
-            None,
-        )),
-    };
+    let owner = claim(&t, &rec, last_saved.as_ref()).await;
     let owner = match owner {
         Ok(o) => o,
         Err((m, lost)) => {
@@ -623,6 +599,38 @@ async fn run_shard(
     t.files.remove();
     ctx.metrics.end_shard();
     conclude(ctx, &t, &rec, watch, outcome, say).await
+}
+
+/// Takes the shard: the record says by whom, keeping the checkpoint it had; written over the
+/// revision read, so a worker that wrote in between (or a Done) wins. Not ours: why, and the
+/// record another worker wrote (none when the broker refused).
+async fn claim(
+    t: &Taken<'_>,
+    rec: &Recorder<'_>,
+    last_saved: Option<&Vec<Position>>,
+) -> Result<owner::Owner, (String, Option<Option<ShardRecord>>)> {
+    let claim = owner::Owner::claim(
+        t.shards.clone(),
+        t.key.clone(),
+        &t.read,
+        &rec.record(ShardState::Running, last_saved),
+    )
+    .await;
+    match claim {
+        Ok((o, owner::Wrote::Yes)) => Ok(o),
+        Ok((_, owner::Wrote::Lost(now))) => Err((
+            format!(
+                "{}: {}; not taken",
+                shard_name(t.spec, t.task),
+                lost_reason(now.as_ref())
+            ),
+            Some(now),
+        )),
+        Err(e) => Err((
+            format!("{} given back: {e}", shard_name(t.spec, t.task)),
+            None,
+        )),
+    }
 }
 
 /// A running shard, watched: progress acks, checkpoints, and the loss of the shard.

@@ -431,45 +431,8 @@ impl Grabber {
             return None;
         }
         let f = seg.flags();
-        if let Phase::SynSent { iss, .. } = &c.phase {
-            let iss = *iss;
-            if f.has(TcpFlags::RST) {
-                return Some(self.end_version(key, End::Failed, false, now));
-            }
-            if !(f.has(TcpFlags::SYN) && f.has(TcpFlags::ACK)) || seg.ack() != iss.wrapping_add(1) {
-                return Some(None);
-            }
-            let Phase::SynSent { payload, .. } = std::mem::replace(&mut c.phase, Phase::Probed)
-            else {
-                unreachable!()
-            };
-            c.rcv_nxt = seg.seq().wrapping_add(1);
-            c.snd_nxt = iss.wrapping_add(1);
-            c.started = now;
-            c.deadline = now + c.wait;
-            if payload.is_empty() {
-                // A NULL probe of our own (inside TLS): wait for a greeting.
-                c.phase = Phase::Greeting;
-            }
-            // Inside TLS the first bytes are the ClientHello; the probe follows the handshake.
-            let bytes = if c.wants_tls {
-                match super::tls::TlsLayer::new(key.0, &payload) {
-                    Some(mut t) => {
-                        let hello = t.outgoing();
-                        c.tls = Some(Box::new(t));
-                        hello
-                    }
-                    None => return Some(self.end_version(key, End::Failed, true, now)),
-                }
-            } else {
-                payload
-            };
-            let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
-            self.send(key.0, sport, key.1, snd, rcv, TcpFlags::ACK, &[]);
-            if !bytes.is_empty() {
-                self.send_probe(key, bytes, now);
-            }
-            return Some(None);
+        if matches!(c.phase, Phase::SynSent { .. }) {
+            return self.handshake(key, &seg, now);
         }
         if f.has(TcpFlags::SYN) {
             return None; // a SYN-ACK: the scan's business (see repeat_synack)
@@ -553,6 +516,58 @@ impl Grabber {
             return Some(None);
         }
         Some(done.then(|| self.finish(key, true)))
+    }
+
+    /// The answer to our SYN: the handshake completed (and the probe, or TLS's ClientHello,
+    /// sent), or the port refused.
+    fn handshake(
+        &mut self,
+        key: (IpAddr, u16),
+        seg: &TcpSegment<&[u8]>,
+        now: Instant,
+    ) -> Option<Option<Record>> {
+        let c = self.conns.get_mut(&key)?;
+        let f = seg.flags();
+        let Phase::SynSent { iss, .. } = &c.phase else {
+            return None;
+        };
+        let iss = *iss;
+        if f.has(TcpFlags::RST) {
+            return Some(self.end_version(key, End::Failed, false, now));
+        }
+        if !(f.has(TcpFlags::SYN) && f.has(TcpFlags::ACK)) || seg.ack() != iss.wrapping_add(1) {
+            return Some(None);
+        }
+        let Phase::SynSent { payload, .. } = std::mem::replace(&mut c.phase, Phase::Probed) else {
+            unreachable!()
+        };
+        c.rcv_nxt = seg.seq().wrapping_add(1);
+        c.snd_nxt = iss.wrapping_add(1);
+        c.started = now;
+        c.deadline = now + c.wait;
+        if payload.is_empty() {
+            // A NULL probe of our own (inside TLS): wait for a greeting.
+            c.phase = Phase::Greeting;
+        }
+        // Inside TLS the first bytes are the ClientHello; the probe follows the handshake.
+        let bytes = if c.wants_tls {
+            match super::tls::TlsLayer::new(key.0, &payload) {
+                Some(mut t) => {
+                    let hello = t.outgoing();
+                    c.tls = Some(Box::new(t));
+                    hello
+                }
+                None => return Some(self.end_version(key, End::Failed, true, now)),
+            }
+        } else {
+            payload
+        };
+        let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
+        self.send(key.0, sport, key.1, snd, rcv, TcpFlags::ACK, &[]);
+        if !bytes.is_empty() {
+            self.send_probe(key, bytes, now);
+        }
+        Some(None)
     }
 
     /// Sends due probes and closes expired connections; returns the finished records. Cheap to

@@ -169,101 +169,116 @@ pub fn run(
         }
         let s = snapshot(stats, progress, start, &mut last);
         if let Some(b) = &bar {
-            let tail = match s.cooldown_left {
-                Some(l) => format!("cooldown {}s", l.as_secs()),
-                None => format!(
-                    "ETA {}",
-                    s.remaining.map(fmt_clock).unwrap_or_else(|| "-".into())
-                ),
-            };
-            b.set_message(format!(
-                "{} sent, {}; {} hits; {}",
-                s.sent,
-                fmt_rate(s.sent_now),
-                s.hits,
-                tail
-            ));
+            b.set_message(bar_message(&s));
         }
         match mode {
             Some(StatusMode::Lines) => {
-                let eta = match (s.cooldown_left, s.remaining) {
-                    (Some(l), _) => format!(
-                        "cooldown {}s left",
-                        l.as_secs() + u64::from(l.subsec_nanos() > 0)
-                    ),
-                    (None, Some(r)) => format!("ETA {}", fmt_clock(r)),
-                    (None, None) => "ETA -".into(),
-                };
-                let hit = if s.sent == 0 {
-                    0.0
-                } else {
-                    100.0 * s.hits as f64 / s.sent as f64
-                };
-                let _ = writeln!(
-                    err,
-                    "{} {:.0}% ({}); sent {} {} (avg {}); replies {} {}; hit {:.2}%; drops {}{}",
-                    fmt_clock(s.elapsed),
-                    (s.frac * 100.0).min(100.0),
-                    eta,
-                    s.sent,
-                    fmt_rate(s.sent_now),
-                    fmt_rate(s.sent_avg),
-                    s.replies,
-                    fmt_rate(s.replies_now),
-                    hit,
-                    s.drops,
-                    rate_note(governor, &s),
-                );
+                let _ = writeln!(err, "{}", status_line(&s, governor));
             }
             Some(StatusMode::Json) => {
-                let line = serde_json::json!({
-                    "state": if s.cooldown_left.is_some() { "waiting" } else { "running" },
-                    "time": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
-                    "elapsed": s.elapsed.as_secs_f64(),
-                    "percent": (s.frac * 100.0).min(100.0),
-                    "remaining": s.cooldown_left.or(s.remaining).map(|d| d.as_secs_f64()),
-                    "rate": { "kpps": s.sent_now / 1e3, "pps": s.sent_now, "avg_pps": s.sent_avg },
-                    "sent": s.sent,
-                    "replies": s.replies,
-                    "hits": s.hits,
-                    "drops": s.drops,
-                    "governor_limit_pps": governor.active.then(|| governor.limit()),
-                });
-                let _ = writeln!(err, "{line}");
+                let _ = writeln!(err, "{}", status_json(&s, governor));
             }
             _ => {}
         }
         if let Some(f) = csv.as_mut() {
-            let now = humantime::format_rfc3339_seconds(SystemTime::now());
-            let hit = if s.sent == 0 {
-                0.0
-            } else {
-                100.0 * s.hits as f64 / s.sent as f64
-            };
-            let el = s.elapsed.as_secs_f64().max(1e-9);
-            let row = format!(
-                "{now},{},{},{:.6},{:.6},{},{},{:.0},{:.0},{},{:.0},{:.0},{},{:.0},{:.0},{},{:.0},{:.0},0,0,0\n",
-                s.elapsed.as_secs(),
-                s.cooldown_left.or(s.remaining).map(|d| d.as_secs()).unwrap_or(0),
-                (s.frac * 100.0).min(100.0),
-                hit,
-                u8::from(s.cooldown_left.is_none()),
-                s.sent,
-                s.sent_now,
-                s.sent_avg,
-                s.replies,
-                s.replies_now,
-                s.replies_avg,
-                s.received,
-                s.received_now,
-                s.received as f64 / el,
-                s.drops,
-                s.drops_now,
-                s.drops as f64 / el,
-            );
-            let _ = f.write_all(row.as_bytes());
+            let _ = f.write_all(status_csv_row(&s).as_bytes());
         }
     }
+}
+
+fn hit_percent(s: &Snapshot) -> f64 {
+    if s.sent == 0 {
+        0.0
+    } else {
+        100.0 * s.hits as f64 / s.sent as f64
+    }
+}
+
+/// The progress bar's message.
+fn bar_message(s: &Snapshot) -> String {
+    let tail = match s.cooldown_left {
+        Some(l) => format!("cooldown {}s", l.as_secs()),
+        None => format!(
+            "ETA {}",
+            s.remaining.map(fmt_clock).unwrap_or_else(|| "-".into())
+        ),
+    };
+    format!(
+        "{} sent, {}; {} hits; {}",
+        s.sent,
+        fmt_rate(s.sent_now),
+        s.hits,
+        tail
+    )
+}
+
+/// One status line (when stderr is not a terminal).
+fn status_line(s: &Snapshot, governor: &Governor) -> String {
+    let eta = match (s.cooldown_left, s.remaining) {
+        (Some(l), _) => format!(
+            "cooldown {}s left",
+            l.as_secs() + u64::from(l.subsec_nanos() > 0)
+        ),
+        (None, Some(r)) => format!("ETA {}", fmt_clock(r)),
+        (None, None) => "ETA -".into(),
+    };
+    format!(
+        "{} {:.0}% ({}); sent {} {} (avg {}); replies {} {}; hit {:.2}%; drops {}{}",
+        fmt_clock(s.elapsed),
+        (s.frac * 100.0).min(100.0),
+        eta,
+        s.sent,
+        fmt_rate(s.sent_now),
+        fmt_rate(s.sent_avg),
+        s.replies,
+        fmt_rate(s.replies_now),
+        hit_percent(s),
+        s.drops,
+        rate_note(governor, s),
+    )
+}
+
+/// One `--status-json` object.
+fn status_json(s: &Snapshot, governor: &Governor) -> serde_json::Value {
+    serde_json::json!({
+        "state": if s.cooldown_left.is_some() { "waiting" } else { "running" },
+        "time": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+        "elapsed": s.elapsed.as_secs_f64(),
+        "percent": (s.frac * 100.0).min(100.0),
+        "remaining": s.cooldown_left.or(s.remaining).map(|d| d.as_secs_f64()),
+        "rate": { "kpps": s.sent_now / 1e3, "pps": s.sent_now, "avg_pps": s.sent_avg },
+        "sent": s.sent,
+        "replies": s.replies,
+        "hits": s.hits,
+        "drops": s.drops,
+        "governor_limit_pps": governor.active.then(|| governor.limit()),
+    })
+}
+
+/// One `--status-file` row (ZMap's status-updates CSV).
+fn status_csv_row(s: &Snapshot) -> String {
+    let now = humantime::format_rfc3339_seconds(SystemTime::now());
+    let el = s.elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "{now},{},{},{:.6},{:.6},{},{},{:.0},{:.0},{},{:.0},{:.0},{},{:.0},{:.0},{},{:.0},{:.0},0,0,0\n",
+        s.elapsed.as_secs(),
+        s.cooldown_left.or(s.remaining).map(|d| d.as_secs()).unwrap_or(0),
+        (s.frac * 100.0).min(100.0),
+        hit_percent(s),
+        u8::from(s.cooldown_left.is_none()),
+        s.sent,
+        s.sent_now,
+        s.sent_avg,
+        s.replies,
+        s.replies_now,
+        s.replies_avg,
+        s.received,
+        s.received_now,
+        s.received as f64 / el,
+        s.drops,
+        s.drops_now,
+        s.drops as f64 / el,
+    )
 }
 
 /// What the status line adds about the rate: the governor's limit at `--rate 0`, or a warning

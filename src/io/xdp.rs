@@ -144,6 +144,33 @@ pub fn open(
     mode: XdpMode,
 ) -> Result<XdpTransport, IoError> {
     let queues = rx_queue_count(ifname);
+    let obj = load_program(steer)?;
+    let iface = ifname
+        .parse()
+        .map_err(|_| IoError::Setup(format!("interface name '{ifname}' is not valid")))?;
+    let mut txs = Vec::new();
+    let mut socks = Vec::new();
+    for q in 0..queues {
+        let (tx, rx) = queue_sockets(&obj, &iface, ifname, q)?;
+        txs.push(tx);
+        socks.push(rx);
+    }
+    let link = attach_program(&obj, ifname, ifindex, mode)?;
+    Ok(XdpTransport {
+        program: SteerProgram {
+            _link: link,
+            _obj: obj,
+        },
+        txs,
+        rx: XdpRx {
+            socks,
+            nic: NicLoss::new(ifname),
+        },
+    })
+}
+
+/// The steering program, loaded and configured with `steer`.
+fn load_program(steer: SteerConfig) -> Result<Object, IoError> {
     // libbpf reports problems on stderr by itself; ours come back as errors, one line each.
     libbpf_rs::set_print(None);
     let obj = ObjectBuilder::default()
@@ -157,7 +184,6 @@ pub fn open(
                 IoError::Setup(msg)
             }
         })?;
-
     {
         let cfg = obj
             .maps()
@@ -166,71 +192,77 @@ pub fn open(
         cfg.update(&0u32.to_ne_bytes(), &steer.to_bytes(), MapFlags::ANY)
             .map_err(|e| IoError::Setup(format!("cannot configure the XDP program: {e}")))?;
     }
+    Ok(obj)
+}
 
-    let iface = ifname
-        .parse()
-        .map_err(|_| IoError::Setup(format!("interface name '{ifname}' is not valid")))?;
-    let mut txs = Vec::new();
-    let mut socks = Vec::new();
-    for q in 0..queues {
-        let (umem, mut descs) = umem((TX_FRAMES + RX_FRAMES) as u32)?;
-        let sock_cfg = socket_config();
-        // SAFETY: the UMEM is not shared, so the INHIBIT_PROG_LOAD contract for shared UMEMs does not apply.
-        let (tx_q, rx_q, fq_cq) =
-            unsafe { Socket::new(sock_cfg, &umem, &iface, q) }.map_err(|e| {
-                IoError::setup(
-                    format!("cannot bind an AF_XDP socket to {ifname} queue {q}"),
-                    &e,
-                )
-            })?;
-        let (mut fq, cq) = fq_cq.ok_or_else(|| {
-            IoError::Setup("AF_XDP socket came without fill/completion rings".into())
-        })?;
-        let fd = tx_q.fd().as_raw_fd();
-        raise_tx_budget(fd);
-
-        let busy_poll = sys::setsockopt(fd, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &1i32).is_ok()
-            && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL, &BUSY_POLL_USECS).is_ok()
-            && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL_BUDGET, &BUSY_POLL_BUDGET)
-                .is_ok();
-
-        let rx_descs = descs.split_off(TX_FRAMES);
-        // SAFETY: these frames belong to this UMEM and are handed to the kernel only here.
-        let filled = unsafe { fq.produce(&rx_descs) };
-        if filled != rx_descs.len() {
-            return Err(IoError::Setup("could not fill the AF_XDP fill ring".into()));
-        }
-        let xsks = obj
-            .maps()
-            .find(|m| m.name() == "xsks")
-            .ok_or_else(|| IoError::Setup("XDP program has no xsks map".into()))?;
-        xsks.update(&q.to_ne_bytes(), &(fd as u32).to_ne_bytes(), MapFlags::ANY)
-            .map_err(|e| IoError::Setup(format!("cannot register socket for queue {q}: {e}")))?;
-
-        txs.push(XdpTx {
-            umem: umem.clone(),
-            tx: tx_q,
-            cq,
-            free: descs,
-            batch: Vec::with_capacity(RING as usize),
-            done: vec![FrameDesc::default(); RING as usize],
-            fd,
-        });
-        socks.push(RxSock {
-            umem,
-            rx: rx_q,
-            fq,
-            scratch: vec![FrameDesc::default(); RX_BATCH],
-            fd,
-            busy_poll,
-        });
+/// The AF_XDP socket of queue `q`, with a UMEM of its own, registered in the program's map:
+/// its transmit side and its receive side.
+fn queue_sockets(
+    obj: &Object,
+    iface: &xsk_rs::config::Interface,
+    ifname: &str,
+    q: u32,
+) -> Result<(XdpTx, RxSock), IoError> {
+    let (umem, mut descs) = umem((TX_FRAMES + RX_FRAMES) as u32)?;
+    let sock_cfg = socket_config();
+    // SAFETY: the UMEM is not shared, so the INHIBIT_PROG_LOAD contract for shared UMEMs does not apply.
+    let (tx_q, rx_q, fq_cq) = unsafe { Socket::new(sock_cfg, &umem, iface, q) }.map_err(|e| {
+        IoError::setup(
+            format!("cannot bind an AF_XDP socket to {ifname} queue {q}"),
+            &e,
+        )
+    })?;
+    let (mut fq, cq) = fq_cq
+        .ok_or_else(|| IoError::Setup("AF_XDP socket came without fill/completion rings".into()))?;
+    let fd = tx_q.fd().as_raw_fd();
+    raise_tx_budget(fd);
+    let busy_poll = sys::setsockopt(fd, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &1i32).is_ok()
+        && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL, &BUSY_POLL_USECS).is_ok()
+        && sys::setsockopt(fd, libc::SOL_SOCKET, SO_BUSY_POLL_BUDGET, &BUSY_POLL_BUDGET).is_ok();
+    let rx_descs = descs.split_off(TX_FRAMES);
+    // SAFETY: these frames belong to this UMEM and are handed to the kernel only here.
+    let filled = unsafe { fq.produce(&rx_descs) };
+    if filled != rx_descs.len() {
+        return Err(IoError::Setup("could not fill the AF_XDP fill ring".into()));
     }
+    let xsks = obj
+        .maps()
+        .find(|m| m.name() == "xsks")
+        .ok_or_else(|| IoError::Setup("XDP program has no xsks map".into()))?;
+    xsks.update(&q.to_ne_bytes(), &(fd as u32).to_ne_bytes(), MapFlags::ANY)
+        .map_err(|e| IoError::Setup(format!("cannot register socket for queue {q}: {e}")))?;
+    let tx = XdpTx {
+        umem: umem.clone(),
+        tx: tx_q,
+        cq,
+        free: descs,
+        batch: Vec::with_capacity(RING as usize),
+        done: vec![FrameDesc::default(); RING as usize],
+        fd,
+    };
+    let rx = RxSock {
+        umem,
+        rx: rx_q,
+        fq,
+        scratch: vec![FrameDesc::default(); RX_BATCH],
+        fd,
+        busy_poll,
+    };
+    Ok((tx, rx))
+}
 
+/// Attaches the program to `ifindex` (a bpf_link: detached when its fd closes).
+fn attach_program(
+    obj: &Object,
+    ifname: &str,
+    ifindex: u32,
+    mode: XdpMode,
+) -> Result<OwnedFd, IoError> {
     let prog = obj
         .progs()
         .find(|p| p.name() == "xdpscan_steer")
         .ok_or_else(|| IoError::Setup("XDP program not found in object".into()))?;
-    let link = attach(prog.as_fd().as_raw_fd(), ifindex, mode).map_err(|e| match e.raw_os_error() {
+    attach(prog.as_fd().as_raw_fd(), ifindex, mode).map_err(|e| match e.raw_os_error() {
         Some(libc::EBUSY) | Some(libc::EEXIST) => IoError::Setup(format!(
             "{ifname} already has an XDP program attached; detach it first (ip link set dev {ifname} xdp off)"
         )),
@@ -238,17 +270,6 @@ pub fn open(
             IoError::Setup(format!("{ifname} has no native XDP support; use --xdp-mode generic"))
         }
         _ => IoError::os(format!("cannot attach the XDP program to {ifname}"), e),
-    })?;
-    Ok(XdpTransport {
-        program: SteerProgram {
-            _link: link,
-            _obj: obj,
-        },
-        txs,
-        rx: XdpRx {
-            socks,
-            nic: NicLoss::new(ifname),
-        },
     })
 }
 

@@ -183,55 +183,58 @@ impl PortScan for IpProtoScan {
                     Classified::Invalid
                 }
             }
-            p if p == ip.family().icmp_proto() => {
-                let Some(m) = ip.icmp() else {
-                    return Classified::Invalid;
-                };
-                match ping::is_echo_reply(ip, &m, ctx, p as u16, TAG) {
-                    Some(true) => return open(p, Reason::EchoReply),
-                    Some(false) => return Classified::Invalid,
-                    None => {}
-                }
-                let Some((msg, q)) = tcp::quoted(ip, ctx) else {
-                    return Classified::Unrelated;
-                };
-                let p = q.protocol();
-                let c = ctx.jar.cookie(q.src(), q.dst(), p as u16, TAG);
-                if c.ident(q.family()) != q.ident() {
-                    return Classified::Invalid;
-                }
-                let verdict = |state, reason| {
-                    Classified::Reply(Verdict {
-                        ip: q.dst(),
-                        port: p as u16,
-                        proto: Proto::Ip,
-                        state,
-                        reason,
-                        ttl: ip.ttl(),
-                        responder: ip.src(),
-                    })
-                };
-                let from_target = ip.src() == q.dst();
-                match msg.kind {
-                    // Only the host itself can say it lacks a protocol, or that its transport
-                    // layer took the packet (port unreachable: the protocol is there).
-                    IcmpKind::Unreachable(Unreach::Protocol) if from_target => {
-                        verdict(PortState::Closed, Reason::ProtoUnreach)
-                    }
-                    _ if from_target && msg.is_next_header_problem() => {
-                        verdict(PortState::Closed, Reason::ParamProblem)
-                    }
-                    IcmpKind::Unreachable(Unreach::Port) if from_target => {
-                        verdict(PortState::Open, Reason::PortUnreach)
-                    }
-                    kind => match tcp::icmp_reason(kind, msg.family) {
-                        Some(reason) => verdict(PortState::Filtered, reason),
-                        None => Classified::Unrelated,
-                    },
-                }
-            }
+            p if p == ip.family().icmp_proto() => match ip.icmp() {
+                Some(m) => match ping::is_echo_reply(ip, &m, ctx, p as u16, TAG) {
+                    Some(true) => open(p, Reason::EchoReply),
+                    Some(false) => Classified::Invalid,
+                    None => classify_icmp_error(ip, ctx),
+                },
+                None => Classified::Invalid,
+            },
             _ => Classified::Unrelated,
         }
+    }
+}
+
+/// An ICMP error quoting one of our protocol probes (its cookie in the quoted IP id or flow
+/// label), read as nmap's -sO reads it.
+fn classify_icmp_error(ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
+    let Some((msg, q)) = tcp::quoted(ip, ctx) else {
+        return Classified::Unrelated;
+    };
+    let p = q.protocol();
+    let c = ctx.jar.cookie(q.src(), q.dst(), p as u16, TAG);
+    if c.ident(q.family()) != q.ident() {
+        return Classified::Invalid;
+    }
+    let verdict = |state, reason| {
+        Classified::Reply(Verdict {
+            ip: q.dst(),
+            port: p as u16,
+            proto: Proto::Ip,
+            state,
+            reason,
+            ttl: ip.ttl(),
+            responder: ip.src(),
+        })
+    };
+    let from_target = ip.src() == q.dst();
+    match msg.kind {
+        // Only the host itself can say it lacks a protocol, or that its transport layer took
+        // the packet (port unreachable: the protocol is there).
+        IcmpKind::Unreachable(Unreach::Protocol) if from_target => {
+            verdict(PortState::Closed, Reason::ProtoUnreach)
+        }
+        _ if from_target && msg.is_next_header_problem() => {
+            verdict(PortState::Closed, Reason::ParamProblem)
+        }
+        IcmpKind::Unreachable(Unreach::Port) if from_target => {
+            verdict(PortState::Open, Reason::PortUnreach)
+        }
+        kind => match tcp::icmp_reason(kind, msg.family) {
+            Some(reason) => verdict(PortState::Filtered, reason),
+            None => Classified::Unrelated,
+        },
     }
 }
 

@@ -124,60 +124,12 @@ impl TargetSpace {
         let v4_hint: Vec<u32> = (0..=(n_v4.saturating_sub(1) >> v4_shift))
             .map(|b| (v4_before.partition_point(|&s| s <= b << v4_shift).max(1) - 1) as u32)
             .collect();
-        let mut segs: Vec<V6Segment> = Vec::with_capacity(v6.ranges().len());
         let too_large = |addrs: u128, hint: String| SpaceError::TooLarge {
             addrs,
             ports: ports.len(),
             hint,
         };
-        for r in v6.ranges() {
-            let count = r.len();
-            if count >= MAX_PROBES as u128 {
-                let prefix = 128 - count.ilog2().min(127) as u8;
-                let outer = prefix.min(64);
-                return Err(too_large(
-                    v6.len(),
-                    format!(
-                        "{}/{}-{}",
-                        Ipv6Addr::from(r.start),
-                        outer,
-                        (outer + 32).min(128)
-                    ),
-                ));
-            }
-            segs.push(V6Segment {
-                base: r.start,
-                count: count as u64,
-                shift: 0,
-            });
-        }
-        for (w, nets) in windows {
-            let shift = 128 - w.inner;
-            for n in nets.ranges() {
-                let count = n.len();
-                if count >= MAX_PROBES as u128 {
-                    return Err(too_large(
-                        w.networks(),
-                        format!(
-                            "{}/{}-{}",
-                            Ipv6Addr::from(w.net),
-                            w.outer,
-                            w.outer as u32 + 32
-                        ),
-                    ));
-                }
-                let base = if shift == 128 {
-                    w.net
-                } else {
-                    w.net | (n.start << shift)
-                };
-                segs.push(V6Segment {
-                    base,
-                    count: count as u64,
-                    shift,
-                });
-            }
-        }
+        let mut segs = v6_segments(&v6, windows).map_err(|(a, h)| too_large(a, h))?;
         segs.sort_unstable_by_key(|s| s.base);
         let mut v6_before = Vec::with_capacity(segs.len());
         for s in &segs {
@@ -360,6 +312,54 @@ impl TargetSpace {
         let a = self.address_index(addr)?;
         Some(a * self.ports.len() as u64 + p)
     }
+}
+
+/// The IPv6 segments of plain ranges and prefix windows (unsorted), or the address count and
+/// a hint of a segment too large for one space.
+fn v6_segments(
+    v6: &RangeSet<u128>,
+    windows: &[(PrefixWindow, RangeSet<u128>)],
+) -> Result<Vec<V6Segment>, (u128, String)> {
+    let mut segs: Vec<V6Segment> = Vec::with_capacity(v6.ranges().len());
+    for r in v6.ranges() {
+        let count = r.len();
+        if count >= MAX_PROBES as u128 {
+            let prefix = 128 - count.ilog2().min(127) as u8;
+            let outer = prefix.min(64);
+            let start = Ipv6Addr::from(r.start);
+            return Err((
+                v6.len(),
+                format!("{start}/{outer}-{}", (outer + 32).min(128)),
+            ));
+        }
+        segs.push(V6Segment {
+            base: r.start,
+            count: count as u64,
+            shift: 0,
+        });
+    }
+    for (w, nets) in windows {
+        let shift = 128 - w.inner;
+        for n in nets.ranges() {
+            let count = n.len();
+            if count >= MAX_PROBES as u128 {
+                let net = Ipv6Addr::from(w.net);
+                let hint = format!("{net}/{}-{}", w.outer, w.outer as u32 + 32);
+                return Err((w.networks(), hint));
+            }
+            let base = if shift == 128 {
+                w.net
+            } else {
+                w.net | (n.start << shift)
+            };
+            segs.push(V6Segment {
+                base,
+                count: count as u64,
+                shift,
+            });
+        }
+    }
+    Ok(segs)
 }
 
 #[cfg(test)]

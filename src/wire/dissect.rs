@@ -492,28 +492,16 @@ pub fn ip_summary(b: &[u8]) -> String {
     }
     match ip.protocol() {
         PROTO_TCP => match TcpSegment::new_checked(p) {
-            Ok(s) => {
-                let mut line = format!(
-                    "TCP {} > {} {} {ipf}  seq={}",
-                    host_port(src, s.src_port()),
-                    host_port(dst, s.dst_port()),
-                    tcp_flags(s.flags().0),
-                    s.seq()
-                );
-                if s.flags().has(super::TcpFlags::ACK) {
-                    let _ = write!(line, " ack={}", s.ack());
-                }
-                let _ = write!(line, " win={}", s.window());
-                let opts = tcp_options_nmap(s.options());
-                if !opts.is_empty() {
-                    let _ = write!(line, " <{opts}>");
-                }
-                if !s.payload().is_empty() {
-                    let _ = write!(line, " data={}", s.payload().len());
-                }
-                line
-            }
+            Ok(s) => tcp_line(src, dst, &s, &ipf),
             Err(_) => format!("TCP {src} > {dst} truncated {ipf}"),
+        },
+        super::sctp::PROTO_SCTP => match super::sctp::SctpHeader::parse(p) {
+            Some(h) => format!(
+                "SCTP {} > {} {ipf}",
+                host_port(src, h.src_port),
+                host_port(dst, h.dst_port)
+            ),
+            None => format!("SCTP {src} > {dst} truncated {ipf}"),
         },
         PROTO_UDP => match UdpDatagram::new_checked(p) {
             Ok(u) => format!(
@@ -528,6 +516,29 @@ pub fn ip_summary(b: &[u8]) -> String {
         }
         n => format!("{} {src} > {dst} {ipf}", proto_name(n).to_uppercase()),
     }
+}
+
+/// A TCP segment as nmap's packet trace writes it.
+fn tcp_line(src: IpAddr, dst: IpAddr, s: &TcpSegment<&[u8]>, ipf: &str) -> String {
+    let mut line = format!(
+        "TCP {} > {} {} {ipf}  seq={}",
+        host_port(src, s.src_port()),
+        host_port(dst, s.dst_port()),
+        tcp_flags(s.flags().0),
+        s.seq()
+    );
+    if s.flags().has(super::TcpFlags::ACK) {
+        let _ = write!(line, " ack={}", s.ack());
+    }
+    let _ = write!(line, " win={}", s.window());
+    let opts = tcp_options_nmap(s.options());
+    if !opts.is_empty() {
+        let _ = write!(line, " <{opts}>");
+    }
+    if !s.payload().is_empty() {
+        let _ = write!(line, " data={}", s.payload().len());
+    }
+    line
 }
 
 /// A quoted packet in a few words: `TCP 198.18.0.1:61000 > 198.19.0.5:80`.
