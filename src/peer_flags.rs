@@ -43,11 +43,6 @@ const REFUSED: &[(&[&str], bool, &str)] = &[
         true,
         "xdpscan paces by packets per second: --rate PPS",
     ),
-    (
-        &["-M", "--probe-module"],
-        true,
-        "choose the scan type: -sS (tcp_synscan), -sU (udp), -PE (icmp_echoscan), or --scan NAME",
-    ),
 ];
 
 /// One of xdpscan's options, as the CLI definition has it.
@@ -322,6 +317,14 @@ fn zmap_flag(
             }
             *module = Some(v);
         }
+        "-M" | "--probe-module" => {
+            let v = value(s)?;
+            let t = crate::probe::ScanType::from_name(&v)
+                .filter(|t| t.row().zmap == Some(v.as_str()))
+                .ok_or_else(|| zmap_modules(&v))?;
+            push(out, &[&format!("--scan={}", t.name())]);
+            out.notes.push(format!("-M {v}: --scan {}", t.name()));
+        }
         "-P" | "--probes" => {
             let v = value(s)?;
             let n: u32 = v.parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
@@ -333,6 +336,21 @@ fn zmap_flag(
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// ZMap's probe modules xdpscan has (the scan-type table's), for a `-M` it has not.
+fn zmap_modules(asked: &str) -> String {
+    let known: Vec<String> = crate::probe::ScanType::ALL
+        .iter()
+        .filter_map(|t| {
+            let r = t.row();
+            r.zmap.map(|z| format!("{z} ({})", r.flags[0]))
+        })
+        .collect();
+    format!(
+        "-M {asked}: the ZMap modules xdpscan has are {}; or choose the scan type with --scan NAME",
+        known.join(", ")
+    )
 }
 
 /// ZMap's `-O csv` makes its `-o FILE` (or stdout) CSV; `-O json` is xdpscan's NDJSON, whose
@@ -563,7 +581,7 @@ mod tests {
             (&["-c", "f"][..], "-c f: No such file"),
             (&["-O", "redis"][..], "--csv"),
             (&["-B", "10M"][..], "--rate"),
-            (&["-M", "udp"][..], "-sU"),
+            (&["-M", "tcp_synackscan"][..], "tcp_synscan (-sS)"),
             (&["-o", "out.csv"][..], "--csv out.csv"),
             (&["--adapter-ip", "198.18.0.1-198.18.0.8"][..], "-S"),
             (&["-P", "0"][..], "1 or more"),
@@ -572,6 +590,12 @@ mod tests {
             assert!(e.contains(names), "{args:?}: {e}");
         }
         assert_eq!(t(&["-P", "3"]).unwrap(), ["--retries", "2"]);
+        assert_eq!(t(&["-M", "udp"]).unwrap(), ["--scan=udp"]);
+        assert_eq!(t(&["-M", "icmp_echoscan"]).unwrap(), ["--scan=ping"]);
+        assert_eq!(
+            t(&["--probe-module", "tcp_synscan"]).unwrap(),
+            ["--scan=syn"]
+        );
         assert_eq!(
             t(&["-O", "csv", "-o", "x.csv"]).unwrap(),
             ["--csv", "x.csv"]

@@ -478,7 +478,7 @@ fn the_peers_flags_work_or_get_a_hint() {
         (&["-c", "/nonexistent/masscan.conf"][..], "No such file"),
         (&["-O", "redis"][..], "--csv"),
         (&["-B", "10M"][..], "--rate"),
-        (&["-M", "tcp_synscan"][..], "-sS"),
+        (&["-M", "dns"][..], "tcp_synscan (-sS)"),
         (&["-o", "out.csv"][..], "--csv"),
         (&["--adapter-mac", "02:00:00:00:00:02"][..], "-i"),
         // Options of another mode are refused, never ignored.
