@@ -161,13 +161,6 @@ impl Format {
             .find(|f| f.row().long == flag || f.row().aliases.contains(&flag))
     }
 
-    /// Every spelling of every format's option.
-    pub fn flags() -> impl Iterator<Item = (Format, &'static str)> {
-        Self::ALL.iter().flat_map(|&f| {
-            std::iter::once((f, f.row().long)).chain(f.row().aliases.iter().map(move |a| (f, *a)))
-        })
-    }
-
     /// Opens the sink writing this format to `path`.
     pub fn open(self, path: &Path, ctx: &OpenCtx) -> io::Result<Box<dyn Sink>> {
         (self.row().open)(path, ctx)
@@ -178,10 +171,17 @@ impl Format {
 mod tests {
     use super::*;
 
+    /// Every spelling of every format's option.
+    fn flags() -> impl Iterator<Item = (Format, &'static str)> {
+        Format::ALL.iter().flat_map(|&f| {
+            std::iter::once((f, f.row().long)).chain(f.row().aliases.iter().map(move |a| (f, *a)))
+        })
+    }
+
     #[test]
     fn flags_name_one_format_each() {
         let mut seen = std::collections::HashSet::new();
-        for (f, flag) in Format::flags() {
+        for (f, flag) in flags() {
             assert!(seen.insert(flag), "{flag} twice");
             assert_eq!(Format::from_flag(flag), Some(f));
         }

@@ -20,7 +20,8 @@ use crate::{
 
 use super::{
     tcp::{self, icmp_reason},
-    Classified, ClassifyCtx, PortScan, PortState, ProbeModule, Proto, Reason, ScanType, Verdict,
+    udp, Classified, ClassifyCtx, PortScan, PortState, ProbeModule, Proto, Reason, ScanType,
+    Verdict,
 };
 
 /// Which chunk the probes carry.
@@ -146,33 +147,16 @@ impl PortScan for SctpScan {
     }
 }
 
-/// An ICMP error quoting one of our SCTP probes, checked by its quoted source port and IP
-/// identification as a UDP probe's is: `filtered`, with the code's reason, as nmap reads them.
+/// An ICMP error quoting one of our SCTP probes, checked as a UDP probe's is (quoted source
+/// port and IP identification): `filtered`, with the code's reason, as nmap reads them.
 fn classify_icmp(ip: &IpPacket, ctx: &ClassifyCtx) -> Classified {
-    let Some((msg, q)) = tcp::quoted(ip, ctx) else {
-        return Classified::Unrelated;
-    };
-    if q.protocol() != PROTO_SCTP {
-        return Classified::Unrelated;
-    }
-    let Some((sport, dport, _)) = SctpHeader::parse_quoted(q.payload()) else {
-        return Classified::Unrelated;
-    };
-    if !ctx.jar.ports().contains(sport) {
-        return Classified::Unrelated;
-    }
-    match ctx
-        .jar
-        .check_port(q.src(), q.dst(), sport, dport, PROTO_SCTP)
-    {
-        Some(c) if c.ident(q.family()) == q.ident() => {
-            let quoted = tcp::QuotedProbe::new(ip, &msg, q.dst(), dport);
-            match icmp_reason(quoted.kind, quoted.family) {
-                Some(reason) => quoted.verdict(Proto::Sctp, PortState::Filtered, reason),
-                None => Classified::Unrelated,
-            }
-        }
-        _ => Classified::Invalid,
+    match udp::match_icmp_by_port(ip, ctx, PROTO_SCTP, PROTO_SCTP) {
+        tcp::QuoteMatch::Ours(q) => match icmp_reason(q.kind, q.family) {
+            Some(reason) => q.verdict(Proto::Sctp, PortState::Filtered, reason),
+            None => Classified::Unrelated,
+        },
+        tcp::QuoteMatch::Forged => Classified::Invalid,
+        tcp::QuoteMatch::NotOurs => Classified::Unrelated,
     }
 }
 

@@ -98,13 +98,14 @@ fn words_sum(b: &[u8]) -> u64 {
         .sum()
 }
 
-/// An ICMP error quoting a UDP probe of ours, checked by its quoted source port and IP
-/// identification (IPv4 id, or IPv6 flow label).
-pub fn match_icmp_udp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> tcp::QuoteMatch {
+/// An ICMP error quoting a probe of ours of protocol `proto` whose cookie is its source port
+/// and IP identification (IPv4 id, or IPv6 flow label): UDP's, and SCTP's (whose first 8 bytes
+/// hold the ports where UDP's do).
+pub fn match_icmp_by_port(ip: &IpPacket, ctx: &ClassifyCtx, proto: u8, tag: u8) -> tcp::QuoteMatch {
     let Some((msg, q)) = tcp::quoted(ip, ctx) else {
         return tcp::QuoteMatch::NotOurs;
     };
-    if q.protocol() != PROTO_UDP {
+    if q.protocol() != proto {
         return tcp::QuoteMatch::NotOurs;
     }
     let Ok(qu) = UdpDatagram::new_checked(q.payload()) else {
@@ -229,7 +230,7 @@ impl PortScan for UdpScan {
                 responder: ip.src(),
             });
         }
-        match match_icmp_udp(ip, ctx, PROTO_UDP) {
+        match match_icmp_by_port(ip, ctx, PROTO_UDP, PROTO_UDP) {
             tcp::QuoteMatch::Ours(q) => {
                 // Only the target itself can say its port is closed; a router saying so is a filter.
                 if q.kind == IcmpKind::Unreachable(Unreach::Port) && q.from_target() {

@@ -87,12 +87,6 @@ impl SctpHeader {
             chunk: b[HEADER_LEN],
         })
     }
-
-    /// The ports and tag an ICMP error quotes (its first 8 bytes of the packet hold them; the
-    /// verification tag of an INIT is zero).
-    pub fn parse_quoted(b: &[u8]) -> Option<(u16, u16, u32)> {
-        (b.len() >= 8).then(|| (get_u16(b, 0), get_u16(b, 2), get_u32(b, VTAG_AT)))
-    }
 }
 
 /// Writes the CRC32c of a whole SCTP packet into its checksum field.
