@@ -7,7 +7,8 @@ use clap::{Args, Parser, ValueEnum};
 
 use crate::{cookie::PortRange, output::formats::Format, probe::ScanType, wire::MacAddr};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TransportChoice {
     /// AF_XDP, falling back to AF_PACKET (with one line on stderr) where it cannot bind
     Auto,
@@ -17,7 +18,8 @@ pub enum TransportChoice {
     Packet,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum XdpModeChoice {
     /// In the driver where it supports XDP, else in the generic path
     Auto,
@@ -53,13 +55,13 @@ impl Cli {
     /// The file `f` is asked to go to: the one place the CLI's fields meet the format table.
     pub fn output_file(&self, f: Format) -> Option<&PathBuf> {
         match f {
-            Format::Ndjson => self.output_json.as_ref(),
-            Format::Xml => self.output_xml.as_ref(),
-            Format::Grepable => self.output_grepable.as_ref(),
-            Format::Normal => self.output_normal.as_ref(),
-            Format::List => self.output_list.as_ref(),
-            Format::Csv => self.csv.as_ref(),
-            Format::Replies => self.pcap_replies.as_ref(),
+            Format::Ndjson => self.outputs.output_json.as_ref(),
+            Format::Xml => self.outputs.output_xml.as_ref(),
+            Format::Grepable => self.outputs.output_grepable.as_ref(),
+            Format::Normal => self.outputs.output_normal.as_ref(),
+            Format::List => self.outputs.output_list.as_ref(),
+            Format::Csv => self.outputs.csv.as_ref(),
+            Format::Replies => self.outputs.pcap_replies.as_ref(),
         }
     }
 }
@@ -95,7 +97,7 @@ fn scan_help(long: bool) -> String {
 /// How to reach and authenticate to the broker (`--publish` and every distributed command).
 /// Its ids are its own (`nats_user`, not `user`): flattened into a command that has `--user`,
 /// a shared id would let one option's value satisfy or trip the other's rules.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, Args, serde::Serialize, serde::Deserialize)]
 pub struct NatsAuth {
     /// NATS credentials file (JWT and NKey seed, as `nsc` writes it)
     #[arg(hide_short_help = true, long = "nats-creds", value_name = "FILE")]
@@ -177,7 +179,8 @@ pub fn generate(kind: GenerateKind, out: &mut dyn std::io::Write) -> std::io::Re
 }
 
 /// Traceroute probe protocols (`--traceroute=PROTO`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TraceChoice {
     /// From the scan type: -sS tcp, -sU udp, -PE icmp
     Auto,
@@ -193,12 +196,47 @@ pub enum TraceChoice {
 #[derive(Debug, Parser)]
 #[command(name = "xdpscan", version, max_term_width = 100, allow_negative_numbers = true, after_help = AFTER_HELP, after_long_help = AFTER_LONG_HELP)]
 pub struct Cli {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub probing: ProbingArgs,
+    #[command(flatten)]
+    pub services: ServiceArgs,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub privileges: PrivilegeArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
+    /// Print the man page (man) or a shell completion script (bash, zsh, fish) built from these
+    /// options, then exit (scripts/install.sh installs them)
+    #[arg(
+        help_heading = "Advanced",
+        hide_short_help = true,
+        long = "generate",
+        value_name = "KIND"
+    )]
+    pub generate: Option<GenerateKind>,
+}
+
+/// What is scanned: addresses, exclusions, ports.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct TargetArgs {
     /// Targets: addresses, CIDR blocks, ranges (198.19.0.1-200), IPv4 and IPv6
     ///
     /// Targets: address, CIDR (198.19.0.0/16), range (198.19.0.1-198.19.0.200 or 198.19.0.1-200);
     /// commas allowed
-    #[arg(help_heading = "Targets", value_name = "TARGET")]
-    pub targets: Vec<String>,
+    #[arg(id = "targets", help_heading = "Targets", value_name = "TARGET")]
+    pub addresses: Vec<String>,
 
     /// Read targets from FILE (also -iL)
     ///
@@ -263,7 +301,11 @@ pub struct Cli {
     /// nmap-services file for port names and --top-ports
     #[arg(help_heading = "Ports", hide_short_help = true, long = "servicedb", value_name = "FILE", default_value = crate::targets::services::DEFAULT_PATH)]
     pub servicedb: PathBuf,
+}
 
+/// How targets are probed: the scan types and their options.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct ProbingArgs {
     #[arg(help_heading = "Scan types", long = "scan", value_name = "TYPE", action = clap::ArgAction::Append, hide_possible_values = true, help = scan_help(false), long_help = scan_help(true))]
     pub scan: Vec<ScanType>,
 
@@ -302,7 +344,11 @@ pub struct Cli {
     /// (echo); without it, the scan type's (-sS tcp, -sU udp, -PE icmp)
     #[arg(help_heading = "Scan types", hide_possible_values = true, long = "traceroute", value_name = "PROTO", num_args = 0..=1, require_equals = true, default_missing_value = "auto")]
     pub traceroute: Option<TraceChoice>,
+}
 
+/// What is asked of open ports: banners and service versions.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct ServiceArgs {
     /// Grab banners from open ports
     ///
     /// Grab banners from open ports (SYN scans over AF_XDP): complete the handshake from the
@@ -364,7 +410,11 @@ pub struct Cli {
     /// [default: 10000]
     #[arg(help_heading = "Services", hide_short_help = true, long = "max-connections", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub max_connections: Option<u32>,
+}
 
+/// How fast, how often, for how long.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct PacingArgs {
     /// Send every probe N more times
     ///
     /// Send every probe N more times, in further passes over the whole permutation (ICMP rate
@@ -409,7 +459,11 @@ pub struct Cli {
     /// Stop once N results are written
     #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "max-results", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_results: Option<u64>,
+}
 
+/// Where results, captures and status go.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct OutputArgs {
     /// Build every probe, send nothing (with --pcap FILE: write them)
     ///
     /// Build every probe but send nothing: write them to --pcap, or only count them
@@ -514,23 +568,6 @@ pub struct Cli {
     )]
     pub status_file: Option<PathBuf>,
 
-    /// Continue a stopped scan from its resume file
-    ///
-    /// Continue an interrupted scan from the resume file it wrote (same targets, ports and scan
-    /// type; the seed, shard and thread count come from the file)
-    #[arg(help_heading = "Output", long = "resume", value_name = "FILE")]
-    pub resume: Option<PathBuf>,
-
-    /// Where an interrupted scan writes its resume file
-    #[arg(
-        help_heading = "Output",
-        hide_short_help = true,
-        long = "resume-file",
-        value_name = "FILE",
-        default_value = DEFAULT_RESUME_FILE
-    )]
-    pub resume_file: PathBuf,
-
     /// Write only open ports (nmap's --open)
     ///
     /// Write only open and possibly open ports (open, open|filtered, unfiltered; up hosts), as
@@ -557,7 +594,37 @@ pub struct Cli {
     /// No status on stderr (the start and summary lines too)
     #[arg(help_heading = "Output", short = 'q', long = "quiet")]
     pub quiet: bool,
+}
 
+/// Stopping and continuing.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct ResumeArgs {
+    /// Continue a stopped scan from its resume file
+    ///
+    /// Continue an interrupted scan from the resume file it wrote (same targets, ports and scan
+    /// type; the seed, shard and thread count come from the file)
+    #[arg(
+        id = "resume",
+        help_heading = "Output",
+        long = "resume",
+        value_name = "FILE"
+    )]
+    pub from: Option<PathBuf>,
+
+    /// Where an interrupted scan writes its resume file
+    #[arg(id = "resume_file", 
+        help_heading = "Output",
+        hide_short_help = true,
+        long = "resume-file",
+        value_name = "FILE",
+        default_value = DEFAULT_RESUME_FILE
+    )]
+    pub file: PathBuf,
+}
+
+/// Where probes leave from.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct NetArgs {
     /// Interface to send on [default: the route's]
     ///
     /// Interface to send on [default: interface of the route to the first target]
@@ -599,7 +666,11 @@ pub struct Cli {
         value_name = "IID"
     )]
     pub iid: Option<String>,
+}
 
+/// Shards and the broker.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct ClusterArgs {
     /// Scan shard I of N (with one --seed), or auto from the scheduler
     ///
     /// Scan only shard I of N (1-based); shards with one --seed are disjoint and cover
@@ -621,14 +692,22 @@ pub struct Cli {
 
     #[command(flatten, next_help_heading = "Cluster")]
     pub nats_auth: NatsAuth,
+}
 
+/// Who the scanner becomes.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct PrivilegeArgs {
     /// Run as USER with no capabilities once sockets are open [default: nobody]
     ///
     /// After opening its sockets and attaching its program, run as USER (name or uid) with no
     /// capabilities [default: nobody when started as root; root keeps root]
     #[arg(help_heading = "Privileges", long = "user", value_name = "USER")]
     pub user: Option<String>,
+}
 
+/// Threads, cores and the packet I/O.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct EngineArgs {
     /// Transmit threads, each pinned to a core [default: 1, or one per --cores entry]
     #[arg(help_heading = "Advanced", hide_short_help = true, long = "tx-threads", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub tx_threads: Option<u32>,
@@ -665,16 +744,6 @@ pub struct Cli {
         default_value = "auto"
     )]
     pub xdp_mode: XdpModeChoice,
-
-    /// Print the man page (man) or a shell completion script (bash, zsh, fish) built from these
-    /// options, then exit (scripts/install.sh installs them)
-    #[arg(
-        help_heading = "Advanced",
-        hide_short_help = true,
-        long = "generate",
-        value_name = "KIND"
-    )]
-    pub generate: Option<GenerateKind>,
 }
 
 const AFTER_HELP: &str = "\
@@ -1038,7 +1107,7 @@ pub fn resume_args(args: Vec<OsString>) -> Result<Vec<OsString>, clap::Error> {
 }
 
 /// Port states given on the command line (`--show`, `--noshow`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StateList(pub Vec<crate::probe::PortState>);
 
 /// A comma list of nmap's state names.
@@ -1099,7 +1168,8 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
 }
 
 /// `--shard`: a fixed shard, or `auto` (`schedulers`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ShardArg {
     Fixed(u32, u32),
     Auto,
@@ -1185,7 +1255,7 @@ pub fn parse_cores(s: &str) -> Result<CoreList, String> {
 }
 
 /// CSV columns, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldList(pub Vec<crate::output::csv::Field>);
 
 pub fn parse_fields(s: &str) -> Result<FieldList, String> {
@@ -1193,7 +1263,7 @@ pub fn parse_fields(s: &str) -> Result<FieldList, String> {
 }
 
 /// A list of CPU core ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CoreList(pub Vec<usize>);
 
 #[cfg(test)]
@@ -1238,14 +1308,14 @@ mod tests {
         ]))
         .unwrap();
         let cli = Cli::try_parse_from(&merged).unwrap();
-        assert_eq!(cli.targets, ["198.19.0.0/16"]);
-        assert_eq!(cli.ports.as_deref(), Some("22,80"));
-        assert_eq!(cli.scan, [ScanType::Syn]);
-        assert_eq!(cli.rate, 5, "given now: replaces the recorded rate");
-        assert_eq!(cli.output_xml, Some(PathBuf::from("new.xml")));
-        assert!(cli.banners);
-        assert!(cli.traceroute.is_some());
-        assert_eq!(cli.resume.as_deref(), Some(path.as_path()));
+        assert_eq!(cli.targets.addresses, ["198.19.0.0/16"]);
+        assert_eq!(cli.targets.ports.as_deref(), Some("22,80"));
+        assert_eq!(cli.probing.scan, [ScanType::Syn]);
+        assert_eq!(cli.pacing.rate, 5, "given now: replaces the recorded rate");
+        assert_eq!(cli.outputs.output_xml, Some(PathBuf::from("new.xml")));
+        assert!(cli.services.banners);
+        assert!(cli.probing.traceroute.is_some());
+        assert_eq!(cli.resume.from.as_deref(), Some(path.as_path()));
         // Targets typed again: the command line is the user's, checked against the file later.
         let typed = args(&["xdpscan", "198.19.0.0/24", "--resume", p]);
         assert_eq!(resume_args(typed.clone()).unwrap(), typed);
@@ -1344,8 +1414,8 @@ mod tests {
     fn nmap_short_options() {
         let v = normalize_args(["xdpscan", "-iL", "f", "-p", "80", "-sU"].map(OsString::from));
         let cli = Cli::try_parse_from(v).unwrap();
-        assert_eq!(cli.target_files, vec![PathBuf::from("f")]);
-        assert_eq!(cli.scan, [ScanType::Udp]);
+        assert_eq!(cli.targets.target_files, vec![PathBuf::from("f")]);
+        assert_eq!(cli.probing.scan, [ScanType::Udp]);
         for (flag, scan) in [
             ("-sS", ScanType::Syn),
             ("-sA", ScanType::Ack),
@@ -1364,7 +1434,7 @@ mod tests {
             let cli =
                 Cli::try_parse_from(normalize_args(["xdpscan", "x", flag].map(OsString::from)))
                     .unwrap();
-            assert_eq!(cli.scan, [scan], "{flag}");
+            assert_eq!(cli.probing.scan, [scan], "{flag}");
         }
     }
 }

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use crate::wire::Family;
 
 /// An inclusive range of source ports, also used for ICMP echo identifiers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortRange {
     pub lo: u16,
     pub hi: u16,

@@ -10,7 +10,7 @@ use clap::{error::ErrorKind, Parser};
 use xdpscan::{
     cli,
     cluster::publish::{NatsSink, PublishUrl},
-    config::ScanConfig,
+    config::{Machine, ScanConfig},
     io::sys,
     scan,
 };
@@ -131,10 +131,10 @@ fn command_line(args: Vec<std::ffi::OsString>) -> Result<Vec<std::ffi::OsString>
 
 /// `--publish URL`: the NATS sink, opened by the scan once it knows its id.
 fn publish_sink(cli: &cli::Cli) -> Result<Option<scan::SinkOpener>, String> {
-    let Some(url) = &cli.publish else {
+    let Some(url) = &cli.cluster.publish else {
         return Ok(None);
     };
-    let url = PublishUrl::parse(url, cli.nats_auth.clone())?;
+    let url = PublishUrl::parse(url, cli.cluster.nats_auth.clone())?;
     Ok(Some(scan::SinkOpener {
         name: "--publish".into(),
         open: Box::new(move |scan_id| {
@@ -189,7 +189,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    if cli.list_fields {
+    if cli.outputs.list_fields {
         for (_, name, what) in xdpscan::output::csv::FIELDS {
             println!("{name:16} {what}");
         }
@@ -205,16 +205,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let cfg = match ScanConfig::from_cli(&cli) {
-        // What a resume file records and the documents show: the whole scan, also when it was
-        // given as `--resume FILE` alone.
-        Ok(mut c) => {
-            c.spec.args = args
+    // What a resume file records and the documents show: the whole scan, also when it was
+    // given as `--resume FILE` alone.
+    let cfg = Machine::gather(&cli)
+        .map(|mut m| {
+            m.args = args
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
-            c
-        }
+            m
+        })
+        .and_then(|m| ScanConfig::resolve(&cli, &m));
+    let cfg = match cfg {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("xdpscan: {e}");
             return ExitCode::from(e.exit_code());

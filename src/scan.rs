@@ -95,9 +95,14 @@ pub fn run_with(
     interrupts: &Interrupts,
     hooks: Hooks,
 ) -> Result<Report, ScanError> {
+    if !cfg.spec.quiet {
+        for n in &cfg.spec.notes {
+            eprintln!("xdpscan: {n}");
+        }
+    }
     // Forked now, while the process has one thread and no socket (docs/design.md, "Least
     // privilege").
-    if cfg.run_as.is_some() {
+    if cfg.spec.run_as.is_some() {
         keeper::start(late_files(cfg))?;
     }
     let report = run_scan(cfg, interrupts, hooks);
@@ -108,12 +113,12 @@ pub fn run_with(
 /// Every file the scan may write after the privilege drop.
 fn late_files(cfg: &ScanConfig) -> keeper::Allowed {
     let mut a = keeper::Allowed::default();
-    a.files.push(cfg.resume_file.clone());
-    a.files.push(ResumeFile::tmp_path(&cfg.resume_file));
-    a.files.extend(cfg.resumed_from.clone());
-    a.files.extend(cfg.outputs.metadata.clone());
-    a.files.extend(cfg.status.file.clone());
-    for doc in cfg.outputs.paths(|f| f.layout == Layout::Grouped) {
+    a.files.push(cfg.spec.resume_file.clone());
+    a.files.push(ResumeFile::tmp_path(&cfg.spec.resume_file));
+    a.files.extend(cfg.spec.resumed_from.clone());
+    a.files.extend(cfg.spec.outputs.metadata.clone());
+    a.files.extend(cfg.spec.status.file.clone());
+    for doc in cfg.spec.outputs.paths(|f| f.layout == Layout::Grouped) {
         let (files, dir) = crate::output::grouped::late_paths(doc);
         a.files.extend(files);
         a.dirs.push(dir);
@@ -123,7 +128,8 @@ fn late_files(cfg: &ScanConfig) -> keeper::Allowed {
 
 /// From here on: the user of `--user`, and no capability (`io::privilege`).
 fn drop_privileges(cfg: &ScanConfig) -> Result<(), ScanError> {
-    privilege::drop_to(cfg.run_as.as_ref(), &[]).map_err(|e| ScanError::Privileges(e.to_string()))
+    privilege::drop_to(cfg.spec.run_as.as_ref(), &[])
+        .map_err(|e| ScanError::Privileges(e.to_string()))
 }
 
 /// The probe modules of a raw scan (`None` for `-sT`, which the kernel does).
@@ -191,14 +197,17 @@ pub fn run_info(spec: &ScanSpec) -> RunInfo {
 /// file made for the check is removed.
 fn check_late_files(cfg: &ScanConfig) -> Result<(), ScanError> {
     let files = [
-        ("the metadata file (-m)", cfg.outputs.metadata.as_deref()),
+        (
+            "the metadata file (-m)",
+            cfg.spec.outputs.metadata.as_deref(),
+        ),
         (
             "the status file (--status-file)",
-            cfg.status.file.as_deref(),
+            cfg.spec.status.file.as_deref(),
         ),
         (
             "the resume file (--resume-file)",
-            Some(cfg.resume_file.as_path()),
+            Some(cfg.spec.resume_file.as_path()),
         ),
     ];
     for (what, path) in files {
@@ -223,15 +232,15 @@ fn check_late_files(cfg: &ScanConfig) -> Result<(), ScanError> {
 fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<Report, ScanError> {
     check_late_files(cfg)?;
     // A dry run sends nothing in every mode: `-sT` builds the SYNs its connections would open.
-    let connect = cfg.scan == ScanType::Connect && !cfg.dry_run;
+    let connect = cfg.spec.scan == ScanType::Connect && !cfg.spec.dry_run;
     let plan = engine_plan(cfg, hooks.live.clone(), connect)?;
-    let info = run_info(cfg);
-    let mut sinks = open_sinks(&cfg.outputs, &info, !hooks.no_default_stdout)?;
+    let info = run_info(&cfg.spec);
+    let mut sinks = open_sinks(&cfg.spec.outputs, &info, !hooks.no_default_stdout)?;
     sinks.extend(hooks.sinks);
     // A dry run has no results and opens no connection, to a broker neither.
     let withheld: Vec<String> = hooks.openers.iter().map(|o| o.name.clone()).collect();
-    for o in hooks.openers.into_iter().filter(|_| !cfg.dry_run) {
-        let sink = (o.open)(cfg.scan_id).map_err(|error| ScanError::SinkOpen {
+    for o in hooks.openers.into_iter().filter(|_| !cfg.spec.dry_run) {
+        let sink = (o.open)(cfg.spec.scan_id).map_err(|error| ScanError::SinkOpen {
             name: o.name.clone(),
             error,
         })?;
@@ -239,14 +248,14 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
     }
     let stats_arc = hooks.stats.unwrap_or_default();
     let stats = &*stats_arc;
-    if !cfg.quiet {
+    if !cfg.spec.quiet {
         announce(cfg, &plan, &withheld);
     }
     let (outcome, kind) = run_engine(cfg, &plan, sinks, stats, interrupts, connect)?;
     // A scan that stopped early leaves a resume file (not when its reader went away).
     let resume_path = (!outcome.complete && outcome.stop != StopReason::OutputClosed)
         .then(|| save_resume(cfg, &outcome));
-    if let Some(path) = &cfg.outputs.metadata {
+    if let Some(path) = &cfg.spec.outputs.metadata {
         let resume = resume_path.clone().flatten();
         let m = metadata_of(cfg, &plan, stats, &outcome, kind, resume);
         if let Err(e) = metadata::write(path, &m) {
@@ -270,48 +279,51 @@ fn engine_plan(
         src_mac: cfg.net.src_mac,
         dst_mac: f.gateway_mac,
         src: f.src,
-        ttl: cfg.ttl,
+        ttl: cfg.spec.ttl,
     };
     Ok(Plan {
-        cycle: Cycle::new(cfg.space.len(), cfg.seed),
-        space: cfg.space.clone(), // an Arc: the addresses are not copied
-        shard: cfg.shard,
+        cycle: Cycle::new(cfg.spec.space.len(), cfg.spec.seed),
+        space: cfg.spec.space.clone(), // an Arc: the addresses are not copied
+        shard: cfg.spec.shard,
         frames: Frames {
             v4: cfg.net.family(false).map(params),
             v6: cfg.net.family(true).map(params),
         },
-        jar: CookieJar::random(cfg.source_ports)
+        jar: CookieJar::random(cfg.spec.source_ports)
             .map_err(|e| IoError::os("reading /dev/urandom", e))?,
-        rate: cfg.rate,
-        wait: if cfg.dry_run {
+        rate: cfg.spec.rate,
+        wait: if cfg.spec.dry_run {
             Default::default()
         } else {
-            cfg.wait
+            cfg.spec.wait
         },
-        tx_cores: cfg.tx_cores.clone(),
-        rx_core: cfg.rx_core,
-        status: cfg.status.clone(),
-        retries: cfg.retries,
-        report_silent: cfg.report_silent,
-        limits: cfg.limits,
-        resume: cfg.resume.clone(),
-        governor: crate::engine::governor::Governor::new(cfg.rate == 0 && !cfg.dry_run && !connect),
-        keep_replies: cfg.outputs.any(|f| f.raw_replies),
-        packet_trace: cfg.packet_trace,
-        grab: cfg.grab.clone(),
-        namer: cfg.namer.clone(),
-        module: if cfg.scan == ScanType::Connect && cfg.dry_run {
-            Some(connect_stand_in(cfg))
+        tx_cores: cfg.spec.tx_cores.clone(),
+        rx_core: cfg.spec.rx_core,
+        status: cfg.spec.status.clone(),
+        retries: cfg.spec.retries,
+        report_silent: cfg.spec.report_silent,
+        limits: cfg.spec.limits,
+        resume: cfg.spec.resume.clone(),
+        governor: crate::engine::governor::Governor::new(
+            cfg.spec.rate == 0 && !cfg.spec.dry_run && !connect,
+        ),
+        keep_replies: cfg.spec.outputs.any(|f| f.raw_replies),
+        packet_trace: cfg.spec.packet_trace,
+        grab: cfg.spec.grab.clone(),
+        namer: cfg.spec.namer.clone(),
+        module: if cfg.spec.scan == ScanType::Connect && cfg.spec.dry_run {
+            Some(connect_stand_in(&cfg.spec))
         } else {
-            raw_module(cfg)
+            raw_module(&cfg.spec)
         },
         // Always sampled: a cooldown cut short resumes from where the threads were `--wait`
         // before (`engine::carry`).
         live: Some(
-            live.unwrap_or_else(|| Arc::new(engine::LivePositions::new(cfg.tx_cores.len()))),
+            live.unwrap_or_else(|| Arc::new(engine::LivePositions::new(cfg.spec.tx_cores.len()))),
         ),
-        answered_before: cfg.resume_answered.clone(),
+        answered_before: cfg.spec.resume_answered.clone(),
         carried: cfg
+            .spec
             .resume_carried
             .iter()
             .filter_map(|l| crate::output::ndjson::from_line(l).ok())
@@ -330,19 +342,19 @@ fn run_engine(
 ) -> Result<(engine::Outcome, TransportKind), ScanError> {
     if connect {
         let opts = ConnectOptions {
-            timeout: cfg.connect_timeout,
-            max_in_flight: cfg.max_inflight,
-            bind_ip: cfg.source_ip_asked,
-            interface: cfg.interface_asked.clone(),
+            timeout: cfg.spec.connect_timeout,
+            max_in_flight: cfg.spec.max_inflight,
+            bind_ip: cfg.spec.source_ip_asked,
+            interface: cfg.spec.interface_asked.clone(),
         };
         drop_privileges(cfg)?;
         let outcome = engine::connect::run(plan, &opts, sinks, stats, interrupts)?;
         return Ok((outcome, TransportKind::Connect));
     }
-    if !cfg.dry_run {
+    if !cfg.spec.dry_run {
         return open_and_run(cfg, plan, sinks, stats, interrupts);
     }
-    let pcap = match &cfg.pcap {
+    let pcap = match &cfg.spec.pcap {
         Some(p) => Some(Arc::new(Mutex::new(PcapWriter::create(p)?))),
         None => None,
     };
@@ -359,13 +371,13 @@ fn run_engine(
 fn save_resume(cfg: &ScanConfig, outcome: &engine::Outcome) -> Option<String> {
     let f = ResumeFile {
         xdpscan_resume: FORMAT,
-        fingerprint: cfg.fingerprint.clone(),
-        seed: cfg.seed,
-        shard: cfg.shard,
+        fingerprint: cfg.spec.fingerprint.clone(),
+        seed: cfg.spec.seed,
+        shard: cfg.spec.shard,
         threads: outcome.positions.len(),
         positions: outcome.positions.clone(),
-        command_line: cfg.args.clone(),
-        scan_id: cfg.scan_id,
+        command_line: cfg.spec.args.clone(),
+        scan_id: cfg.spec.scan_id,
         answered: outcome.answered_after.clone(),
         carried: outcome
             .carried
@@ -373,10 +385,10 @@ fn save_resume(cfg: &ScanConfig, outcome: &engine::Outcome) -> Option<String> {
             .map(crate::output::ndjson::to_wire_line)
             .collect(),
     };
-    match f.save(&cfg.resume_file) {
-        Ok(()) => Some(cfg.resume_file.display().to_string()),
+    match f.save(&cfg.spec.resume_file) {
+        Ok(()) => Some(cfg.spec.resume_file.display().to_string()),
         Err(e) => {
-            let path = cfg.resume_file.display();
+            let path = cfg.spec.resume_file.display();
             eprintln!("xdpscan: cannot write resume file {path}: {e}");
             None
         }
@@ -393,14 +405,14 @@ fn say_how_it_ended(
     resume_path: Option<String>,
 ) {
     // A resume file whose scan is now complete would rescan from its old place if run again.
-    let finished_resume = match (&cfg.resumed_from, outcome.complete) {
+    let finished_resume = match (&cfg.spec.resumed_from, outcome.complete) {
         (Some(p), true) => keeper::remove(p).is_ok().then_some(p),
         _ => None,
     };
     if outcome.stop == StopReason::OutputClosed {
         return;
     }
-    if !cfg.quiet {
+    if !cfg.spec.quiet {
         summary(cfg, stats, outcome, kind);
         if let Some(p) = finished_resume {
             let p = p.display();
@@ -444,13 +456,13 @@ fn open_and_run(
         let steer = xdp::SteerConfig {
             src_v4: plan.frames.src_v4(),
             src_v6: plan.frames.src_v6(),
-            port_lo: cfg.source_ports.lo,
-            port_hi: cfg.source_ports.hi,
-            replies: protocols_scanned(plan.raw().replies(), &cfg.space),
+            port_lo: cfg.spec.source_ports.lo,
+            port_hi: cfg.spec.source_ports.hi,
+            replies: protocols_scanned(plan.raw().replies(), &cfg.spec.space),
         };
-        xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.xdp_mode)
+        xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.spec.xdp_mode)
     };
-    let xdp = match cfg.transport {
+    let xdp = match cfg.spec.transport {
         TransportChoice::Packet => None,
         TransportChoice::Xdp => Some(try_xdp().map_err(|e| ScanError::Privileges(privileges(&e)))?),
         TransportChoice::Auto => match try_xdp() {
@@ -543,21 +555,21 @@ pub fn open_sinks(
 
 fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
     let mut notes = String::new();
-    if cfg.blocklisted > 0 {
+    if cfg.spec.blocklisted > 0 {
         notes.push_str(&format!(
             "; {} reserved addresses removed by the default blocklist",
-            fmt_count(cfg.blocklisted)
+            fmt_count(cfg.spec.blocklisted)
         ));
     }
-    if cfg.excluded > 0 {
-        notes.push_str(&format!("; {} excluded", fmt_count(cfg.excluded)));
+    if cfg.spec.excluded > 0 {
+        notes.push_str(&format!("; {} excluded", fmt_count(cfg.spec.excluded)));
     }
-    if cfg.resume.is_some() {
+    if cfg.spec.resume.is_some() {
         notes.push_str("; resuming");
     }
-    if cfg.dry_run {
+    if cfg.spec.dry_run {
         notes.push_str("; dry run: nothing is sent");
-        if cfg.scan == ScanType::Connect {
+        if cfg.spec.scan == ScanType::Connect {
             notes.push_str(", each connection shown as the SYN that would open it");
         }
         for name in withheld {
@@ -565,7 +577,7 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
         }
         if cfg.net.ifindex == 0 {
             let mut stand_ins = Vec::new();
-            if cfg.source_ip_asked.is_none() {
+            if cfg.spec.source_ip_asked.is_none() {
                 stand_ins.push("source (-S)");
             }
             if cfg
@@ -585,13 +597,13 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
         }
     }
     // A connect scan leaves ports and next hop to the kernel.
-    let via = if cfg.scan == ScanType::Connect && !cfg.dry_run {
+    let via = if cfg.spec.scan == ScanType::Connect && !cfg.spec.dry_run {
         format!("from {} through kernel sockets", cfg.net.sources())
     } else {
         format!(
             "from {}:{} on {} via {}",
             cfg.net.sources(),
-            cfg.source_ports,
+            cfg.spec.source_ports,
             cfg.net.ifname,
             cfg.net
                 .families
@@ -603,13 +615,13 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
     };
     eprintln!(
         "xdpscan: {} scan of {}{}; {via}; {}; seed {}; shard {}/{}",
-        cfg.scan_names(),
+        cfg.spec.scan_names(),
         probe_count(cfg, plan),
         notes,
         pace(cfg, plan),
-        cfg.seed,
-        cfg.shard.0 + 1,
-        cfg.shard.1,
+        cfg.spec.seed,
+        cfg.spec.shard.0 + 1,
+        cfg.spec.shard.1,
     );
 }
 
@@ -617,14 +629,14 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
 /// 512 targets, 768 probes` when payload variants, TTLs or retries send more than one per
 /// target, and this shard's share of them.
 fn probe_count(cfg: &ScanConfig, plan: &Plan) -> String {
-    let s = &cfg.space;
+    let s = &cfg.spec.space;
     let targets = s.len();
     let mut line = format!(
         "{} x {} = ",
         fmt_counted(s.addresses(), "address", "addresses"),
         fmt_counted(s.ports().len() as u64, "port", "ports"),
     );
-    let passes = u64::from(cfg.retries) + 1;
+    let passes = u64::from(cfg.spec.retries) + 1;
     match plan.frames_per_pass().map(|f| f.saturating_mul(passes)) {
         Some(probes) if probes != targets => line.push_str(&format!(
             "{}, {}",
@@ -633,7 +645,7 @@ fn probe_count(cfg: &ScanConfig, plan: &Plan) -> String {
         )),
         _ => line.push_str(&fmt_counted(targets, "probe", "probes")),
     }
-    if cfg.shard.1 > 1 {
+    if cfg.spec.shard.1 > 1 {
         let probes = probes_to_send(cfg, plan);
         line.push_str(&format!(
             " (this shard about {})",
@@ -645,23 +657,26 @@ fn probe_count(cfg: &ScanConfig, plan: &Plan) -> String {
 
 /// Probes this run sends: the whole space's frames over every pass, its shard's share.
 fn probes_to_send(cfg: &ScanConfig, plan: &Plan) -> u64 {
-    let passes = u64::from(cfg.retries) + 1;
+    let passes = u64::from(cfg.spec.retries) + 1;
     plan.frames_per_pass()
-        .unwrap_or(cfg.space.len())
+        .unwrap_or(cfg.spec.space.len())
         .saturating_mul(passes)
-        / u64::from(cfg.shard.1.max(1))
+        / u64::from(cfg.spec.shard.1.max(1))
 }
 
 /// The rate asked and how long sending takes at it, then the cooldown.
 fn pace(cfg: &ScanConfig, plan: &Plan) -> String {
-    if cfg.rate == 0 {
+    if cfg.spec.rate == 0 {
         return "rate max (a governor follows the receive side)".into();
     }
-    let mut line = format!("rate {}", fmt_rate(cfg.rate as f64));
-    let secs = probes_to_send(cfg, plan) as f64 / cfg.rate as f64;
+    let mut line = format!("rate {}", fmt_rate(cfg.spec.rate as f64));
+    let secs = probes_to_send(cfg, plan) as f64 / cfg.spec.rate as f64;
     line.push_str(&format!(", {} to send", fmt_estimate(secs)));
-    if !cfg.dry_run {
-        line.push_str(&format!(", then {} s of --wait", cfg.wait.as_secs_f64()));
+    if !cfg.spec.dry_run {
+        line.push_str(&format!(
+            ", then {} s of --wait",
+            cfg.spec.wait.as_secs_f64()
+        ));
     }
     line
 }
@@ -676,7 +691,7 @@ fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
             states.push_str(&format!(", {n} {s}"));
         }
     }
-    if cfg.grab.is_some() {
+    if cfg.spec.grab.is_some() {
         let skipped = Stats::get(&st.banners_skipped);
         states.push_str(&format!(
             "; {} banner conversations",
@@ -703,7 +718,7 @@ fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
         Stats::get(&st.duplicates),
         Stats::get(&st.drops),
         out.duration.as_secs_f64(),
-        cfg.seed,
+        cfg.spec.seed,
     );
 }
 
@@ -724,16 +739,16 @@ fn metadata_of(
     let end = out.started + out.duration;
     metadata::Metadata {
         xdpscan_version: env!("CARGO_PKG_VERSION"),
-        command_line: cfg.args.clone(),
-        scan: cfg.scan_names(),
-        seed: cfg.seed,
+        command_line: cfg.spec.args.clone(),
+        scan: cfg.spec.scan_names(),
+        seed: cfg.spec.seed,
         generator: metadata::Generator {
             prime: plan.cycle.prime(),
             generator: plan.cycle.generator(),
         },
         shard: metadata::Shard {
-            index: cfg.shard.0 + 1,
-            count: cfg.shard.1,
+            index: cfg.spec.shard.0 + 1,
+            count: cfg.spec.shard.1,
             threads: plan.tx_cores.len(),
         },
         transport: kind.as_str(),
@@ -741,16 +756,16 @@ fn metadata_of(
         source_ip: cfg.net.sources(),
         source_mac: cfg.net.src_mac.to_string(),
         gateway_mac: cfg.net.gateway_mac().to_string(),
-        source_ports: cfg.source_ports.to_string(),
+        source_ports: cfg.spec.source_ports.to_string(),
         targets: metadata::Targets {
-            addresses: cfg.space.addresses(),
-            ports: cfg.ports_spec(),
-            probes: cfg.space.len(),
-            blocklisted: cfg.blocklisted,
-            excluded: cfg.excluded,
+            addresses: cfg.spec.space.addresses(),
+            ports: cfg.spec.ports_spec(),
+            probes: cfg.spec.space.len(),
+            blocklisted: cfg.spec.blocklisted,
+            excluded: cfg.spec.excluded,
         },
         rate: metadata::Rate {
-            asked_pps: cfg.rate,
+            asked_pps: cfg.spec.rate,
             achieved_pps: sent as f64 / out.send_duration.as_secs_f64().max(1e-9),
             governor: out.governor,
         },

@@ -385,30 +385,30 @@ fn scan_shard(args: Vec<String>, sock: &UnixStream) -> Result<(), String> {
     // once attached.
     cfg.spec.run_as = None;
     cfg.spec.args = args[1..].to_vec();
-    let threads = cfg.tx_cores.len();
-    let cycle = crate::permute::Cycle::new(cfg.space.len(), cfg.seed);
+    let threads = cfg.spec.tx_cores.len();
+    let cycle = crate::permute::Cycle::new(cfg.spec.space.len(), cfg.spec.seed);
     let total = (0..threads as u32)
         .map(|t| {
             cycle
-                .walker(cfg.shard.0, cfg.shard.1, t, threads as u32)
+                .walker(cfg.spec.shard.0, cfg.spec.shard.1, t, threads as u32)
                 .positions()
         })
         .sum::<u64>()
-        * (cfg.retries as u64 + 1);
+        * (cfg.spec.retries as u64 + 1);
     let started = Started {
         pid: std::process::id(),
-        probes: cfg.space.len(),
+        probes: cfg.spec.space.len(),
         total,
-        wait_ms: cfg.wait.as_millis() as u64,
+        wait_ms: cfg.spec.wait.as_millis() as u64,
         checkpoint: ResumeFile {
             xdpscan_resume: FORMAT,
-            fingerprint: cfg.fingerprint.clone(),
-            seed: cfg.seed,
-            shard: cfg.shard,
+            fingerprint: cfg.spec.fingerprint.clone(),
+            seed: cfg.spec.seed,
+            shard: cfg.spec.shard,
             threads,
             positions: Vec::new(),
-            command_line: cfg.args.clone(),
-            scan_id: cfg.scan_id,
+            command_line: cfg.spec.args.clone(),
+            scan_id: cfg.spec.scan_id,
             answered: Vec::new(),
             carried: Vec::new(),
         },

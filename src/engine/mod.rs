@@ -602,6 +602,183 @@ const OUT_QUEUE: usize = 1 << 16;
 /// replies overflowed that ring before our XDP program saw them (docs/design.md, "Lab facts").
 const TX_BATCH: usize = 128;
 
+/// Per family, the template lists: one per port for modules whose templates differ per port
+/// (UDP payloads, IP protocols), else one per slot; a list holds one template per probe variant
+/// (several payloads for one port).
+struct TemplateBook {
+    /// `list_of[pi]`: port position pi's list.
+    list_of: Vec<u32>,
+    /// IPv4's lists, then IPv6's (empty for a family the scan does not hold).
+    templates: [Vec<Vec<FrameTemplate>>; 2],
+    /// One protocol (the usual case): slot 0, and the list found without a lookup.
+    one_slot: bool,
+    per_port: bool,
+}
+
+impl TemplateBook {
+    fn new(plan: &Plan, senders: &[&dyn ProbeModule]) -> Self {
+        let ports = plan.space.ports();
+        let mut list_of: Vec<u32> = Vec::with_capacity(ports.len());
+        let mut slot_list = vec![u32::MAX; senders.len()];
+        let mut keys: Vec<(usize, u16)> = Vec::new();
+        for (slot, port) in ports.iter() {
+            if senders[slot].per_port_templates() {
+                keys.push((slot, port));
+                list_of.push(keys.len() as u32 - 1);
+            } else {
+                if slot_list[slot] == u32::MAX {
+                    keys.push((slot, 0));
+                    slot_list[slot] = keys.len() as u32 - 1;
+                }
+                list_of.push(slot_list[slot]);
+            }
+        }
+        let templates_of = |frame: Option<&crate::wire::template::FrameParams>| {
+            let Some(frame) = frame else {
+                return Vec::new();
+            };
+            keys.iter()
+                .map(|&(slot, p)| senders[slot].variants(frame, p))
+                .collect()
+        };
+        let one_slot = senders.len() == 1;
+        TemplateBook {
+            list_of,
+            templates: [
+                templates_of(plan.frames.v4.as_ref()),
+                templates_of(plan.frames.v6.as_ref()),
+            ],
+            one_slot,
+            per_port: one_slot && senders[0].per_port_templates(),
+        }
+    }
+}
+
+/// The target whose variants are being sent: (module, dst, port, template list, next variant,
+/// cookie). A target's variants go out together, so a stop never splits one.
+type Pending<'a> = (
+    &'a dyn ProbeModule,
+    IpAddr,
+    u16,
+    &'a [FrameTemplate],
+    usize,
+    ProbeCookie,
+);
+
+/// What one transmit thread writes into each frame: the rest of a target's variants, else the
+/// walk's next target. Plain references, copied into each pass so they live in registers.
+#[derive(Clone, Copy)]
+struct ProbeWriter<'a> {
+    plan: &'a Plan,
+    space: &'a TargetSpace,
+    ports: &'a crate::targets::ProbePorts,
+    jar: &'a CookieJar,
+    senders: &'a [&'a dyn ProbeModule],
+    tags: &'a [u8],
+    book: &'a TemplateBook,
+    /// The book's `one_slot` and `per_port`, at hand in the per-probe branch.
+    one_slot: bool,
+    per_port: bool,
+    srcs: [Option<IpAddr>; 2],
+    tracer: Option<&'a PacketTrace>,
+}
+
+impl<'a> ProbeWriter<'a> {
+    /// Writes one probe into `frame`; 0 when nothing is left (`exhausted` set when the walk
+    /// ended) or when stopping.
+    #[inline(always)]
+    fn fill(
+        &self,
+        pending: &mut Option<Pending<'a>>,
+        frame: &mut [u8],
+        walker: &mut crate::permute::Walker,
+        stopping: bool,
+        exhausted: &mut bool,
+    ) -> usize {
+        if let Some((module, dst, port, list, k, c)) = pending.as_mut() {
+            if let Some(tpl) = list.get(*k) {
+                *k += 1;
+                let n = module.write(frame, tpl, *dst, *port, c);
+                self.traced(frame, n);
+                return n;
+            }
+            *pending = None;
+        }
+        if stopping {
+            return 0;
+        }
+        loop {
+            let Some(i) = walker.next() else {
+                *exhausted = true;
+                return 0;
+            };
+            let (dst, port, pi) = self.space.get_indexed(i);
+            let fam = Family::of(&dst).index();
+            // Config resolves a source for every family the space holds.
+            let src = self.srcs[fam].expect("a source address for each family");
+            let (slot, li) = if self.one_slot {
+                (0, if self.per_port { pi } else { 0 })
+            } else {
+                (self.ports.slot_of(pi), self.book.list_of[pi] as usize)
+            };
+            let module = self.senders[slot];
+            let c = self.jar.cookie(src, dst, port, self.tags[slot]);
+            let list = &self.book.templates[fam][li];
+            // The first variant goes out now, straight from registers; only further variants
+            // wait in `pending` (a round trip through it costs a store-to-load stall per probe).
+            let Some(tpl) = list.first() else { continue };
+            if list.len() > 1 {
+                *pending = Some((module, dst, port, list, 1, c));
+            }
+            let n = module.write(frame, tpl, dst, port, &c);
+            self.traced(frame, n);
+            return n;
+        }
+    }
+
+    #[inline(always)]
+    fn traced(&self, frame: &[u8], n: usize) {
+        if let Some(t) = self.tracer {
+            t.sent(&frame[..n]);
+        }
+    }
+}
+
+/// A transmit thread's pacing: its share of `--rate` (or the governor's limit) and the pauses
+/// the governor asks for.
+struct Pacer {
+    limiter: RateLimiter,
+    threads: u32,
+    was_paused: bool,
+}
+
+impl Pacer {
+    /// How many probes may go now; 0 when none (paused, or not yet time).
+    #[inline]
+    fn allowance(&mut self, plan: &Plan, stop: &AtomicBool, stopping: bool) -> usize {
+        if plan.governor.active {
+            self.limiter
+                .retarget(plan.governor.limit() as f64 / self.threads as f64);
+        }
+        if plan.governor.paused() && !stop.load(Relaxed) {
+            // The writer is behind: replies already in flight fill the rest of its queue.
+            std::thread::sleep(Duration::from_micros(200));
+            self.was_paused = true;
+            return 0;
+        }
+        if self.was_paused {
+            // Pacing counts from here: no burst to make up for the pause.
+            self.limiter.restart();
+            self.was_paused = false;
+        }
+        if stopping {
+            TX_BATCH
+        } else {
+            self.limiter.allowance(TX_BATCH, || stop.load(Relaxed))
+        }
+    }
+}
+
 /// Sends this thread's share; returns where it stopped (also on error).
 fn transmit<T: TxQueue>(
     plan: &Plan,
@@ -612,60 +789,27 @@ fn transmit<T: TxQueue>(
     stop: &AtomicBool,
     extra: TxExtras,
 ) -> Result<Position, (IoError, Position)> {
-    let TxExtras { tracer, inject } = extra;
     let senders = plan.raw().senders();
+    let book = TemplateBook::new(plan, &senders);
     let tags: Vec<u8> = senders.iter().map(|m| m.cookie_tag()).collect();
-    let space = &plan.space;
-    let ports = space.ports();
-    // Per family, the template lists: one per port for modules whose templates differ per port
-    // (UDP payloads, IP protocols), else one per slot; a list holds one template per probe
-    // variant (several payloads for one port). `list_of[pi]` is port position pi's list.
-    let mut list_of: Vec<u32> = Vec::with_capacity(ports.len());
-    let mut slot_list = vec![u32::MAX; senders.len()];
-    let mut keys: Vec<(usize, u16)> = Vec::new();
-    for (slot, port) in ports.iter() {
-        if senders[slot].per_port_templates() {
-            keys.push((slot, port));
-            list_of.push(keys.len() as u32 - 1);
-        } else {
-            if slot_list[slot] == u32::MAX {
-                keys.push((slot, 0));
-                slot_list[slot] = keys.len() as u32 - 1;
-            }
-            list_of.push(slot_list[slot]);
-        }
-    }
-    let templates_of =
-        |frame: Option<&crate::wire::template::FrameParams>| -> Vec<Vec<FrameTemplate>> {
-            let Some(frame) = frame else {
-                return Vec::new();
-            };
-            keys.iter()
-                .map(|&(slot, p)| senders[slot].variants(frame, p))
-                .collect()
-        };
-    let templates = [
-        templates_of(plan.frames.v4.as_ref()),
-        templates_of(plan.frames.v6.as_ref()),
-    ];
-    // One protocol (the usual case): slot 0, and the list found without a lookup.
-    let one_slot = senders.len() == 1;
-    let per_port = one_slot && senders[0].per_port_templates();
-    let srcs = [plan.frames.v4.map(|f| f.src), plan.frames.v6.map(|f| f.src)];
-    let mut limiter = RateLimiter::new(plan.rate as f64 / threads as f64);
-    let governed = plan.governor.active;
-    let mut was_paused = false;
-    // The target whose variants are being sent: (module, dst, port, template list, next variant,
-    // cookie). A target's variants go out together, so a stop never splits one.
-    type Pending<'a> = (
-        &'a dyn ProbeModule,
-        IpAddr,
-        u16,
-        &'a [FrameTemplate],
-        usize,
-        ProbeCookie,
-    );
-    let mut pending: Option<Pending> = None;
+    let writer = ProbeWriter {
+        plan,
+        space: &plan.space,
+        ports: plan.space.ports(),
+        jar: &plan.jar,
+        tags: &tags,
+        senders: &senders,
+        book: &book,
+        one_slot: book.one_slot,
+        per_port: book.per_port,
+        srcs: [plan.frames.v4.map(|f| f.src), plan.frames.v6.map(|f| f.src)],
+        tracer: extra.tracer,
+    };
+    let mut pacer = Pacer {
+        limiter: RateLimiter::new(plan.rate as f64 / threads as f64),
+        threads,
+        was_paused: false,
+    };
     let mut pos = Position {
         pass: plan.first_pass(thread),
         walked: 0,
@@ -676,115 +820,18 @@ fn transmit<T: TxQueue>(
             pass,
             walked: walker.walked(),
         };
-        let mut walked_reported = walker.walked();
         if let Some(l) = &plan.live {
             l.set(thread as usize, pos);
         }
-        let mut exhausted = false;
-        loop {
-            let stopping = stop.load(Relaxed);
-            if exhausted || (stopping && pending.is_none()) {
-                break;
-            }
-            if governed {
-                limiter.retarget(plan.governor.limit() as f64 / threads as f64);
-            }
-            if plan.governor.paused() && !stop.load(Relaxed) {
-                // The writer is behind: replies already in flight fill the rest of its queue.
-                std::thread::sleep(Duration::from_micros(200));
-                was_paused = true;
-                continue;
-            }
-            if was_paused {
-                // Pacing counts from here: no burst to make up for the pause.
-                limiter.restart();
-                was_paused = false;
-            }
-            let allowed = if stopping {
-                TX_BATCH
-            } else {
-                limiter.allowance(TX_BATCH, || stop.load(Relaxed))
-            };
-            if allowed == 0 {
-                continue;
-            }
-            // The banner grabber's segments ride along; only probes count toward the rate. The
-            // channel is looked at once per batch, not once per frame.
-            let mut waiting = inject.map_or(0, |r| r.len());
-            let mut injected = 0;
-            let sent = txq.send_batch(allowed, |frame| loop {
-                if waiting > 0 {
-                    waiting -= 1;
-                    if let Some(f) = inject.and_then(|r| r.try_recv().ok()) {
-                        injected += 1;
-                        return put_frame(frame, &f, tracer);
-                    }
-                }
-                if let Some((module, dst, port, list, k, c)) = pending.as_mut() {
-                    if let Some(tpl) = list.get(*k) {
-                        *k += 1;
-                        let n = module.write(frame, tpl, *dst, *port, c);
-                        if let Some(t) = tracer {
-                            t.sent(&frame[..n]);
-                        }
-                        return n;
-                    }
-                    pending = None;
-                }
-                if stopping {
-                    return 0;
-                }
-                match walker.next() {
-                    Some(i) => {
-                        let (dst, port, pi) = space.get_indexed(i);
-                        let fam = Family::of(&dst).index();
-                        // Config resolves a source for every family the space holds.
-                        let src = srcs[fam].expect("a source address for each family");
-                        let (slot, li) = if one_slot {
-                            (0, if per_port { pi } else { 0 })
-                        } else {
-                            (ports.slot_of(pi), list_of[pi] as usize)
-                        };
-                        let module = senders[slot];
-                        let c = plan.jar.cookie(src, dst, port, tags[slot]);
-                        let list = &templates[fam][li];
-                        // The first variant goes out now, straight from registers; only
-                        // further variants wait in `pending` (a round trip through it costs a
-                        // store-to-load stall per probe).
-                        let Some(tpl) = list.first() else { continue };
-                        if list.len() > 1 {
-                            pending = Some((module, dst, port, list, 1, c));
-                        }
-                        let n = module.write(frame, tpl, dst, port, &c);
-                        if let Some(t) = tracer {
-                            t.sent(&frame[..n]);
-                        }
-                        return n;
-                    }
-                    None => {
-                        exhausted = true;
-                        return 0;
-                    }
-                }
-            });
-            let n = match sent {
-                Ok(n) => n,
-                Err(e) => return Err((e, pos)),
-            };
-            let n = n - injected;
-            limiter.sent(n);
-            Stats::add(&stats.sent, n as u64);
-            let w = walker.walked();
-            Stats::add(&stats.walked, w - walked_reported);
-            walked_reported = w;
-            pos.walked = w;
-            if let Some(l) = &plan.live {
-                l.set(thread as usize, pos);
-            }
-            if n == 0 && !exhausted && !stopping {
-                std::hint::spin_loop(); // ring full: the kernel is still sending
-            }
-        }
+        let mut pass_run = PassRun {
+            thread,
+            stats,
+            stop,
+            inject: extra.inject,
+        };
+        let exhausted = pass_run
+            .send(txq, writer, &mut pacer, &mut walker, &mut pos)
+            .map_err(|e| (e, pos))?;
         if stop.load(Relaxed) && !exhausted {
             break;
         }
@@ -799,6 +846,69 @@ fn transmit<T: TxQueue>(
     Ok(pos)
 }
 
+/// One pass of a transmit thread's walk, batch by batch.
+struct PassRun<'a> {
+    thread: u32,
+    stats: &'a Stats,
+    stop: &'a AtomicBool,
+    /// Frames from the banner grabber, sent before the next probe.
+    inject: Option<&'a Receiver<Vec<u8>>>,
+}
+
+impl PassRun<'_> {
+    /// Sends until the walk ends (true) or a stop leaves no target half sent (false); `pos`
+    /// follows the walk.
+    fn send<T: TxQueue>(
+        &mut self,
+        txq: &mut T,
+        writer: ProbeWriter,
+        pacer: &mut Pacer,
+        walker: &mut crate::permute::Walker,
+        pos: &mut Position,
+    ) -> Result<bool, IoError> {
+        let (plan, stats, inject, tracer) = (writer.plan, self.stats, self.inject, writer.tracer);
+        let mut walked_reported = walker.walked();
+        let mut exhausted = false;
+        // Empty whenever the walk is: a target's variants end before the next target is drawn.
+        let mut pending = None;
+        loop {
+            let stopping = self.stop.load(Relaxed);
+            if exhausted || (stopping && pending.is_none()) {
+                return Ok(exhausted);
+            }
+            let allowed = pacer.allowance(plan, self.stop, stopping);
+            if allowed == 0 {
+                continue;
+            }
+            // The banner grabber's segments ride along; only probes count toward the rate. The
+            // channel is looked at once per batch, not once per frame.
+            let mut waiting = inject.map_or(0, |r| r.len());
+            let mut injected = 0;
+            let n = txq.send_batch(allowed, |frame| {
+                if waiting > 0 {
+                    waiting -= 1;
+                    if let Some(f) = inject.and_then(|r| r.try_recv().ok()) {
+                        injected += 1;
+                        return put_frame(frame, &f, tracer);
+                    }
+                }
+                writer.fill(&mut pending, frame, walker, stopping, &mut exhausted)
+            })? - injected;
+            pacer.limiter.sent(n);
+            Stats::add(&stats.sent, n as u64);
+            let w = walker.walked();
+            Stats::add(&stats.walked, w - walked_reported);
+            walked_reported = w;
+            pos.walked = w;
+            if let Some(l) = &plan.live {
+                l.set(self.thread as usize, *pos);
+            }
+            if n == 0 && !exhausted && !stopping {
+                std::hint::spin_loop(); // ring full: the kernel is still sending
+            }
+        }
+    }
+}
 /// What a transmit thread carries besides its walk.
 #[derive(Clone, Copy)]
 struct TxExtras<'a> {
@@ -866,6 +976,259 @@ struct RxSide<'a> {
     silent_udp: Option<silence::SilentUdp<'a>>,
 }
 
+/// The reply path, stage by stage: parse, grab (a banner conversation's segments), classify,
+/// dedup (a batch at once), record. Batch in two passes: first everything that needs no
+/// duplicate check, collecting the port verdicts; then the filter decides on all of them at once
+/// (see `dedup.rs`), and the verdicts are reported from their frames, still in the ring.
+struct ReplyPath<'a> {
+    plan: &'a Plan,
+    ctx: ClassifyCtx,
+    /// Each slot's scan type, as its records name it.
+    names: Vec<crate::probe::ScanType>,
+    stats: &'a Stats,
+    out: &'a Sender<OutMsg>,
+    sending_done: &'a AtomicBool,
+    /// This batch's port verdicts: (frame index, verdict, slot).
+    pending: Vec<(usize, Verdict, usize)>,
+    firsts: Vec<dedup::Seen>,
+}
+
+impl<'a> ReplyPath<'a> {
+    fn new(
+        plan: &'a Plan,
+        stats: &'a Stats,
+        out: &'a Sender<OutMsg>,
+        sending_done: &'a AtomicBool,
+    ) -> Self {
+        ReplyPath {
+            plan,
+            ctx: ClassifyCtx {
+                jar: plan.jar.clone(),
+                src_v4: plan.frames.src_v4(),
+                src_v6: plan.frames.src_v6(),
+            },
+            names: plan.raw().senders().iter().map(|m| m.scan()).collect(),
+            stats,
+            out,
+            sending_done,
+            pending: Vec::with_capacity(256),
+            firsts: Vec::with_capacity(256),
+        }
+    }
+
+    /// One batch read from the ring.
+    fn batch(&mut self, frames: &[&[u8]], side: &mut RxSide) {
+        Stats::add(&self.stats.received, frames.len() as u64);
+        self.pending.clear();
+        for (k, &frame) in frames.iter().enumerate() {
+            if let Some((v, slot)) = self.classify(frame, side) {
+                self.pending.push((k, v, slot));
+            }
+        }
+        if self.pending.is_empty() {
+            return;
+        }
+        side.dedup.first_batch(
+            &self.plan.space,
+            self.pending
+                .iter()
+                .map(|(_, v, slot)| (v.ip, *slot, v.port, v.proto)),
+            &mut self.firsts,
+        );
+        let now = SystemTime::now();
+        for (&(k, v, slot), &seen) in self.pending.iter().zip(self.firsts.iter()) {
+            self.record(frames[k], v, slot, seen, now, side);
+        }
+    }
+
+    /// Parse, grab, classify: a port verdict waiting for the duplicate check, or `None` when
+    /// the frame is done with (not ours, a conversation's, a hop, invalid).
+    #[inline]
+    fn classify(&self, frame: &[u8], side: &mut RxSide) -> Option<(Verdict, usize)> {
+        let stats = self.stats;
+        if let Some(t) = side.tracer {
+            t.rcvd(frame);
+        }
+        let Some(ip) = IpPacket::from_frame(frame) else {
+            if crate::wire::ethernet::carries_ip(frame) {
+                Stats::add(&stats.malformed, 1);
+            }
+            return None;
+        };
+        if !self.ctx.is_ours(ip.dst()) || self.grab(&ip, frame, side) {
+            return None;
+        }
+        let classified = match self.plan.raw() {
+            RawModule::Ports(ms) => classify_ports(ms, &ip, &self.ctx),
+            RawModule::Trace(t) => {
+                self.hop(t.classify(&ip, &self.ctx), frame, side);
+                return None;
+            }
+        };
+        match classified {
+            Classified::Reply(v) => return Some((v, self.plan.raw().slot_of(v.proto))),
+            Classified::Invalid => Stats::add(&stats.invalid, 1),
+            // Addressed to our port range, yet no module's reply: unsolicited as well (over
+            // AF_PACKET the host's own traffic to our address comes here too: not counted).
+            Classified::Unrelated => {
+                if self.ctx.jar.ports().contains(ReplyFacts::of(&ip).our_port) {
+                    Stats::add(&stats.invalid, 1);
+                }
+            }
+        }
+        None
+    }
+
+    /// Segments of a banner conversation belong to the grabber, and so do answers to its UDP
+    /// probes (-sU -sV): true when it took this one.
+    #[inline]
+    fn grab(&self, ip: &IpPacket, frame: &[u8], side: &mut RxSide) -> bool {
+        let Some(g) = side.grabber.as_mut() else {
+            return false;
+        };
+        if ip.protocol() == crate::wire::PROTO_UDP
+            && g.versioned()
+            && g.datagram(ip, Instant::now())
+        {
+            self.keep(frame, SystemTime::now());
+            return true;
+        }
+        if ip.protocol() != crate::wire::PROTO_TCP {
+            return false;
+        }
+        let Some(done) = g.segment(ip, Instant::now()) else {
+            return false;
+        };
+        self.keep(frame, SystemTime::now());
+        if let Some(r) = done {
+            Stats::add(&self.stats.banners, 1);
+            let _ = self.out.send(OutMsg::Held(r));
+        }
+        side.grabbing.store(g.active(), Relaxed);
+        true
+    }
+
+    /// A traceroute reply: a hop of some path, kept in the trace table.
+    fn hop(&self, c: Classified<crate::probe::traceroute::Hop>, frame: &[u8], side: &mut RxSide) {
+        let stats = self.stats;
+        match c {
+            Classified::Reply(h) if !TraceTable::admits(&self.plan.space, &h) => {
+                Stats::add(&stats.invalid, 1);
+            }
+            Classified::Reply(h) => {
+                Stats::add(&stats.validated, 1);
+                self.keep(frame, SystemTime::now());
+                if !side.traces.add(&h) {
+                    Stats::add(&stats.duplicates, 1);
+                } else if side.trace_hold.is_none() {
+                    let ms = watermark::unix_ms(SystemTime::now());
+                    side.holds.hold(ms);
+                    side.trace_hold = Some(ms);
+                }
+            }
+            Classified::Invalid => Stats::add(&stats.invalid, 1),
+            Classified::Unrelated => {}
+        }
+    }
+
+    /// After the duplicate check: a first answer becomes a record (an open port's waits for its
+    /// banner), a repeat is counted.
+    #[inline]
+    fn record(
+        &self,
+        frame: &[u8],
+        v: Verdict,
+        slot: usize,
+        seen: dedup::Seen,
+        now: SystemTime,
+        side: &mut RxSide,
+    ) {
+        let stats = self.stats;
+        if seen == dedup::Seen::Outside {
+            // Its cookie matched, yet no probe went to that pair: forged or by chance.
+            Stats::add(&stats.invalid, 1);
+            return;
+        }
+        Stats::add(&stats.validated, 1);
+        let Some(ip) = IpPacket::from_frame(frame) else {
+            return; // parsed in the first pass
+        };
+        self.keep(frame, now);
+        let synack = v.reason == crate::probe::Reason::SynAck;
+        if seen != dedup::Seen::First {
+            Stats::add(&stats.duplicates, 1);
+            if let (Some(g), true) = (side.grabber.as_mut(), synack) {
+                g.repeat_synack(&ip);
+            }
+            return;
+        }
+        stats.count_state(v.state);
+        if !self.plan.limits.show.contains(v.state) {
+            return; // counted, never written (--open, --show, --noshow)
+        }
+        let mut r = Record::from_verdict(&v, self.names[slot], now);
+        r.local = ip.dst();
+        r.facts = ReplyFacts::of(&ip);
+        r.cooldown = self.sending_done.load(Relaxed);
+        // An open port's record waits for its banner.
+        let udp_open =
+            v.proto == crate::probe::Proto::Udp && v.state == crate::probe::PortState::Open;
+        let r = match side.grabber.as_mut() {
+            Some(g) if synack || (udp_open && g.versioned()) => {
+                let r = if synack {
+                    g.open(&ip, r, Instant::now())
+                } else {
+                    g.open_udp(r)
+                };
+                side.grabbing.store(g.active(), Relaxed);
+                if r.is_some() {
+                    Stats::add(&stats.banners_skipped, 1);
+                }
+                r
+            }
+            _ => Some(r),
+        };
+        // Blocks when the writer lags: results are never dropped.
+        if let Some(r) = r {
+            let _ = self.out.send(OutMsg::Result(r));
+        }
+    }
+
+    /// `--pcap-replies`: every validated reply's frame to the sinks.
+    #[inline]
+    fn keep(&self, frame: &[u8], now: SystemTime) {
+        if self.plan.keep_replies {
+            let _ = self.out.send(OutMsg::Reply(frame.to_vec(), now));
+        }
+    }
+
+    /// Between reads: the grabber's timers, silent UDP ports for -sV.
+    fn tick(&self, side: &mut RxSide) {
+        let Some(g) = side.grabber.as_mut() else {
+            return;
+        };
+        for r in g.tick(Instant::now()) {
+            Stats::add(&self.stats.banners, 1);
+            let _ = self.out.send(OutMsg::Held(r));
+        }
+        if let (Some(su), Some(answered)) = (side.silent_udp.as_mut(), side.dedup.answered()) {
+            su.feed(self.plan, answered, g, self.stats);
+        }
+        side.grabbing.store(g.active(), Relaxed);
+    }
+
+    /// The end: open conversations end with what they have (and a RST).
+    fn close(&self, side: &mut RxSide) {
+        if let Some(g) = side.grabber.as_mut() {
+            for r in g.close_all() {
+                Stats::add(&self.stats.banners, 1);
+                let _ = self.out.send(OutMsg::Held(r));
+            }
+            side.grabbing.store(0, Relaxed);
+        }
+    }
+}
+
 fn receive<R: RxQueue>(
     plan: &Plan,
     rxq: &mut R,
@@ -875,163 +1238,7 @@ fn receive<R: RxQueue>(
     out: &Sender<OutMsg>,
     side: &mut RxSide,
 ) -> Result<(), IoError> {
-    let ctx = ClassifyCtx {
-        jar: plan.jar.clone(),
-        src_v4: plan.frames.src_v4(),
-        src_v6: plan.frames.src_v6(),
-    };
-    let raw = plan.raw();
-    let names: Vec<crate::probe::ScanType> = raw.senders().iter().map(|m| m.scan()).collect();
-    // A batch in two passes: first everything that needs no duplicate check, collecting the
-    // port verdicts; then the filter decides on all of them at once (see `dedup.rs`), and the
-    // verdicts are reported from their frames, still in the ring.
-    let mut pending: Vec<(usize, Verdict, usize)> = Vec::with_capacity(256);
-    let mut firsts: Vec<dedup::Seen> = Vec::with_capacity(256);
-    let mut handle = |frames: &[&[u8]], side: &mut RxSide| {
-        Stats::add(&stats.received, frames.len() as u64);
-        pending.clear();
-        for (k, &frame) in frames.iter().enumerate() {
-            if let Some(t) = side.tracer {
-                t.rcvd(frame);
-            }
-            let Some(ip) = IpPacket::from_frame(frame) else {
-                if crate::wire::ethernet::carries_ip(frame) {
-                    Stats::add(&stats.malformed, 1);
-                }
-                continue;
-            };
-            if !ctx.is_ours(ip.dst()) {
-                continue;
-            }
-            // Segments of a banner conversation belong to the grabber, and so do answers to
-            // its UDP probes (-sU -sV).
-            if let Some(g) = side.grabber.as_mut() {
-                if ip.protocol() == crate::wire::PROTO_UDP
-                    && g.versioned()
-                    && g.datagram(&ip, Instant::now())
-                {
-                    if plan.keep_replies {
-                        let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
-                    }
-                    continue;
-                }
-                if ip.protocol() == crate::wire::PROTO_TCP {
-                    if let Some(done) = g.segment(&ip, Instant::now()) {
-                        if plan.keep_replies {
-                            let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
-                        }
-                        if let Some(r) = done {
-                            Stats::add(&stats.banners, 1);
-                            let _ = out.send(OutMsg::Held(r));
-                        }
-                        side.grabbing.store(g.active(), Relaxed);
-                        continue;
-                    }
-                }
-            }
-            let classified = match plan.raw() {
-                RawModule::Ports(ms) => classify_ports(ms, &ip, &ctx),
-                RawModule::Trace(t) => match t.classify(&ip, &ctx) {
-                    Classified::Reply(h) if !TraceTable::admits(&plan.space, &h) => {
-                        Stats::add(&stats.invalid, 1);
-                        continue;
-                    }
-                    Classified::Reply(h) => {
-                        Stats::add(&stats.validated, 1);
-                        if plan.keep_replies {
-                            let _ = out.send(OutMsg::Reply(frame.to_vec(), SystemTime::now()));
-                        }
-                        if !side.traces.add(&h) {
-                            Stats::add(&stats.duplicates, 1);
-                        } else if side.trace_hold.is_none() {
-                            let ms = watermark::unix_ms(SystemTime::now());
-                            side.holds.hold(ms);
-                            side.trace_hold = Some(ms);
-                        }
-                        continue;
-                    }
-                    Classified::Invalid => Classified::Invalid,
-                    Classified::Unrelated => Classified::Unrelated,
-                },
-            };
-            match classified {
-                Classified::Reply(v) => pending.push((k, v, raw.slot_of(v.proto))),
-                Classified::Invalid => Stats::add(&stats.invalid, 1),
-                // Addressed to our port range, yet no module's reply: unsolicited as well (over
-                // AF_PACKET the host's own traffic to our address comes here too: not counted).
-                Classified::Unrelated => {
-                    if ctx.jar.ports().contains(ReplyFacts::of(&ip).our_port) {
-                        Stats::add(&stats.invalid, 1);
-                    }
-                }
-            }
-        }
-        if pending.is_empty() {
-            return;
-        }
-        side.dedup.first_batch(
-            &plan.space,
-            pending
-                .iter()
-                .map(|(_, v, slot)| (v.ip, *slot, v.port, v.proto)),
-            &mut firsts,
-        );
-        let now = SystemTime::now();
-        for (&(k, v, slot), &seen) in pending.iter().zip(firsts.iter()) {
-            if seen == dedup::Seen::Outside {
-                // Its cookie matched, yet no probe went to that pair: forged or by chance.
-                Stats::add(&stats.invalid, 1);
-                continue;
-            }
-            Stats::add(&stats.validated, 1);
-            let first = seen == dedup::Seen::First;
-            let frame = frames[k];
-            let Some(ip) = IpPacket::from_frame(frame) else {
-                continue; // parsed in the first pass
-            };
-            if plan.keep_replies {
-                let _ = out.send(OutMsg::Reply(frame.to_vec(), now));
-            }
-            let synack = v.reason == crate::probe::Reason::SynAck;
-            if first {
-                stats.count_state(v.state);
-                if !plan.limits.show.contains(v.state) {
-                    continue; // counted, never written (--open, --show, --noshow)
-                }
-                let mut r = Record::from_verdict(&v, names[slot], now);
-                r.local = ip.dst();
-                r.facts = ReplyFacts::of(&ip);
-                r.cooldown = sending_done.load(Relaxed);
-                // An open port's record waits for its banner.
-                let udp_open =
-                    v.proto == crate::probe::Proto::Udp && v.state == crate::probe::PortState::Open;
-                let r = match side.grabber.as_mut() {
-                    Some(g) if synack || (udp_open && g.versioned()) => {
-                        let r = if synack {
-                            g.open(&ip, r, Instant::now())
-                        } else {
-                            g.open_udp(r)
-                        };
-                        side.grabbing.store(g.active(), Relaxed);
-                        if r.is_some() {
-                            Stats::add(&stats.banners_skipped, 1);
-                        }
-                        r
-                    }
-                    _ => Some(r),
-                };
-                // Blocks when the writer lags: results are never dropped.
-                if let Some(r) = r {
-                    let _ = out.send(OutMsg::Result(r));
-                }
-            } else {
-                Stats::add(&stats.duplicates, 1);
-                if let (Some(g), true) = (side.grabber.as_mut(), synack) {
-                    g.repeat_synack(&ip);
-                }
-            }
-        }
-    };
+    let mut path = ReplyPath::new(plan, stats, out, sending_done);
     let mut idle = 0u32;
     let (batch, ring) = rxq.capacity();
     let mut ctl = governor::Controller::new(Stats::get(&stats.sent), rxq.drops());
@@ -1040,23 +1247,14 @@ fn receive<R: RxQueue>(
     let mut last_mark = 0u64;
     loop {
         let read_from = watermark::unix_ms(SystemTime::now());
-        let n = rxq.recv_batch(|f| handle(f, side))?;
+        let n = rxq.recv_batch(|f| path.batch(f, side))?;
         behind = if n >= batch { behind + 1 } else { 0 };
         ctl.saw_ring(behind * batch, ring);
         // Results the writer has not taken yet count as replies still in flight.
         let queued = out.len();
         ctl.saw_ring(queued, OUT_QUEUE);
         plan.governor.backpressure(queued, OUT_QUEUE);
-        if let Some(g) = side.grabber.as_mut() {
-            for r in g.tick(Instant::now()) {
-                Stats::add(&stats.banners, 1);
-                let _ = out.send(OutMsg::Held(r));
-            }
-            if let (Some(su), Some(answered)) = (side.silent_udp.as_mut(), side.dedup.answered()) {
-                su.feed(plan, answered, g, stats);
-            }
-            side.grabbing.store(g.active(), Relaxed);
-        }
+        path.tick(side);
         // A read short of a batch emptied the ring: every reply that came before it is now
         // ahead in the queue or held (`watermark.rs`). Ten marks a second are plenty.
         if n < batch && read_from >= last_mark + 100 {
@@ -1074,15 +1272,8 @@ fn receive<R: RxQueue>(
         }
         if stop.load(Relaxed) {
             // One last sweep so nothing already in the ring is left behind.
-            if rxq.recv_batch(|f| handle(f, side))? == 0 {
-                // Open conversations end with what they have (and a RST).
-                if let Some(g) = side.grabber.as_mut() {
-                    for r in g.close_all() {
-                        Stats::add(&stats.banners, 1);
-                        let _ = out.send(OutMsg::Held(r));
-                    }
-                    side.grabbing.store(0, Relaxed);
-                }
+            if rxq.recv_batch(|f| path.batch(f, side))? == 0 {
+                path.close(side);
                 return Ok(());
             }
             continue;

@@ -4,7 +4,8 @@
 use super::{file::OutFile, rfc3339, Record, RunEnd, Sink};
 
 /// A CSV column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Field {
     Saddr,
     Sport,

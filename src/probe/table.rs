@@ -292,6 +292,21 @@ impl ScanType {
     }
 }
 
+/// By its table name (`syn`, `udp`), in a job's stored request.
+impl serde::Serialize for ScanType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ScanType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ScanType::from_name(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("no scan type {s:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

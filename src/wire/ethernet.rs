@@ -53,6 +53,20 @@ impl FromStr for MacAddr {
     }
 }
 
+/// As its text (`02:00:5e:10:00:01`), in a job's stored request.
+impl serde::Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A view of an Ethernet II frame.
 #[derive(Debug, Clone, Copy)]
 pub struct EthernetFrame<T> {

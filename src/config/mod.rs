@@ -1,5 +1,9 @@
-//! One validated [`ScanConfig`] from the command line: every default is decided here (network
-//! facts included, from the kernel), and every bad value is refused here with a clear message.
+//! The plan: one validated [`ScanConfig`] from the request (the parsed command line, [`Cli`])
+//! and the machine's facts ([`Machine`], gathered once). [`ScanSpec::resolve`] decides every
+//! default and refuses every bad value with a clear message, with no I/O of its own; the network
+//! facts (interface, source, next hop) are asked of the kernel last, for the space it planned.
+
+pub mod machine;
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -7,9 +11,11 @@ use std::{
     time::Duration,
 };
 
+pub use self::machine::Machine;
+
 use crate::{
     cli::{Cli, TraceChoice, TransportChoice, XdpModeChoice},
-    cookie::{random_bytes, PortRange},
+    cookie::PortRange,
     engine::grab::GrabOptions,
     engine::{
         dedup::BITMAP_MAX_PROBES,
@@ -20,10 +26,10 @@ use crate::{
     io::xdp::XdpMode,
     output::formats::{Format, FormatRow},
     probe::traceroute::TraceProto,
-    probe::udp_payloads::{PayloadError, Payloads},
+    probe::udp_payloads::Payloads,
     probe::{table::PortUse, Proto, ScanType},
     resume::{ResumeError, ResumeFile},
-    service::{self, Namer, PortTable, ServiceProbes},
+    service::{self, Namer, PortTable},
     targets::{
         self, blocklist,
         services::{ServiceDb, ServiceProto},
@@ -55,10 +61,20 @@ pub enum ConfigError {
     SourcePortsOverlap { ours: PortRange, lo: u16, hi: u16 },
     #[error("{0}")]
     Usage(String),
+    #[error("--user: {0}")]
+    User(String),
+    #[error("cannot read the kernel's randomness (/dev/urandom): {0}")]
+    Randomness(String),
+    #[error("--shard auto: {0}")]
+    SchedulerShard(String),
+    #[error("{0}")]
+    ServiceDb(String),
+    #[error("-sV needs nmap's service probes ({0}); install nmap or give --service-probes FILE")]
+    NoServiceProbes(String),
     #[error(transparent)]
     ServiceProbes(#[from] service::ProbesError),
-    #[error(transparent)]
-    Payloads(#[from] PayloadError),
+    #[error("{0}")]
+    PayloadFile(String),
     #[error(transparent)]
     Resume(#[from] ResumeError),
     #[error("core {0} does not exist on this machine (cores 0-{1})")]
@@ -188,6 +204,8 @@ pub struct ScanSpec {
     pub resume_carried: Vec<String>,
     /// The command line as typed.
     pub args: Vec<String>,
+    /// What the plan could not do as asked and the scan does without (printed at its start).
+    pub notes: Vec<String>,
 }
 
 /// A scan ready to run: its [`ScanSpec`] and the network facts resolved for it.
@@ -197,18 +215,16 @@ pub struct ScanConfig {
     pub net: NetSetup,
 }
 
-impl std::ops::Deref for ScanConfig {
-    type Target = ScanSpec;
-    fn deref(&self) -> &ScanSpec {
-        &self.spec
-    }
-}
-
 impl ScanConfig {
-    /// Parses and checks the command line, then resolves the interface, source addresses and
-    /// next hops from the kernel.
+    /// Gathers the machine's facts, plans the scan, then resolves the interface, source
+    /// addresses and next hops from the kernel.
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
-        let spec = ScanSpec::from_cli(cli)?;
+        Self::resolve(cli, &Machine::gather(cli)?)
+    }
+
+    /// The plan from the request and the machine's facts, then the network facts for it.
+    pub fn resolve(cli: &Cli, machine: &Machine) -> Result<Self, ConfigError> {
+        let spec = ScanSpec::resolve(cli, machine)?;
         let net = spec.resolve_net(cli)?;
         Ok(Self { spec, net })
     }
@@ -234,17 +250,18 @@ impl Outputs {
                 .iter()
                 .filter_map(|&f| cli.output_file(f).map(|p| (f, p.clone())))
                 .collect(),
-            csv_fields: match &cli.fields {
+            csv_fields: match &cli.outputs.fields {
                 Some(f) => f.0.clone(),
                 None => crate::output::csv::parse_fields(crate::output::csv::DEFAULT_FIELDS)
                     .expect("the default fields parse"),
             },
             json_fields: cli
+                .outputs
                 .fields
                 .as_ref()
-                .filter(|_| cli.csv.is_none())
+                .filter(|_| cli.outputs.csv.is_none())
                 .map(|f| f.0.clone()),
-            metadata: cli.metadata.clone(),
+            metadata: cli.outputs.metadata.clone(),
         }
     }
 
@@ -302,51 +319,49 @@ impl ScanSpec {
     pub fn resolve_net(&self, cli: &Cli) -> Result<NetSetup, ConfigError> {
         let firsts = first_of_each_family(&self.space);
         // A connect dry run builds the SYNs its connections would open: a raw scan's frames.
-        if self.scan == ScanType::Connect && !cli.dry_run {
+        if self.scan == ScanType::Connect && !cli.outputs.dry_run {
             Ok(connect_net(cli, &firsts))
         } else {
             resolve_net(&NetAsk::of(cli), &firsts)
         }
     }
 
-    /// Parses and checks the command line; reads files it names (targets, payloads, service
-    /// probes, resume) but asks nothing of the network.
+    /// The machine's facts, then the plan: [`Machine::gather`] and [`ScanSpec::resolve`].
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
-        let run_as = crate::io::privilege::resolve(cli.user.as_deref())
-            .map_err(|e| ConfigError::Usage(e.to_string()))?;
+        Self::resolve(cli, &Machine::gather(cli)?)
+    }
+
+    /// Checks the request and plans the scan from it and the machine's facts, with no I/O.
+    pub fn resolve(cli: &Cli, machine: &Machine) -> Result<Self, ConfigError> {
         // Decided before the space: random interface identifiers come from it.
-        let seed = cli.seed.or(resume_seed(cli)?).unwrap_or_else(random_seed);
-        let (scan, slots, traceroute, ports) = scan_and_ports(cli)?;
-        let (space, space_spec, blocklisted, excluded) = build_space(cli, ports, seed)?;
-        // Port-table names for nmap's formats (every port gets one, as nmap prints) and -sV.
+        let seed = cli
+            .pacing
+            .seed
+            .or(machine.resume.as_ref().map(|f| f.seed))
+            .unwrap_or(machine.random[0]);
+        let (scan, slots, traceroute, ports) = scan_and_ports(cli, machine)?;
+        let (space, space_spec, blocklisted, excluded) = build_space(cli, machine, ports, seed)?;
         let outputs = Outputs::from_cli(cli);
-        let port_table = (outputs.any(|f| f.service_names) || cli.service_version)
-            .then(|| {
-                PortTable::load(&cli.servicedb)
-                    .ok()
-                    .map(std::sync::Arc::new)
-            })
-            .flatten();
-        let (grab, namer) = banners(cli, &slots, port_table.clone())?;
-        let payloads = check_probing(cli, scan, &slots, traceroute, space.len())?;
-        let shard_asked = shard_asked(cli)?;
+        let (port_table, mut notes) = port_table(cli, machine, &outputs)?;
+        let (grab, namer) = banners(cli, machine, &slots, port_table.clone())?;
+        let payloads = check_probing(cli, machine, scan, &slots, traceroute, space.len())?;
+        let shard_asked = shard_asked(cli, machine)?;
         let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
         let fingerprint = crate::resume::fingerprint(&[
             &names.join("+"),
             &space_spec,
             &space.ports().to_string(),
             &format!("{}/{}", shard_asked.0, shard_asked.1),
-            &cli.retries.to_string(),
+            &cli.pacing.retries.to_string(),
         ]);
-        let resume_file = load_resume(cli, &fingerprint)?;
-        let source_ports = scan_source_ports(cli, scan, traceroute)?;
+        let resume_file = load_resume(cli, machine, &fingerprint)?;
+        let source_ports = scan_source_ports(cli, machine, scan, traceroute)?;
         check_modes(cli, scan, grab.is_some())?;
-        let (tx_cores, rx_core) = cores(cli, resume_file.as_ref().map(|f| f.threads))?;
+        let (tx_cores, rx_core) =
+            cores(cli, &machine.cores, resume_file.as_ref().map(|f| f.threads))?;
         let scan_id = match resume_file.as_ref().map(|f| f.scan_id) {
             Some(id) if id != 0 => id,
-            _ => crate::cookie::random_bytes::<8>()
-                .map(u64::from_le_bytes)
-                .map_err(|e| ConfigError::Usage(format!("cannot read /dev/urandom: {e}")))?,
+            _ => machine.random[1],
         };
         let (resume, resume_answered, resume_carried) = match resume_file {
             Some(f) => (Some(f.positions), f.answered, f.carried),
@@ -355,80 +370,100 @@ impl ScanSpec {
         Ok(Self {
             scan,
             slots,
-            scanflags: cli.scanflags,
+            scanflags: cli.probing.scanflags,
             payloads,
-            retries: cli.retries,
-            report_silent: cli.report_silent,
-            connect_timeout: Duration::from_millis(cli.connect_timeout.unwrap_or(1000)),
-            max_inflight: cli.max_inflight.unwrap_or(2048) as usize,
-            interface_asked: cli.interface.clone(),
-            source_ip_asked: cli.source_ip,
+            retries: cli.pacing.retries,
+            report_silent: cli.probing.report_silent,
+            connect_timeout: Duration::from_millis(cli.pacing.connect_timeout.unwrap_or(1000)),
+            max_inflight: cli.pacing.max_inflight.unwrap_or(2048) as usize,
+            interface_asked: cli.net.interface.clone(),
+            source_ip_asked: cli.net.source_ip,
             space: std::sync::Arc::new(space),
             blocklisted,
             excluded,
             seed,
             shard: shard_asked,
-            rate: cli.rate,
-            wait: Duration::from_secs_f64(cli.wait),
+            rate: cli.pacing.rate,
+            wait: Duration::from_secs_f64(cli.pacing.wait),
             tx_cores,
             rx_core,
-            transport: cli.transport,
-            xdp_mode: xdp_mode(cli.xdp_mode),
-            dry_run: cli.dry_run,
-            pcap: cli.pcap.clone(),
+            transport: cli.engine.transport,
+            xdp_mode: xdp_mode(cli.engine.xdp_mode),
+            dry_run: cli.outputs.dry_run,
+            pcap: cli.outputs.pcap.clone(),
             outputs,
             source_ports,
             ttl: match traceroute {
                 Some((_, (lo, _))) => lo,
-                None => cli.ttl.map(|t| t.0).unwrap_or(64),
+                None => cli.probing.ttl.map(|t| t.0).unwrap_or(64),
             },
             traceroute,
-            packet_trace: cli.packet_trace,
+            packet_trace: cli.outputs.packet_trace,
             grab,
             namer,
             port_table,
             status: StatusOptions {
-                mode: match (cli.quiet, cli.status_json) {
+                mode: match (cli.outputs.quiet, cli.outputs.status_json) {
                     (true, _) => StatusMode::Quiet,
                     (false, true) => StatusMode::Json,
                     (false, false) => StatusMode::Auto,
                 },
-                file: cli.status_file.clone(),
+                file: cli.outputs.status_file.clone(),
             },
-            quiet: cli.quiet,
+            quiet: cli.outputs.quiet,
             limits: limits(cli),
             resume,
-            resume_file: cli.resume_file.clone(),
-            resumed_from: cli.resume.clone(),
+            resume_file: cli.resume.file.clone(),
+            resumed_from: cli.resume.from.clone(),
             scan_id,
             resume_answered,
             resume_carried,
-            run_as,
+            run_as: machine.run_as.clone(),
             fingerprint,
-            args: std::env::args().collect(),
+            args: machine.args.clone(),
+            notes: std::mem::take(&mut notes),
         })
     }
 }
 
-/// A seed from the kernel's randomness, or the clock and pid where none can be read.
-fn random_seed() -> u64 {
-    u64::from_ne_bytes(random_bytes().unwrap_or_else(|_| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
-    }))
+/// Port-table names for nmap's formats (every port gets one, as nmap prints) and -sV; where the
+/// table cannot be read, a note says the names are missing (-sV refuses later without probes).
+fn port_table(
+    cli: &Cli,
+    machine: &Machine,
+    outputs: &Outputs,
+) -> Result<(Option<std::sync::Arc<PortTable>>, Vec<String>), ConfigError> {
+    Ok(match &machine.port_table {
+        Some(Ok(t)) => (Some(t.clone()), Vec::new()),
+        Some(Err(e)) => {
+            let who: Vec<&str> = outputs
+                .files
+                .iter()
+                .filter(|(f, _)| f.row().service_names)
+                .map(|(f, _)| f.row().long)
+                .chain(cli.services.service_version.then_some("-sV"))
+                .collect();
+            (
+                None,
+                vec![format!(
+                    "no service names in {}: {e}; give --servicedb FILE",
+                    who.join(", ")
+                )],
+            )
+        }
+        None => (None, Vec::new()),
+    })
 }
 
 /// When the scan stops early, and which states it writes.
 fn limits(cli: &Cli) -> Limits {
     Limits {
-        max_runtime: cli.max_runtime.map(Duration::from_secs_f64),
-        max_results: cli.max_results,
+        max_runtime: cli.pacing.max_runtime.map(Duration::from_secs_f64),
+        max_results: cli.pacing.max_results,
         show: crate::output::Show::from_cli(
-            cli.open,
-            cli.show.as_ref().map_or(&[], |l| &l.0),
-            cli.noshow.as_ref().map_or(&[], |l| &l.0),
+            cli.outputs.open,
+            cli.outputs.show.as_ref().map_or(&[], |l| &l.0),
+            cli.outputs.noshow.as_ref().map_or(&[], |l| &l.0),
         ),
     }
 }
@@ -444,6 +479,7 @@ fn xdp_mode(c: XdpModeChoice) -> XdpMode {
 /// The scan (a traceroute when asked), each slot's type, and the ports each probes.
 fn scan_and_ports(
     cli: &Cli,
+    machine: &Machine,
 ) -> Result<(ScanType, Vec<ScanType>, Option<Traceroute>, ProbePorts), ConfigError> {
     let asked_all = scan_types(cli)?;
     let traceroute = traceroute(cli, asked_all[0])?;
@@ -457,7 +493,7 @@ fn scan_and_ports(
             "--traceroute probes one protocol; give one scan type".into(),
         ));
     }
-    let (slots, ports) = probe_ports(cli, &asked_all, scan, traceroute)?;
+    let (slots, ports) = probe_ports(cli, machine, &asked_all, scan, traceroute)?;
     Ok((slots[0], slots, traceroute, ports))
 }
 
@@ -465,72 +501,81 @@ fn scan_and_ports(
 /// payloads it sends.
 fn check_probing(
     cli: &Cli,
+    machine: &Machine,
     scan: ScanType,
     slots: &[ScanType],
     traceroute: Option<Traceroute>,
     probes: u64,
 ) -> Result<Payloads, ConfigError> {
     let usage = |m: String| Err(ConfigError::Usage(m));
-    if cli.scanflags.is_some() && scan.row().tcp_flags.is_none() {
+    if cli.probing.scanflags.is_some() && scan.row().tcp_flags.is_none() {
         return usage(format!(
             "--scanflags applies to raw TCP scans (-sS -sA -sW -sF -sN -sX -sM), not --scan {}",
             scan.name()
         ));
     }
-    if cli.pcap_replies.is_some() && scan == ScanType::Connect {
+    if cli.outputs.pcap_replies.is_some() && scan == ScanType::Connect {
         return usage(
             "--pcap-replies captures raw replies; a connect scan (-sT) leaves them to the kernel"
                 .into(),
         );
     }
     let udp = slots.contains(&ScanType::Udp);
-    if cli.udp_payloads.is_some() && !udp {
+    if cli.probing.udp_payloads.is_some() && !udp {
         return usage("--udp-payloads applies to UDP scans (-sU)".into());
     }
-    if cli.report_silent && traceroute.is_some() {
+    if cli.probing.report_silent && traceroute.is_some() {
         return usage("--report-silent reports targets without a reply, which have no path: drop it with --traceroute".into());
     }
-    if cli.report_silent && probes > BITMAP_MAX_PROBES {
+    if cli.probing.report_silent && probes > BITMAP_MAX_PROBES {
         return usage(format!(
             "--report-silent keeps a bit per probe and allows at most {BITMAP_MAX_PROBES}; this scan has {probes}"
         ));
     }
-    if cli.retries > 0 && probes > BITMAP_MAX_PROBES {
+    if cli.pacing.retries > 0 && probes > BITMAP_MAX_PROBES {
         return usage(format!(
             "--retries: past {BITMAP_MAX_PROBES} probes duplicates are filtered over a {} s window, and passes over this space ({probes} probes) come further apart; drop --retries or split the targets into scans of at most that many probes",
             crate::engine::dedup::WINDOW_HORIZON.as_secs(),
         ));
     }
-    Ok(match (&cli.udp_payloads, udp) {
-        (Some(f), _) => Payloads::builtin().merged_with(Payloads::load(f)?),
+    Ok(match (&cli.probing.udp_payloads, udp) {
+        (Some(_), _) => match &machine.payloads {
+            Some(Ok(p)) => Payloads::builtin().merged_with(p.clone()),
+            Some(Err(e)) => return Err(ConfigError::PayloadFile(e.clone())),
+            None => Payloads::builtin(),
+        },
         (None, true) => Payloads::builtin(),
         _ => Payloads::empty(),
     })
 }
 
 /// `--shard I/N`, or `--shard auto` from the scheduler's environment.
-fn shard_asked(cli: &Cli) -> Result<(u32, u32), ConfigError> {
-    if cli.shards.is_some() && cli.shard != Some(crate::cli::ShardArg::Auto) {
+fn shard_asked(cli: &Cli, machine: &Machine) -> Result<(u32, u32), ConfigError> {
+    if cli.cluster.shards.is_some() && cli.cluster.shard != Some(crate::cli::ShardArg::Auto) {
         return Err(ConfigError::Usage(
             "--shards N goes with --shard auto (--shard I/N names the count itself)".into(),
         ));
     }
-    Ok(match cli.shard {
+    Ok(match cli.cluster.shard {
         None => (0, 1),
         Some(crate::cli::ShardArg::Fixed(i, n)) => (i, n),
-        Some(crate::cli::ShardArg::Auto) => {
-            crate::schedulers::shard_from_env(cli.shards, &|k| std::env::var(k).ok())
-                .map_err(ConfigError::Usage)?
-        }
+        Some(crate::cli::ShardArg::Auto) => machine
+            .scheduler_shard
+            .clone()
+            .unwrap_or_else(|| Err("the scheduler's environment was not read".into()))
+            .map_err(ConfigError::SchedulerShard)?,
     })
 }
 
 /// `--resume FILE`, checked against the scan given now (`fingerprint`) and its options.
-fn load_resume(cli: &Cli, fingerprint: &str) -> Result<Option<ResumeFile>, ConfigError> {
-    let Some(p) = &cli.resume else {
+fn load_resume(
+    cli: &Cli,
+    machine: &Machine,
+    fingerprint: &str,
+) -> Result<Option<ResumeFile>, ConfigError> {
+    let (Some(p), Some(f)) = (&cli.resume.from, machine.resume.clone()) else {
         return Ok(None);
     };
-    let f = ResumeFile::load(p)?;
     let path = p.display().to_string();
     if f.fingerprint != fingerprint {
         return Err(ResumeError::Mismatch(path).into());
@@ -540,10 +585,14 @@ fn load_resume(cli: &Cli, fingerprint: &str) -> Result<Option<ResumeFile>, Confi
         file,
         what,
     };
-    if cli.seed.is_some_and(|s| s != f.seed) {
+    if cli.pacing.seed.is_some_and(|s| s != f.seed) {
         return Err(conflict(format!("--seed {}", f.seed), "--seed").into());
     }
-    if cli.tx_threads.is_some_and(|t| t as usize != f.threads) {
+    if cli
+        .engine
+        .tx_threads
+        .is_some_and(|t| t as usize != f.threads)
+    {
         return Err(conflict(format!("--tx-threads {}", f.threads), "--tx-threads").into());
     }
     Ok(Some(f))
@@ -553,13 +602,14 @@ fn load_resume(cli: &Cli, fingerprint: &str) -> Result<Option<ResumeFile>, Confi
 /// traceroute's TTLs.
 fn scan_source_ports(
     cli: &Cli,
+    machine: &Machine,
     scan: ScanType,
     traceroute: Option<Traceroute>,
 ) -> Result<PortRange, ConfigError> {
     if scan == ScanType::Connect {
         return Ok(DEFAULT_SOURCE_PORTS);
     }
-    let ports = source_ports(cli.source_port)?;
+    let ports = source_ports(cli.net.source_port, machine.ephemeral_ports)?;
     if let Some((_, (_, hi))) = traceroute {
         if ports.len() < hi as u32 {
             return Err(ConfigError::Usage(format!(
@@ -574,15 +624,15 @@ fn scan_source_ports(
 /// Options of one engine given to another: banners over AF_PACKET, connect options to a raw
 /// scan.
 fn check_modes(cli: &Cli, scan: ScanType, grab: bool) -> Result<(), ConfigError> {
-    if grab && cli.transport == TransportChoice::Packet {
+    if grab && cli.engine.transport == TransportChoice::Packet {
         return Err(ConfigError::Usage(
             "--banners and -sV need AF_XDP: over AF_PACKET the kernel resets every connection we open".into(),
         ));
     }
     if scan != ScanType::Connect {
         for (flag, given) in [
-            ("--connect-timeout", cli.connect_timeout.is_some()),
-            ("--max-inflight", cli.max_inflight.is_some()),
+            ("--connect-timeout", cli.pacing.connect_timeout.is_some()),
+            ("--max-inflight", cli.pacing.max_inflight.is_some()),
         ] {
             if given {
                 return Err(ConfigError::Usage(format!(
@@ -600,7 +650,7 @@ fn check_modes(cli: &Cli, scan: ScanType, grab: bool) -> Result<(), ConfigError>
 /// nmap; they are ordered by protocol (TCP, UDP, SCTP), as the slots are laid out.
 fn scan_types(cli: &Cli) -> Result<Vec<ScanType>, ConfigError> {
     let mut v: Vec<ScanType> = Vec::new();
-    for &t in &cli.scan {
+    for &t in &cli.probing.scan {
         if !v.contains(&t) {
             v.push(t);
         }
@@ -648,20 +698,24 @@ const SLOT_ORDER: [Proto; 3] = [Proto::Tcp, Proto::Udp, Proto::Sctp];
 /// without a TCP type by a SYN scan, as masscan does.
 fn probe_ports(
     cli: &Cli,
+    machine: &Machine,
     asked: &[ScanType],
     scan: ScanType,
     traceroute: Option<Traceroute>,
 ) -> Result<(Vec<ScanType>, ProbePorts), ConfigError> {
     use crate::targets::PrefixedSpec;
     let parse = |s: &Option<String>| s.as_deref().map(PrefixedSpec::parse).transpose();
-    let (spec, excl) = (parse(&cli.ports)?, parse(&cli.exclude_ports)?);
+    let (spec, excl) = (
+        parse(&cli.targets.ports)?,
+        parse(&cli.targets.exclude_ports)?,
+    );
     let prefixed = |s: &Option<PrefixedSpec>| s.as_ref().is_some_and(|s| s.prefixed());
     let mut db = None;
     let by_port = traceroute.is_none() && scan.row().ports == PortUse::Ports;
     if asked.len() == 1 && !prefixed(&spec) && !prefixed(&excl) || !by_port {
         let flat = |s: &Option<PrefixedSpec>| one_protocol(s.as_ref(), scan, traceroute);
         let list = port_list(
-            cli,
+            (cli, machine),
             scan,
             traceroute,
             flat(&spec)?.as_deref(),
@@ -708,16 +762,16 @@ fn probe_ports(
             own(&excl, &field(&excl), explicit.is_some()),
         ));
     }
-    let ranked = cli.top_ports.is_some() || cli.fast;
+    let ranked = cli.targets.top_ports.is_some() || cli.targets.fast;
     let mut types = Vec::new();
     let mut lists = Vec::new();
     for (t, ports, exclude) in slots {
-        if cli.ports.is_some() && ports.is_none() && !ranked {
+        if cli.targets.ports.is_some() && ports.is_none() && !ranked {
             continue; // no port for this protocol (`-sS -sU -p U:53`)
         }
         types.push(t);
         lists.push(port_list(
-            cli,
+            (cli, machine),
             t,
             None,
             ports.as_deref(),
@@ -758,8 +812,8 @@ fn one_protocol(
 
 /// `--traceroute[=PROTO]` and `--ttl`: the probe protocol and TTL range, or `None` for a scan.
 fn traceroute(cli: &Cli, asked: ScanType) -> Result<Option<Traceroute>, ConfigError> {
-    let Some(choice) = cli.traceroute else {
-        if let Some((lo, hi)) = cli.ttl.filter(|(lo, hi)| lo != hi) {
+    let Some(choice) = cli.probing.traceroute else {
+        if let Some((lo, hi)) = cli.probing.ttl.filter(|(lo, hi)| lo != hi) {
             return Err(ConfigError::Usage(format!(
                 "--ttl {lo}-{hi} is a range of TTLs, which only --traceroute probes; give one TTL"
             )));
@@ -786,29 +840,32 @@ fn traceroute(cli: &Cli, asked: ScanType) -> Result<Option<Traceroute>, ConfigEr
             asked.name()
         )));
     }
-    Ok(Some((proto, cli.ttl.unwrap_or((1, 30)))))
+    Ok(Some((proto, cli.probing.ttl.unwrap_or((1, 30)))))
 }
 
 /// `--banners` and `-sV`: the grab options and, for -sV, the namer.
 fn banners(
     cli: &Cli,
+    machine: &Machine,
     slots: &[ScanType],
     table: Option<std::sync::Arc<PortTable>>,
 ) -> Result<(Option<GrabOptions>, Option<std::sync::Arc<Namer>>), ConfigError> {
-    if (cli.version_light || cli.version_all || cli.version_intensity.is_some())
-        && !cli.service_version
+    if (cli.services.version_light
+        || cli.services.version_all
+        || cli.services.version_intensity.is_some())
+        && !cli.services.service_version
     {
         return Err(ConfigError::Usage(
             "--version-intensity, --version-light and --version-all apply to -sV".into(),
         ));
     }
-    if !cli.banners && !cli.service_version {
+    if !cli.services.banners && !cli.services.service_version {
         let given = [
-            ("--service-probes", cli.service_probes.is_some()),
-            ("--banner-wait", cli.banner_wait.is_some()),
-            ("--banner-timeout", cli.banner_timeout.is_some()),
-            ("--banner-bytes", cli.banner_bytes.is_some()),
-            ("--max-connections", cli.max_connections.is_some()),
+            ("--service-probes", cli.services.service_probes.is_some()),
+            ("--banner-wait", cli.services.banner_wait.is_some()),
+            ("--banner-timeout", cli.services.banner_timeout.is_some()),
+            ("--banner-bytes", cli.services.banner_bytes.is_some()),
+            ("--max-connections", cli.services.max_connections.is_some()),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
             return Err(ConfigError::Usage(format!(
@@ -820,7 +877,7 @@ fn banners(
     // -sV names what a SYN scan finds open over TCP and what a UDP scan finds over UDP;
     // --banners collects TCP greetings only.
     let syn = slots.contains(&ScanType::Syn);
-    let udp = slots.contains(&ScanType::Udp) && cli.service_version;
+    let udp = slots.contains(&ScanType::Udp) && cli.services.service_version;
     if !syn && !udp {
         let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
         return Err(ConfigError::Usage(format!(
@@ -828,42 +885,44 @@ fn banners(
             names.join("+")
         )));
     }
-    let probes = match &cli.service_probes {
-        Some(p) => Some(ServiceProbes::load(p)?),
-        None => match ServiceProbes::load(std::path::Path::new(service::probes::DEFAULT_PATH)) {
-            Ok(db) => Some(db),
-            Err(_) if !cli.service_version => None,
-            Err(e) => {
-                return Err(ConfigError::Usage(format!(
-                "-sV needs nmap's service probes ({e}); install nmap or give --service-probes FILE"
-            )))
-            }
-        },
-    }
-    .map(std::sync::Arc::new);
-    let greeting_wait = cli.banner_wait.unwrap_or(2.0);
+    // A file named with --service-probes that cannot be read was refused with the facts.
+    let probes = match &machine.service_probes {
+        Some(Ok(p)) => Some(p.clone()),
+        Some(Err(_)) if !cli.services.service_version => None,
+        Some(Err(e)) => return Err(ConfigError::NoServiceProbes(e.clone())),
+        None => None,
+    };
+    let greeting_wait = cli.services.banner_wait.unwrap_or(2.0);
     let grab = GrabOptions {
         greeting_wait: Duration::from_secs_f64(greeting_wait),
-        timeout: Duration::from_secs_f64(cli.banner_timeout.unwrap_or(6.0).max(greeting_wait)),
+        timeout: Duration::from_secs_f64(
+            cli.services
+                .banner_timeout
+                .unwrap_or(6.0)
+                .max(greeting_wait),
+        ),
         idle: Duration::from_millis(500),
-        max_bytes: cli.banner_bytes.unwrap_or(4096) as usize,
-        max_connections: cli.max_connections.unwrap_or(10_000) as usize,
+        max_bytes: cli.services.banner_bytes.unwrap_or(4096) as usize,
+        max_connections: cli.services.max_connections.unwrap_or(10_000) as usize,
         probes: probes.clone(),
     };
     // -sV without a probe database was refused above.
-    let namer = probes.filter(|_| cli.service_version).map(|probes| {
-        std::sync::Arc::new(Namer {
-            intensity: match (cli.version_light, cli.version_all) {
-                (true, _) => 2,
-                (_, true) => 9,
-                _ => cli
-                    .version_intensity
-                    .unwrap_or(service::detect::DEFAULT_INTENSITY),
-            },
-            probes,
-            table: table.unwrap_or_default(),
-        })
-    });
+    let namer = probes
+        .filter(|_| cli.services.service_version)
+        .map(|probes| {
+            std::sync::Arc::new(Namer {
+                intensity: match (cli.services.version_light, cli.services.version_all) {
+                    (true, _) => 2,
+                    (_, true) => 9,
+                    _ => cli
+                        .services
+                        .version_intensity
+                        .unwrap_or(service::detect::DEFAULT_INTENSITY),
+                },
+                probes,
+                table: table.unwrap_or_default(),
+            })
+        });
     Ok((Some(grab), namer))
 }
 
@@ -871,14 +930,14 @@ fn banners(
 /// `-p` items given for it; then `--top-ports`/`-F` and its `--exclude-ports` items.
 /// nmap-services is read into `db` the first time a name or a ranking needs it.
 fn port_list(
-    cli: &Cli,
+    (cli, machine): (&Cli, &Machine),
     scan: ScanType,
     traceroute: Option<Traceroute>,
     ports: Option<&str>,
     exclude: Option<&str>,
-    db: &mut Option<ServiceDb>,
+    db: &mut Option<std::sync::Arc<ServiceDb>>,
 ) -> Result<PortList, ConfigError> {
-    let top = cli.top_ports.or(cli.fast.then_some(100));
+    let top = cli.targets.top_ports.or(cli.targets.fast.then_some(100));
     let by_port = match traceroute {
         Some((TraceProto::Icmp, _)) => false,
         Some(_) => true,
@@ -902,33 +961,41 @@ fn port_list(
             .service_proto()
             .unwrap_or(ServiceProto::Tcp),
     };
-    let load = |db: &mut Option<ServiceDb>| -> Result<(), ConfigError> {
+    let load = |db: &mut Option<std::sync::Arc<ServiceDb>>| -> Result<(), ConfigError> {
         if db.is_none() {
-            *db = Some(
-                ServiceDb::load(&cli.servicedb).map_err(|e| ConfigError::Usage(e.to_string()))?,
-            );
+            *db = Some(match &machine.services {
+                Some(Ok(d)) => d.clone(),
+                Some(Err(e)) => return Err(ConfigError::ServiceDb(e.clone())),
+                None => {
+                    return Err(ConfigError::ServiceDb(format!(
+                        "{}: not read (no service name or ranking was seen in -p)",
+                        cli.targets.servicedb.display()
+                    )))
+                }
+            });
         }
         Ok(())
     };
-    let parse = |spec: &str, db: &mut Option<ServiceDb>| -> Result<PortList, ConfigError> {
-        let mut failed = None;
-        let list = PortList::parse_with(spec, &mut |name| {
-            if let Err(e) = load(db) {
-                let msg = e.to_string();
-                failed = Some(e);
-                return Err(msg);
+    let parse =
+        |spec: &str, db: &mut Option<std::sync::Arc<ServiceDb>>| -> Result<PortList, ConfigError> {
+            let mut failed = None;
+            let list = PortList::parse_with(spec, &mut |name| {
+                if let Err(e) = load(db) {
+                    let msg = e.to_string();
+                    failed = Some(e);
+                    return Err(msg);
+                }
+                let ports = db.as_ref().expect("loaded").ports_named(name, proto);
+                if ports.is_empty() {
+                    return Err(ServiceDb::unknown(name, proto));
+                }
+                Ok(ports)
+            });
+            match (list, failed) {
+                (_, Some(e)) => Err(e),
+                (l, None) => Ok(l?),
             }
-            let ports = db.as_ref().expect("loaded").ports_named(name, proto);
-            if ports.is_empty() {
-                return Err(ServiceDb::unknown(name, proto));
-            }
-            Ok(ports)
-        });
-        match (list, failed) {
-            (_, Some(e)) => Err(e),
-            (l, None) => Ok(l?),
-        }
-    };
+        };
     let given = match ports {
         Some(s) if by_port => Some(parse(s, db)?),
         Some(s) => Some(PortList::parse(s)?), // protocol numbers (-sO)
@@ -1019,16 +1086,6 @@ fn port_list_given(
     }
 }
 
-/// The seed of the scan a `--resume` file records, needed before the space is built (random
-/// interface identifiers come from it).
-fn resume_seed(cli: &Cli) -> Result<Option<u64>, ConfigError> {
-    Ok(cli
-        .resume
-        .as_ref()
-        .map(|p| ResumeFile::load(p).map(|f| f.seed))
-        .transpose()?)
-}
-
 /// The first address of each family the space holds, IPv4 first: whose route and neighbour
 /// decide the interface, source and next hop of that family.
 fn first_of_each_family(space: &TargetSpace) -> Vec<IpAddr> {
@@ -1046,35 +1103,36 @@ fn first_of_each_family(space: &TargetSpace) -> Vec<IpAddr> {
 /// file's fingerprint; and how many addresses the blocklist and the excludes removed.
 fn build_space(
     cli: &Cli,
+    machine: &Machine,
     ports: ProbePorts,
     seed: u64,
 ) -> Result<(TargetSpace, String, u64, u64), ConfigError> {
     let mut targets = targets::Targets::default();
-    for t in &cli.targets {
+    for t in &cli.targets.addresses {
         targets.extend(targets::parse_target_list(t)?);
     }
-    for f in &cli.target_files {
-        targets.extend(targets::read_target_file(f)?);
+    for t in &machine.target_files {
+        targets.extend(t.clone());
     }
     if targets.is_empty() {
         return Err(ConfigError::NoTargets);
     }
     let mut excludes = targets::Targets::default();
-    for e in &cli.excludes {
+    for e in &cli.targets.excludes {
         excludes.extend(targets::parse_target_list(e)?);
     }
-    for f in &cli.exclude_files {
-        excludes.extend(targets::read_target_file(f)?);
+    for t in &machine.exclude_files {
+        excludes.extend(t.clone());
     }
     // An excluded window takes out its whole span.
     excludes
         .v6
         .extend(excludes.windows.iter().map(|w| w.span()));
-    let iid = match &cli.iid {
+    let iid = match &cli.net.iid {
         Some(s) => Iid::parse(s, seed).map_err(ConfigError::Usage)?,
         None => Iid::Random { seed },
     };
-    if cli.iid.is_some() && targets.windows.is_empty() {
+    if cli.net.iid.is_some() && targets.windows.is_empty() {
         return Err(ConfigError::Usage(
             "--iid chooses the addresses of prefix windows (PREFIX/A-B); no target is one".into(),
         ));
@@ -1131,7 +1189,8 @@ fn build_space(
         kept6.ranges().iter().for_each(|r| put(&mut h, r));
         singles.iter().for_each(|a| h.write(&a.to_be_bytes()));
         targets.windows.iter().for_each(|w| put(&mut h, w));
-        cli.iid
+        cli.net
+            .iid
             .iter()
             .for_each(|i| put(&mut h, &format!("iid={i}")));
         format!("{:016x}", h.finish())
@@ -1142,9 +1201,12 @@ fn build_space(
     Ok((space, spec, clamp(blocked), clamp(excluded)))
 }
 
-fn source_ports(asked: Option<PortRange>) -> Result<PortRange, ConfigError> {
+fn source_ports(
+    asked: Option<PortRange>,
+    ephemeral: Option<(u16, u16)>,
+) -> Result<PortRange, ConfigError> {
     let ours = asked.unwrap_or(DEFAULT_SOURCE_PORTS);
-    if let Some((lo, hi)) = netinfo::ephemeral_ports() {
+    if let Some((lo, hi)) = ephemeral {
         if ours.lo <= hi && lo <= ours.hi {
             return Err(ConfigError::SourcePortsOverlap { ours, lo, hi });
         }
@@ -1155,30 +1217,26 @@ fn source_ports(asked: Option<PortRange>) -> Result<PortRange, ConfigError> {
 /// Transmit threads on the listed cores (or 0, 1, ...), the receive thread on a free core.
 fn cores(
     cli: &Cli,
+    avail: &[usize],
     resume_threads: Option<usize>,
 ) -> Result<(Vec<Option<usize>>, Option<usize>), ConfigError> {
-    let avail: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
     let max = avail.iter().copied().max().unwrap_or(0);
-    if let Some(list) = cli.cores.as_ref().map(|c| &c.0) {
+    if let Some(list) = cli.engine.cores.as_ref().map(|c| &c.0) {
         if let Some(&bad) = list.iter().find(|c| !avail.contains(c)) {
             return Err(ConfigError::NoSuchCore(bad, max));
         }
     }
     let threads = resume_threads
-        .or(cli.tx_threads.map(|t| t as usize))
-        .or(cli.cores.as_ref().map(|c| c.0.len()))
+        .or(cli.engine.tx_threads.map(|t| t as usize))
+        .or(cli.engine.cores.as_ref().map(|c| c.0.len()))
         .unwrap_or(1);
-    let tx: Vec<Option<usize>> = match cli.cores.as_ref().map(|c| &c.0) {
+    let tx: Vec<Option<usize>> = match cli.engine.cores.as_ref().map(|c| &c.0) {
         Some(list) => (0..threads).map(|i| Some(list[i % list.len()])).collect(),
         None if avail.is_empty() => vec![None; threads],
         None => (0..threads).map(|i| Some(avail[i % avail.len()])).collect(),
     };
     let rx = avail.iter().copied().find(|c| !tx.contains(&Some(*c)));
-    let rx = match cli.rx_core {
+    let rx = match cli.engine.rx_core {
         Some(c) if !avail.contains(&c) => return Err(ConfigError::NoSuchCore(c, max)),
         Some(c) => Some(c),
         None => rx,
@@ -1196,6 +1254,7 @@ fn connect_net(cli: &Cli, firsts: &[IpAddr]) -> NetSetup {
         .next()
         .unwrap_or(0);
     let ifname = cli
+        .net
         .interface
         .clone()
         .or_else(|| netinfo::interface_name(ifindex))
@@ -1205,6 +1264,7 @@ fn connect_net(cli: &Cli, firsts: &[IpAddr]) -> NetSetup {
         .zip(routes)
         .map(|(first, route)| FamilyNet {
             src: cli
+                .net
                 .source_ip
                 .filter(|s| s.is_ipv4() == first.is_ipv4())
                 .or(route.and_then(|r| r.prefsrc))
@@ -1238,10 +1298,10 @@ pub struct NetAsk {
 impl NetAsk {
     fn of(cli: &Cli) -> Self {
         Self {
-            interface: cli.interface.clone(),
-            source_ip: cli.source_ip,
-            gateway_mac: cli.gateway_mac,
-            dry_run: cli.dry_run,
+            interface: cli.net.interface.clone(),
+            source_ip: cli.net.source_ip,
+            gateway_mac: cli.net.gateway_mac,
+            dry_run: cli.outputs.dry_run,
         }
     }
 }
@@ -1400,7 +1460,8 @@ impl ConfigError {
                 | NetError::Arp(..)
                 | NetError::Netlink(_)
                 | NetError::Mac(..),
-            ) => 1,
+            )
+            | ConfigError::Randomness(_) => 1,
             _ => 2,
         }
     }
@@ -1418,6 +1479,50 @@ mod tests {
         v.extend_from_slice(args);
         v.extend_from_slice(&["--seed", "1"]);
         ScanSpec::from_cli(&Cli::try_parse_from(v).expect("a valid command line"))
+    }
+
+    #[test]
+    fn an_unreadable_port_table_is_said_not_swallowed() {
+        let s = spec(&[
+            "198.18.0.1",
+            "-p",
+            "80",
+            "--output-xml",
+            "x.xml",
+            "--servicedb",
+            "/nonexistent",
+        ])
+        .expect("the scan runs without names");
+        assert!(s.port_table.is_none());
+        assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+        assert!(
+            s.notes[0].contains("no service names in --output-xml")
+                && s.notes[0].contains("/nonexistent"),
+            "{:?}",
+            s.notes
+        );
+    }
+
+    #[test]
+    fn the_plan_reads_only_the_machine_it_is_given() {
+        let cli = Cli::try_parse_from(["xdpscan", "198.18.0.0/30", "-p", "80", "--cores", "5"])
+            .expect("parses");
+        let m = Machine {
+            cores: vec![4, 5, 6],
+            random: [11, 12],
+            ..Machine::default()
+        };
+        let s = ScanSpec::resolve(&cli, &m).expect("plans");
+        assert_eq!((s.seed, s.scan_id), (11, 12));
+        assert_eq!((s.tx_cores.clone(), s.rx_core), (vec![Some(5)], Some(4)));
+        let m = Machine {
+            cores: vec![0, 1],
+            ..m
+        };
+        assert!(matches!(
+            ScanSpec::resolve(&cli, &m),
+            Err(ConfigError::NoSuchCore(5, 1))
+        ));
     }
 
     #[test]

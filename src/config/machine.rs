@@ -1,0 +1,158 @@
+//! The machine's facts a scan is planned from, gathered once and before any planning: who
+//! `--user` is, the cores, the kernel's ephemeral ports, the scheduler's environment, the files
+//! the request names, randomness and the command line as typed. Planning
+//! ([`super::ScanSpec::resolve`]) reads only these and the request, so it does no I/O
+//! (ARCHITECTURE.md, "A request, then a plan").
+
+use std::sync::Arc;
+
+use crate::{
+    cli::{Cli, ShardArg},
+    io::{netinfo, privilege::RunAs},
+    probe::udp_payloads::Payloads,
+    resume::ResumeFile,
+    service::{self, PortTable, ServiceProbes},
+    targets::{self, services::ServiceDb, Targets},
+};
+
+use super::ConfigError;
+
+/// What the request needs to know of this machine.
+#[derive(Debug, Default)]
+pub struct Machine {
+    /// `--user`, looked up (`None`: no switch).
+    pub run_as: Option<RunAs>,
+    /// The cores this process may run on.
+    pub cores: Vec<usize>,
+    /// The kernel's ephemeral ports (`net.ipv4.ip_local_port_range`), when it says.
+    pub ephemeral_ports: Option<(u16, u16)>,
+    /// `--shard auto`: what the batch scheduler's environment says.
+    pub scheduler_shard: Option<Result<(u32, u32), String>>,
+    /// `--target-file` and `--exclude-file`, read and parsed, in the order given.
+    pub target_files: Vec<Targets>,
+    pub exclude_files: Vec<Targets>,
+    /// `--udp-payloads FILE`, read; its error waits for the plan (which first checks the scan
+    /// sends UDP at all).
+    pub payloads: Option<Result<Payloads, String>>,
+    /// nmap-services (`--servicedb`) for port names and rankings, read when `-p` names a
+    /// service or `--top-ports`/`-F` ranks; its error, if it cannot be, waits for the plan.
+    pub services: Option<Result<Arc<ServiceDb>, String>>,
+    /// The same file as the port table nmap's formats and -sV print names from.
+    pub port_table: Option<Result<Arc<PortTable>, String>>,
+    /// nmap's service probes (`--service-probes`, or the installed file) for `--banners`/`-sV`;
+    /// the installed file's error, if it cannot be read, waits for the plan (only -sV needs it).
+    pub service_probes: Option<Result<Arc<ServiceProbes>, String>>,
+    /// `--resume FILE`, read.
+    pub resume: Option<ResumeFile>,
+    /// From the kernel's randomness: a seed (used without `--seed` or a resume file) and this
+    /// run's id.
+    pub random: [u64; 2],
+    /// The command line as typed, for resume files and metadata.
+    pub args: Vec<String>,
+}
+
+impl Machine {
+    /// Asks the system what `cli` needs: the one place planning touches it.
+    pub fn gather(cli: &Cli) -> Result<Self, ConfigError> {
+        let run_as = crate::io::privilege::resolve(cli.privileges.user.as_deref())
+            .map_err(|e| ConfigError::User(e.to_string()))?;
+        let read = |files: &[std::path::PathBuf]| -> Result<Vec<Targets>, ConfigError> {
+            Ok(files
+                .iter()
+                .map(|f| targets::read_target_file(f))
+                .collect::<Result<_, _>>()?)
+        };
+        let t = &cli.targets;
+        let needs_services = t.top_ports.is_some()
+            || t.fast
+            || [&t.ports, &t.exclude_ports]
+                .iter()
+                .any(|s| s.as_deref().is_some_and(names_a_service));
+        let outputs = super::Outputs::from_cli(cli);
+        let needs_table = outputs.any(|f| f.service_names) || cli.services.service_version;
+        let services = &cli.services;
+        let service_probes =
+            (services.banners || services.service_version).then(|| {
+                match &services.service_probes {
+                    Some(p) => ServiceProbes::load(p)
+                        .map(|p| Ok(Arc::new(p)))
+                        .map_err(ConfigError::from),
+                    None => Ok(ServiceProbes::load(std::path::Path::new(
+                        service::probes::DEFAULT_PATH,
+                    ))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())),
+                }
+            });
+        let service_probes = match service_probes {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(r)) => Some(r),
+            None => None,
+        };
+        let random = [
+            random_u64(),
+            crate::cookie::random_bytes::<8>()
+                .map(u64::from_le_bytes)
+                .map_err(|e| ConfigError::Randomness(e.to_string()))?,
+        ];
+        Ok(Machine {
+            run_as,
+            cores: core_affinity::get_core_ids()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.id)
+                .collect(),
+            ephemeral_ports: netinfo::ephemeral_ports(),
+            scheduler_shard: (cli.cluster.shard == Some(ShardArg::Auto)).then(|| {
+                crate::schedulers::shard_from_env(cli.cluster.shards, &|k| std::env::var(k).ok())
+            }),
+            target_files: read(&t.target_files)?,
+            exclude_files: read(&t.exclude_files)?,
+            payloads: cli
+                .probing
+                .udp_payloads
+                .as_ref()
+                .map(|f| Payloads::load(f).map_err(|e| e.to_string())),
+            services: needs_services.then(|| {
+                ServiceDb::load(&t.servicedb)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            }),
+            port_table: needs_table.then(|| {
+                PortTable::load(&t.servicedb)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            }),
+            service_probes,
+            resume: cli
+                .resume
+                .from
+                .as_ref()
+                .map(|p| ResumeFile::load(p))
+                .transpose()?,
+            random,
+            args: std::env::args().collect(),
+        })
+    }
+}
+
+/// A seed from the kernel's randomness, or the clock and pid where none can be read.
+fn random_u64() -> u64 {
+    u64::from_ne_bytes(crate::cookie::random_bytes().unwrap_or_else(|_| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
+    }))
+}
+
+/// Does a `-p` spec name a service (`https`, `http*`), which only nmap-services resolves? Its
+/// protocol prefixes (`T:`, `U:`, `S:`, `P:`) do not.
+fn names_a_service(spec: &str) -> bool {
+    spec.split(',')
+        .map(|item| item.rsplit(':').next().unwrap_or(item))
+        .any(|item| {
+            item.bytes()
+                .any(|b| b.is_ascii_alphabetic() || b == b'*' || b == b'?')
+        })
+}
