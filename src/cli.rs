@@ -97,7 +97,7 @@ fn scan_help(long: bool) -> String {
 /// How to reach and authenticate to the broker (`--publish` and every distributed command).
 /// Its ids are its own (`nats_user`, not `user`): flattened into a command that has `--user`,
 /// a shared id would let one option's value satisfy or trip the other's rules.
-#[derive(Debug, Clone, Default, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct NatsAuth {
     /// NATS credentials file (JWT and NKey seed, as `nsc` writes it)
     #[arg(hide_short_help = true, long = "nats-creds", value_name = "FILE")]
@@ -151,7 +151,8 @@ pub struct NatsAuth {
 pub const DEFAULT_RESUME_FILE: &str = "xdpscan-resume.json";
 
 /// What `--generate` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GenerateKind {
     /// The man page, roff (man -l -)
     Man,
@@ -193,7 +194,7 @@ pub enum TraceChoice {
 }
 
 /// Stateless mass port scanner over AF_XDP.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, PartialEq, Parser, serde::Serialize, serde::Deserialize)]
 #[command(name = "xdpscan", version, max_term_width = 100, allow_negative_numbers = true, after_help = AFTER_HELP, after_long_help = AFTER_LONG_HELP)]
 pub struct Cli {
     #[command(flatten)]
@@ -229,7 +230,7 @@ pub struct Cli {
 }
 
 /// What is scanned: addresses, exclusions, ports.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct TargetArgs {
     /// Targets: addresses, CIDR blocks, ranges (198.19.0.1-200), IPv4 and IPv6
     ///
@@ -304,7 +305,7 @@ pub struct TargetArgs {
 }
 
 /// How targets are probed: the scan types and their options.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct ProbingArgs {
     #[arg(help_heading = "Scan types", long = "scan", value_name = "TYPE", action = clap::ArgAction::Append, hide_possible_values = true, help = scan_help(false), long_help = scan_help(true))]
     pub scan: Vec<ScanType>,
@@ -347,7 +348,7 @@ pub struct ProbingArgs {
 }
 
 /// What is asked of open ports: banners and service versions.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct ServiceArgs {
     /// Grab banners from open ports
     ///
@@ -413,7 +414,7 @@ pub struct ServiceArgs {
 }
 
 /// How fast, how often, for how long.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct PacingArgs {
     /// Send every probe N more times
     ///
@@ -462,7 +463,7 @@ pub struct PacingArgs {
 }
 
 /// Where results, captures and status go.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct OutputArgs {
     /// Build every probe, send nothing (with --pcap FILE: write them)
     ///
@@ -597,7 +598,7 @@ pub struct OutputArgs {
 }
 
 /// Stopping and continuing.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct ResumeArgs {
     /// Continue a stopped scan from its resume file
     ///
@@ -623,7 +624,7 @@ pub struct ResumeArgs {
 }
 
 /// Where probes leave from.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct NetArgs {
     /// Interface to send on [default: the route's]
     ///
@@ -669,7 +670,7 @@ pub struct NetArgs {
 }
 
 /// Shards and the broker.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct ClusterArgs {
     /// Scan shard I of N (with one --seed), or auto from the scheduler
     ///
@@ -695,7 +696,7 @@ pub struct ClusterArgs {
 }
 
 /// Who the scanner becomes.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct PrivilegeArgs {
     /// Run as USER with no capabilities once sockets are open [default: nobody]
     ///
@@ -706,7 +707,7 @@ pub struct PrivilegeArgs {
 }
 
 /// Threads, cores and the packet I/O.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
 pub struct EngineArgs {
     /// Transmit threads, each pinned to a core [default: 1, or one per --cores entry]
     #[arg(help_heading = "Advanced", hide_short_help = true, long = "tx-threads", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -1299,7 +1300,7 @@ mod tests {
             answered: Vec::new(),
             carried: Vec::new(),
         }
-        .save(&path)
+        .save(&path, &Default::default())
         .unwrap();
         let args = |a: &[&str]| -> Vec<OsString> { normalize_args(a.iter().map(OsString::from)) };
         let p = path.to_str().unwrap();

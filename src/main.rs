@@ -79,6 +79,8 @@ fn distributed(cmd: &str, args: &[std::ffi::OsString]) -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // --help or --version, printed.
+        Err(cluster::DistError::Shown) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xdpscan: {e}");
             ExitCode::from(e.exit_code())

@@ -69,13 +69,13 @@ impl ResumeFile {
         Ok(f)
     }
 
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+    pub fn save(&self, path: &Path, keeper: &crate::io::keeper::Keeper) -> std::io::Result<()> {
         let mut s = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         s.push('\n');
         // Write then rename: a crash never leaves half a resume file.
         let tmp = Self::tmp_path(path);
-        crate::io::keeper::write_temp(&tmp, s.as_bytes())?;
-        crate::io::keeper::rename(&tmp, path)
+        keeper.write_temp(&tmp, s.as_bytes())?;
+        keeper.rename(&tmp, path)
     }
 
     /// Where `save` writes before the rename.
@@ -121,7 +121,7 @@ mod tests {
         };
         let p =
             std::env::temp_dir().join(format!("xdpscan-resume-test-{}.json", std::process::id()));
-        f.save(&p).unwrap();
+        f.save(&p, &Default::default()).unwrap();
         let g = ResumeFile::load(&p).unwrap();
         assert_eq!((g.seed, g.shard, g.positions), (7, (1, 3), f.positions));
         std::fs::write(&p, "{}").unwrap();

@@ -102,11 +102,12 @@ pub fn run_with(
     }
     // Forked now, while the process has one thread and no socket (docs/design.md, "Least
     // privilege").
-    if cfg.spec.run_as.is_some() {
-        keeper::start(late_files(cfg))?;
-    }
-    let report = run_scan(cfg, interrupts, hooks);
-    keeper::stop();
+    let keeper = match cfg.spec.run_as {
+        Some(_) => keeper::Keeper::start(late_files(cfg))?,
+        None => keeper::Keeper::default(),
+    };
+    let report = run_scan(cfg, interrupts, hooks, &keeper);
+    keeper.stop();
     report
 }
 
@@ -229,13 +230,18 @@ fn check_late_files(cfg: &ScanConfig) -> Result<(), ScanError> {
     Ok(())
 }
 
-fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<Report, ScanError> {
+fn run_scan(
+    cfg: &ScanConfig,
+    interrupts: &Interrupts,
+    hooks: Hooks,
+    keeper: &keeper::Keeper,
+) -> Result<Report, ScanError> {
     check_late_files(cfg)?;
     // A dry run sends nothing in every mode: `-sT` builds the SYNs its connections would open.
     let connect = cfg.spec.scan == ScanType::Connect && !cfg.spec.dry_run;
-    let plan = engine_plan(cfg, hooks.live.clone(), connect)?;
+    let plan = engine_plan(cfg, hooks.live.clone(), connect, keeper)?;
     let info = run_info(&cfg.spec);
-    let mut sinks = open_sinks(&cfg.spec.outputs, &info, !hooks.no_default_stdout)?;
+    let mut sinks = open_sinks(&cfg.spec.outputs, &info, !hooks.no_default_stdout, keeper)?;
     sinks.extend(hooks.sinks);
     // A dry run has no results and opens no connection, to a broker neither.
     let withheld: Vec<String> = hooks.openers.iter().map(|o| o.name.clone()).collect();
@@ -254,15 +260,15 @@ fn run_scan(cfg: &ScanConfig, interrupts: &Interrupts, hooks: Hooks) -> Result<R
     let (outcome, kind) = run_engine(cfg, &plan, sinks, stats, interrupts, connect)?;
     // A scan that stopped early leaves a resume file (not when its reader went away).
     let resume_path = (!outcome.complete && outcome.stop != StopReason::OutputClosed)
-        .then(|| save_resume(cfg, &outcome));
+        .then(|| save_resume(cfg, &outcome, keeper));
     if let Some(path) = &cfg.spec.outputs.metadata {
         let resume = resume_path.clone().flatten();
         let m = metadata_of(cfg, &plan, stats, &outcome, kind, resume);
-        if let Err(e) = metadata::write(path, &m) {
+        if let Err(e) = metadata::write(path, &m, keeper) {
             return Err(EngineError::Output(path.display().to_string(), e).into());
         }
     }
-    say_how_it_ended(cfg, stats, &outcome, kind, resume_path.flatten());
+    say_how_it_ended(cfg, stats, &outcome, kind, resume_path.flatten(), keeper);
     Ok(Report {
         outcome,
         transport: kind,
@@ -274,6 +280,7 @@ fn engine_plan(
     cfg: &ScanConfig,
     live: Option<Arc<engine::LivePositions>>,
     connect: bool,
+    keeper: &keeper::Keeper,
 ) -> Result<Plan, ScanError> {
     let params = |f: &crate::config::FamilyNet| FrameParams {
         src_mac: cfg.net.src_mac,
@@ -282,6 +289,7 @@ fn engine_plan(
         ttl: cfg.spec.ttl,
     };
     Ok(Plan {
+        keeper: keeper.clone(),
         cycle: Cycle::new(cfg.spec.space.len(), cfg.spec.seed),
         space: cfg.spec.space.clone(), // an Arc: the addresses are not copied
         shard: cfg.spec.shard,
@@ -368,7 +376,11 @@ fn run_engine(
 
 /// Writes the resume file of a scan that stopped early; its path, or `None` (said) when it
 /// cannot be written.
-fn save_resume(cfg: &ScanConfig, outcome: &engine::Outcome) -> Option<String> {
+fn save_resume(
+    cfg: &ScanConfig,
+    outcome: &engine::Outcome,
+    keeper: &keeper::Keeper,
+) -> Option<String> {
     let f = ResumeFile {
         xdpscan_resume: FORMAT,
         fingerprint: cfg.spec.fingerprint.clone(),
@@ -385,7 +397,7 @@ fn save_resume(cfg: &ScanConfig, outcome: &engine::Outcome) -> Option<String> {
             .map(crate::output::ndjson::to_wire_line)
             .collect(),
     };
-    match f.save(&cfg.spec.resume_file) {
+    match f.save(&cfg.spec.resume_file, keeper) {
         Ok(()) => Some(cfg.spec.resume_file.display().to_string()),
         Err(e) => {
             let path = cfg.spec.resume_file.display();
@@ -403,10 +415,11 @@ fn say_how_it_ended(
     outcome: &engine::Outcome,
     kind: TransportKind,
     resume_path: Option<String>,
+    keeper: &keeper::Keeper,
 ) {
     // A resume file whose scan is now complete would rescan from its old place if run again.
     let finished_resume = match (&cfg.spec.resumed_from, outcome.complete) {
-        (Some(p), true) => keeper::remove(p).is_ok().then_some(p),
+        (Some(p), true) => keeper.remove(p).is_ok().then_some(p),
         _ => None,
     };
     if outcome.stop == StopReason::OutputClosed {
@@ -520,6 +533,7 @@ pub fn open_sinks(
     o: &crate::config::Outputs,
     info: &RunInfo,
     default_stdout: bool,
+    keeper: &keeper::Keeper,
 ) -> Result<Vec<NamedSink>, ScanError> {
     // A resumed scan adds to its streams; grouped documents are written anew from what the
     // stopped run kept (`output::grouped`).
@@ -528,6 +542,7 @@ pub fn open_sinks(
         resuming: info.resuming,
         csv_fields: &o.csv_fields,
         json_fields: o.json_fields.as_deref(),
+        keeper,
     };
     let stdout = (o.default_stdout() && default_stdout).then(|| {
         (

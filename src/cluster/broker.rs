@@ -171,20 +171,29 @@ pub async fn bucket(
     }
 }
 
+/// The key-value bucket is not there at all (no job was ever submitted): the broker's own
+/// error code, not its text.
+fn no_bucket(e: &jetstream::context::KeyValueError) -> bool {
+    use jetstream::context::{GetStreamError, GetStreamErrorKind};
+    use std::error::Error;
+    e.kind() == jetstream::context::KeyValueErrorKind::GetBucket
+        && e.source()
+            .and_then(|s| s.downcast_ref::<GetStreamError>())
+            .is_some_and(|g| {
+                matches!(g.kind(), GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+            })
+}
+
 /// The job's spec, or a one-line error naming the job. A broker that does not answer for a
 /// moment (a cluster electing a leader, a node restarting) is asked again for up to 15 s.
 pub async fn job(js: &jetstream::Context, name: &str) -> Result<super::JobSpec, DistError> {
-    let missing = || DistError::Broker(format!("no job {name:?} on the broker"));
+    let missing = || DistError::NoJob(name.to_string());
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let answer = match js.get_key_value(super::JOBS_BUCKET).await {
             Ok(jobs) => jobs.get(name).await.map_err(|e| e.to_string()),
-            Err(e)
-                if e.kind() == jetstream::context::KeyValueErrorKind::GetBucket
-                    && e.to_string().contains("not found") =>
-            {
-                return Err(missing())
-            }
+            Err(e) if no_bucket(&e) => return Err(missing()),
             Err(e) => Err(e.to_string()),
         };
         match answer {

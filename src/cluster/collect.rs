@@ -61,7 +61,7 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
         // The documents describe the whole job.
         let spec = job_spec(&job, &rest)?;
         let info = crate::scan::run_info(&spec);
-        let mut sinks = crate::scan::open_sinks(&spec.outputs, &info, true)?;
+        let mut sinks = crate::scan::open_sinks(&spec.outputs, &info, true, &Default::default())?;
         let started = Instant::now();
         let copied = copy_results(&js, &job, &spec, &mut sinks).await?;
         let (written, stored, dups, mut failed) = copied;
@@ -143,17 +143,38 @@ async fn wait_for_shards(
     }
 }
 
-/// The job's scan with `rest`'s outputs, as the documents describe it.
+/// The job's scan with `rest`'s outputs, as the documents describe it: planned from the job's
+/// typed request, with none of this machine's facts (its cores, users, ephemeral ports).
 fn job_spec(job: &JobSpec, rest: &[String]) -> Result<crate::config::ScanSpec, DistError> {
-    let scan_args: Vec<OsString> = crate::cli::normalize_args(
+    let mut request = job.request()?.clone();
+    request.outputs = with_outputs(&request.outputs, rest)?;
+    let machine = crate::config::Machine::for_documents(&request)?;
+    Ok(crate::config::ScanSpec::resolve(&request, &machine)?)
+}
+
+/// The job's output options with those given to `collect` over them (a flag set or a value
+/// given wins), as if appended to the job's command line.
+fn with_outputs(
+    job: &crate::cli::OutputArgs,
+    rest: &[String],
+) -> Result<crate::cli::OutputArgs, DistError> {
+    let args: Vec<OsString> = crate::cli::normalize_args(
         std::iter::once("xdpscan".to_string())
-            .chain(job.args.iter().cloned())
-            .chain(["--seed".to_string(), job.seed.to_string()])
             .chain(rest.iter().cloned())
             .map(OsString::from),
     );
-    let scan_cli = crate::cli::Cli::try_parse_from(&scan_args).map_err(clap_usage)?;
-    Ok(crate::config::ScanSpec::from_cli(&scan_cli)?)
+    let asked = crate::cli::Cli::try_parse_from(&args).map_err(clap_usage)?;
+    let to_json =
+        |o: &crate::cli::OutputArgs| serde_json::to_value(o).map_err(|e| broker_err("outputs", e));
+    let (mut merged, given) = (to_json(job)?, to_json(&asked.outputs)?);
+    if let (Some(m), Some(g)) = (merged.as_object_mut(), given.as_object()) {
+        for (k, v) in g {
+            if !(v.is_null() || *v == serde_json::Value::Bool(false)) {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    serde_json::from_value(merged).map_err(|e| broker_err("outputs", e))
 }
 
 /// What copying a job's results gave: written, stored, repeats dropped, and the first sink
@@ -288,6 +309,57 @@ impl Seen {
 mod tests {
     use super::*;
     use crate::cluster::test_broker::TestBroker;
+
+    /// Issue 21, item 3: the documents are planned from the job's typed request, not from this
+    /// machine: a job for cores 8-15, a user and a transmit thread count this machine does not
+    /// have still collects, with collect's outputs over the job's.
+    #[test]
+    fn a_job_collects_on_a_machine_unlike_the_workers() {
+        let request = crate::cli::Cli::try_parse_from([
+            "xdpscan",
+            "198.18.0.0/24",
+            "-p",
+            "22,80",
+            "--cores",
+            "8-15",
+            "--tx-threads",
+            "8",
+            "--user",
+            "no-such-user-here",
+            "--seed",
+            "9",
+            "--open",
+        ])
+        .unwrap();
+        let job = JobSpec {
+            version: super::super::JOB_VERSION,
+            job: "far".into(),
+            shards: 2,
+            seed: 9,
+            args: Vec::new(),
+            request: Some(Box::new(request)),
+            submitted: String::new(),
+            queued: true,
+        };
+        let spec = job_spec(&job, &["-oX".into(), "/tmp/far.xml".into()]).expect("plans");
+        assert_eq!((spec.space.len(), spec.seed), (512, 9));
+        assert_eq!(
+            spec.outputs.files,
+            vec![(Format::Xml, std::path::PathBuf::from("/tmp/far.xml"))]
+        );
+        assert!(spec.run_as.is_none());
+        // --open stays the job's.
+        assert!(!spec.limits.show.contains(crate::probe::PortState::Closed));
+        let old = JobSpec {
+            version: 1,
+            request: None,
+            ..job
+        };
+        assert!(matches!(
+            job_spec(&old, &[]),
+            Err(DistError::JobVersion { version: 1, .. })
+        ));
+    }
 
     /// Issue 20, item 7: a broker error on the last-message lookup is an error; only "no
     /// message" means no results.

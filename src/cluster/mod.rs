@@ -62,12 +62,22 @@ pub enum DistError {
     Scan(#[from] crate::scan::ScanError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// No such job on the broker (exit status 1).
+    #[error("no job {0:?} on the broker")]
+    NoJob(String),
+    /// A job stored by another layout.
+    #[error("job {job:?} was stored in layout {version}; this xdpscan runs layout {JOB_VERSION}: submit it again")]
+    JobVersion { job: String, version: u32 },
+    /// `--help` or `--version` was printed: nothing more to do (exit status 0).
+    #[error("help shown")]
+    Shown,
 }
 
 impl DistError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DistError::Usage(_) => 2,
+            DistError::Shown => 0,
             DistError::Config(e) => e.exit_code(),
             _ => 1,
         }
@@ -95,14 +105,26 @@ pub fn check_job_name(name: &str) -> Result<(), DistError> {
     }
 }
 
+/// The layout of [`JobSpec`] this build writes and reads: 2 carries the typed request.
+pub const JOB_VERSION: u32 = 2;
+
 /// What `submit` stores: the whole scan, seed included.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
+    /// [`JOB_VERSION`] when written (absent: 1, argv only).
+    #[serde(default = "version_1")]
+    pub version: u32,
     pub job: String,
     pub shards: u32,
     pub seed: u64,
-    /// The scan's options and targets, as for a single scan (without `--seed` and `--shard`).
+    /// The scan's options and targets as typed (without `--seed`), for people and for
+    /// recognising the same submit run again.
     pub args: Vec<String>,
+    /// The scan as a typed request, seed included: what workers run (overriding their own
+    /// interface, source, shard and resume position) and what `collect` plans its documents
+    /// from.
+    #[serde(default)]
+    pub request: Option<Box<crate::cli::Cli>>,
     pub submitted: String,
     /// Every shard's message is queued (false while `submit` is at it, or after it failed
     /// half-way: see `submit::store`).
@@ -112,6 +134,23 @@ pub struct JobSpec {
 
 fn yes() -> bool {
     true
+}
+
+fn version_1() -> u32 {
+    1
+}
+
+impl JobSpec {
+    /// The typed request, or why this job cannot be run by this build.
+    pub fn request(&self) -> Result<&crate::cli::Cli, DistError> {
+        match (&self.request, self.version) {
+            (Some(r), JOB_VERSION) => Ok(r),
+            (_, v) => Err(DistError::JobVersion {
+                job: self.job.clone(),
+                version: v,
+            }),
+        }
+    }
 }
 
 /// One work-queue message: which shard of which job.

@@ -26,7 +26,6 @@
 //! covers: the checkpoint rule of `cluster::worker` holds across the socket.
 
 use std::{
-    ffi::OsString,
     io::{BufRead, BufReader, BufWriter, Read, Write},
     os::unix::net::UnixStream,
     sync::{atomic::AtomicUsize, Arc, Mutex},
@@ -149,12 +148,11 @@ impl Launcher {
         }
     }
 
-    /// Starts a shard process for `args` (a scan's command line, program name first) and
-    /// waits for its plan: `Err` with the reason when it cannot be resolved here (the
-    /// interface, the route) or the launcher is gone.
-    pub fn spawn(&self, args: &[String]) -> Result<ShardProcess, String> {
+    /// Starts a shard process for `order` and waits for its plan: `Err` with the reason when
+    /// it cannot be resolved here (the interface, the route) or the launcher is gone.
+    pub fn spawn(&self, order: &ShardOrder) -> Result<ShardProcess, String> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let request = serde_json::to_string(args).map_err(|e| e.to_string())?;
+        let request = serde_json::to_string(order).map_err(|e| e.to_string())?;
         writeln!(conn.out, "{request}").map_err(|e| format!("the launcher is gone: {e}"))?;
         loop {
             match conn.frame() {
@@ -181,6 +179,14 @@ impl Launcher {
             }
         }
     }
+}
+
+/// What a shard process is asked to scan: the typed request (the job's, with the worker's
+/// fields in place) and the command line its checkpoints record for people.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ShardOrder {
+    pub request: Box<crate::cli::Cli>,
+    pub command_line: Vec<String>,
 }
 
 /// A shard process whose plan is resolved and that waits for `go`.
@@ -326,11 +332,11 @@ fn launcher(sock: UnixStream) -> ! {
             Ok(_) => {}
         }
         // A `G` or `Q` left by a shard process that died first is not a request.
-        let Ok(args) = serde_json::from_str::<Vec<String>>(line.trim_end()) else {
+        let Ok(order) = serde_json::from_str::<ShardOrder>(line.trim_end()) else {
             continue;
         };
         let status = match privilege::fork_apart(c"xdpscan-shard") {
-            Ok(Forked::Child) => shard_process(args, sock),
+            Ok(Forked::Child) => shard_process(order, sock),
             Ok(Forked::Parent(pid)) => sys::wait_exit(pid).unwrap_or(1),
             Err(e) => {
                 let _ = frame(&sock, 'E', &json(&failure(e.to_string())));
@@ -362,8 +368,8 @@ fn failure(error: String) -> Ended {
 }
 
 /// A shard process: resolves the plan, waits for the go, scans, reports, exits.
-fn shard_process(args: Vec<String>, sock: UnixStream) -> ! {
-    let code = match scan_shard(args, &sock) {
+fn shard_process(order: ShardOrder, sock: UnixStream) -> ! {
+    let code = match scan_shard(order, &sock) {
         Ok(()) => 0,
         Err(e) => {
             let _ = frame(&sock, 'E', &json(&failure(e)));
@@ -373,18 +379,15 @@ fn shard_process(args: Vec<String>, sock: UnixStream) -> ! {
     std::process::exit(code)
 }
 
-fn scan_shard(args: Vec<String>, sock: &UnixStream) -> Result<(), String> {
+fn scan_shard(order: ShardOrder, sock: &UnixStream) -> Result<(), String> {
     let interrupts = Arc::new(AtomicUsize::new(0));
     sys::count_signals(&[libc::SIGINT, libc::SIGTERM], interrupts.clone())
         .map_err(|e| format!("signal handlers: {e}"))?;
-    let os: Vec<OsString> = crate::cli::normalize_args(args.iter().map(OsString::from));
-    let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&os)
-        .map_err(|e| crate::cli::clap_line(&e))?;
-    let mut cfg = crate::config::ScanConfig::from_cli(&cli).map_err(|e| e.to_string())?;
+    let mut cfg = crate::config::ScanConfig::from_cli(&order.request).map_err(|e| e.to_string())?;
     // The worker has dropped to its user already; the shard process sheds its capabilities
     // once attached.
     cfg.spec.run_as = None;
-    cfg.spec.args = args[1..].to_vec();
+    cfg.spec.args = order.command_line;
     let threads = cfg.spec.tx_cores.len();
     let cycle = crate::permute::Cycle::new(cfg.spec.space.len(), cfg.spec.seed);
     let total = (0..threads as u32)

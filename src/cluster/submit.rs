@@ -43,13 +43,16 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
     let scan_args: Vec<OsString> = crate::cli::normalize_args(
         std::iter::once(OsString::from("xdpscan")).chain(rest.iter().map(OsString::from)),
     );
-    let scan_cli = crate::cli::Cli::try_parse_from(&scan_args).map_err(clap_usage)?;
-    let spec = crate::config::ScanSpec::from_cli(&scan_cli)?;
+    let mut request = crate::cli::Cli::try_parse_from(&scan_args).map_err(clap_usage)?;
+    let spec = crate::config::ScanSpec::from_cli(&request)?;
+    request.pacing.seed = Some(spec.seed);
     let job = JobSpec {
+        version: super::JOB_VERSION,
         job: cli.job.clone(),
         shards: cli.shards,
         seed: spec.seed,
         args: strip_seed(&rest),
+        request: Some(Box::new(request)),
         submitted: crate::output::rfc3339(std::time::SystemTime::now()),
         queued: false,
     };
@@ -207,12 +210,12 @@ fn strip_seed(args: &[String]) -> Vec<String> {
     out
 }
 
-/// A clap error as one usage line.
+/// A clap error as one usage line; help and version are printed and end the command well.
 pub fn clap_usage(e: clap::Error) -> DistError {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
-        std::process::exit(0);
+        return DistError::Shown;
     }
     DistError::Usage(crate::cli::clap_line(&e))
 }
@@ -232,10 +235,12 @@ mod tests {
 
     fn spec(args: &[&str], seed: u64) -> JobSpec {
         JobSpec {
+            version: super::super::JOB_VERSION,
             job: "half".into(),
             shards: 4,
             seed,
             args: args.iter().map(|s| s.to_string()).collect(),
+            request: None,
             submitted: String::new(),
             queued: false,
         }

@@ -24,6 +24,7 @@ use super::{
     owner,
     publish::{self, Ledger, Naming, NatsSink},
     results_subject, shard_key,
+    shard_process::ShardOrder,
     shard_process::{Ended, Launcher, ShardProcess, Signals, Started},
     DistError, JobSpec, ShardRecord, ShardState, ShardTask,
 };
@@ -138,10 +139,10 @@ async fn work(
     }
     let name = worker_name(&cli);
     // Progress unless -q; a shard given back is always said.
-    let say = |m: String| {
-        if !cli.quiet || m.contains("given back") {
-            eprintln!("xdpscan worker {name}: {m}");
-        }
+    let say = |m: Said| match m {
+        Said::GivenBack(m) => eprintln!("xdpscan worker {name}: {m}"),
+        Said::Progress(m) if !cli.quiet => eprintln!("xdpscan worker {name}: {m}"),
+        Said::Progress(_) => {}
     };
     loop {
         if interrupts.load(Relaxed) > 0 {
@@ -185,7 +186,7 @@ async fn work(
                     all &= broker::job_done(&js, s).await.unwrap_or(false);
                 }
                 if all {
-                    say("every shard is done".into());
+                    say(Said::Progress("every shard is done".into()));
                     return Ok(0);
                 }
             }
@@ -254,74 +255,57 @@ async fn next_task(
     }
 }
 
+/// What a worker says: progress (silent with -q), or a shard given back (always said).
+enum Said {
+    Progress(String),
+    GivenBack(String),
+}
+
 enum Next {
     Continue,
     Exit(u8),
 }
 
-/// Removes `--name VALUE`, `--name=VALUE` and (for one-letter names) `-n VALUE` of `names`.
-fn strip_options(args: &[String], names: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut skip = false;
-    for a in args {
-        if skip {
-            skip = false;
-            continue;
-        }
-        let head = a.split_once('=').map_or(a.as_str(), |(h, _)| h);
-        if names.contains(&head) {
-            skip = !a.contains('=');
-            continue;
-        }
-        out.push(a.clone());
-    }
-    out
-}
-
-/// The scan of one shard: the job's command line with the shard, the seed, this machine's
-/// interface and the checkpoint to resume from.
-fn shard_args(
+/// The scan of one shard: the job's typed request with the worker's own fields in place: this
+/// machine's interface, source and next hop, the shard, quiet, and the checkpoint to resume
+/// from. The job's seed is in its request.
+fn shard_request(
     cli: &WorkerCli,
     spec: &JobSpec,
     task: ShardTask,
     resume: Option<&std::path::Path>,
     resume_out: &std::path::Path,
-) -> Vec<String> {
-    let mut mine: Vec<String> = Vec::new();
-    let mut strip: Vec<&str> = Vec::new();
+) -> Result<ShardOrder, DistError> {
+    let mut r = spec.request()?.clone();
     if let Some(i) = &cli.interface {
-        mine.extend(["--interface".into(), i.clone()]);
-        strip.extend(["-i", "--interface"]);
+        r.net.interface = Some(i.clone());
     }
-    if let Some(s) = &cli.source_ip {
-        mine.extend(["--source-ip".into(), s.to_string()]);
-        strip.extend(["-S", "--source-ip"]);
+    if let Some(s) = cli.source_ip {
+        r.net.source_ip = Some(s);
     }
     if let Some(g) = &cli.gateway_mac {
-        mine.extend(["--gateway-mac".into(), g.clone()]);
-        strip.push("--gateway-mac");
+        r.net.gateway_mac = Some(
+            crate::cli::parse_mac(g)
+                .map_err(|e| DistError::Usage(format!("--gateway-mac: {e}")))?,
+        );
     }
-    let mut args = vec!["xdpscan".to_string()];
-    // The worker adds -q itself.
-    args.extend(
-        strip_options(&spec.args, &strip)
-            .into_iter()
-            .filter(|a| a != "-q" && a != "--quiet"),
-    );
-    args.extend(mine);
-    args.extend([
+    r.pacing.seed = Some(spec.seed);
+    r.cluster.shard = Some(crate::cli::ShardArg::Fixed(task.index, task.count));
+    r.cluster.shards = None;
+    r.outputs.quiet = true;
+    r.resume.file = resume_out.to_path_buf();
+    r.resume.from = resume.map(std::path::Path::to_path_buf);
+    let mut command_line = spec.args.clone();
+    command_line.extend([
         "--seed".into(),
         spec.seed.to_string(),
         "--shard".into(),
         format!("{}/{}", task.index + 1, task.count),
-        "-q".into(),
-        "--resume-file".into(),
-        resume_out.display().to_string(),
     ]);
-    if let Some(r) = resume {
-        args.extend(["--resume".into(), r.display().to_string()]);
-    }
-    args
+    Ok(ShardOrder {
+        request: Box::new(r),
+        command_line,
+    })
 }
 
 /// What every shard of this worker shares.
@@ -370,7 +354,7 @@ async fn shard(
     ctx: &ShardCtx<'_>,
     spec: &JobSpec,
     msg: jetstream::Message,
-    say: &impl Fn(String),
+    say: &impl Fn(Said),
 ) -> Result<Next, DistError> {
     let Ok(task) = serde_json::from_slice::<ShardTask>(&msg.payload) else {
         let _ = msg.ack_with(AckKind::Term).await;
@@ -402,16 +386,24 @@ async fn shard(
             .map_err(|e| broker_err(format!("{}", files.resume_in.display()), e))?;
     }
     let resuming = checkpoint.is_some();
-    let args = shard_args(
+    let order = match shard_request(
         ctx.cli,
         spec,
         task,
         resuming.then_some(files.resume_in.as_path()),
         &files.resume_out,
-    );
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            // Stored by another layout, or this worker's --gateway-mac: no shard of it here.
+            give_back(&msg).await;
+            files.remove();
+            return Err(e);
+        }
+    };
     // The shard process resolves the plan (the interface, the route, the next hop's MAC).
     let launcher = ctx.launcher.clone();
-    let spawned = tokio::task::spawn_blocking(move || launcher.spawn(&args))
+    let spawned = tokio::task::spawn_blocking(move || launcher.spawn(&order))
         .await
         .unwrap_or_else(|_| Err("the launcher's thread panicked".into()));
     let process = match spawned {
@@ -420,19 +412,19 @@ async fn shard(
             // This machine cannot run it (its interface, its route): another may.
             give_back(&msg).await;
             files.remove();
-            say(format!(
+            say(Said::GivenBack(format!(
                 "{} given back: {}",
                 shard_name(spec, task),
                 e.lines().next().unwrap_or("").trim_start_matches("error: ")
-            ));
+            )));
             return Ok(Next::Exit(1));
         }
     };
-    say(format!(
+    say(Said::Progress(format!(
         "{}{}",
         shard_name(spec, task),
         if resuming { " (resuming)" } else { "" }
-    ));
+    )));
     let taken = Taken {
         spec,
         task,
@@ -506,7 +498,7 @@ async fn run_shard(
     ctx: &ShardCtx<'_>,
     t: Taken<'_>,
     process: ShardProcess,
-    say: &impl Fn(String),
+    say: &impl Fn(Said),
 ) -> Result<Next, DistError> {
     let attempt = random_u64();
     let ledger = Arc::new(Ledger::default());
@@ -550,7 +542,11 @@ async fn run_shard(
             let _ = pump.await;
             ctx.metrics.end_shard();
             t.files.remove();
-            say(m);
+            say(if lost.is_none() {
+                Said::GivenBack(m)
+            } else {
+                Said::Progress(m)
+            });
             match lost {
                 Some(now) => stand_down(&t.msg, now.as_ref()).await,
                 None => give_back(&t.msg).await,
@@ -566,7 +562,10 @@ async fn run_shard(
             ctx.metrics.end_shard();
             t.files.remove();
             give_back(&t.msg).await;
-            say(format!("{} given back: {e}", shard_name(t.spec, t.task)));
+            say(Said::GivenBack(format!(
+                "{} given back: {e}",
+                shard_name(t.spec, t.task)
+            )));
             return Ok(Next::Exit(1));
         }
     };
@@ -651,7 +650,7 @@ impl Watch {
         rec: &Recorder<'_>,
         live: &LivePositions,
         scan_thread: &std::thread::JoinHandle<Result<Ended, String>>,
-        say: &impl Fn(String),
+        say: &impl Fn(Said),
     ) {
         let wait_ms = rec.started.wait_ms;
         let mut history: VecDeque<(u64, Vec<Position>)> = VecDeque::new();
@@ -707,7 +706,7 @@ impl Watch {
         t: &Taken<'_>,
         rec: &Recorder<'_>,
         p: Vec<Position>,
-        say: &impl Fn(String),
+        say: &impl Fn(Said),
     ) {
         if self.last_saved.as_ref() == Some(&p) || !newer(&p, self.last_saved.as_ref()) {
             return;
@@ -720,11 +719,11 @@ impl Watch {
             Ok(owner::Wrote::Yes) => self.last_saved = Some(p),
             Ok(owner::Wrote::Lost(now)) => {
                 // Done by the worker we were redelivered from, or taken over.
-                say(format!(
+                say(Said::Progress(format!(
                     "{}: {}; standing down",
                     shard_name(t.spec, t.task),
                     lost_reason(now.as_ref())
-                ));
+                )));
                 self.lost = true;
             }
             Err(_) => {} // the broker is away: the next second tries again
@@ -739,7 +738,7 @@ async fn conclude(
     rec: &Recorder<'_>,
     mut watch: Watch,
     outcome: Result<Ended, String>,
-    say: &impl Fn(String),
+    say: &impl Fn(Said),
 ) -> Result<Next, DistError> {
     let alive = || async {
         let _ = t.msg.ack_with(AckKind::Progress).await;
@@ -757,12 +756,12 @@ async fn conclude(
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             ctx.metrics.shards_done.fetch_add(1, Relaxed);
-            say(format!(
+            say(Said::Progress(format!(
                 "{} done: {} probes, {} results stored",
                 shard_name(t.spec, t.task),
                 Stats::get(&rec.stats.sent),
                 rec.ledger.stored.load(Relaxed)
-            ));
+            )));
             Ok(Next::Continue)
         }
         // Another worker has it (or it is done): its message is that worker's now.
@@ -778,15 +777,18 @@ async fn conclude(
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             let _ = t.msg.ack_with(AckKind::Nak(None)).await;
-            say(format!(
+            say(Said::GivenBack(format!(
                 "stopped; {} given back at its checkpoint",
                 shard_name(t.spec, t.task)
-            ));
+            )));
             Ok(Next::Exit(0))
         }
         Err(e) => {
             give_back(&t.msg).await;
-            say(format!("{} given back: {e}", shard_name(t.spec, t.task)));
+            say(Said::GivenBack(format!(
+                "{} given back: {e}",
+                shard_name(t.spec, t.task)
+            )));
             Ok(Next::Exit(1))
         }
     }
@@ -826,22 +828,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_workers_own_options_replace_the_jobs() {
-        let job: Vec<String> = [
+    fn the_workers_own_fields_replace_the_jobs() {
+        use clap::Parser;
+        let request = crate::cli::Cli::try_parse_from([
+            "xdpscan",
             "198.18.0.0/24",
             "-i",
             "eth0",
             "-p",
             "80",
-            "--interface=eth2",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+            "--seed",
+            "5",
+        ])
+        .unwrap();
+        let spec = JobSpec {
+            version: super::super::JOB_VERSION,
+            job: "j".into(),
+            shards: 4,
+            seed: 5,
+            args: vec!["198.18.0.0/24".into(), "-i".into(), "eth0".into()],
+            request: Some(Box::new(request.clone())),
+            submitted: String::new(),
+            queued: true,
+        };
+        let worker = WorkerCli::try_parse_from([
+            "xdpscan worker",
+            "--interface",
+            "eth2",
+            "--gateway-mac",
+            "02:00:00:00:00:09",
+        ])
+        .unwrap();
+        let task = ShardTask { index: 2, count: 4 };
+        let out = std::path::Path::new("/tmp/o.json");
+        let o = shard_request(&worker, &spec, task, None, out).unwrap();
+        let r = &o.request;
+        assert_eq!(r.net.interface.as_deref(), Some("eth2"));
         assert_eq!(
-            strip_options(&job, &["-i", "--interface"]),
-            vec!["198.18.0.0/24", "-p", "80"]
+            r.net.gateway_mac.map(|m| m.to_string()).as_deref(),
+            Some("02:00:00:00:00:09")
         );
+        assert_eq!(r.cluster.shard, Some(crate::cli::ShardArg::Fixed(2, 4)));
+        assert_eq!((r.pacing.seed, r.outputs.quiet), (Some(5), true));
+        assert_eq!(
+            (r.resume.file.as_path(), r.resume.from.as_ref()),
+            (out, None)
+        );
+        // Everything else is the job's, and survives the broker's JSON.
+        assert_eq!(r.targets, request.targets);
+        let back: crate::cli::Cli =
+            serde_json::from_slice(&serde_json::to_vec(&**r).unwrap()).unwrap();
+        assert_eq!(&back, &**r);
+        // A job of the old layout (argv only) is refused with its reason.
+        let old = JobSpec {
+            version: 1,
+            request: None,
+            ..spec
+        };
+        let e = shard_request(&worker, &old, task, None, out).unwrap_err();
+        assert!(matches!(e, DistError::JobVersion { version: 1, .. }), "{e}");
     }
 
     /// Issue 20, item 18: the scratch directory's name cannot be guessed, and a directory

@@ -56,6 +56,57 @@ impl Machine {
     pub fn gather(cli: &Cli) -> Result<Self, ConfigError> {
         let run_as = crate::io::privilege::resolve(cli.privileges.user.as_deref())
             .map_err(|e| ConfigError::User(e.to_string()))?;
+        let random = [
+            random_u64(),
+            crate::cookie::random_bytes::<8>()
+                .map(u64::from_le_bytes)
+                .map_err(|e| ConfigError::Randomness(e.to_string()))?,
+        ];
+        let mut m = Machine {
+            run_as,
+            cores: core_affinity::get_core_ids()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.id)
+                .collect(),
+            ephemeral_ports: netinfo::ephemeral_ports(),
+            scheduler_shard: (cli.cluster.shard == Some(ShardArg::Auto)).then(|| {
+                crate::schedulers::shard_from_env(cli.cluster.shards, &|k| std::env::var(k).ok())
+            }),
+            resume: cli
+                .resume
+                .from
+                .as_ref()
+                .map(|p| ResumeFile::load(p))
+                .transpose()?,
+            random,
+            args: std::env::args().collect(),
+            ..Machine::default()
+        };
+        m.read_files(cli)?;
+        Ok(m)
+    }
+
+    /// For a scan planned elsewhere (a job's, whose documents `collect` writes): the files the
+    /// request names, and no fact of this machine: its cores are those the request names, no
+    /// user is looked up, the seed is the request's.
+    pub fn for_documents(cli: &Cli) -> Result<Self, ConfigError> {
+        let e = &cli.engine;
+        let threads = e.tx_threads.unwrap_or(1) as usize;
+        let mut cores: Vec<usize> = (0..threads.max(2)).collect();
+        cores.extend(e.cores.iter().flat_map(|c| c.0.iter().copied()));
+        cores.extend(e.rx_core);
+        let mut m = Machine {
+            cores,
+            random: [cli.pacing.seed.unwrap_or(0), 0],
+            ..Machine::default()
+        };
+        m.read_files(cli)?;
+        Ok(m)
+    }
+
+    /// The files `cli` names (or needs by default: nmap-services, the service probes).
+    fn read_files(&mut self, cli: &Cli) -> Result<(), ConfigError> {
         let read = |files: &[std::path::PathBuf]| -> Result<Vec<Targets>, ConfigError> {
             Ok(files
                 .iter()
@@ -68,71 +119,39 @@ impl Machine {
             || [&t.ports, &t.exclude_ports]
                 .iter()
                 .any(|s| s.as_deref().is_some_and(names_a_service));
-        let outputs = super::Outputs::from_cli(cli);
-        let needs_table = outputs.any(|f| f.service_names) || cli.services.service_version;
+        let needs_table =
+            super::Outputs::from_cli(cli).any(|f| f.service_names) || cli.services.service_version;
         let services = &cli.services;
-        let service_probes =
-            (services.banners || services.service_version).then(|| {
-                match &services.service_probes {
-                    Some(p) => ServiceProbes::load(p)
-                        .map(|p| Ok(Arc::new(p)))
-                        .map_err(ConfigError::from),
-                    None => Ok(ServiceProbes::load(std::path::Path::new(
-                        service::probes::DEFAULT_PATH,
-                    ))
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())),
-                }
-            });
-        let service_probes = match service_probes {
-            Some(Err(e)) => return Err(e),
-            Some(Ok(r)) => Some(r),
+        self.service_probes = match (services.banners || services.service_version)
+            .then_some(&services.service_probes)
+        {
             None => None,
+            // A file the user named must be read; the installed one only -sV needs.
+            Some(Some(p)) => Some(Ok(Arc::new(ServiceProbes::load(p)?))),
+            Some(None) => Some(
+                ServiceProbes::load(std::path::Path::new(service::probes::DEFAULT_PATH))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string()),
+            ),
         };
-        let random = [
-            random_u64(),
-            crate::cookie::random_bytes::<8>()
-                .map(u64::from_le_bytes)
-                .map_err(|e| ConfigError::Randomness(e.to_string()))?,
-        ];
-        Ok(Machine {
-            run_as,
-            cores: core_affinity::get_core_ids()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| c.id)
-                .collect(),
-            ephemeral_ports: netinfo::ephemeral_ports(),
-            scheduler_shard: (cli.cluster.shard == Some(ShardArg::Auto)).then(|| {
-                crate::schedulers::shard_from_env(cli.cluster.shards, &|k| std::env::var(k).ok())
-            }),
-            target_files: read(&t.target_files)?,
-            exclude_files: read(&t.exclude_files)?,
-            payloads: cli
-                .probing
-                .udp_payloads
-                .as_ref()
-                .map(|f| Payloads::load(f).map_err(|e| e.to_string())),
-            services: needs_services.then(|| {
-                ServiceDb::load(&t.servicedb)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            }),
-            port_table: needs_table.then(|| {
-                PortTable::load(&t.servicedb)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            }),
-            service_probes,
-            resume: cli
-                .resume
-                .from
-                .as_ref()
-                .map(|p| ResumeFile::load(p))
-                .transpose()?,
-            random,
-            args: std::env::args().collect(),
-        })
+        self.target_files = read(&t.target_files)?;
+        self.exclude_files = read(&t.exclude_files)?;
+        self.payloads = cli
+            .probing
+            .udp_payloads
+            .as_ref()
+            .map(|f| Payloads::load(f).map_err(|e| e.to_string()));
+        self.services = needs_services.then(|| {
+            ServiceDb::load(&t.servicedb)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        self.port_table = needs_table.then(|| {
+            PortTable::load(&t.servicedb)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        Ok(())
     }
 }
 

@@ -103,7 +103,16 @@ pub fn run(
         let holds = super::watermark::Holds::default();
         let out_st = &out_state;
         let out = s.spawn(move || write_outputs(rec_rx, sinks, out_st, plan.limits, start, &holds));
-        let mon = s.spawn(|| monitor::run(stats, &progress, start, &plan.status, &plan.governor));
+        let mon = s.spawn(|| {
+            monitor::run(
+                stats,
+                &progress,
+                start,
+                &plan.status,
+                &plan.governor,
+                &plan.keeper,
+            )
+        });
         let result = c.drive(&out_state, &progress);
         let complete = c.stop == StopReason::Completed && c.walker.walked() == total;
         out_state.complete.store(complete, Relaxed);

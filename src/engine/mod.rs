@@ -51,6 +51,8 @@ use self::{
 
 /// Everything the engine needs to run one scan.
 pub struct Plan {
+    /// Files written after the privilege drop (the status file) go through it.
+    pub keeper: crate::io::keeper::Keeper,
     /// Shared with the config: a hitlist's addresses are held once.
     pub space: Arc<TargetSpace>,
     pub cycle: Cycle,

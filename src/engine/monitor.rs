@@ -123,6 +123,7 @@ pub fn run(
     start: Instant,
     opts: &StatusOptions,
     governor: &Governor,
+    keeper: &crate::io::keeper::Keeper,
 ) {
     let mode = match opts.mode {
         StatusMode::Auto if std::io::stderr().is_terminal() => None, // the bar
@@ -141,7 +142,7 @@ pub fn run(
         b
     });
     let mut csv = opts.file.as_ref().and_then(|p| {
-        let mut f = crate::io::keeper::create(p).ok()?;
+        let mut f = keeper.create(p).ok()?;
         f.write_all(STATUS_CSV_HEADER.as_bytes()).ok()?;
         Some(f)
     });

@@ -173,7 +173,14 @@ impl<'p> Run<'p> {
                 rx.map(|rxq| run.spawn_receiver(s, rxq, &rec_tx, inject_tx, version_link));
             let mon = s.spawn(|| {
                 let p = run.plan;
-                monitor::run(run.stats, &run.progress, run.start, &p.status, &p.governor)
+                monitor::run(
+                    run.stats,
+                    &run.progress,
+                    run.start,
+                    &p.status,
+                    &p.governor,
+                    &p.keeper,
+                )
             });
             let senders = run.spawn_senders(s, txs, inject_rx.as_ref());
             let history = run.send(&senders, &mut stop);

@@ -16,7 +16,7 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use super::{privilege, IoError};
@@ -35,7 +35,19 @@ struct Client {
     pid: libc::pid_t,
 }
 
-static KEEPER: Mutex<Option<Client>> = Mutex::new(None);
+/// A handle on the keeper, handed to what writes late (sinks, the resume file, metadata, the
+/// status file); without one (`Keeper::default()`: no drop) the same calls act directly.
+/// Clones share the keeper.
+#[derive(Clone, Default)]
+pub struct Keeper {
+    client: Arc<Mutex<Option<Client>>>,
+}
+
+impl std::fmt::Debug for Keeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keeper {{ running: {} }}", self.running())
+    }
+}
 
 const OP_CREATE: u8 = 1;
 const OP_RENAME: u8 = 2;
@@ -46,78 +58,122 @@ const OP_CREATE_TEMP: u8 = 5;
 /// Longest request: an op, two lengths and two paths.
 const MAX_REQUEST: usize = 1 + 4 + 2 * 4096;
 
-/// Forks the keeper. Call it while the process has one thread, before the transport is open
-/// (the keeper must hold none of its descriptors).
-pub fn start(allowed: Allowed) -> Result<(), IoError> {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for the two descriptors.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    } != 0
-    {
-        return Err(IoError::os(
-            "file keeper: socketpair",
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: socketpair returned two fresh descriptors that nothing else owns.
-    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: getpid has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: the process has one thread (checked by the caller's drop sequence); the child
-    // only runs `serve`, which never returns.
-    match unsafe { libc::fork() } {
-        -1 => Err(IoError::os("file keeper: fork", io::Error::last_os_error())),
-        0 => {
-            drop(ours);
-            serve(theirs, parent, &allowed)
+impl Keeper {
+    /// Forks the keeper. Call it while the process has one thread, before the transport is open
+    /// (the keeper must hold none of its descriptors).
+    pub fn start(allowed: Allowed) -> Result<Keeper, IoError> {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        } != 0
+        {
+            return Err(IoError::os(
+                "file keeper: socketpair",
+                io::Error::last_os_error(),
+            ));
         }
-        pid => {
-            drop(theirs);
-            *KEEPER.lock().unwrap_or_else(|e| e.into_inner()) = Some(Client { sock: ours, pid });
-            Ok(())
+        // SAFETY: socketpair returned two fresh descriptors that nothing else owns.
+        let (ours, theirs) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the process has one thread (checked by the caller's drop sequence); the child
+        // only runs `serve`, which never returns.
+        match unsafe { libc::fork() } {
+            -1 => Err(IoError::os("file keeper: fork", io::Error::last_os_error())),
+            0 => {
+                drop(ours);
+                serve(theirs, parent, &allowed)
+            }
+            pid => {
+                drop(theirs);
+                Ok(Keeper {
+                    client: Arc::new(Mutex::new(Some(Client { sock: ours, pid }))),
+                })
+            }
         }
     }
-}
 
-/// Whether a keeper serves this process.
-pub fn running() -> bool {
-    KEEPER.lock().map(|k| k.is_some()).unwrap_or(false)
-}
-
-/// Ends the keeper and waits for it.
-pub fn stop() {
-    let client = KEEPER.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(c) = client {
-        drop(c.sock);
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        unsafe { libc::waitpid(c.pid, &mut status, 0) };
+    /// Whether a keeper serves this process.
+    pub fn running(&self) -> bool {
+        self.client.lock().map(|k| k.is_some()).unwrap_or(false)
     }
-}
 
-/// Creates (or truncates) `path` for writing.
-pub fn create(path: &Path) -> io::Result<File> {
-    match ask(OP_CREATE, path, None)? {
-        Answer::Direct => File::create(path),
-        Answer::File(f) => Ok(f),
-        Answer::Done => Err(io::Error::other("file keeper: no file")),
+    /// Ends the keeper and waits for it.
+    pub fn stop(&self) {
+        let client = self.client.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(c) = client {
+            drop(c.sock);
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(c.pid, &mut status, 0) };
+        }
     }
-}
 
-/// A temporary name, renamed over the real one when complete: whatever is there is removed
-/// and the file made anew with `O_EXCL`, so a name planted in advance (a hard link to a file
-/// of root's, a symlink) is never opened.
-pub fn create_temp(path: &Path) -> io::Result<File> {
-    match ask(OP_CREATE_TEMP, path, None)? {
-        Answer::Direct => create_new(path),
-        Answer::File(f) => Ok(f),
-        Answer::Done => Err(io::Error::other("file keeper: no file")),
+    /// Creates (or truncates) `path` for writing.
+    pub fn create(&self, path: &Path) -> io::Result<File> {
+        match self.ask(OP_CREATE, path, None)? {
+            Answer::Direct => File::create(path),
+            Answer::File(f) => Ok(f),
+            Answer::Done => Err(io::Error::other("file keeper: no file")),
+        }
+    }
+
+    /// A temporary name, renamed over the real one when complete: whatever is there is removed
+    /// and the file made anew with `O_EXCL`, so a name planted in advance (a hard link to a file
+    /// of root's, a symlink) is never opened.
+    pub fn create_temp(&self, path: &Path) -> io::Result<File> {
+        match self.ask(OP_CREATE_TEMP, path, None)? {
+            Answer::Direct => create_new(path),
+            Answer::File(f) => Ok(f),
+            Answer::Done => Err(io::Error::other("file keeper: no file")),
+        }
+    }
+
+    /// `create_temp` and write all of `bytes`, synced.
+    pub fn write_temp(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use io::Write;
+        let mut f = self.create_temp(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+
+    /// `create` and write all of `bytes`.
+    pub fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use io::Write;
+        let mut f = self.create(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+
+    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match self.ask(OP_RENAME, from, Some(to))? {
+            Answer::Direct => std::fs::rename(from, to),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn remove(&self, path: &Path) -> io::Result<()> {
+        match self.ask(OP_REMOVE, path, None)? {
+            Answer::Direct => std::fs::remove_file(path),
+            _ => Ok(()),
+        }
+    }
+
+    /// A read-write file in `dir` that has no name (nothing is left behind, whatever ends the
+    /// process).
+    pub fn unnamed(&self, dir: &Path) -> io::Result<File> {
+        match self.ask(OP_UNNAMED, dir, None)? {
+            Answer::Direct => unnamed_in(dir),
+            Answer::File(f) => Ok(f),
+            Answer::Done => Err(io::Error::other("file keeper: no file")),
+        }
     }
 }
 
@@ -133,46 +189,6 @@ fn create_new(path: &Path) -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-}
-
-/// `create_temp` and write all of `bytes`, synced.
-pub fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use io::Write;
-    let mut f = create_temp(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-/// `create` and write all of `bytes`.
-pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use io::Write;
-    let mut f = create(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
-    match ask(OP_RENAME, from, Some(to))? {
-        Answer::Direct => std::fs::rename(from, to),
-        _ => Ok(()),
-    }
-}
-
-pub fn remove(path: &Path) -> io::Result<()> {
-    match ask(OP_REMOVE, path, None)? {
-        Answer::Direct => std::fs::remove_file(path),
-        _ => Ok(()),
-    }
-}
-
-/// A read-write file in `dir` that has no name (nothing is left behind, whatever ends the
-/// process).
-pub fn unnamed(dir: &Path) -> io::Result<File> {
-    match ask(OP_UNNAMED, dir, None)? {
-        Answer::Direct => unnamed_in(dir),
-        Answer::File(f) => Ok(f),
-        Answer::Done => Err(io::Error::other("file keeper: no file")),
-    }
 }
 
 fn unnamed_in(dir: &Path) -> io::Result<File> {
@@ -195,35 +211,37 @@ enum Answer {
     File(File),
 }
 
-fn ask(op: u8, a: &Path, b: Option<&Path>) -> io::Result<Answer> {
-    let guard = KEEPER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(client) = guard.as_ref() else {
-        return Ok(Answer::Direct);
-    };
-    let a = a.as_os_str().as_bytes();
-    let b = b.map(|p| p.as_os_str().as_bytes()).unwrap_or_default();
-    if a.len() > 4096 || b.len() > 4096 {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+impl Keeper {
+    fn ask(&self, op: u8, a: &Path, b: Option<&Path>) -> io::Result<Answer> {
+        let guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(client) = guard.as_ref() else {
+            return Ok(Answer::Direct);
+        };
+        let a = a.as_os_str().as_bytes();
+        let b = b.map(|p| p.as_os_str().as_bytes()).unwrap_or_default();
+        if a.len() > 4096 || b.len() > 4096 {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        let mut req = Vec::with_capacity(5 + a.len() + b.len());
+        req.push(op);
+        req.extend_from_slice(&(a.len() as u16).to_le_bytes());
+        req.extend_from_slice(&(b.len() as u16).to_le_bytes());
+        req.extend_from_slice(a);
+        req.extend_from_slice(b);
+        let sock = client.sock.as_raw_fd();
+        // SAFETY: req is valid for its length.
+        if unsafe { libc::send(sock, req.as_ptr().cast(), req.len(), libc::MSG_NOSIGNAL) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (errno, fd) = recv_answer(sock)?;
+        if errno != 0 {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        Ok(match fd {
+            Some(fd) => Answer::File(File::from(fd)),
+            None => Answer::Done,
+        })
     }
-    let mut req = Vec::with_capacity(5 + a.len() + b.len());
-    req.push(op);
-    req.extend_from_slice(&(a.len() as u16).to_le_bytes());
-    req.extend_from_slice(&(b.len() as u16).to_le_bytes());
-    req.extend_from_slice(a);
-    req.extend_from_slice(b);
-    let sock = client.sock.as_raw_fd();
-    // SAFETY: req is valid for its length.
-    if unsafe { libc::send(sock, req.as_ptr().cast(), req.len(), libc::MSG_NOSIGNAL) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let (errno, fd) = recv_answer(sock)?;
-    if errno != 0 {
-        return Err(io::Error::from_raw_os_error(errno));
-    }
-    Ok(match fd {
-        Some(fd) => Answer::File(File::from(fd)),
-        None => Answer::Done,
-    })
 }
 
 /// Room for one descriptor's control message, aligned for cmsghdr.
@@ -483,11 +501,13 @@ mod tests {
     fn without_a_keeper_the_calls_act_directly() {
         let dir = std::env::temp_dir();
         let p = dir.join(format!("xdpscan-direct-{}", std::process::id()));
-        write(&p, b"x").unwrap();
+        let k = Keeper::default();
+        assert!(!k.running());
+        k.write(&p, b"x").unwrap();
         let q = p.with_extension("moved");
-        rename(&p, &q).unwrap();
+        k.rename(&p, &q).unwrap();
         assert_eq!(std::fs::read(&q).unwrap(), b"x");
-        remove(&q).unwrap();
-        unnamed(&dir).unwrap();
+        k.remove(&q).unwrap();
+        k.unnamed(&dir).unwrap();
     }
 }

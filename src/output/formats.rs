@@ -37,6 +37,8 @@ pub struct OpenCtx<'a> {
     pub csv_fields: &'a [Field],
     /// `-f` without `--csv`: NDJSON of these fields only (ZMap's JSON output).
     pub json_fields: Option<&'a [Field]>,
+    /// Files written late (a grouped document's part file and runs) go through it.
+    pub keeper: &'a crate::io::keeper::Keeper,
 }
 
 type Open = fn(&Path, &OpenCtx) -> io::Result<Box<dyn Sink>>;
@@ -117,19 +119,19 @@ formats! {
     Xml => FormatRow {
         all_extension: Some("xml"),
         ..results("xml", "--output-xml", &["-oX"], Layout::Grouped,
-            |p, c| Ok(Box::new(XmlSink::new(OutFile::create(p)?, c.info)?)))
+            |p, c| Ok(Box::new(XmlSink::new(OutFile::create(p)?, c.info, c.keeper)?)))
     },
     /// nmap grepable (`-oG`).
     Grepable => FormatRow {
         all_extension: Some("gnmap"),
         ..results("grepable", "--output-grepable", &["-oG"], Layout::Grouped,
-            |p, c| Ok(Box::new(GrepableSink::new(OutFile::create(p)?, c.info)?)))
+            |p, c| Ok(Box::new(GrepableSink::new(OutFile::create(p)?, c.info, c.keeper)?)))
     },
     /// nmap's normal output (`-oN`).
     Normal => FormatRow {
         all_extension: Some("nmap"),
         ..results("normal", "--output-normal", &["-oN"], Layout::Grouped,
-            |p, c| Ok(Box::new(NormalSink::new(OutFile::create(p)?, c.info)?)))
+            |p, c| Ok(Box::new(NormalSink::new(OutFile::create(p)?, c.info, c.keeper)?)))
     },
     /// masscan's list (`-oL`).
     List => results("list", "--output-list", &["-oL"], Layout::Stream,

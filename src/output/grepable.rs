@@ -28,7 +28,11 @@ pub struct GrepableSink {
 }
 
 impl GrepableSink {
-    pub fn new(mut out: OutFile, info: &RunInfo) -> std::io::Result<Self> {
+    pub fn new(
+        mut out: OutFile,
+        info: &RunInfo,
+        keeper: &crate::io::keeper::Keeper,
+    ) -> std::io::Result<Self> {
         let mut head = comment_header(info);
         if !info.port_lists.is_empty() {
             let lists: Vec<String> = info
@@ -48,7 +52,7 @@ impl GrepableSink {
         }
         out.header(head.as_bytes())?;
         Ok(Self {
-            doc: Document::new(out, info.resuming)?,
+            doc: Document::new(out, info.resuming, keeper)?,
             table: info.port_table.clone(),
             addresses: info.addresses,
         })
@@ -200,7 +204,8 @@ mod tests {
         );
         let mut i = info();
         i.port_table = Some(Arc::new(table));
-        let mut sink = GrepableSink::new(OutFile::create(&path).unwrap(), &i).unwrap();
+        let mut sink =
+            GrepableSink::new(OutFile::create(&path).unwrap(), &i, &Default::default()).unwrap();
         for (ip, port, state, reason) in [
             ([198, 19, 0, 5], 80, PortState::Open, Reason::SynAck),
             ([198, 19, 0, 6], 22, PortState::Closed, Reason::Reset),

@@ -10,6 +10,7 @@
 //! ([`part_path`]); `--resume` reads them back, so the finished document holds both runs'
 //! results, each host once.
 
+use crate::io::keeper::Keeper;
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,
@@ -160,6 +161,8 @@ pub struct HostGroups {
     dir: PathBuf,
     /// Most bytes the buffer held (for tests and the metadata).
     pub peak_buffer: usize,
+    /// Makes the runs' unnamed files (after the privilege drop too).
+    keeper: Keeper,
 }
 
 impl HostGroups {
@@ -171,6 +174,7 @@ impl HostGroups {
             runs: Vec::new(),
             dir,
             peak_buffer: 0,
+            keeper: Keeper::default(),
         }
     }
 
@@ -211,7 +215,7 @@ impl HostGroups {
             return Ok(());
         }
         self.buf.sort_by_key(|e| e.key());
-        let f = crate::io::keeper::unnamed(&self.dir)?;
+        let f = self.keeper.unnamed(&self.dir)?;
         let mut w = BufWriter::with_capacity(RUN_READ_BUF, f);
         for e in self.buf.drain(..) {
             e.write_to(&mut w)?;
@@ -294,13 +298,16 @@ pub struct Document {
     groups: Option<HostGroups>,
     /// `part_path` of the document (none for standard output).
     part: Option<PathBuf>,
+    /// Writes the part file and the runs late.
+    keeper: Keeper,
 }
 
 impl Document {
     /// `resuming`: read back what the interrupted run kept for this document, if it kept any.
-    pub fn new(out: super::file::OutFile, resuming: bool) -> io::Result<Self> {
+    pub fn new(out: super::file::OutFile, resuming: bool, keeper: &Keeper) -> io::Result<Self> {
         let path = PathBuf::from(out.name());
         let mut groups = HostGroups::for_document(&path);
+        groups.keeper = keeper.clone();
         let part = (!out.is_stdout()).then(|| part_path(&path));
         if let (true, Some(p)) = (resuming, &part) {
             match File::open(p) {
@@ -313,6 +320,7 @@ impl Document {
             out,
             groups: Some(groups),
             part,
+            keeper: keeper.clone(),
         })
     }
 
@@ -342,14 +350,14 @@ impl Document {
         match (&self.part, complete) {
             (Some(part), false) => {
                 let tmp = part_tmp_path(part);
-                let mut w = BufWriter::new(crate::io::keeper::create_temp(&tmp)?);
+                let mut w = BufWriter::new(self.keeper.create_temp(&tmp)?);
                 groups.drain(Some(&mut w), &mut write)?;
                 w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                crate::io::keeper::rename(&tmp, part)
+                self.keeper.rename(&tmp, part)
             }
             (part, _) => {
                 groups.drain(None, &mut write)?;
-                match part.as_ref().map(|p| crate::io::keeper::remove(p)) {
+                match part.as_ref().map(|p| self.keeper.remove(p)) {
                     Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => Err(e),
                     _ => Ok(()),
                 }
@@ -419,7 +427,7 @@ mod tests {
         let mut first = HostGroups::new(dir.clone(), 1 << 20);
         first.push(entry("198.19.0.1", 80, b'P', "a80")).unwrap();
         first.push(entry("198.19.0.2", 22, b'P', "b22")).unwrap();
-        let mut part = crate::io::keeper::unnamed(&dir).unwrap();
+        let mut part = Keeper::default().unnamed(&dir).unwrap();
         {
             let mut w = BufWriter::new(&mut part);
             first.drain(Some(&mut w), |_, _| Ok(())).unwrap();

@@ -109,8 +109,12 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some((kib / 1024.0 * 10.0).round() / 10.0)
 }
 
-pub fn write(path: &std::path::Path, m: &Metadata) -> std::io::Result<()> {
+pub fn write(
+    path: &std::path::Path,
+    m: &Metadata,
+    keeper: &crate::io::keeper::Keeper,
+) -> std::io::Result<()> {
     let mut s = serde_json::to_string_pretty(m).map_err(std::io::Error::other)?;
     s.push('\n');
-    crate::io::keeper::write(path, s.as_bytes())
+    keeper.write(path, s.as_bytes())
 }

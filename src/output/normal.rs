@@ -30,11 +30,15 @@ pub struct NormalSink {
 }
 
 impl NormalSink {
-    pub fn new(mut out: OutFile, info: &RunInfo) -> std::io::Result<Self> {
+    pub fn new(
+        mut out: OutFile,
+        info: &RunInfo,
+        keeper: &crate::io::keeper::Keeper,
+    ) -> std::io::Result<Self> {
         let head = super::grepable::comment_header(info);
         out.header(head.as_bytes())?;
         Ok(Self {
-            doc: Document::new(out, info.resuming)?,
+            doc: Document::new(out, info.resuming, keeper)?,
             table: info.port_table.clone(),
             addresses: info.addresses,
         })
@@ -231,7 +235,8 @@ mod tests {
         );
         let mut i = info();
         i.port_table = Some(Arc::new(table));
-        let mut sink = NormalSink::new(OutFile::create(&path).unwrap(), &i).unwrap();
+        let mut sink =
+            NormalSink::new(OutFile::create(&path).unwrap(), &i, &Default::default()).unwrap();
         for (ip, port, state, reason) in [
             ([198, 19, 0, 5], 80, PortState::Open, Reason::SynAck),
             ([198, 19, 0, 6], 22, PortState::Closed, Reason::Reset),

@@ -29,7 +29,11 @@ pub struct XmlSink {
 }
 
 impl XmlSink {
-    pub fn new(mut out: OutFile, info: &RunInfo) -> std::io::Result<Self> {
+    pub fn new(
+        mut out: OutFile,
+        info: &RunInfo,
+        keeper: &crate::io::keeper::Keeper,
+    ) -> std::io::Result<Self> {
         let args = xml_escape(&info.args.join(" "));
         let mut h = String::new();
         h.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE nmaprun>\n");
@@ -62,7 +66,7 @@ impl XmlSink {
         h.push_str("<verbose level=\"0\"/>\n<debugging level=\"0\"/>\n");
         out.header(h.as_bytes())?;
         Ok(Self {
-            doc: Document::new(out, info.resuming)?,
+            doc: Document::new(out, info.resuming, keeper)?,
             table: info.port_table.clone(),
             addresses: info.addresses,
         })
@@ -327,7 +331,8 @@ mod tests {
         let path = temp("xml");
         let mut i = info();
         i.port_table = Some(table());
-        let mut sink = XmlSink::new(OutFile::create(&path).unwrap(), &i).unwrap();
+        let mut sink =
+            XmlSink::new(OutFile::create(&path).unwrap(), &i, &Default::default()).unwrap();
         sink.write(&record(
             [198, 19, 0, 5],
             80,
@@ -386,7 +391,12 @@ mod tests {
     fn a_stopped_run_keeps_its_hosts_for_the_resumed_one() {
         let path = temp("xml-resume");
         let part = crate::output::grouped::part_path(&path);
-        let mut sink = XmlSink::new(OutFile::create(&path).unwrap(), &info()).unwrap();
+        let mut sink = XmlSink::new(
+            OutFile::create(&path).unwrap(),
+            &info(),
+            &Default::default(),
+        )
+        .unwrap();
         sink.write(&record(
             [198, 19, 0, 5],
             80,
@@ -404,7 +414,8 @@ mod tests {
 
         let mut i = info();
         i.resuming = true;
-        let mut sink = XmlSink::new(OutFile::create(&path).unwrap(), &i).unwrap();
+        let mut sink =
+            XmlSink::new(OutFile::create(&path).unwrap(), &i, &Default::default()).unwrap();
         sink.write(&record(
             [198, 19, 0, 5],
             22,
