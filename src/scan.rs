@@ -95,7 +95,7 @@ pub fn run_with(
     interrupts: &Interrupts,
     hooks: Hooks,
 ) -> Result<Report, ScanError> {
-    if !cfg.spec.quiet {
+    if !cfg.spec.outputs.quiet {
         for n in &cfg.spec.notes {
             eprintln!("xdpscan: {n}");
         }
@@ -114,11 +114,11 @@ pub fn run_with(
 /// Every file the scan may write after the privilege drop.
 fn late_files(cfg: &ScanConfig) -> keeper::Allowed {
     let mut a = keeper::Allowed::default();
-    a.files.push(cfg.spec.resume_file.clone());
-    a.files.push(ResumeFile::tmp_path(&cfg.spec.resume_file));
-    a.files.extend(cfg.spec.resumed_from.clone());
+    a.files.push(cfg.spec.resume.file.clone());
+    a.files.push(ResumeFile::tmp_path(&cfg.spec.resume.file));
+    a.files.extend(cfg.spec.resume.resumed_from.clone());
     a.files.extend(cfg.spec.outputs.metadata.clone());
-    a.files.extend(cfg.spec.status.file.clone());
+    a.files.extend(cfg.spec.outputs.status.file.clone());
     for doc in cfg.spec.outputs.paths(|f| f.layout == Layout::Grouped) {
         let (files, dir) = crate::output::grouped::late_paths(doc);
         a.files.extend(files);
@@ -135,16 +135,20 @@ fn drop_privileges(cfg: &ScanConfig) -> Result<(), ScanError> {
 
 /// The probe modules of a raw scan (`None` for `-sT`, which the kernel does).
 fn raw_module(spec: &ScanSpec) -> Option<RawModule> {
-    match spec.traceroute {
+    match spec.probing.traceroute {
         Some((proto, ttls)) => Some(RawModule::Trace(Arc::new(TracerouteScan::new(
             proto,
             ttls,
-            spec.source_ports,
+            spec.probing.source_ports,
         )))),
         None => spec
+            .probing
             .slots
             .iter()
-            .map(|t| t.module(spec.scanflags, &spec.payloads).map(Arc::from))
+            .map(|t| {
+                t.module(spec.probing.scanflags, &spec.probing.payloads)
+                    .map(Arc::from)
+            })
             .collect::<Option<Vec<_>>>()
             .map(RawModule::Ports),
     }
@@ -153,9 +157,10 @@ fn raw_module(spec: &ScanSpec) -> Option<RawModule> {
 /// The SYN probes a connect scan's connections would start with, for its dry run.
 fn connect_stand_in(spec: &ScanSpec) -> RawModule {
     RawModule::Ports(
-        spec.slots
+        spec.probing
+            .slots
             .iter()
-            .map(|&t| Arc::from(t.stand_in(spec.scanflags, &spec.payloads)))
+            .map(|&t| Arc::from(t.stand_in(spec.probing.scanflags, &spec.probing.payloads)))
             .collect(),
     )
 }
@@ -174,22 +179,22 @@ pub fn run_info(spec: &ScanSpec) -> RunInfo {
             .iter()
             .map(|s| (s.scan(), s.result_proto()))
             .collect(),
-        None => vec![(spec.scan, Proto::Tcp)],
+        None => vec![(spec.probing.scan, Proto::Tcp)],
     };
     RunInfo {
         version: env!("CARGO_PKG_VERSION"),
         args: spec.args.clone(),
         start: std::time::SystemTime::now(),
-        scan: spec.scan,
+        scan: spec.probing.scan,
         port_lists: protos
             .iter()
             .enumerate()
             .filter(|(_, (_, p))| *p != Proto::Icmp)
-            .map(|(slot, &(scan, p))| (scan, p, spec.space.ports().list(slot)))
+            .map(|(slot, &(scan, p))| (scan, p, spec.targets.space.ports().list(slot)))
             .collect(),
-        port_table: spec.port_table.clone(),
-        addresses: (spec.shard.1 == 1).then(|| spec.space.addresses()),
-        resuming: spec.resume.is_some(),
+        port_table: spec.services.port_table.clone(),
+        addresses: (spec.cluster.shard.1 == 1).then(|| spec.targets.space.addresses()),
+        resuming: spec.resume.positions.is_some(),
     }
 }
 
@@ -204,11 +209,11 @@ fn check_late_files(cfg: &ScanConfig) -> Result<(), ScanError> {
         ),
         (
             "the status file (--status-file)",
-            cfg.spec.status.file.as_deref(),
+            cfg.spec.outputs.status.file.as_deref(),
         ),
         (
             "the resume file (--resume-file)",
-            Some(cfg.spec.resume_file.as_path()),
+            Some(cfg.spec.resume.file.as_path()),
         ),
     ];
     for (what, path) in files {
@@ -238,15 +243,19 @@ fn run_scan(
 ) -> Result<Report, ScanError> {
     check_late_files(cfg)?;
     // A dry run sends nothing in every mode: `-sT` builds the SYNs its connections would open.
-    let connect = cfg.spec.scan == ScanType::Connect && !cfg.spec.dry_run;
+    let connect = cfg.spec.probing.scan == ScanType::Connect && !cfg.spec.outputs.dry_run;
     let plan = engine_plan(cfg, hooks.live.clone(), connect, keeper)?;
     let info = run_info(&cfg.spec);
     let mut sinks = open_sinks(&cfg.spec.outputs, &info, !hooks.no_default_stdout, keeper)?;
     sinks.extend(hooks.sinks);
     // A dry run has no results and opens no connection, to a broker neither.
     let withheld: Vec<String> = hooks.openers.iter().map(|o| o.name.clone()).collect();
-    for o in hooks.openers.into_iter().filter(|_| !cfg.spec.dry_run) {
-        let sink = (o.open)(cfg.spec.scan_id).map_err(|error| ScanError::SinkOpen {
+    for o in hooks
+        .openers
+        .into_iter()
+        .filter(|_| !cfg.spec.outputs.dry_run)
+    {
+        let sink = (o.open)(cfg.spec.cluster.scan_id).map_err(|error| ScanError::SinkOpen {
             name: o.name.clone(),
             error,
         })?;
@@ -254,7 +263,7 @@ fn run_scan(
     }
     let stats_arc = hooks.stats.unwrap_or_default();
     let stats = &*stats_arc;
-    if !cfg.spec.quiet {
+    if !cfg.spec.outputs.quiet {
         announce(cfg, &plan, &withheld);
     }
     let (outcome, kind) = run_engine(cfg, &plan, sinks, stats, interrupts, connect)?;
@@ -286,53 +295,54 @@ fn engine_plan(
         src_mac: cfg.net.src_mac,
         dst_mac: f.gateway_mac,
         src: f.src,
-        ttl: cfg.spec.ttl,
+        ttl: cfg.spec.probing.ttl,
     };
     Ok(Plan {
         keeper: keeper.clone(),
-        cycle: Cycle::new(cfg.spec.space.len(), cfg.spec.seed),
-        space: cfg.spec.space.clone(), // an Arc: the addresses are not copied
-        shard: cfg.spec.shard,
+        cycle: Cycle::new(cfg.spec.targets.space.len(), cfg.spec.pacing.seed),
+        space: cfg.spec.targets.space.clone(), // an Arc: the addresses are not copied
+        shard: cfg.spec.cluster.shard,
         frames: Frames {
             v4: cfg.net.family(false).map(params),
             v6: cfg.net.family(true).map(params),
         },
-        jar: CookieJar::random(cfg.spec.source_ports)
+        jar: CookieJar::random(cfg.spec.probing.source_ports)
             .map_err(|e| IoError::os("reading /dev/urandom", e))?,
-        rate: cfg.spec.rate,
-        wait: if cfg.spec.dry_run {
+        rate: cfg.spec.pacing.rate,
+        wait: if cfg.spec.outputs.dry_run {
             Default::default()
         } else {
-            cfg.spec.wait
+            cfg.spec.pacing.wait
         },
-        tx_cores: cfg.spec.tx_cores.clone(),
-        rx_core: cfg.spec.rx_core,
-        status: cfg.spec.status.clone(),
-        retries: cfg.spec.retries,
-        report_silent: cfg.spec.report_silent,
-        limits: cfg.spec.limits,
-        resume: cfg.spec.resume.clone(),
+        tx_cores: cfg.spec.pacing.tx_cores.clone(),
+        rx_core: cfg.spec.pacing.rx_core,
+        status: cfg.spec.outputs.status.clone(),
+        retries: cfg.spec.pacing.retries,
+        report_silent: cfg.spec.probing.report_silent,
+        limits: cfg.spec.pacing.limits,
+        resume: cfg.spec.resume.positions.clone(),
         governor: crate::engine::governor::Governor::new(
-            cfg.spec.rate == 0 && !cfg.spec.dry_run && !connect,
+            cfg.spec.pacing.rate == 0 && !cfg.spec.outputs.dry_run && !connect,
         ),
         keep_replies: cfg.spec.outputs.any(|f| f.raw_replies),
-        packet_trace: cfg.spec.packet_trace,
-        grab: cfg.spec.grab.clone(),
-        namer: cfg.spec.namer.clone(),
-        module: if cfg.spec.scan == ScanType::Connect && cfg.spec.dry_run {
+        packet_trace: cfg.spec.outputs.packet_trace,
+        grab: cfg.spec.services.grab.clone(),
+        namer: cfg.spec.services.namer.clone(),
+        module: if cfg.spec.probing.scan == ScanType::Connect && cfg.spec.outputs.dry_run {
             Some(connect_stand_in(&cfg.spec))
         } else {
             raw_module(&cfg.spec)
         },
         // Always sampled: a cooldown cut short resumes from where the threads were `--wait`
         // before (`engine::carry`).
-        live: Some(
-            live.unwrap_or_else(|| Arc::new(engine::LivePositions::new(cfg.spec.tx_cores.len()))),
-        ),
-        answered_before: cfg.spec.resume_answered.clone(),
+        live: Some(live.unwrap_or_else(|| {
+            Arc::new(engine::LivePositions::new(cfg.spec.pacing.tx_cores.len()))
+        })),
+        answered_before: cfg.spec.resume.answered.clone(),
         carried: cfg
             .spec
-            .resume_carried
+            .resume
+            .carried
             .iter()
             .filter_map(|l| crate::output::ndjson::from_line(l).ok())
             .collect(),
@@ -350,19 +360,19 @@ fn run_engine(
 ) -> Result<(engine::Outcome, TransportKind), ScanError> {
     if connect {
         let opts = ConnectOptions {
-            timeout: cfg.spec.connect_timeout,
-            max_in_flight: cfg.spec.max_inflight,
-            bind_ip: cfg.spec.source_ip_asked,
-            interface: cfg.spec.interface_asked.clone(),
+            timeout: cfg.spec.probing.connect_timeout,
+            max_in_flight: cfg.spec.probing.max_inflight,
+            bind_ip: cfg.spec.net.source_ip,
+            interface: cfg.spec.net.interface.clone(),
         };
         drop_privileges(cfg)?;
         let outcome = engine::connect::run(plan, &opts, sinks, stats, interrupts)?;
         return Ok((outcome, TransportKind::Connect));
     }
-    if !cfg.spec.dry_run {
+    if !cfg.spec.outputs.dry_run {
         return open_and_run(cfg, plan, sinks, stats, interrupts);
     }
-    let pcap = match &cfg.spec.pcap {
+    let pcap = match &cfg.spec.outputs.pcap {
         Some(p) => Some(Arc::new(Mutex::new(PcapWriter::create(p)?))),
         None => None,
     };
@@ -383,13 +393,13 @@ fn save_resume(
 ) -> Option<String> {
     let f = ResumeFile {
         xdpscan_resume: FORMAT,
-        fingerprint: cfg.spec.fingerprint.clone(),
-        seed: cfg.spec.seed,
-        shard: cfg.spec.shard,
+        fingerprint: cfg.spec.resume.fingerprint.clone(),
+        seed: cfg.spec.pacing.seed,
+        shard: cfg.spec.cluster.shard,
         threads: outcome.positions.len(),
         positions: outcome.positions.clone(),
         command_line: cfg.spec.args.clone(),
-        scan_id: cfg.spec.scan_id,
+        scan_id: cfg.spec.cluster.scan_id,
         answered: outcome.answered_after.clone(),
         carried: outcome
             .carried
@@ -397,10 +407,10 @@ fn save_resume(
             .map(crate::output::ndjson::to_wire_line)
             .collect(),
     };
-    match f.save(&cfg.spec.resume_file, keeper) {
-        Ok(()) => Some(cfg.spec.resume_file.display().to_string()),
+    match f.save(&cfg.spec.resume.file, keeper) {
+        Ok(()) => Some(cfg.spec.resume.file.display().to_string()),
         Err(e) => {
-            let path = cfg.spec.resume_file.display();
+            let path = cfg.spec.resume.file.display();
             eprintln!("xdpscan: cannot write resume file {path}: {e}");
             None
         }
@@ -418,14 +428,14 @@ fn say_how_it_ended(
     keeper: &keeper::Keeper,
 ) {
     // A resume file whose scan is now complete would rescan from its old place if run again.
-    let finished_resume = match (&cfg.spec.resumed_from, outcome.complete) {
+    let finished_resume = match (&cfg.spec.resume.resumed_from, outcome.complete) {
         (Some(p), true) => keeper.remove(p).is_ok().then_some(p),
         _ => None,
     };
     if outcome.stop == StopReason::OutputClosed {
         return;
     }
-    if !cfg.spec.quiet {
+    if !cfg.spec.outputs.quiet {
         summary(cfg, stats, outcome, kind);
         if let Some(p) = finished_resume {
             let p = p.display();
@@ -469,13 +479,18 @@ fn open_and_run(
         let steer = xdp::SteerConfig {
             src_v4: plan.frames.src_v4(),
             src_v6: plan.frames.src_v6(),
-            port_lo: cfg.spec.source_ports.lo,
-            port_hi: cfg.spec.source_ports.hi,
-            replies: protocols_scanned(plan.raw().replies(), &cfg.spec.space),
+            port_lo: cfg.spec.probing.source_ports.lo,
+            port_hi: cfg.spec.probing.source_ports.hi,
+            replies: protocols_scanned(plan.raw().replies(), &cfg.spec.targets.space),
         };
-        xdp::open(&cfg.net.ifname, cfg.net.ifindex, steer, cfg.spec.xdp_mode)
+        xdp::open(
+            &cfg.net.ifname,
+            cfg.net.ifindex,
+            steer,
+            cfg.spec.net.xdp_mode,
+        )
     };
-    let xdp = match cfg.spec.transport {
+    let xdp = match cfg.spec.net.transport {
         TransportChoice::Packet => None,
         TransportChoice::Xdp => Some(try_xdp().map_err(|e| ScanError::Privileges(privileges(&e)))?),
         TransportChoice::Auto => match try_xdp() {
@@ -570,21 +585,24 @@ pub fn open_sinks(
 
 fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
     let mut notes = String::new();
-    if cfg.spec.blocklisted > 0 {
+    if cfg.spec.targets.blocklisted > 0 {
         notes.push_str(&format!(
             "; {} reserved addresses removed by the default blocklist",
-            fmt_count(cfg.spec.blocklisted)
+            fmt_count(cfg.spec.targets.blocklisted)
         ));
     }
-    if cfg.spec.excluded > 0 {
-        notes.push_str(&format!("; {} excluded", fmt_count(cfg.spec.excluded)));
+    if cfg.spec.targets.excluded > 0 {
+        notes.push_str(&format!(
+            "; {} excluded",
+            fmt_count(cfg.spec.targets.excluded)
+        ));
     }
-    if cfg.spec.resume.is_some() {
+    if cfg.spec.resume.positions.is_some() {
         notes.push_str("; resuming");
     }
-    if cfg.spec.dry_run {
+    if cfg.spec.outputs.dry_run {
         notes.push_str("; dry run: nothing is sent");
-        if cfg.spec.scan == ScanType::Connect {
+        if cfg.spec.probing.scan == ScanType::Connect {
             notes.push_str(", each connection shown as the SYN that would open it");
         }
         for name in withheld {
@@ -592,7 +610,7 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
         }
         if cfg.net.ifindex == 0 {
             let mut stand_ins = Vec::new();
-            if cfg.spec.source_ip_asked.is_none() {
+            if cfg.spec.net.source_ip.is_none() {
                 stand_ins.push("source (-S)");
             }
             if cfg
@@ -612,13 +630,13 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
         }
     }
     // A connect scan leaves ports and next hop to the kernel.
-    let via = if cfg.spec.scan == ScanType::Connect && !cfg.spec.dry_run {
+    let via = if cfg.spec.probing.scan == ScanType::Connect && !cfg.spec.outputs.dry_run {
         format!("from {} through kernel sockets", cfg.net.sources())
     } else {
         format!(
             "from {}:{} on {} via {}",
             cfg.net.sources(),
-            cfg.spec.source_ports,
+            cfg.spec.probing.source_ports,
             cfg.net.ifname,
             cfg.net
                 .families
@@ -634,9 +652,9 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
         probe_count(cfg, plan),
         notes,
         pace(cfg, plan),
-        cfg.spec.seed,
-        cfg.spec.shard.0 + 1,
-        cfg.spec.shard.1,
+        cfg.spec.pacing.seed,
+        cfg.spec.cluster.shard.0 + 1,
+        cfg.spec.cluster.shard.1,
     );
 }
 
@@ -644,14 +662,14 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
 /// 512 targets, 768 probes` when payload variants, TTLs or retries send more than one per
 /// target, and this shard's share of them.
 fn probe_count(cfg: &ScanConfig, plan: &Plan) -> String {
-    let s = &cfg.spec.space;
+    let s = &cfg.spec.targets.space;
     let targets = s.len();
     let mut line = format!(
         "{} x {} = ",
         fmt_counted(s.addresses(), "address", "addresses"),
         fmt_counted(s.ports().len() as u64, "port", "ports"),
     );
-    let passes = u64::from(cfg.spec.retries) + 1;
+    let passes = u64::from(cfg.spec.pacing.retries) + 1;
     match plan.frames_per_pass().map(|f| f.saturating_mul(passes)) {
         Some(probes) if probes != targets => line.push_str(&format!(
             "{}, {}",
@@ -660,7 +678,7 @@ fn probe_count(cfg: &ScanConfig, plan: &Plan) -> String {
         )),
         _ => line.push_str(&fmt_counted(targets, "probe", "probes")),
     }
-    if cfg.spec.shard.1 > 1 {
+    if cfg.spec.cluster.shard.1 > 1 {
         let probes = probes_to_send(cfg, plan);
         line.push_str(&format!(
             " (this shard about {})",
@@ -672,25 +690,25 @@ fn probe_count(cfg: &ScanConfig, plan: &Plan) -> String {
 
 /// Probes this run sends: the whole space's frames over every pass, its shard's share.
 fn probes_to_send(cfg: &ScanConfig, plan: &Plan) -> u64 {
-    let passes = u64::from(cfg.spec.retries) + 1;
+    let passes = u64::from(cfg.spec.pacing.retries) + 1;
     plan.frames_per_pass()
-        .unwrap_or(cfg.spec.space.len())
+        .unwrap_or(cfg.spec.targets.space.len())
         .saturating_mul(passes)
-        / u64::from(cfg.spec.shard.1.max(1))
+        / u64::from(cfg.spec.cluster.shard.1.max(1))
 }
 
 /// The rate asked and how long sending takes at it, then the cooldown.
 fn pace(cfg: &ScanConfig, plan: &Plan) -> String {
-    if cfg.spec.rate == 0 {
+    if cfg.spec.pacing.rate == 0 {
         return "rate max (a governor follows the receive side)".into();
     }
-    let mut line = format!("rate {}", fmt_rate(cfg.spec.rate as f64));
-    let secs = probes_to_send(cfg, plan) as f64 / cfg.spec.rate as f64;
+    let mut line = format!("rate {}", fmt_rate(cfg.spec.pacing.rate as f64));
+    let secs = probes_to_send(cfg, plan) as f64 / cfg.spec.pacing.rate as f64;
     line.push_str(&format!(", {} to send", fmt_estimate(secs)));
-    if !cfg.spec.dry_run {
+    if !cfg.spec.outputs.dry_run {
         line.push_str(&format!(
             ", then {} s of --wait",
-            cfg.spec.wait.as_secs_f64()
+            cfg.spec.pacing.wait.as_secs_f64()
         ));
     }
     line
@@ -706,7 +724,7 @@ fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
             states.push_str(&format!(", {n} {s}"));
         }
     }
-    if cfg.spec.grab.is_some() {
+    if cfg.spec.services.grab.is_some() {
         let skipped = Stats::get(&st.banners_skipped);
         states.push_str(&format!(
             "; {} banner conversations",
@@ -733,7 +751,7 @@ fn summary(cfg: &ScanConfig, st: &Stats, out: &Outcome, kind: TransportKind) {
         Stats::get(&st.duplicates),
         Stats::get(&st.drops),
         out.duration.as_secs_f64(),
-        cfg.spec.seed,
+        cfg.spec.pacing.seed,
     );
 }
 
@@ -756,14 +774,14 @@ fn metadata_of(
         xdpscan_version: env!("CARGO_PKG_VERSION"),
         command_line: cfg.spec.args.clone(),
         scan: cfg.spec.scan_names(),
-        seed: cfg.spec.seed,
+        seed: cfg.spec.pacing.seed,
         generator: metadata::Generator {
             prime: plan.cycle.prime(),
             generator: plan.cycle.generator(),
         },
         shard: metadata::Shard {
-            index: cfg.spec.shard.0 + 1,
-            count: cfg.spec.shard.1,
+            index: cfg.spec.cluster.shard.0 + 1,
+            count: cfg.spec.cluster.shard.1,
             threads: plan.tx_cores.len(),
         },
         transport: kind.as_str(),
@@ -771,16 +789,16 @@ fn metadata_of(
         source_ip: cfg.net.sources(),
         source_mac: cfg.net.src_mac.to_string(),
         gateway_mac: cfg.net.gateway_mac().to_string(),
-        source_ports: cfg.spec.source_ports.to_string(),
+        source_ports: cfg.spec.probing.source_ports.to_string(),
         targets: metadata::Targets {
-            addresses: cfg.spec.space.addresses(),
+            addresses: cfg.spec.targets.space.addresses(),
             ports: cfg.spec.ports_spec(),
-            probes: cfg.spec.space.len(),
-            blocklisted: cfg.spec.blocklisted,
-            excluded: cfg.spec.excluded,
+            probes: cfg.spec.targets.space.len(),
+            blocklisted: cfg.spec.targets.blocklisted,
+            excluded: cfg.spec.targets.excluded,
         },
         rate: metadata::Rate {
-            asked_pps: cfg.spec.rate,
+            asked_pps: cfg.spec.pacing.rate,
             achieved_pps: sent as f64 / out.send_duration.as_secs_f64().max(1e-9),
             governor: out.governor,
         },

@@ -60,9 +60,9 @@ fn parse_and_plan(argv: &[String]) -> String {
             "{} {} {} probes seed {} rate {} outputs {:?}",
             s.scan_names(),
             s.ports_spec(),
-            s.space.len(),
-            s.seed,
-            s.rate,
+            s.targets.space.len(),
+            s.pacing.seed,
+            s.pacing.rate,
             s.outputs.files
         ),
         Err(e) => format!("plan error: {e}"),

@@ -190,7 +190,7 @@ async fn copy_results(
 ) -> Result<Copied, DistError> {
     let slots = Proto::ALL.map(|p| crate::scan::slot_of(spec, p));
     let slot = |p: Proto| slots[p.index()];
-    let mut seen = Seen::new(spec.space.len());
+    let mut seen = Seen::new(spec.targets.space.len());
     let subject = results_subject(&job.job);
     let stream = js
         .get_stream(super::RESULTS_STREAM)
@@ -223,11 +223,11 @@ async fn copy_results(
             else {
                 continue;
             };
-            if !seen.first(&spec.space, slot(r.proto), r.ip, r.port, r.proto) {
+            if !seen.first(&spec.targets.space, slot(r.proto), r.ip, r.port, r.proto) {
                 dups += 1;
                 continue;
             }
-            if !spec.limits.show.contains(r.state) {
+            if !spec.pacing.limits.show.contains(r.state) {
                 continue;
             }
             for (name, s) in sinks.iter_mut() {
@@ -342,14 +342,18 @@ mod tests {
             queued: true,
         };
         let spec = job_spec(&job, &["-oX".into(), "/tmp/far.xml".into()]).expect("plans");
-        assert_eq!((spec.space.len(), spec.seed), (512, 9));
+        assert_eq!((spec.targets.space.len(), spec.pacing.seed), (512, 9));
         assert_eq!(
             spec.outputs.files,
             vec![(Format::Xml, std::path::PathBuf::from("/tmp/far.xml"))]
         );
         assert!(spec.run_as.is_none());
         // --open stays the job's.
-        assert!(!spec.limits.show.contains(crate::probe::PortState::Closed));
+        assert!(!spec
+            .pacing
+            .limits
+            .show
+            .contains(crate::probe::PortState::Closed));
         let old = JobSpec {
             version: 1,
             request: None,

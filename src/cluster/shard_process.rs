@@ -388,30 +388,35 @@ fn scan_shard(order: ShardOrder, sock: &UnixStream) -> Result<(), String> {
     // once attached.
     cfg.spec.run_as = None;
     cfg.spec.args = order.command_line;
-    let threads = cfg.spec.tx_cores.len();
-    let cycle = crate::permute::Cycle::new(cfg.spec.space.len(), cfg.spec.seed);
+    let threads = cfg.spec.pacing.tx_cores.len();
+    let cycle = crate::permute::Cycle::new(cfg.spec.targets.space.len(), cfg.spec.pacing.seed);
     let total = (0..threads as u32)
         .map(|t| {
             cycle
-                .walker(cfg.spec.shard.0, cfg.spec.shard.1, t, threads as u32)
+                .walker(
+                    cfg.spec.cluster.shard.0,
+                    cfg.spec.cluster.shard.1,
+                    t,
+                    threads as u32,
+                )
                 .positions()
         })
         .sum::<u64>()
-        * (cfg.spec.retries as u64 + 1);
+        * (cfg.spec.pacing.retries as u64 + 1);
     let started = Started {
         pid: std::process::id(),
-        probes: cfg.spec.space.len(),
+        probes: cfg.spec.targets.space.len(),
         total,
-        wait_ms: cfg.spec.wait.as_millis() as u64,
+        wait_ms: cfg.spec.pacing.wait.as_millis() as u64,
         checkpoint: ResumeFile {
             xdpscan_resume: FORMAT,
-            fingerprint: cfg.spec.fingerprint.clone(),
-            seed: cfg.spec.seed,
-            shard: cfg.spec.shard,
+            fingerprint: cfg.spec.resume.fingerprint.clone(),
+            seed: cfg.spec.pacing.seed,
+            shard: cfg.spec.cluster.shard,
             threads,
             positions: Vec::new(),
             command_line: cfg.spec.args.clone(),
-            scan_id: cfg.spec.scan_id,
+            scan_id: cfg.spec.cluster.scan_id,
             answered: Vec::new(),
             carried: Vec::new(),
         },

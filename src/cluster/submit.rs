@@ -45,12 +45,12 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
     );
     let mut request = crate::cli::Cli::try_parse_from(&scan_args).map_err(clap_usage)?;
     let spec = crate::config::ScanSpec::from_cli(&request)?;
-    request.pacing.seed = Some(spec.seed);
+    request.pacing.seed = Some(spec.pacing.seed);
     let job = JobSpec {
         version: super::JOB_VERSION,
         job: cli.job.clone(),
         shards: cli.shards,
-        seed: spec.seed,
+        seed: spec.pacing.seed,
         args: strip_seed(&rest),
         request: Some(Box::new(request)),
         submitted: crate::output::rfc3339(std::time::SystemTime::now()),
@@ -72,7 +72,7 @@ pub fn run(argv: &[OsString]) -> Result<(), DistError> {
         "xdpscan: job {} submitted: {} shards of {} probes in all; seed {}",
         job.job,
         job.shards,
-        spec.space.len(),
+        spec.targets.space.len(),
         job.seed
     );
     Ok(())

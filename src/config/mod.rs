@@ -138,8 +138,38 @@ impl NetSetup {
 
 /// A scan as the command line asks for it, checked: everything but the network facts, decided
 /// without asking the kernel about interfaces, routes or neighbours (see [`ScanConfig`]).
+/// Grouped by concern, as the request is.
 #[derive(Debug, Clone)]
 pub struct ScanSpec {
+    pub targets: TargetPlan,
+    pub probing: ProbePlan,
+    pub services: ServicePlan,
+    pub pacing: PacingPlan,
+    pub outputs: Outputs,
+    pub resume: ResumePlan,
+    pub net: NetPlan,
+    pub cluster: ClusterPlan,
+    /// Who the scanner becomes once its sockets are open (`--user`); `None`: no switch.
+    pub run_as: Option<crate::io::privilege::RunAs>,
+    /// The command line as typed.
+    pub args: Vec<String>,
+    /// What the plan could not do as asked and the scan does without (printed at its start).
+    pub notes: Vec<String>,
+}
+
+/// What is scanned.
+#[derive(Debug, Clone)]
+pub struct TargetPlan {
+    pub space: std::sync::Arc<TargetSpace>,
+    /// Addresses removed from broad targets by the default blocklist.
+    pub blocklisted: u64,
+    /// Addresses removed by --exclude / --exclude-file.
+    pub excluded: u64,
+}
+
+/// How targets are probed.
+#[derive(Debug, Clone)]
+pub struct ProbePlan {
     /// The scan type (of the first slot when several protocols are probed).
     pub scan: ScanType,
     /// The scan type of each slot of the space's ports (`-sS -sU`: syn then udp).
@@ -147,65 +177,72 @@ pub struct ScanSpec {
     /// `--scanflags`, replacing the scan's TCP flags.
     pub scanflags: Option<u8>,
     pub payloads: Payloads,
-    pub retries: u32,
-    pub report_silent: bool,
-    pub connect_timeout: Duration,
-    pub max_inflight: usize,
-    /// `--interface` as given (connect scans bind to it only when asked).
-    pub interface_asked: Option<String>,
-    pub source_ip_asked: Option<IpAddr>,
-    pub space: std::sync::Arc<TargetSpace>,
-    /// Addresses removed from broad targets by the default blocklist.
-    pub blocklisted: u64,
-    /// Addresses removed by --exclude / --exclude-file.
-    pub excluded: u64,
-    pub seed: u64,
-    pub shard: (u32, u32),
-    pub rate: u64,
-    pub wait: Duration,
-    pub tx_cores: Vec<Option<usize>>,
-    pub rx_core: Option<usize>,
-    pub transport: TransportChoice,
-    /// Who the scanner becomes once its sockets are open (`--user`); `None`: no switch.
-    pub run_as: Option<crate::io::privilege::RunAs>,
-    pub xdp_mode: XdpMode,
-    pub dry_run: bool,
-    pub pcap: Option<PathBuf>,
-    pub outputs: Outputs,
     pub source_ports: PortRange,
     /// TTL of the probes (traceroute: the first TTL).
     pub ttl: u8,
     /// `--traceroute`: the probe protocol and the TTLs to probe.
     pub traceroute: Option<Traceroute>,
-    pub packet_trace: bool,
+    pub report_silent: bool,
+    pub connect_timeout: Duration,
+    pub max_inflight: usize,
+}
+
+/// What is asked of open ports.
+#[derive(Debug, Clone)]
+pub struct ServicePlan {
     /// `--banners` / `-sV`.
     pub grab: Option<GrabOptions>,
     /// `-sV`: how services are named.
     pub namer: Option<std::sync::Arc<Namer>>,
     /// nmap-services' name of each port (`--servicedb`), when an output or -sV prints them.
     pub port_table: Option<std::sync::Arc<PortTable>>,
-    /// Status display; `quiet` also drops the start and summary lines.
-    pub status: StatusOptions,
-    pub quiet: bool,
+}
+
+/// How fast, how often, for how long, on which cores.
+#[derive(Debug, Clone)]
+pub struct PacingPlan {
+    pub rate: u64,
+    pub wait: Duration,
+    pub retries: u32,
+    pub seed: u64,
     pub limits: Limits,
+    pub tx_cores: Vec<Option<usize>>,
+    pub rx_core: Option<usize>,
+}
+
+/// Stopping and continuing.
+#[derive(Debug, Clone)]
+pub struct ResumePlan {
     /// Where to start each thread (`--resume`).
-    pub resume: Option<Vec<Position>>,
+    pub positions: Option<Vec<Position>>,
     /// Where an interrupted scan writes its resume file.
-    pub resume_file: PathBuf,
+    pub file: PathBuf,
     /// The resume file this run continues (`--resume`): removed when the scan completes.
     pub resumed_from: Option<PathBuf>,
     /// Ties resume files to this scan.
     pub fingerprint: String,
-    /// Names this run and its resumes, unlike any other run (`--publish` message ids).
-    pub scan_id: u64,
     /// From the resume file: probes past its positions that answered, and results the
     /// interrupted run did not write (`engine::carry`).
-    pub resume_answered: Vec<u64>,
-    pub resume_carried: Vec<String>,
-    /// The command line as typed.
-    pub args: Vec<String>,
-    /// What the plan could not do as asked and the scan does without (printed at its start).
-    pub notes: Vec<String>,
+    pub answered: Vec<u64>,
+    pub carried: Vec<String>,
+}
+
+/// The network as asked (the kernel's answers are [`NetSetup`]).
+#[derive(Debug, Clone)]
+pub struct NetPlan {
+    /// `--interface` as given (connect scans bind to it only when asked).
+    pub interface: Option<String>,
+    pub source_ip: Option<IpAddr>,
+    pub transport: TransportChoice,
+    pub xdp_mode: XdpMode,
+}
+
+/// This run among others.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    pub shard: (u32, u32),
+    /// Names this run and its resumes, unlike any other run (`--publish` message ids).
+    pub scan_id: u64,
 }
 
 /// A scan ready to run: its [`ScanSpec`] and the network facts resolved for it.
@@ -240,6 +277,13 @@ pub struct Outputs {
     /// `-f` without `--csv`: the NDJSON objects' fields (ZMap's JSON output).
     pub json_fields: Option<Vec<crate::output::csv::Field>>,
     pub metadata: Option<PathBuf>,
+    /// Send nothing; `--pcap` keeps what would have been sent.
+    pub dry_run: bool,
+    pub pcap: Option<PathBuf>,
+    pub packet_trace: bool,
+    /// Status display; `quiet` also drops the start and summary lines.
+    pub status: StatusOptions,
+    pub quiet: bool,
 }
 
 impl Outputs {
@@ -262,6 +306,18 @@ impl Outputs {
                 .filter(|_| cli.outputs.csv.is_none())
                 .map(|f| f.0.clone()),
             metadata: cli.outputs.metadata.clone(),
+            dry_run: cli.outputs.dry_run,
+            pcap: cli.outputs.pcap.clone(),
+            packet_trace: cli.outputs.packet_trace,
+            status: StatusOptions {
+                mode: match (cli.outputs.quiet, cli.outputs.status_json) {
+                    (true, _) => StatusMode::Quiet,
+                    (false, true) => StatusMode::Json,
+                    (false, false) => StatusMode::Auto,
+                },
+                file: cli.outputs.status_file.clone(),
+            },
+            quiet: cli.outputs.quiet,
         }
     }
 
@@ -288,11 +344,12 @@ impl ScanSpec {
     /// The ports scanned, compact; with nmap's prefixes when several protocols are
     /// (`T:22,80,U:53`).
     pub fn ports_spec(&self) -> String {
-        let ports = self.space.ports();
-        if self.slots.len() == 1 {
+        let ports = self.targets.space.ports();
+        if self.probing.slots.len() == 1 {
             return ports.to_string();
         }
         let parts: Vec<String> = self
+            .probing
             .slots
             .iter()
             .enumerate()
@@ -306,20 +363,20 @@ impl ScanSpec {
 
     /// The scan type's name, or each slot's joined (`syn+udp`).
     pub fn scan_names(&self) -> String {
-        if self.slots.len() > 1 {
-            let n: Vec<&str> = self.slots.iter().map(|s| s.name()).collect();
+        if self.probing.slots.len() > 1 {
+            let n: Vec<&str> = self.probing.slots.iter().map(|s| s.name()).collect();
             n.join("+")
         } else {
-            self.scan.name().to_string()
+            self.probing.scan.name().to_string()
         }
     }
 
     /// The interface, each family's source and next hop: from the kernel (routes, addresses,
     /// neighbour table and discovery), or names only for a connect scan.
     pub fn resolve_net(&self, cli: &Cli) -> Result<NetSetup, ConfigError> {
-        let firsts = first_of_each_family(&self.space);
+        let firsts = first_of_each_family(&self.targets.space);
         // A connect dry run builds the SYNs its connections would open: a raw scan's frames.
-        if self.scan == ScanType::Connect && !cli.outputs.dry_run {
+        if self.probing.scan == ScanType::Connect && !cli.outputs.dry_run {
             Ok(connect_net(cli, &firsts))
         } else {
             resolve_net(&NetAsk::of(cli), &firsts)
@@ -368,58 +425,60 @@ impl ScanSpec {
             None => (None, Vec::new(), Vec::new()),
         };
         Ok(Self {
-            scan,
-            slots,
-            scanflags: cli.probing.scanflags,
-            payloads,
-            retries: cli.pacing.retries,
-            report_silent: cli.probing.report_silent,
-            connect_timeout: Duration::from_millis(cli.pacing.connect_timeout.unwrap_or(1000)),
-            max_inflight: cli.pacing.max_inflight.unwrap_or(2048) as usize,
-            interface_asked: cli.net.interface.clone(),
-            source_ip_asked: cli.net.source_ip,
-            space: std::sync::Arc::new(space),
-            blocklisted,
-            excluded,
-            seed,
-            shard: shard_asked,
-            rate: cli.pacing.rate,
-            wait: Duration::from_secs_f64(cli.pacing.wait),
-            tx_cores,
-            rx_core,
-            transport: cli.engine.transport,
-            xdp_mode: xdp_mode(cli.engine.xdp_mode),
-            dry_run: cli.outputs.dry_run,
-            pcap: cli.outputs.pcap.clone(),
-            outputs,
-            source_ports,
-            ttl: match traceroute {
-                Some((_, (lo, _))) => lo,
-                None => cli.probing.ttl.map(|t| t.0).unwrap_or(64),
+            targets: TargetPlan {
+                space: std::sync::Arc::new(space),
+                blocklisted,
+                excluded,
             },
-            traceroute,
-            packet_trace: cli.outputs.packet_trace,
-            grab,
-            namer,
-            port_table,
-            status: StatusOptions {
-                mode: match (cli.outputs.quiet, cli.outputs.status_json) {
-                    (true, _) => StatusMode::Quiet,
-                    (false, true) => StatusMode::Json,
-                    (false, false) => StatusMode::Auto,
+            probing: ProbePlan {
+                scan,
+                slots,
+                scanflags: cli.probing.scanflags,
+                payloads,
+                source_ports,
+                ttl: match traceroute {
+                    Some((_, (lo, _))) => lo,
+                    None => cli.probing.ttl.map(|t| t.0).unwrap_or(64),
                 },
-                file: cli.outputs.status_file.clone(),
+                traceroute,
+                report_silent: cli.probing.report_silent,
+                connect_timeout: Duration::from_millis(cli.pacing.connect_timeout.unwrap_or(1000)),
+                max_inflight: cli.pacing.max_inflight.unwrap_or(2048) as usize,
             },
-            quiet: cli.outputs.quiet,
-            limits: limits(cli),
-            resume,
-            resume_file: cli.resume.file.clone(),
-            resumed_from: cli.resume.from.clone(),
-            scan_id,
-            resume_answered,
-            resume_carried,
+            services: ServicePlan {
+                grab,
+                namer,
+                port_table,
+            },
+            pacing: PacingPlan {
+                rate: cli.pacing.rate,
+                wait: Duration::from_secs_f64(cli.pacing.wait),
+                retries: cli.pacing.retries,
+                seed,
+                limits: limits(cli),
+                tx_cores,
+                rx_core,
+            },
+            outputs,
+            resume: ResumePlan {
+                positions: resume,
+                file: cli.resume.file.clone(),
+                resumed_from: cli.resume.from.clone(),
+                fingerprint,
+                answered: resume_answered,
+                carried: resume_carried,
+            },
+            net: NetPlan {
+                interface: cli.net.interface.clone(),
+                source_ip: cli.net.source_ip,
+                transport: cli.engine.transport,
+                xdp_mode: xdp_mode(cli.engine.xdp_mode),
+            },
+            cluster: ClusterPlan {
+                shard: shard_asked,
+                scan_id,
+            },
             run_as: machine.run_as.clone(),
-            fingerprint,
             args: machine.args.clone(),
             notes: std::mem::take(&mut notes),
         })
@@ -1493,7 +1552,7 @@ mod tests {
             "/nonexistent",
         ])
         .expect("the scan runs without names");
-        assert!(s.port_table.is_none());
+        assert!(s.services.port_table.is_none());
         assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
         assert!(
             s.notes[0].contains("no service names in --output-xml")
@@ -1513,8 +1572,11 @@ mod tests {
             ..Machine::default()
         };
         let s = ScanSpec::resolve(&cli, &m).expect("plans");
-        assert_eq!((s.seed, s.scan_id), (11, 12));
-        assert_eq!((s.tx_cores.clone(), s.rx_core), (vec![Some(5)], Some(4)));
+        assert_eq!((s.pacing.seed, s.cluster.scan_id), (11, 12));
+        assert_eq!(
+            (s.pacing.tx_cores.clone(), s.pacing.rx_core),
+            (vec![Some(5)], Some(4))
+        );
         let m = Machine {
             cores: vec![0, 1],
             ..m
@@ -1528,7 +1590,10 @@ mod tests {
     #[test]
     fn ipv6_spaces_from_the_command_line() {
         let s = spec(&["2001:db8::/32-48", "-p", "80"]).unwrap();
-        assert_eq!((s.space.len(), s.space.ipv6_addresses()), (65_536, 65_536));
+        assert_eq!(
+            (s.targets.space.len(), s.targets.space.ipv6_addresses()),
+            (65_536, 65_536)
+        );
         // Duplicated, excluded and covered single addresses fall away.
         let s = spec(&[
             "2001:db8::5,2001:db8::5,2001:db8::6,2001:db8::7,2001:db8:1::/126",
@@ -1539,8 +1604,8 @@ mod tests {
             "80",
         ])
         .unwrap();
-        assert_eq!(s.space.addresses(), 2 + 4);
-        assert_eq!(s.excluded, 1);
+        assert_eq!(s.targets.space.addresses(), 2 + 4);
+        assert_eq!(s.targets.excluded, 1);
         // A window loses every network an exclusion touches.
         let s = spec(&[
             "2001:db8::/32-40",
@@ -1550,12 +1615,12 @@ mod tests {
             "80",
         ])
         .unwrap();
-        assert_eq!((s.space.addresses(), s.excluded), (255, 1));
+        assert_eq!((s.targets.space.addresses(), s.targets.excluded), (255, 1));
         // Broad IPv6 targets lose the reserved blocks they straddle.
         let s = spec(&["2001:d00::/120", "2001:d00::/24-32", "-p", "80"]).unwrap();
-        assert_eq!(s.blocklisted, 1, "the /32 that is 2001:db8::/32");
-        assert_eq!(s.space.addresses(), 256 + 255);
-        let first = s.space.address(s.space.ipv4_addresses());
+        assert_eq!(s.targets.blocklisted, 1, "the /32 that is 2001:db8::/32");
+        assert_eq!(s.targets.space.addresses(), 256 + 255);
+        let first = s.targets.space.address(s.targets.space.ipv4_addresses());
         assert!(first.is_ipv6(), "{first}");
     }
 
@@ -1575,10 +1640,10 @@ mod tests {
         // Same seed, same random interface identifiers.
         let a = spec(&["2001:db8::/32-40", "-p", "80"]).unwrap();
         let b = spec(&["2001:db8::/32-40", "-p", "80"]).unwrap();
-        let IpAddr::V6(x) = a.space.address(7) else {
+        let IpAddr::V6(x) = a.targets.space.address(7) else {
             panic!()
         };
-        assert_eq!(IpAddr::V6(x), b.space.address(7));
+        assert_eq!(IpAddr::V6(x), b.targets.space.address(7));
         assert_ne!(u128::from(x) & 0xffff_ffff, 0, "an IID below the /40");
         let _: Ipv6Addr = x;
     }

@@ -12,16 +12,17 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{governor::Governor, stats::Stats};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StatusMode {
     /// A progress bar on a terminal, status lines otherwise.
+    #[default]
     Auto,
     Lines,
     Json,
     Quiet,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StatusOptions {
     pub mode: StatusMode,
     /// ZMap's status CSV (`--status-file`), one row per second.
