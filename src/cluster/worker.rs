@@ -528,11 +528,7 @@ async fn run_shard(
         since: Instant::now(),
     };
     // A shard taken again keeps its checkpoint until a newer one is safe.
-    let last_saved: Option<Vec<Position>> = t.read.record.clone().and_then(|r| {
-        r.checkpoint
-            .and_then(|c| serde_json::from_value::<ResumeFile>(c).ok())
-            .map(|f| f.positions)
-    });
+    let last_saved = saved_positions(t.read.record.clone());
     let owner = claim(&t, &rec, last_saved.as_ref()).await;
     let owner = match owner {
         Ok(o) => o,
@@ -585,19 +581,31 @@ async fn run_shard(
     let outcome = scan_thread
         .join()
         .unwrap_or_else(|_| Err("the relay thread panicked".into()));
-    // The last acknowledgements may take a while (a broker away): the shard stays ours.
-    let mut pump = pump;
+    drain_pump(pump, &t.msg).await;
+    t.files.remove();
+    ctx.metrics.end_shard();
+    conclude(ctx, &t, &rec, watch, outcome, say).await
+}
+
+/// The last acknowledgements may take a while (a broker away): the shard stays ours until the
+/// pump is done.
+async fn drain_pump(mut pump: tokio::task::JoinHandle<()>, msg: &jetstream::Message) {
     loop {
         tokio::select! {
             _ = &mut pump => break,
             _ = tokio::time::sleep(PROGRESS_EVERY) => {
-                let _ = t.msg.ack_with(AckKind::Progress).await;
+                let _ = msg.ack_with(AckKind::Progress).await;
             }
         }
     }
-    t.files.remove();
-    ctx.metrics.end_shard();
-    conclude(ctx, &t, &rec, watch, outcome, say).await
+}
+
+/// The positions of the checkpoint a shard's record holds, if any.
+fn saved_positions(record: Option<ShardRecord>) -> Option<Vec<Position>> {
+    record?
+        .checkpoint
+        .and_then(|c| serde_json::from_value::<ResumeFile>(c).ok())
+        .map(|f| f.positions)
 }
 
 /// Takes the shard: the record says by whom, keeping the checkpoint it had; written over the
