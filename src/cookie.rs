@@ -212,6 +212,19 @@ fn v6_octets(a: IpAddr) -> [u8; 16] {
 }
 
 /// Bytes from the kernel's random source.
+/// 64 random bits from the kernel, or the clock and pid where it cannot be read (seeds and
+/// names that must differ between runs, never keys).
+pub fn random_u64() -> u64 {
+    random_bytes::<8>()
+        .map(u64::from_le_bytes)
+        .unwrap_or_else(|_| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            t.as_nanos() as u64 ^ std::process::id() as u64
+        })
+}
+
 pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
     use std::io::Read;
     let mut b = [0u8; N];

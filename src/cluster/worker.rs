@@ -78,25 +78,13 @@ pub fn run(cli: WorkerCli, interrupts: Interrupts) -> Result<u8, DistError> {
 fn scratch_dir() -> std::path::PathBuf {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let random = random_u64();
+        let random = crate::cookie::random_u64();
         std::env::temp_dir().join(format!(
             "xdpscan-worker-{}-{random:016x}",
             std::process::id()
         ))
     })
     .clone()
-}
-
-/// 64 random bits (/dev/urandom; the clock if it cannot be read).
-fn random_u64() -> u64 {
-    crate::cookie::random_bytes::<8>()
-        .map(u64::from_le_bytes)
-        .unwrap_or_else(|_| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos() as u64
-        })
 }
 
 /// Makes the scratch directory; an existing entry of that name is an error, not a directory
@@ -500,7 +488,7 @@ async fn run_shard(
     process: ShardProcess,
     say: &impl Fn(Said),
 ) -> Result<Next, DistError> {
-    let attempt = random_u64();
+    let attempt = crate::cookie::random_u64();
     let ledger = Arc::new(Ledger::default());
     let (sink, rx) = NatsSink::new(
         results_subject(&t.spec.job),

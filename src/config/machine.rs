@@ -57,7 +57,7 @@ impl Machine {
         let run_as = crate::io::privilege::resolve(cli.privileges.user.as_deref())
             .map_err(|e| ConfigError::User(e.to_string()))?;
         let random = [
-            random_u64(),
+            crate::cookie::random_u64(),
             crate::cookie::random_bytes::<8>()
                 .map(u64::from_le_bytes)
                 .map_err(|e| ConfigError::Randomness(e.to_string()))?,
@@ -153,16 +153,6 @@ impl Machine {
         });
         Ok(())
     }
-}
-
-/// A seed from the kernel's randomness, or the clock and pid where none can be read.
-fn random_u64() -> u64 {
-    u64::from_ne_bytes(crate::cookie::random_bytes().unwrap_or_else(|_| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        (t.as_nanos() as u64 ^ std::process::id() as u64).to_ne_bytes()
-    }))
 }
 
 /// Does a `-p` spec name a service (`https`, `http*`), which only nmap-services resolves? Its

@@ -612,9 +612,6 @@ struct TemplateBook {
     list_of: Vec<u32>,
     /// IPv4's lists, then IPv6's (empty for a family the scan does not hold).
     templates: [Vec<Vec<FrameTemplate>>; 2],
-    /// One protocol (the usual case): slot 0, and the list found without a lookup.
-    one_slot: bool,
-    per_port: bool,
 }
 
 impl TemplateBook {
@@ -643,15 +640,12 @@ impl TemplateBook {
                 .map(|&(slot, p)| senders[slot].variants(frame, p))
                 .collect()
         };
-        let one_slot = senders.len() == 1;
         TemplateBook {
             list_of,
             templates: [
                 templates_of(plan.frames.v4.as_ref()),
                 templates_of(plan.frames.v6.as_ref()),
             ],
-            one_slot,
-            per_port: one_slot && senders[0].per_port_templates(),
         }
     }
 }
@@ -678,7 +672,7 @@ struct ProbeWriter<'a> {
     senders: &'a [&'a dyn ProbeModule],
     tags: &'a [u8],
     book: &'a TemplateBook,
-    /// The book's `one_slot` and `per_port`, at hand in the per-probe branch.
+    /// One protocol (the usual case): slot 0, and the list found without a lookup.
     one_slot: bool,
     per_port: bool,
     srcs: [Option<IpAddr>; 2],
@@ -802,8 +796,8 @@ fn transmit<T: TxQueue>(
         tags: &tags,
         senders: &senders,
         book: &book,
-        one_slot: book.one_slot,
-        per_port: book.per_port,
+        one_slot: senders.len() == 1,
+        per_port: senders.len() == 1 && senders[0].per_port_templates(),
         srcs: [plan.frames.v4.map(|f| f.src), plan.frames.v6.map(|f| f.src)],
         tracer: extra.tracer,
     };
