@@ -114,3 +114,51 @@ fn a_resumed_scan_adds_up_to_one_scan() {
     let both = cut_and_resume(&lab, "two-signals", &[], &[ms(1500), ms(1700)], &[]);
     assert_exact(&both, &truth(false));
 }
+
+/// The connect scan goes through the same lifecycle: its results past `--max-results` are
+/// carried to the resume and written first there (they used to be dropped: the connect
+/// engine never wrote the carried results).
+#[test]
+fn a_resumed_connect_scan_adds_up_to_one_scan() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let both = cut_and_resume(
+        &lab,
+        "connect-max-results",
+        &["-sT", "--connect-timeout", "3000", "--max-results", "1500"],
+        &[],
+        &["--max-results", "100000"],
+    );
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        both.iter().all(|r| seen.insert((r.ip, r.port))),
+        "a key twice"
+    );
+    let got: BTreeMap<_, _> = both.iter().map(|r| ((r.ip, r.port), &r.state)).collect();
+    // The kernel's reading of each target (errno), silence left out.
+    let first = u32::from(Ipv4Addr::new(198, 19, 0, 0));
+    let want: BTreeMap<_, _> = (first..first + 4096)
+        .flat_map(|a| [22, 80].map(|p| (Ipv4Addr::from(a), p)))
+        .map(|(ip, p)| ((ip, p), common::truth("-sT", ip, p)))
+        .filter(|(_, (_, reason))| *reason != "no-response")
+        .collect();
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(k, (state, _))| got.get(k).is_none_or(|s| s != state))
+        .map(|(k, (state, _))| (k, state, got.get(k)))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !want.contains_key(k))
+        .take(5)
+        .collect();
+    assert!(
+        wrong.is_empty() && extra.is_empty(),
+        "{} results, {} expected; wrong or missing {wrong:?}, extra {extra:?}",
+        got.len(),
+        want.len()
+    );
+}

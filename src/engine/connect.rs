@@ -3,13 +3,15 @@
 //! many connects in flight; each timed-out connect is retried `--retries` times.
 
 use std::{
+    cell::Cell,
     collections::VecDeque,
     net::IpAddr,
     sync::atomic::{AtomicBool, Ordering::Relaxed},
-    time::{Duration, Instant, SystemTime},
+    thread::Scope,
+    time::{Duration, Instant},
 };
 
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{unbounded, Sender};
 
 use crate::{
     io::connect::{ConnectOutcome, Connector},
@@ -18,8 +20,12 @@ use crate::{
 };
 
 use super::{
-    monitor, rate::RateLimiter, stats::Stats, write_outputs, EngineError, Interrupts, NamedSink,
-    OutMsg, Outcome, OutputState, Plan, Position, StopReason,
+    lifecycle::{Channel, Lifecycle, Phases, Reached},
+    monitor,
+    packet_trace::PacketTrace,
+    rate::RateLimiter,
+    stats::Stats,
+    EngineError, Interrupts, NamedSink, OutMsg, Outcome, Plan, Position, StopReason,
 };
 
 /// Connect-scan settings besides the plan.
@@ -50,6 +56,8 @@ pub fn classify(outcome: ConnectOutcome) -> Option<(PortState, Reason)> {
     })
 }
 
+/// Runs a connect scan through the engine's lifecycle (`lifecycle.rs`): phase 1 starts the
+/// walk's connections, phase 2 waits for those still in flight (and their retries).
 pub fn run(
     plan: &Plan,
     opts: &ConnectOptions,
@@ -57,106 +65,101 @@ pub fn run(
     stats: &Stats,
     interrupts: &Interrupts,
 ) -> Result<Outcome, EngineError> {
-    let start = Instant::now();
-    let started = SystemTime::now();
     let conn = Connector::new(opts.bind_ip, opts.interface.clone())
         .map_err(|e| crate::io::IoError::os("epoll", e))?;
-    let walker = plan.walker(0, 1, 0);
     let total = plan
         .cycle
         .walker(plan.shard.0, plan.shard.1, 0, 1)
         .positions();
-    Stats::add(&stats.walked, walker.walked());
     let progress = monitor::Progress {
         total_positions: total,
         send_done_ms: Default::default(),
         wait: opts.timeout,
         finished: AtomicBool::new(false),
     };
-    // Unbounded: a stalled reader costs memory (results are few), never lost replies.
-    let (rec_tx, rec_rx) = unbounded::<OutMsg>();
-    let out_state = OutputState::new();
-    let mut c = Connects {
-        plan,
-        stats,
-        interrupts,
-        start,
-        timeout: opts.timeout,
-        max_in_flight: Connector::raise_fd_limit(opts.max_in_flight),
-        conn,
-        walker,
-        limiter: RateLimiter::new(plan.rate as f64),
-        retry: VecDeque::new(),
-        attempts: Default::default(),
-        exhausted: false,
-        tracer: plan
-            .packet_trace
-            .then(|| super::packet_trace::PacketTrace::new(start)),
-        rec_tx: Some(rec_tx),
-        stop: StopReason::Completed,
-        send_duration: Duration::ZERO,
-        polled: Vec::new(),
+    let life = Lifecycle::new(plan, stats, interrupts, progress);
+    let phases = ConnectPhases {
+        life: &life,
+        opts,
+        conn: Cell::new(Some(conn)),
+        walked: Cell::new(0),
+        total,
     };
-    let result = std::thread::scope(|s| {
-        // No marks: a connection retried may end long after its position was passed, so a
-        // job's -sT shard is never checkpointed part-way (`watermark.rs`).
-        let holds = super::watermark::Holds::default();
-        let out_st = &out_state;
-        let out = s.spawn(move || write_outputs(rec_rx, sinks, out_st, plan.limits, start, &holds));
-        let mon = s.spawn(|| {
-            monitor::run(
-                stats,
-                &progress,
-                start,
-                &plan.status,
-                &plan.governor,
-                &plan.keeper,
-            )
-        });
-        let result = c.drive(&out_state, &progress);
-        let complete = c.stop == StopReason::Completed && c.walker.walked() == total;
-        out_state.complete.store(complete, Relaxed);
-        drop(c.rec_tx.take()); // the writer ends once it has every result
-        let _ = out.join();
-        progress.finished.store(true, Relaxed);
-        let _ = mon.join();
-        result
-    });
-    result?;
-    if out_state.broken_pipe.load(Relaxed) {
-        c.stop = StopReason::OutputClosed;
-    }
-    if let Some(e) = out_state
-        .error
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-    {
-        return Err(e);
-    }
-    if c.send_duration.is_zero() {
-        c.send_duration = start.elapsed();
-    }
-    let walked = c.walker.walked();
-    let carried = std::mem::take(&mut *out_state.carried.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(Outcome {
-        started,
-        duration: start.elapsed(),
-        send_duration: c.send_duration,
-        stop: c.stop,
+    let ended = life.drive(&phases, sinks);
+    let walked = phases.walked.get();
+    let reached = Reached {
         positions: vec![Position { pass: 0, walked }],
         complete: walked == total,
         governor: None,
         answered_after: Vec::new(),
-        carried,
-    })
+    };
+    life.outcome(ended, reached)
+}
+
+/// The connect engine's phases.
+struct ConnectPhases<'l, 'p> {
+    life: &'l Lifecycle<'p>,
+    opts: &'l ConnectOptions,
+    /// Taken by `start`.
+    conn: Cell<Option<Connector>>,
+    /// Where the walk stopped, set by `conclude`.
+    walked: Cell<u64>,
+    total: u64,
+}
+
+impl Phases for ConnectPhases<'_, '_> {
+    type Running<'s>
+        = Connects<'s>
+    where
+        Self: 's;
+
+    fn queue(&self) -> Channel<OutMsg> {
+        // Unbounded: a stalled reader costs memory (results are few), never a connection's
+        // timing.
+        unbounded()
+    }
+
+    fn start<'s, 'e>(&'s self, _: &'s Scope<'s, 'e>, results: &Sender<OutMsg>) -> Connects<'s> {
+        let life = self.life;
+        let plan = life.plan;
+        let walker = plan.walker(0, 1, 0);
+        Stats::add(&life.stats.walked, walker.walked());
+        Connects {
+            life,
+            timeout: self.opts.timeout,
+            max_in_flight: Connector::raise_fd_limit(self.opts.max_in_flight),
+            conn: self.conn.take().expect("started once"),
+            walker,
+            limiter: RateLimiter::new(plan.rate as f64),
+            retry: VecDeque::new(),
+            attempts: Default::default(),
+            exhausted: false,
+            tracer: plan.packet_trace.then(|| PacketTrace::new(life.start)),
+            results: results.clone(),
+            polled: Vec::new(),
+        }
+    }
+
+    fn send(&self, c: &mut Connects<'_>, stop: &mut StopReason) {
+        while c.step(stop, true) {}
+    }
+
+    fn drain(&self, c: &mut Connects<'_>, stop: &mut StopReason) -> Option<Instant> {
+        while c.step(stop, false) {}
+        None
+    }
+
+    fn conclude(&self, c: Connects<'_>, _: Option<Instant>, stop: StopReason, _: &Sender<OutMsg>) {
+        let walked = c.walker.walked();
+        self.walked.set(walked);
+        let complete = stop == StopReason::Completed && walked == self.total;
+        self.life.out_state.complete.store(complete, Relaxed);
+    }
 }
 
 /// A connect scan under way: the connections in flight, the walk, the retries.
-struct Connects<'p> {
-    plan: &'p Plan,
-    stats: &'p Stats,
-    interrupts: &'p Interrupts,
-    start: Instant,
+struct Connects<'l> {
+    life: &'l Lifecycle<'l>,
     timeout: Duration,
     max_in_flight: usize,
     conn: Connector,
@@ -167,89 +170,70 @@ struct Connects<'p> {
     attempts: std::collections::HashMap<(IpAddr, u16), u32>,
     /// The walk is over.
     exhausted: bool,
-    tracer: Option<super::packet_trace::PacketTrace>,
-    /// To the writer; dropped when the scan is over.
-    rec_tx: Option<crossbeam_channel::Sender<OutMsg>>,
-    stop: StopReason,
-    send_duration: Duration,
+    tracer: Option<PacketTrace>,
+    /// To the writer.
+    results: Sender<OutMsg>,
     /// What the last poll finished, reported after it.
     polled: Vec<(IpAddr, u16, ConnectOutcome)>,
 }
 
 impl Connects<'_> {
-    /// Starts connections as the rate and `--max-inflight` allow and reads what finished,
-    /// until every connection of the walk (and its retries) has ended or the scan stops.
-    fn drive(
-        &mut self,
-        out_state: &OutputState,
-        progress: &monitor::Progress,
-    ) -> Result<(), EngineError> {
-        loop {
-            self.check_stop(out_state);
-            if out_state.dead() {
-                self.conn.abandon();
-                return Ok(());
+    /// One turn: starts connections as the rate and `--max-inflight` allow (retries too, while
+    /// draining) and reads what finished. False once this phase is over: in phase 1
+    /// (`sending`) when the walk and its retries are out, in phase 2 when nothing is in
+    /// flight; in both when the scan stops for good.
+    fn step(&mut self, stop: &mut StopReason, sending: bool) -> bool {
+        let life = self.life;
+        if *stop == StopReason::Completed {
+            if let Some(w) = life.stop_reason() {
+                *stop = w;
             }
-            let stopping = self.stop != StopReason::Completed;
-            let sending = !stopping && (!self.exhausted || !self.retry.is_empty());
-            if sending && self.conn.in_flight() < self.max_in_flight {
-                self.start_some()?;
-            }
-            let done_sending = stopping || (self.exhausted && self.retry.is_empty());
-            if done_sending && self.send_duration.is_zero() {
-                self.send_duration = self.start.elapsed();
-                let ms = self.send_duration.as_millis().max(1) as u64;
-                progress.send_done_ms.store(ms, Relaxed);
-            }
-            if done_sending && self.conn.in_flight() == 0 {
-                return Ok(());
-            }
-            // A second signal abandons the connects still in flight.
-            if self.interrupts.load(Relaxed) > 1 {
-                self.conn.abandon();
-                return Ok(());
-            }
-            let wait = if sending && self.conn.in_flight() < self.max_in_flight {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(5)
-            };
-            let mut polled = std::mem::take(&mut self.polled);
-            self.conn
-                .poll(wait, |ip, port, o| polled.push((ip, port, o)))
-                .map_err(|e| crate::io::IoError::os("epoll", e))?;
-            for (ip, port, o) in polled.drain(..) {
-                self.report(ip, port, o);
-            }
-            self.polled = polled;
         }
-    }
-
-    /// A signal, `--max-runtime`, `--max-results` or a closed output stops the scan.
-    fn check_stop(&mut self, out_state: &OutputState) {
-        if self.stop != StopReason::Completed {
-            return;
+        // A dead output, or a second signal, abandons the connects still in flight.
+        if life.out_state.dead() || life.interrupts.load(Relaxed) > 1 {
+            self.conn.abandon();
+            return false;
         }
-        let plan = self.plan;
-        if self.interrupts.load(Relaxed) > 0 {
-            self.stop = StopReason::Interrupted;
-        } else if plan
-            .limits
-            .max_runtime
-            .is_some_and(|m| self.start.elapsed() >= m)
+        let starting =
+            *stop == StopReason::Completed && (!self.exhausted || !self.retry.is_empty());
+        if sending && !starting {
+            return false;
+        }
+        if !starting && self.conn.in_flight() == 0 {
+            return false;
+        }
+        let room = self.conn.in_flight() < self.max_in_flight;
+        if starting && room {
+            if let Err(e) = self.start_some() {
+                life.fail(e);
+                self.conn.abandon();
+                return false;
+            }
+        }
+        let wait = match starting && self.conn.in_flight() < self.max_in_flight {
+            true => Duration::ZERO,
+            false => Duration::from_millis(5),
+        };
+        let mut polled = std::mem::take(&mut self.polled);
+        if let Err(e) = self
+            .conn
+            .poll(wait, |ip, port, o| polled.push((ip, port, o)))
         {
-            self.stop = StopReason::MaxRuntime;
-        } else if out_state.limit_hit.load(Relaxed) {
-            self.stop = StopReason::MaxResults;
-        } else if out_state.broken_pipe.load(Relaxed) {
-            self.stop = StopReason::OutputClosed;
+            life.fail(crate::io::IoError::os("epoll", e).into());
+            self.conn.abandon();
+            return false;
         }
+        for (ip, port, o) in polled.drain(..) {
+            self.report(ip, port, o);
+        }
+        self.polled = polled;
+        true
     }
 
     /// Starts the connections there is room and rate for: retries first, then the walk.
     fn start_some(&mut self) -> Result<(), EngineError> {
         let room = self.max_in_flight - self.conn.in_flight();
-        let interrupts = self.interrupts;
+        let (plan, stats, interrupts) = (self.life.plan, self.life.stats, self.life.interrupts);
         let n = self
             .limiter
             .allowance(room.min(64), || interrupts.load(Relaxed) > 0);
@@ -259,10 +243,10 @@ impl Connects<'_> {
                 if i.is_none() {
                     self.exhausted = true;
                 }
-                i.map(|i| self.plan.space.get(i))
+                i.map(|i| plan.space.get(i))
             });
             let Some((ip, port)) = next else { break };
-            Stats::add(&self.stats.sent, 1);
+            Stats::add(&stats.sent, 1);
             self.limiter.sent(1);
             if let Some(t) = &self.tracer {
                 t.conn(ip, port, "Operation now in progress");
@@ -276,20 +260,18 @@ impl Connects<'_> {
             }
         }
         let w = self.walker.walked();
-        let walked = &self.stats.walked;
+        let walked = &stats.walked;
         Stats::add(walked, w.saturating_sub(Stats::get(walked)));
         Ok(())
     }
 
     fn write(&self, r: Record) {
-        if let Some(tx) = &self.rec_tx {
-            let _ = tx.send(OutMsg::Result(r));
-        }
+        let _ = self.results.send(OutMsg::Result(r));
     }
 
     /// A connection's end: its result, or a retry while `--retries` allows (then silence).
     fn report(&mut self, ip: IpAddr, port: u16, outcome: ConnectOutcome) {
-        let plan = self.plan;
+        let (plan, stats) = (self.life.plan, self.life.stats);
         if let Some(t) = &self.tracer {
             let what = match outcome {
                 ConnectOutcome::Connected => "Connected".to_string(),
@@ -315,8 +297,8 @@ impl Connects<'_> {
         match classify(outcome) {
             Some((state, reason)) => {
                 self.attempts.remove(&(ip, port));
-                Stats::add(&self.stats.validated, 1);
-                self.stats.count_state(state);
+                Stats::add(&stats.validated, 1);
+                stats.count_state(state);
                 self.write(record(state, reason));
             }
             None => {
@@ -327,7 +309,7 @@ impl Connects<'_> {
                 } else {
                     self.attempts.remove(&(ip, port));
                     if plan.report_silent {
-                        self.stats.count_state(PortState::Filtered);
+                        stats.count_state(PortState::Filtered);
                         self.write(record(PortState::Filtered, Reason::NoResponse));
                     }
                 }

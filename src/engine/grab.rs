@@ -6,8 +6,12 @@
 //! connection (masscan's problem with its own stack).
 //!
 //! The table holds open ports only, is bounded (`--max-connections`), and every entry expires.
-//! Frames to send go to the transmit threads through a channel: the AF_XDP transmit ring has
-//! one producer.
+//!
+//! The grabber is a protocol machine with no I/O of its own, as quinn-proto's connections are:
+//! it is handed segments, datagrams, the version worker's orders and the time, and hands back
+//! records, frames to send (`drain_transmits`) and answers for the worker (`drain_answers`).
+//! `grab_link.rs` carries those to the transmit threads (the AF_XDP transmit ring has one
+//! producer) and the worker.
 //!
 //! With `-sV` the grabber only converses: each probe's answer goes to the version worker
 //! (`engine::version`), which matches it and orders the next probe (on the same connection after
@@ -17,11 +21,12 @@
 use std::{
     collections::HashMap,
     net::IpAddr,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering::Relaxed},
+        Arc,
+    },
     time::{Duration, Instant},
 };
-
-use crossbeam_channel::{Receiver, Sender};
 
 use super::watermark::Holds;
 use crate::wire::repr::L4Repr;
@@ -109,14 +114,6 @@ pub enum Order {
     Close { key: (IpAddr, u16) },
 }
 
-/// The grabber's end of the version worker's channels.
-pub struct VersionLink {
-    pub answers: Sender<Answer>,
-    pub orders: Receiver<Order>,
-    /// Ports in detection (the worker counts them); bounds the table with the open connections.
-    pub detecting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
 #[derive(Debug)]
 struct Conn {
     /// `None` while the version worker holds it (a connection waiting for its order).
@@ -161,12 +158,16 @@ pub struct Grabber {
     opts: GrabOptions,
     frames: Frames,
     conns: HashMap<(IpAddr, u16), Conn>,
-    inject: Sender<Vec<u8>>,
+    /// Frames to send, in order, until the caller takes them.
+    transmits: Vec<Vec<u8>>,
+    /// `-sV`: answers for the version worker, until the caller takes them.
+    answers: Vec<Answer>,
     last_sweep: Instant,
     /// Open ports reported without a banner because the table was full.
     pub skipped: u64,
-    /// `-sV`: the version worker's channels.
-    version: Option<VersionLink>,
+    /// `-sV`: ports in detection (the worker counts them down); bounds the table with the
+    /// open connections.
+    detecting: Option<Arc<AtomicUsize>>,
     /// Our source ports (connections of our own take the next one each time).
     ports: PortRange,
     next_port: u32,
@@ -188,24 +189,25 @@ struct UdpProbe {
 }
 
 impl Grabber {
-    pub fn new(opts: GrabOptions, frames: Frames, inject: Sender<Vec<u8>>) -> Self {
+    /// A grabber starting at `now`; `seed` makes the initial sequence numbers of its own
+    /// connections.
+    pub fn new(opts: GrabOptions, frames: Frames, now: Instant, seed: u64) -> Self {
         Self {
             opts,
             frames,
             conns: HashMap::new(),
-            inject,
-            last_sweep: Instant::now(),
+            transmits: Vec::new(),
+            answers: Vec::new(),
+            last_sweep: now,
             skipped: 0,
-            version: None,
+            detecting: None,
             ports: PortRange {
                 lo: 61000,
                 hi: 65535,
             },
             next_port: 0,
-            rng: 0x9e37_79b9_7f4a_7c15
-                ^ std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64),
+            // xorshift never leaves 0.
+            rng: seed | 1,
             udp: HashMap::new(),
             holds: Arc::default(),
         }
@@ -223,13 +225,23 @@ impl Grabber {
 
     /// Whether a version worker names what ports say (`-sV`).
     pub fn versioned(&self) -> bool {
-        self.version.is_some()
+        self.detecting.is_some()
+    }
+
+    /// The frames to send, oldest first.
+    pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Vec<u8>> {
+        self.transmits.drain(..)
+    }
+
+    /// The answers for the version worker (`-sV`), oldest first.
+    pub fn drain_answers(&mut self) -> std::vec::Drain<'_, Answer> {
+        self.answers.drain(..)
     }
 
     /// An open UDP port (`-sU -sV`): hands it to the version worker, which orders its probes.
     /// Returns the record when the table is full (reported as it is).
     pub fn open_udp(&mut self, record: Record) -> Option<Record> {
-        let Some(v) = &self.version else {
+        let Some(detecting) = &self.detecting else {
             return Some(record);
         };
         let key = (record.ip, record.port);
@@ -237,10 +249,9 @@ impl Grabber {
             self.skipped += 1;
             return Some(record);
         }
-        v.detecting
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        detecting.fetch_add(1, Relaxed);
         self.hold(&record);
-        let _ = v.answers.send(Answer {
+        self.answers.push(Answer {
             key,
             record: Box::new(record),
             data: Vec::new(),
@@ -330,7 +341,7 @@ impl Grabber {
         let mut frame = vec![0u8; tpl.len()];
         let n = crate::probe::udp::write(&mut frame, &tpl, key.0, sport, key.1, self.next_port);
         frame.truncate(n);
-        let _ = self.inject.send(frame);
+        self.transmits.push(frame);
         self.udp.insert(
             key,
             UdpProbe {
@@ -342,18 +353,19 @@ impl Grabber {
         );
     }
 
-    /// Version detection (`-sV`): answers go to the worker, orders come from it; connections
-    /// of our own use source ports from `ports`.
-    pub fn with_version(mut self, link: VersionLink, ports: PortRange) -> Self {
-        self.version = Some(link);
+    /// Version detection (`-sV`): answers go to the worker, orders come from it; `detecting`
+    /// counts the ports in detection (up here, down by the worker); connections of our own use
+    /// source ports from `ports`.
+    pub fn with_version(mut self, detecting: Arc<AtomicUsize>, ports: PortRange) -> Self {
+        self.detecting = Some(detecting);
         self.ports = ports;
         self
     }
 
     /// Ports being worked on: open connections, or (`-sV`) ports in detection.
     pub fn active(&self) -> usize {
-        match &self.version {
-            Some(v) => v.detecting.load(std::sync::atomic::Ordering::Relaxed),
+        match &self.detecting {
+            Some(d) => d.load(Relaxed),
             None => self.conns.len(),
         }
     }
@@ -372,9 +384,8 @@ impl Grabber {
             self.send(peer, sport, port, snd_nxt, 0, TcpFlags::RST, &[]);
             return Some(record);
         }
-        if let Some(v) = &self.version {
-            v.detecting
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(d) = &self.detecting {
+            d.fetch_add(1, Relaxed);
         }
         self.send(peer, sport, port, snd_nxt, rcv_nxt, TcpFlags::ACK, &[]);
         self.hold(&record);
@@ -425,7 +436,7 @@ impl Grabber {
     pub fn segment(&mut self, ip: &IpPacket, now: Instant) -> Option<Option<Record>> {
         let seg = TcpSegment::new_checked(ip.payload()).ok()?;
         let key = (ip.src(), seg.src_port());
-        let versioned = self.version.is_some();
+        let versioned = self.detecting.is_some();
         let c = self.conns.get_mut(&key)?;
         if seg.dst_port() != c.sport {
             return None;
@@ -438,7 +449,7 @@ impl Grabber {
             return None; // a SYN-ACK: the scan's business (see repeat_synack)
         }
         if f.has(TcpFlags::RST) {
-            if self.version.is_some() {
+            if versioned {
                 return Some(self.end_version(key, End::Closed, false, now));
             }
             return Some(Some(self.finish(key, false)));
@@ -508,7 +519,7 @@ impl Grabber {
         } else {
             self.send_probe(key, tls_out, now);
         }
-        if self.version.is_some() {
+        if versioned {
             if done {
                 let end = if fin { End::Closed } else { End::Quiet };
                 return Some(self.end_version(key, end, true, now));
@@ -573,12 +584,11 @@ impl Grabber {
     /// Sends due probes and closes expired connections; returns the finished records. Cheap to
     /// call often: it looks at the table at most every 5 ms.
     pub fn tick(&mut self, now: Instant) -> Vec<Record> {
-        self.take_orders(now);
         if now.duration_since(self.last_sweep) < Duration::from_millis(5) {
             return Vec::new();
         }
         self.last_sweep = now;
-        if self.version.is_some() {
+        if self.versioned() {
             self.tick_version(now);
             return Vec::new();
         }
@@ -625,10 +635,14 @@ impl Grabber {
 
     /// Closes every connection (the scan is ending); returns their records. With `-sV` every
     /// conversation and every order not yet carried out goes back to the worker as aborted.
-    pub fn close_all(&mut self) -> Vec<Record> {
+    /// `unserved`: the worker's orders not carried out yet.
+    pub fn close_all(
+        &mut self,
+        now: Instant,
+        unserved: impl IntoIterator<Item = Order>,
+    ) -> Vec<Record> {
         let keys: Vec<_> = self.conns.keys().copied().collect();
-        if self.version.is_some() {
-            let now = Instant::now();
+        if self.versioned() {
             for k in keys {
                 self.end_version(k, End::Aborted, true, now);
             }
@@ -641,12 +655,7 @@ impl Grabber {
                     Duration::ZERO,
                 );
             }
-            let orders: Vec<Order> = self
-                .version
-                .as_ref()
-                .map(|v| v.orders.try_iter().collect())
-                .unwrap_or_default();
-            for o in orders {
+            for o in unserved {
                 if let Order::Probe { key, record, .. } = o {
                     self.answer(key, record, Vec::new(), End::Aborted, Duration::ZERO);
                 }
@@ -656,63 +665,59 @@ impl Grabber {
         keys.into_iter().map(|k| self.finish(k, true)).collect()
     }
 
-    /// Carries out the version worker's orders.
-    fn take_orders(&mut self, now: Instant) {
-        let Some(v) = &self.version else { return };
-        let orders: Vec<Order> = v.orders.try_iter().collect();
-        for o in orders {
-            match o {
-                Order::Close { key } => {
-                    if let Some(c) = self.conns.get(&key) {
-                        if c.record.is_none() {
-                            self.close(key);
-                        }
+    /// Carries out one of the version worker's orders.
+    pub fn order(&mut self, o: Order, now: Instant) {
+        match o {
+            Order::Close { key } => {
+                if let Some(c) = self.conns.get(&key) {
+                    if c.record.is_none() {
+                        self.close(key);
                     }
                 }
-                Order::Probe {
-                    key,
-                    record,
-                    name,
-                    payload,
-                    wait,
-                    reuse,
-                    tls,
-                } => {
-                    if record.proto == crate::probe::Proto::Udp {
-                        self.send_udp(key, *record, &payload, wait, now);
-                        continue;
-                    }
-                    let waiting = self
-                        .conns
-                        .get(&key)
-                        .is_some_and(|c| matches!(c.phase, Phase::Waiting));
-                    if reuse && waiting {
-                        let c = self.conns.get_mut(&key).expect("waiting");
-                        c.record = Some(*record);
-                        c.probe = Some(name);
-                        c.buf.clear();
-                        c.started = now;
-                        c.wait = wait;
-                        c.deadline = now + wait;
-                        c.phase = Phase::Probed;
-                        let bytes = match c.tls.as_mut() {
-                            Some(t) => {
-                                t.write(&payload);
-                                t.outgoing()
-                            }
-                            None => payload,
-                        };
-                        if bytes.is_empty() {
-                            c.phase = Phase::Greeting;
-                        } else {
-                            self.send_probe(key, bytes, now);
+            }
+            Order::Probe {
+                key,
+                record,
+                name,
+                payload,
+                wait,
+                reuse,
+                tls,
+            } => {
+                if record.proto == crate::probe::Proto::Udp {
+                    self.send_udp(key, *record, &payload, wait, now);
+                    return;
+                }
+                let waiting = self
+                    .conns
+                    .get(&key)
+                    .is_some_and(|c| matches!(c.phase, Phase::Waiting));
+                if reuse && waiting {
+                    let c = self.conns.get_mut(&key).expect("waiting");
+                    c.record = Some(*record);
+                    c.probe = Some(name);
+                    c.buf.clear();
+                    c.started = now;
+                    c.wait = wait;
+                    c.deadline = now + wait;
+                    c.phase = Phase::Probed;
+                    let bytes = match c.tls.as_mut() {
+                        Some(t) => {
+                            t.write(&payload);
+                            t.outgoing()
                         }
+                        None => payload,
+                    };
+                    if bytes.is_empty() {
+                        c.phase = Phase::Greeting;
                     } else {
-                        if self.conns.contains_key(&key) {
-                            self.close(key);
-                        }
-                        self.connect(key, *record, name, payload, wait, tls, now);
+                        self.send_probe(key, bytes, now);
                     }
+                } else {
+                    if self.conns.contains_key(&key) {
+                        self.close(key);
+                    }
+                    self.connect(key, *record, name, payload, wait, tls, now);
                 }
             }
         }
@@ -882,15 +887,15 @@ impl Grabber {
     }
 
     fn answer(
-        &self,
+        &mut self,
         key: (IpAddr, u16),
         record: Box<Record>,
         data: Vec<u8>,
         end: End,
         elapsed: Duration,
     ) {
-        if let Some(v) = &self.version {
-            let _ = v.answers.send(Answer {
+        if self.versioned() {
+            self.answers.push(Answer {
                 key,
                 record,
                 data,
@@ -945,7 +950,7 @@ impl Grabber {
 
     #[allow(clippy::too_many_arguments)]
     fn send(
-        &self,
+        &mut self,
         dst: IpAddr,
         sport: u16,
         dport: u16,
@@ -968,8 +973,7 @@ impl Grabber {
             window(self.opts.max_bytes),
             data,
         );
-        // The transmit side outlives us; a closed channel only means the scan is over.
-        let _ = self.inject.send(frame);
+        self.transmits.push(frame);
     }
 }
 
@@ -1018,7 +1022,14 @@ mod tests {
         probe::{PortState, Proto, Reason},
         wire::template::{IP_OFFSET, L4_OFFSET},
     };
-    use crossbeam_channel::unbounded;
+
+    /// The first frame the grabber made and nobody took yet.
+    fn next(g: &mut Grabber) -> Result<Vec<u8>, ()> {
+        match g.transmits.is_empty() {
+            true => Err(()),
+            false => Ok(g.transmits.remove(0)),
+        }
+    }
 
     fn opts() -> GrabOptions {
         GrabOptions {
@@ -1052,13 +1063,12 @@ mod tests {
 
     #[test]
     fn handshake_probe_collect_and_reset() {
-        let (tx, rx) = unbounded();
-        let mut g = Grabber::new(opts(), Frames::single(params()), tx);
+        let mut g = Grabber::new(opts(), Frames::single(params()), Instant::now(), 1);
         let t0 = Instant::now();
         // SYN-ACK: their ISN 1000, acknowledging our ISN 5000.
         let synack = tcp_reply(DST, 80, 61000, 1000, 5001, "SA", 64240);
         assert!(g.open(&ip(&synack), record(), t0).is_none());
-        let ack = rx.try_recv().unwrap();
+        let ack = next(&mut g).unwrap();
         let s = seg(&ack);
         assert_eq!((s.seq(), s.ack(), s.flags().0), (5001, 1001, TcpFlags::ACK));
         assert!(s.verify_checksum(0xc612_0001, 0xc613_0105));
@@ -1068,7 +1078,7 @@ mod tests {
 
         // Silence past the greeting wait: the HTTP probe goes out.
         assert!(g.tick(t0 + Duration::from_millis(150)).is_empty());
-        let probe = rx.try_recv().unwrap();
+        let probe = next(&mut g).unwrap();
         let s = seg(&probe);
         assert_eq!(s.payload(), b"GET / HTTP/1.0\r\n\r\n");
         assert_eq!((s.seq(), s.ack()), (5001, 1001));
@@ -1081,7 +1091,7 @@ mod tests {
             .write(&mut ooo, b"late")
             .unwrap();
         assert_eq!(g.segment(&ip(&ooo), t0), Some(None));
-        assert_eq!(seg(&rx.try_recv().unwrap()).ack(), 1001);
+        assert_eq!(seg(&next(&mut g).unwrap()).ack(), 1001);
         let mut first = Vec::new();
         etherparse::PacketBuilder::ipv4([198, 19, 1, 5], [198, 18, 0, 1], 64)
             .tcp(80, 61000, 1001, 64240)
@@ -1094,8 +1104,8 @@ mod tests {
         let grab = done.grab.as_ref().unwrap();
         assert_eq!(grab.banner, b"HTTP/1.0 200 OK\r");
         assert_eq!(grab.probe.as_deref(), Some("GetRequest"));
-        let _ack = rx.try_recv().unwrap();
-        let rst = rx.try_recv().unwrap();
+        let _ack = next(&mut g).unwrap();
+        let rst = next(&mut g).unwrap();
         assert!(seg(&rst).flags().has(TcpFlags::RST));
         assert_eq!(seg(&rst).seq(), 5019);
         assert_eq!(g.active(), 0);
@@ -1103,12 +1113,11 @@ mod tests {
 
     #[test]
     fn a_lost_probe_goes_out_again_until_acknowledged() {
-        let (tx, rx) = unbounded();
         let o = GrabOptions {
             timeout: Duration::from_secs(30),
             ..opts()
         };
-        let mut g = Grabber::new(o, Frames::single(params()), tx);
+        let mut g = Grabber::new(o, Frames::single(params()), Instant::now(), 1);
         let t0 = Instant::now();
         g.open(
             &ip(&tcp_reply(DST, 80, 61000, 1000, 5001, "SA", 1)),
@@ -1116,10 +1125,10 @@ mod tests {
             t0,
         );
         g.tick(t0 + Duration::from_millis(150)); // the probe
-        while rx.try_recv().is_ok() {}
+        g.transmits.clear();
         // No ACK for a second: sent again, same bytes, same sequence number.
         assert!(g.tick(t0 + Duration::from_millis(1200)).is_empty());
-        let again = rx.try_recv().unwrap();
+        let again = next(&mut g).unwrap();
         assert_eq!(
             (seg(&again).seq(), seg(&again).payload()),
             (5001, &b"GET / HTTP/1.0\r\n\r\n"[..])
@@ -1128,13 +1137,12 @@ mod tests {
         let ack = tcp_reply(DST, 80, 61000, 1001, 5019, "A", 1);
         assert_eq!(g.segment(&ip(&ack), t0), Some(None));
         g.tick(t0 + Duration::from_secs(10));
-        assert!(rx.try_recv().is_err(), "nothing sent once acknowledged");
+        assert!(next(&mut g).is_err(), "nothing sent once acknowledged");
     }
 
     #[test]
     fn greeting_then_quiet_and_a_bounded_table() {
-        let (tx, rx) = unbounded();
-        let mut g = Grabber::new(opts(), Frames::single(params()), tx);
+        let mut g = Grabber::new(opts(), Frames::single(params()), Instant::now(), 1);
         let t0 = Instant::now();
         let synack = tcp_reply(DST, 22, 61001, 7, 9, "SA", 64240);
         g.open(&ip(&synack), record(), t0);
@@ -1153,7 +1161,7 @@ mod tests {
             (grab.banner.as_slice(), grab.probe.as_deref()),
             (&b"SSH-2.0-x\r\n"[..], None)
         );
-        while rx.try_recv().is_ok() {}
+        g.transmits.clear();
 
         // Two fit; the third open port is reported at once, and reset.
         for p in [1u16, 2] {
@@ -1179,12 +1187,54 @@ mod tests {
         );
         assert!(g.open(&ip(&s), record(), t0).is_some());
         assert_eq!(g.skipped, 1);
-        assert_eq!(g.close_all().len(), 2);
+        assert_eq!(g.close_all(t0, []).len(), 2);
         // A SYN-ACK for a finished conversation (a retry pass) is reset.
-        while rx.try_recv().is_ok() {}
+        g.transmits.clear();
         g.repeat_synack(&ip(&s));
-        let rst = rx.try_recv().unwrap();
+        let rst = next(&mut g).unwrap();
         assert_eq!(seg(&rst).flags().0, TcpFlags::RST);
         assert_eq!(seg(&rst).seq(), 2);
+    }
+
+    #[test]
+    fn version_conversation_by_orders_and_answers_without_io() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let detecting = Arc::new(AtomicUsize::new(0));
+        let ports = PortRange {
+            lo: 62000,
+            hi: 62010,
+        };
+        let mut g = Grabber::new(opts(), Frames::single(params()), t0, 7)
+            .with_version(detecting.clone(), ports);
+        let synack = tcp_reply(DST, 80, 61000, 1000, 5001, "SA", 64240);
+        assert!(g.open(&ip(&synack), record(), t0).is_none());
+        assert_eq!(detecting.load(Relaxed), 1, "in detection");
+        assert_eq!(seg(&next(&mut g).unwrap()).flags().0, TcpFlags::ACK);
+        // Silent past the greeting wait: the NULL probe's empty answer goes to the worker and
+        // the connection waits for its order.
+        assert!(g.tick(t0 + ms(150)).is_empty());
+        let answers: Vec<Answer> = g.drain_answers().collect();
+        assert_eq!(answers.len(), 1);
+        assert!(answers[0].data.is_empty() && answers[0].end == End::Quiet);
+        // The worker orders a probe on that connection: it goes out at once.
+        let probe = |reuse| Order::Probe {
+            key: (DST, 80),
+            record: answers[0].record.clone(),
+            name: "GetRequest".into(),
+            payload: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+            wait: Duration::from_secs(1),
+            reuse,
+            tls: false,
+        };
+        g.order(probe(true), t0 + ms(160));
+        let sent = next(&mut g).unwrap();
+        assert_eq!(seg(&sent).payload(), b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(seg(&sent).seq(), 5001);
+        // The end: the conversation and an order never carried out go back as aborted.
+        assert!(g.close_all(t0 + ms(170), [probe(false)]).is_empty());
+        let ends: Vec<End> = g.drain_answers().map(|a| a.end).collect();
+        assert_eq!(ends, [End::Aborted, End::Aborted]);
+        assert!(seg(&next(&mut g).unwrap()).flags().has(TcpFlags::RST));
     }
 }

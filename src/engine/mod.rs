@@ -8,6 +8,8 @@ pub mod connect;
 pub mod dedup;
 pub mod governor;
 pub mod grab;
+mod grab_link;
+mod lifecycle;
 pub mod monitor;
 pub mod packet_trace;
 mod phases;
@@ -964,7 +966,7 @@ struct RxSide<'a> {
     /// The hold the first traceroute hop took: paths are written after the cooldown.
     trace_hold: Option<u64>,
     holds: &'a watermark::Holds,
-    grabber: Option<grab::Grabber>,
+    grabber: Option<grab_link::GrabLink>,
     /// Connections open, for the cooldown to wait on.
     grabbing: &'a AtomicUsize,
     /// `-sU -sV --report-silent`: silent UDP ports handed to version detection after the
@@ -1079,7 +1081,7 @@ impl<'a> ReplyPath<'a> {
     /// probes (-sU -sV): true when it took this one.
     #[inline]
     fn grab(&self, ip: &IpPacket, frame: &[u8], side: &mut RxSide) -> bool {
-        let Some(g) = side.grabber.as_mut() else {
+        let Some(g) = side.grabber.as_mut().map(|l| &mut l.grabber) else {
             return false;
         };
         if ip.protocol() == crate::wire::PROTO_UDP
@@ -1153,8 +1155,8 @@ impl<'a> ReplyPath<'a> {
         let synack = v.reason == crate::probe::Reason::SynAck;
         if seen != dedup::Seen::First {
             Stats::add(&stats.duplicates, 1);
-            if let (Some(g), true) = (side.grabber.as_mut(), synack) {
-                g.repeat_synack(&ip);
+            if let (Some(l), true) = (side.grabber.as_mut(), synack) {
+                l.grabber.repeat_synack(&ip);
             }
             return;
         }
@@ -1169,7 +1171,7 @@ impl<'a> ReplyPath<'a> {
         // An open port's record waits for its banner.
         let udp_open =
             v.proto == crate::probe::Proto::Udp && v.state == crate::probe::PortState::Open;
-        let r = match side.grabber.as_mut() {
+        let r = match side.grabber.as_mut().map(|l| &mut l.grabber) {
             Some(g) if synack || (udp_open && g.versioned()) => {
                 let r = if synack {
                     g.open(&ip, r, Instant::now())
@@ -1198,25 +1200,29 @@ impl<'a> ReplyPath<'a> {
         }
     }
 
-    /// Between reads: the grabber's timers, silent UDP ports for -sV.
+    /// Between reads: the worker's orders, the grabber's timers, silent UDP ports for -sV;
+    /// then what the grabber made goes out.
     fn tick(&self, side: &mut RxSide) {
-        let Some(g) = side.grabber.as_mut() else {
+        let Some(link) = side.grabber.as_mut() else {
             return;
         };
-        for r in g.tick(Instant::now()) {
+        let now = Instant::now();
+        link.take_orders(now);
+        for r in link.grabber.tick(now) {
             Stats::add(&self.stats.banners, 1);
             let _ = self.out.send(OutMsg::Held(r));
         }
         if let (Some(su), Some(answered)) = (side.silent_udp.as_mut(), side.dedup.answered()) {
-            su.feed(self.plan, answered, g, self.stats);
+            su.feed(self.plan, answered, &mut link.grabber, self.stats);
         }
-        side.grabbing.store(g.active(), Relaxed);
+        link.flush();
+        side.grabbing.store(link.grabber.active(), Relaxed);
     }
 
     /// The end: open conversations end with what they have (and a RST).
     fn close(&self, side: &mut RxSide) {
-        if let Some(g) = side.grabber.as_mut() {
-            for r in g.close_all() {
+        if let Some(link) = side.grabber.as_mut() {
+            for r in link.close_all(Instant::now()) {
                 Stats::add(&self.stats.banners, 1);
                 let _ = self.out.send(OutMsg::Held(r));
             }

@@ -1,24 +1,32 @@
-//! A raw scan's lifecycle, one phase per function: the threads are started (output, version
-//! worker, receive, monitor, transmit), then sending (phase 1), the cooldown and the silent UDP
+//! A raw scan's phases in the engine's lifecycle (`lifecycle.rs`): its threads are started
+//! (version worker, receive, transmit), then sending (phase 1), the cooldown and the silent UDP
 //! ports' detection (phase 2, 2b), what only the whole of the replies tells (phase 3: paths,
-//! silence, where a resume starts), and the outcome. [`Run`] holds what the threads share.
+//! silence, where a resume starts), and what it reached. [`Run`] holds what the threads share.
 
 use std::{
+    cell::Cell,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex,
     },
     thread::{Scope, ScopedJoinHandle},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Sender};
 
 use super::{
-    carry, cooldown, dedup::Dedup, grab, monitor, monitor::Progress, packet_trace::PacketTrace,
-    pin, receive, serve_injections, silence, stop_reason, trace_table::TraceTable, transmit,
-    version, watermark, write_outputs, EngineError, Interrupts, NamedSink, OutMsg, Outcome,
-    OutputState, Plan, Position, RawModule, RxSide, StopReason, TxExtras, OUT_QUEUE,
+    carry, cooldown,
+    dedup::Dedup,
+    grab,
+    grab_link::{GrabLink, VersionLink},
+    lifecycle::{Channel, Lifecycle, Phases, Reached},
+    monitor::Progress,
+    packet_trace::PacketTrace,
+    pin, receive, serve_injections, silence,
+    trace_table::TraceTable,
+    transmit, version, watermark, EngineError, Interrupts, NamedSink, OutMsg, Outcome, Plan,
+    Position, RawModule, RxSide, StopReason, TxExtras, OUT_QUEUE,
 };
 use crate::{
     io::{RxQueue, TxQueue},
@@ -30,24 +38,19 @@ use super::stats::Stats;
 /// What the receive thread hands back: who answered, and the traceroute table with its hold.
 type RxResult = (Option<Dedup>, (TraceTable, Option<u64>));
 
-/// What the threads of one raw scan share.
+/// What the threads of one raw scan share, besides the lifecycle's.
 pub(super) struct Run<'p> {
-    plan: &'p Plan,
-    stats: &'p Stats,
-    interrupts: &'p Interrupts,
+    life: Lifecycle<'p>,
     threads: u32,
-    start: Instant,
-    started: SystemTime,
-    progress: Progress,
     stop_tx: AtomicBool,
     stop_rx: AtomicBool,
     sending_done: AtomicBool,
-    out_state: OutputState,
-    errors: Mutex<Vec<EngineError>>,
     positions: Mutex<Vec<Position>>,
     answered_after: Mutex<Vec<u64>>,
     tracer: Option<PacketTrace>,
     walks_done: AtomicUsize,
+    /// Frames the banner grabber sends, through the transmit threads' rings.
+    inject: Option<Channel<Vec<u8>>>,
     inject_done: AtomicBool,
     /// Connections open, for the cooldown to wait on.
     grabbing: AtomicUsize,
@@ -55,21 +58,16 @@ pub(super) struct Run<'p> {
     silent_udp_wanted: bool,
     probe_silent: AtomicBool,
     silent_done: AtomicBool,
-    holds: Arc<watermark::Holds>,
     /// Silence is known only at the end: nothing of the scan is written until then.
     silence_hold: Option<u64>,
 }
 
-/// A channel's two ends.
-type Channel<T> = (Sender<T>, Receiver<T>);
-
-/// The channels between the threads.
-struct Links {
-    results: Channel<OutMsg>,
-    /// Frames the banner grabber sends, through the transmit threads' rings.
-    inject: Option<Channel<Vec<u8>>>,
-    answers: Channel<grab::Answer>,
-    orders: Channel<grab::Order>,
+/// The raw scan's threads while it runs (phase 1 to phase 3).
+pub(super) struct Threads<'s> {
+    senders: Vec<ScopedJoinHandle<'s, ()>>,
+    receiver: Option<ScopedJoinHandle<'s, RxResult>>,
+    /// Positions sampled while sending, for a cut cooldown (`carry`).
+    history: carry::PositionHistory,
 }
 
 impl<'p> Run<'p> {
@@ -79,32 +77,23 @@ impl<'p> Run<'p> {
         stats: &'p Stats,
         interrupts: &'p Interrupts,
     ) -> Self {
-        let start = Instant::now();
-        let started = SystemTime::now();
+        let life = Lifecycle::new(plan, stats, interrupts, progress(plan, threads, stats));
         let versioned = plan.namer.is_some() && plan.grab.is_some();
-        let holds = Arc::new(watermark::Holds::default());
         let silence_hold = plan.report_silent.then(|| {
-            let ms = watermark::unix_ms(started);
-            holds.hold(ms);
+            let ms = watermark::unix_ms(life.started);
+            life.holds.hold(ms);
             ms
         });
         Run {
-            plan,
-            stats,
-            interrupts,
             threads,
-            start,
-            started,
-            progress: progress(plan, threads, stats),
             stop_tx: AtomicBool::new(false),
             stop_rx: AtomicBool::new(false),
             sending_done: AtomicBool::new(false),
-            out_state: OutputState::new(),
-            errors: Mutex::new(Vec::new()),
             positions: Mutex::new(vec![Position { pass: 0, walked: 0 }; threads as usize]),
             answered_after: Mutex::new(Vec::new()),
-            tracer: plan.packet_trace.then(|| PacketTrace::new(start)),
+            tracer: plan.packet_trace.then(|| PacketTrace::new(life.start)),
             walks_done: AtomicUsize::new(0),
+            inject: plan.grab.as_ref().map(|_| unbounded::<Vec<u8>>()),
             inject_done: AtomicBool::new(false),
             grabbing: AtomicUsize::new(0),
             silent_udp_wanted: versioned
@@ -116,16 +105,9 @@ impl<'p> Run<'p> {
                     .any(|m| m.result_proto() == crate::probe::Proto::Udp),
             probe_silent: AtomicBool::new(false),
             silent_done: AtomicBool::new(false),
-            holds,
             silence_hold,
+            life,
         }
-    }
-
-    fn fail(&self, e: EngineError) {
-        self.errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(e);
     }
 
     fn set_position(&self, t: usize, p: Position) {
@@ -139,69 +121,34 @@ impl<'p> Run<'p> {
         rx: Option<R>,
         sinks: Vec<NamedSink>,
     ) -> Result<Outcome, EngineError> {
-        let links = Links {
-            // Bounded, so memory does not grow when the writer lags: at 3/4 full the senders
-            // pause until it is below half (`Governor::backpressure`).
-            results: bounded::<OutMsg>(OUT_QUEUE),
-            inject: self.plan.grab.as_ref().map(|_| unbounded::<Vec<u8>>()),
-            answers: unbounded::<grab::Answer>(),
-            orders: unbounded::<grab::Order>(),
+        let phases = RawPhases {
+            run: &self,
+            queues: Cell::new(Some((txs, rx))),
         };
-        let mut stop = StopReason::Completed;
-        let mut send_duration = Duration::ZERO;
-        let run = &self;
-        let (inject_tx, inject_rx) = links.inject.unzip();
-        std::thread::scope(|s| {
-            let (rec_tx, rec_rx) = links.results;
-            let out = s.spawn(move || {
-                write_outputs(
-                    rec_rx,
-                    sinks,
-                    &run.out_state,
-                    run.plan.limits,
-                    run.start,
-                    &run.holds,
-                )
-            });
-            // The interrupted run's results past --max-results come first.
-            for r in &run.plan.carried {
-                run.stats.count_state(r.state);
-                let _ = rec_tx.send(OutMsg::Result(r.clone()));
-            }
-            let version_link = run.spawn_version(s, &rec_tx, links.answers, links.orders);
-            let rx_thread =
-                rx.map(|rxq| run.spawn_receiver(s, rxq, &rec_tx, inject_tx, version_link));
-            let mon = s.spawn(|| {
-                let p = run.plan;
-                monitor::run(
-                    run.stats,
-                    &run.progress,
-                    run.start,
-                    &p.status,
-                    &p.governor,
-                    &p.keeper,
-                )
-            });
-            let senders = run.spawn_senders(s, txs, inject_rx.as_ref());
-            let history = run.send(&senders, &mut stop);
-            send_duration = run.start.elapsed();
-            let cut = match rx_thread.is_some() {
-                true => run.cool_down(&mut stop),
-                false => None,
-            };
-            run.stop_rx.store(true, Relaxed);
-            let (dedup, traces) = rx_thread.and_then(|h| h.join().ok()).unwrap_or_default();
-            run.inject_done.store(true, Relaxed);
-            for h in senders {
-                let _ = h.join();
-            }
-            run.after_cooldown(dedup, traces, cut, &history, stop, &rec_tx);
-            drop(rec_tx);
-            let _ = out.join();
-            run.progress.finished.store(true, Relaxed);
-            let _ = mon.join();
+        let ended = self.life.drive(&phases, sinks);
+        let plan = self.life.plan;
+        let positions = self
+            .positions
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        let threads = self.threads;
+        let complete = (0..threads as usize).all(|t| {
+            let p = positions[t];
+            let all = plan
+                .cycle
+                .walker(plan.shard.0, plan.shard.1, t as u32, threads);
+            p.pass == plan.retries && p.walked == all.positions()
         });
-        self.outcome(stop, send_duration)
+        let reached = Reached {
+            positions,
+            complete,
+            governor: Some(plan.governor.report()).filter(|r| plan.governor.active || r.pauses > 0),
+            answered_after: self
+                .answered_after
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+        self.life.outcome(ended, reached)
     }
 
     /// The -sV worker, which matches answers off the receive thread (`version.rs`), and the
@@ -210,16 +157,16 @@ impl<'p> Run<'p> {
         &'s self,
         s: &'s Scope<'s, '_>,
         rec_tx: &Sender<OutMsg>,
-        answers: Channel<grab::Answer>,
-        orders: Channel<grab::Order>,
-    ) -> Option<grab::VersionLink> {
+    ) -> Option<VersionLink> {
         let namer = self
+            .life
             .plan
             .namer
             .as_ref()
-            .filter(|_| self.plan.grab.is_some())?;
+            .filter(|_| self.life.plan.grab.is_some())?;
         let detecting = Arc::new(AtomicUsize::new(0));
         let (rec_tx, counted) = (rec_tx.clone(), detecting.clone());
+        let (answers, orders) = (unbounded::<grab::Answer>(), unbounded::<grab::Order>());
         let (answer_rx, order_tx) = (answers.1, orders.0);
         s.spawn(move || {
             let work = version::VersionWork {
@@ -227,15 +174,16 @@ impl<'p> Run<'p> {
                 namer,
                 intensity: namer.intensity,
                 max_wait: self
+                    .life
                     .plan
                     .grab
                     .as_ref()
                     .map_or(Duration::from_secs(5), |g| g.timeout),
                 tls: true,
             };
-            version::run(work, answer_rx, order_tx, rec_tx, &counted, self.stats)
+            version::run(work, answer_rx, order_tx, rec_tx, &counted, self.life.stats)
         });
-        Some(grab::VersionLink {
+        Some(VersionLink {
             answers: answers.0,
             orders: orders.1,
             detecting,
@@ -249,24 +197,23 @@ impl<'p> Run<'p> {
         mut rxq: R,
         rec_tx: &Sender<OutMsg>,
         inject_tx: Option<Sender<Vec<u8>>>,
-        version_link: Option<grab::VersionLink>,
+        version_link: Option<VersionLink>,
     ) -> ScopedJoinHandle<'s, RxResult> {
         let rec_tx = rec_tx.clone();
         s.spawn(move || {
-            let plan = self.plan;
+            let plan = self.life.plan;
             pin(plan.rx_core);
             let mut side = RxSide {
                 dedup: self.dedup_before(),
                 tracer: self.tracer.as_ref(),
                 traces: TraceTable::default(),
                 trace_hold: None,
-                holds: &self.holds,
+                holds: &self.life.holds,
                 grabber: plan.grab.clone().zip(inject_tx).map(|(o, tx)| {
-                    let g = grab::Grabber::new(o, plan.frames, tx).with_holds(self.holds.clone());
-                    match version_link {
-                        Some(link) => g.with_version(link, plan.jar.ports()),
-                        None => g,
-                    }
+                    let seed = crate::cookie::random_u64();
+                    let g = grab::Grabber::new(o, plan.frames, Instant::now(), seed)
+                        .with_holds(self.life.holds.clone());
+                    GrabLink::new(g, tx, version_link, plan.jar.ports())
                 }),
                 grabbing: &self.grabbing,
                 silent_udp: self.silent_udp_wanted.then_some(silence::SilentUdp {
@@ -280,11 +227,17 @@ impl<'p> Run<'p> {
             };
             let stop = (&self.stop_rx, &self.sending_done);
             if let Err(e) = receive(
-                plan, &mut rxq, self.stats, stop.0, stop.1, &rec_tx, &mut side,
+                plan,
+                &mut rxq,
+                self.life.stats,
+                stop.0,
+                stop.1,
+                &rec_tx,
+                &mut side,
             ) {
-                self.fail(e.into());
+                self.life.fail(e.into());
             }
-            let drops = &self.stats.drops;
+            let drops = &self.life.stats.drops;
             Stats::add(drops, rxq.drops().saturating_sub(Stats::get(drops)));
             (Some(side.dedup), (side.traces, side.trace_hold))
         })
@@ -292,7 +245,7 @@ impl<'p> Run<'p> {
 
     /// The duplicate filter, with what the interrupted run reported or carried marked.
     fn dedup_before(&self) -> Dedup {
-        let plan = self.plan;
+        let plan = self.life.plan;
         let raw = plan.raw();
         let mut dedup = Dedup::for_space(plan.space.len());
         for &i in &plan.answered_before {
@@ -312,11 +265,11 @@ impl<'p> Run<'p> {
         &'s self,
         s: &'s Scope<'s, '_>,
         txs: Vec<T>,
-        inject_rx: Option<&'s Receiver<Vec<u8>>>,
     ) -> Vec<ScopedJoinHandle<'s, ()>> {
+        let inject_rx = self.inject.as_ref().map(|(_, rx)| rx);
         txs.into_iter()
             .enumerate()
-            .zip(self.plan.tx_cores.iter().copied())
+            .zip(self.life.plan.tx_cores.iter().copied())
             .map(|((t, mut txq), core)| {
                 s.spawn(move || {
                     pin(core);
@@ -326,11 +279,11 @@ impl<'p> Run<'p> {
                         inject: inject_rx,
                     };
                     let walked = transmit(
-                        self.plan,
+                        self.life.plan,
                         &mut txq,
                         t as u32,
                         self.threads,
-                        self.stats,
+                        self.life.stats,
                         &self.stop_tx,
                         extra,
                     );
@@ -342,14 +295,14 @@ impl<'p> Run<'p> {
                         Err((e, p)) => {
                             self.set_position(t, p);
                             self.stop_tx.store(true, Relaxed);
-                            self.fail(e.into());
+                            self.life.fail(e.into());
                             false
                         }
                     };
                     self.walks_done.fetch_add(1, Relaxed);
                     if let (true, Some(rx)) = (ok, inject_rx) {
                         if let Err(e) = serve_injections(&mut txq, rx, &self.inject_done, tracer) {
-                            self.fail(e.into());
+                            self.life.fail(e.into());
                         }
                     }
                 })
@@ -364,7 +317,7 @@ impl<'p> Run<'p> {
         senders: &[ScopedJoinHandle<'_, ()>],
         stop: &mut StopReason,
     ) -> carry::PositionHistory {
-        let plan = self.plan;
+        let plan = self.life.plan;
         let mut history = carry::PositionHistory::default();
         let mut sampled = Instant::now();
         while self.walks_done.load(Relaxed) < self.threads as usize
@@ -379,7 +332,7 @@ impl<'p> Run<'p> {
                 history.sample(sampled, live.snapshot(), plan.wait);
             }
             if !self.stop_tx.load(Relaxed) {
-                if let Some(w) = stop_reason(plan, self.start, self.interrupts, &self.out_state) {
+                if let Some(w) = self.life.stop_reason() {
                     *stop = w;
                     self.stop_tx.store(true, Relaxed);
                 }
@@ -387,8 +340,6 @@ impl<'p> Run<'p> {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.sending_done.store(true, Relaxed);
-        let sent_ms = self.start.elapsed().as_millis().max(1) as u64;
-        self.progress.send_done_ms.store(sent_ms, Relaxed);
         if let Some(live) = &plan.live {
             history.sample(Instant::now(), live.snapshot(), plan.wait);
         }
@@ -400,17 +351,17 @@ impl<'p> Run<'p> {
     /// reported (an answer makes them open). Returns when a cut cooldown stopped.
     fn cool_down(&self, stop: &mut StopReason) -> Option<Instant> {
         let cut = cooldown(
-            self.plan,
-            self.interrupts,
-            &self.out_state,
+            self.life.plan,
+            self.life.interrupts,
+            &self.life.out_state,
             &self.grabbing,
             stop,
         );
         if self.silent_udp_wanted && *stop == StopReason::Completed && !self.stop_tx.load(Relaxed) {
             self.probe_silent.store(true, Relaxed);
-            let seen = self.interrupts.load(Relaxed);
+            let seen = self.life.interrupts.load(Relaxed);
             while !self.silent_done.load(Relaxed) || self.grabbing.load(Relaxed) > 0 {
-                if self.interrupts.load(Relaxed) > seen || self.out_state.dead() {
+                if self.life.interrupts.load(Relaxed) > seen || self.life.out_state.dead() {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -431,9 +382,9 @@ impl<'p> Run<'p> {
         stop: StopReason,
         rec_tx: &Sender<OutMsg>,
     ) {
-        let plan = self.plan;
+        let plan = self.life.plan;
         let mut emit = |r: Record| {
-            self.stats.count_state(r.state);
+            self.life.stats.count_state(r.state);
             rec_tx.send(OutMsg::Result(r)).is_ok()
         };
         if let RawModule::Trace(t) = plan.raw() {
@@ -491,68 +442,71 @@ impl<'p> Run<'p> {
         if let Some(ms) = self.silence_hold {
             let _ = rec_tx.send(OutMsg::Release(ms));
         }
-        self.out_state.complete.store(complete, Relaxed);
+        self.life.out_state.complete.store(complete, Relaxed);
+    }
+}
+
+/// The raw engine's phases, over the transmit and receive queues it is given.
+struct RawPhases<'r, 'p, T, R> {
+    run: &'r Run<'p>,
+    /// Taken by `start`, which moves each queue into its thread.
+    queues: Cell<Option<(Vec<T>, Option<R>)>>,
+}
+
+impl<T: TxQueue, R: RxQueue> Phases for RawPhases<'_, '_, T, R> {
+    type Running<'s>
+        = Threads<'s>
+    where
+        Self: 's;
+
+    fn queue(&self) -> Channel<OutMsg> {
+        // Bounded, so memory does not grow when the writer lags: at 3/4 full the senders
+        // pause until it is below half (`Governor::backpressure`).
+        bounded(OUT_QUEUE)
     }
 
-    /// How the scan ended: the first error, or the stop reason, positions and what a resume
-    /// needs.
-    fn outcome(
-        self,
-        mut stop: StopReason,
-        send_duration: Duration,
-    ) -> Result<Outcome, EngineError> {
-        let plan = self.plan;
-        let carried = std::mem::take(
-            &mut *self
-                .out_state
-                .carried
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        if stop == StopReason::Completed && self.out_state.limit_hit.load(Relaxed) {
-            stop = StopReason::MaxResults;
+    fn start<'s, 'e>(&'s self, s: &'s Scope<'s, 'e>, results: &Sender<OutMsg>) -> Threads<'s> {
+        let run = self.run;
+        let (txs, rx) = self.queues.take().expect("started once");
+        let version_link = run.spawn_version(s, results);
+        let inject_tx = run.inject.as_ref().map(|(tx, _)| tx.clone());
+        let receiver = rx.map(|rxq| run.spawn_receiver(s, rxq, results, inject_tx, version_link));
+        Threads {
+            senders: run.spawn_senders(s, txs),
+            receiver,
+            history: carry::PositionHistory::default(),
         }
-        if self.out_state.broken_pipe.load(Relaxed) {
-            stop = StopReason::OutputClosed;
+    }
+
+    fn send(&self, threads: &mut Threads<'_>, stop: &mut StopReason) {
+        threads.history = self.run.send(&threads.senders, stop);
+    }
+
+    fn drain(&self, threads: &mut Threads<'_>, stop: &mut StopReason) -> Option<Instant> {
+        match threads.receiver.is_some() {
+            true => self.run.cool_down(stop),
+            false => None,
         }
-        if let Some(e) = self
-            .out_state
-            .error
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-        {
-            return Err(e);
+    }
+
+    fn conclude(
+        &self,
+        threads: Threads<'_>,
+        cut: Option<Instant>,
+        stop: StopReason,
+        results: &Sender<OutMsg>,
+    ) {
+        let run = self.run;
+        run.stop_rx.store(true, Relaxed);
+        let (dedup, traces) = threads
+            .receiver
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        run.inject_done.store(true, Relaxed);
+        for h in threads.senders {
+            let _ = h.join();
         }
-        let mut errs = self.errors.into_inner().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = errs.drain(..).next() {
-            return Err(e);
-        }
-        let positions = self
-            .positions
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner());
-        let threads = self.threads;
-        let complete = (0..threads as usize).all(|t| {
-            let p = positions[t];
-            let all = plan
-                .cycle
-                .walker(plan.shard.0, plan.shard.1, t as u32, threads);
-            p.pass == plan.retries && p.walked == all.positions()
-        });
-        Ok(Outcome {
-            started: self.started,
-            duration: self.start.elapsed(),
-            send_duration,
-            stop,
-            positions,
-            complete,
-            governor: Some(plan.governor.report()).filter(|r| plan.governor.active || r.pauses > 0),
-            answered_after: self
-                .answered_after
-                .into_inner()
-                .unwrap_or_else(|p| p.into_inner()),
-            carried,
-        })
+        run.after_cooldown(dedup, traces, cut, &threads.history, stop, results);
     }
 }
 
