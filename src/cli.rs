@@ -9,7 +9,7 @@ use crate::{cookie::PortRange, output::formats::Format, probe::ScanType, wire::M
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TransportChoice {
+pub(crate) enum TransportChoice {
     /// AF_XDP, falling back to AF_PACKET (with one line on stderr) where it cannot bind
     Auto,
     /// AF_XDP only
@@ -20,7 +20,7 @@ pub enum TransportChoice {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum XdpModeChoice {
+pub(crate) enum XdpModeChoice {
     /// In the driver where it supports XDP, else in the generic path
     Auto,
     /// In the driver only
@@ -53,7 +53,7 @@ impl ValueEnum for ScanType {
 
 impl Cli {
     /// The file `f` is asked to go to: the one place the CLI's fields meet the format table.
-    pub fn output_file(&self, f: Format) -> Option<&PathBuf> {
+    pub(crate) fn output_file(&self, f: Format) -> Option<&PathBuf> {
         match f {
             Format::Ndjson => self.outputs.output_json.as_ref(),
             Format::Xml => self.outputs.output_xml.as_ref(),
@@ -101,7 +101,7 @@ fn scan_help(long: bool) -> String {
 pub struct NatsAuth {
     /// NATS credentials file (JWT and NKey seed, as `nsc` writes it)
     #[arg(hide_short_help = true, long = "nats-creds", value_name = "FILE")]
-    pub creds: Option<PathBuf>,
+    pub(crate) creds: Option<PathBuf>,
     /// NATS user (with --nats-password)
     #[arg(
         hide_short_help = true,
@@ -110,7 +110,7 @@ pub struct NatsAuth {
         value_name = "USER",
         requires = "nats_password"
     )]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// NATS password
     #[arg(
         hide_short_help = true,
@@ -119,16 +119,16 @@ pub struct NatsAuth {
         value_name = "PASS",
         requires = "nats_user"
     )]
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// NATS authentication token
     #[arg(hide_short_help = true, long = "nats-token", value_name = "TOKEN")]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Require TLS to the broker (implied by tls:// URLs and the other --nats-tls options)
     #[arg(hide_short_help = true, long = "nats-tls")]
-    pub tls: bool,
+    pub(crate) tls: bool,
     /// CA certificate(s) that sign the broker's certificate (PEM)
     #[arg(hide_short_help = true, long = "nats-tls-ca", value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
+    pub(crate) tls_ca: Option<PathBuf>,
     /// Client certificate for mutual TLS (PEM, with --nats-tls-key)
     #[arg(
         hide_short_help = true,
@@ -136,7 +136,7 @@ pub struct NatsAuth {
         value_name = "FILE",
         requires = "tls_key"
     )]
-    pub tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// Client certificate's key (PEM)
     #[arg(
         hide_short_help = true,
@@ -144,11 +144,11 @@ pub struct NatsAuth {
         value_name = "FILE",
         requires = "tls_cert"
     )]
-    pub tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 /// Where a stopped scan writes its resume file unless `--resume-file` says.
-pub const DEFAULT_RESUME_FILE: &str = "xdpscan-resume.json";
+pub(crate) const DEFAULT_RESUME_FILE: &str = "xdpscan-resume.json";
 
 /// What `--generate` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -182,7 +182,7 @@ pub fn generate(kind: GenerateKind, out: &mut dyn std::io::Write) -> std::io::Re
 /// Traceroute probe protocols (`--traceroute=PROTO`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TraceChoice {
+pub(crate) enum TraceChoice {
     /// From the scan type: -sS tcp, -sU udp, -PE icmp
     Auto,
     /// TCP SYN to the scanned port (80 unless -p)
@@ -198,25 +198,25 @@ pub enum TraceChoice {
 #[command(name = "xdpscan", version, max_term_width = 100, allow_negative_numbers = true, after_help = AFTER_HELP, after_long_help = AFTER_LONG_HELP)]
 pub struct Cli {
     #[command(flatten)]
-    pub targets: TargetArgs,
+    pub(crate) targets: TargetArgs,
     #[command(flatten)]
-    pub probing: ProbingArgs,
+    pub(crate) probing: ProbingArgs,
     #[command(flatten)]
-    pub services: ServiceArgs,
+    pub(crate) services: ServiceArgs,
     #[command(flatten)]
-    pub pacing: PacingArgs,
+    pub(crate) pacing: PacingArgs,
     #[command(flatten)]
     pub outputs: OutputArgs,
     #[command(flatten)]
-    pub resume: ResumeArgs,
+    pub(crate) resume: ResumeArgs,
     #[command(flatten)]
-    pub net: NetArgs,
+    pub(crate) net: NetArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
-    pub privileges: PrivilegeArgs,
+    pub(crate) privileges: PrivilegeArgs,
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub(crate) engine: EngineArgs,
 
     /// Print the man page (man) or a shell completion script (bash, zsh, fish) built from these
     /// options, then exit (scripts/install.sh installs them)
@@ -231,25 +231,25 @@ pub struct Cli {
 
 /// What is scanned: addresses, exclusions, ports.
 #[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Targets: addresses, CIDR blocks, ranges (198.19.0.1-200), IPv4 and IPv6
     ///
     /// Targets: address, CIDR (198.19.0.0/16), range (198.19.0.1-198.19.0.200 or 198.19.0.1-200);
     /// commas allowed
     #[arg(id = "targets", help_heading = "Targets", value_name = "TARGET")]
-    pub addresses: Vec<String>,
+    pub(crate) addresses: Vec<String>,
 
     /// Read targets from FILE (also -iL)
     ///
     /// Read targets from a file, one or more per line, '#' comments (also -iL)
     #[arg(help_heading = "Targets", long = "target-file", value_name = "FILE")]
-    pub target_files: Vec<PathBuf>,
+    pub(crate) target_files: Vec<PathBuf>,
 
     /// Never probe these targets
     ///
     /// Exclude targets (same syntax as targets); repeatable
     #[arg(help_heading = "Targets", long = "exclude", value_name = "LIST")]
-    pub excludes: Vec<String>,
+    pub(crate) excludes: Vec<String>,
 
     /// Exclude targets listed in a file; repeatable
     #[arg(
@@ -258,7 +258,7 @@ pub struct TargetArgs {
         long = "exclude-file",
         value_name = "FILE"
     )]
-    pub exclude_files: Vec<PathBuf>,
+    pub(crate) exclude_files: Vec<PathBuf>,
 
     /// Ports: 22,80,8000-8100, - for all, names (https), T:/U: for -sS -sU
     ///
@@ -270,14 +270,14 @@ pub struct TargetArgs {
         long = "ports",
         value_name = "SPEC"
     )]
-    pub ports: Option<String>,
+    pub(crate) ports: Option<String>,
 
     /// The N ports most often open (nmap-services)
     ///
     /// The N ports most often found open (nmap-services), for the scanned protocol; with -p,
     /// the N most common among those
     #[arg(help_heading = "Ports", long = "top-ports", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub top_ports: Option<u32>,
+    pub(crate) top_ports: Option<u32>,
 
     /// The 100 most common ports (nmap's -F)
     ///
@@ -288,7 +288,7 @@ pub struct TargetArgs {
         long = "fast",
         conflicts_with = "top_ports"
     )]
-    pub fast: bool,
+    pub(crate) fast: bool,
 
     /// Ports never probed, in -p syntax (names too)
     #[arg(
@@ -297,23 +297,23 @@ pub struct TargetArgs {
         long = "exclude-ports",
         value_name = "SPEC"
     )]
-    pub exclude_ports: Option<String>,
+    pub(crate) exclude_ports: Option<String>,
 
     /// nmap-services file for port names and --top-ports
     #[arg(help_heading = "Ports", hide_short_help = true, long = "servicedb", value_name = "FILE", default_value = crate::targets::services::DEFAULT_PATH)]
-    pub servicedb: PathBuf,
+    pub(crate) servicedb: PathBuf,
 }
 
 /// How targets are probed: the scan types and their options.
 #[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
-pub struct ProbingArgs {
+pub(crate) struct ProbingArgs {
     #[arg(help_heading = "Scan types", long = "scan", value_name = "TYPE", action = clap::ArgAction::Append, hide_possible_values = true, help = scan_help(false), long_help = scan_help(true))]
-    pub scan: Vec<ScanType>,
+    pub(crate) scan: Vec<ScanType>,
 
     /// TCP flags of the probes (names like SYNFIN or URG,PSH,FIN, or a number); the scan type
     /// (SYN unless given) decides how replies are read, as in nmap
     #[arg(help_heading = "Scan types", hide_short_help = true, long = "scanflags", value_name = "FLAGS", value_parser = crate::probe::tcp::parse_scanflags)]
-    pub scanflags: Option<u8>,
+    pub(crate) scanflags: Option<u8>,
 
     /// UDP payloads in nmap-payloads format, replacing the built-in ones for the ports it lists
     /// (Debian's nmap ships /usr/share/nmap/nmap-payloads)
@@ -323,7 +323,7 @@ pub struct ProbingArgs {
         long = "udp-payloads",
         value_name = "FILE"
     )]
-    pub udp_payloads: Option<PathBuf>,
+    pub(crate) udp_payloads: Option<PathBuf>,
 
     /// Report targets that never answered (filtered, open|filtered, down)
     ///
@@ -331,12 +331,12 @@ pub struct ProbingArgs {
     /// silence (filtered, open|filtered, down). Keeps one bit per (address, port): 128 MiB per
     /// billion targets, at most 2^34 targets
     #[arg(help_heading = "Scan types", long = "report-silent")]
-    pub report_silent: bool,
+    pub(crate) report_silent: bool,
 
     /// IP time-to-live of the probes; with --traceroute the range of TTLs to probe
     /// [default: 64; with --traceroute 1-30]
     #[arg(help_heading = "Scan types", hide_short_help = true, long = "ttl", value_name = "N|LO-HI", value_parser = parse_ttl)]
-    pub ttl: Option<(u8, u8)>,
+    pub(crate) ttl: Option<(u8, u8)>,
 
     /// Trace the path to every target (tcp, udp or icmp)
     ///
@@ -344,19 +344,19 @@ pub struct ProbingArgs {
     /// time-exceeded mapped back to its hop without state. PROTO is tcp (SYN), udp or icmp
     /// (echo); without it, the scan type's (-sS tcp, -sU udp, -PE icmp)
     #[arg(help_heading = "Scan types", hide_possible_values = true, long = "traceroute", value_name = "PROTO", num_args = 0..=1, require_equals = true, default_missing_value = "auto")]
-    pub traceroute: Option<TraceChoice>,
+    pub(crate) traceroute: Option<TraceChoice>,
 }
 
 /// What is asked of open ports: banners and service versions.
 #[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
-pub struct ServiceArgs {
+pub(crate) struct ServiceArgs {
     /// Grab banners from open ports
     ///
     /// Grab banners from open ports (SYN scans over AF_XDP): complete the handshake from the
     /// receive thread, wait --banner-wait for a greeting, else send the probe that fits the
     /// port, keep what comes back, close with RST
     #[arg(help_heading = "Services", long = "banners")]
-    pub banners: bool,
+    pub(crate) banners: bool,
 
     /// Service and version detection (also -sV)
     ///
@@ -365,16 +365,16 @@ pub struct ServiceArgs {
     /// followed, TLS opened for ssl; reported as service name, product, version, extra info
     /// and CPE
     #[arg(help_heading = "Services", long = "service-version")]
-    pub service_version: bool,
+    pub(crate) service_version: bool,
 
     /// -sV: the rarest probe (1-9) sent to a port no probe lists; probes listing the port are
     /// always sent (0: only those) [default: 7]
     #[arg(help_heading = "Services", hide_short_help = true, long = "version-intensity", value_name = "0-9", value_parser = clap::value_parser!(u8).range(0..=9))]
-    pub version_intensity: Option<u8>,
+    pub(crate) version_intensity: Option<u8>,
 
     /// -sV: intensity 2 (nmap's --version-light)
     #[arg(help_heading = "Services", hide_short_help = true, long = "version-light", conflicts_with_all = ["version_intensity", "version_all"])]
-    pub version_light: bool,
+    pub(crate) version_light: bool,
 
     /// -sV: intensity 9, every probe (nmap's --version-all)
     #[arg(
@@ -383,7 +383,7 @@ pub struct ServiceArgs {
         long = "version-all",
         conflicts_with = "version_intensity"
     )]
-    pub version_all: bool,
+    pub(crate) version_all: bool,
 
     /// nmap-service-probes to use [default: /usr/share/nmap/nmap-service-probes; --banners
     /// without it sends built-in HTTP and TLS probes]
@@ -393,56 +393,56 @@ pub struct ServiceArgs {
         long = "service-probes",
         value_name = "FILE"
     )]
-    pub service_probes: Option<PathBuf>,
+    pub(crate) service_probes: Option<PathBuf>,
 
     /// Seconds an open port may stay silent before we send it a probe [default: 2]
     #[arg(help_heading = "Services", hide_short_help = true, long = "banner-wait", value_name = "SECS", value_parser = parse_secs)]
-    pub banner_wait: Option<f64>,
+    pub(crate) banner_wait: Option<f64>,
 
     /// Seconds a banner connection may last from the handshake on [default: 6]
     #[arg(help_heading = "Services", hide_short_help = true, long = "banner-timeout", value_name = "SECS", value_parser = parse_secs)]
-    pub banner_timeout: Option<f64>,
+    pub(crate) banner_timeout: Option<f64>,
 
     /// Bytes of banner kept per port [default: 4096]
     #[arg(help_heading = "Services", hide_short_help = true, long = "banner-bytes", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
-    pub banner_bytes: Option<u32>,
+    pub(crate) banner_bytes: Option<u32>,
 
     /// Banner connections open at once; open ports beyond are reported without a banner
     /// [default: 10000]
     #[arg(help_heading = "Services", hide_short_help = true, long = "max-connections", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    pub max_connections: Option<u32>,
+    pub(crate) max_connections: Option<u32>,
 }
 
 /// How fast, how often, for how long.
 #[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
-pub struct PacingArgs {
+pub(crate) struct PacingArgs {
     /// Send every probe N more times
     ///
     /// Send every probe N more times, in further passes over the whole permutation (ICMP rate
     /// limits on real hosts hide closed UDP ports); -sT retries timed-out connects
     #[arg(help_heading = "Rate and timing", long = "retries", value_name = "N", default_value = "0", value_parser = clap::value_parser!(u32).range(0..=20))]
-    pub retries: u32,
+    pub(crate) retries: u32,
 
     /// -sT: milliseconds before an unanswered connect counts as silence [default: 1000]
     #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "connect-timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
-    pub connect_timeout: Option<u64>,
+    pub(crate) connect_timeout: Option<u64>,
 
     /// -sT: connects in flight at once (bounded by the open-files limit) [default: 2048]
     #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "max-inflight", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub max_inflight: Option<u32>,
+    pub(crate) max_inflight: Option<u32>,
 
     /// Probes per second (10k, 1.5M); 0: as fast as replies keep up
     ///
     /// Probes per second over all threads (suffixes k, M); 0 = as fast as the receive side
     /// keeps up without losing replies (a governor sets the rate; the status line shows it)
     #[arg(help_heading = "Rate and timing", short = 'r', long = "rate", alias = "max-rate", value_name = "PPS", default_value = "10000", value_parser = parse_rate)]
-    pub rate: u64,
+    pub(crate) rate: u64,
 
     /// Seconds to keep receiving after the last probe
     ///
     /// Seconds to keep receiving after the last probe
     #[arg(help_heading = "Rate and timing", long = "wait", value_name = "SECS", default_value = "8", value_parser = parse_secs)]
-    pub wait: f64,
+    pub(crate) wait: f64,
 
     /// Seed of the permutation [default: random]; printed in the summary so a scan can be repeated
     #[arg(
@@ -451,15 +451,15 @@ pub struct PacingArgs {
         long = "seed",
         value_name = "N"
     )]
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
 
     /// Stop sending after SECS (then the cooldown), as cleanly as Ctrl-C
     #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "max-runtime", value_name = "SECS", value_parser = parse_secs)]
-    pub max_runtime: Option<f64>,
+    pub(crate) max_runtime: Option<f64>,
 
     /// Stop once N results are written
     #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "max-results", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_results: Option<u64>,
+    pub(crate) max_results: Option<u64>,
 }
 
 /// Where results, captures and status go.
@@ -469,7 +469,7 @@ pub struct OutputArgs {
     ///
     /// Build every probe but send nothing: write them to --pcap, or only count them
     #[arg(help_heading = "Output", long = "dry-run")]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 
     /// With --dry-run: write every probe to this pcap file
     #[arg(
@@ -479,7 +479,7 @@ pub struct OutputArgs {
         value_name = "FILE",
         requires = "dry_run"
     )]
-    pub pcap: Option<PathBuf>,
+    pub(crate) pcap: Option<PathBuf>,
 
     /// NDJSON to FILE (also -oJ; stdout when no output is given)
     ///
@@ -492,19 +492,19 @@ pub struct OutputArgs {
         alias = "output",
         value_name = "FILE"
     )]
-    pub output_json: Option<PathBuf>,
+    pub(crate) output_json: Option<PathBuf>,
 
     /// nmap XML to FILE (also -oX)
     ///
     /// nmap XML to FILE (also -oX): valid against nmap.dtd, renders with nmap.xsl
     #[arg(help_heading = "Output", long = "output-xml", value_name = "FILE")]
-    pub output_xml: Option<PathBuf>,
+    pub(crate) output_xml: Option<PathBuf>,
 
     /// nmap grepable to FILE (also -oG)
     ///
     /// nmap grepable format to FILE (also -oG)
     #[arg(help_heading = "Output", long = "output-grepable", value_name = "FILE")]
-    pub output_grepable: Option<PathBuf>,
+    pub(crate) output_grepable: Option<PathBuf>,
 
     /// nmap's normal output to FILE (also -oN): a table of ports per host
     #[arg(
@@ -513,25 +513,25 @@ pub struct OutputArgs {
         long = "output-normal",
         value_name = "FILE"
     )]
-    pub output_normal: Option<PathBuf>,
+    pub(crate) output_normal: Option<PathBuf>,
 
     /// masscan list to FILE (also -oL)
     ///
     /// masscan list format to FILE (also -oL): "open tcp 80 198.19.0.5 1795000000"
     #[arg(help_heading = "Output", long = "output-list", value_name = "FILE")]
-    pub output_list: Option<PathBuf>,
+    pub(crate) output_list: Option<PathBuf>,
 
     /// CSV to FILE, columns from --fields (ZMap's names)
     ///
     /// CSV to FILE with the columns of --fields and a header row
     #[arg(help_heading = "Output", long = "csv", value_name = "FILE")]
-    pub csv: Option<PathBuf>,
+    pub(crate) csv: Option<PathBuf>,
 
     /// Columns of --csv, in order (ZMap's names; --list-fields shows them all); without --csv,
     /// NDJSON objects of these fields only, as ZMap's JSON output
     /// [default: saddr,sport,proto,state,reason,ttl,timestamp_str]
     #[arg(help_heading = "Output", hide_short_help = true, short = 'f', long = "fields", value_name = "LIST", value_parser = parse_fields)]
-    pub fields: Option<FieldList>,
+    pub(crate) fields: Option<FieldList>,
 
     /// Print every CSV field with what it holds, then exit
     #[arg(help_heading = "Output", hide_short_help = true, long = "list-fields")]
@@ -544,7 +544,7 @@ pub struct OutputArgs {
         long = "pcap-replies",
         value_name = "FILE"
     )]
-    pub pcap_replies: Option<PathBuf>,
+    pub(crate) pcap_replies: Option<PathBuf>,
 
     /// A JSON document describing the run (seed, rates, counts, times) to FILE at the end
     #[arg(
@@ -554,11 +554,11 @@ pub struct OutputArgs {
         long = "metadata",
         value_name = "FILE"
     )]
-    pub metadata: Option<PathBuf>,
+    pub(crate) metadata: Option<PathBuf>,
 
     /// masscan-style JSON status lines on stderr instead of the status line or progress bar
     #[arg(help_heading = "Output", hide_short_help = true, long = "status-json")]
-    pub status_json: bool,
+    pub(crate) status_json: bool,
 
     /// ZMap's status CSV (one row per second) to FILE
     #[arg(
@@ -567,39 +567,39 @@ pub struct OutputArgs {
         long = "status-file",
         value_name = "FILE"
     )]
-    pub status_file: Option<PathBuf>,
+    pub(crate) status_file: Option<PathBuf>,
 
     /// Write only open ports (nmap's --open)
     ///
     /// Write only open and possibly open ports (open, open|filtered, unfiltered; up hosts), as
     /// nmap's --open; the summary still counts every state
     #[arg(help_heading = "Output", long = "open", conflicts_with = "show")]
-    pub open: bool,
+    pub(crate) open: bool,
 
     /// Write only ports in these states (masscan's --show): open,closed,filtered,unfiltered,
     /// open|filtered,closed|filtered,up,down
     #[arg(help_heading = "Output", hide_short_help = true, long = "show", value_name = "STATES", value_parser = parse_states)]
-    pub show: Option<StateList>,
+    pub(crate) show: Option<StateList>,
 
     /// Do not write ports in these states (masscan's --noshow), e.g. --noshow closed
     #[arg(help_heading = "Output", hide_short_help = true, long = "noshow", value_name = "STATES", value_parser = parse_states)]
-    pub noshow: Option<StateList>,
+    pub(crate) noshow: Option<StateList>,
 
     /// Print a line for every packet sent and received (and every -sT connect) on stderr, as
     /// nmap's --packet-trace does
     #[arg(help_heading = "Output", hide_short_help = true, long = "packet-trace")]
-    pub packet_trace: bool,
+    pub(crate) packet_trace: bool,
 
     /// No status on stderr
     ///
     /// No status on stderr (the start and summary lines too)
     #[arg(help_heading = "Output", short = 'q', long = "quiet")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 /// Stopping and continuing.
 #[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
-pub struct ResumeArgs {
+pub(crate) struct ResumeArgs {
     /// Continue a stopped scan from its resume file
     ///
     /// Continue an interrupted scan from the resume file it wrote (same targets, ports and scan
@@ -610,7 +610,7 @@ pub struct ResumeArgs {
         long = "resume",
         value_name = "FILE"
     )]
-    pub from: Option<PathBuf>,
+    pub(crate) from: Option<PathBuf>,
 
     /// Where an interrupted scan writes its resume file
     #[arg(id = "resume_file", 
@@ -620,12 +620,12 @@ pub struct ResumeArgs {
         value_name = "FILE",
         default_value = DEFAULT_RESUME_FILE
     )]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 }
 
 /// Where probes leave from.
 #[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
-pub struct NetArgs {
+pub(crate) struct NetArgs {
     /// Interface to send on [default: the route's]
     ///
     /// Interface to send on [default: interface of the route to the first target]
@@ -635,7 +635,7 @@ pub struct NetArgs {
         long = "interface",
         value_name = "IF"
     )]
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
 
     /// Source address [default: the interface's]
     ///
@@ -647,16 +647,16 @@ pub struct NetArgs {
         short = 'S',
         value_name = "IP"
     )]
-    pub source_ip: Option<std::net::IpAddr>,
+    pub(crate) source_ip: Option<std::net::IpAddr>,
 
     /// Source ports our probes use and our XDP program claims; must lie outside the kernel's
     /// ephemeral range [default: 61000-65535]
     #[arg(help_heading = "Network", hide_short_help = true, long = "source-port", short = 'g', value_name = "LO-HI", value_parser = parse_port_range)]
-    pub source_port: Option<PortRange>,
+    pub(crate) source_port: Option<PortRange>,
 
     /// MAC of the next hop [default: from the kernel's neighbour table, resolved by ARP if missing]
     #[arg(help_heading = "Network", hide_short_help = true, long = "gateway-mac", alias = "router-mac", value_name = "MAC", value_parser = parse_mac)]
-    pub gateway_mac: Option<MacAddr>,
+    pub(crate) gateway_mac: Option<MacAddr>,
 
     /// Interface identifier of prefix-window targets (PREFIX/A-B): `random` (per target, from
     /// the seed) or an address whose bits below /B are used, e.g. `::1` [default: random]
@@ -666,7 +666,7 @@ pub struct NetArgs {
         long = "iid",
         value_name = "IID"
     )]
-    pub iid: Option<String>,
+    pub(crate) iid: Option<String>,
 }
 
 /// Shards and the broker.
@@ -677,12 +677,12 @@ pub struct ClusterArgs {
     /// Scan only shard I of N (1-based); shards with one --seed are disjoint and cover
     /// everything. `auto`: from the batch scheduler (Kubernetes Indexed Job, Slurm array, Nomad)
     #[arg(help_heading = "Cluster", long = "shard", value_name = "I/N|auto", value_parser = parse_shard_arg)]
-    pub shard: Option<ShardArg>,
+    pub(crate) shard: Option<ShardArg>,
 
     /// The shard count for --shard auto where the scheduler gives only the index (Kubernetes:
     /// the Job's completions; Nomad: the group's count)
     #[arg(help_heading = "Cluster", hide_short_help = true, long = "shards", value_name = "N", requires = "shard", value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    pub shards: Option<u32>,
+    pub(crate) shards: Option<u32>,
 
     /// Also publish every result to NATS JetStream (nats://HOST:PORT/SUBJECT)
     ///
@@ -697,25 +697,25 @@ pub struct ClusterArgs {
 
 /// Who the scanner becomes.
 #[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
-pub struct PrivilegeArgs {
+pub(crate) struct PrivilegeArgs {
     /// Run as USER with no capabilities once sockets are open [default: nobody]
     ///
     /// After opening its sockets and attaching its program, run as USER (name or uid) with no
     /// capabilities [default: nobody when started as root; root keeps root]
     #[arg(help_heading = "Privileges", long = "user", value_name = "USER")]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
 }
 
 /// Threads, cores and the packet I/O.
 #[derive(Debug, Clone, PartialEq, Args, serde::Serialize, serde::Deserialize)]
-pub struct EngineArgs {
+pub(crate) struct EngineArgs {
     /// Transmit threads, each pinned to a core [default: 1, or one per --cores entry]
     #[arg(help_heading = "Advanced", hide_short_help = true, long = "tx-threads", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub tx_threads: Option<u32>,
+    pub(crate) tx_threads: Option<u32>,
 
     /// Cores for the transmit threads, in order: 0,1 or 0-3
     #[arg(help_heading = "Advanced", hide_short_help = true, long = "cores", value_name = "LIST", value_parser = parse_cores)]
-    pub cores: Option<CoreList>,
+    pub(crate) cores: Option<CoreList>,
 
     /// Core for the receive thread [default: the first core no transmit thread uses]
     #[arg(
@@ -724,7 +724,7 @@ pub struct EngineArgs {
         long = "rx-core",
         value_name = "N"
     )]
-    pub rx_core: Option<usize>,
+    pub(crate) rx_core: Option<usize>,
 
     /// Packet I/O
     #[arg(
@@ -734,7 +734,7 @@ pub struct EngineArgs {
         value_name = "KIND",
         default_value = "auto"
     )]
-    pub transport: TransportChoice,
+    pub(crate) transport: TransportChoice,
 
     /// Where the XDP program that steers replies is attached (AF_XDP transport)
     #[arg(
@@ -744,7 +744,7 @@ pub struct EngineArgs {
         value_name = "MODE",
         default_value = "auto"
     )]
-    pub xdp_mode: XdpModeChoice,
+    pub(crate) xdp_mode: XdpModeChoice,
 }
 
 const AFTER_HELP: &str = "\
@@ -774,7 +774,7 @@ Exit status: 0 complete (or stdout closed), 1 runtime error, 2 usage error, 3 st
 Ctrl-C stops sending and keeps receiving through --wait; a second Ctrl-C ends at once.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProbeProto {
+pub(crate) enum ProbeProto {
     Tcp,
     Udp,
     Icmp,
@@ -791,114 +791,114 @@ pub enum ProbeProto {
 pub struct ProbeCli {
     /// The one address to send to, IPv4 or IPv6
     #[arg(value_name = "TARGET")]
-    pub target: std::net::IpAddr,
+    pub(crate) target: std::net::IpAddr,
 
     /// Protocol of the packet
     #[arg(long = "proto", value_name = "PROTO", default_value = "tcp")]
-    pub proto: ProbeProto,
+    pub(crate) proto: ProbeProto,
 
     /// Destination port [default: 80 for TCP, 53 for UDP]
     #[arg(short = 'p', long = "dport", value_name = "PORT")]
-    pub dport: Option<u16>,
+    pub(crate) dport: Option<u16>,
 
     /// Source port (also the ICMP identifier) [default: one from 61000-65535]
     #[arg(long = "sport", short = 'g', value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub sport: Option<u16>,
+    pub(crate) sport: Option<u16>,
 
     /// TCP flags, as Scapy writes them (S, SA, FPU) or by name (SYN,ACK) or number
     #[arg(long = "flags", value_name = "FLAGS", default_value = "S", value_parser = parse_flags)]
-    pub flags: u8,
+    pub(crate) flags: u8,
 
     /// TCP sequence number [default: random]
     #[arg(long = "seq", value_name = "N")]
-    pub seq: Option<u32>,
+    pub(crate) seq: Option<u32>,
 
     /// TCP acknowledgment number
     #[arg(long = "ack", value_name = "N", default_value = "0")]
-    pub ack: u32,
+    pub(crate) ack: u32,
 
     /// TCP window
     #[arg(long = "window", value_name = "N", default_value = "1024")]
-    pub window: u16,
+    pub(crate) window: u16,
 
     /// TCP option, repeatable, in order: mss:1460, wscale:7, sackok, ts:VAL:ECR, nop, eol,
     /// or raw KIND:HEX [default: mss:1460 on SYNs]
     #[arg(long = "tcp-option", value_name = "OPT", value_parser = parse_tcp_option)]
-    pub tcp_options: Vec<Bytes>,
+    pub(crate) tcp_options: Vec<Bytes>,
 
     /// IP time-to-live
     #[arg(long = "ttl", value_name = "N", default_value = "64", value_parser = clap::value_parser!(u8).range(1..))]
-    pub ttl: u8,
+    pub(crate) ttl: u8,
 
     /// IP identification, or the IPv6 flow label [default: random]
     #[arg(long = "ip-id", value_name = "N")]
-    pub ip_id: Option<u16>,
+    pub(crate) ip_id: Option<u16>,
 
     /// IP type of service byte (IPv6: traffic class)
     #[arg(long = "tos", value_name = "N", default_value = "0")]
-    pub tos: u8,
+    pub(crate) tos: u8,
 
     /// Set the IP don't-fragment bit
     #[arg(long = "df")]
-    pub df: bool,
+    pub(crate) df: bool,
 
     /// ICMP type (8 echo, 13 timestamp, 15 information, 17 address mask; ICMPv6 128 echo)
     /// [default: the target family's echo request, 8 or 128]
     #[arg(long = "icmp-type", value_name = "N")]
-    pub icmp_type: Option<u8>,
+    pub(crate) icmp_type: Option<u8>,
 
     /// ICMP code
     #[arg(long = "icmp-code", value_name = "N", default_value = "0")]
-    pub icmp_code: u8,
+    pub(crate) icmp_code: u8,
 
     /// ICMP sequence number
     #[arg(long = "icmp-seq", value_name = "N", default_value = "1")]
-    pub icmp_seq: u16,
+    pub(crate) icmp_seq: u16,
 
     /// Payload as hex (nmap's --data): 0xdeadbeef, deadbeef or \xde\xad
     #[arg(long = "data", value_name = "HEX", value_parser = parse_hex, group = "payload")]
-    pub data: Option<Bytes>,
+    pub(crate) data: Option<Bytes>,
 
     /// Payload as text (nmap's --data-string); \r \n \t \xHH escapes allowed
     #[arg(long = "data-string", value_name = "TEXT", group = "payload")]
-    pub data_string: Option<String>,
+    pub(crate) data_string: Option<String>,
 
     /// Payload of N random bytes (nmap's --data-length)
     #[arg(long = "data-length", value_name = "N", group = "payload", value_parser = clap::value_parser!(u16).range(0..=1400))]
-    pub data_length: Option<u16>,
+    pub(crate) data_length: Option<u16>,
 
     /// Seconds to wait for the answer
     #[arg(long = "timeout", value_name = "SECS", default_value = "2", value_parser = parse_secs)]
-    pub timeout: f64,
+    pub(crate) timeout: f64,
 
     /// Interface to send on [default: interface of the route to the target]
     #[arg(short = 'i', long = "interface", value_name = "IF")]
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
 
     /// Source address [default: the interface's address]
     #[arg(long = "source-ip", short = 'S', value_name = "IP")]
-    pub source_ip: Option<std::net::IpAddr>,
+    pub(crate) source_ip: Option<std::net::IpAddr>,
 
     /// MAC of the next hop [default: from the neighbour table, by ARP if missing]
     #[arg(long = "gateway-mac", value_name = "MAC", value_parser = parse_mac)]
-    pub gateway_mac: Option<MacAddr>,
+    pub(crate) gateway_mac: Option<MacAddr>,
 
     /// Packet I/O
     #[arg(long = "transport", value_name = "KIND", default_value = "auto")]
-    pub transport: TransportChoice,
+    pub(crate) transport: TransportChoice,
 
     /// After opening its sockets and attaching its program, run as USER (name or uid) with no
     /// capabilities [default: nobody when started as root; root keeps root]
     #[arg(long = "user", value_name = "USER")]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
 
     /// Where the XDP program that steers the answer is attached
     #[arg(long = "xdp-mode", value_name = "MODE", default_value = "auto")]
-    pub xdp_mode: XdpModeChoice,
+    pub(crate) xdp_mode: XdpModeChoice,
 
     /// Print only the one-line summaries, not every layer and the hexdump
     #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 const PROBE_AFTER_HELP: &str = "\
@@ -909,10 +909,10 @@ Example: xdpscan probe 198.19.0.5 -p 22 --flags S --tcp-option mss:1460 --tcp-op
 
 /// Bytes from the command line (a payload, an encoded TCP option).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bytes(pub Vec<u8>);
+pub(crate) struct Bytes(pub(crate) Vec<u8>);
 
 /// TCP flags as Scapy letters (`SA`), names (`SYN,ACK`) or a number.
-pub fn parse_flags(s: &str) -> Result<u8, String> {
+pub(crate) fn parse_flags(s: &str) -> Result<u8, String> {
     if let Ok(v) = crate::probe::tcp::parse_scanflags(s) {
         return Ok(v);
     }
@@ -938,7 +938,7 @@ pub fn parse_flags(s: &str) -> Result<u8, String> {
 }
 
 /// One `--tcp-option`, encoded.
-pub fn parse_tcp_option(s: &str) -> Result<Bytes, String> {
+pub(crate) fn parse_tcp_option(s: &str) -> Result<Bytes, String> {
     tcp_option(s).map(Bytes)
 }
 
@@ -988,7 +988,7 @@ fn tcp_option(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Hex bytes: `0xdeadbeef`, `deadbeef`, `\xde\xad`.
-pub fn parse_hex(s: &str) -> Result<Bytes, String> {
+pub(crate) fn parse_hex(s: &str) -> Result<Bytes, String> {
     let t: String = s
         .trim()
         .trim_start_matches("0x")
@@ -1109,10 +1109,10 @@ pub fn resume_args(args: Vec<OsString>) -> Result<Vec<OsString>, clap::Error> {
 
 /// Port states given on the command line (`--show`, `--noshow`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StateList(pub Vec<crate::probe::PortState>);
+pub(crate) struct StateList(pub(crate) Vec<crate::probe::PortState>);
 
 /// A comma list of nmap's state names.
-pub fn parse_states(s: &str) -> Result<StateList, String> {
+pub(crate) fn parse_states(s: &str) -> Result<StateList, String> {
     s.split(',')
         .map(|n| {
             crate::probe::PortState::from_name(n.trim()).ok_or_else(|| {
@@ -1125,7 +1125,7 @@ pub fn parse_states(s: &str) -> Result<StateList, String> {
         .map(StateList)
 }
 
-pub fn parse_rate(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
     let err = || format!("'{s}' is not a rate (probes per second like 10000, 50k or 1.5M)");
     let t = s.trim();
     let (num, mul) = match t.chars().last() {
@@ -1141,7 +1141,7 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 }
 
 /// `--ttl`: one TTL (`64`) or a range (`1-30`), each 1-255.
-pub fn parse_ttl(s: &str) -> Result<(u8, u8), String> {
+pub(crate) fn parse_ttl(s: &str) -> Result<(u8, u8), String> {
     let err = || format!("'{s}' is not a TTL (1-255) or a TTL range like 1-30");
     let p = |x: &str| {
         x.trim()
@@ -1160,7 +1160,7 @@ pub fn parse_ttl(s: &str) -> Result<(u8, u8), String> {
     Ok((lo, hi))
 }
 
-pub fn parse_secs(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
     s.trim()
         .parse::<f64>()
         .ok()
@@ -1171,7 +1171,7 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
 /// `--shard`: a fixed shard, or `auto` (`schedulers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ShardArg {
+pub(crate) enum ShardArg {
     Fixed(u32, u32),
     Auto,
 }
@@ -1196,7 +1196,7 @@ pub fn clap_line(e: &clap::Error) -> String {
     format!("{line} (see --help)")
 }
 
-pub fn parse_shard_arg(s: &str) -> Result<ShardArg, String> {
+pub(crate) fn parse_shard_arg(s: &str) -> Result<ShardArg, String> {
     if s == "auto" {
         return Ok(ShardArg::Auto);
     }
@@ -1205,7 +1205,7 @@ pub fn parse_shard_arg(s: &str) -> Result<ShardArg, String> {
         .map_err(|e| format!("{e}, or auto"))
 }
 
-pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+pub(crate) fn parse_shard(s: &str) -> Result<(u32, u32), String> {
     let err = || format!("'{s}' is not a shard like 1/4 (1-based: I from 1 to N)");
     let (i, n) = s.split_once('/').ok_or_else(err)?;
     let i: u32 = i.trim().parse().map_err(|_| err())?;
@@ -1216,7 +1216,7 @@ pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
     Ok((i - 1, n))
 }
 
-pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
+pub(crate) fn parse_port_range(s: &str) -> Result<PortRange, String> {
     let err = || format!("'{s}' is not a port range like 61000-65535");
     let p = |x: &str| x.trim().parse::<u16>().map_err(|_| err());
     let (lo, hi) = match s.split_once('-') {
@@ -1229,11 +1229,11 @@ pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
     Ok(PortRange { lo, hi })
 }
 
-pub fn parse_mac(s: &str) -> Result<MacAddr, String> {
+pub(crate) fn parse_mac(s: &str) -> Result<MacAddr, String> {
     s.parse::<MacAddr>().map_err(|e| e.to_string())
 }
 
-pub fn parse_cores(s: &str) -> Result<CoreList, String> {
+pub(crate) fn parse_cores(s: &str) -> Result<CoreList, String> {
     let err = || format!("'{s}' is not a core list like 0,1 or 0-3");
     let mut out = Vec::new();
     for item in s.split(',') {
@@ -1257,15 +1257,15 @@ pub fn parse_cores(s: &str) -> Result<CoreList, String> {
 
 /// CSV columns, checked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FieldList(pub Vec<crate::output::csv::Field>);
+pub(crate) struct FieldList(pub(crate) Vec<crate::output::csv::Field>);
 
-pub fn parse_fields(s: &str) -> Result<FieldList, String> {
+pub(crate) fn parse_fields(s: &str) -> Result<FieldList, String> {
     crate::output::csv::parse_fields(s).map(FieldList)
 }
 
 /// A list of CPU core ids.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CoreList(pub Vec<usize>);
+pub(crate) struct CoreList(pub(crate) Vec<usize>);
 
 #[cfg(test)]
 mod tests {

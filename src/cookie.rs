@@ -20,13 +20,10 @@ pub struct PortRange {
 }
 
 impl PortRange {
-    pub fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.hi as u32 - self.lo as u32 + 1
     }
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-    pub fn contains(&self, p: u16) -> bool {
+    pub(crate) fn contains(&self, p: u16) -> bool {
         (self.lo..=self.hi).contains(&p)
     }
 }
@@ -42,15 +39,15 @@ impl std::fmt::Display for PortRange {
 pub struct ProbeCookie {
     pub src_port: u16,
     pub seq: u32,
-    pub ip_id: u16,
+    pub(crate) ip_id: u16,
     /// The IPv6 flow label (20 bits).
-    pub flow: u32,
+    pub(crate) flow: u32,
 }
 
 impl ProbeCookie {
     /// The identification the IP header carries: the IPv4 id or the IPv6 flow label.
     #[inline(always)]
-    pub fn ident(&self, family: Family) -> u32 {
+    pub(crate) fn ident(&self, family: Family) -> u32 {
         match family {
             Family::V4 => self.ip_id as u32,
             Family::V6 => self.flow,
@@ -60,7 +57,7 @@ impl ProbeCookie {
     /// The acknowledgment number of probes that carry ACK: a RST answering them echoes it as
     /// its sequence number (RFC 9293, 3.10.7.1).
     #[inline(always)]
-    pub fn ack(&self) -> u32 {
+    pub(crate) fn ack(&self) -> u32 {
         self.seq.rotate_left(16) ^ 0x5bd1_e995
     }
 }
@@ -137,7 +134,7 @@ impl CookieJar {
     }
 
     /// A jar with a key from the OS's random source.
-    pub fn random(ports: PortRange) -> std::io::Result<Self> {
+    pub(crate) fn random(ports: PortRange) -> std::io::Result<Self> {
         Ok(Self::new(random_bytes()?, ports))
     }
 
@@ -187,7 +184,7 @@ impl CookieJar {
 
     /// Is `sport` the source port we would have used for this probe? Returns its cookie if so.
     #[inline]
-    pub fn check_port(
+    pub(crate) fn check_port(
         &self,
         src: IpAddr,
         dst: IpAddr,
@@ -214,7 +211,7 @@ fn v6_octets(a: IpAddr) -> [u8; 16] {
 /// Bytes from the kernel's random source.
 /// 64 random bits from the kernel, or the clock and pid where it cannot be read (seeds and
 /// names that must differ between runs, never keys).
-pub fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     random_bytes::<8>()
         .map(u64::from_le_bytes)
         .unwrap_or_else(|_| {
@@ -225,7 +222,7 @@ pub fn random_u64() -> u64 {
         })
 }
 
-pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
     use std::io::Read;
     let mut b = [0u8; N];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;

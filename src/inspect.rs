@@ -54,7 +54,11 @@ fn icmp_type(p: &ProbeCli) -> u8 {
 /// The packet `p` describes, as an Ethernet frame, plus the source port (or ICMP id) it uses.
 /// Either family: the target's decides, and the L4 checksum comes from the frame template
 /// (over the pseudo header where the family's checksum covers one).
-pub fn build(p: &ProbeCli, net: &NetSetup, rand: [u8; 8]) -> Result<(Vec<u8>, u16), ProbeError> {
+pub(crate) fn build(
+    p: &ProbeCli,
+    net: &NetSetup,
+    rand: [u8; 8],
+) -> Result<(Vec<u8>, u16), ProbeError> {
     let r16 = |i: usize| u16::from_be_bytes([rand[i], rand[i + 1]]);
     let sport = p
         .sport
@@ -204,7 +208,7 @@ fn tcp_options(p: &ProbeCli) -> Vec<u8> {
 
 /// Does `reply` answer the packet `sent` (either family)? The target's own reply (ports or
 /// ICMP id mirrored), or an ICMP error from anyone quoting `sent`.
-pub fn answers(sent: &IpPacket, reply: &IpPacket) -> bool {
+pub(crate) fn answers(sent: &IpPacket, reply: &IpPacket) -> bool {
     if reply.dst() != sent.src() || reply.family() != sent.family() {
         return false;
     }

@@ -17,7 +17,7 @@ pub mod permute;
 pub mod probe;
 pub mod resume;
 pub mod scan;
-pub mod schedulers;
+pub(crate) mod schedulers;
 pub mod service;
 pub mod targets;
 pub mod wire;

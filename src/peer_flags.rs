@@ -395,7 +395,7 @@ const CONF_NAMES: &[(&str, &str)] = &[
 
 /// The options a masscan configuration file (`name = value` lines, `#` comments), or one
 /// `--echo` wrote, stands for. Names are masscan's or xdpscan's own long options.
-pub fn masscan_conf(file: &str, text: &str) -> Result<Vec<OsString>, String> {
+pub(crate) fn masscan_conf(file: &str, text: &str) -> Result<Vec<OsString>, String> {
     let mut args: Vec<OsString> = Vec::new();
     let (mut format, mut filename) = (None, None);
     let mut ipv6_router: Option<String> = None;

@@ -32,25 +32,12 @@ impl Cycle {
         Self { n, p, g, start }
     }
 
-    pub fn len(&self) -> u64 {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-
-    pub fn prime(&self) -> u64 {
+    pub(crate) fn prime(&self) -> u64 {
         self.p
     }
 
-    pub fn generator(&self) -> u64 {
+    pub(crate) fn generator(&self) -> u64 {
         self.g
-    }
-
-    /// Number of positions in the cycle (`p - 1`), skipped ones included.
-    pub fn positions(&self) -> u64 {
-        self.p - 1
     }
 
     /// The walker for `shard` of `shards` (0-based) and `thread` of `threads`.
@@ -94,17 +81,17 @@ pub struct Walker {
 
 impl Walker {
     /// Positions this walker covers in all (skipped ones included).
-    pub fn positions(&self) -> u64 {
+    pub(crate) fn positions(&self) -> u64 {
         self.total
     }
 
     /// Positions walked so far.
-    pub fn walked(&self) -> u64 {
+    pub(crate) fn walked(&self) -> u64 {
         self.total - self.remaining
     }
 
     /// Ends the walk at position `to` (a range of positions: silence of an interrupted run).
-    pub fn stop_at(mut self, to: u64) -> Self {
+    pub(crate) fn stop_at(mut self, to: u64) -> Self {
         let walked = self.walked();
         self.remaining = self.remaining.min(to.saturating_sub(walked));
         self.total = walked + self.remaining;
@@ -112,7 +99,7 @@ impl Walker {
     }
 
     /// Skips the first `k` positions (resuming a scan).
-    pub fn advance(&mut self, k: u64) {
+    pub(crate) fn advance(&mut self, k: u64) {
         let k = k.min(self.remaining);
         self.x = mulmod(self.x, powmod(self.step, k, self.p), self.p);
         self.remaining -= k;
@@ -181,7 +168,7 @@ fn powmod(mut b: u64, mut e: u64, m: u64) -> u64 {
 }
 
 /// Deterministic Miller–Rabin for every u64.
-pub fn is_prime(n: u64) -> bool {
+pub(crate) fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
     }
@@ -228,7 +215,7 @@ fn powmod_wide(mut b: u64, mut e: u64, m: u64) -> u64 {
 }
 
 /// The smallest prime `>= n`.
-pub fn next_prime(n: u64) -> u64 {
+pub(crate) fn next_prime(n: u64) -> u64 {
     let mut c = n.max(2);
     while !is_prime(c) {
         c += 1;
@@ -237,7 +224,7 @@ pub fn next_prime(n: u64) -> u64 {
 }
 
 /// Distinct prime factors, by trial division of small primes then Pollard's rho.
-pub fn prime_factors(mut n: u64) -> Vec<u64> {
+pub(crate) fn prime_factors(mut n: u64) -> Vec<u64> {
     let mut out = Vec::new();
     for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
         if n.is_multiple_of(p) {
@@ -305,10 +292,10 @@ fn random_primitive_root(p: u64, rng: &mut SplitMix64) -> u64 {
 
 /// SplitMix64: a tiny, well-mixed generator for deriving scan parameters from a seed.
 #[derive(Debug, Clone)]
-pub struct SplitMix64(pub u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -8,28 +8,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Position;
 
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResumeFile {
-    pub xdpscan_resume: u32,
-    pub fingerprint: String,
-    pub seed: u64,
+    pub(crate) xdpscan_resume: u32,
+    pub(crate) fingerprint: String,
+    pub(crate) seed: u64,
     /// 0-based shard index and count.
-    pub shard: (u32, u32),
-    pub threads: usize,
-    pub positions: Vec<Position>,
-    pub command_line: Vec<String>,
+    pub(crate) shard: (u32, u32),
+    pub(crate) threads: usize,
+    pub(crate) positions: Vec<Position>,
+    pub(crate) command_line: Vec<String>,
     /// Names this scan across its resumes (`--publish` message ids); 0 in older files.
     #[serde(default)]
-    pub scan_id: u64,
+    pub(crate) scan_id: u64,
     /// Probe indices past `positions` that already answered (a cooldown cut short gave them
     /// back): the resumed run takes their replies for duplicates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub answered: Vec<u64>,
+    pub(crate) answered: Vec<u64>,
     /// Results past `--max-results` (NDJSON wire lines): the resumed run writes them first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub carried: Vec<String>,
+    pub(crate) carried: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,7 @@ pub enum ResumeError {
 }
 
 impl ResumeFile {
-    pub fn load(path: &Path) -> Result<Self, ResumeError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, ResumeError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ResumeError::Read(name.clone(), e))?;
         Self::parse(&text, &name)
@@ -69,7 +69,11 @@ impl ResumeFile {
         Ok(f)
     }
 
-    pub fn save(&self, path: &Path, keeper: &crate::io::keeper::Keeper) -> std::io::Result<()> {
+    pub(crate) fn save(
+        &self,
+        path: &Path,
+        keeper: &crate::io::keeper::Keeper,
+    ) -> std::io::Result<()> {
         let mut s = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         s.push('\n');
         // Write then rename: a crash never leaves half a resume file.
@@ -79,13 +83,13 @@ impl ResumeFile {
     }
 
     /// Where `save` writes before the rename.
-    pub fn tmp_path(path: &Path) -> PathBuf {
+    pub(crate) fn tmp_path(path: &Path) -> PathBuf {
         path.with_extension("tmp")
     }
 }
 
 /// A stable digest of what makes two runs the same scan.
-pub fn fingerprint(parts: &[&str]) -> String {
+pub(crate) fn fingerprint(parts: &[&str]) -> String {
     use std::hash::Hasher;
     let mut h = siphasher::sip::SipHasher13::new_with_keys(0x7864_7073_6361_6e21, 1);
     for p in parts {

@@ -59,35 +59,30 @@ pub enum ScanError {
 /// How the scan ended, for the exit status.
 pub struct Report {
     pub outcome: Outcome,
-    pub transport: TransportKind,
 }
 
 /// What a caller adds to a scan (the distributed worker): more sinks, its own counters, and a
 /// view of where the transmit threads are.
 #[derive(Default)]
 pub struct Hooks {
-    pub sinks: Vec<NamedSink>,
+    pub(crate) sinks: Vec<NamedSink>,
     /// Sinks opened with the scan's own files, after the fork of `run_with` and never in a dry
     /// run (which names them in its start line): `--publish`, registered by `main`.
     pub openers: Vec<SinkOpener>,
     /// No NDJSON on stdout when no output option is given (the results go to `sinks`).
-    pub no_default_stdout: bool,
-    pub stats: Option<Arc<Stats>>,
-    pub live: Option<Arc<crate::engine::LivePositions>>,
+    pub(crate) no_default_stdout: bool,
+    pub(crate) stats: Option<Arc<Stats>>,
+    pub(crate) live: Option<Arc<crate::engine::LivePositions>>,
 }
 
 /// Opens a caller's sink for the scan of this id (which names the results), or says why not.
-pub type OpenSink = Box<dyn FnOnce(u64) -> Result<Box<dyn crate::output::Sink>, String>>;
+pub(crate) type OpenSink = Box<dyn FnOnce(u64) -> Result<Box<dyn crate::output::Sink>, String>>;
 
 /// A sink the caller adds by name.
 pub struct SinkOpener {
     /// Where the results go, as the start line and errors name it (`--publish nats://...`).
     pub name: String,
     pub open: OpenSink,
-}
-
-pub fn run(cfg: &ScanConfig, interrupts: &Interrupts) -> Result<Report, ScanError> {
-    run_with(cfg, interrupts, Hooks::default())
 }
 
 pub fn run_with(
@@ -166,12 +161,12 @@ fn connect_stand_in(spec: &ScanSpec) -> RawModule {
 }
 
 /// The slot of `spec`'s ports that results of `proto` belong to.
-pub fn slot_of(spec: &ScanSpec, proto: Proto) -> usize {
+pub(crate) fn slot_of(spec: &ScanSpec, proto: Proto) -> usize {
     raw_module(spec).map_or(0, |m| m.slot_of(proto))
 }
 
 /// What the documents say about the scan `spec` describes.
-pub fn run_info(spec: &ScanSpec) -> RunInfo {
+pub(crate) fn run_info(spec: &ScanSpec) -> RunInfo {
     // What each slot probed, as nmap's <scaninfo> and grepable header list them.
     let protos: Vec<(ScanType, Proto)> = match raw_module(spec) {
         Some(m) => m
@@ -185,7 +180,6 @@ pub fn run_info(spec: &ScanSpec) -> RunInfo {
         version: env!("CARGO_PKG_VERSION"),
         args: spec.args.clone(),
         start: std::time::SystemTime::now(),
-        scan: spec.probing.scan,
         port_lists: protos
             .iter()
             .enumerate()
@@ -278,10 +272,7 @@ fn run_scan(
         }
     }
     say_how_it_ended(cfg, stats, &outcome, kind, resume_path.flatten(), keeper);
-    Ok(Report {
-        outcome,
-        transport: kind,
-    })
+    Ok(Report { outcome })
 }
 
 /// The engine's plan of this scan (`live`: the caller's view of the transmit threads).
@@ -544,7 +535,7 @@ fn privileges(e: &IoError) -> String {
 
 /// Opens every results file now, so a bad path fails before anything is sent. `default_stdout`:
 /// NDJSON on stdout when no format is named.
-pub fn open_sinks(
+pub(crate) fn open_sinks(
     o: &crate::config::Outputs,
     info: &RunInfo,
     default_stdout: bool,

@@ -7,7 +7,7 @@
 
 /// The 0-based shard index and the shard count, read through `env` (the process environment,
 /// or a table in tests). `count` is `--shards`.
-pub fn shard_from_env(
+pub(crate) fn shard_from_env(
     count: Option<u32>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(u32, u32), String> {

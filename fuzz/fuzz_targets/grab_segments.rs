@@ -31,7 +31,6 @@ fn packet(tcp: &[u8]) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (tx, rx) = crossbeam_channel::unbounded();
     let opts = GrabOptions {
         greeting_wait: Duration::from_millis(10),
         timeout: Duration::from_millis(50),
@@ -46,8 +45,8 @@ fuzz_target!(|data: &[u8]| {
         src: IpAddr::V4(US),
         ttl: 64,
     };
-    let mut g = Grabber::new(opts, Frames::single(params), tx);
     let t0 = Instant::now();
+    let mut g = Grabber::new(opts, Frames::single(params), t0, 1);
     // SYN-ACK from port 80 to our 61000: seq 1000, ack 5001.
     let synack = [
         0, 80, 0xee, 0x48, 0, 0, 0x03, 0xe8, 0, 0, 0x13, 0x89, 0x50, 0x12, 0xff, 0xff, 0, 0, 0, 0,
@@ -63,9 +62,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = g.segment(&ip, now);
             g.repeat_synack(&ip);
             let _ = g.tick(now);
+            g.drain_transmits().for_each(drop);
         }
     }
     let _ = g.tick(t0 + Duration::from_secs(10));
-    let _ = g.close_all();
-    while rx.try_recv().is_ok() {}
+    let _ = g.close_all(t0 + Duration::from_secs(10), []);
+    g.drain_transmits().for_each(drop);
 });

@@ -5,20 +5,20 @@ use std::ffi::OsString;
 
 use clap::{Args, Parser};
 
-pub use crate::cli::NatsAuth;
+pub(crate) use crate::cli::NatsAuth;
 
 /// The broker and how to reach it.
 #[derive(Debug, Clone, Args)]
-pub struct NatsArgs {
+pub(crate) struct NatsArgs {
     /// NATS server URL(s), comma-separated: nats://HOST:PORT (tls://HOST:PORT for TLS)
     #[arg(
         long = "nats",
         value_name = "URL",
         default_value = "nats://127.0.0.1:4222"
     )]
-    pub url: String,
+    pub(crate) url: String,
     #[command(flatten)]
-    pub auth: NatsAuth,
+    pub(crate) auth: NatsAuth,
 }
 
 #[derive(Debug, Parser)]
@@ -29,19 +29,19 @@ pub struct NatsArgs {
 the seed is chosen now (or --seed) so every shard walks the same permutation. Results are \
 read with xdpscan collect."
 )]
-pub struct SubmitCli {
+pub(crate) struct SubmitCli {
     #[command(flatten)]
-    pub nats: NatsArgs,
+    pub(crate) nats: NatsArgs,
     /// Name of the job (letters, digits, '-', '_'); a name is used once
     #[arg(long = "job", value_name = "NAME")]
-    pub job: String,
+    pub(crate) job: String,
     /// Number of shards (work-queue messages)
     #[arg(long = "shards", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    pub shards: u32,
+    pub(crate) shards: u32,
     /// Copies the broker keeps of the queue, results and state (3 on a 3-node cluster), when
     /// this submit makes them
     #[arg(long = "replicas", value_name = "N", default_value = "1", value_parser = clap::value_parser!(u32).range(1..=5))]
-    pub replicas: u32,
+    pub(crate) replicas: u32,
 }
 
 #[derive(Debug, Parser)]
@@ -51,39 +51,39 @@ pub struct SubmitCli {
 )]
 pub struct WorkerCli {
     #[command(flatten)]
-    pub nats: NatsArgs,
+    pub(crate) nats: NatsArgs,
     /// Only this job's shards [default: every job's]
     #[arg(long = "job", value_name = "NAME")]
-    pub job: Option<String>,
+    pub(crate) job: Option<String>,
     /// Exit once every shard of the job (of every job without --job) is done: 0 when all
     /// completed
     #[arg(long = "exit-when-idle")]
-    pub exit_when_idle: bool,
+    pub(crate) exit_when_idle: bool,
     /// Interface to scan from [default: the route to the targets]
     #[arg(short = 'i', long = "interface", value_name = "IF")]
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
     /// Source address [default: the interface's]
     #[arg(short = 'S', long = "source-ip", value_name = "IP")]
-    pub source_ip: Option<std::net::IpAddr>,
+    pub(crate) source_ip: Option<std::net::IpAddr>,
     /// Next hop's MAC [default: from the neighbour table]
     #[arg(long = "gateway-mac", value_name = "MAC")]
-    pub gateway_mac: Option<String>,
+    pub(crate) gateway_mac: Option<String>,
     /// Serve Prometheus metrics on ADDR (host:port), at /metrics
     #[arg(long = "metrics", value_name = "ADDR")]
-    pub metrics: Option<std::net::SocketAddr>,
+    pub(crate) metrics: Option<std::net::SocketAddr>,
     /// After opening its sockets, run as USER with only the capabilities a new shard's attach
     /// needs [default: nobody when started as root; root keeps root]
     #[arg(long = "user", value_name = "USER")]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Name in the shard records [default: host name and process id]
     #[arg(long = "name", value_name = "NAME")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Results that may wait for the broker (while it is unreachable) before probes pause
     #[arg(long = "publish-buffer", value_name = "N", default_value = "1000000", value_parser = clap::value_parser!(u64).range(1000..))]
-    pub publish_buffer: u64,
+    pub(crate) publish_buffer: u64,
     /// No status on stderr
     #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Parser)]
@@ -93,17 +93,17 @@ pub struct WorkerCli {
     after_help = "Output options follow as for a single scan: -oJ/-o, -oX, -oG, -oL, --csv, -f, \
 --open, --show, --noshow (NDJSON on stdout without any)."
 )]
-pub struct CollectCli {
+pub(crate) struct CollectCli {
     #[command(flatten)]
-    pub nats: NatsArgs,
+    pub(crate) nats: NatsArgs,
     #[arg(long = "job", value_name = "NAME")]
-    pub job: String,
+    pub(crate) job: String,
     /// Do not wait for the shards: write what is stored now
     #[arg(long = "no-wait")]
-    pub no_wait: bool,
+    pub(crate) no_wait: bool,
     /// Give up waiting for the shards after SECS (exit status 1)
     #[arg(long = "timeout", value_name = "SECS")]
-    pub timeout: Option<f64>,
+    pub(crate) timeout: Option<f64>,
 }
 
 #[derive(Debug, Parser)]
@@ -111,14 +111,14 @@ pub struct CollectCli {
     name = "xdpscan status",
     about = "A job's shards (pending, running, done), results and rates"
 )]
-pub struct StatusCli {
+pub(crate) struct StatusCli {
     #[command(flatten)]
-    pub nats: NatsArgs,
+    pub(crate) nats: NatsArgs,
     #[arg(long = "job", value_name = "NAME")]
-    pub job: String,
+    pub(crate) job: String,
     /// One JSON object instead of text
     #[arg(long = "json")]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// Options of the distributed commands that take a value (the rest of a `submit` or `collect`
@@ -141,7 +141,7 @@ const FLAGS: [&str; 4] = ["--nats-tls", "--no-wait", "-h", "--help"];
 
 /// Splits a command line into the options named by the distributed command (`ours`, with
 /// `--name value` and `--name=value` both understood) and the rest, in order.
-pub fn split(args: &[OsString], keep_ours: &[&str]) -> (Vec<OsString>, Vec<OsString>) {
+pub(crate) fn split(args: &[OsString], keep_ours: &[&str]) -> (Vec<OsString>, Vec<OsString>) {
     let mut ours = Vec::new();
     let mut rest = Vec::new();
     let mut it = args.iter();
@@ -167,7 +167,7 @@ pub fn split(args: &[OsString], keep_ours: &[&str]) -> (Vec<OsString>, Vec<OsStr
 
 /// `argv` split as `split` does, the command's own options parsed into `T` (named `name` in
 /// messages), and the rest as text.
-pub fn parse_split<T: Parser>(
+pub(crate) fn parse_split<T: Parser>(
     name: &str,
     argv: &[OsString],
     also: &[&str],
@@ -185,7 +185,7 @@ pub fn parse_split<T: Parser>(
 }
 
 /// Every option `submit` and `collect` take for themselves.
-pub const COMMON: [&str; 12] = [
+pub(crate) const COMMON: [&str; 12] = [
     "--nats",
     "--nats-creds",
     "--nats-user",

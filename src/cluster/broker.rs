@@ -7,7 +7,7 @@ use async_nats::jetstream::{self, kv, stream};
 use super::{args::NatsAuth, broker_err, DistError};
 
 /// How long a request to the broker may take before it is tried again (or reported).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The runtime every NATS conversation of a thread runs on: one thread, the caller's.
 pub fn runtime() -> Result<tokio::runtime::Runtime, DistError> {
@@ -25,7 +25,7 @@ pub async fn connect(servers: &str, auth: &NatsAuth) -> Result<async_nats::Clien
 
 /// `connect`, trying `tries` times while the server only times out (a worker waits longer
 /// than a command: it is a daemon, and busy scanners or a node restarting slow the handshake).
-pub async fn connect_patiently(
+pub(crate) async fn connect_patiently(
     servers: &str,
     auth: &NatsAuth,
     tries: u32,
@@ -110,7 +110,7 @@ pub fn jetstream(client: &async_nats::Client) -> jetstream::Context {
 }
 
 /// The work queue (made by `submit`).
-pub async fn work_stream(
+pub(crate) async fn work_stream(
     js: &jetstream::Context,
     replicas: usize,
 ) -> Result<stream::Stream, DistError> {
@@ -146,7 +146,7 @@ pub async fn results_stream(
 }
 
 /// A bucket, made when missing (with `replicas` copies) or opened.
-pub async fn bucket(
+pub(crate) async fn bucket(
     js: &jetstream::Context,
     name: &str,
     replicas: usize,
@@ -187,7 +187,7 @@ fn no_bucket(e: &jetstream::context::KeyValueError) -> bool {
 
 /// The job's spec, or a one-line error naming the job. A broker that does not answer for a
 /// moment (a cluster electing a leader, a node restarting) is asked again for up to 15 s.
-pub async fn job(js: &jetstream::Context, name: &str) -> Result<super::JobSpec, DistError> {
+pub(crate) async fn job(js: &jetstream::Context, name: &str) -> Result<super::JobSpec, DistError> {
     let missing = || DistError::NoJob(name.to_string());
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -211,7 +211,7 @@ pub async fn job(js: &jetstream::Context, name: &str) -> Result<super::JobSpec, 
 }
 
 /// Every shard's record of a job (`None`: no worker has taken it yet).
-pub async fn shard_records(
+pub(crate) async fn shard_records(
     js: &jetstream::Context,
     job: &super::JobSpec,
 ) -> Result<Vec<Option<super::ShardRecord>>, DistError> {
@@ -229,7 +229,10 @@ pub async fn shard_records(
 }
 
 /// Whether every shard of the job is done.
-pub async fn job_done(js: &jetstream::Context, job: &super::JobSpec) -> Result<bool, DistError> {
+pub(crate) async fn job_done(
+    js: &jetstream::Context,
+    job: &super::JobSpec,
+) -> Result<bool, DistError> {
     Ok(shard_records(js, job).await?.iter().all(|r| {
         r.as_ref()
             .is_some_and(|r| r.state == super::ShardState::Done)

@@ -16,11 +16,11 @@ use crate::engine::stats::Stats;
 
 /// What the page shows; the worker updates it.
 #[derive(Default)]
-pub struct WorkerMetrics {
+pub(crate) struct WorkerMetrics {
     current: Mutex<Option<Current>>,
     /// Parts per million of the running shard's positions walked.
     progress_ppm: AtomicU64,
-    pub shards_done: AtomicU64,
+    pub(crate) shards_done: AtomicU64,
     /// Totals of finished shards, so counters never go down.
     past_sent: AtomicU64,
     past_replies: AtomicU64,
@@ -37,7 +37,13 @@ struct Current {
 }
 
 impl WorkerMetrics {
-    pub fn start_shard(&self, job: &str, task: ShardTask, stats: Arc<Stats>, ledger: Arc<Ledger>) {
+    pub(crate) fn start_shard(
+        &self,
+        job: &str,
+        task: ShardTask,
+        stats: Arc<Stats>,
+        ledger: Arc<Ledger>,
+    ) {
         self.progress_ppm.store(0, Relaxed);
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(Current {
             job: job.to_string(),
@@ -48,7 +54,7 @@ impl WorkerMetrics {
         });
     }
 
-    pub fn progress(&self, walked: u64, total: u64) {
+    pub(crate) fn progress(&self, walked: u64, total: u64) {
         let ppm = if total == 0 {
             0
         } else {
@@ -57,7 +63,7 @@ impl WorkerMetrics {
         self.progress_ppm.store(ppm.min(1_000_000), Relaxed);
     }
 
-    pub fn end_shard(&self) {
+    pub(crate) fn end_shard(&self) {
         if let Some(c) = self
             .current
             .lock()
@@ -75,7 +81,7 @@ impl WorkerMetrics {
     }
 
     /// The page, in Prometheus' text exposition format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let (sent, replies, drops, stored, waiting, rate, connected, label) = match cur.as_ref() {
             Some(c) => {
@@ -167,7 +173,7 @@ const REQUEST_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 /// `MAX_CLIENTS`), each reading at most `MAX_REQUEST` bytes within `REQUEST_TIME`, so a client
 /// that streams bytes neither grows memory nor blocks other scrapes. Neither thread keeps a
 /// capability.
-pub fn serve(addr: SocketAddr, m: Arc<WorkerMetrics>) -> Result<(), DistError> {
+pub(crate) fn serve(addr: SocketAddr, m: Arc<WorkerMetrics>) -> Result<(), DistError> {
     let l = TcpListener::bind(addr).map_err(|e| broker_err(format!("--metrics {addr}"), e))?;
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::spawn(move || {

@@ -15,10 +15,10 @@
 pub mod args;
 pub mod broker;
 pub mod collect;
-pub mod metrics;
-pub mod owner;
+pub(crate) mod metrics;
+pub(crate) mod owner;
 pub mod publish;
-pub mod shard_process;
+pub(crate) mod shard_process;
 pub mod status;
 pub mod submit;
 pub mod worker;
@@ -28,24 +28,24 @@ mod test_broker;
 
 use serde::{Deserialize, Serialize};
 
-pub const WORK_STREAM: &str = "XDPSCAN_WORK";
-pub const RESULTS_STREAM: &str = "XDPSCAN_RESULTS";
-pub const JOBS_BUCKET: &str = "xdpscan_jobs";
-pub const SHARDS_BUCKET: &str = "xdpscan_shards";
+pub(crate) const WORK_STREAM: &str = "XDPSCAN_WORK";
+pub(crate) const RESULTS_STREAM: &str = "XDPSCAN_RESULTS";
+pub(crate) const JOBS_BUCKET: &str = "xdpscan_jobs";
+pub(crate) const SHARDS_BUCKET: &str = "xdpscan_shards";
 
-pub fn work_subject(job: &str) -> String {
+pub(crate) fn work_subject(job: &str) -> String {
     format!("xdpscan.work.{job}")
 }
 
-pub fn results_subject(job: &str) -> String {
+pub(crate) fn results_subject(job: &str) -> String {
     format!("xdpscan.results.{job}")
 }
 
-pub fn consumer_name(job: &str) -> String {
+pub(crate) fn consumer_name(job: &str) -> String {
     format!("job-{job}")
 }
 
-pub fn shard_key(job: &str, index: u32) -> String {
+pub(crate) fn shard_key(job: &str, index: u32) -> String {
     format!("{job}.{index}")
 }
 
@@ -85,12 +85,12 @@ impl DistError {
 }
 
 /// `msg: e` as a broker error.
-pub fn broker_err(msg: impl std::fmt::Display, e: impl std::fmt::Display) -> DistError {
+pub(crate) fn broker_err(msg: impl std::fmt::Display, e: impl std::fmt::Display) -> DistError {
     DistError::Broker(format!("{msg}: {e}"))
 }
 
 /// A job name: a subject token and a key part.
-pub fn check_job_name(name: &str) -> Result<(), DistError> {
+pub(crate) fn check_job_name(name: &str) -> Result<(), DistError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -106,30 +106,30 @@ pub fn check_job_name(name: &str) -> Result<(), DistError> {
 }
 
 /// The layout of [`JobSpec`] this build writes and reads: 2 carries the typed request.
-pub const JOB_VERSION: u32 = 2;
+pub(crate) const JOB_VERSION: u32 = 2;
 
 /// What `submit` stores: the whole scan, seed included.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobSpec {
+pub(crate) struct JobSpec {
     /// [`JOB_VERSION`] when written (absent: 1, argv only).
     #[serde(default = "version_1")]
-    pub version: u32,
-    pub job: String,
-    pub shards: u32,
-    pub seed: u64,
+    pub(crate) version: u32,
+    pub(crate) job: String,
+    pub(crate) shards: u32,
+    pub(crate) seed: u64,
     /// The scan's options and targets as typed (without `--seed`), for people and for
     /// recognising the same submit run again.
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// The scan as a typed request, seed included: what workers run (overriding their own
     /// interface, source, shard and resume position) and what `collect` plans its documents
     /// from.
     #[serde(default)]
-    pub request: Option<Box<crate::cli::Cli>>,
-    pub submitted: String,
+    pub(crate) request: Option<Box<crate::cli::Cli>>,
+    pub(crate) submitted: String,
     /// Every shard's message is queued (false while `submit` is at it, or after it failed
     /// half-way: see `submit::store`).
     #[serde(default = "yes")]
-    pub queued: bool,
+    pub(crate) queued: bool,
 }
 
 fn yes() -> bool {
@@ -142,7 +142,7 @@ fn version_1() -> u32 {
 
 impl JobSpec {
     /// The typed request, or why this job cannot be run by this build.
-    pub fn request(&self) -> Result<&crate::cli::Cli, DistError> {
+    pub(crate) fn request(&self) -> Result<&crate::cli::Cli, DistError> {
         match (&self.request, self.version) {
             (Some(r), JOB_VERSION) => Ok(r),
             (_, v) => Err(DistError::JobVersion {
@@ -155,38 +155,38 @@ impl JobSpec {
 
 /// One work-queue message: which shard of which job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardTask {
-    pub index: u32,
-    pub count: u32,
+pub(crate) struct ShardTask {
+    pub(crate) index: u32,
+    pub(crate) count: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ShardState {
+pub(crate) enum ShardState {
     Running,
     Done,
 }
 
 /// A shard's record in `xdpscan_shards`: who has it, how far it is, and where to resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardRecord {
-    pub state: ShardState,
-    pub worker: String,
+pub(crate) struct ShardRecord {
+    pub(crate) state: ShardState,
+    pub(crate) worker: String,
     /// The resume file a worker continues from (`resume::ResumeFile`, JSON); none before the
     /// first checkpoint.
     #[serde(default)]
-    pub checkpoint: Option<serde_json::Value>,
-    pub probes: u64,
+    pub(crate) checkpoint: Option<serde_json::Value>,
+    pub(crate) probes: u64,
     /// Cycle positions covered by the checkpoint, for progress.
-    pub walked: u64,
-    pub total: u64,
-    pub sent: u64,
-    pub results: u64,
-    pub rate_pps: f64,
+    pub(crate) walked: u64,
+    pub(crate) total: u64,
+    pub(crate) sent: u64,
+    pub(crate) results: u64,
+    pub(crate) rate_pps: f64,
     /// Seconds spent sending, once the shard is done (its achieved rate is `sent` over this).
     #[serde(default)]
-    pub send_secs: f64,
-    pub updated: String,
+    pub(crate) send_secs: f64,
+    pub(crate) updated: String,
 }
 
 #[cfg(test)]

@@ -13,14 +13,14 @@ use async_nats::jetstream::kv::{self, UpdateErrorKind};
 use super::{broker_err, DistError, ShardRecord, ShardState};
 
 /// The record as read: its value (if any) and the revision to write over (0: no record yet).
-pub struct Read {
-    pub record: Option<ShardRecord>,
-    pub revision: u64,
+pub(crate) struct Read {
+    pub(crate) record: Option<ShardRecord>,
+    pub(crate) revision: u64,
 }
 
 /// Reads a shard's record. A broker error is an error, never "no record" (which would start the
 /// shard again from scratch).
-pub async fn read(kv: &kv::Store, key: &str) -> Result<Read, DistError> {
+pub(crate) async fn read(kv: &kv::Store, key: &str) -> Result<Read, DistError> {
     let entry = kv
         .entry(key)
         .await
@@ -43,14 +43,14 @@ pub async fn read(kv: &kv::Store, key: &str) -> Result<Read, DistError> {
 
 /// What a write found.
 #[derive(Debug, PartialEq)]
-pub enum Wrote {
+pub(crate) enum Wrote {
     Yes,
     /// Another worker wrote since: the shard is not ours any more (what it holds now).
     Lost(Option<ShardRecord>),
 }
 
 /// A worker's hold on one shard's record.
-pub struct Owner {
+pub(crate) struct Owner {
     kv: kv::Store,
     key: String,
     revision: u64,
@@ -59,7 +59,7 @@ pub struct Owner {
 impl Owner {
     /// Claims the shard with `record` over the revision `read` saw. `Lost` when another worker
     /// wrote in between (or the shard is done).
-    pub async fn claim(
+    pub(crate) async fn claim(
         kv: kv::Store,
         key: String,
         read: &Read,
@@ -82,7 +82,7 @@ impl Owner {
     }
 
     /// Writes `record` if nobody else wrote since our last write.
-    pub async fn save(&mut self, record: &ShardRecord) -> Result<Wrote, DistError> {
+    pub(crate) async fn save(&mut self, record: &ShardRecord) -> Result<Wrote, DistError> {
         let value: bytes::Bytes = serde_json::to_vec(record).unwrap_or_default().into();
         match self.kv.update(&self.key, value, self.revision).await {
             Ok(rev) => {
@@ -100,7 +100,7 @@ impl Owner {
     /// Marks the shard done: every result of it is stored, so this holds even over another
     /// worker's Running (that worker stands down at its next write); a Done already there is
     /// left. Tried until the broker takes it; `alive` runs between tries (progress acks).
-    pub async fn finish<F, Fut>(&mut self, record: &ShardRecord, mut alive: F)
+    pub(crate) async fn finish<F, Fut>(&mut self, record: &ShardRecord, mut alive: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = ()>,

@@ -29,7 +29,7 @@ use super::{args::NatsAuth, broker, broker_err, DistError};
 use crate::output::{ndjson, Record, RunEnd, Sink};
 
 /// Results per batch message.
-pub const BATCH_RESULTS: usize = 1024;
+pub(crate) const BATCH_RESULTS: usize = 1024;
 /// Bytes per batch message (NATS' default payload limit is 1 MiB).
 const BATCH_BYTES: usize = 256 << 10;
 /// A batch leaves after this long even when not full.
@@ -62,13 +62,13 @@ pub struct Ledger {
     pub stored: AtomicU64,
     /// Results the broker already held (acknowledged as duplicates: sent again after a
     /// resume or a retried publish).
-    pub duplicates: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
     /// Results handed to the sink.
-    pub handed: AtomicU64,
+    pub(crate) handed: AtomicU64,
     /// Publishes tried again (timeouts, broker away).
-    pub retries: AtomicU64,
+    pub(crate) retries: AtomicU64,
     /// The broker answers.
-    pub connected: AtomicBool,
+    pub(crate) connected: AtomicBool,
     /// The pump has stopped (every message acknowledged, or given up).
     done: Mutex<bool>,
     done_cv: Condvar,
@@ -76,7 +76,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// Every result received before this time (ms since the epoch) is stored.
-    pub fn stored_until_ms(&self) -> u64 {
+    pub(crate) fn stored_until_ms(&self) -> u64 {
         let handed = self.handed_ms.load(Relaxed);
         let oldest = self
             .outstanding
@@ -89,7 +89,7 @@ impl Ledger {
     }
 
     /// Results handed over but not yet stored.
-    pub fn waiting(&self) -> u64 {
+    pub(crate) fn waiting(&self) -> u64 {
         self.handed
             .load(Relaxed)
             .saturating_sub(self.stored.load(Relaxed) + self.duplicates.load(Relaxed))
@@ -220,7 +220,8 @@ impl NatsSink {
         Ok(sink)
     }
 
-    pub fn ledger(&self) -> Arc<Ledger> {
+    #[cfg(test)]
+    pub(crate) fn ledger(&self) -> Arc<Ledger> {
         self.ledger.clone()
     }
 
@@ -487,9 +488,9 @@ async fn ensure_stream(js: &jetstream::Context, subject: &str) -> Result<(), Dis
 /// `--publish nats://HOST:PORT/SUBJECT` (or `tls://`), with the `--nats-*` options.
 #[derive(Debug, Clone)]
 pub struct PublishUrl {
-    pub server: String,
-    pub subject: String,
-    pub auth: NatsAuth,
+    pub(crate) server: String,
+    pub(crate) subject: String,
+    pub(crate) auth: NatsAuth,
 }
 
 impl PublishUrl {

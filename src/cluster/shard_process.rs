@@ -53,15 +53,15 @@ const LIVE_EVERY: Duration = Duration::from_millis(250);
 
 /// What the worker needs of a shard's plan, from the shard process that resolved it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Started {
-    pub pid: u32,
+pub(crate) struct Started {
+    pub(crate) pid: u32,
     /// Probes in the whole space (every shard).
-    pub probes: u64,
+    pub(crate) probes: u64,
     /// Probes this shard sends, retries included.
-    pub total: u64,
-    pub wait_ms: u64,
+    pub(crate) total: u64,
+    pub(crate) wait_ms: u64,
     /// A checkpoint of this shard, positions aside.
-    pub checkpoint: ResumeFile,
+    pub(crate) checkpoint: ResumeFile,
 }
 
 /// Where the shard's transmit threads are, and its counters.
@@ -73,19 +73,19 @@ struct Live {
 
 /// How a shard process ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Ended {
+pub(crate) struct Ended {
     /// Every probe of the shard was sent.
-    pub complete: bool,
-    pub positions: Vec<Position>,
-    pub send_secs: f64,
+    pub(crate) complete: bool,
+    pub(crate) positions: Vec<Position>,
+    pub(crate) send_secs: f64,
     counts: Vec<u64>,
     /// What stopped it, when something did.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// The worker's end of the launcher.
 #[derive(Clone)]
-pub struct Launcher {
+pub(crate) struct Launcher {
     conn: Arc<Mutex<Conn>>,
 }
 
@@ -125,7 +125,7 @@ impl Conn {
 impl Launcher {
     /// Forks the launcher. Call it while the process has one thread, after the drop to the
     /// worker's user with the attach capabilities kept: the launcher keeps them.
-    pub fn start() -> Result<Self, DistError> {
+    pub(crate) fn start() -> Result<Self, DistError> {
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| super::broker_err("launcher: socketpair", e))?;
         match privilege::fork_apart(c"xdpscan-launch")
@@ -150,7 +150,7 @@ impl Launcher {
 
     /// Starts a shard process for `order` and waits for its plan: `Err` with the reason when
     /// it cannot be resolved here (the interface, the route) or the launcher is gone.
-    pub fn spawn(&self, order: &ShardOrder) -> Result<ShardProcess, String> {
+    pub(crate) fn spawn(&self, order: &ShardOrder) -> Result<ShardProcess, String> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let request = serde_json::to_string(order).map_err(|e| e.to_string())?;
         writeln!(conn.out, "{request}").map_err(|e| format!("the launcher is gone: {e}"))?;
@@ -184,27 +184,27 @@ impl Launcher {
 /// What a shard process is asked to scan: the typed request (the job's, with the worker's
 /// fields in place) and the command line its checkpoints record for people.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ShardOrder {
-    pub request: Box<crate::cli::Cli>,
-    pub command_line: Vec<String>,
+pub(crate) struct ShardOrder {
+    pub(crate) request: Box<crate::cli::Cli>,
+    pub(crate) command_line: Vec<String>,
 }
 
 /// A shard process whose plan is resolved and that waits for `go`.
-pub struct ShardProcess {
+pub(crate) struct ShardProcess {
     conn: Arc<Mutex<Conn>>,
-    pub started: Started,
+    pub(crate) started: Started,
 }
 
 impl ShardProcess {
     /// The shard is not ours after all: the process ends without scanning.
-    pub fn cancel(self) {
+    pub(crate) fn cancel(self) {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(conn.out, "Q");
         conn.reap();
     }
 
     /// Starts the scan; returns what [`Relay::run`] needs, and the process's pid for signals.
-    pub fn go(self) -> Result<(Relay, Signals), String> {
+    pub(crate) fn go(self) -> Result<(Relay, Signals), String> {
         {
             let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
             writeln!(conn.out, "G").map_err(|e| format!("the launcher is gone: {e}"))?;
@@ -223,7 +223,7 @@ impl ShardProcess {
 }
 
 /// Signals for a running shard process.
-pub struct Signals {
+pub(crate) struct Signals {
     pid: u32,
     /// SIGINTs sent so far.
     sent: usize,
@@ -232,7 +232,7 @@ pub struct Signals {
 impl Signals {
     /// Sends SIGINTs until the shard process has had `count` (1 stops sending, 2 also cuts the
     /// cooldown short, as at the terminal).
-    pub fn forward(&mut self, count: usize) {
+    pub(crate) fn forward(&mut self, count: usize) {
         while self.sent < count {
             let _ = sys::interrupt(self.pid);
             self.sent += 1;
@@ -241,7 +241,7 @@ impl Signals {
 }
 
 /// Carries a running shard's results to the worker's sink.
-pub struct Relay {
+pub(crate) struct Relay {
     conn: Arc<Mutex<Conn>>,
     pid: u32,
 }
@@ -249,7 +249,7 @@ pub struct Relay {
 impl Relay {
     /// Hands every result to `sink` until the shard process ends, keeping `stats` and `live`
     /// current; closes the sink (every result stored) before it returns.
-    pub fn run(
+    pub(crate) fn run(
         self,
         mut sink: NatsSink,
         stats: &Stats,

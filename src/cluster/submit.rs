@@ -211,7 +211,7 @@ fn strip_seed(args: &[String]) -> Vec<String> {
 }
 
 /// A clap error as one usage line; help and version are printed and end the command well.
-pub fn clap_usage(e: clap::Error) -> DistError {
+pub(crate) fn clap_usage(e: clap::Error) -> DistError {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();

@@ -4,14 +4,14 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct TestBroker {
-    pub url: String,
+pub(crate) struct TestBroker {
+    pub(crate) url: String,
     child: Child,
     dir: std::path::PathBuf,
 }
 
 impl TestBroker {
-    pub fn start() -> Option<Self> {
+    pub(crate) fn start() -> Option<Self> {
         if Command::new("nats-server")
             .arg("--version")
             .output()
@@ -53,7 +53,7 @@ impl TestBroker {
         })
     }
 
-    pub async fn js(&self) -> async_nats::jetstream::Context {
+    pub(crate) async fn js(&self) -> async_nats::jetstream::Context {
         let c = super::broker::connect(&self.url, &Default::default())
             .await
             .expect("connect to the test broker");

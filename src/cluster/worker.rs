@@ -48,7 +48,7 @@ const ATTACH_CAPS: [u32; 5] = [
 
 /// Seconds between "still at work" signals; the consumer waits `ACK_WAIT` for one.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
-pub const ACK_WAIT: Duration = Duration::from_secs(15);
+pub(crate) const ACK_WAIT: Duration = Duration::from_secs(15);
 
 /// Runs the worker; returns its exit status.
 pub fn run(cli: WorkerCli, interrupts: Interrupts) -> Result<u8, DistError> {

@@ -90,7 +90,7 @@ impl Machine {
     /// For a scan planned elsewhere (a job's, whose documents `collect` writes): the files the
     /// request names, and no fact of this machine: its cores are those the request names, no
     /// user is looked up, the seed is the request's.
-    pub fn for_documents(cli: &Cli) -> Result<Self, ConfigError> {
+    pub(crate) fn for_documents(cli: &Cli) -> Result<Self, ConfigError> {
         let e = &cli.engine;
         let threads = e.tx_threads.unwrap_or(1) as usize;
         let mut cores: Vec<usize> = (0..threads.max(2)).collect();

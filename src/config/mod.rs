@@ -3,7 +3,7 @@
 //! default and refuses every bad value with a clear message, with no I/O of its own; the network
 //! facts (interface, source, next hop) are asked of the kernel last, for the space it planned.
 
-pub mod machine;
+pub(crate) mod machine;
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -88,26 +88,26 @@ pub enum ConfigError {
 }
 
 /// `--traceroute`: the probe protocol and the TTLs to probe, lowest first.
-pub type Traceroute = (TraceProto, (u8, u8));
+pub(crate) type Traceroute = (TraceProto, (u8, u8));
 
 /// Where frames go and come from: one interface, and per family the targets hold a source
 /// address and a next hop.
 #[derive(Debug, Clone)]
-pub struct NetSetup {
-    pub ifname: String,
-    pub ifindex: u32,
-    pub src_mac: MacAddr,
+pub(crate) struct NetSetup {
+    pub(crate) ifname: String,
+    pub(crate) ifindex: u32,
+    pub(crate) src_mac: MacAddr,
     /// IPv4 first when the scan has both.
-    pub families: Vec<FamilyNet>,
+    pub(crate) families: Vec<FamilyNet>,
 }
 
 /// One family's source address and next hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FamilyNet {
-    pub src: IpAddr,
-    pub gateway_mac: MacAddr,
+pub(crate) struct FamilyNet {
+    pub(crate) src: IpAddr,
+    pub(crate) gateway_mac: MacAddr,
     /// The next hop, when we know it (for messages).
-    pub next_hop: Option<IpAddr>,
+    pub(crate) next_hop: Option<IpAddr>,
 }
 
 impl NetSetup {
@@ -117,17 +117,17 @@ impl NetSetup {
             .expect("a scan has one family at least")
     }
     /// The first family's source address.
-    pub fn src_ip(&self) -> IpAddr {
+    pub(crate) fn src_ip(&self) -> IpAddr {
         self.primary().src
     }
-    pub fn gateway_mac(&self) -> MacAddr {
+    pub(crate) fn gateway_mac(&self) -> MacAddr {
         self.primary().gateway_mac
     }
-    pub fn family(&self, v6: bool) -> Option<&FamilyNet> {
+    pub(crate) fn family(&self, v6: bool) -> Option<&FamilyNet> {
         self.families.iter().find(|f| f.src.is_ipv6() == v6)
     }
     /// The source addresses, as a start line or metadata names them.
-    pub fn sources(&self) -> String {
+    pub(crate) fn sources(&self) -> String {
         self.families
             .iter()
             .map(|f| f.src.to_string())
@@ -142,19 +142,19 @@ impl NetSetup {
 #[derive(Debug, Clone)]
 pub struct ScanSpec {
     pub targets: TargetPlan,
-    pub probing: ProbePlan,
-    pub services: ServicePlan,
+    pub(crate) probing: ProbePlan,
+    pub(crate) services: ServicePlan,
     pub pacing: PacingPlan,
     pub outputs: Outputs,
-    pub resume: ResumePlan,
-    pub net: NetPlan,
-    pub cluster: ClusterPlan,
+    pub(crate) resume: ResumePlan,
+    pub(crate) net: NetPlan,
+    pub(crate) cluster: ClusterPlan,
     /// Who the scanner becomes once its sockets are open (`--user`); `None`: no switch.
-    pub run_as: Option<crate::io::privilege::RunAs>,
+    pub(crate) run_as: Option<crate::io::privilege::RunAs>,
     /// The command line as typed.
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// What the plan could not do as asked and the scan does without (printed at its start).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// What is scanned.
@@ -162,100 +162,100 @@ pub struct ScanSpec {
 pub struct TargetPlan {
     pub space: std::sync::Arc<TargetSpace>,
     /// Addresses removed from broad targets by the default blocklist.
-    pub blocklisted: u64,
+    pub(crate) blocklisted: u64,
     /// Addresses removed by --exclude / --exclude-file.
-    pub excluded: u64,
+    pub(crate) excluded: u64,
 }
 
 /// How targets are probed.
 #[derive(Debug, Clone)]
-pub struct ProbePlan {
+pub(crate) struct ProbePlan {
     /// The scan type (of the first slot when several protocols are probed).
-    pub scan: ScanType,
+    pub(crate) scan: ScanType,
     /// The scan type of each slot of the space's ports (`-sS -sU`: syn then udp).
-    pub slots: Vec<ScanType>,
+    pub(crate) slots: Vec<ScanType>,
     /// `--scanflags`, replacing the scan's TCP flags.
-    pub scanflags: Option<u8>,
-    pub payloads: Payloads,
-    pub source_ports: PortRange,
+    pub(crate) scanflags: Option<u8>,
+    pub(crate) payloads: Payloads,
+    pub(crate) source_ports: PortRange,
     /// TTL of the probes (traceroute: the first TTL).
-    pub ttl: u8,
+    pub(crate) ttl: u8,
     /// `--traceroute`: the probe protocol and the TTLs to probe.
-    pub traceroute: Option<Traceroute>,
-    pub report_silent: bool,
-    pub connect_timeout: Duration,
-    pub max_inflight: usize,
+    pub(crate) traceroute: Option<Traceroute>,
+    pub(crate) report_silent: bool,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_inflight: usize,
 }
 
 /// What is asked of open ports.
 #[derive(Debug, Clone)]
-pub struct ServicePlan {
+pub(crate) struct ServicePlan {
     /// `--banners` / `-sV`.
-    pub grab: Option<GrabOptions>,
+    pub(crate) grab: Option<GrabOptions>,
     /// `-sV`: how services are named.
-    pub namer: Option<std::sync::Arc<Namer>>,
+    pub(crate) namer: Option<std::sync::Arc<Namer>>,
     /// nmap-services' name of each port (`--servicedb`), when an output or -sV prints them.
-    pub port_table: Option<std::sync::Arc<PortTable>>,
+    pub(crate) port_table: Option<std::sync::Arc<PortTable>>,
 }
 
 /// How fast, how often, for how long, on which cores.
 #[derive(Debug, Clone)]
 pub struct PacingPlan {
     pub rate: u64,
-    pub wait: Duration,
-    pub retries: u32,
+    pub(crate) wait: Duration,
+    pub(crate) retries: u32,
     pub seed: u64,
-    pub limits: Limits,
-    pub tx_cores: Vec<Option<usize>>,
-    pub rx_core: Option<usize>,
+    pub(crate) limits: Limits,
+    pub(crate) tx_cores: Vec<Option<usize>>,
+    pub(crate) rx_core: Option<usize>,
 }
 
 /// Stopping and continuing.
 #[derive(Debug, Clone)]
-pub struct ResumePlan {
+pub(crate) struct ResumePlan {
     /// Where to start each thread (`--resume`).
-    pub positions: Option<Vec<Position>>,
+    pub(crate) positions: Option<Vec<Position>>,
     /// Where an interrupted scan writes its resume file.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// The resume file this run continues (`--resume`): removed when the scan completes.
-    pub resumed_from: Option<PathBuf>,
+    pub(crate) resumed_from: Option<PathBuf>,
     /// Ties resume files to this scan.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// From the resume file: probes past its positions that answered, and results the
     /// interrupted run did not write (`engine::carry`).
-    pub answered: Vec<u64>,
-    pub carried: Vec<String>,
+    pub(crate) answered: Vec<u64>,
+    pub(crate) carried: Vec<String>,
 }
 
 /// The network as asked (the kernel's answers are [`NetSetup`]).
 #[derive(Debug, Clone)]
-pub struct NetPlan {
+pub(crate) struct NetPlan {
     /// `--interface` as given (connect scans bind to it only when asked).
-    pub interface: Option<String>,
-    pub source_ip: Option<IpAddr>,
-    pub transport: TransportChoice,
-    pub xdp_mode: XdpMode,
+    pub(crate) interface: Option<String>,
+    pub(crate) source_ip: Option<IpAddr>,
+    pub(crate) transport: TransportChoice,
+    pub(crate) xdp_mode: XdpMode,
 }
 
 /// This run among others.
 #[derive(Debug, Clone)]
-pub struct ClusterPlan {
-    pub shard: (u32, u32),
+pub(crate) struct ClusterPlan {
+    pub(crate) shard: (u32, u32),
     /// Names this run and its resumes, unlike any other run (`--publish` message ids).
-    pub scan_id: u64,
+    pub(crate) scan_id: u64,
 }
 
 /// A scan ready to run: its [`ScanSpec`] and the network facts resolved for it.
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
-    pub spec: ScanSpec,
-    pub net: NetSetup,
+    pub(crate) spec: ScanSpec,
+    pub(crate) net: NetSetup,
 }
 
 impl ScanConfig {
     /// Gathers the machine's facts, plans the scan, then resolves the interface, source
     /// addresses and next hops from the kernel.
-    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+    pub(crate) fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         Self::resolve(cli, &Machine::gather(cli)?)
     }
 
@@ -273,22 +273,22 @@ pub struct Outputs {
     /// Each format asked, with its file, in the format table's order.
     pub files: Vec<(Format, PathBuf)>,
     /// `--csv`'s columns.
-    pub csv_fields: Vec<crate::output::csv::Field>,
+    pub(crate) csv_fields: Vec<crate::output::csv::Field>,
     /// `-f` without `--csv`: the NDJSON objects' fields (ZMap's JSON output).
-    pub json_fields: Option<Vec<crate::output::csv::Field>>,
-    pub metadata: Option<PathBuf>,
+    pub(crate) json_fields: Option<Vec<crate::output::csv::Field>>,
+    pub(crate) metadata: Option<PathBuf>,
     /// Send nothing; `--pcap` keeps what would have been sent.
-    pub dry_run: bool,
-    pub pcap: Option<PathBuf>,
-    pub packet_trace: bool,
+    pub(crate) dry_run: bool,
+    pub(crate) pcap: Option<PathBuf>,
+    pub(crate) packet_trace: bool,
     /// Status display; `quiet` also drops the start and summary lines.
-    pub status: StatusOptions,
-    pub quiet: bool,
+    pub(crate) status: StatusOptions,
+    pub(crate) quiet: bool,
 }
 
 impl Outputs {
     /// The formats `cli` asks for, and their options.
-    pub fn from_cli(cli: &Cli) -> Self {
+    pub(crate) fn from_cli(cli: &Cli) -> Self {
         Outputs {
             files: Format::ALL
                 .iter()
@@ -322,17 +322,20 @@ impl Outputs {
     }
 
     /// No results format was named: NDJSON goes to stdout.
-    pub fn default_stdout(&self) -> bool {
+    pub(crate) fn default_stdout(&self) -> bool {
         !self.any(|f| f.results)
     }
 
     /// Is some format asked whose row says `what`?
-    pub fn any(&self, what: impl Fn(&FormatRow) -> bool) -> bool {
+    pub(crate) fn any(&self, what: impl Fn(&FormatRow) -> bool) -> bool {
         self.files.iter().any(|(f, _)| what(f.row()))
     }
 
     /// The files of the formats whose row says `what`.
-    pub fn paths(&self, what: impl Fn(&FormatRow) -> bool) -> impl Iterator<Item = &PathBuf> {
+    pub(crate) fn paths(
+        &self,
+        what: impl Fn(&FormatRow) -> bool,
+    ) -> impl Iterator<Item = &PathBuf> {
         self.files
             .iter()
             .filter(move |(f, _)| what(f.row()))
@@ -373,7 +376,7 @@ impl ScanSpec {
 
     /// The interface, each family's source and next hop: from the kernel (routes, addresses,
     /// neighbour table and discovery), or names only for a connect scan.
-    pub fn resolve_net(&self, cli: &Cli) -> Result<NetSetup, ConfigError> {
+    pub(crate) fn resolve_net(&self, cli: &Cli) -> Result<NetSetup, ConfigError> {
         let firsts = first_of_each_family(&self.targets.space);
         // A connect dry run builds the SYNs its connections would open: a raw scan's frames.
         if self.probing.scan == ScanType::Connect && !cli.outputs.dry_run {
@@ -384,7 +387,7 @@ impl ScanSpec {
     }
 
     /// The machine's facts, then the plan: [`Machine::gather`] and [`ScanSpec::resolve`].
-    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+    pub(crate) fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         Self::resolve(cli, &Machine::gather(cli)?)
     }
 
@@ -1346,12 +1349,12 @@ fn connect_net(cli: &Cli, firsts: &[IpAddr]) -> NetSetup {
 
 /// What the user said about the network (`-i`, `-S`, `--gateway-mac`).
 #[derive(Debug, Clone, Default)]
-pub struct NetAsk {
-    pub interface: Option<String>,
-    pub source_ip: Option<IpAddr>,
-    pub gateway_mac: Option<MacAddr>,
+pub(crate) struct NetAsk {
+    pub(crate) interface: Option<String>,
+    pub(crate) source_ip: Option<IpAddr>,
+    pub(crate) gateway_mac: Option<MacAddr>,
     /// A dry run sends nothing, so missing facts get placeholders.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 impl NetAsk {
@@ -1367,7 +1370,7 @@ impl NetAsk {
 
 /// Interface, and per family of `firsts` (the first target of each) the source address and the
 /// next hop's MAC. Every family must leave through one interface.
-pub fn resolve_net(cli: &NetAsk, firsts: &[IpAddr]) -> Result<NetSetup, ConfigError> {
+pub(crate) fn resolve_net(cli: &NetAsk, firsts: &[IpAddr]) -> Result<NetSetup, ConfigError> {
     if let Some(s) = cli.source_ip {
         if let Some(other) = firsts.iter().find(|f| f.is_ipv4() != s.is_ipv4()) {
             return Err(ConfigError::Usage(format!(

@@ -13,13 +13,13 @@ use super::{dedup::Bitmap, Plan, Position};
 
 /// Samples of the transmit threads' positions while they send.
 #[derive(Debug, Default)]
-pub struct PositionHistory {
+pub(crate) struct PositionHistory {
     samples: VecDeque<(Instant, Vec<Position>)>,
 }
 
 impl PositionHistory {
     /// Keeps what a cut at any later moment could need: `wait` and a second more.
-    pub fn sample(&mut self, at: Instant, positions: Vec<Position>, wait: Duration) {
+    pub(crate) fn sample(&mut self, at: Instant, positions: Vec<Position>, wait: Duration) {
         self.samples.push_back((at, positions));
         while self
             .samples
@@ -32,7 +32,7 @@ impl PositionHistory {
 
     /// The newest positions sampled at least `wait` before `cut`; `None` when there is none
     /// (the resume then starts where this run started).
-    pub fn safe_at(&self, cut: Instant, wait: Duration) -> Option<Vec<Position>> {
+    pub(crate) fn safe_at(&self, cut: Instant, wait: Duration) -> Option<Vec<Position>> {
         self.samples
             .iter()
             .rev()
@@ -44,7 +44,7 @@ impl PositionHistory {
 /// The range of thread `t`'s walk whose silence this run can tell: in the last pass only (a
 /// probe is silent when no pass got an answer), from where the run started in it to where it
 /// stopped, both as positions within the pass.
-pub fn silent_range(plan: &Plan, from: Position, to: Position) -> (u64, u64) {
+pub(crate) fn silent_range(plan: &Plan, from: Position, to: Position) -> (u64, u64) {
     let last = plan.retries;
     let start = if from.pass == last { from.walked } else { 0 };
     let end = if to.pass == last { to.walked } else { 0 };
@@ -53,7 +53,7 @@ pub fn silent_range(plan: &Plan, from: Position, to: Position) -> (u64, u64) {
 
 /// Indices thread `t` walked from `safe` to `stop` (the probes a cut cooldown gives back to the
 /// resume) that were answered: the resumed run marks them answered before it starts.
-pub fn answered_between(
+pub(crate) fn answered_between(
     plan: &Plan,
     answered: &Bitmap,
     t: u32,

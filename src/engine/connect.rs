@@ -30,15 +30,15 @@ use super::{
 
 /// Connect-scan settings besides the plan.
 #[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    pub timeout: Duration,
-    pub max_in_flight: usize,
-    pub bind_ip: Option<std::net::IpAddr>,
-    pub interface: Option<String>,
+pub(crate) struct ConnectOptions {
+    pub(crate) timeout: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) bind_ip: Option<std::net::IpAddr>,
+    pub(crate) interface: Option<String>,
 }
 
 /// nmap's reading of a connect's errno.
-pub fn classify(outcome: ConnectOutcome) -> Option<(PortState, Reason)> {
+pub(crate) fn classify(outcome: ConnectOutcome) -> Option<(PortState, Reason)> {
     Some(match outcome {
         ConnectOutcome::Connected => (PortState::Open, Reason::SynAck),
         // A RST in SYN_SENT reads as ECONNREFUSED; ECONNRESET means the handshake completed and
@@ -58,7 +58,7 @@ pub fn classify(outcome: ConnectOutcome) -> Option<(PortState, Reason)> {
 
 /// Runs a connect scan through the engine's lifecycle (`lifecycle.rs`): phase 1 starts the
 /// walk's connections, phase 2 waits for those still in flight (and their retries).
-pub fn run(
+pub(crate) fn run(
     plan: &Plan,
     opts: &ConnectOptions,
     sinks: Vec<NamedSink>,

@@ -19,15 +19,15 @@ use crate::{probe::Proto, targets::TargetSpace};
 
 /// The largest space the bitmap covers: 2^34 bits, 2 GiB of address space, of which a scan maps
 /// what its replies touch (a /0 × 1 port sweep: 3.7 G probes, 441 MiB).
-pub const BITMAP_MAX_PROBES: u64 = 1 << 34;
+pub(crate) const BITMAP_MAX_PROBES: u64 = 1 << 34;
 
 /// How long a key is remembered at least in window mode.
-pub const WINDOW_HORIZON: Duration = Duration::from_secs(70);
+pub(crate) const WINDOW_HORIZON: Duration = Duration::from_secs(70);
 
 /// A multiplicative hasher: keys are already well spread (address, port), and SipHash would cost
 /// more than the rest of the receive path.
 #[derive(Default)]
-pub struct KeyHasher(u64);
+pub(crate) struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -83,12 +83,12 @@ impl Keys {
 
 /// Which probe indices were answered.
 #[derive(Debug, Default)]
-pub struct Bitmap {
+pub(crate) struct Bitmap {
     bits: Vec<u64>,
 }
 
 impl Bitmap {
-    pub fn new(len: u64) -> Self {
+    pub(crate) fn new(len: u64) -> Self {
         // Zeroed allocation: calloc maps untouched pages lazily. Replies land at random, so
         // every lookup would also miss the TLB: huge pages keep the page walk out of it.
         let mut bits = vec![0; len.div_ceil(64) as usize];
@@ -98,7 +98,7 @@ impl Bitmap {
 
     /// Sets bit `i`; true if it was clear.
     #[inline]
-    pub fn set(&mut self, i: u64) -> bool {
+    pub(crate) fn set(&mut self, i: u64) -> bool {
         let (w, b) = ((i / 64) as usize, 1u64 << (i % 64));
         let first = self.bits[w] & b == 0;
         self.bits[w] |= b;
@@ -111,12 +111,12 @@ impl Bitmap {
     }
 
     #[inline]
-    pub fn get(&self, i: u64) -> bool {
+    pub(crate) fn get(&self, i: u64) -> bool {
         self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0
     }
 
     #[cfg(test)]
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.bits.iter().map(|w| w.count_ones() as u64).sum()
     }
 }
@@ -163,14 +163,14 @@ impl Dedup {
         }
     }
 
-    pub fn bitmap(space_len: u64) -> Self {
+    pub(crate) fn bitmap(space_len: u64) -> Self {
         Self {
             mode: Mode::Bitmap(Bitmap::new(space_len)),
             scratch: Vec::new(),
         }
     }
 
-    pub fn window(horizon: Duration) -> Self {
+    pub(crate) fn window(horizon: Duration) -> Self {
         Self {
             mode: Mode::Window {
                 current: Keys::default(),
@@ -185,7 +185,7 @@ impl Dedup {
     /// [`Seen::First`] the first time `(ip, port, proto)` is seen; `slot` is the protocol's
     /// place in the space's ports (`ProbePorts`).
     #[inline]
-    pub fn first(
+    pub(crate) fn first(
         &mut self,
         space: &TargetSpace,
         ip: IpAddr,
@@ -260,7 +260,7 @@ impl Dedup {
 
     /// Marks index `i` answered (bitmap only; past it the window has no indices): what a resumed
     /// scan's interrupted run already reported.
-    pub fn mark(&mut self, i: u64) {
+    pub(crate) fn mark(&mut self, i: u64) {
         if let Mode::Bitmap(b) = &mut self.mode {
             if i < b.bits.len() as u64 * 64 {
                 b.set(i);
@@ -269,7 +269,7 @@ impl Dedup {
     }
 
     /// Which indices answered, when the filter is a bitmap (`--report-silent` reads it).
-    pub fn answered(&self) -> Option<&Bitmap> {
+    pub(crate) fn answered(&self) -> Option<&Bitmap> {
         match &self.mode {
             Mode::Bitmap(b) => Some(b),
             Mode::Window { .. } => None,
@@ -278,7 +278,7 @@ impl Dedup {
 
     /// Keys held in hash sets (window mode).
     #[cfg(test)]
-    pub fn keys_held(&self) -> usize {
+    pub(crate) fn keys_held(&self) -> usize {
         match &self.mode {
             Mode::Bitmap(_) => 0,
             Mode::Window {

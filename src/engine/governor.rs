@@ -18,15 +18,15 @@ use std::{
 };
 
 /// How often the receive thread reconsiders the limit.
-pub const TICK: Duration = Duration::from_millis(20);
+pub(crate) const TICK: Duration = Duration::from_millis(20);
 /// The lowest limit a cut can reach (probes per second, all threads).
 const FLOOR_PPS: u64 = 10_000;
 
 /// Shared by the receive thread (which decides) and the transmit threads (which obey).
 #[derive(Debug, Default)]
-pub struct Governor {
+pub(crate) struct Governor {
     /// Whether the governor runs at all (only at `--rate 0`).
-    pub active: bool,
+    pub(crate) active: bool,
     /// Probes per second over all threads; 0 = no limit.
     limit: AtomicU64,
     /// How many times it cut the rate.
@@ -39,10 +39,10 @@ pub struct Governor {
 }
 
 /// What the governor decided: the metadata's plain record of it.
-pub use crate::output::metadata::GovernorReport;
+pub(crate) use crate::output::metadata::GovernorReport;
 
 impl Governor {
-    pub fn new(active: bool) -> Self {
+    pub(crate) fn new(active: bool) -> Self {
         Self {
             active,
             ..Self::default()
@@ -51,11 +51,11 @@ impl Governor {
 
     /// The current limit over all threads (0 = none).
     #[inline]
-    pub fn limit(&self) -> u64 {
+    pub(crate) fn limit(&self) -> u64 {
         self.limit.load(Relaxed)
     }
 
-    pub fn report(&self) -> GovernorReport {
+    pub(crate) fn report(&self) -> GovernorReport {
         GovernorReport {
             final_limit_pps: self.limit(),
             lowest_limit_pps: self.lowest.load(Relaxed),
@@ -66,14 +66,14 @@ impl Governor {
 
     /// Whether the senders must wait for the writer.
     #[inline]
-    pub fn paused(&self) -> bool {
+    pub(crate) fn paused(&self) -> bool {
         self.paused.load(Relaxed)
     }
 
     /// Pauses the senders when `queued` results reach 3/4 of `capacity`, lets them go again
     /// below 1/2.
     #[inline]
-    pub fn backpressure(&self, queued: usize, capacity: usize) {
+    pub(crate) fn backpressure(&self, queued: usize, capacity: usize) {
         let paused = self.paused();
         if !paused && queued >= capacity / 4 * 3 {
             self.paused.store(true, Relaxed);
@@ -96,7 +96,7 @@ impl Governor {
 
 /// The receive thread's side: measures a tick and moves the limit.
 #[derive(Debug)]
-pub struct Controller {
+pub(crate) struct Controller {
     last: Instant,
     sent: u64,
     drops: u64,
@@ -107,7 +107,7 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(sent: u64, drops: u64) -> Self {
+    pub(crate) fn new(sent: u64, drops: u64) -> Self {
         Self {
             last: Instant::now(),
             sent,
@@ -119,7 +119,7 @@ impl Controller {
 
     /// Records how full the ring was at one read (`taken` of `ring` descriptors).
     #[inline]
-    pub fn saw_ring(&mut self, taken: usize, ring: usize) {
+    pub(crate) fn saw_ring(&mut self, taken: usize, ring: usize) {
         let f = taken as f64 / ring.max(1) as f64;
         if f > self.fullest {
             self.fullest = f;
@@ -128,12 +128,12 @@ impl Controller {
 
     /// Whether a tick is due.
     #[inline]
-    pub fn due(&self) -> bool {
+    pub(crate) fn due(&self) -> bool {
         self.last.elapsed() >= TICK
     }
 
     /// Ends a tick with the counters as they stand now.
-    pub fn tick(&mut self, g: &Governor, sent: u64, drops: u64) {
+    pub(crate) fn tick(&mut self, g: &Governor, sent: u64, drops: u64) {
         let dt = self.last.elapsed().as_secs_f64().max(1e-6);
         let rate = sent.saturating_sub(self.sent) as f64 / dt;
         let dropped = drops > self.drops;

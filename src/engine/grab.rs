@@ -84,15 +84,15 @@ enum Phase {
 
 /// One probe's conversation, reported to the version worker (`-sV`).
 #[derive(Debug)]
-pub struct Answer {
-    pub key: (IpAddr, u16),
-    pub record: Box<Record>,
-    pub data: Vec<u8>,
-    pub end: End,
+pub(crate) struct Answer {
+    pub(crate) key: (IpAddr, u16),
+    pub(crate) record: Box<Record>,
+    pub(crate) data: Vec<u8>,
+    pub(crate) end: End,
     /// From the probe (or the handshake, for the NULL probe) to the end.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// A UDP port enters detection: nothing was sent yet (the worker orders the first probe).
-    pub opening: bool,
+    pub(crate) opening: bool,
 }
 
 /// What the version worker orders.
@@ -164,7 +164,7 @@ pub struct Grabber {
     answers: Vec<Answer>,
     last_sweep: Instant,
     /// Open ports reported without a banner because the table was full.
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     /// `-sV`: ports in detection (the worker counts them down); bounds the table with the
     /// open connections.
     detecting: Option<Arc<AtomicUsize>>,
@@ -214,7 +214,7 @@ impl Grabber {
     }
 
     /// Where the records it takes are held (the engine's; a private one otherwise).
-    pub fn with_holds(mut self, holds: Arc<Holds>) -> Self {
+    pub(crate) fn with_holds(mut self, holds: Arc<Holds>) -> Self {
         self.holds = holds;
         self
     }
@@ -224,7 +224,7 @@ impl Grabber {
     }
 
     /// Whether a version worker names what ports say (`-sV`).
-    pub fn versioned(&self) -> bool {
+    pub(crate) fn versioned(&self) -> bool {
         self.detecting.is_some()
     }
 
@@ -234,13 +234,13 @@ impl Grabber {
     }
 
     /// The answers for the version worker (`-sV`), oldest first.
-    pub fn drain_answers(&mut self) -> std::vec::Drain<'_, Answer> {
+    pub(crate) fn drain_answers(&mut self) -> std::vec::Drain<'_, Answer> {
         self.answers.drain(..)
     }
 
     /// An open UDP port (`-sU -sV`): hands it to the version worker, which orders its probes.
     /// Returns the record when the table is full (reported as it is).
-    pub fn open_udp(&mut self, record: Record) -> Option<Record> {
+    pub(crate) fn open_udp(&mut self, record: Record) -> Option<Record> {
         let Some(detecting) = &self.detecting else {
             return Some(record);
         };
@@ -264,7 +264,7 @@ impl Grabber {
 
     /// A datagram answering one of our UDP probes (`-sU -sV`): goes to the worker. False when
     /// it is no such answer (the scan's business).
-    pub fn datagram(&mut self, ip: &IpPacket, now: Instant) -> bool {
+    pub(crate) fn datagram(&mut self, ip: &IpPacket, now: Instant) -> bool {
         let Ok(d) = crate::wire::UdpDatagram::new_checked(ip.payload()) else {
             return false;
         };
@@ -356,14 +356,14 @@ impl Grabber {
     /// Version detection (`-sV`): answers go to the worker, orders come from it; `detecting`
     /// counts the ports in detection (up here, down by the worker); connections of our own use
     /// source ports from `ports`.
-    pub fn with_version(mut self, detecting: Arc<AtomicUsize>, ports: PortRange) -> Self {
+    pub(crate) fn with_version(mut self, detecting: Arc<AtomicUsize>, ports: PortRange) -> Self {
         self.detecting = Some(detecting);
         self.ports = ports;
         self
     }
 
     /// Ports being worked on: open connections, or (`-sV`) ports in detection.
-    pub fn active(&self) -> usize {
+    pub(crate) fn active(&self) -> usize {
         match &self.detecting {
             Some(d) => d.load(Relaxed),
             None => self.conns.len(),
@@ -666,7 +666,7 @@ impl Grabber {
     }
 
     /// Carries out one of the version worker's orders.
-    pub fn order(&mut self, o: Order, now: Instant) {
+    pub(crate) fn order(&mut self, o: Order, now: Instant) {
         match o {
             Order::Close { key } => {
                 if let Some(c) = self.conns.get(&key) {
@@ -979,7 +979,7 @@ impl Grabber {
 
 /// A whole Ethernet frame holding one TCP segment.
 #[allow(clippy::too_many_arguments)]
-pub fn tcp_frame(
+pub(crate) fn tcp_frame(
     p: &FrameParams,
     dst: IpAddr,
     sport: u16,

@@ -3,23 +3,23 @@
 //! orderly stops (Ctrl-C, limits, a closed output): sending stops, receiving goes on, every
 //! result is flushed, and each thread's place in the permutation is returned for `--resume`.
 
-pub mod carry;
-pub mod connect;
+pub(crate) mod carry;
+pub(crate) mod connect;
 pub mod dedup;
-pub mod governor;
+pub(crate) mod governor;
 pub mod grab;
 mod grab_link;
 mod lifecycle;
-pub mod monitor;
-pub mod packet_trace;
+pub(crate) mod monitor;
+pub(crate) mod packet_trace;
 mod phases;
-pub mod rate;
-pub mod silence;
-pub mod stats;
-pub mod tls;
-pub mod trace_table;
-pub mod version;
-pub mod watermark;
+pub(crate) mod rate;
+pub(crate) mod silence;
+pub(crate) mod stats;
+pub(crate) mod tls;
+pub(crate) mod trace_table;
+pub(crate) mod version;
+pub(crate) mod watermark;
 
 use std::{
     net::IpAddr,
@@ -52,61 +52,61 @@ use self::{
 };
 
 /// Everything the engine needs to run one scan.
-pub struct Plan {
+pub(crate) struct Plan {
     /// Files written after the privilege drop (the status file) go through it.
-    pub keeper: crate::io::keeper::Keeper,
+    pub(crate) keeper: crate::io::keeper::Keeper,
     /// Shared with the config: a hitlist's addresses are held once.
-    pub space: Arc<TargetSpace>,
-    pub cycle: Cycle,
+    pub(crate) space: Arc<TargetSpace>,
+    pub(crate) cycle: Cycle,
     /// 0-based shard index and shard count.
-    pub shard: (u32, u32),
+    pub(crate) shard: (u32, u32),
     /// The probe module (raw scans); `None` for connect scans, which the kernel does.
-    pub module: Option<RawModule>,
+    pub(crate) module: Option<RawModule>,
     /// Link and source facts for each family the targets hold.
-    pub frames: Frames,
-    pub jar: CookieJar,
+    pub(crate) frames: Frames,
+    pub(crate) jar: CookieJar,
     /// Probes per second over all threads; 0 = unlimited.
-    pub rate: u64,
-    pub wait: Duration,
+    pub(crate) rate: u64,
+    pub(crate) wait: Duration,
     /// Core for each transmit thread (`None`: unpinned). Its length is the thread count.
-    pub tx_cores: Vec<Option<usize>>,
-    pub rx_core: Option<usize>,
-    pub status: monitor::StatusOptions,
+    pub(crate) tx_cores: Vec<Option<usize>>,
+    pub(crate) rx_core: Option<usize>,
+    pub(crate) status: monitor::StatusOptions,
     /// Extra passes over the whole permutation (`--retries`).
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// Report every target that never answered, with the state silence means for this scan.
-    pub report_silent: bool,
-    pub limits: Limits,
+    pub(crate) report_silent: bool,
+    pub(crate) limits: Limits,
     /// Where each thread starts (`--resume`); `None` for a fresh scan.
-    pub resume: Option<Vec<Position>>,
+    pub(crate) resume: Option<Vec<Position>>,
     /// The receive side's hold on the senders: the send rate at `--rate 0`, and a pause at any
     /// rate while the writer is behind (see `governor.rs`).
-    pub governor: governor::Governor,
+    pub(crate) governor: governor::Governor,
     /// Hand every validated reply's frame to the sinks (`--pcap-replies`).
-    pub keep_replies: bool,
+    pub(crate) keep_replies: bool,
     /// Print every packet sent and received (`--packet-trace`).
-    pub packet_trace: bool,
+    pub(crate) packet_trace: bool,
     /// Complete the handshake with open ports and collect their banners (`--banners`, `-sV`).
-    pub grab: Option<grab::GrabOptions>,
+    pub(crate) grab: Option<grab::GrabOptions>,
     /// Name services from their banners (`-sV`).
-    pub namer: Option<Arc<crate::service::Namer>>,
+    pub(crate) namer: Option<Arc<crate::service::Namer>>,
     /// Where each transmit thread is now, for checkpoints taken while the scan runs.
-    pub live: Option<Arc<LivePositions>>,
+    pub(crate) live: Option<Arc<LivePositions>>,
     /// From a resume: probes past its positions that answered, and results the interrupted
     /// run did not write (`carry.rs`).
-    pub answered_before: Vec<u64>,
-    pub carried: Vec<Record>,
+    pub(crate) answered_before: Vec<u64>,
+    pub(crate) carried: Vec<Record>,
 }
 
 /// Each transmit thread's position as it walks, readable from any thread. Updated once per
 /// transmit batch.
 #[derive(Debug)]
-pub struct LivePositions {
+pub(crate) struct LivePositions {
     slots: Vec<(std::sync::atomic::AtomicU32, AtomicU64)>,
 }
 
 impl LivePositions {
-    pub fn new(threads: usize) -> Self {
+    pub(crate) fn new(threads: usize) -> Self {
         Self {
             slots: (0..threads).map(|_| Default::default()).collect(),
         }
@@ -125,14 +125,14 @@ impl LivePositions {
     }
 
     /// Takes every thread's position from a snapshot made elsewhere (a worker's shard process).
-    pub fn store(&self, positions: &[Position]) {
+    pub(crate) fn store(&self, positions: &[Position]) {
         for (t, p) in positions.iter().enumerate() {
             self.set(t, *p);
         }
     }
 
     /// Every thread's position now: every probe before it was handed to the transport.
-    pub fn snapshot(&self) -> Vec<Position> {
+    pub(crate) fn snapshot(&self) -> Vec<Position> {
         use std::sync::atomic::Ordering::Acquire;
         self.slots
             .iter()
@@ -151,19 +151,14 @@ impl LivePositions {
 /// scan has one module per slot of the space's ports (`-sS -sU` has two: docs/design.md, "One
 /// permutation over several protocols").
 #[derive(Clone)]
-pub enum RawModule {
+pub(crate) enum RawModule {
     Ports(Vec<Arc<dyn PortScan>>),
     Trace(Arc<TracerouteScan>),
 }
 
 impl RawModule {
-    /// The sending side of the first slot: the whole scan when it probes one protocol.
-    pub fn sender(&self) -> &dyn ProbeModule {
-        self.senders()[0]
-    }
-
     /// The sending side of each slot.
-    pub fn senders(&self) -> Vec<&dyn ProbeModule> {
+    pub(crate) fn senders(&self) -> Vec<&dyn ProbeModule> {
         match self {
             RawModule::Ports(ms) => ms.iter().map(|m| m.as_ref() as &dyn ProbeModule).collect(),
             RawModule::Trace(t) => vec![t.as_ref()],
@@ -171,7 +166,7 @@ impl RawModule {
     }
 
     /// Every reply some slot reads, for the receive path's steering.
-    pub fn replies(&self) -> crate::probe::Replies {
+    pub(crate) fn replies(&self) -> crate::probe::Replies {
         self.senders()
             .iter()
             .fold(Default::default(), |a, m| a.union(m.replies()))
@@ -179,7 +174,7 @@ impl RawModule {
 
     /// The slot whose results are of `proto` (0 when one protocol is scanned).
     #[inline]
-    pub fn slot_of(&self, proto: crate::probe::Proto) -> usize {
+    pub(crate) fn slot_of(&self, proto: crate::probe::Proto) -> usize {
         match self {
             RawModule::Ports(ms) if ms.len() > 1 => ms
                 .iter()
@@ -207,7 +202,7 @@ impl Plan {
     /// Frames one pass over the whole space sends (before sharding): per address family, its
     /// addresses times the probe variants of every port (UDP payloads, traceroute TTLs).
     /// `None` for connect scans, whose retries depend on what times out.
-    pub fn frames_per_pass(&self) -> Option<u64> {
+    pub(crate) fn frames_per_pass(&self) -> Option<u64> {
         let senders = self.module.as_ref()?.senders();
         let ports = self.space.ports();
         let family = |frame: Option<&crate::wire::template::FrameParams>, addrs: u64| -> u64 {
@@ -236,19 +231,14 @@ impl Plan {
     }
 
     /// The probe module of a raw scan (the engine runs only those).
-    pub fn raw(&self) -> &RawModule {
+    pub(crate) fn raw(&self) -> &RawModule {
         self.module
             .as_ref()
             .expect("raw scans always have a probe module")
     }
 
-    /// The sending side of the raw scan's module (its first slot's).
-    pub fn raw_module(&self) -> &dyn ProbeModule {
-        self.raw().sender()
-    }
-
     /// The walker of thread `t` of `threads`, moved to its resume position.
-    pub fn walker(&self, t: u32, threads: u32, pass: u32) -> crate::permute::Walker {
+    pub(crate) fn walker(&self, t: u32, threads: u32, pass: u32) -> crate::permute::Walker {
         let mut w = self.cycle.walker(self.shard.0, self.shard.1, t, threads);
         if let Some(p) = self.resume.as_ref().and_then(|r| r.get(t as usize)) {
             if p.pass == pass {
@@ -271,21 +261,21 @@ impl Plan {
 
 /// Limits that end a scan early, as cleanly as Ctrl-C.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Stop sending after this long.
-    pub max_runtime: Option<Duration>,
+    pub(crate) max_runtime: Option<Duration>,
     /// Stop once this many results are written.
-    pub max_results: Option<u64>,
+    pub(crate) max_results: Option<u64>,
     /// Which states are written (every state is counted).
-    pub show: crate::output::Show,
+    pub(crate) show: crate::output::Show,
 }
 
 /// A transmit thread's place in the permutation: its pass (`--retries`) and the positions it has
 /// walked in that pass. Every probe before it was sent; none after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    pub pass: u32,
-    pub walked: u64,
+pub(crate) struct Position {
+    pub(crate) pass: u32,
+    pub(crate) walked: u64,
 }
 
 /// Why a scan ended.
@@ -303,25 +293,25 @@ pub enum StopReason {
 /// How the scan ended.
 #[derive(Debug)]
 pub struct Outcome {
-    pub started: SystemTime,
-    pub duration: Duration,
-    pub send_duration: Duration,
+    pub(crate) started: SystemTime,
+    pub(crate) duration: Duration,
+    pub(crate) send_duration: Duration,
     pub stop: StopReason,
     /// Where each transmit thread stopped.
-    pub positions: Vec<Position>,
+    pub(crate) positions: Vec<Position>,
     /// Every probe of this shard was sent.
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// What the governor decided: at `--rate 0`, or whenever the writer made it pause.
-    pub governor: Option<governor::GovernorReport>,
+    pub(crate) governor: Option<governor::GovernorReport>,
     /// Answered probes past `positions` (a cut cooldown gave them back): the resumed run
     /// takes their replies for duplicates.
-    pub answered_after: Vec<u64>,
+    pub(crate) answered_after: Vec<u64>,
     /// Results past `--max-results`, for the resumed run to write.
-    pub carried: Vec<Record>,
+    pub(crate) carried: Vec<Record>,
 }
 
 impl Outcome {
-    pub fn interrupted(&self) -> bool {
+    pub(crate) fn interrupted(&self) -> bool {
         self.stop != StopReason::Completed
     }
 }
@@ -335,10 +325,10 @@ pub enum EngineError {
 }
 
 /// Signals received (SIGINT, SIGTERM): the first stops sending, the next ends the cooldown.
-pub type Interrupts = Arc<AtomicUsize>;
+pub(crate) type Interrupts = Arc<AtomicUsize>;
 
 /// What travels to the output thread.
-pub enum OutMsg {
+pub(crate) enum OutMsg {
     Result(Record),
     /// A result that was held (grabber, version worker): its hold ends once it is written.
     Held(Record),
@@ -351,22 +341,22 @@ pub enum OutMsg {
 }
 
 /// A sink and the name errors give it.
-pub type NamedSink = (String, Box<dyn Sink>);
+pub(crate) type NamedSink = (String, Box<dyn Sink>);
 
 /// State the output thread shares with the rest.
-pub struct OutputState {
-    pub broken_pipe: AtomicBool,
-    pub limit_hit: AtomicBool,
-    pub written: AtomicU64,
-    pub error: Mutex<Option<EngineError>>,
+pub(crate) struct OutputState {
+    pub(crate) broken_pipe: AtomicBool,
+    pub(crate) limit_hit: AtomicBool,
+    pub(crate) written: AtomicU64,
+    pub(crate) error: Mutex<Option<EngineError>>,
     /// Every probe was sent (set before the results channel closes).
-    pub complete: AtomicBool,
+    pub(crate) complete: AtomicBool,
     /// Results past `--max-results`: not written, handed to the resume (`carry.rs`).
-    pub carried: Mutex<Vec<Record>>,
+    pub(crate) carried: Mutex<Vec<Record>>,
 }
 
 impl OutputState {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             broken_pipe: AtomicBool::new(false),
             limit_hit: AtomicBool::new(false),
@@ -393,7 +383,7 @@ impl Default for OutputState {
 /// The output thread: the only writer of results, so a slow pipe never stalls the receive ring.
 /// Stops writing at the first failure or at `--max-results`, then closes every document. It
 /// tells the sinks how far the results are written (`watermark.rs`).
-pub fn write_outputs(
+pub(crate) fn write_outputs(
     rx: Receiver<OutMsg>,
     mut sinks: Vec<NamedSink>,
     st: &OutputState,
@@ -516,7 +506,7 @@ fn write_record(
 
 /// Runs a scan to the end. Results already received are always written and flushed, also when
 /// sending fails or the user interrupts.
-pub fn run<T: TxQueue, R: RxQueue>(
+pub(crate) fn run<T: TxQueue, R: RxQueue>(
     plan: &Plan,
     txs: Vec<T>,
     rx: Option<R>,

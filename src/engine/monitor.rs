@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::{governor::Governor, stats::Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StatusMode {
+pub(crate) enum StatusMode {
     /// A progress bar on a terminal, status lines otherwise.
     #[default]
     Auto,
@@ -23,32 +23,25 @@ pub enum StatusMode {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct StatusOptions {
-    pub mode: StatusMode,
+pub(crate) struct StatusOptions {
+    pub(crate) mode: StatusMode,
     /// ZMap's status CSV (`--status-file`), one row per second.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
 }
 
-impl StatusOptions {
-    pub fn quiet() -> Self {
-        Self {
-            mode: StatusMode::Quiet,
-            file: None,
-        }
-    }
-}
+impl StatusOptions {}
 
 /// What the monitor reads besides the counters.
-pub struct Progress {
-    pub total_positions: u64,
+pub(crate) struct Progress {
+    pub(crate) total_positions: u64,
     /// Milliseconds since start when sending ended (0 while sending).
-    pub send_done_ms: AtomicU64,
+    pub(crate) send_done_ms: AtomicU64,
     /// Cooldown length, for the countdown.
-    pub wait: Duration,
-    pub finished: AtomicBool,
+    pub(crate) wait: Duration,
+    pub(crate) finished: AtomicBool,
 }
 
-pub fn fmt_rate(pps: f64) -> String {
+pub(crate) fn fmt_rate(pps: f64) -> String {
     if pps >= 1e6 {
         format!("{:.2} Mpps", pps / 1e6)
     } else if pps >= 1e3 {
@@ -59,7 +52,7 @@ pub fn fmt_rate(pps: f64) -> String {
 }
 
 /// A count as people read it: digits grouped by thousands (`242,627,506,341,120`).
-pub fn fmt_count(n: u64) -> String {
+pub(crate) fn fmt_count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -72,12 +65,12 @@ pub fn fmt_count(n: u64) -> String {
 }
 
 /// `1 address`, `2 addresses`: a grouped count and its noun, singular or plural.
-pub fn fmt_counted(n: u64, one: &str, many: &str) -> String {
+pub(crate) fn fmt_counted(n: u64, one: &str, many: &str) -> String {
     format!("{} {}", fmt_count(n), if n == 1 { one } else { many })
 }
 
 /// A duration estimate: `about 0:52`, `about 1:02:03`, days past a hundred hours.
-pub fn fmt_estimate(secs: f64) -> String {
+pub(crate) fn fmt_estimate(secs: f64) -> String {
     if secs >= 100.0 * 3600.0 {
         format!("about {:.0} days", secs / 86_400.0)
     } else if secs < 1.0 {
@@ -87,7 +80,7 @@ pub fn fmt_estimate(secs: f64) -> String {
     }
 }
 
-pub fn fmt_clock(d: Duration) -> String {
+pub(crate) fn fmt_clock(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
         format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
@@ -118,7 +111,7 @@ struct Snapshot {
 const STATUS_CSV_HEADER: &str = "real-time,time-elapsed,time-remaining,percent-complete,hit-rate,active-send-threads,sent-total,sent-last-one-sec,sent-avg-per-sec,recv-success-total,recv-success-last-one-sec,recv-success-avg-per-sec,recv-total,recv-total-last-one-sec,recv-total-avg-per-sec,pcap-drop-total,drop-last-one-sec,drop-avg-per-sec,sendto-fail-total,sendto-fail-last-one-sec,sendto-fail-avg-per-sec\n";
 
 /// Runs until `progress.finished`.
-pub fn run(
+pub(crate) fn run(
     stats: &Stats,
     progress: &Progress,
     start: Instant,

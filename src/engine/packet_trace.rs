@@ -8,27 +8,27 @@ use crate::wire::dissect;
 
 /// Prints packets relative to the scan's start.
 #[derive(Debug, Clone, Copy)]
-pub struct PacketTrace {
+pub(crate) struct PacketTrace {
     start: Instant,
 }
 
 impl PacketTrace {
-    pub fn new(start: Instant) -> Self {
+    pub(crate) fn new(start: Instant) -> Self {
         Self { start }
     }
 
     /// A frame we sent.
-    pub fn sent(&self, frame: &[u8]) {
+    pub(crate) fn sent(&self, frame: &[u8]) {
         self.line("SENT", frame);
     }
 
     /// A frame the transport handed us.
-    pub fn rcvd(&self, frame: &[u8]) {
+    pub(crate) fn rcvd(&self, frame: &[u8]) {
         self.line("RCVD", frame);
     }
 
     /// A kernel connect (`-sT`) and what became of it, as nmap's `CONN` lines.
-    pub fn conn(&self, ip: std::net::IpAddr, port: u16, what: &str) {
+    pub(crate) fn conn(&self, ip: std::net::IpAddr, port: u16, what: &str) {
         let line = format!(
             "CONN ({:.4}s) TCP localhost > {ip}:{port} => {what}\n",
             self.start.elapsed().as_secs_f64()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const SPIN_BELOW: f64 = 5e-6;
 
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     /// Probes per second; 0 = unlimited.
     rate: f64,
     start: Instant,
@@ -15,7 +15,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(rate: f64) -> Self {
+    pub(crate) fn new(rate: f64) -> Self {
         Self {
             rate,
             start: Instant::now(),
@@ -26,7 +26,7 @@ impl RateLimiter {
     /// How many probes may go now (at least 1, at most `max`), waiting first if needed.
     /// Returns 0 only if `stop()` says to give up while waiting.
     #[inline]
-    pub fn allowance(&mut self, max: usize, stop: impl Fn() -> bool) -> usize {
+    pub(crate) fn allowance(&mut self, max: usize, stop: impl Fn() -> bool) -> usize {
         if self.rate <= 0.0 {
             return max;
         }
@@ -52,20 +52,20 @@ impl RateLimiter {
 
     /// Counts from now, at the same rate.
     #[inline]
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         *self = Self::new(self.rate);
     }
 
     /// Moves to a new rate (0 = unlimited), counting from now.
     #[inline]
-    pub fn retarget(&mut self, rate: f64) {
+    pub(crate) fn retarget(&mut self, rate: f64) {
         if rate != self.rate {
             *self = Self::new(rate);
         }
     }
 
     #[inline]
-    pub fn sent(&mut self, n: usize) {
+    pub(crate) fn sent(&mut self, n: usize) {
         self.sent += n as u64;
     }
 }

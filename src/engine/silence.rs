@@ -12,7 +12,7 @@ use super::{dedup::Bitmap, Plan};
 /// `carry::silent_range`), to `emit`, until `emit` returns false.
 /// `skip_udp`: silent UDP ports were handed to version detection (`SilentUdp`), which reports
 /// them.
-pub fn report(
+pub(crate) fn report(
     answered: &Bitmap,
     plan: &Plan,
     ranges: &[(u64, u64)],
@@ -51,20 +51,20 @@ pub fn report(
 /// `-sU -sV --report-silent`: after the cooldown, the receive thread hands this shard's silent
 /// UDP ports to version detection (nmap probes open|filtered ports too), as many at a time as
 /// the grabber's table takes; an answer makes a port open, silence leaves it open|filtered.
-pub struct SilentUdp<'a> {
+pub(crate) struct SilentUdp<'a> {
     /// Set by the engine when the cooldown is over.
-    pub go: &'a std::sync::atomic::AtomicBool,
+    pub(crate) go: &'a std::sync::atomic::AtomicBool,
     /// Set here when every silent port has been handed over.
-    pub done: &'a std::sync::atomic::AtomicBool,
-    pub thread: u32,
-    pub threads: u32,
-    pub walker: Option<crate::permute::Walker>,
+    pub(crate) done: &'a std::sync::atomic::AtomicBool,
+    pub(crate) thread: u32,
+    pub(crate) threads: u32,
+    pub(crate) walker: Option<crate::permute::Walker>,
     /// A port the full table could not take yet.
-    pub held: Option<Record>,
+    pub(crate) held: Option<Record>,
 }
 
 impl SilentUdp<'_> {
-    pub fn feed(
+    pub(crate) fn feed(
         &mut self,
         plan: &Plan,
         answered: &Bitmap,

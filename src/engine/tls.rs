@@ -73,10 +73,10 @@ fn config() -> Option<Arc<ClientConfig>> {
 /// The session failed (an alert, a protocol error) or the server closed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("TLS session ended")]
-pub struct TlsEnded;
+pub(crate) struct TlsEnded;
 
 /// One TLS session over a grabber connection.
-pub struct TlsLayer {
+pub(crate) struct TlsLayer {
     conn: ClientConnection,
 }
 
@@ -90,7 +90,7 @@ impl std::fmt::Debug for TlsLayer {
 
 impl TlsLayer {
     /// A session to `server` that will send `probe` once it is up.
-    pub fn new(server: IpAddr, probe: &[u8]) -> Option<Self> {
+    pub(crate) fn new(server: IpAddr, probe: &[u8]) -> Option<Self> {
         let mut conn =
             ClientConnection::new(config()?, ServerName::IpAddress(server.into())).ok()?;
         if !probe.is_empty() {
@@ -100,12 +100,12 @@ impl TlsLayer {
     }
 
     /// Sends `probe` (buffered until the handshake is done).
-    pub fn write(&mut self, probe: &[u8]) {
+    pub(crate) fn write(&mut self, probe: &[u8]) {
         let _ = self.conn.writer().write_all(probe);
     }
 
     /// Bytes to put on the wire now (the ClientHello, handshake replies, the probe).
-    pub fn outgoing(&mut self) -> Vec<u8> {
+    pub(crate) fn outgoing(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         while self.conn.wants_write() {
             if self.conn.write_tls(&mut out).is_err() {
@@ -116,7 +116,7 @@ impl TlsLayer {
     }
 
     /// Takes bytes the server sent; returns the plaintext they carried.
-    pub fn incoming(&mut self, mut data: &[u8]) -> Result<Vec<u8>, TlsEnded> {
+    pub(crate) fn incoming(&mut self, mut data: &[u8]) -> Result<Vec<u8>, TlsEnded> {
         let mut plain = Vec::new();
         while !data.is_empty() {
             match self.conn.read_tls(&mut data) {

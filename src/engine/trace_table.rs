@@ -29,7 +29,7 @@ struct Path {
 
 /// Paths by (target, port).
 #[derive(Debug, Default)]
-pub struct TraceTable {
+pub(crate) struct TraceTable {
     paths: HashMap<(IpAddr, u16), Path>,
 }
 
@@ -37,7 +37,7 @@ impl TraceTable {
     /// Whether a hop may be kept: a UDP answer from an open port carries nothing of ours but
     /// the port pair, so its source must at least be a pair the scan probed; anything else
     /// would be a false path, and a table growing with every spoofed source.
-    pub fn admits(space: &crate::targets::TargetSpace, h: &Hop) -> bool {
+    pub(crate) fn admits(space: &crate::targets::TargetSpace, h: &Hop) -> bool {
         match h.kind {
             HopKind::End(_, crate::probe::Reason::UdpResponse) => {
                 space.index_of(h.target, 0, h.port).is_some()
@@ -48,7 +48,7 @@ impl TraceTable {
 
     /// Records one reply; returns false for a duplicate (a second answer to the same TTL's
     /// probe). Answers from TTLs past the end of the path are expected, not duplicates.
-    pub fn add(&mut self, h: &Hop) -> bool {
+    pub(crate) fn add(&mut self, h: &Hop) -> bool {
         let p = self.paths.entry((h.target, h.port)).or_default();
         let (word, bit) = ((h.probe_ttl / 64) as usize, 1u64 << (h.probe_ttl % 64));
         if p.answered[word] & bit != 0 {
@@ -68,18 +68,10 @@ impl TraceTable {
         true
     }
 
-    pub fn len(&self) -> usize {
-        self.paths.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
-    }
-
     /// One record per target, in address order: the state where the path ended (the target's
     /// answer, a router's unreachable, or `silence` when nothing ended it) and the hops from
     /// `first_ttl` up to the end, `*` where nobody answered.
-    pub fn into_records(
+    pub(crate) fn into_records(
         self,
         module: &TracerouteScan,
         first_ttl: u8,

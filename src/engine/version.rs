@@ -42,19 +42,19 @@ struct Port {
 }
 
 /// What the worker needs besides its channels.
-pub struct VersionWork<'a> {
-    pub db: Arc<ServiceProbes>,
-    pub namer: &'a Namer,
-    pub intensity: u8,
+pub(crate) struct VersionWork<'a> {
+    pub(crate) db: Arc<ServiceProbes>,
+    pub(crate) namer: &'a Namer,
+    pub(crate) intensity: u8,
     /// Longest wait for one probe's answer (`--banner-timeout`), below the probe's own.
-    pub max_wait: Duration,
+    pub(crate) max_wait: Duration,
     /// Whether `ssl` matches are followed into TLS.
-    pub tls: bool,
+    pub(crate) tls: bool,
 }
 
 /// Runs until the grabber's end of `answers` closes; every port still in detection then gets
 /// its record with what was found.
-pub fn run(
+pub(crate) fn run(
     work: VersionWork,
     answers: Receiver<Answer>,
     orders: Sender<Order>,

@@ -17,23 +17,23 @@ use std::{
 };
 
 /// Milliseconds since the epoch.
-pub fn unix_ms(t: SystemTime) -> u64 {
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 /// Results held off the results queue, by the time (ms) of the reply each came from.
 #[derive(Debug, Default)]
-pub struct Holds {
+pub(crate) struct Holds {
     held: Mutex<BTreeMap<u64, u32>>,
 }
 
 impl Holds {
-    pub fn hold(&self, ms: u64) {
+    pub(crate) fn hold(&self, ms: u64) {
         *self.lock().entry(ms).or_default() += 1;
     }
 
     /// Ends one hold taken at `ms` (a release without a hold is ignored).
-    pub fn release(&self, ms: u64) {
+    pub(crate) fn release(&self, ms: u64) {
         let mut held = self.lock();
         if let Some(n) = held.get_mut(&ms) {
             *n -= 1;
@@ -44,7 +44,7 @@ impl Holds {
     }
 
     /// The oldest reply whose result is still held.
-    pub fn oldest(&self) -> Option<u64> {
+    pub(crate) fn oldest(&self) -> Option<u64> {
         self.lock().keys().next().copied()
     }
 
@@ -55,18 +55,18 @@ impl Holds {
 
 /// The output thread's view: the receive thread's latest mark and the holds.
 #[derive(Debug, Default)]
-pub struct Watermark {
+pub(crate) struct Watermark {
     mark: u64,
 }
 
 impl Watermark {
     /// A mark from the results queue (marks only move forward).
-    pub fn saw(&mut self, mark: u64) {
+    pub(crate) fn saw(&mut self, mark: u64) {
         self.mark = self.mark.max(mark);
     }
 
     /// Every result of a reply read before this time has been handed to the sinks.
-    pub fn safe(&self, holds: &Holds) -> u64 {
+    pub(crate) fn safe(&self, holds: &Holds) -> u64 {
         holds.oldest().map_or(self.mark, |h| h.min(self.mark))
     }
 }

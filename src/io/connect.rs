@@ -13,7 +13,7 @@ use super::sys;
 
 /// What the kernel said about one connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectOutcome {
+pub(crate) enum ConnectOutcome {
     Connected,
     /// The errno the connect failed with (ECONNREFUSED, EHOSTUNREACH...).
     Failed(i32),
@@ -27,7 +27,7 @@ struct Pending {
     deadline: Instant,
 }
 
-pub struct Connector {
+pub(crate) struct Connector {
     epoll: OwnedFd,
     pending: HashMap<RawFd, Pending>,
     bind_ip: Option<IpAddr>,
@@ -36,7 +36,7 @@ pub struct Connector {
 }
 
 impl Connector {
-    pub fn new(bind_ip: Option<IpAddr>, iface: Option<String>) -> io::Result<Self> {
+    pub(crate) fn new(bind_ip: Option<IpAddr>, iface: Option<String>) -> io::Result<Self> {
         // SAFETY: epoll_create1 takes no pointers; a non-negative result is a new fd we own.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -53,12 +53,12 @@ impl Connector {
         })
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.pending.len()
     }
 
     /// Raises the open-files limit as far as allowed; returns how many connects may be in flight.
-    pub fn raise_fd_limit(want: usize) -> usize {
+    pub(crate) fn raise_fd_limit(want: usize) -> usize {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -82,7 +82,7 @@ impl Connector {
     }
 
     /// Starts a connect; returns an outcome at once when the kernel decides synchronously.
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         ip: IpAddr,
         port: u16,
@@ -169,7 +169,7 @@ impl Connector {
     }
 
     /// Waits up to `wait` for connects to finish, then expires the overdue ones; reports each.
-    pub fn poll(
+    pub(crate) fn poll(
         &mut self,
         wait: Duration,
         mut f: impl FnMut(IpAddr, u16, ConnectOutcome),
@@ -227,7 +227,7 @@ impl Connector {
     }
 
     /// Abandons every connect in flight.
-    pub fn abandon(&mut self) {
+    pub(crate) fn abandon(&mut self) {
         self.pending.clear();
     }
 }

@@ -23,11 +23,11 @@ use super::{privilege, IoError};
 
 /// The paths the keeper may act on.
 #[derive(Debug, Default, Clone)]
-pub struct Allowed {
+pub(crate) struct Allowed {
     /// Files it may create (truncating), rename between, and remove.
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// Directories where it may make unnamed files (spilled runs).
-    pub dirs: Vec<PathBuf>,
+    pub(crate) dirs: Vec<PathBuf>,
 }
 
 struct Client {
@@ -39,7 +39,7 @@ struct Client {
 /// status file); without one (`Keeper::default()`: no drop) the same calls act directly.
 /// Clones share the keeper.
 #[derive(Clone, Default)]
-pub struct Keeper {
+pub(crate) struct Keeper {
     client: Arc<Mutex<Option<Client>>>,
 }
 
@@ -61,7 +61,7 @@ const MAX_REQUEST: usize = 1 + 4 + 2 * 4096;
 impl Keeper {
     /// Forks the keeper. Call it while the process has one thread, before the transport is open
     /// (the keeper must hold none of its descriptors).
-    pub fn start(allowed: Allowed) -> Result<Keeper, IoError> {
+    pub(crate) fn start(allowed: Allowed) -> Result<Keeper, IoError> {
         let mut fds = [0; 2];
         // SAFETY: fds has room for the two descriptors.
         if unsafe {
@@ -101,12 +101,12 @@ impl Keeper {
     }
 
     /// Whether a keeper serves this process.
-    pub fn running(&self) -> bool {
+    pub(crate) fn running(&self) -> bool {
         self.client.lock().map(|k| k.is_some()).unwrap_or(false)
     }
 
     /// Ends the keeper and waits for it.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let client = self.client.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(c) = client {
             drop(c.sock);
@@ -117,7 +117,7 @@ impl Keeper {
     }
 
     /// Creates (or truncates) `path` for writing.
-    pub fn create(&self, path: &Path) -> io::Result<File> {
+    pub(crate) fn create(&self, path: &Path) -> io::Result<File> {
         match self.ask(OP_CREATE, path, None)? {
             Answer::Direct => File::create(path),
             Answer::File(f) => Ok(f),
@@ -128,7 +128,7 @@ impl Keeper {
     /// A temporary name, renamed over the real one when complete: whatever is there is removed
     /// and the file made anew with `O_EXCL`, so a name planted in advance (a hard link to a file
     /// of root's, a symlink) is never opened.
-    pub fn create_temp(&self, path: &Path) -> io::Result<File> {
+    pub(crate) fn create_temp(&self, path: &Path) -> io::Result<File> {
         match self.ask(OP_CREATE_TEMP, path, None)? {
             Answer::Direct => create_new(path),
             Answer::File(f) => Ok(f),
@@ -137,7 +137,7 @@ impl Keeper {
     }
 
     /// `create_temp` and write all of `bytes`, synced.
-    pub fn write_temp(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_temp(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         use io::Write;
         let mut f = self.create_temp(path)?;
         f.write_all(bytes)?;
@@ -145,21 +145,21 @@ impl Keeper {
     }
 
     /// `create` and write all of `bytes`.
-    pub fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         use io::Write;
         let mut f = self.create(path)?;
         f.write_all(bytes)?;
         f.sync_all()
     }
 
-    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         match self.ask(OP_RENAME, from, Some(to))? {
             Answer::Direct => std::fs::rename(from, to),
             _ => Ok(()),
         }
     }
 
-    pub fn remove(&self, path: &Path) -> io::Result<()> {
+    pub(crate) fn remove(&self, path: &Path) -> io::Result<()> {
         match self.ask(OP_REMOVE, path, None)? {
             Answer::Direct => std::fs::remove_file(path),
             _ => Ok(()),
@@ -168,7 +168,7 @@ impl Keeper {
 
     /// A read-write file in `dir` that has no name (nothing is left behind, whatever ends the
     /// process).
-    pub fn unnamed(&self, dir: &Path) -> io::Result<File> {
+    pub(crate) fn unnamed(&self, dir: &Path) -> io::Result<File> {
         match self.ask(OP_UNNAMED, dir, None)? {
             Answer::Direct => unnamed_in(dir),
             Answer::File(f) => Ok(f),

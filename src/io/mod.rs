@@ -6,14 +6,14 @@
 //! - [`packet`]: AF_PACKET, the fallback where AF_XDP cannot bind;
 //! - [`pcap`]: a file (or nothing) instead of a wire, for `--dry-run`.
 
-pub mod connect;
-pub mod keeper;
-pub mod netinfo;
-pub mod packet;
-pub mod pcap;
-pub mod privilege;
+pub(crate) mod connect;
+pub(crate) mod keeper;
+pub(crate) mod netinfo;
+pub(crate) mod packet;
+pub(crate) mod pcap;
+pub(crate) mod privilege;
 pub mod sys;
-pub mod xdp;
+pub(crate) mod xdp;
 pub mod xdp_floor;
 
 use std::time::Duration;
@@ -38,7 +38,7 @@ pub enum IoError {
 }
 
 impl IoError {
-    pub fn os(what: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn os(what: impl Into<String>, source: std::io::Error) -> Self {
         IoError::Os {
             what: what.into(),
             source,
@@ -47,7 +47,10 @@ impl IoError {
 
     /// `msg: e` as a setup failure, or as `Denied` when an OS error in `e`'s source chain says
     /// permission was refused.
-    pub fn setup(msg: impl std::fmt::Display, e: &(dyn std::error::Error + 'static)) -> Self {
+    pub(crate) fn setup(
+        msg: impl std::fmt::Display,
+        e: &(dyn std::error::Error + 'static),
+    ) -> Self {
         let text = format!("{msg}: {e}");
         let mut cur = Some(e);
         while let Some(err) = cur {
@@ -78,7 +81,7 @@ fn is_permission_error(e: &std::io::Error) -> bool {
 }
 
 /// The sending half of a transport, owned by one transmit thread.
-pub trait TxQueue: Send {
+pub(crate) trait TxQueue: Send {
     /// Offers up to `max` free frames to `fill`, which writes one probe into the buffer and returns
     /// its length, or 0 when it has nothing more to send. Queues the filled frames, kicks the
     /// device, and returns how many were queued (fewer than asked when the ring is full).
@@ -93,7 +96,7 @@ pub trait TxQueue: Send {
 }
 
 /// The receiving half of a transport, owned by the receive thread.
-pub trait RxQueue: Send {
+pub(crate) trait RxQueue: Send {
     /// Hands the frames waiting (Ethernet, starting at the destination MAC) to `f`, a batch at a
     /// time: the receive path reads a whole batch before deciding on any of it (see
     /// `engine::dedup`). Returns how many frames it handed over.
@@ -112,7 +115,7 @@ pub trait RxQueue: Send {
 
 /// Which transport a scan runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
+pub(crate) enum TransportKind {
     Xdp,
     Packet,
     DryRun,
@@ -121,7 +124,7 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TransportKind::Xdp => "af_xdp",
             TransportKind::Packet => "af_packet",

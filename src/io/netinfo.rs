@@ -41,10 +41,10 @@ pub enum NetError {
 
 /// What the kernel's routing table says about one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub ifindex: u32,
-    pub gateway: Option<IpAddr>,
-    pub prefsrc: Option<IpAddr>,
+pub(crate) struct Route {
+    pub(crate) ifindex: u32,
+    pub(crate) gateway: Option<IpAddr>,
+    pub(crate) prefsrc: Option<IpAddr>,
 }
 
 const NLMSG_ERROR: u16 = 2;
@@ -202,7 +202,7 @@ fn addr_attr(ty: u16, a: &IpAddr) -> Vec<u8> {
 }
 
 /// The kernel's route to `dst` (as `ip route get`).
-pub fn route(dst: IpAddr) -> Result<Route, NetError> {
+pub(crate) fn route(dst: IpAddr) -> Result<Route, NetError> {
     let mut nl = Netlink::open()?;
     let mut body = vec![0u8; 12];
     body[0] = family_of(&dst);
@@ -247,7 +247,7 @@ pub fn route(dst: IpAddr) -> Result<Route, NetError> {
 
 /// The first address of an interface in `v6`'s family: for IPv6 a global one (not link-local,
 /// not tentative), as a scan's source must be routable.
-pub fn interface_addr(ifindex: u32, v6: bool) -> Result<Option<IpAddr>, NetError> {
+pub(crate) fn interface_addr(ifindex: u32, v6: bool) -> Result<Option<IpAddr>, NetError> {
     let mut nl = Netlink::open()?;
     let mut body = vec![0u8; 8];
     body[0] = if v6 {
@@ -279,7 +279,7 @@ pub fn interface_addr(ifindex: u32, v6: bool) -> Result<Option<IpAddr>, NetError
 }
 
 /// The MAC of `ip` in the kernel's neighbour table for `ifindex`, if present and usable.
-pub fn neighbour(ifindex: u32, ip: IpAddr) -> Result<Option<MacAddr>, NetError> {
+pub(crate) fn neighbour(ifindex: u32, ip: IpAddr) -> Result<Option<MacAddr>, NetError> {
     let mut nl = Netlink::open()?;
     let mut body = vec![0u8; 12];
     body[0] = family_of(&ip);
@@ -310,7 +310,7 @@ pub fn neighbour(ifindex: u32, ip: IpAddr) -> Result<Option<MacAddr>, NetError> 
 /// Has the kernel resolve `ip` on `ifindex` (IPv6 neighbour discovery, or ARP) and waits for the
 /// entry: an `RTM_NEWNEIGH` with `NTF_USE` makes the kernel send its own solicitation, whose
 /// advertisement it accepts (one we sent ourselves would be dropped as unsolicited).
-pub fn kernel_resolve(iface: &str, ifindex: u32, ip: IpAddr) -> Result<MacAddr, NetError> {
+pub(crate) fn kernel_resolve(iface: &str, ifindex: u32, ip: IpAddr) -> Result<MacAddr, NetError> {
     let mut nl = Netlink::open()?;
     let mut body = vec![0u8; 12];
     body[0] = family_of(&ip);
@@ -345,7 +345,7 @@ pub fn kernel_resolve(iface: &str, ifindex: u32, ip: IpAddr) -> Result<MacAddr, 
 }
 
 /// Interface name → (index, MAC), refusing interfaces that are not Ethernet.
-pub fn interface(name: &str) -> Result<(u32, MacAddr), NetError> {
+pub(crate) fn interface(name: &str) -> Result<(u32, MacAddr), NetError> {
     let idx = sys::if_nametoindex(name).ok_or_else(|| NetError::NoInterface(name.to_string()))?;
     let (mac, hwtype) = sys::if_hwaddr(name).map_err(|e| NetError::Mac(name.to_string(), e))?;
     if hwtype != ARPHRD_ETHER {
@@ -354,12 +354,12 @@ pub fn interface(name: &str) -> Result<(u32, MacAddr), NetError> {
     Ok((idx, MacAddr(mac)))
 }
 
-pub fn interface_name(ifindex: u32) -> Option<String> {
+pub(crate) fn interface_name(ifindex: u32) -> Option<String> {
     sys::if_indextoname(ifindex)
 }
 
 /// Asks `hop` for its MAC with ARP requests from (`src_mac`, `src_ip`) on `ifindex`.
-pub fn arp_resolve(
+pub(crate) fn arp_resolve(
     iface: &str,
     ifindex: u32,
     src_mac: MacAddr,
@@ -398,7 +398,7 @@ pub fn arp_resolve(
 }
 
 /// A broadcast ARP who-has frame, padded to the Ethernet minimum.
-pub fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> [u8; 60] {
+pub(crate) fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> [u8; 60] {
     let mut f = [0u8; 60];
     f[0..6].copy_from_slice(&MacAddr::BROADCAST.0);
     f[6..12].copy_from_slice(&src_mac.0);
@@ -411,7 +411,7 @@ pub fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> [u8;
 }
 
 /// The sender MAC of an ARP reply from `from`.
-pub fn parse_arp_reply(f: &[u8], from: Ipv4Addr) -> Option<MacAddr> {
+pub(crate) fn parse_arp_reply(f: &[u8], from: Ipv4Addr) -> Option<MacAddr> {
     if f.len() < 42
         || f[12..14] != ETHERTYPE_ARP.to_be_bytes()
         || f[14..22] != [0, 1, 8, 0, 6, 4, 0, 2]
@@ -422,7 +422,7 @@ pub fn parse_arp_reply(f: &[u8], from: Ipv4Addr) -> Option<MacAddr> {
 }
 
 /// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`).
-pub fn ephemeral_ports() -> Option<(u16, u16)> {
+pub(crate) fn ephemeral_ports() -> Option<(u16, u16)> {
     let s = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
     let mut it = s.split_whitespace().map(|x| x.parse::<u16>().ok());
     Some((it.next()??, it.next()??))

@@ -18,7 +18,7 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_ALL: u16 = 0x0003;
 
-pub struct PacketTx {
+pub(crate) struct PacketTx {
     fd: OwnedFd,
     bufs: Vec<[u8; FRAME]>,
     lens: Vec<usize>,
@@ -26,7 +26,7 @@ pub struct PacketTx {
 }
 
 /// A transmit socket bound to `ifindex`.
-pub fn open_tx(ifindex: u32) -> Result<PacketTx, IoError> {
+pub(crate) fn open_tx(ifindex: u32) -> Result<PacketTx, IoError> {
     let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, 0)
         .map_err(|e| IoError::os("AF_PACKET socket", e))?;
     sys::bind_packet(fd.as_raw_fd(), ifindex, 0)
@@ -92,7 +92,7 @@ impl TxQueue for PacketTx {
     }
 }
 
-pub struct PacketRx {
+pub(crate) struct PacketRx {
     fd: OwnedFd,
     buf: Vec<u8>,
     drops: u64,
@@ -100,7 +100,7 @@ pub struct PacketRx {
 
 /// A receive socket for frames arriving on `ifindex` addressed to our IPv4 source `src_v4`
 /// or our IPv6 source `src_v6` (either may be absent).
-pub fn open_rx(
+pub(crate) fn open_rx(
     ifindex: u32,
     src_v4: Option<Ipv4Addr>,
     src_v6: Option<Ipv6Addr>,

@@ -16,12 +16,12 @@ const LINKTYPE_ETHERNET: u32 = 1;
 const SNAPLEN: u32 = 65535;
 
 /// A pcap writer over any byte sink.
-pub struct PcapWriter<W: Write> {
+pub(crate) struct PcapWriter<W: Write> {
     out: W,
 }
 
 impl PcapWriter<BufWriter<File>> {
-    pub fn create(path: &Path) -> Result<Self, IoError> {
+    pub(crate) fn create(path: &Path) -> Result<Self, IoError> {
         let f = File::create(path)
             .map_err(|e| IoError::os(format!("cannot create {}", path.display()), e))?;
         Self::new(BufWriter::with_capacity(1 << 20, f))
@@ -31,11 +31,11 @@ impl PcapWriter<BufWriter<File>> {
 
 impl<W: Write> PcapWriter<W> {
     /// Frames after what `out` already holds (a file with its header written, `--resume`).
-    pub fn continuing(out: W) -> Self {
+    pub(crate) fn continuing(out: W) -> Self {
         Self { out }
     }
 
-    pub fn new(mut out: W) -> std::io::Result<Self> {
+    pub(crate) fn new(mut out: W) -> std::io::Result<Self> {
         let mut h = Vec::with_capacity(24);
         h.extend_from_slice(&MAGIC_US.to_le_bytes());
         h.extend_from_slice(&2u16.to_le_bytes());
@@ -48,7 +48,7 @@ impl<W: Write> PcapWriter<W> {
         Ok(Self { out })
     }
 
-    pub fn write_frame(&mut self, ts: SystemTime, frame: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write_frame(&mut self, ts: SystemTime, frame: &[u8]) -> std::io::Result<()> {
         let d = ts.duration_since(UNIX_EPOCH).unwrap_or_default();
         let cap = frame.len().min(SNAPLEN as usize);
         let mut h = [0u8; 16];
@@ -60,21 +60,22 @@ impl<W: Write> PcapWriter<W> {
         self.out.write_all(&frame[..cap])
     }
 
-    pub fn flush(&mut self) -> std::io::Result<()> {
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 
-    pub fn into_inner(self) -> W {
+    #[cfg(test)]
+    pub(crate) fn into_inner(self) -> W {
         self.out
     }
 }
 
 /// A pcap file shared by the dry-run transmit threads.
-pub type SharedPcap = Arc<Mutex<PcapWriter<BufWriter<File>>>>;
+pub(crate) type SharedPcap = Arc<Mutex<PcapWriter<BufWriter<File>>>>;
 
 /// Dry-run transmit queue: builds every probe exactly as for the wire, then writes it to a pcap
 /// file, or drops it when there is none (measuring the build path alone).
-pub struct DryRunTx {
+pub(crate) struct DryRunTx {
     pcap: Option<SharedPcap>,
     frames: Vec<u8>,
     lens: Vec<usize>,
@@ -84,7 +85,7 @@ const DRY_BATCH: usize = 256;
 const DRY_FRAME: usize = 2048;
 
 impl DryRunTx {
-    pub fn new(pcap: Option<SharedPcap>) -> Self {
+    pub(crate) fn new(pcap: Option<SharedPcap>) -> Self {
         Self {
             pcap,
             frames: vec![0; DRY_BATCH * DRY_FRAME],

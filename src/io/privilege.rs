@@ -11,7 +11,7 @@ use super::IoError;
 
 /// Empties the calling thread's capability sets (capabilities are per thread; threads it
 /// starts inherit the empty sets). For threads that serve the network and never attach.
-pub fn shed_thread_caps() {
+pub(crate) fn shed_thread_caps() {
     let _ = capset(Caps {
         effective: 0,
         permitted: 0,
@@ -20,23 +20,22 @@ pub fn shed_thread_caps() {
 }
 
 /// The effective user id.
-pub fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
 
 /// Capability numbers (linux/capability.h) this crate names.
-pub mod cap {
-    pub const DAC_OVERRIDE: u32 = 1;
-    pub const NET_ADMIN: u32 = 12;
-    pub const NET_RAW: u32 = 13;
-    pub const IPC_LOCK: u32 = 14;
-    pub const SYS_ADMIN: u32 = 21;
-    pub const PERFMON: u32 = 38;
-    pub const BPF: u32 = 39;
+pub(crate) mod cap {
+    pub(crate) const DAC_OVERRIDE: u32 = 1;
+    pub(crate) const NET_ADMIN: u32 = 12;
+    pub(crate) const NET_RAW: u32 = 13;
+    pub(crate) const IPC_LOCK: u32 = 14;
+    pub(crate) const PERFMON: u32 = 38;
+    pub(crate) const BPF: u32 = 39;
 
     /// The kernel's name of a capability, for reports.
-    pub fn name(c: u32) -> String {
+    pub(crate) fn name(c: u32) -> String {
         const NAMES: [&str; 41] = [
             "chown",
             "dac_override",
@@ -90,16 +89,16 @@ pub mod cap {
 /// Who the scanner becomes after the drop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunAs {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
+    pub(crate) name: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
     /// Supplementary groups (the user's, from the group database).
-    pub groups: Vec<u32>,
+    pub(crate) groups: Vec<u32>,
 }
 
 /// Resolves `--user` (a name or a numeric uid). `None` means there is nothing to drop: started
 /// without root, or `--user root`. A `--user` other than oneself needs root.
-pub fn resolve(user: Option<&str>) -> Result<Option<RunAs>, IoError> {
+pub(crate) fn resolve(user: Option<&str>) -> Result<Option<RunAs>, IoError> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     let wanted = match (user, euid) {
@@ -188,15 +187,15 @@ fn group_list(name: &str, gid: u32) -> Vec<u32> {
 
 /// The process's privileges now, for the metadata and the tests.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Current {
-    pub user: String,
-    pub uid: u32,
-    pub gid: u32,
+pub(crate) struct Current {
+    pub(crate) user: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
     /// Effective capabilities, by the kernel's names.
-    pub capabilities: Vec<String>,
+    pub(crate) capabilities: Vec<String>,
 }
 
-pub fn current() -> Current {
+pub(crate) fn current() -> Current {
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let user = lookup(&uid.to_string())
@@ -225,7 +224,7 @@ pub fn current() -> Current {
 ///
 /// Capabilities are per thread: call it while the process has one thread, before the engine
 /// starts its own.
-pub fn drop_to(to: Option<&RunAs>, keep: &[u32]) -> Result<(), IoError> {
+pub(crate) fn drop_to(to: Option<&RunAs>, keep: &[u32]) -> Result<(), IoError> {
     let keep_mask = keep.iter().fold(0u64, |m, &c| m | (1u64 << c));
     let denied = |what: &str, e: io::Error| IoError::os(format!("dropping privileges: {what}"), e);
     let Some(to) = to else {
@@ -314,7 +313,7 @@ pub fn drop_to(to: Option<&RunAs>, keep: &[u32]) -> Result<(), IoError> {
 
 /// Keeps only `keep` (permitted and effective) while staying the same user: what the file
 /// keeper does for itself.
-pub fn keep_only(keep: &[u32]) -> io::Result<()> {
+pub(crate) fn keep_only(keep: &[u32]) -> io::Result<()> {
     let keep_mask = keep.iter().fold(0u64, |m, &c| m | (1u64 << c));
     for c in 0..=last_cap() {
         // SAFETY: prctl with integer arguments only; failures (EINVAL past the last cap,
@@ -337,7 +336,7 @@ pub fn keep_only(keep: &[u32]) -> io::Result<()> {
 }
 
 /// Which side of [`fork_apart`] the caller is on.
-pub enum Forked {
+pub(crate) enum Forked {
     /// The new process, alone in a process group of its own (a terminal's Ctrl-C reaches only
     /// the parent, which decides what its children hear), killed when its parent dies.
     Child,
@@ -346,7 +345,7 @@ pub enum Forked {
 
 /// Forks a process that keeps what this one holds now (user, capabilities), named `name`;
 /// refused while other threads run, whose locks the child would inherit held.
-pub fn fork_apart(name: &std::ffi::CStr) -> Result<Forked, IoError> {
+pub(crate) fn fork_apart(name: &std::ffi::CStr) -> Result<Forked, IoError> {
     let threads = thread_count();
     if threads != 1 {
         return Err(IoError::Setup(format!(

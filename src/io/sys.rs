@@ -24,7 +24,11 @@ fn cvt_size(r: isize) -> io::Result<usize> {
 }
 
 /// Opens a socket.
-pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn socket(
+    domain: libc::c_int,
+    ty: libc::c_int,
+    proto: libc::c_int,
+) -> io::Result<OwnedFd> {
     // SAFETY: socket(2) takes no pointers; a non-negative result is a fresh fd we now own.
     let fd = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) })?;
     // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
@@ -32,7 +36,7 @@ pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::R
 }
 
 /// setsockopt with a plain-old-data value.
-pub fn setsockopt<T: Copy>(
+pub(crate) fn setsockopt<T: Copy>(
     fd: RawFd,
     level: libc::c_int,
     name: libc::c_int,
@@ -52,7 +56,7 @@ pub fn setsockopt<T: Copy>(
 }
 
 /// getsockopt into a plain-old-data value.
-pub fn getsockopt<T: Copy + Default>(
+pub(crate) fn getsockopt<T: Copy + Default>(
     fd: RawFd,
     level: libc::c_int,
     name: libc::c_int,
@@ -65,7 +69,7 @@ pub fn getsockopt<T: Copy + Default>(
 }
 
 /// Binds an AF_PACKET socket to an interface and protocol (host order `proto`).
-pub fn bind_packet(fd: RawFd, ifindex: u32, proto: u16) -> io::Result<()> {
+pub(crate) fn bind_packet(fd: RawFd, ifindex: u32, proto: u16) -> io::Result<()> {
     // SAFETY: an all-zero sockaddr_ll is a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
@@ -83,13 +87,13 @@ pub fn bind_packet(fd: RawFd, ifindex: u32, proto: u16) -> io::Result<()> {
 }
 
 /// Sends one datagram on a connected or bound socket.
-pub fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+pub(crate) fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
     cvt_size(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) })
 }
 
 /// Message headers for `sendmmsg`, allocated once and reused for every batch.
-pub struct MmsgBatch {
+pub(crate) struct MmsgBatch {
     iov: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
 }
@@ -99,7 +103,7 @@ pub struct MmsgBatch {
 unsafe impl Send for MmsgBatch {}
 
 impl MmsgBatch {
-    pub fn with_capacity(n: usize) -> Self {
+    pub(crate) fn with_capacity(n: usize) -> Self {
         Self {
             iov: Vec::with_capacity(n),
             msgs: Vec::with_capacity(n),
@@ -107,7 +111,7 @@ impl MmsgBatch {
     }
 
     /// Sends `frames` (at most the capacity) with one syscall; returns how many went.
-    pub fn send<'a>(
+    pub(crate) fn send<'a>(
         &mut self,
         fd: RawFd,
         frames: impl Iterator<Item = &'a [u8]>,
@@ -134,7 +138,7 @@ impl MmsgBatch {
 }
 
 /// Receives one datagram without blocking; `Ok(None)` when nothing waits.
-pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+pub(crate) fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
     let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
     if r < 0 {
@@ -148,7 +152,7 @@ pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> 
 }
 
 /// Waits until any of `fds` is readable (or writable when `write`), at most `timeout`.
-pub fn poll(fds: &[RawFd], write: bool, timeout: Duration) -> io::Result<bool> {
+pub(crate) fn poll(fds: &[RawFd], write: bool, timeout: Duration) -> io::Result<bool> {
     let ev = if write { libc::POLLOUT } else { libc::POLLIN };
     let mut p: Vec<libc::pollfd> = fds
         .iter()
@@ -178,7 +182,7 @@ pub fn poll(fds: &[RawFd], write: bool, timeout: Duration) -> io::Result<bool> {
 }
 
 /// The index of a named interface, if it exists.
-pub fn if_nametoindex(name: &str) -> Option<u32> {
+pub(crate) fn if_nametoindex(name: &str) -> Option<u32> {
     let c = CString::new(name).ok()?;
     // SAFETY: `c` is a valid NUL-terminated string.
     let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
@@ -186,7 +190,7 @@ pub fn if_nametoindex(name: &str) -> Option<u32> {
 }
 
 /// The name of an interface index.
-pub fn if_indextoname(index: u32) -> Option<String> {
+pub(crate) fn if_indextoname(index: u32) -> Option<String> {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write.
     let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
@@ -199,7 +203,7 @@ pub fn if_indextoname(index: u32) -> Option<String> {
 }
 
 /// Hardware address and ARP hardware type of an interface (SIOCGIFHWADDR).
-pub fn if_hwaddr(name: &str) -> io::Result<([u8; 6], u16)> {
+pub(crate) fn if_hwaddr(name: &str) -> io::Result<([u8; 6], u16)> {
     let sock = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
     // SAFETY: an all-zero ifreq is valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -225,7 +229,7 @@ pub fn if_hwaddr(name: &str) -> io::Result<([u8; 6], u16)> {
 }
 
 /// Attaches a classic BPF filter to a socket.
-pub fn attach_filter(fd: RawFd, prog: &[libc::sock_filter]) -> io::Result<()> {
+pub(crate) fn attach_filter(fd: RawFd, prog: &[libc::sock_filter]) -> io::Result<()> {
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_ptr() as *mut _,
@@ -234,7 +238,11 @@ pub fn attach_filter(fd: RawFd, prog: &[libc::sock_filter]) -> io::Result<()> {
 }
 
 /// Receives one datagram, waiting at most `timeout`; `Ok(None)` on timeout.
-pub fn recv_timeout(fd: RawFd, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
+pub(crate) fn recv_timeout(
+    fd: RawFd,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> io::Result<Option<usize>> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Some(n) = recv_nonblocking(fd, buf)? {
@@ -269,7 +277,7 @@ pub fn count_signals(
 /// A large table read at random (the duplicate filter's bitmap) then costs a cache miss per
 /// lookup instead of a cache miss plus a page walk, which under a hypervisor is most of the
 /// time. Best effort: kernels without THP ignore it.
-pub fn advise_huge_pages<T: Copy>(buf: &mut [T]) {
+pub(crate) fn advise_huge_pages<T: Copy>(buf: &mut [T]) {
     const PAGE: usize = 4096;
     let start = buf.as_mut_ptr() as usize;
     let end = start + std::mem::size_of_val(buf);
@@ -289,14 +297,14 @@ pub fn advise_huge_pages<T: Copy>(buf: &mut [T]) {
 }
 
 /// Sends SIGINT to `pid` (a process of ours: the worker's shard process).
-pub fn interrupt(pid: u32) -> io::Result<()> {
+pub(crate) fn interrupt(pid: u32) -> io::Result<()> {
     // SAFETY: kill with plain integer arguments.
     cvt(unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) }).map(|_| ())
 }
 
 /// Waits for our child `pid` to end; its exit status, or 128 + the signal that ended it (as
 /// shells report it).
-pub fn wait_exit(pid: u32) -> io::Result<i32> {
+pub(crate) fn wait_exit(pid: u32) -> io::Result<i32> {
     let mut status = 0;
     loop {
         // SAFETY: waits for our own child; `status` outlives the call.

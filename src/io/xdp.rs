@@ -46,15 +46,15 @@ const STEER_HAS_V6: u32 = 1 << 9;
 
 /// Mirror of `struct steer_config` in bpf/steer.h.
 #[derive(Debug, Clone, Copy)]
-pub struct SteerConfig {
+pub(crate) struct SteerConfig {
     /// Our IPv4 source address, if the scan sends IPv4.
-    pub src_v4: Option<std::net::Ipv4Addr>,
+    pub(crate) src_v4: Option<std::net::Ipv4Addr>,
     /// Our IPv6 source address, if the scan sends IPv6.
-    pub src_v6: Option<std::net::Ipv6Addr>,
-    pub port_lo: u16,
-    pub port_hi: u16,
+    pub(crate) src_v6: Option<std::net::Ipv6Addr>,
+    pub(crate) port_lo: u16,
+    pub(crate) port_hi: u16,
     /// What to steer besides TCP/UDP to our ports and ICMP errors quoting them.
-    pub replies: crate::probe::Replies,
+    pub(crate) replies: crate::probe::Replies,
 }
 
 impl SteerConfig {
@@ -88,7 +88,7 @@ impl SteerConfig {
 
 /// How the XDP program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XdpMode {
+pub(crate) enum XdpMode {
     /// In the driver where it has XDP support, else generic.
     Auto,
     /// In the driver (fails where unsupported).
@@ -111,20 +111,20 @@ impl XdpMode {
 
 /// The loaded and attached program; dropping it closes the bpf_link, which detaches it. The
 /// object holds the maps the sockets are registered in.
-pub struct SteerProgram {
+pub(crate) struct SteerProgram {
     _link: OwnedFd,
     _obj: Object,
 }
 
 /// An opened AF_XDP transport: one transmit half per queue and the receive half of all of them.
-pub struct XdpTransport {
-    pub program: SteerProgram,
-    pub txs: Vec<XdpTx>,
-    pub rx: XdpRx,
+pub(crate) struct XdpTransport {
+    pub(crate) program: SteerProgram,
+    pub(crate) txs: Vec<XdpTx>,
+    pub(crate) rx: XdpRx,
 }
 
 /// Number of RX queues of an interface, from sysfs (1 when unknown).
-pub fn rx_queue_count(ifname: &str) -> u32 {
+pub(crate) fn rx_queue_count(ifname: &str) -> u32 {
     std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
         .map(|d| {
             d.filter_map(Result::ok)
@@ -137,7 +137,7 @@ pub fn rx_queue_count(ifname: &str) -> u32 {
 }
 
 /// Opens sockets on every RX queue of `ifname`, loads and attaches the program.
-pub fn open(
+pub(crate) fn open(
     ifname: &str,
     ifindex: u32,
     steer: SteerConfig,
@@ -324,7 +324,7 @@ fn attach(prog_fd: RawFd, ifindex: u32, mode: XdpMode) -> std::io::Result<OwnedF
 }
 
 /// The transmit half of one socket.
-pub struct XdpTx {
+pub(crate) struct XdpTx {
     umem: Umem,
     tx: XskTx,
     cq: CompQueue,
@@ -413,7 +413,7 @@ struct RxSock {
 }
 
 /// The receive halves of every socket.
-pub struct XdpRx {
+pub(crate) struct XdpRx {
     socks: Vec<RxSock>,
     nic: NicLoss,
 }

@@ -63,10 +63,10 @@ pub const FIELDS: &[(Field, &str, &str)] = &[
     (Field::Hops, "hops", "the path, space-separated, '*' for silent TTLs (--traceroute)"),
 ];
 
-pub const DEFAULT_FIELDS: &str = "saddr,sport,proto,state,reason,ttl,timestamp_str";
+pub(crate) const DEFAULT_FIELDS: &str = "saddr,sport,proto,state,reason,ttl,timestamp_str";
 
 /// Checks a field list; the error names the unknown field.
-pub fn parse_fields(spec: &str) -> Result<Vec<Field>, String> {
+pub(crate) fn parse_fields(spec: &str) -> Result<Vec<Field>, String> {
     spec.split(',')
         .map(str::trim)
         .map(|f| {
@@ -80,7 +80,7 @@ pub fn parse_fields(spec: &str) -> Result<Vec<Field>, String> {
 }
 
 impl Field {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         FIELDS
             .iter()
             .find(|(f, _, _)| *f == self)
@@ -89,13 +89,13 @@ impl Field {
     }
 }
 
-pub struct CsvSink {
+pub(crate) struct CsvSink {
     out: OutFile,
     fields: Vec<Field>,
 }
 
 impl CsvSink {
-    pub fn new(mut out: OutFile, fields: Vec<Field>) -> std::io::Result<Self> {
+    pub(crate) fn new(mut out: OutFile, fields: Vec<Field>) -> std::io::Result<Self> {
         let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
         if out.is_empty() {
             out.header(format!("{}\n", names.join(",")).as_bytes())?;
@@ -160,7 +160,7 @@ fn value(r: &Record, f: Field) -> String {
 
 /// One JSON object of the chosen fields, as ZMap's JSON output writes them: counts and numbers
 /// as JSON numbers, the rest as strings, a field the result lacks as null.
-pub fn to_json(r: &Record, fields: &[Field]) -> String {
+pub(crate) fn to_json(r: &Record, fields: &[Field]) -> String {
     let mut obj = serde_json::Map::new();
     for &f in fields {
         let v = value(r, f);
@@ -188,7 +188,7 @@ pub fn to_json(r: &Record, fields: &[Field]) -> String {
     serde_json::Value::Object(obj).to_string()
 }
 
-pub fn to_row(r: &Record, fields: &[Field]) -> String {
+pub(crate) fn to_row(r: &Record, fields: &[Field]) -> String {
     let mut row: String = fields
         .iter()
         .map(|f| {

@@ -71,7 +71,7 @@ impl OutFile {
 
     /// Opens `path` to add to what it holds (`--resume`), creating it if needed; stdout for "-".
     /// What was there is never cut.
-    pub fn append(path: &Path) -> io::Result<Self> {
+    pub(crate) fn append(path: &Path) -> io::Result<Self> {
         if path.as_os_str() == "-" {
             return Self::create(path);
         }
@@ -90,20 +90,20 @@ impl OutFile {
     }
 
     /// Nothing is in the file yet (a header is due).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.committed == 0 && self.buf.is_empty()
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    pub fn is_stdout(&self) -> bool {
+    pub(crate) fn is_stdout(&self) -> bool {
         matches!(self.dest, Dest::Stdout(_))
     }
 
     /// Appends a header: not a record, never dropped.
-    pub fn header(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn header(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.buf.extend_from_slice(bytes);
         self.flush()?;
         self.ends.clear();
@@ -112,7 +112,7 @@ impl OutFile {
     }
 
     /// Appends one whole record. On stdout, each record goes out at once (pipelines).
-    pub fn record(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn record(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.failed {
             return Err(io::Error::other("output already failed"));
         }
@@ -127,7 +127,7 @@ impl OutFile {
         Ok(())
     }
 
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         if self.cut_pending {
             if let Dest::File(f) = &mut self.dest {
                 f.set_len(0)?;
@@ -166,7 +166,7 @@ impl OutFile {
     }
 
     /// Writes the closing footer, dropping trailing records if the disk has no room for it.
-    pub fn footer(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn footer(&mut self, bytes: &[u8]) -> io::Result<()> {
         if !self.failed {
             self.buf.extend_from_slice(bytes);
             if self.flush().is_ok() {
@@ -240,7 +240,7 @@ impl Drop for OutFile {
 }
 
 /// Opens `path` for writing without changing what it holds; and whether this made the file.
-pub fn open_unchanged(path: &Path) -> io::Result<(std::fs::File, bool)> {
+pub(crate) fn open_unchanged(path: &Path) -> io::Result<(std::fs::File, bool)> {
     let existed = std::fs::symlink_metadata(path).is_ok();
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -251,7 +251,7 @@ pub fn open_unchanged(path: &Path) -> io::Result<(std::fs::File, bool)> {
 }
 
 /// Whether `path` can be written, leaving it as it was: a file made to find out is removed.
-pub fn check_writable(path: &Path) -> io::Result<()> {
+pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
     let (_, made) = open_unchanged(path)?;
     if made {
         let _ = std::fs::remove_file(path);

@@ -20,7 +20,7 @@ use super::{
 
 /// How a format's file is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// One record after another as they come; a resumed scan appends to it.
     Stream,
     /// A document grouped by host (`output::grouped`): rewritten whole from what a stopped run
@@ -29,39 +29,37 @@ pub enum Layout {
 }
 
 /// What a format is opened with besides its path.
-pub struct OpenCtx<'a> {
-    pub info: &'a RunInfo,
+pub(crate) struct OpenCtx<'a> {
+    pub(crate) info: &'a RunInfo,
     /// Continuing a stopped scan: streams are appended to.
-    pub resuming: bool,
+    pub(crate) resuming: bool,
     /// `--csv`'s columns.
-    pub csv_fields: &'a [Field],
+    pub(crate) csv_fields: &'a [Field],
     /// `-f` without `--csv`: NDJSON of these fields only (ZMap's JSON output).
-    pub json_fields: Option<&'a [Field]>,
+    pub(crate) json_fields: Option<&'a [Field]>,
     /// Files written late (a grouped document's part file and runs) go through it.
-    pub keeper: &'a crate::io::keeper::Keeper,
+    pub(crate) keeper: &'a crate::io::keeper::Keeper,
 }
 
 type Open = fn(&Path, &OpenCtx) -> io::Result<Box<dyn Sink>>;
 
 /// One output format.
-pub struct FormatRow {
-    /// Its name in the metadata and in messages.
-    pub name: &'static str,
+pub(crate) struct FormatRow {
     /// The long option that asks for it, and its other spellings (nmap's `-oX`, `-o`).
-    pub long: &'static str,
-    pub aliases: &'static [&'static str],
+    pub(crate) long: &'static str,
+    pub(crate) aliases: &'static [&'static str],
     /// The extension nmap's `-oA BASE` gives it, if `-oA` writes it.
-    pub all_extension: Option<&'static str>,
-    pub layout: Layout,
+    pub(crate) all_extension: Option<&'static str>,
+    pub(crate) layout: Layout,
     /// Prints service names (reads the nmap-services port table).
-    pub service_names: bool,
+    pub(crate) service_names: bool,
     /// A results format: without any, NDJSON goes to stdout (a capture is not one).
-    pub results: bool,
+    pub(crate) results: bool,
     /// Holds the raw replies, which the receive path must then keep.
-    pub raw_replies: bool,
+    pub(crate) raw_replies: bool,
     /// `collect` writes it from a job's results (a capture has no packets to write).
-    pub from_job: bool,
-    pub open: Open,
+    pub(crate) from_job: bool,
+    pub(crate) open: Open,
 }
 
 macro_rules! formats {
@@ -73,11 +71,11 @@ macro_rules! formats {
         }
 
         impl Format {
-            pub const ALL: &'static [Format] = &[$(Format::$variant,)*];
+            pub(crate) const ALL: &'static [Format] = &[$(Format::$variant,)*];
         }
 
         /// One row per format, in [`Format`]'s order.
-        pub static FORMATS: &[FormatRow] = &[$($row,)*];
+        pub(crate) static FORMATS: &[FormatRow] = &[$($row,)*];
     };
 }
 
@@ -91,14 +89,12 @@ fn stream(path: &Path, ctx: &OpenCtx) -> io::Result<OutFile> {
 }
 
 const fn results(
-    name: &'static str,
     long: &'static str,
     aliases: &'static [&'static str],
     layout: Layout,
     open: Open,
 ) -> FormatRow {
     FormatRow {
-        name,
         long,
         aliases,
         all_extension: None,
@@ -113,50 +109,50 @@ const fn results(
 
 formats! {
     /// NDJSON, one object per result (`-oJ`, `-o`).
-    Ndjson => results("ndjson", "--output-json", &["-oJ", "-o", "--output"], Layout::Stream,
+    Ndjson => results("--output-json", &["-oJ", "-o", "--output"], Layout::Stream,
         |p, c| Ok(Box::new(NdjsonSink::with_fields(stream(p, c)?, c.json_fields.map(<[_]>::to_vec))))),
     /// nmap XML (`-oX`).
     Xml => FormatRow {
         all_extension: Some("xml"),
-        ..results("xml", "--output-xml", &["-oX"], Layout::Grouped,
+        ..results("--output-xml", &["-oX"], Layout::Grouped,
             |p, c| Ok(Box::new(XmlSink::new(OutFile::create(p)?, c.info, c.keeper)?)))
     },
     /// nmap grepable (`-oG`).
     Grepable => FormatRow {
         all_extension: Some("gnmap"),
-        ..results("grepable", "--output-grepable", &["-oG"], Layout::Grouped,
+        ..results("--output-grepable", &["-oG"], Layout::Grouped,
             |p, c| Ok(Box::new(GrepableSink::new(OutFile::create(p)?, c.info, c.keeper)?)))
     },
     /// nmap's normal output (`-oN`).
     Normal => FormatRow {
         all_extension: Some("nmap"),
-        ..results("normal", "--output-normal", &["-oN"], Layout::Grouped,
+        ..results("--output-normal", &["-oN"], Layout::Grouped,
             |p, c| Ok(Box::new(NormalSink::new(OutFile::create(p)?, c.info, c.keeper)?)))
     },
     /// masscan's list (`-oL`).
-    List => results("list", "--output-list", &["-oL"], Layout::Stream,
+    List => results("--output-list", &["-oL"], Layout::Stream,
         |p, c| Ok(Box::new(ListSink::new(stream(p, c)?)?))),
     /// CSV with `--fields`' columns (ZMap's).
-    Csv => results("csv", "--csv", &[], Layout::Stream,
+    Csv => results("--csv", &[], Layout::Stream,
         |p, c| Ok(Box::new(CsvSink::new(stream(p, c)?, c.csv_fields.to_vec())?))),
     /// Every validated reply as received, a pcap file (`--pcap-replies`).
     Replies => FormatRow {
         results: false,
         raw_replies: true,
         from_job: false,
-        ..results("pcap", "--pcap-replies", &[], Layout::Stream,
+        ..results("--pcap-replies", &[], Layout::Stream,
             |p, c| Ok(Box::new(if c.resuming { RepliesSink::append(p)? } else { RepliesSink::create(p)? })))
     },
 }
 
 impl Format {
     #[inline]
-    pub fn row(self) -> &'static FormatRow {
+    pub(crate) fn row(self) -> &'static FormatRow {
         &FORMATS[self as usize]
     }
 
     /// The format an option (`--output-xml`, `-oX`) asks for.
-    pub fn from_flag(flag: &str) -> Option<Format> {
+    pub(crate) fn from_flag(flag: &str) -> Option<Format> {
         Self::ALL
             .iter()
             .copied()
@@ -164,7 +160,7 @@ impl Format {
     }
 
     /// Opens the sink writing this format to `path`.
-    pub fn open(self, path: &Path, ctx: &OpenCtx) -> io::Result<Box<dyn Sink>> {
+    pub(crate) fn open(self, path: &Path, ctx: &OpenCtx) -> io::Result<Box<dyn Sink>> {
         (self.row().open)(path, ctx)
     }
 }

@@ -21,14 +21,14 @@ const PING: u8 = b'H';
 const PORT: u8 = b'P';
 const PROTOCOL: u8 = b'O';
 
-pub struct GrepableSink {
+pub(crate) struct GrepableSink {
     doc: Document,
     table: Option<Arc<PortTable>>,
     addresses: Option<u64>,
 }
 
 impl GrepableSink {
-    pub fn new(
+    pub(crate) fn new(
         mut out: OutFile,
         info: &RunInfo,
         keeper: &crate::io::keeper::Keeper,
@@ -60,7 +60,7 @@ impl GrepableSink {
 }
 
 /// One result's piece of its host's lines.
-pub fn entry(r: &Record, table: Option<&PortTable>) -> Entry {
+pub(crate) fn entry(r: &Record, table: Option<&PortTable>) -> Entry {
     let (order, tag, text) = match r.proto {
         Proto::Icmp => {
             let status = if r.state == PortState::Up {
@@ -91,7 +91,7 @@ pub fn entry(r: &Record, table: Option<&PortTable>) -> Entry {
 }
 
 /// `port/state/protocol/owner/service/rpc/version/`, with '/' in values written as '|'.
-pub fn port_field(r: &Record, table: Option<&PortTable>) -> String {
+pub(crate) fn port_field(r: &Record, table: Option<&PortTable>) -> String {
     let (service, version) = match r.grab.as_ref().and_then(|g| g.service.as_ref()) {
         Some(s) => {
             let name = match &s.tunnel {
@@ -139,7 +139,7 @@ fn host_lines(h: HostKey, es: &[Entry]) -> (String, bool) {
 }
 
 /// nmap's first comment line of its grepable and normal files, naming xdpscan.
-pub fn comment_header(info: &RunInfo) -> String {
+pub(crate) fn comment_header(info: &RunInfo) -> String {
     format!(
         "# xdpscan {} scan initiated {} as: {}\n",
         info.version,
@@ -152,7 +152,7 @@ pub fn comment_header(info: &RunInfo) -> String {
 /// whether it is up), then the `# xdpscan done at` footer counting them. The footer is written
 /// even when a host could not be (a full disk): the document stays valid, cut back to its last
 /// whole host.
-pub fn finish_commented(
+pub(crate) fn finish_commented(
     doc: &mut Document,
     end: &RunEnd,
     addresses: Option<u64>,

@@ -21,20 +21,20 @@ use std::{
 };
 
 /// Buffer size before a run is written to disk.
-pub const DEFAULT_BUDGET: usize = 16 << 20;
+pub(crate) const DEFAULT_BUDGET: usize = 16 << 20;
 
 /// Read buffer per run while merging.
 const RUN_READ_BUF: usize = 64 << 10;
 
 /// An address as a sort key: IPv4 first, then IPv6, each numerically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HostKey {
+pub(crate) struct HostKey {
     family: u8,
     addr: u128,
 }
 
 impl HostKey {
-    pub fn of(ip: IpAddr) -> Self {
+    pub(crate) fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(a) => HostKey {
                 family: 4,
@@ -47,7 +47,7 @@ impl HostKey {
         }
     }
 
-    pub fn ip(self) -> IpAddr {
+    pub(crate) fn ip(self) -> IpAddr {
         if self.family == 4 {
             IpAddr::V4((self.addr as u32).into())
         } else {
@@ -61,15 +61,15 @@ type SortKey = (HostKey, u32, u8);
 
 /// One rendered piece of a host's block.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub host: HostKey,
+pub(crate) struct Entry {
+    pub(crate) host: HostKey,
     /// Where it goes in the block: host facts first (0), then ports by protocol and number.
-    pub order: u32,
+    pub(crate) order: u32,
     /// What kind of piece it is (the format's own tags).
-    pub tag: u8,
+    pub(crate) tag: u8,
     /// Unix seconds of the result.
-    pub ts: u64,
-    pub text: Vec<u8>,
+    pub(crate) ts: u64,
+    pub(crate) text: Vec<u8>,
 }
 
 impl Entry {
@@ -130,7 +130,7 @@ impl Entry {
 }
 
 /// Where a document that stopped early keeps its entries for `--resume`.
-pub fn part_path(document: &Path) -> PathBuf {
+pub(crate) fn part_path(document: &Path) -> PathBuf {
     let mut s = document.as_os_str().to_owned();
     s.push(".xdpscan-part");
     PathBuf::from(s)
@@ -142,7 +142,7 @@ fn part_tmp_path(part: &Path) -> PathBuf {
 
 /// What a document may write late (after the privilege drop): its part file, the part's
 /// temporary name, and the directory of its spilled runs.
-pub fn late_paths(document: &Path) -> (Vec<PathBuf>, PathBuf) {
+pub(crate) fn late_paths(document: &Path) -> (Vec<PathBuf>, PathBuf) {
     let dir = HostGroups::for_document(document).dir;
     if document == Path::new("-") {
         return (Vec::new(), dir);
@@ -152,7 +152,7 @@ pub fn late_paths(document: &Path) -> (Vec<PathBuf>, PathBuf) {
 }
 
 /// The entries of one document, sorted by host through memory and sorted runs on disk.
-pub struct HostGroups {
+pub(crate) struct HostGroups {
     buf: Vec<Entry>,
     buf_bytes: usize,
     budget: usize,
@@ -160,13 +160,13 @@ pub struct HostGroups {
     /// Where runs are made (the document's directory: the disk that holds the results).
     dir: PathBuf,
     /// Most bytes the buffer held (for tests and the metadata).
-    pub peak_buffer: usize,
+    pub(crate) peak_buffer: usize,
     /// Makes the runs' unnamed files (after the privilege drop too).
     keeper: Keeper,
 }
 
 impl HostGroups {
-    pub fn new(dir: PathBuf, budget: usize) -> Self {
+    pub(crate) fn new(dir: PathBuf, budget: usize) -> Self {
         Self {
             buf: Vec::new(),
             buf_bytes: 0,
@@ -179,7 +179,7 @@ impl HostGroups {
     }
 
     /// For a document at `path` ("-": standard output, runs in the temporary directory).
-    pub fn for_document(path: &Path) -> Self {
+    pub(crate) fn for_document(path: &Path) -> Self {
         let dir = match path.parent() {
             _ if path == Path::new("-") => std::env::temp_dir(),
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -188,7 +188,7 @@ impl HostGroups {
         Self::new(dir, DEFAULT_BUDGET)
     }
 
-    pub fn push(&mut self, e: Entry) -> io::Result<()> {
+    pub(crate) fn push(&mut self, e: Entry) -> io::Result<()> {
         self.buf_bytes += e.weight();
         self.buf.push(e);
         self.peak_buffer = self.peak_buffer.max(self.buf_bytes);
@@ -198,13 +198,14 @@ impl HostGroups {
         Ok(())
     }
 
+    #[cfg(test)]
     /// Runs on disk so far.
-    pub fn runs(&self) -> usize {
+    pub(crate) fn runs(&self) -> usize {
         self.runs.len()
     }
 
     /// Adds a sorted file of entries (a `part_path` file from an earlier run).
-    pub fn add_sorted(&mut self, f: File) {
+    pub(crate) fn add_sorted(&mut self, f: File) {
         self.runs.push(f);
     }
 
@@ -231,7 +232,7 @@ impl HostGroups {
 
     /// Every host in order with its entries (sorted, each `(order, tag)` once: a result seen
     /// again after a resume is kept once). `save` also receives every entry kept, in order.
-    pub fn drain(
+    pub(crate) fn drain(
         mut self,
         mut save: Option<&mut dyn Write>,
         mut host: impl FnMut(HostKey, &[Entry]) -> io::Result<()>,
@@ -293,8 +294,8 @@ impl HostGroups {
 
 /// A document of host blocks: its file, its entries, and where it keeps them when the run
 /// stops early.
-pub struct Document {
-    pub out: super::file::OutFile,
+pub(crate) struct Document {
+    pub(crate) out: super::file::OutFile,
     groups: Option<HostGroups>,
     /// `part_path` of the document (none for standard output).
     part: Option<PathBuf>,
@@ -304,7 +305,11 @@ pub struct Document {
 
 impl Document {
     /// `resuming`: read back what the interrupted run kept for this document, if it kept any.
-    pub fn new(out: super::file::OutFile, resuming: bool, keeper: &Keeper) -> io::Result<Self> {
+    pub(crate) fn new(
+        out: super::file::OutFile,
+        resuming: bool,
+        keeper: &Keeper,
+    ) -> io::Result<Self> {
         let path = PathBuf::from(out.name());
         let mut groups = HostGroups::for_document(&path);
         groups.keeper = keeper.clone();
@@ -324,7 +329,7 @@ impl Document {
         })
     }
 
-    pub fn push(&mut self, e: Entry) -> io::Result<()> {
+    pub(crate) fn push(&mut self, e: Entry) -> io::Result<()> {
         match &mut self.groups {
             Some(g) => g.push(e),
             None => Ok(()),
@@ -334,7 +339,7 @@ impl Document {
     /// Writes every host block through `render` (`None` writes nothing for that host). When the
     /// run is not `complete`, the entries are also kept in the part file for `--resume`; when it
     /// is, a part file read back is removed.
-    pub fn write_hosts(
+    pub(crate) fn write_hosts(
         &mut self,
         complete: bool,
         mut render: impl FnMut(HostKey, &[Entry]) -> Option<String>,

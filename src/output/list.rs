@@ -3,12 +3,12 @@
 
 use super::{file::OutFile, unix_secs, Record, RunEnd, Sink};
 
-pub struct ListSink {
+pub(crate) struct ListSink {
     out: OutFile,
 }
 
 impl ListSink {
-    pub fn new(mut out: OutFile) -> std::io::Result<Self> {
+    pub(crate) fn new(mut out: OutFile) -> std::io::Result<Self> {
         if out.is_empty() {
             out.header(b"#masscan\n")?;
         }
@@ -16,7 +16,7 @@ impl ListSink {
     }
 }
 
-pub fn to_line(r: &Record) -> String {
+pub(crate) fn to_line(r: &Record) -> String {
     let mut line = format!(
         "{} {} {} {} {}\n",
         r.state.as_str(),

@@ -4,15 +4,15 @@
 
 pub mod csv;
 pub mod file;
-pub mod formats;
-pub mod grepable;
-pub mod grouped;
-pub mod list;
-pub mod metadata;
+pub(crate) mod formats;
+pub(crate) mod grepable;
+pub(crate) mod grouped;
+pub(crate) mod list;
+pub(crate) mod metadata;
 pub mod ndjson;
-pub mod normal;
-pub mod replies;
-pub mod xml;
+pub(crate) mod normal;
+pub(crate) mod replies;
+pub(crate) mod xml;
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -29,13 +29,13 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReplyFacts {
     /// IPv4 identification, or IPv6 flow label.
-    pub ipid: u32,
+    pub(crate) ipid: u32,
     /// TCP window of a TCP reply.
-    pub window: u16,
+    pub(crate) window: u16,
     /// ICMP type and code of an ICMP reply.
-    pub icmp: Option<(u8, u8)>,
+    pub(crate) icmp: Option<(u8, u8)>,
     /// Our port the reply was addressed to (for ICMP errors: the source port they quote).
-    pub our_port: u16,
+    pub(crate) our_port: u16,
 }
 
 impl ReplyFacts {
@@ -75,42 +75,42 @@ impl ReplyFacts {
 
 /// The path to one target (`--traceroute`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trace {
-    pub proto: Proto,
-    pub port: u16,
+pub(crate) struct Trace {
+    pub(crate) proto: Proto,
+    pub(crate) port: u16,
     /// From the first TTL to where the path ended, one per TTL.
-    pub hops: Vec<TraceHop>,
+    pub(crate) hops: Vec<TraceHop>,
     /// The target itself answered (else the path ends at the last hop that did).
-    pub reached: bool,
+    pub(crate) reached: bool,
 }
 
 /// One TTL of a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceHop {
-    pub ttl: u8,
+pub(crate) struct TraceHop {
+    pub(crate) ttl: u8,
     /// Who answered at this TTL; `None` for `*`.
-    pub ip: Option<IpAddr>,
-    pub rtt_us: Option<u32>,
+    pub(crate) ip: Option<IpAddr>,
+    pub(crate) rtt_us: Option<u32>,
 }
 
 /// Which states are written (`--open`, `--show`, `--noshow`); the summary and the metadata
 /// count every state whatever is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Show(u16);
+pub(crate) struct Show(u16);
 
 impl Show {
-    pub const ALL: Show = Show((1 << PortState::ALL.len()) - 1);
+    pub(crate) const ALL: Show = Show((1 << PortState::ALL.len()) - 1);
 
     fn bit(s: PortState) -> u16 {
         1 << s.index()
     }
 
-    pub fn of(states: &[PortState]) -> Show {
+    pub(crate) fn of(states: &[PortState]) -> Show {
         Show(states.iter().fold(0, |m, &s| m | Self::bit(s)))
     }
 
     /// nmap's `--open`: open and possibly open (open|filtered, unfiltered), and hosts up.
-    pub fn open() -> Show {
+    pub(crate) fn open() -> Show {
         Self::of(&[
             PortState::Open,
             PortState::OpenFiltered,
@@ -121,7 +121,7 @@ impl Show {
 
     /// What the command line asks: `--show` (or `--open`) replaces "every state", `--noshow`
     /// takes states away.
-    pub fn from_cli(open: bool, show: &[PortState], noshow: &[PortState]) -> Show {
+    pub(crate) fn from_cli(open: bool, show: &[PortState], noshow: &[PortState]) -> Show {
         let base = match (open, show.is_empty()) {
             (true, _) => Self::open(),
             (false, true) => Self::ALL,
@@ -131,7 +131,7 @@ impl Show {
     }
 
     #[inline]
-    pub fn contains(self, s: PortState) -> bool {
+    pub(crate) fn contains(self, s: PortState) -> bool {
         self.0 & Self::bit(s) != 0
     }
 }
@@ -145,29 +145,29 @@ impl Default for Show {
 /// One result as reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    pub ip: IpAddr,
-    pub port: u16,
-    pub proto: Proto,
-    pub state: PortState,
-    pub reason: Reason,
+    pub(crate) ip: IpAddr,
+    pub(crate) port: u16,
+    pub(crate) proto: Proto,
+    pub(crate) state: PortState,
+    pub(crate) reason: Reason,
     pub ttl: u8,
     /// Who answered, when it is not the target itself (a router's ICMP error).
-    pub responder: Option<IpAddr>,
-    pub scan: ScanType,
+    pub(crate) responder: Option<IpAddr>,
+    pub(crate) scan: ScanType,
     pub ts: SystemTime,
     /// Our address (the reply's destination).
-    pub local: IpAddr,
-    pub facts: ReplyFacts,
+    pub(crate) local: IpAddr,
+    pub(crate) facts: ReplyFacts,
     /// Received after the last probe was sent.
-    pub cooldown: bool,
+    pub(crate) cooldown: bool,
     /// The path to the target (`--traceroute`).
-    pub trace: Option<Arc<Trace>>,
+    pub(crate) trace: Option<Arc<Trace>>,
     /// What the open port said (`--banners`, `-sV`).
-    pub grab: Option<Arc<crate::service::Grab>>,
+    pub(crate) grab: Option<Arc<crate::service::Grab>>,
 }
 
 impl Record {
-    pub fn from_verdict(v: &Verdict, scan: ScanType, ts: SystemTime) -> Self {
+    pub(crate) fn from_verdict(v: &Verdict, scan: ScanType, ts: SystemTime) -> Self {
         Self {
             ip: v.ip,
             port: v.port,
@@ -214,7 +214,13 @@ impl Record {
     }
 
     /// A target that never answered (`--report-silent`), reported after the cooldown.
-    pub fn silent(ip: IpAddr, port: u16, proto: Proto, state: PortState, scan: ScanType) -> Self {
+    pub(crate) fn silent(
+        ip: IpAddr,
+        port: u16,
+        proto: Proto,
+        state: PortState,
+        scan: ScanType,
+    ) -> Self {
         Self {
             cooldown: true,
             ..Self::new(ip, port, proto, state, Reason::NoResponse, scan)
@@ -222,7 +228,7 @@ impl Record {
     }
 
     /// Did this result find something (open port, live host)?
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         matches!(
             self.state,
             PortState::Open | PortState::Unfiltered | PortState::Up
@@ -232,24 +238,22 @@ impl Record {
 
 /// What the documents say about the whole run.
 #[derive(Debug, Clone)]
-pub struct RunInfo {
-    pub version: &'static str,
+pub(crate) struct RunInfo {
+    pub(crate) version: &'static str,
     /// The command line, as typed.
-    pub args: Vec<String>,
-    pub start: SystemTime,
-    /// nmap's name of the scan type (`syn`, `udp`...).
-    pub scan: crate::probe::ScanType,
+    pub(crate) args: Vec<String>,
+    pub(crate) start: SystemTime,
     /// What each protocol scanned probed, by which scan type (ports, or protocol numbers for
     /// `ip`); empty for a ping sweep.
-    pub port_lists: Vec<(crate::probe::ScanType, Proto, crate::targets::PortList)>,
+    pub(crate) port_lists: Vec<(crate::probe::ScanType, Proto, crate::targets::PortList)>,
     /// nmap-services' names, written for every port as nmap does (`method="table"`).
-    pub port_table: Option<Arc<crate::targets::services::PortTable>>,
+    pub(crate) port_table: Option<Arc<crate::targets::services::PortTable>>,
     /// Addresses scanned, for the host totals (`None` for one shard of a scan: a shard probes
     /// part of each address's ports, so its file counts the hosts it lists).
-    pub addresses: Option<u64>,
+    pub(crate) addresses: Option<u64>,
     /// This run continues an interrupted one (`--resume`): grouped documents read back what it
     /// kept, and streams append.
-    pub resuming: bool,
+    pub(crate) resuming: bool,
 }
 
 /// Totals for the closing lines of a document.
@@ -265,12 +269,12 @@ pub struct RunEnd {
 }
 
 /// nmap's `1 IP address` / `256 IP addresses`.
-pub fn ip_addresses(n: u64) -> String {
+pub(crate) fn ip_addresses(n: u64) -> String {
     format!("{n} IP address{}", if n == 1 { "" } else { "es" })
 }
 
 /// nmap's `1 host` / `2 hosts`.
-pub fn hosts(n: u64) -> String {
+pub(crate) fn hosts(n: u64) -> String {
     format!("{n} host{}", if n == 1 { "" } else { "s" })
 }
 
@@ -292,16 +296,16 @@ pub trait Sink: Send {
 }
 
 /// RFC 3339 UTC with microseconds, as `2026-11-22T10:00:00.123456Z`.
-pub fn rfc3339(ts: SystemTime) -> String {
+pub(crate) fn rfc3339(ts: SystemTime) -> String {
     humantime::format_rfc3339_micros(ts).to_string()
 }
 
-pub fn unix_secs(ts: SystemTime) -> u64 {
+pub(crate) fn unix_secs(ts: SystemTime) -> u64 {
     ts.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 /// nmap's `Sun Nov 22 04:01:42 2026` (UTC).
-pub fn ctime(ts: SystemTime) -> String {
+pub(crate) fn ctime(ts: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -336,7 +340,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Escapes text for an XML attribute.
-pub fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -356,7 +360,7 @@ pub fn xml_escape(s: &str) -> String {
 pub(crate) mod testutil {
     use super::*;
 
-    pub fn record(ip: [u8; 4], port: u16, state: PortState, reason: Reason) -> Record {
+    pub(crate) fn record(ip: [u8; 4], port: u16, state: PortState, reason: Reason) -> Record {
         Record {
             ip: IpAddr::V4(Ipv4Addr::from(ip)),
             port,
@@ -380,7 +384,7 @@ pub(crate) mod testutil {
         }
     }
 
-    pub fn info() -> RunInfo {
+    pub(crate) fn info() -> RunInfo {
         RunInfo {
             version: "0.1.0",
             args: vec![
@@ -390,7 +394,6 @@ pub(crate) mod testutil {
                 "80".into(),
             ],
             start: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
-            scan: crate::probe::ScanType::Syn,
             port_lists: vec![(
                 crate::probe::ScanType::Syn,
                 Proto::Tcp,
@@ -402,7 +405,7 @@ pub(crate) mod testutil {
         }
     }
 
-    pub fn end() -> RunEnd {
+    pub(crate) fn end() -> RunEnd {
         RunEnd {
             end: UNIX_EPOCH + Duration::from_secs(1_795_000_010),
             elapsed: Duration::from_secs(10),

@@ -120,22 +120,22 @@ impl NdjsonSink {
         Self { out, fields: None }
     }
 
-    pub fn with_fields(out: OutFile, fields: Option<Vec<super::csv::Field>>) -> Self {
+    pub(crate) fn with_fields(out: OutFile, fields: Option<Vec<super::csv::Field>>) -> Self {
         Self { out, fields }
     }
 }
 
-pub fn to_line(r: &Record) -> String {
+pub(crate) fn to_line(r: &Record) -> String {
     serde_json::to_string(&line(r, false)).expect("a record always serializes")
 }
 
 /// `to_line` with the reply's facts (`x`), as results travel between machines.
-pub fn to_wire_line(r: &Record) -> String {
+pub(crate) fn to_wire_line(r: &Record) -> String {
     serde_json::to_string(&line(r, true)).expect("a record always serializes")
 }
 
 /// The record a line of `to_line` or `to_wire_line` holds (a plain line: without the facts).
-pub fn from_line(s: &str) -> Result<Record, String> {
+pub(crate) fn from_line(s: &str) -> Result<Record, String> {
     let l: LineIn = serde_json::from_str(s).map_err(|e| e.to_string())?;
     let scan = ScanType::from_name(&l.scan).ok_or_else(|| format!("unknown scan {:?}", l.scan))?;
     let ts = humantime::parse_rfc3339(&l.ts).map_err(|e| format!("ts: {e}"))?;

@@ -23,14 +23,14 @@ const PROTOCOL: u8 = b'O';
 /// Columns of a table row, in an entry's text.
 const SEP: char = '\t';
 
-pub struct NormalSink {
+pub(crate) struct NormalSink {
     doc: Document,
     table: Option<Arc<PortTable>>,
     addresses: Option<u64>,
 }
 
 impl NormalSink {
-    pub fn new(
+    pub(crate) fn new(
         mut out: OutFile,
         info: &RunInfo,
         keeper: &crate::io::keeper::Keeper,
@@ -46,7 +46,7 @@ impl NormalSink {
 }
 
 /// One result's row of its host's table (columns separated by [`SEP`]), or its status.
-pub fn entry(r: &Record, table: Option<&PortTable>) -> Entry {
+pub(crate) fn entry(r: &Record, table: Option<&PortTable>) -> Entry {
     let name = || {
         r.proto
             .service_proto()

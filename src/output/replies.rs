@@ -6,12 +6,12 @@ use std::{fs::File, io::BufWriter, time::SystemTime};
 use super::{Record, RunEnd, Sink};
 use crate::io::pcap::PcapWriter;
 
-pub struct RepliesSink {
+pub(crate) struct RepliesSink {
     pcap: PcapWriter<BufWriter<File>>,
 }
 
 impl RepliesSink {
-    pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
+    pub(crate) fn create(path: &std::path::Path) -> std::io::Result<Self> {
         let f = File::create(path)?;
         Ok(Self {
             pcap: PcapWriter::new(BufWriter::with_capacity(1 << 20, f))?,
@@ -19,7 +19,7 @@ impl RepliesSink {
     }
 
     /// Adds to the file of an interrupted run (`--resume`); a new or empty file gets a header.
-    pub fn append(path: &std::path::Path) -> std::io::Result<Self> {
+    pub(crate) fn append(path: &std::path::Path) -> std::io::Result<Self> {
         let f = std::fs::OpenOptions::new()
             .append(true)
             .create(true)

@@ -22,14 +22,14 @@ const REPLY: u8 = b'S';
 const TRACE: u8 = b'T';
 const PORT: u8 = b'P';
 
-pub struct XmlSink {
+pub(crate) struct XmlSink {
     doc: Document,
     table: Option<Arc<PortTable>>,
     addresses: Option<u64>,
 }
 
 impl XmlSink {
-    pub fn new(
+    pub(crate) fn new(
         mut out: OutFile,
         info: &RunInfo,
         keeper: &crate::io::keeper::Keeper,
@@ -74,7 +74,7 @@ impl XmlSink {
 }
 
 /// A port's place in its host's block: by protocol, then number (nmap's order).
-pub fn port_order(proto: Proto, port: u16) -> u32 {
+pub(crate) fn port_order(proto: Proto, port: u16) -> u32 {
     let rank = match proto {
         Proto::Tcp => 1,
         Proto::Udp => 2,
@@ -121,7 +121,7 @@ fn entries(r: &Record, table: Option<&PortTable>) -> Vec<Entry> {
 }
 
 /// `<port>` with its state, service (what -sV found, else the port table's name) and banner.
-pub fn port_element(r: &Record, table: Option<&PortTable>) -> String {
+pub(crate) fn port_element(r: &Record, table: Option<&PortTable>) -> String {
     let reason_ip = r
         .responder
         .map(|a| format!(" reason_ip=\"{a}\""))

@@ -8,7 +8,7 @@ use super::{
 
 /// nmap's reading of an ACK scan.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AckReading;
+pub(crate) struct AckReading;
 
 impl TcpReading for AckReading {
     fn reset(&self, _r: &TcpReply) -> (PortState, Reason) {
@@ -20,10 +20,10 @@ impl TcpReading for AckReading {
     }
 }
 
-pub type AckScan = TcpScan<AckReading>;
+pub(crate) type AckScan = TcpScan<AckReading>;
 
 impl AckScan {
-    pub fn new(flags: u8) -> Self {
+    pub(crate) fn new(flags: u8) -> Self {
         TcpScan::with(super::ScanType::Ack, flags, AckReading)
     }
 }

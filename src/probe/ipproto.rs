@@ -31,7 +31,7 @@ use super::{
 };
 
 /// Cookie tag of protocol probes: distinct from every IP protocol's own scans.
-pub const TAG: u8 = 255;
+pub(crate) const TAG: u8 = 255;
 const PROTO_IGMP: u8 = 2;
 use crate::wire::sctp::PROTO_SCTP;
 /// Where nmap's protocol probes go for TCP, UDP, SCTP.
@@ -40,7 +40,7 @@ const UDP_PORT: u16 = 40125;
 const SCTP_PORT: u16 = 80;
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct IpProtoScan;
+pub(crate) struct IpProtoScan;
 
 fn tcp_probe() -> tcp::TcpProbe {
     tcp::TcpProbe {

@@ -3,19 +3,19 @@
 //! Adding a scan type is adding one file and one row in [`table`]; a raw TCP scan only supplies
 //! its reading of replies ([`tcp::TcpReading`]).
 
-pub mod ack;
-pub mod ipproto;
-pub mod ping;
-pub mod sctp;
-pub mod stealth;
-pub mod syn;
-pub mod table;
-pub mod tcp;
+pub(crate) mod ack;
+pub(crate) mod ipproto;
+pub(crate) mod ping;
+pub(crate) mod sctp;
+pub(crate) mod stealth;
+pub(crate) mod syn;
+pub(crate) mod table;
+pub(crate) mod tcp;
 pub mod traceroute;
-pub mod udp;
-pub mod udp_echo;
+pub(crate) mod udp;
+pub(crate) mod udp_echo;
 pub mod udp_payloads;
-pub mod window;
+pub(crate) mod window;
 
 use std::{
     fmt,
@@ -57,16 +57,16 @@ pub enum PortState {
 impl PortState {
     /// Its place in [`Self::ALL`] (the declaration order), for per-state tables and sets.
     #[inline]
-    pub const fn index(self) -> usize {
+    pub(crate) const fn index(self) -> usize {
         self as usize
     }
 
     /// The state nmap's name stands for (`open|filtered`...).
-    pub fn from_name(s: &str) -> Option<PortState> {
+    pub(crate) fn from_name(s: &str) -> Option<PortState> {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
-    pub const ALL: [PortState; 8] = [
+    pub(crate) const ALL: [PortState; 8] = [
         PortState::Open,
         PortState::Closed,
         PortState::Filtered,
@@ -76,7 +76,7 @@ impl PortState {
         PortState::Up,
         PortState::Down,
     ];
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PortState::Open => "open",
             PortState::Closed => "closed",
@@ -130,7 +130,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reason::SynAck => "syn-ack",
             Reason::Reset => "reset",
@@ -177,15 +177,16 @@ pub enum Proto {
 }
 
 impl Proto {
-    pub const ALL: [Proto; 5] = [Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Ip, Proto::Sctp];
+    pub(crate) const ALL: [Proto; 5] =
+        [Proto::Tcp, Proto::Udp, Proto::Icmp, Proto::Ip, Proto::Sctp];
 
     /// Its place in [`Self::ALL`].
     #[inline]
-    pub const fn index(self) -> usize {
+    pub(crate) const fn index(self) -> usize {
         self as usize
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
@@ -196,7 +197,7 @@ impl Proto {
     }
 
     /// The prefix nmap and masscan give this protocol's ports in `-p` (`T:22,U:53,S:80`).
-    pub fn port_prefix(self) -> Option<&'static str> {
+    pub(crate) fn port_prefix(self) -> Option<&'static str> {
         match self {
             Proto::Tcp => Some("T"),
             Proto::Udp => Some("U"),
@@ -207,7 +208,7 @@ impl Proto {
     }
 
     /// The protocol nmap-services names this protocol's ports under.
-    pub fn service_proto(self) -> Option<crate::targets::services::ServiceProto> {
+    pub(crate) fn service_proto(self) -> Option<crate::targets::services::ServiceProto> {
         use crate::targets::services::ServiceProto;
         match self {
             Proto::Tcp => Some(ServiceProto::Tcp),
@@ -225,12 +226,12 @@ pub struct Verdict {
     pub ip: IpAddr,
     pub port: u16,
     pub proto: Proto,
-    pub state: PortState,
-    pub reason: Reason,
+    pub(crate) state: PortState,
+    pub(crate) reason: Reason,
     /// TTL of the reply as received.
-    pub ttl: u8,
+    pub(crate) ttl: u8,
     /// Who sent the reply (differs from `ip` for ICMP errors from routers).
-    pub responder: IpAddr,
+    pub(crate) responder: IpAddr,
 }
 
 /// The outcome of looking at one received IP packet: a port scan's reply is a [`Verdict`], a
@@ -319,27 +320,27 @@ pub trait PortScan: ProbeModule {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Replies {
     /// ICMP (ICMPv6) echo replies whose identifier is one of our ports.
-    pub echo_replies: bool,
+    pub(crate) echo_replies: bool,
     /// ICMPv4 query replies (echo, timestamp, information, address mask) with our identifier.
-    pub icmp_queries: bool,
+    pub(crate) icmp_queries: bool,
     /// ICMP errors quoting a packet of any protocol from us, not only TCP/UDP.
-    pub any_quoted: bool,
+    pub(crate) any_quoted: bool,
     /// Packets to us of the protocols in `protocols` (`-sO`), and ICMP errors quoting them.
-    pub all_protocols: bool,
+    pub(crate) all_protocols: bool,
     /// `-sO`'s protocol numbers, one bit each (filled in by the plan: the module does not know
     /// which numbers the scan takes).
-    pub protocols: [u8; 32],
+    pub(crate) protocols: [u8; 32],
 }
 
 impl Replies {
     /// With protocol `p` among `protocols`.
-    pub fn with_protocol(mut self, p: u8) -> Self {
+    pub(crate) fn with_protocol(mut self, p: u8) -> Self {
         self.protocols[p as usize / 8] |= 1 << (p % 8);
         self
     }
 
     /// What either of two scans reads (one scan over several protocols).
-    pub fn union(self, o: Replies) -> Replies {
+    pub(crate) fn union(self, o: Replies) -> Replies {
         Replies {
             echo_replies: self.echo_replies || o.echo_replies,
             icmp_queries: self.icmp_queries || o.icmp_queries,
@@ -361,17 +362,17 @@ pub(crate) mod testutil {
     };
     use etherparse::PacketBuilder;
 
-    pub const SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
-    pub const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 19, 1, 5));
-    pub const ROUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
-    pub const SRC6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
-    pub const DST6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 5));
-    pub const ROUTER6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
-    pub const SMAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-    pub const DMAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    pub(crate) const SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    pub(crate) const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 19, 1, 5));
+    pub(crate) const ROUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+    pub(crate) const SRC6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+    pub(crate) const DST6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 5));
+    pub(crate) const ROUTER6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+    pub(crate) const SMAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    pub(crate) const DMAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
     /// `a` plus `n` in its last bits.
-    pub fn plus(a: IpAddr, n: u32) -> IpAddr {
+    pub(crate) fn plus(a: IpAddr, n: u32) -> IpAddr {
         match a {
             IpAddr::V4(a) => IpAddr::V4((u32::from(a) + n).into()),
             IpAddr::V6(a) => IpAddr::V6((u128::from(a) + n as u128).into()),
@@ -379,7 +380,7 @@ pub(crate) mod testutil {
     }
 
     /// Our source address in `dst`'s family.
-    pub fn src_for(dst: IpAddr) -> IpAddr {
+    pub(crate) fn src_for(dst: IpAddr) -> IpAddr {
         if dst.is_ipv4() {
             SRC
         } else {
@@ -387,7 +388,7 @@ pub(crate) mod testutil {
         }
     }
 
-    pub fn ctx() -> ClassifyCtx {
+    pub(crate) fn ctx() -> ClassifyCtx {
         let IpAddr::V4(s4) = SRC else { unreachable!() };
         let IpAddr::V6(s6) = SRC6 else { unreachable!() };
         ClassifyCtx {
@@ -403,7 +404,7 @@ pub(crate) mod testutil {
         }
     }
 
-    pub fn params_for(dst: IpAddr) -> FrameParams {
+    pub(crate) fn params_for(dst: IpAddr) -> FrameParams {
         FrameParams {
             src_mac: MacAddr(SMAC),
             dst_mac: MacAddr(DMAC),
@@ -412,12 +413,12 @@ pub(crate) mod testutil {
         }
     }
 
-    pub fn params() -> FrameParams {
+    pub(crate) fn params() -> FrameParams {
         params_for(DST)
     }
 
     /// The frame `m` sends to `dst:port`, and its cookie.
-    pub fn build(
+    pub(crate) fn build(
         m: &dyn ProbeModule,
         ctx: &ClassifyCtx,
         dst: IpAddr,
@@ -444,7 +445,7 @@ pub(crate) mod testutil {
     }
 
     /// A TCP segment from `from:sport` to us with flags spelled like "SA", "RA", "R".
-    pub fn tcp_reply(
+    pub(crate) fn tcp_reply(
         from: IpAddr,
         sport: u16,
         dport: u16,
@@ -470,7 +471,7 @@ pub(crate) mod testutil {
     }
 
     /// A UDP datagram from `from:sport` to us.
-    pub fn udp_reply(from: IpAddr, sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn udp_reply(from: IpAddr, sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
         ip_builder(from, src_for(from), 63)
             .udp(sport, dport)
@@ -480,7 +481,7 @@ pub(crate) mod testutil {
     }
 
     /// An ICMP destination-unreachable from ROUTER quoting the probe `m` sends to DST:port.
-    pub fn icmp_error(
+    pub(crate) fn icmp_error(
         m: &dyn ProbeModule,
         ctx: &ClassifyCtx,
         port: u16,
@@ -492,7 +493,7 @@ pub(crate) mod testutil {
 
     /// The same, sent by `from` (the target itself, or a router). The family follows `from`:
     /// an IPv6 sender quotes the probe to DST6 in an ICMPv6 unreachable with this code.
-    pub fn icmp_error_from(
+    pub(crate) fn icmp_error_from(
         m: &dyn ProbeModule,
         ctx: &ClassifyCtx,
         port: u16,
@@ -533,7 +534,7 @@ pub(crate) mod testutil {
         v
     }
 
-    pub fn classify(m: &dyn PortScan, ctx: &ClassifyCtx, pkt: &[u8]) -> Classified {
+    pub(crate) fn classify(m: &dyn PortScan, ctx: &ClassifyCtx, pkt: &[u8]) -> Classified {
         m.classify(&IpPacket::parse(pkt).unwrap(), ctx)
     }
 }

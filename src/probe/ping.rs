@@ -23,11 +23,11 @@ use super::{
 };
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PingScan;
+pub(crate) struct PingScan;
 
 /// An echo request template of the parameters' family (identifier, sequence and checksum zero,
 /// no data, as nmap's -PE).
-pub fn echo_template(params: &FrameParams) -> FrameTemplate {
+pub(crate) fn echo_template(params: &FrameParams) -> FrameTemplate {
     let msg_type = match params.family() {
         Family::V4 => icmp::TYPE_ECHO_REQUEST,
         Family::V6 => icmpv6::TYPE_ECHO_REQUEST,
@@ -46,7 +46,12 @@ pub fn echo_template(params: &FrameParams) -> FrameTemplate {
 }
 
 #[inline(always)]
-pub fn write_echo(frame: &mut [u8], tpl: &FrameTemplate, dst: IpAddr, c: &ProbeCookie) -> usize {
+pub(crate) fn write_echo(
+    frame: &mut [u8],
+    tpl: &FrameTemplate,
+    dst: IpAddr,
+    c: &ProbeCookie,
+) -> usize {
     let n = tpl.stamp(frame, dst, c.ident(tpl.family()));
     let seq = c.seq as u16;
     let mut m = IcmpPacket::patch(&mut frame[tpl.l4_offset()..n]);
@@ -60,7 +65,7 @@ pub fn write_echo(frame: &mut [u8], tpl: &FrameTemplate, dst: IpAddr, c: &ProbeC
 
 /// An echo reply answering our request to `ip.src()` with cookie tag `tag` and "port" `port`:
 /// `None` when `msg` is no echo reply, else whether its identifier and sequence check.
-pub fn is_echo_reply(
+pub(crate) fn is_echo_reply(
     ip: &IpPacket,
     msg: &IcmpMessage,
     ctx: &ClassifyCtx,

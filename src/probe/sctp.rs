@@ -32,18 +32,18 @@ enum Chunk {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct SctpScan {
+pub(crate) struct SctpScan {
     chunk: Chunk,
 }
 
 impl SctpScan {
     /// `-sY`
-    pub fn init() -> Self {
+    pub(crate) fn init() -> Self {
         Self { chunk: Chunk::Init }
     }
 
     /// `-sZ`
-    pub fn cookie_echo() -> Self {
+    pub(crate) fn cookie_echo() -> Self {
         Self {
             chunk: Chunk::CookieEcho,
         }

@@ -9,7 +9,7 @@ use super::{
 
 /// nmap's reading of FIN, Null, Xmas and Maimon scans.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct StealthReading;
+pub(crate) struct StealthReading;
 
 impl TcpReading for StealthReading {
     fn reset(&self, _r: &TcpReply) -> (PortState, Reason) {
@@ -21,11 +21,11 @@ impl TcpReading for StealthReading {
     }
 }
 
-pub type StealthScan = TcpScan<StealthReading>;
+pub(crate) type StealthScan = TcpScan<StealthReading>;
 
 impl StealthScan {
     /// `name` is the scan's (fin, null, xmas, maimon); `flags` its probe's.
-    pub fn new(scan: super::ScanType, flags: u8) -> Self {
+    pub(crate) fn new(scan: super::ScanType, flags: u8) -> Self {
         TcpScan::with(scan, flags, StealthReading)
     }
 }

@@ -9,7 +9,7 @@ use super::{
 
 /// nmap's reading of a SYN scan.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SynReading;
+pub(crate) struct SynReading;
 
 impl TcpReading for SynReading {
     fn reset(&self, _r: &TcpReply) -> (PortState, Reason) {
@@ -25,10 +25,10 @@ impl TcpReading for SynReading {
     }
 }
 
-pub type SynScan = TcpScan<SynReading>;
+pub(crate) type SynScan = TcpScan<SynReading>;
 
 impl SynScan {
-    pub fn new(flags: u8) -> Self {
+    pub(crate) fn new(flags: u8) -> Self {
         TcpScan::with(super::ScanType::Syn, flags, SynReading)
     }
 }

@@ -13,15 +13,15 @@ use crate::wire::TcpFlags as F;
 
 /// What a module is built from: the scan's own type, the TCP flags (`--scanflags` or the
 /// type's), and the UDP payloads.
-pub struct ModuleArgs<'a> {
-    pub scan: ScanType,
-    pub tcp_flags: u8,
-    pub payloads: &'a Payloads,
+pub(crate) struct ModuleArgs<'a> {
+    pub(crate) scan: ScanType,
+    pub(crate) tcp_flags: u8,
+    pub(crate) payloads: &'a Payloads,
 }
 
 /// How a scan type runs.
 #[derive(Clone, Copy)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Raw probes from a probe module through the engine.
     Raw(fn(&ModuleArgs) -> Box<dyn PortScan>),
     /// The kernel's connections (`engine::connect`); its dry run shows the SYNs they would
@@ -33,7 +33,7 @@ pub enum Mode {
 
 /// What `-p` gives a scan type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PortUse {
+pub(crate) enum PortUse {
     /// Ports of its protocol (names and rankings from nmap-services).
     Ports,
     /// IP protocol numbers, 0-255 by default (`-sO`).
@@ -45,28 +45,28 @@ pub enum PortUse {
 /// One scan type.
 pub struct ScanRow {
     /// `--scan`'s value and the name results, metadata and jobs carry.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The flags nmap (and masscan) users type for it (`-sS`; `-PE`, `--ping`).
-    pub flags: &'static [&'static str],
+    pub(crate) flags: &'static [&'static str],
     /// ZMap's probe module of the same scan, also accepted by `--scan`.
-    pub zmap: Option<&'static str>,
+    pub(crate) zmap: Option<&'static str>,
     /// The `type` of nmap's `<scaninfo>`.
-    pub nmap_type: &'static str,
+    pub(crate) nmap_type: &'static str,
     /// One line for `--help`.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
     /// The protocol its probes and results are of.
-    pub proto: Proto,
-    pub ports: PortUse,
+    pub(crate) proto: Proto,
+    pub(crate) ports: PortUse,
     /// The TCP flags its probes carry; `--scanflags` replaces them (TCP scans only).
-    pub tcp_flags: Option<u8>,
+    pub(crate) tcp_flags: Option<u8>,
     /// Whether it combines with the types of other protocols (`-sS -sU -sY`: one type per
     /// protocol, each probing its own ports).
-    pub combines: bool,
+    pub(crate) combines: bool,
     /// The probes `--traceroute` sends when this is the scan asked.
-    pub trace: Option<TraceProto>,
+    pub(crate) trace: Option<TraceProto>,
     /// Whether `--scan` chooses it (a traceroute is chosen by `--traceroute`).
-    pub chosen_by_scan: bool,
-    pub mode: Mode,
+    pub(crate) chosen_by_scan: bool,
+    pub(crate) mode: Mode,
 }
 
 macro_rules! scan_types {
@@ -215,12 +215,12 @@ scan_types! {
 impl ScanType {
     /// This type's row.
     #[inline]
-    pub fn row(self) -> &'static ScanRow {
+    pub(crate) fn row(self) -> &'static ScanRow {
         &SCAN_TYPES[self as usize]
     }
 
     /// The scan type `name` names (as results and `--scan` spell it; ZMap's module names too).
-    pub fn from_name(name: &str) -> Option<ScanType> {
+    pub(crate) fn from_name(name: &str) -> Option<ScanType> {
         Self::ALL
             .iter()
             .copied()
@@ -228,19 +228,19 @@ impl ScanType {
     }
 
     /// The scan type nmap's (or masscan's) flag chooses (`-sS`, `--ping`).
-    pub fn from_flag(flag: &str) -> Option<ScanType> {
+    pub(crate) fn from_flag(flag: &str) -> Option<ScanType> {
         Self::ALL
             .iter()
             .copied()
             .find(|s| s.row().chosen_by_scan && s.row().flags.contains(&flag))
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.row().name
     }
 
     /// The `type` of nmap's `<scaninfo>` for this scan probing over `proto`.
-    pub fn nmap_type(self, proto: Proto) -> &'static str {
+    pub(crate) fn nmap_type(self, proto: Proto) -> &'static str {
         match self.row().mode {
             Mode::Traceroute if proto == Proto::Udp => ScanType::Udp.row().nmap_type,
             _ => self.row().nmap_type,
@@ -250,7 +250,7 @@ impl ScanType {
     /// The type a port of `proto` given with its prefix (`T:`, `U:`, `S:`) is probed by when
     /// no type of that protocol is asked: the first raw port scan of it (SYN, UDP, SCTP INIT),
     /// as masscan does.
-    pub fn default_for(proto: Proto) -> Option<ScanType> {
+    pub(crate) fn default_for(proto: Proto) -> Option<ScanType> {
         Self::ALL.iter().copied().find(|s| {
             let r = s.row();
             r.proto == proto && r.combines && matches!(r.mode, Mode::Raw(_))
@@ -269,7 +269,7 @@ impl ScanType {
 
     /// The SYN module a connect scan's dry run shows (the probes its connections would open),
     /// or [`Self::module`].
-    pub fn stand_in(self, scanflags: Option<u8>, payloads: &Payloads) -> Box<dyn PortScan> {
+    pub(crate) fn stand_in(self, scanflags: Option<u8>, payloads: &Payloads) -> Box<dyn PortScan> {
         match self.row().mode {
             Mode::Raw(build) => self.build(build, scanflags, payloads),
             Mode::Connect | Mode::Traceroute => ScanType::Syn

@@ -17,20 +17,20 @@ use crate::{
 use super::{Classified, ClassifyCtx, PortState, Proto, Reason, Verdict};
 
 /// The options nmap's raw TCP probes carry: MSS 1460.
-pub const MSS_OPTION: [u8; 4] = [2, 4, 0x05, 0xb4];
+pub(crate) const MSS_OPTION: [u8; 4] = [2, 4, 0x05, 0xb4];
 
 /// nmap's raw TCP probes advertise a 1024-byte window.
-pub const WINDOW: u16 = 1024;
+pub(crate) const WINDOW: u16 = 1024;
 
 /// A TCP probe: its flags decide the template; cookie in the sequence number (and in the
 /// acknowledgment number when ACK is set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpProbe {
-    pub flags: u8,
+pub(crate) struct TcpProbe {
+    pub(crate) flags: u8,
 }
 
 impl TcpProbe {
-    pub fn template(&self, params: &FrameParams) -> FrameTemplate {
+    pub(crate) fn template(&self, params: &FrameParams) -> FrameTemplate {
         // Only SYNs carry options, as nmap's probes do.
         let opts: &[u8] = if self.flags & TcpFlags::SYN != 0 {
             &MSS_OPTION
@@ -55,7 +55,7 @@ impl TcpProbe {
     }
 
     #[inline(always)]
-    pub fn write(
+    pub(crate) fn write(
         &self,
         frame: &mut [u8],
         tpl: &FrameTemplate,
@@ -85,7 +85,7 @@ impl TcpProbe {
     /// Does this RST answer our probe? A RST to a segment carrying ACK takes its sequence number
     /// from that ACK; otherwise it acknowledges our sequence number plus what the probe occupied
     /// (SYN and FIN one each); some stacks echo the bare sequence number.
-    pub fn rst_answers(&self, r: &TcpReply) -> bool {
+    pub(crate) fn rst_answers(&self, r: &TcpReply) -> bool {
         if self.flags & TcpFlags::ACK != 0 && r.seq == r.cookie.ack() {
             return true;
         }
@@ -98,19 +98,19 @@ impl TcpProbe {
 
 /// A TCP segment from a target to the source port our cookie gave it.
 #[derive(Debug, Clone, Copy)]
-pub struct TcpReply {
-    pub from: IpAddr,
-    pub port: u16,
-    pub flags: TcpFlags,
-    pub window: u16,
-    pub seq: u32,
-    pub ack: u32,
-    pub ttl: u8,
-    pub cookie: ProbeCookie,
+pub(crate) struct TcpReply {
+    pub(crate) from: IpAddr,
+    pub(crate) port: u16,
+    pub(crate) flags: TcpFlags,
+    pub(crate) window: u16,
+    pub(crate) seq: u32,
+    pub(crate) ack: u32,
+    pub(crate) ttl: u8,
+    pub(crate) cookie: ProbeCookie,
 }
 
 impl TcpReply {
-    pub fn verdict(&self, state: PortState, reason: Reason) -> Classified {
+    pub(crate) fn verdict(&self, state: PortState, reason: Reason) -> Classified {
         Classified::Reply(Verdict {
             ip: self.from,
             port: self.port,
@@ -124,7 +124,7 @@ impl TcpReply {
 }
 
 /// Looks at a TCP segment addressed to us; `None` when its port is not the one we would have used.
-pub fn match_segment(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> Option<TcpReply> {
+pub(crate) fn match_segment(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> Option<TcpReply> {
     let seg = TcpSegment::new_checked(ip.payload()).ok()?;
     let cookie = ctx
         .jar
@@ -143,26 +143,22 @@ pub fn match_segment(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> Option<TcpRep
 
 /// An ICMP error quoting one of our probes, validated by its quoted cookie.
 #[derive(Debug, Clone, Copy)]
-pub struct QuotedProbe {
-    pub target: IpAddr,
-    pub port: u16,
-    pub icmp_type: u8,
-    pub icmp_code: u8,
+pub(crate) struct QuotedProbe {
+    pub(crate) target: IpAddr,
+    pub(crate) port: u16,
     /// The message in both families' vocabulary.
-    pub kind: IcmpKind,
-    pub family: Family,
-    pub from: IpAddr,
-    pub ttl: u8,
+    pub(crate) kind: IcmpKind,
+    pub(crate) family: Family,
+    pub(crate) from: IpAddr,
+    pub(crate) ttl: u8,
 }
 
 impl QuotedProbe {
     /// The error `msg`, received in `ip`, about our probe to `target:port`.
-    pub fn new(ip: &IpPacket, msg: &IcmpMessage, target: IpAddr, port: u16) -> Self {
+    pub(crate) fn new(ip: &IpPacket, msg: &IcmpMessage, target: IpAddr, port: u16) -> Self {
         Self {
             target,
             port,
-            icmp_type: msg.msg_type,
-            icmp_code: msg.code,
             kind: msg.kind,
             family: msg.family,
             from: ip.src(),
@@ -171,11 +167,11 @@ impl QuotedProbe {
     }
 
     /// Did the scanned host itself send the error (not a router on the way)?
-    pub fn from_target(&self) -> bool {
+    pub(crate) fn is_from_target(&self) -> bool {
         self.from == self.target
     }
 
-    pub fn verdict(&self, proto: Proto, state: PortState, reason: Reason) -> Classified {
+    pub(crate) fn verdict(&self, proto: Proto, state: PortState, reason: Reason) -> Classified {
         Classified::Reply(Verdict {
             ip: self.target,
             port: self.port,
@@ -188,7 +184,7 @@ impl QuotedProbe {
     }
 }
 
-pub enum QuoteMatch {
+pub(crate) enum QuoteMatch {
     Ours(QuotedProbe),
     /// Quotes a packet from our port range whose cookie does not check.
     Forged,
@@ -196,17 +192,17 @@ pub enum QuoteMatch {
 }
 
 /// An ICMP error and the packet it quotes.
-pub type IcmpQuote<'a> = (IcmpMessage<'a>, IpPacket<'a>);
+pub(crate) type IcmpQuote<'a> = (IcmpMessage<'a>, IpPacket<'a>);
 
 /// The ICMP (v4 or v6) error in `ip` and the packet it quotes, if it quotes a packet from us.
-pub fn quoted<'a>(ip: &IpPacket<'a>, ctx: &ClassifyCtx) -> Option<IcmpQuote<'a>> {
+pub(crate) fn quoted<'a>(ip: &IpPacket<'a>, ctx: &ClassifyCtx) -> Option<IcmpQuote<'a>> {
     let msg = ip.icmp()?;
     let q = msg.quoted()?;
     ctx.is_ours(q.src()).then_some((msg, q))
 }
 
 /// Matches an ICMP error quoting a TCP probe of ours (its sequence number must be our cookie).
-pub fn match_icmp_tcp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> QuoteMatch {
+pub(crate) fn match_icmp_tcp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> QuoteMatch {
     let Some((msg, q)) = quoted(ip, ctx) else {
         return QuoteMatch::NotOurs;
     };
@@ -233,7 +229,7 @@ pub fn match_icmp_tcp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> QuoteMatch {
 /// nmap's reason for an ICMP error that means `filtered` to its port scans. IPv4: unreachable
 /// codes 0, 1, 2, 3, 9, 10, 13, and time exceeded. IPv6: unreachable codes 0–6 and parameter
 /// problem (unrecognised next header); nmap ignores ICMPv6 time exceeded in port scans.
-pub fn icmp_reason(kind: IcmpKind, family: Family) -> Option<Reason> {
+pub(crate) fn icmp_reason(kind: IcmpKind, family: Family) -> Option<Reason> {
     match kind {
         IcmpKind::Unreachable(u) => Some(match u {
             Unreach::Net => Reason::NetUnreach,
@@ -255,7 +251,7 @@ pub fn icmp_reason(kind: IcmpKind, family: Family) -> Option<Reason> {
 }
 
 /// Every TCP scan reads ICMP errors the same way: `filtered`, with the code's reason.
-pub fn classify_icmp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> Classified {
+pub(crate) fn classify_icmp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> Classified {
     match match_icmp_tcp(ip, ctx, tag) {
         QuoteMatch::Ours(q) => match icmp_reason(q.kind, q.family) {
             Some(reason) => q.verdict(Proto::Tcp, PortState::Filtered, reason),
@@ -268,7 +264,7 @@ pub fn classify_icmp(ip: &IpPacket, ctx: &ClassifyCtx, tag: u8) -> Classified {
 
 /// Parses `--scanflags`: a number (`0x29`, `41`) or flag names run together or separated
 /// (`URGPSHFIN`, `syn,ack`), as nmap accepts.
-pub fn parse_scanflags(s: &str) -> Result<u8, String> {
+pub(crate) fn parse_scanflags(s: &str) -> Result<u8, String> {
     let t = s.trim();
     let err = || {
         format!("'{s}' is not a TCP flag set (names like SYNACK or URG,PSH,FIN, or a number 0-255)")
@@ -328,7 +324,7 @@ mod tests {
 }
 
 /// How a TCP scan type reads the replies its probes get; each scan type's file supplies one.
-pub trait TcpReading: Send + Sync {
+pub(crate) trait TcpReading: Send + Sync {
     /// A RST that answers our probe.
     fn reset(&self, r: &TcpReply) -> (PortState, Reason);
     /// A SYN-ACK acknowledging our SYN; only SYN probes get these.
@@ -342,14 +338,14 @@ pub trait TcpReading: Send + Sync {
 /// A raw TCP scan: the probe (its flags) and the reading of replies. ICMP errors mean
 /// `filtered` for every TCP scan.
 #[derive(Debug, Clone, Copy)]
-pub struct TcpScan<R> {
+pub(crate) struct TcpScan<R> {
     scan: super::ScanType,
     probe: TcpProbe,
     reading: R,
 }
 
 impl<R> TcpScan<R> {
-    pub fn with(scan: super::ScanType, flags: u8, reading: R) -> Self {
+    pub(crate) fn with(scan: super::ScanType, flags: u8, reading: R) -> Self {
         Self {
             scan,
             probe: TcpProbe { flags },

@@ -45,7 +45,7 @@ pub enum TraceProto {
 }
 
 impl TraceProto {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TraceProto::Tcp => "tcp",
             TraceProto::Udp => "udp",
@@ -54,7 +54,7 @@ impl TraceProto {
     }
 
     /// The destination port when none is given: 80 (TCP), traceroute's 33434 (UDP), none (ICMP).
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             TraceProto::Tcp => 80,
             TraceProto::Udp => 33434,
@@ -65,7 +65,7 @@ impl TraceProto {
 
 /// How a hop answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HopKind {
+pub(crate) enum HopKind {
     /// A router on the way: ICMP time exceeded.
     Transit,
     /// The path ended here: the target answered, or a router said it cannot go on.
@@ -75,18 +75,18 @@ pub enum HopKind {
 /// One validated traceroute reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hop {
-    pub target: IpAddr,
-    pub port: u16,
+    pub(crate) target: IpAddr,
+    pub(crate) port: u16,
     /// The TTL the probe left with.
-    pub probe_ttl: u8,
+    pub(crate) probe_ttl: u8,
     /// Who answered.
-    pub responder: IpAddr,
+    pub(crate) responder: IpAddr,
     /// Round trip in microseconds (100 µs resolution); `None` when the reply carries no time
     /// (a UDP answer from the target).
-    pub rtt_us: Option<u32>,
-    pub kind: HopKind,
+    pub(crate) rtt_us: Option<u32>,
+    pub(crate) kind: HopKind,
     /// TTL of the reply as received.
-    pub reply_ttl: u8,
+    pub(crate) reply_ttl: u8,
 }
 
 /// The traceroute probe module.
@@ -110,10 +110,6 @@ impl TracerouteScan {
             ports,
             start: Instant::now(),
         }
-    }
-
-    pub fn proto(&self) -> TraceProto {
-        self.proto
     }
 
     /// Now, in the 100 µs units of the send-time field.

@@ -24,18 +24,18 @@ use super::{
 };
 
 #[derive(Debug, Clone)]
-pub struct UdpScan {
+pub(crate) struct UdpScan {
     payloads: Payloads,
 }
 
 impl UdpScan {
-    pub fn new(payloads: Payloads) -> Self {
+    pub(crate) fn new(payloads: Payloads) -> Self {
         Self { payloads }
     }
 }
 
 /// The template of a UDP probe carrying `payload` (ports and checksum zero).
-pub fn template(params: &FrameParams, payload: &[u8]) -> FrameTemplate {
+pub(crate) fn template(params: &FrameParams, payload: &[u8]) -> FrameTemplate {
     FrameTemplate::new(
         params,
         &L4Repr::Udp(UdpRepr {
@@ -49,7 +49,7 @@ pub fn template(params: &FrameParams, payload: &[u8]) -> FrameTemplate {
 /// Stamps a UDP template: source port from the cookie, destination port, checksum, and the IP
 /// identification (IPv4 id or IPv6 flow label).
 #[inline(always)]
-pub fn write(
+pub(crate) fn write(
     frame: &mut [u8],
     tpl: &FrameTemplate,
     dst: IpAddr,
@@ -62,7 +62,7 @@ pub fn write(
 
 /// [`write`], with cookie bits stamped into the payload where its protocol echoes them.
 #[inline(always)]
-pub fn write_stamped(
+pub(crate) fn write_stamped(
     frame: &mut [u8],
     tpl: &FrameTemplate,
     dst: IpAddr,
@@ -101,7 +101,12 @@ fn words_sum(b: &[u8]) -> u64 {
 /// An ICMP error quoting a probe of ours of protocol `proto` whose cookie is its source port
 /// and IP identification (IPv4 id, or IPv6 flow label): UDP's, and SCTP's (whose first 8 bytes
 /// hold the ports where UDP's do).
-pub fn match_icmp_by_port(ip: &IpPacket, ctx: &ClassifyCtx, proto: u8, tag: u8) -> tcp::QuoteMatch {
+pub(crate) fn match_icmp_by_port(
+    ip: &IpPacket,
+    ctx: &ClassifyCtx,
+    proto: u8,
+    tag: u8,
+) -> tcp::QuoteMatch {
     let Some((msg, q)) = tcp::quoted(ip, ctx) else {
         return tcp::QuoteMatch::NotOurs;
     };
@@ -233,7 +238,7 @@ impl PortScan for UdpScan {
         match match_icmp_by_port(ip, ctx, PROTO_UDP, PROTO_UDP) {
             tcp::QuoteMatch::Ours(q) => {
                 // Only the target itself can say its port is closed; a router saying so is a filter.
-                if q.kind == IcmpKind::Unreachable(Unreach::Port) && q.from_target() {
+                if q.kind == IcmpKind::Unreachable(Unreach::Port) && q.is_from_target() {
                     return q.verdict(Proto::Udp, PortState::Closed, Reason::PortUnreach);
                 }
                 match icmp_reason(q.kind, q.family) {

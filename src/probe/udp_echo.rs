@@ -24,7 +24,7 @@
 
 /// Where a payload carries cookie bits, and how the answer returns them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Echo {
+pub(crate) enum Echo {
     /// DNS query: ID at 0, question name of `name_len` bytes at 12 (letters take 0x20 bits).
     Dns { name_len: usize },
     /// NTP: transmit timestamp at 40, copied to the origin timestamp at 24.
@@ -46,7 +46,7 @@ pub enum Echo {
 impl Echo {
     /// As a template mark (`FrameTemplate::mark`): kind in the low 4 bits, its offset or length
     /// above. `Echo::None` is 0.
-    pub fn to_mark(self) -> u32 {
+    pub(crate) fn to_mark(self) -> u32 {
         let (kind, arg) = match self {
             Echo::None => (0, 0),
             Echo::Dns { name_len } => (1, name_len),
@@ -61,7 +61,7 @@ impl Echo {
     }
 
     #[inline]
-    pub fn from_mark(m: u32) -> Echo {
+    pub(crate) fn from_mark(m: u32) -> Echo {
         let arg = (m >> 4) as usize;
         match m & 0xf {
             1 => Echo::Dns { name_len: arg },
@@ -75,7 +75,7 @@ impl Echo {
         }
     }
     /// Writes the cookie bits `bits` into `payload` (a copy of the template's).
-    pub fn stamp(self, payload: &mut [u8], bits: u32) {
+    pub(crate) fn stamp(self, payload: &mut [u8], bits: u32) {
         let b = bits.to_be_bytes();
         match self {
             Echo::Dns { name_len } => {
@@ -115,7 +115,7 @@ impl Echo {
     }
 
     /// Does `reply` (a UDP payload) answer `sent`, the payload as stamped for this probe?
-    pub fn answers(self, sent: &[u8], reply: &[u8]) -> bool {
+    pub(crate) fn answers(self, sent: &[u8], reply: &[u8]) -> bool {
         if reply == sent {
             return true; // an echo
         }
@@ -170,7 +170,7 @@ fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// The request-id of an SNMP v1/v2c message: SEQUENCE { version, community, PDU { request-id
 /// ... } }.
-pub fn snmp_request_id(msg: &[u8]) -> Option<u32> {
+pub(crate) fn snmp_request_id(msg: &[u8]) -> Option<u32> {
     let (0x30, body, _) = tlv(msg)? else {
         return None;
     };

@@ -25,8 +25,8 @@ pub enum PayloadError {
 /// One payload, and where it carries cookie bits (`udp_echo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
-    pub bytes: Arc<[u8]>,
-    pub echo: Echo,
+    pub(crate) bytes: Arc<[u8]>,
+    pub(crate) echo: Echo,
 }
 
 impl std::ops::Deref for Payload {
@@ -50,7 +50,8 @@ impl Payloads {
         self.by_port.get(&port).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    pub fn ports(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn ports(&self) -> usize {
         self.by_port.len()
     }
 
@@ -72,7 +73,7 @@ impl Payloads {
     }
 
     /// Reads an `nmap-payloads` file.
-    pub fn load(path: &Path) -> Result<Self, PayloadError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, PayloadError> {
         let name = path.display().to_string();
         let text = std::fs::read(path).map_err(|source| PayloadError::Read {
             path: name.clone(),
@@ -187,7 +188,7 @@ impl Payloads {
     }
 
     /// Adds (or replaces) the payloads of `other` port by port.
-    pub fn merged_with(mut self, other: Payloads) -> Self {
+    pub(crate) fn merged_with(mut self, other: Payloads) -> Self {
         for (port, v) in other.by_port {
             self.by_port.insert(port, v);
         }

@@ -8,7 +8,7 @@ use super::{
 
 /// nmap's reading of a window scan: the RST's window decides.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct WindowReading;
+pub(crate) struct WindowReading;
 
 impl TcpReading for WindowReading {
     fn reset(&self, r: &TcpReply) -> (PortState, Reason) {
@@ -25,10 +25,10 @@ impl TcpReading for WindowReading {
     }
 }
 
-pub type WindowScan = TcpScan<WindowReading>;
+pub(crate) type WindowScan = TcpScan<WindowReading>;
 
 impl WindowScan {
-    pub fn new(flags: u8) -> Self {
+    pub(crate) fn new(flags: u8) -> Self {
         TcpScan::with(super::ScanType::Window, flags, WindowReading)
     }
 }

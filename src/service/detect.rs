@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::{Method, Service, ServiceProbes};
 
 /// nmap's default intensity (`--version-intensity`).
-pub const DEFAULT_INTENSITY: u8 = 7;
+pub(crate) const DEFAULT_INTENSITY: u8 = 7;
 /// nmap's `DEFAULT_TCPWRAPPEDMS`.
 const TCPWRAPPED_MS: u64 = 2000;
 
@@ -87,7 +87,7 @@ impl Detection {
     }
 
     /// A UDP port's detection: the UDP probes listing it, then the others up to `intensity`.
-    pub fn udp(port: u16, intensity: u8) -> Self {
+    pub(crate) fn udp(port: u16, intensity: u8) -> Self {
         Self {
             udp: true,
             tls_possible: false,
@@ -97,13 +97,8 @@ impl Detection {
     }
 
     /// The probe being answered.
-    pub fn current(&self) -> Option<usize> {
+    pub(crate) fn current(&self) -> Option<usize> {
         self.current
-    }
-
-    /// Inside a TLS tunnel.
-    pub fn tunnel(&self) -> bool {
-        self.tunnel
     }
 
     /// The first step: the NULL probe (the connection the scan's SYN-ACK opened), or the first
@@ -252,7 +247,7 @@ impl Detection {
 }
 
 /// nmap's verdict on a port that closes before saying anything.
-pub fn tcpwrapped() -> Service {
+pub(crate) fn tcpwrapped() -> Service {
     Service {
         name: "tcpwrapped".into(),
         method: Method::Probed,

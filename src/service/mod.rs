@@ -8,13 +8,13 @@ pub mod probes;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::targets::services::PortTable;
+pub(crate) use crate::targets::services::PortTable;
 pub use probes::{ProbesError, ServiceProbes};
 
 /// How a service was named, as nmap's XML says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Method {
+pub(crate) enum Method {
     /// A pattern matched what the port sent.
     Probed,
     /// Only the port number's usual service (nothing matched).
@@ -22,7 +22,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Method::Probed => "probed",
             Method::Table => "table",
@@ -32,24 +32,24 @@ impl Method {
 
 /// nmap's version fields (`p/ v/ i/ h/ o/ d/`): templates in a match line, values in a result.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Details {
+pub(crate) struct Details {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub product: Option<String>,
+    pub(crate) product: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub extrainfo: Option<String>,
+    pub(crate) extrainfo: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
+    pub(crate) hostname: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ostype: Option<String>,
+    pub(crate) ostype: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub devicetype: Option<String>,
+    pub(crate) devicetype: Option<String>,
 }
 
 impl Details {
     /// Each field under nmap's XML attribute name.
-    pub fn fields(&self) -> [(&'static str, &Option<String>); 6] {
+    pub(crate) fn fields(&self) -> [(&'static str, &Option<String>); 6] {
         [
             ("product", &self.product),
             ("version", &self.version),
@@ -61,7 +61,7 @@ impl Details {
     }
 
     /// The slot for a match line's field letter.
-    pub fn slot(&mut self, letter: char) -> Option<&mut Option<String>> {
+    pub(crate) fn slot(&mut self, letter: char) -> Option<&mut Option<String>> {
         Some(match letter {
             'p' => &mut self.product,
             'v' => &mut self.version,
@@ -74,7 +74,7 @@ impl Details {
     }
 
     /// Every present field through `f` (templates filled in); empty results are dropped.
-    pub fn map(&self, f: impl Fn(&str) -> String) -> Details {
+    pub(crate) fn map(&self, f: impl Fn(&str) -> String) -> Details {
         let g = |v: &Option<String>| v.as_deref().map(&f).filter(|s| !s.is_empty());
         Details {
             product: g(&self.product),
@@ -90,23 +90,23 @@ impl Details {
 /// What answers on a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
-    pub name: String,
+    pub(crate) name: String,
     /// `ssl` when the match says the service runs inside TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel: Option<String>,
+    pub(crate) tunnel: Option<String>,
     #[serde(flatten)]
-    pub details: Details,
+    pub(crate) details: Details,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cpe: Vec<String>,
-    pub method: Method,
+    pub(crate) cpe: Vec<String>,
+    pub(crate) method: Method,
     /// Named by a soft match (service only, no version).
     #[serde(skip)]
-    pub soft: bool,
+    pub(crate) soft: bool,
 }
 
 impl Service {
     /// nmap's confidence: 10 for a pattern, 8 for `tcpwrapped`, 3 for the port table.
-    pub fn conf(&self) -> u8 {
+    pub(crate) fn conf(&self) -> u8 {
         match self.method {
             Method::Probed if self.name == "tcpwrapped" => 8,
             Method::Probed => 10,
@@ -115,7 +115,7 @@ impl Service {
     }
 
     /// The version column of nmap's normal and grepable output: `OpenSSH 9.2p1 (protocol 2.0)`.
-    pub fn version_line(&self) -> String {
+    pub(crate) fn version_line(&self) -> String {
         let d = &self.details;
         let mut parts: Vec<String> = [&d.product, &d.version]
             .into_iter()
@@ -129,7 +129,7 @@ impl Service {
     }
 
     /// A guess from the port table alone.
-    pub fn from_table(name: &str) -> Self {
+    pub(crate) fn from_table(name: &str) -> Self {
         Service {
             name: name.to_string(),
             tunnel: None,
@@ -143,29 +143,29 @@ impl Service {
 
 /// What a banner grab collected from one open port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grab {
+pub(crate) struct Grab {
     /// Everything the port sent, up to the byte limit.
-    pub banner: Vec<u8>,
+    pub(crate) banner: Vec<u8>,
     /// The probe sent after the greeting wait (`None`: the port spoke first, or nothing was sent).
-    pub probe: Option<String>,
+    pub(crate) probe: Option<String>,
     /// Named from the banner (`-sV`), or from the port table.
-    pub service: Option<Service>,
+    pub(crate) service: Option<Service>,
 }
 
 /// What `-sV` names services with: the probe database (run by `detect` on the version worker),
 /// the port table when nothing matches (as nmap prints `abyss?` for a silent port 9999), and
 /// the intensity.
 #[derive(Debug)]
-pub struct Namer {
-    pub probes: std::sync::Arc<ServiceProbes>,
-    pub table: std::sync::Arc<PortTable>,
+pub(crate) struct Namer {
+    pub(crate) probes: std::sync::Arc<ServiceProbes>,
+    pub(crate) table: std::sync::Arc<PortTable>,
     /// `--version-intensity`: the rarest probe sent to a port no probe lists (0-9).
-    pub intensity: u8,
+    pub(crate) intensity: u8,
 }
 
 /// A banner as text: printable ASCII kept, `\r \n \t \\` and `\xHH` for everything else, so
 /// it fits on one line of any output format.
-pub fn escape_banner(b: &[u8]) -> String {
+pub(crate) fn escape_banner(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len());
     for &c in b {
         match c {
@@ -181,7 +181,7 @@ pub fn escape_banner(b: &[u8]) -> String {
 }
 
 /// The bytes `escape_banner` wrote; `None` when `s` is not its output.
-pub fn unescape_banner(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn unescape_banner(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let b = s.as_bytes();
     let mut i = 0;
@@ -210,7 +210,7 @@ pub fn unescape_banner(s: &str) -> Option<Vec<u8>> {
 
 /// Probes used when no nmap-service-probes is at hand (`--banners` without nmap installed):
 /// HTTP for web ports, a TLS ClientHello for TLS ports, and HTTP for the rest.
-pub fn builtin_probe(port: u16) -> (&'static str, &'static [u8]) {
+pub(crate) fn builtin_probe(port: u16) -> (&'static str, &'static [u8]) {
     const TLS_PORTS: [u16; 10] = [443, 465, 636, 853, 993, 995, 5061, 8443, 9443, 10443];
     if TLS_PORTS.contains(&port) {
         ("TLSSessionReq", TLS_CLIENT_HELLO)

@@ -35,42 +35,42 @@ pub enum ProbesError {
 #[derive(Debug)]
 pub struct Probe {
     pub name: String,
-    pub tcp: bool,
-    pub payload: Vec<u8>,
-    pub ports: Option<PortList>,
-    pub sslports: Option<PortList>,
-    pub rarity: u8,
-    pub fallback: Vec<String>,
+    pub(crate) tcp: bool,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) ports: Option<PortList>,
+    pub(crate) sslports: Option<PortList>,
+    pub(crate) rarity: u8,
+    pub(crate) fallback: Vec<String>,
     /// How long nmap waits for this probe's answer.
-    pub total_wait_ms: Option<u64>,
+    pub(crate) total_wait_ms: Option<u64>,
     /// A NULL probe closed sooner than this means `tcpwrapped` (nmap's `tcpwrappedms`).
-    pub tcpwrapped_ms: Option<u64>,
-    pub matches: Vec<Match>,
+    pub(crate) tcpwrapped_ms: Option<u64>,
+    pub(crate) matches: Vec<Match>,
     /// Every service its match lines name (nmap's `serviceIsPossible`: after a soft match,
     /// only probes that can name that service are sent).
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
     /// For each first byte of an answer, the match lines that can match it, in file order
     /// (a line with a literal head is left out of the other 255): built on first use.
     by_first: OnceLock<Vec<Vec<u32>>>,
 }
 
 impl Probe {
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         self.tcp && self.name == "NULL"
     }
 
     /// Does this probe list `port` (its `sslports` inside a TLS tunnel)?
-    pub fn lists_port(&self, port: u16, tunnel: bool) -> bool {
+    pub(crate) fn lists_port(&self, port: u16, tunnel: bool) -> bool {
         let list = if tunnel { &self.sslports } else { &self.ports };
         list.as_ref().is_some_and(|l| l.contains(port))
     }
 
-    pub fn can_name(&self, service: &str) -> bool {
+    pub(crate) fn can_name(&self, service: &str) -> bool {
         self.services.iter().any(|s| s == service)
     }
 
     /// The first of this probe's match lines that matches `data` (not empty).
-    pub fn first_match(&self, data: &[u8]) -> Option<Service> {
+    pub(crate) fn first_match(&self, data: &[u8]) -> Option<Service> {
         let by_first = self.by_first.get_or_init(|| {
             let mut v = vec![Vec::new(); 256];
             for (i, m) in self.matches.iter().enumerate() {
@@ -99,10 +99,10 @@ impl Probe {
 
 /// A `match` or `softmatch` line.
 #[derive(Debug)]
-pub struct Match {
+pub(crate) struct Match {
     /// Service name as written (`ssh`, `ssl/http`).
-    pub service: String,
-    pub soft: bool,
+    pub(crate) service: String,
+    pub(crate) soft: bool,
     pattern: String,
     caseless: bool,
     dotall: bool,
@@ -111,8 +111,8 @@ pub struct Match {
     prefix: Vec<u8>,
     compiled: OnceLock<Option<Regex>>,
     /// Version templates (`$1`, `$P(2)`...).
-    pub details: Details,
-    pub cpe: Vec<String>,
+    pub(crate) details: Details,
+    pub(crate) cpe: Vec<String>,
 }
 
 impl Match {
@@ -130,7 +130,7 @@ impl Match {
     }
 
     /// The service this match reports for `data`, if its pattern matches.
-    pub fn apply(&self, data: &[u8]) -> Option<Service> {
+    pub(crate) fn apply(&self, data: &[u8]) -> Option<Service> {
         let head = data.get(..self.prefix.len())?;
         let same = if self.caseless {
             head.eq_ignore_ascii_case(&self.prefix)
@@ -161,7 +161,7 @@ impl Match {
 pub struct ServiceProbes {
     pub probes: Vec<Probe>,
     /// Ports nmap never probes (`Exclude`; printers that print anything sent to them).
-    pub exclude_tcp: Option<PortList>,
+    pub(crate) exclude_tcp: Option<PortList>,
 }
 
 impl ServiceProbes {
@@ -271,11 +271,6 @@ impl ServiceProbes {
         self.probes.iter().position(|p| p.tcp && p.name == name)
     }
 
-    /// Is `port` one nmap never sends TCP probes to (`Exclude`)?
-    pub fn excluded_tcp(&self, port: u16) -> bool {
-        self.exclude_tcp.as_ref().is_some_and(|e| e.contains(port))
-    }
-
     /// What the answer `data` to probe `idx` says, as nmap reads it: the match lines of the
     /// probe, then of its fallbacks, then of the NULL probe (TCP), and the first line that
     /// matches wins, soft or hard.
@@ -302,7 +297,7 @@ impl ServiceProbes {
     /// The probe to send when a TCP port stays silent: the first (in file order) that lists the
     /// port, else GetRequest (HTTP answers on more odd ports than anything else). `None` for
     /// ports nmap excludes.
-    pub fn probe_for(&self, port: u16) -> Option<&Probe> {
+    pub(crate) fn probe_for(&self, port: u16) -> Option<&Probe> {
         if self.exclude_tcp.as_ref().is_some_and(|e| e.contains(port)) {
             return None;
         }
@@ -460,7 +455,7 @@ fn escape_high_bytes(b: &[u8]) -> String {
 }
 
 /// A probe string's C escapes (`\r\n`, `\0`, `\x16`) to bytes.
-pub fn unescape(s: &str) -> Vec<u8> {
+pub(crate) fn unescape(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -8,7 +8,7 @@
 use super::{AddrBits, AddrRange, Ipv4Range, Ipv6Range, PrefixWindow, RangeSet};
 
 /// (network, prefix length, what it is).
-pub const RESERVED: &[(u32, u8, &str)] = &[
+pub(crate) const RESERVED: &[(u32, u8, &str)] = &[
     (0x0000_0000, 8, "this network (RFC 791)"),
     (0x0a00_0000, 8, "private use (RFC 1918)"),
     (0x6440_0000, 10, "shared address space (RFC 6598)"),
@@ -28,7 +28,7 @@ pub const RESERVED: &[(u32, u8, &str)] = &[
 ];
 
 /// The IPv6 special-purpose registry's blocks that are not globally reachable, and multicast.
-pub const RESERVED6: &[(u128, u8, &str)] = &[
+pub(crate) const RESERVED6: &[(u128, u8, &str)] = &[
     (0, 128, "unspecified address (RFC 4291)"),
     (1, 128, "loopback (RFC 4291)"),
     (0xffff_0000_0000, 96, "IPv4-mapped (RFC 4291)"),
@@ -70,12 +70,12 @@ impl Reserved for u128 {
     }
 }
 
-pub fn reserved_set<A: Reserved>() -> RangeSet<A> {
+pub(crate) fn reserved_set<A: Reserved>() -> RangeSet<A> {
     RangeSet::from_ranges(A::reserved().into_iter().map(|(r, _)| r).collect())
 }
 
 /// The reserved block that wholly contains `r`, if any: such a target is taken as meant.
-pub fn enclosing_block<A: Reserved>(r: &AddrRange<A>) -> Option<&'static str> {
+pub(crate) fn enclosing_block<A: Reserved>(r: &AddrRange<A>) -> Option<&'static str> {
     A::reserved()
         .into_iter()
         .find(|(b, _)| b.contains_range(r))
@@ -106,7 +106,7 @@ pub fn apply<A: Reserved>(targets: &[AddrRange<A>]) -> (RangeSet<A>, u128) {
 
 /// What the blocklist takes out of a prefix window: nothing when the window lies inside one
 /// reserved block, else every reserved range it overlaps.
-pub fn window_cut(w: &PrefixWindow) -> RangeSet<u128> {
+pub(crate) fn window_cut(w: &PrefixWindow) -> RangeSet<u128> {
     if enclosing_block(&w.span()).is_some() {
         RangeSet::new()
     } else {

@@ -3,11 +3,11 @@
 //! IPv6 ranges and IPv6 prefix windows.
 
 pub mod blocklist;
-pub mod parse;
-pub mod ports;
-pub mod ranges;
+pub(crate) mod parse;
+pub(crate) mod ports;
+pub(crate) mod ranges;
 pub mod services;
-pub mod space;
+pub(crate) mod space;
 
 pub use parse::{
     parse_target, parse_target_list, read_target_file, PrefixWindow, Target, TargetError, Targets,

@@ -46,11 +46,11 @@ fn invalid(spec: &str, why: impl Into<String>) -> TargetError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PrefixWindow {
     /// The outer network, host bits zero.
-    pub net: u128,
+    pub(crate) net: u128,
     /// The outer prefix length (A).
-    pub outer: u8,
+    pub(crate) outer: u8,
     /// The length of each target network (B), `outer < inner <= 128`.
-    pub inner: u8,
+    pub(crate) inner: u8,
 }
 
 impl PrefixWindow {
@@ -59,12 +59,12 @@ impl PrefixWindow {
         1u128 << (self.inner - self.outer)
     }
     /// The whole span the window covers.
-    pub fn span(&self) -> Ipv6Range {
+    pub(crate) fn span(&self) -> Ipv6Range {
         Ipv6Range::cidr(self.net, self.outer)
     }
     /// The indices of the /B networks that any range of `cut` touches: such a network is
     /// skipped whole, so nothing excluded is ever probed whatever its interface identifier.
-    pub fn networks_touching(&self, cut: &super::RangeSet<u128>) -> super::RangeSet<u128> {
+    pub(crate) fn networks_touching(&self, cut: &super::RangeSet<u128>) -> super::RangeSet<u128> {
         let span = self.span();
         let shift = 128 - self.inner as u32;
         let idx = |a: u128| (a - span.start).checked_shr(shift).unwrap_or(0);
@@ -102,14 +102,14 @@ pub enum Target {
 /// apart at 16 bytes each.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Targets {
-    pub v4: Vec<Ipv4Range>,
-    pub v6: Vec<Ipv6Range>,
-    pub v6_single: Vec<u128>,
-    pub windows: Vec<PrefixWindow>,
+    pub(crate) v4: Vec<Ipv4Range>,
+    pub(crate) v6: Vec<Ipv6Range>,
+    pub(crate) v6_single: Vec<u128>,
+    pub(crate) windows: Vec<PrefixWindow>,
 }
 
 impl Targets {
-    pub fn push(&mut self, t: Target) {
+    pub(crate) fn push(&mut self, t: Target) {
         match t {
             Target::V4(r) => self.v4.push(r),
             Target::V6(r) if r.start == r.end => self.v6_single.push(r.start),
@@ -117,16 +117,16 @@ impl Targets {
             Target::Window(w) => self.windows.push(w),
         }
     }
-    pub fn extend(&mut self, o: Targets) {
+    pub(crate) fn extend(&mut self, o: Targets) {
         self.v4.extend(o.v4);
         self.v6.extend(o.v6);
         self.v6_single.extend(o.v6_single);
         self.windows.extend(o.windows);
     }
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.v4.len() + self.v6.len() + self.v6_single.len() + self.windows.len()
     }
 }

@@ -6,8 +6,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid port specification '{spec}': {why}")]
 pub struct PortParseError {
-    pub spec: String,
-    pub why: String,
+    pub(crate) spec: String,
+    pub(crate) why: String,
 }
 
 /// A sorted list of distinct ports; the index of a port in it is its index in the space.
@@ -81,7 +81,7 @@ impl PortList {
     }
 
     /// This list without the ports of `other`.
-    pub fn without(&self, other: &PortList) -> Self {
+    pub(crate) fn without(&self, other: &PortList) -> Self {
         Self {
             ports: self
                 .ports
@@ -92,34 +92,29 @@ impl PortList {
         }
     }
 
-    pub fn from_ports(mut ports: Vec<u16>) -> Self {
+    pub(crate) fn from_ports(mut ports: Vec<u16>) -> Self {
         ports.sort_unstable();
         ports.dedup();
         Self { ports }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ports.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ports.is_empty()
     }
 
-    #[inline(always)]
-    pub fn get(&self, i: usize) -> u16 {
-        self.ports[i]
-    }
-
-    pub fn contains(&self, port: u16) -> bool {
+    pub(crate) fn contains(&self, port: u16) -> bool {
         self.index_of(port).is_some()
     }
 
-    pub fn index_of(&self, port: u16) -> Option<usize> {
+    pub(crate) fn index_of(&self, port: u16) -> Option<usize> {
         self.ports.binary_search(&port).ok()
     }
 
-    pub fn as_slice(&self) -> &[u16] {
+    pub(crate) fn as_slice(&self) -> &[u16] {
         &self.ports
     }
 }
@@ -173,7 +168,7 @@ pub struct ProbePorts {
 }
 
 impl ProbePorts {
-    pub fn new(lists: Vec<PortList>) -> Self {
+    pub(crate) fn new(lists: Vec<PortList>) -> Self {
         let mut flat = Vec::new();
         let mut starts = vec![0];
         for l in lists {
@@ -183,32 +178,28 @@ impl ProbePorts {
         Self { flat, starts }
     }
 
-    pub fn single(list: PortList) -> Self {
+    pub(crate) fn single(list: PortList) -> Self {
         Self::new(vec![list])
     }
 
     /// Ports over all slots.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.flat.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.flat.is_empty()
-    }
-
-    pub fn slots(&self) -> usize {
+    pub(crate) fn slots(&self) -> usize {
         self.starts.len() - 1
     }
 
     /// The port at position `pi`.
     #[inline(always)]
-    pub fn get(&self, pi: usize) -> u16 {
+    pub(crate) fn get(&self, pi: usize) -> u16 {
         self.flat[pi]
     }
 
     /// The slot of position `pi` (0 in a one-protocol scan, without a search).
     #[inline(always)]
-    pub fn slot_of(&self, pi: usize) -> usize {
+    pub(crate) fn slot_of(&self, pi: usize) -> usize {
         if self.starts.len() == 2 {
             return 0;
         }
@@ -217,20 +208,20 @@ impl ProbePorts {
 
     /// Position of `port` in `slot`.
     #[inline]
-    pub fn index_of(&self, slot: usize, port: u16) -> Option<usize> {
+    pub(crate) fn index_of(&self, slot: usize, port: u16) -> Option<usize> {
         let (lo, hi) = (*self.starts.get(slot)?, *self.starts.get(slot + 1)?);
         self.flat[lo..hi].binary_search(&port).ok().map(|i| lo + i)
     }
 
     /// The ports of one slot.
-    pub fn list(&self, slot: usize) -> PortList {
+    pub(crate) fn list(&self, slot: usize) -> PortList {
         PortList {
             ports: self.flat[self.starts[slot]..self.starts[slot + 1]].to_vec(),
         }
     }
 
     /// (slot, port) of every position, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, u16)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, u16)> + '_ {
         (0..self.slots()).flat_map(move |s| {
             self.flat[self.starts[s]..self.starts[s + 1]]
                 .iter()
@@ -266,12 +257,12 @@ impl fmt::Display for ProbePorts {
 /// (`22,T:80,443,U:53` is 22 for all, 80 and 443 for TCP, 53 for UDP).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrefixedSpec {
-    pub any: Option<String>,
+    pub(crate) any: Option<String>,
     pub tcp: Option<String>,
-    pub udp: Option<String>,
-    pub sctp: Option<String>,
+    pub(crate) udp: Option<String>,
+    pub(crate) sctp: Option<String>,
     /// IP protocol numbers (`-sO`).
-    pub proto: Option<String>,
+    pub(crate) proto: Option<String>,
 }
 
 impl PrefixedSpec {
@@ -313,7 +304,7 @@ impl PrefixedSpec {
     }
 
     /// Whether any protocol prefix was used.
-    pub fn prefixed(&self) -> bool {
+    pub(crate) fn prefixed(&self) -> bool {
         self.tcp.is_some() || self.udp.is_some() || self.sctp.is_some() || self.proto.is_some()
     }
 

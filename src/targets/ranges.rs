@@ -43,8 +43,8 @@ impl AddrBits for u128 {
 /// An inclusive range of addresses as host-order integers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AddrRange<A> {
-    pub start: A,
-    pub end: A,
+    pub(crate) start: A,
+    pub(crate) end: A,
 }
 
 /// An IPv4 range (`u32` addresses).
@@ -58,7 +58,7 @@ impl<A: AddrBits> AddrRange<A> {
         Self { start, end }
     }
     /// The network of `prefix` bits around `net`.
-    pub fn cidr(net: A, prefix: u8) -> Self {
+    pub(crate) fn cidr(net: A, prefix: u8) -> Self {
         let host_bits = A::BITS - prefix as u32;
         let host = if host_bits >= 128 {
             u128::MAX
@@ -71,20 +71,14 @@ impl<A: AddrBits> AddrRange<A> {
             end: A::from_u128(n | host),
         }
     }
-    pub fn single(a: A) -> Self {
+    pub(crate) fn single(a: A) -> Self {
         Self { start: a, end: a }
     }
     /// Number of addresses (an IPv6 /0 saturates at `u128::MAX`).
-    pub fn len(&self) -> u128 {
+    pub(crate) fn len(&self) -> u128 {
         (self.end.to_u128() - self.start.to_u128()).saturating_add(1)
     }
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-    pub fn contains(&self, a: A) -> bool {
-        self.start <= a && a <= self.end
-    }
-    pub fn contains_range(&self, o: &AddrRange<A>) -> bool {
+    pub(crate) fn contains_range(&self, o: &AddrRange<A>) -> bool {
         self.start <= o.start && o.end <= self.end
     }
 }
@@ -151,34 +145,34 @@ impl<A: AddrBits> RangeSet<A> {
         Self { ranges: out }
     }
 
-    pub fn ranges(&self) -> &[AddrRange<A>] {
+    pub(crate) fn ranges(&self) -> &[AddrRange<A>] {
         &self.ranges
     }
 
     /// Number of addresses (saturating for IPv6 sets near the whole space).
-    pub fn len(&self) -> u128 {
+    pub(crate) fn len(&self) -> u128 {
         self.ranges
             .iter()
             .fold(0u128, |acc, r| acc.saturating_add(r.len()))
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
 
-    pub fn contains(&self, a: A) -> bool {
+    pub(crate) fn contains(&self, a: A) -> bool {
         let i = self.ranges.partition_point(|r| r.end < a);
         self.ranges.get(i).is_some_and(|r| r.start <= a)
     }
 
-    pub fn union(&self, other: &RangeSet<A>) -> RangeSet<A> {
+    pub(crate) fn union(&self, other: &RangeSet<A>) -> RangeSet<A> {
         let mut v = self.ranges.clone();
         v.extend_from_slice(&other.ranges);
         RangeSet::from_ranges(v)
     }
 
     /// The addresses of `self` not in `other`.
-    pub fn subtract(&self, other: &RangeSet<A>) -> RangeSet<A> {
+    pub(crate) fn subtract(&self, other: &RangeSet<A>) -> RangeSet<A> {
         let mut out = Vec::with_capacity(self.ranges.len());
         let cut = &other.ranges;
         let mut j = 0;

@@ -5,11 +5,11 @@
 use std::path::Path;
 
 /// Debian's copy, installed with nmap.
-pub const DEFAULT_PATH: &str = "/usr/share/nmap/nmap-services";
+pub(crate) const DEFAULT_PATH: &str = "/usr/share/nmap/nmap-services";
 
 /// The protocol a name or a ranking is looked up for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ServiceProto {
+pub(crate) enum ServiceProto {
     Tcp,
     Udp,
     Sctp,
@@ -35,7 +35,7 @@ struct Entry {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServicesError {
+pub(crate) enum ServicesError {
     #[error("cannot read {path}: {source} (port names and --top-ports need nmap-services; install nmap or give --servicedb FILE)")]
     Read {
         path: String,
@@ -56,7 +56,7 @@ pub struct ServiceDb {
 }
 
 impl ServiceDb {
-    pub fn load(path: &Path) -> Result<Self, ServicesError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, ServicesError> {
         let text = std::fs::read_to_string(path).map_err(|source| ServicesError::Read {
             path: path.display().to_string(),
             source,
@@ -106,7 +106,7 @@ impl ServiceDb {
     }
 
     /// Every port of `proto` whose name matches `pattern` (`*` and `?` wildcards), sorted.
-    pub fn ports_named(&self, pattern: &str, proto: ServiceProto) -> Vec<u16> {
+    pub(crate) fn ports_named(&self, pattern: &str, proto: ServiceProto) -> Vec<u16> {
         let mut v: Vec<u16> = self
             .entries
             .iter()
@@ -120,7 +120,7 @@ impl ServiceDb {
 
     /// The `n` ports of `proto` most often found open, among `within` when given; ties go to the
     /// lower port. Ports the file does not list are never chosen, as in nmap.
-    pub fn top(&self, n: usize, proto: ServiceProto, within: Option<&[u16]>) -> Vec<u16> {
+    pub(crate) fn top(&self, n: usize, proto: ServiceProto, within: Option<&[u16]>) -> Vec<u16> {
         let mut v: Vec<(f64, u16)> = self
             .entries
             .iter()
@@ -138,7 +138,7 @@ impl ServiceDb {
     }
 
     /// How an unknown name is reported.
-    pub fn unknown(name: &str, proto: ServiceProto) -> String {
+    pub(crate) fn unknown(name: &str, proto: ServiceProto) -> String {
         format!("'{name}' is no {} service in nmap-services", proto.as_str())
     }
 }
@@ -151,11 +151,11 @@ pub struct PortTable {
 }
 
 impl PortTable {
-    pub fn load(path: &Path) -> Result<Self, ServicesError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, ServicesError> {
         Ok(Self::from_db(&ServiceDb::load(path)?))
     }
 
-    pub fn from_db(db: &ServiceDb) -> Self {
+    pub(crate) fn from_db(db: &ServiceDb) -> Self {
         let mut best: std::collections::HashMap<(ServiceProto, u16), (&str, f64)> =
             Default::default();
         for e in &db.entries {
@@ -172,11 +172,12 @@ impl PortTable {
         }
     }
 
-    pub fn name(&self, proto: ServiceProto, port: u16) -> Option<&str> {
+    pub(crate) fn name(&self, proto: ServiceProto, port: u16) -> Option<&str> {
         self.names.get(&(proto, port)).map(|s| s.as_str())
     }
 
-    pub fn tcp(&self, port: u16) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn tcp(&self, port: u16) -> Option<&str> {
         self.name(ServiceProto::Tcp, port)
     }
 }

@@ -28,7 +28,7 @@ pub enum Iid {
 
 impl Iid {
     /// Parses `--iid`: `random`, or an IPv6 address whose low bits are the identifier.
-    pub fn parse(s: &str, seed: u64) -> Result<Iid, String> {
+    pub(crate) fn parse(s: &str, seed: u64) -> Result<Iid, String> {
         if s.eq_ignore_ascii_case("random") {
             return Ok(Iid::Random { seed });
         }
@@ -173,30 +173,22 @@ impl TargetSpace {
         self.len() == 0
     }
 
-    pub fn addresses(&self) -> u64 {
+    pub(crate) fn addresses(&self) -> u64 {
         self.n_addrs
     }
 
     /// Number of IPv4 addresses (they come first).
-    pub fn ipv4_addresses(&self) -> u64 {
+    pub(crate) fn ipv4_addresses(&self) -> u64 {
         self.n_v4
     }
 
     /// Number of IPv6 targets.
-    pub fn ipv6_addresses(&self) -> u64 {
+    pub(crate) fn ipv6_addresses(&self) -> u64 {
         self.n_addrs - self.n_v4
     }
 
-    pub fn ipv4_set(&self) -> &RangeSet {
-        &self.v4
-    }
-
-    pub fn ports(&self) -> &ProbePorts {
+    pub(crate) fn ports(&self) -> &ProbePorts {
         &self.ports
-    }
-
-    pub fn iid(&self) -> Iid {
-        self.iid
     }
 
     #[inline]
@@ -222,7 +214,7 @@ impl TargetSpace {
     /// The address with this address index, in O(log ranges). IPv4 stays on the inlined fast
     /// path; IPv6 (segments, windows, hitlists) is a call.
     #[inline(always)]
-    pub fn address(&self, i: u64) -> IpAddr {
+    pub(crate) fn address(&self, i: u64) -> IpAddr {
         debug_assert!(i < self.n_addrs);
         if i < self.n_v4 {
             let mut r = self.v4_hint[(i >> self.v4_shift) as usize] as usize;
@@ -263,7 +255,7 @@ impl TargetSpace {
 
     /// The pair with this index and the port's index in the port list.
     #[inline(always)]
-    pub fn get_indexed(&self, index: u64) -> (IpAddr, u16, usize) {
+    pub(crate) fn get_indexed(&self, index: u64) -> (IpAddr, u16, usize) {
         let np = self.ports.len() as u64;
         let (a, p) = if np == 1 {
             (index, 0)
@@ -274,7 +266,7 @@ impl TargetSpace {
     }
 
     /// The address index of an address, if it is in the space.
-    pub fn address_index(&self, addr: IpAddr) -> Option<u64> {
+    pub(crate) fn address_index(&self, addr: IpAddr) -> Option<u64> {
         match addr {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
@@ -307,7 +299,7 @@ impl TargetSpace {
     /// The index of a pair, if it is in the space: `port` of the protocol in `slot` (see
     /// [`ProbePorts`]; 0 in a one-protocol scan).
     #[inline]
-    pub fn index_of(&self, addr: IpAddr, slot: usize, port: u16) -> Option<u64> {
+    pub(crate) fn index_of(&self, addr: IpAddr, slot: usize, port: u16) -> Option<u64> {
         let p = self.ports.index_of(slot, port)? as u64;
         let a = self.address_index(addr)?;
         Some(a * self.ports.len() as u64 + p)

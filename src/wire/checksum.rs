@@ -18,7 +18,7 @@ pub fn sum(mut acc: u64, data: &[u8]) -> u64 {
 
 /// Folds a wide sum to 16 bits of ones'-complement arithmetic.
 #[inline(always)]
-pub fn fold(mut acc: u64) -> u16 {
+pub(crate) fn fold(mut acc: u64) -> u16 {
     acc = (acc & 0xffff_ffff) + (acc >> 32);
     acc = (acc & 0xffff) + (acc >> 16);
     acc = (acc & 0xffff) + (acc >> 16);
@@ -40,7 +40,7 @@ pub fn sum_u32(v: u32) -> u64 {
 
 /// Sum of an address of either family as 16-bit words.
 #[inline(always)]
-pub fn sum_addr(a: std::net::IpAddr) -> u64 {
+pub(crate) fn sum_addr(a: std::net::IpAddr) -> u64 {
     match a {
         std::net::IpAddr::V4(a) => sum_u32(a.into()),
         std::net::IpAddr::V6(a) => sum_u128(a.into()),
@@ -49,7 +49,7 @@ pub fn sum_addr(a: std::net::IpAddr) -> u64 {
 
 /// Sum of a 128-bit value as eight 16-bit words.
 #[inline(always)]
-pub fn sum_u128(v: u128) -> u64 {
+pub(crate) fn sum_u128(v: u128) -> u64 {
     sum_u32((v >> 96) as u32)
         + sum_u32((v >> 64) as u32)
         + sum_u32((v >> 32) as u32)
@@ -58,7 +58,7 @@ pub fn sum_u128(v: u128) -> u64 {
 
 /// Sum of the pseudo header of either family (RFC 768/9293 for IPv4, RFC 8200 8.1 for IPv6):
 /// both are the two addresses, the protocol and the upper-layer length, as 16-bit words.
-pub fn pseudo_header_ip(
+pub(crate) fn pseudo_header_ip(
     src: std::net::IpAddr,
     dst: std::net::IpAddr,
     proto: u8,
@@ -72,9 +72,10 @@ pub fn pseudo_header(src: u32, dst: u32, proto: u8, l4_len: u16) -> u64 {
     sum_u32(src) + sum_u32(dst) + proto as u64 + l4_len as u64
 }
 
+#[cfg(test)]
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word changes from `old` to `new`.
 #[inline]
-pub fn update(check: u16, old: u16, new: u16) -> u16 {
+pub(crate) fn update(check: u16, old: u16, new: u16) -> u16 {
     // HC' = ~(~HC + ~m + m')
     !fold(!check as u64 + !old as u64 + new as u64)
 }

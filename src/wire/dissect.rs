@@ -15,8 +15,8 @@ use super::{
 /// One protocol layer and its fields, in header order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layer {
-    pub name: String,
-    pub fields: Vec<(&'static str, String)>,
+    pub(crate) name: String,
+    pub(crate) fields: Vec<(&'static str, String)>,
 }
 
 impl Layer {
@@ -31,8 +31,9 @@ impl Layer {
         self.fields.push((name, value.into()));
     }
 
+    #[cfg(test)]
     /// The value of a field, for tests and callers that pick one.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| *n == name)
@@ -72,7 +73,7 @@ pub fn frame_layers(frame: &[u8]) -> Vec<Layer> {
 }
 
 /// The layers of an IPv4 packet. `suffix` names quoted packets (" in ICMP").
-pub fn ip_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
+pub(crate) fn ip_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
     // A quoted packet is cut short by design: show what is there.
     let Some(hl) = b.first().map(|v| ((v & 0x0f) as usize) * 4) else {
         return vec![];
@@ -130,7 +131,7 @@ pub fn ip_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
 }
 
 /// The layers of an IPv6 packet, in Scapy's names. `suffix` is " in ICMPv6" for a quoted one.
-pub fn ipv6_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
+pub(crate) fn ipv6_layers(b: &[u8], suffix: &str) -> Vec<Layer> {
     let Ok(ip) = Ipv6Packet::new_checked(b) else {
         return vec![raw(b)];
     };
@@ -557,7 +558,7 @@ fn ip_summary_short(q: &IpPacket) -> String {
 }
 
 /// TCP flags in Scapy's order and letters (`S`, `SA`, `RA`, `FPU`).
-pub fn tcp_flags(f: u8) -> String {
+pub(crate) fn tcp_flags(f: u8) -> String {
     const ORDER: [(u8, char); 8] = [
         (0x01, 'F'),
         (0x02, 'S'),
@@ -663,7 +664,7 @@ fn tcp_options_nmap(b: &[u8]) -> String {
     items.join(",")
 }
 
-pub fn proto_name(p: u8) -> String {
+pub(crate) fn proto_name(p: u8) -> String {
     match p {
         PROTO_ICMP => "icmp".into(),
         2 => "igmp".into(),
@@ -742,12 +743,12 @@ fn icmp_code_name(family: Family, t: u8, c: u8) -> String {
 }
 
 /// Python's str literal of bytes (`'ab'`), as Scapy prints ICMPv6 echo data.
-pub fn py_str(b: &[u8]) -> String {
+pub(crate) fn py_str(b: &[u8]) -> String {
     py_bytes(b)[1..].to_string()
 }
 
 /// Python's bytes literal (`b'GET / HTTP/1.0\r\n'`), as Scapy prints a load.
-pub fn py_bytes(b: &[u8]) -> String {
+pub(crate) fn py_bytes(b: &[u8]) -> String {
     let mut s = String::from("b'");
     for &c in b {
         match c {

@@ -4,10 +4,10 @@ use std::{fmt, str::FromStr};
 
 use super::{get_u16, put_u16, WireError};
 
-pub const HEADER_LEN: usize = 14;
+pub(crate) const HEADER_LEN: usize = 14;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
-pub const ETHERTYPE_ARP: u16 = 0x0806;
-pub const ETHERTYPE_VLAN: u16 = 0x8100;
+pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
+pub(crate) const ETHERTYPE_VLAN: u16 = 0x8100;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 /// A 48-bit MAC address.
@@ -15,8 +15,8 @@ pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 pub struct MacAddr(pub [u8; 6]);
 
 impl MacAddr {
-    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
-    pub const ZERO: MacAddr = MacAddr([0; 6]);
+    pub(crate) const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+    pub(crate) const ZERO: MacAddr = MacAddr([0; 6]);
 }
 
 impl fmt::Display for MacAddr {
@@ -32,7 +32,7 @@ impl fmt::Display for MacAddr {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{0}' is not a MAC address (expected six hex octets like 02:00:5e:10:00:01)")]
-pub struct MacParseError(pub String);
+pub struct MacParseError(pub(crate) String);
 
 impl FromStr for MacAddr {
     type Err = MacParseError;
@@ -80,10 +80,10 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         }
         Ok(Self { buf })
     }
-    pub fn dst(&self) -> MacAddr {
+    pub(crate) fn dst(&self) -> MacAddr {
         MacAddr(self.buf.as_ref()[0..6].try_into().unwrap())
     }
-    pub fn src(&self) -> MacAddr {
+    pub(crate) fn src(&self) -> MacAddr {
         MacAddr(self.buf.as_ref()[6..12].try_into().unwrap())
     }
     pub fn ethertype(&self) -> u16 {
@@ -95,20 +95,20 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
-    pub fn set_dst(&mut self, m: MacAddr) {
+    pub(crate) fn set_dst(&mut self, m: MacAddr) {
         self.buf.as_mut()[0..6].copy_from_slice(&m.0);
     }
-    pub fn set_src(&mut self, m: MacAddr) {
+    pub(crate) fn set_src(&mut self, m: MacAddr) {
         self.buf.as_mut()[6..12].copy_from_slice(&m.0);
     }
-    pub fn set_ethertype(&mut self, t: u16) {
+    pub(crate) fn set_ethertype(&mut self, t: u16) {
         put_u16(self.buf.as_mut(), 12, t);
     }
 }
 
 /// Whether a frame says it carries IPv4 or IPv6 (behind one VLAN tag at most), whatever
 /// follows: what the receive thread counts as malformed when it does not parse.
-pub fn carries_ip(frame: &[u8]) -> bool {
+pub(crate) fn carries_ip(frame: &[u8]) -> bool {
     let ty = match frame.get(12..14) {
         Some(&[a, b]) => u16::from_be_bytes([a, b]),
         _ => return false,

@@ -18,21 +18,21 @@ pub enum Family {
 }
 
 impl Family {
-    pub fn of(a: &IpAddr) -> Family {
+    pub(crate) fn of(a: &IpAddr) -> Family {
         match a {
             IpAddr::V4(_) => Family::V4,
             IpAddr::V6(_) => Family::V6,
         }
     }
     /// The ICMP protocol number of this family (1 or 58).
-    pub fn icmp_proto(self) -> u8 {
+    pub(crate) fn icmp_proto(self) -> u8 {
         match self {
             Family::V4 => PROTO_ICMP,
             Family::V6 => ipv6::NEXT_ICMPV6,
         }
     }
     /// Index for per-family tables.
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -128,48 +128,44 @@ impl<'a> IpPacket<'a> {
         (fits && !ip.later_fragment).then_some(ip)
     }
 
-    pub fn family(&self) -> Family {
+    pub(crate) fn family(&self) -> Family {
         self.family
     }
-    pub fn src(&self) -> IpAddr {
+    pub(crate) fn src(&self) -> IpAddr {
         self.src
     }
     pub fn dst(&self) -> IpAddr {
         self.dst
     }
     /// TTL (IPv4) or hop limit (IPv6).
-    pub fn ttl(&self) -> u8 {
+    pub(crate) fn ttl(&self) -> u8 {
         self.ttl
     }
     /// The upper-layer protocol, after any IPv6 extension headers.
-    pub fn protocol(&self) -> u8 {
+    pub(crate) fn protocol(&self) -> u8 {
         self.protocol
     }
     /// IPv4 identification, or IPv6 flow label.
-    pub fn ident(&self) -> u32 {
+    pub(crate) fn ident(&self) -> u32 {
         self.ident
     }
     /// The upper-layer header and data (bounded by the packet's own length).
-    pub fn payload(&self) -> &'a [u8] {
+    pub(crate) fn payload(&self) -> &'a [u8] {
         &self.bytes[self.l4..self.end]
     }
     /// Everything before the upper layer: the IP header(s).
-    pub fn header(&self) -> &'a [u8] {
+    pub(crate) fn header(&self) -> &'a [u8] {
         &self.bytes[..self.l4]
     }
-    /// The whole packet as received.
-    pub fn bytes(&self) -> &'a [u8] {
-        &self.bytes[..self.end]
-    }
-    pub fn is_later_fragment(&self) -> bool {
+    pub(crate) fn is_later_fragment(&self) -> bool {
         self.later_fragment
     }
     /// Is the upper layer this family's ICMP?
-    pub fn is_icmp(&self) -> bool {
+    pub(crate) fn is_icmp(&self) -> bool {
         self.protocol == self.family.icmp_proto()
     }
     /// The ICMP message this packet carries, read the same way for both versions.
-    pub fn icmp(&self) -> Option<IcmpMessage<'a>> {
+    pub(crate) fn icmp(&self) -> Option<IcmpMessage<'a>> {
         if !self.is_icmp() {
             return None;
         }
@@ -225,19 +221,19 @@ pub enum Unreach {
 /// An ICMP or ICMPv6 message.
 #[derive(Debug, Clone, Copy)]
 pub struct IcmpMessage<'a> {
-    pub family: Family,
-    pub msg_type: u8,
-    pub code: u8,
-    pub kind: IcmpKind,
+    pub(crate) family: Family,
+    pub(crate) msg_type: u8,
+    pub(crate) code: u8,
+    pub(crate) kind: IcmpKind,
     /// Identifier and sequence number (echo and query messages).
-    pub ident: u16,
-    pub seq: u16,
+    pub(crate) ident: u16,
+    pub(crate) seq: u16,
     /// The data after the 8-byte header: for errors, the quoted packet.
-    pub body: &'a [u8],
+    pub(crate) body: &'a [u8],
 }
 
 impl<'a> IcmpMessage<'a> {
-    pub fn parse(family: Family, b: &'a [u8]) -> Option<Self> {
+    pub(crate) fn parse(family: Family, b: &'a [u8]) -> Option<Self> {
         let m = IcmpPacket::new_checked(b).ok()?;
         let (t, c) = (m.msg_type(), m.code());
         let kind = match family {
@@ -295,7 +291,7 @@ impl<'a> IcmpMessage<'a> {
     }
 
     /// Does this message quote an offending packet?
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         match self.family {
             Family::V4 => matches!(
                 self.msg_type,
@@ -310,7 +306,7 @@ impl<'a> IcmpMessage<'a> {
     }
 
     /// The packet an error quotes (its headers and at least the first 8 bytes after them).
-    pub fn quoted(&self) -> Option<IpPacket<'a>> {
+    pub(crate) fn quoted(&self) -> Option<IpPacket<'a>> {
         if !self.is_error() {
             return None;
         }
@@ -319,7 +315,7 @@ impl<'a> IcmpMessage<'a> {
     }
 
     /// Is this the IPv6 "unrecognised next header" problem (nmap's closed for `-sO`)?
-    pub fn is_next_header_problem(&self) -> bool {
+    pub(crate) fn is_next_header_problem(&self) -> bool {
         self.family == Family::V6
             && self.kind == IcmpKind::ParamProblem
             && self.code == icmpv6::param::NEXT_HEADER

@@ -2,24 +2,24 @@
 
 use super::{checksum, get_u16, get_u32, put_u16, put_u32, WireError};
 
-pub const MIN_HEADER_LEN: usize = 20;
+pub(crate) const MIN_HEADER_LEN: usize = 20;
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 
 mod field {
-    pub const VER_IHL: usize = 0;
-    pub const TOS: usize = 1;
-    pub const TOTAL_LEN: usize = 2;
-    pub const ID: usize = 4;
-    pub const FLAGS_FRAG: usize = 6;
-    pub const TTL: usize = 8;
-    pub const PROTO: usize = 9;
-    pub const CHECKSUM: usize = 10;
-    pub const SRC: usize = 12;
-    pub const DST: usize = 16;
+    pub(crate) const VER_IHL: usize = 0;
+    pub(crate) const TOS: usize = 1;
+    pub(crate) const TOTAL_LEN: usize = 2;
+    pub(crate) const ID: usize = 4;
+    pub(crate) const FLAGS_FRAG: usize = 6;
+    pub(crate) const TTL: usize = 8;
+    pub(crate) const PROTO: usize = 9;
+    pub(crate) const CHECKSUM: usize = 10;
+    pub(crate) const SRC: usize = 12;
+    pub(crate) const DST: usize = 16;
 }
-pub use field::{CHECKSUM as CHECKSUM_OFFSET, DST as DST_OFFSET, ID as ID_OFFSET};
+pub(crate) use field::{CHECKSUM as CHECKSUM_OFFSET, DST as DST_OFFSET, ID as ID_OFFSET};
 
 /// A view of an IPv4 packet. `new_checked` accepts a truncated payload (ICMP errors quote only
 /// the first bytes of a packet), but never a truncated header.
@@ -43,38 +43,34 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         }
         Ok(p)
     }
-    pub fn version(&self) -> u8 {
+    pub(crate) fn version(&self) -> u8 {
         self.buf.as_ref()[field::VER_IHL] >> 4
     }
-    pub fn header_len(&self) -> usize {
+    pub(crate) fn header_len(&self) -> usize {
         ((self.buf.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
     }
-    pub fn tos(&self) -> u8 {
+    #[cfg(test)]
+    pub(crate) fn tos(&self) -> u8 {
         self.buf.as_ref()[field::TOS]
     }
-    pub fn total_len(&self) -> u16 {
+    pub(crate) fn total_len(&self) -> u16 {
         get_u16(self.buf.as_ref(), field::TOTAL_LEN)
     }
-    pub fn ident(&self) -> u16 {
+    pub(crate) fn ident(&self) -> u16 {
         get_u16(self.buf.as_ref(), field::ID)
     }
-    pub fn dont_frag(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn dont_frag(&self) -> bool {
         self.buf.as_ref()[field::FLAGS_FRAG] & 0x40 != 0
     }
-    pub fn frag_offset(&self) -> u16 {
+    pub(crate) fn frag_offset(&self) -> u16 {
         get_u16(self.buf.as_ref(), field::FLAGS_FRAG) & 0x1fff
-    }
-    pub fn more_frags(&self) -> bool {
-        self.buf.as_ref()[field::FLAGS_FRAG] & 0x20 != 0
     }
     pub fn ttl(&self) -> u8 {
         self.buf.as_ref()[field::TTL]
     }
-    pub fn protocol(&self) -> u8 {
+    pub(crate) fn protocol(&self) -> u8 {
         self.buf.as_ref()[field::PROTO]
-    }
-    pub fn checksum(&self) -> u16 {
-        get_u16(self.buf.as_ref(), field::CHECKSUM)
     }
     pub fn src(&self) -> u32 {
         get_u32(self.buf.as_ref(), field::SRC)
@@ -96,50 +92,46 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Writes a fresh 20-byte header (no options) with a zero checksum.
-    pub fn init(buf: T) -> Self {
+    pub(crate) fn init(buf: T) -> Self {
         let mut p = Self { buf };
         let b = p.buf.as_mut();
         b[..MIN_HEADER_LEN].fill(0);
         b[field::VER_IHL] = 0x45;
         p
     }
-    pub fn set_tos(&mut self, v: u8) {
+    pub(crate) fn set_tos(&mut self, v: u8) {
         self.buf.as_mut()[field::TOS] = v;
     }
-    pub fn set_total_len(&mut self, v: u16) {
+    pub(crate) fn set_total_len(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), field::TOTAL_LEN, v);
     }
-    pub fn set_ident(&mut self, v: u16) {
+    pub(crate) fn set_ident(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), field::ID, v);
     }
-    pub fn set_dont_frag(&mut self, df: bool) {
+    pub(crate) fn set_dont_frag(&mut self, df: bool) {
         let b = &mut self.buf.as_mut()[field::FLAGS_FRAG];
         *b = if df { *b | 0x40 } else { *b & !0x40 };
     }
-    pub fn set_ttl(&mut self, v: u8) {
+    pub(crate) fn set_ttl(&mut self, v: u8) {
         self.buf.as_mut()[field::TTL] = v;
     }
-    pub fn set_protocol(&mut self, v: u8) {
+    pub(crate) fn set_protocol(&mut self, v: u8) {
         self.buf.as_mut()[field::PROTO] = v;
     }
-    pub fn set_checksum(&mut self, v: u16) {
+    pub(crate) fn set_checksum(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), field::CHECKSUM, v);
     }
-    pub fn set_src(&mut self, v: u32) {
+    pub(crate) fn set_src(&mut self, v: u32) {
         put_u32(self.buf.as_mut(), field::SRC, v);
     }
-    pub fn set_dst(&mut self, v: u32) {
+    pub(crate) fn set_dst(&mut self, v: u32) {
         put_u32(self.buf.as_mut(), field::DST, v);
     }
-    pub fn fill_checksum(&mut self) {
+    pub(crate) fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let hl = self.header_len();
         let c = checksum::finish(checksum::sum(0, &self.buf.as_ref()[..hl]));
         self.set_checksum(c);
-    }
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        let hl = self.header_len();
-        &mut self.buf.as_mut()[hl..]
     }
 }
 

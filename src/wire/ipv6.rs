@@ -8,56 +8,54 @@ use std::net::Ipv6Addr;
 
 use super::{get_u16, get_u32, put_u16, put_u32, WireError};
 
-pub const HEADER_LEN: usize = 40;
+pub(crate) const HEADER_LEN: usize = 40;
 
-pub const NEXT_HOP_BY_HOP: u8 = 0;
-pub const NEXT_ROUTING: u8 = 43;
-pub const NEXT_FRAGMENT: u8 = 44;
-pub const NEXT_ESP: u8 = 50;
-pub const NEXT_AUTH: u8 = 51;
-pub const NEXT_ICMPV6: u8 = 58;
-pub const NEXT_NONE: u8 = 59;
-pub const NEXT_DEST_OPTS: u8 = 60;
+pub(crate) const NEXT_HOP_BY_HOP: u8 = 0;
+pub(crate) const NEXT_ROUTING: u8 = 43;
+pub(crate) const NEXT_FRAGMENT: u8 = 44;
+pub(crate) const NEXT_AUTH: u8 = 51;
+pub(crate) const NEXT_ICMPV6: u8 = 58;
+pub(crate) const NEXT_NONE: u8 = 59;
+pub(crate) const NEXT_DEST_OPTS: u8 = 60;
 
 /// The most extension headers walked before giving up (the XDP program walks as many).
-pub const MAX_EXT_HEADERS: usize = 8;
+pub(crate) const MAX_EXT_HEADERS: usize = 8;
 
-pub mod field {
-    pub const VER_TC_FLOW: usize = 0;
-    pub const PAYLOAD_LEN: usize = 4;
-    pub const NEXT_HEADER: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC: usize = 8;
-    pub const DST: usize = 24;
+pub(crate) mod field {
+    pub(crate) const PAYLOAD_LEN: usize = 4;
+    pub(crate) const NEXT_HEADER: usize = 6;
+    pub(crate) const HOP_LIMIT: usize = 7;
+    pub(crate) const SRC: usize = 8;
+    pub(crate) const DST: usize = 24;
 }
 
 /// A view of an IPv6 packet. Like [`super::Ipv4Packet`], the payload may be cut short (ICMPv6
 /// errors quote a prefix of the packet), but never the fixed header.
 #[derive(Debug, Clone, Copy)]
-pub struct Ipv6Packet<T> {
+pub(crate) struct Ipv6Packet<T> {
     buf: T,
 }
 
 /// Where the upper-layer header starts, after the extension headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UpperLayer {
+pub(crate) struct UpperLayer {
     /// The upper-layer protocol (TCP 6, UDP 17, ICMPv6 58, ...).
-    pub protocol: u8,
+    pub(crate) protocol: u8,
     /// Offset of its header from the start of the IPv6 header.
-    pub offset: usize,
+    pub(crate) offset: usize,
     /// A fragment header was walked; `first` says whether this is the first fragment.
-    pub fragment: Option<Fragment>,
+    pub(crate) fragment: Option<Fragment>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fragment {
-    pub offset: u16,
-    pub more: bool,
-    pub ident: u32,
+pub(crate) struct Fragment {
+    pub(crate) offset: u16,
+    pub(crate) more: bool,
+    pub(crate) ident: u32,
 }
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
-    pub fn new_checked(buf: T) -> Result<Self, WireError> {
+    pub(crate) fn new_checked(buf: T) -> Result<Self, WireError> {
         let b = buf.as_ref();
         if b.len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -67,40 +65,40 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         }
         Ok(Self { buf })
     }
-    pub fn traffic_class(&self) -> u8 {
+    pub(crate) fn traffic_class(&self) -> u8 {
         ((get_u16(self.buf.as_ref(), 0) >> 4) & 0xff) as u8
     }
-    pub fn flow_label(&self) -> u32 {
+    pub(crate) fn flow_label(&self) -> u32 {
         get_u32(self.buf.as_ref(), 0) & 0x000f_ffff
     }
-    pub fn payload_len(&self) -> u16 {
+    pub(crate) fn payload_len(&self) -> u16 {
         get_u16(self.buf.as_ref(), field::PAYLOAD_LEN)
     }
-    pub fn next_header(&self) -> u8 {
+    pub(crate) fn next_header(&self) -> u8 {
         self.buf.as_ref()[field::NEXT_HEADER]
     }
-    pub fn hop_limit(&self) -> u8 {
+    pub(crate) fn hop_limit(&self) -> u8 {
         self.buf.as_ref()[field::HOP_LIMIT]
     }
-    pub fn src_bytes(&self) -> [u8; 16] {
+    pub(crate) fn src_bytes(&self) -> [u8; 16] {
         self.buf.as_ref()[field::SRC..field::SRC + 16]
             .try_into()
             .expect("16 bytes")
     }
-    pub fn dst_bytes(&self) -> [u8; 16] {
+    pub(crate) fn dst_bytes(&self) -> [u8; 16] {
         self.buf.as_ref()[field::DST..field::DST + 16]
             .try_into()
             .expect("16 bytes")
     }
-    pub fn src(&self) -> Ipv6Addr {
+    pub(crate) fn src(&self) -> Ipv6Addr {
         Ipv6Addr::from(self.src_bytes())
     }
-    pub fn dst(&self) -> Ipv6Addr {
+    pub(crate) fn dst(&self) -> Ipv6Addr {
         Ipv6Addr::from(self.dst_bytes())
     }
     /// Everything after the fixed header, bounded by the payload length when the buffer holds
     /// more (Ethernet padding).
-    pub fn payload(&self) -> &[u8] {
+    pub(crate) fn payload(&self) -> &[u8] {
         let b = self.buf.as_ref();
         let end = (HEADER_LEN + self.payload_len() as usize).clamp(HEADER_LEN, b.len());
         &b[HEADER_LEN..end]
@@ -108,7 +106,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 
     /// Walks the extension headers to the upper layer. Fails on a chain longer than
     /// [`MAX_EXT_HEADERS`], or one that runs past the buffer.
-    pub fn upper_layer(&self) -> Result<UpperLayer, WireError> {
+    pub(crate) fn upper_layer(&self) -> Result<UpperLayer, WireError> {
         let b = self.buf.as_ref();
         let end = (HEADER_LEN + self.payload_len() as usize).min(b.len());
         let mut next = self.next_header();
@@ -163,36 +161,36 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// Writes a fresh header: version 6, traffic class and flow label zero.
-    pub fn init(buf: T) -> Self {
+    pub(crate) fn init(buf: T) -> Self {
         let mut p = Self { buf };
         let b = p.buf.as_mut();
         b[..HEADER_LEN].fill(0);
         b[0] = 0x60;
         p
     }
-    pub fn set_traffic_class(&mut self, v: u8) {
+    pub(crate) fn set_traffic_class(&mut self, v: u8) {
         let b = self.buf.as_mut();
         let w = get_u32(b, 0);
         put_u32(b, 0, (w & 0xf00f_ffff) | ((v as u32) << 20));
     }
-    pub fn set_flow_label(&mut self, v: u32) {
+    pub(crate) fn set_flow_label(&mut self, v: u32) {
         let b = self.buf.as_mut();
         let w = get_u32(b, 0);
         put_u32(b, 0, (w & 0xfff0_0000) | (v & 0x000f_ffff));
     }
-    pub fn set_payload_len(&mut self, v: u16) {
+    pub(crate) fn set_payload_len(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), field::PAYLOAD_LEN, v);
     }
-    pub fn set_next_header(&mut self, v: u8) {
+    pub(crate) fn set_next_header(&mut self, v: u8) {
         self.buf.as_mut()[field::NEXT_HEADER] = v;
     }
-    pub fn set_hop_limit(&mut self, v: u8) {
+    pub(crate) fn set_hop_limit(&mut self, v: u8) {
         self.buf.as_mut()[field::HOP_LIMIT] = v;
     }
-    pub fn set_src(&mut self, a: Ipv6Addr) {
+    pub(crate) fn set_src(&mut self, a: Ipv6Addr) {
         self.buf.as_mut()[field::SRC..field::SRC + 16].copy_from_slice(&a.octets());
     }
-    pub fn set_dst(&mut self, a: Ipv6Addr) {
+    pub(crate) fn set_dst(&mut self, a: Ipv6Addr) {
         self.buf.as_mut()[field::DST..field::DST + 16].copy_from_slice(&a.octets());
     }
 }

@@ -6,25 +6,25 @@
 
 pub mod checksum;
 pub mod dissect;
-pub mod ethernet;
-pub mod icmp;
-pub mod icmpv6;
-pub mod ip;
-pub mod ipv4;
-pub mod ipv6;
-pub mod repr;
-pub mod sctp;
-pub mod tcp;
+pub(crate) mod ethernet;
+pub(crate) mod icmp;
+pub(crate) mod icmpv6;
+pub(crate) mod ip;
+pub(crate) mod ipv4;
+pub(crate) mod ipv6;
+pub(crate) mod repr;
+pub(crate) mod sctp;
+pub(crate) mod tcp;
 pub mod template;
-pub mod udp;
+pub(crate) mod udp;
 
 pub use ethernet::{EthernetFrame, MacAddr, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
-pub use icmp::IcmpPacket;
+pub(crate) use icmp::IcmpPacket;
 pub use ip::{Family, IcmpKind, IcmpMessage, IpPacket, Unreach};
 pub use ipv4::{Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
-pub use ipv6::{Ipv6Packet, NEXT_ICMPV6 as PROTO_ICMPV6};
+pub(crate) use ipv6::Ipv6Packet;
 pub use tcp::{TcpFlags, TcpSegment};
-pub use udp::UdpDatagram;
+pub(crate) use udp::UdpDatagram;
 
 /// A buffer too short for the header it is viewed as, or a header whose own length field lies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

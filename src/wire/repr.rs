@@ -16,14 +16,15 @@ use super::{
 
 /// An Ethernet II header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EthernetRepr {
-    pub src: MacAddr,
-    pub dst: MacAddr,
-    pub ethertype: u16,
+pub(crate) struct EthernetRepr {
+    pub(crate) src: MacAddr,
+    pub(crate) dst: MacAddr,
+    pub(crate) ethertype: u16,
 }
 
 impl EthernetRepr {
-    pub fn parse<T: AsRef<[u8]>>(f: &EthernetFrame<T>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn parse<T: AsRef<[u8]>>(f: &EthernetFrame<T>) -> Self {
         Self {
             src: f.src(),
             dst: f.dst(),
@@ -31,15 +32,11 @@ impl EthernetRepr {
         }
     }
 
-    pub const fn len(&self) -> usize {
+    pub(crate) const fn len(&self) -> usize {
         ethernet::HEADER_LEN
     }
 
-    pub const fn is_empty(&self) -> bool {
-        false
-    }
-
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let mut f = EthernetFrame::new_checked(buf)?;
         f.set_dst(self.dst);
         f.set_src(self.src);
@@ -50,20 +47,21 @@ impl EthernetRepr {
 
 /// An IPv4 header without options (we never send any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv4Repr {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
-    pub protocol: u8,
+pub(crate) struct Ipv4Repr {
+    pub(crate) src: Ipv4Addr,
+    pub(crate) dst: Ipv4Addr,
+    pub(crate) protocol: u8,
     /// Bytes after the header.
-    pub payload_len: u16,
-    pub ttl: u8,
-    pub ident: u16,
-    pub dont_frag: bool,
-    pub tos: u8,
+    pub(crate) payload_len: u16,
+    pub(crate) ttl: u8,
+    pub(crate) ident: u16,
+    pub(crate) dont_frag: bool,
+    pub(crate) tos: u8,
 }
 
 impl Ipv4Repr {
-    pub fn parse<T: AsRef<[u8]>>(p: &Ipv4Packet<T>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn parse<T: AsRef<[u8]>>(p: &Ipv4Packet<T>) -> Self {
         Self {
             src: p.src().into(),
             dst: p.dst().into(),
@@ -76,16 +74,12 @@ impl Ipv4Repr {
         }
     }
 
-    pub const fn len(&self) -> usize {
+    pub(crate) const fn len(&self) -> usize {
         ipv4::MIN_HEADER_LEN
     }
 
-    pub const fn is_empty(&self) -> bool {
-        false
-    }
-
     /// Writes the 20-byte header with its checksum.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let total = ipv4::MIN_HEADER_LEN + self.payload_len as usize;
         if total > u16::MAX as usize {
             return Err(WireError::Malformed);
@@ -110,18 +104,19 @@ impl Ipv4Repr {
 /// A fixed IPv6 header. Replies' extension headers are walked by
 /// [`Ipv6Packet::upper_layer`]; we send none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv6Repr {
-    pub src: Ipv6Addr,
-    pub dst: Ipv6Addr,
-    pub next_header: u8,
-    pub payload_len: u16,
-    pub hop_limit: u8,
-    pub traffic_class: u8,
-    pub flow_label: u32,
+pub(crate) struct Ipv6Repr {
+    pub(crate) src: Ipv6Addr,
+    pub(crate) dst: Ipv6Addr,
+    pub(crate) next_header: u8,
+    pub(crate) payload_len: u16,
+    pub(crate) hop_limit: u8,
+    pub(crate) traffic_class: u8,
+    pub(crate) flow_label: u32,
 }
 
 impl Ipv6Repr {
-    pub fn parse<T: AsRef<[u8]>>(p: &Ipv6Packet<T>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn parse<T: AsRef<[u8]>>(p: &Ipv6Packet<T>) -> Self {
         Self {
             src: p.src(),
             dst: p.dst(),
@@ -133,15 +128,11 @@ impl Ipv6Repr {
         }
     }
 
-    pub const fn len(&self) -> usize {
+    pub(crate) const fn len(&self) -> usize {
         ipv6::HEADER_LEN
     }
 
-    pub const fn is_empty(&self) -> bool {
-        false
-    }
-
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         if buf.len() < ipv6::HEADER_LEN {
             return Err(WireError::Truncated);
         }
@@ -159,7 +150,7 @@ impl Ipv6Repr {
 
 /// An IP header of either family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpRepr {
+pub(crate) enum IpRepr {
     V4(Ipv4Repr),
     V6(Ipv6Repr),
 }
@@ -167,7 +158,7 @@ pub enum IpRepr {
 impl IpRepr {
     /// The header a probe from `src` to `dst` (same family) carries: no options, DF clear,
     /// identification and flow label zero.
-    pub fn new(src: IpAddr, dst: IpAddr, protocol: u8, payload_len: u16, ttl: u8) -> Self {
+    pub(crate) fn new(src: IpAddr, dst: IpAddr, protocol: u8, payload_len: u16, ttl: u8) -> Self {
         match (src, dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => IpRepr::V4(Ipv4Repr {
                 src,
@@ -192,32 +183,29 @@ impl IpRepr {
         }
     }
 
-    pub fn family(&self) -> Family {
+    #[cfg(test)]
+    pub(crate) fn family(&self) -> Family {
         match self {
             IpRepr::V4(_) => Family::V4,
             IpRepr::V6(_) => Family::V6,
         }
     }
 
-    pub fn ethertype(&self) -> u16 {
+    pub(crate) fn ethertype(&self) -> u16 {
         match self {
             IpRepr::V4(_) => ETHERTYPE_IPV4,
             IpRepr::V6(_) => ETHERTYPE_IPV6,
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             IpRepr::V4(r) => r.len(),
             IpRepr::V6(r) => r.len(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         match self {
             IpRepr::V4(r) => r.emit(buf),
             IpRepr::V6(r) => r.emit(buf),
@@ -228,7 +216,7 @@ impl IpRepr {
 /// What goes above the IP header of a probe: a header we know, or raw bytes of another protocol
 /// (`-sO`'s IGMP, SCTP and empty payloads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum L4Repr<'a> {
+pub(crate) enum L4Repr<'a> {
     Tcp(TcpRepr<'a>),
     Udp(UdpRepr<'a>),
     /// ICMP over IPv4, ICMPv6 over IPv6.
@@ -239,7 +227,7 @@ pub enum L4Repr<'a> {
 
 impl L4Repr<'_> {
     /// The IP protocol (next header) this is carried in over `family`.
-    pub fn protocol(&self, family: Family) -> u8 {
+    pub(crate) fn protocol(&self, family: Family) -> u8 {
         match self {
             L4Repr::Tcp(_) => PROTO_TCP,
             L4Repr::Udp(_) => PROTO_UDP,
@@ -250,7 +238,7 @@ impl L4Repr<'_> {
 
     /// Does its checksum cover the IP pseudo header over `family`? (ICMPv4's does not; every
     /// IPv6 upper-layer checksum does.)
-    pub fn pseudo_header(&self, family: Family) -> bool {
+    pub(crate) fn pseudo_header(&self, family: Family) -> bool {
         match self {
             L4Repr::Tcp(_) | L4Repr::Udp(_) => true,
             L4Repr::Icmp(_) => family == Family::V6,
@@ -258,7 +246,7 @@ impl L4Repr<'_> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             L4Repr::Tcp(r) => r.len(),
             L4Repr::Udp(r) => r.len(),
@@ -267,11 +255,7 @@ impl L4Repr<'_> {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         match self {
             L4Repr::Tcp(r) => r.emit(buf),
             L4Repr::Udp(r) => r.emit(buf),
@@ -288,20 +272,21 @@ impl L4Repr<'_> {
 
 /// A TCP segment: header fields, options (padded to 4 bytes by the caller), payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpRepr<'a> {
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub seq: u32,
-    pub ack: u32,
-    pub flags: TcpFlags,
-    pub window: u16,
-    pub urgent: u16,
-    pub options: &'a [u8],
-    pub payload: &'a [u8],
+pub(crate) struct TcpRepr<'a> {
+    pub(crate) src_port: u16,
+    pub(crate) dst_port: u16,
+    pub(crate) seq: u32,
+    pub(crate) ack: u32,
+    pub(crate) flags: TcpFlags,
+    pub(crate) window: u16,
+    pub(crate) urgent: u16,
+    pub(crate) options: &'a [u8],
+    pub(crate) payload: &'a [u8],
 }
 
 impl<'a> TcpRepr<'a> {
-    pub fn parse(s: &TcpSegment<&'a [u8]>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn parse(s: &TcpSegment<&'a [u8]>) -> Self {
         Self {
             src_port: s.src_port(),
             dst_port: s.dst_port(),
@@ -315,20 +300,16 @@ impl<'a> TcpRepr<'a> {
         }
     }
 
-    pub fn header_len(&self) -> usize {
+    pub(crate) fn header_len(&self) -> usize {
         tcp::MIN_HEADER_LEN + self.options.len()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.header_len() + self.payload.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// Writes the segment (checksum zero) into `buf[..len()]`.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let (hl, n) = (self.header_len(), self.len());
         if !self.options.len().is_multiple_of(4) || hl > 60 {
             return Err(WireError::Malformed);
@@ -352,14 +333,15 @@ impl<'a> TcpRepr<'a> {
 
 /// A UDP datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UdpRepr<'a> {
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub payload: &'a [u8],
+pub(crate) struct UdpRepr<'a> {
+    pub(crate) src_port: u16,
+    pub(crate) dst_port: u16,
+    pub(crate) payload: &'a [u8],
 }
 
 impl<'a> UdpRepr<'a> {
-    pub fn parse(d: &UdpDatagram<&'a [u8]>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn parse(d: &UdpDatagram<&'a [u8]>) -> Self {
         Self {
             src_port: d.src_port(),
             dst_port: d.dst_port(),
@@ -367,16 +349,12 @@ impl<'a> UdpRepr<'a> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         udp::HEADER_LEN + self.payload.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// Writes the datagram (checksum zero, length filled) into `buf[..len()]`.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let n = self.len();
         if n > u16::MAX as usize {
             return Err(WireError::Malformed);
@@ -396,16 +374,17 @@ impl<'a> UdpRepr<'a> {
 /// An ICMP or ICMPv6 message of the query shape (type, code, identifier, sequence, data): the
 /// two versions share the header layout and differ in numbers and checksum coverage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IcmpRepr<'a> {
-    pub msg_type: u8,
-    pub code: u8,
-    pub ident: u16,
-    pub seq: u16,
-    pub data: &'a [u8],
+pub(crate) struct IcmpRepr<'a> {
+    pub(crate) msg_type: u8,
+    pub(crate) code: u8,
+    pub(crate) ident: u16,
+    pub(crate) seq: u16,
+    pub(crate) data: &'a [u8],
 }
 
 impl<'a> IcmpRepr<'a> {
-    pub fn parse(m: &IcmpPacket<&'a [u8]>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn parse(m: &IcmpPacket<&'a [u8]>) -> Self {
         Self {
             msg_type: m.msg_type(),
             code: m.code(),
@@ -415,16 +394,12 @@ impl<'a> IcmpRepr<'a> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         super::icmp::HEADER_LEN + self.data.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// Writes the message (checksum zero) into `buf[..len()]`.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let n = self.len();
         if buf.len() < n {
             return Err(WireError::Truncated);

@@ -1,7 +1,7 @@
 //! SCTP common header and the CRC32c checksum (RFC 9260, appendix A).
 
 /// CRC32c (Castagnoli), as SCTP stores it: the value's bytes in little-endian order.
-pub fn crc32c(data: &[u8]) -> u32 {
+pub(crate) fn crc32c(data: &[u8]) -> u32 {
     const TABLE: [u32; 256] = {
         let mut t = [0u32; 256];
         let mut i = 0;
@@ -31,22 +31,22 @@ pub fn crc32c(data: &[u8]) -> u32 {
 use super::{get_u16, get_u32, put_u16, put_u32};
 
 /// SCTP's IP protocol number.
-pub const PROTO_SCTP: u8 = 132;
-pub const HEADER_LEN: usize = 12;
-pub const CHUNK_INIT: u8 = 1;
-pub const CHUNK_INIT_ACK: u8 = 2;
-pub const CHUNK_ABORT: u8 = 6;
-pub const CHUNK_COOKIE_ECHO: u8 = 10;
+pub(crate) const PROTO_SCTP: u8 = 132;
+pub(crate) const HEADER_LEN: usize = 12;
+pub(crate) const CHUNK_INIT: u8 = 1;
+pub(crate) const CHUNK_INIT_ACK: u8 = 2;
+pub(crate) const CHUNK_ABORT: u8 = 6;
+pub(crate) const CHUNK_COOKIE_ECHO: u8 = 10;
 /// Where an INIT chunk's initiate tag lies in the packet (common header, then the chunk).
-pub const INIT_TAG_AT: usize = HEADER_LEN + 4;
+pub(crate) const INIT_TAG_AT: usize = HEADER_LEN + 4;
 /// Where an INIT chunk's initial TSN lies.
-pub const INIT_TSN_AT: usize = HEADER_LEN + 16;
+pub(crate) const INIT_TSN_AT: usize = HEADER_LEN + 16;
 /// Where the common header's verification tag lies.
-pub const VTAG_AT: usize = 4;
+pub(crate) const VTAG_AT: usize = 4;
 
 /// An SCTP packet with one INIT chunk to `dport` (source port, tags and checksum zero): the
 /// association request nmap's `-sY` and `-sO` send (RFC 9260, 3.3.2).
-pub fn init(dport: u16) -> Vec<u8> {
+pub(crate) fn init(dport: u16) -> Vec<u8> {
     let mut p = vec![0u8; HEADER_LEN + 20];
     put_u16(&mut p, 2, dport);
     p[HEADER_LEN] = CHUNK_INIT;
@@ -59,7 +59,7 @@ pub fn init(dport: u16) -> Vec<u8> {
 
 /// An SCTP packet with one COOKIE ECHO chunk carrying a 4-byte cookie no endpoint issued
 /// (`-sZ`): a closed port answers it with ABORT, an open one drops it (RFC 9260, 8.4).
-pub fn cookie_echo(dport: u16) -> Vec<u8> {
+pub(crate) fn cookie_echo(dport: u16) -> Vec<u8> {
     let mut p = vec![0u8; HEADER_LEN + 8];
     put_u16(&mut p, 2, dport);
     p[HEADER_LEN] = CHUNK_COOKIE_ECHO;
@@ -69,17 +69,17 @@ pub fn cookie_echo(dport: u16) -> Vec<u8> {
 
 /// A received SCTP packet's common header and its first chunk's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SctpHeader {
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub vtag: u32,
+pub(crate) struct SctpHeader {
+    pub(crate) src_port: u16,
+    pub(crate) dst_port: u16,
+    pub(crate) vtag: u32,
     /// The first chunk's type (INIT ACK, ABORT...).
-    pub chunk: u8,
+    pub(crate) chunk: u8,
 }
 
 impl SctpHeader {
     /// The header of `b`, which must hold it and a chunk header.
-    pub fn parse(b: &[u8]) -> Option<SctpHeader> {
+    pub(crate) fn parse(b: &[u8]) -> Option<SctpHeader> {
         (b.len() >= HEADER_LEN + 4).then(|| SctpHeader {
             src_port: get_u16(b, 0),
             dst_port: get_u16(b, 2),
@@ -90,7 +90,7 @@ impl SctpHeader {
 }
 
 /// Writes the CRC32c of a whole SCTP packet into its checksum field.
-pub fn fill_checksum(pkt: &mut [u8]) {
+pub(crate) fn fill_checksum(pkt: &mut [u8]) {
     pkt[8..12].fill(0);
     let c = crc32c(pkt);
     pkt[8..12].copy_from_slice(&c.to_le_bytes());

@@ -4,39 +4,36 @@ use std::fmt;
 
 use super::{checksum, get_u16, get_u32, put_u16, put_u32, WireError};
 
-pub const MIN_HEADER_LEN: usize = 20;
+pub(crate) const MIN_HEADER_LEN: usize = 20;
 
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const SEQ: usize = 4;
-    pub const ACK: usize = 8;
-    pub const OFF: usize = 12;
-    pub const FLAGS: usize = 13;
-    pub const WINDOW: usize = 14;
-    pub const CHECKSUM: usize = 16;
-    pub const URGENT: usize = 18;
+    pub(crate) const SRC_PORT: usize = 0;
+    pub(crate) const DST_PORT: usize = 2;
+    pub(crate) const SEQ: usize = 4;
+    pub(crate) const ACK: usize = 8;
+    pub(crate) const OFF: usize = 12;
+    pub(crate) const FLAGS: usize = 13;
+    pub(crate) const WINDOW: usize = 14;
+    pub(crate) const CHECKSUM: usize = 16;
+    pub(crate) const URGENT: usize = 18;
 }
-pub use field::{
-    CHECKSUM as CHECKSUM_OFFSET, DST_PORT as DST_PORT_OFFSET, SEQ as SEQ_OFFSET,
-    SRC_PORT as SRC_PORT_OFFSET,
-};
+pub(crate) use field::CHECKSUM as CHECKSUM_OFFSET;
 
 /// TCP control bits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
-    pub const FIN: u8 = 0x01;
+    pub(crate) const FIN: u8 = 0x01;
     pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-    pub const ECE: u8 = 0x40;
-    pub const CWR: u8 = 0x80;
+    pub(crate) const RST: u8 = 0x04;
+    pub(crate) const PSH: u8 = 0x08;
+    pub(crate) const ACK: u8 = 0x10;
+    pub(crate) const URG: u8 = 0x20;
+    pub(crate) const ECE: u8 = 0x40;
+    pub(crate) const CWR: u8 = 0x80;
 
-    pub fn has(self, bits: u8) -> bool {
+    pub(crate) fn has(self, bits: u8) -> bool {
         self.0 & bits == bits
     }
 }
@@ -90,31 +87,31 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
     pub fn dst_port(&self) -> u16 {
         get_u16(self.buf.as_ref(), field::DST_PORT)
     }
-    pub fn seq(&self) -> u32 {
+    pub(crate) fn seq(&self) -> u32 {
         get_u32(self.buf.as_ref(), field::SEQ)
     }
-    pub fn ack(&self) -> u32 {
+    pub(crate) fn ack(&self) -> u32 {
         get_u32(self.buf.as_ref(), field::ACK)
     }
-    pub fn header_len(&self) -> usize {
+    pub(crate) fn header_len(&self) -> usize {
         ((self.buf.as_ref()[field::OFF] >> 4) as usize) * 4
     }
     pub fn flags(&self) -> TcpFlags {
         TcpFlags(self.buf.as_ref()[field::FLAGS])
     }
-    pub fn window(&self) -> u16 {
+    pub(crate) fn window(&self) -> u16 {
         get_u16(self.buf.as_ref(), field::WINDOW)
     }
-    pub fn checksum(&self) -> u16 {
+    pub(crate) fn checksum(&self) -> u16 {
         get_u16(self.buf.as_ref(), field::CHECKSUM)
     }
-    pub fn urgent(&self) -> u16 {
+    pub(crate) fn urgent(&self) -> u16 {
         get_u16(self.buf.as_ref(), field::URGENT)
     }
-    pub fn options(&self) -> &[u8] {
+    pub(crate) fn options(&self) -> &[u8] {
         &self.buf.as_ref()[MIN_HEADER_LEN..self.header_len()]
     }
-    pub fn payload(&self) -> &[u8] {
+    pub(crate) fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[self.header_len()..]
     }
     pub fn verify_checksum(&self, src: u32, dst: u32) -> bool {
@@ -124,13 +121,15 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
     }
 }
 
+#[cfg(test)]
 impl<'a> TcpSegment<&'a [u8]> {
     /// The options, borrowed for the buffer's lifetime.
-    pub fn options_ref(&self) -> &'a [u8] {
+    pub(crate) fn options_ref(&self) -> &'a [u8] {
         &self.buf[MIN_HEADER_LEN..self.header_len()]
     }
+
     /// The payload, borrowed for the buffer's lifetime.
-    pub fn payload_ref(&self) -> &'a [u8] {
+    pub(crate) fn payload_ref(&self) -> &'a [u8] {
         &self.buf[self.header_len()..]
     }
 }
@@ -139,11 +138,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
     /// A view of a header we built ourselves (a stamped template), for patching per-probe
     /// fields: no checks, as the template fixed the layout.
     #[inline(always)]
-    pub fn patch(buf: T) -> Self {
+    pub(crate) fn patch(buf: T) -> Self {
         Self { buf }
     }
     /// Writes a fresh header of `header_len` bytes (options zeroed) with no flags set.
-    pub fn init(buf: T, header_len: usize) -> Self {
+    pub(crate) fn init(buf: T, header_len: usize) -> Self {
         debug_assert!(header_len.is_multiple_of(4) && (MIN_HEADER_LEN..=60).contains(&header_len));
         let mut s = Self { buf };
         let b = s.buf.as_mut();
@@ -151,36 +150,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
         b[field::OFF] = ((header_len / 4) as u8) << 4;
         s
     }
-    pub fn set_src_port(&mut self, v: u16) {
+    pub(crate) fn set_src_port(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), field::SRC_PORT, v);
     }
-    pub fn set_dst_port(&mut self, v: u16) {
+    pub(crate) fn set_dst_port(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), field::DST_PORT, v);
     }
-    pub fn set_seq(&mut self, v: u32) {
+    pub(crate) fn set_seq(&mut self, v: u32) {
         put_u32(self.buf.as_mut(), field::SEQ, v);
     }
-    pub fn set_ack(&mut self, v: u32) {
+    pub(crate) fn set_ack(&mut self, v: u32) {
         put_u32(self.buf.as_mut(), field::ACK, v);
     }
-    pub fn set_flags(&mut self, f: TcpFlags) {
+    pub(crate) fn set_flags(&mut self, f: TcpFlags) {
         self.buf.as_mut()[field::FLAGS] = f.0;
     }
-    pub fn set_window(&mut self, v: u16) {
+    pub(crate) fn set_window(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), field::WINDOW, v);
     }
-    pub fn set_checksum(&mut self, v: u16) {
+    pub(crate) fn set_checksum(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), field::CHECKSUM, v);
     }
-    pub fn set_urgent(&mut self, v: u16) {
+    pub(crate) fn set_urgent(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), field::URGENT, v);
     }
-    pub fn options_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn options_mut(&mut self) -> &mut [u8] {
         let hl = self.header_len();
         &mut self.buf.as_mut()[MIN_HEADER_LEN..hl]
     }
+    #[cfg(test)]
     /// Computes the checksum over the whole buffer, which must hold exactly the segment.
-    pub fn fill_checksum(&mut self, src: u32, dst: u32) {
+    pub(crate) fn fill_checksum(&mut self, src: u32, dst: u32) {
         self.set_checksum(0);
         let b = self.buf.as_ref();
         let acc = checksum::pseudo_header(src, dst, super::PROTO_TCP, b.len() as u16);
@@ -191,14 +191,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
 
 /// The ports and sequence number an ICMP error quotes from a TCP header (its first 8 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuotedTcp {
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub seq: u32,
+pub(crate) struct QuotedTcp {
+    pub(crate) src_port: u16,
+    pub(crate) dst_port: u16,
+    pub(crate) seq: u32,
 }
 
 impl QuotedTcp {
-    pub fn parse(b: &[u8]) -> Result<Self, WireError> {
+    pub(crate) fn parse(b: &[u8]) -> Result<Self, WireError> {
         if b.len() < 8 {
             return Err(WireError::Truncated);
         }

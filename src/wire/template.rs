@@ -12,11 +12,11 @@ use super::{
 };
 
 /// Where the IP header starts in every frame we build.
-pub const IP_OFFSET: usize = ethernet::HEADER_LEN;
+pub(crate) const IP_OFFSET: usize = ethernet::HEADER_LEN;
 /// Where the L4 header starts in an IPv4 frame (we never send IP options).
-pub const L4_OFFSET: usize = IP_OFFSET + ipv4::MIN_HEADER_LEN;
+pub(crate) const L4_OFFSET: usize = IP_OFFSET + ipv4::MIN_HEADER_LEN;
 /// Where the L4 header starts in an IPv6 frame (we never send extension headers).
-pub const L4_OFFSET_V6: usize = IP_OFFSET + ipv6::HEADER_LEN;
+pub(crate) const L4_OFFSET_V6: usize = IP_OFFSET + ipv6::HEADER_LEN;
 
 /// Link and network facts shared by every probe of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct FrameParams {
 }
 
 impl FrameParams {
-    pub fn family(&self) -> Family {
+    pub(crate) fn family(&self) -> Family {
         Family::of(&self.src)
     }
 }
@@ -38,8 +38,8 @@ impl FrameParams {
 /// The frame parameters of each family a scan sends in (a mixed target list uses both).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Frames {
-    pub v4: Option<FrameParams>,
-    pub v6: Option<FrameParams>,
+    pub(crate) v4: Option<FrameParams>,
+    pub(crate) v6: Option<FrameParams>,
 }
 
 impl Frames {
@@ -56,7 +56,7 @@ impl Frames {
             },
         }
     }
-    pub fn get(&self, f: Family) -> Option<&FrameParams> {
+    pub(crate) fn get(&self, f: Family) -> Option<&FrameParams> {
         match f {
             Family::V4 => self.v4.as_ref(),
             Family::V6 => self.v6.as_ref(),
@@ -64,26 +64,26 @@ impl Frames {
     }
     /// The parameters for sending to `a`.
     #[inline]
-    pub fn for_addr(&self, a: IpAddr) -> Option<&FrameParams> {
+    pub(crate) fn for_addr(&self, a: IpAddr) -> Option<&FrameParams> {
         self.get(Family::of(&a))
     }
     /// The first family's parameters (IPv4 when the scan has both): the TTL and the local
     /// address documents name.
-    pub fn primary(&self) -> &FrameParams {
+    pub(crate) fn primary(&self) -> &FrameParams {
         self.v4
             .as_ref()
             .or(self.v6.as_ref())
             .expect("a scan sends in at least one family")
     }
     /// The IPv4 source, when the scan sends IPv4.
-    pub fn src_v4(&self) -> Option<std::net::Ipv4Addr> {
+    pub(crate) fn src_v4(&self) -> Option<std::net::Ipv4Addr> {
         match self.v4?.src {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => None,
         }
     }
     /// The IPv6 source, when the scan sends IPv6.
-    pub fn src_v6(&self) -> Option<std::net::Ipv6Addr> {
+    pub(crate) fn src_v6(&self) -> Option<std::net::Ipv6Addr> {
         match self.v6?.src {
             IpAddr::V6(a) => Some(a),
             IpAddr::V4(_) => None,
@@ -116,7 +116,7 @@ impl FrameTemplate {
     /// Builds Ethernet + IP around `l4` (its per-probe fields and checksum zero). The
     /// destination, identification and checksums are what [`Self::stamp`] and the probe module
     /// fill per probe.
-    pub fn new(p: &FrameParams, l4: &L4Repr) -> Self {
+    pub(crate) fn new(p: &FrameParams, l4: &L4Repr) -> Self {
         let family = p.family();
         let (proto, pseudo) = (l4.protocol(family), l4.pseudo_header(family));
         let unspecified = match family {
@@ -173,13 +173,13 @@ impl FrameTemplate {
     }
 
     /// This template with the module's `mark` (see [`Self::mark`]).
-    pub fn with_mark(mut self, mark: u32) -> Self {
+    pub(crate) fn with_mark(mut self, mark: u32) -> Self {
         self.mark = mark;
         self
     }
 
     #[inline(always)]
-    pub fn mark(&self) -> u32 {
+    pub(crate) fn mark(&self) -> u32 {
         self.mark
     }
 
@@ -188,43 +188,39 @@ impl FrameTemplate {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len() == 0
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    pub fn family(&self) -> Family {
+    pub(crate) fn family(&self) -> Family {
         self.family
     }
 
     /// The source address frames from this template carry.
-    pub fn src(&self) -> IpAddr {
+    pub(crate) fn src(&self) -> IpAddr {
         self.src
     }
 
     /// Their TTL (IPv4) or hop limit (IPv6).
-    pub fn ttl(&self) -> u8 {
+    pub(crate) fn ttl(&self) -> u8 {
         self.ttl
     }
 
     /// Where the L4 header starts in frames stamped from this template.
     #[inline(always)]
-    pub fn l4_offset(&self) -> usize {
+    pub(crate) fn l4_offset(&self) -> usize {
         self.l4
     }
 
     /// The constant part of the L4 checksum sum (see the field's doc).
     #[inline(always)]
-    pub fn l4_sum(&self) -> u64 {
+    pub(crate) fn l4_sum(&self) -> u64 {
         self.l4_sum
     }
 
     /// What the destination adds to the L4 checksum sum: its words when the checksum covers a
     /// pseudo header, nothing otherwise (ICMPv4).
     #[inline(always)]
-    pub fn dst_sum(&self, dst: IpAddr) -> u64 {
+    pub(crate) fn dst_sum(&self, dst: IpAddr) -> u64 {
         if self.pseudo {
             checksum::sum_addr(dst)
         } else {
@@ -237,7 +233,7 @@ impl FrameTemplate {
     /// the frame length. `frame` must hold at least `len()` bytes, and `dst` must be of the
     /// template's family.
     #[inline(always)]
-    pub fn stamp(&self, frame: &mut [u8], dst: IpAddr, ident: u32) -> usize {
+    pub(crate) fn stamp(&self, frame: &mut [u8], dst: IpAddr, ident: u32) -> usize {
         let n = self.bytes.len();
         frame[..n].copy_from_slice(&self.bytes);
         match dst {

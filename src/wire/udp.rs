@@ -1,47 +1,45 @@
 //! UDP headers (RFC 768).
 
-use super::{checksum, get_u16, put_u16, WireError};
+use super::{get_u16, put_u16, WireError};
 
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 
 #[derive(Debug, Clone, Copy)]
-pub struct UdpDatagram<T> {
+pub(crate) struct UdpDatagram<T> {
     buf: T,
 }
 
 impl<T: AsRef<[u8]>> UdpDatagram<T> {
     /// Accepts a datagram cut short (ICMP quotes only its header), never a short header.
-    pub fn new_checked(buf: T) -> Result<Self, WireError> {
+    pub(crate) fn new_checked(buf: T) -> Result<Self, WireError> {
         if buf.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
         Ok(Self { buf })
     }
-    pub fn src_port(&self) -> u16 {
+    pub(crate) fn src_port(&self) -> u16 {
         get_u16(self.buf.as_ref(), 0)
     }
-    pub fn dst_port(&self) -> u16 {
+    pub(crate) fn dst_port(&self) -> u16 {
         get_u16(self.buf.as_ref(), 2)
     }
-    pub fn len(&self) -> u16 {
+    pub(crate) fn len(&self) -> u16 {
         get_u16(self.buf.as_ref(), 4)
     }
-    pub fn is_empty(&self) -> bool {
-        self.len() as usize <= HEADER_LEN
-    }
-    pub fn checksum(&self) -> u16 {
+    pub(crate) fn checksum(&self) -> u16 {
         get_u16(self.buf.as_ref(), 6)
     }
-    pub fn payload(&self) -> &[u8] {
+    pub(crate) fn payload(&self) -> &[u8] {
         let b = self.buf.as_ref();
         let end = (self.len() as usize).clamp(HEADER_LEN, b.len());
         &b[HEADER_LEN..end]
     }
 }
 
+#[cfg(test)]
 impl<'a> UdpDatagram<&'a [u8]> {
     /// The payload, borrowed for the buffer's lifetime.
-    pub fn payload_ref(&self) -> &'a [u8] {
+    pub(crate) fn payload_ref(&self) -> &'a [u8] {
         let end = (self.len() as usize).clamp(HEADER_LEN, self.buf.len());
         &self.buf[HEADER_LEN..end]
     }
@@ -51,35 +49,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
     /// A view of a header we built ourselves (a stamped template), for patching per-probe
     /// fields: no checks, as the template fixed the layout.
     #[inline(always)]
-    pub fn patch(buf: T) -> Self {
+    pub(crate) fn patch(buf: T) -> Self {
         Self { buf }
     }
-    pub fn init(buf: T) -> Self {
+    pub(crate) fn init(buf: T) -> Self {
         let mut d = Self { buf };
         d.buf.as_mut()[..HEADER_LEN].fill(0);
         d
     }
-    pub fn set_src_port(&mut self, v: u16) {
+    pub(crate) fn set_src_port(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), 0, v);
     }
-    pub fn set_dst_port(&mut self, v: u16) {
+    pub(crate) fn set_dst_port(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), 2, v);
     }
-    pub fn payload_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buf.as_mut()[HEADER_LEN..]
     }
-    pub fn set_len(&mut self, v: u16) {
+    pub(crate) fn set_len(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), 4, v);
     }
-    pub fn set_checksum(&mut self, v: u16) {
+    pub(crate) fn set_checksum(&mut self, v: u16) {
         put_u16(self.buf.as_mut(), 6, v);
     }
+    #[cfg(test)]
     /// Checksum over the whole buffer (header and payload); zero is sent as all ones (RFC 768).
-    pub fn fill_checksum(&mut self, src: u32, dst: u32) {
+    pub(crate) fn fill_checksum(&mut self, src: u32, dst: u32) {
         self.set_checksum(0);
         let b = self.buf.as_ref();
-        let acc = checksum::pseudo_header(src, dst, super::PROTO_UDP, b.len() as u16);
-        let c = match checksum::finish(checksum::sum(acc, b)) {
+        use super::checksum::{finish, pseudo_header, sum};
+        let acc = pseudo_header(src, dst, super::PROTO_UDP, b.len() as u16);
+        let c = match finish(sum(acc, b)) {
             0 => 0xffff,
             c => c,
         };
@@ -90,6 +90,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::checksum;
 
     #[test]
     fn build_and_parse() {
