@@ -261,8 +261,10 @@ fn normal_rows(text: &str) -> BTreeSet<(String, String, String, String)> {
     rows
 }
 
-/// `-oN` reads as nmap's normal output of the same scan, row for row; `-oA BASE` writes it as
-/// BASE.nmap next to the XML and grepable files.
+/// `-oN` reads as nmap's normal output of the same scan, row for row and then line for line
+/// (timing aside: the comment header and footer, nmap's latency); `-oA BASE` writes it as
+/// BASE.nmap next to the XML and grepable files. The hosts: open ports, closed ones (RST),
+/// filtered ones (ICMP port unreachable from the host itself).
 #[test]
 fn normal_output_and_oa_read_as_nmaps() {
     if !lab_available() {
@@ -271,7 +273,7 @@ fn normal_output_and_oa_read_as_nmaps() {
     let lab = Lab::up();
     let dir = tempdir("normal");
     let base = p(&dir, "scan");
-    let hosts = ["198.19.0.1", "198.19.0.2", "198.19.0.3", "198.19.0.4"];
+    let hosts = ["198.19.0.1", "198.19.0.2", "198.19.6.5", "198.19.8.3"];
     let mut args = vec!["-p", "22,80,443,8080", "--wait", "1", "-q", "-oA", &base];
     args.extend_from_slice(&hosts);
     let out = lab.xdpscan(&args);
@@ -288,5 +290,30 @@ fn normal_output_and_oa_read_as_nmaps() {
     assert_eq!(a.len(), 16, "{ours}");
     assert_eq!(a, b, "xdpscan:\n{ours}\nnmap:\n{}", nmap.stdout);
     assert!(ours.contains("(4 hosts up)"), "{ours}");
+    // nmap's own -oN of the same hosts, with its own host discovery (all four answer it).
+    let theirs = p(&dir, "nmap.nmap");
+    let mut nmap_args = vec!["-n", "-sS", "-p", "22,80,443,8080", "-oN", &theirs];
+    nmap_args.extend_from_slice(&hosts);
+    let run = lab.in_scan("nmap", &nmap_args).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let theirs = std::fs::read_to_string(&theirs).unwrap();
+    let lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| match l.starts_with("Host is up (") {
+                true => "Host is up.".to_string(),
+                false => l.to_string(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        lines(&ours),
+        lines(&theirs),
+        "xdpscan:\n{ours}\nnmap:\n{theirs}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
