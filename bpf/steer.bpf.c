@@ -14,6 +14,8 @@
  * Neighbour discovery (ICMPv6 133-137) always goes to the kernel, so the host's own IPv6 keeps
  * working during a scan. Everything else is passed to the kernel untouched. With no socket on the receiving queue the
  * packet is dropped, never passed: the port range belongs to the scan alone.
+ * On a link with no link header (STEER_BARE_IP: tun, WireGuard, ipip, GRE) the packet starts with
+ * its IP header; a steered one gets a made-up Ethernet header, so user space parses one layout.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -111,12 +113,18 @@ static __always_inline int quoted_probe(const struct steer_config *cfg, __u8 pro
 }
 
 /* Is this ICMP error about a packet we sent? `q` points at the quoted IPv4 header. */
+/* Is `a` (network order) one of our IPv4 source addresses (the pool from src_ip)? */
+static __always_inline int is_our_v4(const struct steer_config *cfg, __u32 a)
+{
+	return bpf_ntohl(a) - bpf_ntohl(cfg->src_ip) < cfg->src_count;
+}
+
 static __always_inline int quotes_us(const struct steer_config *cfg, void *q, void *end)
 {
 	struct iphdr *qip = q;
 	if ((void *)(qip + 1) > end)
 		return 0;
-	if (qip->saddr != cfg->src_ip)
+	if (!is_our_v4(cfg, qip->saddr))
 		return 0;
 	__u32 qlen = qip->ihl * 4;
 	if (qlen < sizeof(*qip))
@@ -128,7 +136,8 @@ static __always_inline int is_our_v6(const struct steer_config *cfg, const struc
 {
 	const __u32 *w = (const __u32 *)cfg->src_ip6;
 	return a->in6_u.u6_addr32[0] == w[0] && a->in6_u.u6_addr32[1] == w[1] &&
-	       a->in6_u.u6_addr32[2] == w[2] && a->in6_u.u6_addr32[3] == w[3];
+	       a->in6_u.u6_addr32[2] == w[2] &&
+	       bpf_ntohl(a->in6_u.u6_addr32[3]) - bpf_ntohl(w[3]) < cfg->src_count;
 }
 
 /* Is this ICMPv6 error about a packet we sent? `q` points at the quoted IPv6 header; we send no
@@ -203,6 +212,75 @@ static __always_inline int ours_v6(const struct steer_config *cfg, void *l3, voi
 	}
 }
 
+/* 1: steer, 0: pass. `l3` points at the IPv4 header. */
+static __always_inline int ours_v4(const struct steer_config *cfg, void *l3, void *end)
+{
+	struct iphdr *ip = l3;
+	if ((void *)(ip + 1) > end || ip->version != 4 || !(cfg->flags & STEER_HAS_V4) ||
+	    !is_our_v4(cfg, ip->daddr))
+		return 0;
+	__u32 ihl = ip->ihl * 4;
+	if (ihl < sizeof(*ip))
+		return 0;
+	/* A later fragment starts with payload, not a header: its "ports" are data. */
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return 0;
+	void *l4 = (void *)ip + ihl;
+
+	switch (ip->protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP: {
+		/* TCP, UDP and SCTP all start with source port, destination port. */
+		__u16 *ports = l4;
+		if ((void *)(ports + 2) > end)
+			return 0;
+		return in_range(cfg, ports[1]);
+	}
+	case IPPROTO_ICMP: {
+		struct icmphdr *icmp = l4;
+		if ((void *)(icmp + 1) > end)
+			return 0;
+		switch (icmp->type) {
+		case ICMP_DEST_UNREACH:
+		case ICMP_TIME_EXCEEDED:
+		case ICMP_PARAMETERPROB:
+		case ICMP_SOURCE_QUENCH:
+		case ICMP_REDIRECT:
+			return quotes_us(cfg, (void *)(icmp + 1), end);
+		case ICMP_ECHOREPLY:
+			return (cfg->flags & (STEER_ECHO_REPLY | STEER_ICMP_QUERY)) &&
+			       in_range(cfg, icmp->id);
+		case ICMP_TIMESTAMPREPLY:
+		case ICMP_INFO_REPLY:
+		case ICMP_ADDRESSREPLY:
+			return (cfg->flags & STEER_ICMP_QUERY) && in_range(cfg, icmp->id);
+		default:
+			return 0;
+		}
+	}
+	default:
+		return (cfg->flags & STEER_ALL_PROTOS) && scanned_proto(cfg, ip->protocol);
+	}
+}
+
+/* Prepends the Ethernet header a bare-IP link lacks (zero addresses, the IP version's
+ * EtherType). 0 when the kernel gave no headroom: the packet is then dropped, not passed, as a
+ * steered packet with no socket is. */
+static __always_inline int add_link_header(struct xdp_md *ctx, __u16 ethertype)
+{
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct ethhdr)))
+		return 0;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return 0;
+	__builtin_memset(eth, 0, 2 * ETH_ALEN);
+	eth->h_proto = ethertype;
+	return 1;
+}
+
 SEC("xdp")
 int xdpscan_steer(struct xdp_md *ctx)
 {
@@ -214,76 +292,34 @@ int xdpscan_steer(struct xdp_md *ctx)
 	if (!cfg)
 		return XDP_PASS;
 
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end)
-		goto pass;
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		if (!ours_v6(cfg, (void *)(eth + 1), end))
-			goto pass;
-		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_DROP);
+	void *l3;
+	__u16 ethertype;
+	if (cfg->flags & STEER_BARE_IP) {
+		/* The IP header comes first; its version says the family. */
+		__u8 *v = data;
+		if ((void *)(v + 1) > end)
+			return XDP_PASS;
+		ethertype = (*v >> 4) == 6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
+		l3 = data;
+	} else {
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > end)
+			return XDP_PASS;
+		ethertype = eth->h_proto;
+		l3 = (void *)(eth + 1);
 	}
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		goto pass;
-
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || ip->version != 4 || !(cfg->flags & STEER_HAS_V4) ||
-	    ip->daddr != cfg->src_ip)
-		goto pass;
-	__u32 ihl = ip->ihl * 4;
-	if (ihl < sizeof(*ip))
-		goto pass;
-	/* A later fragment starts with payload, not a header: its "ports" are data. */
-	if (ip->frag_off & bpf_htons(0x1fff))
-		goto pass;
-	void *l4 = (void *)ip + ihl;
-
-	int ours = 0;
-	switch (ip->protocol) {
-	case IPPROTO_TCP:
-	case IPPROTO_UDP:
-	case IPPROTO_SCTP: {
-		/* TCP, UDP and SCTP all start with source port, destination port. */
-		__u16 *ports = l4;
-		if ((void *)(ports + 2) > end)
-			goto pass;
-		ours = in_range(cfg, ports[1]);
-		break;
-	}
-	case IPPROTO_ICMP: {
-		struct icmphdr *icmp = l4;
-		if ((void *)(icmp + 1) > end)
-			goto pass;
-		switch (icmp->type) {
-		case ICMP_DEST_UNREACH:
-		case ICMP_TIME_EXCEEDED:
-		case ICMP_PARAMETERPROB:
-		case ICMP_SOURCE_QUENCH:
-		case ICMP_REDIRECT:
-			ours = quotes_us(cfg, (void *)(icmp + 1), end);
-			break;
-		case ICMP_ECHOREPLY:
-			ours = (cfg->flags & (STEER_ECHO_REPLY | STEER_ICMP_QUERY)) && in_range(cfg, icmp->id);
-			break;
-		case ICMP_TIMESTAMPREPLY:
-		case ICMP_INFO_REPLY:
-		case ICMP_ADDRESSREPLY:
-			ours = (cfg->flags & STEER_ICMP_QUERY) && in_range(cfg, icmp->id);
-			break;
-		default:
-			break;
-		}
-		break;
-	}
-	default:
-		ours = (cfg->flags & STEER_ALL_PROTOS) && scanned_proto(cfg, ip->protocol);
-		break;
-	}
+	int ours;
+	if (ethertype == bpf_htons(ETH_P_IPV6))
+		ours = ours_v6(cfg, l3, end);
+	else if (ethertype == bpf_htons(ETH_P_IP))
+		ours = ours_v4(cfg, l3, end);
+	else
+		ours = 0;
 	if (!ours)
-		goto pass;
-
+		return XDP_PASS;
+	if ((cfg->flags & STEER_BARE_IP) && !add_link_header(ctx, ethertype))
+		return XDP_DROP;
 	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_DROP);
-pass:
-	return XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -15,6 +15,9 @@
 /* The scan has an IPv4 source (src_ip) / an IPv6 source (src_ip6). */
 #define STEER_HAS_V4       (1u << 8)
 #define STEER_HAS_V6       (1u << 9)
+/* The interface carries bare IP packets (tun, WireGuard, ipip, GRE): no Ethernet header on the
+ * wire. A steered packet gets a made-up one, so user space reads Ethernet frames everywhere. */
+#define STEER_BARE_IP      (1u << 10)
 
 struct steer_config {
 	__u32 src_ip;   /* network byte order */
@@ -23,6 +26,8 @@ struct steer_config {
 	__u32 flags;
 	__u8 src_ip6[16]; /* network byte order */
 	__u8 protos[32];  /* -sO: the protocol numbers scanned, bit p % 8 of byte p / 8 */
+	__u32 src_count;  /* host byte order: the source pool's size (1: one address); the pool
+			   * is src_ip / src_ip6 and the addresses after it, the last word only */
 };
 
 #endif

@@ -637,17 +637,21 @@ pub(crate) struct NetArgs {
     )]
     pub(crate) interface: Option<String>,
 
-    /// Source address [default: the interface's]
+    /// Source address, or a pool of them (A-B, P/LEN) [default: the interface's]
     ///
     /// Source address, IPv4 or IPv6 [default: the interface's address of the targets' family;
-    /// for IPv6 its global address]
+    /// for IPv6 its global address]. A range (198.18.0.1-198.18.0.8) or prefix
+    /// (2001:db8:ff::/125) of at most 256 addresses is a source pool, as ZMap's -S range and
+    /// masscan's --adapter-ip range: each probe leaves from the address its cookie picks, and
+    /// replies to every one are taken. The network must bring the pool's traffic to this
+    /// interface (the addresses assigned to it, or routed here).
     #[arg(
         help_heading = "Network",
         long = "source-ip",
         short = 'S',
-        value_name = "IP"
+        value_name = "IP|A-B|P/LEN"
     )]
-    pub(crate) source_ip: Option<std::net::IpAddr>,
+    pub(crate) source_ip: Option<crate::cookie::SourcePool>,
 
     /// Source ports our probes use and our XDP program claims; must lie outside the kernel's
     /// ephemeral range [default: 61000-65535]

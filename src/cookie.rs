@@ -7,10 +7,15 @@
 //! IPv4 identification and bits 32..52 as the IPv6 flow label (constant per flow, as RFC 6437
 //! asks). A reply validates when its 4-tuple recomputes the same source port and it echoes the
 //! sequence number (or, for ICMP errors, quotes it).
+//!
+//! A source pool (`-S 198.18.0.1-198.18.0.8`) is chosen the same way: the hash is taken with
+//! the pool's first address, and its sequence bits pick the address the probe leaves from, so a
+//! reply validates only at that address, still with no state (ARCHITECTURE.md, "Source pools").
 
 use std::net::IpAddr;
 
 use crate::wire::Family;
+pub use crate::wire::SourcePool;
 
 /// An inclusive range of source ports, also used for ICMP echo identifiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -62,11 +67,13 @@ impl ProbeCookie {
     }
 }
 
-/// The scan's key and source-port range.
+/// The scan's key, source-port range and source pools.
 #[derive(Debug, Clone)]
 pub struct CookieJar {
     key: SipKey,
     ports: PortRange,
+    /// Each family's source pool, when it holds more than one address (IPv4, IPv6).
+    pools: [Option<SourcePool>; 2],
 }
 
 /// SipHash-2-4 for the two fixed message lengths the cookie hashes (12 and 36 bytes), on words
@@ -130,7 +137,22 @@ impl CookieJar {
         Self {
             key: SipKey::new(&key),
             ports,
+            pools: [None; 2],
         }
+    }
+
+    /// The jar for a scan that sends from `pool` (a pool of one changes nothing).
+    pub fn with_pool(mut self, pool: SourcePool) -> Self {
+        if pool.len() > 1 {
+            self.pools[Family::of(&pool.first()).index()] = Some(pool);
+        }
+        self
+    }
+
+    /// Whether `a` is an address of a source pool (one of more than one address).
+    #[inline]
+    pub(crate) fn in_pool(&self, a: IpAddr) -> bool {
+        self.pools[Family::of(&a).index()].is_some_and(|p| p.offset(a).is_some())
     }
 
     /// A jar with a key from the OS's random source.
@@ -167,10 +189,50 @@ impl CookieJar {
         }
     }
 
-    /// The cookie for a probe from `src` to `dst:dport` over IP protocol `proto`.
+    /// The cookie of a probe from `src` to `dst:dport` over IP protocol `proto`; for a reply,
+    /// `src` is the address it came to. With a source pool, the cookie of an address the probe
+    /// would not have left from is one no reply carries.
     #[inline(always)]
     pub fn cookie(&self, src: IpAddr, dst: IpAddr, dport: u16, proto: u8) -> ProbeCookie {
-        let h = self.hash(src, dst, dport, proto);
+        let Some((pool, at)) =
+            self.pools[Family::of(&src).index()].and_then(|p| Some((p, p.offset(src)?)))
+        else {
+            return self.carried(self.hash(src, dst, dport, proto));
+        };
+        let (c, pick) = self.pooled(pool, dst, dport, proto);
+        match pick == at {
+            true => c,
+            false => self.carried(!self.hash(pool.first(), dst, dport, proto)),
+        }
+    }
+
+    /// A probe's cookie and the index of the source address it leaves from: `src` is the
+    /// family's first source address.
+    #[inline(always)]
+    pub(crate) fn probe_cookie(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        dport: u16,
+        proto: u8,
+    ) -> (ProbeCookie, u32) {
+        match self.pools[Family::of(&src).index()] {
+            None => (self.carried(self.hash(src, dst, dport, proto)), 0),
+            Some(pool) => self.pooled(pool, dst, dport, proto),
+        }
+    }
+
+    /// The cookie from the pool's first address, and the address it picks (the sequence
+    /// number's top bits, Lemire's reduction: independent of the port, which `hi` picks).
+    #[inline(always)]
+    fn pooled(&self, pool: SourcePool, dst: IpAddr, dport: u16, proto: u8) -> (ProbeCookie, u32) {
+        let c = self.carried(self.hash(pool.first(), dst, dport, proto));
+        (c, ((c.seq as u64 * pool.len() as u64) >> 32) as u32)
+    }
+
+    /// What a probe carries of hash `h`.
+    #[inline(always)]
+    fn carried(&self, h: u64) -> ProbeCookie {
         let hi = (h >> 32) as u32;
         ProbeCookie {
             // hi × len / 2^32 (Lemire's range reduction): the top bits of `hi` pick the port
@@ -339,5 +401,66 @@ mod tests {
         // The same low bits in IPv4 form give another cookie.
         let c4 = jar.cookie(v4(1), v4(5), 80, 6);
         assert_ne!(c4.seq, c.seq);
+    }
+
+    #[test]
+    fn source_pools_parse_as_zmap_and_masscan_write_them() {
+        let p = |t: &str| t.parse::<SourcePool>();
+        let r = p("198.18.0.1-198.18.0.8").unwrap();
+        assert_eq!((r.first(), r.len()), (v4(0xc612_0001), 8));
+        assert_eq!(r.to_string(), "198.18.0.1-198.18.0.8");
+        assert_eq!(
+            p("198.18.0.9/29").unwrap().to_string(),
+            "198.18.0.8-198.18.0.15"
+        );
+        let six = p("2001:db8:ff::/125").unwrap();
+        assert_eq!(six.to_string(), "2001:db8:ff::-2001:db8:ff::7");
+        assert_eq!(
+            p("198.18.0.1").unwrap(),
+            SourcePool::single(v4(0xc612_0001))
+        );
+        assert_eq!(p("198.18.0.1").unwrap().to_string(), "198.18.0.1");
+        assert_eq!(p("198.18.0.0/24").unwrap().len(), 256);
+        for bad in [
+            "198.18.0.0/23",                       // 512 addresses
+            "198.18.0.8-198.18.0.1",               // backwards
+            "198.18.0.1-2001:db8::1",              // two families
+            "2001:db8::ffff:fffe-2001:db8::1:0:1", // across the last 32 bits
+            "198.18.0.1/33",
+            "bogus",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        // As JSON (a job's request), the same text.
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(j, "\"198.18.0.1-198.18.0.8\"");
+        assert_eq!(serde_json::from_str::<SourcePool>(&j).unwrap(), r);
+    }
+
+    #[test]
+    fn a_pool_spreads_probes_and_validates_only_the_address_picked() {
+        let pool: SourcePool = "198.18.0.1-198.18.0.8".parse().unwrap();
+        let jar = CookieJar::new(KEY, RANGE).with_pool(pool);
+        let mut per = [0u32; 8];
+        for d in 0..80_000u32 {
+            let dst = v4(0xc613_0000 + d);
+            let (c, k) = jar.probe_cookie(pool.first(), dst, 80, 6);
+            per[k as usize] += 1;
+            // A reply to the address picked validates; to any other pool address it does not.
+            assert_eq!(jar.cookie(pool.addr(k), dst, 80, 6), c);
+            let other = pool.addr((k + 1) % 8);
+            assert_ne!(jar.cookie(other, dst, 80, 6).seq, c.seq);
+            assert!(jar.in_pool(other) && !jar.in_pool(v4(0xc612_0009)));
+        }
+        // Even within 3 % of 10,000 each.
+        assert!(per.iter().all(|&n| n.abs_diff(10_000) < 300), "{per:?}");
+        // A pool of one changes nothing.
+        let one = CookieJar::new(KEY, RANGE).with_pool(SourcePool::single(pool.first()));
+        let plain = CookieJar::new(KEY, RANGE);
+        let dst = v4(0xc613_0001);
+        assert_eq!(
+            one.probe_cookie(pool.first(), dst, 80, 6),
+            (plain.cookie(pool.first(), dst, 80, 6), 0)
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::{
     cli::{ProbeCli, ProbeProto, TransportChoice, XdpModeChoice},
     config::{resolve_net, ConfigError, NetAsk, NetSetup, DEFAULT_SOURCE_PORTS},
     cookie::random_bytes,
-    io::{packet, privilege, xdp, IoError, RxQueue, TxQueue},
+    io::{netinfo::Link, packet, privilege, xdp, IoError, RxQueue, TxQueue},
     wire::{
         checksum, dissect,
         ethernet::HEADER_LEN,
@@ -249,20 +249,9 @@ fn reply_type(family: Family, request: u8) -> Option<u8> {
     }
 }
 
-/// Sends the packet and prints it and its answer to `out`.
-pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError> {
-    let ask = NetAsk {
-        interface: p.interface.clone(),
-        source_ip: p.source_ip,
-        gateway_mac: p.gateway_mac,
-        dry_run: false,
-    };
-    let run_as =
-        privilege::resolve(p.user.as_deref()).map_err(|e| ProbeError::Usage(e.to_string()))?;
-    let net = resolve_net(&ask, &[p.target])?;
-    let rand = random_bytes::<8>().map_err(|e| IoError::os("reading /dev/urandom", e))?;
-    let (frame, sport) = build(p, &net, rand)?;
-    let steer = xdp::SteerConfig {
+/// What the XDP program steers for the one probe from `sport`: any answer to it.
+fn steer_for(net: &NetSetup, sport: u16) -> xdp::SteerConfig {
+    xdp::SteerConfig {
         src_v4: match net.src_ip() {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => None,
@@ -278,7 +267,25 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
             any_quoted: true,
             ..Default::default()
         },
+        sources: 1,
+        bare_ip: net.link != Link::Ethernet,
+    }
+}
+
+/// Sends the packet and prints it and its answer to `out`.
+pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError> {
+    let ask = NetAsk {
+        interface: p.interface.clone(),
+        source_ip: p.source_ip,
+        gateway_mac: p.gateway_mac,
+        dry_run: false,
     };
+    let run_as =
+        privilege::resolve(p.user.as_deref()).map_err(|e| ProbeError::Usage(e.to_string()))?;
+    let net = resolve_net(&ask, &[p.target])?;
+    let rand = random_bytes::<8>().map_err(|e| IoError::os("reading /dev/urandom", e))?;
+    let (frame, sport) = build(p, &net, rand)?;
+    let steer = steer_for(&net, sport);
     let mode = match p.xdp_mode {
         XdpModeChoice::Auto => xdp::XdpMode::Auto,
         XdpModeChoice::Native => xdp::XdpMode::Native,
@@ -297,14 +304,25 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
     };
     // Sockets open, program attached: the rest runs as `--user` (`io::privilege`).
     let reply = match xdp {
+        // A bare-IP link that needs each packet's protocol: sent through AF_PACKET.
+        Some(mut t) if net.link == (Link::BareIp { xdp_sends: false }) => {
+            let mut tx = packet::open_tx(net.ifindex, net.link)?;
+            privilege::drop_to(run_as.as_ref(), &[])?;
+            exchange(&mut tx, &mut t.rx, &frame, timeout)?
+        }
         Some(mut t) => {
             let mut tx = t.txs.remove(0);
             privilege::drop_to(run_as.as_ref(), &[])?;
             exchange(&mut tx, &mut t.rx, &frame, timeout)?
         }
         None => {
-            let mut tx = packet::open_tx(net.ifindex)?;
-            let mut rx = packet::open_rx(net.ifindex, steer.src_v4, steer.src_v6)?;
+            let mut tx = packet::open_tx(net.ifindex, net.link)?;
+            let to = packet::Addressees {
+                v4: steer.src_v4,
+                v6: steer.src_v6,
+                count: 1,
+            };
+            let mut rx = packet::open_rx(net.ifindex, to, net.link)?;
             privilege::drop_to(run_as.as_ref(), &[])?;
             exchange(&mut tx, &mut rx, &frame, timeout)?
         }
@@ -396,6 +414,7 @@ mod tests {
             ifname: "x".into(),
             ifindex: 1,
             src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            link: crate::io::netinfo::Link::Ethernet,
             families: vec![crate::config::FamilyNet {
                 src: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
                 gateway_mac: MacAddr([2, 0, 0, 0, 0, 2]),

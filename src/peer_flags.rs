@@ -280,13 +280,9 @@ fn masscan_flag(
     read: &dyn Fn(&str) -> Result<String, String>,
 ) -> Result<bool, String> {
     match s {
+        // masscan's ranges (`A-B`, `P/LEN`) are -S's source pools.
         "--adapter-ip" => {
             let v = value(s)?;
-            if v.contains('-') || v.contains('/') {
-                return Err(format!(
-                    "--adapter-ip {v}: one source address (-S ADDR); source address pools are not supported"
-                ));
-            }
             push(out, &["--source-ip", &v]);
         }
         "--echo" => out.echo = true,
@@ -583,13 +579,16 @@ mod tests {
             (&["-B", "10M"][..], "--rate"),
             (&["-M", "tcp_synackscan"][..], "tcp_synscan (-sS)"),
             (&["-o", "out.csv"][..], "--csv out.csv"),
-            (&["--adapter-ip", "198.18.0.1-198.18.0.8"][..], "-S"),
             (&["-P", "0"][..], "1 or more"),
         ] {
             let e = t(args).unwrap_err();
             assert!(e.contains(names), "{args:?}: {e}");
         }
         assert_eq!(t(&["-P", "3"]).unwrap(), ["--retries", "2"]);
+        assert_eq!(
+            t(&["--adapter-ip", "198.18.0.1-198.18.0.8"]).unwrap(),
+            ["--source-ip", "198.18.0.1-198.18.0.8"]
+        );
         assert_eq!(t(&["-M", "udp"]).unwrap(), ["--scan=udp"]);
         assert_eq!(t(&["-M", "icmp_echoscan"]).unwrap(), ["--scan=ping"]);
         assert_eq!(

@@ -19,7 +19,9 @@ use crate::{
         EngineError, Interrupts, NamedSink, Outcome, Plan, RawModule, StopReason,
     },
     io::{
-        keeper, packet,
+        keeper,
+        netinfo::Link,
+        packet,
         pcap::{DryRunTx, PcapWriter},
         privilege, xdp, IoError, TransportKind,
     },
@@ -275,6 +277,14 @@ fn run_scan(
     Ok(Report { outcome })
 }
 
+/// The scan's jar, choosing among the source pool's addresses when `-S` gave several.
+fn pooled(jar: CookieJar, source: Option<crate::cookie::SourcePool>) -> CookieJar {
+    match source {
+        Some(pool) => jar.with_pool(pool),
+        None => jar,
+    }
+}
+
 /// The engine's plan of this scan (`live`: the caller's view of the transmit threads).
 fn engine_plan(
     cfg: &ScanConfig,
@@ -296,9 +306,13 @@ fn engine_plan(
         frames: Frames {
             v4: cfg.net.family(false).map(params),
             v6: cfg.net.family(true).map(params),
+            pool: cfg.spec.net.source.filter(|p| p.len() > 1),
         },
-        jar: CookieJar::random(cfg.spec.probing.source_ports)
-            .map_err(|e| IoError::os("reading /dev/urandom", e))?,
+        jar: pooled(
+            CookieJar::random(cfg.spec.probing.source_ports)
+                .map_err(|e| IoError::os("reading /dev/urandom", e))?,
+            cfg.spec.net.source,
+        ),
         rate: cfg.spec.pacing.rate,
         wait: if cfg.spec.outputs.dry_run {
             Default::default()
@@ -353,7 +367,7 @@ fn run_engine(
         let opts = ConnectOptions {
             timeout: cfg.spec.probing.connect_timeout,
             max_in_flight: cfg.spec.probing.max_inflight,
-            bind_ip: cfg.spec.net.source_ip,
+            bind_ip: cfg.spec.net.source.map(|p| p.first()),
             interface: cfg.spec.net.interface.clone(),
         };
         drop_privileges(cfg)?;
@@ -473,6 +487,8 @@ fn open_and_run(
             port_lo: cfg.spec.probing.source_ports.lo,
             port_hi: cfg.spec.probing.source_ports.hi,
             replies: protocols_scanned(plan.raw().replies(), &cfg.spec.targets.space),
+            sources: plan.frames.pool.map_or(1, |p| p.len()),
+            bare_ip: cfg.net.link != Link::Ethernet,
         };
         xdp::open(
             &cfg.net.ifname,
@@ -500,23 +516,38 @@ fn open_and_run(
             }
         },
     };
+    let packet_txs = || -> Result<Vec<_>, ScanError> {
+        (0..threads)
+            .map(|_| packet::open_tx(cfg.net.ifindex, cfg.net.link))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ScanError::Privileges(privileges(&e)))
+    };
     if let Some(mut t) = xdp {
-        let txs: Vec<_> = t.txs.drain(..threads).collect();
         let rx = t.rx;
-        drop_privileges(cfg)?;
-        let out = engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?;
+        let out = if cfg.net.link == (Link::BareIp { xdp_sends: false }) {
+            // This link needs each packet's protocol, which only an AF_PACKET send sets.
+            let txs = packet_txs()?;
+            drop_privileges(cfg)?;
+            engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?
+        } else {
+            let txs: Vec<_> = t.txs.drain(..threads).collect();
+            drop_privileges(cfg)?;
+            engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?
+        };
         // The program stays attached through the cooldown; dropping it here detaches it.
         drop(t.program);
         return Ok((out, TransportKind::Xdp));
     }
     let open = || -> Result<_, IoError> {
-        let rx = packet::open_rx(cfg.net.ifindex, plan.frames.src_v4(), plan.frames.src_v6())?;
-        let txs = (0..threads)
-            .map(|_| packet::open_tx(cfg.net.ifindex))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((txs, rx))
+        let to = packet::Addressees {
+            v4: plan.frames.src_v4(),
+            v6: plan.frames.src_v6(),
+            count: plan.frames.pool.map_or(1, |p| p.len()),
+        };
+        packet::open_rx(cfg.net.ifindex, to, cfg.net.link)
     };
-    let (txs, rx) = open().map_err(|e| ScanError::Privileges(privileges(&e)))?;
+    let rx = open().map_err(|e| ScanError::Privileges(privileges(&e)))?;
+    let txs = packet_txs()?;
     drop_privileges(cfg)?;
     Ok((
         engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?,
@@ -601,7 +632,7 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
         }
         if cfg.net.ifindex == 0 {
             let mut stand_ins = Vec::new();
-            if cfg.spec.net.source_ip.is_none() {
+            if cfg.spec.net.source.is_none() {
                 stand_ins.push("source (-S)");
             }
             if cfg
@@ -622,11 +653,23 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
     }
     // A connect scan leaves ports and next hop to the kernel.
     let via = if cfg.spec.probing.scan == ScanType::Connect && !cfg.spec.outputs.dry_run {
-        format!("from {} through kernel sockets", cfg.net.sources())
+        format!("from {} through kernel sockets", sources_said(cfg))
+    } else if let Link::BareIp { xdp_sends } = cfg.net.link {
+        let sender = match (xdp_sends, cfg.spec.net.transport) {
+            (_, TransportChoice::Packet) => "sent and received through AF_PACKET",
+            (true, _) => "sent and received through AF_XDP",
+            (false, _) => "sent through AF_PACKET (the link needs each packet's protocol), received through AF_XDP",
+        };
+        format!(
+            "from {}:{} on {}, a link with no link header: IP packets {sender}",
+            sources_said(cfg),
+            cfg.spec.probing.source_ports,
+            cfg.net.ifname,
+        )
     } else {
         format!(
             "from {}:{} on {} via {}",
-            cfg.net.sources(),
+            sources_said(cfg),
             cfg.spec.probing.source_ports,
             cfg.net.ifname,
             cfg.net
@@ -647,6 +690,37 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
         cfg.spec.cluster.shard.0 + 1,
         cfg.spec.cluster.shard.1,
     );
+    if let Some(note) = pool_off_interface(cfg) {
+        eprintln!("xdpscan: {note}");
+    }
+}
+
+/// The source addresses, a pool as its range.
+fn sources_said(cfg: &ScanConfig) -> String {
+    match cfg.spec.net.source.filter(|p| p.len() > 1) {
+        Some(pool) => format!("{pool} ({} addresses)", pool.len()),
+        None => cfg.net.sources(),
+    }
+}
+
+/// A source pool whose addresses are not all on the interface: their replies come only if the
+/// network brings them here.
+fn pool_off_interface(cfg: &ScanConfig) -> Option<String> {
+    let pool = cfg.spec.net.source.filter(|p| p.len() > 1)?;
+    if cfg.spec.outputs.dry_run || cfg.net.ifindex == 0 {
+        return None;
+    }
+    let have = crate::io::netinfo::interface_addrs(cfg.net.ifindex, pool.first().is_ipv6())
+        .unwrap_or_default();
+    let missing: Vec<_> = pool.addrs().filter(|a| !have.contains(a)).collect();
+    let first = missing.first()?;
+    Some(format!(
+        "{} of the {} pool addresses ({first} first) are not addresses of {}: their replies arrive only if the network routes them here (ip addr add ... dev {})",
+        missing.len(),
+        pool.len(),
+        cfg.net.ifname,
+        cfg.net.ifname
+    ))
 }
 
 /// What the start line counts, the same probes the summary counts: `256 addresses x 2 ports =
@@ -777,7 +851,10 @@ fn metadata_of(
         },
         transport: kind.as_str(),
         interface: cfg.net.ifname.clone(),
-        source_ip: cfg.net.sources(),
+        source_ip: match cfg.spec.net.source.filter(|p| p.len() > 1) {
+            Some(pool) => pool.to_string(),
+            None => cfg.net.sources(),
+        },
         source_mac: cfg.net.src_mac.to_string(),
         gateway_mac: cfg.net.gateway_mac().to_string(),
         source_ports: cfg.spec.probing.source_ports.to_string(),

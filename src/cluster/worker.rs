@@ -269,7 +269,7 @@ fn shard_request(
         r.net.interface = Some(i.clone());
     }
     if let Some(s) = cli.source_ip {
-        r.net.source_ip = Some(s);
+        r.net.source_ip = Some(crate::cookie::SourcePool::single(s));
     }
     if let Some(g) = &cli.gateway_mac {
         r.net.gateway_mac = Some(

@@ -97,6 +97,8 @@ pub(crate) struct NetSetup {
     pub(crate) ifname: String,
     pub(crate) ifindex: u32,
     pub(crate) src_mac: MacAddr,
+    /// What frames on the interface start with: Ethernet, or the IP header (tun, tunnels).
+    pub(crate) link: netinfo::Link,
     /// IPv4 first when the scan has both.
     pub(crate) families: Vec<FamilyNet>,
 }
@@ -232,7 +234,8 @@ pub(crate) struct ResumePlan {
 pub(crate) struct NetPlan {
     /// `--interface` as given (connect scans bind to it only when asked).
     pub(crate) interface: Option<String>,
-    pub(crate) source_ip: Option<IpAddr>,
+    /// `-S`: one source address or a pool of them.
+    pub(crate) source: Option<crate::cookie::SourcePool>,
     pub(crate) transport: TransportChoice,
     pub(crate) xdp_mode: XdpMode,
 }
@@ -416,7 +419,7 @@ impl ScanSpec {
         ]);
         let resume_file = load_resume(cli, machine, &fingerprint)?;
         let source_ports = scan_source_ports(cli, machine, scan, traceroute)?;
-        check_modes(cli, scan, grab.is_some())?;
+        check_modes(cli, scan, grab.is_some(), space.ports().len())?;
         let (tx_cores, rx_core) =
             cores(cli, &machine.cores, resume_file.as_ref().map(|f| f.threads))?;
         let scan_id = match resume_file.as_ref().map(|f| f.scan_id) {
@@ -473,7 +476,7 @@ impl ScanSpec {
             },
             net: NetPlan {
                 interface: cli.net.interface.clone(),
-                source_ip: cli.net.source_ip,
+                source: cli.net.source_ip,
                 transport: cli.engine.transport,
                 xdp_mode: xdp_mode(cli.engine.xdp_mode),
             },
@@ -683,13 +686,35 @@ fn scan_source_ports(
     Ok(ports)
 }
 
+/// Frame templates a source pool may make (one per address and port at most, ~150 bytes each).
+const POOL_TEMPLATES: usize = 1 << 20;
+
 /// Options of one engine given to another: banners over AF_PACKET, connect options to a raw
-/// scan.
-fn check_modes(cli: &Cli, scan: ScanType, grab: bool) -> Result<(), ConfigError> {
+/// scan, a source pool where one address is sent from (`ports`: the scan's port positions).
+fn check_modes(cli: &Cli, scan: ScanType, grab: bool, ports: usize) -> Result<(), ConfigError> {
     if grab && cli.engine.transport == TransportChoice::Packet {
         return Err(ConfigError::Usage(
             "--banners and -sV need AF_XDP: over AF_PACKET the kernel resets every connection we open".into(),
         ));
+    }
+    if let Some(pool) = cli.net.source_ip.filter(|p| p.len() > 1) {
+        if scan == ScanType::Connect {
+            return Err(ConfigError::Usage(format!(
+                "-S {pool} is a source pool, but the connect scan (-sT) leaves from the one address the kernel binds: give -S one address"
+            )));
+        }
+        if cli.probing.traceroute.is_some() {
+            return Err(ConfigError::Usage(format!(
+                "-S {pool} is a source pool, but --traceroute follows the path of one source address: give -S one address"
+            )));
+        }
+        if ports.saturating_mul(pool.len() as usize) > POOL_TEMPLATES {
+            return Err(ConfigError::Usage(format!(
+                "-S {pool} ({} addresses) with {ports} ports would build up to {} frame templates (at most {POOL_TEMPLATES}): give a smaller pool or fewer ports",
+                pool.len(),
+                ports * pool.len() as usize
+            )));
+        }
     }
     if scan != ScanType::Connect {
         for (flag, given) in [
@@ -1328,6 +1353,7 @@ fn connect_net(cli: &Cli, firsts: &[IpAddr]) -> NetSetup {
             src: cli
                 .net
                 .source_ip
+                .map(|p| p.first())
                 .filter(|s| s.is_ipv4() == first.is_ipv4())
                 .or(route.and_then(|r| r.prefsrc))
                 .unwrap_or(if first.is_ipv4() {
@@ -1343,6 +1369,7 @@ fn connect_net(cli: &Cli, firsts: &[IpAddr]) -> NetSetup {
         ifname,
         ifindex,
         src_mac: MacAddr::ZERO,
+        link: netinfo::Link::Ethernet,
         families,
     }
 }
@@ -1361,7 +1388,7 @@ impl NetAsk {
     fn of(cli: &Cli) -> Self {
         Self {
             interface: cli.net.interface.clone(),
-            source_ip: cli.net.source_ip,
+            source_ip: cli.net.source_ip.map(|p| p.first()),
             gateway_mac: cli.net.gateway_mac,
             dry_run: cli.outputs.dry_run,
         }
@@ -1382,42 +1409,52 @@ pub(crate) fn resolve_net(cli: &NetAsk, firsts: &[IpAddr]) -> Result<NetSetup, C
     }
     let first = firsts[0];
     let route = netinfo::route(first);
-    let (ifname, ifindex, src_mac) = match (&cli.interface, &route) {
-        (Some(name), _) => {
-            let (idx, mac) = netinfo::interface(name)?;
-            (name.clone(), idx, mac)
-        }
+    let (ifname, (ifindex, src_mac, link)) = match (&cli.interface, &route) {
+        (Some(name), _) => (name.clone(), netinfo::interface(name)?),
         (None, Ok(r)) => {
             let name = netinfo::interface_name(r.ifindex).ok_or(NetError::NoRoute(first))?;
-            let (idx, mac) = netinfo::interface(&name)?;
-            (name, idx, mac)
+            let facts = netinfo::interface(&name)?;
+            (name, facts)
         }
         (None, Err(_)) if cli.dry_run => {
             // A dry run needs no wire: placeholders are fine (`NetSetup::placeholder`).
-            ("none".to_string(), 0, MacAddr::ZERO)
+            (
+                "none".to_string(),
+                (0, MacAddr::ZERO, netinfo::Link::Ethernet),
+            )
         }
         (None, Err(e)) => return Err(clone_net_error(e, first).into()),
     };
+    let on = Interface {
+        name: &ifname,
+        index: ifindex,
+        mac: src_mac,
+        link,
+    };
     let families = firsts
         .iter()
-        .map(|f| resolve_family(cli, *f, &ifname, ifindex, src_mac))
+        .map(|f| resolve_family(cli, *f, &on))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(NetSetup {
         ifname,
         ifindex,
         src_mac,
+        link,
         families,
     })
 }
 
+/// The interface a scan leaves through.
+struct Interface<'a> {
+    name: &'a str,
+    index: u32,
+    mac: MacAddr,
+    link: netinfo::Link,
+}
+
 /// The source address and next hop of `first`'s family on the chosen interface.
-fn resolve_family(
-    cli: &NetAsk,
-    first: IpAddr,
-    ifname: &str,
-    ifindex: u32,
-    src_mac: MacAddr,
-) -> Result<FamilyNet, ConfigError> {
+fn resolve_family(cli: &NetAsk, first: IpAddr, on: &Interface) -> Result<FamilyNet, ConfigError> {
+    let (ifname, ifindex, src_mac) = (on.name, on.index, on.mac);
     let route = netinfo::route(first);
     let on_route = route.as_ref().ok().filter(|r| r.ifindex == ifindex);
     let family_name = if first.is_ipv4() {
@@ -1467,6 +1504,13 @@ fn resolve_family(
         (Err(_), None) if cli.dry_run => return Ok(placeholder(src)),
         (Err(e), None) => return Err(clone_net_error(e, first).into()),
     };
+    if on.link != netinfo::Link::Ethernet {
+        // Packets on this link carry no MAC: there is no neighbour to resolve.
+        return Ok(FamilyNet {
+            next_hop: Some(next_hop),
+            ..placeholder(src)
+        });
+    }
     let gateway_mac = match netinfo::neighbour(ifindex, next_hop)? {
         Some(mac) => mac,
         // A dry run sends nothing, ARP and neighbour discovery included.

@@ -38,7 +38,7 @@ use crate::{
         checksum, put_u16,
         repr::TcpRepr,
         template::{FrameParams, FrameTemplate, Frames},
-        IpPacket, TcpFlags, TcpSegment,
+        Family, IpPacket, TcpFlags, TcpSegment,
     },
 };
 
@@ -118,6 +118,8 @@ pub enum Order {
 struct Conn {
     /// `None` while the version worker holds it (a connection waiting for its order).
     record: Option<Record>,
+    /// Our address in it (with a source pool, the one the probe left from).
+    local: IpAddr,
     sport: u16,
     snd_nxt: u32,
     rcv_nxt: u32,
@@ -381,18 +383,30 @@ impl Grabber {
             || self.conns.contains_key(&(peer, port))
         {
             self.skipped += 1;
-            self.send(peer, sport, port, snd_nxt, 0, TcpFlags::RST, &[]);
+            let local = Some(ip.dst());
+            self.send_from(local, peer, sport, port, snd_nxt, 0, TcpFlags::RST, &[]);
             return Some(record);
         }
         if let Some(d) = &self.detecting {
             d.fetch_add(1, Relaxed);
         }
-        self.send(peer, sport, port, snd_nxt, rcv_nxt, TcpFlags::ACK, &[]);
+        let local = ip.dst();
+        self.send_from(
+            Some(local),
+            peer,
+            sport,
+            port,
+            snd_nxt,
+            rcv_nxt,
+            TcpFlags::ACK,
+            &[],
+        );
         self.hold(&record);
         self.conns.insert(
             (peer, port),
             Conn {
                 record: Some(record),
+                local,
                 sport,
                 snd_nxt,
                 rcv_nxt,
@@ -427,7 +441,19 @@ impl Grabber {
                 let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
                 self.send(peer, sport, port, snd, rcv, TcpFlags::ACK, &[]);
             }
-            None => self.send(peer, seg.dst_port(), port, seg.ack(), 0, TcpFlags::RST, &[]),
+            None => {
+                let (sport, ack) = (seg.dst_port(), seg.ack());
+                self.send_from(
+                    Some(ip.dst()),
+                    peer,
+                    sport,
+                    port,
+                    ack,
+                    0,
+                    TcpFlags::RST,
+                    &[],
+                );
+            }
         }
     }
 
@@ -741,10 +767,12 @@ impl Grabber {
         self.rng ^= self.rng << 17;
         let iss = self.rng as u32;
         self.send(key.0, sport, key.1, iss, 0, TcpFlags::SYN, &[]);
+        let local = self.frames.for_addr(key.0).map_or(key.0, |p| p.src);
         self.conns.insert(
             key,
             Conn {
                 record: Some(record),
+                local,
                 sport,
                 snd_nxt: iss,
                 rcv_nxt: 0,
@@ -910,7 +938,8 @@ impl Grabber {
     fn close(&mut self, key: (IpAddr, u16)) {
         if let Some(c) = self.conns.remove(&key) {
             if !matches!(c.phase, Phase::SynSent { .. }) {
-                self.send(
+                self.send_from(
+                    Some(c.local),
                     key.0,
                     c.sport,
                     key.1,
@@ -929,7 +958,8 @@ impl Grabber {
             .remove(&key)
             .expect("finishing a live connection");
         if reset {
-            self.send(
+            self.send_from(
+                Some(c.local),
                 key.0,
                 c.sport,
                 key.1,
@@ -948,6 +978,7 @@ impl Grabber {
         r
     }
 
+    /// Sends on connection (`dst`, `dport`), from its local address.
     #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
@@ -959,11 +990,34 @@ impl Grabber {
         flags: u8,
         data: &[u8],
     ) {
+        let local = self.conns.get(&(dst, dport)).map(|c| c.local);
+        self.send_from(local, dst, sport, dport, seq, ack, flags, data);
+    }
+
+    /// Sends from `local` (the family's source address when `None`).
+    #[allow(clippy::too_many_arguments)]
+    fn send_from(
+        &mut self,
+        local: Option<IpAddr>,
+        dst: IpAddr,
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        data: &[u8],
+    ) {
         let Some(p) = self.frames.for_addr(dst) else {
             return;
         };
+        let p = match local {
+            Some(src) if src != p.src && Family::of(&src) == p.family() => {
+                FrameParams { src, ..*p }
+            }
+            _ => *p,
+        };
         let frame = tcp_frame(
-            p,
+            &p,
             dst,
             sport,
             dport,

@@ -322,6 +322,9 @@ pub enum EngineError {
     Io(#[from] IoError),
     #[error("writing {0}: {1}")]
     Output(String, std::io::Error),
+    /// A thread panicked (its message is on stderr already).
+    #[error("{0} stopped on an internal error; the results received are written")]
+    Crashed(&'static str),
 }
 
 /// Signals received (SIGINT, SIGTERM): the first stops sending, the next ends the cooldown.
@@ -602,8 +605,11 @@ const TX_BATCH: usize = 128;
 struct TemplateBook {
     /// `list_of[pi]`: port position pi's list.
     list_of: Vec<u32>,
-    /// IPv4's lists, then IPv6's (empty for a family the scan does not hold).
+    /// IPv4's lists, then IPv6's (empty for a family the scan does not hold); with a source
+    /// pool, its family's lists once per address, in pool order.
     templates: [Vec<Vec<FrameTemplate>>; 2],
+    /// Lists per source address.
+    lists: usize,
 }
 
 impl TemplateBook {
@@ -624,20 +630,19 @@ impl TemplateBook {
                 list_of.push(slot_list[slot]);
             }
         }
-        let templates_of = |frame: Option<&crate::wire::template::FrameParams>| {
-            let Some(frame) = frame else {
-                return Vec::new();
-            };
-            keys.iter()
-                .map(|&(slot, p)| senders[slot].variants(frame, p))
-                .collect()
+        let templates_of = |family: Family| {
+            let mut lists = Vec::new();
+            for frame in plan.frames.each_source(family) {
+                for &(slot, p) in &keys {
+                    lists.push(senders[slot].variants(&frame, p));
+                }
+            }
+            lists
         };
         TemplateBook {
             list_of,
-            templates: [
-                templates_of(plan.frames.v4.as_ref()),
-                templates_of(plan.frames.v6.as_ref()),
-            ],
+            templates: [templates_of(Family::V4), templates_of(Family::V6)],
+            lists: keys.len(),
         }
     }
 }
@@ -710,8 +715,9 @@ impl<'a> ProbeWriter<'a> {
                 (self.ports.slot_of(pi), self.book.list_of[pi] as usize)
             };
             let module = self.senders[slot];
-            let c = self.jar.cookie(src, dst, port, self.tags[slot]);
-            let list = &self.book.templates[fam][li];
+            // `k`: the source address the cookie picks (0 without a pool).
+            let (c, k) = self.jar.probe_cookie(src, dst, port, self.tags[slot]);
+            let list = &self.book.templates[fam][k as usize * self.book.lists + li];
             // The first variant goes out now, straight from registers; only further variants
             // wait in `pending` (a round trip through it costs a store-to-load stall per probe).
             let Some(tpl) = list.first() else { continue };

@@ -498,13 +498,21 @@ impl<T: TxQueue, R: RxQueue> Phases for RawPhases<'_, '_, T, R> {
     ) {
         let run = self.run;
         run.stop_rx.store(true, Relaxed);
-        let (dedup, traces) = threads
-            .receiver
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        // A thread that panicked said so on stderr (main's hook); the scan then fails, after
+        // everything received is written.
+        let (dedup, traces) = match threads.receiver.map(|h| h.join()) {
+            Some(Err(_)) => {
+                run.life.fail(EngineError::Crashed("the receive thread"));
+                Default::default()
+            }
+            Some(Ok(kept)) => kept,
+            None => Default::default(),
+        };
         run.inject_done.store(true, Relaxed);
         for h in threads.senders {
-            let _ = h.join();
+            if h.join().is_err() {
+                run.life.fail(EngineError::Crashed("a transmit thread"));
+            }
         }
         run.after_cooldown(dedup, traces, cut, &threads.history, stop, results);
     }

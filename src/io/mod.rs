@@ -133,3 +133,50 @@ impl TransportKind {
         }
     }
 }
+
+/// Drops the Ethernet header of the `len`-byte frame at the start of `frame`, for a link that
+/// carries bare IP packets (tun, tunnels): the engine builds Ethernet frames for every link.
+/// Returns the IP packet's length.
+#[inline]
+pub(crate) fn strip_link_header(frame: &mut [u8], len: usize) -> usize {
+    let eth = crate::wire::ethernet::HEADER_LEN;
+    debug_assert!(len > eth, "a probe is more than its link header");
+    frame.copy_within(eth..len, 0);
+    len - eth
+}
+
+/// Writes the Ethernet header a bare IP packet lacks into `head` (zero addresses, the EtherType
+/// of the IP version in `first_byte`), so the receive path reads Ethernet frames on every link.
+pub(crate) fn add_link_header(head: &mut [u8], first_byte: u8) {
+    use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+    let ethertype = if first_byte >> 4 == 6 {
+        ETHERTYPE_IPV6
+    } else {
+        ETHERTYPE_IPV4
+    };
+    head[..12].fill(0);
+    head[12..14].copy_from_slice(&ethertype.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_ip_link_sees_the_ip_packet_and_gets_an_ethernet_header_back() {
+        let ip = [
+            0x45u8, 0, 0, 20, 1, 2, 3, 4, 64, 6, 0, 0, 198, 18, 0, 1, 198, 19, 0, 1,
+        ];
+        let mut frame = [0u8; 64];
+        frame[..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        frame[12..14].copy_from_slice(&[8, 0]);
+        frame[14..34].copy_from_slice(&ip);
+        assert_eq!(strip_link_header(&mut frame, 34), 20);
+        assert_eq!(frame[..20], ip);
+        let mut head = [0xffu8; 14];
+        add_link_header(&mut head, ip[0]);
+        assert_eq!(head, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0]);
+        add_link_header(&mut head, 0x60);
+        assert_eq!(head[12..], [0x86, 0xdd]);
+    }
+}

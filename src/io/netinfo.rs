@@ -25,8 +25,10 @@ pub enum NetError {
     NoInterface(String),
     #[error("interface {0} has no {1} address; give one with --source-ip")]
     NoAddress(String, &'static str),
-    #[error("interface {0} is not an Ethernet interface; xdpscan sends Ethernet frames")]
-    NotEthernet(String),
+    #[error(
+        "interface {0} has link type {1}: xdpscan sends on Ethernet links and on links that carry bare IP packets (tun, WireGuard, ipip, GRE, sit, ppp)"
+    )]
+    NotEthernet(String, u16),
     #[error("cannot read the MAC address of {0}: {1}")]
     Mac(String, std::io::Error),
     #[error("no {how} reply from next hop {hop} on {iface}; give its MAC with --gateway-mac")]
@@ -73,6 +75,23 @@ const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
 const NUD_VALID: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80; // reachable..permanent
 const ARPHRD_ETHER: u16 = 1;
+/// Link types whose frames are bare IP packets: ppp, raw IP, ipip, ip6tnl, sit, GRE, ip6gre,
+/// and "none" (tun, WireGuard).
+const ARPHRD_BARE_IP: [u16; 8] = [512, 519, 768, 769, 776, 778, 823, 0xfffe];
+/// tun's flag for "no packet information header" (`IFF_NO_PI`).
+const IFF_NO_PI: u32 = 0x1000;
+
+/// What a frame on an interface starts with (ARCHITECTURE.md, "Links with no link header").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Link {
+    /// An Ethernet header: plain NICs, veth, macvlan, bridges, tap.
+    #[default]
+    Ethernet,
+    /// The IP header itself: tun (VPNs), WireGuard, ipip/GRE/sit, ppp. `xdp_sends`: a tun with
+    /// no packet-information header, which takes AF_XDP's frames as they are; every other such
+    /// link needs the protocol that an AF_PACKET send sets on the packet.
+    BareIp { xdp_sends: bool },
+}
 
 struct Netlink {
     fd: OwnedFd,
@@ -248,6 +267,12 @@ pub(crate) fn route(dst: IpAddr) -> Result<Route, NetError> {
 /// The first address of an interface in `v6`'s family: for IPv6 a global one (not link-local,
 /// not tentative), as a scan's source must be routable.
 pub(crate) fn interface_addr(ifindex: u32, v6: bool) -> Result<Option<IpAddr>, NetError> {
+    Ok(interface_addrs(ifindex, v6)?.into_iter().next())
+}
+
+/// Every address of an interface in `v6`'s family (for IPv6 the global, settled ones), in the
+/// kernel's order.
+pub(crate) fn interface_addrs(ifindex: u32, v6: bool) -> Result<Vec<IpAddr>, NetError> {
     let mut nl = Netlink::open()?;
     let mut body = vec![0u8; 8];
     body[0] = if v6 {
@@ -255,6 +280,7 @@ pub(crate) fn interface_addr(ifindex: u32, v6: bool) -> Result<Option<IpAddr>, N
     } else {
         libc::AF_INET as u8
     };
+    let mut out = Vec::new();
     for m in nl.request(RTM_GETADDR, NLM_F_DUMP, &body, RTM_NEWADDR)? {
         // ifaddrmsg: family, prefixlen, flags, scope, index.
         if m.len() < 8 || u32::from_ne_bytes(m[4..8].try_into().unwrap()) != ifindex {
@@ -263,19 +289,17 @@ pub(crate) fn interface_addr(ifindex: u32, v6: bool) -> Result<Option<IpAddr>, N
         if v6 && (m[3] != RT_SCOPE_UNIVERSE || m[2] & IFA_F_TENTATIVE != 0) {
             continue;
         }
-        let mut addr = None;
+        let (mut local, mut addr) = (None, None);
         for (ty, d) in attrs(&m[8..]) {
             match ty {
-                IFA_LOCAL => return Ok(ip_attr(d)),
+                IFA_LOCAL => local = ip_attr(d),
                 IFA_ADDRESS => addr = ip_attr(d),
                 _ => {}
             }
         }
-        if addr.is_some() {
-            return Ok(addr);
-        }
+        out.extend(local.or(addr));
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// The MAC of `ip` in the kernel's neighbour table for `ifindex`, if present and usable.
@@ -344,14 +368,22 @@ pub(crate) fn kernel_resolve(iface: &str, ifindex: u32, ip: IpAddr) -> Result<Ma
     })
 }
 
-/// Interface name → (index, MAC), refusing interfaces that are not Ethernet.
-pub(crate) fn interface(name: &str) -> Result<(u32, MacAddr), NetError> {
+/// Interface name → (index, MAC, link), refusing links that carry neither Ethernet nor bare IP.
+pub(crate) fn interface(name: &str) -> Result<(u32, MacAddr, Link), NetError> {
     let idx = sys::if_nametoindex(name).ok_or_else(|| NetError::NoInterface(name.to_string()))?;
     let (mac, hwtype) = sys::if_hwaddr(name).map_err(|e| NetError::Mac(name.to_string(), e))?;
-    if hwtype != ARPHRD_ETHER {
-        return Err(NetError::NotEthernet(name.to_string()));
+    if hwtype == ARPHRD_ETHER {
+        return Ok((idx, MacAddr(mac), Link::Ethernet));
     }
-    Ok((idx, MacAddr(mac)))
+    if !ARPHRD_BARE_IP.contains(&hwtype) {
+        return Err(NetError::NotEthernet(name.to_string(), hwtype));
+    }
+    // Only tun has `tun_flags`; a tun without IFF_NO_PI prefixes the protocol AF_XDP leaves unset.
+    let tun_flags = std::fs::read_to_string(format!("/sys/class/net/{name}/tun_flags")).ok();
+    let xdp_sends = tun_flags
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|f| f & IFF_NO_PI != 0);
+    Ok((idx, MacAddr::ZERO, Link::BareIp { xdp_sends }))
 }
 
 pub(crate) fn interface_name(ifindex: u32) -> Option<String> {

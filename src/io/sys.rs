@@ -96,6 +96,8 @@ pub(crate) fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usiz
 pub(crate) struct MmsgBatch {
     iov: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
+    /// Per-message link addresses, for bare IP packets (`send_ip`).
+    names: Vec<libc::sockaddr_ll>,
 }
 
 // SAFETY: the raw pointers inside are rewritten before every send and not used after it returns;
@@ -107,6 +109,7 @@ impl MmsgBatch {
         Self {
             iov: Vec::with_capacity(n),
             msgs: Vec::with_capacity(n),
+            names: Vec::with_capacity(n),
         }
     }
 
@@ -116,22 +119,58 @@ impl MmsgBatch {
         fd: RawFd,
         frames: impl Iterator<Item = &'a [u8]>,
     ) -> io::Result<usize> {
+        self.send_on(fd, None, frames)
+    }
+
+    /// Sends bare IP packets out of `ifindex`, each with the protocol its version says: a link
+    /// with no link header (tun, WireGuard, ipip) reads the packet's protocol from the socket
+    /// buffer, which an AF_PACKET send sets from the address.
+    pub(crate) fn send_ip<'a>(
+        &mut self,
+        fd: RawFd,
+        ifindex: u32,
+        packets: impl Iterator<Item = &'a [u8]>,
+    ) -> io::Result<usize> {
+        self.send_on(fd, Some(ifindex), packets)
+    }
+
+    fn send_on<'a>(
+        &mut self,
+        fd: RawFd,
+        ifindex: Option<u32>,
+        frames: impl Iterator<Item = &'a [u8]>,
+    ) -> io::Result<usize> {
         self.iov.clear();
-        self.iov
-            .extend(frames.take(self.iov.capacity()).map(|b| libc::iovec {
+        self.names.clear();
+        for b in frames.take(self.iov.capacity()) {
+            self.iov.push(libc::iovec {
                 iov_base: b.as_ptr() as *mut _,
                 iov_len: b.len(),
-            }));
+            });
+            if let Some(ifindex) = ifindex {
+                // SAFETY: an all-zero sockaddr_ll is a valid value.
+                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                sll.sll_family = libc::AF_PACKET as u16;
+                let v6 = b.first().is_some_and(|v| v >> 4 == 6);
+                sll.sll_protocol = if v6 { 0x86ddu16 } else { 0x0800 }.to_be();
+                sll.sll_ifindex = ifindex as i32;
+                self.names.push(sll);
+            }
+        }
         self.msgs.clear();
-        for v in self.iov.iter_mut() {
+        for (i, v) in self.iov.iter_mut().enumerate() {
             // SAFETY: an all-zero mmsghdr is valid (no name, no control data).
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_iov = v;
             m.msg_hdr.msg_iovlen = 1;
+            if let Some(name) = self.names.get_mut(i) {
+                m.msg_hdr.msg_name = (name as *mut libc::sockaddr_ll).cast();
+                m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            }
             self.msgs.push(m);
         }
         // SAFETY: every mmsghdr points at one iovec of `self.iov`, which points into a frame
-        // borrowed for the duration of this call.
+        // borrowed for the duration of this call, and at most at one address of `self.names`.
         let r = unsafe { libc::sendmmsg(fd, self.msgs.as_mut_ptr(), self.msgs.len() as u32, 0) };
         cvt(r).map(|n| n as usize)
     }

@@ -43,6 +43,7 @@ const STEER_ALL_PROTOS: u32 = 1 << 2;
 const STEER_ICMP_QUERY: u32 = 1 << 3;
 const STEER_HAS_V4: u32 = 1 << 8;
 const STEER_HAS_V6: u32 = 1 << 9;
+const STEER_BARE_IP: u32 = 1 << 10;
 
 /// Mirror of `struct steer_config` in bpf/steer.h.
 #[derive(Debug, Clone, Copy)]
@@ -55,11 +56,16 @@ pub(crate) struct SteerConfig {
     pub(crate) port_hi: u16,
     /// What to steer besides TCP/UDP to our ports and ICMP errors quoting them.
     pub(crate) replies: crate::probe::Replies,
+    /// The source pool's size: the addresses from the source on (1: the source alone).
+    pub(crate) sources: u32,
+    /// The link carries bare IP packets (no Ethernet header): the program gives steered packets
+    /// one, and the transmit halves send frames without theirs.
+    pub(crate) bare_ip: bool,
 }
 
 impl SteerConfig {
-    fn to_bytes(self) -> [u8; 60] {
-        let mut b = [0u8; 60];
+    fn to_bytes(self) -> [u8; 64] {
+        let mut b = [0u8; 64];
         let r = self.replies;
         let mut flags = [
             (r.echo_replies, STEER_ECHO_REPLY),
@@ -80,8 +86,12 @@ impl SteerConfig {
             b[12..28].copy_from_slice(&a.octets());
             flags |= STEER_HAS_V6;
         }
+        if self.bare_ip {
+            flags |= STEER_BARE_IP;
+        }
         b[8..12].copy_from_slice(&flags.to_ne_bytes());
         b[28..60].copy_from_slice(&r.protocols);
+        b[60..64].copy_from_slice(&self.sources.max(1).to_ne_bytes());
         b
     }
 }
@@ -151,7 +161,8 @@ pub(crate) fn open(
     let mut txs = Vec::new();
     let mut socks = Vec::new();
     for q in 0..queues {
-        let (tx, rx) = queue_sockets(&obj, &iface, ifname, q)?;
+        let (mut tx, rx) = queue_sockets(&obj, &iface, ifname, q)?;
+        tx.strip_link = steer.bare_ip;
         txs.push(tx);
         socks.push(rx);
     }
@@ -239,6 +250,7 @@ fn queue_sockets(
         batch: Vec::with_capacity(RING as usize),
         done: vec![FrameDesc::default(); RING as usize],
         fd,
+        strip_link: false,
     };
     let rx = RxSock {
         umem,
@@ -332,6 +344,8 @@ pub(crate) struct XdpTx {
     batch: Vec<FrameDesc>,
     done: Vec<FrameDesc>,
     fd: RawFd,
+    /// Send frames without their Ethernet header (a bare-IP link).
+    strip_link: bool,
 }
 
 impl XdpTx {
@@ -369,7 +383,11 @@ impl TxQueue for XdpTx {
             let len = unsafe {
                 let mut data = self.umem.data_mut(&mut desc);
                 data.cursor().set_pos(usize::MAX); // expose the whole frame
-                let len = fill(data.contents_mut());
+                let frame = data.contents_mut();
+                let mut len = fill(frame);
+                if self.strip_link && len > 0 {
+                    len = super::strip_link_header(frame, len);
+                }
                 data.cursor().set_pos(len);
                 len
             };
@@ -546,8 +564,11 @@ mod tests {
                 all_protocols: true,
                 ..Replies::default()
             },
+            sources: 8,
+            bare_ip: false,
         };
         let b = c.to_bytes();
+        assert_eq!(u32::from_ne_bytes(b[60..64].try_into().unwrap()), 8);
         assert_eq!(&b[0..4], &[198, 18, 0, 1]);
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 61000);
         assert_eq!(u16::from_ne_bytes([b[6], b[7]]), 65535);
@@ -607,6 +628,15 @@ mod program_tests {
 
     /// The same, for a scan whose replies are `replies` (its steering flags).
     fn verdicts_with(replies: Replies, frames: &[Vec<u8>]) -> Vec<u32> {
+        outputs(replies, false, frames)
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect()
+    }
+
+    /// The kernel's verdict on each frame and the frame it leaves, on a link that carries
+    /// Ethernet or (`bare_ip`) bare IP packets.
+    fn outputs(replies: Replies, bare_ip: bool, frames: &[Vec<u8>]) -> Vec<(u32, Vec<u8>)> {
         let obj = ObjectBuilder::default()
             .open_memory(STEER_OBJ)
             .and_then(|o| o.load())
@@ -617,6 +647,8 @@ mod program_tests {
             port_lo: 61000,
             port_hi: 65535,
             replies,
+            sources: 1,
+            bare_ip,
         };
         obj.maps()
             .find(|m| m.name() == "config")
@@ -630,13 +662,45 @@ mod program_tests {
         frames
             .iter()
             .map(|f| {
+                let mut out = vec![0u8; f.len() + 64];
                 let input = libbpf_rs::ProgramInput {
                     data_in: Some(f),
+                    data_out: Some(&mut out),
                     ..Default::default()
                 };
-                prog.test_run(input).expect("test run").return_value
+                let verdict = prog.test_run(input).expect("test run").return_value;
+                (verdict, out)
             })
             .collect()
+    }
+
+    /// On a bare-IP link (tun, tunnels) the packet starts with its IP header: a reply to us is
+    /// steered with a made-up Ethernet header in front, anything else passes untouched.
+    #[test]
+    fn bare_ip_replies_are_steered_with_an_ethernet_header() {
+        if !root() {
+            return;
+        }
+        let to_us = ip4([198, 18, 0, 1], 6, 5, 0, &ports(61000));
+        let to_other_port = ip4([198, 18, 0, 1], 6, 5, 0, &ports(80));
+        let mut v6 = v6(US6, &[], 61001);
+        let v6 = v6.split_off(14);
+        let got = outputs(
+            Replies::default(),
+            true,
+            &[to_us.clone(), to_other_port.clone(), v6.clone()],
+        );
+        assert_eq!(got[0].0, STEERED);
+        assert_eq!(&got[0].1[..14], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0]);
+        assert_eq!(&got[0].1[14..14 + to_us.len()], &to_us[..]);
+        assert_eq!(got[1].0, PASSED);
+        assert_eq!(&got[1].1[..to_other_port.len()], &to_other_port[..]);
+        assert_eq!(got[2].0, STEERED);
+        assert_eq!(&got[2].1[12..14], &[0x86, 0xdd]);
+        assert_eq!(&got[2].1[14..14 + v6.len()], &v6[..]);
+        // The same packets framed in Ethernet on a bare-IP link are not IP: passed.
+        let framed = outputs(Replies::default(), true, &[eth(to_us)]);
+        assert_eq!(framed[0].0, PASSED);
     }
 
     /// Ethernet + IPv6 to `dst` through the extension headers `chain` (type, length in bytes),

@@ -256,13 +256,14 @@ pub struct ClassifyCtx {
 }
 
 impl ClassifyCtx {
-    /// Is `a` one of the scan's source addresses?
+    /// Is `a` one of the scan's source addresses (its source pool's included)?
     #[inline]
     pub fn is_ours(&self, a: IpAddr) -> bool {
-        match a {
-            IpAddr::V4(a) => self.src_v4 == Some(a),
-            IpAddr::V6(a) => self.src_v6 == Some(a),
-        }
+        let first = match a {
+            IpAddr::V4(v4) => self.src_v4 == Some(v4),
+            IpAddr::V6(v6) => self.src_v6 == Some(v6),
+        };
+        first || self.jar.in_pool(a)
     }
 }
 

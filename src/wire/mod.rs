@@ -14,6 +14,7 @@ pub(crate) mod ipv4;
 pub(crate) mod ipv6;
 pub(crate) mod repr;
 pub(crate) mod sctp;
+pub(crate) mod source_pool;
 pub(crate) mod tcp;
 pub mod template;
 pub(crate) mod udp;
@@ -54,3 +55,4 @@ pub(crate) fn put_u16(b: &mut [u8], at: usize, v: u16) {
 pub(crate) fn put_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
+pub use source_pool::{SourcePool, SourcePoolError};

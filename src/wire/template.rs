@@ -40,6 +40,9 @@ impl FrameParams {
 pub struct Frames {
     pub(crate) v4: Option<FrameParams>,
     pub(crate) v6: Option<FrameParams>,
+    /// A source pool (`-S A-B`): its family's probes leave from all of its addresses, the
+    /// first of which is that family's `src`.
+    pub(crate) pool: Option<super::SourcePool>,
 }
 
 impl Frames {
@@ -48,11 +51,11 @@ impl Frames {
         match p.family() {
             Family::V4 => Self {
                 v4: Some(p),
-                v6: None,
+                ..Self::default()
             },
             Family::V6 => Self {
-                v4: None,
                 v6: Some(p),
+                ..Self::default()
             },
         }
     }
@@ -62,6 +65,18 @@ impl Frames {
             Family::V6 => self.v6.as_ref(),
         }
     }
+    /// One family's parameters for each of its source addresses, pool order (one without a
+    /// pool).
+    pub(crate) fn each_source(&self, f: Family) -> Vec<FrameParams> {
+        let Some(p) = self.get(f) else {
+            return Vec::new();
+        };
+        match self.pool.filter(|pool| pool.first() == p.src) {
+            Some(pool) => pool.addrs().map(|src| FrameParams { src, ..*p }).collect(),
+            None => vec![*p],
+        }
+    }
+
     /// The parameters for sending to `a`.
     #[inline]
     pub(crate) fn for_addr(&self, a: IpAddr) -> Option<&FrameParams> {

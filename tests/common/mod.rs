@@ -3,6 +3,8 @@
 //! truth the lab defines.
 #![allow(dead_code)]
 
+pub mod tun;
+
 use std::{
     collections::{BTreeMap, HashSet},
     fs::File,
@@ -571,3 +573,51 @@ pub fn children(pid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// Mirrors the IPv6 table in scripts/lab.sh: (state, reason) of a SYN probe, `None` for silence.
+pub fn syn_truth6(ip: IpAddr, port: u16) -> Option<(&'static str, &'static str)> {
+    let IpAddr::V6(a) = ip else {
+        panic!("{ip} is not IPv6")
+    };
+    let zone = a.segments()[3];
+    let listening = LAB_LISTENING.contains(&port);
+    match zone {
+        1 => None,
+        2 => Some(("filtered", "host-unreach")),
+        3 => Some(("filtered", "admin-prohibited")),
+        6 => Some(("filtered", "no-route")),
+        8 => Some(("closed", "reset")),
+        9 if port == 80 => None,
+        _ if listening => Some(("open", "syn-ack")),
+        _ => Some(("closed", "reset")),
+    }
+}
+
+/// (address, port) → (state, reason) of NDJSON results; panics on duplicates.
+pub fn results6(stdout: &[u8]) -> BTreeMap<(IpAddr, u16), (String, String)> {
+    let mut m = BTreeMap::new();
+    for line in String::from_utf8_lossy(stdout).lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+        let ip: IpAddr = v["ip"].as_str().unwrap().parse().unwrap();
+        let port = v["port"].as_u64().unwrap() as u16;
+        let sr = (
+            v["state"].as_str().unwrap().to_string(),
+            v["reason"].as_str().unwrap().to_string(),
+        );
+        assert!(m.insert((ip, port), sr).is_none(), "duplicate {ip} {port}");
+    }
+    m
+}
+
+/// One IPv6 address of each shaped zone, for comparisons with nmap -6.
+pub const SAMPLE6: [&str; 8] = [
+    "2001:db8:1::5",
+    "2001:db8:1:1::5",
+    "2001:db8:1:2::5",
+    "2001:db8:1:3::5",
+    "2001:db8:1:6::5",
+    "2001:db8:1:8::5",
+    "2001:db8:1:9::5",
+    "2001:db8:1:ff::1",
+];
