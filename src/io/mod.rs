@@ -12,6 +12,7 @@ pub(crate) mod netinfo;
 pub(crate) mod packet;
 pub(crate) mod pcap;
 pub(crate) mod privilege;
+pub mod responder;
 pub mod sys;
 pub(crate) mod xdp;
 pub mod xdp_floor;

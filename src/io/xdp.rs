@@ -320,7 +320,7 @@ pub(super) fn raise_tx_budget(fd: RawFd) {
 
 /// Attaches through a bpf_link (BPF_LINK_CREATE), which the kernel removes with its last fd,
 /// so the program never outlives this process.
-fn attach(prog_fd: RawFd, ifindex: u32, mode: XdpMode) -> std::io::Result<OwnedFd> {
+pub(super) fn attach(prog_fd: RawFd, ifindex: u32, mode: XdpMode) -> std::io::Result<OwnedFd> {
     // SAFETY: an all-zero opts struct is valid; `sz` tells libbpf which fields we know.
     let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
     opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;

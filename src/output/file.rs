@@ -130,7 +130,11 @@ impl OutFile {
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         if self.cut_pending {
             if let Dest::File(f) = &mut self.dest {
-                f.set_len(0)?;
+                // A device (`-o /dev/null`) or a FIFO cannot be cut, and holds nothing to cut.
+                match f.set_len(0) {
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                    r => r?,
+                }
                 f.seek(SeekFrom::Start(0))?;
             }
             self.cut_pending = false;

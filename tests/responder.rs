@@ -1,0 +1,171 @@
+//! The lab responder (bpf/responder.bpf.c, issue 25): an XDP program on the target's side of the
+//! lab link answers by `io::responder::rule`, so any range's truth is known. Scans against it
+//! equal that truth for both families and for TCP, UDP and ICMP echo, and a --rate 0 sweep to
+//! /dev/null finds exactly the rule's open ports.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    process::{Child, Command, Stdio},
+};
+
+use common::*;
+use xdpscan::io::responder::{rule, Answer};
+
+/// The responder (examples/xdp_responder) on the target's veth, stopped when dropped.
+struct Attached(Child);
+
+impl Attached {
+    fn on(lab: &Lab) -> Attached {
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .unwrap()
+            .join("examples/xdp_responder");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.tgt_ns()])
+            .arg(&bin)
+            .arg(format!("{}t", lab.prefix))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        // Attached once it says so.
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(line.starts_with("attached"), "responder: {line:?}");
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        Attached(child)
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn low32(ip: IpAddr) -> u32 {
+    match ip {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => u128::from(a) as u32,
+    }
+}
+
+/// What the rule says a scan of `flag` reports (None: nothing without --report-silent).
+fn expected(flag: &str, ip: IpAddr, port: u16) -> Option<&'static str> {
+    match (flag, rule(low32(ip), port)) {
+        ("-sS", Answer::Open) => Some("open"),
+        ("-sS", Answer::Closed) => Some("closed"),
+        ("-sU", Answer::Open) => Some("open"),
+        _ => None,
+    }
+}
+
+#[test]
+fn scans_against_the_responder_equal_its_rule() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let _r = Attached::on(&lab);
+    let v4 = (0..4096u32).map(|i| IpAddr::V4(Ipv4Addr::from(0xc613_0000 + i)));
+    let v6 = (0..4096u128).map(|i| {
+        IpAddr::V6(Ipv6Addr::from(
+            0x2001_0db8_0001_0000_0000_0000_0000_0000u128 + i,
+        ))
+    });
+    let targets: Vec<IpAddr> = v4.chain(v6).collect();
+    for (flag, ports) in [("-sS", "22,80,443"), ("-sU", "53,161")] {
+        let out = lab.xdpscan(&[
+            "198.19.0.0/20",
+            "2001:db8:1::/116",
+            flag,
+            "-p",
+            ports,
+            "--rate",
+            "50000",
+            "--wait",
+            "1",
+            "-o",
+            "-",
+        ]);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{flag}: {err}");
+        assert!(err.contains(" 0 invalid"), "{flag}: {err}");
+        let got: BTreeMap<(IpAddr, u16), String> = results6(&out.stdout)
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        let mut want = BTreeMap::new();
+        for &ip in &targets {
+            for p in ports.split(',').map(|p| p.parse().unwrap()) {
+                if let Some(s) = expected(flag, ip, p) {
+                    want.insert((ip, p), s.to_string());
+                }
+            }
+        }
+        let wrong: Vec<_> = want
+            .iter()
+            .filter(|(k, v)| got.get(k) != Some(v))
+            .take(5)
+            .collect();
+        assert!(
+            wrong.is_empty() && got.len() == want.len(),
+            "{flag}: got {}, want {}; e.g. {wrong:?}",
+            got.len(),
+            want.len()
+        );
+        eprintln!("{flag}: {} results, the rule's exactly", got.len());
+    }
+    // ICMP echo: every address answers.
+    let out = lab.xdpscan(&[
+        "198.19.0.0/24",
+        "2001:db8:1::/120",
+        "-PE",
+        "--wait",
+        "1",
+        "-o",
+        "-",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(results6(&out.stdout).len(), 512, "{}", stderr(&out));
+}
+
+/// A sweep at --rate 0 into /dev/null (as benchmarks run it): the summary's open count is the
+/// rule's for the whole range.
+#[test]
+fn a_rate_zero_sweep_to_dev_null_finds_the_rules_open_ports() {
+    if !lab_available() {
+        return;
+    }
+    let lab = Lab::up();
+    let _r = Attached::on(&lab);
+    let ports: Vec<u16> = (1..=8).collect();
+    let out = lab.xdpscan(&[
+        "198.19.0.0/16",
+        "-p",
+        "1-8",
+        "--rate",
+        "0",
+        "--wait",
+        "1",
+        "-o",
+        "/dev/null",
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let open = (0..65536u32)
+        .flat_map(|i| ports.iter().map(move |&p| (0xc613_0000 + i, p)))
+        .filter(|&(a, p)| rule(a, p) == Answer::Open)
+        .count();
+    assert!(
+        err.contains(&format!(" {open} open")),
+        "want {open} open: {err}"
+    );
+}
