@@ -256,33 +256,12 @@ fn ip_protocol() {
             Some("open")
         ]
     );
-    // nmap sometimes files the default host's ICMP as open|filtered although its own packet
-    // trace shows the echo reply arriving (seen in CI, and here about once in ten runs). Its
-    // trace is the evidence: where it heard the reply, its verdict is not the reference.
     let nmap = nmap_run(&lab, &["-sO", "--packet-trace"], Some(protos), &SAMPLE);
-    let heard_echo_reply = |ip: Ipv4Addr| {
-        nmap.stdout.lines().any(|l| {
-            l.starts_with("RCVD")
-                && l.contains(&format!("ICMP [{ip} > "))
-                && l.contains("Echo reply")
-        })
-    };
     let mut agree = 0;
     for (k, s) in &nmap.states {
         let ours = got.get(k).map(|v| v.0.as_str());
-        // nmap's ICMP verdict depends on arrival order when the host sends ICMP errors (see
-        // src/probe/ipproto.rs); there it may also say open.
-        let order_dependent = k.1 == 1 && (2..=7).contains(&k.0.octets()[2]) && s == "open";
-        let nmap_misfiled =
-            k.1 == 1 && s == "open|filtered" && ours == Some("open") && heard_echo_reply(k.0);
-        if nmap_misfiled {
-            eprintln!(
-                "-sO: nmap heard {}'s echo reply yet said open|filtered",
-                k.0
-            );
-        }
         assert!(
-            ours == Some(s.as_str()) || order_dependent || nmap_misfiled,
+            ours == Some(s.as_str()) || nmap_icmp_verdict_excused(*k, s, ours, &nmap.stdout),
             "{k:?}: nmap {s}, xdpscan {ours:?}"
         );
         agree += usize::from(ours == Some(s.as_str()));

@@ -621,3 +621,28 @@ pub const SAMPLE6: [&str; 8] = [
     "2001:db8:1:9::5",
     "2001:db8:1:ff::1",
 ];
+
+/// Where nmap's `-sO` verdict on ICMP (protocol 1) of a lab address is not the reference:
+/// - in the ICMP-error ranges (198.19.2-7) it depends on arrival order and may say open (see
+///   src/probe/ipproto.rs);
+/// - it sometimes files a host as open|filtered although its own packet trace (`stdout`, from
+///   `--packet-trace`) shows the echo reply arriving (seen in CI, and about once in ten runs).
+pub fn nmap_icmp_verdict_excused(
+    (ip, proto): (Ipv4Addr, u16),
+    nmap: &str,
+    ours: Option<&str>,
+    stdout: &str,
+) -> bool {
+    if proto != 1 {
+        return false;
+    }
+    let order_dependent = (2..=7).contains(&ip.octets()[2]) && nmap == "open";
+    let heard_echo_reply = stdout.lines().any(|l| {
+        l.starts_with("RCVD") && l.contains(&format!("ICMP [{ip} > ")) && l.contains("Echo reply")
+    });
+    let misfiled = nmap == "open|filtered" && ours == Some("open") && heard_echo_reply;
+    if misfiled {
+        eprintln!("-sO: nmap heard {ip}'s echo reply yet said open|filtered");
+    }
+    order_dependent || misfiled
+}
