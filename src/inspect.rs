@@ -305,7 +305,7 @@ pub fn run(p: &ProbeCli, out: &mut dyn Write) -> Result<ProbeOutcome, ProbeError
     // Sockets open, program attached: the rest runs as `--user` (`io::privilege`).
     let reply = match xdp {
         // A bare-IP link that needs each packet's protocol: sent through AF_PACKET.
-        Some(mut t) if net.link == (Link::BareIp { xdp_sends: false }) => {
+        Some(mut t) if net.link.sends_through_packet() => {
             let mut tx = packet::open_tx(net.ifindex, net.link)?;
             privilege::drop_to(run_as.as_ref(), &[])?;
             exchange(&mut tx, &mut t.rx, &frame, timeout)?

@@ -524,19 +524,21 @@ fn open_and_run(
     };
     if let Some(mut t) = xdp {
         let rx = t.rx;
-        let out = if cfg.net.link == (Link::BareIp { xdp_sends: false }) {
+        let (out, kind) = if cfg.net.link.sends_through_packet() {
             // This link needs each packet's protocol, which only an AF_PACKET send sets.
             let txs = packet_txs()?;
             drop_privileges(cfg)?;
-            engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?
+            let out = engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?;
+            (out, TransportKind::PacketSendXdpReceive)
         } else {
             let txs: Vec<_> = t.txs.drain(..threads).collect();
             drop_privileges(cfg)?;
-            engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?
+            let out = engine::run(plan, txs, Some(rx), sinks, stats, interrupts)?;
+            (out, TransportKind::Xdp)
         };
         // The program stays attached through the cooldown; dropping it here detaches it.
         drop(t.program);
-        return Ok((out, TransportKind::Xdp));
+        return Ok((out, kind));
     }
     let open = || -> Result<_, IoError> {
         let to = packet::Addressees {

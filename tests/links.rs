@@ -302,20 +302,12 @@ fn tun_scan_equals_the_truth(lab: &Lab, no_rst: bool) -> String {
     assert!(out.status.success(), "{err}");
     assert!(err.contains(" 0 invalid"), "{err}");
     let got = results6(&out.stdout);
-    let mut want: BTreeMap<(IpAddr, u16), (String, String)> = tun_truth4()
-        .into_iter()
-        .map(|((a, p), v)| ((IpAddr::V4(a), p), v))
-        .collect();
-    for z in TUN_ZONES {
-        for host in 0..16u128 {
-            let a = IpAddr::V6((0x2001_0db8_0001u128 << 80 | (z as u128) << 64 | host).into());
-            for p in [22, 80] {
-                if let Some((s, r)) = syn_truth6(a, p) {
-                    want.insert((a, p), (s.to_string(), r.to_string()));
-                }
-            }
-        }
-    }
+    let mut want = syn_expected6(&TUN_ZONES, 16, &[22, 80]);
+    want.extend(
+        tun_truth4()
+            .into_iter()
+            .map(|((a, p), v)| ((IpAddr::V4(a), p), v)),
+    );
     let wrong: Vec<_> = want
         .iter()
         .filter(|(k, v)| got.get(*k) != Some(*v))
@@ -367,6 +359,10 @@ fn a_tun_with_packet_information_sends_through_af_packet() {
     let _vpn = vpn(&lab, true);
     let err = tun_scan_equals_the_truth(&lab, true);
     assert!(err.contains("IP packets sent through AF_PACKET"), "{err}");
+    assert!(
+        err.contains("over af_packet (send) and af_xdp (receive)"),
+        "{err}"
+    );
     let tun = format!("{}u", lab.prefix);
     let out = lab.xdpscan(&[
         "-i",

@@ -119,6 +119,8 @@ pub(crate) trait RxQueue: Send {
 pub(crate) enum TransportKind {
     Xdp,
     Packet,
+    /// A bare-IP link that needs each packet's protocol: AF_PACKET sends, AF_XDP receives.
+    PacketSendXdpReceive,
     DryRun,
     /// Kernel sockets (`-sT`).
     Connect,
@@ -129,6 +131,7 @@ impl TransportKind {
         match self {
             TransportKind::Xdp => "af_xdp",
             TransportKind::Packet => "af_packet",
+            TransportKind::PacketSendXdpReceive => "af_packet (send) and af_xdp (receive)",
             TransportKind::DryRun => "dry-run",
             TransportKind::Connect => "kernel sockets",
         }

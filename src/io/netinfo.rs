@@ -93,6 +93,14 @@ pub(crate) enum Link {
     BareIp { xdp_sends: bool },
 }
 
+impl Link {
+    /// Must probes leave through AF_PACKET, which sets each packet's protocol, even where AF_XDP
+    /// receives? (Every bare-IP link but a tun without the packet-information header.)
+    pub(crate) fn sends_through_packet(self) -> bool {
+        self == Link::BareIp { xdp_sends: false }
+    }
+}
+
 struct Netlink {
     fd: OwnedFd,
     seq: u32,

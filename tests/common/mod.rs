@@ -646,3 +646,24 @@ pub fn nmap_icmp_verdict_excused(
     }
     order_dependent || misfiled
 }
+
+/// Every (address, port) → (state, reason) a SYN scan of the first `hosts` addresses of each
+/// IPv6 zone (2001:db8:1:ZONE::/64) × `ports` must report.
+pub fn syn_expected6(
+    zones: &[u16],
+    hosts: u128,
+    ports: &[u16],
+) -> BTreeMap<(IpAddr, u16), (String, String)> {
+    let mut want = BTreeMap::new();
+    for &z in zones {
+        for host in 0..hosts {
+            let a = IpAddr::V6((0x2001_0db8_0001u128 << 80 | (z as u128) << 64 | host).into());
+            for &p in ports {
+                if let Some((s, r)) = syn_truth6(a, p) {
+                    want.insert((a, p), (s.to_string(), r.to_string()));
+                }
+            }
+        }
+    }
+    want
+}
