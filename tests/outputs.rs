@@ -376,7 +376,7 @@ fn list_fields_names_every_column() {
 fn resume_after(lab: &Lab, dir: &Path, after: Duration, signal: i32, extra: &[&str]) {
     let resume = p(dir, "resume.json");
     let _ = std::fs::remove_file(&resume);
-    let lost_before = lab_veth_tx_dropped(lab);
+    let lost_before = lab.target_tx_dropped();
     let mut args = vec![
         LAB_NET,
         "-p",
@@ -438,34 +438,13 @@ fn resume_after(lab: &Lab, dir: &Path, after: Duration, signal: i32, extra: &[&s
     eprintln!(
         "resume after {after:?}: {n1} + {} results; the lab's veth dropped {} replies on the way",
         all.len() - n1,
-        lab_veth_tx_dropped(lab) - lost_before
+        lab.target_tx_dropped() - lost_before
     );
     assert!(
         n1 > 0 && n1 < all.len(),
         "the interruption came too early or too late"
     );
     assert_exact(&all, &lab_expected());
-}
-
-/// Replies the target's side of the veth could not hand to ours (its TX dropped counter):
-/// lost before any scanner could see them, so a shortfall they explain is the lab's.
-fn lab_veth_tx_dropped(lab: &Lab) -> u64 {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.tgt_ns(),
-            "ip",
-            "-s",
-            "-j",
-            "link",
-            "show",
-        ])
-        .arg(format!("{}t", lab.prefix))
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v[0]["stats64"]["tx"]["dropped"].as_u64().unwrap_or(0)
 }
 
 #[test]

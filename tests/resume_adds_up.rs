@@ -137,6 +137,7 @@ fn a_resumed_connect_scan_adds_up_to_one_scan() {
         "a key twice"
     );
     let got: BTreeMap<_, _> = both.iter().map(|r| ((r.ip, r.port), &r.state)).collect();
+    let reason: BTreeMap<_, _> = both.iter().map(|r| ((r.ip, r.port), &r.reason)).collect();
     // The kernel's reading of each target (errno), silence left out.
     let first = u32::from(Ipv4Addr::new(198, 19, 0, 0));
     let want: BTreeMap<_, _> = (first..first + 4096)
@@ -153,6 +154,7 @@ fn a_resumed_connect_scan_adds_up_to_one_scan() {
     let extra: Vec<_> = got
         .keys()
         .filter(|k| !want.contains_key(k))
+        .map(|k| (k, got[k], reason[k]))
         .take(5)
         .collect();
     assert!(

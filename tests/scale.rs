@@ -28,24 +28,6 @@ fn sweep(meta: &Path) -> Vec<&str> {
     ]
 }
 
-/// Frames the target's veth could not hand to the scanner's (its `tx_dropped`).
-fn target_tx_dropped(lab: &Lab) -> u64 {
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.tgt_ns(),
-            "cat",
-            &format!("/sys/class/net/{}t/statistics/tx_dropped", lab.prefix),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
 /// Checks the results against the lab's truth and returns the run's metadata.
 fn exact_sweep(results: &[Result_], meta: &Path) -> serde_json::Value {
     let ports: Vec<u16> = (1..=100).collect();
@@ -69,11 +51,11 @@ fn rate_zero_sweep_is_exact_lossless_and_bounded() {
     let mut attempt = 0;
     let (out, results, m) = loop {
         attempt += 1;
-        let lab_drops = target_tx_dropped(&lab);
+        let lab_drops = lab.target_tx_dropped();
         let out = lab.xdpscan(&sweep(&meta));
         assert!(out.status.success(), "{}", stderr(&out));
         let results = parse_results(&out.stdout);
-        let lost_by_lab = target_tx_dropped(&lab) - lab_drops;
+        let lost_by_lab = lab.target_tx_dropped() - lab_drops;
         if lost_by_lab > 0 && attempt < 3 && results.len() < 383_744 {
             eprintln!(
                 "the lab's veth dropped {lost_by_lab} replies before our XDP program saw them; sweeping again"

@@ -51,8 +51,10 @@ pub(crate) fn classify(outcome: ConnectOutcome) -> Option<(PortState, Reason)> {
         ConnectOutcome::Failed(libc::EACCES | libc::EPERM) => {
             (PortState::Filtered, Reason::AdminProhibited)
         }
-        ConnectOutcome::Failed(_) => (PortState::Filtered, Reason::NoResponse),
-        ConnectOutcome::TimedOut => return None,
+        // No answer by another name (ETIMEDOUT when the kernel gave up first) or a local
+        // failure (EAGAIN, ENOMEM): silence, retried as a timeout is, never a result written
+        // as "no-response" without --report-silent.
+        ConnectOutcome::Failed(_) | ConnectOutcome::TimedOut => return None,
     })
 }
 
@@ -341,5 +343,7 @@ mod tests {
             Some((PortState::Open, Reason::SynAck))
         );
         assert_eq!(classify(ConnectOutcome::TimedOut), None);
+        assert_eq!(classify(ConnectOutcome::Failed(libc::ETIMEDOUT)), None);
+        assert_eq!(classify(ConnectOutcome::Failed(libc::EAGAIN)), None);
     }
 }

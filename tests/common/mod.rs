@@ -140,6 +140,24 @@ impl Lab {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     }
+
+    /// Frames the target's side of the veth could not hand to ours (its TX dropped counter:
+    /// a full 256-frame ring on our side, or an XDP_TX that found it full). Lost before any
+    /// scanner could see them, so a shortfall they explain is the lab's.
+    pub fn target_tx_dropped(&self) -> u64 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.tgt_ns(), "cat"])
+            .arg(format!(
+                "/sys/class/net/{}t/statistics/tx_dropped",
+                self.prefix
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
 }
 
 impl Drop for Lab {
