@@ -9,11 +9,7 @@
 use std::net::IpAddr;
 
 use anyhow::{bail, Context};
-use xdpscan::{
-    io::xdp_floor,
-    probe::{udp_payloads::Payloads, ScanType},
-    wire::{template::FrameParams, MacAddr},
-};
+use xdpscan::{io::xdp_floor, wire::MacAddr};
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();
@@ -27,20 +23,8 @@ fn main() -> anyhow::Result<()> {
     let batch: usize = a.get(5).map_or(Ok(128), |b| b.parse()).context("BATCH")?;
     let mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", a[0]))
         .with_context(|| format!("no interface {}", a[0]))?;
-    let params = FrameParams {
-        src_mac: mac.trim().parse()?,
-        dst_mac: gw,
-        src,
-        ttl: 64,
-    };
-    let module = ScanType::Syn
-        .module(None, &Payloads::empty())
-        .expect("a raw scan");
-    let tpl = module.template(&params, 80);
-    let jar = xdpscan::cookie::CookieJar::new([7; 16], xdpscan::config::DEFAULT_SOURCE_PORTS);
-    let mut frame = vec![0u8; tpl.len()];
-    let n = module.write(&mut frame, &tpl, dst, 80, &jar.cookie(src, dst, 80, 6));
-    let t = xdp_floor::transmit(&a[0], &frame[..n], count, batch)?;
+    let frame = xdpscan::bench::syn_frame(mac.trim().parse()?, gw, src, dst);
+    let t = xdp_floor::transmit(&a[0], &frame, count, batch)?.elapsed;
     println!(
         "{count} {:.6} {:.0}",
         t.as_secs_f64(),

@@ -717,6 +717,14 @@ pub(crate) struct EngineArgs {
     #[arg(help_heading = "Advanced", hide_short_help = true, long = "tx-threads", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub(crate) tx_threads: Option<u32>,
 
+    /// Probes handed to the kernel per transmit kick [default: 128]
+    ///
+    /// Probes each transmit thread writes before one kick of its queue. Larger batches cost
+    /// fewer system calls; on a veth lab link, batches near its 256-frame ring overflow it with
+    /// the replies (ARCHITECTURE.md, "Links"). `xdpscan bench` measures the choice.
+    #[arg(help_heading = "Advanced", hide_short_help = true, long = "tx-batch", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=2048))]
+    pub(crate) tx_batch: Option<u32>,
+
     /// Cores for the transmit threads, in order: 0,1 or 0-3
     #[arg(help_heading = "Advanced", hide_short_help = true, long = "cores", value_name = "LIST", value_parser = parse_cores)]
     pub(crate) cores: Option<CoreList>,
@@ -904,6 +912,64 @@ pub struct ProbeCli {
     #[arg(short = 'q', long = "quiet")]
     pub(crate) quiet: bool,
 }
+
+/// xdpscan bench: what this machine and its NIC can do, for sizing a sweep
+#[derive(Debug, Parser)]
+#[command(
+    name = "xdpscan bench",
+    bin_name = "xdpscan bench",
+    version,
+    max_term_width = 100,
+    after_help = BENCH_AFTER_HELP
+)]
+pub struct BenchCli {
+    /// Interface to measure on [default: a veth between two namespaces made for the run, with
+    /// the XDP responder answering at its far end]
+    #[arg(short = 'i', long = "interface", value_name = "IF", requires = "to")]
+    pub(crate) interface: Option<String>,
+
+    /// Where every probe goes with -i: an address or a CIDR block you own, through the
+    /// interface's next hop
+    #[arg(long = "to", value_name = "TARGET", requires = "interface")]
+    pub(crate) to: Option<String>,
+
+    /// MAC of the next hop with -i [default: from the neighbour table, by ARP if missing]
+    #[arg(long = "gateway-mac", value_name = "MAC", value_parser = parse_mac)]
+    pub(crate) gateway_mac: Option<MacAddr>,
+
+    /// Transmit thread counts to measure
+    #[arg(long = "threads", value_name = "LIST", value_delimiter = ',', default_value = "1,2", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) threads: Vec<u32>,
+
+    /// Probes per transmit kick to measure (the scanner's --tx-batch, and the kernel's floor)
+    #[arg(long = "batch", value_name = "LIST", value_delimiter = ',', default_value = "32,128,512", value_parser = clap::value_parser!(u32).range(1..=2048))]
+    pub(crate) batches: Vec<u32>,
+
+    /// Probes per measurement
+    #[arg(long = "probes", value_name = "N", default_value = "2000000", value_parser = clap::value_parser!(u64).range(1000..))]
+    pub(crate) probes: u64,
+
+    /// Write the figures as JSON to FILE (- for stdout)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+const BENCH_AFTER_HELP: &str = "\
+Measures, in this order: probe generation per core (a dry run, nothing sent), the kernel's
+AF_XDP transmit floor per batch size (one frame sent over and over), the scanner's transmit
+rate per thread count and batch size (a --rate 0 scan into a silent link), and the receive
+rate of a --rate 0 scan whose every probe is answered at once (against the XDP responder, and
+checked against its rule). The socket mode the kernel gave (zero-copy or copy) is reported.
+
+Without -i it builds its own pair of namespaces joined by a veth and sends nothing outside
+them. With -i IF --to TARGET every probe goes to TARGET through IF's next hop; it says so
+before it starts. Use it only toward a destination you own.
+
+Examples:
+  xdpscan bench
+  xdpscan bench --threads 1,2,4 --batch 64,256 -o bench.json
+  xdpscan bench -i eth1 --to 198.18.7.0/24 --gateway-mac 02:00:00:00:00:01
+";
 
 const PROBE_AFTER_HELP: &str = "\
 Prints the packet sent and the answer, each as a one-line summary (nmap's --packet-trace),

@@ -54,6 +54,48 @@ fn probe(args: &[std::ffi::OsString]) -> ExitCode {
     }
 }
 
+/// `xdpscan bench`: 0 measured, 1 runtime error, 2 usage error.
+fn bench(args: &[std::ffi::OsString]) -> ExitCode {
+    let b = match cli::BenchCli::try_parse_from(args) {
+        Ok(b) => b,
+        Err(e) => return clap_exit(e),
+    };
+    // A signal ends the measuring scan under way (it reaches the whole process group); the
+    // bench then returns its error and removes its namespaces, instead of dying with them.
+    if let Err(e) = sys::count_signals(&[libc::SIGINT, libc::SIGTERM], Arc::default()) {
+        eprintln!("xdpscan: cannot install signal handlers: {e}");
+        return ExitCode::from(1);
+    }
+    // The table goes to stdout unless the JSON does.
+    let to_stdout = b.output.as_ref().is_some_and(|o| o.as_os_str() == "-");
+    let result = if to_stdout {
+        xdpscan::bench::run(&b, &mut std::io::stderr().lock())
+    } else {
+        xdpscan::bench::run(&b, &mut std::io::stdout().lock())
+    };
+    match result {
+        Ok(report) => match &b.output {
+            Some(path) => match xdpscan::bench::write_json(&report, path) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("xdpscan: cannot write {}: {e}", path.display());
+                    ExitCode::from(1)
+                }
+            },
+            None => ExitCode::SUCCESS,
+        },
+        Err(e) => {
+            eprintln!("xdpscan: {e}");
+            let usage = match &e {
+                xdpscan::bench::BenchError::Usage(_) => true,
+                xdpscan::bench::BenchError::Config(c) => c.exit_code() == 2,
+                _ => false,
+            };
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
 /// `submit`, `worker`, `collect`, `status` (NATS JetStream): 0 done, 1 runtime error, 2 usage.
 fn distributed(cmd: &str, args: &[std::ffi::OsString]) -> ExitCode {
     use xdpscan::cluster;
@@ -167,6 +209,9 @@ fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "probe") {
         return probe(&args[1..]);
+    }
+    if args.get(1).is_some_and(|a| a == "bench") {
+        return bench(&args[1..]);
     }
     if let Some(cmd) = args.get(1).and_then(|a| a.to_str()) {
         if ["submit", "worker", "collect", "status"].contains(&cmd) {

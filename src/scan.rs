@@ -320,6 +320,7 @@ fn engine_plan(
             cfg.spec.pacing.wait
         },
         tx_cores: cfg.spec.pacing.tx_cores.clone(),
+        tx_batch: cfg.spec.pacing.tx_batch,
         rx_core: cfg.spec.pacing.rx_core,
         status: cfg.spec.outputs.status.clone(),
         retries: cfg.spec.pacing.retries,

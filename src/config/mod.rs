@@ -210,6 +210,8 @@ pub struct PacingPlan {
     pub(crate) limits: Limits,
     pub(crate) tx_cores: Vec<Option<usize>>,
     pub(crate) rx_core: Option<usize>,
+    /// Probes per transmit kick (`--tx-batch`).
+    pub(crate) tx_batch: usize,
 }
 
 /// Stopping and continuing.
@@ -464,6 +466,10 @@ impl ScanSpec {
                 limits: limits(cli),
                 tx_cores,
                 rx_core,
+                tx_batch: cli
+                    .engine
+                    .tx_batch
+                    .map_or(crate::engine::TX_BATCH, |b| b as usize),
             },
             outputs,
             resume: ResumePlan {

@@ -71,6 +71,8 @@ pub(crate) struct Plan {
     /// Core for each transmit thread (`None`: unpinned). Its length is the thread count.
     pub(crate) tx_cores: Vec<Option<usize>>,
     pub(crate) rx_core: Option<usize>,
+    /// Probes per transmit kick (`--tx-batch`, [`TX_BATCH`] by default).
+    pub(crate) tx_batch: usize,
     pub(crate) status: monitor::StatusOptions,
     /// Extra passes over the whole permutation (`--retries`).
     pub(crate) retries: u32,
@@ -597,7 +599,7 @@ const OUT_QUEUE: usize = 1 << 16;
 /// Largest batch handed to the transport at once (one kick). Below veth's 256-frame XDP ring:
 /// in the lab a kick's probes are answered within the same softirq run, and 256 probes' worth of
 /// replies overflowed that ring before our XDP program saw them (docs/design.md, "Lab facts").
-const TX_BATCH: usize = 128;
+pub(crate) const TX_BATCH: usize = 128;
 
 /// Per family, the template lists: one per port for modules whose templates differ per port
 /// (UDP payloads, IP protocols), else one per slot; a list holds one template per probe variant
@@ -766,9 +768,9 @@ impl Pacer {
             self.was_paused = false;
         }
         if stopping {
-            TX_BATCH
+            plan.tx_batch
         } else {
-            self.limiter.allowance(TX_BATCH, || stop.load(Relaxed))
+            self.limiter.allowance(plan.tx_batch, || stop.load(Relaxed))
         }
     }
 }

@@ -9,6 +9,7 @@
 pub(crate) mod connect;
 pub(crate) mod keeper;
 pub(crate) mod netinfo;
+pub(crate) mod netns;
 pub(crate) mod packet;
 pub(crate) mod pcap;
 pub(crate) mod privilege;

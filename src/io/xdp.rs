@@ -308,6 +308,18 @@ pub(super) fn socket_config() -> SocketConfig {
         .build()
 }
 
+/// getsockopt(SOL_XDP, XDP_OPTIONS): how the kernel bound a socket.
+const XDP_OPTIONS: libc::c_int = 8;
+const XDP_OPTIONS_ZEROCOPY: u32 = 1;
+
+/// Whether the kernel bound the AF_XDP socket `fd` in zero-copy mode (the driver's own rings)
+/// rather than copy mode; `None` when it does not say.
+pub(crate) fn zero_copy(fd: RawFd) -> Option<bool> {
+    sys::getsockopt::<u32>(fd, SOL_XDP, XDP_OPTIONS)
+        .ok()
+        .map(|f| f & XDP_OPTIONS_ZEROCOPY != 0)
+}
+
 /// Raises how many frames one copy-mode kick sends, where the kernel has the option; older
 /// kernels refuse it and keep their 32.
 pub(super) fn raise_tx_budget(fd: RawFd) {

@@ -14,10 +14,18 @@ use xsk_rs::{FrameDesc, Socket};
 
 use super::{sys, xdp, IoError};
 
+/// One run of the floor.
+#[derive(Debug, Clone, Copy)]
+pub struct FloorRun {
+    /// From the first kick until every frame completed.
+    pub elapsed: Duration,
+    /// The kernel bound the socket in zero-copy mode (`None`: it did not say).
+    pub zero_copy: Option<bool>,
+}
+
 /// Sends `count` copies of `frame` from queue 0 of `ifname` as fast as the kernel takes them,
-/// `batch` descriptors per kick. Returns the time from the first kick until every frame
-/// completed.
-pub fn transmit(ifname: &str, frame: &[u8], count: u64, batch: usize) -> Result<Duration, IoError> {
+/// `batch` descriptors per kick.
+pub fn transmit(ifname: &str, frame: &[u8], count: u64, batch: usize) -> Result<FloorRun, IoError> {
     let ring = xdp::RING;
     let (umem, mut free) = xdp::umem(xdp::TX_FRAMES as u32)?;
     let sock_cfg = xdp::socket_config();
@@ -31,6 +39,7 @@ pub fn transmit(ifname: &str, frame: &[u8], count: u64, batch: usize) -> Result<
     let (_fq, mut cq) =
         fq_cq.ok_or_else(|| IoError::Setup("AF_XDP socket came without rings".into()))?;
     xdp::raise_tx_budget(tx.fd().as_raw_fd());
+    let zero_copy = xdp::zero_copy(tx.fd().as_raw_fd());
     for d in &mut free {
         // SAFETY: `d` is a frame of this UMEM that nothing else references yet.
         unsafe {
@@ -69,5 +78,8 @@ pub fn transmit(ifname: &str, frame: &[u8], count: u64, batch: usize) -> Result<
             let _ = sys::poll(&[tx.fd().as_raw_fd()], true, Duration::from_millis(1));
         }
     }
-    Ok(start.elapsed())
+    Ok(FloorRun {
+        elapsed: start.elapsed(),
+        zero_copy,
+    })
 }
