@@ -721,7 +721,7 @@ pub(crate) struct EngineArgs {
     ///
     /// Probes each transmit thread writes before one kick of its queue. Larger batches cost
     /// fewer system calls; on a veth lab link, batches near its 256-frame ring overflow it with
-    /// the replies (ARCHITECTURE.md, "Links"). `xdpscan bench` measures the choice.
+    /// the replies. `xdpscan bench` measures the choice.
     #[arg(help_heading = "Advanced", hide_short_help = true, long = "tx-batch", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=2048))]
     pub(crate) tx_batch: Option<u32>,
 
@@ -760,7 +760,7 @@ pub(crate) struct EngineArgs {
 }
 
 const AFTER_HELP: &str = "\
-Commands: xdpscan probe (one packet, its answer whole), submit, worker, collect, status (NATS).
+Commands: xdpscan probe (one packet, whole answer), bench, submit, worker, collect, status.
 Needs root, or CAP_NET_RAW, CAP_NET_ADMIN, CAP_BPF, CAP_PERFMON and CAP_IPC_LOCK (-sT: none).
 Exit status: 0 complete, 1 error, 2 usage, 3 stopped by a limit, 130 by a signal.
 Every option: --help; man xdpscan.";
@@ -768,6 +768,7 @@ Every option: --help; man xdpscan.";
 const AFTER_LONG_HELP: &str = "\
 Commands (each with --help):
   xdpscan probe TARGET     one crafted packet, its answer shown layer by layer
+  xdpscan bench            probes/s this machine and NIC send and receive, for sizing a sweep
   xdpscan submit ...       put a scan on NATS JetStream as a job of shards
   xdpscan worker ...       scan the job's shards on this machine
   xdpscan collect ...      each result of a job once, in any output format
