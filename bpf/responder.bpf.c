@@ -3,8 +3,10 @@
  * The lab's stand-in for the Internet, for live benchmarks: attached to the target side of the
  * lab's link, it answers probes in XDP (XDP_TX, no kernel stack) by a fixed rule of (address,
  * port), so the truth of any range is computable (src/io/responder.rs mirrors the rule):
- *   TCP SYN     -> SYN-ACK (open), RST (closed) or nothing (silent), by `responder_rule`
- *   UDP         -> the datagram echoed back (open) or nothing
+ *   TCP SYN     -> SYN-ACK (open), RST (closed), ICMP unreachable of the rule's code, or
+ *                  nothing (silent), by `responder_rule`
+ *   UDP         -> the datagram echoed back (open), ICMP port unreachable (closed), ICMP
+ *                  unreachable of the rule's code, or nothing
  *   ICMP echo   -> echo reply (ICMPv6 echo too)
  * both families; everything else is passed to the kernel (neighbour discovery, ARP).
  */
@@ -116,6 +118,81 @@ static __always_inline void answer_syn(struct tcp_hdr *t, int open)
 	t->check = 0;
 }
 
+/* Turns the IPv4 probe in `ctx` into an ICMP destination unreachable of `code` quoting its IP
+ * header and first 8 bytes (RFC 792), from the address it was sent to: 70 bytes. */
+static __always_inline int unreach4(struct xdp_md *ctx, __u8 code)
+{
+	long len = (long)ctx->data_end - (long)ctx->data;
+	if (len > 42 && bpf_xdp_adjust_tail(ctx, 42 - (int)len))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -28))
+		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if (data + 70 > end)
+		return XDP_DROP;
+	struct ethhdr *eth = data, *old = data + 28;
+	struct iphdr *ip = data + 14, *q = data + 42;
+	struct icmp_hdr *i = data + 34;
+	__builtin_memcpy(eth->h_dest, old->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, old->h_dest, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = 0;
+	ip->tot_len = bpf_htons(56);
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_ICMP;
+	ip->saddr = q->daddr;
+	ip->daddr = q->saddr;
+	ip->check = 0;
+	ip->check = fold(bpf_csum_diff(0, 0, (__be32 *)ip, 20, 0));
+	i->type = 3;
+	i->code = code;
+	i->checksum = 0;
+	i->rest = 0;
+	i->checksum = fold(bpf_csum_diff(0, 0, (__be32 *)i, 36, 0));
+	return XDP_TX;
+}
+
+/* The same for IPv6 (RFC 4443): ICMPv6 destination unreachable quoting the probe's IPv6
+ * header and first 8 bytes, checksummed over the pseudo header: 110 bytes. */
+static __always_inline int unreach6(struct xdp_md *ctx, __u8 code)
+{
+	long len = (long)ctx->data_end - (long)ctx->data;
+	if (len > 62 && bpf_xdp_adjust_tail(ctx, 62 - (int)len))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -48))
+		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if (data + 110 > end)
+		return XDP_DROP;
+	struct ethhdr *eth = data, *old = data + 48;
+	struct ipv6hdr *ip = data + 14, *q = data + 62;
+	struct icmp_hdr *i = data + 54;
+	__builtin_memcpy(eth->h_dest, old->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, old->h_dest, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	*(__be32 *)ip = bpf_htonl(6 << 28);
+	ip->payload_len = bpf_htons(56);
+	ip->nexthdr = 58;
+	ip->hop_limit = 64;
+	ip->saddr = q->daddr;
+	ip->daddr = q->saddr;
+	i->type = 1;
+	i->code = code;
+	i->checksum = 0;
+	i->rest = 0;
+	__u64 s = bpf_csum_diff(0, 0, (__be32 *)&ip->saddr, 32, 0);
+	s += bpf_htons(56) + bpf_htons(58);
+	s = bpf_csum_diff(0, 0, (__be32 *)i, 56, carry32(s));
+	i->checksum = fold(s);
+	return XDP_TX;
+}
+
 static __always_inline int v4(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 {
 	struct iphdr *ip = (void *)(eth + 1);
@@ -134,6 +211,10 @@ static __always_inline int v4(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 			count(RESPONDER_SILENT);
 			return XDP_DROP;
 		}
+		if ((rule & 0xff) == RESPONDER_UNREACH) {
+			count(RESPONDER_UNREACH);
+			return unreach4(ctx, responder_code4(rule >> 8));
+		}
 		answer_syn(t, rule == RESPONDER_OPEN);
 		ip->tot_len = bpf_htons(40);
 		__u64 s = bpf_csum_diff(0, 0, (__be32 *)&ip->saddr, 8, 0);
@@ -145,9 +226,17 @@ static __always_inline int v4(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 		if ((void *)(u + 1) > end)
 			return XDP_PASS;
 		rule = responder_rule(bpf_ntohl(ip->daddr), bpf_ntohs(u->dest));
-		if (rule != RESPONDER_OPEN) {
+		if (rule == RESPONDER_SILENT) {
 			count(RESPONDER_SILENT);
 			return XDP_DROP;
+		}
+		if (rule == RESPONDER_CLOSED) {
+			count(RESPONDER_CLOSED);
+			return unreach4(ctx, 3);
+		}
+		if ((rule & 0xff) == RESPONDER_UNREACH) {
+			count(RESPONDER_UNREACH);
+			return unreach4(ctx, responder_code4(rule >> 8));
 		}
 		/* Swapping addresses and ports leaves the UDP checksum as it was. */
 		__be16 p = u->source;
@@ -197,6 +286,10 @@ static __always_inline int v6(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 			count(RESPONDER_SILENT);
 			return XDP_DROP;
 		}
+		if ((rule & 0xff) == RESPONDER_UNREACH) {
+			count(RESPONDER_UNREACH);
+			return unreach6(ctx, responder_code6(rule >> 8));
+		}
 		answer_syn(t, rule == RESPONDER_OPEN);
 		ip->payload_len = bpf_htons(20);
 		__u64 s = bpf_csum_diff(0, 0, (__be32 *)&ip->saddr, 32, 0);
@@ -208,9 +301,17 @@ static __always_inline int v6(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 		if ((void *)(u + 1) > end)
 			return XDP_PASS;
 		rule = responder_rule(low, bpf_ntohs(u->dest));
-		if (rule != RESPONDER_OPEN) {
+		if (rule == RESPONDER_SILENT) {
 			count(RESPONDER_SILENT);
 			return XDP_DROP;
+		}
+		if (rule == RESPONDER_CLOSED) {
+			count(RESPONDER_CLOSED);
+			return unreach6(ctx, 4);
+		}
+		if ((rule & 0xff) == RESPONDER_UNREACH) {
+			count(RESPONDER_UNREACH);
+			return unreach6(ctx, responder_code6(rule >> 8));
 		}
 		__be16 p = u->source;
 		u->source = u->dest;

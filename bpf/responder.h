@@ -5,25 +5,54 @@
 #define RESPONDER_OPEN     0
 #define RESPONDER_CLOSED   1
 #define RESPONDER_SILENT   2
-#define RESPONDER_COUNTERS 3
+#define RESPONDER_UNREACH  3
+#define RESPONDER_COUNTERS 4
+
+/* How many ICMP unreachable codes the rule picks from (responder_code4/6). */
+#define RESPONDER_CODES 7
 
 /* What (address, port) answers: the address's last 32 bits in host order, the port. A quarter
- * of the pairs are open, five eighths closed, one eighth silent. */
+ * of the pairs are open, half closed, an eighth ICMP unreachable and an eighth silent. The low
+ * byte is the kind; for RESPONDER_UNREACH the next byte picks the code (0..RESPONDER_CODES). */
 static __always_inline __u32 responder_rule(__u32 addr, __u16 port)
 {
 	__u32 h = addr * 0x9e3779b1u ^ (__u32)port * 0x85ebca6bu;
 	h ^= h >> 15;
 	h *= 0x2c1b3c6du;
 	h ^= h >> 12;
-	switch (h & 7) {
-	case 0:
-	case 1:
+	switch (h & 15) {
+	case 0 ... 3:
 		return RESPONDER_OPEN;
-	case 7:
+	case 12 ... 13:
+		return RESPONDER_UNREACH | (((h >> 4) % RESPONDER_CODES) << 8);
+	case 14 ... 15:
 		return RESPONDER_SILENT;
 	default:
 		return RESPONDER_CLOSED;
 	}
+}
+
+/* ICMP destination unreachable codes: network, host, protocol, port, network and host
+ * administratively prohibited, communication administratively prohibited. */
+static __always_inline __u8 responder_code4(__u32 i)
+{
+	switch (i) {
+	case 4:
+		return 9;
+	case 5:
+		return 10;
+	case 6:
+		return 13;
+	default:
+		return i;
+	}
+}
+
+/* ICMPv6 destination unreachable codes 0 to 6: no route, administratively prohibited, beyond
+ * the source's scope, address unreachable, port unreachable, source policy, reject route. */
+static __always_inline __u8 responder_code6(__u32 i)
+{
+	return i;
 }
 
 #endif

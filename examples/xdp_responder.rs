@@ -1,6 +1,6 @@
 //! The lab responder (`io::responder`, bpf/responder.bpf.c) attached to IFACE until SIGINT or
-//! SIGTERM; prints the answers it has sent ("open closed silent", cumulative) five times a
-//! second.
+//! SIGTERM; prints the answers it has sent ("open closed unreachable silent", cumulative) five
+//! times a second.
 //!
 //!     xdp_responder IFACE
 //!
@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     while stop.load(std::sync::atomic::Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(200));
         let a = r.answered();
-        println!("{} {} {}", a.open, a.closed, a.silent);
+        println!("{} {} {} {}", a.open, a.closed, a.unreachable, a.silent);
     }
     Ok(())
 }

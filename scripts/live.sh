@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Live scans at the scanner's own limit (issue 25): the lab's target side answers in XDP
-# (bpf/responder.bpf.c, examples/xdp_responder: SYN-ACK, RST or silence by a fixed rule of
-# (address, port), UDP echo, ICMP echo), far faster than a kernel stack, so what is measured is
+# (bpf/responder.bpf.c, examples/xdp_responder: SYN-ACK, RST, ICMP unreachable or silence by a
+# fixed rule of (address, port), UDP echo, ICMP echo), far faster than a kernel stack, so what is measured is
 # the scanner. First the responder's own capacity (answers/s while examples/xsk_floor floods it
 # with SYNs from the scanner's side), then xdpscan at --rate 0: probes/s at the scanner
 # (probes / (wall time - cooldown)), what the responder answered, and the open (address, port)
@@ -37,7 +37,7 @@ MAC=$(ip netns exec "$TGT" cat "/sys/class/net/$VT/address")
 ip netns exec "$TGT" "$RESP" "$VT" >"$OUT/resp.log" &
 RPID=$!
 until grep -q attached "$OUT/resp.log" 2>/dev/null; do sleep 0.1; done
-answered() { tail -1 "$OUT/resp.log" | awk '{print $1 + $2 + $3}'; }
+answered() { tail -1 "$OUT/resp.log" | awk '{print $1 + $2 + $3 + $4}'; }
 
 # Open (address, port) pairs of the rule over a range, and those found (a file of "ip port"
 # lines): "found truth missed extra".
@@ -50,7 +50,7 @@ M = 0xffffffff
 def rule_open(addr, port):
     h = ((addr * 0x9e3779b1) & M) ^ ((port * 0x85ebca6b) & M)
     h ^= h >> 15; h = (h * 0x2c1b3c6d) & M; h ^= h >> 12
-    return (h & 7) in (0, 1)
+    return (h & 15) < 4
 n = ipaddress.ip_network(net)
 base = int(n.network_address)
 truth = set()

@@ -110,7 +110,8 @@ pub struct Receive {
     pub dropped_by_scanner: u64,
     /// Probes the link lost on their way out (the lab veth's TX dropped counter).
     pub dropped_by_link: Option<u64>,
-    /// The responder's rule: replies due, and whether the open and closed counts equal it.
+    /// The responder's rule: replies due, and whether the open, closed and filtered counts
+    /// equal it.
     pub replies_due: Option<u64>,
     pub exact: Option<bool>,
 }
@@ -144,6 +145,7 @@ struct ScanFigures {
     dropped: u64,
     open: u64,
     closed: u64,
+    filtered: u64,
 }
 
 /// Runs every measurement; progress and the table go to `log`.
@@ -369,8 +371,8 @@ fn receive(
             replies_per_sec: f.validated as f64 / f.send_secs,
             dropped_by_scanner: f.dropped,
             dropped_by_link: link,
-            replies_due: due.map(|(o, c)| o + c),
-            exact: due.map(|(o, c)| (f.open, f.closed) == (o, c)),
+            replies_due: due.map(|d| d.iter().sum()),
+            exact: due.map(|d| [f.open, f.closed, f.filtered] == d),
         };
         let _ = writeln!(
             log,
@@ -388,19 +390,21 @@ fn receive(
     Ok(rows)
 }
 
-/// The open and closed answers the responder's rule gives over the lab's probes.
-fn rule_counts(place: &Place) -> (u64, u64) {
-    let (mut open, mut closed) = (0, 0);
+/// The open, closed and ICMP-unreachable (filtered) answers the responder's rule gives over
+/// the lab's probes.
+fn rule_counts(place: &Place) -> [u64; 3] {
+    let mut n = [0; 3];
     for a in 0..65536u32 {
         for p in place.ports.0..=place.ports.1 {
             match responder::rule(0xc613_0000 + a, p) {
-                Answer::Open => open += 1,
-                Answer::Closed => closed += 1,
-                _ => {}
+                Answer::Open => n[0] += 1,
+                Answer::Closed => n[1] += 1,
+                Answer::Unreachable(_) => n[2] += 1,
+                Answer::Silent => {}
             }
         }
     }
-    (open, closed)
+    n
 }
 
 /// Where to measure, and the scans' target, ports and passes for `--probes`.
@@ -506,6 +510,7 @@ fn measure(
         dropped: n(&counts["dropped"]),
         open: n(&counts["per_state"]["open"]),
         closed: n(&counts["per_state"]["closed"]),
+        filtered: n(&counts["per_state"]["filtered"]),
     })
 }
 

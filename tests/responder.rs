@@ -57,12 +57,17 @@ fn low32(ip: IpAddr) -> u32 {
     }
 }
 
-/// What the rule says a scan of `flag` reports (None: nothing without --report-silent).
+/// What the rule says a scan of `flag` reports (None: nothing without --report-silent). An
+/// ICMP unreachable means filtered, except port unreachable to a UDP probe: closed (nmap).
 fn expected(flag: &str, ip: IpAddr, port: u16) -> Option<&'static str> {
-    match (flag, rule(low32(ip), port)) {
-        ("-sS", Answer::Open) => Some("open"),
+    let answer = rule(low32(ip), port);
+    let port_unreach = answer.icmp_code(ip.is_ipv6(), 17) == Some(if ip.is_ipv6() { 4 } else { 3 });
+    match (flag, answer) {
+        (_, Answer::Open) => Some("open"),
         ("-sS", Answer::Closed) => Some("closed"),
-        ("-sU", Answer::Open) => Some("open"),
+        ("-sS", Answer::Unreachable(_)) => Some("filtered"),
+        ("-sU", Answer::Closed | Answer::Unreachable(_)) if port_unreach => Some("closed"),
+        ("-sU", Answer::Unreachable(_)) => Some("filtered"),
         _ => None,
     }
 }
@@ -81,7 +86,7 @@ fn scans_against_the_responder_equal_its_rule() {
         ))
     });
     let targets: Vec<IpAddr> = v4.chain(v6).collect();
-    for (flag, ports) in [("-sS", "22,80,443"), ("-sU", "53,161")] {
+    for (flag, ports) in [("-sS", "22,80,443,8080"), ("-sU", "53,161,500,1900")] {
         let out = lab.xdpscan(&[
             "198.19.0.0/20",
             "2001:db8:1::/116",

@@ -17,10 +17,31 @@ const RESPONDER_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/responder
 pub enum Answer {
     /// TCP: SYN-ACK; UDP: the datagram echoed back.
     Open,
-    /// TCP: RST; UDP: nothing.
+    /// TCP: RST; UDP: ICMP port unreachable.
     Closed,
+    /// ICMP destination unreachable, both protocols, with the code of this index in
+    /// [`UNREACHABLE_V4`] or [`UNREACHABLE_V6`].
+    Unreachable(u8),
     /// Nothing.
     Silent,
+}
+
+/// ICMP destination unreachable codes the rule picks from: network, host, protocol, port,
+/// network and host administratively prohibited, communication administratively prohibited.
+pub const UNREACHABLE_V4: [u8; 7] = [0, 1, 2, 3, 9, 10, 13];
+/// ICMPv6 destination unreachable codes 0 to 6.
+pub const UNREACHABLE_V6: [u8; 7] = [0, 1, 2, 3, 4, 5, 6];
+
+impl Answer {
+    /// The ICMP (or ICMPv6) unreachable code this answer carries for `proto` (6 TCP, 17 UDP).
+    pub fn icmp_code(self, v6: bool, proto: u8) -> Option<u8> {
+        let table = if v6 { UNREACHABLE_V6 } else { UNREACHABLE_V4 };
+        match self {
+            Answer::Unreachable(i) => Some(table[i as usize]),
+            Answer::Closed if proto == 17 => Some(if v6 { 4 } else { 3 }),
+            _ => None,
+        }
+    }
 }
 
 /// The rule: `addr` is the target address's last 32 bits (the whole of an IPv4 address).
@@ -29,9 +50,10 @@ pub fn rule(addr: u32, port: u16) -> Answer {
     h ^= h >> 15;
     h = h.wrapping_mul(0x2c1b_3c6d);
     h ^= h >> 12;
-    match h & 7 {
-        0 | 1 => Answer::Open,
-        7 => Answer::Silent,
+    match h & 15 {
+        0..=3 => Answer::Open,
+        12 | 13 => Answer::Unreachable(((h >> 4) % UNREACHABLE_V4.len() as u32) as u8),
+        14 | 15 => Answer::Silent,
         _ => Answer::Closed,
     }
 }
@@ -47,6 +69,7 @@ pub struct Responder {
 pub struct Answered {
     pub open: u64,
     pub closed: u64,
+    pub unreachable: u64,
     pub silent: u64,
 }
 
@@ -92,6 +115,7 @@ impl Responder {
             open: sum(0),
             closed: sum(1),
             silent: sum(2),
+            unreachable: sum(3),
         }
     }
 }
@@ -101,17 +125,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rule_splits_the_pairs_a_quarter_open_an_eighth_silent() {
-        let mut n = [0u32; 3];
+    fn the_rule_splits_the_pairs_a_quarter_open_half_closed_an_eighth_unreachable_and_silent() {
+        let mut n = [0u32; 4];
+        let mut codes = std::collections::BTreeSet::new();
         for a in 0..4096u32 {
             for p in [22u16, 80, 443, 8080] {
-                n[rule(0xc613_0000 + a, p) as usize] += 1;
+                let k = match rule(0xc613_0000 + a, p) {
+                    Answer::Open => 0,
+                    Answer::Closed => 1,
+                    Answer::Unreachable(i) => {
+                        codes.insert(i);
+                        2
+                    }
+                    Answer::Silent => 3,
+                };
+                n[k] += 1;
             }
         }
         let total = 4096.0 * 4.0;
         let share = |k: usize| n[k] as f64 / total;
-        assert!((share(0) - 0.25).abs() < 0.02, "{n:?}");
-        assert!((share(1) - 0.625).abs() < 0.02, "{n:?}");
-        assert!((share(2) - 0.125).abs() < 0.02, "{n:?}");
+        for (k, want) in [0.25, 0.5, 0.125, 0.125].into_iter().enumerate() {
+            assert!((share(k) - want).abs() < 0.02, "{n:?}");
+        }
+        // Every code is used.
+        assert_eq!(codes.len(), UNREACHABLE_V4.len());
+    }
+
+    #[test]
+    fn udp_closed_is_port_unreachable_and_tcp_closed_a_reset() {
+        assert_eq!(Answer::Closed.icmp_code(false, 17), Some(3));
+        assert_eq!(Answer::Closed.icmp_code(true, 17), Some(4));
+        assert_eq!(Answer::Closed.icmp_code(false, 6), None);
+        assert_eq!(Answer::Unreachable(4).icmp_code(false, 6), Some(9));
+        assert_eq!(Answer::Unreachable(4).icmp_code(true, 6), Some(4));
     }
 }
