@@ -178,8 +178,15 @@ pub fn run(cli: &BenchCli, log: &mut impl Write) -> Result<BenchReport, BenchErr
                 p.scan, p.target, p.scan_if, p.target_if, place.target
             ),
             None => format!(
-                "xdpscan bench: every probe goes to {} through {}, next hop {}; {} probes per measurement",
-                place.target, place.ifname, fam.gateway_mac, place.probes
+                "xdpscan bench: every probe goes to {}{} through {}, next hop {}; {} probes per measurement",
+                place.target,
+                match cli.to.as_deref() {
+                    Some(to) if to != place.target => format!(" (the part of {to} --probes needs)"),
+                    _ => String::new(),
+                },
+                place.ifname,
+                fam.gateway_mac,
+                place.probes
             ),
         }
     );
@@ -394,9 +401,14 @@ fn receive(
 /// the lab's probes.
 fn rule_counts(place: &Place) -> [u64; 3] {
     let mut n = [0; 3];
-    for a in 0..65536u32 {
+    let (block, count) = measurable_block(&place.target, u64::MAX).unwrap_or_default();
+    let first = match first_address(&block) {
+        Ok(IpAddr::V4(a)) => u32::from(a) & !(count as u32).wrapping_sub(1),
+        _ => return n,
+    };
+    for a in 0..count as u32 {
         for p in place.ports.0..=place.ports.1 {
-            match responder::rule(0xc613_0000 + a, p) {
+            match responder::rule(first + a, p) {
                 Answer::Open => n[0] += 1,
                 Answer::Closed => n[1] += 1,
                 Answer::Unreachable(_) => n[2] += 1,
@@ -417,7 +429,7 @@ fn place(cli: &BenchCli, threads: u32) -> Result<Place, BenchError> {
             (Some(pair), i, netns::ROUTED_V4.to_string())
         }
     };
-    let addresses = address_count(&target)?;
+    let (target, addresses) = measurable_block(&target, cli.probes)?;
     let ports = cli.probes.div_ceil(addresses).clamp(1, 65535);
     let per_pass = addresses.saturating_mul(ports);
     let passes = cli.probes.div_ceil(per_pass).max(1);
@@ -431,8 +443,10 @@ fn place(cli: &BenchCli, threads: u32) -> Result<Place, BenchError> {
     })
 }
 
-/// Addresses in "ADDR" or "ADDR/LEN".
-fn address_count(target: &str) -> Result<u64, BenchError> {
+/// The block the scans probe: `target`, or when it holds more than `probes` addresses its
+/// first sub-block that holds no more (a measurement is `--probes` probes, not a sweep of a
+/// /8), and the block's address count.
+fn measurable_block(target: &str, probes: u64) -> Result<(String, u64), BenchError> {
     let bad = || BenchError::Usage(format!("--to {target}: not an address or a CIDR block"));
     let (addr, len) = match target.split_once('/') {
         Some((a, l)) => (a, Some(l.parse::<u32>().map_err(|_| bad())?)),
@@ -446,7 +460,12 @@ fn address_count(target: &str) -> Result<u64, BenchError> {
     if len > bits {
         return Err(bad());
     }
-    Ok(1u64 << (bits - len).min(32))
+    // The largest power of two no larger than `probes`.
+    let most = 63 - probes.max(1).leading_zeros();
+    if bits - len <= most {
+        return Ok((target.to_string(), 1u64 << (bits - len)));
+    }
+    Ok((format!("{addr}/{}", bits - most), 1u64 << most))
 }
 
 fn first_address(target: &str) -> Result<IpAddr, BenchError> {
@@ -529,11 +548,10 @@ fn print_table(r: &BenchReport, log: &mut impl Write) {
         s.destination,
         s.ports
     );
-    let _ = writeln!(
+    header(
         log,
-        "\n| probe generation (dry run) | probes/s | per thread |"
+        &["probe generation (dry run)", "probes/s", "per thread"],
     );
-    let _ = writeln!(log, "| --- | --- | --- |");
     for g in &r.generation {
         let _ = writeln!(
             log,
@@ -541,11 +559,10 @@ fn print_table(r: &BenchReport, log: &mut impl Write) {
             g.threads, g.probes_per_sec, g.per_thread
         );
     }
-    let _ = writeln!(
+    header(
         log,
-        "\n| transmit | batch | probes/s | of the kernel's floor |"
+        &["transmit", "batch", "probes/s", "of the kernel's floor"],
     );
-    let _ = writeln!(log, "| --- | --- | --- | --- |");
     for f in &r.floor {
         let _ = writeln!(
             log,
@@ -563,11 +580,19 @@ fn print_table(r: &BenchReport, log: &mut impl Write) {
             t.of_floor.map_or("-".into(), |x| format!("{x:.2}"))
         );
     }
-    let _ = writeln!(
+    header(
         log,
-        "\n| receive | probes/s | replies/s | replies | due | replies lost (scanner) | probes lost (link) | exact |"
+        &[
+            "receive",
+            "probes/s",
+            "replies/s",
+            "replies",
+            "due",
+            "replies lost (scanner)",
+            "probes lost (link)",
+            "exact",
+        ],
     );
-    let _ = writeln!(log, "| --- | --- | --- | --- | --- | --- | --- | --- |");
     let opt = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
     for x in &r.receive {
         let _ = writeln!(
@@ -583,6 +608,12 @@ fn print_table(r: &BenchReport, log: &mut impl Write) {
             x.exact.map_or("-", |e| if e { "yes" } else { "no" })
         );
     }
+}
+
+/// A Markdown table's heading and rule, after a blank line.
+fn header(log: &mut impl Write, names: &[&str]) {
+    let _ = writeln!(log, "\n| {} |", names.join(" | "));
+    let _ = writeln!(log, "|{}", " --- |".repeat(names.len()));
 }
 
 /// Writes the report as JSON to `path` (`-`: stdout).
@@ -618,4 +649,23 @@ pub fn syn_frame(
     let n = module.write(&mut frame, &tpl, dst, 80, &jar.cookie(src, dst, 80, 6));
     frame.truncate(n);
     frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_measurement_probes_a_block_no_larger_than_its_probe_count() {
+        let b = |t: &str, n: u64| measurable_block(t, n).unwrap();
+        assert_eq!(b("198.18.7.1", 1000), ("198.18.7.1".into(), 1));
+        assert_eq!(b("198.18.0.0/24", 1000), ("198.18.0.0/24".into(), 256));
+        assert_eq!(b("198.18.0.0/15", 100_000), ("198.18.0.0/16".into(), 65536));
+        assert_eq!(
+            b("2001:db8::/32", 2_000_000),
+            ("2001:db8::/108".into(), 1 << 20)
+        );
+        assert!(measurable_block("198.18.0.0/33", 1000).is_err());
+        assert!(measurable_block("example", 1000).is_err());
+    }
 }
