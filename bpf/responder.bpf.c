@@ -8,7 +8,9 @@
  *   UDP         -> the datagram echoed back (open), ICMP port unreachable (closed), ICMP
  *                  unreachable of the rule's code, or nothing
  *   ICMP echo   -> echo reply (ICMPv6 echo too)
- * both families; everything else is passed to the kernel (neighbour discovery, ARP).
+ * both families; everything else is passed to the kernel (neighbour discovery, ARP). With
+ * repeating on (`settings`), answers the rule marks RESPONDER_TWICE go out twice, through a
+ * broadcast to a DEVMAP that holds the ingress interface twice (`twice`): XDP_TX sends one.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -62,11 +64,42 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* settings[0]: non-zero to send RESPONDER_TWICE answers twice. Set by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} settings SEC(".maps");
+
+/* The interface the responder is attached to, at both keys: a broadcast sends two copies. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32);
+} twice SEC(".maps");
+
 static __always_inline void count(__u32 what)
 {
 	__u64 *n = bpf_map_lookup_elem(&counters, &what);
 	if (n)
 		*n += 1;
+}
+
+/* Sends the answer built in place: once with XDP_TX, or twice when the rule says so and
+ * repeating is on. */
+static __always_inline int send(__u32 rule)
+{
+	count(rule & 0xff);
+	if (!(rule & RESPONDER_TWICE))
+		return XDP_TX;
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&settings, &zero);
+	if (!on || !*on)
+		return XDP_TX;
+	count(RESPONDER_REPEATED);
+	return bpf_redirect_map(&twice, 0, BPF_F_BROADCAST);
 }
 
 static __always_inline __u16 fold(__u64 s)
@@ -120,7 +153,7 @@ static __always_inline void answer_syn(struct tcp_hdr *t, int open)
 
 /* Turns the IPv4 probe in `ctx` into an ICMP destination unreachable of `code` quoting its IP
  * header and first 8 bytes (RFC 792), from the address it was sent to: 70 bytes. */
-static __always_inline int unreach4(struct xdp_md *ctx, __u8 code)
+static __always_inline int unreach4(struct xdp_md *ctx, __u8 code, __u32 rule)
 {
 	long len = (long)ctx->data_end - (long)ctx->data;
 	if (len > 42 && bpf_xdp_adjust_tail(ctx, 42 - (int)len))
@@ -154,12 +187,12 @@ static __always_inline int unreach4(struct xdp_md *ctx, __u8 code)
 	i->checksum = 0;
 	i->rest = 0;
 	i->checksum = fold(bpf_csum_diff(0, 0, (__be32 *)i, 36, 0));
-	return XDP_TX;
+	return send(rule);
 }
 
 /* The same for IPv6 (RFC 4443): ICMPv6 destination unreachable quoting the probe's IPv6
  * header and first 8 bytes, checksummed over the pseudo header: 110 bytes. */
-static __always_inline int unreach6(struct xdp_md *ctx, __u8 code)
+static __always_inline int unreach6(struct xdp_md *ctx, __u8 code, __u32 rule)
 {
 	long len = (long)ctx->data_end - (long)ctx->data;
 	if (len > 62 && bpf_xdp_adjust_tail(ctx, 62 - (int)len))
@@ -190,7 +223,30 @@ static __always_inline int unreach6(struct xdp_md *ctx, __u8 code)
 	s += bpf_htons(56) + bpf_htons(58);
 	s = bpf_csum_diff(0, 0, (__be32 *)i, 56, carry32(s));
 	i->checksum = fold(s);
-	return XDP_TX;
+	return send(rule);
+}
+
+/* Whether a TCP SYN (udp 0) or UDP datagram gets an answer other than the ones built in place:
+ * silence, an ICMP unreachable of the rule's code, or for a closed UDP port, port unreachable. */
+static __always_inline int refused(__u32 rule, int udp)
+{
+	__u32 kind = rule & 0xff;
+	return kind == RESPONDER_SILENT || kind == RESPONDER_UNREACH ||
+	       (udp && kind == RESPONDER_CLOSED);
+}
+
+/* That answer, for a probe `refused` says gets one. */
+static __always_inline int refuse(struct xdp_md *ctx, __u32 rule, int v6, int udp)
+{
+	__u32 kind = rule & 0xff;
+	if (kind == RESPONDER_SILENT) {
+		count(RESPONDER_SILENT);
+		return XDP_DROP;
+	}
+	if (kind == RESPONDER_UNREACH)
+		return v6 ? unreach6(ctx, responder_code6((rule >> 8) & 0xff), rule)
+			  : unreach4(ctx, responder_code4((rule >> 8) & 0xff), rule);
+	return v6 ? unreach6(ctx, 4, rule) : unreach4(ctx, 3, rule);
 }
 
 static __always_inline int v4(struct xdp_md *ctx, struct ethhdr *eth, void *end)
@@ -207,15 +263,9 @@ static __always_inline int v4(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 		if ((t->flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
 			return XDP_DROP;
 		rule = responder_rule(bpf_ntohl(ip->daddr), bpf_ntohs(t->dest));
-		if (rule == RESPONDER_SILENT) {
-			count(RESPONDER_SILENT);
-			return XDP_DROP;
-		}
-		if ((rule & 0xff) == RESPONDER_UNREACH) {
-			count(RESPONDER_UNREACH);
-			return unreach4(ctx, responder_code4(rule >> 8));
-		}
-		answer_syn(t, rule == RESPONDER_OPEN);
+		if (refused(rule, 0))
+			return refuse(ctx, rule, 0, 0);
+		answer_syn(t, (rule & 0xff) == RESPONDER_OPEN);
 		ip->tot_len = bpf_htons(40);
 		__u64 s = bpf_csum_diff(0, 0, (__be32 *)&ip->saddr, 8, 0);
 		s += bpf_htons(IPPROTO_TCP) + bpf_htons(20);
@@ -226,18 +276,8 @@ static __always_inline int v4(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 		if ((void *)(u + 1) > end)
 			return XDP_PASS;
 		rule = responder_rule(bpf_ntohl(ip->daddr), bpf_ntohs(u->dest));
-		if (rule == RESPONDER_SILENT) {
-			count(RESPONDER_SILENT);
-			return XDP_DROP;
-		}
-		if (rule == RESPONDER_CLOSED) {
-			count(RESPONDER_CLOSED);
-			return unreach4(ctx, 3);
-		}
-		if ((rule & 0xff) == RESPONDER_UNREACH) {
-			count(RESPONDER_UNREACH);
-			return unreach4(ctx, responder_code4(rule >> 8));
-		}
+		if (refused(rule, 1))
+			return refuse(ctx, rule, 0, 1);
 		/* Swapping addresses and ports leaves the UDP checksum as it was. */
 		__be16 p = u->source;
 		u->source = u->dest;
@@ -258,14 +298,13 @@ static __always_inline int v4(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 	ip->check = 0;
 	ip->check = fold(bpf_csum_diff(0, 0, (__be32 *)ip, 20, 0));
 	swap_macs(eth);
-	count(rule);
 	if (ip->protocol == IPPROTO_TCP) {
 		/* Drop the SYN's options and any padding: the answer is 54 bytes. */
 		int extra = (int)((long)end - (long)eth) - 54;
 		if (extra > 0 && bpf_xdp_adjust_tail(ctx, -extra))
 			return XDP_DROP;
 	}
-	return XDP_TX;
+	return send(rule);
 }
 
 static __always_inline int v6(struct xdp_md *ctx, struct ethhdr *eth, void *end)
@@ -282,15 +321,9 @@ static __always_inline int v6(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 		if ((t->flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
 			return XDP_DROP;
 		rule = responder_rule(low, bpf_ntohs(t->dest));
-		if (rule == RESPONDER_SILENT) {
-			count(RESPONDER_SILENT);
-			return XDP_DROP;
-		}
-		if ((rule & 0xff) == RESPONDER_UNREACH) {
-			count(RESPONDER_UNREACH);
-			return unreach6(ctx, responder_code6(rule >> 8));
-		}
-		answer_syn(t, rule == RESPONDER_OPEN);
+		if (refused(rule, 0))
+			return refuse(ctx, rule, 1, 0);
+		answer_syn(t, (rule & 0xff) == RESPONDER_OPEN);
 		ip->payload_len = bpf_htons(20);
 		__u64 s = bpf_csum_diff(0, 0, (__be32 *)&ip->saddr, 32, 0);
 		s += bpf_htons(IPPROTO_TCP) + bpf_htons(20);
@@ -301,18 +334,8 @@ static __always_inline int v6(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 		if ((void *)(u + 1) > end)
 			return XDP_PASS;
 		rule = responder_rule(low, bpf_ntohs(u->dest));
-		if (rule == RESPONDER_SILENT) {
-			count(RESPONDER_SILENT);
-			return XDP_DROP;
-		}
-		if (rule == RESPONDER_CLOSED) {
-			count(RESPONDER_CLOSED);
-			return unreach6(ctx, 4);
-		}
-		if ((rule & 0xff) == RESPONDER_UNREACH) {
-			count(RESPONDER_UNREACH);
-			return unreach6(ctx, responder_code6(rule >> 8));
-		}
+		if (refused(rule, 1))
+			return refuse(ctx, rule, 1, 1);
 		__be16 p = u->source;
 		u->source = u->dest;
 		u->dest = p;
@@ -331,13 +354,12 @@ static __always_inline int v6(struct xdp_md *ctx, struct ethhdr *eth, void *end)
 	ip->daddr = a;
 	ip->hop_limit = 64;
 	swap_macs(eth);
-	count(rule);
 	if (ip->nexthdr == IPPROTO_TCP) {
 		int extra = (int)((long)end - (long)eth) - 74;
 		if (extra > 0 && bpf_xdp_adjust_tail(ctx, -extra))
 			return XDP_DROP;
 	}
-	return XDP_TX;
+	return send(rule);
 }
 
 SEC("xdp")

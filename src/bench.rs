@@ -53,6 +53,18 @@ pub struct BenchReport {
     pub floor: Vec<Floor>,
     pub transmit: Vec<Transmit>,
     pub receive: Vec<Receive>,
+    /// The lab responder's own cost over the receive rows (own namespaces only).
+    pub responder: Option<ResponderCost>,
+}
+
+/// What the responder's program spent answering the receive rows, from the kernel's BPF
+/// run-time statistics: packets it ran on, its own nanoseconds, and the answers per second
+/// one core gives at that cost (the driver's transmit not included).
+#[derive(Debug, Serialize)]
+pub struct ResponderCost {
+    pub runs: u64,
+    pub nanos_per_run: f64,
+    pub answers_per_core_sec: f64,
 }
 
 /// Where it measured.
@@ -106,12 +118,18 @@ pub struct Receive {
     pub probes_per_sec: f64,
     pub replies: u64,
     pub replies_per_sec: f64,
-    /// Replies the scanner's receive side lost (its rings and its interface's receive drops).
+    /// Replies the duplicate filter took for second copies (the responder sends a quarter of
+    /// its answers twice).
+    pub duplicates: u64,
+    /// Losses the scanner counted itself: replies its rings and its interface lost, and probes
+    /// its interface dropped on the way out.
     pub dropped_by_scanner: u64,
-    /// Probes the link lost on their way out (the lab veth's TX dropped counter).
+    /// Probes the link lost on their way out, and answers on their way back (the lab veth's
+    /// TX dropped counters, one per side).
     pub dropped_by_link: Option<u64>,
-    /// The responder's rule: replies due, and whether the open, closed and filtered counts
-    /// equal it.
+    pub answers_dropped_by_link: Option<u64>,
+    /// The responder's rule: replies due (second copies included), and whether the open,
+    /// closed and filtered counts equal it.
     pub replies_due: Option<u64>,
     pub exact: Option<bool>,
 }
@@ -142,6 +160,7 @@ struct ScanFigures {
     sent: u64,
     send_secs: f64,
     validated: u64,
+    duplicates: u64,
     dropped: u64,
     open: u64,
     closed: u64,
@@ -205,6 +224,7 @@ pub fn run(cli: &BenchCli, log: &mut impl Write) -> Result<BenchReport, BenchErr
         floor: Vec::new(),
         transmit: Vec::new(),
         receive: Vec::new(),
+        responder: None,
     };
     report.generation = generation(cli, &exe, &place, log)?;
     let frame = floor_frame(&net, &place, dst, log);
@@ -225,7 +245,7 @@ pub fn run(cli: &BenchCli, log: &mut impl Write) -> Result<BenchReport, BenchErr
     }
     let gw = fam.gateway_mac.to_string();
     report.transmit = transmit(cli, &exe, &place, &gw, &report.floor, log)?;
-    report.receive = receive(cli, &exe, &place, &gw, log)?;
+    (report.receive, report.responder) = receive(cli, &exe, &place, &gw, log)?;
     print_table(&report, log);
     Ok(report)
 }
@@ -335,28 +355,33 @@ fn floor(ifname: &str, frame: &[u8], n: u64, b: u32) -> Result<xdp_floor::FloorR
     }
 }
 
-/// The receive rows: in the lab with the responder attached to the target side (and its
-/// rule as the truth); on a user's interface with whatever answers there.
+/// The receive rows: in the lab with the responder attached to the target side, repeating
+/// (its rule as the truth, and its own cost beside them); on a user's interface with whatever
+/// answers there.
 fn receive(
     cli: &BenchCli,
     exe: &Path,
     place: &Place,
     gw: &str,
     log: &mut impl Write,
-) -> Result<Vec<Receive>, BenchError> {
-    let _responder = match &place.lab {
+) -> Result<(Vec<Receive>, Option<ResponderCost>), BenchError> {
+    let responder = match &place.lab {
         Some(pair) => {
             pair.enter(Some(&pair.target))?;
-            let r = Responder::attach(&pair.target_if);
+            let r = Responder::attach(&pair.target_if, true);
             pair.enter(Some(&pair.scan))?;
             Some(r?)
         }
         None => None,
     };
+    let run_time = responder.as_ref().map(|r| r.run_time());
     let due = place.lab.as_ref().map(|_| rule_counts(place));
     let mut rows = Vec::new();
     for &t in &cli.threads {
-        let before = place.lab.as_ref().map(|p| p.probes_dropped());
+        let before = place
+            .lab
+            .as_ref()
+            .map(|p| (p.probes_dropped(), p.answers_dropped()));
         let f = measure(
             exe,
             place,
@@ -365,21 +390,24 @@ fn receive(
             Some(1.0),
             "receive",
         )?;
-        let link = place
-            .lab
-            .as_ref()
-            .zip(before)
-            .map(|(p, b)| p.probes_dropped().saturating_sub(b));
+        let link = place.lab.as_ref().zip(before).map(|(p, b)| {
+            (
+                p.probes_dropped().saturating_sub(b.0),
+                p.answers_dropped().saturating_sub(b.1),
+            )
+        });
         let row = Receive {
             threads: t,
             probes: f.sent,
             probes_per_sec: f.sent as f64 / f.send_secs,
             replies: f.validated,
             replies_per_sec: f.validated as f64 / f.send_secs,
+            duplicates: f.duplicates,
             dropped_by_scanner: f.dropped,
-            dropped_by_link: link,
-            replies_due: due.map(|d| d.iter().sum()),
-            exact: due.map(|d| [f.open, f.closed, f.filtered] == d),
+            dropped_by_link: link.map(|l| l.0),
+            answers_dropped_by_link: link.map(|l| l.1),
+            replies_due: due.map(|d| d.1),
+            exact: due.map(|d| [f.open, f.closed, f.filtered] == d.0),
         };
         let _ = writeln!(
             log,
@@ -394,17 +422,35 @@ fn receive(
         );
         rows.push(row);
     }
-    Ok(rows)
+    let cost = responder
+        .zip(run_time)
+        .map(|(r, before)| r.run_time().since(&before))
+        .and_then(|t| {
+            Some(ResponderCost {
+                runs: t.runs,
+                nanos_per_run: t.nanos as f64 / t.runs.max(1) as f64,
+                answers_per_core_sec: t.per_core()?,
+            })
+        });
+    if let Some(c) = &cost {
+        let _ = writeln!(
+            log,
+            "responder: {} runs, {:.0} ns each: {:.0} answers/s per core",
+            c.runs, c.nanos_per_run, c.answers_per_core_sec
+        );
+    }
+    Ok((rows, cost))
 }
 
 /// The open, closed and ICMP-unreachable (filtered) answers the responder's rule gives over
-/// the lab's probes.
-fn rule_counts(place: &Place) -> [u64; 3] {
-    let mut n = [0; 3];
+/// the lab's probes, and the replies it sends to one scan of them (every pass, second copies
+/// included).
+fn rule_counts(place: &Place) -> ([u64; 3], u64) {
+    let (mut n, mut replies) = ([0; 3], 0);
     let (block, count) = measurable_block(&place.target, u64::MAX).unwrap_or_default();
     let first = match first_address(&block) {
         Ok(IpAddr::V4(a)) => u32::from(a) & !(count as u32).wrapping_sub(1),
-        _ => return n,
+        _ => return (n, replies),
     };
     for a in 0..count as u32 {
         for p in place.ports.0..=place.ports.1 {
@@ -414,9 +460,10 @@ fn rule_counts(place: &Place) -> [u64; 3] {
                 Answer::Unreachable(_) => n[2] += 1,
                 Answer::Silent => {}
             }
+            replies += responder::copies(first + a, p);
         }
     }
-    n
+    (n, replies * (place.retries as u64 + 1))
 }
 
 /// Where to measure, and the scans' target, ports and passes for `--probes`.
@@ -526,6 +573,7 @@ fn measure(
             .filter(|&s| s > 0.0)
             .unwrap_or_else(|| started.elapsed().as_secs_f64()),
         validated: n(&counts["validated"]),
+        duplicates: n(&counts["duplicates"]),
         dropped: n(&counts["dropped"]),
         open: n(&counts["per_state"]["open"]),
         closed: n(&counts["per_state"]["closed"]),
@@ -588,8 +636,10 @@ fn print_table(r: &BenchReport, log: &mut impl Write) {
             "replies/s",
             "replies",
             "due",
-            "replies lost (scanner)",
+            "duplicates",
+            "lost (scanner's count)",
             "probes lost (link)",
+            "answers lost (link)",
             "exact",
         ],
     );
@@ -597,15 +647,33 @@ fn print_table(r: &BenchReport, log: &mut impl Write) {
     for x in &r.receive {
         let _ = writeln!(
             log,
-            "| xdpscan, {} thread(s) | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+            "| xdpscan, {} thread(s) | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             x.threads,
             x.probes_per_sec,
             x.replies_per_sec,
             x.replies,
             opt(x.replies_due),
+            x.duplicates,
             x.dropped_by_scanner,
             opt(x.dropped_by_link),
+            opt(x.answers_dropped_by_link),
             x.exact.map_or("-", |e| if e { "yes" } else { "no" })
+        );
+    }
+    if let Some(c) = &r.responder {
+        header(
+            log,
+            &[
+                "the lab's responder (its program's own time)",
+                "runs",
+                "ns each",
+                "answers/s per core",
+            ],
+        );
+        let _ = writeln!(
+            log,
+            "| XDP, bpf/responder.bpf.c | {} | {:.1} | {:.0} |",
+            c.runs, c.nanos_per_run, c.answers_per_core_sec
         );
     }
 }

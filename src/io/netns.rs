@@ -147,14 +147,25 @@ impl NamespacePair {
     /// target side's 256-frame ring was full). Replies lost on the way in the scanner counts
     /// itself, from its interface's receive drops.
     pub(crate) fn probes_dropped(&self) -> u64 {
-        Command::new("ip")
-            .args(["-n", &self.scan, "-s", "-j", "link", "show", &self.scan_if])
-            .output()
-            .ok()
-            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
-            .and_then(|v| v[0]["stats64"]["tx"]["dropped"].as_u64())
-            .unwrap_or(0)
+        tx_dropped(&self.scan, &self.scan_if)
     }
+
+    /// Answers the veth dropped on their way back, out of the target's side (the scanner's
+    /// ring full): a loss no scanner can see.
+    pub(crate) fn answers_dropped(&self) -> u64 {
+        tx_dropped(&self.target, &self.target_if)
+    }
+}
+
+/// The TX dropped counter of `ifname` in namespace `ns`.
+fn tx_dropped(ns: &str, ifname: &str) -> u64 {
+    Command::new("ip")
+        .args(["-n", ns, "-s", "-j", "link", "show", ifname])
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v[0]["stats64"]["tx"]["dropped"].as_u64())
+        .unwrap_or(0)
 }
 
 impl Drop for NamespacePair {

@@ -4,7 +4,7 @@
 //! for any range. Benchmarks and tests attach it only inside lab namespaces (BENCHMARKS.md,
 //! "Live at the scanner's limit").
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder};
 
@@ -44,12 +44,17 @@ impl Answer {
     }
 }
 
-/// The rule: `addr` is the target address's last 32 bits (the whole of an IPv4 address).
-pub fn rule(addr: u32, port: u16) -> Answer {
+fn hash(addr: u32, port: u16) -> u32 {
     let mut h = addr.wrapping_mul(0x9e37_79b1) ^ (port as u32).wrapping_mul(0x85eb_ca6b);
     h ^= h >> 15;
     h = h.wrapping_mul(0x2c1b_3c6d);
     h ^= h >> 12;
+    h
+}
+
+/// The rule: `addr` is the target address's last 32 bits (the whole of an IPv4 address).
+pub fn rule(addr: u32, port: u16) -> Answer {
+    let h = hash(addr, port);
     match h & 15 {
         0..=3 => Answer::Open,
         12 | 13 => Answer::Unreachable(((h >> 4) % UNREACHABLE_V4.len() as u32) as u8),
@@ -58,10 +63,46 @@ pub fn rule(addr: u32, port: u16) -> Answer {
     }
 }
 
+/// How many copies of its answer the responder sends to (`addr`, `port`) when it repeats
+/// (`Responder::attach`'s `repeat`): 2 for a quarter of the pairs, 1 for the rest, 0 when the
+/// rule is silence.
+pub fn copies(addr: u32, port: u16) -> u64 {
+    match rule(addr, port) {
+        Answer::Silent => 0,
+        _ if (hash(addr, port) >> 20) & 3 == 0 => 2,
+        _ => 1,
+    }
+}
+
 /// The responder, attached; detached when dropped (a bpf_link).
 pub struct Responder {
     _link: OwnedFd,
     obj: Object,
+    /// Holds the kernel's BPF run-time statistics on while the responder lives.
+    _stats: Option<OwnedFd>,
+}
+
+/// The program's own cost: runs and the nanoseconds spent in them, over every CPU (the
+/// kernel's BPF statistics, as `bpftool prog show` prints them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTime {
+    pub runs: u64,
+    pub nanos: u64,
+}
+
+impl RunTime {
+    /// Answers one core could give per second at this cost (packets it ran on, per second of
+    /// its own run time; the driver's transmit is not in it).
+    pub fn per_core(&self) -> Option<f64> {
+        (self.nanos > 0).then(|| self.runs as f64 * 1e9 / self.nanos as f64)
+    }
+
+    pub fn since(&self, before: &RunTime) -> RunTime {
+        RunTime {
+            runs: self.runs.saturating_sub(before.runs),
+            nanos: self.nanos.saturating_sub(before.nanos),
+        }
+    }
 }
 
 /// Answers sent so far, by kind, summed over the CPUs.
@@ -71,11 +112,14 @@ pub struct Answered {
     pub closed: u64,
     pub unreachable: u64,
     pub silent: u64,
+    /// Answers of the above sent a second time (repeating on).
+    pub repeated: u64,
 }
 
 impl Responder {
-    /// Loads the program and attaches it to `ifname` (native XDP where the driver has it).
-    pub fn attach(ifname: &str) -> Result<Responder, IoError> {
+    /// Loads the program and attaches it to `ifname` (native XDP where the driver has it);
+    /// with `repeat`, the answers [`copies`] says go twice are sent twice.
+    pub fn attach(ifname: &str, repeat: bool) -> Result<Responder, IoError> {
         let ifindex = sys::if_nametoindex(ifname)
             .ok_or_else(|| IoError::Setup(format!("interface '{ifname}' does not exist")))?;
         libbpf_rs::set_print(None);
@@ -90,9 +134,49 @@ impl Responder {
                 .ok_or_else(|| IoError::Setup("the responder object has no program".into()))?;
             prog.as_fd().as_raw_fd()
         };
+        let set = |map: &str, key: u32, value: u32| {
+            obj.maps()
+                .find(|m| m.name() == map)
+                .ok_or_else(|| IoError::Setup(format!("the responder object has no map {map}")))?
+                .update(&key.to_ne_bytes(), &value.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| IoError::Setup(format!("cannot set the responder's {map}: {e}")))
+        };
+        set("twice", 0, ifindex)?;
+        set("twice", 1, ifindex)?;
+        set("settings", 0, repeat as u32)?;
         let link = xdp::attach(fd, ifindex, xdp::XdpMode::Auto)
             .map_err(|e| IoError::os(format!("cannot attach the responder to {ifname}"), e))?;
-        Ok(Responder { _link: link, obj })
+        // SAFETY: a plain syscall wrapper; it returns a new descriptor we own, or a negative
+        // error (the statistics then stay off and `run_time` reads zero).
+        let stats = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
+        // SAFETY: `stats` is a descriptor just returned to us and owned by nobody else.
+        let stats = (stats >= 0).then(|| unsafe { OwnedFd::from_raw_fd(stats) });
+        Ok(Responder {
+            _link: link,
+            obj,
+            _stats: stats,
+        })
+    }
+
+    /// The program's runs and run time so far (zero when the kernel keeps no statistics).
+    pub fn run_time(&self) -> RunTime {
+        let Some(prog) = self.obj.progs().find(|p| p.name() == "xdpscan_responder") else {
+            return RunTime::default();
+        };
+        let mut info = libbpf_sys::bpf_prog_info::default();
+        let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+        // SAFETY: `info` is a writable bpf_prog_info of `len` bytes; the kernel writes at most
+        // that many.
+        let r = unsafe {
+            libbpf_sys::bpf_prog_get_info_by_fd(prog.as_fd().as_raw_fd(), &mut info, &mut len)
+        };
+        if r != 0 {
+            return RunTime::default();
+        }
+        RunTime {
+            runs: info.run_cnt,
+            nanos: info.run_time_ns,
+        }
     }
 
     /// The answers counted so far.
@@ -116,6 +200,7 @@ impl Responder {
             closed: sum(1),
             silent: sum(2),
             unreachable: sum(3),
+            repeated: sum(4),
         }
     }
 }
@@ -149,6 +234,26 @@ mod tests {
         }
         // Every code is used.
         assert_eq!(codes.len(), UNREACHABLE_V4.len());
+    }
+
+    #[test]
+    fn a_quarter_of_the_answers_go_twice_and_silence_never() {
+        let (mut answers, mut twice) = (0u32, 0u32);
+        for a in 0..4096u32 {
+            for p in [22u16, 80, 443, 8080] {
+                let (ans, n) = (rule(0xc613_0000 + a, p), copies(0xc613_0000 + a, p));
+                match ans {
+                    Answer::Silent => assert_eq!(n, 0),
+                    _ => {
+                        answers += 1;
+                        twice += (n == 2) as u32;
+                        assert!(n == 1 || n == 2);
+                    }
+                }
+            }
+        }
+        let share = twice as f64 / answers as f64;
+        assert!((share - 0.25).abs() < 0.02, "{twice} of {answers}");
     }
 
     #[test]

@@ -448,16 +448,24 @@ pub(crate) struct XdpRx {
     nic: NicLoss,
 }
 
-/// Frames the NIC itself lost because its rings overflowed (a physical NIC counts them in
-/// `rx_missed_errors`, `rx_fifo_errors`, `rx_over_errors`), counted from when the scan began.
-/// The counter files stay open: the governor reads them every tick, one pread each.
+/// Frames the interface itself lost, counted from when the scan began: replies its rings
+/// overflowed on (a physical NIC counts them in `rx_missed_errors`, `rx_fifo_errors`,
+/// `rx_over_errors`) and probes it dropped on the way out (`tx_dropped`: a veth whose peer's
+/// ring was full, a NIC's full queue). Either is a result lost, so the governor slows for both
+/// (docs/design.md, "Rate governor"). The counter files stay open: the governor reads them
+/// every tick, one pread each.
 struct NicLoss {
     files: Vec<std::fs::File>,
     at_start: u64,
 }
 
 impl NicLoss {
-    const COUNTERS: [&str; 3] = ["rx_missed_errors", "rx_fifo_errors", "rx_over_errors"];
+    const COUNTERS: [&str; 4] = [
+        "rx_missed_errors",
+        "rx_fifo_errors",
+        "rx_over_errors",
+        "tx_dropped",
+    ];
 
     fn new(ifname: &str) -> Self {
         let dir = std::path::Path::new("/sys/class/net")
