@@ -22,28 +22,19 @@ use serde::Serialize;
 
 use crate::{
     cli::BenchCli,
-    config::{resolve_net, ConfigError, NetAsk},
+    config::{resolve_net, NetAsk},
     io::{
         netinfo::Link,
         netns::{self, NamespacePair},
         responder::{self, Answer, Responder},
         xdp_floor, IoError,
     },
+    tool_error::ToolError,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Io(#[from] IoError),
-    /// What was asked cannot be measured (exit status 2).
-    #[error("{0}")]
-    Usage(String),
-    /// A measuring scan failed: its own last line.
-    #[error("the {0} scan failed: {1}")]
-    Scan(String, String),
-}
+/// A bench's errors: what cannot be measured is `Usage` (exit status 2), a measuring scan
+/// that failed is `Scan`.
+pub type BenchError = ToolError;
 
 /// Every figure of a run, as `-o` writes it.
 #[derive(Debug, Serialize)]

@@ -11,9 +11,10 @@ use std::{
 
 use crate::{
     cli::{ProbeCli, ProbeProto, TransportChoice, XdpModeChoice},
-    config::{resolve_net, ConfigError, NetAsk, NetSetup, DEFAULT_SOURCE_PORTS},
+    config::{resolve_net, NetAsk, NetSetup, DEFAULT_SOURCE_PORTS},
     cookie::random_bytes,
     io::{netinfo::Link, packet, privilege, xdp, IoError, RxQueue, TxQueue},
+    tool_error::ToolError,
     wire::{
         checksum, dissect,
         ethernet::HEADER_LEN,
@@ -32,16 +33,8 @@ pub enum ProbeOutcome {
     NoAnswer,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Io(#[from] IoError),
-    /// A packet that cannot be built as asked (exit status 2).
-    #[error("{0}")]
-    Usage(String),
-}
+/// A probe's errors: a packet that cannot be built as asked is `Usage` (exit status 2).
+pub type ProbeError = ToolError;
 
 /// The ICMP type `p` asks for: `--icmp-type`, else an echo request of the target's family.
 fn icmp_type(p: &ProbeCli) -> u8 {

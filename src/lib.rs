@@ -21,4 +21,5 @@ pub mod scan;
 pub(crate) mod schedulers;
 pub mod service;
 pub mod targets;
+pub mod tool_error;
 pub mod wire;

@@ -35,22 +35,7 @@ fn probe(args: &[std::ffi::OsString]) -> ExitCode {
     match xdpscan::inspect::run(&p, &mut out) {
         Ok(xdpscan::inspect::ProbeOutcome::Answered) => ExitCode::SUCCESS,
         Ok(xdpscan::inspect::ProbeOutcome::NoAnswer) => ExitCode::from(1),
-        Err(xdpscan::inspect::ProbeError::Config(e)) if e.exit_code() == 2 => {
-            eprintln!("xdpscan: {e}");
-            ExitCode::from(2)
-        }
-        Err(e @ xdpscan::inspect::ProbeError::Usage(_)) => {
-            eprintln!("xdpscan: {e}");
-            ExitCode::from(2)
-        }
-        Err(xdpscan::inspect::ProbeError::Io(e)) if e.is_permission() => {
-            eprintln!("xdpscan: {e}: {}", xdpscan::io::PRIVILEGES);
-            ExitCode::from(3)
-        }
-        Err(e) => {
-            eprintln!("xdpscan: {e}");
-            ExitCode::from(3)
-        }
+        Err(e) => tool_exit(&e, 3),
     }
 }
 
@@ -84,16 +69,14 @@ fn bench(args: &[std::ffi::OsString]) -> ExitCode {
             },
             None => ExitCode::SUCCESS,
         },
-        Err(e) => {
-            eprintln!("xdpscan: {e}");
-            let usage = match &e {
-                xdpscan::bench::BenchError::Usage(_) => true,
-                xdpscan::bench::BenchError::Config(c) => c.exit_code() == 2,
-                _ => false,
-            };
-            ExitCode::from(if usage { 2 } else { 1 })
-        }
+        Err(e) => tool_exit(&e, 1),
     }
+}
+
+/// A subcommand's error as its one line; exit status 2 for bad input, else `failed`.
+fn tool_exit(e: &xdpscan::tool_error::ToolError, failed: u8) -> ExitCode {
+    eprintln!("xdpscan: {}", e.message());
+    ExitCode::from(if e.is_usage() { 2 } else { failed })
 }
 
 /// `submit`, `worker`, `collect`, `status` (NATS JetStream): 0 done, 1 runtime error, 2 usage.

@@ -663,8 +663,19 @@ fn announce(cfg: &ScanConfig, plan: &Plan, withheld: &[String]) {
             (true, _) => "sent and received through AF_XDP",
             (false, _) => "sent through AF_PACKET (the link needs each packet's protocol), received through AF_XDP",
         };
+        // --gateway-mac is the one way a MAC reaches a family here; the link has no use for it.
+        let unused = if cfg
+            .net
+            .families
+            .iter()
+            .any(|f| f.gateway_mac != crate::wire::MacAddr::ZERO)
+        {
+            " (--gateway-mac unused: this link carries no MAC addresses)"
+        } else {
+            ""
+        };
         format!(
-            "from {}:{} on {}, a link with no link header: IP packets {sender}",
+            "from {}:{} on {}, a link with no link header: IP packets {sender}{unused}",
             sources_said(cfg),
             cfg.spec.probing.source_ports,
             cfg.net.ifname,
