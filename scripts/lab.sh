@@ -50,6 +50,9 @@
 # LAB_DAEMONS=1 runs Debian's real daemons instead (scripts/lab-daemons.sh: vsftpd, OpenSSH,
 # dnsmasq, nginx, openssl s_server, mosquitto, redis, memcached, a socat that hangs up; UDP:
 # dnsmasq, chrony, snmpd).
+# LAB_GRAB=1 runs real TLS, HTTP and SSH servers for --grab (scripts/lab-grab.sh: nginx with an
+# RSA and an ECDSA chain and a TLS 1.3-only server, openssl s_server -tls1, three sshd with one
+# host key type each, protocols on unexpected ports, ports with no service).
 # LAB_SERVICES=1 replaces the bare TCP listeners with real services on every address
 # (scripts/lab-services.py): 22 an SSH-like greeting, 80 Python's HTTP server, 443 the same in
 # TLS, 9999 silent.
@@ -168,7 +171,13 @@ table inet lab {
     }
 }
 NFT
-    if [ "${LAB_DAEMONS:-0}" = 1 ]; then
+    if [ "${LAB_GRAB:-0}" = 1 ]; then
+        # Real TLS, HTTP and SSH servers for --grab: see lab-grab.sh.
+        TCP_PORTS=22,80,443,2022,2122,2222,2323,2324,4433,4434,8081,8443,8444,9999
+        LISTENERS=14 # lab-grab.sh waited for them; not every one listens on IPv6
+        ip netns exec "$TGT" bash "$HERE/lab-grab.sh" "${TMPDIR:-/tmp}/xdpscan-$P-services" \
+            || die "lab grab servers did not start"
+    elif [ "${LAB_DAEMONS:-0}" = 1 ]; then
         # Debian's real daemons (openssh, nginx, vsftpd, redis...): see lab-daemons.sh.
         TCP_PORTS=21,22,53,80,443,1883,2323,6379,11211
         ip netns exec "$TGT" bash "$HERE/lab-daemons.sh" "${TMPDIR:-/tmp}/xdpscan-$P-services" \
@@ -189,7 +198,7 @@ NFT
     # Ready when every listener is bound, one per family and port.
     for _ in $(seq 200); do
         n=$(ip netns exec "$TGT" ss -Hltn | wc -l)
-        [ "$n" -ge "$((2 * $(echo "$TCP_PORTS" | tr ',' '\n' | grep -c .)))" ] && break
+        [ "$n" -ge "${LISTENERS:-$((2 * $(echo "$TCP_PORTS" | tr ',' '\n' | grep -c .)))}" ] && break
         sleep 0.05
     done
     # Resolve the gateway once so the first scan need not ARP.

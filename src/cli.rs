@@ -61,6 +61,7 @@ impl Cli {
             Format::Normal => self.outputs.output_normal.as_ref(),
             Format::List => self.outputs.output_list.as_ref(),
             Format::Csv => self.outputs.csv.as_ref(),
+            Format::Zgrab => self.outputs.output_zgrab.as_ref(),
             Format::Replies => self.outputs.pcap_replies.as_ref(),
         }
     }
@@ -272,7 +273,7 @@ pub(crate) struct TargetArgs {
     )]
     pub(crate) ports: Option<String>,
 
-    /// The N ports most often open (nmap-services)
+    /// The N ports most often open (nmap-services; -F: 100)
     ///
     /// The N ports most often found open (nmap-services), for the scanned protocol; with -p,
     /// the N most common among those
@@ -284,6 +285,7 @@ pub(crate) struct TargetArgs {
     /// Fast: the 100 most common ports (nmap's -F, --top-ports 100)
     #[arg(
         help_heading = "Ports",
+        hide_short_help = true,
         short = 'F',
         long = "fast",
         conflicts_with = "top_ports"
@@ -358,6 +360,37 @@ pub(crate) struct ServiceArgs {
     #[arg(help_heading = "Services", long = "banners")]
     pub(crate) banners: bool,
 
+    /// Grab TLS certificates, HTTP, SSH host keys from open ports (tls,http,ssh or auto; -oZ)
+    ///
+    /// Grab the application layer from the open ports a SYN scan finds, in the same pass, over
+    /// the scanner's own TCP: tls (the handshake and the certificate chain, parsed), http
+    /// (GET /, inside TLS where tls found a session), ssh (identification, KEXINIT, host
+    /// key); MODULE:PORTS runs a module on those ports only (http:8000-8100,ssh:22,2222);
+    /// auto finds which of the three a port speaks (a greeting, a TLS hello with a request
+    /// inside, a plain request: three connections at most) and reports a port that opens but
+    /// carries no service as such. Results in ZGrab2's JSON (-oZ) and nmap's ssl-cert,
+    /// ssh-hostkey and http-title script output (-oX, -oN)
+    #[arg(help_heading = "Services", long = "grab", value_name = "MODULES")]
+    pub(crate) grab: Option<crate::app::GrabSpec>,
+
+    /// --grab: the server name TLS sessions ask for (SNI) [default: none, the address]
+    #[arg(
+        help_heading = "Services",
+        hide_short_help = true,
+        long = "sni",
+        value_name = "NAME"
+    )]
+    pub(crate) sni: Option<String>,
+
+    /// --grab http: the Host header [default: the address, with the port unless 80/443]
+    #[arg(
+        help_heading = "Services",
+        hide_short_help = true,
+        long = "http-host",
+        value_name = "NAME"
+    )]
+    pub(crate) http_host: Option<String>,
+
     /// Service and version detection (also -sV)
     ///
     /// Service and version detection (also -sV), as nmap runs it: the NULL probe, then the
@@ -427,7 +460,8 @@ pub(crate) struct PacingArgs {
     #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "connect-timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub(crate) connect_timeout: Option<u64>,
 
-    /// -sT: connects in flight at once (bounded by the open-files limit) [default: 2048]
+    /// -sT: connects in flight at once (bounded by the open-files limit) [default: 2048];
+    /// --grab: ports grabbed at once, the bound of --max-connections [default: 10000]
     #[arg(help_heading = "Rate and timing", hide_short_help = true, long = "max-inflight", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub(crate) max_inflight: Option<u32>,
 
@@ -520,6 +554,18 @@ pub struct OutputArgs {
     /// masscan list format to FILE (also -oL): "open tcp 80 198.19.0.5 1795000000"
     #[arg(help_heading = "Output", long = "output-list", value_name = "FILE")]
     pub(crate) output_list: Option<PathBuf>,
+
+    /// ZGrab2's JSON of --grab's results to FILE (also -oZ)
+    ///
+    /// ZGrab2's JSON to FILE (also -oZ): one line per grabbed port, {"ip", "port", "data":
+    /// {"tls"|"http"|"ssh": {"status", "protocol", "result", "timestamp", "error"}}}
+    #[arg(
+        help_heading = "Output",
+        hide_short_help = true,
+        long = "output-zgrab",
+        value_name = "FILE"
+    )]
+    pub(crate) output_zgrab: Option<PathBuf>,
 
     /// CSV to FILE, columns from --fields (ZMap's names)
     ///
@@ -637,7 +683,7 @@ pub(crate) struct NetArgs {
     )]
     pub(crate) interface: Option<String>,
 
-    /// Source address, or a pool of them (A-B, P/LEN) [default: the interface's]
+    /// Source address or pool (A-B, P/LEN) [default: the interface's]
     ///
     /// Source address, IPv4 or IPv6 [default: the interface's address of the targets' family;
     /// for IPv6 its global address]. A range (198.18.0.1-198.18.0.8) or prefix

@@ -4,6 +4,7 @@
 //! [`cookie`] + [`probe`] + [`wire`] (what each probe looks like) → [`io`] (how it leaves and
 //! how replies come back) → [`engine`] (threads, rate, dedup, stats) → [`output`].
 
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod cluster;

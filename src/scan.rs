@@ -334,6 +334,7 @@ fn engine_plan(
         packet_trace: cfg.spec.outputs.packet_trace,
         grab: cfg.spec.services.grab.clone(),
         namer: cfg.spec.services.namer.clone(),
+        apps: cfg.spec.services.apps.clone(),
         module: if cfg.spec.probing.scan == ScanType::Connect && cfg.spec.outputs.dry_run {
             Some(connect_stand_in(&cfg.spec))
         } else {

@@ -4,6 +4,7 @@
 //! service name, product, version, extra info, OS type and TLS tunnel on every port.
 
 mod common;
+mod daemons_grab;
 
 use std::collections::BTreeMap;
 

@@ -38,6 +38,9 @@ fuzz_target!(|data: &[u8]| {
         max_bytes: 256,
         max_connections: 4,
         probes: None,
+        keep_open: false,
+        udp: true,
+        sni: None,
     };
     let params = FrameParams {
         src_mac: MacAddr([2, 0, 0, 0, 0, 1]),

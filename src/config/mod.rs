@@ -196,6 +196,8 @@ pub(crate) struct ServicePlan {
     pub(crate) grab: Option<GrabOptions>,
     /// `-sV`: how services are named.
     pub(crate) namer: Option<std::sync::Arc<Namer>>,
+    /// `--grab`: the application layer's modules.
+    pub(crate) apps: Option<std::sync::Arc<crate::app::AppPlan>>,
     /// nmap-services' name of each port (`--servicedb`), when an output or -sV prints them.
     pub(crate) port_table: Option<std::sync::Arc<PortTable>>,
 }
@@ -409,6 +411,7 @@ impl ScanSpec {
         let outputs = Outputs::from_cli(cli);
         let (port_table, mut notes) = port_table(cli, machine, &outputs)?;
         let (grab, namer) = banners(cli, machine, &slots, port_table.clone())?;
+        let apps = app_plan(cli, &outputs)?;
         let payloads = check_probing(cli, machine, scan, &slots, traceroute, space.len())?;
         let shard_asked = shard_asked(cli, machine)?;
         let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
@@ -456,6 +459,7 @@ impl ScanSpec {
             services: ServicePlan {
                 grab,
                 namer,
+                apps,
                 port_table,
             },
             pacing: PacingPlan {
@@ -725,11 +729,14 @@ fn check_modes(cli: &Cli, scan: ScanType, grab: bool, ports: usize) -> Result<()
     if scan != ScanType::Connect {
         for (flag, given) in [
             ("--connect-timeout", cli.pacing.connect_timeout.is_some()),
-            ("--max-inflight", cli.pacing.max_inflight.is_some()),
+            (
+                "--max-inflight",
+                cli.pacing.max_inflight.is_some() && cli.services.grab.is_none(),
+            ),
         ] {
             if given {
                 return Err(ConfigError::Usage(format!(
-                    "{flag} applies to the connect scan (-sT), not --scan {}",
+                    "{flag} applies to the connect scan (-sT) and --grab, not --scan {}",
                     scan.name()
                 )));
             }
@@ -952,7 +959,8 @@ fn banners(
             "--version-intensity, --version-light and --version-all apply to -sV".into(),
         ));
     }
-    if !cli.services.banners && !cli.services.service_version {
+    let grabbing = cli.services.grab.is_some();
+    if !cli.services.banners && !cli.services.service_version && !grabbing {
         let given = [
             ("--service-probes", cli.services.service_probes.is_some()),
             ("--banner-wait", cli.services.banner_wait.is_some()),
@@ -962,7 +970,7 @@ fn banners(
         ];
         if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
             return Err(ConfigError::Usage(format!(
-                "{flag} applies to --banners and -sV, which this scan does not run"
+                "{flag} applies to --banners and -sV (and --grab), which this scan does not run"
             )));
         }
         return Ok((None, None));
@@ -971,6 +979,13 @@ fn banners(
     // --banners collects TCP greetings only.
     let syn = slots.contains(&ScanType::Syn);
     let udp = slots.contains(&ScanType::Udp) && cli.services.service_version;
+    if grabbing && !syn {
+        let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
+        return Err(ConfigError::Usage(format!(
+            "--grab talks to the open TCP ports a SYN scan (-sS) finds, not --scan {}",
+            names.join("+")
+        )));
+    }
     if !syn && !udp {
         let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
         return Err(ConfigError::Usage(format!(
@@ -985,7 +1000,7 @@ fn banners(
         Some(Err(e)) => return Err(ConfigError::NoServiceProbes(e.clone())),
         None => None,
     };
-    let greeting_wait = cli.services.banner_wait.unwrap_or(2.0);
+    let greeting_wait = greeting_wait(cli);
     let grab = GrabOptions {
         greeting_wait: Duration::from_secs_f64(greeting_wait),
         timeout: Duration::from_secs_f64(
@@ -995,9 +1010,16 @@ fn banners(
                 .max(greeting_wait),
         ),
         idle: Duration::from_millis(500),
-        max_bytes: cli.services.banner_bytes.unwrap_or(4096) as usize,
-        max_connections: cli.services.max_connections.unwrap_or(10_000) as usize,
+        // A certificate chain or a web page is larger than a banner.
+        max_bytes: cli
+            .services
+            .banner_bytes
+            .unwrap_or(if grabbing { 65_536 } else { 4096 }) as usize,
+        max_connections: grab_bound(cli)?,
         probes: probes.clone(),
+        keep_open: grabbing,
+        udp,
+        sni: cli.services.sni.clone(),
     };
     // -sV without a probe database was refused above.
     let namer = probes
@@ -1017,6 +1039,75 @@ fn banners(
             })
         });
     Ok((Some(grab), namer))
+}
+
+/// How long an open port may stay silent before we speak. TLS and HTTP servers never speak
+/// first, and SSH's flight needs no greeting: named modules alone go at once; `auto`,
+/// `--banners` and `-sV` wait for what a port says unasked.
+fn greeting_wait(cli: &Cli) -> f64 {
+    let at_once = cli
+        .services
+        .grab
+        .as_ref()
+        .is_some_and(|g| !g.auto && !cli.services.banners && !cli.services.service_version);
+    cli.services
+        .banner_wait
+        .unwrap_or(if at_once { 0.0 } else { 2.0 })
+}
+
+/// Conversations at once: `--max-connections`, or with `--grab` also `--max-inflight` (the
+/// same bound under the name users of grabbers know).
+fn grab_bound(cli: &Cli) -> Result<usize, ConfigError> {
+    let by_grab = cli
+        .pacing
+        .max_inflight
+        .filter(|_| cli.services.grab.is_some());
+    match (cli.services.max_connections, by_grab) {
+        (Some(a), Some(b)) if a != b => Err(ConfigError::Usage(format!(
+            "--max-connections {a} and --max-inflight {b} name the same bound with --grab: give one"
+        ))),
+        (Some(n), _) | (None, Some(n)) => Ok(n as usize),
+        (None, None) => Ok(10_000),
+    }
+}
+
+/// `--grab`, `--sni`, `--http-host` and `-oZ`: the application layer's plan.
+fn app_plan(
+    cli: &Cli,
+    outputs: &Outputs,
+) -> Result<Option<std::sync::Arc<crate::app::AppPlan>>, ConfigError> {
+    let s = &cli.services;
+    let Some(spec) = s.grab.clone() else {
+        let given = [
+            ("--sni", s.sni.is_some()),
+            ("--http-host", s.http_host.is_some()),
+            ("-oZ", outputs.any(|f| f.long == "--output-zgrab")),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(ConfigError::Usage(format!(
+                "{flag} applies to --grab, which this scan does not run"
+            )));
+        }
+        return Ok(None);
+    };
+    for (flag, name) in [("--sni", &s.sni), ("--http-host", &s.http_host)] {
+        if let Some(n) = name {
+            let ok = !n.is_empty()
+                && n.len() <= 253
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b));
+            if !ok {
+                return Err(ConfigError::Usage(format!(
+                    "{flag} {n:?} is not a host name"
+                )));
+            }
+        }
+    }
+    Ok(Some(std::sync::Arc::new(crate::app::AppPlan {
+        spec,
+        sni: s.sni.clone(),
+        http_host: s.http_host.clone(),
+    })))
 }
 
 /// The port list a scan type takes: ports, protocol numbers (-sO), or none (ping), from the
@@ -1591,6 +1682,76 @@ mod tests {
         v.extend_from_slice(args);
         v.extend_from_slice(&["--seed", "1"]);
         ScanSpec::from_cli(&Cli::try_parse_from(v).expect("a valid command line"))
+    }
+
+    #[test]
+    fn grab_plans_its_modules_bounds_and_waits() {
+        let usage = |args: &[&str]| match spec(args) {
+            Err(ConfigError::Usage(m)) => m,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        let s = spec(&[
+            "198.18.0.1",
+            "-p",
+            "443",
+            "--grab",
+            "tls,http:8000-8100",
+            "--max-inflight",
+            "500",
+            "--sni",
+            "lab.example",
+        ])
+        .unwrap();
+        let apps = s.services.apps.as_ref().unwrap();
+        assert_eq!(apps.sni.as_deref(), Some("lab.example"));
+        let grab = s.services.grab.as_ref().unwrap();
+        assert_eq!(grab.max_connections, 500, "--max-inflight bounds the grabs");
+        assert_eq!(
+            grab.greeting_wait,
+            Duration::ZERO,
+            "named modules go at once"
+        );
+        assert!(grab.keep_open && !grab.udp);
+        assert_eq!(grab.max_bytes, 65_536);
+        let auto = spec(&["198.18.0.1", "-p", "443", "--grab", "auto"]).unwrap();
+        assert_eq!(
+            auto.services.grab.unwrap().greeting_wait,
+            Duration::from_secs(2),
+            "auto waits for a greeting"
+        );
+        assert!(
+            usage(&["198.18.0.1", "-p", "53", "--scan", "udp", "--grab", "tls"])
+                .contains("--grab talks to the open TCP ports")
+        );
+        assert!(
+            usage(&["198.18.0.1", "-p", "443", "--sni", "a"]).contains("--sni applies to --grab")
+        );
+        assert!(
+            usage(&["198.18.0.1", "-p", "443", "--output-zgrab", "z.json"])
+                .contains("-oZ applies to --grab")
+        );
+        assert!(usage(&[
+            "198.18.0.1",
+            "-p",
+            "443",
+            "--grab",
+            "tls",
+            "--http-host",
+            "a b"
+        ])
+        .contains("not a host name"));
+        assert!(usage(&[
+            "198.18.0.1",
+            "-p",
+            "443",
+            "--grab",
+            "tls",
+            "--max-connections",
+            "5",
+            "--max-inflight",
+            "6"
+        ])
+        .contains("same bound"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use std::{
 };
 
 use super::watermark::Holds;
+use crate::app::TlsUse;
 use crate::wire::repr::L4Repr;
 use crate::{
     cookie::PortRange,
@@ -57,6 +58,13 @@ pub struct GrabOptions {
     pub max_connections: usize,
     /// Where probes come from (`None`: the built-in HTTP and TLS ones).
     pub probes: Option<Arc<ServiceProbes>>,
+    /// `--grab`: a connection whose answer ended quietly stays open for the next exchange
+    /// (SSH's key exchange after its greeting, HTTP inside the TLS session just made).
+    pub keep_open: bool,
+    /// `-sU -sV`: open UDP ports go to the version worker (`--grab` is TCP only).
+    pub udp: bool,
+    /// `--sni`: the name our TLS sessions ask for (none: the address, which sends no SNI).
+    pub sni: Option<String>,
 }
 
 /// The window we advertise: what we are willing to keep.
@@ -91,6 +99,8 @@ pub(crate) struct Answer {
     pub(crate) end: End,
     /// From the probe (or the handshake, for the NULL probe) to the end.
     pub(crate) elapsed: Duration,
+    /// What the TLS session this conversation ran in told us (`--grab`).
+    pub(crate) tls: Option<Box<crate::app::TlsFacts>>,
     /// A UDP port enters detection: nothing was sent yet (the worker orders the first probe).
     pub(crate) opening: bool,
 }
@@ -107,8 +117,8 @@ pub enum Order {
         payload: Vec<u8>,
         wait: Duration,
         reuse: bool,
-        /// Inside TLS.
-        tls: bool,
+        /// Plain, inside TLS, or the TLS handshake alone.
+        tls: TlsUse,
     },
     /// Detection is over: close what is still open.
     Close { key: (IpAddr, u16) },
@@ -138,8 +148,9 @@ struct Conn {
     wait: Duration,
     /// The TLS session this conversation runs in (`-sV` on `ssl` ports).
     tls: Option<Box<super::tls::TlsLayer>>,
-    /// Open TLS once the handshake is done (a connection of our own for a probe inside TLS).
-    wants_tls: bool,
+    /// Open TLS once the handshake is done (a connection of our own for a probe inside TLS),
+    /// or only make the handshake.
+    wants_tls: TlsUse,
 }
 
 #[derive(Debug)]
@@ -243,7 +254,7 @@ impl Grabber {
     /// An open UDP port (`-sU -sV`): hands it to the version worker, which orders its probes.
     /// Returns the record when the table is full (reported as it is).
     pub(crate) fn open_udp(&mut self, record: Record) -> Option<Record> {
-        let Some(detecting) = &self.detecting else {
+        let Some(detecting) = self.detecting.as_ref().filter(|_| self.opts.udp) else {
             return Some(record);
         };
         let key = (record.ip, record.port);
@@ -260,6 +271,7 @@ impl Grabber {
             end: End::Quiet,
             elapsed: Duration::ZERO,
             opening: true,
+            tls: None,
         });
         None
     }
@@ -419,7 +431,7 @@ impl Grabber {
                 started: now,
                 wait: self.opts.greeting_wait,
                 tls: None,
-                wants_tls: false,
+                wants_tls: TlsUse::No,
             },
         );
         None
@@ -501,6 +513,7 @@ impl Grabber {
                         p.into()
                     }
                     Err(super::tls::TlsEnded) => {
+                        t.refused(data);
                         tls_failed = true;
                         Vec::new().into()
                     }
@@ -515,6 +528,10 @@ impl Grabber {
             }
             if c.buf.len() >= self.opts.max_bytes {
                 done = true;
+            }
+            if c.wants_tls == TlsUse::Handshake && c.tls.as_ref().is_some_and(|t| !t.handshaking())
+            {
+                done = true; // only the handshake was asked for
             }
             if !app.is_empty() {
                 // Once the port has spoken, a quiet spell ends the banner.
@@ -540,7 +557,7 @@ impl Grabber {
         // of ours (handshake, the probe) carry the acknowledgement.
         let (sport, snd, rcv) = (c.sport, c.snd_nxt, c.rcv_nxt);
         let fin = f.has(TcpFlags::FIN);
-        if tls_out.is_empty() || done {
+        if tls_out.is_empty() {
             self.send(key.0, sport, key.1, snd, rcv, TcpFlags::ACK, &[]);
         } else {
             self.send_probe(key, tls_out, now);
@@ -587,8 +604,9 @@ impl Grabber {
             c.phase = Phase::Greeting;
         }
         // Inside TLS the first bytes are the ClientHello; the probe follows the handshake.
-        let bytes = if c.wants_tls {
-            match super::tls::TlsLayer::new(key.0, &payload) {
+        let bytes = if c.wants_tls != TlsUse::No {
+            match super::tls::TlsLayer::new(key.0, &payload, self.opts.sni.as_deref(), c.wants_tls)
+            {
                 Some(mut t) => {
                     let hello = t.outgoing();
                     c.tls = Some(Box::new(t));
@@ -719,14 +737,31 @@ impl Grabber {
                     .get(&key)
                     .is_some_and(|c| matches!(c.phase, Phase::Waiting));
                 if reuse && waiting {
+                    let sni = self.opts.sni.clone();
                     let c = self.conns.get_mut(&key).expect("waiting");
                     c.record = Some(*record);
                     c.probe = Some(name);
-                    c.buf.clear();
+                    // What came while it waited (a greeting's second part) stays.
                     c.started = now;
                     c.wait = wait;
                     c.deadline = now + wait;
                     c.phase = Phase::Probed;
+                    if c.tls.is_none() && tls != TlsUse::No {
+                        // TLS begins on this connection (`--grab`: after a silent greeting).
+                        match super::tls::TlsLayer::new(key.0, &payload, sni.as_deref(), tls) {
+                            Some(t) => c.tls = Some(Box::new(t)),
+                            None => {
+                                self.end_version(key, End::Failed, true, now);
+                                return;
+                            }
+                        }
+                        c.wants_tls = tls;
+                        let c = self.conns.get_mut(&key).expect("waiting");
+                        let hello = c.tls.as_mut().map(|t| t.outgoing()).unwrap_or_default();
+                        self.send_probe(key, hello, now);
+                        return;
+                    }
+                    c.wants_tls = tls;
                     let bytes = match c.tls.as_mut() {
                         Some(t) => {
                             t.write(&payload);
@@ -758,7 +793,7 @@ impl Grabber {
         name: String,
         payload: Vec<u8>,
         wait: Duration,
-        tls: bool,
+        tls: TlsUse,
         now: Instant,
     ) {
         let sport = self.next_source_port();
@@ -902,7 +937,11 @@ impl Grabber {
             && data.is_empty()
             && c.probe.as_deref().is_none_or(|p| p == "NULL")
             && matches!(c.phase, Phase::Greeting);
-        if silent_null {
+        let tls = c.tls.as_ref().map(|t| Box::new(t.facts()));
+        // --grab: a connection that ended quietly (and whose TLS, if any, is up) serves the
+        // next exchange.
+        let usable = tls.as_ref().is_none_or(|t| t.complete);
+        if silent_null || (self.opts.keep_open && end == End::Quiet && usable) {
             c.phase = Phase::Waiting;
             c.deadline = now + Duration::from_secs(10);
         } else if reset {
@@ -910,7 +949,7 @@ impl Grabber {
         } else {
             self.conns.remove(&key);
         }
-        self.answer(key, Box::new(record), data, end, elapsed);
+        self.answer_tls(key, Box::new(record), data, end, elapsed, tls);
         None
     }
 
@@ -922,6 +961,18 @@ impl Grabber {
         end: End,
         elapsed: Duration,
     ) {
+        self.answer_tls(key, record, data, end, elapsed, None);
+    }
+
+    fn answer_tls(
+        &mut self,
+        key: (IpAddr, u16),
+        record: Box<Record>,
+        data: Vec<u8>,
+        end: End,
+        elapsed: Duration,
+        tls: Option<Box<crate::app::TlsFacts>>,
+    ) {
         if self.versioned() {
             self.answers.push(Answer {
                 key,
@@ -930,6 +981,7 @@ impl Grabber {
                 end,
                 elapsed,
                 opening: false,
+                tls,
             });
         }
     }
@@ -974,6 +1026,7 @@ impl Grabber {
             banner: c.buf,
             probe: c.probe,
             service: None,
+            app: Vec::new(),
         }));
         r
     }
@@ -1093,6 +1146,9 @@ mod tests {
             max_bytes: 16,
             max_connections: 2,
             probes: None,
+            keep_open: false,
+            udp: true,
+            sni: None,
         }
     }
 
@@ -1279,7 +1335,7 @@ mod tests {
             payload: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
             wait: Duration::from_secs(1),
             reuse,
-            tls: false,
+            tls: crate::app::TlsUse::No,
         };
         g.order(probe(true), t0 + ms(160));
         let sent = next(&mut g).unwrap();

@@ -13,12 +13,12 @@ mod lifecycle;
 pub(crate) mod monitor;
 pub(crate) mod packet_trace;
 mod phases;
+pub(crate) mod port_worker;
 pub(crate) mod rate;
 pub(crate) mod silence;
 pub(crate) mod stats;
 pub(crate) mod tls;
 pub(crate) mod trace_table;
-pub(crate) mod version;
 pub(crate) mod watermark;
 
 use std::{
@@ -92,6 +92,8 @@ pub(crate) struct Plan {
     pub(crate) grab: Option<grab::GrabOptions>,
     /// Name services from their banners (`-sV`).
     pub(crate) namer: Option<Arc<crate::service::Namer>>,
+    /// The application layer's grabs (`--grab`).
+    pub(crate) apps: Option<Arc<crate::app::AppPlan>>,
     /// Where each transmit thread is now, for checkpoints taken while the scan runs.
     pub(crate) live: Option<Arc<LivePositions>>,
     /// From a resume: probes past its positions that answered, and results the interrupted

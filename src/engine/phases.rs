@@ -23,10 +23,10 @@ use super::{
     lifecycle::{Channel, Lifecycle, Phases, Reached},
     monitor::Progress,
     packet_trace::PacketTrace,
-    pin, receive, serve_injections, silence,
+    pin, port_worker, receive, serve_injections, silence,
     trace_table::TraceTable,
-    transmit, version, watermark, EngineError, Interrupts, NamedSink, OutMsg, Outcome, Plan,
-    Position, RawModule, RxSide, StopReason, TxExtras, OUT_QUEUE,
+    transmit, watermark, EngineError, Interrupts, NamedSink, OutMsg, Outcome, Plan, Position,
+    RawModule, RxSide, StopReason, TxExtras, OUT_QUEUE,
 };
 use crate::{
     io::{RxQueue, TxQueue},
@@ -151,37 +151,42 @@ impl<'p> Run<'p> {
         self.life.outcome(ended, reached)
     }
 
-    /// The -sV worker, which matches answers off the receive thread (`version.rs`), and the
-    /// grabber's link to it.
+    /// The port worker (`-sV`, `--grab`), which reads answers off the receive thread
+    /// (`port_worker.rs`), and the grabber's link to it.
     fn spawn_version<'s>(
         &'s self,
         s: &'s Scope<'s, '_>,
         rec_tx: &Sender<OutMsg>,
     ) -> Option<VersionLink> {
-        let namer = self
-            .life
-            .plan
-            .namer
-            .as_ref()
-            .filter(|_| self.life.plan.grab.is_some())?;
+        let plan = self.life.plan;
+        let grab = plan.grab.as_ref()?;
+        if plan.namer.is_none() && plan.apps.is_none() {
+            return None;
+        }
         let detecting = Arc::new(AtomicUsize::new(0));
         let (rec_tx, counted) = (rec_tx.clone(), detecting.clone());
         let (answers, orders) = (unbounded::<grab::Answer>(), unbounded::<grab::Order>());
         let (answer_rx, order_tx) = (answers.1, orders.0);
+        let max_wait = grab.timeout;
         s.spawn(move || {
-            let work = version::VersionWork {
-                db: namer.probes.clone(),
-                namer,
-                intensity: namer.intensity,
-                max_wait: self
-                    .life
-                    .plan
-                    .grab
-                    .as_ref()
-                    .map_or(Duration::from_secs(5), |g| g.timeout),
-                tls: true,
+            let work = port_worker::PortWork {
+                version: plan.namer.as_deref().map(|namer| port_worker::VersionWork {
+                    db: namer.probes.clone(),
+                    namer,
+                    intensity: namer.intensity,
+                    tls: true,
+                }),
+                apps: plan.apps.as_deref(),
+                max_wait,
             };
-            version::run(work, answer_rx, order_tx, rec_tx, &counted, self.life.stats)
+            let links = port_worker::Links {
+                answers: answer_rx,
+                orders: order_tx,
+                out: rec_tx,
+                detecting: &counted,
+                stats: self.life.stats,
+            };
+            port_worker::run(work, links)
         });
         Some(VersionLink {
             answers: answers.0,

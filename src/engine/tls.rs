@@ -9,6 +9,7 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
+use crate::app::{TlsFacts, TlsUse};
 use rustls::{
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     pki_types::{CertificateDer, ServerName, UnixTime},
@@ -54,20 +55,24 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
-fn config() -> Option<Arc<ClientConfig>> {
-    static CONFIG: OnceLock<Option<Arc<ClientConfig>>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let cfg = ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .ok()?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth();
-            Some(Arc::new(cfg))
-        })
-        .clone()
+/// The client configuration: no ALPN for a session that carries a probe (the server's
+/// default protocol), `h2` and `http/1.1` offered for a handshake alone (`--grab tls`: which
+/// one the server picks is a fact worth recording).
+fn config(mode: TlsUse) -> Option<Arc<ClientConfig>> {
+    static CONFIGS: OnceLock<[Option<Arc<ClientConfig>>; 2]> = OnceLock::new();
+    let make = |alpn: &[&[u8]]| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Some(Arc::new(cfg))
+    };
+    let configs = CONFIGS.get_or_init(|| [make(&[]), make(&[b"h2", b"http/1.1"])]);
+    configs[usize::from(mode == TlsUse::Handshake)].clone()
 }
 
 /// The session failed (an alert, a protocol error) or the server closed it.
@@ -78,6 +83,9 @@ pub(crate) struct TlsEnded;
 /// One TLS session over a grabber connection.
 pub(crate) struct TlsLayer {
     conn: ClientConnection,
+    /// The bytes it could not read, as received (`TlsFacts::refused`).
+    refused: Vec<u8>,
+    failed: bool,
 }
 
 impl std::fmt::Debug for TlsLayer {
@@ -89,14 +97,60 @@ impl std::fmt::Debug for TlsLayer {
 }
 
 impl TlsLayer {
-    /// A session to `server` that will send `probe` once it is up.
-    pub(crate) fn new(server: IpAddr, probe: &[u8]) -> Option<Self> {
-        let mut conn =
-            ClientConnection::new(config()?, ServerName::IpAddress(server.into())).ok()?;
+    /// A session to `server` (asking for `sni` when named) that will send `probe` once it is
+    /// up.
+    pub(crate) fn new(
+        server: IpAddr,
+        probe: &[u8],
+        sni: Option<&str>,
+        mode: TlsUse,
+    ) -> Option<Self> {
+        let name = match sni.and_then(|n| ServerName::try_from(n.to_string()).ok()) {
+            Some(n) => n,
+            None => ServerName::IpAddress(server.into()),
+        };
+        let mut conn = ClientConnection::new(config(mode)?, name).ok()?;
         if !probe.is_empty() {
             conn.writer().write_all(probe).ok()?;
         }
-        Some(Self { conn })
+        Some(Self {
+            conn,
+            refused: Vec::new(),
+            failed: false,
+        })
+    }
+
+    pub(crate) fn handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// The session broke on `data` (kept, bounded, for what the port speaks instead) while
+    /// it was being made.
+    pub(crate) fn refused(&mut self, data: &[u8]) {
+        if !self.conn.is_handshaking() {
+            return; // the session was made; this is its end (close_notify), not a refusal
+        }
+        self.failed = true;
+        let room = 4096usize.saturating_sub(self.refused.len());
+        self.refused
+            .extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    /// What the session told us so far.
+    pub(crate) fn facts(&self) -> TlsFacts {
+        let c = &self.conn;
+        TlsFacts {
+            version: c.protocol_version().map_or(0, |v| v.into()),
+            suite: c.negotiated_cipher_suite().map_or(0, |s| s.suite().into()),
+            alpn: c.alpn_protocol().map(<[u8]>::to_vec),
+            chain: c
+                .peer_certificates()
+                .map(|certs| certs.iter().map(|d| d.to_vec()).collect())
+                .unwrap_or_default(),
+            complete: !self.failed && !c.is_handshaking(),
+            alert: None,
+            refused: self.refused.clone(),
+        }
     }
 
     /// Sends `probe` (buffered until the handshake is done).
@@ -145,8 +199,13 @@ mod tests {
 
     #[test]
     fn a_client_hello_goes_out_first() {
-        let mut t =
-            TlsLayer::new("198.19.0.1".parse().unwrap(), b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut t = TlsLayer::new(
+            "198.19.0.1".parse().unwrap(),
+            b"GET / HTTP/1.0\r\n\r\n",
+            None,
+            TlsUse::Session,
+        )
+        .unwrap();
         let hello = t.outgoing();
         assert_eq!(hello[0], 0x16, "a handshake record");
         assert_eq!(hello[5], 0x01, "ClientHello");

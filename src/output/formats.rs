@@ -15,6 +15,7 @@ use super::{
     normal::NormalSink,
     replies::RepliesSink,
     xml::XmlSink,
+    zgrab::ZgrabSink,
     RunInfo, Sink,
 };
 
@@ -135,6 +136,9 @@ formats! {
     /// CSV with `--fields`' columns (ZMap's).
     Csv => results("--csv", &[], Layout::Stream,
         |p, c| Ok(Box::new(CsvSink::new(stream(p, c)?, c.csv_fields.to_vec())?))),
+    /// ZGrab2's JSON of the grabs (`-oZ`, `--grab`).
+    Zgrab => results("--output-zgrab", &["-oZ"], Layout::Stream,
+        |p, c| Ok(Box::new(ZgrabSink::new(stream(p, c)?)))),
     /// Every validated reply as received, a pcap file (`--pcap-replies`).
     Replies => FormatRow {
         results: false,

@@ -13,6 +13,7 @@ pub mod ndjson;
 pub(crate) mod normal;
 pub(crate) mod replies;
 pub(crate) mod xml;
+pub(crate) mod zgrab;
 
 use std::{
     net::{IpAddr, Ipv4Addr},

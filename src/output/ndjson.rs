@@ -2,7 +2,8 @@
 //!
 //! Fields: `ip`, `port`, `proto`, `state`, `reason`, `ttl`, `scan`, `ts` (RFC 3339 UTC), and
 //! `responder` when someone other than the target answered; with `--banners` / `-sV` also
-//! `banner` (escaped), `probe` (what we sent, if anything) and `service`; with `--traceroute`
+//! `banner` (escaped), `probe` (what we sent, if anything) and `service`; with `--grab`
+//! `data`, ZGrab2's object of each module's result; with `--traceroute`
 //! `trace` (`reached`, `hops` of `ttl`, `ip` or null, `rtt_ms`).
 //!
 //! Results published to NATS (`dist`) are these lines with one more field, `x`: the reply's
@@ -36,6 +37,9 @@ struct Line<'a> {
     service: Option<&'a crate::service::Service>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace: Option<TraceJson>,
+    /// `--grab`: ZGrab2's `data` (each module's result under its name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     x: Option<Facts>,
 }
@@ -72,6 +76,8 @@ struct LineIn {
     service: Option<crate::service::Service>,
     #[serde(default)]
     trace: Option<TraceIn>,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
     #[serde(default)]
     x: Option<Facts>,
 }
@@ -139,8 +145,12 @@ pub(crate) fn from_line(s: &str) -> Result<Record, String> {
     let l: LineIn = serde_json::from_str(s).map_err(|e| e.to_string())?;
     let scan = ScanType::from_name(&l.scan).ok_or_else(|| format!("unknown scan {:?}", l.scan))?;
     let ts = humantime::parse_rfc3339(&l.ts).map_err(|e| format!("ts: {e}"))?;
+    let app = match &l.data {
+        Some(d) => crate::app::from_data(d)?,
+        None => Vec::new(),
+    };
     let grab = match (l.banner, l.probe, l.service) {
-        (None, None, None) => None,
+        (None, None, None) if app.is_empty() => None,
         (banner, probe, service) => Some(Arc::new(crate::service::Grab {
             banner: match banner {
                 Some(b) => crate::service::unescape_banner(&b).ok_or("banner: bad escape")?,
@@ -148,6 +158,7 @@ pub(crate) fn from_line(s: &str) -> Result<Record, String> {
             },
             probe,
             service,
+            app,
         })),
     };
     let trace = l.trace.map(|t| {
@@ -216,6 +227,11 @@ fn line(r: &Record, facts: bool) -> Line<'_> {
                 })
                 .collect(),
         }),
+        data: r
+            .grab
+            .as_ref()
+            .filter(|g| !g.app.is_empty())
+            .map(|g| crate::app::data_json(&g.app)),
         x: facts.then_some(Facts {
             local: r.local,
             ipid: r.facts.ipid,
@@ -275,6 +291,14 @@ mod tests {
             banner: b"SSH-2.0-x\r\n\x00\xff\\".to_vec(),
             probe: Some("GetRequest".into()),
             service: None,
+            app: vec![crate::app::AppResult {
+                module: "ssh".into(),
+                status: "success".into(),
+                protocol: "ssh".into(),
+                result: serde_json::json!({"server_id": {"raw": "SSH-2.0-x"}}),
+                timestamp: "2026-11-18T11:06:40Z".into(),
+                error: None,
+            }],
         }));
         r.trace = Some(Arc::new(Trace {
             proto: Proto::Tcp,

@@ -82,16 +82,24 @@ pub(crate) fn entry(r: &Record, table: Option<&PortTable>) -> Entry {
                 ),
                 None => (name(), String::new()),
             };
-            (
-                super::xml::port_order(r.proto, r.port),
-                PORT,
-                format!(
-                    "{}/{}{SEP}{}{SEP}{service}{SEP}{version}",
-                    r.port,
-                    r.proto.as_str(),
-                    r.state
-                ),
-            )
+            // --grab: nmap's script lines under the row (a fifth column).
+            let scripts: Vec<String> = r
+                .grab
+                .iter()
+                .flat_map(|g| crate::app::nmap::scripts(&g.app))
+                .flat_map(|s| crate::app::nmap::normal_lines(&s))
+                .collect();
+            let mut text = format!(
+                "{}/{}{SEP}{}{SEP}{service}{SEP}{version}",
+                r.port,
+                r.proto.as_str(),
+                r.state
+            );
+            if !scripts.is_empty() {
+                text.push(SEP);
+                text.push_str(&scripts.join("\n"));
+            }
+            (super::xml::port_order(r.proto, r.port), PORT, text)
         }
     };
     Entry {
@@ -153,6 +161,10 @@ fn table(head: [&str; 4], rows: &[Vec<String>]) -> String {
     for r in rows {
         let cells: Vec<&str> = r.iter().map(String::as_str).collect();
         s.push_str(&line(&cells));
+        if let Some(scripts) = r.get(4) {
+            s.push_str(scripts);
+            s.push('\n');
+        }
     }
     s
 }

@@ -223,7 +223,37 @@ fn grab_elements(r: &Record) -> String {
             xml_escape(&crate::service::escape_banner(&g.banner))
         ));
     }
+    for script in crate::app::nmap::scripts(&g.app) {
+        s.push_str(&format!(
+            "<script id=\"{}\" output=\"{}\">",
+            script.id,
+            xml_escape(&script.output)
+        ));
+        script_nodes(&mut s, &script.nodes);
+        s.push_str("</script>");
+    }
     s
+}
+
+/// A script's `<elem>`s and `<table>`s, as nmap's XML nests them.
+fn script_nodes(s: &mut String, nodes: &[crate::app::nmap::Node]) {
+    use crate::app::nmap::Node;
+    let key = |k: &Option<String>| match k {
+        Some(k) => format!(" key=\"{}\"", xml_escape(k)),
+        None => String::new(),
+    };
+    for n in nodes {
+        match n {
+            Node::Elem(k, v) => {
+                s.push_str(&format!("<elem{}>{}</elem>", key(k), xml_escape(v)));
+            }
+            Node::Table(k, inner) => {
+                s.push_str(&format!("<table{}>", key(k)));
+                script_nodes(s, inner);
+                s.push_str("</table>");
+            }
+        }
+    }
 }
 
 /// nmap's `<trace>`: one `<hop>` per TTL that answered.

@@ -150,6 +150,8 @@ pub(crate) struct Grab {
     pub(crate) probe: Option<String>,
     /// Named from the banner (`-sV`), or from the port table.
     pub(crate) service: Option<Service>,
+    /// The application layer's results (`--grab`), one per module.
+    pub(crate) app: Vec<crate::app::AppResult>,
 }
 
 /// What `-sV` names services with: the probe database (run by `detect` on the version worker),
