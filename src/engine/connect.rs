@@ -4,7 +4,7 @@
 
 use std::{
     cell::Cell,
-    collections::VecDeque,
+    collections::{HashMap, HashSet, VecDeque},
     net::IpAddr,
     sync::atomic::{AtomicBool, Ordering::Relaxed},
     thread::Scope,
@@ -85,15 +85,19 @@ pub(crate) fn run(
         opts,
         conn: Cell::new(Some(conn)),
         walked: Cell::new(0),
+        complete: Cell::new(false),
+        finished_after: Cell::new(Vec::new()),
         total,
     };
     let ended = life.drive(&phases, sinks);
-    let walked = phases.walked.get();
     let reached = Reached {
-        positions: vec![Position { pass: 0, walked }],
-        complete: walked == total,
+        positions: vec![Position {
+            pass: 0,
+            walked: phases.walked.get(),
+        }],
+        complete: phases.complete.get(),
         governor: None,
-        answered_after: Vec::new(),
+        answered_after: phases.finished_after.take(),
     };
     life.outcome(ended, reached)
 }
@@ -104,8 +108,12 @@ struct ConnectPhases<'l, 'p> {
     opts: &'l ConnectOptions,
     /// Taken by `start`.
     conn: Cell<Option<Connector>>,
-    /// Where the walk stopped, set by `conclude`.
+    /// Where a resume starts, set by `conclude`: the walk's position, or the first one whose
+    /// target is unfinished.
     walked: Cell<u64>,
+    /// Indices past `walked` that are finished: the resume skips them.
+    finished_after: Cell<Vec<u64>>,
+    complete: Cell<bool>,
     total: u64,
 }
 
@@ -126,6 +134,7 @@ impl Phases for ConnectPhases<'_, '_> {
         let plan = life.plan;
         let walker = plan.walker(0, 1, 0);
         Stats::add(&life.stats.walked, walker.walked());
+        let skip = plan.answered_before.iter().copied().collect();
         Connects {
             life,
             timeout: self.opts.timeout,
@@ -134,7 +143,8 @@ impl Phases for ConnectPhases<'_, '_> {
             walker,
             limiter: RateLimiter::new(plan.rate as f64),
             retry: VecDeque::new(),
-            attempts: Default::default(),
+            unfinished: Default::default(),
+            skip,
             exhausted: false,
             tracer: plan.packet_trace.then(|| PacketTrace::new(life.start)),
             results: results.clone(),
@@ -153,10 +163,22 @@ impl Phases for ConnectPhases<'_, '_> {
 
     fn conclude(&self, c: Connects<'_>, _: Option<Instant>, stop: StopReason, _: &Sender<OutMsg>) {
         let walked = c.walker.walked();
-        self.walked.set(walked);
-        let complete = stop == StopReason::Completed && walked == self.total;
+        let (resume_at, finished_after) = c.resume_point(walked);
+        self.walked.set(resume_at);
+        self.finished_after.set(finished_after);
+        let complete = stop == StopReason::Completed && resume_at == self.total;
+        self.complete.set(complete);
         self.life.out_state.complete.store(complete, Relaxed);
     }
+}
+
+/// A target started and not finished.
+struct Unfinished {
+    index: u64,
+    /// Its position in the walk.
+    ordinal: u64,
+    /// Connects so far.
+    attempts: u32,
 }
 
 /// A connect scan under way: the connections in flight, the walk, the retries.
@@ -169,7 +191,11 @@ struct Connects<'l> {
     limiter: RateLimiter,
     /// Targets whose connect timed out, to try again (`--retries`).
     retry: VecDeque<(IpAddr, u16)>,
-    attempts: std::collections::HashMap<(IpAddr, u16), u32>,
+    /// Every target started and not yet finished (in flight or waiting for its retry): what a
+    /// resume must probe again.
+    unfinished: HashMap<(IpAddr, u16), Unfinished>,
+    /// Indices a resumed run finds finished already (`Plan::answered_before`).
+    skip: HashSet<u64>,
     /// The walk is over.
     exhausted: bool,
     tracer: Option<PacketTrace>,
@@ -235,18 +261,12 @@ impl Connects<'_> {
     /// Starts the connections there is room and rate for: retries first, then the walk.
     fn start_some(&mut self) -> Result<(), EngineError> {
         let room = self.max_in_flight - self.conn.in_flight();
-        let (plan, stats, interrupts) = (self.life.plan, self.life.stats, self.life.interrupts);
+        let (stats, interrupts) = (self.life.stats, self.life.interrupts);
         let n = self
             .limiter
             .allowance(room.min(64), || interrupts.load(Relaxed) > 0);
         for _ in 0..n {
-            let next = self.retry.pop_front().or_else(|| {
-                let i = self.walker.next();
-                if i.is_none() {
-                    self.exhausted = true;
-                }
-                i.map(|i| plan.space.get(i))
-            });
+            let next = self.retry.pop_front().or_else(|| self.next_target());
             let Some((ip, port)) = next else { break };
             Stats::add(&stats.sent, 1);
             self.limiter.sent(1);
@@ -265,6 +285,44 @@ impl Connects<'_> {
         let walked = &stats.walked;
         Stats::add(walked, w.saturating_sub(Stats::get(walked)));
         Ok(())
+    }
+
+    /// The walk's next target not finished already, taken as unfinished.
+    fn next_target(&mut self) -> Option<(IpAddr, u16)> {
+        loop {
+            let Some(index) = self.walker.next() else {
+                self.exhausted = true;
+                return None;
+            };
+            if self.skip.contains(&index) {
+                continue;
+            }
+            let target = self.life.plan.space.get(index);
+            let ordinal = self.walker.walked() - 1;
+            let u = Unfinished {
+                index,
+                ordinal,
+                attempts: 0,
+            };
+            self.unfinished.insert(target, u);
+            return Some(target);
+        }
+    }
+
+    /// Where a resume starts and which indices past it are finished: the first unfinished
+    /// target's position (all of the walk when none is), and every index walked from there
+    /// that is not unfinished (docs/design.md, "Resume adds up").
+    fn resume_point(&self, walked: u64) -> (u64, Vec<u64>) {
+        let Some(first) = self.unfinished.values().map(|u| u.ordinal).min() else {
+            return (walked, Vec::new());
+        };
+        let plan = self.life.plan;
+        let open: HashSet<u64> = self.unfinished.values().map(|u| u.index).collect();
+        let mut w = plan.cycle.walker(plan.shard.0, plan.shard.1, 0, 1);
+        w.advance(first);
+        let mut finished: Vec<u64> = w.stop_at(walked).filter(|i| !open.contains(i)).collect();
+        finished.sort_unstable();
+        (first, finished)
     }
 
     fn write(&self, r: Record) {
@@ -298,18 +356,20 @@ impl Connects<'_> {
         };
         match classify(outcome) {
             Some((state, reason)) => {
-                self.attempts.remove(&(ip, port));
+                self.unfinished.remove(&(ip, port));
                 Stats::add(&stats.validated, 1);
                 stats.count_state(state);
                 self.write(record(state, reason));
             }
             None => {
-                let n = self.attempts.entry((ip, port)).or_insert(1);
-                if *n <= plan.retries {
-                    *n += 1;
+                let tries = self.unfinished.get_mut(&(ip, port)).map(|u| {
+                    u.attempts += 1;
+                    u.attempts
+                });
+                if tries.is_some_and(|n| n <= plan.retries) {
                     self.retry.push_back((ip, port));
                 } else {
-                    self.attempts.remove(&(ip, port));
+                    self.unfinished.remove(&(ip, port));
                     if plan.report_silent {
                         stats.count_state(PortState::Filtered);
                         self.write(record(PortState::Filtered, Reason::NoResponse));
