@@ -504,10 +504,11 @@ fn shard_holder(
     }
 }
 
-/// Results held in the process (a grab waiting for its banner, a trace waiting for the end of
-/// the scan) hold the checkpoint back: a worker killed while it holds them loses none.
+/// Results held in the process (a grab waiting for its banner, an application-layer grab of
+/// `--grab`, a trace waiting for the end of the scan) hold the checkpoint back: a worker killed
+/// while it holds them loses none.
 #[test]
-fn a_worker_killed_while_it_holds_banners_and_traces_loses_nothing() {
+fn a_worker_killed_while_it_holds_banners_grabs_and_traces_loses_nothing() {
     if !lab_available() || !nats_available() {
         return;
     }
@@ -515,7 +516,7 @@ fn a_worker_killed_while_it_holds_banners_and_traces_loses_nothing() {
     let nats = Nats::start(&lab, 1);
     let url = nats.url();
     // 64 hosts x (22: an SSH greeting at once, 9999: silent, held the whole --banner-wait).
-    let jobs: [(&str, &[&str]); 2] = [
+    let jobs: [(&str, &[&str]); 3] = [
         (
             "held-banners",
             &[
@@ -531,6 +532,21 @@ fn a_worker_killed_while_it_holds_banners_and_traces_loses_nothing() {
         (
             "held-traces",
             &["-p", "22", "--traceroute", "--rate", "100"],
+        ),
+        // --grab auto: 22 identified by its greeting, 9999 held through the greeting's wait
+        // and a ClientHello and a request that get nothing.
+        (
+            "held-grabs",
+            &[
+                "-p",
+                "22,9999",
+                "--grab",
+                "auto",
+                "--banner-wait",
+                "3",
+                "--rate",
+                "16",
+            ],
         ),
     ];
     for (job, extra) in jobs {
@@ -567,7 +583,7 @@ fn a_worker_killed_while_it_holds_banners_and_traces_loses_nothing() {
             .collect();
         keys.sort();
         keys.dedup();
-        let ports = if job == "held-banners" { 2 } else { 1 };
+        let ports = if job == "held-traces" { 1 } else { 2 };
         assert_eq!(
             (results.len(), keys.len()),
             (64 * ports, 64 * ports),
@@ -575,7 +591,18 @@ fn a_worker_killed_while_it_holds_banners_and_traces_loses_nothing() {
         );
         for r in &results {
             assert_eq!(r["state"], "open", "{job}: {r}");
-            if job == "held-banners" {
+            if job == "held-grabs" {
+                // The lab's 22 greets and then waits: the key exchange times out.
+                let data = &r["data"];
+                match r["port"].as_u64() {
+                    Some(22) => {
+                        assert_eq!(data["ssh"]["status"], "io-timeout", "{r}");
+                        let id = &data["ssh"]["result"]["server_id"];
+                        assert_eq!(id["software"], "OpenSSH_9.2p1", "{r}");
+                    }
+                    _ => assert_eq!(data["banner"]["error"], "no service: the port says nothing"),
+                }
+            } else if job == "held-banners" {
                 let banner = r["banner"].as_str().expect("a banner field");
                 match r["port"].as_u64() {
                     Some(22) => assert!(banner.starts_with("SSH-2.0-"), "{r}"),
