@@ -14,6 +14,9 @@
 #   4434  openssl s_server: the self-signed legacy certificate, or the RSA leaf to SNI lab.example
 #   For --grab auto, protocols on ports that do not name them:
 #   8081  nginx TLS (the ECDSA leaf)     2222  nginx HTTP
+#   For --http-redirects:
+#   8082  nginx HTTP: / is 302 /hop (a relative Location), /hop is 301 http://ADDRESS:8082/index.html
+#   8083  nginx HTTP: / is 301 https://ADDRESS/ (another port: not followed)
 #   443 of 198.19.20.0/24 is OpenSSH (nftables redirects it to 22)
 #   2323  accepts and closes at once     2324  accepts, says nothing, closes on any data
 #   9999  accepts and says nothing, ever
@@ -82,6 +85,12 @@ http {
     root $DIR;
     server { listen 80 backlog=65535; listen 2222; listen [::]:80; }
     server {
+        listen 8082; absolute_redirect off;
+        location = / { return 302 /hop; }
+        location = /hop { return 301 http://\$host:8082/index.html; }
+    }
+    server { listen 8083; location = / { return 301 https://\$host/; } }
+    server {
         listen 443 ssl; listen [::]:443 ssl;
         ssl_certificate $DIR/rsa.chain; ssl_certificate_key $DIR/rsa.key;
     }
@@ -123,10 +132,10 @@ NFT
 
 for _ in $(seq 100); do
     up=0
-    for p in 22 2022 2122 80 443 8443 8444 4433 4434 8081 2222 2323 2324 9999; do
+    for p in 22 2022 2122 80 443 8443 8444 4433 4434 8081 8082 8083 2222 2323 2324 9999; do
         ss -Hltn "sport = :$p" | grep -q . && up=$((up + 1))
     done
-    [ "$up" = 14 ] && exit 0
+    [ "$up" = 16 ] && exit 0
     sleep 0.1
 done
 echo "lab-grab: not every server listens:" >&2

@@ -173,8 +173,8 @@ table inet lab {
 NFT
     if [ "${LAB_GRAB:-0}" = 1 ]; then
         # Real TLS, HTTP and SSH servers for --grab: see lab-grab.sh.
-        TCP_PORTS=22,80,443,2022,2122,2222,2323,2324,4433,4434,8081,8443,8444,9999
-        LISTENERS=14 # lab-grab.sh waited for them; not every one listens on IPv6
+        TCP_PORTS=22,80,443,2022,2122,2222,2323,2324,4433,4434,8081,8082,8083,8443,8444,9999
+        LISTENERS=16 # lab-grab.sh waited for them; not every one listens on IPv6
         ip netns exec "$TGT" bash "$HERE/lab-grab.sh" "${TMPDIR:-/tmp}/xdpscan-$P-services" \
             || die "lab grab servers did not start"
     elif [ "${LAB_DAEMONS:-0}" = 1 ]; then

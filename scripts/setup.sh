@@ -29,6 +29,8 @@ if [ "${1:-}" = --test ]; then
         nats-server curl
         # the order of a scan's fsyncs and renames (tests/shards_and_dry_run.rs)
         strace
+        # pip, for the one reference Debian does not package (below)
+        python3-pip
     )
 fi
 missing=()
@@ -65,6 +67,15 @@ if [ ${#missing[@]} -gt 0 ]; then
             $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
         done
     fi
+fi
+
+# JARM's reference (pyjarm, which sends Salesforce's hellos byte for byte), from PyPI into a
+# directory of its own: tests/daemons_grab compares `--grab jarm` with it.
+ORACLES=${XDPSCAN_ORACLES:-/opt/xdpscan-oracles}
+if [ "${1:-}" = --test ] && [ ! -d "$ORACLES/python/jarm" ]; then
+    echo "setup: installing pyjarm 0.0.5 into $ORACLES/python"
+    $SUDO python3 -m pip install -q --root-user-action=ignore --disable-pip-version-check \
+        --target "$ORACLES/python" pyjarm==0.0.5
 fi
 
 if ! command -v cargo >/dev/null; then

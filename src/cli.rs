@@ -360,12 +360,13 @@ pub(crate) struct ServiceArgs {
     #[arg(help_heading = "Services", long = "banners")]
     pub(crate) banners: bool,
 
-    /// Grab TLS certificates, HTTP, SSH host keys from open ports (tls,http,ssh or auto; -oZ)
+    /// Grab TLS certificates, HTTP, SSH host keys from open ports (tls,http,ssh,jarm or auto; -oZ)
     ///
     /// Grab the application layer from the open ports a SYN scan finds, in the same pass, over
     /// the scanner's own TCP: tls (the handshake and the certificate chain, parsed), http
     /// (GET /, inside TLS where tls found a session), ssh (identification, KEXINIT, host
-    /// key); MODULE:PORTS runs a module on those ports only (http:8000-8100,ssh:22,2222);
+    /// key), jarm (Salesforce's JARM fingerprint: ten ClientHellos, ten connections);
+    /// MODULE:PORTS runs a module on those ports only (http:8000-8100,ssh:22,2222);
     /// auto finds which of the three a port speaks (a greeting, a TLS hello with a request
     /// inside, a plain request: three connections at most) and reports a port that opens but
     /// carries no service as such. Results in ZGrab2's JSON (-oZ) and nmap's ssl-cert,
@@ -390,6 +391,24 @@ pub(crate) struct ServiceArgs {
         value_name = "NAME"
     )]
     pub(crate) http_host: Option<String>,
+
+    /// --grab http: redirects followed, each only while it stays on the port grabbed
+    ///
+    /// Follow up to N redirects (301, 302, 303, 307, 308 with a Location) of --grab http, as
+    /// ZGrab2's --max-redirects does; the earlier responses go into redirect_response_chain.
+    /// Only a Location on the same address and port is followed (a path, or a URL naming the
+    /// address or the --http-host name): a redirect never leads to an address outside the
+    /// scan's targets or inside its blocklist, and no name is resolved. Others end the chain
+    /// with the redirect as the response [default: 0, none]
+    #[arg(
+        help_heading = "Services",
+        hide_short_help = true,
+        long = "http-redirects",
+        value_name = "N",
+        default_value = "0",
+        value_parser = clap::value_parser!(u8).range(0..=20)
+    )]
+    pub(crate) http_redirects: u8,
 
     /// Service and version detection (also -sV)
     ///

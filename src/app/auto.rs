@@ -3,9 +3,11 @@
 //! plain request on a new one (three connections at most) tell SSH, TLS, HTTP, another
 //! protocol (kept as ZGrab2's `banner`), or a port that opens but carries no service.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::{http, ssh, tls, Ctx, End, Exchange, Module, Next, Outcome, Reply, TlsUse};
+use super::{
+    http, jarm, ssh, tls, Ctx, End, Exchange, Module, Next, Outcome, Reply, TlsUse, Whole,
+};
 
 /// A reply with nothing in it, by how it ended.
 fn empty(end: End) -> Outcome {
@@ -29,6 +31,7 @@ fn clear_hello(ctx: &Ctx, reuse: bool) -> Exchange {
         payload: tls::client_hello(ctx.plan.sni.as_deref(), ctx.seed),
         tls: TlsUse::No,
         reuse,
+        whole: Whole::Quiet,
     }
 }
 
@@ -39,6 +42,7 @@ fn full_handshake() -> Exchange {
         payload: Vec::new(),
         tls: TlsUse::Handshake,
         reuse: false,
+        whole: Whole::Quiet,
     }
 }
 
@@ -90,16 +94,30 @@ pub(super) fn tls_read(_ctx: &Ctx, stage: u8, reply: &Reply) -> Next {
 }
 
 pub(super) fn http_open(ctx: &Ctx) -> Exchange {
+    http_request(ctx, "/")
+}
+
+/// `GET path`, inside the session where the port speaks TLS; on the connection left open only
+/// for the first request (a redirect's request goes on a new one: ours asked the server to
+/// close).
+fn http_request(ctx: &Ctx, path: &str) -> Exchange {
     let tls = ctx.speaks_tls;
     Exchange {
         name: "http",
-        payload: http::request(&host(ctx, tls)),
+        payload: http::request(&host(ctx, tls), path),
         tls: if tls { TlsUse::Session } else { TlsUse::No },
-        reuse: ctx.open == Some(tls) && ctx.greeting.is_empty(),
+        reuse: path == "/"
+            && ctx.notes.is_empty()
+            && ctx.open == Some(tls)
+            && ctx.greeting.is_empty(),
+        whole: Whole::Quiet,
     }
 }
 
-pub(super) fn http_read(ctx: &Ctx, _stage: u8, reply: &Reply) -> Next {
+/// Stage `k` read the response to the `k`th request: a redirect on this port, while
+/// `--http-redirects` allows, is noted (the response, and the path it leads to) and followed;
+/// the last response is the result, the noted ones its `redirect_response_chain`.
+pub(super) fn http_read(ctx: &Ctx, stage: u8, reply: &Reply) -> Next {
     let tls = ctx.speaks_tls;
     if tls && !reply.tls.is_some_and(|t| t.complete) {
         let said = (
@@ -109,14 +127,45 @@ pub(super) fn http_read(ctx: &Ctx, _stage: u8, reply: &Reply) -> Next {
         );
         return Next::Done(vec![("http", said)], None);
     }
-    if reply.data.is_empty() {
+    if reply.data.is_empty() && ctx.notes.is_empty() {
         return Next::Done(vec![("http", empty(reply.end))], None);
     }
     let log = reply.tls.map(|f| tls::zgrab(f).1);
-    Next::Done(
-        vec![("http", http::zgrab(reply.data, &host(ctx, tls), log))],
-        None,
-    )
+    let (host, path) = (host(ctx, tls), redirected_path(ctx));
+    let (status, mut result, error) = http::zgrab(reply.data, &host, &path, log);
+    let next = http::parse(reply.data).and_then(|r| {
+        http::redirect(
+            &r,
+            &path,
+            tls,
+            ctx.plan.http_host.as_deref(),
+            ctx.ip,
+            ctx.port,
+        )
+    });
+    if let Some(next) = next.filter(|_| stage < ctx.plan.http_redirects) {
+        let note = json!({ "next": next, "response": result["response"] }).to_string();
+        return Next::Note(note, stage + 1, http_request(ctx, &next));
+    }
+    if !ctx.notes.is_empty() {
+        let chain: Vec<Value> = ctx
+            .notes
+            .iter()
+            .filter_map(|n| serde_json::from_str::<Value>(n).ok())
+            .map(|n| n["response"].clone())
+            .collect();
+        result["redirect_response_chain"] = Value::Array(chain);
+    }
+    Next::Done(vec![("http", (status, result, error))], None)
+}
+
+/// The path of the request out: `/`, or where the last noted redirect led.
+fn redirected_path(ctx: &Ctx) -> String {
+    ctx.notes
+        .last()
+        .and_then(|n| serde_json::from_str::<Value>(n).ok())
+        .and_then(|n| n["next"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "/".into())
 }
 
 pub(super) fn ssh_open(ctx: &Ctx) -> Exchange {
@@ -125,6 +174,7 @@ pub(super) fn ssh_open(ctx: &Ctx) -> Exchange {
         payload: ssh::client_flight(ctx.seed),
         tls: TlsUse::No,
         reuse: ctx.open == Some(false),
+        whole: Whole::Quiet,
     }
 }
 
@@ -138,6 +188,45 @@ pub(super) fn ssh_read(ctx: &Ctx, _stage: u8, reply: &Reply) -> Next {
         return Next::Done(vec![("ssh", empty(reply.end))], None);
     }
     Next::Done(vec![("ssh", ssh::zgrab(&ssh::read_server(&data)))], None)
+}
+
+/// JARM's hello `k`, on the scan's connection when it is open and silent.
+fn jarm_hello(ctx: &Ctx, k: usize) -> Exchange {
+    let host = match &ctx.plan.sni {
+        Some(name) => name.clone(),
+        None => ctx.ip.to_string(),
+    };
+    Exchange {
+        name: "jarm",
+        payload: jarm::client_hello(k, &host, ctx.seed),
+        tls: TlsUse::No,
+        reuse: k == 0 && ctx.open == Some(false) && ctx.greeting.is_empty(),
+        whole: Whole::FirstRecord,
+    }
+}
+
+pub(super) fn jarm_open(ctx: &Ctx) -> Exchange {
+    jarm_hello(ctx, 0)
+}
+
+/// Stage `k` read hello `k`'s reply: its reading is kept, and the next hello goes out on a
+/// new connection; after the tenth, the fingerprint. No reply at all within the wait ends it
+/// as the reference does: a dead server, 62 zeros.
+pub(super) fn jarm_read(ctx: &Ctx, stage: u8, reply: &Reply) -> Next {
+    let k = stage as usize;
+    if reply.data.is_empty() && matches!(reply.end, End::Quiet | End::Aborted) {
+        let (status, _, error) = empty(reply.end);
+        let zeros = json!({ "fingerprint": jarm::fingerprint(&[]) });
+        return Next::Done(vec![("jarm", (status, zeros, error))], None);
+    }
+    let reading = jarm::read_reply(reply.data);
+    if k + 1 < jarm::HELLOS {
+        return Next::Note(reading, stage + 1, jarm_hello(ctx, k + 1));
+    }
+    let mut readings = ctx.notes.to_vec();
+    readings.push(reading);
+    let fp = json!({ "fingerprint": jarm::fingerprint(&readings) });
+    Next::Done(vec![("jarm", ("success", fp, None))], None)
 }
 
 /// What another protocol said (ZGrab2's `banner` module).
@@ -174,9 +263,10 @@ pub(super) fn auto_greeting(ctx: &Ctx, end: End) -> Next {
         1,
         Exchange {
             name: "auto",
-            payload: http::request(&host(ctx, true)),
+            payload: http::request(&host(ctx, true), "/"),
             tls: TlsUse::Session,
             reuse: true,
+            whole: Whole::Quiet,
         },
     )
 }
@@ -185,9 +275,10 @@ pub(super) fn auto_greeting(ctx: &Ctx, end: End) -> Next {
 pub(super) fn auto_read(ctx: &Ctx, stage: u8, reply: &Reply) -> Next {
     let plain = || Exchange {
         name: "auto",
-        payload: http::request(&host(ctx, false)),
+        payload: http::request(&host(ctx, false), "/"),
         tls: TlsUse::No,
         reuse: false,
+        whole: Whole::Quiet,
     };
     if stage == 1 {
         let facts = reply.tls.cloned().unwrap_or_default();
@@ -195,7 +286,7 @@ pub(super) fn auto_read(ctx: &Ctx, stage: u8, reply: &Reply) -> Next {
             let mut out = vec![("tls", tls::zgrab(&facts))];
             if http::looks_like_http(reply.data) {
                 let log = Some(out[0].1 .1.clone());
-                out.push(("http", http::zgrab(reply.data, &host(ctx, true), log)));
+                out.push(("http", http::zgrab(reply.data, &host(ctx, true), "/", log)));
             }
             return Next::Done(out, Some(true));
         }
@@ -213,7 +304,10 @@ pub(super) fn auto_read(ctx: &Ctx, stage: u8, reply: &Reply) -> Next {
     }
     if http::looks_like_http(reply.data) {
         return Next::Done(
-            vec![("http", http::zgrab(reply.data, &host(ctx, false), None))],
+            vec![(
+                "http",
+                http::zgrab(reply.data, &host(ctx, false), "/", None),
+            )],
             Some(false),
         );
     }
@@ -238,6 +332,7 @@ mod tests {
             spec: spec.parse::<GrabSpec>().unwrap(),
             sni: None,
             http_host: None,
+            http_redirects: 0,
         }
     }
 

@@ -102,12 +102,86 @@ pub(crate) fn host_value(host: Option<&str>, ip: IpAddr, port: u16, tls: bool) -
     }
 }
 
-/// `GET /` with the headers ZGrab2 sends, closing the connection after the response.
-pub(crate) fn request(host: &str) -> Vec<u8> {
+/// `GET path` with the headers ZGrab2 sends, closing the connection after the response.
+pub(crate) fn request(host: &str, path: &str) -> Vec<u8> {
     format!(
-        "GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
     )
     .into_bytes()
+}
+
+/// Where a redirect leads, as a path on this port: `None` when the response is no redirect, or
+/// its Location leaves the port (another scheme, address, name or port; a name other than the
+/// address or `--http-host` is never resolved). `path` is the request's.
+pub(crate) fn redirect(
+    r: &Response,
+    path: &str,
+    tls: bool,
+    http_host: Option<&str>,
+    ip: IpAddr,
+    port: u16,
+) -> Option<String> {
+    if ![301, 302, 303, 307, 308].contains(&r.code) {
+        return None;
+    }
+    let loc = r.headers.iter().find(|h| h.0 == "location")?.1.trim();
+    let loc = loc.split('#').next().unwrap_or_default();
+    let target = if let Some(rest) = loc.strip_prefix("//") {
+        same_origin(rest, tls, http_host, ip, port)?
+    } else if let Some((scheme, rest)) = loc.split_once("://") {
+        let wanted = if tls { "https" } else { "http" };
+        if !scheme.eq_ignore_ascii_case(wanted) {
+            return None;
+        }
+        same_origin(rest, tls, http_host, ip, port)?
+    } else if loc.starts_with('/') {
+        loc.to_string()
+    } else if loc.is_empty() || loc.contains(':') {
+        return None;
+    } else {
+        // Relative to the request's directory.
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        format!("{dir}{loc}")
+    };
+    let ok = target.starts_with('/') && target.bytes().all(|b| (0x21..0x7f).contains(&b));
+    ok.then_some(target)
+}
+
+/// The path of `authority/path` when the authority is this port: the address (IPv6 in
+/// brackets) or the `--http-host` name, with this port or the scheme's.
+fn same_origin(
+    rest: &str,
+    tls: bool,
+    http_host: Option<&str>,
+    ip: IpAddr,
+    port: u16,
+) -> Option<String> {
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    let (name, their_port) = match authority.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()) => {
+            (n, p.parse::<u16>().ok()?)
+        }
+        _ => (authority, if tls { 443 } else { 80 }),
+    };
+    let address = match ip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let ours = name.eq_ignore_ascii_case(&address)
+        || name.parse::<IpAddr>().is_ok_and(|a| a == ip)
+        || http_host.is_some_and(|h| name.eq_ignore_ascii_case(h));
+    if !ours || their_port != port {
+        return None;
+    }
+    Some(match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    })
 }
 
 /// A response's parts.
@@ -214,11 +288,12 @@ fn headers_json(headers: &[(String, String)]) -> Value {
 pub fn zgrab(
     data: &[u8],
     host: &str,
+    path: &str,
     tls_log: Option<Value>,
 ) -> (&'static str, Value, Option<String>) {
     let scheme = if tls_log.is_some() { "https" } else { "http" };
     let mut request = json!({
-        "url": {"scheme": scheme, "host": host, "path": "/"},
+        "url": {"scheme": scheme, "host": host, "path": path},
         "method": "GET",
         "headers": {"accept": ["*/*"], "user_agent": [USER_AGENT]},
         "host": host,
@@ -277,7 +352,7 @@ mod tests {
     #[test]
     fn a_response_reads_as_zgrab2_writes_it() {
         let data = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\nContent-Length: 44\r\nX-Lab: a\r\nX-Lab: b\r\n\r\n<html><TITLE>\n Lab   page </TITLE></html>\n";
-        let (status, v, err) = zgrab(data, "198.18.0.2", None);
+        let (status, v, err) = zgrab(data, "198.18.0.2", "/", None);
         assert_eq!((status, err), ("success", None));
         let r = &v["response"];
         assert_eq!(r["status_line"], "200 OK");
@@ -294,7 +369,7 @@ mod tests {
             r["body_sha256"],
             hex(&sha256(b"<html><TITLE>\n Lab   page </TITLE></html>\n"))
         );
-        assert_eq!(zgrab(b"SSH-2.0-x\r\n", "h", None).0, "protocol-error");
+        assert_eq!(zgrab(b"SSH-2.0-x\r\n", "h", "/", None).0, "protocol-error");
     }
 
     #[test]
@@ -304,5 +379,45 @@ mod tests {
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(host_value(None, ip, 8080, false), "[2001:db8::1]:8080");
         assert_eq!(host_value(Some("lab"), ip, 443, true), "lab");
+    }
+
+    #[test]
+    fn redirects_are_followed_only_on_the_same_port() {
+        let ip: IpAddr = "198.19.0.5".parse().unwrap();
+        let resp = |code: u16, loc: &str| Response {
+            version: (1, 1),
+            code,
+            reason: String::new(),
+            headers: vec![("location".into(), loc.into())],
+            body: Vec::new(),
+        };
+        let go = |code, loc, tls, port| {
+            redirect(&resp(code, loc), "/a/b", tls, Some("lab.example"), ip, port)
+        };
+        assert_eq!(go(302, "/landing", false, 8082), Some("/landing".into()));
+        assert_eq!(go(301, "c?x=1#frag", false, 80), Some("/a/c?x=1".into()));
+        assert_eq!(go(307, "http://198.19.0.5/x", false, 80), Some("/x".into()));
+        assert_eq!(
+            go(308, "http://198.19.0.5:8082", false, 8082),
+            Some("/".into())
+        );
+        assert_eq!(
+            go(302, "https://lab.example/y", true, 443),
+            Some("/y".into())
+        );
+        assert_eq!(
+            go(302, "//LAB.example:8443?q", true, 8443),
+            Some("/?q".into())
+        );
+        // Leaving the port: another scheme, address, name or port; not a redirect.
+        assert_eq!(go(301, "https://198.19.0.5/", false, 80), None);
+        assert_eq!(go(301, "http://198.19.0.6/", false, 80), None);
+        assert_eq!(go(301, "http://example.com/", false, 80), None);
+        assert_eq!(go(301, "http://198.19.0.5:8080/", false, 80), None);
+        assert_eq!(go(200, "/landing", false, 80), None);
+        assert_eq!(go(302, "javascript:alert(1)", false, 80), None);
+        let v6: IpAddr = "2001:db8::5".parse().unwrap();
+        let r = resp(302, "http://[2001:db8::5]:8082/z");
+        assert_eq!(redirect(&r, "/", false, None, v6, 8082), Some("/z".into()));
     }
 }

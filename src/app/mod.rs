@@ -9,6 +9,7 @@
 
 pub(crate) mod auto;
 pub mod http;
+pub mod jarm;
 pub(crate) mod nmap;
 pub mod ssh;
 pub mod tls;
@@ -71,6 +72,7 @@ pub(crate) enum Module {
     Tls,
     Http,
     Ssh,
+    Jarm,
 }
 
 pub(crate) static MODULES: &[ModuleRow] = &[
@@ -91,6 +93,12 @@ pub(crate) static MODULES: &[ModuleRow] = &[
         name: "ssh",
         open: auto::ssh_open,
         read: auto::ssh_read,
+    },
+    ModuleRow {
+        module: Module::Jarm,
+        name: "jarm",
+        open: auto::jarm_open,
+        read: auto::jarm_read,
     },
 ];
 
@@ -114,7 +122,7 @@ pub(crate) struct GrabSpec {
 /// Why a `--grab` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum GrabSpecError {
-    #[error("unknown grab module {0:?} (auto, tls, http, ssh)")]
+    #[error("unknown grab module {0:?} (auto, tls, http, ssh, jarm)")]
     Module(String),
     #[error("bad port range {0:?} in --grab (http:8000-8100)")]
     Ports(String),
@@ -203,6 +211,8 @@ pub(crate) struct AppPlan {
     pub(crate) spec: GrabSpec,
     pub(crate) sni: Option<String>,
     pub(crate) http_host: Option<String>,
+    /// `--http-redirects`: how many redirects `http` follows on its port.
+    pub(crate) http_redirects: u8,
 }
 
 /// One module's result, as ZGrab2 writes it under `data.<module>`.
@@ -293,6 +303,27 @@ pub(crate) struct Exchange {
     pub(crate) tls: TlsUse,
     /// On the connection still open from the previous exchange; else on a new one.
     pub(crate) reuse: bool,
+    /// When the reply is whole.
+    pub(crate) whole: Whole,
+}
+
+/// When an exchange's reply is whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole {
+    /// When the port falls quiet, closes, or fills the byte bound.
+    Quiet,
+    /// Also once the first TLS record (or an alert) is in: JARM reads no more, and need not
+    /// wait for the quiet spell.
+    FirstRecord,
+}
+
+impl Whole {
+    pub(crate) fn reached(self, data: &[u8]) -> bool {
+        match self {
+            Whole::Quiet => false,
+            Whole::FirstRecord => jarm::whole(data),
+        }
+    }
 }
 
 /// An exchange's reply.
@@ -309,6 +340,8 @@ pub(crate) struct Reply<'a> {
 pub(crate) enum Next {
     /// Another exchange, at this stage.
     Again(u8, Exchange),
+    /// The same, keeping a note for the module's later stages (`Ctx::notes`).
+    Note(String, u8, Exchange),
     /// Hand the port to a module, at a stage, with this exchange (`auto` once it knows the
     /// protocol).
     Switch(Module, u8, Exchange),
@@ -330,6 +363,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) speaks_tls: bool,
     /// Whether this exchange reuses the connection (set by the machine when it sends).
     pub(crate) reused: bool,
+    /// What the running module noted at its earlier stages.
+    pub(crate) notes: &'a [String],
     pub(crate) seed: u64,
 }
 
@@ -361,6 +396,8 @@ pub(crate) struct PortGrab {
     reused: bool,
     /// The exchange out, until its reply.
     pending: Option<Exchange>,
+    /// The running module's notes.
+    notes: Vec<String>,
     pub(crate) results: Vec<AppResult>,
     seed: u64,
 }
@@ -383,6 +420,7 @@ impl PortGrab {
             speaks_tls: false,
             reused: false,
             pending: None,
+            notes: Vec::new(),
             results: Vec::new(),
             seed,
         })
@@ -397,6 +435,7 @@ impl PortGrab {
             open: self.open,
             speaks_tls: self.speaks_tls,
             reused: self.reused,
+            notes: &self.notes,
             seed: self.seed,
         }
     }
@@ -419,6 +458,7 @@ impl PortGrab {
             return Step::Done;
         };
         self.running = Some((Running::Module(m), 0));
+        self.notes.clear();
         let ex = (m.row().open)(&self.ctx(plan));
         self.send(ex)
     }
@@ -458,7 +498,12 @@ impl PortGrab {
                 }
                 self.send(ex)
             }
+            Next::Note(note, stage, ex) => {
+                self.notes.push(note);
+                self.follow(plan, Next::Again(stage, ex))
+            }
             Next::Switch(m, stage, ex) => {
+                self.notes.clear();
                 self.queue.retain(|q| *q != m);
                 self.running = Some((Running::Module(m), stage));
                 self.send(ex)
@@ -520,5 +565,42 @@ mod tests {
         for bad in ["ftp", "http:0", "http:9-8", "auto,tls", "", "22", "http:x"] {
             assert!(bad.parse::<GrabSpec>().is_err(), "{bad}");
         }
+    }
+
+    /// `jarm` carries its readings from stage to stage in the machine's notes: ten hellos,
+    /// the first on the scan's silent connection, the others on new ones, each ending at its
+    /// first record; then one fingerprint.
+    #[test]
+    fn jarm_notes_its_readings_and_fingerprints_after_the_tenth() {
+        let plan = AppPlan {
+            spec: "jarm".parse().unwrap(),
+            sni: None,
+            http_host: None,
+            http_redirects: 0,
+        };
+        let ip: IpAddr = "198.18.0.1".parse().unwrap();
+        let mut g = PortGrab::new(&plan, ip, 443, 1).unwrap();
+        let alert = [21u8, 3, 3, 0, 2, 2, 40];
+        let mut step = g.greeting(&plan, &[], End::Quiet);
+        for k in 0..jarm::HELLOS {
+            let Step::Send(ex) = step else {
+                panic!("hello {k}")
+            };
+            assert_eq!(
+                (ex.name, ex.reuse, ex.whole),
+                ("jarm", k == 0, Whole::FirstRecord)
+            );
+            let reply = Reply {
+                data: &alert,
+                end: End::Closed,
+                tls: None,
+            };
+            step = g.reply(&plan, reply);
+        }
+        assert_eq!(step, Step::Done);
+        assert_eq!(g.results.len(), 1);
+        assert_eq!(g.results[0].status, "success");
+        let zeros = "0".repeat(62);
+        assert_eq!(g.results[0].result["fingerprint"], zeros.as_str());
     }
 }

@@ -1081,6 +1081,7 @@ fn app_plan(
         let given = [
             ("--sni", s.sni.is_some()),
             ("--http-host", s.http_host.is_some()),
+            ("--http-redirects", s.http_redirects > 0),
             ("-oZ", outputs.any(|f| f.long == "--output-zgrab")),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
@@ -1107,6 +1108,7 @@ fn app_plan(
         spec,
         sni: s.sni.clone(),
         http_host: s.http_host.clone(),
+        http_redirects: s.http_redirects,
     })))
 }
 

@@ -29,7 +29,7 @@ use std::{
 };
 
 use super::watermark::Holds;
-use crate::app::TlsUse;
+use crate::app::{TlsUse, Whole};
 use crate::wire::repr::L4Repr;
 use crate::{
     cookie::PortRange,
@@ -65,6 +65,14 @@ pub struct GrabOptions {
     pub udp: bool,
     /// `--sni`: the name our TLS sessions ask for (none: the address, which sends no SNI).
     pub sni: Option<String>,
+}
+
+/// Whether a conversation's answer is all there is to wait for: the bytes kept are full, the
+/// TLS handshake alone was asked for and is done, or the exchange says its reply is whole.
+fn answer_is_whole(c: &Conn, max_bytes: usize) -> bool {
+    c.buf.len() >= max_bytes
+        || (c.wants_tls == TlsUse::Handshake && c.tls.as_ref().is_some_and(|t| !t.handshaking()))
+        || c.whole.reached(&c.buf)
 }
 
 /// The window we advertise: what we are willing to keep.
@@ -119,6 +127,8 @@ pub enum Order {
         reuse: bool,
         /// Plain, inside TLS, or the TLS handshake alone.
         tls: TlsUse,
+        /// When the answer is whole.
+        whole: Whole,
     },
     /// Detection is over: close what is still open.
     Close { key: (IpAddr, u16) },
@@ -151,6 +161,8 @@ struct Conn {
     /// Open TLS once the handshake is done (a connection of our own for a probe inside TLS),
     /// or only make the handshake.
     wants_tls: TlsUse,
+    /// When the answer is whole.
+    whole: Whole,
 }
 
 #[derive(Debug)]
@@ -432,6 +444,7 @@ impl Grabber {
                 wait: self.opts.greeting_wait,
                 tls: None,
                 wants_tls: TlsUse::No,
+                whole: Whole::Quiet,
             },
         );
         None
@@ -526,13 +539,7 @@ impl Grabber {
                 c.rcv_nxt = c.rcv_nxt.wrapping_add(1);
                 done = true;
             }
-            if c.buf.len() >= self.opts.max_bytes {
-                done = true;
-            }
-            if c.wants_tls == TlsUse::Handshake && c.tls.as_ref().is_some_and(|t| !t.handshaking())
-            {
-                done = true; // only the handshake was asked for
-            }
+            done |= answer_is_whole(c, self.opts.max_bytes);
             if !app.is_empty() {
                 // Once the port has spoken, a quiet spell ends the banner.
                 let quiet = now + self.opts.idle;
@@ -727,6 +734,7 @@ impl Grabber {
                 wait,
                 reuse,
                 tls,
+                whole,
             } => {
                 if record.proto == crate::probe::Proto::Udp {
                     self.send_udp(key, *record, &payload, wait, now);
@@ -746,6 +754,7 @@ impl Grabber {
                     c.wait = wait;
                     c.deadline = now + wait;
                     c.phase = Phase::Probed;
+                    c.whole = whole;
                     if c.tls.is_none() && tls != TlsUse::No {
                         // TLS begins on this connection (`--grab`: after a silent greeting).
                         match super::tls::TlsLayer::new(key.0, &payload, sni.as_deref(), tls) {
@@ -778,7 +787,8 @@ impl Grabber {
                     if self.conns.contains_key(&key) {
                         self.close(key);
                     }
-                    self.connect(key, *record, name, payload, wait, tls, now);
+                    let c = self.connect(key, *record, name, payload, wait, tls, now);
+                    c.whole = whole;
                 }
             }
         }
@@ -795,7 +805,7 @@ impl Grabber {
         wait: Duration,
         tls: TlsUse,
         now: Instant,
-    ) {
+    ) -> &mut Conn {
         let sport = self.next_source_port();
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
@@ -826,8 +836,10 @@ impl Grabber {
                 wait,
                 tls: None,
                 wants_tls: tls,
+                whole: Whole::Quiet,
             },
         );
+        self.conns.get_mut(&key).expect("just inserted")
     }
 
     /// Sends `payload` on the established connection `key` (retransmitted until acknowledged).
@@ -1336,6 +1348,7 @@ mod tests {
             wait: Duration::from_secs(1),
             reuse,
             tls: crate::app::TlsUse::No,
+            whole: Whole::Quiet,
         };
         g.order(probe(true), t0 + ms(160));
         let sent = next(&mut g).unwrap();

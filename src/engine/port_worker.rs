@@ -25,7 +25,7 @@ use super::{
     OutMsg,
 };
 use crate::{
-    app::{AppPlan, AppResult, PortGrab, Reply, Step as GrabStep, TlsUse},
+    app::{AppPlan, AppResult, PortGrab, Reply, Step as GrabStep, TlsUse, Whole},
     output::Record,
     probe::{PortState, Proto, Reason},
     service::{
@@ -134,6 +134,7 @@ pub(crate) fn run(work: PortWork, links: Links) {
                     wait,
                     reuse,
                     tls: if tls { TlsUse::Session } else { TlsUse::No },
+                    whole: Whole::Quiet,
                 });
             }
             Some(Step::Done(service)) => {
@@ -199,6 +200,7 @@ fn grab_step(work: &PortWork, port: &mut Port, a: &Answer, new: bool) -> Option<
             wait: work.max_wait,
             reuse: ex.reuse,
             tls: ex.tls,
+            whole: ex.whole,
         }),
         GrabStep::Done => {
             port.apps = std::mem::take(&mut port.grab.take()?.results);

@@ -232,6 +232,7 @@ fn zgrab2_shape(line: &Value) {
                 assert!(is_hex(&key["fingerprint_sha256"], 64));
             }
             "banner" => assert!(res["banner"].is_string()),
+            "jarm" => assert!(is_hex(&res["fingerprint"], 62), "{ctx}"),
             other => panic!("module {other}"),
         }
     }
@@ -529,7 +530,7 @@ fn grabs_equal_what_the_servers_own_tools_say() {
         "-p",
         PORTS,
         "--grab",
-        "tls,http,ssh",
+        "tls,http,ssh,jarm",
         "-q",
         "-oZ",
         z.to_str().unwrap(),
@@ -692,6 +693,37 @@ fn grabs_equal_what_the_servers_own_tools_say() {
         ));
     }
 
+    // jarm: against the reference's hellos and hashing (pyjarm, scripts/setup.sh --test), on
+    // every server: TLS 1.3 only, TLS 1.0 only, RSA and ECDSA, SNI, and ports with no TLS.
+    let oracles =
+        std::env::var("XDPSCAN_ORACLES").unwrap_or_else(|_| "/opt/xdpscan-oracles".into());
+    let pyjarm = format!("{oracles}/python");
+    assert!(
+        std::path::Path::new(&pyjarm).join("jarm").is_dir(),
+        "no pyjarm in {pyjarm}: run scripts/setup.sh --test"
+    );
+    for port in [443, 8443, 8444, 4433, 4434, 80, 22] {
+        let target = format!("{HOST}:{port}");
+        let said = run(&mut lab.in_scan(
+            "env",
+            &[
+                &format!("PYTHONPATH={pyjarm}"),
+                "python3",
+                "-m",
+                "jarm",
+                &target,
+            ],
+        ));
+        let theirs = said
+            .lines()
+            .find_map(|l| l.strip_prefix("JARM: "))
+            .unwrap_or_else(|| panic!("{port}: pyjarm said {said}"));
+        let jarm = at(port, "jarm");
+        assert_eq!(jarm["status"], "success", "{port}: {jarm}");
+        assert_eq!(jarm["result"]["fingerprint"], theirs, "{port}: pyjarm");
+        table.push(format!("jarm {port}: {theirs} = pyjarm"));
+    }
+
     // nmap's scripts on the same ports: the same elements, the same text.
     let nmap_xml = scratch.join("nmap.xml");
     // The services nmap's scripts select ports by, named without -sV's probes (--servicedb
@@ -784,6 +816,91 @@ fn grabs_equal_what_the_servers_own_tools_say() {
         ["server_certificates"]["certificate"];
     check_certificate(&leaf["parsed"], &leaf["raw"], &dir.join("rsa.crt"));
     table.push("tls 4434 --sni lab.example: the certificate for that name = openssl x509".into());
+
+    // --http-redirects: a relative and an absolute redirect on the port are followed (by the
+    // address, then by the --http-host name, which nginx's Location echoes), one to another
+    // port is not; against curl -L.
+    for name in [None, Some("lab.example")] {
+        let zr = scratch.join("redirects.json");
+        let mut args = vec![
+            HOST,
+            "-p",
+            "8082,8083",
+            "--grab",
+            "http",
+            "--http-redirects",
+            "2",
+        ];
+        args.extend(name.map(|n| ["--http-host", n]).iter().flatten());
+        args.extend(["-q", "-oZ", zr.to_str().unwrap(), "-o", "/dev/null"]);
+        let out = lab.xdpscan(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let lines = zgrab_lines(&zr);
+        let http = |port: u16| lines[&(HOST.to_string(), port)]["data"]["http"]["result"].clone();
+        let authority = name.unwrap_or(HOST);
+        let url = format!("http://{authority}:8082/");
+        let resolve = format!("{authority}:8082:{HOST}");
+        let curl = |extra: &[&str]| {
+            let mut a = vec!["-sL", "--max-redirs", "2", "--resolve", &resolve];
+            a.extend_from_slice(extra);
+            a.push(&url);
+            run(&mut lab.in_scan("curl", &a))
+        };
+        let statuses: Vec<String> = curl(&["-D", "-", "-o", "/dev/null"])
+            .lines()
+            .filter(|l| l.starts_with("HTTP/"))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+            .collect();
+        let r = http(8082);
+        let chain: Vec<String> = r["redirect_response_chain"]
+            .as_array()
+            .expect("a chain")
+            .iter()
+            .map(|c| c["status_code"].to_string())
+            .collect();
+        let ours: Vec<String> = chain
+            .iter()
+            .cloned()
+            .chain([r["response"]["status_code"].to_string()])
+            .collect();
+        assert_eq!(ours, statuses, "8082 ({name:?}): the statuses curl -L saw");
+        assert_eq!(
+            r["response"]["body"],
+            curl(&[]),
+            "8082 ({name:?}): curl -L's body"
+        );
+        assert_eq!(r["response"]["request"]["url"]["path"], "/index.html");
+        let hop = &r["redirect_response_chain"][1]["headers"]["location"][0];
+        assert_eq!(
+            hop,
+            &format!("http://{authority}:8082/index.html"),
+            "{name:?}"
+        );
+        let away = http(8083);
+        assert_eq!(away["response"]["status_code"], 301, "{away}");
+        assert!(away.get("redirect_response_chain").is_none(), "{away}");
+        table.push(format!(
+            "http 8082 --http-redirects 2 (Host {authority}): {ours:?}, the final body = curl -L; 8083's redirect to another port not followed"
+        ));
+    }
+
+    // --grab with -sV: the grabs, then nmap's detection from the scan connection's greeting,
+    // in one record (NDJSON on stdout: `data` and `service`).
+    let out = lab.xdpscan(&[HOST, "-p", "22,443", "--grab", "ssh,tls", "-sV", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (port, module, product) in [(22, "ssh", "OpenSSH"), (443, "tls", "nginx")] {
+        let r = lines
+            .iter()
+            .find(|r| r["port"] == port)
+            .unwrap_or_else(|| panic!("{port}: {lines:?}"));
+        assert_eq!(r["data"][module]["status"], "success", "{port}: {r}");
+        assert_eq!(r["service"]["product"], product, "{port}: {r}");
+    }
+    table.push("--grab ssh,tls -sV: 22 ssh + OpenSSH, 443 tls + nginx in one record".into());
 
     // auto: protocols behind ports that do not name them, and ports with no service, over
     // both families.
