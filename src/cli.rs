@@ -394,8 +394,9 @@ pub(crate) struct ServiceArgs {
 
     /// --grab http: redirects followed, each only while it stays on the port grabbed
     ///
-    /// Follow up to N redirects (301, 302, 303, 307, 308 with a Location) of --grab http, as
-    /// ZGrab2's --max-redirects does; the earlier responses go into redirect_response_chain.
+    /// Follow up to N redirects (301, 302, 303, 307, 308 with a Location) of --grab's http
+    /// module (not auto's identification, which keeps the first response), as ZGrab2's
+    /// --max-redirects does; the earlier responses go into redirect_response_chain.
     /// Only a Location on the same address and port is followed (a path, or a URL naming the
     /// address or the --http-host name): a redirect never leads to an address outside the
     /// scan's targets or inside its blocklist, and no name is resolved. Others end the chain

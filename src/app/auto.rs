@@ -98,18 +98,15 @@ pub(super) fn http_open(ctx: &Ctx) -> Exchange {
 }
 
 /// `GET path`, inside the session where the port speaks TLS; on the connection left open only
-/// for the first request (a redirect's request goes on a new one: ours asked the server to
-/// close).
+/// for the first request (a redirect's request, after a note, goes on a new one: ours asked
+/// the server to close).
 fn http_request(ctx: &Ctx, path: &str) -> Exchange {
     let tls = ctx.speaks_tls;
     Exchange {
         name: "http",
         payload: http::request(&host(ctx, tls), path),
         tls: if tls { TlsUse::Session } else { TlsUse::No },
-        reuse: path == "/"
-            && ctx.notes.is_empty()
-            && ctx.open == Some(tls)
-            && ctx.greeting.is_empty(),
+        reuse: ctx.notes.is_empty() && ctx.open == Some(tls) && ctx.greeting.is_empty(),
         whole: Whole::Quiet,
     }
 }

@@ -1091,6 +1091,13 @@ fn app_plan(
         }
         return Ok(None);
     };
+    // `auto` reports the first response it identifies HTTP by; only the http module follows.
+    let follows = !spec.auto && spec.modules.iter().any(|m| m.0 == crate::app::Module::Http);
+    if s.http_redirects > 0 && !follows {
+        return Err(ConfigError::Usage(
+            "--http-redirects applies to --grab's http module (--grab http, or http:PORTS), which this scan does not run".into(),
+        ));
+    }
     for (flag, name) in [("--sni", &s.sni), ("--http-host", &s.http_host)] {
         if let Some(n) = name {
             let ok = !n.is_empty()
@@ -1742,6 +1749,18 @@ mod tests {
             "a b"
         ])
         .contains("not a host name"));
+        for grab in ["auto", "tls,ssh"] {
+            let args = [
+                "198.18.0.1",
+                "-p",
+                "80",
+                "--grab",
+                grab,
+                "--http-redirects",
+                "2",
+            ];
+            assert!(usage(&args).contains("--http-redirects applies to --grab's http module"));
+        }
         assert!(usage(&[
             "198.18.0.1",
             "-p",

@@ -306,6 +306,7 @@ impl Grabber {
             data,
             End::Quiet,
             now.duration_since(p.started),
+            None,
         );
         true
     }
@@ -360,6 +361,7 @@ impl Grabber {
                 Vec::new(),
                 End::Failed,
                 Duration::ZERO,
+                None,
             );
             return;
         };
@@ -704,11 +706,12 @@ impl Grabber {
                     Vec::new(),
                     End::Aborted,
                     Duration::ZERO,
+                    None,
                 );
             }
             for o in unserved {
                 if let Order::Probe { key, record, .. } = o {
-                    self.answer(key, record, Vec::new(), End::Aborted, Duration::ZERO);
+                    self.answer(key, record, Vec::new(), End::Aborted, Duration::ZERO, None);
                 }
             }
             return Vec::new();
@@ -882,6 +885,7 @@ impl Grabber {
                 Vec::new(),
                 End::Quiet,
                 now.duration_since(p.started),
+                None,
             );
         }
         let due: Vec<(IpAddr, u16)> = self
@@ -961,22 +965,11 @@ impl Grabber {
         } else {
             self.conns.remove(&key);
         }
-        self.answer_tls(key, Box::new(record), data, end, elapsed, tls);
+        self.answer(key, Box::new(record), data, end, elapsed, tls);
         None
     }
 
     fn answer(
-        &mut self,
-        key: (IpAddr, u16),
-        record: Box<Record>,
-        data: Vec<u8>,
-        end: End,
-        elapsed: Duration,
-    ) {
-        self.answer_tls(key, record, data, end, elapsed, None);
-    }
-
-    fn answer_tls(
         &mut self,
         key: (IpAddr, u16),
         record: Box<Record>,
@@ -1359,5 +1352,56 @@ mod tests {
         let ends: Vec<End> = g.drain_answers().map(|a| a.end).collect();
         assert_eq!(ends, [End::Aborted, End::Aborted]);
         assert!(seg(&next(&mut g).unwrap()).flags().has(TcpFlags::RST));
+    }
+
+    /// An exchange that says when its reply is whole (JARM's first record) ends at once; one
+    /// that does not waits for the quiet spell.
+    #[test]
+    fn a_whole_reply_ends_its_exchange_without_the_quiet_spell() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        for whole in [Whole::FirstRecord, Whole::Quiet] {
+            let detecting = Arc::new(AtomicUsize::new(0));
+            let ports = PortRange {
+                lo: 62000,
+                hi: 62010,
+            };
+            let mut g = Grabber::new(opts(), Frames::single(params()), t0, 7)
+                .with_version(detecting, ports);
+            let synack = tcp_reply(DST, 443, 61000, 1000, 5001, "SA", 64240);
+            assert!(g.open(&ip(&synack), record(), t0).is_none());
+            assert!(g.tick(t0 + ms(150)).is_empty());
+            let greeting: Vec<Answer> = g.drain_answers().collect();
+            g.order(
+                Order::Probe {
+                    key: (DST, 443),
+                    record: greeting[0].record.clone(),
+                    name: "jarm".into(),
+                    payload: b"hello".to_vec(),
+                    wait: Duration::from_secs(1),
+                    reuse: true,
+                    tls: crate::app::TlsUse::No,
+                    whole,
+                },
+                t0 + ms(160),
+            );
+            let alert = [21, 3, 3, 0, 2, 2, 40];
+            let mut data = Vec::new();
+            etherparse::PacketBuilder::ipv4([198, 19, 1, 5], [198, 18, 0, 1], 64)
+                .tcp(443, 61000, 1001, 64240)
+                .ack(5006)
+                .psh()
+                .write(&mut data, &alert)
+                .unwrap();
+            assert_eq!(g.segment(&ip(&data), t0 + ms(170)), Some(None));
+            let answers: Vec<Answer> = g.drain_answers().collect();
+            match whole {
+                Whole::FirstRecord => {
+                    assert_eq!(answers.len(), 1);
+                    assert_eq!(answers[0].data, alert);
+                }
+                Whole::Quiet => assert!(answers.is_empty(), "waits for the quiet spell"),
+            }
+        }
     }
 }
